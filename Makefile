@@ -1,0 +1,38 @@
+# The two commands of the quick start: `make up` and `make test`.
+# Each creates .venv and installs what it needs first.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+
+.PHONY: up test install protos lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(VENV)/bin/meshline up
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/buf lint
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	$(VENV)/bin/pytest -q
+
+# Regenerate meshline/inference and meshline/v1 from protos/ (tests fail when stale).
+protos: $(STAMP)
+	$(PY) scripts/generate_protos.py
+
+bench: $(STAMP)
+	$(PY) -m bench.mesh_overhead
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
