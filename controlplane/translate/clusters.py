@@ -1,0 +1,112 @@
+"""CDS: two EDS clusters per deployment, one per worker protocol.
+
+Workers serve gRPC (HTTP/2 cleartext) and REST (HTTP/1.1) on two ports, so a deployment has a
+`.grpc` and an `.http` cluster; each is actively health checked with its own protocol.
+"""
+
+from __future__ import annotations
+
+from envoy.config.cluster.v3 import cluster_pb2, outlier_detection_pb2
+from envoy.config.core.v3 import config_source_pb2, health_check_pb2, protocol_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.v3 import percent_pb2
+
+from controlplane.ir.model import DeploymentRoute, HealthCheckSettings, OutlierSettings
+from controlplane.translate import names
+from controlplane.translate.pb import duration, packed, uint32
+
+CONNECT_TIMEOUT_S = 1.0
+# Workers are few per region: never spray traffic over unhealthy ones ("panic mode").
+HEALTHY_PANIC_THRESHOLD_PERCENT = 0.0
+READY_PATH = "/v2/health/ready"
+
+# Flow-control windows sized for tensors of a few MiB without stalling on WINDOW_UPDATEs.
+HTTP2_STREAM_WINDOW_BYTES = 4 * 1024 * 1024
+HTTP2_CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024
+HTTP2_MAX_CONCURRENT_STREAMS = 1024
+
+
+def http2_options() -> protocol_pb2.Http2ProtocolOptions:
+    """HTTP/2 settings shared by the downstream listener and the gRPC upstreams."""
+    return protocol_pb2.Http2ProtocolOptions(
+        max_concurrent_streams=uint32(HTTP2_MAX_CONCURRENT_STREAMS),
+        initial_stream_window_size=uint32(HTTP2_STREAM_WINDOW_BYTES),
+        initial_connection_window_size=uint32(HTTP2_CONNECTION_WINDOW_BYTES),
+    )
+
+
+def ads_config_source() -> config_source_pb2.ConfigSource:
+    """Everything dynamic comes over the one ADS stream of the bootstrap."""
+    source = config_source_pb2.ConfigSource(resource_api_version=config_source_pb2.V3)
+    source.ads.SetInParent()
+    return source
+
+
+def build_clusters(route: DeploymentRoute) -> list[cluster_pb2.Cluster]:
+    """The `.grpc` and `.http` clusters of one deployment."""
+    return [_grpc_cluster(route), _http_cluster(route)]
+
+
+def _grpc_cluster(route: DeploymentRoute) -> cluster_pb2.Cluster:
+    cluster = _eds_cluster(names.grpc_cluster_name(route.key), route)
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    options.explicit_http_config.http2_protocol_options.CopyFrom(http2_options())
+    cluster.typed_extension_protocol_options[names.HTTP_PROTOCOL_OPTIONS].CopyFrom(packed(options))
+    check = _health_check(route.health_check)
+    # service_name "" asks for the whole server's status (grpc.health.v1).
+    check.grpc_health_check.SetInParent()
+    cluster.health_checks.append(check)
+    return cluster
+
+
+def _http_cluster(route: DeploymentRoute) -> cluster_pb2.Cluster:
+    cluster = _eds_cluster(names.http_cluster_name(route.key), route)
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    options.explicit_http_config.http_protocol_options.SetInParent()
+    cluster.typed_extension_protocol_options[names.HTTP_PROTOCOL_OPTIONS].CopyFrom(packed(options))
+    check = _health_check(route.health_check)
+    check.http_health_check.path = READY_PATH
+    cluster.health_checks.append(check)
+    return cluster
+
+
+def _eds_cluster(name: str, route: DeploymentRoute) -> cluster_pb2.Cluster:
+    cluster = cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.EDS,
+        connect_timeout=duration(CONNECT_TIMEOUT_S),
+        lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
+        outlier_detection=_outlier_detection(route.outlier),
+    )
+    cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
+    cluster.eds_cluster_config.service_name = name
+    # New workers get traffic only after their first passing health check.
+    cluster.common_lb_config.ignore_new_hosts_until_first_hc = True
+    cluster.common_lb_config.healthy_panic_threshold.CopyFrom(
+        percent_pb2.Percent(value=HEALTHY_PANIC_THRESHOLD_PERCENT)
+    )
+    return cluster
+
+
+def _health_check(settings: HealthCheckSettings) -> health_check_pb2.HealthCheck:
+    return health_check_pb2.HealthCheck(
+        timeout=duration(settings.timeout_s),
+        interval=duration(settings.interval_s),
+        # Envoy's default is 60 s while a cluster has no traffic: a fresh deployment would
+        # wait that long before its first worker counts as healthy.
+        no_traffic_interval=duration(settings.interval_s),
+        unhealthy_threshold=uint32(settings.unhealthy_threshold),
+        healthy_threshold=uint32(settings.healthy_threshold),
+    )
+
+
+def _outlier_detection(settings: OutlierSettings) -> outlier_detection_pb2.OutlierDetection:
+    return outlier_detection_pb2.OutlierDetection(
+        consecutive_5xx=uint32(settings.consecutive_5xx),
+        consecutive_gateway_failure=uint32(settings.consecutive_gateway_failure),
+        # Envoy enforces gateway-failure ejection at 0 % unless told otherwise.
+        enforcing_consecutive_gateway_failure=uint32(100),
+        interval=duration(settings.interval_s),
+        base_ejection_time=duration(settings.base_ejection_time_s),
+        max_ejection_percent=uint32(settings.max_ejection_percent),
+    )

@@ -1,0 +1,55 @@
+"""Names shared by the generated resources, so every module (and the xds stage) agrees on them."""
+
+from __future__ import annotations
+
+LISTENER_NAME = "gateway"
+ROUTE_CONFIG_NAME = "gateway"
+STAT_PREFIX = "gateway"
+
+DEPLOYMENT_HEADER = "x-meshline-deployment"
+ENVIRONMENT_HEADER = "x-meshline-environment"
+
+GRPC_SUFFIX = ".grpc"
+HTTP_SUFFIX = ".http"
+
+CLUSTER_TYPE_URL = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ENDPOINT_TYPE_URL = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+LISTENER_TYPE_URL = "type.googleapis.com/envoy.config.listener.v3.Listener"
+ROUTE_TYPE_URL = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+
+HCM_FILTER = "envoy.filters.network.http_connection_manager"
+ROUTER_FILTER = "envoy.filters.http.router"
+HEADER_TO_METADATA_FILTER = "envoy.filters.http.header_to_metadata"
+HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+# Dynamic metadata where the 404 route keeps the deployment name parsed from the path.
+METADATA_NAMESPACE = "meshline"
+METADATA_DEPLOYMENT_KEY = "deployment"
+
+
+def grpc_cluster_name(key: str) -> str:
+    """Cluster of a deployment's gRPC (OIP v2, HTTP/2 cleartext) port."""
+    return f"{key}{GRPC_SUFFIX}"
+
+
+def http_cluster_name(key: str) -> str:
+    """Cluster of a deployment's REST (`/v2/...`, HTTP/1.1) port."""
+    return f"{key}{HTTP_SUFFIX}"
+
+
+def deployment_key_of_cluster(cluster_name: str) -> str | None:
+    """The `{deployment}.{environment}` key a cluster serves, or None for a foreign name."""
+    for suffix in (GRPC_SUFFIX, HTTP_SUFFIX):
+        if cluster_name.endswith(suffix):
+            return cluster_name[: -len(suffix)]
+    return None
+
+
+def authority_virtual_host_name(key: str) -> str:
+    """Virtual host for gRPC clients that name the deployment in `:authority`."""
+    return f"authority.{key}"
+
+
+def route_name(key: str, kind: str) -> str:
+    """Name of one route of a deployment (shows in Envoy stats and the admin config dump)."""
+    return f"{key}.{kind}"

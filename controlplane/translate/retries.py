@@ -1,0 +1,35 @@
+"""Route retry policy from RetrySettings: replay only what never reached a model."""
+
+from __future__ import annotations
+
+from envoy.config.route.v3 import route_components_pb2
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
+
+from controlplane.ir.model import RetrySettings
+from controlplane.translate.pb import duration, packed, uint32
+
+PREVIOUS_HOSTS_PREDICATE = "envoy.retry_host_predicates.previous_hosts"
+# How often Envoy re-picks a host to avoid one it already tried.
+HOST_SELECTION_ATTEMPTS = 3
+
+
+def retry_policy(settings: RetrySettings) -> route_components_pb2.RetryPolicy:
+    policy = route_components_pb2.RetryPolicy(
+        retry_on=",".join(settings.retry_on),
+        num_retries=uint32(settings.num_retries),
+        host_selection_retry_max_attempts=HOST_SELECTION_ATTEMPTS,
+        retriable_status_codes=sorted(set(settings.retriable_status_codes)),
+    )
+    if settings.per_try_timeout_s > 0:
+        policy.per_try_timeout.CopyFrom(duration(settings.per_try_timeout_s))
+    # A retry goes to another worker when there is one.
+    policy.retry_host_predicate.add(
+        name=PREVIOUS_HOSTS_PREDICATE,
+        typed_config=packed(previous_hosts_pb2.PreviousHostsPredicate()),
+    )
+    if settings.backoff_base_s > 0:  # Envoy wants base > 0 and max >= base
+        policy.retry_back_off.base_interval.CopyFrom(duration(settings.backoff_base_s))
+        policy.retry_back_off.max_interval.CopyFrom(
+            duration(max(settings.backoff_max_s, settings.backoff_base_s))
+        )
+    return policy

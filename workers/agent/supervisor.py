@@ -1,0 +1,269 @@
+"""Match running worker processes to the desired workloads of the region.
+
+Replacement is make-before-break: workers of a new revision start first; the
+old ones are marked draining only once enough new ones are healthy, and are
+stopped only when the control plane confirms (from Envoy's ACK) that the
+gateway no longer routes to them. A crashed worker is restarted with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from meshline.v1 import agent_pb2
+from workers.agent import children
+from workers.agent.config import AgentConfig
+from workers.agent.ports import free_port
+
+log = logging.getLogger(__name__)
+
+State = agent_pb2.WorkerState
+UNHEALTHY_AFTER_FAILED_PROBES = 2
+MAX_RESTART_BACKOFF_S = 10.0
+STABLE_AFTER_S = 30.0
+
+
+@dataclass
+class Worker:
+    """One worker process (and its restarts) as the agent tracks it."""
+
+    worker_id: str
+    workload: agent_pb2.Workload
+    grpc_port: int
+    http_port: int
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    state: int = State.WORKER_STATE_STARTING
+    draining: bool = False
+    drain_started: float = 0.0
+    restarts: int = 0
+    last_error: str = ""
+    failed_probes: int = 0
+    started_at: float = 0.0
+    restart_at: float = 0.0  # when a crashed worker may be started again
+    channel: grpc.aio.Channel | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.workload.deployment, self.workload.environment)
+
+    @property
+    def revision(self) -> str:
+        return self.workload.revision
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+
+def workload_key(workload: agent_pb2.Workload) -> tuple[str, str]:
+    return (workload.deployment, workload.environment)
+
+
+@dataclass
+class Supervisor:
+    config: AgentConfig
+    on_change: Callable[[], None]
+    workers: dict[str, Worker] = field(default_factory=dict)
+    desired: dict[tuple[str, str], agent_pb2.Workload] = field(default_factory=dict)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: bool = False
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def set_desired(self, workloads: list[agent_pb2.Workload]) -> None:
+        self.desired = {workload_key(w): w for w in workloads}
+        self._wake.set()
+
+    def release(self, worker_ids: list[str]) -> None:
+        """The gateway no longer routes to these draining workers: stop them."""
+        for worker_id in worker_ids:
+            worker = self.workers.get(worker_id)
+            if worker is not None and worker.draining:
+                asyncio.create_task(self._retire(worker), name=f"retire-{worker_id}")
+
+    # -- outputs ------------------------------------------------------------------------
+
+    def report(self) -> agent_pb2.AgentReport:
+        host = self.config.host
+        return agent_pb2.AgentReport(
+            workers=[
+                agent_pb2.WorkerReport(
+                    worker_id=w.worker_id,
+                    deployment=w.workload.deployment,
+                    environment=w.workload.environment,
+                    revision=w.revision,
+                    grpc_address=f"{host}:{w.grpc_port}",
+                    http_address=f"{host}:{w.http_port}",
+                    state=State.WORKER_STATE_DRAINING if w.draining else w.state,
+                    restarts=w.restarts,
+                    last_error=w.last_error,
+                )
+                for w in sorted(self.workers.values(), key=lambda w: w.worker_id)
+            ]
+        )
+
+    # -- the loop -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._reconcile()
+                await self._probe_all()
+            except Exception:  # never let one bad step kill the agent
+                log.exception("supervisor step failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.health_interval_s)
+
+    async def _reconcile(self) -> None:
+        changed = False
+        now = time.monotonic()
+        for key, workload in self.desired.items():
+            current = [w for w in self.workers.values() if w.key == key and not w.draining]
+            fresh = [w for w in current if w.revision == workload.revision]
+            stale = [w for w in current if w.revision != workload.revision]
+            for _ in range(workload.replicas - len(fresh)):
+                fresh.append(await self._start_new(workload))
+                changed = True
+            surplus = sorted(fresh, key=lambda w: w.state == State.WORKER_STATE_HEALTHY)
+            for worker in surplus[: max(0, len(fresh) - workload.replicas)]:
+                self._drain(worker)
+                changed = True
+            healthy_fresh = sum(1 for w in fresh if w.state == State.WORKER_STATE_HEALTHY)
+            if stale and healthy_fresh >= workload.replicas:
+                for worker in stale:
+                    self._drain(worker)
+                changed = True
+        for worker in list(self.workers.values()):
+            if worker.key not in self.desired and not worker.draining:
+                self._drain(worker)
+                changed = True
+            if worker.draining and (
+                not worker.running or now - worker.drain_started > self.config.max_drain_s
+            ):
+                await self._retire(worker)
+                changed = True
+            elif not worker.draining and not worker.running and now >= worker.restart_at:
+                await self._restart(worker)
+                changed = True
+        if changed:
+            self.on_change()
+
+    def _drain(self, worker: Worker) -> None:
+        log.info("draining worker %s (%s rev %s)", worker.worker_id, worker.key, worker.revision)
+        worker.draining = True
+        worker.drain_started = time.monotonic()
+
+    async def _retire(self, worker: Worker) -> None:
+        if self.workers.pop(worker.worker_id, None) is None:
+            return
+        log.info("stopping worker %s", worker.worker_id)
+        if worker.process is not None:
+            await children.stop(worker.process, grace_s=10.0)
+        if worker.channel is not None:
+            await worker.channel.close()
+        self.on_change()
+
+    async def _start_new(self, workload: agent_pb2.Workload) -> Worker:
+        worker_id = f"{self.config.region}-{workload.deployment}-{uuid.uuid4().hex[:6]}"
+        worker = Worker(
+            worker_id=worker_id,
+            workload=workload,
+            grpc_port=free_port(self.config.host),
+            http_port=free_port(self.config.host),
+            log_path=self.config.state_dir / "workers" / f"{worker_id}.log",
+        )
+        self.workers[worker_id] = worker
+        await self._spawn(worker)
+        return worker
+
+    async def _restart(self, worker: Worker) -> None:
+        worker.restarts += 1
+        log.warning("restarting worker %s (restart %d): %s", worker.worker_id, worker.restarts,
+                    worker.last_error)
+        await self._spawn(worker)
+
+    async def _spawn(self, worker: Worker) -> None:
+        w = worker.workload
+        signature = json.dumps(json_format.MessageToDict(w.signature, preserving_proto_field_name=True))
+        args = [
+            sys.executable, "-m", "workers.torch_worker",
+            "--model-name", w.deployment,
+            "--model-version", w.model_version,
+            "--model-path", w.model_path,
+            "--signature", signature,
+            "--host", self.config.host,
+            "--grpc-port", str(worker.grpc_port),
+            "--http-port", str(worker.http_port),
+            "--worker-id", worker.worker_id,
+            "--region", self.config.region,
+        ]
+        worker.state = State.WORKER_STATE_STARTING
+        worker.failed_probes = 0
+        worker.started_at = time.monotonic()
+        worker.process = await children.spawn(args, worker.log_path)
+        if worker.channel is None:
+            worker.channel = grpc.aio.insecure_channel(f"{self.config.host}:{worker.grpc_port}")
+
+    # -- health -------------------------------------------------------------------------
+
+    async def _probe_all(self) -> None:
+        workers = list(self.workers.values())
+        results = await asyncio.gather(*(self._probe(w) for w in workers))
+        if any(results):
+            self.on_change()
+
+    async def _probe(self, worker: Worker) -> bool:
+        """Update one worker's state; True when it changed."""
+        before = worker.state
+        if worker.process is not None and worker.process.returncode is not None:
+            if worker.state != State.WORKER_STATE_UNHEALTHY or worker.restart_at == 0.0:
+                code = worker.process.returncode
+                worker.last_error = f"exited with code {code}: {children.tail(worker.log_path, 3)}"
+                stable = time.monotonic() - worker.started_at > STABLE_AFTER_S
+                backoff = 0.0 if stable or worker.restarts == 0 else min(
+                    0.5 * 2 ** (worker.restarts - 1), MAX_RESTART_BACKOFF_S)
+                worker.restart_at = time.monotonic() + backoff
+                worker.state = State.WORKER_STATE_UNHEALTHY
+                self._wake.set()
+            return before != worker.state
+        worker.restart_at = 0.0
+        if worker.channel is None:
+            return False
+        try:
+            stub = health_pb2_grpc.HealthStub(worker.channel)
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+            serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.aio.AioRpcError:
+            serving = False
+        if serving:
+            worker.failed_probes = 0
+            worker.state = State.WORKER_STATE_HEALTHY
+            worker.last_error = ""
+        elif worker.state == State.WORKER_STATE_HEALTHY:
+            worker.failed_probes += 1
+            if worker.failed_probes >= UNHEALTHY_AFTER_FAILED_PROBES:
+                worker.state = State.WORKER_STATE_UNHEALTHY
+        if before != worker.state:
+            self._wake.set()  # a healthy new worker may let old ones drain
+            return True
+        return False
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        await asyncio.gather(*(self._retire(w) for w in list(self.workers.values())))
