@@ -1,0 +1,88 @@
+"""`meshline controlplane`: API, store, reconciler, ADS and agent streams on one gRPC port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from controlplane.agents.registry import AgentRegistry
+from controlplane.agents.service import AgentService
+from controlplane.api import add_api_to_server
+from controlplane.reconciler import Reconciler
+from controlplane.status import LiveStatus
+from controlplane.store import Store
+from controlplane.xds.cache import SnapshotCache
+from controlplane.xds.server import add_ads_to_server
+from meshline.v1 import agent_pb2, agent_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = [
+    "meshline.v1.ApplyService", "meshline.v1.ModelService", "meshline.v1.EnvironmentService",
+    "meshline.v1.DeploymentService", "meshline.v1.RegionService", "meshline.v1.AgentService",
+    "envoy.service.discovery.v3.AggregatedDiscoveryService",
+]
+
+
+@dataclass(frozen=True)
+class ControlPlaneConfig:
+    listen: str
+    state_dir: Path
+
+    @property
+    def database(self) -> Path:
+        return self.state_dir / "meshline.db"
+
+
+async def serve(config: ControlPlaneConfig) -> None:
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.open(config.database)
+    cache = SnapshotCache(epoch=store.epoch)
+    registry = AgentRegistry()
+    reconciler = Reconciler(store, registry, cache)
+    status = LiveStatus(cache, registry, lambda: reconciler.state)
+
+    def on_hello(hello: agent_pb2.AgentHello) -> None:
+        store.ensure_region(hello.region, hello.country)
+
+    server = grpc.aio.server(options=[
+        ("grpc.keepalive_time_ms", 10_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ])
+    add_api_to_server(server, store, status)
+    add_ads_to_server(server, cache)
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(registry, on_hello), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME], server)
+    if server.add_insecure_port(config.listen) == 0:
+        raise SystemExit(f"cannot listen on {config.listen}")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    reconciler.trigger()
+    task = asyncio.create_task(reconciler.run(), name="reconciler")
+    log.info("control plane listening on %s (store %s, epoch %d)", config.listen,
+             config.database, store.epoch)
+    print(f"controlplane listening on {config.listen}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("control plane stopping")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await server.stop(grace=1.0)
+    store.close()

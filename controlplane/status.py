@@ -1,0 +1,138 @@
+"""Live status from what the data plane confirmed: Envoy's ACKs and the agents' reports.
+
+A deployment is Ready in a region only when that region's Envoy ACKed a config
+that routes to it (listener route + clusters) and an EDS with a healthy
+endpoint for it, or it is deliberately scaled to zero. A NACK shows Envoy's text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from envoy.config.core.v3 import health_check_pb2
+from google.protobuf.message import Message
+
+from controlplane.agents.registry import AgentRegistry
+from controlplane.reconciler import NetworkState
+from controlplane.translate.names import cluster_name_grpc, cluster_name_http
+from controlplane.xds.cache import SnapshotCache
+from meshline.v1 import agent_pb2, resources_pb2
+
+CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
+RDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+TYPE_NAMES = {CDS: "clusters", EDS: "endpoints", LDS: "listeners", RDS: "routes"}
+
+
+def _routed_clusters(routes: Mapping[str, Message]) -> set[str]:
+    clusters = set()
+    for config in routes.values():
+        for vhost in config.virtual_hosts:  # type: ignore[attr-defined]
+            for route in vhost.routes:
+                if route.HasField("route") and route.route.cluster:
+                    clusters.add(route.route.cluster)
+    return clusters
+
+
+def _healthy_hosts(assignment: Message | None) -> int:
+    if assignment is None:
+        return 0
+    return sum(
+        1
+        for locality in assignment.endpoints  # type: ignore[attr-defined]
+        for lb in locality.lb_endpoints
+        if lb.health_status in (health_check_pb2.HEALTHY, health_check_pb2.UNKNOWN)
+    )
+
+
+class LiveStatus:
+    """Implements controlplane.api.status.StatusProvider."""
+
+    def __init__(self, cache: SnapshotCache, registry: AgentRegistry, state: Callable[[], NetworkState]) -> None:
+        self.cache = cache
+        self.registry = registry
+        self._state = state
+
+    def _nack(self, region: str) -> str:
+        status = self.cache.node_status(region)
+        for type_url, t in sorted(status.types.items()):
+            if t.nack is not None:
+                return f"Envoy rejected {TYPE_NAMES.get(type_url, type_url)} version " \
+                       f"{t.nack.version}: {t.nack.message}"
+        return ""
+
+    def deployment_status(self, dep: resources_pb2.Deployment) -> resources_pb2.DeploymentStatus:
+        state = self._state()
+        key = (dep.spec.environment, dep.metadata.name)
+        if key in state.placement_errors:
+            return resources_pb2.DeploymentStatus(phase="Failed", message=state.placement_errors[key])
+        regions = state.placements.get(key)
+        if regions is None:
+            return resources_pb2.DeploymentStatus(phase="Pending", message="not reconciled yet")
+        dkey = f"{dep.metadata.name}.{dep.spec.environment}"
+        grpc_cluster, http_cluster = cluster_name_grpc(dkey), cluster_name_http(dkey)
+        out = resources_pb2.DeploymentStatus(placement=list(regions))
+        problems: list[str] = []
+        for region in regions:
+            clusters = self.cache.acked_resources(region, CDS)
+            routes = self.cache.acked_resources(region, RDS)
+            endpoints = self.cache.acked_resources(region, EDS)
+            acked = (
+                grpc_cluster in clusters and http_cluster in clusters
+                and {grpc_cluster, http_cluster} <= _routed_clusters(routes)
+                and grpc_cluster in endpoints
+            )
+            healthy = _healthy_hosts(endpoints.get(grpc_cluster))
+            r = out.regions.add(
+                region=region, config_acked=acked, desired_replicas=dep.spec.replicas,
+                healthy_endpoints=healthy, nack_error=self._nack(region),
+                acked_version=self.cache.node_status(region).types[RDS].acked_version
+                if RDS in self.cache.node_status(region).types else "",
+            )
+            if r.nack_error:
+                problems.append(f"{region}: {r.nack_error}")
+            elif self.registry.session(region) is None and not acked:
+                problems.append(f"{region}: no agent connected")
+            elif not acked:
+                problems.append(f"{region}: waiting for the gateway to ACK the config")
+            elif dep.spec.replicas > 0 and healthy == 0:
+                problems.append(f"{region}: no healthy worker yet{self._worker_error(region, dep)}")
+        if any(r.nack_error for r in out.regions):
+            out.phase = "Failed"
+        elif problems:
+            out.phase = "Pending"
+        else:
+            out.phase = "Ready"
+        out.message = "; ".join(problems)
+        return out
+
+    def _worker_error(self, region: str, dep: resources_pb2.Deployment) -> str:
+        session = self.registry.session(region)
+        if session is None or session.report is None:
+            return ""
+        for w in session.report.workers:
+            if (w.deployment, w.environment) == (dep.metadata.name, dep.spec.environment) \
+                    and w.last_error and w.state != agent_pb2.WORKER_STATE_HEALTHY:
+                return f" (worker {w.worker_id}: {w.last_error})"
+        return ""
+
+    def region_status(self, region: resources_pb2.Region) -> resources_pb2.RegionStatus:
+        name = region.metadata.name
+        session = self.registry.session(name)
+        node = self.cache.node_status(name)
+        out = resources_pb2.RegionStatus(agent_connected=session is not None)
+        if session is not None:
+            out.gateway_address = session.hello.gateway_address
+            out.admin_address = session.hello.admin_address
+            out.last_seen = f"{session.last_seen:.0f}"
+        for type_url, t in node.types.items():
+            if t.acked_version:
+                out.acked_versions[TYPE_NAMES.get(type_url, type_url)] = t.acked_version
+        out.nack_error = self._nack(name)
+        out.gateway_healthy = bool(
+            node.connected and not out.nack_error
+            and LDS in node.types and node.types[LDS].acked_version
+        )
+        return out
+

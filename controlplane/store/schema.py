@@ -1,0 +1,101 @@
+"""Versioned SQLite schema: an ordered list of migrations applied when the store opens.
+
+The version lives in `PRAGMA user_version`; migration N brings the schema to version N. A file
+with a higher version than the code knows is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from controlplane.store.errors import SchemaVersionError
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema; `version` is the schema version after it ran."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_RESOURCE_COLUMNS = """
+    labels TEXT NOT NULL,
+    spec BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    generation INTEGER NOT NULL"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial schema: counters, models with versions, environments, regions, deployments",
+        (
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+            "INSERT INTO meta (key, value) VALUES ('boot_epoch', 0), ('revision', 0)",
+            f"CREATE TABLE models (name TEXT PRIMARY KEY, {_RESOURCE_COLUMNS})",
+            """CREATE TABLE model_versions (
+                model TEXT NOT NULL REFERENCES models(name) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                runtime TEXT NOT NULL,
+                path TEXT NOT NULL,
+                PRIMARY KEY (model, name))""",
+            f"CREATE TABLE environments (name TEXT PRIMARY KEY, {_RESOURCE_COLUMNS})",
+            f"""CREATE TABLE regions (
+                name TEXT PRIMARY KEY,
+                country TEXT NOT NULL, {_RESOURCE_COLUMNS})""",
+            f"""CREATE TABLE deployments (
+                environment TEXT NOT NULL REFERENCES environments(name),
+                name TEXT NOT NULL,
+                model TEXT NOT NULL,
+                version TEXT NOT NULL, {_RESOURCE_COLUMNS},
+                PRIMARY KEY (environment, name),
+                FOREIGN KEY (model, version) REFERENCES model_versions(model, name))""",
+            "CREATE INDEX deployments_by_model ON deployments (model, version)",
+        ),
+    ),
+)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration], where: str) -> int:
+    """Bring the schema up to the last migration; returns the resulting version.
+
+    Each migration runs in its own transaction together with its version bump, so a crash
+    leaves the file at a well-defined version.
+    """
+    for expected, migration in enumerate(migrations, start=1):
+        if migration.version != expected:
+            raise ValueError(
+                f"migrations out of order: #{expected} has version {migration.version}"
+            )
+    known = len(migrations)
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Read inside the write lock: another process may have migrated meanwhile.
+            current = schema_version(conn)
+            if current > known:
+                raise SchemaVersionError(
+                    f"{where}: schema version {current} is newer than this meshline knows "
+                    f"(up to {known}); upgrade meshline or point it at another store file"
+                )
+            if current == known:
+                conn.execute("COMMIT")
+                return current
+            migration = migrations[current]
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,37 @@
+"""EnvoyResources: the typed output of the translate stage, one dict per xDS type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
+from envoy.config.listener.v3.listener_pb2 import Listener
+from envoy.config.route.v3.route_pb2 import RouteConfiguration
+from google.protobuf.message import Message
+
+from controlplane.translate import names
+
+
+@dataclass(frozen=True)
+class EnvoyResources:
+    """All resources one gateway serves, each dict keyed by resource name in sorted order."""
+
+    clusters: dict[str, Cluster]
+    endpoints: dict[str, ClusterLoadAssignment]
+    listeners: dict[str, Listener]
+    routes: dict[str, RouteConfiguration]
+
+    def by_type_url(self) -> dict[str, dict[str, Message]]:
+        """The resources keyed by xDS type URL, in make-before-break push order (CDS→EDS→LDS→RDS)."""
+        return {
+            names.CLUSTER_TYPE_URL: dict(self.clusters),
+            names.ENDPOINT_TYPE_URL: dict(self.endpoints),
+            names.LISTENER_TYPE_URL: dict(self.listeners),
+            names.ROUTE_TYPE_URL: dict(self.routes),
+        }
+
+    def deployment_keys(self) -> frozenset[str]:
+        """`{deployment}.{environment}` of every deployment these resources route to."""
+        keys = (names.deployment_key_of_cluster(name) for name in self.clusters)
+        return frozenset(key for key in keys if key is not None)

@@ -1,0 +1,35 @@
+"""translate_gateway: one GatewayIR in, the Envoy resources of that region's gateway out."""
+
+from __future__ import annotations
+
+from controlplane.ir.model import GatewayIR
+from controlplane.translate.clusters import build_clusters
+from controlplane.translate.endpoints import build_load_assignments
+from controlplane.translate.listener import build_listener
+from controlplane.translate.resources import EnvoyResources
+from controlplane.translate.routes import build_route_configuration
+
+
+def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
+    """Pure and deterministic: equal IR gives byte-equal resources, every dict sorted by name."""
+    _check_unique_keys(gateway)
+    clusters = [c for route in gateway.routes for c in build_clusters(route)]
+    assignments = [
+        a for route in gateway.routes for a in build_load_assignments(route, gateway.region)
+    ]
+    listener = build_listener(gateway)
+    route_config = build_route_configuration(gateway)
+    return EnvoyResources(
+        clusters={c.name: c for c in sorted(clusters, key=lambda c: c.name)},
+        endpoints={a.cluster_name: a for a in sorted(assignments, key=lambda a: a.cluster_name)},
+        listeners={listener.name: listener},
+        routes={route_config.name: route_config},
+    )
+
+
+def _check_unique_keys(gateway: GatewayIR) -> None:
+    """Two routes with one key would collide in cluster names and virtual host domains."""
+    keys = [route.key for route in gateway.routes]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise ValueError(f"gateway {gateway.region!r}: deployment routes repeated: {duplicates}")

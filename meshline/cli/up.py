@@ -1,0 +1,196 @@
+"""`meshline up`: the whole network on one machine, stopped cleanly by Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from rich.console import Console
+from rich.table import Table
+
+from controlplane.api.documents import parse_resource_document
+from meshline.cli.client import ADDRESS_FILE, api_client
+from meshline.v1 import api_pb2
+from workers.agent.children import die_with_parent
+from workers.agent.ports import free_port
+
+DEMO_DEPLOYMENT = "demo"
+DEFAULT_API_PORT = 7070
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@dataclass
+class Stack:
+    """The processes `up` started, stopped in reverse order."""
+
+    state_dir: Path
+    console: Console
+    children: list[Child] = field(default_factory=list)
+
+    def start(self, name: str, args: list[str]) -> Child:
+        log_path = self.state_dir / "logs" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "meshline", *args],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches only `up`, which stops children in order
+                preexec_fn=die_with_parent,
+            )
+        child = Child(name, process, log_path)
+        self.children.append(child)
+        return child
+
+    def dead(self) -> Child | None:
+        return next((c for c in self.children if c.process.poll() is not None), None)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+                try:
+                    child.process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+                    child.process.wait()
+            self.console.print(f"stopped {child.name}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_for(stack: Stack, what: str, check: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if dead := stack.dead():
+            raise RuntimeError(f"{dead.name} exited while waiting for {what}:\n{_tail(dead.log_path)}")
+        try:
+            if check():
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def demo_documents(model_path: Path, regions: list[str]) -> str:
+    return f"""\
+kind: Environment
+metadata: {{name: production}}
+spec:
+  description: Where real traffic goes.
+---
+kind: Model
+metadata: {{name: demo-mlp}}
+spec:
+  description: A seeded 784-128-10 MLP built locally (no download).
+  versions:
+    - name: v1
+      runtime: torch
+      path: {model_path}
+      signature:
+        inputs: [{{name: input, datatype: FP32, shape: [-1, 784]}}]
+        outputs: [{{name: output, datatype: FP32, shape: [-1, 10]}}]
+---
+kind: Deployment
+metadata: {{name: {DEMO_DEPLOYMENT}}}
+spec:
+  environment: production
+  model: demo-mlp
+  version: v1
+  replicas: 2
+  policies:
+    - location: {{regions: [{", ".join(regions)}]}}
+"""
+
+
+def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: Console) -> None:
+    import yaml  # noqa: PLC0415 - only `up` needs it here
+
+    from workers.demo import build_mlp  # noqa: PLC0415 - imports torch, slow
+
+    state_dir = state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    port = api_port or (DEFAULT_API_PORT if _port_free(DEFAULT_API_PORT) else free_port("127.0.0.1"))
+    address = f"127.0.0.1:{port}"
+    stack = Stack(state_dir, console)
+    try:
+        with console.status("starting the control plane"):
+            stack.start("controlplane", ["controlplane", "--listen", address,
+                                         "--state-dir", str(state_dir / "controlplane")])
+            with api_client(address) as api:
+                wait_for(stack, "the control plane API",
+                         lambda: api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=1)
+                         is not None, 60)
+        (state_dir / ADDRESS_FILE).write_text(address)
+        for region in regions:
+            stack.start(f"agent-{region}", ["agent", "--region", region, "--controlplane", address,
+                                            "--state-dir", str(state_dir / "regions" / region)])
+        with console.status("building the demo model"):
+            model_path = build_mlp(state_dir / "models" / "demo-mlp-v1.pt", seed=0)
+        demo_file = state_dir / "demo.yaml"
+        demo_file.write_text(demo_documents(model_path, regions))
+        with api_client(address) as api:
+            with console.status("waiting for the agents to register"):
+                wait_for(stack, "every region's agent", lambda: {
+                    r.metadata.name for r in api.regions.ListRegions(
+                        api_pb2.ListRegionsRequest(), timeout=2).regions
+                    if r.status.agent_connected} >= set(regions), 60)
+            resources = [parse_resource_document(doc, str(demo_file), i)
+                         for i, doc in enumerate(yaml.safe_load_all(demo_file.read_text()))]
+            api.apply.Apply(api_pb2.ApplyRequest(resources=resources), timeout=10)
+            with console.status("waiting for the demo deployment to be Ready in every region"):
+                wait_for(stack, "the demo deployment", lambda: api.deployments.GetDeployment(
+                    api_pb2.GetDeploymentRequest(name=DEMO_DEPLOYMENT), timeout=2
+                ).deployment.status.phase == "Ready", 180)
+            regions_now = api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=2).regions
+        _print_endpoints(console, address, regions_now, demo_file)
+        while not (dead := stack.dead()):
+            time.sleep(0.5)
+        console.print(f"[red]{dead.name} exited unexpectedly:[/]\n{_tail(dead.log_path)}")
+    except KeyboardInterrupt:
+        console.print("\nstopping")
+    finally:
+        stack.stop()
+        (state_dir / ADDRESS_FILE).unlink(missing_ok=True)
+
+
+def _port_free(port: int) -> bool:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _print_endpoints(console: Console, address: str, regions: object, demo_file: Path) -> None:
+    table = Table("REGION", "GATEWAY (gRPC + HTTP)", "ENVOY ADMIN", box=None, header_style="bold")
+    first_gateway = ""
+    for r in regions:  # type: ignore[attr-defined]
+        table.add_row(r.metadata.name, r.status.gateway_address, r.status.admin_address)
+        first_gateway = first_gateway or r.status.gateway_address
+    console.print(f"\n[bold green]meshline is up[/]  control plane API: [bold]{address}[/]\n")
+    console.print(table)
+    console.print(f"""
+demo deployment [bold]{DEMO_DEPLOYMENT}[/] (from {demo_file}) is Ready. Try:
+  meshline get deployments
+  meshline infer {DEMO_DEPLOYMENT} --input input=0.5
+  curl -s http://{first_gateway}/v2/models/{DEMO_DEPLOYMENT}
+Logs: {demo_file.parent / 'logs'}   Press Ctrl-C to stop everything.
+""", highlight=False)

@@ -1,0 +1,70 @@
+"""One real network (control plane, two regions with Envoy and Torch workers) per module.
+
+Each test deploys its own deployment names and removes them, so tests do not
+depend on each other's leftovers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.harness.mesh import Mesh, running_mesh
+from workers.demo import build_mlp
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    with running_mesh(tmp_path_factory.mktemp("mesh")) as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two versions of the demo MLP with different weights."""
+    root = tmp_path_factory.mktemp("models")
+    return {"v1": build_mlp(root / "mlp-v1.pt", seed=0), "v2": build_mlp(root / "mlp-v2.pt", seed=1)}
+
+
+def local_torch(path: Path, batch: torch.Tensor) -> torch.Tensor:
+    """What the model computes without meshline in between."""
+    model = torch.jit.load(str(path))
+    with torch.inference_mode():
+        result: torch.Tensor = model(batch)
+    return result
+
+
+def deployment_yaml(name: str, models: dict[str, Path], version: str, regions: list[str],
+                    replicas: int = 1, environment: str = "production") -> str:
+    versions = "\n".join(
+        f"""    - name: {v}
+      runtime: torch
+      path: {p}
+      signature:
+        inputs: [{{name: input, datatype: FP32, shape: [-1, 784]}}]
+        outputs: [{{name: output, datatype: FP32, shape: [-1, 10]}}]"""
+        for v, p in models.items()
+    )
+    return f"""\
+kind: Environment
+metadata: {{name: {environment}}}
+---
+kind: Model
+metadata: {{name: mlp-{name}}}
+spec:
+  versions:
+{versions}
+---
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  environment: {environment}
+  model: mlp-{name}
+  version: {version}
+  replicas: {replicas}
+  policies:
+    - location: {{regions: [{", ".join(regions)}]}}
+"""

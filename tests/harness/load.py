@@ -1,0 +1,76 @@
+"""A client loop that keeps sending inference through a gateway and records every failure."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+
+from meshline.inference import grpc_service_pb2 as oip
+from meshline.inference import grpc_service_pb2_grpc as oip_grpc
+
+
+def infer_request(deployment: str, batch: np.ndarray, name: str = "input") -> oip.ModelInferRequest:
+    request = oip.ModelInferRequest(model_name=deployment)
+    tensor = request.inputs.add(name=name, datatype="FP32")
+    tensor.shape.extend(batch.shape)
+    request.raw_input_contents.append(np.ascontiguousarray(batch, dtype=np.float32).tobytes())
+    return request
+
+
+def output_array(response: oip.ModelInferResponse, index: int = 0) -> np.ndarray:
+    out = response.outputs[index]
+    return np.frombuffer(response.raw_output_contents[index], dtype=np.float32).reshape(
+        list(out.shape))
+
+
+@dataclass
+class ClientLoop:
+    """Runs in a thread until stopped; `outputs` keeps the last answer for checks."""
+
+    gateway: str
+    deployment: str
+    batch: np.ndarray
+    environment: str = "production"
+    concurrency: int = 2
+    ok: int = 0
+    failures: list[str] = field(default_factory=list)
+    last_output: np.ndarray | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _run(self) -> None:
+        metadata = (("x-meshline-deployment", self.deployment),
+                    ("x-meshline-environment", self.environment))
+        request = infer_request(self.deployment, self.batch)
+        with grpc.insecure_channel(self.gateway) as channel:
+            stub = oip_grpc.GRPCInferenceServiceStub(channel)
+            while not self._stop.is_set():
+                try:
+                    response = stub.ModelInfer(request, metadata=metadata, timeout=10)
+                    out = output_array(response)
+                    with self._lock:
+                        self.ok += 1
+                        self.last_output = out
+                except grpc.RpcError as exc:
+                    with self._lock:
+                        self.failures.append(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+
+    def __enter__(self) -> ClientLoop:
+        for i in range(self.concurrency):
+            thread = threading.Thread(target=self._run, name=f"client-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+    def count(self) -> int:
+        with self._lock:
+            return self.ok

@@ -1,0 +1,144 @@
+"""A real meshline network for end-to-end tests: control plane + one agent per region.
+
+Every process runs from the real `meshline` entry points; the agents start the
+real Envoy and real Torch workers. All of it is stopped when the block ends.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import yaml
+
+from controlplane.api.documents import parse_resource_document
+from meshline.v1 import api_pb2, api_pb2_grpc, resources_pb2
+from tests.harness.processes import ManagedProcess, free_port, wait_until
+
+MESHLINE = [sys.executable, "-m", "meshline"]
+
+
+@dataclass
+class Mesh:
+    state_dir: Path
+    address: str
+    regions: tuple[str, ...]
+    controlplane: ManagedProcess
+    agents: dict[str, ManagedProcess] = field(default_factory=dict)
+    channel: grpc.Channel | None = None
+
+    # -- API ------------------------------------------------------------------------------
+
+    def _channel(self) -> grpc.Channel:
+        if self.channel is None:
+            self.channel = grpc.insecure_channel(self.address)
+        return self.channel
+
+    @property
+    def deployments(self) -> api_pb2_grpc.DeploymentServiceStub:
+        return api_pb2_grpc.DeploymentServiceStub(self._channel())
+
+    @property
+    def regions_api(self) -> api_pb2_grpc.RegionServiceStub:
+        return api_pb2_grpc.RegionServiceStub(self._channel())
+
+    def apply(self, text: str, dry_run: bool = False) -> api_pb2.ApplyResponse:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        resources = [parse_resource_document(d, "<test>", i) for i, d in enumerate(docs)]
+        stub = api_pb2_grpc.ApplyServiceStub(self._channel())
+        reply: api_pb2.ApplyResponse = stub.Apply(
+            api_pb2.ApplyRequest(resources=resources, dry_run=dry_run), timeout=30)
+        return reply
+
+    def deployment(self, name: str, environment: str = "production") -> resources_pb2.Deployment:
+        reply = self.deployments.GetDeployment(
+            api_pb2.GetDeploymentRequest(name=name, environment=environment), timeout=10)
+        return reply.deployment
+
+    def region(self, name: str) -> resources_pb2.Region:
+        return self.regions_api.GetRegion(api_pb2.GetRegionRequest(name=name), timeout=10).region
+
+    def gateway(self, region: str) -> str:
+        address = self.region(region).status.gateway_address
+        assert address, f"region {region} has no gateway address yet"
+        return address
+
+    # -- waiting --------------------------------------------------------------------------
+
+    def wait_agents(self, timeout_s: float = 60) -> None:
+        def connected() -> bool:
+            return all(self.region(r).status.agent_connected for r in self.regions)
+
+        wait_until(connected, timeout_s, "every agent to connect")
+
+    def wait_ready(self, name: str, environment: str = "production",
+                   timeout_s: float = 120, replicas: int | None = None) -> resources_pb2.Deployment:
+        def ready() -> bool:
+            status = self.deployment(name, environment).status
+            if status.phase != "Ready":
+                return False
+            return replicas is None or all(r.healthy_endpoints >= replicas for r in status.regions)
+
+        try:
+            wait_until(ready, timeout_s, f"deployment {name} to be Ready")
+        except TimeoutError:
+            raise TimeoutError(f"{name} not Ready: {self.deployment(name, environment).status}"
+                               ) from None
+        return self.deployment(name, environment)
+
+    # -- processes ------------------------------------------------------------------------
+
+    def start_controlplane(self) -> None:
+        self.controlplane = ManagedProcess(
+            "controlplane", [*MESHLINE, "controlplane", "--listen", self.address,
+                             "--state-dir", str(self.state_dir / "controlplane")],
+            self.state_dir)
+        wait_until(lambda: self.regions_api.ListRegions(api_pb2.ListRegionsRequest(),
+                                                        timeout=1) is not None,
+                   60, "the control plane API")
+
+    def restart_controlplane(self) -> None:
+        self.controlplane.stop()
+        self.start_controlplane()
+
+    def start_agent(self, region: str) -> ManagedProcess:
+        agent = ManagedProcess(
+            f"agent-{region}", [*MESHLINE, "agent", "--region", region, "--controlplane",
+                                self.address, "--state-dir", str(self.state_dir / region)],
+            self.state_dir)
+        self.agents[region] = agent
+        return agent
+
+    def logs(self) -> str:
+        parts = [f"----- {p.name} -----\n{p.log()[-4000:]}"
+                 for p in [self.controlplane, *self.agents.values()]]
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+        for agent in self.agents.values():
+            agent.stop(timeout_s=20)
+        self.controlplane.stop()
+
+
+@contextmanager
+def running_mesh(state_dir: Path, regions: tuple[str, ...] = ("eu", "us")) -> Iterator[Mesh]:
+    """Start the control plane and one agent per region; stop all of it at the end."""
+    address = f"127.0.0.1:{free_port()}"
+    with ExitStack() as stack:
+        mesh = Mesh(state_dir, address, regions, controlplane=None)  # type: ignore[arg-type]
+        stack.callback(lambda: mesh.close() if mesh.controlplane else None)
+        mesh.start_controlplane()
+        for region in regions:
+            mesh.start_agent(region)
+        try:
+            mesh.wait_agents()
+            yield mesh
+        except BaseException:
+            sys.stderr.write(mesh.logs())
+            raise
