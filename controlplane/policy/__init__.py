@@ -3,7 +3,6 @@
 from controlplane.policy.placement import (
     Exclusion,
     Placement,
-    PlacementError,
     effective_policies,
     resolve_placement,
 )
@@ -14,6 +13,7 @@ from controlplane.policy.rules import (
     ORIGIN_ENVIRONMENT,
     POLICY_MODES,
     LocationRule,
+    PlacementError,
     SourcedPolicy,
     sourced,
 )

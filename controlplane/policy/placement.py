@@ -15,14 +15,11 @@ from itertools import combinations
 from controlplane.policy.rules import (
     ORIGIN_DEPLOYMENT,
     ORIGIN_ENVIRONMENT,
+    PlacementError,
     SourcedPolicy,
     sourced,
 )
 from meshline.v1.resources_pb2 import Deployment, Environment, Region
-
-
-class PlacementError(ValueError):
-    """The policies allow no registered region, or name a region that does not exist."""
 
 
 @dataclass(frozen=True)
@@ -111,9 +108,7 @@ def _nowhere(
     )
     for policy in applied:
         if not any(policy.rule.allows(r) for r in regions):
-            return (
-                f"no registered region satisfies {policy.describe()} (registered: {registered})"
-            )
+            return f"no registered region satisfies {policy.describe()} (registered: {registered})"
     # Each allows something on its own: name the smallest set of policies that collide.
     for size in range(2, len(applied) + 1):
         for group in combinations(applied, size):

@@ -14,6 +14,10 @@ MODE_OPTIONAL = "optional"
 POLICY_MODES: tuple[str, ...] = ("", MODE_MANDATORY, MODE_OPTIONAL)
 
 
+class PlacementError(ValueError):
+    """The policies allow no registered region, name an unknown region, or are malformed."""
+
+
 @dataclass(frozen=True)
 class LocationRule:
     """Allowed regions and countries; an empty list does not restrict."""
@@ -60,10 +64,12 @@ class SourcedPolicy:
 
 
 def sourced(policy: Policy, origin: str, owner: str) -> SourcedPolicy:
-    """Wrap a Policy message; environment modes default to optional."""
+    """Wrap a Policy message; environment modes default to optional, deployments have none."""
     kind = policy.WhichOneof("rule")
     if kind is None:
-        raise ValueError(f"{origin} '{owner}' has a policy with no rule set")
+        raise PlacementError(f"{origin} '{owner}' has a policy with no rule set")
+    if policy.mode not in POLICY_MODES:
+        raise PlacementError(f"{origin} '{owner}' has a policy with unknown mode '{policy.mode}'")
     mode = ""
     if origin == ORIGIN_ENVIRONMENT:
         mode = policy.mode or MODE_OPTIONAL

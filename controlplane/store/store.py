@@ -430,9 +430,7 @@ def _bump_revision(conn: sqlite3.Connection) -> int:
     return _meta(conn, "revision")
 
 
-def _require(
-    conn: sqlite3.Connection, table: str, key: ResourceKey, where: dict[str, str]
-) -> None:
+def _require(conn: sqlite3.Connection, table: str, key: ResourceKey, where: dict[str, str]) -> None:
     clause = " AND ".join(f"{column} = ?" for column in where)
     row = conn.execute(f"SELECT 1 FROM {table} WHERE {clause}", tuple(where.values())).fetchone()
     if row is None:
@@ -511,9 +509,7 @@ def _sync_versions(conn: sqlite3.Connection, model: Model) -> list[str]:
 def _check_deployment_refs(conn: sqlite3.Connection, deployment: Deployment) -> None:
     spec = deployment.spec
     subject = _deployment_ref(spec.environment, deployment.metadata.name)
-    env = conn.execute(
-        "SELECT 1 FROM environments WHERE name = ?", (spec.environment,)
-    ).fetchone()
+    env = conn.execute("SELECT 1 FROM environments WHERE name = ?", (spec.environment,)).fetchone()
     if env is None:
         raise InvalidApplyError(f"{subject}: environment '{spec.environment}' does not exist")
     version = conn.execute(

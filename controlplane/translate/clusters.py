@@ -48,7 +48,7 @@ def build_clusters(route: DeploymentRoute) -> list[cluster_pb2.Cluster]:
 
 
 def _grpc_cluster(route: DeploymentRoute) -> cluster_pb2.Cluster:
-    cluster = _eds_cluster(names.grpc_cluster_name(route.key), route)
+    cluster = _eds_cluster(names.cluster_name_grpc(route.key), route)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http2_protocol_options.CopyFrom(http2_options())
     cluster.typed_extension_protocol_options[names.HTTP_PROTOCOL_OPTIONS].CopyFrom(packed(options))
@@ -60,7 +60,7 @@ def _grpc_cluster(route: DeploymentRoute) -> cluster_pb2.Cluster:
 
 
 def _http_cluster(route: DeploymentRoute) -> cluster_pb2.Cluster:
-    cluster = _eds_cluster(names.http_cluster_name(route.key), route)
+    cluster = _eds_cluster(names.cluster_name_http(route.key), route)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http_protocol_options.SetInParent()
     cluster.typed_extension_protocol_options[names.HTTP_PROTOCOL_OPTIONS].CopyFrom(packed(options))

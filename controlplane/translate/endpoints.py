@@ -2,6 +2,7 @@
 
 Draining workers stay listed as DRAINING: Envoy sends them no new requests but lets the
 in-flight ones finish, which removing them outright would not guarantee.
+Endpoint.host must be an IP literal: Envoy does not resolve names in EDS (it would NACK).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ def build_load_assignments(
 ) -> list[endpoint_pb2.ClusterLoadAssignment]:
     """Assignments for the `.grpc` (grpc_port) and `.http` (http_port) clusters."""
     return [
-        _assignment(names.grpc_cluster_name(route.key), route, region, lambda e: e.grpc_port),
-        _assignment(names.http_cluster_name(route.key), route, region, lambda e: e.http_port),
+        _assignment(names.cluster_name_grpc(route.key), route, region, lambda e: e.grpc_port),
+        _assignment(names.cluster_name_http(route.key), route, region, lambda e: e.http_port),
     ]
 
 
@@ -57,4 +58,3 @@ def _lb_endpoint(endpoint: Endpoint, port: int) -> endpoint_components_pb2.LbEnd
         )
     )
     return lb_endpoint
-

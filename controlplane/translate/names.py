@@ -27,12 +27,12 @@ METADATA_NAMESPACE = "meshline"
 METADATA_DEPLOYMENT_KEY = "deployment"
 
 
-def grpc_cluster_name(key: str) -> str:
+def cluster_name_grpc(key: str) -> str:
     """Cluster of a deployment's gRPC (OIP v2, HTTP/2 cleartext) port."""
     return f"{key}{GRPC_SUFFIX}"
 
 
-def http_cluster_name(key: str) -> str:
+def cluster_name_http(key: str) -> str:
     """Cluster of a deployment's REST (`/v2/...`, HTTP/1.1) port."""
     return f"{key}{HTTP_SUFFIX}"
 

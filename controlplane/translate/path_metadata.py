@@ -18,7 +18,9 @@ from google.protobuf import any_pb2
 from controlplane.translate import names
 from controlplane.translate.pb import packed
 
-DEPLOYMENT_FORMAT = f"%DYNAMIC_METADATA({names.METADATA_NAMESPACE}:{names.METADATA_DEPLOYMENT_KEY})%"
+DEPLOYMENT_FORMAT = (
+    f"%DYNAMIC_METADATA({names.METADATA_NAMESPACE}:{names.METADATA_DEPLOYMENT_KEY})%"
+)
 _MODEL_SEGMENT = r"^/v2/models/([^/?#]*).*$"
 
 

@@ -23,7 +23,7 @@ class EnvoyResources:
     routes: dict[str, RouteConfiguration]
 
     def by_type_url(self) -> dict[str, dict[str, Message]]:
-        """The resources keyed by xDS type URL, in make-before-break push order (CDS→EDS→LDS→RDS)."""
+        """Resources by xDS type URL, in make-before-break push order (CDS, EDS, LDS, RDS)."""
         return {
             names.CLUSTER_TYPE_URL: dict(self.clusters),
             names.ENDPOINT_TYPE_URL: dict(self.endpoints),

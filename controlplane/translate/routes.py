@@ -13,6 +13,7 @@ host the per-deployment routes come first and the catch-alls last.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeAlias
 
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.type.matcher.v3 import string_pb2
@@ -22,9 +23,9 @@ from controlplane.translate import names, path_metadata, responses
 from controlplane.translate.pb import duration
 from controlplane.translate.retries import retry_policy
 
-Route = route_components_pb2.Route
-RouteMatch = route_components_pb2.RouteMatch
-HeaderMatcher = route_components_pb2.HeaderMatcher
+Route: TypeAlias = route_components_pb2.Route
+RouteMatch: TypeAlias = route_components_pb2.RouteMatch
+HeaderMatcher: TypeAlias = route_components_pb2.HeaderMatcher
 
 MODELS_PREFIX = "/v2/models/"
 HEALTH_ANSWERS = {"/v2/health/live": '{"live":true}', "/v2/health/ready": '{"ready":true}'}
@@ -57,14 +58,14 @@ def _authority_virtual_host(deployment: DeploymentRoute) -> route_components_pb2
     grpc = _forward(
         names.route_name(key, "grpc.authority"),
         RouteMatch(prefix="/", grpc=RouteMatch.GrpcRouteMatchOptions()),
-        names.grpc_cluster_name(key),
+        names.cluster_name_grpc(key),
         deployment,
         grpc=True,
     )
     http = _forward(
         names.route_name(key, "http.authority"),
         RouteMatch(path_separated_prefix=_model_path(deployment.deployment)),
-        names.http_cluster_name(key),
+        names.cluster_name_http(key),
         deployment,
         grpc=False,
     )
@@ -102,7 +103,7 @@ def _grpc_header_routes(deployment: DeploymentRoute) -> list[Route]:
             _forward(
                 names.route_name(deployment.key, f"grpc.header{suffix}"),
                 match,
-                names.grpc_cluster_name(deployment.key),
+                names.cluster_name_grpc(deployment.key),
                 deployment,
                 grpc=True,
             )
@@ -120,7 +121,7 @@ def _http_path_routes(deployment: DeploymentRoute) -> list[Route]:
             _forward(
                 names.route_name(deployment.key, f"http{suffix}"),
                 match,
-                names.http_cluster_name(deployment.key),
+                names.cluster_name_http(deployment.key),
                 deployment,
                 grpc=False,
             )
@@ -197,8 +198,11 @@ def _forward(
 
 def _environment_matchers(environment: str) -> Iterable[tuple[str, HeaderMatcher]]:
     """Header conditions that select `environment`; the default one also matches no header."""
-    yield "", HeaderMatcher(
-        name=names.ENVIRONMENT_HEADER, string_match=string_pb2.StringMatcher(exact=environment)
+    yield (
+        "",
+        HeaderMatcher(
+            name=names.ENVIRONMENT_HEADER, string_match=string_pb2.StringMatcher(exact=environment)
+        ),
     )
     if environment == DEFAULT_ENVIRONMENT:
         yield ".default-environment", _no_environment_header()

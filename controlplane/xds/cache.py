@@ -43,7 +43,7 @@ class _TypeRecord:
 
     sent_version: str | None = None
     acked_version: str | None = None
-    acked: Mapping[str, Message] = _EMPTY
+    acked: Mapping[str, Message] = field(default_factory=lambda: _EMPTY)
     nack: Nack | None = None
     last_ack_at: float | None = None
 

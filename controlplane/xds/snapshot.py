@@ -84,6 +84,4 @@ def build_type_snapshot(
         copy = type(messages[name]).FromString(data)
         packed = any_pb2.Any(type_url=type_url, value=data)
         resources[name] = Resource(message=copy, packed=packed)
-    return TypeSnapshot(
-        version=new_version(), digest=digest, resources=MappingProxyType(resources)
-    )
+    return TypeSnapshot(version=new_version(), digest=digest, resources=MappingProxyType(resources))

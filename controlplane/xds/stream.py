@@ -101,7 +101,8 @@ class _Desired:
 class _TypeState:
     names: frozenset[str] = frozenset()
     last: _Sent | None = None  # latest response sent on this stream
-    acked: Mapping[str, Resource] = _NO_RESOURCES  # content of the last ACKed response
+    # content of the last ACKed response
+    acked: Mapping[str, Resource] = field(default_factory=lambda: _NO_RESOURCES)
     awaiting: bool = False  # `last` is neither ACKed nor NACKed yet
     nacked: bool = False  # `last` was NACKed
     force: bool = False  # answer even if nothing changed (initial request, re-warming)

@@ -31,7 +31,7 @@ class EchoInference(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, name: str) -> None:
         self._name = name
 
-    async def ModelInfer(  # noqa: N802 - gRPC method name
+    async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
         response = pb.ModelInferResponse(model_name=request.model_name, id=request.id)

@@ -1,0 +1,202 @@
+"""grpc.aio servicers of the management API (meshline.v1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+
+from controlplane.api.apply import apply_resources
+from controlplane.api.dependencies import region_dependents
+from controlplane.api.errors import FIELD_ERRORS_METADATA_KEY, ApplyError, encode_field_errors
+from controlplane.api.status import StatusProvider
+from controlplane.policy import PlacementError
+from controlplane.store import (
+    DEFAULT_ENVIRONMENT,
+    KIND_REGION,
+    DependencyError,
+    InvalidApplyError,
+    NotFoundError,
+    ResourceKey,
+    Store,
+    StoreError,
+)
+from meshline.v1 import api_pb2 as api
+from meshline.v1 import api_pb2_grpc
+from meshline.v1.resources_pb2 import Deployment, Region
+
+T = TypeVar("T")
+# grpc ships no type stubs; the servicer context is typed loosely on purpose.
+Context = Any
+
+
+async def _abort(context: Context, exc: Exception) -> NoReturn:
+    """Turn a store, policy or validation error into the matching gRPC status."""
+    if isinstance(exc, ApplyError):
+        trailers = ((FIELD_ERRORS_METADATA_KEY, encode_field_errors(exc.errors)),)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc), trailing_metadata=trailers)
+    elif isinstance(exc, NotFoundError):
+        await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+    elif isinstance(exc, DependencyError):
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    elif isinstance(exc, InvalidApplyError | PlacementError):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+    raise AssertionError("abort returned")
+
+
+async def _call(context: Context, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except (StoreError, ApplyError, PlacementError) as exc:
+        await _abort(context, exc)
+
+
+async def _require_name(context: Context, name: str, what: str) -> None:
+    if not name:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{what} name is required")
+
+
+class ApplyServicer(api_pb2_grpc.ApplyServiceServicer):
+    """Declarative apply: every document valid and placed, stored in one transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def Apply(self, request: api.ApplyRequest, context: Context) -> api.ApplyResponse:
+        results = await _call(
+            context, lambda: apply_resources(self._store, request.resources, request.dry_run)
+        )
+        return api.ApplyResponse(results=results)
+
+
+class ModelServicer(api_pb2_grpc.ModelServiceServicer):
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def ListModels(
+        self, request: api.ListModelsRequest, context: Context
+    ) -> api.ListModelsResponse:
+        return api.ListModelsResponse(models=self._store.list_models())
+
+    async def GetModel(
+        self, request: api.GetModelRequest, context: Context
+    ) -> api.GetModelResponse:
+        await _require_name(context, request.name, "model")
+        model = await _call(context, lambda: self._store.get_model(request.name))
+        return api.GetModelResponse(model=model)
+
+    async def DeleteModel(
+        self, request: api.DeleteModelRequest, context: Context
+    ) -> api.DeleteModelResponse:
+        await _require_name(context, request.name, "model")
+        await _call(context, lambda: self._store.delete_model(request.name))
+        return api.DeleteModelResponse()
+
+
+class EnvironmentServicer(api_pb2_grpc.EnvironmentServiceServicer):
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def ListEnvironments(
+        self, request: api.ListEnvironmentsRequest, context: Context
+    ) -> api.ListEnvironmentsResponse:
+        return api.ListEnvironmentsResponse(environments=self._store.list_environments())
+
+    async def GetEnvironment(
+        self, request: api.GetEnvironmentRequest, context: Context
+    ) -> api.GetEnvironmentResponse:
+        await _require_name(context, request.name, "environment")
+        env = await _call(context, lambda: self._store.get_environment(request.name))
+        return api.GetEnvironmentResponse(environment=env)
+
+    async def DeleteEnvironment(
+        self, request: api.DeleteEnvironmentRequest, context: Context
+    ) -> api.DeleteEnvironmentResponse:
+        await _require_name(context, request.name, "environment")
+        await _call(context, lambda: self._store.delete_environment(request.name))
+        return api.DeleteEnvironmentResponse()
+
+
+class DeploymentServicer(api_pb2_grpc.DeploymentServiceServicer):
+    """Deployments with live status from the StatusProvider."""
+
+    def __init__(self, store: Store, status: StatusProvider) -> None:
+        self._store = store
+        self._status = status
+
+    def _with_status(self, dep: Deployment) -> Deployment:
+        dep.status.CopyFrom(self._status.deployment_status(dep))
+        return dep
+
+    async def ListDeployments(
+        self, request: api.ListDeploymentsRequest, context: Context
+    ) -> api.ListDeploymentsResponse:
+        deps = self._store.list_deployments(request.environment or None)
+        return api.ListDeploymentsResponse(deployments=[self._with_status(d) for d in deps])
+
+    async def GetDeployment(
+        self, request: api.GetDeploymentRequest, context: Context
+    ) -> api.GetDeploymentResponse:
+        await _require_name(context, request.name, "deployment")
+        env = request.environment or DEFAULT_ENVIRONMENT
+        dep = await _call(context, lambda: self._store.get_deployment(env, request.name))
+        return api.GetDeploymentResponse(deployment=self._with_status(dep))
+
+    async def DeleteDeployment(
+        self, request: api.DeleteDeploymentRequest, context: Context
+    ) -> api.DeleteDeploymentResponse:
+        await _require_name(context, request.name, "deployment")
+        env = request.environment or DEFAULT_ENVIRONMENT
+        await _call(context, lambda: self._store.delete_deployment(env, request.name))
+        return api.DeleteDeploymentResponse()
+
+
+class RegionServicer(api_pb2_grpc.RegionServiceServicer):
+    """Regions with live status; a region still serving deployments cannot be deleted."""
+
+    def __init__(self, store: Store, status: StatusProvider) -> None:
+        self._store = store
+        self._status = status
+
+    def _with_status(self, region: Region) -> Region:
+        region.status.CopyFrom(self._status.region_status(region))
+        return region
+
+    async def ListRegions(
+        self, request: api.ListRegionsRequest, context: Context
+    ) -> api.ListRegionsResponse:
+        regions = self._store.list_regions()
+        return api.ListRegionsResponse(regions=[self._with_status(r) for r in regions])
+
+    async def GetRegion(
+        self, request: api.GetRegionRequest, context: Context
+    ) -> api.GetRegionResponse:
+        await _require_name(context, request.name, "region")
+        region = await _call(context, lambda: self._store.get_region(request.name))
+        return api.GetRegionResponse(region=self._with_status(region))
+
+    async def DeleteRegion(
+        self, request: api.DeleteRegionRequest, context: Context
+    ) -> api.DeleteRegionResponse:
+        await _require_name(context, request.name, "region")
+        await _call(context, lambda: self._delete_region(request.name))
+        return api.DeleteRegionResponse()
+
+    def _delete_region(self, name: str) -> None:
+        # Check and delete with no await between them, so nothing changes in between.
+        self._store.get_region(name)
+        reasons = region_dependents(name, self._store.snapshot())
+        if reasons:
+            raise DependencyError(ResourceKey(KIND_REGION, name), reasons)
+        self._store.delete_region(name)
+
+
+def add_api_to_server(server: Any, store: Store, status: StatusProvider) -> None:
+    """Register every management service on a grpc.aio server."""
+    api_pb2_grpc.add_ApplyServiceServicer_to_server(ApplyServicer(store), server)
+    api_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(store), server)
+    api_pb2_grpc.add_EnvironmentServiceServicer_to_server(EnvironmentServicer(store), server)
+    api_pb2_grpc.add_DeploymentServiceServicer_to_server(DeploymentServicer(store, status), server)
+    api_pb2_grpc.add_RegionServiceServicer_to_server(RegionServicer(store, status), server)
