@@ -24,6 +24,10 @@ READY_PATH = "/v2/health/ready"
 HTTP2_STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 HTTP2_CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024
 HTTP2_MAX_CONCURRENT_STREAMS = 1024
+# Envoy's default circuit breakers (1024 requests, 3 concurrent retries) fail requests
+# exactly when a worker dies under load; the model's own queue is the real limit.
+MAX_REQUESTS = 100_000
+MAX_CONCURRENT_RETRIES = 1024
 
 
 def http2_options() -> protocol_pb2.Http2ProtocolOptions:
@@ -77,6 +81,12 @@ def _eds_cluster(name: str, route: DeploymentRoute) -> cluster_pb2.Cluster:
         connect_timeout=duration(CONNECT_TIMEOUT_S),
         lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
         outlier_detection=_outlier_detection(route.outlier),
+    )
+    cluster.circuit_breakers.thresholds.add(
+        max_connections=uint32(MAX_REQUESTS),
+        max_pending_requests=uint32(MAX_REQUESTS),
+        max_requests=uint32(MAX_REQUESTS),
+        max_retries=uint32(MAX_CONCURRENT_RETRIES),
     )
     cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
     cluster.eds_cluster_config.service_name = name
