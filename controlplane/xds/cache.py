@@ -139,7 +139,11 @@ class SnapshotCache:
         return node.records[type_url].acked
 
     def add_listener(self, callback: Listener) -> None:
-        """Call `callback(node_id)` whenever an ACK, NACK, connect or disconnect happens."""
+        """Call `callback(node_id)` whenever an ACK, NACK, connect or disconnect happens.
+
+        Runs synchronously inside the ADS stream's handling: keep it cheap (e.g. mark the node
+        dirty and recompute status elsewhere). Exceptions are logged and swallowed.
+        """
         self._listeners.append(callback)
 
     # ----- ADS-server side ----------------------------------------------------------------

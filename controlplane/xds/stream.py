@@ -25,12 +25,17 @@ Responses:
   once they appear (the type's version changes then).
 - At most one unanswered response per type (as go-control-plane): a burst of snapshot changes
   collapses into the latest, and every ACK/NACK maps to exactly one known response.
-- Push order CDS -> EDS -> LDS -> RDS. If an earlier type has something to send but still waits
-  for Envoy's answer, later types wait too (a route must not arrive before its cluster).
+- Push order CDS -> EDS -> LDS -> RDS. If CDS or EDS has something new to send but still waits
+  for Envoy's answer to the previous one, LDS and RDS wait too (a route must not arrive before
+  its cluster). EDS is never held back by a pending CDS and RDS never by a pending LDS: Envoy
+  holds its CDS ACK until new clusters are warm, which needs their endpoints (and may likewise
+  wait for route tables before a listener is warm); holding the child would stall both.
 - Make-before-break removal: while Envoy may still hold listeners/routes that use a cluster the
   snapshot dropped, CDS carries the new clusters plus the dropped ones (under its own, new
-  version). Only when LDS and RDS of the current snapshot are sent and ACKed is the final CDS
-  (the snapshot's version) sent, without the stale clusters.
+  version; skipped when Envoy already holds exactly that set). Only when LDS and RDS of the
+  current snapshot are sent and ACKed is the final CDS (the snapshot's version) sent, without
+  the stale clusters. A NACKed LDS/RDS keeps the stale clusters until a later one is ACKed.
+- EDS/RDS with an empty name list means "interested in nothing": no response.
 """
 
 from __future__ import annotations
@@ -47,8 +52,8 @@ from google.protobuf.message import Message
 from controlplane.xds.resource_types import (
     CHILD_TYPE,
     CLUSTER,
+    ENDPOINT,
     LISTENER,
-    PUSH_ORDER,
     ROUTE,
     is_wildcard,
     push_rank,
@@ -59,6 +64,8 @@ DiscoveryRequest = Any  # discovery_pb2.DiscoveryRequest (generated code has no 
 DiscoveryResponse = Any
 
 _NO_RESOURCES: Mapping[str, Resource] = MappingProxyType({})
+CLUSTER_TYPES = frozenset({CLUSTER, ENDPOINT})
+ROUTING_TYPES = frozenset({LISTENER, ROUTE})
 
 
 class RequestKind(enum.Enum):
@@ -161,14 +168,19 @@ class StreamState:
             return []
         out: list[DiscoveryResponse] = []
         sent: set[str] = set()
+        hold_routes = False
         for type_url in sorted(self._types, key=push_rank):
+            if hold_routes and type_url in ROUTING_TYPES:
+                continue
             ts = self._types[type_url]
             desired = self._desired(type_url, ts, snapshot)
             if desired is None or not self._needs_send(ts, desired):
                 continue
             if ts.awaiting:
-                if type_url in PUSH_ORDER:
-                    break  # later types must not overtake this one
+                # Clusters/endpoints Envoy has not got yet: listeners and routes must not
+                # overtake them. EDS is never held back: Envoy delays its CDS ACK until new
+                # clusters warmed, which needs their endpoints.
+                hold_routes = hold_routes or type_url in CLUSTER_TYPES
                 continue
             out.append(self._send(type_url, ts, desired))
             sent.add(type_url)

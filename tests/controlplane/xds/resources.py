@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, config_source_pb2
@@ -129,7 +129,3 @@ def resources(
         LISTENER: {lst.name: lst for lst in listeners},
         ROUTE: {r.name: r for r in routes},
     }
-
-
-def names(mapping: Mapping[str, Message]) -> set[str]:
-    return set(mapping)

@@ -370,6 +370,48 @@ async def test_cluster_removal_waits_for_routes_even_without_new_clusters(
     assert final.version_info == _version(cache, CLUSTER) != old_cds
 
 
+async def test_unacked_cds_holds_routes_but_not_endpoints(
+    cache: SnapshotCache, connect: Connect
+) -> None:
+    cache.set_resources(NODE, _base())
+    client = await connect(NODE)
+    await _subscribe_all(client, ["a"])
+    await _acked(cache, ROUTE, _version(cache, ROUTE))
+
+    two = {"clusters": [r.cluster("a"), r.cluster("b")]}
+    cache.set_resources(
+        NODE, _base(**two, assignments=[r.load_assignment("a"), r.load_assignment("b")])
+    )
+    cds = await client.recv()
+    assert cds.type_url == CLUSTER
+    eds = await client.recv()
+    assert eds.type_url == ENDPOINT
+    # Like Envoy, hold the CDS ACK while cluster b warms; b's endpoints must still come.
+    await client.ack(eds, ["a", "b"])
+    eds2 = await client.recv()
+    assert eds2.type_url == ENDPOINT and set(unpack(eds2)) == {"a", "b"}
+    await client.ack(eds2, ["a", "b"])
+
+    # Clusters and routes change while CDS is unacknowledged: endpoints go, routes wait.
+    cache.set_resources(
+        NODE,
+        _base(
+            clusters=[r.cluster("a"), r.cluster("b", 2000)],
+            assignments=[r.load_assignment("a"), r.load_assignment("b", [9005])],
+            routes=[r.route_config("routes", "b")],
+        ),
+    )
+    eds3 = await client.recv()
+    assert eds3.type_url == ENDPOINT
+    await client.ack(eds3, ["a", "b"])
+    await _acked(cache, ENDPOINT, eds3.version_info)
+    await client.ack(cds)  # b is warm
+    cds2 = await client.recv()
+    assert cds2.type_url == CLUSTER  # the route table was not sent before the new clusters
+    rds = await client.recv()
+    assert rds.type_url == ROUTE
+
+
 async def test_several_streams_of_one_node(cache: SnapshotCache, connect: Connect) -> None:
     cache.set_resources(NODE, _base())
     one, two = await connect(NODE), await connect(NODE)
