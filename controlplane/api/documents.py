@@ -91,7 +91,7 @@ def parse_resource_document(
         try:
             json_format.ParseDict(body, obj)
         except json_format.ParseError as exc:
-            raise _Problem("", _parse_error_text(str(exc))) from exc
+            raise _Problem(*_parse_error_text(str(exc))) from exc
     except _Problem as problem:
         raise DocumentError(where, problem.field, problem.problem) from None
     obj.metadata.ClearField("created_at")
@@ -188,15 +188,16 @@ def _is_map(field: FieldDescriptor) -> bool:
     return field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry
 
 
-def _parse_error_text(text: str) -> str:
-    """ParseDict's nested 'Failed to parse a field: Failed to parse b field: why' as 'a.b: why'."""
+def _parse_error_text(text: str) -> tuple[str, str]:
+    """(path, message) of ParseDict's 'Failed to parse a field: Failed to parse b field: why'."""
     detail = text.splitlines()[0] if text else "invalid document"
     names = []
     while match := _FAILED_FIELD.match(detail):
         names.append(match.group(1))
         detail = detail[match.end() :]
     detail = re.sub(r' at "[^"]*"$', "", detail).rstrip(".")
-    return f"{'.'.join(names)}: {detail}" if names else detail
+    path = ".".join(names)
+    return path, (f"{path}: {detail}" if path else detail)
 
 
 def _show(value: object) -> str:

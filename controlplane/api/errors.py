@@ -27,7 +27,11 @@ class FieldError:
     context: str = ""  # narrows the subject, e.g. "version 'v2'"
 
     def __str__(self) -> str:
-        subject = f"{self.kind.lower() or 'document'} '{self.name}'"
+        if self.kind:
+            subject = f"{self.kind.lower()} '{self.name}'"
+        else:
+            position = "" if self.document_index is None else f" #{self.document_index + 1}"
+            subject = f"document{position}"
         if self.context:
             subject += f" {self.context}"
         path = f"{self.field_path}: " if self.field_path else ""

@@ -119,8 +119,9 @@ class Store:
     def open(
         cls, path: str | PathLike[str], *, migrations: Sequence[Migration] = MIGRATIONS
     ) -> Store:
-        """Open (creating if needed) the store file, migrate it, and start a new boot epoch."""
+        """Open the file (creating it and its directory), migrate it, start a new boot epoch."""
         file = Path(path)
+        file.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(file), isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         try:

@@ -153,6 +153,13 @@ def test_close_and_reopen_keeps_everything(db_path: Path, tmp_path: Path) -> Non
         assert after.regions == before.regions
 
 
+def test_open_creates_the_directory(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "deep" / "meshline.db"
+    with Store.open(path) as s:
+        s.ensure_region("eu", "DE")
+    assert path.is_file()
+
+
 def test_epoch_increments_at_every_open(db_path: Path) -> None:
     epochs = []
     for _ in range(3):
