@@ -117,7 +117,7 @@ class Reconciler:
         for p in placed:
             if region not in p.regions:
                 continue
-            dep = self.store.get_deployment(p.name, p.environment)
+            dep = self.store.get_deployment(p.environment, p.name)
             model = self.store.get_model(dep.spec.model)
             version = next(v for v in model.spec.versions if v.name == dep.spec.version)
             workloads.append(agent_pb2.Workload(

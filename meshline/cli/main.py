@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Not a terminal (pipes, CI): do not squeeze tables into 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=200)
 
 AddressOption = Annotated[
     str | None,
