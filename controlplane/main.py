@@ -26,8 +26,12 @@ from meshline.v1 import agent_pb2, agent_pb2_grpc
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = [
-    "meshline.v1.ApplyService", "meshline.v1.ModelService", "meshline.v1.EnvironmentService",
-    "meshline.v1.DeploymentService", "meshline.v1.RegionService", "meshline.v1.AgentService",
+    "meshline.v1.ApplyService",
+    "meshline.v1.ModelService",
+    "meshline.v1.EnvironmentService",
+    "meshline.v1.DeploymentService",
+    "meshline.v1.RegionService",
+    "meshline.v1.AgentService",
     "envoy.service.discovery.v3.AggregatedDiscoveryService",
 ]
 
@@ -53,26 +57,33 @@ async def serve(config: ControlPlaneConfig) -> None:
     def on_hello(hello: agent_pb2.AgentHello) -> None:
         store.ensure_region(hello.region, hello.country)
 
-    server = grpc.aio.server(options=[
-        ("grpc.keepalive_time_ms", 10_000),
-        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-    ])
+    server = grpc.aio.server(
+        options=[
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]
+    )
     add_api_to_server(server, store, status)
     add_ads_to_server(server, cache)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(registry, on_hello), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        [*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME], server)
+        [*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME], server
+    )
     if server.add_insecure_port(config.listen) == 0:
         raise SystemExit(f"cannot listen on {config.listen}")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     reconciler.trigger()
     task = asyncio.create_task(reconciler.run(), name="reconciler")
-    log.info("control plane listening on %s (store %s, epoch %d)", config.listen,
-             config.database, store.epoch)
+    log.info(
+        "control plane listening on %s (store %s, epoch %d)",
+        config.listen,
+        config.database,
+        store.epoch,
+    )
     print(f"controlplane listening on {config.listen}", flush=True)
 
     stop = asyncio.Event()

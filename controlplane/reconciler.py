@@ -90,8 +90,11 @@ class Reconciler:
                 session.send(agent_pb2.ConnectResponse(desired=desired))
             released = self._releasable(region, session.report)
             if released:
-                session.send(agent_pb2.ConnectResponse(
-                    released=agent_pb2.ReleasedWorkers(worker_ids=released)))
+                session.send(
+                    agent_pb2.ConnectResponse(
+                        released=agent_pb2.ReleasedWorkers(worker_ids=released)
+                    )
+                )
 
     def _resolve(self) -> list[PlacedDeployment]:
         regions = self.store.list_regions()
@@ -107,8 +110,14 @@ class Reconciler:
                 errors[key] = str(exc)
                 continue
             placements[key] = tuple(placement.regions)
-            placed.append(PlacedDeployment(dep.metadata.name, dep.spec.environment,
-                                           tuple(placement.regions), dep.spec.replicas))
+            placed.append(
+                PlacedDeployment(
+                    dep.metadata.name,
+                    dep.spec.environment,
+                    tuple(placement.regions),
+                    dep.spec.replicas,
+                )
+            )
         self.state = NetworkState(placements, errors)
         return placed
 
@@ -120,12 +129,18 @@ class Reconciler:
             dep = self.store.get_deployment(p.environment, p.name)
             model = self.store.get_model(dep.spec.model)
             version = next(v for v in model.spec.versions if v.name == dep.spec.version)
-            workloads.append(agent_pb2.Workload(
-                deployment=p.name, environment=p.environment,
-                revision=workload_revision(version), runtime=version.runtime,
-                model_path=version.path, signature=version.signature,
-                replicas=p.replicas, model_version=version.name,
-            ))
+            workloads.append(
+                agent_pb2.Workload(
+                    deployment=p.name,
+                    environment=p.environment,
+                    revision=workload_revision(version),
+                    runtime=version.runtime,
+                    model_path=version.path,
+                    signature=version.signature,
+                    replicas=p.replicas,
+                    model_version=version.name,
+                )
+            )
         return agent_pb2.DesiredState(workloads=workloads)
 
     def _releasable(self, region: str, report: agent_pb2.AgentReport | None) -> list[str]:
@@ -139,8 +154,10 @@ class Reconciler:
                 continue
             key = f"{worker.deployment}.{worker.environment}"
             routable = False
-            for cluster, address in ((cluster_name_grpc(key), worker.grpc_address),
-                                     (cluster_name_http(key), worker.http_address)):
+            for cluster, address in (
+                (cluster_name_grpc(key), worker.grpc_address),
+                (cluster_name_http(key), worker.http_address),
+            ):
                 assignment = acked.get(cluster)
                 if assignment is not None and _routable(assignment, address):
                     routable = True
@@ -151,7 +168,7 @@ class Reconciler:
 
 def _routable(assignment: object, address: str) -> bool:
     """True when the assignment lists `address` as a host Envoy may pick (not draining)."""
-    from envoy.config.core.v3 import health_check_pb2  # noqa: PLC0415
+    from envoy.config.core.v3 import health_check_pb2
 
     host, port = address.rsplit(":", 1)
     for locality in assignment.endpoints:  # type: ignore[attr-defined]

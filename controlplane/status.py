@@ -28,7 +28,7 @@ TYPE_NAMES = {CDS: "clusters", EDS: "endpoints", LDS: "listeners", RDS: "routes"
 def _routed_clusters(routes: Mapping[str, Message]) -> set[str]:
     clusters = set()
     for config in routes.values():
-        for vhost in config.virtual_hosts:  # type: ignore[attr-defined]
+        for vhost in config.virtual_hosts:
             for route in vhost.routes:
                 if route.HasField("route") and route.route.cluster:
                     clusters.add(route.route.cluster)
@@ -40,7 +40,7 @@ def _healthy_hosts(assignment: Message | None) -> int:
         return 0
     return sum(
         1
-        for locality in assignment.endpoints  # type: ignore[attr-defined]
+        for locality in assignment.endpoints
         for lb in locality.lb_endpoints
         if lb.health_status in (health_check_pb2.HEALTHY, health_check_pb2.UNKNOWN)
     )
@@ -49,7 +49,9 @@ def _healthy_hosts(assignment: Message | None) -> int:
 class LiveStatus:
     """Implements controlplane.api.status.StatusProvider."""
 
-    def __init__(self, cache: SnapshotCache, registry: AgentRegistry, state: Callable[[], NetworkState]) -> None:
+    def __init__(
+        self, cache: SnapshotCache, registry: AgentRegistry, state: Callable[[], NetworkState]
+    ) -> None:
         self.cache = cache
         self.registry = registry
         self._state = state
@@ -58,15 +60,19 @@ class LiveStatus:
         status = self.cache.node_status(region)
         for type_url, t in sorted(status.types.items()):
             if t.nack is not None:
-                return f"Envoy rejected {TYPE_NAMES.get(type_url, type_url)} version " \
-                       f"{t.nack.version}: {t.nack.message}"
+                return (
+                    f"Envoy rejected {TYPE_NAMES.get(type_url, type_url)} version "
+                    f"{t.nack.version}: {t.nack.message}"
+                )
         return ""
 
     def deployment_status(self, dep: resources_pb2.Deployment) -> resources_pb2.DeploymentStatus:
         state = self._state()
         key = (dep.spec.environment, dep.metadata.name)
         if key in state.placement_errors:
-            return resources_pb2.DeploymentStatus(phase="Failed", message=state.placement_errors[key])
+            return resources_pb2.DeploymentStatus(
+                phase="Failed", message=state.placement_errors[key]
+            )
         regions = state.placements.get(key)
         if regions is None:
             return resources_pb2.DeploymentStatus(phase="Pending", message="not reconciled yet")
@@ -79,16 +85,21 @@ class LiveStatus:
             routes = self.cache.acked_resources(region, RDS)
             endpoints = self.cache.acked_resources(region, EDS)
             acked = (
-                grpc_cluster in clusters and http_cluster in clusters
+                grpc_cluster in clusters
+                and http_cluster in clusters
                 and {grpc_cluster, http_cluster} <= _routed_clusters(routes)
                 and grpc_cluster in endpoints
             )
             healthy = _healthy_hosts(endpoints.get(grpc_cluster))
             r = out.regions.add(
-                region=region, config_acked=acked, desired_replicas=dep.spec.replicas,
-                healthy_endpoints=healthy, nack_error=self._nack(region),
+                region=region,
+                config_acked=acked,
+                desired_replicas=dep.spec.replicas,
+                healthy_endpoints=healthy,
+                nack_error=self._nack(region),
                 acked_version=self.cache.node_status(region).types[RDS].acked_version
-                if RDS in self.cache.node_status(region).types else "",
+                if RDS in self.cache.node_status(region).types
+                else "",
             )
             if r.nack_error:
                 problems.append(f"{region}: {r.nack_error}")
@@ -112,8 +123,11 @@ class LiveStatus:
         if session is None or session.report is None:
             return ""
         for w in session.report.workers:
-            if (w.deployment, w.environment) == (dep.metadata.name, dep.spec.environment) \
-                    and w.last_error and w.state != agent_pb2.WORKER_STATE_HEALTHY:
+            if (
+                (w.deployment, w.environment) == (dep.metadata.name, dep.spec.environment)
+                and w.last_error
+                and w.state != agent_pb2.WORKER_STATE_HEALTHY
+            ):
                 return f" (worker {w.worker_id}: {w.last_error})"
         return ""
 
@@ -131,8 +145,9 @@ class LiveStatus:
                 out.acked_versions[TYPE_NAMES.get(type_url, type_url)] = t.acked_version
         out.nack_error = self._nack(name)
         out.gateway_healthy = bool(
-            node.connected and not out.nack_error
-            and LDS in node.types and node.types[LDS].acked_version
+            node.connected
+            and not out.nack_error
+            and LDS in node.types
+            and node.types[LDS].acked_version
         )
         return out
-

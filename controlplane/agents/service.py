@@ -16,25 +16,32 @@ log = logging.getLogger(__name__)
 
 
 class AgentService(agent_pb2_grpc.AgentServiceServicer):
-    def __init__(self, registry: AgentRegistry,
-                 on_hello: Callable[[agent_pb2.AgentHello], None]) -> None:
+    def __init__(
+        self, registry: AgentRegistry, on_hello: Callable[[agent_pb2.AgentHello], None]
+    ) -> None:
         self.registry = registry
         self.on_hello = on_hello
 
-    async def Connect(  # noqa: N802 - gRPC method name
+    async def Connect(
         self,
         request_iterator: AsyncIterator[agent_pb2.ConnectRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[agent_pb2.ConnectResponse]:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("message") != "hello" or not first.hello.region:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "the first message on the agent stream must be a hello naming the region")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "the first message on the agent stream must be a hello naming the region",
+            )
             return
         self.on_hello(first.hello)
         session = self.registry.connect(first.hello)
-        log.info("agent %s of region %s connected (gateway %s)", first.hello.agent_id,
-                 first.hello.region, first.hello.gateway_address)
+        log.info(
+            "agent %s of region %s connected (gateway %s)",
+            first.hello.agent_id,
+            first.hello.region,
+            first.hello.gateway_address,
+        )
         reader = asyncio.create_task(self._read(request_iterator, session))
         try:
             while not reader.done():
@@ -51,8 +58,9 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             self.registry.disconnect(session)
             log.info("agent of region %s disconnected", session.region)
 
-    async def _read(self, request_iterator: AsyncIterator[agent_pb2.ConnectRequest],
-                    session: AgentSession) -> None:
+    async def _read(
+        self, request_iterator: AsyncIterator[agent_pb2.ConnectRequest], session: AgentSession
+    ) -> None:
         async for message in request_iterator:
             if message.WhichOneof("message") == "report":
                 self.registry.update_report(session, message.report)

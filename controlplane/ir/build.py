@@ -75,10 +75,16 @@ def build_network(
                 )
             )
             routes.append(
-                DeploymentRoute(deployment=dep.name, environment=dep.environment, endpoints=endpoints)
+                DeploymentRoute(
+                    deployment=dep.name, environment=dep.environment, endpoints=endpoints
+                )
             )
         result.append(
-            GatewayIR(region=region, listen_host=address.host, listen_port=address.port,
-                      routes=tuple(routes))
+            GatewayIR(
+                region=region,
+                listen_host=address.host,
+                listen_port=address.port,
+                routes=tuple(routes),
+            )
         )
     return NetworkIR(gateways=tuple(result))

@@ -77,9 +77,11 @@ def call(address: str, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except grpc.RpcError as exc:
-        code = exc.code()  # type: ignore[attr-defined]
-        details = exc.details()  # type: ignore[attr-defined]
+        code = exc.code()
+        details = exc.details()
         if code == grpc.StatusCode.UNAVAILABLE:
-            raise fail(f"cannot reach the control plane at {address} ({details}); "
-                       "is `meshline up` running? (set --address or MESHLINE_ADDRESS)") from None
+            raise fail(
+                f"cannot reach the control plane at {address} ({details}); "
+                "is `meshline up` running? (set --address or MESHLINE_ADDRESS)"
+            ) from None
         raise fail(f"{details} [{code.name}]") from None

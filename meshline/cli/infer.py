@@ -15,9 +15,18 @@ from meshline.inference import grpc_service_pb2 as oip
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 
 NUMPY_TO_OIP = {
-    "bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
-    "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64", "float16": "FP16",
-    "float32": "FP32", "float64": "FP64",
+    "bool": "BOOL",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "float16": "FP16",
+    "float32": "FP32",
+    "float64": "FP64",
 }
 OIP_TO_NUMPY = {v: k for k, v in NUMPY_TO_OIP.items()}
 
@@ -40,8 +49,12 @@ def parse_input(spec: str) -> tuple[str, list[float]]:
     name, raw = spec.split("=", 1)
     raw = raw.strip()
     try:
-        values = np.asarray(json.loads(raw) if raw.startswith("[") else
-                            [float(v) for v in raw.split(",") if v.strip()], dtype=np.float64)
+        values = np.asarray(
+            json.loads(raw)
+            if raw.startswith("[")
+            else [float(v) for v in raw.split(",") if v.strip()],
+            dtype=np.float64,
+        )
     except ValueError as exc:
         raise InferError(f"--input {name}: cannot read values {raw[:40]!r}: {exc}") from None
     return name, values.reshape(-1).tolist()
@@ -75,20 +88,27 @@ def _metadata(deployment: str, environment: str) -> list[tuple[str, str]]:
     return [("x-meshline-deployment", deployment), ("x-meshline-environment", environment)]
 
 
-def infer_grpc(gateway: str, deployment: str, environment: str,
-               inputs: list[tuple[str, list[float]]], timeout_s: float = 30.0) -> InferResult:
+def infer_grpc(
+    gateway: str,
+    deployment: str,
+    environment: str,
+    inputs: list[tuple[str, list[float]]],
+    timeout_s: float = 30.0,
+) -> InferResult:
     with grpc.insecure_channel(gateway) as channel:
         stub = oip_grpc.GRPCInferenceServiceStub(channel)
         md = _metadata(deployment, environment)
         try:
-            meta = stub.ModelMetadata(oip.ModelMetadataRequest(name=deployment), metadata=md,
-                                      timeout=timeout_s)
+            meta = stub.ModelMetadata(
+                oip.ModelMetadataRequest(name=deployment), metadata=md, timeout=timeout_s
+            )
             declared = {t.name: t for t in meta.inputs}
             request = oip.ModelInferRequest(model_name=deployment)
             for name, values in inputs:
                 if name not in declared:
-                    raise InferError(f"deployment {deployment} has no input {name!r}; "
-                                     f"inputs: {sorted(declared)}")
+                    raise InferError(
+                        f"deployment {deployment} has no input {name!r}; inputs: {sorted(declared)}"
+                    )
                 spec = declared[name]
                 array = build_array(values, shape_for(values, list(spec.shape)), spec.datatype)
                 tensor = request.inputs.add(name=name, datatype=spec.datatype)
@@ -96,37 +116,58 @@ def infer_grpc(gateway: str, deployment: str, environment: str,
                 request.raw_input_contents.append(array.tobytes())
             response, call = stub.ModelInfer.with_call(request, metadata=md, timeout=timeout_s)
         except grpc.RpcError as exc:
-            raise InferError(f"{exc.details()} [{exc.code().name}]") from None  # type: ignore[attr-defined]
+            raise InferError(f"{exc.details()} [{exc.code().name}]") from None
     trailers = dict(call.trailing_metadata() or ())
     outputs = {}
     for i, out in enumerate(response.outputs):
         dtype = np.dtype(OIP_TO_NUMPY[out.datatype])
         outputs[out.name] = np.frombuffer(response.raw_output_contents[i], dtype=dtype).reshape(
-            list(out.shape))
-    return InferResult(outputs, str(trailers.get("x-meshline-worker", "")),
-                       str(trailers.get("x-meshline-region", "")))
+            list(out.shape)
+        )
+    return InferResult(
+        outputs,
+        str(trailers.get("x-meshline-worker", "")),
+        str(trailers.get("x-meshline-region", "")),
+    )
 
 
-def infer_http(gateway: str, deployment: str, environment: str,
-               inputs: list[tuple[str, list[float]]], timeout_s: float = 30.0) -> InferResult:
+def infer_http(
+    gateway: str,
+    deployment: str,
+    environment: str,
+    inputs: list[tuple[str, list[float]]],
+    timeout_s: float = 30.0,
+) -> InferResult:
     headers = {"x-meshline-environment": environment, "content-type": "application/json"}
     base = f"http://{gateway}/v2/models/{deployment}"
     try:
-        with urllib.request.urlopen(urllib.request.Request(base, headers=headers),
-                                    timeout=timeout_s) as reply:
+        with urllib.request.urlopen(
+            urllib.request.Request(base, headers=headers), timeout=timeout_s
+        ) as reply:
             meta = json.load(reply)
         declared = {t["name"]: t for t in meta.get("inputs", [])}
         body_inputs = []
         for name, values in inputs:
             if name not in declared:
-                raise InferError(f"deployment {deployment} has no input {name!r}; "
-                                 f"inputs: {sorted(declared)}")
+                raise InferError(
+                    f"deployment {deployment} has no input {name!r}; inputs: {sorted(declared)}"
+                )
             spec = declared[name]
             array = build_array(values, shape_for(values, spec["shape"]), spec["datatype"])
-            body_inputs.append({"name": name, "datatype": spec["datatype"],
-                                "shape": list(array.shape), "data": array.reshape(-1).tolist()})
-        request = urllib.request.Request(f"{base}/infer", method="POST", headers=headers,
-                                         data=json.dumps({"inputs": body_inputs}).encode())
+            body_inputs.append(
+                {
+                    "name": name,
+                    "datatype": spec["datatype"],
+                    "shape": list(array.shape),
+                    "data": array.reshape(-1).tolist(),
+                }
+            )
+        request = urllib.request.Request(
+            f"{base}/infer",
+            method="POST",
+            headers=headers,
+            data=json.dumps({"inputs": body_inputs}).encode(),
+        )
         with urllib.request.urlopen(request, timeout=timeout_s) as reply:
             body = json.load(reply)
             worker = reply.headers.get("x-meshline-worker", "")

@@ -29,26 +29,32 @@ console = Console() if sys.stdout.isatty() else Console(width=200)
 
 AddressOption = Annotated[
     str | None,
-    typer.Option("--address", help="Control plane API (host:port); default: $MESHLINE_ADDRESS "
-                 "or what `meshline up` recorded in .meshline/"),
+    typer.Option(
+        "--address",
+        help="Control plane API (host:port); default: $MESHLINE_ADDRESS "
+        "or what `meshline up` recorded in .meshline/",
+    ),
 ]
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 @app.command()
 def controlplane(
-    listen: Annotated[str, typer.Option(help="host:port for the API, ADS and agent streams")] =
-    "127.0.0.1:7070",
-    state_dir: Annotated[Path, typer.Option(help="Where the SQLite store lives")] =
-    DEFAULT_STATE_DIR / "controlplane",
+    listen: Annotated[
+        str, typer.Option(help="host:port for the API, ADS and agent streams")
+    ] = "127.0.0.1:7070",
+    state_dir: Annotated[
+        Path, typer.Option(help="Where the SQLite store lives")
+    ] = DEFAULT_STATE_DIR / "controlplane",
     log_level: str = "info",
 ) -> None:
     """Run the control plane: management API, store, xDS (ADS) server, agent streams."""
-    from controlplane.main import ControlPlaneConfig, serve  # noqa: PLC0415
+    from controlplane.main import ControlPlaneConfig, serve
 
     _setup_logging(log_level)
     asyncio.run(serve(ControlPlaneConfig(listen=listen, state_dir=state_dir)))
@@ -57,8 +63,9 @@ def controlplane(
 @app.command()
 def agent(
     region: Annotated[str, typer.Option(help="Region this agent runs")],
-    controlplane: Annotated[str, typer.Option(help="Control plane address host:port")] =
-    "127.0.0.1:7070",
+    controlplane: Annotated[
+        str, typer.Option(help="Control plane address host:port")
+    ] = "127.0.0.1:7070",
     state_dir: Annotated[Path | None, typer.Option(help="Logs and Envoy bootstrap")] = None,
     country: Annotated[str, typer.Option(help="ISO country code of the region")] = "",
     host: Annotated[str, typer.Option(help="Address to bind and advertise")] = "127.0.0.1",
@@ -66,13 +73,18 @@ def agent(
     log_level: str = "info",
 ) -> None:
     """Run a region: its Envoy gateway and its workers, as the control plane asks."""
-    from workers.agent.config import AgentConfig  # noqa: PLC0415
-    from workers.agent.main import run_agent  # noqa: PLC0415
+    from workers.agent.config import AgentConfig
+    from workers.agent.main import run_agent
 
     _setup_logging(log_level)
-    config = AgentConfig(region=region, controlplane=controlplane, country=country, host=host,
-                         gateway_port=gateway_port,
-                         state_dir=state_dir or DEFAULT_STATE_DIR / "regions" / region)
+    config = AgentConfig(
+        region=region,
+        controlplane=controlplane,
+        country=country,
+        host=host,
+        gateway_port=gateway_port,
+        state_dir=state_dir or DEFAULT_STATE_DIR / "regions" / region,
+    )
     asyncio.run(run_agent(config))
 
 
@@ -80,11 +92,10 @@ def agent(
 def up(
     regions: Annotated[str, typer.Option(help="Comma-separated region names")] = "eu,us",
     state_dir: Annotated[Path, typer.Option(help="State, logs and models")] = DEFAULT_STATE_DIR,
-    api_port: Annotated[int | None, typer.Option(help="API port (default 7070, else free)")] =
-    None,
+    api_port: Annotated[int | None, typer.Option(help="API port (default 7070, else free)")] = None,
 ) -> None:
     """Start the control plane, one agent per region and the demo deployment; Ctrl-C stops all."""
-    from meshline.cli.up import run_up  # noqa: PLC0415
+    from meshline.cli.up import run_up
 
     names = [r.strip() for r in regions.split(",") if r.strip()]
     if not names:
@@ -102,7 +113,7 @@ def apply(
     address: AddressOption = None,
 ) -> None:
     """Create or update resources from YAML (kind: Model | Environment | Deployment | Region)."""
-    from controlplane.api.documents import DocumentError, parse_resource_document  # noqa: PLC0415
+    from controlplane.api.documents import DocumentError, parse_resource_document
 
     resources = []
     for path in file:
@@ -115,20 +126,31 @@ def apply(
         except yaml.YAMLError as exc:
             raise fail(f"{path}: malformed YAML: {exc}") from None
         try:
-            resources += [parse_resource_document(d, str(path), i) for i, d in enumerate(docs)]
+            resources += [
+                parse_resource_document(
+                    d, str(path), i, base_dir=Path.cwd() if str(path) == "-" else path.parent
+                )
+                for i, d in enumerate(docs)
+            ]
         except DocumentError as exc:
             raise fail(str(exc)) from None
     if not resources:
         raise fail("no documents to apply")
     addr = resolve_address(address)
     with api_client(addr) as api:
-        reply = call(addr, lambda: api.apply.Apply(
-            api_pb2.ApplyRequest(resources=resources, dry_run=dry_run), timeout=30))
+        reply = call(
+            addr,
+            lambda: api.apply.Apply(
+                api_pb2.ApplyRequest(resources=resources, dry_run=dry_run), timeout=30
+            ),
+        )
     suffix = " (dry run)" if dry_run else ""
     for result in reply.results:
         placement = f" → {', '.join(result.placement)}" if result.placement else ""
-        console.print(f"{result.kind.lower()}/{result.name} {result.action}{suffix}{placement}",
-                      highlight=False)
+        console.print(
+            f"{result.kind.lower()}/{result.name} {result.action}{suffix}{placement}",
+            highlight=False,
+        )
 
 
 class Kind(str, Enum):
@@ -138,16 +160,23 @@ class Kind(str, Enum):
     regions = "regions"
 
 
-KIND_ALIASES = {"model": Kind.models, "environment": Kind.environments, "env": Kind.environments,
-                "deployment": Kind.deployments, "deploy": Kind.deployments, "region": Kind.regions}
+KIND_ALIASES = {
+    "model": Kind.models,
+    "environment": Kind.environments,
+    "env": Kind.environments,
+    "deployment": Kind.deployments,
+    "deploy": Kind.deployments,
+    "region": Kind.regions,
+}
 
 
 def _kind(value: str) -> Kind:
     try:
         return KIND_ALIASES.get(value) or Kind(value)
     except ValueError:
-        raise fail(f"unknown kind {value!r}; one of: models, environments, deployments, regions"
-                   ) from None
+        raise fail(
+            f"unknown kind {value!r}; one of: models, environments, deployments, regions"
+        ) from None
 
 
 @app.command()
@@ -163,28 +192,45 @@ def get(
     addr = resolve_address(address)
     with api_client(addr) as api:
         if which is Kind.models:
-            items = list(call(addr, lambda: api.models.ListModels(api_pb2.ListModelsRequest(),
-                                                                  timeout=10)).models)
+            items = list(
+                call(
+                    addr, lambda: api.models.ListModels(api_pb2.ListModelsRequest(), timeout=10)
+                ).models
+            )
             table = render.models_table
         elif which is Kind.environments:
-            items = list(call(addr, lambda: api.environments.ListEnvironments(
-                api_pb2.ListEnvironmentsRequest(), timeout=10)).environments)
+            items = list(
+                call(
+                    addr,
+                    lambda: api.environments.ListEnvironments(
+                        api_pb2.ListEnvironmentsRequest(), timeout=10
+                    ),
+                ).environments
+            )
             table = render.environments_table
         elif which is Kind.deployments:
-            items = list(call(addr, lambda: api.deployments.ListDeployments(
-                api_pb2.ListDeploymentsRequest(environment=environment or ""), timeout=10
-            )).deployments)
+            items = list(
+                call(
+                    addr,
+                    lambda: api.deployments.ListDeployments(
+                        api_pb2.ListDeploymentsRequest(environment=environment or ""), timeout=10
+                    ),
+                ).deployments
+            )
             table = render.deployments_table
         else:
-            items = list(call(addr, lambda: api.regions.ListRegions(
-                api_pb2.ListRegionsRequest(), timeout=10)).regions)
+            items = list(
+                call(
+                    addr, lambda: api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=10)
+                ).regions
+            )
             table = render.regions_table
     if name is not None:
         items = [i for i in items if i.metadata.name == name]
         if not items:
             raise fail(f"{which.value[:-1]} {name!r} not found")
     if output is OutputFormat.table:
-        console.print(table(items))  # type: ignore[arg-type]
+        console.print(table(items))
     else:
         render.print_structured(items, output, console)
 
@@ -201,35 +247,56 @@ def delete(
     addr = resolve_address(address)
     with api_client(addr) as api:
         if which is Kind.models:
-            call(addr, lambda: api.models.DeleteModel(api_pb2.DeleteModelRequest(name=name),
-                                                      timeout=10))
+            call(
+                addr,
+                lambda: api.models.DeleteModel(api_pb2.DeleteModelRequest(name=name), timeout=10),
+            )
         elif which is Kind.environments:
-            call(addr, lambda: api.environments.DeleteEnvironment(
-                api_pb2.DeleteEnvironmentRequest(name=name), timeout=10))
+            call(
+                addr,
+                lambda: api.environments.DeleteEnvironment(
+                    api_pb2.DeleteEnvironmentRequest(name=name), timeout=10
+                ),
+            )
         elif which is Kind.deployments:
-            call(addr, lambda: api.deployments.DeleteDeployment(
-                api_pb2.DeleteDeploymentRequest(name=name, environment=environment), timeout=10))
+            call(
+                addr,
+                lambda: api.deployments.DeleteDeployment(
+                    api_pb2.DeleteDeploymentRequest(name=name, environment=environment), timeout=10
+                ),
+            )
         else:
-            call(addr, lambda: api.regions.DeleteRegion(api_pb2.DeleteRegionRequest(name=name),
-                                                        timeout=10))
+            call(
+                addr,
+                lambda: api.regions.DeleteRegion(
+                    api_pb2.DeleteRegionRequest(name=name), timeout=10
+                ),
+            )
     console.print(f"{which.value[:-1]}/{name} deleted")
 
 
 @app.command()
 def infer(
     deployment: Annotated[str, typer.Argument()],
-    input: Annotated[list[str], typer.Option("--input", "-i", help="NAME=VALUES (a single value "
-                                             "fills the tensor; comma list or JSON array)")],
+    input: Annotated[
+        list[str],
+        typer.Option(
+            "--input",
+            "-i",
+            help="NAME=VALUES (a single value fills the tensor; comma list or JSON array)",
+        ),
+    ],
     region: Annotated[str | None, typer.Option(help="Send through this region's gateway")] = None,
-    gateway: Annotated[str | None, typer.Option(help="Gateway host:port (skips the lookup)")] =
-    None,
+    gateway: Annotated[
+        str | None, typer.Option(help="Gateway host:port (skips the lookup)")
+    ] = None,
     environment: Annotated[str, typer.Option("--environment", "-e")] = "production",
     http: Annotated[bool, typer.Option("--http/--grpc", help="REST instead of gRPC")] = False,
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
     address: AddressOption = None,
 ) -> None:
     """Send one inference request through a region's Envoy gateway."""
-    from meshline.cli.infer import InferError, infer_grpc, infer_http, parse_input  # noqa: PLC0415
+    from meshline.cli.infer import InferError, infer_grpc, infer_http, parse_input
 
     target = gateway or _gateway_of(region, resolve_address(address))
     try:
@@ -242,19 +309,26 @@ def infer(
         for name, array in result.outputs.items():
             console.print(f"[bold]{name}[/] {array.dtype} {list(array.shape)}")
             console.print(array)
-        console.print(f"served by worker {result.served_by or '?'} in region "
-                      f"{result.region or '?'} via gateway {target}", highlight=False)
+        console.print(
+            f"served by worker {result.served_by or '?'} in region "
+            f"{result.region or '?'} via gateway {target}",
+            highlight=False,
+        )
     else:
         payload = {"outputs": data, "worker": result.served_by, "region": result.region}
-        render_text = (yaml.safe_dump(payload, sort_keys=False) if output is OutputFormat.yaml
-                       else __import__("json").dumps(payload))
+        render_text = (
+            yaml.safe_dump(payload, sort_keys=False)
+            if output is OutputFormat.yaml
+            else __import__("json").dumps(payload)
+        )
         console.print(render_text, markup=False, highlight=False)
 
 
 def _gateway_of(region: str | None, addr: str) -> str:
     with api_client(addr) as api:
-        regions = call(addr, lambda: api.regions.ListRegions(api_pb2.ListRegionsRequest(),
-                                                             timeout=10)).regions
+        regions = call(
+            addr, lambda: api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=10)
+        ).regions
     candidates = [r for r in regions if region in (None, r.metadata.name)]
     if region and not candidates:
         raise fail(f"region {region!r} not found; regions: {[r.metadata.name for r in regions]}")

@@ -45,14 +45,31 @@ def _regions_cell(dep: resources_pb2.Deployment) -> str:
 
 
 def deployments_table(items: Sequence[resources_pb2.Deployment]) -> Table:
-    table = Table("NAME", "ENVIRONMENT", "MODEL", "VERSION", "REPLICAS", "STATUS", "REGIONS",
-                  "MESSAGE", box=None, header_style="bold")
+    table = Table(
+        "NAME",
+        "ENVIRONMENT",
+        "MODEL",
+        "VERSION",
+        "REPLICAS",
+        "STATUS",
+        "REGIONS",
+        "MESSAGE",
+        box=None,
+        header_style="bold",
+    )
     for d in items:
         phase = d.status.phase or "Unknown"
         color = {"Ready": "green", "Failed": "red"}.get(phase, "yellow")
-        table.add_row(d.metadata.name, d.spec.environment, d.spec.model, d.spec.version,
-                      str(d.spec.replicas), f"[{color}]{phase}[/]", _regions_cell(d),
-                      d.status.message)
+        table.add_row(
+            d.metadata.name,
+            d.spec.environment,
+            d.spec.model,
+            d.spec.version,
+            str(d.spec.replicas),
+            f"[{color}]{phase}[/]",
+            _regions_cell(d),
+            d.status.message,
+        )
     return table
 
 
@@ -76,12 +93,28 @@ def environments_table(items: Sequence[resources_pb2.Environment]) -> Table:
 
 
 def regions_table(items: Sequence[resources_pb2.Region]) -> Table:
-    table = Table("NAME", "COUNTRY", "GATEWAY", "ADMIN", "AGENT", "GATEWAY HEALTH", "ERROR",
-                  box=None, header_style="bold")
+    table = Table(
+        "NAME",
+        "COUNTRY",
+        "GATEWAY",
+        "ADMIN",
+        "AGENT",
+        "GATEWAY HEALTH",
+        "ERROR",
+        box=None,
+        header_style="bold",
+    )
     for r in items:
         s = r.status
         health = "[green]healthy[/]" if s.gateway_healthy else "[red]unhealthy[/]"
         agent = "connected" if s.agent_connected else "[red]disconnected[/]"
-        table.add_row(r.metadata.name, r.spec.country or "-", s.gateway_address or "-",
-                      s.admin_address or "-", agent, health, s.nack_error)
+        table.add_row(
+            r.metadata.name,
+            r.spec.country or "-",
+            s.gateway_address or "-",
+            s.admin_address or "-",
+            agent,
+            health,
+            s.nack_error,
+        )
     return table

@@ -45,7 +45,9 @@ class Stack:
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "meshline", *args],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches only `up`, which stops children in order
                 preexec_fn=die_with_parent,
             )
@@ -76,7 +78,9 @@ def wait_for(stack: Stack, what: str, check: Callable[[], bool], timeout_s: floa
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if dead := stack.dead():
-            raise RuntimeError(f"{dead.name} exited while waiting for {what}:\n{_tail(dead.log_path)}")
+            raise RuntimeError(
+                f"{dead.name} exited while waiting for {what}:\n{_tail(dead.log_path)}"
+            )
         try:
             if check():
                 return
@@ -118,44 +122,89 @@ spec:
 
 
 def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: Console) -> None:
-    import yaml  # noqa: PLC0415 - only `up` needs it here
-
-    from workers.demo import build_mlp  # noqa: PLC0415 - imports torch, slow
+    import yaml
+    from workers.demo import build_mlp
 
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
-    port = api_port or (DEFAULT_API_PORT if _port_free(DEFAULT_API_PORT) else free_port("127.0.0.1"))
+    port = api_port or (
+        DEFAULT_API_PORT if _port_free(DEFAULT_API_PORT) else free_port("127.0.0.1")
+    )
     address = f"127.0.0.1:{port}"
     stack = Stack(state_dir, console)
     try:
         with console.status("starting the control plane"):
-            stack.start("controlplane", ["controlplane", "--listen", address,
-                                         "--state-dir", str(state_dir / "controlplane")])
+            stack.start(
+                "controlplane",
+                [
+                    "controlplane",
+                    "--listen",
+                    address,
+                    "--state-dir",
+                    str(state_dir / "controlplane"),
+                ],
+            )
             with api_client(address) as api:
-                wait_for(stack, "the control plane API",
-                         lambda: api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=1)
-                         is not None, 60)
+                wait_for(
+                    stack,
+                    "the control plane API",
+                    lambda: (
+                        api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=1) is not None
+                    ),
+                    60,
+                )
         (state_dir / ADDRESS_FILE).write_text(address)
         for region in regions:
-            stack.start(f"agent-{region}", ["agent", "--region", region, "--controlplane", address,
-                                            "--state-dir", str(state_dir / "regions" / region)])
+            stack.start(
+                f"agent-{region}",
+                [
+                    "agent",
+                    "--region",
+                    region,
+                    "--controlplane",
+                    address,
+                    "--state-dir",
+                    str(state_dir / "regions" / region),
+                ],
+            )
         with console.status("building the demo model"):
             model_path = build_mlp(state_dir / "models" / "demo-mlp-v1.pt", seed=0)
         demo_file = state_dir / "demo.yaml"
         demo_file.write_text(demo_documents(model_path, regions))
         with api_client(address) as api:
             with console.status("waiting for the agents to register"):
-                wait_for(stack, "every region's agent", lambda: {
-                    r.metadata.name for r in api.regions.ListRegions(
-                        api_pb2.ListRegionsRequest(), timeout=2).regions
-                    if r.status.agent_connected} >= set(regions), 60)
-            resources = [parse_resource_document(doc, str(demo_file), i)
-                         for i, doc in enumerate(yaml.safe_load_all(demo_file.read_text()))]
+                wait_for(
+                    stack,
+                    "every region's agent",
+                    lambda: (
+                        {
+                            r.metadata.name
+                            for r in api.regions.ListRegions(
+                                api_pb2.ListRegionsRequest(), timeout=2
+                            ).regions
+                            if r.status.agent_connected
+                        }
+                        >= set(regions)
+                    ),
+                    60,
+                )
+            resources = [
+                parse_resource_document(doc, str(demo_file), i)
+                for i, doc in enumerate(yaml.safe_load_all(demo_file.read_text()))
+            ]
             api.apply.Apply(api_pb2.ApplyRequest(resources=resources), timeout=10)
             with console.status("waiting for the demo deployment to be Ready in every region"):
-                wait_for(stack, "the demo deployment", lambda: api.deployments.GetDeployment(
-                    api_pb2.GetDeploymentRequest(name=DEMO_DEPLOYMENT), timeout=2
-                ).deployment.status.phase == "Ready", 180)
+                wait_for(
+                    stack,
+                    "the demo deployment",
+                    lambda: (
+                        api.deployments.GetDeployment(
+                            api_pb2.GetDeploymentRequest(name=DEMO_DEPLOYMENT), timeout=2
+                        ).deployment.status.phase
+                        == "Ready"
+                    ),
+                    180,
+                )
             regions_now = api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=2).regions
         _print_endpoints(console, address, regions_now, demo_file)
         while not (dead := stack.dead()):
@@ -169,7 +218,7 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
 
 
 def _port_free(port: int) -> bool:
-    import socket  # noqa: PLC0415
+    import socket
 
     with socket.socket() as s:
         try:
@@ -187,10 +236,13 @@ def _print_endpoints(console: Console, address: str, regions: object, demo_file:
         first_gateway = first_gateway or r.status.gateway_address
     console.print(f"\n[bold green]meshline is up[/]  control plane API: [bold]{address}[/]\n")
     console.print(table)
-    console.print(f"""
+    console.print(
+        f"""
 demo deployment [bold]{DEMO_DEPLOYMENT}[/] (from {demo_file}) is Ready. Try:
   meshline get deployments
   meshline infer {DEMO_DEPLOYMENT} --input input=0.5
   curl -s http://{first_gateway}/v2/models/{DEMO_DEPLOYMENT}
-Logs: {demo_file.parent / 'logs'}   Press Ctrl-C to stop everything.
-""", highlight=False)
+Logs: {demo_file.parent / "logs"}   Press Ctrl-C to stop everything.
+""",
+        highlight=False,
+    )

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from workers.demo import build_mlp
 
 from tests.harness.mesh import Mesh, running_mesh
-from workers.demo import build_mlp
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,10 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two versions of the demo MLP with different weights."""
     root = tmp_path_factory.mktemp("models")
-    return {"v1": build_mlp(root / "mlp-v1.pt", seed=0), "v2": build_mlp(root / "mlp-v2.pt", seed=1)}
+    return {
+        "v1": build_mlp(root / "mlp-v1.pt", seed=0),
+        "v2": build_mlp(root / "mlp-v2.pt", seed=1),
+    }
 
 
 def local_torch(path: Path, batch: torch.Tensor) -> torch.Tensor:
@@ -37,8 +40,14 @@ def local_torch(path: Path, batch: torch.Tensor) -> torch.Tensor:
     return result
 
 
-def deployment_yaml(name: str, models: dict[str, Path], version: str, regions: list[str],
-                    replicas: int = 1, environment: str = "production") -> str:
+def deployment_yaml(
+    name: str,
+    models: dict[str, Path],
+    version: str,
+    regions: list[str],
+    replicas: int = 1,
+    environment: str = "production",
+) -> str:
     versions = "\n".join(
         f"""    - name: {v}
       runtime: torch

@@ -30,15 +30,19 @@ def _batch(rows: int = 3, seed: int = 7) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((rows, 784)).astype(np.float32)
 
 
-def _grpc_infer(gateway: str, deployment: str, batch: np.ndarray,
-                environment: str = "production") -> np.ndarray:
+def _grpc_infer(
+    gateway: str, deployment: str, batch: np.ndarray, environment: str = "production"
+) -> np.ndarray:
     with grpc.insecure_channel(gateway) as channel:
         stub = oip_grpc.GRPCInferenceServiceStub(channel)
         response = stub.ModelInfer(
             infer_request(deployment, batch),
-            metadata=(("x-meshline-deployment", deployment),
-                      ("x-meshline-environment", environment)),
-            timeout=10)
+            metadata=(
+                ("x-meshline-deployment", deployment),
+                ("x-meshline-environment", environment),
+            ),
+            timeout=10,
+        )
     return output_array(response)
 
 
@@ -46,8 +50,9 @@ def _delete(mesh: Mesh, name: str) -> None:
     mesh.deployments.DeleteDeployment(api_pb2.DeleteDeploymentRequest(name=name), timeout=10)
 
 
-def test_inference_through_every_gateway_matches_local_torch(mesh: Mesh, models: dict[str, Path]
-                                                             ) -> None:
+def test_inference_through_every_gateway_matches_local_torch(
+    mesh: Mesh, models: dict[str, Path]
+) -> None:
     mesh.apply(deployment_yaml("mlp-a", models, "v1", REGIONS))
     try:
         mesh.wait_ready("mlp-a")
@@ -114,15 +119,22 @@ def test_deleted_deployment_answers_not_found(mesh: Mesh, models: dict[str, Path
 
     wait_until(grpc_not_found, 30, "gRPC NOT_FOUND for the deleted deployment")
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(urllib.request.Request(
-            f"http://{gateway}/v2/models/mlp-c/infer", method="POST", data=b"{}",
-            headers={"content-type": "application/json"}), timeout=10)
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"http://{gateway}/v2/models/mlp-c/infer",
+                method="POST",
+                data=b"{}",
+                headers={"content-type": "application/json"},
+            ),
+            timeout=10,
+        )
     assert info.value.code == 404
     assert "mlp-c" in info.value.read().decode()
 
 
-def test_bad_tensors_get_clear_errors_through_the_gateway(mesh: Mesh, models: dict[str, Path]
-                                                          ) -> None:
+def test_bad_tensors_get_clear_errors_through_the_gateway(
+    mesh: Mesh, models: dict[str, Path]
+) -> None:
     mesh.apply(deployment_yaml("mlp-d", models, "v1", ["us"]))
     try:
         mesh.wait_ready("mlp-d")
@@ -131,12 +143,23 @@ def test_bad_tensors_get_clear_errors_through_the_gateway(mesh: Mesh, models: di
             _grpc_infer(gateway, "mlp-d", np.zeros((2, 100), dtype=np.float32))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
         assert "input" in info.value.details()  # type: ignore[attr-defined]
-        body = json.dumps({"inputs": [{"name": "input", "datatype": "INT32", "shape": [1, 784],
-                                       "data": [0] * 784}]}).encode()
+        body = json.dumps(
+            {
+                "inputs": [
+                    {"name": "input", "datatype": "INT32", "shape": [1, 784], "data": [0] * 784}
+                ]
+            }
+        ).encode()
         with pytest.raises(urllib.error.HTTPError) as http_info:
-            urllib.request.urlopen(urllib.request.Request(
-                f"http://{gateway}/v2/models/mlp-d/infer", method="POST", data=body,
-                headers={"content-type": "application/json"}), timeout=10)
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    f"http://{gateway}/v2/models/mlp-d/infer",
+                    method="POST",
+                    data=body,
+                    headers={"content-type": "application/json"},
+                ),
+                timeout=10,
+            )
         assert http_info.value.code == 400
         assert "input" in http_info.value.read().decode()
         # The worker is still fine after bad requests.
@@ -146,13 +169,18 @@ def test_bad_tensors_get_clear_errors_through_the_gateway(mesh: Mesh, models: di
 
 
 def _worker_pids(mesh: Mesh, region: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(mesh.agents[region].pid), "-f", "workers.torch_worker"],
-                         capture_output=True, text=True, check=False).stdout
+    out = subprocess.run(
+        ["pgrep", "-P", str(mesh.agents[region].pid), "-f", "workers.torch_worker"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
     return [int(p) for p in out.split()]
 
 
-def test_killed_worker_is_restarted_and_clients_see_no_failure(mesh: Mesh,
-                                                               models: dict[str, Path]) -> None:
+def test_killed_worker_is_restarted_and_clients_see_no_failure(
+    mesh: Mesh, models: dict[str, Path]
+) -> None:
     mesh.apply(deployment_yaml("mlp-e", models, "v1", ["eu"], replicas=2))
     try:
         mesh.wait_ready("mlp-e", replicas=2)
@@ -198,8 +226,9 @@ def test_controlplane_restart_under_load_loses_nothing(mesh: Mesh, models: dict[
         _delete(mesh, "mlp-f")
 
 
-def test_missing_model_file_is_rejected_and_nothing_is_lost(mesh: Mesh, models: dict[str, Path],
-                                                            tmp_path: Path) -> None:
+def test_missing_model_file_is_rejected_and_nothing_is_lost(
+    mesh: Mesh, models: dict[str, Path], tmp_path: Path
+) -> None:
     mesh.apply(deployment_yaml("mlp-g", models, "v1", ["eu"]))
     try:
         broken = {"v1": models["v1"], "v2": tmp_path / "does-not-exist.pt"}

@@ -23,7 +23,8 @@ def infer_request(deployment: str, batch: np.ndarray, name: str = "input") -> oi
 def output_array(response: oip.ModelInferResponse, index: int = 0) -> np.ndarray:
     out = response.outputs[index]
     return np.frombuffer(response.raw_output_contents[index], dtype=np.float32).reshape(
-        list(out.shape))
+        list(out.shape)
+    )
 
 
 @dataclass
@@ -43,8 +44,10 @@ class ClientLoop:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _run(self) -> None:
-        metadata = (("x-meshline-deployment", self.deployment),
-                    ("x-meshline-environment", self.environment))
+        metadata = (
+            ("x-meshline-deployment", self.deployment),
+            ("x-meshline-environment", self.environment),
+        )
         request = infer_request(self.deployment, self.batch)
         with grpc.insecure_channel(self.gateway) as channel:
             stub = oip_grpc.GRPCInferenceServiceStub(channel)

@@ -51,12 +51,14 @@ class Mesh:
         resources = [parse_resource_document(d, "<test>", i) for i, d in enumerate(docs)]
         stub = api_pb2_grpc.ApplyServiceStub(self._channel())
         reply: api_pb2.ApplyResponse = stub.Apply(
-            api_pb2.ApplyRequest(resources=resources, dry_run=dry_run), timeout=30)
+            api_pb2.ApplyRequest(resources=resources, dry_run=dry_run), timeout=30
+        )
         return reply
 
     def deployment(self, name: str, environment: str = "production") -> resources_pb2.Deployment:
         reply = self.deployments.GetDeployment(
-            api_pb2.GetDeploymentRequest(name=name, environment=environment), timeout=10)
+            api_pb2.GetDeploymentRequest(name=name, environment=environment), timeout=10
+        )
         return reply.deployment
 
     def region(self, name: str) -> resources_pb2.Region:
@@ -75,8 +77,13 @@ class Mesh:
 
         wait_until(connected, timeout_s, "every agent to connect")
 
-    def wait_ready(self, name: str, environment: str = "production",
-                   timeout_s: float = 120, replicas: int | None = None) -> resources_pb2.Deployment:
+    def wait_ready(
+        self,
+        name: str,
+        environment: str = "production",
+        timeout_s: float = 120,
+        replicas: int | None = None,
+    ) -> resources_pb2.Deployment:
         def ready() -> bool:
             status = self.deployment(name, environment).status
             if status.phase != "Ready":
@@ -86,20 +93,33 @@ class Mesh:
         try:
             wait_until(ready, timeout_s, f"deployment {name} to be Ready")
         except TimeoutError:
-            raise TimeoutError(f"{name} not Ready: {self.deployment(name, environment).status}"
-                               ) from None
+            raise TimeoutError(
+                f"{name} not Ready: {self.deployment(name, environment).status}"
+            ) from None
         return self.deployment(name, environment)
 
     # -- processes ------------------------------------------------------------------------
 
     def start_controlplane(self) -> None:
         self.controlplane = ManagedProcess(
-            "controlplane", [*MESHLINE, "controlplane", "--listen", self.address,
-                             "--state-dir", str(self.state_dir / "controlplane")],
-            self.state_dir)
-        wait_until(lambda: self.regions_api.ListRegions(api_pb2.ListRegionsRequest(),
-                                                        timeout=1) is not None,
-                   60, "the control plane API")
+            "controlplane",
+            [
+                *MESHLINE,
+                "controlplane",
+                "--listen",
+                self.address,
+                "--state-dir",
+                str(self.state_dir / "controlplane"),
+            ],
+            self.state_dir,
+        )
+        wait_until(
+            lambda: (
+                self.regions_api.ListRegions(api_pb2.ListRegionsRequest(), timeout=1) is not None
+            ),
+            60,
+            "the control plane API",
+        )
 
     def restart_controlplane(self) -> None:
         self.controlplane.stop()
@@ -107,15 +127,27 @@ class Mesh:
 
     def start_agent(self, region: str) -> ManagedProcess:
         agent = ManagedProcess(
-            f"agent-{region}", [*MESHLINE, "agent", "--region", region, "--controlplane",
-                                self.address, "--state-dir", str(self.state_dir / region)],
-            self.state_dir)
+            f"agent-{region}",
+            [
+                *MESHLINE,
+                "agent",
+                "--region",
+                region,
+                "--controlplane",
+                self.address,
+                "--state-dir",
+                str(self.state_dir / region),
+            ],
+            self.state_dir,
+        )
         self.agents[region] = agent
         return agent
 
     def logs(self) -> str:
-        parts = [f"----- {p.name} -----\n{p.log()[-4000:]}"
-                 for p in [self.controlplane, *self.agents.values()]]
+        parts = [
+            f"----- {p.name} -----\n{p.log()[-4000:]}"
+            for p in [self.controlplane, *self.agents.values()]
+        ]
         return "\n".join(parts)
 
     def close(self) -> None:

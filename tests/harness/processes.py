@@ -36,7 +36,9 @@ def wait_until(
         except Exception as exc:  # the condition may raise while the thing starts
             last_error = exc
         time.sleep(0.05)
-    raise TimeoutError(f"timed out after {timeout_s}s waiting for {what} (last error: {last_error})")
+    raise TimeoutError(
+        f"timed out after {timeout_s}s waiting for {what} (last error: {last_error})"
+    )
 
 
 def port_open(host: str, port: int) -> bool:
@@ -48,7 +50,9 @@ def port_open(host: str, port: int) -> bool:
 class ManagedProcess:
     """A child process in its own process group, with its output in a log file."""
 
-    def __init__(self, name: str, args: Sequence[str], log_dir: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self, name: str, args: Sequence[str], log_dir: Path, env: dict[str, str] | None = None
+    ):
         self.name = name
         self.args = list(args)
         self.log_path = log_dir / f"{name}.log"
@@ -92,7 +96,9 @@ class ManagedProcess:
 
 
 @contextmanager
-def managed(name: str, args: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> Iterator[ManagedProcess]:
+def managed(
+    name: str, args: Sequence[str], log_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[ManagedProcess]:
     """Run a process for the duration of a with-block; print its log if the block fails."""
     process = ManagedProcess(name, args, log_dir, env)
     try:

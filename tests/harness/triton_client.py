@@ -36,7 +36,10 @@ class TritonResult:
 def triton_infer(call: TritonCall) -> TritonResult:
     result = subprocess.run(
         [sys.executable, "-m", "tests.harness.triton_client", json.dumps(asdict(call))],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     if result.returncode != 0:
         raise RuntimeError(f"tritonclient script failed: {result.stderr[-2000:]}")
@@ -49,10 +52,10 @@ def triton_infer(call: TritonCall) -> TritonResult:
 
 def _run(call: TritonCall) -> dict[str, object]:
     if call.protocol == "grpc":
-        import tritonclient.grpc as client  # noqa: PLC0415
+        import tritonclient.grpc as client
     else:
-        import tritonclient.http as client  # type: ignore[no-redef]  # noqa: PLC0415
-    from tritonclient.utils import InferenceServerException  # noqa: PLC0415
+        import tritonclient.http as client  # type: ignore[no-redef]
+    from tritonclient.utils import InferenceServerException
 
     triton = client.InferenceServerClient(url=call.url)
     inputs = []
@@ -69,8 +72,11 @@ def _run(call: TritonCall) -> dict[str, object]:
     except InferenceServerException as exc:
         return {"outputs": {}, "error": f"{exc.status()}: {exc.message()}"}
     response = result.get_response()
-    names = [o.name for o in response.outputs] if call.protocol == "grpc" else [
-        o["name"] for o in response["outputs"]]
+    names = (
+        [o.name for o in response.outputs]
+        if call.protocol == "grpc"
+        else [o["name"] for o in response["outputs"]]
+    )
     return {"outputs": {n: result.as_numpy(n).tolist() for n in names}, "error": ""}
 
 

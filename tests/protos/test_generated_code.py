@@ -28,7 +28,8 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
     stale = [
         str(rel)
         for rel in fresh
-        if not (REPO_ROOT / rel).exists() or (REPO_ROOT / rel).read_bytes() != (tmp_path / rel).read_bytes()
+        if not (REPO_ROOT / rel).exists()
+        or (REPO_ROOT / rel).read_bytes() != (tmp_path / rel).read_bytes()
     ]
     assert not stale, f"generated code is stale, run `make protos`: {stale}"
 

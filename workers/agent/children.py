@@ -19,7 +19,9 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-async def spawn(args: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+async def spawn(
+    args: Sequence[str], log_path: Path, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return await asyncio.create_subprocess_exec(

@@ -68,22 +68,32 @@ class EnvoyGateway:
 
     async def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.bootstrap_path.write_text(render_bootstrap(self.config, self.agent_id, self.admin_port))
+        self.bootstrap_path.write_text(
+            render_bootstrap(self.config, self.agent_id, self.admin_port)
+        )
         await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise(), name="envoy-supervisor")
 
     async def _spawn(self) -> None:
         args = [
             envoy_binary(self.config.envoy_binary),
-            "-c", str(self.bootstrap_path),
+            "-c",
+            str(self.bootstrap_path),
             "--disable-hot-restart",
-            "--log-level", self.config.envoy_log_level,
-            "--drain-time-s", "2",
-            "--parent-shutdown-time-s", "3",
+            "--log-level",
+            self.config.envoy_log_level,
+            "--drain-time-s",
+            "2",
+            "--parent-shutdown-time-s",
+            "3",
         ]
         self._process = await children.spawn(args, self.log_path)
-        log.info("envoy for region %s started (pid %s, admin %s)", self.config.region,
-                 self._process.pid, self.admin_address)
+        log.info(
+            "envoy for region %s started (pid %s, admin %s)",
+            self.config.region,
+            self._process.pid,
+            self.admin_address,
+        )
 
     async def _supervise(self) -> None:
         backoff = 0.5
@@ -92,8 +102,12 @@ class EnvoyGateway:
             code = await self._process.wait()
             if self._stopping:
                 return
-            log.error("envoy exited with %s: %s; restarting in %.1fs", code,
-                      children.tail(self.log_path), backoff)
+            log.error(
+                "envoy exited with %s: %s; restarting in %.1fs",
+                code,
+                children.tail(self.log_path),
+                backoff,
+            )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
             await self._spawn()

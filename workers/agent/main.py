@@ -42,8 +42,11 @@ async def run_agent(config: AgentConfig) -> None:
         asyncio.create_task(supervisor.run(), name="supervisor"),
         asyncio.create_task(session.run(), name="session"),
     ]
-    print(f"agent region={config.region} gateway={gateway.gateway_address} "
-          f"admin={gateway.admin_address}", flush=True)
+    print(
+        f"agent region={config.region} gateway={gateway.gateway_address} "
+        f"admin={gateway.admin_address}",
+        flush=True,
+    )
     try:
         await stop.wait()
     finally:

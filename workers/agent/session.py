@@ -17,8 +17,13 @@ log = logging.getLogger(__name__)
 class ControlPlaneSession:
     """Sends hello + reports; applies desired state and releases from the control plane."""
 
-    def __init__(self, hello: agent_pb2.AgentHello, supervisor: Supervisor, target: str,
-                 report_interval_s: float) -> None:
+    def __init__(
+        self,
+        hello: agent_pb2.AgentHello,
+        supervisor: Supervisor,
+        target: str,
+        report_interval_s: float,
+    ) -> None:
         self.hello = hello
         self.supervisor = supervisor
         self.target = target

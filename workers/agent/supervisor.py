@@ -81,6 +81,7 @@ class Supervisor:
     desired: dict[tuple[str, str], agent_pb2.Workload] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -93,7 +94,9 @@ class Supervisor:
         for worker_id in worker_ids:
             worker = self.workers.get(worker_id)
             if worker is not None and worker.draining:
-                asyncio.create_task(self._retire(worker), name=f"retire-{worker_id}")
+                task = asyncio.create_task(self._retire(worker), name=f"retire-{worker_id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     # -- outputs ------------------------------------------------------------------------
 
@@ -108,7 +111,7 @@ class Supervisor:
                     revision=w.revision,
                     grpc_address=f"{host}:{w.grpc_port}",
                     http_address=f"{host}:{w.http_port}",
-                    state=State.WORKER_STATE_DRAINING if w.draining else w.state,
+                    state=State.WORKER_STATE_DRAINING if w.draining else State.ValueType(w.state),
                     restarts=w.restarts,
                     last_error=w.last_error,
                 )
@@ -193,24 +196,41 @@ class Supervisor:
 
     async def _restart(self, worker: Worker) -> None:
         worker.restarts += 1
-        log.warning("restarting worker %s (restart %d): %s", worker.worker_id, worker.restarts,
-                    worker.last_error)
+        log.warning(
+            "restarting worker %s (restart %d): %s",
+            worker.worker_id,
+            worker.restarts,
+            worker.last_error,
+        )
         await self._spawn(worker)
 
     async def _spawn(self, worker: Worker) -> None:
         w = worker.workload
-        signature = json.dumps(json_format.MessageToDict(w.signature, preserving_proto_field_name=True))
+        signature = json.dumps(
+            json_format.MessageToDict(w.signature, preserving_proto_field_name=True)
+        )
         args = [
-            sys.executable, "-m", "workers.torch_worker",
-            "--model-name", w.deployment,
-            "--model-version", w.model_version,
-            "--model-path", w.model_path,
-            "--signature", signature,
-            "--host", self.config.host,
-            "--grpc-port", str(worker.grpc_port),
-            "--http-port", str(worker.http_port),
-            "--worker-id", worker.worker_id,
-            "--region", self.config.region,
+            sys.executable,
+            "-m",
+            "workers.torch_worker",
+            "--model-name",
+            w.deployment,
+            "--model-version",
+            w.model_version,
+            "--model-path",
+            w.model_path,
+            "--signature",
+            signature,
+            "--host",
+            self.config.host,
+            "--grpc-port",
+            str(worker.grpc_port),
+            "--http-port",
+            str(worker.http_port),
+            "--worker-id",
+            worker.worker_id,
+            "--region",
+            self.config.region,
         ]
         worker.state = State.WORKER_STATE_STARTING
         worker.failed_probes = 0
@@ -235,8 +255,11 @@ class Supervisor:
                 code = worker.process.returncode
                 worker.last_error = f"exited with code {code}: {children.tail(worker.log_path, 3)}"
                 stable = time.monotonic() - worker.started_at > STABLE_AFTER_S
-                backoff = 0.0 if stable or worker.restarts == 0 else min(
-                    0.5 * 2 ** (worker.restarts - 1), MAX_RESTART_BACKOFF_S)
+                backoff = (
+                    0.0
+                    if stable or worker.restarts == 0
+                    else min(0.5 * 2 ** (worker.restarts - 1), MAX_RESTART_BACKOFF_S)
+                )
                 worker.restart_at = time.monotonic() + backoff
                 worker.state = State.WORKER_STATE_UNHEALTHY
                 self._wake.set()
