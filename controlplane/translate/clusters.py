@@ -90,8 +90,10 @@ def _eds_cluster(name: str, route: DeploymentRoute) -> cluster_pb2.Cluster:
     )
     cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
     cluster.eds_cluster_config.service_name = name
-    # New workers get traffic only after their first passing health check.
-    cluster.common_lb_config.ignore_new_hosts_until_first_hc = True
+    # New hosts are routable as soon as EDS says HEALTHY: the agent reports a worker healthy only
+    # after its own gRPC health check passed. Waiting for Envoy's first check as well
+    # (ignore_new_hosts_until_first_hc) would open a gap with no routable host whenever the old
+    # workers drain in the same EDS update that brings the new ones.
     cluster.common_lb_config.healthy_panic_threshold.CopyFrom(
         percent_pb2.Percent(value=HEALTHY_PANIC_THRESHOLD_PERCENT)
     )
