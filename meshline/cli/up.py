@@ -123,6 +123,7 @@ spec:
 
 def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: Console) -> None:
     import yaml
+
     from workers.demo import build_mlp
 
     state_dir = state_dir.resolve()
@@ -132,6 +133,7 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
     )
     address = f"127.0.0.1:{port}"
     stack = Stack(state_dir, console)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
     try:
         with console.status("starting the control plane"):
             stack.start(
@@ -215,6 +217,10 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
     finally:
         stack.stop()
         (state_dir / ADDRESS_FILE).unlink(missing_ok=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _port_free(port: int) -> bool:

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from meshline.v1 import agent_pb2
+from meshline.v1 import agent_pb2, resources_pb2
 from workers.agent import children
 from workers.agent.config import AgentConfig
 from workers.agent.ports import free_port
@@ -67,6 +66,17 @@ class Worker:
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
+
+
+def signature_json(signature: resources_pb2.ModelSignature) -> dict[str, object]:
+    """The worker's --signature: shapes as ints (proto JSON would quote int64s)."""
+    return {
+        side: [
+            {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
+            for t in getattr(signature, side)
+        ]
+        for side in ("inputs", "outputs")
+    }
 
 
 def workload_key(workload: agent_pb2.Workload) -> tuple[str, str]:
@@ -206,9 +216,7 @@ class Supervisor:
 
     async def _spawn(self, worker: Worker) -> None:
         w = worker.workload
-        signature = json.dumps(
-            json_format.MessageToDict(w.signature, preserving_proto_field_name=True)
-        )
+        signature = json.dumps(signature_json(w.signature))
         args = [
             sys.executable,
             "-m",
@@ -253,7 +261,7 @@ class Supervisor:
         if worker.process is not None and worker.process.returncode is not None:
             if worker.state != State.WORKER_STATE_UNHEALTHY or worker.restart_at == 0.0:
                 code = worker.process.returncode
-                worker.last_error = f"exited with code {code}: {children.tail(worker.log_path, 3)}"
+                worker.last_error = f"exited with code {code}: {children.tail(worker.log_path, 1)}"
                 stable = time.monotonic() - worker.started_at > STABLE_AFTER_S
                 backoff = (
                     0.0

@@ -1,0 +1,142 @@
+"""Command line -> WorkerConfig. The agent starts workers with exactly these flags."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from workers.torch_worker.errors import SignatureError
+from workers.torch_worker.signature import Signature
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything one worker process needs; immutable once parsed."""
+
+    model_name: str
+    model_version: str
+    model_path: Path
+    signature: Signature
+    host: str
+    grpc_port: int
+    http_port: int
+    worker_id: str
+    region: str
+    torch_threads: int = 1
+    shutdown_grace_s: float = 5.0
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    warmup: bool = True
+    log_level: str = "INFO"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m workers.torch_worker",
+        description="Serve one TorchScript model over the Open Inference Protocol v2 "
+        "(gRPC and REST).",
+    )
+    p.add_argument("--model-name", required=True, help="name clients use in requests")
+    p.add_argument("--model-version", default="1", help="version this worker serves")
+    p.add_argument("--model-path", required=True, type=Path, help="TorchScript file (.pt)")
+    sig = p.add_mutually_exclusive_group(required=True)
+    sig.add_argument("--signature", help="inputs/outputs as JSON")
+    sig.add_argument("--signature-file", type=Path, help="file holding the signature JSON")
+    p.add_argument("--host", default="127.0.0.1", help="address both servers listen on")
+    p.add_argument("--grpc-port", required=True, type=_port)
+    p.add_argument("--http-port", required=True, type=_port)
+    p.add_argument("--worker-id", default="", help="reported in x-meshline-worker")
+    p.add_argument("--region", default="local", help="reported in x-meshline-region")
+    p.add_argument(
+        "--torch-threads", type=_positive_int, default=1, help="torch intra-op threads"
+    )
+    p.add_argument(
+        "--shutdown-grace-s",
+        type=_non_negative_float,
+        default=5.0,
+        help="on SIGTERM, how long in-flight requests may take to finish",
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        help="largest request/response body (gRPC message or HTTP body)",
+    )
+    p.add_argument(
+        "--no-warmup",
+        dest="warmup",
+        action="store_false",
+        help="skip the start-up forward pass that checks the model against its signature",
+    )
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
+    """Parse flags; exits with status 2 and a message naming the flag on bad input."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        if ns.signature_file is not None:
+            signature = Signature.from_file(ns.signature_file)
+        else:
+            signature = Signature.from_json(ns.signature)
+    except SignatureError as exc:
+        parser.error(str(exc))
+    if ns.grpc_port == ns.http_port:
+        parser.error(f"--grpc-port and --http-port must differ (both {ns.grpc_port})")
+    if not ns.model_name.strip() or "/" in ns.model_name:
+        parser.error(f"--model-name: invalid name {ns.model_name!r}")
+    worker_id = ns.worker_id or f"{ns.model_name}-{socket.gethostname()}-{os.getpid()}"
+    return WorkerConfig(
+        model_name=ns.model_name,
+        model_version=ns.model_version,
+        model_path=ns.model_path,
+        signature=signature,
+        host=ns.host,
+        grpc_port=ns.grpc_port,
+        http_port=ns.http_port,
+        worker_id=worker_id,
+        region=ns.region,
+        torch_threads=ns.torch_threads,
+        shutdown_grace_s=ns.shutdown_grace_s,
+        max_message_bytes=ns.max_message_bytes,
+        warmup=ns.warmup,
+        log_level=ns.log_level,
+    )
+
+
+def _port(text: str) -> int:
+    value = _int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text}")
+    return value

@@ -1,0 +1,166 @@
+"""The protocol-neutral data plane: what every OIP endpoint does, without gRPC or HTTP types.
+
+Adapters decode the wire format into these dataclasses (numpy arrays inside), call DataPlane, and
+encode the result back; DataPlane checks names and the signature and calls the runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from workers.torch_worker.errors import ModelNotFoundError, NotReadyError
+from workers.torch_worker.runtime import TorchRuntime
+from workers.torch_worker.signature import Signature, TensorSpec
+
+SERVER_NAME = "meshline-torch-worker"
+PLATFORM = "pytorch_libtorch"  # what Triton reports for TorchScript models
+EXTENSIONS = ("binary_tensor_data",)
+
+
+@dataclass(frozen=True)
+class InferInput:
+    """One decoded input tensor; `data` already has `shape` and the datatype's dtype."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    data: np.ndarray
+
+
+@dataclass(frozen=True)
+class InferOutput:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    data: np.ndarray
+
+
+@dataclass
+class InferenceRequest:
+    model_name: str
+    inputs: list[InferInput]
+    model_version: str = ""
+    id: str = ""
+    # Names of the outputs wanted, in reply order; empty means all declared outputs.
+    outputs: list[str] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class InferenceResponse:
+    model_name: str
+    model_version: str
+    outputs: list[InferOutput]
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class ServerMetadata:
+    name: str
+    version: str
+    extensions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    name: str
+    versions: tuple[str, ...]
+    platform: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+class DataPlane:
+    """One model, one version, one runtime."""
+
+    def __init__(
+        self, model_name: str, model_version: str, runtime: TorchRuntime, server_version: str
+    ) -> None:
+        self.model_name = model_name
+        self.model_version = model_version
+        self.runtime = runtime
+        self.server_version = server_version
+        self._draining = False
+
+    @property
+    def signature(self) -> Signature:
+        return self.runtime.signature
+
+    # ---- health --------------------------------------------------------------------------
+
+    def live(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        return self.runtime.loaded and not self._draining
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def start_draining(self) -> None:
+        """Report not-ready from now on; requests already arriving are still served."""
+        self._draining = True
+
+    def resolve(self, name: str, version: str = "") -> None:
+        """ModelNotFoundError unless `name` (and `version`, when given) is what this worker serves."""
+        if name != self.model_name:
+            raise ModelNotFoundError(
+                f"unknown model '{name}' (this worker serves '{self.model_name}')"
+            )
+        if version and version != self.model_version:
+            raise ModelNotFoundError(
+                f"model '{name}' has no version '{version}' here "
+                f"(this worker serves version '{self.model_version}')"
+            )
+
+    def model_ready(self, name: str, version: str = "") -> bool:
+        self.resolve(name, version)
+        return self.ready()
+
+    # ---- metadata ------------------------------------------------------------------------
+
+    def server_metadata(self) -> ServerMetadata:
+        return ServerMetadata(SERVER_NAME, self.server_version, EXTENSIONS)
+
+    def model_metadata(self, name: str, version: str = "") -> ModelMetadata:
+        self.resolve(name, version)
+        return ModelMetadata(
+            name=self.model_name,
+            versions=(self.model_version,),
+            platform=PLATFORM,
+            inputs=self.signature.inputs,
+            outputs=self.signature.outputs,
+        )
+
+    # ---- inference -----------------------------------------------------------------------
+
+    async def infer(self, request: InferenceRequest) -> InferenceResponse:
+        """Validate against the signature, run the model, keep the requested outputs."""
+        self.resolve(request.model_name, request.model_version)
+        if not self.runtime.loaded:
+            raise NotReadyError(f"model '{self.model_name}' is not loaded")
+        signature = self.signature
+        signature.check_inputs(request.inputs)
+        signature.check_requested_outputs(request.outputs)
+        by_name = {t.name: t.data for t in request.inputs}
+        arrays = await self.runtime.infer([by_name[name] for name in signature.input_names])
+        wanted = request.outputs or signature.output_names
+        outputs = [
+            InferOutput(
+                name=name,
+                datatype=signature.output(name).datatype,
+                shape=tuple(arrays[name].shape),
+                data=arrays[name],
+            )
+            for name in wanted
+        ]
+        return InferenceResponse(
+            model_name=self.model_name,
+            model_version=self.model_version,
+            outputs=outputs,
+            id=request.id,
+        )

@@ -1,0 +1,26 @@
+"""grpc.health.v1 status of the worker: SERVING for "" and the model name once the model is loaded,
+NOT_SERVING from the moment shutdown starts (gateways stop routing here)."""
+
+from __future__ import annotations
+
+from grpc_health.v1 import health, health_pb2
+
+
+class HealthState:
+    """Owns the aio HealthServicer and the two service names it reports."""
+
+    def __init__(self, model_name: str) -> None:
+        self.servicer = health.aio.HealthServicer()
+        self.services = ("", model_name)
+
+    async def set_serving(self) -> None:
+        for name in self.services:
+            await self.servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def set_not_serving(self) -> None:
+        for name in self.services:
+            await self.servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    async def shutdown(self) -> None:
+        """NOT_SERVING for every service, and ignore any later set()."""
+        await self.servicer.enter_graceful_shutdown()

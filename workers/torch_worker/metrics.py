@@ -1,0 +1,84 @@
+"""Prometheus metrics of inference requests (count, errors, latency, in flight).
+
+A registry per worker (not the global one), so tests can build several in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from workers.torch_worker.errors import InferenceError
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class WorkerMetrics:
+    """Request metrics, labelled by protocol (grpc/http) and the served model."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, model: str, version: str) -> None:
+        self.registry = CollectorRegistry()
+        self._labels = {"model": model, "version": version}
+        names = ["protocol", "model", "version"]
+        self._requests = Counter(
+            "meshline_worker_requests", "Inference requests received.", names,
+            registry=self.registry,
+        )
+        self._errors = Counter(
+            "meshline_worker_request_errors", "Inference requests that failed, by error kind.",
+            [*names, "kind"], registry=self.registry,
+        )
+        self._latency = Histogram(
+            "meshline_worker_request_duration_seconds",
+            "Time from request decoded to response ready.",
+            names, buckets=_BUCKETS, registry=self.registry,
+        )
+        self._in_flight_gauge = Gauge(
+            "meshline_worker_inflight_requests", "Inference requests being handled now.",
+            ["model", "version"], registry=self.registry,
+        )
+        self._in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @contextmanager
+    def track(self, protocol: str) -> Iterator[None]:
+        """Count one request around its handling; errors are counted by kind and re-raised."""
+        labels = {"protocol": protocol, **self._labels}
+        self._requests.labels(**labels).inc()
+        self._in_flight += 1
+        self._in_flight_gauge.labels(**self._labels).inc()
+        start = time.perf_counter()
+        try:
+            yield
+        except InferenceError as exc:
+            self._errors.labels(**labels, kind=exc.kind.value).inc()
+            raise
+        except asyncio.CancelledError:
+            self._errors.labels(**labels, kind="cancelled").inc()
+            raise
+        except Exception:
+            self._errors.labels(**labels, kind="internal").inc()
+            raise
+        finally:
+            self._latency.labels(**labels).observe(time.perf_counter() - start)
+            self._in_flight -= 1
+            self._in_flight_gauge.labels(**self._labels).dec()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,184 @@
+"""The model runtime: a TorchScript module on CPU, run off the event loop.
+
+Forward passes run one at a time on a dedicated thread (torch releases the GIL inside), so the
+event loop keeps serving health checks and parsing the next request meanwhile. On a 2-core box one
+intra-op thread is the default: the other core is left to the event loop and the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from workers.torch_worker import datatypes
+from workers.torch_worker.errors import ModelExecutionError, ModelLoadError
+from workers.torch_worker.signature import Signature
+
+log = logging.getLogger(__name__)
+
+# Raw request bytes become read-only numpy arrays (np.frombuffer, no copy). The model never
+# writes to its inputs, so torch's warning about wrapping a read-only array is noise here.
+warnings.filterwarnings(
+    "ignore", message="The given NumPy array is not writable", category=UserWarning
+)
+
+
+class TorchRuntime:
+    """Loads one TorchScript file and runs it on numpy inputs in signature order."""
+
+    def __init__(self, path: Path, signature: Signature, threads: int = 1) -> None:
+        self.path = path
+        self.signature = signature
+        self.threads = threads
+        self._module: torch.jit.ScriptModule | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the file on CPU; ModelLoadError naming the file if it is missing or not TorchScript."""
+        torch.set_num_threads(self.threads)
+        if not self.path.exists():
+            raise ModelLoadError(f"model file not found: {self.path}")
+        if not self.path.is_file():
+            raise ModelLoadError(f"model path is not a file: {self.path}")
+        try:
+            with warnings.catch_warnings():
+                # torch 2.13 marks torch.jit as deprecated; TorchScript is the format we serve.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = torch.jit.load(str(self.path), map_location="cpu")
+        except Exception as exc:  # torch raises RuntimeError/ValueError variants
+            raise ModelLoadError(
+                f"model file {self.path} is not a loadable TorchScript archive: "
+                f"{_first_line(exc)}"
+            ) from exc
+        module.eval()
+        self._module = module
+        self._executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="torch-infer",
+            initializer=torch.set_num_threads,
+            initargs=(self.threads,),
+        )
+        log.info("loaded %s (%d torch thread(s))", self.path, self.threads)
+
+    def warmup(self) -> None:
+        """One forward pass on zeros: proves the model fits its signature before serving."""
+        arrays = [
+            np.zeros(spec.example_shape(), dtype=datatypes.lookup(spec.datatype).numpy)
+            for spec in self.signature.inputs
+        ]
+        try:
+            self.infer_sync(arrays)
+        except ModelExecutionError as exc:
+            raise ModelLoadError(
+                f"model file {self.path} does not fit its signature: {exc}"
+            ) from exc
+
+    @property
+    def loaded(self) -> bool:
+        return self._module is not None
+
+    @property
+    def busy(self) -> int:
+        """Forward passes running right now (may outlive a cancelled request)."""
+        return self._busy
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # ---- inference ------------------------------------------------------------------------
+
+    async def infer(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Run forward on the inference thread; inputs in signature order."""
+        if self._executor is None:
+            raise ModelExecutionError("model is not loaded")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.infer_sync, list(inputs))
+
+    def infer_sync(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Forward pass on the calling thread; returns outputs by declared name."""
+        module = self._module
+        if module is None:
+            raise ModelExecutionError("model is not loaded")
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            with torch.inference_mode():
+                tensors = [torch.from_numpy(a) for a in inputs]
+                try:
+                    result = module(*tensors)
+                except Exception as exc:  # torch.jit.Error and friends from inside the model
+                    raise ModelExecutionError(f"model failed: {_first_line(exc)}") from exc
+                return self._to_outputs(result)
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
+
+    def _to_outputs(self, result: Any) -> dict[str, np.ndarray]:
+        named = _name_outputs(result, self.signature.output_names)
+        arrays: dict[str, np.ndarray] = {}
+        for name, tensor in named.items():
+            dt = datatypes.from_torch(tensor.dtype)
+            if dt is None:
+                raise ModelExecutionError(
+                    f"output '{name}': dtype {tensor.dtype} has no Open Inference Protocol "
+                    "datatype the torch worker supports"
+                )
+            self.signature.check_output(name, dt.name, tuple(tensor.shape))
+            arrays[name] = tensor.detach().cpu().numpy()
+        return arrays
+
+
+def _name_outputs(result: Any, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Map what forward returned (tensor, tuple/list, dict) onto the declared output names."""
+    if isinstance(result, torch.Tensor):
+        if len(names) != 1:
+            raise ModelExecutionError(
+                f"the model returned one tensor but the signature declares {len(names)} outputs"
+            )
+        return {names[0]: result}
+    if isinstance(result, tuple | list):
+        if len(result) != len(names):
+            raise ModelExecutionError(
+                f"the model returned {len(result)} values but the signature declares "
+                f"{len(names)} outputs ({', '.join(names)})"
+            )
+        return {name: _tensor(name, value) for name, value in zip(names, result, strict=True)}
+    if isinstance(result, Mapping):
+        missing = [n for n in names if n not in result]
+        if missing:
+            raise ModelExecutionError(
+                f"the model returned a dict without output(s) {', '.join(missing)} "
+                f"(it has: {', '.join(map(str, result))})"
+            )
+        return {name: _tensor(name, result[name]) for name in names}
+    raise ModelExecutionError(
+        f"the model returned {type(result).__name__}; expected a tensor, a tuple/list or a dict "
+        "of tensors"
+    )
+
+
+def _tensor(name: str, value: Any) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise ModelExecutionError(
+            f"output '{name}': the model returned {type(value).__name__}, not a tensor"
+        )
+    return value
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
