@@ -55,6 +55,7 @@ class ManagedProcess:
     ):
         self.name = name
         self.args = list(args)
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(

@@ -25,6 +25,12 @@ from workers.torch_worker.signature import Signature
 
 log = logging.getLogger(__name__)
 
+# BLAS kernels pick code paths by pointer alignment, and the float results differ in the last bits
+# between them. Raw request bytes land at arbitrary offsets (after a JSON header, inside a
+# protobuf), so an input that is not aligned like torch's own allocations is copied once: the
+# same input then gives the same output whichever protocol carried it.
+ALIGNMENT = 64
+
 # Raw request bytes become read-only numpy arrays (np.frombuffer, no copy). The model never
 # writes to its inputs, so torch's warning about wrapping a read-only array is noise here.
 warnings.filterwarnings(
@@ -117,7 +123,7 @@ class TorchRuntime:
             self._busy += 1
         try:
             with torch.inference_mode():
-                tensors = [torch.from_numpy(a) for a in inputs]
+                tensors = [_aligned(torch.from_numpy(a)) for a in inputs]
                 try:
                     result = module(*tensors)
                 except Exception as exc:  # torch.jit.Error and friends from inside the model
@@ -140,6 +146,12 @@ class TorchRuntime:
             self.signature.check_output(name, dt.name, tuple(tensor.shape))
             arrays[name] = tensor.detach().cpu().numpy()
         return arrays
+
+
+def _aligned(tensor: torch.Tensor) -> torch.Tensor:
+    if tensor.data_ptr() % ALIGNMENT == 0:
+        return tensor
+    return tensor.clone(memory_format=torch.contiguous_format)
 
 
 def _name_outputs(result: Any, names: Sequence[str]) -> dict[str, torch.Tensor]:
