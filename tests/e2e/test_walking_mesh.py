@@ -100,8 +100,11 @@ def test_new_version_switches_without_a_failed_request(mesh: Mesh, models: dict[
         assert loop.failures == []
         # Each region rolls on its own; the other one gets there too.
         us = mesh.gateway("us")
-        wait_until(lambda: np.array_equal(_grpc_infer(us, "mlp-b", batch), v2), 90,
-                   "version v2 in region us")
+        wait_until(
+            lambda: np.array_equal(_grpc_infer(us, "mlp-b", batch), v2),
+            90,
+            "version v2 in region us",
+        )
     finally:
         _delete(mesh, "mlp-b")
 

@@ -53,7 +53,9 @@ def run_grpc(args: argparse.Namespace, data: np.ndarray, meta_only: bool) -> dic
             ),
             "server": client.get_server_metadata(headers=headers, as_json=True),
         }
-    tensor = grpcclient.InferInput(args.input_name, list(data.shape), np_to_triton_dtype(data.dtype))
+    tensor = grpcclient.InferInput(
+        args.input_name, list(data.shape), np_to_triton_dtype(data.dtype)
+    )
     tensor.set_data_from_numpy(data)
     outputs = [grpcclient.InferRequestedOutput(n) for n in args.output_name]
     result = client.infer(
@@ -77,7 +79,9 @@ def run_http(args: argparse.Namespace, data: np.ndarray, mode: str) -> dict[str,
             "server": client.get_server_metadata(headers=headers),
         }
     binary = mode != "json"
-    tensor = httpclient.InferInput(args.input_name, list(data.shape), np_to_triton_dtype(data.dtype))
+    tensor = httpclient.InferInput(
+        args.input_name, list(data.shape), np_to_triton_dtype(data.dtype)
+    )
     tensor.set_data_from_numpy(data, binary_data=binary)
     outputs = (
         None

@@ -7,49 +7,61 @@ silent reinterpretation.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from workers.torch_worker.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
 class DataType:
-    """One OIP datatype: its wire name, numpy dtype (little-endian) and torch dtype."""
+    """One OIP datatype: its wire name, numpy dtype (little-endian) and torch dtype name.
+
+    torch is looked up lazily, so parsing flags and signatures does not pay torch's import time.
+    """
 
     name: str
     numpy: np.dtype
-    torch: torch.dtype
+    torch_name: str
 
     @property
     def itemsize(self) -> int:
         return int(self.numpy.itemsize)
 
+    @property
+    def torch(self) -> torch.dtype:
+        import torch
+
+        return getattr(torch, self.torch_name)  # type: ignore[no-any-return]
+
 
 _TABLE: dict[str, DataType] = {
     dt.name: dt
     for dt in (
-        DataType("BOOL", np.dtype(np.bool_), torch.bool),
-        DataType("UINT8", np.dtype("<u1"), torch.uint8),
-        DataType("UINT16", np.dtype("<u2"), torch.uint16),
-        DataType("UINT32", np.dtype("<u4"), torch.uint32),
-        DataType("UINT64", np.dtype("<u8"), torch.uint64),
-        DataType("INT8", np.dtype("<i1"), torch.int8),
-        DataType("INT16", np.dtype("<i2"), torch.int16),
-        DataType("INT32", np.dtype("<i4"), torch.int32),
-        DataType("INT64", np.dtype("<i8"), torch.int64),
-        DataType("FP16", np.dtype("<f2"), torch.float16),
-        DataType("FP32", np.dtype("<f4"), torch.float32),
-        DataType("FP64", np.dtype("<f8"), torch.float64),
+        DataType("BOOL", np.dtype(np.bool_), "bool"),
+        DataType("UINT8", np.dtype("<u1"), "uint8"),
+        DataType("UINT16", np.dtype("<u2"), "uint16"),
+        DataType("UINT32", np.dtype("<u4"), "uint32"),
+        DataType("UINT64", np.dtype("<u8"), "uint64"),
+        DataType("INT8", np.dtype("<i1"), "int8"),
+        DataType("INT16", np.dtype("<i2"), "int16"),
+        DataType("INT32", np.dtype("<i4"), "int32"),
+        DataType("INT64", np.dtype("<i8"), "int64"),
+        DataType("FP16", np.dtype("<f2"), "float16"),
+        DataType("FP32", np.dtype("<f4"), "float32"),
+        DataType("FP64", np.dtype("<f8"), "float64"),
     )
 }
 
 # Valid OIP datatypes that this worker cannot turn into torch tensors.
 UNSUPPORTED: frozenset[str] = frozenset({"BYTES", "BF16"})
 
-_BY_TORCH: dict[torch.dtype, DataType] = {dt.torch: dt for dt in _TABLE.values()}
 _BY_NUMPY: dict[str, DataType] = {dt.numpy.str: dt for dt in _TABLE.values()}
 
 
@@ -79,7 +91,12 @@ def supported_names() -> list[str]:
 
 def from_torch(dtype: torch.dtype) -> DataType | None:
     """The OIP datatype of a torch dtype, or None (e.g. bfloat16, complex)."""
-    return _BY_TORCH.get(dtype)
+    return _by_torch().get(dtype)
+
+
+@functools.cache
+def _by_torch() -> dict[torch.dtype, DataType]:
+    return {dt.torch: dt for dt in _TABLE.values()}
 
 
 def from_numpy(dtype: np.dtype) -> DataType | None:

@@ -16,6 +16,7 @@ from tests.harness.worker import WorkerHandle, running_worker
 from tests.workers.torch_worker.helpers import REGION, WORKER_ID
 from workers.demo import DEMO_SIGNATURE, build_mlp
 
+
 @pytest.fixture(scope="session")
 def demo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_mlp(tmp_path_factory.mktemp("model") / "mnist.pt", seed=0)

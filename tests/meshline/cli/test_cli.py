@@ -1,0 +1,162 @@
+"""The `meshline` command against a real control plane (no regions running: apply/get/delete)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness.processes import free_port, managed, wait_until
+from workers.demo import build_mlp
+
+
+def meshline(
+    address: str, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meshline", *args, "--address", address],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    state = tmp_path_factory.mktemp("cp")
+    addr = f"127.0.0.1:{free_port()}"
+    with managed(
+        "controlplane",
+        [
+            sys.executable,
+            "-m",
+            "meshline",
+            "controlplane",
+            "--listen",
+            addr,
+            "--state-dir",
+            str(state),
+        ],
+        state,
+    ):
+        wait_until(
+            lambda: meshline(addr, "get", "regions").returncode == 0, 60, "the control plane API"
+        )
+        yield addr
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_mlp(tmp_path_factory.mktemp("model") / "m.pt")
+
+
+def _docs(model: Path, name: str, extra_spec: str = "") -> str:
+    return f"""\
+kind: Region
+metadata: {{name: eu}}
+spec: {{country: DE}}
+---
+kind: Environment
+metadata: {{name: production}}
+---
+kind: Model
+metadata: {{name: {name}}}
+spec:
+  versions:
+    - name: v1
+      runtime: torch
+      path: {model}
+      signature:
+        inputs: [{{name: input, datatype: FP32, shape: [-1, 784]}}]
+        outputs: [{{name: output, datatype: FP32, shape: [-1, 10]}}]
+---
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  environment: production
+  model: {name}
+  version: v1
+  replicas: 1{extra_spec}
+"""
+
+
+def test_apply_get_delete_round_trip(address: str, model: Path, tmp_path: Path) -> None:
+    file = tmp_path / "app.yaml"
+    file.write_text(_docs(model, "round"))
+    dry = meshline(address, "apply", "-f", str(file), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "deployment/round created (dry run) → eu" in dry.stdout
+    got = meshline(address, "get", "deployments", "-o", "json")
+    assert "round" not in got.stdout, "a dry run must store nothing"
+
+    applied = meshline(address, "apply", "-f", str(file))
+    assert applied.returncode == 0, applied.stderr
+    assert "model/round created" in applied.stdout
+    again = meshline(address, "apply", "-f", str(file))
+    assert "deployment/round unchanged" in again.stdout
+
+    listed = json.loads(meshline(address, "get", "deployments", "-o", "json").stdout)
+    mine = next(d for d in listed if d["metadata"]["name"] == "round")
+    assert mine["spec"]["model"] == "round"
+    # No agent runs region eu: status says so instead of pretending.
+    assert mine["status"]["phase"] == "Pending"
+    assert "eu" in mine["status"]["message"]
+    as_yaml = yaml.safe_load(meshline(address, "get", "models", "round", "-o", "yaml").stdout)
+    assert as_yaml[0]["spec"]["versions"][0]["path"] == str(model)
+    table = meshline(address, "get", "regions").stdout
+    assert "eu" in table and "disconnected" in table
+
+    refused = meshline(address, "delete", "model", "round")
+    assert refused.returncode == 1 and "round" in refused.stderr  # still used by the deployment
+    assert meshline(address, "delete", "deployment", "round").returncode == 0
+    assert meshline(address, "delete", "model", "round").returncode == 0
+    missing = meshline(address, "get", "models", "round")
+    assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_malformed_yaml_names_the_file(address: str, tmp_path: Path) -> None:
+    file = tmp_path / "broken.yaml"
+    file.write_text("kind: Model\nmetadata: {name: x\n")
+    result = meshline(address, "apply", "-f", str(file))
+    assert result.returncode == 1
+    assert "broken.yaml" in result.stderr and "malformed YAML" in result.stderr
+
+
+def test_unknown_field_names_file_document_and_field(
+    address: str, model: Path, tmp_path: Path
+) -> None:
+    file = tmp_path / "typo.yaml"
+    file.write_text(_docs(model, "typo", extra_spec="\n  replicaz: 3"))
+    result = meshline(address, "apply", "-f", str(file))
+    assert result.returncode == 1
+    assert "typo.yaml" in result.stderr and "document 4" in result.stderr
+    assert "replicaz" in result.stderr
+    listed = meshline(address, "get", "models", "-o", "json").stdout
+    assert "typo" not in listed, "nothing of a rejected file is stored"
+
+
+def test_bad_values_are_rejected_all_or_nothing(address: str, model: Path, tmp_path: Path) -> None:
+    file = tmp_path / "bad.yaml"
+    text = (
+        _docs(model, "badval")
+        .replace("replicas: 1", "replicas: -2")
+        .replace(f"path: {model}", "path: /nowhere/model.pt")
+    )
+    file.write_text(text)
+    result = meshline(address, "apply", "-f", str(file))
+    assert result.returncode == 1
+    assert "/nowhere/model.pt" in result.stderr and "replicas" in result.stderr
+    assert "badval" not in meshline(address, "get", "models", "-o", "json").stdout
+
+
+def test_unreachable_control_plane_is_a_clear_error() -> None:
+    result = meshline(f"127.0.0.1:{free_port()}", "get", "deployments")
+    assert result.returncode == 1
+    assert "cannot reach the control plane" in result.stderr
