@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.torch_worker.errors import SignatureError
+from workers.torch_worker.errors import ModelLoadError, SignatureError
 from workers.torch_worker.signature import Signature
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -140,3 +140,11 @@ def _non_negative_float(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0: {text}")
     return value
+
+
+def check_model_file(path: Path) -> None:
+    """ModelLoadError naming `path` unless it is an existing file (cheap; before importing torch)."""
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelLoadError(f"model path is not a file: {path}")

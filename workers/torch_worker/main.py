@@ -1,36 +1,22 @@
-"""Process entry: load the model, then serve gRPC and REST on one asyncio loop until SIGTERM.
+"""Process entry: parse flags, then hand over to the server; exit statuses and early signals.
 
-Order matters: the model is loaded (and warmed up) before any port opens, so "listening" already
-means "ready". On SIGTERM/SIGINT: health goes NOT_SERVING, both servers stop accepting, requests in
-flight get `--shutdown-grace-s` to finish, and the process exits 0.
+Flag and file errors are reported before torch, gRPC and aiohttp are imported (those take over a
+second), so a misconfigured start fails at once: status 2 for bad flags, 1 for a bad model file
+or a port that cannot be bound, 0 after a stop signal.
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib.metadata
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from aiohttp import web
-
-from workers.torch_worker.config import WorkerConfig, parse_args
-from workers.torch_worker.dataplane import DataPlane
+from workers.torch_worker.config import check_model_file, parse_args
 from workers.torch_worker.errors import ModelLoadError
-from workers.torch_worker.grpc_adapter import InferenceServicer, build_grpc_server
-from workers.torch_worker.health import HealthState
-from workers.torch_worker.identity import WorkerIdentity
-from workers.torch_worker.metrics import WorkerMetrics
-from workers.torch_worker.rest_adapter import build_rest_app
-from workers.torch_worker.runtime import TorchRuntime
 
-log = logging.getLogger("workers.torch_worker")
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,101 +32,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     def remember(signum: int, frame: FrameType | None) -> None:
         early_stop.append(signum)
 
-    for sig in _STOP_SIGNALS:  # until the loop takes over: a stop while loading exits cleanly
+    for sig in STOP_SIGNALS:  # until the event loop takes over: a stop while loading exits 0
         signal.signal(sig, remember)
 
-    runtime = TorchRuntime(config.model_path, config.signature, config.torch_threads)
     try:
-        runtime.load()
-        if config.warmup:
-            runtime.warmup()
+        check_model_file(config.model_path)
     except ModelLoadError as exc:
-        print(f"torch_worker: error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    if early_stop:
-        log.info("stopped by signal %d while loading", early_stop[0])
-        return 0
+        return fail(exc)
+
+    from workers.torch_worker import server  # heavy: torch, grpc, aiohttp
 
     try:
-        status = asyncio.run(serve(config, runtime))
-    except OSError as exc:
-        print(f"torch_worker: error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    if runtime.busy:
-        # A forward pass outlived the grace period; its thread cannot be interrupted and would
-        # block interpreter exit, so leave now.
-        log.warning("exiting with %d forward pass(es) still running", runtime.busy)
-        logging.shutdown()
-        os._exit(status)
-    return status
+        return server.run(config, stop_requested=lambda: bool(early_stop))
+    except (ModelLoadError, OSError) as exc:
+        return fail(exc)
 
 
-async def serve(config: WorkerConfig, runtime: TorchRuntime) -> int:
-    """Serve until a stop signal, then drain; returns the exit status."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in _STOP_SIGNALS:
-        loop.add_signal_handler(sig, stop.set)
-
-    identity = WorkerIdentity(config.worker_id, config.region)
-    metrics = WorkerMetrics(config.model_name, config.model_version)
-    dataplane = DataPlane(config.model_name, config.model_version, runtime, _server_version())
-    health = HealthState(config.model_name)
-    await health.set_serving()
-
-    grpc_server = build_grpc_server(
-        config.host,
-        config.grpc_port,
-        InferenceServicer(dataplane, metrics, identity),
-        health,
-        config.max_message_bytes,
-    )
-    runner = web.AppRunner(
-        build_rest_app(dataplane, metrics, identity, config.max_message_bytes),
-        handle_signals=False,
-        access_log=None,
-        shutdown_timeout=config.shutdown_grace_s,
-    )
-    await runner.setup()
-    try:
-        await grpc_server.start()
-        site = web.TCPSite(runner, config.host, config.http_port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise OSError(f"cannot listen for HTTP on {config.host}:{config.http_port}: {exc}") from exc
-    except BaseException:
-        await grpc_server.stop(None)
-        await runner.cleanup()
-        raise
-    log.info(
-        "serving model %s version %s from %s: grpc %s:%d, http %s:%d, region %s",
-        config.model_name,
-        config.model_version,
-        config.model_path,
-        config.host,
-        config.grpc_port,
-        config.host,
-        config.http_port,
-        config.region,
-    )
-
-    await stop.wait()
-    log.info(
-        "stop signal: draining, %d request(s) in flight, grace %.1fs",
-        metrics.in_flight,
-        config.shutdown_grace_s,
-    )
-    dataplane.start_draining()
-    await health.shutdown()
-    await asyncio.gather(grpc_server.stop(config.shutdown_grace_s), runner.cleanup())
-    runtime.close()
-    log.info("stopped")
-    return 0
-
-
-def _server_version() -> str:
-    try:
-        return importlib.metadata.version("meshline")
-    except importlib.metadata.PackageNotFoundError:
-        return "0.0.0"
+def fail(exc: Exception) -> int:
+    print(f"torch_worker: error: {exc}", file=sys.stderr, flush=True)
+    return 1

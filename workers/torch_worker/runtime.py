@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from workers.torch_worker import datatypes
+from workers.torch_worker.config import check_model_file
 from workers.torch_worker.errors import ModelExecutionError, ModelLoadError
 from workers.torch_worker.signature import Signature
 
@@ -55,10 +56,7 @@ class TorchRuntime:
     def load(self) -> None:
         """Load the file on CPU; ModelLoadError naming the file if it is missing or not TorchScript."""
         torch.set_num_threads(self.threads)
-        if not self.path.exists():
-            raise ModelLoadError(f"model file not found: {self.path}")
-        if not self.path.is_file():
-            raise ModelLoadError(f"model path is not a file: {self.path}")
+        check_model_file(self.path)
         try:
             with warnings.catch_warnings():
                 # torch 2.13 marks torch.jit as deprecated; TorchScript is the format we serve.

@@ -1,4 +1,4 @@
-"""A real AdsServer on a grpc.aio server bound to a free loopback port."""
+"""Shared control-plane fixtures: a real AdsServer on a grpc.aio server on a free loopback port."""
 
 from __future__ import annotations
 

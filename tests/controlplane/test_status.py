@@ -1,0 +1,115 @@
+"""Status is the truth: Ready only after the gateway ACKed; a NACK shows Envoy's text.
+
+A raw ADS client plays the region's Envoy against the real AdsServer, so the
+ACKs and NACKs are real protocol messages, not flags set by the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from controlplane.agents.registry import AgentRegistry
+from controlplane.ir.model import DeploymentRoute, Endpoint, GatewayIR, HealthCheckSettings
+from controlplane.reconciler import NetworkState
+from controlplane.status import CDS, EDS, LDS, RDS, LiveStatus
+from controlplane.translate import translate_gateway
+from controlplane.xds import SnapshotCache
+from meshline.v1 import resources_pb2
+from tests.controlplane.xds.ads_client import AdsClient, eventually
+
+Connect = Callable[[str], Awaitable[AdsClient]]
+
+
+def _gateway(healthy: bool, check_interval_s: float = 1.0) -> GatewayIR:
+    endpoint = Endpoint("w1", "127.0.0.1", 9001, 9002, healthy=healthy)
+    route = DeploymentRoute(
+        "d",
+        "production",
+        (endpoint,),
+        health_check=HealthCheckSettings(interval_s=check_interval_s),
+    )
+    return GatewayIR("eu", "127.0.0.1", 8080, (route,))
+
+
+def _deployment() -> resources_pb2.Deployment:
+    dep = resources_pb2.Deployment()
+    dep.metadata.name = "d"
+    dep.spec.environment = "production"
+    dep.spec.replicas = 1
+    return dep
+
+
+async def _sync_all(client: AdsClient, cache: SnapshotCache, nack_clusters: str = "") -> None:
+    """Subscribe to every type and ACK (or NACK CDS) what arrives."""
+    resources = cache.snapshot("eu")
+    assert resources is not None
+    for type_url in (CDS, EDS, LDS, RDS):
+        names = (
+            []
+            if type_url in (CDS, LDS)
+            else ["d.production.grpc", "d.production.http"]
+            if type_url == EDS
+            else ["gateway"]
+        )
+        await client.request(type_url, names)
+        response = await client.recv()
+        if type_url == CDS and nack_clusters:
+            await client.nack(response, nack_clusters)
+        else:
+            await client.ack(response, names)
+
+
+async def test_ready_only_after_ack_and_nack_shows_envoys_text(
+    cache: SnapshotCache, connect: Connect
+) -> None:
+    state = NetworkState(placements={("production", "d"): ("eu",)})
+    status = LiveStatus(cache, AgentRegistry(), lambda: state)
+    cache.set_resources("eu", translate_gateway(_gateway(healthy=True)).by_type_url())
+    before = status.deployment_status(_deployment())
+    assert before.phase == "Pending" and "no agent connected" in before.message
+
+    client = await connect("eu")
+    await _sync_all(client, cache)
+    await eventually(lambda: status.deployment_status(_deployment()).phase == "Ready", "Ready")
+    after = status.deployment_status(_deployment())
+    assert after.phase == "Ready", after.message
+    assert after.regions[0].config_acked and after.regions[0].healthy_endpoints == 1
+
+    region = resources_pb2.Region()
+    region.metadata.name = "eu"
+    assert status.region_status(region).gateway_healthy
+
+    # The next config is rejected by "Envoy": status carries its words, the old config stays.
+    changed = _gateway(healthy=True, check_interval_s=2.0)  # a cluster-level change
+    cache.set_resources("eu", translate_gateway(changed).by_type_url())
+    response = await client.recv()
+    while response.type_url != CDS:
+        await client.ack(response)
+        response = await client.recv()
+    await client.nack(response, "cluster d.production.grpc: invalid connect_timeout")
+
+    def nacked() -> bool:
+        return cache.node_status("eu").types[CDS].nack is not None
+
+    await eventually(nacked, "NACK recorded")
+    failed = status.deployment_status(_deployment())
+    assert failed.phase == "Failed"
+    assert "invalid connect_timeout" in failed.message
+    assert "invalid connect_timeout" in failed.regions[0].nack_error
+    assert not status.region_status(region).gateway_healthy
+
+
+async def test_unhealthy_endpoint_is_not_ready(cache: SnapshotCache, connect: Connect) -> None:
+    state = NetworkState(placements={("production", "d"): ("eu",)})
+    status = LiveStatus(cache, AgentRegistry(), lambda: state)
+    cache.set_resources("eu", translate_gateway(_gateway(healthy=False)).by_type_url())
+    await _sync_all(await connect("eu"), cache)
+
+    def acked() -> bool:
+        return status.deployment_status(_deployment()).regions[0].config_acked
+
+    await eventually(acked, "config ACKed")
+    result = status.deployment_status(_deployment())
+    assert result.phase == "Pending"
+    assert result.regions[0].config_acked and result.regions[0].healthy_endpoints == 0
+    assert "no healthy worker" in result.message
