@@ -246,3 +246,36 @@ def test_missing_model_file_is_rejected_and_nothing_is_lost(
         mesh.wait_ready("mlp-g")
     finally:
         _delete(mesh, "mlp-g")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in state
+
+
+def test_stopping_an_agent_stops_everything_it_started(mesh: Mesh, models: dict[str, Path]) -> None:
+    agent = mesh.start_agent("ap")
+    wait_until(lambda: mesh.region("ap").status.agent_connected, 60, "agent ap to connect")
+    mesh.apply(deployment_yaml("mlp-h", models, "v1", ["ap"]))
+    try:
+        mesh.wait_ready("mlp-h")
+        out = subprocess.run(
+            ["pgrep", "-P", str(agent.pid)], capture_output=True, text=True, check=False
+        ).stdout
+        children = [int(p) for p in out.split()]
+        commands = [Path(f"/proc/{p}/cmdline").read_bytes() for p in children]
+        assert any(b"envoy" in c for c in commands) and any(b"torch_worker" in c for c in commands)
+        os.kill(agent.pid, signal.SIGTERM)  # only the agent: it must stop its own children
+        agent.proc.wait(timeout=30)
+        assert agent.proc.returncode == 0
+        assert [p for p in children if _alive(p)] == []
+        wait_until(
+            lambda: not mesh.region("ap").status.agent_connected,
+            30,
+            "the control plane to see agent ap gone",
+        )
+    finally:
+        _delete(mesh, "mlp-h")
