@@ -18,6 +18,9 @@ class AgentConfig:
     admin_port: int = 0
     envoy_binary: str = "envoy"
     envoy_log_level: str = "warn"
+    # Envoy worker threads. The gateway needs a small fraction of the CPU the Python workers
+    # need; on small machines extra Envoy threads only steal cores from the models.
+    envoy_concurrency: int = 0  # 0 = max(1, CPUs // 4)
     health_interval_s: float = 0.5
     report_interval_s: float = 5.0
     # Upper bound on how long a replaced worker waits for the control plane to

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -59,6 +60,10 @@ class EnvoyGateway:
         self._stopping = False
 
     @property
+    def concurrency(self) -> int:
+        return self.config.envoy_concurrency or max(1, (os.cpu_count() or 1) // 4)
+
+    @property
     def gateway_address(self) -> str:
         return f"{self.config.host}:{self.gateway_port}"
 
@@ -86,6 +91,8 @@ class EnvoyGateway:
             "2",
             "--parent-shutdown-time-s",
             "3",
+            "--concurrency",
+            str(self.concurrency),
         ]
         self._process = await children.spawn(args, self.log_path)
         log.info(
