@@ -43,8 +43,10 @@ class HealthCheckSettings:
     """Active health checking of workers by the gateway."""
 
     interval_s: float = 1.0
-    timeout_s: float = 1.0
-    unhealthy_threshold: int = 2
+    # Generous: a saturated worker answers health checks late, and ejecting it for that
+    # would take capacity away exactly under load. Crashes are caught faster by resets.
+    timeout_s: float = 2.0
+    unhealthy_threshold: int = 3
     healthy_threshold: int = 1
 
 

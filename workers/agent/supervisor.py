@@ -30,7 +30,7 @@ from workers.agent.ports import free_port
 log = logging.getLogger(__name__)
 
 State = agent_pb2.WorkerState
-UNHEALTHY_AFTER_FAILED_PROBES = 2
+UNHEALTHY_AFTER_FAILED_PROBES = 3  # a busy worker may answer late; a dead one is seen at once
 MAX_RESTART_BACKOFF_S = 10.0
 STABLE_AFTER_S = 30.0
 
@@ -277,7 +277,7 @@ class Supervisor:
             return False
         try:
             stub = health_pb2_grpc.HealthStub(worker.channel)
-            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
             serving = reply.status == health_pb2.HealthCheckResponse.SERVING
         except grpc.aio.AioRpcError:
             serving = False

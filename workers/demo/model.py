@@ -45,7 +45,9 @@ class MLP(nn.Module):
 def build_mlp(path: Path, seed: int = 0) -> Path:
     """Build the MLP with weights from `seed`, save it as TorchScript at `path`, return `path`.
 
-    Deterministic: the same seed gives the same bytes (any path, any process).
+    Deterministic: the same seed gives the same weights, and a fresh process (the CLI) writes the
+    same bytes under any file name. (Within one process torch mangles the class names of a second
+    trace, so only weights and outputs are equal then.)
     """
     state = torch.random.get_rng_state()
     try:

@@ -32,11 +32,7 @@ log = logging.getLogger(__name__)
 # same input then gives the same output whichever protocol carried it.
 ALIGNMENT = 64
 
-# Raw request bytes become read-only numpy arrays (np.frombuffer, no copy). The model never
-# writes to its inputs, so torch's warning about wrapping a read-only array is noise here.
-warnings.filterwarnings(
-    "ignore", message="The given NumPy array is not writable", category=UserWarning
-)
+READ_ONLY_WARNING = "The given NumPy array is not writable"
 
 
 class TorchRuntime:
@@ -56,6 +52,9 @@ class TorchRuntime:
     def load(self) -> None:
         """Load the file on CPU; ModelLoadError naming the file if it is missing or not TorchScript."""
         torch.set_num_threads(self.threads)
+        # Raw request bytes become read-only numpy arrays (np.frombuffer, no copy). The model
+        # never writes to its inputs, so torch's warning about wrapping one is noise here.
+        warnings.filterwarnings("ignore", message=READ_ONLY_WARNING, category=UserWarning)
         check_model_file(self.path)
         try:
             with warnings.catch_warnings():
@@ -125,7 +124,7 @@ class TorchRuntime:
                 try:
                     result = module(*tensors)
                 except Exception as exc:  # torch.jit.Error and friends from inside the model
-                    raise ModelExecutionError(f"model failed: {_first_line(exc)}") from exc
+                    raise ModelExecutionError(f"model failed: {_summary(exc)}") from exc
                 return self._to_outputs(result)
         finally:
             with self._busy_lock:
@@ -187,6 +186,16 @@ def _tensor(name: str, value: Any) -> torch.Tensor:
             f"output '{name}': the model returned {type(value).__name__}, not a tensor"
         )
     return value
+
+
+def _summary(exc: BaseException) -> str:
+    """The useful line of a TorchScript error: its last line names the failing op's error."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].startswith("The following operation failed in the TorchScript interpreter"):
+        return lines[-1]
+    return lines[0]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -122,6 +122,13 @@ def build_gated_model(path: Path, gate: Path) -> Path:
     return path
 
 
+def open_gate(gate: Path) -> None:
+    """Flip the byte in place: truncating the file (write_bytes) under the model's mmap would
+    crash the worker with SIGBUS."""
+    with gate.open("r+b") as f:
+        f.write(b"\1")
+
+
 def in_flight(worker: WorkerHandle) -> int:
     text = http(worker.http_url + "/metrics").body.decode()
     match = re.search(r"^meshline_worker_inflight_requests\{[^}]*\} (\S+)$", text, re.M)
@@ -164,7 +171,7 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
         assert not grpc_reply.done() and not http_reply.done()
         assert worker.process.alive()
 
-        gate.write_bytes(b"\1")  # let the model finish
+        open_gate(gate)
         reply = grpc_reply.result(timeout=120)
         got = np.frombuffer(reply.raw_output_contents[0], dtype=np.float32).reshape(1, 4)
         np.testing.assert_array_equal(got, x * 2)
