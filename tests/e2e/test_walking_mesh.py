@@ -21,7 +21,7 @@ from tests.e2e.conftest import deployment_yaml, local_torch
 from tests.harness.load import ClientLoop, infer_request, output_array
 from tests.harness.mesh import Mesh
 from tests.harness.processes import wait_until
-from tests.harness.triton_client import TritonCall, triton_infer
+from tests.harness.triton_client import triton_infer
 
 REGIONS = ["eu", "us"]
 
@@ -61,15 +61,13 @@ def test_inference_through_every_gateway_matches_local_torch(
         for region in REGIONS:
             gateway = mesh.gateway(region)
             np.testing.assert_array_equal(_grpc_infer(gateway, "mlp-a", batch), expected)
-            headers = {"x-meshline-deployment": "mlp-a"}
-            for call in (
-                TritonCall(gateway, "grpc", "mlp-a", {"input": batch.tolist()}, headers),
-                TritonCall(gateway, "http", "mlp-a", {"input": batch.tolist()}, binary=True),
-                TritonCall(gateway, "http", "mlp-a", {"input": batch.tolist()}, binary=False),
-            ):
-                result = triton_infer(call)
-                assert not result.error, (region, call.protocol, result.error)
-                np.testing.assert_allclose(result.outputs["output"], expected, rtol=1e-6, atol=1e-6)
+            results = triton_infer(
+                gateway, "mlp-a", batch, headers={"x-meshline-deployment": "mlp-a"}
+            )
+            assert set(results) == {"grpc", "http-binary", "http-json"}
+            for case, output in results.items():
+                assert not isinstance(output, str), (region, case, output)
+                np.testing.assert_allclose(output, expected, rtol=1e-6, atol=1e-6)
         status = mesh.deployment("mlp-a").status
         assert sorted(r.region for r in status.regions) == REGIONS
         assert all(r.config_acked and r.healthy_endpoints >= 1 for r in status.regions)

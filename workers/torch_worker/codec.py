@@ -94,8 +94,7 @@ def _check_kind(tensor: str, datatype: str, target: np.dtype, loose: np.ndarray)
     accepted = _ACCEPTED_KINDS.get(target.kind, "")
     if loose.dtype.kind not in accepted:
         raise InvalidInputError(
-            f"input '{tensor}': data holds {_kind_word(loose.dtype.kind)} values, "
-            f"not {datatype}",
+            f"input '{tensor}': data holds {_kind_word(loose.dtype.kind)} values, not {datatype}",
             tensor=tensor,
         )
     if target.kind in "iu" and loose.dtype.kind in "iu":
@@ -114,9 +113,9 @@ def _kind_word(kind: str) -> str:
 
 def to_raw(array: np.ndarray) -> memoryview:
     """The array's bytes (C order) as a flat memoryview; copies only when not contiguous."""
-    return memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B")
+    return np.ascontiguousarray(array).reshape(-1).data.cast("B")
 
 
 def to_list(array: np.ndarray) -> list[Any]:
     """Flat list in C order (how Triton writes JSON `data`)."""
-    return array.ravel().tolist()  # type: ignore[no-any-return]
+    return list(array.ravel().tolist())

@@ -52,9 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", required=True, type=_port)
     p.add_argument("--worker-id", default="", help="reported in x-meshline-worker")
     p.add_argument("--region", default="local", help="reported in x-meshline-region")
-    p.add_argument(
-        "--torch-threads", type=_positive_int, default=1, help="torch intra-op threads"
-    )
+    p.add_argument("--torch-threads", type=_positive_int, default=1, help="torch intra-op threads")
     p.add_argument(
         "--shutdown-grace-s",
         type=_non_negative_float,
@@ -143,7 +141,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def check_model_file(path: Path) -> None:
-    """ModelLoadError naming `path` unless it is an existing file (cheap; before importing torch)."""
+    """ModelLoadError naming `path` unless it is an existing file (cheap: no torch needed)."""
     if not path.exists():
         raise ModelLoadError(f"model file not found: {path}")
     if not path.is_file():

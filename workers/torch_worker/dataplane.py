@@ -106,7 +106,7 @@ class DataPlane:
         self._draining = True
 
     def resolve(self, name: str, version: str = "") -> None:
-        """ModelNotFoundError unless `name` (and `version`, when given) is what this worker serves."""
+        """ModelNotFoundError unless this worker serves `name` (and `version`, when given)."""
         if name != self.model_name:
             raise ModelNotFoundError(
                 f"unknown model '{name}' (this worker serves '{self.model_name}')"

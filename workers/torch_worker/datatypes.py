@@ -38,7 +38,8 @@ class DataType:
     def torch(self) -> torch.dtype:
         import torch
 
-        return getattr(torch, self.torch_name)  # type: ignore[no-any-return]
+        dtype: torch.dtype = getattr(torch, self.torch_name)
+        return dtype
 
 
 _TABLE: dict[str, DataType] = {
@@ -71,7 +72,7 @@ def is_known(name: str) -> bool:
 
 
 def lookup(name: str, tensor: str = "") -> DataType:
-    """The DataType for a wire name; InvalidInputError naming input `tensor` if unknown/unsupported."""
+    """The DataType for a wire name; InvalidInputError naming input `tensor` if not served."""
     found = _TABLE.get(name)
     if found is not None:
         return found

@@ -38,9 +38,7 @@ class TensorMismatchError(InvalidInputError):
     """A tensor differs from the signature: `expected` vs `got` for one `field`."""
 
     def __init__(self, tensor: str, field: str, expected: str, got: str) -> None:
-        super().__init__(
-            f"input '{tensor}': expected {field} {expected}, got {got}", tensor=tensor
-        )
+        super().__init__(f"input '{tensor}': expected {field} {expected}, got {got}", tensor=tensor)
         self.field = field
         self.expected = expected
         self.got = got

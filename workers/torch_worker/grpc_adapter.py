@@ -193,9 +193,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             versions=list(meta.versions),
             platform=meta.platform,
             inputs=[tensor(name=t.name, datatype=t.datatype, shape=t.shape) for t in meta.inputs],
-            outputs=[
-                tensor(name=t.name, datatype=t.datatype, shape=t.shape) for t in meta.outputs
-            ],
+            outputs=[tensor(name=t.name, datatype=t.datatype, shape=t.shape) for t in meta.outputs],
         )
 
     async def ModelInfer(
@@ -221,6 +219,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         if exc.kind is ErrorKind.INTERNAL:
             log.error("inference failed: %s", exc.message)
         await context.abort(STATUS_CODES[exc.kind], exc.message, trailing_metadata=self._trailers)
+        raise AssertionError("unreachable: abort() raises")
 
 
 # ---- server ----------------------------------------------------------------------------------

@@ -34,21 +34,29 @@ class WorkerMetrics:
         self._labels = {"model": model, "version": version}
         names = ["protocol", "model", "version"]
         self._requests = Counter(
-            "meshline_worker_requests", "Inference requests received.", names,
+            "meshline_worker_requests",
+            "Inference requests received.",
+            names,
             registry=self.registry,
         )
         self._errors = Counter(
-            "meshline_worker_request_errors", "Inference requests that failed, by error kind.",
-            [*names, "kind"], registry=self.registry,
+            "meshline_worker_request_errors",
+            "Inference requests that failed, by error kind.",
+            [*names, "kind"],
+            registry=self.registry,
         )
         self._latency = Histogram(
             "meshline_worker_request_duration_seconds",
             "Time from request decoded to response ready.",
-            names, buckets=_BUCKETS, registry=self.registry,
+            names,
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
         self._in_flight_gauge = Gauge(
-            "meshline_worker_inflight_requests", "Inference requests being handled now.",
-            ["model", "version"], registry=self.registry,
+            "meshline_worker_inflight_requests",
+            "Inference requests being handled now.",
+            ["model", "version"],
+            registry=self.registry,
         )
         self._in_flight = 0
 

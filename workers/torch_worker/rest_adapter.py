@@ -71,9 +71,7 @@ def decode_infer_request(
                 f"{HEADER_LENGTH} is not an integer: {header_length!r}"
             ) from None
         if not 0 < size <= len(view):
-            raise InvalidInputError(
-                f"{HEADER_LENGTH} is {size} but the body has {len(view)} bytes"
-            )
+            raise InvalidInputError(f"{HEADER_LENGTH} is {size} but the body has {len(view)} bytes")
         json_part, binary = view[:size], view[size:]
     try:
         doc = json.loads(bytes(json_part))
@@ -110,9 +108,7 @@ def decode_infer_request(
     return decoded, encoding
 
 
-def _decode_input(
-    item: Any, index: int, binary: memoryview, cursor: int
-) -> tuple[InferInput, int]:
+def _decode_input(item: Any, index: int, binary: memoryview, cursor: int) -> tuple[InferInput, int]:
     if not isinstance(item, dict):
         raise InvalidInputError(f"inputs[{index}] must be an object")
     name = item.get("name")
@@ -279,10 +275,9 @@ class RestHandlers:
             )
             response = await self._dp.infer(decoded)
             reply = encode_infer_response(response, encoding)
-        if "gzip" in request.headers.get("Accept-Encoding", "") or "deflate" in request.headers.get(
-            "Accept-Encoding", ""
-        ):
-            reply.enable_compression()
+        accepted = request.headers.get("Accept-Encoding", "")
+        if "gzip" in accepted or "deflate" in accepted:
+            reply.enable_compression()  # tritonclient's response_compression_algorithm
         return reply
 
     async def metrics(self, request: web.Request) -> web.Response:
@@ -295,25 +290,24 @@ def _model_of(request: web.Request) -> tuple[str, str]:
     return request.match_info["model"], request.match_info.get("version", "")
 
 
-def _error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except InferenceError as exc:
-            if exc.kind is ErrorKind.INTERNAL:
-                log.error("%s %s failed: %s", request.method, request.path, exc.message)
-            return web.json_response({"error": exc.message}, status=HTTP_STATUS[exc.kind])
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            message = exc.text if exc.text and exc.content_type == "text/plain" else exc.reason
-            return web.json_response({"error": message}, status=exc.status)
-        except Exception as exc:
-            log.exception("%s %s failed", request.method, request.path)
-            return web.json_response({"error": f"internal error: {exc}"}, status=500)
-
-    return errors
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error becomes `{"error": "..."}` with the status its kind maps to."""
+    try:
+        return await handler(request)
+    except InferenceError as exc:
+        if exc.kind is ErrorKind.INTERNAL:
+            log.error("%s %s failed: %s", request.method, request.path, exc.message)
+        return web.json_response({"error": exc.message}, status=HTTP_STATUS[exc.kind])
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response(
+            {"error": f"{exc.reason}: {request.method} {request.path}"}, status=exc.status
+        )
+    except Exception as exc:
+        log.exception("%s %s failed", request.method, request.path)
+        return web.json_response({"error": f"internal error: {exc}"}, status=500)
 
 
 def build_rest_app(
@@ -323,7 +317,7 @@ def build_rest_app(
     max_message_bytes: int,
 ) -> web.Application:
     """The aiohttp application: OIP routes, /metrics, JSON errors, identity headers."""
-    app = web.Application(client_max_size=max_message_bytes, middlewares=[_error_middleware()])
+    app = web.Application(client_max_size=max_message_bytes, middlewares=[error_middleware])
     h = RestHandlers(dataplane, metrics)
     model = "/v2/models/{model}"
     versioned = "/v2/models/{model}/versions/{version}"

@@ -50,7 +50,7 @@ class TorchRuntime:
     # ---- lifecycle ------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Load the file on CPU; ModelLoadError naming the file if it is missing or not TorchScript."""
+        """Load the file on CPU; ModelLoadError naming the file if missing or not TorchScript."""
         torch.set_num_threads(self.threads)
         # Raw request bytes become read-only numpy arrays (np.frombuffer, no copy). The model
         # never writes to its inputs, so torch's warning about wrapping one is noise here.
@@ -63,8 +63,7 @@ class TorchRuntime:
                 module = torch.jit.load(str(self.path), map_location="cpu")
         except Exception as exc:  # torch raises RuntimeError/ValueError variants
             raise ModelLoadError(
-                f"model file {self.path} is not a loadable TorchScript archive: "
-                f"{_first_line(exc)}"
+                f"model file {self.path} is not a loadable TorchScript archive: {_first_line(exc)}"
             ) from exc
         module.eval()
         self._module = module

@@ -20,7 +20,8 @@ def run(path: Path, x: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", DeprecationWarning)
         module = torch.jit.load(str(path))
     with torch.inference_mode():
-        return module(torch.from_numpy(x)).numpy()  # type: ignore[no-any-return]
+        out: np.ndarray = module(torch.from_numpy(x)).numpy()
+        return out
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:

@@ -46,7 +46,8 @@ def reference(demo_model: Path) -> Callable[[np.ndarray], np.ndarray]:
     def run(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             # clone(): a torch-allocated (64-byte aligned) input, as the worker hands its model.
-            return module(torch.from_numpy(x).clone()).numpy()  # type: ignore[no-any-return]
+            out: np.ndarray = module(torch.from_numpy(x).clone()).numpy()
+            return out
 
     return run
 
@@ -55,4 +56,3 @@ def reference(demo_model: Path) -> Callable[[np.ndarray], np.ndarray]:
 def stub(worker: WorkerHandle) -> Iterator[pb_grpc.GRPCInferenceServiceStub]:
     with grpc.insecure_channel(worker.grpc_target) as channel:
         yield pb_grpc.GRPCInferenceServiceStub(channel)
-

@@ -11,7 +11,16 @@ from workers.demo import DEMO_SIGNATURE
 from workers.torch_worker.config import check_model_file, parse_args
 from workers.torch_worker.errors import ModelLoadError
 
-BASE = ["--model-name", "mnist", "--model-path", "m.pt", "--grpc-port", "9001", "--http-port", "9002"]
+BASE = [
+    "--model-name",
+    "mnist",
+    "--model-path",
+    "m.pt",
+    "--grpc-port",
+    "9001",
+    "--http-port",
+    "9002",
+]
 
 
 def test_full_command_line() -> None:

@@ -32,7 +32,10 @@ def run_to_exit(tmp_path: Path, args: list[str]) -> tuple[int, str]:
 
 def command(model_path: Path, **kw: object) -> list[str]:
     return worker_command(
-        model_path, grpc_port=free_port(), http_port=free_port(), **kw  # type: ignore[arg-type]
+        model_path,
+        grpc_port=free_port(),
+        http_port=free_port(),
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -139,13 +142,17 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     model = build_gated_model(tmp_path / "gated.pt", gate)
     x = np.full((1, 4), 1.5, dtype=np.float32)
-    with running_worker(
-        tmp_path,
-        model,
-        model_name="gated",
-        signature=GATE_SIGNATURE,
-        extra_args=["--shutdown-grace-s", "120"],
-    ) as worker, grpc.insecure_channel(worker.grpc_target) as channel, concurrent.futures.ThreadPoolExecutor(1) as pool:
+    with (
+        running_worker(
+            tmp_path,
+            model,
+            model_name="gated",
+            signature=GATE_SIGNATURE,
+            extra_args=["--shutdown-grace-s", "120"],
+        ) as worker,
+        grpc.insecure_channel(worker.grpc_target) as channel,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         request = pb.ModelInferRequest(model_name="gated")
         request.inputs.add(name="x", datatype="FP32", shape=[1, 4])
@@ -164,8 +171,10 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
         )
         # It stops accepting: both listening ports close while the requests are still held.
         wait_until(
-            lambda: not port_open(worker.host, worker.http_port)
-            and not port_open(worker.host, worker.grpc_port),
+            lambda: (
+                not port_open(worker.host, worker.http_port)
+                and not port_open(worker.host, worker.grpc_port)
+            ),
             what="listeners to close",
         )
         assert not grpc_reply.done() and not http_reply.done()

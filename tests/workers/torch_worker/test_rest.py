@@ -172,7 +172,9 @@ def test_malformed_bodies_are_400(worker: WorkerHandle) -> None:
             ]
         }
     ).encode()
-    short = http(url, "POST", header + b"\0" * 10, {"Inference-Header-Content-Length": str(len(header))})
+    short = http(
+        url, "POST", header + b"\0" * 10, {"Inference-Header-Content-Length": str(len(header))}
+    )
     assert short.status == 400 and "input 'input'" in short.json()["error"]
     unknown_output = post_json(
         worker, {"inputs": [json_input(images(1))], "outputs": [{"name": "logits"}]}

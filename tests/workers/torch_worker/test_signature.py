@@ -87,7 +87,10 @@ def test_wildcards_match_any_size_but_not_rank() -> None:
     ("given", "message"),
     [
         ([Header("input", "FP16", (1, 784))], "input 'input': expected datatype FP32, got FP16"),
-        ([Header("input", "FP32", (1, 10))], "input 'input': expected shape [-1, 784], got [1, 10]"),
+        (
+            [Header("input", "FP32", (1, 10))],
+            "input 'input': expected shape [-1, 784], got [1, 10]",
+        ),
         ([Header("img", "FP32", (1, 784))], "unexpected input 'img' (the model takes: 'input')"),
         ([], "missing input 'input' (FP32 [-1, 784])"),
         (
@@ -107,5 +110,7 @@ def test_outputs_checks() -> None:
     with pytest.raises(InvalidInputError, match="unknown output 'probs'"):
         SIG.check_requested_outputs(["probs"])
     SIG.check_output("output", "FP32", (3, 10))
-    with pytest.raises(ModelExecutionError, match=r"output 'output': the model returned FP32 \[3, 9\]"):
+    with pytest.raises(
+        ModelExecutionError, match=r"output 'output': the model returned FP32 \[3, 9\]"
+    ):
         SIG.check_output("output", "FP32", (3, 9))

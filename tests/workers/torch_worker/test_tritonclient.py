@@ -41,7 +41,7 @@ def run_client(worker: WorkerHandle, x: np.ndarray, tmp_path: Path, cases: str) 
         check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
-    return json.loads(completed.stdout)  # type: ignore[no-any-return]
+    return dict(json.loads(completed.stdout))
 
 
 def as_array(result: dict[str, Any]) -> np.ndarray:
