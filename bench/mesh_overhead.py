@@ -19,11 +19,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.demo import build_mlp
-
 from bench.load import LoadResult
 from meshline.cli.up import demo_documents
 from tests.harness.mesh import running_mesh
+from workers.demo import build_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks.md"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from workers.demo import build_mlp
 
 from tests.harness.mesh import Mesh, running_mesh
+from workers.demo import build_mlp
 
 
 @pytest.fixture(scope="module")
