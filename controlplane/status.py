@@ -103,7 +103,8 @@ class LiveStatus:
             )
             if r.nack_error:
                 problems.append(f"{region}: {r.nack_error}")
-            elif self.registry.session(region) is None and not acked:
+            elif self.registry.session(region) is None:
+                # Its workers report through the agent: without it, health is unknown.
                 problems.append(f"{region}: no agent connected")
             elif not acked:
                 problems.append(f"{region}: waiting for the gateway to ACK the config")

@@ -14,7 +14,7 @@ from controlplane.reconciler import NetworkState
 from controlplane.status import CDS, EDS, LDS, RDS, LiveStatus
 from controlplane.translate import translate_gateway
 from controlplane.xds import SnapshotCache
-from meshline.v1 import resources_pb2
+from meshline.v1 import agent_pb2, resources_pb2
 from tests.controlplane.xds.ads_client import AdsClient, eventually
 
 Connect = Callable[[str], Awaitable[AdsClient]]
@@ -63,11 +63,13 @@ async def test_ready_only_after_ack_and_nack_shows_envoys_text(
     cache: SnapshotCache, connect: Connect
 ) -> None:
     state = NetworkState(placements={("production", "d"): ("eu",)})
-    status = LiveStatus(cache, AgentRegistry(), lambda: state)
+    registry = AgentRegistry()
+    status = LiveStatus(cache, registry, lambda: state)
     cache.set_resources("eu", translate_gateway(_gateway(healthy=True)).by_type_url())
     before = status.deployment_status(_deployment())
     assert before.phase == "Pending" and "no agent connected" in before.message
 
+    registry.connect(agent_pb2.AgentHello(region="eu", gateway_address="127.0.0.1:8080"))
     client = await connect("eu")
     await _sync_all(client, cache)
     await eventually(lambda: status.deployment_status(_deployment()).phase == "Ready", "Ready")
@@ -78,6 +80,14 @@ async def test_ready_only_after_ack_and_nack_shows_envoys_text(
     region = resources_pb2.Region()
     region.metadata.name = "eu"
     assert status.region_status(region).gateway_healthy
+
+    # Without its agent, nobody vouches for the workers' health any more.
+    session = registry.session("eu")
+    assert session is not None
+    registry.disconnect(session)
+    orphaned = status.deployment_status(_deployment())
+    assert orphaned.phase == "Pending" and "no agent connected" in orphaned.message
+    registry.connect(agent_pb2.AgentHello(region="eu", gateway_address="127.0.0.1:8080"))
 
     # The next config is rejected by "Envoy": status carries its words, the old config stays.
     changed = _gateway(healthy=True, check_interval_s=2.0)  # a cluster-level change
@@ -101,7 +111,9 @@ async def test_ready_only_after_ack_and_nack_shows_envoys_text(
 
 async def test_unhealthy_endpoint_is_not_ready(cache: SnapshotCache, connect: Connect) -> None:
     state = NetworkState(placements={("production", "d"): ("eu",)})
-    status = LiveStatus(cache, AgentRegistry(), lambda: state)
+    registry = AgentRegistry()
+    registry.connect(agent_pb2.AgentHello(region="eu", gateway_address="127.0.0.1:8080"))
+    status = LiveStatus(cache, registry, lambda: state)
     cache.set_resources("eu", translate_gateway(_gateway(healthy=False)).by_type_url())
     await _sync_all(await connect("eu"), cache)
 
