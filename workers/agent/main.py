@@ -31,6 +31,7 @@ async def run_agent(config: AgentConfig) -> None:
         country=config.country,
     )
     session = ControlPlaneSession(hello, supervisor, config.controlplane, config.report_interval_s)
+    supervisor.connected = session.connected.is_set
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

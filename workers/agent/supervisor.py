@@ -53,6 +53,8 @@ class Worker:
     failed_probes: int = 0
     started_at: float = 0.0
     restart_at: float = 0.0  # when a crashed worker may be started again
+    exit_noted: bool = False  # this exit's reason and backoff are recorded
+    failures: int = 0  # consecutive short-lived runs; drives the backoff
     channel: grpc.aio.Channel | None = None
 
     @property
@@ -87,6 +89,9 @@ def workload_key(workload: agent_pb2.Workload) -> tuple[str, str]:
 class Supervisor:
     config: AgentConfig
     on_change: Callable[[], None]
+    # Whether the control plane can currently confirm drains; without it a draining worker
+    # may still be in the gateway's last config, so it is never stopped on a timer.
+    connected: Callable[[], bool] = lambda: True
     workers: dict[str, Worker] = field(default_factory=dict)
     desired: dict[tuple[str, str], agent_pb2.Workload] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -133,11 +138,11 @@ class Supervisor:
 
     async def run(self) -> None:
         while not self._stopping:
-            try:
-                await self._reconcile()
-                await self._probe_all()
-            except Exception:  # never let one bad step kill the agent
-                log.exception("supervisor step failed")
+            for step in (self._reconcile, self._probe_all):
+                try:
+                    await step()
+                except Exception:  # never let one bad step kill the agent or block the other
+                    log.exception("supervisor step %s failed", step.__name__)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.health_interval_s)
@@ -146,35 +151,64 @@ class Supervisor:
         changed = False
         now = time.monotonic()
         for key, workload in self.desired.items():
-            current = [w for w in self.workers.values() if w.key == key and not w.draining]
-            fresh = [w for w in current if w.revision == workload.revision]
-            stale = [w for w in current if w.revision != workload.revision]
-            for _ in range(workload.replicas - len(fresh)):
-                fresh.append(await self._start_new(workload))
-                changed = True
-            surplus = sorted(fresh, key=lambda w: w.state == State.WORKER_STATE_HEALTHY)
-            for worker in surplus[: max(0, len(fresh) - workload.replicas)]:
-                self._drain(worker)
-                changed = True
-            healthy_fresh = sum(1 for w in fresh if w.state == State.WORKER_STATE_HEALTHY)
-            if stale and healthy_fresh >= workload.replicas:
-                for worker in stale:
-                    self._drain(worker)
-                changed = True
+            try:
+                changed |= await self._reconcile_workload(key, workload)
+            except Exception:  # one broken workload must not block the others
+                log.exception("cannot reconcile %s", key)
         for worker in list(self.workers.values()):
             if worker.key not in self.desired and not worker.draining:
                 self._drain(worker)
                 changed = True
-            if worker.draining and (
-                not worker.running or now - worker.drain_started > self.config.max_drain_s
-            ):
-                await self._retire(worker)
-                changed = True
-            elif not worker.draining and not worker.running and now >= worker.restart_at:
-                await self._restart(worker)
-                changed = True
+            if worker.draining:
+                overdue = now - worker.drain_started > self.config.max_drain_s
+                if not worker.running or (overdue and self.connected()):
+                    await self._retire(worker)
+                    changed = True
+            elif not worker.running:
+                if not worker.exit_noted:
+                    self._note_exit(worker)
+                    changed = True
+                if now >= worker.restart_at:
+                    await self._restart(worker)
+                    changed = True
         if changed:
             self.on_change()
+
+    async def _reconcile_workload(self, key: tuple[str, str], workload: agent_pb2.Workload) -> bool:
+        """Start, drain or replace this workload's workers; True when something changed."""
+        changed = False
+        current = [w for w in self.workers.values() if w.key == key and not w.draining]
+        fresh = [w for w in current if w.revision == workload.revision]
+        stale = [w for w in current if w.revision != workload.revision]
+        for _ in range(workload.replicas - len(fresh)):
+            fresh.append(await self._start_new(workload))
+            changed = True
+        surplus = sorted(fresh, key=lambda w: w.state == State.WORKER_STATE_HEALTHY)
+        for worker in surplus[: max(0, len(fresh) - workload.replicas)]:
+            self._drain(worker)
+            changed = True
+        healthy_fresh = sum(1 for w in fresh if w.state == State.WORKER_STATE_HEALTHY)
+        if stale and healthy_fresh >= workload.replicas:
+            for worker in stale:
+                self._drain(worker)
+            changed = True
+        return changed
+
+    def _note_exit(self, worker: Worker) -> None:
+        """Record why a worker stopped and when it may start again (once per exit)."""
+        code = worker.process.returncode if worker.process is not None else "none (not started)"
+        ran_s = time.monotonic() - worker.started_at
+        worker.failures = 1 if ran_s > STABLE_AFTER_S else worker.failures + 1
+        backoff = min(0.5 * 2 ** (worker.failures - 1), MAX_RESTART_BACKOFF_S)
+        worker.restart_at = time.monotonic() + backoff
+        worker.last_error = (
+            f"exited with code {code} after {ran_s:.1f}s: {children.tail(worker.log_path, 1)}"
+        )
+        worker.state = State.WORKER_STATE_UNHEALTHY
+        worker.exit_noted = True
+        log.warning(
+            "worker %s %s; restarting in %.1fs", worker.worker_id, worker.last_error, backoff
+        )
 
     def _drain(self, worker: Worker) -> None:
         log.info("draining worker %s (%s rev %s)", worker.worker_id, worker.key, worker.revision)
@@ -242,10 +276,19 @@ class Supervisor:
         ]
         worker.state = State.WORKER_STATE_STARTING
         worker.failed_probes = 0
+        worker.exit_noted = False
         worker.started_at = time.monotonic()
         worker.process = await children.spawn(args, worker.log_path)
+        watcher = asyncio.create_task(self._wake_on_exit(worker.process))
+        self._tasks.add(watcher)
+        watcher.add_done_callback(self._tasks.discard)
         if worker.channel is None:
             worker.channel = grpc.aio.insecure_channel(f"{self.config.host}:{worker.grpc_port}")
+
+    async def _wake_on_exit(self, process: asyncio.subprocess.Process) -> None:
+        """React to a crash at once instead of at the next health probe."""
+        await process.wait()
+        self._wake.set()
 
     # -- health -------------------------------------------------------------------------
 
@@ -258,21 +301,8 @@ class Supervisor:
     async def _probe(self, worker: Worker) -> bool:
         """Update one worker's state; True when it changed."""
         before = worker.state
-        if worker.process is not None and worker.process.returncode is not None:
-            if worker.state != State.WORKER_STATE_UNHEALTHY or worker.restart_at == 0.0:
-                code = worker.process.returncode
-                worker.last_error = f"exited with code {code}: {children.tail(worker.log_path, 1)}"
-                stable = time.monotonic() - worker.started_at > STABLE_AFTER_S
-                backoff = (
-                    0.0
-                    if stable or worker.restarts == 0
-                    else min(0.5 * 2 ** (worker.restarts - 1), MAX_RESTART_BACKOFF_S)
-                )
-                worker.restart_at = time.monotonic() + backoff
-                worker.state = State.WORKER_STATE_UNHEALTHY
-                self._wake.set()
-            return before != worker.state
-        worker.restart_at = 0.0
+        if not worker.running:
+            return False  # _reconcile records the exit and schedules the restart
         if worker.channel is None:
             return False
         try:
