@@ -2,7 +2,8 @@
 
 Any change (a commit in the store, an agent report, an Envoy ACK) wakes the
 reconciler; it waits a short debounce so a burst becomes one rebuild, then
-recomputes everything from its inputs. Each stage stays a pure function.
+recomputes everything from its inputs. Each stage stays a pure function; a
+failure in one region never stops the others from being configured.
 """
 
 from __future__ import annotations
@@ -13,21 +14,23 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+from envoy.config.core.v3 import health_check_pb2
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
-from controlplane.agents.registry import AgentRegistry
+from controlplane.agents.registry import AgentRegistry, AgentSession
 from controlplane.ir.build import GatewayAddress, PlacedDeployment, build_network
 from controlplane.policy import PlacementError, resolve_placement
-from controlplane.store import Store
+from controlplane.store import Store, StoreSnapshot
 from controlplane.translate import translate_gateway
 from controlplane.translate.names import cluster_name_grpc, cluster_name_http
+from controlplane.xds import CLUSTER, ENDPOINT
 from controlplane.xds.cache import SnapshotCache
 from meshline.v1 import agent_pb2, resources_pb2
 
 log = logging.getLogger(__name__)
 
 DEBOUNCE_S = 0.02
-EDS_TYPE = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 DeploymentKey = tuple[str, str]  # (environment, name)
 
 
@@ -37,6 +40,17 @@ class NetworkState:
 
     placements: dict[DeploymentKey, tuple[str, ...]] = field(default_factory=dict)
     placement_errors: dict[DeploymentKey, str] = field(default_factory=dict)
+    # The worker revision each deployment should run (status counts only those workers).
+    revisions: dict[DeploymentKey, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    """Placement and workloads of every deployment, from one consistent store snapshot."""
+
+    placed: tuple[PlacedDeployment, ...]
+    workloads: dict[DeploymentKey, agent_pb2.Workload]
+    state: NetworkState
 
 
 def workload_revision(version: resources_pb2.ModelVersion) -> str:
@@ -45,6 +59,44 @@ def workload_revision(version: resources_pb2.ModelVersion) -> str:
         json_format.MessageToDict(version, preserving_proto_field_name=True), sort_keys=True
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def plan_network(snapshot: StoreSnapshot) -> NetworkPlan:
+    """Resolve every deployment's placement (policy) and the workload its regions run."""
+    environments = {e.metadata.name: e for e in snapshot.environments}
+    models = {m.metadata.name: m for m in snapshot.models}
+    state = NetworkState()
+    placed = []
+    workloads = {}
+    for dep in snapshot.deployments:
+        key = (dep.spec.environment, dep.metadata.name)
+        try:
+            placement = resolve_placement(dep, environments[dep.spec.environment], snapshot.regions)
+        except PlacementError as exc:
+            state.placement_errors[key] = str(exc)
+            continue
+        version = next(
+            v for v in models[dep.spec.model].spec.versions if v.name == dep.spec.version
+        )
+        revision = workload_revision(version)
+        state.placements[key] = tuple(placement.regions)
+        state.revisions[key] = revision
+        placed.append(
+            PlacedDeployment(
+                dep.metadata.name, dep.spec.environment, tuple(placement.regions), dep.spec.replicas
+            )
+        )
+        workloads[key] = agent_pb2.Workload(
+            deployment=dep.metadata.name,
+            environment=dep.spec.environment,
+            revision=revision,
+            runtime=version.runtime,
+            model_path=version.path,
+            signature=version.signature,
+            replicas=dep.spec.replicas,
+            model_version=version.name,
+        )
+    return NetworkPlan(tuple(placed), workloads, state)
 
 
 class Reconciler:
@@ -74,102 +126,77 @@ class Reconciler:
     # -- one pass ------------------------------------------------------------------------
 
     def rebuild(self) -> None:
-        placed = self._resolve()
+        plan = plan_network(self.store.snapshot())
+        self.state = plan.state
+        # A region is configured only once its agent has reported: a restarted control plane
+        # must not push a config without endpoints over the one Envoy is serving.
         sessions = {s.region: s for s in self.registry.sessions() if s.report is not None}
         network = build_network(
-            placed,
+            plan.placed,
             {r: GatewayAddress.parse(s.hello.gateway_address) for r, s in sessions.items()},
             {r: list(s.report.workers) for r, s in sessions.items() if s.report is not None},
         )
         for gateway in network.gateways:
-            self.cache.set_resources(gateway.region, translate_gateway(gateway).by_type_url())
-        for region, session in sessions.items():
-            desired = self._desired_state(region, placed)
-            if desired != session.last_desired:
-                session.last_desired = desired
-                session.send(agent_pb2.ConnectResponse(desired=desired))
-            released = self._releasable(region, session.report)
-            if released:
-                session.send(
-                    agent_pb2.ConnectResponse(
-                        released=agent_pb2.ReleasedWorkers(worker_ids=released)
-                    )
-                )
-
-    def _resolve(self) -> list[PlacedDeployment]:
-        regions = self.store.list_regions()
-        placements: dict[DeploymentKey, tuple[str, ...]] = {}
-        errors: dict[DeploymentKey, str] = {}
-        placed = []
-        for dep in self.store.list_deployments():
-            key = (dep.spec.environment, dep.metadata.name)
             try:
-                environment = self.store.get_environment(dep.spec.environment)
-                placement = resolve_placement(dep, environment, regions)
-            except PlacementError as exc:
-                errors[key] = str(exc)
-                continue
-            placements[key] = tuple(placement.regions)
-            placed.append(
-                PlacedDeployment(
-                    dep.metadata.name,
-                    dep.spec.environment,
-                    tuple(placement.regions),
-                    dep.spec.replicas,
+                self.cache.set_resources(gateway.region, translate_gateway(gateway).by_type_url())
+            except Exception:
+                log.exception(
+                    "cannot configure region %s; it keeps its last config", gateway.region
                 )
-            )
-        self.state = NetworkState(placements, errors)
-        return placed
+        for region, session in sessions.items():
+            try:
+                self._talk_to_agent(region, session, plan)
+            except Exception:
+                log.exception("cannot update the agent of region %s", region)
 
-    def _desired_state(self, region: str, placed: list[PlacedDeployment]) -> agent_pb2.DesiredState:
-        workloads = []
-        for p in placed:
-            if region not in p.regions:
-                continue
-            dep = self.store.get_deployment(p.environment, p.name)
-            model = self.store.get_model(dep.spec.model)
-            version = next(v for v in model.spec.versions if v.name == dep.spec.version)
-            workloads.append(
-                agent_pb2.Workload(
-                    deployment=p.name,
-                    environment=p.environment,
-                    revision=workload_revision(version),
-                    runtime=version.runtime,
-                    model_path=version.path,
-                    signature=version.signature,
-                    replicas=p.replicas,
-                    model_version=version.name,
-                )
+    def _talk_to_agent(self, region: str, session: AgentSession, plan: NetworkPlan) -> None:
+        desired = agent_pb2.DesiredState(
+            workloads=[
+                plan.workloads[(p.environment, p.name)] for p in plan.placed if region in p.regions
+            ]
+        )
+        if desired != session.last_desired:
+            session.last_desired = desired
+            session.send(agent_pb2.ConnectResponse(desired=desired))
+        released = self._releasable(region, session.report)
+        if released:  # re-sent on every pass until the agent has stopped them
+            session.send(
+                agent_pb2.ConnectResponse(released=agent_pb2.ReleasedWorkers(worker_ids=released))
             )
-        return agent_pb2.DesiredState(workloads=workloads)
 
     def _releasable(self, region: str, report: agent_pb2.AgentReport | None) -> list[str]:
-        """Draining workers that the region's Envoy ACKed an EDS without (or as draining)."""
-        if report is None:
+        """Draining workers that the region's Envoy confirmably no longer routes to.
+
+        Only positive evidence counts: an ACK received by this control plane of a CDS without
+        the worker's clusters, or of an EDS listing it as draining or not at all. Right after a
+        restart nothing has been ACKed yet, so nothing is released.
+        """
+        status = self.cache.node_status(region).types.get(CLUSTER)
+        if report is None or status is None or not status.acked_version:
             return []
-        acked = self.cache.acked_resources(region, EDS_TYPE)
+        clusters = self.cache.acked_resources(region, CLUSTER)
+        endpoints = self.cache.acked_resources(region, ENDPOINT)
         released = []
         for worker in report.workers:
             if worker.state != agent_pb2.WORKER_STATE_DRAINING:
                 continue
             key = f"{worker.deployment}.{worker.environment}"
-            routable = False
-            for cluster, address in (
-                (cluster_name_grpc(key), worker.grpc_address),
-                (cluster_name_http(key), worker.http_address),
-            ):
-                assignment = acked.get(cluster)
-                if assignment is not None and _routable(assignment, address):
-                    routable = True
+            routable = any(
+                cluster in clusters and _may_route(endpoints.get(cluster), address)
+                for cluster, address in (
+                    (cluster_name_grpc(key), worker.grpc_address),
+                    (cluster_name_http(key), worker.http_address),
+                )
+            )
             if not routable:
-                released.append(worker.worker_id)  # re-sent until the agent stops it
+                released.append(worker.worker_id)
         return released
 
 
-def _routable(assignment: object, address: str) -> bool:
-    """True when the assignment lists `address` as a host Envoy may pick (not draining)."""
-    from envoy.config.core.v3 import health_check_pb2
-
+def _may_route(assignment: Message | None, address: str) -> bool:
+    """Could Envoy pick `address` under this ACKed assignment? Unknown counts as yes."""
+    if assignment is None:
+        return True
     host, port = address.rsplit(":", 1)
     for locality in assignment.endpoints:  # type: ignore[attr-defined]
         for lb in locality.lb_endpoints:

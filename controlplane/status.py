@@ -15,13 +15,11 @@ from google.protobuf.message import Message
 from controlplane.agents.registry import AgentRegistry
 from controlplane.reconciler import NetworkState
 from controlplane.translate.names import cluster_name_grpc, cluster_name_http
+from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from controlplane.xds.cache import SnapshotCache
 from meshline.v1 import agent_pb2, resources_pb2
 
-CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
-RDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+CDS, EDS, LDS, RDS = CLUSTER, ENDPOINT, LISTENER, ROUTE
 TYPE_NAMES = {CDS: "clusters", EDS: "endpoints", LDS: "listeners", RDS: "routes"}
 
 
@@ -35,15 +33,19 @@ def _routed_clusters(routes: Mapping[str, Message]) -> set[str]:
     return clusters
 
 
-def _healthy_hosts(assignment: Message | None) -> int:
+def _healthy_hosts(assignment: Message | None, addresses: set[str]) -> int:
+    """Hosts of `assignment` that Envoy may pick and that are among `addresses`."""
     if assignment is None:
         return 0
-    return sum(
-        1
-        for locality in assignment.endpoints
-        for lb in locality.lb_endpoints
-        if lb.health_status in (health_check_pb2.HEALTHY, health_check_pb2.UNKNOWN)
-    )
+    count = 0
+    for locality in assignment.endpoints:
+        for lb in locality.lb_endpoints:
+            sock = lb.endpoint.address.socket_address
+            if lb.health_status in (health_check_pb2.HEALTHY, health_check_pb2.UNKNOWN) and (
+                f"{sock.address}:{sock.port_value}" in addresses
+            ):
+                count += 1
+    return count
 
 
 class LiveStatus:
@@ -76,40 +78,12 @@ class LiveStatus:
         regions = state.placements.get(key)
         if regions is None:
             return resources_pb2.DeploymentStatus(phase="Pending", message="not reconciled yet")
-        dkey = f"{dep.metadata.name}.{dep.spec.environment}"
-        grpc_cluster, http_cluster = cluster_name_grpc(dkey), cluster_name_http(dkey)
         out = resources_pb2.DeploymentStatus(placement=list(regions))
-        problems: list[str] = []
-        for region in regions:
-            clusters = self.cache.acked_resources(region, CDS)
-            routes = self.cache.acked_resources(region, RDS)
-            endpoints = self.cache.acked_resources(region, EDS)
-            acked = (
-                grpc_cluster in clusters
-                and http_cluster in clusters
-                and {grpc_cluster, http_cluster} <= _routed_clusters(routes)
-                and grpc_cluster in endpoints
-            )
-            healthy = _healthy_hosts(endpoints.get(grpc_cluster))
-            r = out.regions.add(
-                region=region,
-                config_acked=acked,
-                desired_replicas=dep.spec.replicas,
-                healthy_endpoints=healthy,
-                nack_error=self._nack(region),
-                acked_version=self.cache.node_status(region).types[RDS].acked_version
-                if RDS in self.cache.node_status(region).types
-                else "",
-            )
-            if r.nack_error:
-                problems.append(f"{region}: {r.nack_error}")
-            elif self.registry.session(region) is None:
-                # Its workers report through the agent: without it, health is unknown.
-                problems.append(f"{region}: no agent connected")
-            elif not acked:
-                problems.append(f"{region}: waiting for the gateway to ACK the config")
-            elif dep.spec.replicas > 0 and healthy == 0:
-                problems.append(f"{region}: no healthy worker yet{self._worker_error(region, dep)}")
+        problems = [
+            problem
+            for region in regions
+            if (problem := self._region_of_deployment(dep, region, state.revisions.get(key), out))
+        ]
         if any(r.nack_error for r in out.regions):
             out.phase = "Failed"
         elif problems:
@@ -118,6 +92,58 @@ class LiveStatus:
             out.phase = "Ready"
         out.message = "; ".join(problems)
         return out
+
+    def _region_of_deployment(
+        self,
+        dep: resources_pb2.Deployment,
+        region: str,
+        revision: str | None,
+        out: resources_pb2.DeploymentStatus,
+    ) -> str:
+        """Fill the region's status; return what keeps it from Ready ("" when nothing)."""
+        dkey = f"{dep.metadata.name}.{dep.spec.environment}"
+        grpc_cluster, http_cluster = cluster_name_grpc(dkey), cluster_name_http(dkey)
+        clusters = self.cache.acked_resources(region, CDS)
+        endpoints = self.cache.acked_resources(region, EDS)
+        acked = (
+            grpc_cluster in clusters
+            and http_cluster in clusters
+            and {grpc_cluster, http_cluster}
+            <= _routed_clusters(self.cache.acked_resources(region, RDS))
+            and grpc_cluster in endpoints
+        )
+        # Only workers of the current revision count: during a rollout the old ones do not.
+        session = self.registry.session(region)
+        current = {
+            w.grpc_address
+            for w in (session.report.workers if session and session.report else ())
+            if (w.deployment, w.environment) == (dep.metadata.name, dep.spec.environment)
+            and w.revision == revision
+        }
+        node = self.cache.node_status(region)
+        rds = node.types.get(RDS)
+        r = out.regions.add(
+            region=region,
+            config_acked=acked,
+            desired_replicas=dep.spec.replicas,
+            healthy_endpoints=_healthy_hosts(endpoints.get(grpc_cluster), current),
+            nack_error=self._nack(region),
+            acked_version=(rds.acked_version or "") if rds else "",
+        )
+        if r.nack_error:
+            return f"{region}: {r.nack_error}"
+        if session is None:
+            # Its workers report through the agent: without it, health is unknown.
+            return f"{region}: no agent connected"
+        if not node.connected:
+            return f"{region}: the gateway is not connected to the control plane"
+        if not acked:
+            return f"{region}: waiting for the gateway to ACK the config"
+        if dep.spec.replicas > 0 and r.healthy_endpoints == 0:
+            return f"{region}: no healthy worker of the current version yet" + self._worker_error(
+                region, dep
+            )
+        return ""
 
     def _worker_error(self, region: str, dep: resources_pb2.Deployment) -> str:
         session = self.registry.session(region)

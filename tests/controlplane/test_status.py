@@ -31,6 +31,27 @@ def _gateway(healthy: bool, check_interval_s: float = 1.0) -> GatewayIR:
     return GatewayIR("eu", "127.0.0.1", 8080, (route,))
 
 
+def _agent(registry: AgentRegistry) -> None:
+    """Region eu's agent, reporting worker w1 of revision r1 (the one in _gateway)."""
+    session = registry.connect(agent_pb2.AgentHello(region="eu", gateway_address="127.0.0.1:8080"))
+    report = agent_pb2.AgentReport()
+    report.workers.add(
+        worker_id="w1",
+        deployment="d",
+        environment="production",
+        revision="r1",
+        grpc_address="127.0.0.1:9001",
+        http_address="127.0.0.1:9002",
+        state=agent_pb2.WORKER_STATE_HEALTHY,
+    )
+    registry.update_report(session, report)
+
+
+STATE = NetworkState(
+    placements={("production", "d"): ("eu",)}, revisions={("production", "d"): "r1"}
+)
+
+
 def _deployment() -> resources_pb2.Deployment:
     dep = resources_pb2.Deployment()
     dep.metadata.name = "d"
@@ -62,14 +83,14 @@ async def _sync_all(client: AdsClient, cache: SnapshotCache, nack_clusters: str 
 async def test_ready_only_after_ack_and_nack_shows_envoys_text(
     cache: SnapshotCache, connect: Connect
 ) -> None:
-    state = NetworkState(placements={("production", "d"): ("eu",)})
+    state = STATE
     registry = AgentRegistry()
     status = LiveStatus(cache, registry, lambda: state)
     cache.set_resources("eu", translate_gateway(_gateway(healthy=True)).by_type_url())
     before = status.deployment_status(_deployment())
     assert before.phase == "Pending" and "no agent connected" in before.message
 
-    registry.connect(agent_pb2.AgentHello(region="eu", gateway_address="127.0.0.1:8080"))
+    _agent(registry)
     client = await connect("eu")
     await _sync_all(client, cache)
     await eventually(lambda: status.deployment_status(_deployment()).phase == "Ready", "Ready")
@@ -87,7 +108,7 @@ async def test_ready_only_after_ack_and_nack_shows_envoys_text(
     registry.disconnect(session)
     orphaned = status.deployment_status(_deployment())
     assert orphaned.phase == "Pending" and "no agent connected" in orphaned.message
-    registry.connect(agent_pb2.AgentHello(region="eu", gateway_address="127.0.0.1:8080"))
+    _agent(registry)
 
     # The next config is rejected by "Envoy": status carries its words, the old config stays.
     changed = _gateway(healthy=True, check_interval_s=2.0)  # a cluster-level change
@@ -110,9 +131,9 @@ async def test_ready_only_after_ack_and_nack_shows_envoys_text(
 
 
 async def test_unhealthy_endpoint_is_not_ready(cache: SnapshotCache, connect: Connect) -> None:
-    state = NetworkState(placements={("production", "d"): ("eu",)})
+    state = STATE
     registry = AgentRegistry()
-    registry.connect(agent_pb2.AgentHello(region="eu", gateway_address="127.0.0.1:8080"))
+    _agent(registry)
     status = LiveStatus(cache, registry, lambda: state)
     cache.set_resources("eu", translate_gateway(_gateway(healthy=False)).by_type_url())
     await _sync_all(await connect("eu"), cache)
@@ -125,3 +146,24 @@ async def test_unhealthy_endpoint_is_not_ready(cache: SnapshotCache, connect: Co
     assert result.phase == "Pending"
     assert result.regions[0].config_acked and result.regions[0].healthy_endpoints == 0
     assert "no healthy worker" in result.message
+
+
+async def test_workers_of_an_old_version_do_not_make_it_ready(
+    cache: SnapshotCache, connect: Connect
+) -> None:
+    """Mid-rollout: the gateway serves healthy r1 workers, but the deployment now wants r2."""
+    registry = AgentRegistry()
+    _agent(registry)
+    rolling = NetworkState(placements=STATE.placements, revisions={("production", "d"): "r2"})
+    status = LiveStatus(cache, registry, lambda: rolling)
+    cache.set_resources("eu", translate_gateway(_gateway(healthy=True)).by_type_url())
+    await _sync_all(await connect("eu"), cache)
+
+    def acked() -> bool:
+        return status.deployment_status(_deployment()).regions[0].config_acked
+
+    await eventually(acked, "config ACKed")
+    result = status.deployment_status(_deployment())
+    assert result.phase == "Pending"
+    assert result.regions[0].healthy_endpoints == 0
+    assert "current version" in result.message
