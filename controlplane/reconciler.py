@@ -198,7 +198,7 @@ def _may_route(assignment: Message | None, address: str) -> bool:
     if assignment is None:
         return True
     host, port = address.rsplit(":", 1)
-    for locality in assignment.endpoints:  # type: ignore[attr-defined]
+    for locality in assignment.endpoints:
         for lb in locality.lb_endpoints:
             sock = lb.endpoint.address.socket_address
             if sock.address == host and sock.port_value == int(port):
