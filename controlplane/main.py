@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from controlplane.agents.registry import AgentRegistry
 from controlplane.agents.service import AgentService
 from controlplane.api import add_api_to_server
+from controlplane.api.registration import register_region
 from controlplane.reconciler import Reconciler
 from controlplane.status import LiveStatus
 from controlplane.store import Store
@@ -55,13 +56,15 @@ async def serve(config: ControlPlaneConfig) -> None:
     status = LiveStatus(cache, registry, lambda: reconciler.state)
 
     def on_hello(hello: agent_pb2.AgentHello) -> None:
-        store.ensure_region(hello.region, hello.country)
+        register_region(store, hello.region, hello.country)
 
     server = grpc.aio.server(
         options=[
             ("grpc.keepalive_time_ms", 10_000),
             ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
             ("grpc.keepalive_permit_without_calls", 1),
+            # A second control plane on the same port must fail, not share it.
+            ("grpc.so_reuseport", 0),
         ]
     )
     add_api_to_server(server, store, status)
@@ -72,8 +75,13 @@ async def serve(config: ControlPlaneConfig) -> None:
     reflection.enable_server_reflection(
         [*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME], server
     )
-    if server.add_insecure_port(config.listen) == 0:
-        raise SystemExit(f"cannot listen on {config.listen}")
+    try:
+        server.add_insecure_port(config.listen)
+    except RuntimeError:
+        raise SystemExit(
+            f"cannot listen on {config.listen}: the address is in use or invalid "
+            "(is another control plane running?)"
+        ) from None
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     reconciler.trigger()

@@ -28,6 +28,14 @@ class AgentSession:
         self.outbox.put_nowait(message)
 
 
+class RegionTakenError(Exception):
+    """Another live agent already serves this region."""
+
+
+# An agent reports at least this often (5 s) while alive; an older session is presumed dead.
+LIVE_SESSION_S = 15.0
+
+
 class AgentRegistry:
     """Regions with a connected agent; the newest stream per region wins."""
 
@@ -43,6 +51,18 @@ class AgentRegistry:
             callback(region)
 
     def connect(self, hello: agent_pb2.AgentHello) -> AgentSession:
+        """Register a new stream; refuse a second live agent for one region."""
+        current = self._sessions.get(hello.region)
+        if (
+            current is not None
+            and current.hello.agent_id != hello.agent_id
+            and time.time() - current.last_seen < LIVE_SESSION_S
+        ):
+            raise RegionTakenError(
+                f"region {hello.region!r} already has a connected agent "
+                f"({current.hello.agent_id}, gateway {current.hello.gateway_address}); "
+                "stop it first or use another region name"
+            )
         session = AgentSession(hello=hello)
         self._sessions[hello.region] = session
         self._notify(hello.region)

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
-from controlplane.agents.registry import AgentRegistry, AgentSession
+from controlplane.agents.registry import AgentRegistry, AgentSession, RegionTakenError
+from controlplane.api.errors import ApplyError
 from meshline.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,15 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 "the first message on the agent stream must be a hello naming the region",
             )
             return
-        self.on_hello(first.hello)
-        session = self.registry.connect(first.hello)
+        try:
+            self.on_hello(first.hello)
+            session = self.registry.connect(first.hello)
+        except RegionTakenError as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+            return
+        except ApplyError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"agent hello: {exc}")
+            return
         log.info(
             "agent %s of region %s connected (gateway %s)",
             first.hello.agent_id,

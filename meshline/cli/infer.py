@@ -31,6 +31,13 @@ NUMPY_TO_OIP = {
 OIP_TO_NUMPY = {v: k for k, v in NUMPY_TO_OIP.items()}
 
 
+def numpy_dtype(datatype: str) -> np.dtype:
+    """The numpy type of an OIP datatype this command can print."""
+    if datatype not in OIP_TO_NUMPY:
+        raise InferError(f"datatype {datatype} is not supported by `meshline infer`")
+    return np.dtype(OIP_TO_NUMPY[datatype])
+
+
 class InferError(Exception):
     """The gateway or the worker refused the request; the message says why."""
 
@@ -75,7 +82,7 @@ def shape_for(values: list[float], declared: list[int]) -> list[int]:
 
 
 def build_array(values: list[float], shape: list[int], datatype: str) -> np.ndarray:
-    dtype = np.dtype(OIP_TO_NUMPY.get(datatype, "float32"))
+    dtype = numpy_dtype(datatype)
     count = math.prod(shape)
     if len(values) == 1 and count > 1:
         values = values * count  # one value fills the whole tensor
@@ -120,7 +127,7 @@ def infer_grpc(
     trailers = dict(call.trailing_metadata() or ())
     outputs = {}
     for i, out in enumerate(response.outputs):
-        dtype = np.dtype(OIP_TO_NUMPY[out.datatype])
+        dtype = numpy_dtype(out.datatype)
         outputs[out.name] = np.frombuffer(response.raw_output_contents[i], dtype=dtype).reshape(
             list(out.shape)
         )
@@ -179,10 +186,12 @@ def infer_http(
         except ValueError:
             pass
         raise InferError(f"HTTP {exc.code}: {text}") from None
+    except TimeoutError:
+        raise InferError(f"no answer from gateway {gateway} within {timeout_s:.0f}s") from None
     except urllib.error.URLError as exc:
         raise InferError(f"cannot reach gateway {gateway}: {exc.reason}") from None
     outputs = {
-        o["name"]: np.asarray(o["data"], dtype=OIP_TO_NUMPY[o["datatype"]]).reshape(o["shape"])
+        o["name"]: np.asarray(o["data"], dtype=numpy_dtype(o["datatype"])).reshape(o["shape"])
         for o in body["outputs"]
     }
     return InferResult(outputs, worker, region)

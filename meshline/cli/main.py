@@ -43,6 +43,20 @@ def _setup_logging(level: str) -> None:
     )
 
 
+def _region_problem(name: str) -> str | None:
+    from controlplane.store.names import dns1123_label_problem
+
+    problem = dns1123_label_problem(name)
+    return f"region name {problem}" if problem else None
+
+
+def _address_problem(flag: str, address: str) -> str | None:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return f"{flag} {address!r}: expected host:port, e.g. 127.0.0.1:7070"
+    return None
+
+
 @app.command()
 def controlplane(
     listen: Annotated[
@@ -76,6 +90,11 @@ def agent(
     from workers.agent.config import AgentConfig
     from workers.agent.main import run_agent
 
+    problem = _region_problem(region) or _address_problem("--controlplane", controlplane)
+    if country and not (len(country) == 2 and country.isalpha()):
+        problem = f"--country {country!r}: use an ISO 3166-1 alpha-2 code such as DE"
+    if problem:
+        raise fail(problem)
     _setup_logging(log_level)
     config = AgentConfig(
         region=region,
@@ -97,9 +116,12 @@ def up(
     """Start the control plane, one agent per region and the demo deployment; Ctrl-C stops all."""
     from meshline.cli.up import run_up
 
-    names = [r.strip() for r in regions.split(",") if r.strip()]
+    names = list(dict.fromkeys(r.strip() for r in regions.split(",") if r.strip()))
     if not names:
         raise fail("--regions needs at least one region name")
+    for name in names:
+        if problem := _region_problem(name):
+            raise fail(problem)
     try:
         run_up(names, state_dir, api_port, console)
     except RuntimeError as exc:
@@ -298,7 +320,7 @@ def infer(
     """Send one inference request through a region's Envoy gateway."""
     from meshline.cli.infer import InferError, infer_grpc, infer_http, parse_input
 
-    target = gateway or _gateway_of(region, resolve_address(address))
+    target = gateway or _gateway_of(region, resolve_address(address), deployment, environment)
     try:
         inputs = [parse_input(i) for i in input]
         result = (infer_http if http else infer_grpc)(target, deployment, environment, inputs)
@@ -324,18 +346,38 @@ def infer(
         console.print(render_text, markup=False, highlight=False)
 
 
-def _gateway_of(region: str | None, addr: str) -> str:
+def _gateway_of(region: str | None, addr: str, deployment: str, environment: str) -> str:
+    """The named region's gateway, else a healthy one of a region the deployment runs in."""
     with api_client(addr) as api:
         regions = call(
             addr, lambda: api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=10)
         ).regions
-    candidates = [r for r in regions if region in (None, r.metadata.name)]
-    if region and not candidates:
-        raise fail(f"region {region!r} not found; regions: {[r.metadata.name for r in regions]}")
-    for r in candidates:
-        if r.status.gateway_address and (region or r.status.gateway_healthy):
+        placement = list(
+            call(
+                addr,
+                lambda: api.deployments.GetDeployment(
+                    api_pb2.GetDeploymentRequest(name=deployment, environment=environment),
+                    timeout=10,
+                ),
+            ).deployment.status.placement
+        )
+    if region is not None:
+        chosen = next((r for r in regions if r.metadata.name == region), None)
+        if chosen is None:
+            raise fail(
+                f"region {region!r} not found; regions: "
+                f"{', '.join(r.metadata.name for r in regions)}"
+            )
+        if not chosen.status.gateway_address:
+            raise fail(f"region {region!r} has no gateway (is its agent running?)")
+        return str(chosen.status.gateway_address)
+    for r in regions:
+        if r.metadata.name in placement and r.status.gateway_healthy:
             return str(r.status.gateway_address)
-    raise fail("no region has a healthy gateway; see `meshline get regions`")
+    raise fail(
+        f"no healthy gateway in the regions {deployment} runs in "
+        f"({', '.join(placement) or 'none'}); see `meshline get regions`"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from rich.table import Table
 
 from controlplane.api.documents import parse_resource_document
 from meshline.cli.client import ADDRESS_FILE, api_client
-from meshline.v1 import api_pb2
+from meshline.v1 import api_pb2, resources_pb2
 from workers.agent.children import die_with_parent
 from workers.agent.ports import free_port
 
@@ -74,7 +75,14 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def wait_for(stack: Stack, what: str, check: Callable[[], bool], timeout_s: float) -> None:
+def wait_for(
+    stack: Stack,
+    what: str,
+    check: Callable[[], bool],
+    timeout_s: float,
+    explain: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll `check`; fail at once if a child dies, or with `explain()` after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if dead := stack.dead():
@@ -87,7 +95,14 @@ def wait_for(stack: Stack, what: str, check: Callable[[], bool], timeout_s: floa
         except grpc.RpcError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+    detail = ""
+    with contextlib.suppress(grpc.RpcError):
+        detail = explain()
+    raise RuntimeError(
+        f"timed out after {timeout_s:.0f}s waiting for {what}"
+        + (f": {detail}" if detail else "")
+        + f" (logs in {stack.state_dir / 'logs'})"
+    )
 
 
 def demo_documents(model_path: Path, regions: list[str]) -> str:
@@ -194,18 +209,28 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
                 parse_resource_document(doc, str(demo_file), i)
                 for i, doc in enumerate(yaml.safe_load_all(demo_file.read_text()))
             ]
-            api.apply.Apply(api_pb2.ApplyRequest(resources=resources), timeout=10)
+            try:
+                api.apply.Apply(api_pb2.ApplyRequest(resources=resources), timeout=10)
+            except grpc.RpcError as exc:
+                raise RuntimeError(f"applying {demo_file} failed: {exc.details()}") from None
+
+            def demo_status() -> resources_pb2.DeploymentStatus:
+                request = api_pb2.GetDeploymentRequest(name=DEMO_DEPLOYMENT)
+                return api.deployments.GetDeployment(request, timeout=2).deployment.status
+
+            def demo_ready() -> bool:
+                status = demo_status()
+                if status.phase == "Failed":
+                    raise RuntimeError(f"the demo deployment failed: {status.message}")
+                return status.phase == "Ready"
+
             with console.status("waiting for the demo deployment to be Ready in every region"):
                 wait_for(
                     stack,
                     "the demo deployment",
-                    lambda: (
-                        api.deployments.GetDeployment(
-                            api_pb2.GetDeploymentRequest(name=DEMO_DEPLOYMENT), timeout=2
-                        ).deployment.status.phase
-                        == "Ready"
-                    ),
+                    demo_ready,
                     180,
+                    explain=lambda: demo_status().message,
                 )
             regions_now = api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=2).regions
         _print_endpoints(console, address, regions_now, demo_file)

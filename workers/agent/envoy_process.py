@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from string import Template
 
@@ -103,12 +104,16 @@ class EnvoyGateway:
         )
 
     async def _supervise(self) -> None:
+        """Restart Envoy whenever it exits, with backoff; a stable run resets the backoff."""
         backoff = 0.5
         while not self._stopping:
             assert self._process is not None
+            started = time.monotonic()
             code = await self._process.wait()
             if self._stopping:
                 return
+            if time.monotonic() - started > 30:
+                backoff = 0.5
             log.error(
                 "envoy exited with %s: %s; restarting in %.1fs",
                 code,
@@ -117,7 +122,10 @@ class EnvoyGateway:
             )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
-            await self._spawn()
+            try:
+                await self._spawn()
+            except OSError as exc:  # the old, exited process is awaited again: retry later
+                log.error("cannot start envoy: %s", exc)
 
     async def stop(self) -> None:
         self._stopping = True

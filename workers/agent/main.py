@@ -38,6 +38,7 @@ async def run_agent(config: AgentConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    failure: BaseException | None = None
     await gateway.start()
     tasks = [
         asyncio.create_task(supervisor.run(), name="supervisor"),
@@ -48,9 +49,16 @@ async def run_agent(config: AgentConfig) -> None:
         f"admin={gateway.admin_address}",
         flush=True,
     )
+    stopper = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
-        await stop.wait()
+        await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                error = task.exception()
+                log.error("agent stopping: %s", error)
+                failure = error
     finally:
+        stopper.cancel()
         log.info("agent stopping: workers, then envoy")
         for task in tasks:
             task.cancel()
@@ -59,3 +67,5 @@ async def run_agent(config: AgentConfig) -> None:
                 await task
         await supervisor.stop()
         await gateway.stop()
+    if failure is not None:
+        raise SystemExit(f"agent for region {config.region}: {failure}")

@@ -14,6 +14,18 @@ from workers.agent.supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 
+class AgentRejectedError(Exception):
+    """The control plane refused this agent's hello for good (e.g. an invalid region name)."""
+
+
+# Notice a dead control plane in seconds, not when TCP gives up.
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
 class ControlPlaneSession:
     """Sends hello + reports; applies desired state and releases from the control plane."""
 
@@ -49,7 +61,7 @@ class ControlPlaneSession:
     async def run(self) -> None:
         backoff = 0.1
         while True:
-            channel = grpc.aio.insecure_channel(self.target)
+            channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
             try:
                 stub = agent_pb2_grpc.AgentServiceStub(channel)
                 call = stub.Connect(self._outbound())
@@ -60,6 +72,8 @@ class ControlPlaneSession:
                     backoff = 0.1
                     self._handle(message)
             except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    raise AgentRejectedError(exc.details()) from None
                 log.warning("control plane stream ended: %s %s", exc.code().name, exc.details())
             finally:
                 self.connected.clear()

@@ -1,0 +1,109 @@
+"""The agent stream, driven by a raw gRPC client against the real service and a real store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from controlplane.agents.registry import AgentRegistry
+from controlplane.agents.service import AgentService
+from controlplane.api.registration import register_region
+from controlplane.store import Store
+from meshline.v1 import agent_pb2, agent_pb2_grpc
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[tuple[str, Store, AgentRegistry]]:
+    store = Store.open(tmp_path / "m.db")
+    registry = AgentRegistry()
+    server = grpc.aio.server()
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(
+        AgentService(registry, lambda h: register_region(store, h.region, h.country)), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}", store, registry
+    finally:
+        await server.stop(None)
+        store.close()
+
+
+async def _stream(
+    address: str, hello: agent_pb2.AgentHello, queue: asyncio.Queue[object]
+) -> grpc.aio.StreamStreamCall:
+    async def requests() -> AsyncIterator[agent_pb2.ConnectRequest]:
+        yield agent_pb2.ConnectRequest(hello=hello)
+        yield agent_pb2.ConnectRequest(report=agent_pb2.AgentReport())
+        await queue.get()  # keep the stream open until the test ends
+
+    channel = grpc.aio.insecure_channel(address)
+    return agent_pb2_grpc.AgentServiceStub(channel).Connect(requests())
+
+
+async def _wait(condition: object, what: str) -> None:
+    for _ in range(200):
+        if condition():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(what)
+
+
+async def test_hello_registers_the_region_and_the_session(
+    service: tuple[str, Store, AgentRegistry],
+) -> None:
+    address, store, registry = service
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    call = await _stream(
+        address,
+        agent_pb2.AgentHello(
+            region="eu", country="de", agent_id="a1", gateway_address="127.0.0.1:1"
+        ),
+        queue,
+    )
+    await _wait(lambda: registry.reported_regions() == ["eu"], "the first report")
+    assert store.get_region("eu").spec.country == "DE"
+    call.cancel()
+    await _wait(lambda: registry.session("eu") is None, "the session to end")
+
+
+async def test_invalid_hello_is_refused_naming_the_field(
+    service: tuple[str, Store, AgentRegistry],
+) -> None:
+    address, store, _ = service
+    call = await _stream(
+        address,
+        agent_pb2.AgentHello(region="EU_1", country="Germany", agent_id="a1"),
+        asyncio.Queue(),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call.read()
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "metadata.name" in (info.value.details() or "")
+    assert "spec.country" in (info.value.details() or "")
+    assert store.list_regions() == []
+
+
+async def test_second_live_agent_for_a_region_is_refused(
+    service: tuple[str, Store, AgentRegistry],
+) -> None:
+    address, _, registry = service
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    first = await _stream(address, agent_pb2.AgentHello(region="eu", agent_id="a1"), queue)
+    await _wait(lambda: registry.reported_regions() == ["eu"], "the first agent")
+    second = await _stream(address, agent_pb2.AgentHello(region="eu", agent_id="a2"), queue)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await second.read()
+    assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "a1" in (info.value.details() or "")
+    session = registry.session("eu")
+    assert session is not None and session.hello.agent_id == "a1"
+    # The same agent reconnecting (its stream broke) is welcome.
+    again = await _stream(address, agent_pb2.AgentHello(region="eu", agent_id="a1"), queue)
+    await _wait(lambda: registry.session("eu") is not session, "the reconnect")
+    first.cancel()
+    again.cancel()
