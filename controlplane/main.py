@@ -17,6 +17,7 @@ from controlplane.agents.registry import AgentRegistry
 from controlplane.agents.service import AgentService
 from controlplane.api import add_api_to_server
 from controlplane.api.registration import register_region
+from controlplane.lock import AlreadyRunningError, hold_lock
 from controlplane.reconciler import Reconciler
 from controlplane.status import LiveStatus
 from controlplane.store import Store
@@ -49,6 +50,10 @@ class ControlPlaneConfig:
 
 async def serve(config: ControlPlaneConfig) -> None:
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = hold_lock(config.state_dir / "controlplane.lock")  # one control plane per store
+    except AlreadyRunningError as exc:
+        raise SystemExit(f"cannot start the control plane: {exc}") from None
     store = Store.open(config.database)
     cache = SnapshotCache(epoch=store.epoch)
     registry = AgentRegistry()
@@ -105,3 +110,4 @@ async def serve(config: ControlPlaneConfig) -> None:
         await task
     await server.stop(grace=1.0)
     store.close()
+    lock.close()

@@ -72,16 +72,21 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def rpc_failure(exc: grpc.RpcError, address: str) -> typer.Exit:
+    """A gRPC error as a one-line CLI error, not a traceback."""
+    code = exc.code()
+    details = exc.details()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return fail(
+            f"cannot reach the control plane at {address} ({details}); "
+            "is `meshline up` running? (set --address or MESHLINE_ADDRESS)"
+        )
+    return fail(f"{details} [{code.name}]")
+
+
 def call(address: str, fn: Callable[[], T]) -> T:
-    """Run one API call; a gRPC error becomes a one-line CLI error, not a traceback."""
+    """Run one API call, turning a gRPC error into a CLI error."""
     try:
         return fn()
     except grpc.RpcError as exc:
-        code = exc.code()
-        details = exc.details()
-        if code == grpc.StatusCode.UNAVAILABLE:
-            raise fail(
-                f"cannot reach the control plane at {address} ({details}); "
-                "is `meshline up` running? (set --address or MESHLINE_ADDRESS)"
-            ) from None
-        raise fail(f"{details} [{code.name}]") from None
+        raise rpc_failure(exc, address) from None

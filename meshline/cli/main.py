@@ -9,12 +9,20 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import grpc
 import typer
 import yaml
 from rich.console import Console
 
 from meshline.cli import render
-from meshline.cli.client import DEFAULT_STATE_DIR, api_client, call, fail, resolve_address
+from meshline.cli.client import (
+    DEFAULT_STATE_DIR,
+    api_client,
+    call,
+    fail,
+    resolve_address,
+    rpc_failure,
+)
 from meshline.cli.render import OutputFormat
 from meshline.v1 import api_pb2
 
@@ -135,37 +143,21 @@ def apply(
     address: AddressOption = None,
 ) -> None:
     """Create or update resources from YAML (kind: Model | Environment | Deployment | Region)."""
-    from controlplane.api.documents import DocumentError, parse_resource_document
+    from meshline.cli.documents import DocumentsError, explain_rejection, read_documents
 
-    resources = []
-    for path in file:
-        try:
-            text = typer.get_text_stream("stdin").read() if str(path) == "-" else path.read_text()
-        except OSError as exc:
-            raise fail(f"{path}: {exc.strerror}") from None
-        try:
-            docs = [d for d in yaml.safe_load_all(text) if d is not None]
-        except yaml.YAMLError as exc:
-            raise fail(f"{path}: malformed YAML: {exc}") from None
-        try:
-            resources += [
-                parse_resource_document(
-                    d, str(path), i, base_dir=Path.cwd() if str(path) == "-" else path.parent
-                )
-                for i, d in enumerate(docs)
-            ]
-        except DocumentError as exc:
-            raise fail(str(exc)) from None
-    if not resources:
-        raise fail("no documents to apply")
+    try:
+        sourced = read_documents(file)
+    except DocumentsError as exc:
+        raise fail(str(exc)) from None
+    request = api_pb2.ApplyRequest(resources=[s.resource for s in sourced], dry_run=dry_run)
     addr = resolve_address(address)
     with api_client(addr) as api:
-        reply = call(
-            addr,
-            lambda: api.apply.Apply(
-                api_pb2.ApplyRequest(resources=resources, dry_run=dry_run), timeout=30
-            ),
-        )
+        try:
+            reply = api.apply.Apply(request, timeout=30)
+        except grpc.RpcError as exc:
+            if explained := explain_rejection(exc, sourced):
+                raise fail(f"nothing was applied:\n{explained}") from None
+            raise rpc_failure(exc, addr) from None
     suffix = " (dry run)" if dry_run else ""
     for result in reply.results:
         placement = f" → {', '.join(result.placement)}" if result.placement else ""
@@ -254,7 +246,7 @@ def get(
     if output is OutputFormat.table:
         console.print(table(items))
     else:
-        render.print_structured(items, output, console)
+        render.print_structured(items, output, console, single=name is not None)
 
 
 @app.command()

@@ -21,25 +21,35 @@ class OutputFormat(str, Enum):
     yaml = "yaml"
 
 
-def to_dicts(items: Sequence[Message]) -> list[dict[str, object]]:
-    return [json_format.MessageToDict(i, preserving_proto_field_name=True) for i in items]
+def to_document(item: Message) -> dict[str, object]:
+    """A resource as a YAML/JSON document that `meshline apply` accepts back."""
+    body = json_format.MessageToDict(item, preserving_proto_field_name=True)
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and "generation" in metadata:
+        metadata["generation"] = int(metadata["generation"])  # proto JSON quotes int64
+    return {"kind": item.DESCRIPTOR.name, **body}
 
 
-def print_structured(items: Sequence[Message], fmt: OutputFormat, console: Console) -> None:
-    data = to_dicts(items)
+def print_structured(
+    items: Sequence[Message], fmt: OutputFormat, console: Console, single: bool = False
+) -> None:
+    """JSON: one object (single) or a list; YAML: one document per resource."""
+    docs = [to_document(i) for i in items]
     if fmt is OutputFormat.json:
-        console.print_json(json.dumps(data))
+        console.print_json(json.dumps(docs[0] if single else docs))
     else:
-        console.print(yaml.safe_dump(data, sort_keys=False), end="", markup=False, highlight=False)
+        text = yaml.safe_dump_all(docs, sort_keys=False) if docs else ""
+        console.print(text, end="", markup=False, highlight=False)
 
 
 def _regions_cell(dep: resources_pb2.Deployment) -> str:
     parts = []
     for r in dep.status.regions:
-        cell = f"{r.region}: {r.healthy_endpoints}/{r.desired_replicas}"
-        cell += " acked" if r.config_acked else " not acked"
+        cell = f"{r.region}: {r.healthy_endpoints}/{r.desired_replicas} healthy"
         if r.nack_error:
-            cell += " NACK"
+            cell += ", NACK"
+        elif not r.config_acked:
+            cell += ", not ACKed"
         parts.append(cell)
     return ", ".join(parts) or "-"
 

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from controlplane.api.documents import parse_resource_document
+from controlplane.lock import hold_lock
 from meshline.cli.client import ADDRESS_FILE, api_client
 from meshline.v1 import api_pb2, resources_pb2
 from workers.agent.children import die_with_parent
@@ -148,7 +149,11 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
     )
     address = f"127.0.0.1:{port}"
     stack = Stack(state_dir, console)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
+    # `kill` stops as cleanly as Ctrl-C, also when a shell started `up` in the background
+    # (background jobs inherit an ignored SIGINT).
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    lock = hold_lock(state_dir / "up.lock")
     try:
         with console.status("starting the control plane"):
             stack.start(
@@ -242,6 +247,7 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
     finally:
         stack.stop()
         (state_dir / ADDRESS_FILE).unlink(missing_ok=True)
+        lock.close()
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -29,23 +29,24 @@ def meshline(
 
 
 @pytest.fixture(scope="module")
-def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    state = tmp_path_factory.mktemp("cp")
+def cp_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cp")
+
+
+@pytest.fixture(scope="module")
+def address(cp_state: Path) -> Iterator[str]:
     addr = f"127.0.0.1:{free_port()}"
-    with managed(
+    args = [
+        sys.executable,
+        "-m",
+        "meshline",
         "controlplane",
-        [
-            sys.executable,
-            "-m",
-            "meshline",
-            "controlplane",
-            "--listen",
-            addr,
-            "--state-dir",
-            str(state),
-        ],
-        state,
-    ):
+        "--listen",
+        addr,
+        "--state-dir",
+        str(cp_state),
+    ]
+    with managed("controlplane", args, cp_state):
         wait_until(
             lambda: meshline(addr, "get", "regions").returncode == 0, 60, "the control plane API"
         )
@@ -109,7 +110,13 @@ def test_apply_get_delete_round_trip(address: str, model: Path, tmp_path: Path) 
     assert mine["status"]["phase"] == "Pending"
     assert "eu" in mine["status"]["message"]
     as_yaml = yaml.safe_load(meshline(address, "get", "models", "round", "-o", "yaml").stdout)
-    assert as_yaml[0]["spec"]["versions"][0]["path"] == str(model)
+    assert as_yaml["kind"] == "Model"
+    assert as_yaml["spec"]["versions"][0]["path"] == str(model)
+    # What `get -o yaml` prints can be applied again, unchanged (as with kubectl).
+    dumped = meshline(address, "get", "deployments", "-o", "yaml").stdout
+    again_from_get = meshline(address, "apply", "-f", "-", stdin=dumped)
+    assert again_from_get.returncode == 0, again_from_get.stderr
+    assert "deployment/round unchanged" in again_from_get.stdout
     table = meshline(address, "get", "regions").stdout
     assert "eu" in table and "disconnected" in table
 
@@ -153,6 +160,9 @@ def test_bad_values_are_rejected_all_or_nothing(address: str, model: Path, tmp_p
     result = meshline(address, "apply", "-f", str(file))
     assert result.returncode == 1
     assert "/nowhere/model.pt" in result.stderr and "replicas" in result.stderr
+    # Errors found by the server still point at the file and document they came from.
+    assert "bad.yaml document 3: model 'badval'" in result.stderr
+    assert "bad.yaml document 4: deployment 'badval'" in result.stderr
     assert "badval" not in meshline(address, "get", "models", "-o", "json").stdout
 
 
@@ -160,3 +170,51 @@ def test_unreachable_control_plane_is_a_clear_error() -> None:
     result = meshline(f"127.0.0.1:{free_port()}", "get", "deployments")
     assert result.returncode == 1
     assert "cannot reach the control plane" in result.stderr
+
+
+def _controlplane(listen: str, state: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "meshline",
+            "controlplane",
+            "--listen",
+            listen,
+            "--state-dir",
+            str(state),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_second_control_plane_is_refused(address: str, cp_state: Path, tmp_path: Path) -> None:
+    same_store = _controlplane(f"127.0.0.1:{free_port()}", cp_state)
+    assert same_store.returncode == 1
+    assert "already in use by pid" in same_store.stderr
+    same_port = _controlplane(address, tmp_path / "other")
+    assert same_port.returncode == 1
+    assert f"cannot listen on {address}" in same_port.stderr
+    assert meshline(address, "get", "regions").returncode == 0  # the first one is unharmed
+
+
+def test_agent_arguments_are_checked_before_anything_starts() -> None:
+    bad_region = subprocess.run(
+        [sys.executable, "-m", "meshline", "agent", "--region", "EU_1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad_region.returncode == 1 and "EU_1" in bad_region.stderr
+    bad_address = subprocess.run(
+        [sys.executable, "-m", "meshline", "agent", "--region", "eu", "--controlplane", "cp"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad_address.returncode == 1 and "host:port" in bad_address.stderr
