@@ -20,6 +20,9 @@ from controlplane.xds.cache import SnapshotCache
 from meshline.v1 import agent_pb2, resources_pb2
 
 CDS, EDS, LDS, RDS = CLUSTER, ENDPOINT, LISTENER, ROUTE
+# A worker of the current version that failed this often in a row needs a
+# human (bad artifact, wrong signature): the deployment is Failed, like CrashLoopBackOff.
+CRASH_LOOP_RESTARTS = 3
 TYPE_NAMES = {CDS: "clusters", EDS: "endpoints", LDS: "listeners", RDS: "routes"}
 
 
@@ -79,12 +82,12 @@ class LiveStatus:
         if regions is None:
             return resources_pb2.DeploymentStatus(phase="Pending", message="not reconciled yet")
         out = resources_pb2.DeploymentStatus(placement=list(regions))
-        problems = [
-            problem
+        verdicts = [
+            self._region_of_deployment(dep, region, state.revisions.get(key), out)
             for region in regions
-            if (problem := self._region_of_deployment(dep, region, state.revisions.get(key), out))
         ]
-        if any(r.nack_error for r in out.regions):
+        problems = [problem for problem, _ in verdicts if problem]
+        if any(fatal for _, fatal in verdicts):
             out.phase = "Failed"
         elif problems:
             out.phase = "Pending"
@@ -99,8 +102,12 @@ class LiveStatus:
         region: str,
         revision: str | None,
         out: resources_pb2.DeploymentStatus,
-    ) -> str:
-        """Fill the region's status; return what keeps it from Ready ("" when nothing)."""
+    ) -> tuple[str, bool]:
+        """Fill the region's status; return what keeps it from Ready and whether that is fatal.
+
+        Fatal: Envoy rejected the config, or the current version's workers keep crashing (a
+        user must act). Everything else is on its way.
+        """
         dkey = f"{dep.metadata.name}.{dep.spec.environment}"
         grpc_cluster, http_cluster = cluster_name_grpc(dkey), cluster_name_http(dkey)
         clusters = self.cache.acked_resources(region, CDS)
@@ -131,19 +138,37 @@ class LiveStatus:
             acked_version=(rds.acked_version or "") if rds else "",
         )
         if r.nack_error:
-            return f"{region}: {r.nack_error}"
+            return f"{region}: {r.nack_error}", True
         if session is None:
             # Its workers report through the agent: without it, health is unknown.
-            return f"{region}: no agent connected"
+            return f"{region}: no agent connected", False
         if not node.connected:
-            return f"{region}: the gateway is not connected to the control plane"
+            return f"{region}: the gateway is not connected to the control plane", False
         if not acked:
-            return f"{region}: waiting for the gateway to ACK the config"
+            return f"{region}: waiting for the gateway to ACK the config", False
         if dep.spec.replicas > 0 and r.healthy_endpoints == 0:
+            crashing = (
+                [
+                    w
+                    for w in session.report.workers
+                    if w.grpc_address in current
+                    and w.restarts >= CRASH_LOOP_RESTARTS
+                    and w.last_error
+                ]
+                if session.report
+                else []
+            )
+            if crashing:
+                w = crashing[0]
+                return (
+                    f"{region}: worker {w.worker_id} keeps crashing "
+                    f"(restart {w.restarts}): {w.last_error}",
+                    True,
+                )
             return f"{region}: no healthy worker of the current version yet" + self._worker_error(
                 region, dep
-            )
-        return ""
+            ), False
+        return "", False
 
     def _worker_error(self, region: str, dep: resources_pb2.Deployment) -> str:
         session = self.registry.session(region)

@@ -360,6 +360,11 @@ def _gateway_of(region: str | None, addr: str, deployment: str, environment: str
                 f"region {region!r} not found; regions: "
                 f"{', '.join(r.metadata.name for r in regions)}"
             )
+        if region not in placement:
+            raise fail(
+                f"deployment {deployment} does not run in region {region} "
+                f"(it runs in: {', '.join(placement) or 'no region'})"
+            )
         if not chosen.status.gateway_address:
             raise fail(f"region {region!r} has no gateway (is its agent running?)")
         return str(chosen.status.gateway_address)

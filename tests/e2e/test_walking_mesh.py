@@ -276,3 +276,23 @@ def test_stopping_an_agent_stops_everything_it_started(mesh: Mesh, models: dict[
         )
     finally:
         _delete(mesh, "mlp-h")
+
+
+def test_a_crash_looping_version_is_failed_with_the_reason(
+    mesh: Mesh, models: dict[str, Path]
+) -> None:
+    """A signature that does not fit the model: workers exit at start; status says why."""
+    text = deployment_yaml("mlp-i", models, "v1", ["eu"]).replace(
+        "shape: [-1, 784]", "shape: [-1, 100]"
+    )
+    mesh.apply(text)
+    try:
+
+        def failed() -> bool:
+            return mesh.deployment("mlp-i").status.phase == "Failed"
+
+        wait_until(failed, 90, "the deployment to be Failed")
+        message = mesh.deployment("mlp-i").status.message
+        assert "keeps crashing" in message and "does not fit its signature" in message
+    finally:
+        _delete(mesh, "mlp-i")

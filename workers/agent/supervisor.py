@@ -129,6 +129,7 @@ class Supervisor:
                     state=State.WORKER_STATE_DRAINING if w.draining else State.ValueType(w.state),
                     restarts=w.restarts,
                     last_error=w.last_error,
+                    consecutive_failures=w.failures,
                 )
                 for w in sorted(self.workers.values(), key=lambda w: w.worker_id)
             ]
