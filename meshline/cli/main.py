@@ -17,6 +17,7 @@ from rich.console import Console
 from meshline.cli import render
 from meshline.cli.client import (
     DEFAULT_STATE_DIR,
+    ApiClient,
     api_client,
     call,
     fail,
@@ -249,44 +250,66 @@ def get(
         render.print_structured(items, output, console, single=name is not None)
 
 
+def _delete_one(api: ApiClient, which: Kind, name: str, environment: str) -> None:
+    if which is Kind.models:
+        api.models.DeleteModel(api_pb2.DeleteModelRequest(name=name), timeout=10)
+    elif which is Kind.environments:
+        api.environments.DeleteEnvironment(api_pb2.DeleteEnvironmentRequest(name=name), timeout=10)
+    elif which is Kind.deployments:
+        api.deployments.DeleteDeployment(
+            api_pb2.DeleteDeploymentRequest(name=name, environment=environment), timeout=10
+        )
+    else:
+        api.regions.DeleteRegion(api_pb2.DeleteRegionRequest(name=name), timeout=10)
+
+
 @app.command()
 def delete(
-    kind: Annotated[str, typer.Argument(help="model | environment | deployment | region")],
-    name: Annotated[str, typer.Argument()],
+    kind: Annotated[
+        str | None, typer.Argument(help="model | environment | deployment | region")
+    ] = None,
+    name: Annotated[str | None, typer.Argument()] = None,
+    file: Annotated[
+        list[Path] | None, typer.Option("-f", "--file", help="Delete what these YAML files define")
+    ] = None,
     environment: Annotated[str, typer.Option("--environment", "-e")] = "production",
     address: AddressOption = None,
 ) -> None:
-    """Delete a resource (refused while something depends on it)."""
-    which = _kind(kind)
+    """Delete a resource, or everything a YAML file defines (refused while something uses it)."""
+    targets: list[tuple[Kind, str, str]] = []
+    if file:
+        from meshline.cli.documents import DocumentsError, read_documents
+        from meshline.v1.api_pb2 import Resource
+
+        try:
+            sourced = read_documents(file)
+        except DocumentsError as exc:
+            raise fail(str(exc)) from None
+        for doc in reversed(sourced):  # dependents (deployments) usually come last in a file
+            res: Resource = doc.resource
+            field = res.WhichOneof("kind") or ""
+            inner = getattr(res, field)
+            env = inner.spec.environment or "production" if field == "deployment" else environment
+            targets.append((_kind(field), inner.metadata.name, env))
+    elif kind and name:
+        targets.append((_kind(kind), name, environment))
+    else:
+        raise fail("give KIND NAME (e.g. `meshline delete deployment demo`) or -f FILE")
     addr = resolve_address(address)
+    failed = 0
     with api_client(addr) as api:
-        if which is Kind.models:
-            call(
-                addr,
-                lambda: api.models.DeleteModel(api_pb2.DeleteModelRequest(name=name), timeout=10),
-            )
-        elif which is Kind.environments:
-            call(
-                addr,
-                lambda: api.environments.DeleteEnvironment(
-                    api_pb2.DeleteEnvironmentRequest(name=name), timeout=10
-                ),
-            )
-        elif which is Kind.deployments:
-            call(
-                addr,
-                lambda: api.deployments.DeleteDeployment(
-                    api_pb2.DeleteDeploymentRequest(name=name, environment=environment), timeout=10
-                ),
-            )
-        else:
-            call(
-                addr,
-                lambda: api.regions.DeleteRegion(
-                    api_pb2.DeleteRegionRequest(name=name), timeout=10
-                ),
-            )
-    console.print(f"{which.value[:-1]}/{name} deleted")
+        for which, target, env in targets:  # like kubectl: go on past one that fails
+            try:
+                _delete_one(api, which, target, env)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    raise rpc_failure(exc, addr) from None
+                typer.secho(f"error: {exc.details()}", fg=typer.colors.RED, err=True)
+                failed += 1
+                continue
+            console.print(f"{which.value[:-1]}/{target} deleted", highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

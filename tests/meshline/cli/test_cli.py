@@ -120,6 +120,8 @@ def test_apply_get_delete_round_trip(address: str, model: Path, tmp_path: Path) 
     table = meshline(address, "get", "regions").stdout
     assert "eu" in table and "disconnected" in table
 
+    refused_env = meshline(address, "delete", "environment", "production")
+    assert refused_env.returncode == 1 and "round" in refused_env.stderr
     refused = meshline(address, "delete", "model", "round")
     assert refused.returncode == 1 and "round" in refused.stderr  # still used by the deployment
     assert meshline(address, "delete", "deployment", "round").returncode == 0
@@ -218,3 +220,16 @@ def test_agent_arguments_are_checked_before_anything_starts() -> None:
         check=False,
     )
     assert bad_address.returncode == 1 and "host:port" in bad_address.stderr
+
+
+def test_delete_by_file(address: str, model: Path, tmp_path: Path) -> None:
+    file = tmp_path / "app.yaml"
+    file.write_text(_docs(model, "byfile"))
+    assert meshline(address, "apply", "-f", str(file)).returncode == 0
+    # Drop the shared Region/Environment documents: only what this app owns is deleted.
+    file.write_text("---".join(_docs(model, "byfile").split("---")[2:]))
+    result = meshline(address, "delete", "-f", str(file))
+    assert result.returncode == 0, result.stderr
+    assert "deployment/byfile deleted" in result.stdout
+    assert result.stdout.index("deployment/byfile") < result.stdout.index("model/byfile")
+    assert "byfile" not in meshline(address, "get", "models", "-o", "json").stdout
