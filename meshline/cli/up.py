@@ -24,6 +24,8 @@ from workers.agent.ports import free_port
 
 DEMO_DEPLOYMENT = "demo"
 DEFAULT_API_PORT = 7070
+# Gateways get 8081, 8082, ... in --regions order when free, so addresses survive restarts.
+FIRST_GATEWAY_PORT = 8081
 
 
 @dataclass
@@ -176,7 +178,7 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
                     60,
                 )
         (state_dir / ADDRESS_FILE).write_text(address)
-        for region in regions:
+        for index, region in enumerate(regions):
             stack.start(
                 f"agent-{region}",
                 [
@@ -187,6 +189,8 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
                     address,
                     "--state-dir",
                     str(state_dir / "regions" / region),
+                    "--gateway-port",
+                    str(_stable_port(FIRST_GATEWAY_PORT + index)),
                 ],
             )
         with console.status("building the demo model"):
@@ -252,6 +256,10 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _stable_port(preferred: int) -> int:
+    return preferred if _port_free(preferred) else free_port("127.0.0.1")
 
 
 def _port_free(port: int) -> bool:
