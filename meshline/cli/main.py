@@ -247,7 +247,7 @@ def get(
     if output is OutputFormat.table:
         console.print(table(items))
     else:
-        render.print_structured(items, output, console, single=name is not None)
+        render.print_structured(items, output, single=name is not None)
 
 
 def _delete_one(api: ApiClient, which: Kind, name: str, environment: str) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from enum import Enum
+from typing import Any
 
 import yaml
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
-from rich.console import Console
 from rich.table import Table
 
 from meshline.v1 import resources_pb2
@@ -21,25 +23,49 @@ class OutputFormat(str, Enum):
     yaml = "yaml"
 
 
+_INT64_TYPES = {
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_SFIXED64,
+}
+
+
+def _unquote_int64(message: Message, body: dict[str, Any]) -> None:
+    """Proto JSON quotes 64-bit integers; YAML users (and `apply`) expect numbers."""
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in body:
+            continue
+        value = body[field.name]
+        if field.type in _INT64_TYPES:
+            body[field.name] = [int(v) for v in value] if isinstance(value, list) else int(value)
+        elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
+            children = getattr(message, field.name)
+            if isinstance(value, list):
+                for child, child_body in zip(children, value, strict=True):
+                    _unquote_int64(child, child_body)
+            else:
+                _unquote_int64(children, value)
+
+
 def to_document(item: Message) -> dict[str, object]:
     """A resource as a YAML/JSON document that `meshline apply` accepts back."""
     body = json_format.MessageToDict(item, preserving_proto_field_name=True)
-    metadata = body.get("metadata")
-    if isinstance(metadata, dict) and "generation" in metadata:
-        metadata["generation"] = int(metadata["generation"])  # proto JSON quotes int64
+    _unquote_int64(item, body)
     return {"kind": item.DESCRIPTOR.name, **body}
 
 
-def print_structured(
-    items: Sequence[Message], fmt: OutputFormat, console: Console, single: bool = False
-) -> None:
-    """JSON: one object (single) or a list; YAML: one document per resource."""
+def print_structured(items: Sequence[Message], fmt: OutputFormat, single: bool = False) -> None:
+    """JSON: one object (single) or a list; YAML: one document per resource.
+
+    Written straight to stdout: rich would wrap long lines and break the YAML.
+    """
     docs = [to_document(i) for i in items]
     if fmt is OutputFormat.json:
-        console.print_json(json.dumps(docs[0] if single else docs))
-    else:
-        text = yaml.safe_dump_all(docs, sort_keys=False) if docs else ""
-        console.print(text, end="", markup=False, highlight=False)
+        sys.stdout.write(json.dumps(docs[0] if single else docs, indent=2) + "\n")
+    elif docs:
+        sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
 
 
 def _regions_cell(dep: resources_pb2.Deployment) -> str:

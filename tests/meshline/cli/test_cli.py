@@ -117,6 +117,14 @@ def test_apply_get_delete_round_trip(address: str, model: Path, tmp_path: Path) 
     again_from_get = meshline(address, "apply", "-f", "-", stdin=dumped)
     assert again_from_get.returncode == 0, again_from_get.stderr
     assert "deployment/round unchanged" in again_from_get.stdout
+    model_doc = meshline(address, "get", "model", "round", "-o", "yaml").stdout
+    assert yaml.safe_load(model_doc)["spec"]["versions"][0]["signature"]["inputs"][0]["shape"] == [
+        -1,
+        784,
+    ]
+    model_again = meshline(address, "apply", "-f", "-", stdin=model_doc)
+    assert model_again.returncode == 0, model_again.stderr
+    assert "model/round unchanged" in model_again.stdout
     table = meshline(address, "get", "regions").stdout
     assert "eu" in table and "disconnected" in table
 
