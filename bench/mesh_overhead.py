@@ -126,7 +126,19 @@ def render(rows: list[Row], rounds: int, seconds: float) -> str:
         added = r.mesh.p50_ms - r.direct.p50_ms
         ok = "met" if ratio >= 0.85 and added <= 1.0 else "**missed**"
         lines.append(f"| {r.concurrency} | {ratio:.1%} | {added:+.2f} | ≥ 85%, ≤ 1 ms: {ok} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + READING
+
+
+READING = """
+Reading the figures. At concurrency 1 the gateway adds about 0.3 ms per request (two more
+loopback hops plus Envoy's HTTP/2 codec and router): within the ≤ 1 ms target, but more than
+15% of a ~1 ms Python worker round trip, so the ≥ 85% throughput target is missed at c=1 on a
+2-core machine. Turning off request ids and Envoy's response headers changed nothing measurable.
+At concurrency 16 the mesh meets the target and can even beat the direct path: the Python gRPC
+client and server spend less CPU talking to Envoy (larger, coalesced HTTP/2 writes) than to
+each other, and the three processes share two cores. Envoy runs with `--concurrency
+max(1, CPUs/4)` (one thread here): more Envoy threads only took cores from the model.
+"""
 
 
 def _cpus() -> int:
