@@ -23,6 +23,7 @@ from controlplane.ir.build import GatewayAddress, PlacedDeployment, build_networ
 from controlplane.policy import PlacementError, resolve_placement
 from controlplane.store import Store, StoreSnapshot
 from controlplane.translate import translate_gateway
+from controlplane.translate.endpoints import host_health
 from controlplane.translate.names import cluster_name_grpc, cluster_name_http
 from controlplane.xds import CLUSTER, ENDPOINT
 from controlplane.xds.cache import SnapshotCache
@@ -197,10 +198,5 @@ def _may_route(assignment: Message | None, address: str) -> bool:
     """Could Envoy pick `address` under this ACKed assignment? Unknown counts as yes."""
     if assignment is None:
         return True
-    host, port = address.rsplit(":", 1)
-    for locality in assignment.endpoints:
-        for lb in locality.lb_endpoints:
-            sock = lb.endpoint.address.socket_address
-            if sock.address == host and sock.port_value == int(port):
-                return bool(lb.health_status != health_check_pb2.DRAINING)
-    return False
+    status = host_health(assignment).get(address)
+    return status is not None and status != health_check_pb2.DRAINING

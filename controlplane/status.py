@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 
 from controlplane.agents.registry import AgentRegistry
 from controlplane.reconciler import NetworkState
+from controlplane.translate.endpoints import host_health
 from controlplane.translate.names import cluster_name_grpc, cluster_name_http
 from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from controlplane.xds.cache import SnapshotCache
@@ -36,19 +37,15 @@ def _routed_clusters(routes: Mapping[str, Message]) -> set[str]:
     return clusters
 
 
+ROUTABLE = (health_check_pb2.HEALTHY, health_check_pb2.UNKNOWN)
+
+
 def _healthy_hosts(assignment: Message | None, addresses: set[str]) -> int:
     """Hosts of `assignment` that Envoy may pick and that are among `addresses`."""
     if assignment is None:
         return 0
-    count = 0
-    for locality in assignment.endpoints:
-        for lb in locality.lb_endpoints:
-            sock = lb.endpoint.address.socket_address
-            if lb.health_status in (health_check_pb2.HEALTHY, health_check_pb2.UNKNOWN) and (
-                f"{sock.address}:{sock.port_value}" in addresses
-            ):
-                count += 1
-    return count
+    hosts = host_health(assignment)
+    return sum(1 for a in addresses if hosts.get(a) in ROUTABLE)
 
 
 class LiveStatus:
@@ -121,12 +118,14 @@ class LiveStatus:
         )
         # Only workers of the current revision count: during a rollout the old ones do not.
         session = self.registry.session(region)
-        current = {
-            w.grpc_address
+        current_workers = [
+            w
             for w in (session.report.workers if session and session.report else ())
             if (w.deployment, w.environment) == (dep.metadata.name, dep.spec.environment)
             and w.revision == revision
-        }
+        ]
+        # Only what Envoy's own health check passed counts, not just the agent's view.
+        current = {w.grpc_address for w in current_workers if w.gateway_routable}
         node = self.cache.node_status(region)
         rds = node.types.get(RDS)
         r = out.regions.add(
@@ -147,17 +146,11 @@ class LiveStatus:
         if not acked:
             return f"{region}: waiting for the gateway to ACK the config", False
         if dep.spec.replicas > 0 and r.healthy_endpoints == 0:
-            crashing = (
-                [
-                    w
-                    for w in session.report.workers
-                    if w.grpc_address in current
-                    and w.restarts >= CRASH_LOOP_RESTARTS
-                    and w.last_error
-                ]
-                if session.report
-                else []
-            )
+            crashing = [
+                w
+                for w in current_workers
+                if w.consecutive_failures >= CRASH_LOOP_RESTARTS and w.last_error
+            ]
             if crashing:
                 w = crashing[0]
                 return (

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from envoy.config.core.v3 import address_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from google.protobuf.message import Message
 
 from controlplane.ir.model import DeploymentRoute, Endpoint
 from controlplane.translate import names
@@ -58,3 +59,13 @@ def _lb_endpoint(endpoint: Endpoint, port: int) -> endpoint_components_pb2.LbEnd
         )
     )
     return lb_endpoint
+
+
+def host_health(assignment: Message) -> dict[str, int]:
+    """`host:port` → EDS health status of every host in an assignment (read back from an ACK)."""
+    return {
+        f"{lb.endpoint.address.socket_address.address}:"
+        f"{lb.endpoint.address.socket_address.port_value}": lb.health_status
+        for locality in assignment.endpoints
+        for lb in locality.lb_endpoints
+    }

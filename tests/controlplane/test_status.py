@@ -43,6 +43,7 @@ def _agent(registry: AgentRegistry) -> None:
         grpc_address="127.0.0.1:9001",
         http_address="127.0.0.1:9002",
         state=agent_pb2.WORKER_STATE_HEALTHY,
+        gateway_routable=True,
     )
     registry.update_report(session, report)
 
@@ -130,19 +131,25 @@ async def test_ready_only_after_ack_and_nack_shows_envoys_text(
     assert not status.region_status(region).gateway_healthy
 
 
-async def test_unhealthy_endpoint_is_not_ready(cache: SnapshotCache, connect: Connect) -> None:
-    state = STATE
+async def _status_once_acked(
+    cache: SnapshotCache, connect: Connect, state: NetworkState, healthy: bool
+) -> resources_pb2.DeploymentStatus:
+    """Region eu's agent reports w1 (r1); its Envoy ACKs a config with w1; the status then."""
     registry = AgentRegistry()
     _agent(registry)
     status = LiveStatus(cache, registry, lambda: state)
-    cache.set_resources("eu", translate_gateway(_gateway(healthy=False)).by_type_url())
+    cache.set_resources("eu", translate_gateway(_gateway(healthy=healthy)).by_type_url())
     await _sync_all(await connect("eu"), cache)
 
     def acked() -> bool:
         return status.deployment_status(_deployment()).regions[0].config_acked
 
     await eventually(acked, "config ACKed")
-    result = status.deployment_status(_deployment())
+    return status.deployment_status(_deployment())
+
+
+async def test_unhealthy_endpoint_is_not_ready(cache: SnapshotCache, connect: Connect) -> None:
+    result = await _status_once_acked(cache, connect, STATE, healthy=False)
     assert result.phase == "Pending"
     assert result.regions[0].config_acked and result.regions[0].healthy_endpoints == 0
     assert "no healthy worker" in result.message
@@ -152,18 +159,8 @@ async def test_workers_of_an_old_version_do_not_make_it_ready(
     cache: SnapshotCache, connect: Connect
 ) -> None:
     """Mid-rollout: the gateway serves healthy r1 workers, but the deployment now wants r2."""
-    registry = AgentRegistry()
-    _agent(registry)
     rolling = NetworkState(placements=STATE.placements, revisions={("production", "d"): "r2"})
-    status = LiveStatus(cache, registry, lambda: rolling)
-    cache.set_resources("eu", translate_gateway(_gateway(healthy=True)).by_type_url())
-    await _sync_all(await connect("eu"), cache)
-
-    def acked() -> bool:
-        return status.deployment_status(_deployment()).regions[0].config_acked
-
-    await eventually(acked, "config ACKed")
-    result = status.deployment_status(_deployment())
+    result = await _status_once_acked(cache, connect, rolling, healthy=True)
     assert result.phase == "Pending"
     assert result.regions[0].healthy_endpoints == 0
     assert "current version" in result.message

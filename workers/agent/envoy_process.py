@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from string import Template
 
+import aiohttp
+
 from workers.agent import children
 from workers.agent.config import AgentConfig
 from workers.agent.ports import free_port
@@ -127,9 +129,37 @@ class EnvoyGateway:
             except OSError as exc:  # the old, exited process is awaited again: retry later
                 log.error("cannot start envoy: %s", exc)
 
+    async def routable_hosts(self) -> set[str] | None:
+        """`host:port` of every upstream host Envoy would pick now; None when admin is unreachable.
+
+        Read from Envoy's admin API: a host added by EDS is not routable until Envoy's own first
+        health check passed, which is what "serving" must wait for.
+        """
+        url = f"http://{self.admin_address}/clusters?format=json"
+        try:
+            timeout = aiohttp.ClientTimeout(total=1.0)
+            async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as reply:
+                data = await reply.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+        return {
+            f"{h['address']['socket_address']['address']}:"
+            f"{h['address']['socket_address']['port_value']}"
+            for cluster in data.get("cluster_statuses", [])
+            for h in cluster.get("host_statuses", [])
+            if _routable(h.get("health_status", {}))
+        }
+
     async def stop(self) -> None:
         self._stopping = True
         if self._supervisor:
             self._supervisor.cancel()
         if self._process:
             await children.stop(self._process, grace_s=5.0)
+
+
+def _routable(health: dict[str, object]) -> bool:
+    """Envoy's admin flags for one host: EDS healthy and no failing or pending check."""
+    return health.get("eds_health_status") == "HEALTHY" and not any(
+        value is True for key, value in health.items() if key != "eds_health_status"
+    )

@@ -32,6 +32,7 @@ async def run_agent(config: AgentConfig) -> None:
     )
     session = ControlPlaneSession(hello, supervisor, config.controlplane, config.report_interval_s)
     supervisor.connected = session.connected.is_set
+    supervisor.gateway_view = gateway.routable_hosts
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

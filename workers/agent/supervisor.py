@@ -15,7 +15,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +56,7 @@ class Worker:
     exit_noted: bool = False  # this exit's reason and backoff are recorded
     failures: int = 0  # consecutive short-lived runs; drives the backoff
     channel: grpc.aio.Channel | None = None
+    gateway_routable: bool = False  # the region's Envoy would send it traffic now
 
     @property
     def key(self) -> tuple[str, str]:
@@ -92,6 +93,9 @@ class Supervisor:
     # Whether the control plane can currently confirm drains; without it a draining worker
     # may still be in the gateway's last config, so it is never stopped on a timer.
     connected: Callable[[], bool] = lambda: True
+    # Hosts the region's Envoy would route to now (None: unknown, e.g. no gateway in tests);
+    # a replacement counts as serving only once the gateway itself sees it healthy.
+    gateway_view: Callable[[], Awaitable[set[str] | None]] | None = None
     workers: dict[str, Worker] = field(default_factory=dict)
     desired: dict[tuple[str, str], agent_pb2.Workload] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -130,6 +134,7 @@ class Supervisor:
                     restarts=w.restarts,
                     last_error=w.last_error,
                     consecutive_failures=w.failures,
+                    gateway_routable=self._serving(w) and not w.draining,
                 )
                 for w in sorted(self.workers.values(), key=lambda w: w.worker_id)
             ]
@@ -188,12 +193,16 @@ class Supervisor:
         for worker in surplus[: max(0, len(fresh) - workload.replicas)]:
             self._drain(worker)
             changed = True
-        healthy_fresh = sum(1 for w in fresh if w.state == State.WORKER_STATE_HEALTHY)
+        healthy_fresh = sum(1 for w in fresh if self._serving(w))
         if stale and healthy_fresh >= workload.replicas:
             for worker in stale:
                 self._drain(worker)
             changed = True
         return changed
+
+    def _serving(self, worker: Worker) -> bool:
+        healthy = worker.state == State.WORKER_STATE_HEALTHY
+        return healthy and (worker.gateway_routable or self.gateway_view is None)
 
     def _note_exit(self, worker: Worker) -> None:
         """Record why a worker stopped and when it may start again (once per exit)."""
@@ -296,7 +305,20 @@ class Supervisor:
     async def _probe_all(self) -> None:
         workers = list(self.workers.values())
         results = await asyncio.gather(*(self._probe(w) for w in workers))
-        if any(results):
+        changed = any(results)
+        if self.gateway_view is not None:
+            routable = await self.gateway_view()
+            host = self.config.host
+            for w in workers:
+                now = (
+                    routable is not None
+                    and {f"{host}:{w.grpc_port}", f"{host}:{w.http_port}"} <= routable
+                )
+                if now != w.gateway_routable:
+                    w.gateway_routable = now
+                    changed = True
+                    self._wake.set()  # may let old workers drain
+        if changed:
             self.on_change()
 
     async def _probe(self, worker: Worker) -> bool:
