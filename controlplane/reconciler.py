@@ -19,12 +19,15 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from controlplane.agents.registry import AgentRegistry, AgentSession
-from controlplane.ir.build import GatewayAddress, PlacedDeployment, build_network
-from controlplane.policy import PlacementError, resolve_placement
+from controlplane.ir.build import GatewayAddress, build_network
+from controlplane.ir.model import DeploymentRoute
+from controlplane.offload import COOLDOWN_S as OFFLOAD_COOLDOWN_S
+from controlplane.offload import OffloadController
+from controlplane.policy import ResolvedDeployment, resolve_network
 from controlplane.store import Store, StoreSnapshot
 from controlplane.translate import translate_gateway
 from controlplane.translate.endpoints import host_health
-from controlplane.translate.names import cluster_name_grpc, cluster_name_http
+from controlplane.translate.names import deployment_key_of_cluster
 from controlplane.xds import CLUSTER, ENDPOINT
 from controlplane.xds.cache import SnapshotCache
 from meshline.v1 import agent_pb2, resources_pb2
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DEBOUNCE_S = 0.02
 DeploymentKey = tuple[str, str]  # (environment, name)
+WorkloadKey = tuple[str, str, str]  # (environment, name, track)
 
 
 @dataclass
@@ -41,16 +45,20 @@ class NetworkState:
 
     placements: dict[DeploymentKey, tuple[str, ...]] = field(default_factory=dict)
     placement_errors: dict[DeploymentKey, str] = field(default_factory=dict)
-    # The worker revision each deployment should run (status counts only those workers).
-    revisions: dict[DeploymentKey, str] = field(default_factory=dict)
+    # The worker revision each track of a deployment should run (status counts only those).
+    revisions: dict[DeploymentKey, dict[str, str]] = field(default_factory=dict)
+    resolved: dict[DeploymentKey, ResolvedDeployment] = field(default_factory=dict)
+    # What each gateway was last given for each deployment (for `get deployment -o yaml`).
+    routes: dict[DeploymentKey, dict[str, DeploymentRoute]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class NetworkPlan:
     """Placement and workloads of every deployment, from one consistent store snapshot."""
 
-    placed: tuple[PlacedDeployment, ...]
-    workloads: dict[DeploymentKey, agent_pb2.Workload]
+    resolved: tuple[ResolvedDeployment, ...]
+    workloads: dict[WorkloadKey, agent_pb2.Workload]
+    regions: dict[str, resources_pb2.Region]
     state: NetworkState
 
 
@@ -63,41 +71,37 @@ def workload_revision(version: resources_pb2.ModelVersion) -> str:
 
 
 def plan_network(snapshot: StoreSnapshot) -> NetworkPlan:
-    """Resolve every deployment's placement (policy) and the workload its regions run."""
+    """Resolve every deployment's policies and the workloads its regions run."""
     environments = {e.metadata.name: e for e in snapshot.environments}
     models = {m.metadata.name: m for m in snapshot.models}
-    state = NetworkState()
-    placed = []
-    workloads = {}
-    for dep in snapshot.deployments:
-        key = (dep.spec.environment, dep.metadata.name)
-        try:
-            placement = resolve_placement(dep, environments[dep.spec.environment], snapshot.regions)
-        except PlacementError as exc:
-            state.placement_errors[key] = str(exc)
-            continue
-        version = next(
-            v for v in models[dep.spec.model].spec.versions if v.name == dep.spec.version
-        )
-        revision = workload_revision(version)
-        state.placements[key] = tuple(placement.regions)
-        state.revisions[key] = revision
-        placed.append(
-            PlacedDeployment(
-                dep.metadata.name, dep.spec.environment, tuple(placement.regions), dep.spec.replicas
+    network = resolve_network(snapshot.deployments, environments, snapshot.regions)
+    state = NetworkState(placement_errors=dict(network.errors))
+    workloads: dict[WorkloadKey, agent_pb2.Workload] = {}
+    for key, resolved in sorted(network.deployments.items()):
+        versions = {v.name: v for v in models[resolved.model].spec.versions}
+        state.placements[key] = resolved.placement.regions
+        state.resolved[key] = resolved
+        revisions = state.revisions.setdefault(key, {})
+        for track in resolved.tracks:
+            version = versions[track.version]
+            revisions[track.name] = workload_revision(version)
+            workloads[(*key, track.name)] = agent_pb2.Workload(
+                deployment=resolved.name,
+                environment=resolved.environment,
+                revision=revisions[track.name],
+                runtime=version.runtime,
+                model_path=version.path,
+                signature=version.signature,
+                replicas=resolved.replicas,
+                model_version=version.name,
+                track=track.name,
             )
-        )
-        workloads[key] = agent_pb2.Workload(
-            deployment=dep.metadata.name,
-            environment=dep.spec.environment,
-            revision=revision,
-            runtime=version.runtime,
-            model_path=version.path,
-            signature=version.signature,
-            replicas=dep.spec.replicas,
-            model_version=version.name,
-        )
-    return NetworkPlan(tuple(placed), workloads, state)
+    return NetworkPlan(
+        tuple(state.resolved[k] for k in sorted(state.resolved)),
+        workloads,
+        {r.metadata.name: r for r in snapshot.regions},
+        state,
+    )
 
 
 class Reconciler:
@@ -106,6 +110,8 @@ class Reconciler:
         self.registry = registry
         self.cache = cache
         self.state = NetworkState()
+        self.offload = OffloadController()
+        self._offloading = False
         self._wake = asyncio.Event()
         store.add_listener(lambda _event: self.trigger())
         registry.add_listener(lambda _region: self.trigger())
@@ -116,7 +122,12 @@ class Reconciler:
 
     async def run(self) -> None:
         while True:
-            await self._wake.wait()
+            # While a region offloads, wake up on our own so it can take its traffic back.
+            timeout = OFFLOAD_COOLDOWN_S if self._offloading else None
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
             await asyncio.sleep(DEBOUNCE_S)
             self._wake.clear()
             try:
@@ -128,15 +139,25 @@ class Reconciler:
 
     def rebuild(self) -> None:
         plan = plan_network(self.store.snapshot())
-        self.state = plan.state
         # A region is configured only once its agent has reported: a restarted control plane
         # must not push a config without endpoints over the one Envoy is serving.
         sessions = {s.region: s for s in self.registry.sessions() if s.report is not None}
+        workers = {r: list(s.report.workers) for r, s in sessions.items() if s.report is not None}
+        offload = self.offload.update(plan.resolved, workers)
+        self._offloading = bool(offload)
         network = build_network(
-            plan.placed,
+            plan.resolved,
+            plan.regions,
             {r: GatewayAddress.parse(s.hello.gateway_address) for r, s in sessions.items()},
-            {r: list(s.report.workers) for r, s in sessions.items() if s.report is not None},
+            workers,
+            offload,
         )
+        for gateway in network.gateways:
+            for route in gateway.routes:
+                plan.state.routes.setdefault((route.environment, route.deployment), {})[
+                    gateway.region
+                ] = route
+        self.state = plan.state
         for gateway in network.gateways:
             try:
                 self.cache.set_resources(gateway.region, translate_gateway(gateway).by_type_url())
@@ -151,11 +172,16 @@ class Reconciler:
                 log.exception("cannot update the agent of region %s", region)
 
     def _talk_to_agent(self, region: str, session: AgentSession, plan: NetworkPlan) -> None:
-        desired = agent_pb2.DesiredState(
-            workloads=[
-                plan.workloads[(p.environment, p.name)] for p in plan.placed if region in p.regions
-            ]
-        )
+        workloads = []
+        for resolved in plan.resolved:
+            if region not in resolved.placement.regions:
+                continue
+            for track in resolved.tracks:
+                workload = agent_pb2.Workload()
+                workload.CopyFrom(plan.workloads[(*resolved.key, track.name)])
+                workload.flavor = resolved.placement.flavor(region)
+                workloads.append(workload)
+        desired = agent_pb2.DesiredState(workloads=workloads)
         if desired != session.last_desired:
             session.last_desired = desired
             session.send(agent_pb2.ConnectResponse(desired=desired))
@@ -168,9 +194,9 @@ class Reconciler:
     def _releasable(self, region: str, report: agent_pb2.AgentReport | None) -> list[str]:
         """Draining workers that the region's Envoy confirmably no longer routes to.
 
-        Only positive evidence counts: an ACK received by this control plane of a CDS without
-        the worker's clusters, or of an EDS listing it as draining or not at all. Right after a
-        restart nothing has been ACKed yet, so nothing is released.
+        Only positive evidence counts: an ACK received by this control plane of a CDS and EDS
+        in which no cluster lists the worker as routable. Right after a restart nothing has
+        been ACKed yet, so nothing is released.
         """
         status = self.cache.node_status(region).types.get(CLUSTER)
         if report is None or status is None or not status.acked_version:
@@ -182,21 +208,23 @@ class Reconciler:
             if worker.state != agent_pb2.WORKER_STATE_DRAINING:
                 continue
             key = f"{worker.deployment}.{worker.environment}"
+            addresses = (worker.grpc_address, worker.http_address)
             routable = any(
-                cluster in clusters and _may_route(endpoints.get(cluster), address)
-                for cluster, address in (
-                    (cluster_name_grpc(key), worker.grpc_address),
-                    (cluster_name_http(key), worker.http_address),
-                )
+                _may_route(endpoints.get(cluster), addresses)
+                for cluster in clusters
+                if deployment_key_of_cluster(cluster) == key
             )
             if not routable:
                 released.append(worker.worker_id)
         return released
 
 
-def _may_route(assignment: Message | None, address: str) -> bool:
-    """Could Envoy pick `address` under this ACKed assignment? Unknown counts as yes."""
+def _may_route(assignment: Message | None, addresses: tuple[str, ...]) -> bool:
+    """Could Envoy pick one of `addresses` under this ACKed assignment? Unknown counts as yes."""
     if assignment is None:
         return True
-    status = host_health(assignment).get(address)
-    return status is not None and status != health_check_pb2.DRAINING
+    hosts = host_health(assignment)
+    return any(
+        hosts.get(address) is not None and hosts[address] != health_check_pb2.DRAINING
+        for address in addresses
+    )

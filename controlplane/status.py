@@ -13,9 +13,10 @@ from envoy.config.core.v3 import health_check_pb2
 from google.protobuf.message import Message
 
 from controlplane.agents.registry import AgentRegistry
+from controlplane.explain import live_plan
 from controlplane.reconciler import NetworkState
 from controlplane.translate.endpoints import host_health
-from controlplane.translate.names import cluster_name_grpc, cluster_name_http
+from controlplane.translate.names import backend_key, cluster_name_grpc, cluster_name_http
 from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from controlplane.xds.cache import SnapshotCache
 from meshline.v1 import agent_pb2, resources_pb2
@@ -32,8 +33,11 @@ def _routed_clusters(routes: Mapping[str, Message]) -> set[str]:
     for config in routes.values():
         for vhost in config.virtual_hosts:
             for route in vhost.routes:
-                if route.HasField("route") and route.route.cluster:
+                if not route.HasField("route"):
+                    continue
+                if route.route.cluster:
                     clusters.add(route.route.cluster)
+                clusters.update(c.name for c in route.route.weighted_clusters.clusters)
     return clusters
 
 
@@ -80,9 +84,12 @@ class LiveStatus:
             return resources_pb2.DeploymentStatus(phase="Pending", message="not reconciled yet")
         out = resources_pb2.DeploymentStatus(placement=list(regions))
         verdicts = [
-            self._region_of_deployment(dep, region, state.revisions.get(key), out)
+            self._region_of_deployment(dep, region, state.revisions.get(key, {}), out)
             for region in regions
         ]
+        resolved = state.resolved.get(key)
+        if resolved is not None:
+            out.plan.CopyFrom(live_plan(resolved, state.routes.get(key, {})))
         problems = [problem for problem, _ in verdicts if problem]
         if any(fatal for _, fatal in verdicts):
             out.phase = "Failed"
@@ -97,42 +104,49 @@ class LiveStatus:
         self,
         dep: resources_pb2.Deployment,
         region: str,
-        revision: str | None,
+        revisions: Mapping[str, str],
         out: resources_pb2.DeploymentStatus,
     ) -> tuple[str, bool]:
         """Fill the region's status; return what keeps it from Ready and whether that is fatal.
 
         Fatal: Envoy rejected the config, or the current version's workers keep crashing (a
-        user must act). Everything else is on its way.
+        user must act). Everything else is on its way. Every version the deployment runs here
+        (its own, split legs, a mirror) needs a healthy worker.
         """
         dkey = f"{dep.metadata.name}.{dep.spec.environment}"
-        grpc_cluster, http_cluster = cluster_name_grpc(dkey), cluster_name_http(dkey)
         clusters = self.cache.acked_resources(region, CDS)
         endpoints = self.cache.acked_resources(region, EDS)
-        acked = (
-            grpc_cluster in clusters
-            and http_cluster in clusters
-            and {grpc_cluster, http_cluster}
-            <= _routed_clusters(self.cache.acked_resources(region, RDS))
-            and grpc_cluster in endpoints
-        )
-        # Only workers of the current revision count: during a rollout the old ones do not.
+        routed = _routed_clusters(self.cache.acked_resources(region, RDS))
         session = self.registry.session(region)
-        current_workers = [
-            w
-            for w in (session.report.workers if session and session.report else ())
-            if (w.deployment, w.environment) == (dep.metadata.name, dep.spec.environment)
-            and w.revision == revision
-        ]
-        # Only what Envoy's own health check passed counts, not just the agent's view.
-        current = {w.grpc_address for w in current_workers if w.gateway_routable}
+        reports = session.report.workers if session and session.report else ()
+        acked = bool(revisions)
+        healthy_per_track = []
+        current_workers = []
+        for track, revision in sorted(revisions.items()):
+            base = backend_key(dkey, track)
+            local = cluster_name_grpc(backend_key(dkey, track, local=True))
+            tier_clusters = {cluster_name_grpc(base), cluster_name_http(base)}
+            acked = acked and tier_clusters <= routed and tier_clusters | {local} <= set(clusters)
+            acked = acked and local in endpoints
+            # Only workers of the current revision count: during a rollout the old ones do not.
+            workers = [
+                w
+                for w in reports
+                if (w.deployment, w.environment, w.track)
+                == (dep.metadata.name, dep.spec.environment, track)
+                and w.revision == revision
+            ]
+            current_workers += workers
+            # Only what Envoy's own health check passed counts, not just the agent's view.
+            addresses = {w.grpc_address for w in workers if w.gateway_routable}
+            healthy_per_track.append(_healthy_hosts(endpoints.get(local), addresses))
         node = self.cache.node_status(region)
         rds = node.types.get(RDS)
         r = out.regions.add(
             region=region,
             config_acked=acked,
             desired_replicas=dep.spec.replicas,
-            healthy_endpoints=_healthy_hosts(endpoints.get(grpc_cluster), current),
+            healthy_endpoints=min(healthy_per_track, default=0),
             nack_error=self._nack(region),
             acked_version=(rds.acked_version or "") if rds else "",
         )

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from controlplane.api.errors import ApplyError, FieldError
 from controlplane.api.index import ResourceIndex
 from controlplane.api.validate import validate_resources
-from controlplane.policy import Placement, PlacementError, resolve_placement
+from controlplane.explain import planned
+from controlplane.policy import ResolvedDeployment, resolve_network
 from controlplane.store import (
     KIND_DEPLOYMENT,
     KIND_ENVIRONMENT,
@@ -18,50 +19,65 @@ from controlplane.store import (
     normalized,
 )
 from meshline.v1.api_pb2 import ApplyResult, Resource
+from meshline.v1.resources_pb2 import Deployment, Region
 
 
 @dataclass(frozen=True)
 class ApplyPlan:
-    """A request that passed every check, and where each deployment will run afterwards."""
+    """A request that passed every check, and how each deployment will run afterwards."""
 
     documents: tuple[Resource, ...]  # normalized
     index: ResourceIndex
-    placements: dict[tuple[str, str], Placement]  # (environment, name) -> placement
+    resolved: dict[tuple[str, str], ResolvedDeployment]  # (environment, name) -> resolved
+    regions: tuple[Region, ...]
 
 
 def plan_apply(resources: Sequence[Resource], stored: StoreSnapshot) -> ApplyPlan:
     """Check `resources` against `stored`; raises ApplyError listing every problem.
 
-    Placement is resolved for every deployment that exists afterwards, not only those in the
-    request: changing an environment or a region must not leave a stored deployment nowhere.
+    Policies are resolved for every deployment that exists afterwards, not only those in the
+    request: changing an environment or a region must not leave a stored deployment nowhere,
+    and region capacity is shared out over all of them.
     """
     docs = tuple(normalized(r) if r.WhichOneof("kind") else r for r in resources)
     index = ResourceIndex.build(stored, docs)
     errors = validate_resources(docs, index)
     failed = {e.document_index for e in errors}
-    regions = [index.regions[name] for name in sorted(index.regions)]
-    placements: dict[tuple[str, str], Placement] = {}
+    regions = tuple(index.regions[name] for name in sorted(index.regions))
+    created = {
+        (d.spec.environment, d.metadata.name): d.metadata.created_at for d in stored.deployments
+    }
+    candidates = []
     for (env_name, name), dep in sorted(index.deployments.items()):
         position = index.document_of(ResourceKey(KIND_DEPLOYMENT, name, env_name))
         env_position = index.document_of(ResourceKey(KIND_ENVIRONMENT, env_name))
-        env = index.environments.get(env_name)
-        if env is None or (position is not None and position in failed):
+        if env_name not in index.environments or (position is not None and position in failed):
             continue  # already reported
         if env_position is not None and env_position in failed:
             continue  # its environment's own errors come first
-        try:
-            placements[(env_name, name)] = resolve_placement(dep, env, regions)
-        except PlacementError as exc:
-            message = str(exc)
-            if position is None:
-                message = f"this apply would leave it running nowhere: {message}"
-            context = f"in environment '{env_name}'"
-            errors.append(
-                FieldError(position, KIND_DEPLOYMENT, name, "spec.policies", message, context)
-            )
+        if not dep.metadata.created_at and (env_name, name) in created:
+            # An update keeps its place in line for region capacity.
+            dep = _with_created_at(dep, created[(env_name, name)])
+        candidates.append(dep)
+    network = resolve_network(candidates, index.environments, regions)
+    for (env_name, name), message in sorted(network.errors.items()):
+        position = index.document_of(ResourceKey(KIND_DEPLOYMENT, name, env_name))
+        if position is None:
+            message = f"this apply would leave it running nowhere: {message}"
+        context = f"in environment '{env_name}'"
+        errors.append(
+            FieldError(position, KIND_DEPLOYMENT, name, "spec.policies", message, context)
+        )
     if errors:
         raise ApplyError(errors)
-    return ApplyPlan(docs, index, placements)
+    return ApplyPlan(docs, index, network.deployments, regions)
+
+
+def _with_created_at(dep: Deployment, created_at: str) -> Deployment:
+    copy = Deployment()
+    copy.CopyFrom(dep)
+    copy.metadata.created_at = created_at
+    return copy
 
 
 def apply_resources(
@@ -77,8 +93,10 @@ def apply_resources(
     results = []
     for result in stored:
         out = ApplyResult(kind=result.kind, name=result.name, action=result.action)
-        placement = plan.placements.get((result.environment, result.name))
-        if result.kind == KIND_DEPLOYMENT and placement is not None:
-            out.placement.extend(placement.regions)
+        resolved = plan.resolved.get((result.environment, result.name))
+        if result.kind == KIND_DEPLOYMENT and resolved is not None:
+            out.placement.extend(resolved.placement.regions)
+            # What the gateways will be told, explained from policy (no live endpoints).
+            out.plan.CopyFrom(planned(resolved, plan.regions))
         results.append(out)
     return results

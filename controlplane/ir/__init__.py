@@ -1,10 +1,13 @@
 """Typed intermediate model of the whole network: what every gateway must do.
 
-Built by `controlplane.ir.build` from stored resources, resolved policies and
-live endpoints; consumed by `controlplane.translate`. Nothing here knows Envoy.
+Built by `controlplane.ir.build` from resolved policies and live endpoints; consumed by
+`controlplane.translate`. Nothing here knows Envoy.
 """
 
 from controlplane.ir.model import (
+    TIER_GATEWAY,
+    TIER_LOCAL,
+    Backend,
     DeploymentRoute,
     Endpoint,
     GatewayIR,
@@ -12,9 +15,13 @@ from controlplane.ir.model import (
     NetworkIR,
     OutlierSettings,
     RetrySettings,
+    Tier,
 )
 
 __all__ = [
+    "TIER_GATEWAY",
+    "TIER_LOCAL",
+    "Backend",
     "DeploymentRoute",
     "Endpoint",
     "GatewayIR",
@@ -22,4 +29,5 @@ __all__ = [
     "NetworkIR",
     "OutlierSettings",
     "RetrySettings",
+    "Tier",
 ]

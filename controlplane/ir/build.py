@@ -1,8 +1,9 @@
-"""Build the network IR from placed deployments and what agents report.
+"""Build the network IR from resolved deployments and what agents report.
 
-A pure function: the reconciler gathers the inputs (store, policy, agents) and
-hands the IR to translate. A region appears only once its agent has reported,
-so a restarted control plane never pushes an empty config over a live one.
+A pure function: the reconciler gathers the inputs (store, policy, agents, offload) and hands
+the IR to translate. A region gets a gateway IR only once its agent has reported, so a restarted
+control plane never pushes an empty config over a live one; another region's gateway is a
+failover target only while its agent is connected.
 """
 
 from __future__ import annotations
@@ -10,20 +11,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from controlplane.ir.model import DeploymentRoute, Endpoint, GatewayIR, NetworkIR
+from controlplane.ir.model import (
+    TIER_GATEWAY,
+    TIER_LOCAL,
+    Backend,
+    DeploymentRoute,
+    Endpoint,
+    GatewayIR,
+    NetworkIR,
+    Tier,
+)
+from controlplane.policy import ResolvedDeployment, offload_targets, tier_order
+from controlplane.policy.settings import Track
 from meshline.v1 import agent_pb2
+from meshline.v1.resources_pb2 import Region
 
 State = agent_pb2.WorkerState
-
-
-@dataclass(frozen=True)
-class PlacedDeployment:
-    """A deployment after policy resolution: where it runs and how many replicas."""
-
-    name: str
-    environment: str
-    regions: tuple[str, ...]
-    replicas: int
+OffloadKey = tuple[str, str, str]  # (environment, deployment, entry region)
 
 
 @dataclass(frozen=True)
@@ -50,41 +54,124 @@ def _endpoint(report: agent_pb2.WorkerReport) -> Endpoint:
     )
 
 
+def gateway_endpoint(region: str, address: GatewayAddress, healthy: bool) -> Endpoint:
+    """Another region's Envoy: one listener serves both gRPC and REST."""
+    return Endpoint(f"gateway.{region}", address.host, address.port, address.port, healthy)
+
+
+def _workers_of(
+    reports: Sequence[agent_pb2.WorkerReport], dep: ResolvedDeployment, track: Track
+) -> list[agent_pb2.WorkerReport]:
+    return [
+        r
+        for r in reports
+        if r.deployment == dep.name and r.environment == dep.environment and r.track == track.name
+    ]
+
+
+def _serving(reports: Sequence[agent_pb2.WorkerReport]) -> bool:
+    """The region's own Envoy routes to at least one healthy worker (its admin API says so)."""
+    return any(r.state == State.WORKER_STATE_HEALTHY and r.gateway_routable for r in reports)
+
+
 def build_network(
-    deployments: Sequence[PlacedDeployment],
+    deployments: Sequence[ResolvedDeployment],
+    regions: Mapping[str, Region],
     gateways: Mapping[str, GatewayAddress],
     workers: Mapping[str, Sequence[agent_pb2.WorkerReport]],
+    offload: Mapping[OffloadKey, int] | None = None,
 ) -> NetworkIR:
-    """One GatewayIR per region with a gateway; routes for the deployments placed there."""
+    """One GatewayIR per region with a gateway; a route on it for every deployment it can reach."""
     result = []
     for region in sorted(gateways):
         address = gateways[region]
-        reports = workers.get(region, ())
         routes = []
         for dep in sorted(deployments, key=lambda d: (d.environment, d.name)):
-            if region not in dep.regions:
-                continue
-            endpoints = tuple(
-                sorted(
-                    (
-                        _endpoint(r)
-                        for r in reports
-                        if r.deployment == dep.name and r.environment == dep.environment
-                    ),
-                    key=lambda e: e.worker_id,
-                )
-            )
-            routes.append(
-                DeploymentRoute(
-                    deployment=dep.name, environment=dep.environment, endpoints=endpoints
-                )
-            )
-        result.append(
-            GatewayIR(
-                region=region,
-                listen_host=address.host,
-                listen_port=address.port,
-                routes=tuple(routes),
+            route = _route(region, dep, regions, gateways, workers, offload or {})
+            if route is not None:
+                routes.append(route)
+        result.append(GatewayIR(region, address.host, address.port, tuple(routes)))
+    return NetworkIR(gateways=tuple(result))
+
+
+def _route(
+    entry: str,
+    dep: ResolvedDeployment,
+    regions: Mapping[str, Region],
+    gateways: Mapping[str, GatewayAddress],
+    workers: Mapping[str, Sequence[agent_pb2.WorkerReport]],
+    offload: Mapping[OffloadKey, int],
+) -> DeploymentRoute | None:
+    entry_region = regions.get(entry) or _bare_region(entry)
+    allowed = [regions[name] for name in dep.placement.regions if name in regions]
+    order = [
+        name
+        for name in tier_order(entry_region, allowed, dep.routing, dep.failover)
+        if name == entry or name in gateways
+    ]
+    served_here = entry in dep.placement.regions
+    percent = offload.get((dep.environment, dep.name, entry), 0) if served_here else 0
+    targets = offload_targets(order, entry, dep.offload) if percent else ()
+    backends = []
+    for track in dep.tracks:
+        local = tuple(
+            sorted(
+                (_endpoint(r) for r in _workers_of(workers.get(entry, ()), dep, track)),
+                key=lambda e: e.worker_id,
             )
         )
-    return NetworkIR(gateways=tuple(result))
+        tiers: list[Tier] = []
+        for name in order:
+            if name == entry:
+                tiers.append(Tier(name, TIER_LOCAL, 0, local))
+            else:
+                healthy = _serving(_workers_of(workers.get(name, ()), dep, track))
+                host = gateway_endpoint(name, gateways[name], healthy)
+                tiers.append(Tier(name, TIER_GATEWAY, 0, (host,)))
+        backends.append(
+            Backend(
+                track=track.name,
+                version=track.version,
+                weight=track.weight,
+                mirror_percent=track.mirror_percent,
+                tiers=_prioritize(tiers, entry, targets, percent),
+                local_endpoints=local if served_here else None,
+            )
+        )
+    return DeploymentRoute(
+        deployment=dep.name,
+        environment=dep.environment,
+        backends=tuple(backends),
+        strategy=dep.routing.strategy,
+        hash_header=dep.routing.hash_header,
+        request_timeout_s=dep.routing.timeout_s,
+        retry=dep.routing.retry,
+        health_check=dep.failover.health_check,
+        outlier=dep.failover.outlier,
+        offload_percent=percent if targets else 0,
+    )
+
+
+def _prioritize(
+    tiers: Sequence[Tier], entry: str, targets: Sequence[str], percent: int
+) -> tuple[Tier, ...]:
+    """Priorities in tier order; offload moves its targets into priority 0 beside the entry."""
+    if not targets or not tiers or tiers[0].region != entry:
+        return tuple(_with_priority(t, i) for i, t in enumerate(tiers))
+    shared = [tiers[0], *(t for t in tiers if t.region in targets)]
+    rest = [t for t in tiers[1:] if t.region not in targets]
+    each = percent // len(targets)
+    out = [_with_priority(tiers[0], 0, 100 - each * len(targets))]
+    out += [_with_priority(t, 0, each) for t in shared[1:]]
+    out += [_with_priority(t, i + 1) for i, t in enumerate(rest)]
+    return tuple(out)
+
+
+def _with_priority(tier: Tier, priority: int, share: int = 100) -> Tier:
+    return Tier(tier.region, tier.kind, priority, tier.endpoints, share)
+
+
+def _bare_region(name: str) -> Region:
+    region = Region()
+    region.metadata.name = name
+    return region

@@ -1,15 +1,46 @@
-"""The IR dataclasses. Frozen, so a gateway's IR can be compared and hashed."""
+"""The IR dataclasses. Frozen, so a gateway's IR can be compared and hashed.
+
+A gateway serves each deployment through one *backend* per model version it runs (its own
+version, split legs, a mirror). A backend lists *tiers* in Envoy priority order: the region's
+own workers and other regions' gateways, as policy ordered them. Forwarded requests (hop
+marker set) are served only by `local_endpoints`, never forwarded again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from controlplane.policy.settings import (
+    STRATEGY_DEFAULT,
+    HealthCheckSettings,
+    OutlierSettings,
+    RetrySettings,
+)
+
 DEFAULT_ENVIRONMENT = "production"
+TIER_LOCAL = "local"
+TIER_GATEWAY = "gateway"
+
+__all__ = [
+    "DEFAULT_ENVIRONMENT",
+    "TIER_GATEWAY",
+    "TIER_LOCAL",
+    "Backend",
+    "DeploymentRoute",
+    "Endpoint",
+    "GatewayIR",
+    "HealthCheckSettings",
+    "NetworkIR",
+    "OutlierSettings",
+    "RetrySettings",
+    "Tier",
+]
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One worker process as seen by a gateway."""
+    """One worker process, or another region's gateway, as seen by a gateway."""
 
     worker_id: str
     host: str
@@ -21,44 +52,32 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
-class RetrySettings:
-    """Retries on failures that never reached the model (safe to replay)."""
+class Tier:
+    """The hosts of one region inside a backend, at one Envoy priority."""
 
-    num_retries: int = 3
-    per_try_timeout_s: float = 0.0  # 0 = none; only the route timeout applies
-    retry_on: tuple[str, ...] = (
-        "reset",
-        "connect-failure",
-        "refused-stream",
-        "unavailable",
-        "retriable-status-codes",
-    )
-    retriable_status_codes: tuple[int, ...] = (503,)
-    backoff_base_s: float = 0.025
-    backoff_max_s: float = 0.25
+    region: str
+    kind: str  # TIER_LOCAL: the region's own workers; TIER_GATEWAY: another region's Envoy
+    priority: int
+    endpoints: tuple[Endpoint, ...] = ()
+    # Percent of its priority's traffic (below 100 only while offload shares priority 0).
+    share: int = 100
 
 
 @dataclass(frozen=True)
-class HealthCheckSettings:
-    """Active health checking of workers by the gateway."""
+class Backend:
+    """One model version of a deployment on one gateway."""
 
-    interval_s: float = 1.0
-    # Generous: a saturated worker answers health checks late, and ejecting it for that
-    # would take capacity away exactly under load. Crashes are caught faster by resets.
-    timeout_s: float = 2.0
-    unhealthy_threshold: int = 3
-    healthy_threshold: int = 1
+    track: str  # "" = the deployment's own version; else the version name
+    version: str
+    weight: int = 100  # percent of unpinned requests
+    mirror_percent: float = 0.0
+    tiers: tuple[Tier, ...] = ()
+    # This region's own workers of the version; None when the region does not run it.
+    local_endpoints: tuple[Endpoint, ...] | None = ()
 
-
-@dataclass(frozen=True)
-class OutlierSettings:
-    """Passive ejection of workers that fail requests."""
-
-    consecutive_5xx: int = 5
-    consecutive_gateway_failure: int = 3
-    interval_s: float = 1.0
-    base_ejection_time_s: float = 5.0
-    max_ejection_percent: int = 50
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(e for tier in self.tiers for e in tier.endpoints)
 
 
 @dataclass(frozen=True)
@@ -67,16 +86,46 @@ class DeploymentRoute:
 
     deployment: str
     environment: str
-    endpoints: tuple[Endpoint, ...] = ()
+    backends: tuple[Backend, ...] = ()
+    strategy: str = STRATEGY_DEFAULT
+    hash_header: str = ""
     request_timeout_s: float = 30.0
     retry: RetrySettings = field(default_factory=RetrySettings)
     health_check: HealthCheckSettings = field(default_factory=HealthCheckSettings)
     outlier: OutlierSettings = field(default_factory=OutlierSettings)
+    offload_percent: int = 0
+
+    @staticmethod
+    def local(
+        deployment: str,
+        environment: str,
+        endpoints: Sequence[Endpoint],
+        region: str = "local",
+        version: str = "v1",
+        **settings: object,
+    ) -> DeploymentRoute:
+        """A deployment served only by this gateway's own workers, one version."""
+        eps = tuple(endpoints)
+        backend = Backend("", version, 100, 0.0, (Tier(region, TIER_LOCAL, 0, eps),), eps)
+        return DeploymentRoute(deployment, environment, (backend,), **settings)  # type: ignore[arg-type]
 
     @property
     def key(self) -> str:
         """Stable identity used in Envoy resource names: `{deployment}.{environment}`."""
         return f"{self.deployment}.{self.environment}"
+
+    @property
+    def main(self) -> Backend:
+        return next(b for b in self.backends if not b.track)
+
+    @property
+    def served_here(self) -> bool:
+        return any(b.local_endpoints is not None for b in self.backends)
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """Every host of every backend (workers and gateways)."""
+        return tuple(e for b in self.backends for e in b.endpoints)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,18 @@
-"""Policies with where they came from, and the location rule's region test."""
+"""Policies with where they came from, how each type collides, and the region tests.
+
+`location` and `flavor` are set-valued: every applying policy of the type restricts, so they
+intersect. The other types hold one value: the mandatory environment policy wins, otherwise the
+deployment's own replaces an optional environment one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meshline.v1.resources_pb2 import Policy, Region
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from meshline.v1.resources_pb2 import FlavorSet, LocationPolicy, Policy, Region
 
 ORIGIN_ENVIRONMENT = "environment"
 ORIGIN_DEPLOYMENT = "deployment"
@@ -13,54 +21,97 @@ MODE_MANDATORY = "mandatory"
 MODE_OPTIONAL = "optional"
 POLICY_MODES: tuple[str, ...] = ("", MODE_MANDATORY, MODE_OPTIONAL)
 
+POLICY_TYPES: tuple[str, ...] = ("location", "flavor", "routing", "failover", "offload", "traffic")
+SET_VALUED_TYPES: frozenset[str] = frozenset({"location", "flavor"})
+# Splits and mirrors name versions of one model: they belong to a deployment.
+DEPLOYMENT_ONLY_TYPES: frozenset[str] = frozenset({"traffic"})
+
 
 class PlacementError(ValueError):
-    """The policies allow no registered region, name an unknown region, or are malformed."""
+    """The policies allow no registered region, name an unknown region, or collide."""
 
 
-@dataclass(frozen=True)
-class LocationRule:
-    """Allowed regions and countries; an empty list does not restrict."""
-
-    regions: tuple[str, ...] = ()
-    countries: tuple[str, ...] = ()
-
-    def allows(self, region: Region) -> bool:
-        if self.regions and region.metadata.name not in self.regions:
-            return False
-        wanted = {country.upper() for country in self.countries}
-        return not wanted or region.spec.country.upper() in wanted
-
-    def describe(self) -> str:
-        parts = []
-        if self.regions:
-            parts.append(f"regions: [{', '.join(self.regions)}]")
-        if self.countries:
-            parts.append(f"countries: [{', '.join(self.countries)}]")
-        return "location {" + ", ".join(parts) + "}"
+def compact(message: Message) -> str:
+    """A one-line YAML-ish rendering, e.g. `{regions: [eu-west], deny: {countries: [US]}}`."""
+    return _compact(json_format.MessageToDict(message, preserving_proto_field_name=True))
 
 
-@dataclass(frozen=True)
+def _compact(value: object) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_compact(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_compact(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def location_allows(rule: LocationPolicy, region: Region) -> bool:
+    name = region.metadata.name
+    country = region.spec.country.upper()
+    continent = region.spec.continent.upper()
+    if rule.regions and name not in rule.regions:
+        return False
+    if rule.countries and country not in {c.upper() for c in rule.countries}:
+        return False
+    if rule.continents and continent not in {c.upper() for c in rule.continents}:
+        return False
+    deny = rule.deny
+    return not (
+        name in deny.regions
+        or country in {c.upper() for c in deny.countries}
+        or continent in {c.upper() for c in deny.continents}
+    )
+
+
+def flavor_allows(rule: FlavorSet, region: Region) -> bool:
+    offered = region.spec.flavors
+    if rule.cpu and not set(rule.cpu) & set(offered.cpu):
+        return False
+    return not (rule.gpu and not set(rule.gpu) & set(offered.gpu))
+
+
+@dataclass(frozen=True, eq=False)
 class SourcedPolicy:
     """One policy and its owner, e.g. environment 'production', mandatory."""
 
     origin: str  # ORIGIN_ENVIRONMENT or ORIGIN_DEPLOYMENT
     owner: str
     mode: str  # MODE_MANDATORY or MODE_OPTIONAL for environments; "" for deployments
-    rule: LocationRule
+    policy: Policy
 
     @property
     def rule_type(self) -> str:
-        return "location"
+        kind = self.policy.WhichOneof("rule")
+        assert kind is not None
+        return kind
+
+    @property
+    def rule(self) -> Message:
+        message: Message = getattr(self.policy, self.rule_type)
+        return message
 
     @property
     def mandatory(self) -> bool:
         return self.mode == MODE_MANDATORY
 
+    @property
+    def source(self) -> str:
+        """E.g. "environment 'production' mandatory"."""
+        mode = f" {self.mode}" if self.mode else ""
+        return f"{self.origin} '{self.owner}'{mode}"
+
+    def allows(self, region: Region) -> bool:
+        """Whether this policy lets the deployment run in `region` (only set-valued types test)."""
+        if self.rule_type == "location":
+            return location_allows(self.policy.location, region)
+        if self.rule_type == "flavor":
+            return flavor_allows(self.policy.flavor, region)
+        return True
+
     def describe(self) -> str:
         """E.g. "environment 'production' mandatory location {regions: [eu]}"."""
-        mode = f" {self.mode}" if self.mode else ""
-        return f"{self.origin} '{self.owner}'{mode} {self.rule.describe()}"
+        return f"{self.source} {self.rule_type} {compact(self.rule)}"
 
 
 def sourced(policy: Policy, origin: str, owner: str) -> SourcedPolicy:
@@ -73,7 +124,6 @@ def sourced(policy: Policy, origin: str, owner: str) -> SourcedPolicy:
     mode = ""
     if origin == ORIGIN_ENVIRONMENT:
         mode = policy.mode or MODE_OPTIONAL
-    location = policy.location
-    return SourcedPolicy(
-        origin, owner, mode, LocationRule(tuple(location.regions), tuple(location.countries))
-    )
+    copy = Policy()
+    copy.CopyFrom(policy)
+    return SourcedPolicy(origin, owner, mode, copy)

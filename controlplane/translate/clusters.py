@@ -1,17 +1,19 @@
-"""CDS: two EDS clusters per deployment, one per worker protocol.
+"""CDS: EDS clusters per deployment backend (model version), one per worker protocol.
 
-Workers serve gRPC (HTTP/2 cleartext) and REST (HTTP/1.1) on two ports, so a deployment has a
-`.grpc` and an `.http` cluster; each is actively health checked with its own protocol.
+Workers serve gRPC (HTTP/2 cleartext) and REST (HTTP/1.1) on two ports, so a backend has a
+`.grpc` and an `.http` cluster; each is actively health checked with its own protocol. They hold
+the backend's tiers (own workers, then other regions' gateways by priority); where the region
+runs the version itself, `~local` twins hold only its own workers, for forwarded requests.
 """
 
 from __future__ import annotations
 
 from envoy.config.cluster.v3 import cluster_pb2, outlier_detection_pb2
-from envoy.config.core.v3 import config_source_pb2, health_check_pb2, protocol_pb2
+from envoy.config.core.v3 import base_pb2, config_source_pb2, health_check_pb2, protocol_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
 
-from controlplane.ir.model import DeploymentRoute, HealthCheckSettings, OutlierSettings
+from controlplane.ir.model import Backend, DeploymentRoute, HealthCheckSettings, OutlierSettings
 from controlplane.translate import names
 from controlplane.translate.pb import duration, packed, uint32
 
@@ -46,32 +48,76 @@ def ads_config_source() -> config_source_pb2.ConfigSource:
     return source
 
 
+LB_POLICIES = {
+    "round_robin": cluster_pb2.Cluster.ROUND_ROBIN,
+    "least_request": cluster_pb2.Cluster.LEAST_REQUEST,
+    "random": cluster_pb2.Cluster.RANDOM,
+    "ring_hash": cluster_pb2.Cluster.RING_HASH,
+}
+# Forwarded health checks say they are probes; the value is only for logs.
+PROBE_HOP = "probe"
+
+
 def build_clusters(route: DeploymentRoute) -> list[cluster_pb2.Cluster]:
-    """The `.grpc` and `.http` clusters of one deployment."""
-    return [_grpc_cluster(route), _http_cluster(route)]
+    """Per backend: `.grpc` and `.http` over its tiers, and `~local` twins where it runs here."""
+    clusters = []
+    for backend in route.backends:
+        bases = [names.backend_key(route.key, backend.track)]
+        if backend.local_endpoints is not None:
+            bases.append(names.backend_key(route.key, backend.track, local=True))
+        for base in bases:
+            clusters += [_grpc_cluster(base, route, backend), _http_cluster(base, route, backend)]
+    return clusters
 
 
-def _grpc_cluster(route: DeploymentRoute) -> cluster_pb2.Cluster:
-    cluster = _eds_cluster(names.cluster_name_grpc(route.key), route)
+def probe_headers(route: DeploymentRoute, backend: Backend) -> list[tuple[str, str]]:
+    """Identify the backend to a gateway on the far end; workers ignore them.
+
+    A gateway in another region answers the probe from its own workers of that version
+    (hop marker set), so the probe passes only while that region can really serve.
+    """
+    return [
+        (names.DEPLOYMENT_HEADER, route.deployment),
+        (names.ENVIRONMENT_HEADER, route.environment),
+        (names.VERSION_HEADER, backend.version),
+        (names.HOP_HEADER, PROBE_HOP),
+    ]
+
+
+def _grpc_cluster(base: str, route: DeploymentRoute, backend: Backend) -> cluster_pb2.Cluster:
+    cluster = _eds_cluster(names.cluster_name_grpc(base), route)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http2_protocol_options.CopyFrom(http2_options())
     cluster.typed_extension_protocol_options[names.HTTP_PROTOCOL_OPTIONS].CopyFrom(packed(options))
     check = _health_check(route.health_check)
     # service_name "" asks for the whole server's status (grpc.health.v1).
-    check.grpc_health_check.SetInParent()
+    grpc_check = check.grpc_health_check
+    grpc_check.SetInParent()
+    for key, value in probe_headers(route, backend):
+        grpc_check.initial_metadata.append(header_value_option(key, value))
     cluster.health_checks.append(check)
     return cluster
 
 
-def _http_cluster(route: DeploymentRoute) -> cluster_pb2.Cluster:
-    cluster = _eds_cluster(names.cluster_name_http(route.key), route)
+def _http_cluster(base: str, route: DeploymentRoute, backend: Backend) -> cluster_pb2.Cluster:
+    cluster = _eds_cluster(names.cluster_name_http(base), route)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http_protocol_options.SetInParent()
     cluster.typed_extension_protocol_options[names.HTTP_PROTOCOL_OPTIONS].CopyFrom(packed(options))
     check = _health_check(route.health_check)
-    check.http_health_check.path = READY_PATH
+    http_check = check.http_health_check
+    http_check.path = READY_PATH
+    for key, value in probe_headers(route, backend):
+        http_check.request_headers_to_add.append(header_value_option(key, value))
     cluster.health_checks.append(check)
     return cluster
+
+
+def header_value_option(key: str, value: str) -> base_pb2.HeaderValueOption:
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=key, value=value),
+        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )
 
 
 def _eds_cluster(name: str, route: DeploymentRoute) -> cluster_pb2.Cluster:
@@ -79,15 +125,21 @@ def _eds_cluster(name: str, route: DeploymentRoute) -> cluster_pb2.Cluster:
         name=name,
         type=cluster_pb2.Cluster.EDS,
         connect_timeout=duration(CONNECT_TIMEOUT_S),
-        lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
+        lb_policy=LB_POLICIES[route.strategy],
         outlier_detection=_outlier_detection(route.outlier),
     )
-    cluster.circuit_breakers.thresholds.add(
+    thresholds = cluster.circuit_breakers.thresholds.add(
         max_connections=uint32(MAX_REQUESTS),
         max_pending_requests=uint32(MAX_REQUESTS),
         max_requests=uint32(MAX_REQUESTS),
         max_retries=uint32(MAX_CONCURRENT_RETRIES),
     )
+    if route.retry.budget_percent > 0:
+        # The budget replaces max_retries: retries may add this share to the active requests.
+        thresholds.retry_budget.budget_percent.value = route.retry.budget_percent
+        thresholds.retry_budget.min_retry_concurrency.value = max(
+            1, route.retry.min_retry_concurrency
+        )
     cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
     cluster.eds_cluster_config.service_name = name
     # New hosts are routable as soon as EDS says HEALTHY: the agent reports a worker healthy only

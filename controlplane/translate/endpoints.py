@@ -1,4 +1,8 @@
-"""EDS: one ClusterLoadAssignment per cluster, listing every worker of the deployment.
+"""EDS: one ClusterLoadAssignment per cluster: its tiers as Envoy priorities and localities.
+
+Priority 0 is the preferred region (the gateway's own workers when it runs the deployment);
+other regions' gateways follow in failover order. While a region offloads, the offload targets
+share priority 0 by host weights.
 
 Draining workers stay listed as DRAINING: Envoy sends them no new requests but lets the
 in-flight ones finish, which removing them outright would not guarantee.
@@ -13,17 +17,31 @@ from envoy.config.core.v3 import address_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from google.protobuf.message import Message
 
-from controlplane.ir.model import DeploymentRoute, Endpoint
+from controlplane.ir.model import TIER_LOCAL, DeploymentRoute, Endpoint, Tier
 from controlplane.translate import names
+
+# Host weights of a shared priority add up to about this (shares are percent).
+WEIGHT_SCALE = 1000
 
 
 def build_load_assignments(
     route: DeploymentRoute, region: str
 ) -> list[endpoint_pb2.ClusterLoadAssignment]:
-    """Assignments for the `.grpc` (grpc_port) and `.http` (http_port) clusters."""
+    """Assignments for every cluster of `build_clusters` (grpc_port / http_port per protocol)."""
+    out = []
+    for backend in route.backends:
+        base = names.backend_key(route.key, backend.track)
+        out += _pair(base, list(backend.tiers))
+        if backend.local_endpoints is not None:
+            local = Tier(region, TIER_LOCAL, 0, backend.local_endpoints)
+            out += _pair(names.backend_key(route.key, backend.track, local=True), [local])
+    return out
+
+
+def _pair(base: str, tiers: list[Tier]) -> list[endpoint_pb2.ClusterLoadAssignment]:
     return [
-        _assignment(names.cluster_name_grpc(route.key), route, region, lambda e: e.grpc_port),
-        _assignment(names.cluster_name_http(route.key), route, region, lambda e: e.http_port),
+        _assignment(names.cluster_name_grpc(base), tiers, lambda e: e.grpc_port),
+        _assignment(names.cluster_name_http(base), tiers, lambda e: e.http_port),
     ]
 
 
@@ -34,16 +52,32 @@ def health_status(endpoint: Endpoint) -> int:
     return int(health_check_pb2.HEALTHY if endpoint.healthy else health_check_pb2.UNHEALTHY)
 
 
+def host_weight(tier: Tier) -> int:
+    """Per-host weight so that a priority's tiers get their shares whatever their host counts."""
+    if tier.share >= 100 or not tier.endpoints:
+        return 0  # unset: all hosts equal
+    # Spread over the hosts that can take traffic, so a sick worker does not shrink the share.
+    serving = sum(1 for e in tier.endpoints if e.healthy and not e.draining) or len(tier.endpoints)
+    return max(1, round(tier.share * WEIGHT_SCALE / 100 / serving))
+
+
 def _assignment(
-    cluster_name: str, route: DeploymentRoute, region: str, port_of: Callable[[Endpoint], int]
+    cluster_name: str, tiers: list[Tier], port_of: Callable[[Endpoint], int]
 ) -> endpoint_pb2.ClusterLoadAssignment:
     assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster_name)
-    if not route.endpoints:
-        return assignment
-    locality = assignment.endpoints.add()
-    locality.locality.region = region
-    for endpoint in sorted(route.endpoints, key=lambda e: (e.worker_id, e.host, port_of(e))):
-        locality.lb_endpoints.append(_lb_endpoint(endpoint, port_of(endpoint)))
+    shared = {t.priority for t in tiers if t.share < 100}
+    for tier in tiers:
+        if not tier.endpoints:
+            continue
+        locality = assignment.endpoints.add(priority=tier.priority)
+        locality.locality.region = tier.region
+        locality.locality.zone = tier.kind
+        weight = host_weight(tier) if tier.priority in shared else 0
+        for endpoint in sorted(tier.endpoints, key=lambda e: (e.worker_id, e.host, port_of(e))):
+            lb_endpoint = _lb_endpoint(endpoint, port_of(endpoint))
+            if weight:
+                lb_endpoint.load_balancing_weight.value = weight
+            locality.lb_endpoints.append(lb_endpoint)
     return assignment
 
 

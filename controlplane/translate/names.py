@@ -8,8 +8,17 @@ STAT_PREFIX = "gateway"
 
 DEPLOYMENT_HEADER = "x-meshline-deployment"
 ENVIRONMENT_HEADER = "x-meshline-environment"
+# Pins a request to one model version; set by gateways on every forwarded request.
+VERSION_HEADER = "x-meshline-version"
+# Set (to the entry region) on requests a gateway forwards to another region's gateway.
+# A request that carries it is served by local workers only: it is never forwarded again.
+HOP_HEADER = "x-meshline-hop"
+# Which region's gateway the request entered at (on every response).
+ENTRY_REGION_HEADER = "x-meshline-entry-region"
 
 GRPC_SUFFIX = ".grpc"
+TRACK_SEPARATOR = "@"
+LOCAL_MARK = "~local"
 HTTP_SUFFIX = ".http"
 
 CLUSTER_TYPE_URL = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -37,11 +46,23 @@ def cluster_name_http(key: str) -> str:
     return f"{key}{HTTP_SUFFIX}"
 
 
+def backend_key(key: str, track: str, local: bool = False) -> str:
+    """`{deployment}.{environment}[@{version}][~local]`: the base name of a backend's clusters.
+
+    `@version` names a split or mirror leg (the deployment's own version has none); `~local`
+    the cluster of the region's own workers only, which forwarded requests use.
+    """
+    base = f"{key}{TRACK_SEPARATOR}{track}" if track else key
+    return f"{base}{LOCAL_MARK}" if local else base
+
+
 def deployment_key_of_cluster(cluster_name: str) -> str | None:
     """The `{deployment}.{environment}` key a cluster serves, or None for a foreign name."""
     for suffix in (GRPC_SUFFIX, HTTP_SUFFIX):
         if cluster_name.endswith(suffix):
-            return cluster_name[: -len(suffix)]
+            base = cluster_name[: -len(suffix)]
+            base = base.removesuffix(LOCAL_MARK)
+            return base.split(TRACK_SEPARATOR, 1)[0]
     return None
 
 

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from envoy.config.route.v3 import route_components_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
+from envoy.extensions.retry.priority.previous_priorities.v3 import (
+    previous_priorities_config_pb2,
+)
 
 from controlplane.ir.model import RetrySettings
 from controlplane.translate.pb import duration, packed, uint32
 
 PREVIOUS_HOSTS_PREDICATE = "envoy.retry_host_predicates.previous_hosts"
+PREVIOUS_PRIORITIES = "envoy.retry_priorities.previous_priorities"
+# Try a second host of the same priority before moving on to the next region.
+PRIORITY_UPDATE_FREQUENCY = 2
 # How often Envoy re-picks a host to avoid one it already tried.
 HOST_SELECTION_ATTEMPTS = 3
 
 
-def retry_policy(settings: RetrySettings) -> route_components_pb2.RetryPolicy:
+def retry_policy(
+    settings: RetrySettings, across_priorities: bool = False
+) -> route_components_pb2.RetryPolicy:
+    """With `across_priorities`, retries leave a priority (region) that already failed twice."""
     policy = route_components_pb2.RetryPolicy(
         retry_on=",".join(settings.retry_on),
         num_retries=uint32(settings.num_retries),
@@ -27,6 +36,15 @@ def retry_policy(settings: RetrySettings) -> route_components_pb2.RetryPolicy:
         name=PREVIOUS_HOSTS_PREDICATE,
         typed_config=packed(previous_hosts_pb2.PreviousHostsPredicate()),
     )
+    if across_priorities:
+        policy.retry_priority.name = PREVIOUS_PRIORITIES
+        policy.retry_priority.typed_config.CopyFrom(
+            packed(
+                previous_priorities_config_pb2.PreviousPrioritiesConfig(
+                    update_frequency=PRIORITY_UPDATE_FREQUENCY
+                )
+            )
+        )
     if settings.backoff_base_s > 0:  # Envoy wants base > 0 and max >= base
         policy.retry_back_off.base_interval.CopyFrom(duration(settings.backoff_base_s))
         policy.retry_back_off.max_interval.CopyFrom(

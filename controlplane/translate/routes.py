@@ -4,23 +4,30 @@
   `x-meshline-environment`) or in `:authority` `{deployment}.{environment}[:port]`.
 - REST names it in the path `/v2/models/{deployment}[/...]`, the environment in the header.
 - A missing environment means `production`; an unknown deployment gets a NOT_FOUND that names it.
+- `x-meshline-version` pins a request to one version the deployment runs; otherwise the
+  traffic policy's weighted split applies, and a mirror gets its share of copies.
+- A request carrying the hop marker was forwarded by another region's gateway: it goes to this
+  region's own workers (`~local` clusters) or gets UNAVAILABLE, and is never forwarded again.
 
 Virtual hosts: one per deployment for the `:authority` form (domains `{key}` and `{key}:*`; the
 authority binds the request to that deployment), and `*` for everything else. Inside a virtual
-host the per-deployment routes come first and the catch-alls last.
+host the forwarded (hop) routes come first, then per-deployment routes, then the catch-alls.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TypeAlias
 
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.type.matcher.v3 import string_pb2
+from envoy.type.v3 import percent_pb2
 
-from controlplane.ir.model import DEFAULT_ENVIRONMENT, DeploymentRoute, GatewayIR
+from controlplane.ir.model import DEFAULT_ENVIRONMENT, Backend, DeploymentRoute, GatewayIR
 from controlplane.translate import names, path_metadata, responses
-from controlplane.translate.pb import duration
+from controlplane.translate.clusters import READY_PATH
+from controlplane.translate.pb import duration, uint32
 from controlplane.translate.retries import retry_policy
 
 Route: TypeAlias = route_components_pb2.Route
@@ -33,41 +40,63 @@ DEFAULT_VIRTUAL_HOST = "default"
 
 _DEPLOYMENT = f"%REQ({names.DEPLOYMENT_HEADER})%"
 _ENVIRONMENT = f"%REQ({names.ENVIRONMENT_HEADER})%"
+_VERSION = f"%REQ({names.VERSION_HEADER})%"
+
+
+@dataclass(frozen=True)
+class _Form:
+    """One way a request names a deployment: a route match plus header conditions."""
+
+    name: str
+    grpc: bool
+    headers: tuple[HeaderMatcher, ...]
+    authority: bool = False
+
+    def match(self, deployment: DeploymentRoute, extra: Iterable[HeaderMatcher] = ()) -> RouteMatch:
+        if self.grpc:
+            match = RouteMatch(prefix="/", grpc=RouteMatch.GrpcRouteMatchOptions())
+        else:
+            match = RouteMatch(path_separated_prefix=_model_path(deployment.deployment))
+        match.headers.extend([*self.headers, *extra])
+        return match
 
 
 def build_route_configuration(gateway: GatewayIR) -> route_pb2.RouteConfiguration:
     deployments = sorted(gateway.routes, key=lambda r: r.key)
     config = route_pb2.RouteConfiguration(name=names.ROUTE_CONFIG_NAME)
-    config.virtual_hosts.extend(_authority_virtual_host(d) for d in deployments)
+    # Every answer says where the request entered; workers add where it was served.
+    config.response_headers_to_add.append(
+        responses.response_header(names.ENTRY_REGION_HEADER, gateway.region)
+    )
+    config.virtual_hosts.extend(_authority_virtual_host(d, gateway.region) for d in deployments)
     default = config.virtual_hosts.add(name=DEFAULT_VIRTUAL_HOST, domains=["*"])
+    for deployment in deployments:
+        default.routes.extend(_hop_routes(deployment, gateway.region))
     default.routes.extend(_health_routes())
     for deployment in deployments:
-        default.routes.extend(_grpc_header_routes(deployment))
+        for form in _header_forms(deployment):
+            default.routes.extend(_deployment_routes(deployment, form, gateway.region))
     for deployment in deployments:
-        default.routes.extend(_http_path_routes(deployment))
+        for form in _path_forms(deployment):
+            default.routes.extend(_deployment_routes(deployment, form, gateway.region))
     default.routes.extend(_catch_all_routes())
     return config
 
 
-def _authority_virtual_host(deployment: DeploymentRoute) -> route_components_pb2.VirtualHost:
+def _authority_virtual_host(
+    deployment: DeploymentRoute, region: str
+) -> route_components_pb2.VirtualHost:
     key = deployment.key
     host = route_components_pb2.VirtualHost(
         name=names.authority_virtual_host_name(key), domains=[key, f"{key}:*"]
     )
+    host.routes.extend(_hop_routes(deployment, region))
     host.routes.extend(_health_routes())
-    grpc = _forward(
-        names.route_name(key, "grpc.authority"),
-        RouteMatch(prefix="/", grpc=RouteMatch.GrpcRouteMatchOptions()),
-        names.cluster_name_grpc(key),
-        deployment,
-        grpc=True,
+    host.routes.extend(
+        _deployment_routes(deployment, _Form("grpc.authority", True, (), True), region)
     )
-    http = _forward(
-        names.route_name(key, "http.authority"),
-        RouteMatch(path_separated_prefix=_model_path(deployment.deployment)),
-        names.cluster_name_http(key),
-        deployment,
-        grpc=False,
+    host.routes.extend(
+        _deployment_routes(deployment, _Form("http.authority", False, (), True), region)
     )
     rest = Route(name=names.route_name(key, "not-found.authority"), match=RouteMatch(prefix="/"))
     responses.json_not_found(
@@ -76,8 +105,127 @@ def _authority_virtual_host(deployment: DeploymentRoute) -> route_components_pb2
         f"'{deployment.environment}' at {_model_path(deployment.deployment)}/...; "
         "got path '%REQ(:path)%'",
     )
-    host.routes.extend([grpc, http, rest])
+    host.routes.append(rest)
     return host
+
+
+def _header_forms(deployment: DeploymentRoute) -> list[_Form]:
+    named = _exact(names.DEPLOYMENT_HEADER, deployment.deployment)
+    return [
+        _Form(f"grpc.header{suffix}", True, (named, environment))
+        for suffix, environment in _environment_matchers(deployment.environment)
+    ]
+
+
+def _path_forms(deployment: DeploymentRoute) -> list[_Form]:
+    # Matches `/v2/models/{name}` and `/v2/models/{name}/...`, never `/v2/models/{name}x`.
+    return [
+        _Form(f"http{suffix}", False, (environment,))
+        for suffix, environment in _environment_matchers(deployment.environment)
+    ]
+
+
+def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) -> list[Route]:
+    """Pinned versions, an unknown pinned version, then the split (the unpinned default)."""
+    key = deployment.key
+    result = []
+    for backend in deployment.backends:
+        pinned = form.match(deployment, [_exact(names.VERSION_HEADER, backend.version)])
+        result.append(
+            _forward(
+                names.route_name(key, f"{form.name}.version.{backend.version}"),
+                pinned,
+                deployment,
+                region,
+                grpc=form.grpc,
+                backends=[backend],
+            )
+        )
+    unknown = Route(
+        name=names.route_name(key, f"{form.name}.version.unknown"),
+        match=form.match(deployment, [_present(names.VERSION_HEADER)]),
+    )
+    serving = ", ".join(b.version for b in deployment.backends)
+    message = (
+        f"deployment '{deployment.deployment}' in environment '{deployment.environment}' "
+        f"runs no version '{_VERSION}' (pin one of: {serving})"
+    )
+    if form.grpc:
+        responses.grpc_not_found(unknown, message)
+    else:
+        responses.json_not_found(unknown, message)
+    result.append(unknown)
+    legs = [b for b in deployment.backends if b.weight > 0] or [deployment.main]
+    split = _forward(
+        names.route_name(key, form.name),
+        form.match(deployment),
+        deployment,
+        region,
+        grpc=form.grpc,
+        backends=legs,
+    )
+    _add_mirrors(split.route, deployment, grpc=form.grpc)
+    result.append(split)
+    return result
+
+
+def _hop_routes(deployment: DeploymentRoute, region: str) -> list[Route]:
+    """Requests another gateway forwarded here (and its health probes): own workers only."""
+    key = deployment.key
+    hop = _present(names.HOP_HEADER)
+    named = _exact(names.DEPLOYMENT_HEADER, deployment.deployment)
+    environment = _exact(names.ENVIRONMENT_HEADER, deployment.environment)
+    result = []
+    for backend in deployment.backends:
+        version = _exact(names.VERSION_HEADER, backend.version)
+        grpc = RouteMatch(prefix="/", grpc=RouteMatch.GrpcRouteMatchOptions())
+        grpc.headers.extend([hop, named, environment, version])
+        http = RouteMatch(path_separated_prefix=_model_path(deployment.deployment))
+        http.headers.extend([hop, environment, version])
+        probe = RouteMatch(path=READY_PATH)
+        probe.headers.extend([hop, named, environment, version])
+        for kind, match, is_grpc in (
+            ("grpc", grpc, True),
+            ("http", http, False),
+            ("http.probe", probe, False),
+        ):
+            name = names.route_name(key, f"hop.{kind}.version.{backend.version}")
+            if backend.local_endpoints is None:
+                result.append(_not_served_here(name, match, deployment, backend, region, is_grpc))
+            else:
+                result.append(
+                    _forward(
+                        name,
+                        match,
+                        deployment,
+                        region,
+                        grpc=is_grpc,
+                        backends=[backend],
+                        local=True,
+                    )
+                )
+    return result
+
+
+def _not_served_here(
+    name: str,
+    match: RouteMatch,
+    deployment: DeploymentRoute,
+    backend: Backend,
+    region: str,
+    grpc: bool,
+) -> Route:
+    route = Route(name=name, match=match)
+    message = (
+        f"request forwarded from region '%REQ({names.HOP_HEADER})%' reached region '{region}', "
+        f"which does not run deployment '{deployment.deployment}' version '{backend.version}'; "
+        "forwarded requests are never forwarded again"
+    )
+    if grpc:
+        responses.grpc_error(route, responses.GRPC_UNAVAILABLE, responses.HTTP_UNAVAILABLE, message)
+    else:
+        responses.json_error(route, responses.HTTP_UNAVAILABLE, message)
+    return route
 
 
 def _health_routes() -> list[Route]:
@@ -90,48 +238,9 @@ def _health_routes() -> list[Route]:
     return result
 
 
-def _grpc_header_routes(deployment: DeploymentRoute) -> list[Route]:
-    named = HeaderMatcher(
-        name=names.DEPLOYMENT_HEADER,
-        string_match=string_pb2.StringMatcher(exact=deployment.deployment),
-    )
-    result = []
-    for suffix, environment in _environment_matchers(deployment.environment):
-        match = RouteMatch(prefix="/", grpc=RouteMatch.GrpcRouteMatchOptions())
-        match.headers.extend([named, environment])
-        result.append(
-            _forward(
-                names.route_name(deployment.key, f"grpc.header{suffix}"),
-                match,
-                names.cluster_name_grpc(deployment.key),
-                deployment,
-                grpc=True,
-            )
-        )
-    return result
-
-
-def _http_path_routes(deployment: DeploymentRoute) -> list[Route]:
-    result = []
-    for suffix, environment in _environment_matchers(deployment.environment):
-        # Matches `/v2/models/{name}` and `/v2/models/{name}/...`, never `/v2/models/{name}x`.
-        match = RouteMatch(path_separated_prefix=_model_path(deployment.deployment))
-        match.headers.append(environment)
-        result.append(
-            _forward(
-                names.route_name(deployment.key, f"http{suffix}"),
-                match,
-                names.cluster_name_http(deployment.key),
-                deployment,
-                grpc=False,
-            )
-        )
-    return result
-
-
 def _catch_all_routes() -> list[Route]:
     """Every request that named no known deployment: a clear NOT_FOUND, never a hang."""
-    named = HeaderMatcher(name=names.DEPLOYMENT_HEADER, present_match=True)
+    named = _present(names.DEPLOYMENT_HEADER)
     result = []
     for suffix, environment, shown in _unknown_environment_variants():
         match = RouteMatch(prefix="/", grpc=RouteMatch.GrpcRouteMatchOptions())
@@ -173,44 +282,96 @@ def _catch_all_routes() -> list[Route]:
     return result
 
 
+def _cluster(deployment: DeploymentRoute, backend: Backend, *, grpc: bool, local: bool) -> str:
+    base = names.backend_key(deployment.key, backend.track, local=local)
+    return names.cluster_name_grpc(base) if grpc else names.cluster_name_http(base)
+
+
 def _forward(
-    name: str, match: RouteMatch, cluster: str, deployment: DeploymentRoute, *, grpc: bool
+    name: str,
+    match: RouteMatch,
+    deployment: DeploymentRoute,
+    region: str,
+    *,
+    grpc: bool,
+    backends: list[Backend],
+    local: bool = False,
 ) -> Route:
     route = Route(name=name, match=match)
     action = route.route
-    action.cluster = cluster
+    if len(backends) == 1:
+        action.cluster = _cluster(deployment, backends[0], grpc=grpc, local=local)
+        route.request_headers_to_add.append(
+            responses.request_header(names.VERSION_HEADER, backends[0].version)
+        )
+    else:
+        for backend in backends:
+            leg = action.weighted_clusters.clusters.add(
+                name=_cluster(deployment, backend, grpc=grpc, local=local),
+                weight=uint32(backend.weight),
+            )
+            leg.request_headers_to_add.append(
+                responses.request_header(names.VERSION_HEADER, backend.version)
+            )
     action.timeout.CopyFrom(duration(deployment.request_timeout_s))
     if grpc:
         # Honour a client's shorter grpc-timeout; never let it exceed the deployment's timeout.
         action.max_stream_duration.grpc_timeout_header_max.CopyFrom(
             duration(deployment.request_timeout_s)
         )
-    action.retry_policy.CopyFrom(retry_policy(deployment.retry))
-    # Workers log which deployment a request was for, whichever form named it.
+    several_regions = not local and any(len({t.priority for t in b.tiers}) > 1 for b in backends)
+    action.retry_policy.CopyFrom(retry_policy(deployment.retry, several_regions))
+    if deployment.hash_header:
+        action.hash_policy.add().header.header_name = deployment.hash_header
+    # Workers log which deployment a request was for, whichever form named it; another
+    # region's gateway routes a forwarded request by these and serves it locally (hop marker).
     route.request_headers_to_add.extend(
         [
             responses.request_header(names.DEPLOYMENT_HEADER, deployment.deployment),
             responses.request_header(names.ENVIRONMENT_HEADER, deployment.environment),
         ]
     )
+    if not local:
+        route.request_headers_to_add.append(responses.request_header(names.HOP_HEADER, region))
     return route
+
+
+def _add_mirrors(
+    action: route_components_pb2.RouteAction, deployment: DeploymentRoute, *, grpc: bool
+) -> None:
+    """Copies for shadow versions: Envoy sends them fire-and-forget and drops the answers."""
+    for backend in deployment.backends:
+        if backend.mirror_percent <= 0:
+            continue
+        mirror = action.request_mirror_policies.add(
+            cluster=_cluster(deployment, backend, grpc=grpc, local=False)
+        )
+        fraction = mirror.runtime_fraction.default_value
+        fraction.numerator = round(backend.mirror_percent * 10_000)
+        fraction.denominator = percent_pb2.FractionalPercent.MILLION
+        mirror.request_headers_mutations.add().append.CopyFrom(
+            responses.request_header(names.VERSION_HEADER, backend.version)
+        )
+
+
+def _exact(header: str, value: str) -> HeaderMatcher:
+    return HeaderMatcher(name=header, string_match=string_pb2.StringMatcher(exact=value))
+
+
+def _present(header: str) -> HeaderMatcher:
+    return HeaderMatcher(name=header, present_match=True)
 
 
 def _environment_matchers(environment: str) -> Iterable[tuple[str, HeaderMatcher]]:
     """Header conditions that select `environment`; the default one also matches no header."""
-    yield (
-        "",
-        HeaderMatcher(
-            name=names.ENVIRONMENT_HEADER, string_match=string_pb2.StringMatcher(exact=environment)
-        ),
-    )
+    yield "", _exact(names.ENVIRONMENT_HEADER, environment)
     if environment == DEFAULT_ENVIRONMENT:
         yield ".default-environment", _no_environment_header()
 
 
 def _unknown_environment_variants() -> Iterable[tuple[str, HeaderMatcher, str]]:
     """(name suffix, condition, environment as the error shows it)."""
-    yield "", HeaderMatcher(name=names.ENVIRONMENT_HEADER, present_match=True), _ENVIRONMENT
+    yield "", _present(names.ENVIRONMENT_HEADER), _ENVIRONMENT
     yield ".default-environment", _no_environment_header(), DEFAULT_ENVIRONMENT
 
 

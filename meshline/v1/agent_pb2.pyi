@@ -30,21 +30,27 @@ class ConnectRequest(_message.Message):
     def __init__(self, hello: _Optional[_Union[AgentHello, _Mapping]] = ..., report: _Optional[_Union[AgentReport, _Mapping]] = ...) -> None: ...
 
 class AgentHello(_message.Message):
-    __slots__ = ("region", "gateway_address", "admin_address", "agent_id", "country")
+    __slots__ = ("region", "gateway_address", "admin_address", "agent_id", "country", "continent", "flavors", "max_replicas")
     REGION_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ADMIN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     COUNTRY_FIELD_NUMBER: _ClassVar[int]
+    CONTINENT_FIELD_NUMBER: _ClassVar[int]
+    FLAVORS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     region: str
     gateway_address: str
     admin_address: str
     agent_id: str
     country: str
-    def __init__(self, region: _Optional[str] = ..., gateway_address: _Optional[str] = ..., admin_address: _Optional[str] = ..., agent_id: _Optional[str] = ..., country: _Optional[str] = ...) -> None: ...
+    continent: str
+    flavors: _resources_pb2.FlavorSet
+    max_replicas: int
+    def __init__(self, region: _Optional[str] = ..., gateway_address: _Optional[str] = ..., admin_address: _Optional[str] = ..., agent_id: _Optional[str] = ..., country: _Optional[str] = ..., continent: _Optional[str] = ..., flavors: _Optional[_Union[_resources_pb2.FlavorSet, _Mapping]] = ..., max_replicas: _Optional[int] = ...) -> None: ...
 
 class WorkerReport(_message.Message):
-    __slots__ = ("worker_id", "deployment", "environment", "revision", "grpc_address", "http_address", "state", "restarts", "last_error", "consecutive_failures", "gateway_routable")
+    __slots__ = ("worker_id", "deployment", "environment", "revision", "grpc_address", "http_address", "state", "restarts", "last_error", "consecutive_failures", "gateway_routable", "version", "inflight", "track")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +62,9 @@ class WorkerReport(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_ROUTABLE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    INFLIGHT_FIELD_NUMBER: _ClassVar[int]
+    TRACK_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     deployment: str
     environment: str
@@ -67,7 +76,10 @@ class WorkerReport(_message.Message):
     last_error: str
     consecutive_failures: int
     gateway_routable: bool
-    def __init__(self, worker_id: _Optional[str] = ..., deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., grpc_address: _Optional[str] = ..., http_address: _Optional[str] = ..., state: _Optional[_Union[WorkerState, str]] = ..., restarts: _Optional[int] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., gateway_routable: _Optional[bool] = ...) -> None: ...
+    version: str
+    inflight: int
+    track: str
+    def __init__(self, worker_id: _Optional[str] = ..., deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., grpc_address: _Optional[str] = ..., http_address: _Optional[str] = ..., state: _Optional[_Union[WorkerState, str]] = ..., restarts: _Optional[int] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., gateway_routable: _Optional[bool] = ..., version: _Optional[str] = ..., inflight: _Optional[int] = ..., track: _Optional[str] = ...) -> None: ...
 
 class AgentReport(_message.Message):
     __slots__ = ("workers",)
@@ -76,7 +88,7 @@ class AgentReport(_message.Message):
     def __init__(self, workers: _Optional[_Iterable[_Union[WorkerReport, _Mapping]]] = ...) -> None: ...
 
 class Workload(_message.Message):
-    __slots__ = ("deployment", "environment", "revision", "runtime", "model_path", "signature", "replicas", "model_version")
+    __slots__ = ("deployment", "environment", "revision", "runtime", "model_path", "signature", "replicas", "model_version", "flavor", "track")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +97,8 @@ class Workload(_message.Message):
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FLAVOR_FIELD_NUMBER: _ClassVar[int]
+    TRACK_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     environment: str
     revision: str
@@ -93,7 +107,9 @@ class Workload(_message.Message):
     signature: _resources_pb2.ModelSignature
     replicas: int
     model_version: str
-    def __init__(self, deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., runtime: _Optional[str] = ..., model_path: _Optional[str] = ..., signature: _Optional[_Union[_resources_pb2.ModelSignature, _Mapping]] = ..., replicas: _Optional[int] = ..., model_version: _Optional[str] = ...) -> None: ...
+    flavor: str
+    track: str
+    def __init__(self, deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., runtime: _Optional[str] = ..., model_path: _Optional[str] = ..., signature: _Optional[_Union[_resources_pb2.ModelSignature, _Mapping]] = ..., replicas: _Optional[int] = ..., model_version: _Optional[str] = ..., flavor: _Optional[str] = ..., track: _Optional[str] = ...) -> None: ...
 
 class DesiredState(_message.Message):
     __slots__ = ("workloads",)

@@ -28,16 +28,18 @@ class ApplyRequest(_message.Message):
     def __init__(self, resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class ApplyResult(_message.Message):
-    __slots__ = ("kind", "name", "action", "placement")
+    __slots__ = ("kind", "name", "action", "placement", "plan")
     KIND_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     kind: str
     name: str
     action: str
     placement: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., action: _Optional[str] = ..., placement: _Optional[_Iterable[str]] = ...) -> None: ...
+    plan: _resources_pb2.DeploymentPlan
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., action: _Optional[str] = ..., placement: _Optional[_Iterable[str]] = ..., plan: _Optional[_Union[_resources_pb2.DeploymentPlan, _Mapping]] = ...) -> None: ...
 
 class ApplyResponse(_message.Message):
     __slots__ = ("results",)

@@ -82,21 +82,157 @@ class Model(_message.Message):
     spec: ModelSpec
     def __init__(self, metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., spec: _Optional[_Union[ModelSpec, _Mapping]] = ...) -> None: ...
 
-class LocationPolicy(_message.Message):
-    __slots__ = ("regions", "countries")
+class LocationSelector(_message.Message):
+    __slots__ = ("regions", "countries", "continents")
     REGIONS_FIELD_NUMBER: _ClassVar[int]
     COUNTRIES_FIELD_NUMBER: _ClassVar[int]
+    CONTINENTS_FIELD_NUMBER: _ClassVar[int]
     regions: _containers.RepeatedScalarFieldContainer[str]
     countries: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, regions: _Optional[_Iterable[str]] = ..., countries: _Optional[_Iterable[str]] = ...) -> None: ...
+    continents: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, regions: _Optional[_Iterable[str]] = ..., countries: _Optional[_Iterable[str]] = ..., continents: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LocationPolicy(_message.Message):
+    __slots__ = ("regions", "countries", "continents", "deny")
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    COUNTRIES_FIELD_NUMBER: _ClassVar[int]
+    CONTINENTS_FIELD_NUMBER: _ClassVar[int]
+    DENY_FIELD_NUMBER: _ClassVar[int]
+    regions: _containers.RepeatedScalarFieldContainer[str]
+    countries: _containers.RepeatedScalarFieldContainer[str]
+    continents: _containers.RepeatedScalarFieldContainer[str]
+    deny: LocationSelector
+    def __init__(self, regions: _Optional[_Iterable[str]] = ..., countries: _Optional[_Iterable[str]] = ..., continents: _Optional[_Iterable[str]] = ..., deny: _Optional[_Union[LocationSelector, _Mapping]] = ...) -> None: ...
+
+class FlavorSet(_message.Message):
+    __slots__ = ("cpu", "gpu")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    GPU_FIELD_NUMBER: _ClassVar[int]
+    cpu: _containers.RepeatedScalarFieldContainer[str]
+    gpu: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cpu: _Optional[_Iterable[str]] = ..., gpu: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RetryPolicy(_message.Message):
+    __slots__ = ("attempts", "per_try_timeout_s", "retry_on", "budget_percent", "min_retry_concurrency", "disabled")
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    PER_TRY_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    RETRY_ON_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    MIN_RETRY_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    attempts: int
+    per_try_timeout_s: float
+    retry_on: _containers.RepeatedScalarFieldContainer[str]
+    budget_percent: float
+    min_retry_concurrency: int
+    disabled: bool
+    def __init__(self, attempts: _Optional[int] = ..., per_try_timeout_s: _Optional[float] = ..., retry_on: _Optional[_Iterable[str]] = ..., budget_percent: _Optional[float] = ..., min_retry_concurrency: _Optional[int] = ..., disabled: _Optional[bool] = ...) -> None: ...
+
+class RoutingPolicy(_message.Message):
+    __slots__ = ("strategy", "hash_header", "timeout_s", "retries", "region_preference", "region_order")
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    HASH_HEADER_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    REGION_PREFERENCE_FIELD_NUMBER: _ClassVar[int]
+    REGION_ORDER_FIELD_NUMBER: _ClassVar[int]
+    strategy: str
+    hash_header: str
+    timeout_s: float
+    retries: RetryPolicy
+    region_preference: str
+    region_order: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, strategy: _Optional[str] = ..., hash_header: _Optional[str] = ..., timeout_s: _Optional[float] = ..., retries: _Optional[_Union[RetryPolicy, _Mapping]] = ..., region_preference: _Optional[str] = ..., region_order: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class HealthCheckPolicy(_message.Message):
+    __slots__ = ("interval_s", "timeout_s", "unhealthy_threshold", "healthy_threshold")
+    INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    UNHEALTHY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    interval_s: float
+    timeout_s: float
+    unhealthy_threshold: int
+    healthy_threshold: int
+    def __init__(self, interval_s: _Optional[float] = ..., timeout_s: _Optional[float] = ..., unhealthy_threshold: _Optional[int] = ..., healthy_threshold: _Optional[int] = ...) -> None: ...
+
+class OutlierPolicy(_message.Message):
+    __slots__ = ("consecutive_5xx", "consecutive_gateway_failure", "base_ejection_time_s", "max_ejection_percent", "interval_s")
+    CONSECUTIVE_5XX_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_GATEWAY_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    BASE_EJECTION_TIME_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_EJECTION_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    consecutive_5xx: int
+    consecutive_gateway_failure: int
+    base_ejection_time_s: float
+    max_ejection_percent: int
+    interval_s: float
+    def __init__(self, consecutive_5xx: _Optional[int] = ..., consecutive_gateway_failure: _Optional[int] = ..., base_ejection_time_s: _Optional[float] = ..., max_ejection_percent: _Optional[int] = ..., interval_s: _Optional[float] = ...) -> None: ...
+
+class FailoverPolicy(_message.Message):
+    __slots__ = ("disabled", "regions", "health_check", "outlier")
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_CHECK_FIELD_NUMBER: _ClassVar[int]
+    OUTLIER_FIELD_NUMBER: _ClassVar[int]
+    disabled: bool
+    regions: _containers.RepeatedScalarFieldContainer[str]
+    health_check: HealthCheckPolicy
+    outlier: OutlierPolicy
+    def __init__(self, disabled: _Optional[bool] = ..., regions: _Optional[_Iterable[str]] = ..., health_check: _Optional[_Union[HealthCheckPolicy, _Mapping]] = ..., outlier: _Optional[_Union[OutlierPolicy, _Mapping]] = ...) -> None: ...
+
+class OffloadPolicy(_message.Message):
+    __slots__ = ("max_inflight_per_replica", "max_percent", "regions")
+    MAX_INFLIGHT_PER_REPLICA_FIELD_NUMBER: _ClassVar[int]
+    MAX_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    max_inflight_per_replica: int
+    max_percent: int
+    regions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, max_inflight_per_replica: _Optional[int] = ..., max_percent: _Optional[int] = ..., regions: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class VersionWeight(_message.Message):
+    __slots__ = ("version", "weight")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    weight: int
+    def __init__(self, version: _Optional[str] = ..., weight: _Optional[int] = ...) -> None: ...
+
+class MirrorPolicy(_message.Message):
+    __slots__ = ("version", "percent")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    percent: float
+    def __init__(self, version: _Optional[str] = ..., percent: _Optional[float] = ...) -> None: ...
+
+class TrafficPolicy(_message.Message):
+    __slots__ = ("split", "mirror")
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_FIELD_NUMBER: _ClassVar[int]
+    split: _containers.RepeatedCompositeFieldContainer[VersionWeight]
+    mirror: MirrorPolicy
+    def __init__(self, split: _Optional[_Iterable[_Union[VersionWeight, _Mapping]]] = ..., mirror: _Optional[_Union[MirrorPolicy, _Mapping]] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("mode", "location")
+    __slots__ = ("mode", "location", "flavor", "routing", "failover", "offload", "traffic")
     MODE_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
+    FLAVOR_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
+    FAILOVER_FIELD_NUMBER: _ClassVar[int]
+    OFFLOAD_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_FIELD_NUMBER: _ClassVar[int]
     mode: str
     location: LocationPolicy
-    def __init__(self, mode: _Optional[str] = ..., location: _Optional[_Union[LocationPolicy, _Mapping]] = ...) -> None: ...
+    flavor: FlavorSet
+    routing: RoutingPolicy
+    failover: FailoverPolicy
+    offload: OffloadPolicy
+    traffic: TrafficPolicy
+    def __init__(self, mode: _Optional[str] = ..., location: _Optional[_Union[LocationPolicy, _Mapping]] = ..., flavor: _Optional[_Union[FlavorSet, _Mapping]] = ..., routing: _Optional[_Union[RoutingPolicy, _Mapping]] = ..., failover: _Optional[_Union[FailoverPolicy, _Mapping]] = ..., offload: _Optional[_Union[OffloadPolicy, _Mapping]] = ..., traffic: _Optional[_Union[TrafficPolicy, _Mapping]] = ...) -> None: ...
 
 class EnvironmentSpec(_message.Message):
     __slots__ = ("description", "policies")
@@ -145,16 +281,102 @@ class RegionDeploymentStatus(_message.Message):
     def __init__(self, region: _Optional[str] = ..., config_acked: _Optional[bool] = ..., acked_version: _Optional[str] = ..., desired_replicas: _Optional[int] = ..., healthy_endpoints: _Optional[int] = ..., nack_error: _Optional[str] = ...) -> None: ...
 
 class DeploymentStatus(_message.Message):
-    __slots__ = ("phase", "message", "regions", "placement")
+    __slots__ = ("phase", "message", "regions", "placement", "plan")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     REGIONS_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     phase: str
     message: str
     regions: _containers.RepeatedCompositeFieldContainer[RegionDeploymentStatus]
     placement: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, phase: _Optional[str] = ..., message: _Optional[str] = ..., regions: _Optional[_Iterable[_Union[RegionDeploymentStatus, _Mapping]]] = ..., placement: _Optional[_Iterable[str]] = ...) -> None: ...
+    plan: DeploymentPlan
+    def __init__(self, phase: _Optional[str] = ..., message: _Optional[str] = ..., regions: _Optional[_Iterable[_Union[RegionDeploymentStatus, _Mapping]]] = ..., placement: _Optional[_Iterable[str]] = ..., plan: _Optional[_Union[DeploymentPlan, _Mapping]] = ...) -> None: ...
+
+class EffectivePolicy(_message.Message):
+    __slots__ = ("source", "policy", "overridden_by")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDDEN_BY_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    policy: Policy
+    overridden_by: str
+    def __init__(self, source: _Optional[str] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., overridden_by: _Optional[str] = ...) -> None: ...
+
+class RegionExclusion(_message.Message):
+    __slots__ = ("region", "reason")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    reason: str
+    def __init__(self, region: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RouteTier(_message.Message):
+    __slots__ = ("priority", "region", "kind", "weight", "endpoints")
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    priority: int
+    region: str
+    kind: str
+    weight: int
+    endpoints: int
+    def __init__(self, priority: _Optional[int] = ..., region: _Optional[str] = ..., kind: _Optional[str] = ..., weight: _Optional[int] = ..., endpoints: _Optional[int] = ...) -> None: ...
+
+class VersionRoute(_message.Message):
+    __slots__ = ("version", "weight", "mirror_percent", "cluster", "tiers")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    TIERS_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    weight: int
+    mirror_percent: float
+    cluster: str
+    tiers: _containers.RepeatedCompositeFieldContainer[RouteTier]
+    def __init__(self, version: _Optional[str] = ..., weight: _Optional[int] = ..., mirror_percent: _Optional[float] = ..., cluster: _Optional[str] = ..., tiers: _Optional[_Iterable[_Union[RouteTier, _Mapping]]] = ...) -> None: ...
+
+class GatewayPlan(_message.Message):
+    __slots__ = ("region", "strategy", "hash_header", "timeout_s", "retries", "per_try_timeout_s", "retry_on", "retry_budget_percent", "versions", "offload_percent")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    HASH_HEADER_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    PER_TRY_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    RETRY_ON_FIELD_NUMBER: _ClassVar[int]
+    RETRY_BUDGET_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    OFFLOAD_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    strategy: str
+    hash_header: str
+    timeout_s: float
+    retries: int
+    per_try_timeout_s: float
+    retry_on: _containers.RepeatedScalarFieldContainer[str]
+    retry_budget_percent: float
+    versions: _containers.RepeatedCompositeFieldContainer[VersionRoute]
+    offload_percent: int
+    def __init__(self, region: _Optional[str] = ..., strategy: _Optional[str] = ..., hash_header: _Optional[str] = ..., timeout_s: _Optional[float] = ..., retries: _Optional[int] = ..., per_try_timeout_s: _Optional[float] = ..., retry_on: _Optional[_Iterable[str]] = ..., retry_budget_percent: _Optional[float] = ..., versions: _Optional[_Iterable[_Union[VersionRoute, _Mapping]]] = ..., offload_percent: _Optional[int] = ...) -> None: ...
+
+class DeploymentPlan(_message.Message):
+    __slots__ = ("policies", "regions", "excluded", "gateways", "flavor")
+    POLICIES_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_FIELD_NUMBER: _ClassVar[int]
+    GATEWAYS_FIELD_NUMBER: _ClassVar[int]
+    FLAVOR_FIELD_NUMBER: _ClassVar[int]
+    policies: _containers.RepeatedCompositeFieldContainer[EffectivePolicy]
+    regions: _containers.RepeatedScalarFieldContainer[str]
+    excluded: _containers.RepeatedCompositeFieldContainer[RegionExclusion]
+    gateways: _containers.RepeatedCompositeFieldContainer[GatewayPlan]
+    flavor: str
+    def __init__(self, policies: _Optional[_Iterable[_Union[EffectivePolicy, _Mapping]]] = ..., regions: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[_Union[RegionExclusion, _Mapping]]] = ..., gateways: _Optional[_Iterable[_Union[GatewayPlan, _Mapping]]] = ..., flavor: _Optional[str] = ...) -> None: ...
 
 class Deployment(_message.Message):
     __slots__ = ("metadata", "spec", "status")
@@ -167,12 +389,18 @@ class Deployment(_message.Message):
     def __init__(self, metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., spec: _Optional[_Union[DeploymentSpec, _Mapping]] = ..., status: _Optional[_Union[DeploymentStatus, _Mapping]] = ...) -> None: ...
 
 class RegionSpec(_message.Message):
-    __slots__ = ("country", "description")
+    __slots__ = ("country", "description", "continent", "flavors", "max_replicas")
     COUNTRY_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CONTINENT_FIELD_NUMBER: _ClassVar[int]
+    FLAVORS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     country: str
     description: str
-    def __init__(self, country: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    continent: str
+    flavors: FlavorSet
+    max_replicas: int
+    def __init__(self, country: _Optional[str] = ..., description: _Optional[str] = ..., continent: _Optional[str] = ..., flavors: _Optional[_Union[FlavorSet, _Mapping]] = ..., max_replicas: _Optional[int] = ...) -> None: ...
 
 class RegionStatus(_message.Message):
     __slots__ = ("agent_connected", "gateway_address", "admin_address", "gateway_healthy", "acked_versions", "nack_error", "last_seen")

@@ -22,7 +22,7 @@ Connect = Callable[[str], Awaitable[AdsClient]]
 
 def _gateway(healthy: bool, check_interval_s: float = 1.0) -> GatewayIR:
     endpoint = Endpoint("w1", "127.0.0.1", 9001, 9002, healthy=healthy)
-    route = DeploymentRoute(
+    route = DeploymentRoute.local(
         "d",
         "production",
         (endpoint,),
@@ -49,7 +49,7 @@ def _agent(registry: AgentRegistry) -> None:
 
 
 STATE = NetworkState(
-    placements={("production", "d"): ("eu",)}, revisions={("production", "d"): "r1"}
+    placements={("production", "d"): ("eu",)}, revisions={("production", "d"): {"": "r1"}}
 )
 
 
@@ -69,7 +69,7 @@ async def _sync_all(client: AdsClient, cache: SnapshotCache, nack_clusters: str 
         names = (
             []
             if type_url in (CDS, LDS)
-            else ["d.production.grpc", "d.production.http"]
+            else sorted(resources.types[EDS].resources)
             if type_url == EDS
             else ["gateway"]
         )
@@ -159,7 +159,7 @@ async def test_workers_of_an_old_version_do_not_make_it_ready(
     cache: SnapshotCache, connect: Connect
 ) -> None:
     """Mid-rollout: the gateway serves healthy r1 workers, but the deployment now wants r2."""
-    rolling = NetworkState(placements=STATE.placements, revisions={("production", "d"): "r2"})
+    rolling = NetworkState(placements=STATE.placements, revisions={("production", "d"): {"": "r2"}})
     result = await _status_once_acked(cache, connect, rolling, healthy=True)
     assert result.phase == "Pending"
     assert result.regions[0].healthy_endpoints == 0

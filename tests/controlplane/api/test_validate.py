@@ -200,7 +200,8 @@ BAD_OTHERS = [
     pytest.param(
         deployment("d", "mnist", "v1", policies=[Policy()]),
         "spec.policies[0]",
-        "deployment 'd': spec.policies[0]: a policy needs a rule (location)",
+        "deployment 'd': spec.policies[0]: a policy needs a rule "
+        "(location, flavor, routing, failover, offload, traffic)",
         id="policy-without-rule",
     ),
     pytest.param(
@@ -269,7 +270,7 @@ def test_references_may_point_into_the_same_request(store: Store, artifact: Path
         ],
         store.snapshot(),
     )
-    assert plan.placements[("staging", "r")].regions == ("asia", "eu", "us")
+    assert plan.resolved[("staging", "r")].placement.regions == ("asia", "eu", "us")
 
 
 def test_every_error_is_collected_in_document_order(store: Store, tmp_path: Path) -> None:

@@ -1,15 +1,42 @@
-"""build_network: placed deployments + agent reports → one GatewayIR per reporting region."""
+"""build_network: resolved deployments + agent reports → one GatewayIR per reporting region."""
 
 from __future__ import annotations
 
-from controlplane.ir.build import GatewayAddress, PlacedDeployment, build_network
+from collections.abc import Sequence
+from typing import Any
+
+from controlplane.ir import TIER_GATEWAY, TIER_LOCAL
+from controlplane.ir.build import GatewayAddress, build_network
+from controlplane.policy import ResolvedDeployment, resolve_deployment
 from meshline.v1 import agent_pb2
+from meshline.v1.resources_pb2 import Deployment, Environment
+from tests.controlplane.store.builders import policy
+from tests.controlplane.store.builders import region as region_resource
 
 S = agent_pb2.WorkerState
+REGIONS = {
+    r.region.metadata.name: r.region
+    for r in (
+        region_resource("eu-west", "FR", "EU"),
+        region_resource("eu-central", "DE", "EU"),
+        region_resource("us-east", "US", "NA"),
+    )
+}
+GATEWAYS = {
+    "eu-west": GatewayAddress("127.0.0.1", 8001),
+    "eu-central": GatewayAddress("127.0.0.1", 8002),
+    "us-east": GatewayAddress("127.0.0.1", 8003),
+}
 
 
 def _worker(
-    wid: str, dep: str, state: int, port: int, env: str = "production"
+    wid: str,
+    dep: str,
+    state: int,
+    port: int,
+    env: str = "production",
+    track: str = "",
+    routable: bool = True,
 ) -> agent_pb2.WorkerReport:
     return agent_pb2.WorkerReport(
         worker_id=wid,
@@ -19,44 +46,148 @@ def _worker(
         grpc_address=f"127.0.0.1:{port}",
         http_address=f"127.0.0.1:{port + 1}",
         state=S.ValueType(state),
+        gateway_routable=routable,
+        track=track,
     )
 
 
-def test_routes_only_in_placed_regions_with_endpoint_states() -> None:
-    deps = [
-        PlacedDeployment("a", "production", ("eu", "us"), 2),
-        PlacedDeployment("b", "staging", ("us",), 1),
-    ]
-    gateways = {"eu": GatewayAddress("127.0.0.1", 8000), "us": GatewayAddress("127.0.0.1", 9000)}
+def _resolved(
+    name: str,
+    policies: Sequence[dict[str, Any]] = (),
+    env: str = "production",
+    version: str = "v1",
+) -> ResolvedDeployment:
+    dep = Deployment()
+    dep.metadata.name = name
+    dep.spec.environment = env
+    dep.spec.model = "m"
+    dep.spec.version = version
+    dep.spec.replicas = 1
+    dep.spec.policies.extend(policy(p) for p in policies)
+    environment = Environment()
+    environment.metadata.name = env
+    return resolve_deployment(dep, environment, list(REGIONS.values()))
+
+
+def _tiers(route: Any, track: str = "") -> list[tuple[int, str, str, int]]:
+    backend = next(b for b in route.backends if b.track == track)
+    return [(t.priority, t.region, t.kind, t.share) for t in backend.tiers]
+
+
+def test_local_workers_first_then_other_regions_nearest_first() -> None:
+    dep = _resolved("a")
     workers = {
-        "eu": [
-            _worker("eu-a-2", "a", S.WORKER_STATE_STARTING, 100),
-            _worker("eu-a-1", "a", S.WORKER_STATE_HEALTHY, 200),
+        "eu-west": [
+            _worker("w-2", "a", S.WORKER_STATE_STARTING, 100),
+            _worker("w-1", "a", S.WORKER_STATE_HEALTHY, 200),
         ],
-        "us": [
-            _worker("us-a-1", "a", S.WORKER_STATE_DRAINING, 300),
-            _worker("us-b-1", "b", S.WORKER_STATE_HEALTHY, 400, env="staging"),
-        ],
+        "eu-central": [_worker("c-1", "a", S.WORKER_STATE_HEALTHY, 300)],
+        "us-east": [_worker("u-1", "a", S.WORKER_STATE_DRAINING, 400)],
     }
-    network = build_network(deps, gateways, workers)
-    eu = network.gateway("eu")
-    us = network.gateway("us")
-    assert eu is not None and us is not None
-    assert eu.listen_port == 8000
-    assert [r.key for r in eu.routes] == ["a.production"]
-    eu_endpoints = eu.routes[0].endpoints
-    assert [(e.worker_id, e.healthy, e.draining) for e in eu_endpoints] == [
-        ("eu-a-1", True, False),
-        ("eu-a-2", False, False),
+    network = build_network([dep], REGIONS, GATEWAYS, workers)
+    west = network.gateway("eu-west")
+    assert west is not None and west.listen_port == 8001
+    (route,) = west.routes
+    assert _tiers(route) == [
+        (0, "eu-west", TIER_LOCAL, 100),
+        (1, "eu-central", TIER_GATEWAY, 100),  # same continent before another continent
+        (2, "us-east", TIER_GATEWAY, 100),
     ]
-    assert eu_endpoints[0].grpc_port == 200 and eu_endpoints[0].http_port == 201
-    assert [r.key for r in us.routes] == ["a.production", "b.staging"]
-    assert [(e.worker_id, e.draining) for e in us.routes[0].endpoints] == [("us-a-1", True)]
+    local, central, us = route.main.tiers
+    assert [(e.worker_id, e.healthy, e.draining) for e in local.endpoints] == [
+        ("w-1", True, False),
+        ("w-2", False, False),
+    ]
+    assert local.endpoints[0].grpc_port == 200 and local.endpoints[0].http_port == 201
+    # Another region counts as healthy only while its own gateway routes to a healthy worker.
+    assert central.endpoints[0].healthy and central.endpoints[0].grpc_port == 8002
+    assert not us.endpoints[0].healthy
+    assert route.main.local_endpoints == local.endpoints
 
 
-def test_a_region_without_gateway_gets_no_config() -> None:
-    deps = [PlacedDeployment("a", "production", ("eu", "us"), 1)]
-    network = build_network(deps, {"eu": GatewayAddress.parse("127.0.0.1:8000")}, {})
-    assert [g.region for g in network.gateways] == ["eu"]
-    assert network.gateway("eu") is not None
-    assert network.gateway("eu").routes[0].endpoints == ()  # type: ignore[union-attr]
+def test_entry_region_outside_the_placement_only_forwards_to_allowed_regions() -> None:
+    dep = _resolved("eu-only", [{"location": {"continents": ["EU"]}}])
+    network = build_network([dep], REGIONS, GATEWAYS, {})
+    us = network.gateway("us-east")
+    assert us is not None
+    (route,) = us.routes
+    assert {t[1] for t in _tiers(route)} == {"eu-central", "eu-west"}
+    assert all(kind == TIER_GATEWAY for _, _, kind, _ in _tiers(route))
+    assert route.main.local_endpoints is None and not route.served_here
+
+
+def test_failover_disabled_keeps_traffic_in_the_entry_region() -> None:
+    dep = _resolved("a", [{"failover": {"disabled": True}}])
+    network = build_network([dep], REGIONS, GATEWAYS, {})
+    route = network.gateway("eu-central").routes[0]  # type: ignore[union-attr]
+    assert _tiers(route) == [(0, "eu-central", TIER_LOCAL, 100)]
+
+
+def test_failover_regions_and_explicit_order() -> None:
+    dep = _resolved(
+        "a",
+        [
+            {"routing": {"region_preference": "ordered", "region_order": ["us-east"]}},
+            {"failover": {"regions": ["eu-west"]}},
+        ],
+    )
+    network = build_network([dep], REGIONS, GATEWAYS, {})
+    route = network.gateway("eu-central").routes[0]  # type: ignore[union-attr]
+    assert _tiers(route) == [(0, "us-east", TIER_GATEWAY, 100), (1, "eu-west", TIER_GATEWAY, 100)]
+
+
+def test_offload_moves_targets_into_priority_zero_with_shares() -> None:
+    dep = _resolved("a", [{"offload": {"max_inflight_per_replica": 2, "regions": ["us-east"]}}])
+    network = build_network(
+        [dep], REGIONS, GATEWAYS, {}, offload={("production", "a", "eu-west"): 30}
+    )
+    route = network.gateway("eu-west").routes[0]  # type: ignore[union-attr]
+    assert route.offload_percent == 30
+    assert _tiers(route) == [
+        (0, "eu-west", TIER_LOCAL, 70),
+        (0, "us-east", TIER_GATEWAY, 30),
+        (1, "eu-central", TIER_GATEWAY, 100),
+    ]
+
+
+def test_regions_without_a_connected_gateway_are_no_failover_target() -> None:
+    dep = _resolved("a")
+    gateways = {"eu-west": GATEWAYS["eu-west"]}
+    network = build_network([dep], REGIONS, gateways, {})
+    assert [g.region for g in network.gateways] == ["eu-west"]
+    route = network.gateway("eu-west").routes[0]  # type: ignore[union-attr]
+    assert _tiers(route) == [(0, "eu-west", TIER_LOCAL, 100)]
+    assert route.main.tiers[0].endpoints == ()
+
+
+def test_split_and_mirror_versions_are_backends_with_their_own_workers() -> None:
+    dep = _resolved(
+        "a",
+        [
+            {
+                "traffic": {
+                    "split": [{"version": "v1", "weight": 90}, {"version": "v2", "weight": 10}],
+                    "mirror": {"version": "v3", "percent": 25},
+                }
+            }
+        ],
+    )
+    workers = {
+        "eu-west": [
+            _worker("main", "a", S.WORKER_STATE_HEALTHY, 100),
+            _worker("canary", "a", S.WORKER_STATE_HEALTHY, 200, track="v2"),
+            _worker("shadow", "a", S.WORKER_STATE_HEALTHY, 300, track="v3"),
+        ]
+    }
+    network = build_network([dep], REGIONS, GATEWAYS, workers)
+    route = network.gateway("eu-west").routes[0]  # type: ignore[union-attr]
+    assert [(b.track, b.version, b.weight, b.mirror_percent) for b in route.backends] == [
+        ("", "v1", 90, 0.0),
+        ("v2", "v2", 10, 0.0),
+        ("v3", "v3", 0, 25.0),
+    ]
+    assert [[e.worker_id for e in b.local_endpoints or ()] for b in route.backends] == [
+        ["main"],
+        ["canary"],
+        ["shadow"],
+    ]

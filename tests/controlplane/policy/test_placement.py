@@ -181,7 +181,8 @@ def test_an_optional_policy_naming_an_unknown_region_is_fine_once_replaced() -> 
     placement = resolve_placement(_dep([location(["us"])]), _env([location(["mars"])]), _regions())
     assert placement.regions == ("us",)
     assert [p.describe() for p in placement.overridden] == [
-        "environment 'production' optional location {regions: [mars]}"
+        "environment 'production' optional location {regions: [mars]} "
+        "(overridden by deployment 'mnist')"
     ]
 
 

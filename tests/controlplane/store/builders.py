@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
 
 from meshline.v1.api_pb2 import Resource
 from meshline.v1.resources_pb2 import (
@@ -40,6 +43,13 @@ def location(regions: Sequence[str] = (), countries: Sequence[str] = (), mode: s
     return Policy(mode=mode, location=LocationPolicy(regions=regions, countries=countries))
 
 
+def policy(rule: dict[str, Any], mode: str = "") -> Policy:
+    """Any policy from its YAML form, e.g. `policy({"flavor": {"gpu": ["a100"]}}, "mandatory")`."""
+    out = json_format.ParseDict(rule, Policy())
+    out.mode = mode
+    return out
+
+
 def environment(name: str, policies: Sequence[Policy] = ()) -> Resource:
     obj = Environment()
     obj.metadata.name = name
@@ -65,10 +75,21 @@ def deployment(
     return Resource(deployment=obj)
 
 
-def region(name: str, country: str = "") -> Resource:
+def region(
+    name: str,
+    country: str = "",
+    continent: str = "",
+    cpu: Sequence[str] = (),
+    gpu: Sequence[str] = (),
+    max_replicas: int = 0,
+) -> Resource:
     obj = Region()
     obj.metadata.name = name
     obj.spec.country = country
+    obj.spec.continent = continent
+    obj.spec.flavors.cpu.extend(cpu)
+    obj.spec.flavors.gpu.extend(gpu)
+    obj.spec.max_replicas = max_replicas
     return Resource(region=obj)
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from controlplane.ir import (
+    TIER_GATEWAY,
+    TIER_LOCAL,
+    Backend,
     DeploymentRoute,
     Endpoint,
     GatewayIR,
     HealthCheckSettings,
     OutlierSettings,
     RetrySettings,
+    Tier,
 )
 
 EMPTY = GatewayIR(region="eu", listen_host="0.0.0.0", listen_port=10000)
@@ -18,7 +22,7 @@ ONE_DEPLOYMENT_DRAINING = GatewayIR(
     listen_host="0.0.0.0",
     listen_port=10000,
     routes=(
-        DeploymentRoute(
+        DeploymentRoute.local(
             deployment="fraud",
             environment="production",
             # Given out of order on purpose: the output is sorted by worker id.
@@ -35,12 +39,12 @@ TWO_ENVIRONMENTS = GatewayIR(
     listen_host="127.0.0.1",
     listen_port=10443,
     routes=(
-        DeploymentRoute(
+        DeploymentRoute.local(
             deployment="churn",
             environment="development",
             endpoints=(Endpoint("churn-w1", "10.0.1.1", 9100, 8100, healthy=False),),
         ),
-        DeploymentRoute(
+        DeploymentRoute.local(
             deployment="fraud",
             environment="production",
             endpoints=(Endpoint("fraud-w1", "10.0.0.1", 9000, 8000),),
@@ -53,7 +57,7 @@ CUSTOM_RETRY_AND_TIMEOUTS = GatewayIR(
     listen_host="0.0.0.0",
     listen_port=10000,
     routes=(
-        DeploymentRoute(
+        DeploymentRoute.local(
             deployment="llm",
             environment="staging",
             endpoints=(Endpoint("llm-w1", "10.0.2.1", 9200, 8200),),
@@ -80,7 +84,146 @@ CUSTOM_RETRY_AND_TIMEOUTS = GatewayIR(
     ),
 )
 
+
+def _gateway(region: str, port: int, healthy: bool = True) -> Endpoint:
+    return Endpoint(f"gateway.{region}", "10.9.0.1", port, port, healthy=healthy)
+
+
+_WEST_WORKERS = (
+    Endpoint("fraud-w1", "10.0.0.1", 9000, 8000),
+    Endpoint("fraud-w2", "10.0.0.2", 9000, 8000, healthy=False),
+)
+
+# eu-west runs it; eu-central (healthy) and us-east (no healthy worker) are failover targets.
+FAILOVER_THREE_REGIONS = GatewayIR(
+    region="eu-west",
+    listen_host="0.0.0.0",
+    listen_port=10000,
+    routes=(
+        DeploymentRoute(
+            "fraud",
+            "production",
+            (
+                Backend(
+                    "",
+                    "v1",
+                    tiers=(
+                        Tier("eu-west", TIER_LOCAL, 0, _WEST_WORKERS),
+                        Tier("eu-central", TIER_GATEWAY, 1, (_gateway("eu-central", 10001),)),
+                        Tier("us-east", TIER_GATEWAY, 2, (_gateway("us-east", 10002, False),)),
+                    ),
+                    local_endpoints=_WEST_WORKERS,
+                ),
+            ),
+        ),
+    ),
+)
+
+# us-east is outside an EU-only placement: it forwards, and refuses forwarded requests.
+ENTRY_OUTSIDE_PLACEMENT = GatewayIR(
+    region="us-east",
+    listen_host="0.0.0.0",
+    listen_port=10002,
+    routes=(
+        DeploymentRoute(
+            "gdpr",
+            "production",
+            (
+                Backend(
+                    "",
+                    "v1",
+                    tiers=(
+                        Tier("eu-west", TIER_GATEWAY, 0, (_gateway("eu-west", 10000),)),
+                        Tier("eu-central", TIER_GATEWAY, 1, (_gateway("eu-central", 10001),)),
+                    ),
+                    local_endpoints=None,
+                ),
+            ),
+        ),
+    ),
+)
+
+_MAIN = (Endpoint("rec-v1", "10.0.0.1", 9000, 8000),)
+_CANARY = (Endpoint("rec-v2", "10.0.0.2", 9000, 8000),)
+_SHADOW = (Endpoint("rec-v3", "10.0.0.3", 9000, 8000),)
+
+# 90/10 split between v1 and v2, 25 % mirrored to v3; every version pinnable by header.
+SPLIT_PIN_MIRROR = GatewayIR(
+    region="eu-west",
+    listen_host="0.0.0.0",
+    listen_port=10000,
+    routes=(
+        DeploymentRoute(
+            "rec",
+            "production",
+            (
+                Backend("", "v1", 90, 0.0, (Tier("eu-west", TIER_LOCAL, 0, _MAIN),), _MAIN),
+                Backend("v2", "v2", 10, 0.0, (Tier("eu-west", TIER_LOCAL, 0, _CANARY),), _CANARY),
+                Backend("v3", "v3", 0, 25.0, (Tier("eu-west", TIER_LOCAL, 0, _SHADOW),), _SHADOW),
+            ),
+        ),
+    ),
+)
+
+# Sticky sessions on a header, a retry budget, and failover tuning of checks and ejection.
+RING_HASH_WITH_RETRY_BUDGET = GatewayIR(
+    region="eu-west",
+    listen_host="0.0.0.0",
+    listen_port=10000,
+    routes=(
+        DeploymentRoute.local(
+            deployment="chat",
+            environment="production",
+            endpoints=_WEST_WORKERS,
+            region="eu-west",
+            strategy="ring_hash",
+            hash_header="x-user-id",
+            retry=RetrySettings(num_retries=2, budget_percent=20.0, min_retry_concurrency=3),
+            health_check=HealthCheckSettings(interval_s=0.5, unhealthy_threshold=2),
+            outlier=OutlierSettings(consecutive_gateway_failure=2, max_ejection_percent=100),
+        ),
+        DeploymentRoute.local(
+            deployment="search",
+            environment="production",
+            endpoints=_WEST_WORKERS,
+            region="eu-west",
+            strategy="least_request",
+        ),
+    ),
+)
+
+# Saturated eu-west sends 30 % to us-east, which shares priority 0 by host weights.
+OFFLOAD_SHARES = GatewayIR(
+    region="eu-west",
+    listen_host="0.0.0.0",
+    listen_port=10000,
+    routes=(
+        DeploymentRoute(
+            "fraud",
+            "production",
+            (
+                Backend(
+                    "",
+                    "v1",
+                    tiers=(
+                        Tier("eu-west", TIER_LOCAL, 0, _WEST_WORKERS, share=70),
+                        Tier("us-east", TIER_GATEWAY, 0, (_gateway("us-east", 10002),), share=30),
+                        Tier("eu-central", TIER_GATEWAY, 1, (_gateway("eu-central", 10001),)),
+                    ),
+                    local_endpoints=_WEST_WORKERS,
+                ),
+            ),
+            offload_percent=30,
+        ),
+    ),
+)
+
 CASES: dict[str, GatewayIR] = {
+    "failover_three_regions": FAILOVER_THREE_REGIONS,
+    "entry_outside_placement": ENTRY_OUTSIDE_PLACEMENT,
+    "split_pin_mirror": SPLIT_PIN_MIRROR,
+    "ring_hash_with_retry_budget": RING_HASH_WITH_RETRY_BUDGET,
+    "offload_shares": OFFLOAD_SHARES,
     "empty": EMPTY,
     "one_deployment_draining": ONE_DEPLOYMENT_DRAINING,
     "two_environments": TWO_ENVIRONMENTS,

@@ -57,13 +57,15 @@ def gateway_ir(prod: Upstream, dev: Upstream, port: int) -> GatewayIR:
         listen_host=HOST,
         listen_port=port,
         routes=(
-            DeploymentRoute(
+            DeploymentRoute.local(
                 "fraud",
                 "production",
                 (prod.endpoint(), dev.endpoint(draining=True)),
                 health_check=FAST_CHECKS,
             ),
-            DeploymentRoute("fraud", "development", (dev.endpoint(),), health_check=FAST_CHECKS),
+            DeploymentRoute.local(
+                "fraud", "development", (dev.endpoint(),), health_check=FAST_CHECKS
+            ),
         ),
     )
 

@@ -11,7 +11,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from controlplane.ir import DeploymentRoute, Endpoint, GatewayIR, RetrySettings
+from controlplane.ir import Backend, DeploymentRoute, Endpoint, GatewayIR, RetrySettings
 from controlplane.translate import EnvoyResources, translate_gateway
 from controlplane.translate.dump import resources_to_yaml
 from controlplane.translate.endpoints import health_status
@@ -20,9 +20,20 @@ from controlplane.translate.static_bootstrap import static_bootstrap
 from tests.controlplane.translate.cases import CASES, TWO_ENVIRONMENTS
 
 
+def _reversed_backend(backend: Backend) -> Backend:
+    tiers = tuple(
+        dataclasses.replace(t, endpoints=tuple(reversed(t.endpoints))) for t in backend.tiers
+    )
+    local = backend.local_endpoints
+    return dataclasses.replace(
+        backend, tiers=tiers, local_endpoints=None if local is None else tuple(reversed(local))
+    )
+
+
 def reversed_everywhere(gateway: GatewayIR) -> GatewayIR:
+    """Workers and deployments in reverse; the backend order (own version first) stays."""
     routes = tuple(
-        dataclasses.replace(route, endpoints=tuple(reversed(route.endpoints)))
+        dataclasses.replace(route, backends=tuple(_reversed_backend(b) for b in route.backends))
         for route in reversed(gateway.routes)
     )
     return dataclasses.replace(gateway, routes=routes)
@@ -41,8 +52,12 @@ def test_resource_names_and_type_urls() -> None:
     assert list(resources.clusters) == [
         "churn.development.grpc",
         "churn.development.http",
+        "churn.development~local.grpc",
+        "churn.development~local.http",
         "fraud.production.grpc",
         "fraud.production.http",
+        "fraud.production~local.grpc",
+        "fraud.production~local.http",
     ]
     assert list(resources.endpoints) == list(resources.clusters)
     assert list(resources.listeners) == ["gateway"]
@@ -57,7 +72,7 @@ def test_resource_names_and_type_urls() -> None:
 
 
 def test_repeated_deployment_is_refused() -> None:
-    route = DeploymentRoute("fraud", "production")
+    route = DeploymentRoute.local("fraud", "production", ())
     with pytest.raises(ValueError, match=r"fraud\.production"):
         translate_gateway(GatewayIR("eu", "0.0.0.0", 10000, (route, route)))
 
