@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controlplane.agents.registry import AgentRegistry
+from controlplane.agents.registry import AgentRegistry, region_spec
 from controlplane.agents.service import AgentService
 from controlplane.api import add_api_to_server
 from controlplane.api.registration import register_region
@@ -61,7 +61,7 @@ async def serve(config: ControlPlaneConfig) -> None:
     status = LiveStatus(cache, registry, lambda: reconciler.state)
 
     def on_hello(hello: agent_pb2.AgentHello) -> None:
-        register_region(store, hello.region, hello.country)
+        register_region(store, hello.region, region_spec(hello))
 
     server = grpc.aio.server(
         options=[

@@ -90,6 +90,10 @@ class LiveStatus:
         resolved = state.resolved.get(key)
         if resolved is not None:
             out.plan.CopyFrom(live_plan(resolved, state.routes.get(key, {})))
+        # Every other connected region forwards it: ready once its Envoy reaches a serving region.
+        for session in sorted(self.registry.sessions(), key=lambda s: s.region):
+            if session.region not in regions and session.report is not None:
+                verdicts.append(self._forwarding_region(dep, session.region, out))
         problems = [problem for problem, _ in verdicts if problem]
         if any(fatal for _, fatal in verdicts):
             out.phase = "Failed"
@@ -175,6 +179,36 @@ class LiveStatus:
             return f"{region}: no healthy worker of the current version yet" + self._worker_error(
                 region, dep
             ), False
+        return "", False
+
+    def _forwarding_region(
+        self, dep: resources_pb2.Deployment, region: str, out: resources_pb2.DeploymentStatus
+    ) -> tuple[str, bool]:
+        """A region outside the placement: it must have ACKed the routes and see a healthy
+        gateway of an allowed region in its own Envoy (from its admin API, via the agent)."""
+        dkey = f"{dep.metadata.name}.{dep.spec.environment}"
+        tier_clusters = {cluster_name_grpc(dkey), cluster_name_http(dkey)}
+        clusters = self.cache.acked_resources(region, CDS)
+        routed = _routed_clusters(self.cache.acked_resources(region, RDS))
+        acked = tier_clusters <= set(clusters) and tier_clusters <= routed
+        session = self.registry.session(region)
+        report = session.report if session is not None else None
+        reachable = {c.cluster: c.routable_hosts for c in report.clusters} if report else {}
+        rds = self.cache.node_status(region).types.get(RDS)
+        r = out.regions.add(
+            region=region,
+            config_acked=acked,
+            forwarding=True,
+            healthy_endpoints=min(reachable.get(c, 0) for c in tier_clusters),
+            nack_error=self._nack(region),
+            acked_version=(rds.acked_version or "") if rds else "",
+        )
+        if r.nack_error:
+            return f"{region}: {r.nack_error}", True
+        if not acked:
+            return f"{region}: waiting for the gateway to ACK the config", False
+        if r.healthy_endpoints == 0 and dep.spec.replicas > 0:
+            return f"{region}: its gateway does not reach a serving region yet", False
         return "", False
 
     def _worker_error(self, region: str, dep: resources_pb2.Deployment) -> str:

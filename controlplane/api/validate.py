@@ -21,6 +21,7 @@ from controlplane.policy.settings import (
     PREFERENCES,
     RETRY_CONDITIONS,
     STRATEGIES,
+    RoutingSettings,
 )
 from controlplane.store import (
     KIND_DEPLOYMENT,
@@ -369,12 +370,16 @@ def _check_routing(out: _Collector, path: str, rule: RoutingPolicy, index: Resou
     retries = rule.retries
     if not 0 <= retries.attempts <= MAX_RETRIES:
         out.add(f"{path}.retries.attempts", f"must be between 0 and {MAX_RETRIES}")
+    # An unset timeout is the default one, which a longer per-try timeout would exceed too.
+    timeout = rule.timeout_s or RoutingSettings().timeout_s
     if retries.per_try_timeout_s < 0:
         out.add(f"{path}.retries.per_try_timeout_s", "must be positive")
-    elif rule.timeout_s and retries.per_try_timeout_s > rule.timeout_s:
+    elif timeout > 0 and retries.per_try_timeout_s > timeout:
+        default = "" if rule.timeout_s else " (the default)"
         out.add(
             f"{path}.retries.per_try_timeout_s",
-            f"{retries.per_try_timeout_s} s is longer than the request timeout {rule.timeout_s} s",
+            f"{retries.per_try_timeout_s} s is longer than the request timeout {timeout} s"
+            f"{default}",
         )
     for j, condition in enumerate(retries.retry_on):
         if condition not in RETRY_CONDITIONS:

@@ -119,6 +119,8 @@ def resolve_placement(
         blocker = next((p for p in placing if not p.allows(region)), None)
         if blocker is not None:
             excluded.append(Exclusion(name, blocker.describe(), blocker))
+        elif not _flavors_meet(placing, region):
+            excluded.append(_flavor_exclusion(placing, name))
         elif name in free and free[name] < needed_replicas:
             excluded.append(Exclusion(name, _capacity_reason(region, free[name], needed_replicas)))
         else:
@@ -188,7 +190,7 @@ def _check_flavor_kinds(applied: Sequence[SourcedPolicy]) -> None:
 
 def _chosen_flavor(placing: Sequence[SourcedPolicy], region: Region) -> str:
     """The first flavor (by name) that every flavor policy allows and the region offers."""
-    flavor_policies = [p.policy.flavor for p in placing if p.rule_type == "flavor"]
+    flavor_policies = [p.policy.flavor for p in _flavor_policies(placing)]
     if not flavor_policies:
         return ""
     kind = "gpu" if any(f.gpu for f in flavor_policies) else "cpu"
@@ -196,6 +198,31 @@ def _chosen_flavor(placing: Sequence[SourcedPolicy], region: Region) -> str:
     for rule in flavor_policies:
         offered &= set(getattr(rule, kind))
     return f"{kind}:{sorted(offered)[0]}" if offered else ""
+
+
+def _flavors_meet(placing: Sequence[SourcedPolicy], region: Region) -> bool:
+    """Whether `region` offers one flavor that every flavor policy allows (sets intersect).
+
+    Each policy allowing some flavor the region offers is not enough: with env {cpu: [a, b]}
+    and deployment {cpu: [b, c]}, a region offering only a and c has no flavor both allow.
+    """
+    return not _flavor_policies(placing) or bool(_chosen_flavor(placing, region))
+
+
+def _flavor_policies(placing: Sequence[SourcedPolicy]) -> list[SourcedPolicy]:
+    """The flavor policies that name flavors (an empty set restricts nothing)."""
+    return [
+        p
+        for p in placing
+        if p.rule_type == "flavor" and (p.policy.flavor.cpu or p.policy.flavor.gpu)
+    ]
+
+
+def _flavor_exclusion(placing: Sequence[SourcedPolicy], region: str) -> Exclusion:
+    flavor_policies = _flavor_policies(placing)
+    named = " and ".join(p.describe() for p in flavor_policies)
+    reason = f"{named} together (the region offers no flavor that all of them allow)"
+    return Exclusion(region, reason, flavor_policies[-1])
 
 
 def _nowhere(
@@ -221,7 +248,9 @@ def _nowhere(
     # Each allows something on its own: name the smallest set of policies that collide.
     for size in range(2, len(placing) + 1):
         for group in combinations(placing, size):
-            if not any(all(p.allows(r) for p in group) for r in regions):
+            if not any(
+                all(p.allows(r) for p in group) and _flavors_meet(group, r) for r in regions
+            ):
                 named = " and ".join(p.describe() for p in group)
                 return f"{named} allow no common region (registered: {registered})"
     full = [e for e in excluded if e.policy is None]

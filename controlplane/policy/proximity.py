@@ -39,7 +39,7 @@ def preference_order(
     ]
     if routing.region_preference != PREFERENCE_ORDERED:
         return tuple(nearest)
-    explicit = [name for name in routing.region_order if name in nearest]
+    explicit = [name for name in dict.fromkeys(routing.region_order) if name in nearest]
     return tuple(explicit + [name for name in nearest if name not in explicit])
 
 
@@ -57,7 +57,9 @@ def tier_order(
     if not failover.enabled:
         return (first,)
     if failover.regions:
-        rest = tuple(name for name in failover.regions if name in rest and name != first)
+        rest = tuple(
+            name for name in dict.fromkeys(failover.regions) if name in rest and name != first
+        )
     return (first, *rest)
 
 
@@ -65,5 +67,5 @@ def offload_targets(tiers: Sequence[str], entry: str, offload: OffloadSettings) 
     """Where a saturated entry region sends overflow: never itself, never outside the tiers."""
     candidates = [name for name in tiers if name != entry]
     if offload.regions:
-        return tuple(name for name in offload.regions if name in candidates)
+        return tuple(name for name in dict.fromkeys(offload.regions) if name in candidates)
     return tuple(candidates)

@@ -53,7 +53,7 @@ from controlplane.store.resources import (
 )
 from controlplane.store.schema import MIGRATIONS, Migration, migrate
 from meshline.v1.api_pb2 import Resource
-from meshline.v1.resources_pb2 import Deployment, Environment, Model, Region
+from meshline.v1.resources_pb2 import Deployment, Environment, Model, Region, RegionSpec
 
 log = logging.getLogger(__name__)
 
@@ -265,23 +265,23 @@ class Store:
 
     # ----- regions registered by agents ------------------------------------------------------
 
-    def ensure_region(self, name: str, country: str) -> bool:
-        """Create region `name` if absent (an agent registering on connect); True if created.
+    def ensure_region(self, name: str, spec: RegionSpec) -> bool:
+        """Create region `name` with `spec` if absent (an agent registering on connect).
 
-        An existing region is left exactly as it is: what was applied wins over what an agent
-        says about itself.
+        True if created. An existing region is left exactly as it is: what was applied wins
+        over what an agent says about itself. The caller validates `spec`.
         """
         problem = dns1123_label_problem(name)
         if problem:
             raise ValueError(f"region name {problem}")
         region = Region()
         region.metadata.name = name
-        region.spec.country = country
+        region.spec.CopyFrom(spec)
         with self._transaction() as conn:
             exists = conn.execute("SELECT 1 FROM regions WHERE name = ?", (name,)).fetchone()
             if exists:
                 return False
-            _upsert(conn, "regions", {"name": name}, {"country": country}, region)
+            _upsert(conn, "regions", {"name": name}, {"country": spec.country}, region)
             revision = _bump_revision(conn)
         self._feed.publish(
             ChangeEvent(revision, (Change(ResourceKey(KIND_REGION, name), CREATED),))

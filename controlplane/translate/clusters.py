@@ -21,6 +21,7 @@ CONNECT_TIMEOUT_S = 1.0
 # Workers are few per region: never spray traffic over unhealthy ones ("panic mode").
 HEALTHY_PANIC_THRESHOLD_PERCENT = 0.0
 READY_PATH = "/v2/health/ready"
+UNHEALTHY_INTERVAL_S = 0.25
 
 # Flow-control windows sized for tensors of a few MiB without stalling on WINDOW_UPDATEs.
 HTTP2_STREAM_WINDOW_BYTES = 4 * 1024 * 1024
@@ -159,6 +160,9 @@ def _health_check(settings: HealthCheckSettings) -> health_check_pb2.HealthCheck
         # Envoy's default is 60 s while a cluster has no traffic: a fresh deployment would
         # wait that long before its first worker counts as healthy.
         no_traffic_interval=duration(settings.interval_s),
+        # A host that failed (or was never checked yet) is retried sooner, so a worker or a
+        # region that just came up is routable again quickly.
+        unhealthy_interval=duration(min(settings.interval_s, UNHEALTHY_INTERVAL_S)),
         unhealthy_threshold=uint32(settings.unhealthy_threshold),
         healthy_threshold=uint32(settings.healthy_threshold),
     )

@@ -90,30 +90,93 @@ def agent(
         str, typer.Option(help="Control plane address host:port")
     ] = "127.0.0.1:7070",
     state_dir: Annotated[Path | None, typer.Option(help="Logs and Envoy bootstrap")] = None,
-    country: Annotated[str, typer.Option(help="ISO country code of the region")] = "",
+    country: Annotated[str, typer.Option(help="ISO country code of the region, e.g. DE")] = "",
+    continent: Annotated[
+        str, typer.Option(help="Continent code of the region: AF, AN, AS, EU, NA, OC, SA")
+    ] = "",
+    cpu_flavors: Annotated[
+        str, typer.Option(help="CPU flavors the region offers, comma-separated")
+    ] = "",
+    gpu_flavors: Annotated[
+        str, typer.Option(help="GPU flavors the region offers, comma-separated")
+    ] = "",
+    max_replicas: Annotated[
+        int, typer.Option(help="Most worker replicas the region runs; 0 = unlimited")
+    ] = 0,
     host: Annotated[str, typer.Option(help="Address to bind and advertise")] = "127.0.0.1",
     gateway_port: Annotated[int, typer.Option(help="Gateway port; 0 picks a free one")] = 0,
     log_level: str = "info",
 ) -> None:
-    """Run a region: its Envoy gateway and its workers, as the control plane asks."""
+    """Run a region: its Envoy gateway and its workers, as the control plane asks.
+
+    The region registers with the facts given here unless a Region of its name was applied.
+    """
     from workers.agent.config import AgentConfig
     from workers.agent.main import run_agent
 
-    problem = _region_problem(region) or _address_problem("--controlplane", controlplane)
-    if country and not (len(country) == 2 and country.isalpha()):
-        problem = f"--country {country!r}: use an ISO 3166-1 alpha-2 code such as DE"
+    cpu = _comma_list(cpu_flavors)
+    gpu = _comma_list(gpu_flavors)
+    problem = (
+        _region_problem(region)
+        or _address_problem("--controlplane", controlplane)
+        or _region_facts_problem(region, country, continent, cpu, gpu, max_replicas)
+    )
     if problem:
         raise fail(problem)
     _setup_logging(log_level)
     config = AgentConfig(
         region=region,
         controlplane=controlplane,
-        country=country,
+        country=country.upper(),
+        continent=continent.upper(),
+        cpu_flavors=cpu,
+        gpu_flavors=gpu,
+        max_replicas=max_replicas,
         host=host,
         gateway_port=gateway_port,
         state_dir=state_dir or DEFAULT_STATE_DIR / "regions" / region,
     )
     asyncio.run(run_agent(config))
+
+
+def _comma_list(value: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+
+
+# The agent's flags for what the region registers as, by the Region field each one sets.
+_REGION_FLAGS = {
+    "spec.country": "--country",
+    "spec.continent": "--continent",
+    "spec.flavors.cpu": "--cpu-flavors",
+    "spec.flavors.gpu": "--gpu-flavors",
+    "spec.max_replicas": "--max-replicas",
+}
+
+
+def _region_facts_problem(
+    region: str,
+    country: str,
+    continent: str,
+    cpu: tuple[str, ...],
+    gpu: tuple[str, ...],
+    max_replicas: int,
+) -> str | None:
+    """The control plane's own checks of a Region, run before anything starts."""
+    from controlplane.api.registration import region_problems
+    from meshline.v1.resources_pb2 import FlavorSet, RegionSpec
+
+    spec = RegionSpec(
+        country=country,
+        continent=continent,
+        flavors=FlavorSet(cpu=cpu, gpu=gpu),
+        max_replicas=max_replicas,
+    )
+    problems = []
+    for error in region_problems(region, spec):
+        path = error.field_path.split("[", 1)[0]
+        flag = _REGION_FLAGS.get(path, error.field_path)
+        problems.append(f"{flag}: {error.message}")
+    return "; ".join(problems) or None
 
 
 @app.command()
@@ -137,28 +200,53 @@ def up(
         raise fail(str(exc)) from None
 
 
-@app.command()
-def apply(
-    file: Annotated[list[Path], typer.Option("-f", "--file", help="YAML file(s); '-' for stdin")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and resolve only")] = False,
-    address: AddressOption = None,
-) -> None:
-    """Create or update resources from YAML (kind: Model | Environment | Deployment | Region)."""
+def _apply(
+    files: list[Path], dry_run: bool, address: str | None
+) -> tuple[api_pb2.ApplyResponse, dict[str, str]]:
+    """The reply, and each deployment's environment (the plans name it)."""
     from meshline.cli.documents import DocumentsError, explain_rejection, read_documents
 
     try:
-        sourced = read_documents(file)
+        sourced = read_documents(files)
     except DocumentsError as exc:
         raise fail(str(exc)) from None
     request = api_pb2.ApplyRequest(resources=[s.resource for s in sourced], dry_run=dry_run)
     addr = resolve_address(address)
     with api_client(addr) as api:
         try:
-            reply = api.apply.Apply(request, timeout=30)
+            reply: api_pb2.ApplyResponse = api.apply.Apply(request, timeout=30)
         except grpc.RpcError as exc:
             if explained := explain_rejection(exc, sourced):
                 raise fail(f"nothing was applied:\n{explained}") from None
             raise rpc_failure(exc, addr) from None
+    environments = {
+        s.resource.deployment.metadata.name: s.resource.deployment.spec.environment
+        for s in sourced
+        if s.resource.WhichOneof("kind") == "deployment"
+    }
+    return reply, environments
+
+
+def _print_plans(reply: api_pb2.ApplyResponse, environments: dict[str, str]) -> None:
+    from meshline.cli.render import plan_lines
+
+    for result in reply.results:
+        if result.kind == "Deployment" and result.HasField("plan"):
+            env = environments.get(result.name, "")
+            for line in plan_lines(result.name, env, result.plan):
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def apply(
+    file: Annotated[list[Path], typer.Option("-f", "--file", help="YAML file(s); '-' for stdin")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate, resolve and explain only (like plan)")
+    ] = False,
+    address: AddressOption = None,
+) -> None:
+    """Create or update resources from YAML (kind: Model | Environment | Deployment | Region)."""
+    reply, environments = _apply(file, dry_run, address)
     suffix = " (dry run)" if dry_run else ""
     for result in reply.results:
         placement = f" → {', '.join(result.placement)}" if result.placement else ""
@@ -166,6 +254,22 @@ def apply(
             f"{result.kind.lower()}/{result.name} {result.action}{suffix}{placement}",
             highlight=False,
         )
+    if dry_run:
+        _print_plans(reply, environments)
+
+
+@app.command()
+def plan(
+    file: Annotated[list[Path], typer.Option("-f", "--file", help="YAML file(s); '-' for stdin")],
+    address: AddressOption = None,
+) -> None:
+    """Explain what applying FILE would do: merged policies, regions (and why others are
+    excluded), and the routes, weights, priorities and retries each gateway would get."""
+    reply, environments = _apply(file, True, address)
+    for result in reply.results:
+        if result.kind != "Deployment":
+            console.print(f"{result.kind.lower()}/{result.name} {result.action}", highlight=False)
+    _print_plans(reply, environments)
 
 
 class Kind(str, Enum):

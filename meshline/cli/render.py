@@ -71,7 +71,10 @@ def print_structured(items: Sequence[Message], fmt: OutputFormat, single: bool =
 def _regions_cell(dep: resources_pb2.Deployment) -> str:
     parts = []
     for r in dep.status.regions:
-        cell = f"{r.region}: {r.healthy_endpoints}/{r.desired_replicas} healthy"
+        if r.forwarding:
+            cell = f"{r.region}: forwards ({r.healthy_endpoints} regions reachable)"
+        else:
+            cell = f"{r.region}: {r.healthy_endpoints}/{r.desired_replicas} healthy"
         if r.nack_error:
             cell += ", NACK"
         elif not r.config_acked:
@@ -154,3 +157,47 @@ def regions_table(items: Sequence[resources_pb2.Region]) -> Table:
             s.nack_error,
         )
     return table
+
+
+def plan_lines(name: str, environment: str, plan: resources_pb2.DeploymentPlan) -> list[str]:
+    """`meshline plan`: merged policies, placement and exclusions, and every gateway's routes."""
+    from controlplane.policy import compact
+
+    lines = [f"deployment/{name} ({environment}) → {', '.join(plan.regions) or 'nowhere'}"]
+    lines.append("  effective policies:")
+    if not plan.policies:
+        lines.append("    (none: defaults everywhere)")
+    for p in plan.policies:
+        rule = p.policy.WhichOneof("rule") or "?"
+        text = f"    {p.source}: {rule} {compact(getattr(p.policy, rule))}"
+        if p.overridden_by:
+            text += f"  [overridden by {p.overridden_by}]"
+        lines.append(text)
+    for ex in plan.excluded:
+        lines.append(f"  excluded {ex.region}: {ex.reason}")
+    if plan.flavor:
+        lines.append(f"  flavors: {plan.flavor}")
+    for gw in plan.gateways:
+        retry = (
+            f"retries {gw.retries} on {','.join(gw.retry_on) or '-'}"
+            + (f", per try {gw.per_try_timeout_s:g}s" if gw.per_try_timeout_s else "")
+            + (f", budget {gw.retry_budget_percent:g}%" if gw.retry_budget_percent else "")
+        )
+        sticky = f" on header {gw.hash_header}" if gw.hash_header else ""
+        offload = f", offloading {gw.offload_percent}%" if gw.offload_percent else ""
+        lines.append(
+            f"  gateway {gw.region}: {gw.strategy}{sticky}, timeout {gw.timeout_s:g}s, "
+            f"{retry}{offload}"
+        )
+        for v in gw.versions:
+            share = f"{v.weight}%" if v.weight else "pinned only"
+            if v.mirror_percent:
+                share += f", mirror {v.mirror_percent:g}%"
+            tiers = " → ".join(
+                f"P{t.priority} {t.region} {t.kind}"
+                + (f" {t.weight}%" if t.weight < 100 else "")
+                + (f" ({t.endpoints} endpoints)" if t.kind == "local" else "")
+                for t in v.tiers
+            )
+            lines.append(f"    version {v.version} [{share}] {v.cluster}: {tiers or 'no route'}")
+    return lines

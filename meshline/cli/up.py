@@ -108,6 +108,18 @@ def wait_for(
     )
 
 
+# Where the demo regions are, by name prefix, so that "nearest" routing has places to compare.
+DEMO_PLACES: dict[str, tuple[str, str]] = {"eu": ("FR", "EU"), "us": ("US", "NA")}
+
+
+def demo_region_flags(region: str) -> list[str]:
+    """`--country/--continent` for a demo region named eu* or us*; nothing for other names."""
+    for prefix, (country, continent) in DEMO_PLACES.items():
+        if region.startswith(prefix):
+            return ["--country", country, "--continent", continent]
+    return []
+
+
 def demo_documents(model_path: Path, regions: list[str]) -> str:
     return f"""\
 kind: Environment
@@ -191,6 +203,7 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
                     str(state_dir / "regions" / region),
                     "--gateway-port",
                     str(_stable_port(FIRST_GATEWAY_PORT + index)),
+                    *demo_region_flags(region),
                 ],
             )
         with console.status("building the demo model"):

@@ -81,11 +81,21 @@ class WorkerReport(_message.Message):
     track: str
     def __init__(self, worker_id: _Optional[str] = ..., deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., grpc_address: _Optional[str] = ..., http_address: _Optional[str] = ..., state: _Optional[_Union[WorkerState, str]] = ..., restarts: _Optional[int] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., gateway_routable: _Optional[bool] = ..., version: _Optional[str] = ..., inflight: _Optional[int] = ..., track: _Optional[str] = ...) -> None: ...
 
+class ClusterHealth(_message.Message):
+    __slots__ = ("cluster", "routable_hosts")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    ROUTABLE_HOSTS_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    routable_hosts: int
+    def __init__(self, cluster: _Optional[str] = ..., routable_hosts: _Optional[int] = ...) -> None: ...
+
 class AgentReport(_message.Message):
-    __slots__ = ("workers",)
+    __slots__ = ("workers", "clusters")
     WORKERS_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerReport]
-    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerReport, _Mapping]]] = ...) -> None: ...
+    clusters: _containers.RepeatedCompositeFieldContainer[ClusterHealth]
+    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerReport, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[ClusterHealth, _Mapping]]] = ...) -> None: ...
 
 class Workload(_message.Message):
     __slots__ = ("deployment", "environment", "revision", "runtime", "model_path", "signature", "replicas", "model_version", "flavor", "track")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import grpc
@@ -27,6 +29,15 @@ def output_array(response: oip.ModelInferResponse, index: int = 0) -> np.ndarray
     )
 
 
+def served_by(metadata: object) -> dict[str, str]:
+    """`{"region": ..., "worker": ...}` from a worker's x-meshline-* trailing metadata."""
+    out = {}
+    for key, value in metadata or ():  # type: ignore[attr-defined]
+        if key in ("x-meshline-region", "x-meshline-worker"):
+            out[key.removeprefix("x-meshline-")] = str(value)
+    return out
+
+
 @dataclass
 class ClientLoop:
     """Runs in a thread until stopped; `outputs` keeps the last answer for checks."""
@@ -36,9 +47,13 @@ class ClientLoop:
     batch: np.ndarray
     environment: str = "production"
     concurrency: int = 2
+    # Extra metadata on every request (e.g. a pinned version or a sticky-session header).
+    extra_metadata: tuple[tuple[str, str], ...] = ()
     ok: int = 0
     failures: list[str] = field(default_factory=list)
     last_output: np.ndarray | None = None
+    # (monotonic time, region that served it) of every answer, from the worker's trailers.
+    served: list[tuple[float, str]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -47,17 +62,22 @@ class ClientLoop:
         metadata = (
             ("x-meshline-deployment", self.deployment),
             ("x-meshline-environment", self.environment),
+            *self.extra_metadata,
         )
         request = infer_request(self.deployment, self.batch)
         with grpc.insecure_channel(self.gateway) as channel:
             stub = oip_grpc.GRPCInferenceServiceStub(channel)
             while not self._stop.is_set():
                 try:
-                    response = stub.ModelInfer(request, metadata=metadata, timeout=10)
+                    response, call = stub.ModelInfer.with_call(
+                        request, metadata=metadata, timeout=10
+                    )
                     out = output_array(response)
+                    region = served_by(call.trailing_metadata()).get("region", "")
                     with self._lock:
                         self.ok += 1
                         self.last_output = out
+                        self.served.append((time.monotonic(), region))
                 except grpc.RpcError as exc:
                     with self._lock:
                         self.failures.append(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
@@ -77,3 +97,8 @@ class ClientLoop:
     def count(self) -> int:
         with self._lock:
             return self.ok
+
+    def regions_since(self, since: float) -> Counter[str]:
+        """How many answers each region served after monotonic time `since`."""
+        with self._lock:
+            return Counter(region for t, region in self.served if t >= since)

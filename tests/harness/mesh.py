@@ -7,10 +7,12 @@ real Envoy and real Torch workers. All of it is stopped when the block ends.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import yaml
@@ -69,6 +71,22 @@ class Mesh:
         assert address, f"region {region} has no gateway address yet"
         return address
 
+    def gateway_hosts(self, region: str, cluster: str) -> dict[str, str]:
+        """hostname → health flags of every host of `cluster`, from the region's Envoy admin."""
+        admin = self.region(region).status.admin_address
+        with urllib.request.urlopen(f"http://{admin}/clusters", timeout=5) as response:
+            lines = response.read().decode().splitlines()
+        names: dict[str, str] = {}
+        flags: dict[str, str] = {}
+        for line in lines:
+            parts = line.split("::")
+            if len(parts) == 4 and parts[0] == cluster:
+                if parts[2] == "hostname":
+                    names[parts[1]] = parts[3]
+                elif parts[2] == "health_flags":
+                    flags[parts[1]] = parts[3]
+        return {names.get(address, address): flag for address, flag in flags.items()}
+
     # -- waiting --------------------------------------------------------------------------
 
     def wait_agents(self, timeout_s: float = 60) -> None:
@@ -88,7 +106,9 @@ class Mesh:
             status = self.deployment(name, environment).status
             if status.phase != "Ready":
                 return False
-            return replicas is None or all(r.healthy_endpoints >= replicas for r in status.regions)
+            return replicas is None or all(
+                r.healthy_endpoints >= replicas for r in status.regions if not r.forwarding
+            )
 
         try:
             wait_until(ready, timeout_s, f"deployment {name} to be Ready")
@@ -125,7 +145,28 @@ class Mesh:
         self.controlplane.stop()
         self.start_controlplane()
 
-    def start_agent(self, region: str) -> ManagedProcess:
+    def start_agent(
+        self,
+        region: str,
+        *,
+        country: str = "",
+        continent: str = "",
+        cpu_flavors: Sequence[str] = (),
+        gpu_flavors: Sequence[str] = (),
+        max_replicas: int = 0,
+    ) -> ManagedProcess:
+        """Start `region`'s agent; the facts are what it registers the region as."""
+        facts: list[str] = []
+        if country:
+            facts += ["--country", country]
+        if continent:
+            facts += ["--continent", continent]
+        if cpu_flavors:
+            facts += ["--cpu-flavors", ",".join(cpu_flavors)]
+        if gpu_flavors:
+            facts += ["--gpu-flavors", ",".join(gpu_flavors)]
+        if max_replicas:
+            facts += ["--max-replicas", str(max_replicas)]
         agent = ManagedProcess(
             f"agent-{region}",
             [
@@ -137,6 +178,7 @@ class Mesh:
                 self.address,
                 "--state-dir",
                 str(self.state_dir / region),
+                *facts,
             ],
             self.state_dir,
         )
@@ -159,15 +201,27 @@ class Mesh:
 
 
 @contextmanager
-def running_mesh(state_dir: Path, regions: tuple[str, ...] = ("eu", "us")) -> Iterator[Mesh]:
-    """Start the control plane and one agent per region; stop all of it at the end."""
+def running_mesh(
+    state_dir: Path,
+    regions: tuple[str, ...] = ("eu", "us"),
+    region_facts: dict[str, dict[str, Any]] | None = None,
+) -> Iterator[Mesh]:
+    """Start the control plane and one agent per region; stop all of it at the end.
+
+    `region_facts` gives regions their place and capacity, as keyword arguments of
+    `Mesh.start_agent`, e.g. {"eu-west": {"country": "FR", "continent": "EU"}}.
+    """
+    facts = region_facts or {}
+    unknown = set(facts) - set(regions)
+    if unknown:
+        raise ValueError(f"region_facts names regions not started: {sorted(unknown)}")
     address = f"127.0.0.1:{free_port()}"
     with ExitStack() as stack:
         mesh = Mesh(state_dir, address, regions, controlplane=None)  # type: ignore[arg-type]
         stack.callback(lambda: mesh.close() if mesh.controlplane else None)
         mesh.start_controlplane()
         for region in regions:
-            mesh.start_agent(region)
+            mesh.start_agent(region, **facts.get(region, {}))
         try:
             mesh.wait_agents()
             yield mesh

@@ -11,7 +11,12 @@ class AgentConfig:
     region: str
     controlplane: str  # host:port of the control plane's gRPC server (API, ADS, agent stream)
     state_dir: Path
-    country: str = ""
+    # What the region registers as when no Region was applied for it.
+    country: str = ""  # ISO 3166-1 alpha-2
+    continent: str = ""  # AF, AN, AS, EU, NA, OC, SA
+    cpu_flavors: tuple[str, ...] = ()
+    gpu_flavors: tuple[str, ...] = ()
+    max_replicas: int = 0  # over all deployments; 0 = unlimited
     # Address the gateway and workers bind and advertise. One machine: loopback.
     host: str = "127.0.0.1"
     gateway_port: int = 0  # 0 = pick a free port

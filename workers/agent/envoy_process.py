@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
@@ -129,26 +130,23 @@ class EnvoyGateway:
             except OSError as exc:  # the old, exited process is awaited again: retry later
                 log.error("cannot start envoy: %s", exc)
 
-    async def routable_hosts(self) -> set[str] | None:
-        """`host:port` of every upstream host Envoy would pick now; None when admin is unreachable.
+    async def view(self) -> GatewayView | None:
+        """What the region's Envoy thinks of its upstream hosts now; None when admin is unreachable.
 
-        Read from Envoy's admin API: a host added by EDS is not routable until Envoy's own first
-        health check passed, which is what "serving" must wait for.
+        One read of the admin API's `/clusters` (plain text) per call: which hosts Envoy would
+        route to (a host added by EDS is not routable until Envoy's own first health check
+        passed, which is what "serving" must wait for) and how many requests each has in flight.
         """
-        url = f"http://{self.admin_address}/clusters?format=json"
+        url = f"http://{self.admin_address}/clusters"
         try:
             timeout = aiohttp.ClientTimeout(total=1.0)
             async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as reply:
-                data = await reply.json(content_type=None)
+                if reply.status != 200:
+                    return None
+                text = await reply.text(errors="replace")
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
-        return {
-            f"{h['address']['socket_address']['address']}:"
-            f"{h['address']['socket_address']['port_value']}"
-            for cluster in data.get("cluster_statuses", [])
-            for h in cluster.get("host_statuses", [])
-            if _routable(h.get("health_status", {}))
-        }
+        return parse_clusters(text)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -158,8 +156,52 @@ class EnvoyGateway:
             await children.stop(self._process, grace_s=5.0)
 
 
-def _routable(health: dict[str, object]) -> bool:
-    """Envoy's admin flags for one host: EDS healthy and no failing or pending check."""
-    return health.get("eds_health_status") == "HEALTHY" and not any(
-        value is True for key, value in health.items() if key != "eds_health_status"
+@dataclass(frozen=True)
+class GatewayView:
+    """Envoy's view of its upstream hosts, by address `host:port`."""
+
+    routable: frozenset[str] = frozenset()  # healthy in at least one cluster
+    inflight: dict[str, int] = field(default_factory=dict)  # rq_active summed over clusters
+    # cluster name → addresses Envoy would route to in it
+    routable_by_cluster: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def inflight_of(self, *addresses: str) -> int:
+        return sum(self.inflight.get(address, 0) for address in addresses)
+
+
+def parse_clusters(text: str) -> GatewayView:
+    """Parse the admin API's plain-text `/clusters`.
+
+    Host lines read `{cluster}::{host}:{port}::{stat}::{value}`. Cluster names may hold '@',
+    '~' and '.', and an IPv6 host holds '::' itself, so the cluster is cut at the first '::'
+    and the stat and value at the last two; what is left is the host. Cluster-wide lines
+    (`::default_priority::max_connections::1024`, `::added_via_api::true`) have no host and
+    are skipped by their stat name.
+    """
+    routable: set[str] = set()
+    inflight: dict[str, int] = {}
+    by_cluster: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        cluster, sep, rest = line.partition("::")
+        if not sep:
+            continue
+        parts = rest.rsplit("::", 2)
+        if len(parts) != 3:
+            continue
+        host, stat, value = parts
+        if stat == "rq_active":
+            try:
+                count = int(value)
+            except ValueError:
+                continue
+            inflight[host] = inflight.get(host, 0) + count
+        elif stat == "health_flags" and value == "healthy":
+            # Any flag (/failed_active_hc, /pending_active_hc, /failed_eds_health,
+            # /failed_outlier_check, ...) means Envoy would not pick the host now.
+            routable.add(host)
+            by_cluster.setdefault(cluster, set()).add(host)
+        elif stat == "health_flags":
+            by_cluster.setdefault(cluster, set())
+    return GatewayView(
+        frozenset(routable), inflight, {c: frozenset(h) for c, h in by_cluster.items()}
     )

@@ -8,7 +8,7 @@ import logging
 import signal
 import uuid
 
-from meshline.v1 import agent_pb2
+from meshline.v1 import agent_pb2, resources_pb2
 from workers.agent.config import AgentConfig
 from workers.agent.envoy_process import EnvoyGateway
 from workers.agent.session import ControlPlaneSession
@@ -29,10 +29,13 @@ async def run_agent(config: AgentConfig) -> None:
         admin_address=gateway.admin_address,
         agent_id=agent_id,
         country=config.country,
+        continent=config.continent,
+        flavors=resources_pb2.FlavorSet(cpu=config.cpu_flavors, gpu=config.gpu_flavors),
+        max_replicas=config.max_replicas,
     )
     session = ControlPlaneSession(hello, supervisor, config.controlplane, config.report_interval_s)
     supervisor.connected = session.connected.is_set
-    supervisor.gateway_view = gateway.routable_hosts
+    supervisor.gateway_view = gateway.view
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,9 +1,12 @@
 """Match running worker processes to the desired workloads of the region.
 
-Replacement is make-before-break: workers of a new revision start first; the
-old ones are marked draining only once enough new ones are healthy, and are
-stopped only when the control plane confirms (from Envoy's ACK) that the
-gateway no longer routes to them. A crashed worker is restarted with backoff.
+A workload is one track of a deployment in an environment: track "" runs the deployment's own
+version, other tracks run the versions of its traffic-split and mirror legs next to it.
+
+Replacement within a track (a new revision, e.g. another version) is make-before-break:
+workers of a new revision start first; the old ones are marked draining only once enough new
+ones are healthy, and are stopped only when the control plane confirms (from Envoy's ACK) that
+the gateway no longer routes to them. A crashed worker is restarted with backoff.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import sys
 import time
 import uuid
@@ -25,14 +29,20 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meshline.v1 import agent_pb2, resources_pb2
 from workers.agent import children
 from workers.agent.config import AgentConfig
+from workers.agent.envoy_process import GatewayView
 from workers.agent.ports import free_port
 
 log = logging.getLogger(__name__)
+# Clusters of a region's own workers only (see controlplane/translate/names.py).
+LOCAL_MARK = "~local"
 
 State = agent_pb2.WorkerState
 UNHEALTHY_AFTER_FAILED_PROBES = 3  # a busy worker may answer late; a dead one is seen at once
 MAX_RESTART_BACKOFF_S = 10.0
 STABLE_AFTER_S = 30.0
+
+# (deployment, environment, track): the workers that replace each other make-before-break.
+WorkloadKey = tuple[str, str, str]
 
 
 @dataclass
@@ -44,6 +54,7 @@ class Worker:
     grpc_port: int
     http_port: int
     log_path: Path
+    host: str = "127.0.0.1"
     process: asyncio.subprocess.Process | None = None
     state: int = State.WORKER_STATE_STARTING
     draining: bool = False
@@ -57,10 +68,19 @@ class Worker:
     failures: int = 0  # consecutive short-lived runs; drives the backoff
     channel: grpc.aio.Channel | None = None
     gateway_routable: bool = False  # the region's Envoy would send it traffic now
+    inflight: int = 0  # requests the region's Envoy has in flight to it (both ports)
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.workload.deployment, self.workload.environment)
+    def key(self) -> WorkloadKey:
+        return workload_key(self.workload)
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def http_address(self) -> str:
+        return f"{self.host}:{self.http_port}"
 
     @property
     def revision(self) -> str:
@@ -82,8 +102,19 @@ def signature_json(signature: resources_pb2.ModelSignature) -> dict[str, object]
     }
 
 
-def workload_key(workload: agent_pb2.Workload) -> tuple[str, str]:
-    return (workload.deployment, workload.environment)
+def workload_key(workload: agent_pb2.Workload) -> WorkloadKey:
+    return (workload.deployment, workload.environment, workload.track)
+
+
+_NOT_IN_ID = re.compile(r"[^a-z0-9.-]+")
+
+
+def new_worker_id(region: str, workload: agent_pb2.Workload) -> str:
+    """Unique, and readable in logs and Envoy's admin: region, deployment, track (if any)."""
+    parts = [region, workload.deployment]
+    if workload.track:
+        parts.append(_NOT_IN_ID.sub("-", workload.track.lower()).strip("-.") or "track")
+    return "-".join([*parts, uuid.uuid4().hex[:6]])
 
 
 @dataclass
@@ -93,11 +124,14 @@ class Supervisor:
     # Whether the control plane can currently confirm drains; without it a draining worker
     # may still be in the gateway's last config, so it is never stopped on a timer.
     connected: Callable[[], bool] = lambda: True
-    # Hosts the region's Envoy would route to now (None: unknown, e.g. no gateway in tests);
-    # a replacement counts as serving only once the gateway itself sees it healthy.
-    gateway_view: Callable[[], Awaitable[set[str] | None]] | None = None
+    # The region's Envoy's view of its hosts (None: admin unreachable; no callable: no gateway,
+    # e.g. in tests). A replacement counts as serving only once the gateway itself sees it
+    # healthy; the view's in-flight counts are reported as each worker's load.
+    gateway_view: Callable[[], Awaitable[GatewayView | None]] | None = None
     workers: dict[str, Worker] = field(default_factory=dict)
-    desired: dict[tuple[str, str], agent_pb2.Workload] = field(default_factory=dict)
+    desired: dict[WorkloadKey, agent_pb2.Workload] = field(default_factory=dict)
+    # Envoy's routable hosts per cluster leading to other regions (see AgentReport.clusters).
+    _forwarding: dict[str, int] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -120,7 +154,6 @@ class Supervisor:
     # -- outputs ------------------------------------------------------------------------
 
     def report(self) -> agent_pb2.AgentReport:
-        host = self.config.host
         return agent_pb2.AgentReport(
             workers=[
                 agent_pb2.WorkerReport(
@@ -128,30 +161,45 @@ class Supervisor:
                     deployment=w.workload.deployment,
                     environment=w.workload.environment,
                     revision=w.revision,
-                    grpc_address=f"{host}:{w.grpc_port}",
-                    http_address=f"{host}:{w.http_port}",
+                    grpc_address=w.grpc_address,
+                    http_address=w.http_address,
                     state=State.WORKER_STATE_DRAINING if w.draining else State.ValueType(w.state),
                     restarts=w.restarts,
                     last_error=w.last_error,
                     consecutive_failures=w.failures,
                     gateway_routable=self._serving(w) and not w.draining,
+                    version=w.workload.model_version,
+                    inflight=w.inflight,
+                    track=w.workload.track,
                 )
                 for w in sorted(self.workers.values(), key=lambda w: w.worker_id)
-            ]
+            ],
+            clusters=[
+                agent_pb2.ClusterHealth(cluster=name, routable_hosts=count)
+                for name, count in sorted(self._forwarding.items())
+            ],
         )
 
     # -- the loop -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        while not self._stopping:
-            for step in (self._reconcile, self._probe_all):
-                try:
-                    await step()
-                except Exception:  # never let one bad step kill the agent or block the other
-                    log.exception("supervisor step %s failed", step.__name__)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.health_interval_s)
+        # The gateway is read on its own cadence: a worker slow to answer its health check
+        # (busy, i.e. exactly when load matters) must not delay the in-flight counts.
+        watcher = asyncio.create_task(self._watch_gateway(), name="gateway-view")
+        try:
+            while not self._stopping:
+                for step in (self._reconcile, self._probe_all):
+                    try:
+                        await step()
+                    except Exception:  # never let one bad step kill the agent or block the other
+                        log.exception("supervisor step %s failed", step.__name__)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.config.health_interval_s)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     async def _reconcile(self) -> None:
         changed = False
@@ -180,7 +228,7 @@ class Supervisor:
         if changed:
             self.on_change()
 
-    async def _reconcile_workload(self, key: tuple[str, str], workload: agent_pb2.Workload) -> bool:
+    async def _reconcile_workload(self, key: WorkloadKey, workload: agent_pb2.Workload) -> bool:
         """Start, drain or replace this workload's workers; True when something changed."""
         changed = False
         current = [w for w in self.workers.values() if w.key == key and not w.draining]
@@ -236,10 +284,13 @@ class Supervisor:
         self.on_change()
 
     async def _start_new(self, workload: agent_pb2.Workload) -> Worker:
-        worker_id = f"{self.config.region}-{workload.deployment}-{uuid.uuid4().hex[:6]}"
+        worker_id = new_worker_id(self.config.region, workload)
+        while worker_id in self.workers:
+            worker_id = new_worker_id(self.config.region, workload)
         worker = Worker(
             worker_id=worker_id,
             workload=workload,
+            host=self.config.host,
             grpc_port=free_port(self.config.host),
             http_port=free_port(self.config.host),
             log_path=self.config.state_dir / "workers" / f"{worker_id}.log",
@@ -305,21 +356,48 @@ class Supervisor:
     async def _probe_all(self) -> None:
         workers = list(self.workers.values())
         results = await asyncio.gather(*(self._probe(w) for w in workers))
-        changed = any(results)
-        if self.gateway_view is not None:
-            routable = await self.gateway_view()
-            host = self.config.host
-            for w in workers:
-                now = (
-                    routable is not None
-                    and {f"{host}:{w.grpc_port}", f"{host}:{w.http_port}"} <= routable
-                )
-                if now != w.gateway_routable:
-                    w.gateway_routable = now
-                    changed = True
-                    self._wake.set()  # may let old workers drain
+        if any(results):
+            self.on_change()
+
+    async def _watch_gateway(self) -> None:
+        """Every probe interval: one read of the gateway's view, applied to all workers."""
+        if self.gateway_view is None:
+            return
+        while not self._stopping:
+            try:
+                self.apply_gateway_view(await self.gateway_view())
+            except Exception:  # a bad read must not stop the next ones
+                log.exception("cannot read the gateway's view of the workers")
+            await asyncio.sleep(self.config.health_interval_s)
+
+    def apply_gateway_view(self, view: GatewayView | None) -> bool:
+        """Take the gateway's routable hosts and in-flight counts; report when any changed.
+
+        None (admin unreachable) counts as nothing routable and nothing in flight.
+        """
+        changed = False
+        forwarding = {
+            cluster: len(hosts)
+            for cluster, hosts in (view.routable_by_cluster.items() if view is not None else ())
+            if LOCAL_MARK not in cluster
+        }
+        if forwarding != self._forwarding:
+            self._forwarding = forwarding
+            changed = True
+        for w in list(self.workers.values()):
+            addresses = (w.grpc_address, w.http_address)
+            routable = view is not None and set(addresses) <= view.routable
+            inflight = view.inflight_of(*addresses) if view is not None else 0
+            if routable != w.gateway_routable:
+                w.gateway_routable = routable
+                changed = True
+                self._wake.set()  # may let old workers drain
+            if inflight != w.inflight:
+                w.inflight = inflight
+                changed = True
         if changed:
             self.on_change()
+        return changed
 
     async def _probe(self, worker: Worker) -> bool:
         """Update one worker's state; True when it changed."""

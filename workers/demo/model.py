@@ -70,3 +70,47 @@ def build_mlp(path: Path, seed: int = 0) -> Path:
     partial.write_bytes(buffer.getvalue())
     os.replace(partial, path)  # readers never see a half-written model
     return path
+
+
+class SlowMLP(nn.Module):
+    """The MLP plus `rounds` of dense matrix work per call: a stand-in for a heavy model.
+
+    The extra work is real compute (square matmuls), so a worker serving it saturates the way a
+    big model does; the answer is still exactly the MLP's.
+    """
+
+    def __init__(self, rounds: int) -> None:
+        super().__init__()
+        self.mlp = MLP()
+        self.rounds = rounds
+        self.work = nn.Parameter(torch.eye(SLOW_SIZE) * 0.5, requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        acc = self.work * 1.0
+        for _ in range(self.rounds):
+            acc = torch.tanh(acc @ self.work)
+        return self.mlp(x) + 0.0 * acc[0, 0]
+
+
+SLOW_SIZE = 192
+
+
+def build_slow_mlp(path: Path, seed: int = 0, rounds: int = 40) -> Path:
+    """Like `build_mlp` (same weights for the same seed) but slow: `rounds` matmuls per call."""
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        model = SlowMLP(rounds).eval()
+    finally:
+        torch.random.set_rng_state(state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(model)
+        buffer = io.BytesIO()
+        torch.jit.save(scripted, buffer)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_bytes(buffer.getvalue())
+    os.replace(partial, path)
+    return path

@@ -9,11 +9,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from controlplane.agents.registry import AgentRegistry
+from controlplane.agents.registry import AgentRegistry, region_spec
 from controlplane.agents.service import AgentService
 from controlplane.api.registration import register_region
-from controlplane.store import Store
-from meshline.v1 import agent_pb2, agent_pb2_grpc
+from controlplane.store import Store, wrap
+from meshline.v1 import agent_pb2, agent_pb2_grpc, resources_pb2
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ async def service(tmp_path: Path) -> AsyncIterator[tuple[str, Store, AgentRegist
     registry = AgentRegistry()
     server = grpc.aio.server()
     agent_pb2_grpc.add_AgentServiceServicer_to_server(
-        AgentService(registry, lambda h: register_region(store, h.region, h.country)), server
+        AgentService(registry, lambda h: register_region(store, h.region, region_spec(h))), server
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -69,6 +69,85 @@ async def test_hello_registers_the_region_and_the_session(
     assert store.get_region("eu").spec.country == "DE"
     call.cancel()
     await _wait(lambda: registry.session("eu") is None, "the session to end")
+
+
+async def test_hello_registers_place_flavors_and_capacity(
+    service: tuple[str, Store, AgentRegistry],
+) -> None:
+    address, store, registry = service
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    call = await _stream(
+        address,
+        agent_pb2.AgentHello(
+            region="eu-west",
+            country="fr",
+            continent="eu",
+            flavors=resources_pb2.FlavorSet(cpu=["c5.large", "c5.large"], gpu=["a100"]),
+            max_replicas=8,
+            agent_id="a1",
+        ),
+        queue,
+    )
+    await _wait(lambda: registry.reported_regions() == ["eu-west"], "the first report")
+    spec = store.get_region("eu-west").spec
+    assert (spec.country, spec.continent, spec.max_replicas) == ("FR", "EU", 8)
+    assert (list(spec.flavors.cpu), list(spec.flavors.gpu)) == (["c5.large"], ["a100"])
+    call.cancel()
+    await _wait(lambda: registry.session("eu-west") is None, "the session to end")
+
+
+async def test_an_applied_region_wins_over_the_hello(
+    service: tuple[str, Store, AgentRegistry],
+) -> None:
+    address, store, registry = service
+    applied = resources_pb2.Region()
+    applied.metadata.name = "eu"
+    applied.spec.country = "DE"
+    applied.spec.continent = "EU"
+    applied.spec.max_replicas = 4
+    store.apply([wrap(applied)])
+    call = await _stream(
+        address,
+        agent_pb2.AgentHello(
+            region="eu",
+            country="US",
+            continent="NA",
+            flavors=resources_pb2.FlavorSet(gpu=["h100"]),
+            max_replicas=99,
+            agent_id="a1",
+        ),
+        asyncio.Queue(),
+    )
+    await _wait(lambda: registry.reported_regions() == ["eu"], "the first report")
+    spec = store.get_region("eu").spec
+    assert (spec.country, spec.continent, spec.max_replicas) == ("DE", "EU", 4)
+    assert not spec.flavors.gpu
+    call.cancel()
+    await _wait(lambda: registry.session("eu") is None, "the session to end")
+
+
+async def test_invalid_region_facts_are_refused_naming_the_fields(
+    service: tuple[str, Store, AgentRegistry],
+) -> None:
+    address, store, _ = service
+    call = await _stream(
+        address,
+        agent_pb2.AgentHello(
+            region="eu",
+            continent="Europe",
+            flavors=resources_pb2.FlavorSet(cpu=["bad flavor"]),
+            max_replicas=-1,
+            agent_id="a1",
+        ),
+        asyncio.Queue(),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call.read()
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = info.value.details() or ""
+    for path in ("spec.continent", "spec.flavors.cpu[0]", "spec.max_replicas"):
+        assert path in details, details
+    assert store.list_regions() == []
 
 
 async def test_invalid_hello_is_refused_naming_the_field(

@@ -27,6 +27,7 @@ from controlplane.store import (
     wrap,
 )
 from meshline.v1.api_pb2 import Resource
+from meshline.v1.resources_pb2 import RegionSpec
 from tests.controlplane.store.builders import (
     deployment,
     environment,
@@ -156,7 +157,7 @@ def test_close_and_reopen_keeps_everything(db_path: Path, tmp_path: Path) -> Non
 def test_open_creates_the_directory(tmp_path: Path) -> None:
     path = tmp_path / "state" / "deep" / "meshline.db"
     with Store.open(path) as s:
-        s.ensure_region("eu", "DE")
+        s.ensure_region("eu", RegionSpec(country="DE"))
     assert path.is_file()
 
 
@@ -246,13 +247,13 @@ def test_missing_things_are_not_found(store: Store) -> None:
 
 
 def test_ensure_region_registers_once_and_keeps_what_exists(store: Store) -> None:
-    assert store.ensure_region("eu", "DE") is True
+    assert store.ensure_region("eu", RegionSpec(country="DE")) is True
     revision = store.revision
-    assert store.ensure_region("eu", "FR") is False
+    assert store.ensure_region("eu", RegionSpec(country="FR")) is False
     assert store.get_region("eu").spec.country == "DE"
     assert store.revision == revision
     with pytest.raises(ValueError, match="DNS-1123"):
-        store.ensure_region("Not_A_Name", "DE")
+        store.ensure_region("Not_A_Name", RegionSpec(country="DE"))
 
 
 def test_listeners_hear_each_commit(store: Store, tmp_path: Path) -> None:
@@ -261,7 +262,7 @@ def test_listeners_hear_each_commit(store: Store, tmp_path: Path) -> None:
     store.apply(_everything(tmp_path))
     store.apply(_everything(tmp_path))  # unchanged: no event
     store.delete_deployment("production", "mnist")
-    store.ensure_region("asia", "JP")
+    store.ensure_region("asia", RegionSpec(country="JP"))
     remove()
     store.delete_region("asia")
 
@@ -285,7 +286,7 @@ def test_a_failing_listener_does_not_break_the_store(store: Store) -> None:
     seen: list[int] = []
     store.add_listener(broken)
     store.add_listener(lambda e: seen.append(e.revision))
-    store.ensure_region("eu", "DE")
+    store.ensure_region("eu", RegionSpec(country="DE"))
     assert seen == [1]
 
 
@@ -293,7 +294,7 @@ async def test_waiting_for_a_revision(store: Store) -> None:
     waiter = asyncio.create_task(store.wait_for_revision(0))
     await asyncio.sleep(0)  # let it start waiting
     assert not waiter.done()
-    store.ensure_region("eu", "DE")
+    store.ensure_region("eu", RegionSpec(country="DE"))
     assert await asyncio.wait_for(waiter, 10) == 1
     # Already past: returns at once.
     assert await store.wait_for_revision(0) == 1
@@ -302,7 +303,7 @@ async def test_waiting_for_a_revision(store: Store) -> None:
 async def test_a_commit_in_another_thread_wakes_the_waiter(store: Store) -> None:
     waiter = asyncio.create_task(store.wait_for_revision(store.revision))
     await asyncio.sleep(0)
-    await asyncio.to_thread(store.ensure_region, "us", "US")
+    await asyncio.to_thread(store.ensure_region, "us", RegionSpec(country="US"))
     assert await asyncio.wait_for(waiter, 10) == 1
 
 
@@ -318,7 +319,7 @@ def test_a_newer_schema_is_refused(db_path: Path) -> None:
 
 def test_migrations_run_in_order_once(db_path: Path) -> None:
     with Store.open(db_path, migrations=MIGRATIONS) as s:
-        s.ensure_region("eu", "DE")
+        s.ensure_region("eu", RegionSpec(country="DE"))
     extra = Migration(
         len(MIGRATIONS) + 1,
         "test: an extra table",

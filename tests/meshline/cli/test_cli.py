@@ -228,6 +228,28 @@ def test_agent_arguments_are_checked_before_anything_starts() -> None:
         check=False,
     )
     assert bad_address.returncode == 1 and "host:port" in bad_address.stderr
+    bad_facts = subprocess.run(
+        [
+            *(sys.executable, "-m", "meshline", "agent", "--region", "eu"),
+            *("--continent", "Europe", "--gpu-flavors", "a100,bad flavor", "--max-replicas", "-1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad_facts.returncode == 1
+    for flag in ("--continent", "--gpu-flavors", "--max-replicas"):
+        assert flag in bad_facts.stderr, bad_facts.stderr
+
+
+def test_up_places_the_demo_regions() -> None:
+    from meshline.cli.up import demo_region_flags
+
+    assert demo_region_flags("eu") == ["--country", "FR", "--continent", "EU"]
+    assert demo_region_flags("eu-central") == ["--country", "FR", "--continent", "EU"]
+    assert demo_region_flags("us") == ["--country", "US", "--continent", "NA"]
+    assert demo_region_flags("asia") == []
 
 
 def test_delete_by_file(address: str, model: Path, tmp_path: Path) -> None:

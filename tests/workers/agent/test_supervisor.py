@@ -16,13 +16,16 @@ import pytest
 
 from meshline.v1 import agent_pb2, resources_pb2
 from workers.agent.config import AgentConfig
-from workers.agent.supervisor import Supervisor
+from workers.agent.envoy_process import GatewayView
+from workers.agent.supervisor import Supervisor, Worker
 from workers.demo import build_mlp
 
 State = agent_pb2.WorkerState
 
 
-def _workload(path: Path, revision: str, replicas: int = 1) -> agent_pb2.Workload:
+def _workload(
+    path: Path, revision: str, replicas: int = 1, track: str = "", version: str = ""
+) -> agent_pb2.Workload:
     signature = resources_pb2.ModelSignature()
     signature.inputs.add(name="input", datatype="FP32", shape=[-1, 784])
     signature.outputs.add(name="output", datatype="FP32", shape=[-1, 10])
@@ -34,7 +37,8 @@ def _workload(path: Path, revision: str, replicas: int = 1) -> agent_pb2.Workloa
         model_path=str(path),
         signature=signature,
         replicas=replicas,
-        model_version=revision,
+        model_version=version or revision,
+        track=track,
     )
 
 
@@ -50,16 +54,19 @@ def _states(sup: Supervisor) -> list[tuple[str, int]]:
     return [(w.revision, w.state) for w in sup.report().workers]
 
 
-@pytest.fixture
-async def supervisor(tmp_path: Path) -> AsyncIterator[Supervisor]:
-    config = AgentConfig(
+def _config(tmp_path: Path) -> AgentConfig:
+    return AgentConfig(
         region="t",
         controlplane="127.0.0.1:1",
         state_dir=tmp_path,
         health_interval_s=0.2,
         max_drain_s=0.5,
     )
-    sup = Supervisor(config, on_change=lambda: None)
+
+
+@pytest.fixture
+async def supervisor(tmp_path: Path) -> AsyncIterator[Supervisor]:
+    sup = Supervisor(_config(tmp_path), on_change=lambda: None)
     task = asyncio.create_task(sup.run())
     try:
         yield sup
@@ -120,3 +127,139 @@ async def test_overdue_drain_is_forced_only_when_connected(
     worker.drain_started -= 60
     await _until(lambda: not worker.running, "the overdue worker to stop")
     assert supervisor.workers == {}
+
+
+def _by_track(sup: Supervisor) -> dict[str, list[tuple[str, str, int]]]:
+    tracks: dict[str, list[tuple[str, str, int]]] = {}
+    for w in sup.report().workers:
+        tracks.setdefault(w.track, []).append((w.version, w.revision, w.state))
+    return tracks
+
+
+async def test_tracks_run_side_by_side_and_are_replaced_on_their_own(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    model = build_mlp(tmp_path / "m.pt")
+    supervisor.connected = lambda: False  # drains end only by release
+    main_v1 = _workload(model, "r1", version="v1")
+    leg = _workload(model, "r-leg", track="V2_beta", version="V2_beta")
+    supervisor.set_desired([main_v1, leg])
+    healthy = State.WORKER_STATE_HEALTHY
+    await _until(
+        lambda: (
+            _by_track(supervisor)
+            == {"": [("v1", "r1", healthy)], "V2_beta": [("V2_beta", "r-leg", healthy)]}
+        ),
+        "both tracks healthy",
+    )
+    main_worker = next(w for w in supervisor.workers.values() if not w.workload.track)
+    leg_worker = next(w for w in supervisor.workers.values() if w.workload.track)
+    # Ids stay unique and readable: the track shows, sanitized for [a-z0-9.-].
+    assert main_worker.worker_id.startswith("t-d-") and "beta" not in main_worker.worker_id
+    assert leg_worker.worker_id.startswith("t-d-v2-beta-")
+    assert leg_worker.grpc_port != main_worker.grpc_port
+    leg_pid = leg_worker.process.pid if leg_worker.process else None
+    leg_restarts = leg_worker.restarts
+
+    # A new version on the main track: make-before-break there, the leg is left alone.
+    supervisor.set_desired([_workload(model, "r3", version="v3"), leg])
+    await _until(
+        lambda: ("v3", "r3", healthy) in _by_track(supervisor)[""] and main_worker.draining,
+        "v3 healthy and v1 draining",
+    )
+    supervisor.release([main_worker.worker_id])
+    await _until(lambda: main_worker.worker_id not in supervisor.workers, "v1 retired")
+    assert _by_track(supervisor) == {
+        "": [("v3", "r3", healthy)],
+        "V2_beta": [("V2_beta", "r-leg", healthy)],
+    }
+    assert supervisor.workers[leg_worker.worker_id] is leg_worker
+    assert not leg_worker.draining and leg_worker.restarts == leg_restarts
+    assert leg_worker.process is not None and leg_worker.process.pid == leg_pid
+
+    # The leg leaves the desired state: only its worker drains.
+    supervisor.set_desired([_workload(model, "r3", version="v3")])
+    await _until(lambda: leg_worker.draining, "the leg draining")
+    assert [w.draining for w in supervisor.workers.values() if not w.workload.track] == [False]
+
+
+def _worker(sup: Supervisor, worker_id: str, grpc_port: int, http_port: int) -> Worker:
+    worker = Worker(
+        worker_id=worker_id,
+        workload=_workload(Path("m.pt"), "r1", track="v2", version="v2"),
+        grpc_port=grpc_port,
+        http_port=http_port,
+        log_path=Path("unused.log"),
+        host=sup.config.host,
+        state=State.WORKER_STATE_HEALTHY,
+    )
+    sup.workers[worker_id] = worker
+    return worker
+
+
+async def _no_view() -> GatewayView | None:
+    return None
+
+
+def test_gateway_view_sets_inflight_and_reports_only_changes(tmp_path: Path) -> None:
+    reports: list[int] = []
+    sup = Supervisor(_config(tmp_path), on_change=lambda: reports.append(1))
+    sup.gateway_view = None  # views are applied by hand here
+    _worker(sup, "a", 9000, 9001)
+    _worker(sup, "b", 9002, 9003)
+    view = GatewayView(
+        routable=frozenset({"127.0.0.1:9000", "127.0.0.1:9001", "127.0.0.1:9002"}),
+        inflight={"127.0.0.1:9000": 2, "127.0.0.1:9001": 3, "127.0.0.1:9002": 1},
+    )
+    assert sup.apply_gateway_view(view) and len(reports) == 1
+    sup.gateway_view = _no_view  # a gateway exists: serving needs its view
+    report = {w.worker_id: w for w in sup.report().workers}
+    assert (report["a"].inflight, report["a"].gateway_routable) == (5, True)
+    # Only one of b's two ports is routable: b is not.
+    assert (report["b"].inflight, report["b"].gateway_routable) == (1, False)
+    assert (report["a"].version, report["a"].track) == ("v2", "v2")
+
+    assert not sup.apply_gateway_view(view) and len(reports) == 1  # nothing changed, no report
+    busier = GatewayView(view.routable, {**view.inflight, "127.0.0.1:9001": 4})
+    assert sup.apply_gateway_view(busier) and len(reports) == 2
+    assert {w.worker_id: w.inflight for w in sup.report().workers} == {"a": 6, "b": 1}
+    # The admin API unreachable: nothing routable, nothing known in flight.
+    assert sup.apply_gateway_view(None) and len(reports) == 3
+    assert [(w.inflight, w.gateway_routable) for w in sup.report().workers] == [(0, False)] * 2
+
+
+async def test_inflight_changes_are_reported_within_a_probe_interval(tmp_path: Path) -> None:
+    model = build_mlp(tmp_path / "m.pt")
+    inflight: dict[str, int] = {}
+    reads: list[float] = []
+    changes: list[float] = []
+
+    async def view() -> GatewayView:
+        reads.append(time.monotonic())
+        routable = frozenset(
+            a for w in sup.workers.values() for a in (w.grpc_address, w.http_address)
+        )
+        return GatewayView(routable, dict(inflight))
+
+    sup = Supervisor(_config(tmp_path), on_change=lambda: changes.append(time.monotonic()))
+    sup.gateway_view = view
+    task = asyncio.create_task(sup.run())
+    try:
+        sup.set_desired([_workload(model, "r1")])
+        await _until(
+            lambda: [w.gateway_routable for w in sup.report().workers] == [True], "serving"
+        )
+        worker = next(iter(sup.workers.values()))
+        await asyncio.sleep(0.5)
+        quiet_since = time.monotonic()
+        await asyncio.sleep(0.6)  # three probe intervals with nothing new: no report
+        assert not [t for t in changes if t > quiet_since]
+        assert len([t for t in reads if t > quiet_since]) >= 2  # the gateway is still read
+        inflight[worker.http_address] = 7
+        changed_at = time.monotonic()
+        # Read every probe interval (0.2 s here): reported well within a second.
+        await _until(lambda: any(t > changed_at for t in changes), "a report", timeout_s=1.0)
+        assert sup.report().workers[0].inflight == 7
+    finally:
+        await sup.stop()
+        task.cancel()
