@@ -174,36 +174,38 @@ def _hop_routes(deployment: DeploymentRoute, region: str) -> list[Route]:
     key = deployment.key
     hop = _present(names.HOP_HEADER)
     named = _exact(names.DEPLOYMENT_HEADER, deployment.deployment)
-    environment = _exact(names.ENVIRONMENT_HEADER, deployment.environment)
     result = []
     for backend in deployment.backends:
         version = _exact(names.VERSION_HEADER, backend.version)
-        grpc = RouteMatch(prefix="/", grpc=RouteMatch.GrpcRouteMatchOptions())
-        grpc.headers.extend([hop, named, environment, version])
-        http = RouteMatch(path_separated_prefix=_model_path(deployment.deployment))
-        http.headers.extend([hop, environment, version])
-        probe = RouteMatch(path=READY_PATH)
-        probe.headers.extend([hop, named, environment, version])
-        for kind, match, is_grpc in (
-            ("grpc", grpc, True),
-            ("http", http, False),
-            ("http.probe", probe, False),
-        ):
-            name = names.route_name(key, f"hop.{kind}.version.{backend.version}")
-            if backend.local_endpoints is None:
-                result.append(_not_served_here(name, match, deployment, backend, region, is_grpc))
-            else:
-                result.append(
-                    _forward(
-                        name,
-                        match,
-                        deployment,
-                        region,
-                        grpc=is_grpc,
-                        backends=[backend],
-                        local=True,
+        for suffix, environment in _environment_matchers(deployment.environment):
+            grpc = RouteMatch(prefix="/", grpc=RouteMatch.GrpcRouteMatchOptions())
+            grpc.headers.extend([hop, named, environment, version])
+            http = RouteMatch(path_separated_prefix=_model_path(deployment.deployment))
+            http.headers.extend([hop, environment, version])
+            probe = RouteMatch(path=READY_PATH)
+            probe.headers.extend([hop, named, environment, version])
+            for kind, match, is_grpc in (
+                ("grpc", grpc, True),
+                ("http", http, False),
+                ("http.probe", probe, False),
+            ):
+                name = names.route_name(key, f"hop.{kind}{suffix}.version.{backend.version}")
+                if backend.local_endpoints is None:
+                    result.append(
+                        _not_served_here(name, match, deployment, backend, region, is_grpc)
                     )
-                )
+                else:
+                    result.append(
+                        _forward(
+                            name,
+                            match,
+                            deployment,
+                            region,
+                            grpc=is_grpc,
+                            backends=[backend],
+                            local=True,
+                        )
+                    )
     return result
 
 

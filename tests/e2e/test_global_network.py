@@ -6,10 +6,12 @@ deploys its own deployment names and removes them, so tests do not depend on eac
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -101,6 +103,34 @@ def test_eu_only_deployment_entering_in_the_us_is_served_in_the_eu(
         # The same request entering in the EU is served where it entered.
         west = world.gateway("eu-west")
         assert {_infer(west, "geo")[1]["region"] for _ in range(10)} == {"eu-west"}
+        # REST takes the same path; the answer says where it entered and where it was served.
+        body = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "input",
+                        "datatype": "FP32",
+                        "shape": [1, 784],
+                        "data": BATCH.ravel().tolist(),
+                    }
+                ]
+            }
+        ).encode()
+        request = urllib.request.Request(f"http://{us}/v2/models/geo/infer", data=body)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["x-meshline-entry-region"] == "us-east"
+            assert response.headers["x-meshline-region"] in EU
+        # A request that another gateway already forwarded is never forwarded again.
+        hop = (("x-meshline-hop", "eu-west"), ("x-meshline-version", "v1"))
+        with pytest.raises(grpc.RpcError) as looped:
+            _infer(us, "geo", hop)
+        assert looped.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "never forwarded again" in (looped.value.details() or "")
+        request.add_header("x-meshline-hop", "eu-west")
+        request.add_header("x-meshline-version", "v1")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 503
     finally:
         _delete(world, "geo")
 
@@ -272,8 +302,10 @@ def test_a_lost_region_is_routed_around_without_failures(
         world.wait_ready("lost")
         # Steady state: us-east's Envoy has health-checked both EU gateways (through them).
         wait_until(
-            lambda: world.gateway_hosts("us-east", "lost.production.grpc")
-            == {"gateway.eu-central": "healthy", "gateway.eu-west": "healthy"},
+            lambda: (
+                world.gateway_hosts("us-east", "lost.production.grpc")
+                == {"gateway.eu-central": "healthy", "gateway.eu-west": "healthy"}
+            ),
             30,
             "us-east to see both EU gateways healthy",
         )
