@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from controlplane.agents.registry import AgentRegistry
-from controlplane.ir.model import DeploymentRoute, Endpoint, GatewayIR, HealthCheckSettings
+from controlplane.ir.model import (
+    TIER_GATEWAY,
+    Backend,
+    DeploymentRoute,
+    Endpoint,
+    GatewayIR,
+    HealthCheckSettings,
+    Tier,
+)
 from controlplane.reconciler import NetworkState
 from controlplane.status import CDS, EDS, LDS, RDS, LiveStatus
 from controlplane.translate import translate_gateway
@@ -61,9 +69,11 @@ def _deployment() -> resources_pb2.Deployment:
     return dep
 
 
-async def _sync_all(client: AdsClient, cache: SnapshotCache, nack_clusters: str = "") -> None:
+async def _sync_all(
+    client: AdsClient, cache: SnapshotCache, nack_clusters: str = "", region: str = "eu"
+) -> None:
     """Subscribe to every type and ACK (or NACK CDS) what arrives."""
-    resources = cache.snapshot("eu")
+    resources = cache.snapshot(region)
     assert resources is not None
     for type_url in (CDS, EDS, LDS, RDS):
         names = (
@@ -164,3 +174,46 @@ async def test_workers_of_an_old_version_do_not_make_it_ready(
     assert result.phase == "Pending"
     assert result.regions[0].healthy_endpoints == 0
     assert "current version" in result.message
+
+
+def _forwarding_gateway() -> GatewayIR:
+    """Region us does not run d: its only tier is eu's gateway."""
+    gateway = Endpoint("gateway.eu", "127.0.0.1", 8080, 8080)
+    backend = Backend(
+        "", "v1", tiers=(Tier("eu", TIER_GATEWAY, 0, (gateway,)),), local_endpoints=None
+    )
+    return GatewayIR("us", "127.0.0.1", 8090, (DeploymentRoute("d", "production", (backend,)),))
+
+
+async def test_a_forwarding_region_must_reach_a_serving_region(
+    cache: SnapshotCache, connect: Connect
+) -> None:
+    registry = AgentRegistry()
+    _agent(registry)
+    us = registry.connect(agent_pb2.AgentHello(region="us", gateway_address="127.0.0.1:8090"))
+    registry.update_report(us, agent_pb2.AgentReport())
+    status = LiveStatus(cache, registry, lambda: STATE)
+    cache.set_resources("eu", translate_gateway(_gateway(healthy=True)).by_type_url())
+    cache.set_resources("us", translate_gateway(_forwarding_gateway()).by_type_url())
+    await _sync_all(await connect("eu"), cache)
+    await _sync_all(await connect("us"), cache, region="us")
+
+    def us_acked() -> bool:
+        regions = status.deployment_status(_deployment()).regions
+        return any(r.region == "us" and r.config_acked for r in regions)
+
+    await eventually(us_acked, "us ACKed")
+    waiting = status.deployment_status(_deployment())
+    assert waiting.phase == "Pending"
+    assert "us: its gateway does not reach a serving region yet" in waiting.message
+    us_status = next(r for r in waiting.regions if r.region == "us")
+    assert us_status.forwarding and us_status.healthy_endpoints == 0
+
+    # The us agent reports that its Envoy health-checked eu's gateway (admin /clusters).
+    report = agent_pb2.AgentReport()
+    for cluster in ("d.production.grpc", "d.production.http"):
+        report.clusters.add(cluster=cluster, routable_hosts=1)
+    registry.update_report(us, report)
+    ready = status.deployment_status(_deployment())
+    assert ready.phase == "Ready", ready.message
+    assert next(r for r in ready.regions if r.region == "us").healthy_endpoints == 1
