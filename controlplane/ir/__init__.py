@@ -11,12 +11,10 @@ from controlplane.ir.model import (
     DeploymentRoute,
     Endpoint,
     GatewayIR,
-    HealthCheckSettings,
     NetworkIR,
-    OutlierSettings,
-    RetrySettings,
     Tier,
 )
+from controlplane.policy.settings import HealthCheckSettings, OutlierSettings, RetrySettings
 
 __all__ = [
     "TIER_GATEWAY",

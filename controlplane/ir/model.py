@@ -22,21 +22,6 @@ DEFAULT_ENVIRONMENT = "production"
 TIER_LOCAL = "local"
 TIER_GATEWAY = "gateway"
 
-__all__ = [
-    "DEFAULT_ENVIRONMENT",
-    "TIER_GATEWAY",
-    "TIER_LOCAL",
-    "Backend",
-    "DeploymentRoute",
-    "Endpoint",
-    "GatewayIR",
-    "HealthCheckSettings",
-    "NetworkIR",
-    "OutlierSettings",
-    "RetrySettings",
-    "Tier",
-]
-
 
 @dataclass(frozen=True)
 class Endpoint:
