@@ -160,7 +160,11 @@ def regions_table(items: Sequence[resources_pb2.Region]) -> Table:
 
 
 def plan_lines(name: str, environment: str, plan: resources_pb2.DeploymentPlan) -> list[str]:
-    """`meshline plan`: merged policies, placement and exclusions, and every gateway's routes."""
+    """`meshline plan`: merged policies, placement and exclusions, and every gateway's routes.
+
+    A plan is made from policy alone: it has no worker endpoints yet (and offloads nothing),
+    so endpoint counts are left out; `get deployment -o yaml` shows the live ones.
+    """
     from controlplane.policy import compact
 
     lines = [f"deployment/{name} ({environment}) → {', '.join(plan.regions) or 'nowhere'}"]
@@ -178,15 +182,20 @@ def plan_lines(name: str, environment: str, plan: resources_pb2.DeploymentPlan) 
     if plan.flavor:
         lines.append(f"  flavors: {plan.flavor}")
     for gw in plan.gateways:
-        retry = (
-            f"retries {gw.retries} on {','.join(gw.retry_on) or '-'}"
-            + (f", per try {gw.per_try_timeout_s:g}s" if gw.per_try_timeout_s else "")
-            + (f", budget {gw.retry_budget_percent:g}%" if gw.retry_budget_percent else "")
-        )
+        if gw.retries or gw.retry_on:
+            retry = (
+                f"retries {gw.retries} on {','.join(gw.retry_on) or '-'}"
+                + (f", per try {gw.per_try_timeout_s:g}s" if gw.per_try_timeout_s else "")
+                + (f", budget {gw.retry_budget_percent:g}%" if gw.retry_budget_percent else "")
+            )
+        else:
+            retry = "no retries"
         sticky = f" on header {gw.hash_header}" if gw.hash_header else ""
         offload = f", offloading {gw.offload_percent}%" if gw.offload_percent else ""
+        # A region the deployment is not placed in still routes it: to other regions only.
+        role = "" if gw.region in plan.regions else " (forwards only)"
         lines.append(
-            f"  gateway {gw.region}: {gw.strategy}{sticky}, timeout {gw.timeout_s:g}s, "
+            f"  gateway {gw.region}{role}: {gw.strategy}{sticky}, timeout {gw.timeout_s:g}s, "
             f"{retry}{offload}"
         )
         for v in gw.versions:
@@ -194,9 +203,7 @@ def plan_lines(name: str, environment: str, plan: resources_pb2.DeploymentPlan) 
             if v.mirror_percent:
                 share += f", mirror {v.mirror_percent:g}%"
             tiers = " → ".join(
-                f"P{t.priority} {t.region} {t.kind}"
-                + (f" {t.weight}%" if t.weight < 100 else "")
-                + (f" ({t.endpoints} endpoints)" if t.kind == "local" else "")
+                f"P{t.priority} {t.region} {t.kind}" + (f" {t.weight}%" if t.weight < 100 else "")
                 for t in v.tiers
             )
             lines.append(f"    version {v.version} [{share}] {v.cluster}: {tiers or 'no route'}")

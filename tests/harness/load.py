@@ -6,6 +6,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import grpc
 import numpy as np
@@ -38,6 +39,19 @@ def served_by(metadata: object) -> dict[str, str]:
     return out
 
 
+class Answer(NamedTuple):
+    """One answered request: monotonic send and answer times, and who served it."""
+
+    sent: float
+    done: float
+    region: str
+    worker: str
+
+    @property
+    def latency(self) -> float:
+        return self.done - self.sent
+
+
 @dataclass
 class ClientLoop:
     """Runs in a thread until stopped; `outputs` keeps the last answer for checks."""
@@ -54,6 +68,9 @@ class ClientLoop:
     last_output: np.ndarray | None = None
     # (monotonic time, region that served it) of every answer, from the worker's trailers.
     served: list[tuple[float, str]] = field(default_factory=list)
+    # Every answer with its latency and worker, and the monotonic time of every failure.
+    answers: list[Answer] = field(default_factory=list)
+    failed_at: list[float] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -68,18 +85,23 @@ class ClientLoop:
         with grpc.insecure_channel(self.gateway) as channel:
             stub = oip_grpc.GRPCInferenceServiceStub(channel)
             while not self._stop.is_set():
+                sent = time.monotonic()
                 try:
                     response, call = stub.ModelInfer.with_call(
                         request, metadata=metadata, timeout=10
                     )
+                    done = time.monotonic()
                     out = output_array(response)
-                    region = served_by(call.trailing_metadata()).get("region", "")
+                    by = served_by(call.trailing_metadata())
+                    region = by.get("region", "")
                     with self._lock:
                         self.ok += 1
                         self.last_output = out
-                        self.served.append((time.monotonic(), region))
+                        self.served.append((done, region))
+                        self.answers.append(Answer(sent, done, region, by.get("worker", "")))
                 except grpc.RpcError as exc:
                     with self._lock:
+                        self.failed_at.append(time.monotonic())
                         self.failures.append(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
 
     def __enter__(self) -> ClientLoop:

@@ -17,6 +17,7 @@ from meshline.v1.api_pb2 import Resource
 from meshline.v1.resources_pb2 import (
     Deployment,
     DeploymentStatus,
+    Policy,
     Region,
     RegionDeploymentStatus,
     RegionStatus,
@@ -27,6 +28,7 @@ from tests.controlplane.store.builders import (
     location,
     model,
     model_file,
+    policy,
     region,
 )
 
@@ -239,9 +241,10 @@ async def test_deletes_and_their_refusals(client: Api, tmp_path: Path) -> None:
         client.regions.DeleteRegion(api.DeleteRegionRequest(name="eu"))
     )
     assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert "deployment 'mnist-eu' in environment 'production' (a location policy names it)" in (
-        details
-    )
+    assert (
+        "deployment 'mnist-eu' in environment 'production' "
+        "(its policy names it in spec.policies[0].location.regions)"
+    ) in details
     assert "deployment 'mnist' in environment 'staging' (placed there)" in details
 
     await client.deployments.DeleteDeployment(api.DeleteDeploymentRequest(name="mnist"))
@@ -260,15 +263,95 @@ async def test_deletes_and_their_refusals(client: Api, tmp_path: Path) -> None:
 async def test_a_region_an_environment_policy_names_stays(client: Api) -> None:
     await _apply(
         client,
-        [region("eu", "DE"), region("us"), environment("production", [location(["eu", "us"])])],
+        [
+            region("eu", "DE"),
+            region("us"),
+            environment(
+                "production",
+                [location(["eu", "us"]), policy({"failover": {"regions": ["us"]}})],
+            ),
+        ],
     )
     code, details = await _code_and_details(
         client.regions.DeleteRegion(api.DeleteRegionRequest(name="us"))
     )
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert details.startswith(
-        "region 'us' is used by environment 'production' (a location policy names it)"
+        "region 'us' is used by environment 'production' (its policy names it in "
+        "spec.policies[0].location.regions and spec.policies[1].failover.regions)"
     )
+
+
+# Every list of region names a policy holds keeps the region: without it, resolving the
+# policy fails ("names unknown region") and the deployments it governs are stranded.
+NAMING_POLICIES = [
+    pytest.param(policy({"location": {"deny": {"regions": ["us"]}}}), "location.deny.regions"),
+    pytest.param(
+        policy({"routing": {"region_preference": "ordered", "region_order": ["eu", "us"]}}),
+        "routing.region_order",
+    ),
+    pytest.param(policy({"failover": {"regions": ["us"]}}), "failover.regions"),
+    pytest.param(
+        policy({"offload": {"max_inflight_per_replica": 4, "regions": ["us"]}}), "offload.regions"
+    ),
+]
+
+
+@pytest.mark.parametrize(("naming", "field"), NAMING_POLICIES)
+async def test_a_region_any_environment_policy_names_stays(
+    client: Api, naming: Policy, field: str
+) -> None:
+    await _apply(
+        client,
+        [
+            region("eu", "DE"),
+            region("us"),
+            region("asia"),
+            environment("production", [naming]),
+        ],
+    )
+    code, details = await _code_and_details(
+        client.regions.DeleteRegion(api.DeleteRegionRequest(name="us"))
+    )
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert details == (
+        "region 'us' is used by environment 'production' "
+        f"(its policy names it in spec.policies[0].{field}); delete or change those first"
+    )
+    # A region no policy names can go.
+    await client.regions.DeleteRegion(api.DeleteRegionRequest(name="asia"))
+
+
+@pytest.mark.parametrize(("naming", "field"), NAMING_POLICIES)
+async def test_a_region_any_deployment_policy_names_stays(
+    client: Api, tmp_path: Path, naming: Policy, field: str
+) -> None:
+    await _apply(
+        client,
+        [
+            region("eu", "DE"),
+            region("us", "US"),
+            environment("production", [location(countries=["DE"], mode="mandatory")]),
+            model("mnist", [("v1", model_file(tmp_path))]),
+            deployment("mnist", "mnist", "v1", policies=[naming]),
+        ],
+    )
+    # us is not in the placement (the environment allows DE only), yet the policy names it.
+    dep = await client.deployments.GetDeployment(api.GetDeploymentRequest(name="mnist"))
+    assert dep.deployment.spec.policies[0] == naming
+    code, details = await _code_and_details(
+        client.regions.DeleteRegion(api.DeleteRegionRequest(name="us"))
+    )
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert details == (
+        "region 'us' is used by deployment 'mnist' in environment 'production' "
+        f"(its policy names it in spec.policies[0].{field}); delete or change those first"
+    )
+    regions = (await client.regions.ListRegions(api.ListRegionsRequest())).regions
+    assert [r.metadata.name for r in regions] == ["eu", "us"]
+    # Once the deployment no longer names it, the region can go.
+    await client.deployments.DeleteDeployment(api.DeleteDeploymentRequest(name="mnist"))
+    await client.regions.DeleteRegion(api.DeleteRegionRequest(name="us"))
 
 
 NOT_FOUND = [

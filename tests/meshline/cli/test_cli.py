@@ -5,57 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.harness.processes import free_port, managed, wait_until
-from workers.demo import build_mlp
-
-
-def meshline(
-    address: str, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "meshline", *args, "--address", address],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def cp_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cp")
-
-
-@pytest.fixture(scope="module")
-def address(cp_state: Path) -> Iterator[str]:
-    addr = f"127.0.0.1:{free_port()}"
-    args = [
-        sys.executable,
-        "-m",
-        "meshline",
-        "controlplane",
-        "--listen",
-        addr,
-        "--state-dir",
-        str(cp_state),
-    ]
-    with managed("controlplane", args, cp_state):
-        wait_until(
-            lambda: meshline(addr, "get", "regions").returncode == 0, 60, "the control plane API"
-        )
-        yield addr
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_mlp(tmp_path_factory.mktemp("model") / "m.pt")
+from tests.harness.processes import free_port
+from tests.meshline.cli.helpers import meshline
 
 
 def _docs(model: Path, name: str, extra_spec: str = "") -> str:

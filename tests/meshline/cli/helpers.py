@@ -1,0 +1,45 @@
+"""Run the `meshline` command and a real control plane for the CLI tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.harness.processes import free_port, managed, wait_until
+
+
+def meshline(
+    address: str, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meshline", *args, "--address", address],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+        check=False,
+    )
+
+
+@contextmanager
+def control_plane(state_dir: Path) -> Iterator[str]:
+    """A control plane process on a free port, stopped (and its log shown on failure) after."""
+    addr = f"127.0.0.1:{free_port()}"
+    args = [
+        sys.executable,
+        "-m",
+        "meshline",
+        "controlplane",
+        "--listen",
+        addr,
+        "--state-dir",
+        str(state_dir),
+    ]
+    with managed("controlplane", args, state_dir):
+        wait_until(
+            lambda: meshline(addr, "get", "regions").returncode == 0, 60, "the control plane API"
+        )
+        yield addr
