@@ -38,6 +38,9 @@ class OffloadController:
         self._clock = clock
         self._percent: dict[OffloadKey, int] = {}
         self._changed_at: dict[OffloadKey, float] = {}
+        # The load sample each share was last raised on: rebuilds come from ACKs and other
+        # regions too, and re-reading one sample against the raised share would escalate.
+        self._raised_on: dict[OffloadKey, tuple[tuple[str, int], ...]] = {}
 
     def update(
         self,
@@ -61,6 +64,7 @@ class OffloadController:
                     and w.state == agent_pb2.WORKER_STATE_HEALTHY
                 ]
                 current = self._percent.get(key, 0)
+                sample = tuple(sorted((w.worker_id, w.inflight) for w in local))
                 if not local:
                     wanted = 0  # nothing local to relieve: failover already sends it elsewhere
                 else:
@@ -71,13 +75,15 @@ class OffloadController:
                         dep.offload.max_inflight_per_replica,
                         dep.offload.max_percent,
                     )
-                if wanted > current:
+                if wanted > current and sample != self._raised_on.get(key):
                     self._set(key, wanted, now)
+                    self._raised_on[key] = sample
                 elif wanted < current and now - self._changed_at.get(key, 0.0) >= COOLDOWN_S:
                     self._set(key, max(wanted, current - STEP), now)
         for key in set(self._percent) - seen:
             del self._percent[key]
             self._changed_at.pop(key, None)
+            self._raised_on.pop(key, None)
         return {k: v for k, v in self._percent.items() if v > 0}
 
     def _set(self, key: OffloadKey, percent: int, now: float) -> None:

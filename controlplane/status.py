@@ -187,7 +187,15 @@ class LiveStatus:
         """A region outside the placement: it must have ACKed the routes and see a healthy
         gateway of an allowed region in its own Envoy (from its admin API, via the agent)."""
         dkey = f"{dep.metadata.name}.{dep.spec.environment}"
-        tier_clusters = {cluster_name_grpc(dkey), cluster_name_http(dkey)}
+        tracks = self._state().revisions.get((dep.spec.environment, dep.metadata.name)) or {"": ""}
+        tier_clusters = {
+            name
+            for track in tracks
+            for name in (
+                cluster_name_grpc(backend_key(dkey, track)),
+                cluster_name_http(backend_key(dkey, track)),
+            )
+        }
         clusters = self.cache.acked_resources(region, CDS)
         routed = _routed_clusters(self.cache.acked_resources(region, RDS))
         acked = tier_clusters <= set(clusters) and tier_clusters <= routed

@@ -480,6 +480,12 @@ def _check_traffic(
                 f"{path}.mirror.version",
                 f"mirrors the deployment's own version '{mirror.version}' to itself",
             )
+        elif any(leg.version == mirror.version and leg.weight > 0 for leg in rule.split):
+            out.add(
+                f"{path}.mirror.version",
+                f"version '{mirror.version}' already gets a share of the split: mirroring it "
+                "too would run some requests on it twice",
+            )
         if not 0 < mirror.percent <= 100:
             out.add(f"{path}.mirror.percent", f"must be in (0, 100], got {mirror.percent}")
     if not rule.split and not (mirror.version or mirror.percent):

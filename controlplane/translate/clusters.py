@@ -93,7 +93,8 @@ def _grpc_cluster(base: str, route: DeploymentRoute, backend: Backend) -> cluste
     check = _health_check(route.health_check)
     # service_name "" asks for the whole server's status (grpc.health.v1).
     grpc_check = check.grpc_health_check
-    grpc_check.SetInParent()
+    # Envoy's default authority is the cluster name, and '@' (split legs) is not valid there.
+    grpc_check.authority = route.key
     for key, value in probe_headers(route, backend):
         grpc_check.initial_metadata.append(header_value_option(key, value))
     cluster.health_checks.append(check)
@@ -108,6 +109,7 @@ def _http_cluster(base: str, route: DeploymentRoute, backend: Backend) -> cluste
     check = _health_check(route.health_check)
     http_check = check.http_health_check
     http_check.path = READY_PATH
+    http_check.host = route.key
     for key, value in probe_headers(route, backend):
         http_check.request_headers_to_add.append(header_value_option(key, value))
     cluster.health_checks.append(check)

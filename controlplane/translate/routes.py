@@ -72,6 +72,7 @@ def build_route_configuration(gateway: GatewayIR) -> route_pb2.RouteConfiguratio
     default = config.virtual_hosts.add(name=DEFAULT_VIRTUAL_HOST, domains=["*"])
     for deployment in deployments:
         default.routes.extend(_hop_routes(deployment, gateway.region))
+    default.routes.append(_unknown_probe())
     default.routes.extend(_health_routes())
     for deployment in deployments:
         for form in _header_forms(deployment):
@@ -91,6 +92,7 @@ def _authority_virtual_host(
         name=names.authority_virtual_host_name(key), domains=[key, f"{key}:*"]
     )
     host.routes.extend(_hop_routes(deployment, region))
+    host.routes.append(_unknown_probe())
     host.routes.extend(_health_routes())
     host.routes.extend(
         _deployment_routes(deployment, _Form("grpc.authority", True, (), True), region)
@@ -227,6 +229,21 @@ def _not_served_here(
         responses.grpc_error(route, responses.GRPC_UNAVAILABLE, responses.HTTP_UNAVAILABLE, message)
     else:
         responses.json_error(route, responses.HTTP_UNAVAILABLE, message)
+    return route
+
+
+def _unknown_probe() -> Route:
+    """Another gateway's probe for a deployment version this config does not serve (yet):
+    failing it keeps this region out of the prober's rotation for that version."""
+    match = RouteMatch(path=READY_PATH)
+    match.headers.append(_present(names.HOP_HEADER))
+    route = Route(name="hop.http.probe.unknown", match=match)
+    responses.json_error(
+        route,
+        responses.HTTP_UNAVAILABLE,
+        f"this gateway does not serve deployment '{_DEPLOYMENT}' environment '{_ENVIRONMENT}' "
+        f"version '{_VERSION}'",
+    )
     return route
 
 

@@ -47,6 +47,7 @@ def _busy() -> ResolvedDeployment:
 
 def _load(inflight: int) -> dict[str, list[agent_pb2.WorkerReport]]:
     worker = agent_pb2.WorkerReport(
+        worker_id="w1",
         deployment="busy",
         environment="production",
         state=agent_pb2.WORKER_STATE_HEALTHY,
@@ -77,3 +78,14 @@ def test_no_local_worker_means_no_offload_and_deleted_deployments_are_forgotten(
     assert controller.update([dep], {}) == {}
     assert controller.update([dep], _load(8)) == {KEY: 80}
     assert controller.update([], _load(8)) == {}
+
+
+def test_one_sample_raises_the_share_once() -> None:
+    """Rebuilds triggered by ACKs re-read the same report: that must not escalate."""
+    controller = OffloadController(clock=lambda: 0.0)
+    dep = _busy()
+    assert controller.update([dep], _load(3)) == {KEY: 40}
+    for _ in range(5):
+        assert controller.update([dep], _load(3)) == {KEY: 40}
+    # A new report with the same pressure under the raised share does raise it.
+    assert controller.update([dep], _load(4)) == {KEY: 70}

@@ -202,7 +202,7 @@ class Supervisor:
                 await watcher
 
     async def _reconcile(self) -> None:
-        changed = False
+        changed = self._adopt()
         now = time.monotonic()
         for key, workload in self.desired.items():
             try:
@@ -227,6 +227,39 @@ class Supervisor:
                     changed = True
         if changed:
             self.on_change()
+
+    def _adopt(self) -> bool:
+        """Move running workers to the track that now wants exactly their revision.
+
+        Promoting a canary swaps versions between tracks (v2 becomes the main version, v1 a
+        split leg): the processes already serve the right models, so they change track instead
+        of being drained while replacements load. Only workers their own track no longer wants
+        (track gone, or a different revision there) move.
+        """
+        changed = False
+        for key, workload in self.desired.items():
+            have = sum(
+                1
+                for w in self.workers.values()
+                if w.key == key and not w.draining and w.revision == workload.revision
+            )
+            for worker in list(self.workers.values()):
+                if have >= workload.replicas:
+                    break
+                home = self.desired.get(worker.key)
+                if (
+                    worker.draining
+                    or worker.key == key
+                    or worker.revision != workload.revision
+                    or (worker.workload.deployment, worker.workload.environment) != key[:2]
+                    or (home is not None and home.revision == worker.revision)
+                ):
+                    continue
+                log.info("worker %s moves from %s to %s", worker.worker_id, worker.key, key)
+                worker.workload = workload
+                have += 1
+                changed = True
+        return changed
 
     async def _reconcile_workload(self, key: WorkloadKey, workload: agent_pb2.Workload) -> bool:
         """Start, drain or replace this workload's workers; True when something changed."""

@@ -255,6 +255,14 @@ BAD_POLICIES = [
         id="mirror-own-version",
     ),
     pytest.param(
+        _dep(
+            {"traffic": {"split": _split(v1=90, v2=10), "mirror": {"version": "v2", "percent": 5}}}
+        ),
+        f"{D}.traffic.mirror.version: version 'v2' already gets a share of the split: mirroring "
+        "it too would run some requests on it twice",
+        id="mirror-a-weighted-leg",
+    ),
+    pytest.param(
         _dep({"traffic": {"mirror": {"version": "v9", "percent": 10}}}),
         f"{D}.traffic.mirror.version: model 'mnist' has no version 'v9' (versions: v1, v2, v3)",
         id="mirror-unknown-version",
@@ -338,11 +346,11 @@ GOOD = [
             {
                 "traffic": {
                     "split": _split(v1=0, v2=100),
-                    "mirror": {"version": "v2", "percent": 100},
+                    "mirror": {"version": "v3", "percent": 100},
                 }
             }
         ),
-        id="split-own-zero-mirror-a-leg",
+        id="split-own-zero-mirror-another",
     ),
     pytest.param(_dep({"failover": {"disabled": True}}), id="failover-disabled"),
     pytest.param(_dep({"offload": {"max_inflight_per_replica": 1}}), id="offload-threshold-only"),

@@ -183,6 +183,38 @@ async def test_tracks_run_side_by_side_and_are_replaced_on_their_own(
     assert [w.draining for w in supervisor.workers.values() if not w.workload.track] == [False]
 
 
+async def test_promoting_a_canary_moves_workers_between_tracks_without_restarts(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    """v1 main + v2 leg becomes v2 main + v1 leg: the same processes keep serving."""
+    model = build_mlp(tmp_path / "m.pt")
+    supervisor.connected = lambda: False
+    v1_main = _workload(model, "r1", version="v1")
+    v2_leg = _workload(model, "r2", track="v2", version="v2")
+    supervisor.set_desired([v1_main, v2_leg])
+    healthy = State.WORKER_STATE_HEALTHY
+    await _until(
+        lambda: (
+            _by_track(supervisor) == {"": [("v1", "r1", healthy)], "v2": [("v2", "r2", healthy)]}
+        ),
+        "both tracks healthy",
+    )
+    pids = {w.revision: w.process.pid for w in supervisor.workers.values() if w.process}
+
+    supervisor.set_desired(
+        [_workload(model, "r2", version="v2"), _workload(model, "r1", track="v1", version="v1")]
+    )
+    await _until(
+        lambda: (
+            _by_track(supervisor) == {"": [("v2", "r2", healthy)], "v1": [("v1", "r1", healthy)]}
+        ),
+        "the tracks swapped",
+    )
+    assert len(supervisor.workers) == 2
+    assert not any(w.draining for w in supervisor.workers.values())
+    assert {w.revision: w.process.pid for w in supervisor.workers.values() if w.process} == pids
+
+
 def _worker(sup: Supervisor, worker_id: str, grpc_port: int, http_port: int) -> Worker:
     worker = Worker(
         worker_id=worker_id,
