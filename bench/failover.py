@@ -20,7 +20,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from bench.report import REPORT, write_section
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import api_pb2
 from tests.e2e.conftest import deployment_yaml
+from tests.harness.envoy_admin import read_clusters
 from tests.harness.load import Answer, ClientLoop, infer_request
 from tests.harness.mesh import Mesh, running_mesh
 from tests.harness.processes import wait_until
@@ -77,14 +77,11 @@ class AdminSampler:
         self._thread = threading.Thread(target=self._run, name="admin-sampler", daemon=True)
 
     def _read(self) -> list[Host]:
-        url = f"http://{self.admin}/clusters"
-        with urllib.request.urlopen(url, timeout=1) as reply:
-            lines = reply.read().decode().splitlines()
-        stats: dict[tuple[str, str], dict[str, str]] = {}
-        for line in lines:
-            parts = line.split("::")
-            if len(parts) == 4 and parts[0].startswith(self.prefix):
-                stats.setdefault((parts[0], parts[1]), {})[parts[2]] = parts[3]
+        stats = {
+            key: host
+            for key, host in read_clusters(self.admin, timeout_s=1).items()
+            if key[0].startswith(self.prefix)
+        }
         return [
             Host(
                 cluster,
@@ -304,7 +301,7 @@ def kill_one_worker(
                     RESTART_WAIT_S,
                     "the killed worker to come back",
                 )
-                time.sleep(1.5)
+                time.sleep(1.5)  # observe eu-west taking its traffic back (a benchmark, not a wait)
             except TimeoutError:
                 pass
         answers, failed_at, failures = list(loop.answers), list(loop.failed_at), list(loop.failures)

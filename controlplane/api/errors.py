@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 # Trailing metadata of an INVALID_ARGUMENT Apply: the FieldErrors as JSON, for clients that
 # map document indexes back to their files.
@@ -67,3 +67,18 @@ def field_errors_from_trailers(
             raw = value if isinstance(value, bytes) else value.encode()
             return [FieldError(**item) for item in json.loads(raw)]
     return []
+
+
+@dataclass
+class DocumentErrors:
+    """Errors of one document, with its identity filled in."""
+
+    document_index: int | None
+    kind: str
+    name: str
+    errors: list[FieldError] = field(default_factory=list)
+
+    def add(self, path: str, message: str, context: str = "") -> None:
+        self.errors.append(
+            FieldError(self.document_index, self.kind, self.name, path, message, context)
+        )

@@ -24,6 +24,7 @@ import pytest
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import api_pb2
 from tests.e2e.conftest import deployment_yaml
+from tests.harness.envoy_admin import read_clusters
 from tests.harness.load import ClientLoop, infer_request, served_by
 from tests.harness.mesh import Mesh, running_mesh
 from tests.harness.processes import wait_until
@@ -213,14 +214,8 @@ def test_split_pin_and_mirror(world: Mesh, versions: dict[str, Path]) -> None:
 def _worker_requests(mesh: Mesh, region: str, deployment: str, track: str) -> float:
     """Sum of the worker's own meshline_worker_requests_total, read from its /metrics."""
     admin = mesh.region(region).status.admin_address
-    with urllib.request.urlopen(f"http://{admin}/clusters", timeout=5) as response:
-        lines = response.read().decode().splitlines()
-    cluster = f"{deployment}.production@{track}~local.http::"
-    hosts = {
-        parts[1]
-        for parts in (line.split("::") for line in lines if line.startswith(cluster))
-        if len(parts) == 4 and parts[2] == "rq_total"
-    }
+    cluster = f"{deployment}.production@{track}~local.http"
+    hosts = {address for name, address in read_clusters(admin) if name == cluster}
     assert hosts, f"no {cluster} hosts in {admin}/clusters"
     total = 0.0
     for host in hosts:

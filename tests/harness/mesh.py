@@ -7,7 +7,6 @@ real Envoy and real Torch workers. All of it is stopped when the block ends.
 from __future__ import annotations
 
 import sys
-import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import yaml
 
 from controlplane.api.documents import parse_resource_document
 from meshline.v1 import api_pb2, api_pb2_grpc, resources_pb2
+from tests.harness.envoy_admin import read_clusters
 from tests.harness.processes import ManagedProcess, free_port, wait_until
 
 MESHLINE = [sys.executable, "-m", "meshline"]
@@ -73,19 +73,12 @@ class Mesh:
 
     def gateway_hosts(self, region: str, cluster: str) -> dict[str, str]:
         """hostname → health flags of every host of `cluster`, from the region's Envoy admin."""
-        admin = self.region(region).status.admin_address
-        with urllib.request.urlopen(f"http://{admin}/clusters", timeout=5) as response:
-            lines = response.read().decode().splitlines()
-        names: dict[str, str] = {}
-        flags: dict[str, str] = {}
-        for line in lines:
-            parts = line.split("::")
-            if len(parts) == 4 and parts[0] == cluster:
-                if parts[2] == "hostname":
-                    names[parts[1]] = parts[3]
-                elif parts[2] == "health_flags":
-                    flags[parts[1]] = parts[3]
-        return {names.get(address, address): flag for address, flag in flags.items()}
+        hosts = read_clusters(self.region(region).status.admin_address)
+        return {
+            stats.get("hostname", address): stats.get("health_flags", "")
+            for (name, address), stats in hosts.items()
+            if name == cluster
+        }
 
     # -- waiting --------------------------------------------------------------------------
 
