@@ -33,6 +33,14 @@ class WorkerConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     warmup: bool = True
     log_level: str = "INFO"
+    # Scheduling (the same flags a Triton worker takes, with Triton's meaning).
+    max_batch_size: int = 1
+    max_batch_delay_ms: float = 0.0
+    preferred_batch_sizes: tuple[int, ...] = ()
+    priority_levels: int = 0
+    # Resolved: 0 on the command line (or no flag) means the lowest level, `priority_levels`.
+    default_priority_level: int = 0
+    instances: int = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +80,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the start-up forward pass that checks the model against its signature",
     )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    batching = p.add_argument_group("scheduling (as Triton's dynamic batcher)")
+    batching.add_argument(
+        "--max-batch-size",
+        type=_positive_int,
+        default=1,
+        help="most rows (sum of the requests' first dimension) merged into one forward pass; "
+        "1 = no batching",
+    )
+    batching.add_argument(
+        "--max-batch-delay-ms",
+        type=_non_negative_float,
+        default=0.0,
+        help="longest a queued request waits for batch-mates before its batch runs anyway",
+    )
+    batching.add_argument(
+        "--preferred-batch-sizes",
+        type=_int_list,
+        default=(),
+        help="comma list of row counts (each <= --max-batch-size) a batch may run at once at",
+    )
+    batching.add_argument(
+        "--priority-levels",
+        type=_non_negative_int,
+        default=0,
+        help="number of request priority levels (1 = highest); 0 = priority is ignored",
+    )
+    batching.add_argument(
+        "--default-priority-level",
+        type=_non_negative_int,
+        default=None,
+        help="level of requests that give no priority (or 0); default: the lowest level",
+    )
+    batching.add_argument(
+        "--instances",
+        type=_positive_int,
+        default=1,
+        help="forward passes that may run at the same time",
+    )
     return p
 
 
@@ -90,6 +136,18 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         parser.error(f"--grpc-port and --http-port must differ (both {ns.grpc_port})")
     if not ns.model_name.strip() or "/" in ns.model_name:
         parser.error(f"--model-name: invalid name {ns.model_name!r}")
+    for size in ns.preferred_batch_sizes:
+        if size > ns.max_batch_size:
+            parser.error(
+                f"argument --preferred-batch-sizes: {size} is larger than --max-batch-size "
+                f"{ns.max_batch_size}"
+            )
+    default_level = ns.default_priority_level
+    if default_level is not None and default_level > ns.priority_levels:
+        parser.error(
+            f"argument --default-priority-level: {default_level} is outside "
+            f"0..{ns.priority_levels} (--priority-levels {ns.priority_levels})"
+        )
     worker_id = ns.worker_id or f"{ns.model_name}-{socket.gethostname()}-{os.getpid()}"
     return WorkerConfig(
         model_name=ns.model_name,
@@ -106,6 +164,12 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         max_message_bytes=ns.max_message_bytes,
         warmup=ns.warmup,
         log_level=ns.log_level,
+        max_batch_size=ns.max_batch_size,
+        max_batch_delay_ms=ns.max_batch_delay_ms,
+        preferred_batch_sizes=ns.preferred_batch_sizes,
+        priority_levels=ns.priority_levels,
+        default_priority_level=default_level or ns.priority_levels,
+        instances=ns.instances,
     )
 
 
@@ -121,6 +185,19 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1: {text}")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text}")
+    return value
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    """Parse "4,8" into (4, 8): sorted, without duplicates; "" is ()."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    return tuple(sorted({_positive_int(item) for item in items}))
 
 
 def _int(text: str) -> int:

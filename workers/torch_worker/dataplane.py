@@ -1,16 +1,26 @@
 """The protocol-neutral data plane: what every OIP endpoint does, without gRPC or HTTP types.
 
 Adapters decode the wire format into these dataclasses (numpy arrays inside), call DataPlane, and
-encode the result back; DataPlane checks names and the signature and calls the runtime.
+encode the result back; DataPlane checks names, the signature and the priority of each request
+and then calls the runtime directly, or queues the request in the Batcher when batching or
+priority levels are on (so a bad request fails alone, before it can join a batch).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from workers.torch_worker.batcher import (
+    Batcher,
+    BatchObserver,
+    BatchPolicy,
+    NullObserver,
+    batching_blocker,
+)
 from workers.torch_worker.errors import ModelNotFoundError, NotReadyError
 from workers.torch_worker.runtime import TorchRuntime
 from workers.torch_worker.signature import Signature, TensorSpec
@@ -18,6 +28,10 @@ from workers.torch_worker.signature import Signature, TensorSpec
 SERVER_NAME = "meshline-torch-worker"
 PLATFORM = "pytorch_libtorch"  # what Triton reports for TorchScript models
 EXTENSIONS = ("binary_tensor_data",)
+# HTTP header / gRPC metadata with a request's priority; the OIP `priority` parameter wins.
+PRIORITY_HEADER = "x-meshline-priority"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,14 @@ class InferenceRequest:
     # Names of the outputs wanted, in reply order; empty means all declared outputs.
     outputs: list[str] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
+    # The x-meshline-priority header (or gRPC metadata) as sent, if any.
+    priority_header: str | None = None
+
+    @property
+    def priority(self) -> Any:
+        """The raw priority: the `priority` parameter, else the header, else None."""
+        value = self.parameters.get("priority")
+        return self.priority_header if value is None else value
 
 
 @dataclass
@@ -77,13 +99,38 @@ class DataPlane:
     """One model, one version, one runtime."""
 
     def __init__(
-        self, model_name: str, model_version: str, runtime: TorchRuntime, server_version: str
+        self,
+        model_name: str,
+        model_version: str,
+        runtime: TorchRuntime,
+        server_version: str,
+        policy: BatchPolicy | None = None,
+        observer: BatchObserver | None = None,
     ) -> None:
         self.model_name = model_name
         self.model_version = model_version
         self.runtime = runtime
         self.server_version = server_version
+        self.policy = policy or BatchPolicy()
+        self._observer: BatchObserver = observer or NullObserver()
         self._draining = False
+        self.batcher: Batcher | None = None
+        if self.policy.batching:
+            blocker = batching_blocker(runtime.signature)
+            if blocker:
+                log.warning("batching is off, requests run one by one: %s", blocker)
+                self.policy = self.policy.unbatched()
+        if self.policy.queued:
+            self.batcher = Batcher(runtime, self.policy, self._observer)
+
+    @property
+    def priority_levels(self) -> int:
+        return self.policy.priority_levels
+
+    def close(self) -> None:
+        """Fail requests still queued (after the drain); running ones finish."""
+        if self.batcher is not None:
+            self.batcher.close()
 
     @property
     def signature(self) -> Signature:
@@ -147,7 +194,14 @@ class DataPlane:
         signature.check_inputs(request.inputs)
         signature.check_requested_outputs(request.outputs)
         by_name = {t.name: t.data for t in request.inputs}
-        arrays = await self.runtime.infer([by_name[name] for name in signature.input_names])
+        inputs = [by_name[name] for name in signature.input_names]
+        if self.batcher is not None:
+            level = self.policy.level_index(request.priority)
+            arrays = await self.batcher.infer(inputs, level)
+        else:
+            first = inputs[0]
+            self._observer.observe_batch(1, first.shape[0] if first.ndim else 1)
+            arrays = await self.runtime.infer(inputs)
         wanted = request.outputs or signature.output_names
         outputs = [
             InferOutput(

@@ -18,6 +18,7 @@ from meshline.inference import grpc_service_pb2 as pb
 from meshline.inference import grpc_service_pb2_grpc as pb_grpc
 from workers.torch_worker import codec, datatypes
 from workers.torch_worker.dataplane import (
+    PRIORITY_HEADER,
     DataPlane,
     InferenceRequest,
     InferenceResponse,
@@ -117,6 +118,13 @@ def _parameter(value: pb.InferParameter) -> Any:
     return getattr(value, which) if which else None
 
 
+def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    for item in context.invocation_metadata() or ():
+        if item.key == key:
+            return str(item.value)
+    return None
+
+
 def encode_response(response: InferenceResponse, raw: bool) -> pb.ModelInferResponse:
     """InferenceResponse -> ModelInferResponse, raw or typed (raw when a type has no field)."""
     reply = pb.ModelInferResponse(
@@ -203,6 +211,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             with self._metrics.track("grpc"):
                 self._dp.resolve(request.model_name, request.model_version)
                 decoded, raw = decode_request(request)
+                if self._dp.priority_levels:
+                    decoded.priority_header = _metadata(context, PRIORITY_HEADER)
                 response = await self._dp.infer(decoded)
                 reply = encode_response(response, raw)
         except InferenceError as exc:

@@ -1,4 +1,4 @@
-"""Prometheus metrics of inference requests (count, errors, latency, in flight).
+"""Prometheus metrics of inference requests (count, errors, latency, in flight) and of batching.
 
 A registry per worker (not the global one), so tests can build several in one process.
 """
@@ -21,6 +21,8 @@ from prometheus_client import (
 
 from workers.torch_worker.errors import InferenceError
 
+# Requests / rows per forward pass: powers of two, as batch sizes usually are.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -59,6 +61,30 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self._in_flight = 0
+        batch_requests = Histogram(
+            "meshline_worker_batch_requests",
+            "Requests merged into one forward pass.",
+            ["model", "version"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        batch_rows = Histogram(
+            "meshline_worker_batch_rows",
+            "Rows (first-dimension entries) in one forward pass.",
+            ["model", "version"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        queued = Gauge(
+            "meshline_worker_queued_requests",
+            "Requests waiting for a forward pass now.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        # Bound once: these are touched on every forward pass.
+        self._batch_requests = batch_requests.labels(**self._labels)
+        self._batch_rows = batch_rows.labels(**self._labels)
+        self._queued = queued.labels(**self._labels)
 
     @property
     def in_flight(self) -> int:
@@ -87,6 +113,14 @@ class WorkerMetrics:
             self._latency.labels(**labels).observe(time.perf_counter() - start)
             self._in_flight -= 1
             self._in_flight_gauge.labels(**self._labels).dec()
+
+    def observe_batch(self, requests: int, rows: int) -> None:
+        """One forward pass ran `requests` requests with `rows` rows in all."""
+        self._batch_requests.observe(requests)
+        self._batch_rows.observe(rows)
+
+    def set_queued(self, count: int) -> None:
+        self._queued.set(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

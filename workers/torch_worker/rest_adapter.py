@@ -18,6 +18,7 @@ from aiohttp import web
 
 from workers.torch_worker import codec
 from workers.torch_worker.dataplane import (
+    PRIORITY_HEADER,
     DataPlane,
     InferenceRequest,
     InferenceResponse,
@@ -273,6 +274,8 @@ class RestHandlers:
             decoded, encoding = decode_infer_request(
                 body, request.headers.get(HEADER_LENGTH), name, version
             )
+            if self._dp.priority_levels:
+                decoded.priority_header = request.headers.get(PRIORITY_HEADER)
             response = await self._dp.infer(decoded)
             reply = encode_infer_response(response, encoding)
         accepted = request.headers.get("Accept-Encoding", "")

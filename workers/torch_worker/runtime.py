@@ -1,8 +1,9 @@
 """The model runtime: a TorchScript module on CPU, run off the event loop.
 
-Forward passes run one at a time on a dedicated thread (torch releases the GIL inside), so the
-event loop keeps serving health checks and parsing the next request meanwhile. On a 2-core box one
-intra-op thread is the default: the other core is left to the event loop and the gateway.
+Forward passes run on dedicated threads (torch releases the GIL inside), one per `--instances`, so
+the event loop keeps serving health checks and parsing the next request meanwhile. On a 2-core box
+one instance with one intra-op thread is the default: the other core is left to the event loop and
+the gateway.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import asyncio
 import logging
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -34,14 +35,19 @@ ALIGNMENT = 64
 
 READ_ONLY_WARNING = "The given NumPy array is not writable"
 
+T = TypeVar("T")
+
 
 class TorchRuntime:
     """Loads one TorchScript file and runs it on numpy inputs in signature order."""
 
-    def __init__(self, path: Path, signature: Signature, threads: int = 1) -> None:
+    def __init__(
+        self, path: Path, signature: Signature, threads: int = 1, instances: int = 1
+    ) -> None:
         self.path = path
         self.signature = signature
         self.threads = threads
+        self.instances = instances
         self._module: torch.jit.ScriptModule | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._busy = 0
@@ -68,12 +74,17 @@ class TorchRuntime:
         module.eval()
         self._module = module
         self._executor = ThreadPoolExecutor(
-            max_workers=1,
+            max_workers=self.instances,
             thread_name_prefix="torch-infer",
             initializer=torch.set_num_threads,
             initargs=(self.threads,),
         )
-        log.info("loaded %s (%d torch thread(s))", self.path, self.threads)
+        log.info(
+            "loaded %s (%d instance(s), %d torch thread(s))",
+            self.path,
+            self.instances,
+            self.threads,
+        )
 
     def warmup(self) -> None:
         """One forward pass on zeros: proves the model fits its signature before serving."""
@@ -105,10 +116,14 @@ class TorchRuntime:
 
     async def infer(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """Run forward on the inference thread; inputs in signature order."""
+        return await self.run_in_executor(self.infer_sync, list(inputs))
+
+    async def run_in_executor(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on an inference thread (the batcher runs whole batches this way)."""
         if self._executor is None:
             raise ModelExecutionError("model is not loaded")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.infer_sync, list(inputs))
+        return await loop.run_in_executor(self._executor, fn, *args)
 
     def infer_sync(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """Forward pass on the calling thread; returns outputs by declared name."""
@@ -142,6 +157,15 @@ class TorchRuntime:
             self.signature.check_output(name, dt.name, tuple(tensor.shape))
             arrays[name] = tensor.detach().cpu().numpy()
         return arrays
+
+
+def aligned_empty(shape: Sequence[int], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised array in torch-allocated memory, so `_aligned` never has to copy it."""
+    dt = datatypes.from_numpy(dtype)
+    if dt is None:
+        return np.empty(tuple(shape), dtype=dtype)
+    array: np.ndarray = torch.empty(tuple(shape), dtype=dt.torch).numpy()
+    return array
 
 
 def _aligned(tensor: torch.Tensor) -> torch.Tensor:

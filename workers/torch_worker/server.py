@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from workers.torch_worker.batcher import BatchPolicy
 from workers.torch_worker.config import WorkerConfig
 from workers.torch_worker.dataplane import DataPlane
 from workers.torch_worker.grpc_adapter import InferenceServicer, build_grpc_server
@@ -33,7 +34,9 @@ def run(config: WorkerConfig, stop_requested: Callable[[], bool] = lambda: False
 
     Raises ModelLoadError (bad model file) or OSError (a port cannot be bound).
     """
-    runtime = TorchRuntime(config.model_path, config.signature, config.torch_threads)
+    runtime = TorchRuntime(
+        config.model_path, config.signature, config.torch_threads, config.instances
+    )
     runtime.load()
     if config.warmup:
         runtime.warmup()
@@ -59,7 +62,15 @@ async def serve(config: WorkerConfig, runtime: TorchRuntime) -> int:
 
     identity = WorkerIdentity(config.worker_id, config.region)
     metrics = WorkerMetrics(config.model_name, config.model_version)
-    dataplane = DataPlane(config.model_name, config.model_version, runtime, _server_version())
+    dataplane = DataPlane(
+        config.model_name,
+        config.model_version,
+        runtime,
+        _server_version(),
+        policy=batch_policy(config),
+        observer=metrics,
+    )
+    log.info("scheduling: %s", _describe(dataplane.policy))
     health = HealthState(config.model_name)
     await health.set_serving()
 
@@ -111,9 +122,39 @@ async def serve(config: WorkerConfig, runtime: TorchRuntime) -> int:
     dataplane.start_draining()
     await health.shutdown()
     await asyncio.gather(grpc_server.stop(config.shutdown_grace_s), runner.cleanup())
+    dataplane.close()
     runtime.close()
     log.info("stopped")
     return 0
+
+
+def batch_policy(config: WorkerConfig) -> BatchPolicy:
+    """The scheduling part of the flags."""
+    return BatchPolicy(
+        max_batch_size=config.max_batch_size,
+        max_batch_delay_s=config.max_batch_delay_ms / 1000.0,
+        preferred_batch_sizes=frozenset(config.preferred_batch_sizes),
+        priority_levels=config.priority_levels,
+        default_priority_level=config.default_priority_level,
+        instances=config.instances,
+    )
+
+
+def _describe(policy: BatchPolicy) -> str:
+    if not policy.queued:
+        return f"one request per forward pass, {policy.instances} instance(s)"
+    parts = [f"batches up to {policy.max_batch_size} rows"]
+    if policy.batching:
+        parts.append(f"delay {policy.max_batch_delay_s * 1000:g} ms")
+        if policy.preferred_batch_sizes:
+            parts.append(f"preferred {sorted(policy.preferred_batch_sizes)}")
+    if policy.priority_levels:
+        parts.append(
+            f"{policy.priority_levels} priority level(s), default "
+            f"{policy.default_priority_level or policy.priority_levels}"
+        )
+    parts.append(f"{policy.instances} instance(s)")
+    return ", ".join(parts)
 
 
 def _server_version() -> str:
