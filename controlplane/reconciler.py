@@ -62,11 +62,20 @@ class NetworkPlan:
     state: NetworkState
 
 
-def workload_revision(version: resources_pb2.ModelVersion) -> str:
-    """Changes exactly when a running worker must be replaced."""
-    payload = json.dumps(
-        json_format.MessageToDict(version, preserving_proto_field_name=True), sort_keys=True
-    )
+def workload_revision(
+    version: resources_pb2.ModelVersion, spec: resources_pb2.DeploymentSpec | None = None
+) -> str:
+    """Changes exactly when a running worker must be replaced: another model version or
+    artifact, or other serving settings (batching, instances) that a worker takes at start."""
+    parts: dict[str, object] = {
+        "version": json_format.MessageToDict(version, preserving_proto_field_name=True)
+    }
+    if spec is not None and (spec.HasField("batching") or spec.instances):
+        parts["batching"] = json_format.MessageToDict(
+            spec.batching, preserving_proto_field_name=True
+        )
+        parts["instances"] = spec.instances
+    payload = json.dumps(parts if len(parts) > 1 else parts["version"], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -74,6 +83,7 @@ def plan_network(snapshot: StoreSnapshot) -> NetworkPlan:
     """Resolve every deployment's policies and the workloads its regions run."""
     environments = {e.metadata.name: e for e in snapshot.environments}
     models = {m.metadata.name: m for m in snapshot.models}
+    specs = {(d.spec.environment, d.metadata.name): d.spec for d in snapshot.deployments}
     network = resolve_network(snapshot.deployments, environments, snapshot.regions)
     state = NetworkState(placement_errors=dict(network.errors))
     workloads: dict[WorkloadKey, agent_pb2.Workload] = {}
@@ -82,9 +92,10 @@ def plan_network(snapshot: StoreSnapshot) -> NetworkPlan:
         state.placements[key] = resolved.placement.regions
         state.resolved[key] = resolved
         revisions = state.revisions.setdefault(key, {})
+        spec = specs[key]
         for track in resolved.tracks:
             version = versions[track.version]
-            revisions[track.name] = workload_revision(version)
+            revisions[track.name] = workload_revision(version, spec)
             workloads[(*key, track.name)] = agent_pb2.Workload(
                 deployment=resolved.name,
                 environment=resolved.environment,
@@ -95,6 +106,9 @@ def plan_network(snapshot: StoreSnapshot) -> NetworkPlan:
                 replicas=resolved.replicas,
                 model_version=version.name,
                 track=track.name,
+                batching=spec.batching,
+                instances=max(1, spec.instances),
+                external=version.external if version.HasField("external") else None,
             )
     return NetworkPlan(
         tuple(state.resolved[k] for k in sorted(state.resolved)),

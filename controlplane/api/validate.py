@@ -20,7 +20,9 @@ from controlplane.store import (
 from controlplane.store.names import dns1123_label_problem
 from meshline.v1.api_pb2 import Resource
 from meshline.v1.resources_pb2 import (
+    BatchingSpec,
     Deployment,
+    DeploymentSpec,
     Environment,
     Model,
     ModelVersion,
@@ -45,8 +47,11 @@ OIP_DATATYPES: frozenset[str] = frozenset(
     }
 )
 RUNTIMES: tuple[str, ...] = ("torch", "triton")
-SUPPORTED_RUNTIMES: tuple[str, ...] = ("torch",)
 MAX_REPLICAS = 64
+MAX_BATCH_SIZE = 4096
+MAX_BATCH_DELAY_MS = 10_000.0
+MAX_PRIORITY_LEVELS = 100
+MAX_INSTANCES = 16
 _VERSION_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 
 
@@ -135,18 +140,17 @@ def _check_model(out: DocumentErrors, model: Model) -> None:
 
 def _check_version(out: DocumentErrors, path: str, version: ModelVersion, context: str) -> None:
     if not version.runtime:
-        supported = ", ".join(SUPPORTED_RUNTIMES)
-        out.add(f"{path}.runtime", f"runtime is required ({supported})", context)
+        out.add(f"{path}.runtime", f"runtime is required ({', '.join(RUNTIMES)})", context)
     elif version.runtime not in RUNTIMES:
         out.add(
             f"{path}.runtime",
             f"unknown runtime '{version.runtime}' (expected one of {', '.join(RUNTIMES)})",
             context,
         )
-    elif version.runtime not in SUPPORTED_RUNTIMES:
-        out.add(f"{path}.runtime", f"runtime '{version.runtime}' is not supported yet", context)
-    if not version.path:
-        out.add(f"{path}.path", "path is required", context)
+    if version.HasField("external"):
+        _check_external(out, path, version, context)
+    elif not version.path:
+        out.add(f"{path}.path", "path is required (or external: an existing Triton)", context)
     elif not os.path.isabs(version.path):
         out.add(
             f"{path}.path",
@@ -155,11 +159,48 @@ def _check_version(out: DocumentErrors, path: str, version: ModelVersion, contex
         )
     elif not os.path.exists(version.path):
         out.add(f"{path}.path", f"file {version.path} does not exist", context)
-    elif version.runtime == "torch" and not os.path.isfile(version.path):
+    elif not os.path.isfile(version.path):
         out.add(f"{path}.path", f"{version.path} is not a file (expected TorchScript)", context)
     for side in ("inputs", "outputs"):
         tensors: Sequence[TensorSpec] = getattr(version.signature, side)
         _check_tensors(out, f"{path}.signature.{side}", tensors, context)
+
+
+def _check_external(out: DocumentErrors, path: str, version: ModelVersion, context: str) -> None:
+    """An existing server: only Triton speaks the protocol we route, and nothing is loaded."""
+    here = f"{path}.external"
+    if version.runtime and version.runtime != "triton":
+        out.add(
+            f"{path}.runtime",
+            f"external endpoints are Triton servers: runtime must be 'triton', "
+            f"not '{version.runtime}'",
+            context,
+        )
+    if version.path:
+        out.add(
+            f"{path}.path",
+            "an external Triton serves its own model: give path or external, not both",
+            context,
+        )
+    ext = version.external
+    fields = (("grpc_address", True), ("http_address", True), ("metrics_address", False))
+    for name, required in fields:
+        value = getattr(ext, name)
+        if not value:
+            if required:
+                out.add(f"{here}.{name}", f"{name} is required (host:port)", context)
+            continue
+        problem = host_port_problem(value)
+        if problem:
+            out.add(f"{here}.{name}", problem, context)
+
+
+def host_port_problem(address: str) -> str | None:
+    """None for host:port with a port in 1..65535, else what is wrong with it."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"'{address}' is not host:port (e.g. 10.0.0.5:8001)"
+    return None
 
 
 def _check_tensors(
@@ -212,7 +253,77 @@ def _check_deployment(out: DocumentErrors, dep: Deployment, index: ResourceIndex
             )
     if not 0 <= spec.replicas <= MAX_REPLICAS:
         out.add("spec.replicas", f"must be between 0 and {MAX_REPLICAS}, got {spec.replicas}")
+    if not 0 <= spec.instances <= MAX_INSTANCES:
+        out.add("spec.instances", f"must be between 0 and {MAX_INSTANCES}, got {spec.instances}")
+    version = _version_of(spec, index)
+    _check_batching(out, spec.batching)
+    if version is not None:
+        _check_serving_fits(out, spec, version)
     check_policies(out, spec.policies, index, on_environment=False, deployment=dep)
+
+
+def _version_of(spec: DeploymentSpec, index: ResourceIndex) -> ModelVersion | None:
+    model = index.models.get(spec.model)
+    if model is None:
+        return None
+    return next((v for v in model.spec.versions if v.name == spec.version), None)
+
+
+def _check_batching(out: DocumentErrors, batching: BatchingSpec) -> None:
+    here = "spec.batching"
+    size = batching.max_batch_size
+    if not 0 <= size <= MAX_BATCH_SIZE:
+        out.add(f"{here}.max_batch_size", f"must be between 0 and {MAX_BATCH_SIZE}, got {size}")
+    if not 0 <= batching.max_delay_ms <= MAX_BATCH_DELAY_MS:
+        out.add(
+            f"{here}.max_delay_ms",
+            f"must be between 0 and {MAX_BATCH_DELAY_MS:g} ms, got {batching.max_delay_ms:g}",
+        )
+    for i, preferred in enumerate(batching.preferred_batch_sizes):
+        if not 1 <= preferred <= max(size, 1):
+            out.add(
+                f"{here}.preferred_batch_sizes[{i}]",
+                f"must be between 1 and max_batch_size ({size}), got {preferred}",
+            )
+    if batching.preferred_batch_sizes and size <= 1:
+        out.add(f"{here}.preferred_batch_sizes", "needs max_batch_size above 1 (batching on)")
+    levels = batching.priority_levels
+    if not 0 <= levels <= MAX_PRIORITY_LEVELS:
+        out.add(
+            f"{here}.priority_levels", f"must be between 0 and {MAX_PRIORITY_LEVELS}, got {levels}"
+        )
+    if not 0 <= batching.default_priority_level <= max(levels, 0):
+        out.add(
+            f"{here}.default_priority_level",
+            f"must be between 0 (the lowest level) and priority_levels ({levels}), got "
+            f"{batching.default_priority_level}",
+        )
+
+
+def _check_serving_fits(out: DocumentErrors, spec: DeploymentSpec, version: ModelVersion) -> None:
+    """Serving settings that this version cannot honour, named at apply time, not at start."""
+    where = f"model '{spec.model}' version '{spec.version}'"
+    if version.HasField("external"):
+        if spec.HasField("batching"):
+            out.add(
+                "spec.batching",
+                f"{where} is an external Triton: batching is set in its own config.pbtxt",
+            )
+        if spec.instances:
+            out.add(
+                "spec.instances",
+                f"{where} is an external Triton: instances are set in its own config.pbtxt",
+            )
+        return
+    if spec.batching.max_batch_size > 1:
+        for side in ("inputs", "outputs"):
+            for tensor in getattr(version.signature, side):
+                if not tensor.shape or tensor.shape[0] != -1:
+                    out.add(
+                        "spec.batching.max_batch_size",
+                        f"{where} cannot be batched: {side[:-1]} '{tensor.name}' has shape "
+                        f"{list(tensor.shape)}; batching needs -1 as the first dimension",
+                    )
 
 
 def _versions_still_used(position: int, model: Model, index: ResourceIndex) -> list[FieldError]:

@@ -45,8 +45,18 @@ class ModelSignature(_message.Message):
     outputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
     def __init__(self, inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ...) -> None: ...
 
+class ExternalEndpoint(_message.Message):
+    __slots__ = ("grpc_address", "http_address", "metrics_address")
+    GRPC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HTTP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    grpc_address: str
+    http_address: str
+    metrics_address: str
+    def __init__(self, grpc_address: _Optional[str] = ..., http_address: _Optional[str] = ..., metrics_address: _Optional[str] = ...) -> None: ...
+
 class ModelVersion(_message.Message):
-    __slots__ = ("name", "runtime", "path", "signature", "metadata")
+    __slots__ = ("name", "runtime", "path", "signature", "metadata", "external")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -59,12 +69,14 @@ class ModelVersion(_message.Message):
     PATH_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_FIELD_NUMBER: _ClassVar[int]
     name: str
     runtime: str
     path: str
     signature: ModelSignature
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., runtime: _Optional[str] = ..., path: _Optional[str] = ..., signature: _Optional[_Union[ModelSignature, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    external: ExternalEndpoint
+    def __init__(self, name: _Optional[str] = ..., runtime: _Optional[str] = ..., path: _Optional[str] = ..., signature: _Optional[_Union[ModelSignature, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., external: _Optional[_Union[ExternalEndpoint, _Mapping]] = ...) -> None: ...
 
 class ModelSpec(_message.Message):
     __slots__ = ("description", "versions")
@@ -250,19 +262,37 @@ class Environment(_message.Message):
     spec: EnvironmentSpec
     def __init__(self, metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., spec: _Optional[_Union[EnvironmentSpec, _Mapping]] = ...) -> None: ...
 
+class BatchingSpec(_message.Message):
+    __slots__ = ("max_batch_size", "max_delay_ms", "preferred_batch_sizes", "priority_levels", "default_priority_level")
+    MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    PREFERRED_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_LEVELS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_PRIORITY_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    max_batch_size: int
+    max_delay_ms: float
+    preferred_batch_sizes: _containers.RepeatedScalarFieldContainer[int]
+    priority_levels: int
+    default_priority_level: int
+    def __init__(self, max_batch_size: _Optional[int] = ..., max_delay_ms: _Optional[float] = ..., preferred_batch_sizes: _Optional[_Iterable[int]] = ..., priority_levels: _Optional[int] = ..., default_priority_level: _Optional[int] = ...) -> None: ...
+
 class DeploymentSpec(_message.Message):
-    __slots__ = ("environment", "model", "version", "replicas", "policies")
+    __slots__ = ("environment", "model", "version", "replicas", "policies", "batching", "instances")
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     POLICIES_FIELD_NUMBER: _ClassVar[int]
+    BATCHING_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
     environment: str
     model: str
     version: str
     replicas: int
     policies: _containers.RepeatedCompositeFieldContainer[Policy]
-    def __init__(self, environment: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., replicas: _Optional[int] = ..., policies: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ...) -> None: ...
+    batching: BatchingSpec
+    instances: int
+    def __init__(self, environment: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., replicas: _Optional[int] = ..., policies: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., batching: _Optional[_Union[BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ...) -> None: ...
 
 class RegionDeploymentStatus(_message.Message):
     __slots__ = ("region", "config_acked", "acked_version", "desired_replicas", "healthy_endpoints", "nack_error", "forwarding")

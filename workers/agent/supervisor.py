@@ -13,24 +13,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from meshline.v1 import agent_pb2, resources_pb2
+from meshline.inference import grpc_service_pb2 as oip
+from meshline.inference import grpc_service_pb2_grpc as oip_grpc
+from meshline.v1 import agent_pb2
 from workers.agent import children
 from workers.agent.config import AgentConfig
 from workers.agent.envoy_process import GatewayView
+from workers.agent.launch import (
+    RUNTIME_EXTERNAL,
+    RUNTIME_TRITON,
+    WorkerPorts,
+    runtime_of,
+    worker_command,
+)
 from workers.agent.ports import free_port
+from workers.agent.worker_load import WorkerLoad, parse_worker_load
 
 log = logging.getLogger(__name__)
 # Clusters of a region's own workers only (see controlplane/translate/names.py).
@@ -69,18 +78,40 @@ class Worker:
     channel: grpc.aio.Channel | None = None
     gateway_routable: bool = False  # the region's Envoy would send it traffic now
     inflight: int = 0  # requests the region's Envoy has in flight to it (both ports)
+    metrics_port: int = 0  # Triton's metrics port (the Torch worker uses its HTTP port)
+    load: WorkerLoad = field(default_factory=lambda: WorkerLoad(0, 0, 0))
 
     @property
     def key(self) -> WorkloadKey:
         return workload_key(self.workload)
 
     @property
+    def runtime(self) -> str:
+        return runtime_of(self.workload)
+
+    @property
+    def external(self) -> bool:
+        """A server meshline does not run: watched and routed, never started or stopped."""
+        return self.runtime == RUNTIME_EXTERNAL
+
+    @property
     def grpc_address(self) -> str:
+        if self.external:
+            return self.workload.external.grpc_address
         return f"{self.host}:{self.grpc_port}"
 
     @property
     def http_address(self) -> str:
+        if self.external:
+            return self.workload.external.http_address
         return f"{self.host}:{self.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        if self.external:
+            address = self.workload.external.metrics_address
+            return f"http://{address}/metrics" if address else ""
+        return WorkerPorts(self.host, self.grpc_port, self.http_port, self.metrics_port).metrics_url
 
     @property
     def revision(self) -> str:
@@ -88,18 +119,9 @@ class Worker:
 
     @property
     def running(self) -> bool:
+        if self.external:
+            return True  # not ours to run: its health alone says whether it serves
         return self.process is not None and self.process.returncode is None
-
-
-def signature_json(signature: resources_pb2.ModelSignature) -> dict[str, object]:
-    """The worker's --signature: shapes as ints (proto JSON would quote int64s)."""
-    return {
-        side: [
-            {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
-            for t in getattr(signature, side)
-        ]
-        for side in ("inputs", "outputs")
-    }
 
 
 def workload_key(workload: agent_pb2.Workload) -> WorkloadKey:
@@ -135,6 +157,7 @@ class Supervisor:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _http: aiohttp.ClientSession | None = None  # for scraping worker metrics
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -171,6 +194,10 @@ class Supervisor:
                     version=w.workload.model_version,
                     inflight=w.inflight,
                     track=w.workload.track,
+                    queued=w.load.queued,
+                    requests=w.load.requests,
+                    batches=w.load.batches,
+                    runtime=w.runtime,
                 )
                 for w in sorted(self.workers.values(), key=lambda w: w.worker_id)
             ],
@@ -244,7 +271,7 @@ class Supervisor:
                 if w.key == key and not w.draining and w.revision == workload.revision
             )
             for worker in list(self.workers.values()):
-                if have >= workload.replicas:
+                if have >= wanted_workers(workload):
                     break
                 home = self.desired.get(worker.key)
                 if (
@@ -267,15 +294,16 @@ class Supervisor:
         current = [w for w in self.workers.values() if w.key == key and not w.draining]
         fresh = [w for w in current if w.revision == workload.revision]
         stale = [w for w in current if w.revision != workload.revision]
-        for _ in range(workload.replicas - len(fresh)):
+        wanted = wanted_workers(workload)
+        for _ in range(wanted - len(fresh)):
             fresh.append(await self._start_new(workload))
             changed = True
         surplus = sorted(fresh, key=lambda w: w.state == State.WORKER_STATE_HEALTHY)
-        for worker in surplus[: max(0, len(fresh) - workload.replicas)]:
+        for worker in surplus[: max(0, len(fresh) - wanted)]:
             self._drain(worker)
             changed = True
         healthy_fresh = sum(1 for w in fresh if self._serving(w))
-        if stale and healthy_fresh >= workload.replicas:
+        if stale and healthy_fresh >= wanted:
             for worker in stale:
                 self._drain(worker)
             changed = True
@@ -320,16 +348,24 @@ class Supervisor:
         worker_id = new_worker_id(self.config.region, workload)
         while worker_id in self.workers:
             worker_id = new_worker_id(self.config.region, workload)
+        external = runtime_of(workload) == RUNTIME_EXTERNAL
         worker = Worker(
             worker_id=worker_id,
             workload=workload,
             host=self.config.host,
-            grpc_port=free_port(self.config.host),
-            http_port=free_port(self.config.host),
+            grpc_port=0 if external else free_port(self.config.host),
+            http_port=0 if external else free_port(self.config.host),
+            metrics_port=free_port(self.config.host)
+            if runtime_of(workload) == RUNTIME_TRITON
+            else 0,
             log_path=self.config.state_dir / "workers" / f"{worker_id}.log",
         )
         self.workers[worker_id] = worker
-        await self._spawn(worker)
+        if external:
+            log.info("watching external server %s as %s", worker.grpc_address, worker_id)
+            worker.channel = grpc.aio.insecure_channel(worker.grpc_address)
+        else:
+            await self._spawn(worker)
         return worker
 
     async def _restart(self, worker: Worker) -> None:
@@ -343,31 +379,15 @@ class Supervisor:
         await self._spawn(worker)
 
     async def _spawn(self, worker: Worker) -> None:
-        w = worker.workload
-        signature = json.dumps(signature_json(w.signature))
-        args = [
-            sys.executable,
-            "-m",
-            "workers.torch_worker",
-            "--model-name",
-            w.deployment,
-            "--model-version",
-            w.model_version,
-            "--model-path",
-            w.model_path,
-            "--signature",
-            signature,
-            "--host",
-            self.config.host,
-            "--grpc-port",
-            str(worker.grpc_port),
-            "--http-port",
-            str(worker.http_port),
-            "--worker-id",
-            worker.worker_id,
-            "--region",
-            self.config.region,
-        ]
+        args = worker_command(
+            worker.workload,
+            worker_id=worker.worker_id,
+            region=self.config.region,
+            ports=WorkerPorts(
+                self.config.host, worker.grpc_port, worker.http_port, worker.metrics_port
+            ),
+            scratch_dir=self.config.state_dir / "workers" / worker.worker_id,
+        )
         worker.state = State.WORKER_STATE_STARTING
         worker.failed_probes = 0
         worker.exit_noted = False
@@ -439,13 +459,8 @@ class Supervisor:
             return False  # _reconcile records the exit and schedules the restart
         if worker.channel is None:
             return False
-        try:
-            stub = health_pb2_grpc.HealthStub(worker.channel)
-            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
-            serving = reply.status == health_pb2.HealthCheckResponse.SERVING
-        except grpc.aio.AioRpcError:
-            serving = False
-        if serving:
+        problem = await _health_problem(worker)
+        if not problem:
             worker.failed_probes = 0
             worker.state = State.WORKER_STATE_HEALTHY
             worker.last_error = ""
@@ -453,12 +468,72 @@ class Supervisor:
             worker.failed_probes += 1
             if worker.failed_probes >= UNHEALTHY_AFTER_FAILED_PROBES:
                 worker.state = State.WORKER_STATE_UNHEALTHY
+                if worker.external:
+                    worker.last_error = problem
+        elif worker.external and worker.last_error != problem:
+            worker.last_error = problem  # nothing else would say why it never served
+            worker.state = State.WORKER_STATE_UNHEALTHY
+            return True
+        load_changed = False
+        if worker.state == State.WORKER_STATE_HEALTHY:
+            load_changed = await self._read_load(worker)
         if before != worker.state:
             self._wake.set()  # a healthy new worker may let old ones drain
             return True
-        return False
+        return load_changed
+
+    async def _read_load(self, worker: Worker) -> bool:
+        """Scrape the worker's own metrics (queue, batches); True when the figures changed."""
+        url = worker.metrics_url
+        if not url:
+            return False
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0))
+        try:
+            async with self._http.get(url) as reply:
+                text = await reply.text()
+            load = parse_worker_load(text, worker.runtime, worker.workload.deployment)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.debug("cannot read the metrics of %s at %s: %s", worker.worker_id, url, exc)
+            return False
+        if load == worker.load:
+            return False
+        worker.load = load
+        return True
 
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
         await asyncio.gather(*(self._retire(w) for w in list(self.workers.values())))
+        if self._http is not None:
+            await self._http.close()
+
+
+def wanted_workers(workload: agent_pb2.Workload) -> int:
+    """Worker processes a workload asks for; an external server is one endpoint, watched once."""
+    if runtime_of(workload) == RUNTIME_EXTERNAL:
+        return min(1, workload.replicas)
+    return workload.replicas
+
+
+async def _health_problem(worker: Worker) -> str:
+    """ "" when the worker serves; else what is wrong. An external server must also have the
+    deployment's model loaded (a Triton can be up and serve other models)."""
+    assert worker.channel is not None
+    try:
+        stub = health_pb2_grpc.HealthStub(worker.channel)
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            return f"{worker.grpc_address} reports {status}"
+        if worker.external:
+            model = worker.workload.deployment
+            ready = await oip_grpc.GRPCInferenceServiceStub(worker.channel).ModelReady(
+                oip.ModelReadyRequest(name=model), timeout=2.0
+            )
+            if not ready.ready:
+                return f"external Triton {worker.grpc_address} has no ready model '{model}'"
+    except grpc.aio.AioRpcError as exc:
+        what = "external Triton" if worker.external else "worker"
+        return f"{what} {worker.grpc_address} unreachable: {exc.code().name} {exc.details()}"
+    return ""

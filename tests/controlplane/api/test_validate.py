@@ -72,12 +72,6 @@ def _bad_model_cases(artifact: Path, missing: Path) -> list[tuple[Resource, str,
             f"model '{long_name}': metadata.name: '{long_name}' is longer than 63 characters",
         ),
         (
-            model("x", [("v1", artifact)], runtime="triton"),
-            "spec.versions[0].runtime",
-            "model 'x' version 'v1': spec.versions[0].runtime: runtime 'triton' is not "
-            "supported yet",
-        ),
-        (
             model("x", [("v1", artifact)], runtime="onnx"),
             "spec.versions[0].runtime",
             "model 'x' version 'v1': spec.versions[0].runtime: unknown runtime 'onnx' "
@@ -86,7 +80,7 @@ def _bad_model_cases(artifact: Path, missing: Path) -> list[tuple[Resource, str,
         (
             model("x", [("v1", artifact)], runtime=""),
             "spec.versions[0].runtime",
-            "model 'x' version 'v1': spec.versions[0].runtime: runtime is required (torch)",
+            "model 'x' version 'v1': spec.versions[0].runtime: runtime is required (torch, triton)",
         ),
         (
             model("x", [("v1", artifact), ("v2", missing)]),
@@ -102,7 +96,8 @@ def _bad_model_cases(artifact: Path, missing: Path) -> list[tuple[Resource, str,
         (
             model("x", [("v1", "")]),
             "spec.versions[0].path",
-            "model 'x' version 'v1': spec.versions[0].path: path is required",
+            "model 'x' version 'v1': spec.versions[0].path: path is required "
+            "(or external: an existing Triton)",
         ),
         (
             model("x", [("v1", artifact.parent)]),

@@ -1,0 +1,46 @@
+"""A worker's own load figures, read from its Prometheus metrics.
+
+Envoy's counters say what is in flight towards a worker; only the worker knows how much of
+that waits in its queue and how well it batches. The Torch worker and Triton name these
+differently, so each runtime has its reader; both give a WorkerLoad.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from workers.agent.launch import RUNTIME_TORCH
+
+
+@dataclass(frozen=True)
+class WorkerLoad:
+    queued: int  # requests waiting for a forward pass now
+    requests: int  # requests answered since start
+    batches: int  # forward passes since start
+
+
+def parse_worker_load(text: str, runtime: str, model: str) -> WorkerLoad:
+    """Read one scrape; figures the worker does not export count as 0."""
+    if runtime == RUNTIME_TORCH:
+        return _torch_load(text, model)
+    from workers.triton_worker.metrics import parse_load  # Triton's names, Triton's reader
+
+    load = parse_load(text, model)
+    return WorkerLoad(queued=load.queued, requests=load.requests, batches=load.executions)
+
+
+def _torch_load(text: str, model: str) -> WorkerLoad:
+    queued = requests = batches = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("model", model) != model:
+                continue
+            if sample.name == "meshline_worker_queued_requests":
+                queued += sample.value
+            elif sample.name == "meshline_worker_batch_requests_sum":
+                requests += sample.value
+            elif sample.name == "meshline_worker_batch_requests_count":
+                batches += sample.value
+    return WorkerLoad(queued=int(queued), requests=int(requests), batches=int(batches))
