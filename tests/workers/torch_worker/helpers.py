@@ -45,3 +45,14 @@ def http(
             return HttpReply(response.status, dict(response.headers.items()), response.read())
     except urllib.error.HTTPError as error:
         return HttpReply(error.code, dict(error.headers.items()), error.read())
+
+
+def assert_matches_batched(got: np.ndarray, want: np.ndarray) -> None:
+    """A caller's rows from a merged forward pass vs local torch on that caller's input alone.
+
+    BLAS picks its kernel by the number of rows, so a row computed inside a batch of 16 may differ
+    from the same row computed alone in the last bits (a few 1e-7 for the demo MLP): the
+    tolerance is a little looser than `assert_matches_torch`, far below any real mix-up of rows.
+    """
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
