@@ -153,6 +153,9 @@ class LiveStatus:
             healthy_endpoints=min(healthy_per_track, default=0),
             nack_error=self._nack(region),
             acked_version=(rds.acked_version or "") if rds else "",
+            queued_requests=sum(w.queued for w in current_workers),
+            requests=sum(w.requests for w in current_workers),
+            batches=sum(w.batches for w in current_workers),
         )
         if r.nack_error:
             return f"{region}: {r.nack_error}", True

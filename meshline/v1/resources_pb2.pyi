@@ -295,7 +295,7 @@ class DeploymentSpec(_message.Message):
     def __init__(self, environment: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., replicas: _Optional[int] = ..., policies: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., batching: _Optional[_Union[BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ...) -> None: ...
 
 class RegionDeploymentStatus(_message.Message):
-    __slots__ = ("region", "config_acked", "acked_version", "desired_replicas", "healthy_endpoints", "nack_error", "forwarding")
+    __slots__ = ("region", "config_acked", "acked_version", "desired_replicas", "healthy_endpoints", "nack_error", "forwarding", "queued_requests", "requests", "batches")
     REGION_FIELD_NUMBER: _ClassVar[int]
     CONFIG_ACKED_FIELD_NUMBER: _ClassVar[int]
     ACKED_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -303,6 +303,9 @@ class RegionDeploymentStatus(_message.Message):
     HEALTHY_ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     NACK_ERROR_FIELD_NUMBER: _ClassVar[int]
     FORWARDING_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
     region: str
     config_acked: bool
     acked_version: str
@@ -310,7 +313,10 @@ class RegionDeploymentStatus(_message.Message):
     healthy_endpoints: int
     nack_error: str
     forwarding: bool
-    def __init__(self, region: _Optional[str] = ..., config_acked: _Optional[bool] = ..., acked_version: _Optional[str] = ..., desired_replicas: _Optional[int] = ..., healthy_endpoints: _Optional[int] = ..., nack_error: _Optional[str] = ..., forwarding: _Optional[bool] = ...) -> None: ...
+    queued_requests: int
+    requests: int
+    batches: int
+    def __init__(self, region: _Optional[str] = ..., config_acked: _Optional[bool] = ..., acked_version: _Optional[str] = ..., desired_replicas: _Optional[int] = ..., healthy_endpoints: _Optional[int] = ..., nack_error: _Optional[str] = ..., forwarding: _Optional[bool] = ..., queued_requests: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ...) -> None: ...
 
 class DeploymentStatus(_message.Message):
     __slots__ = ("phase", "message", "regions", "placement", "plan")
