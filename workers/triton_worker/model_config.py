@@ -1,0 +1,100 @@
+"""TritonWorkerConfig -> ModelConfig: how meshline's signature and batching flags map to Triton.
+
+- A signature whose every tensor has a wildcard first dim is batchable: max_batch_size is
+  --max-batch-size and dims leave the batch dim out. Otherwise max_batch_size is 0 (full dims) and
+  the batching flags do not apply (Triton could not split such tensors into requests).
+- dynamic_batching is on when a batch can hold more than one request, or when priority levels are
+  asked for (priorities live in the dynamic batcher's queue, also with max_batch_size 1).
+- Triton versions are integer folders: a positive integer --model-version is used as is; any other
+  label is served as version 1 (see `triton_version`).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from workers.torch_worker.signature import WILDCARD, Signature, TensorSpec
+from workers.triton_worker.config import TritonWorkerConfig
+from workers.triton_worker.pbtxt import DynamicBatching, InstanceGroup, ModelConfig, TensorConfig
+
+BACKEND = "python"
+MODEL_PATH_PARAMETER = "model_path"
+TORCH_THREADS_PARAMETER = "torch_threads"
+
+# Open Inference Protocol datatype -> Triton config data_type.
+DATA_TYPES: dict[str, str] = {
+    "BOOL": "TYPE_BOOL",
+    "UINT8": "TYPE_UINT8",
+    "UINT16": "TYPE_UINT16",
+    "UINT32": "TYPE_UINT32",
+    "UINT64": "TYPE_UINT64",
+    "INT8": "TYPE_INT8",
+    "INT16": "TYPE_INT16",
+    "INT32": "TYPE_INT32",
+    "INT64": "TYPE_INT64",
+    "FP16": "TYPE_FP16",
+    "FP32": "TYPE_FP32",
+    "FP64": "TYPE_FP64",
+    "BF16": "TYPE_BF16",
+    "BYTES": "TYPE_STRING",
+}
+
+
+def is_batchable(signature: Signature) -> bool:
+    """Every input and output has a wildcard first dim (the batch dim Triton adds and strips)."""
+    return all(
+        spec.shape and spec.shape[0] == WILDCARD for spec in (*signature.inputs, *signature.outputs)
+    )
+
+
+def triton_version(label: str) -> int:
+    """The version folder that serves `label`: itself if a positive integer, else 1."""
+    text = label.strip()
+    if text.isascii() and text.isdigit() and int(text) > 0:
+        return int(text)
+    return 1
+
+
+def build_model_config(config: TritonWorkerConfig) -> ModelConfig:
+    batchable = is_batchable(config.signature)
+    b = config.batching
+    if not batchable and (b.max_batch_size > 1 or b.priority_levels > 0):
+        print(
+            f"triton_worker: note: the signature has a tensor without a -1 first dim, so "
+            f"the model is not batchable; --max-batch-size {b.max_batch_size} and "
+            f"--priority-levels {b.priority_levels} do not apply",
+            file=sys.stderr,
+        )
+    dynamic = None
+    if batchable and (b.max_batch_size > 1 or b.priority_levels > 0):
+        dynamic = DynamicBatching(
+            preferred_batch_size=b.preferred_batch_sizes,
+            max_queue_delay_microseconds=math.ceil(b.max_delay_ms * 1000),
+            priority_levels=b.priority_levels,
+            default_priority_level=b.default_priority_level,
+        )
+    return ModelConfig(
+        name=config.model_name,
+        backend=BACKEND,
+        max_batch_size=b.max_batch_size if batchable else 0,
+        version=triton_version(config.model_version),
+        inputs=tuple(tensor_config(s, batchable) for s in config.signature.inputs),
+        outputs=tuple(tensor_config(s, batchable) for s in config.signature.outputs),
+        dynamic_batching=dynamic,
+        instance_groups=(InstanceGroup(count=config.instances, kind="KIND_CPU"),),
+        parameters={
+            MODEL_PATH_PARAMETER: str(config.model_path.resolve()),
+            TORCH_THREADS_PARAMETER: str(config.torch_threads),
+        },
+    )
+
+
+def tensor_config(spec: TensorSpec, batchable: bool) -> TensorConfig:
+    """The spec's dims as Triton wants them: without the batch dim when batchable; a tensor with
+    no dims left travels as [1] and is reshaped to [] for the model."""
+    dims = spec.shape[1:] if batchable else spec.shape
+    data_type = DATA_TYPES[spec.datatype]
+    if not dims:
+        return TensorConfig(spec.name, data_type, (1,), reshape=())
+    return TensorConfig(spec.name, data_type, tuple(dims))
