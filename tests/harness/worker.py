@@ -82,6 +82,29 @@ def worker_command(
     return args + list(extra_args)
 
 
+def scheduling_args(
+    *,
+    max_batch_size: int = 1,
+    max_batch_delay_ms: float = 0.0,
+    preferred_batch_sizes: Sequence[int] = (),
+    priority_levels: int = 0,
+    default_priority_level: int | None = None,
+    instances: int = 1,
+) -> list[str]:
+    """The batching / priority / instances flags, for `extra_args` (the agent passes the same)."""
+    args = [
+        "--max-batch-size", str(max_batch_size),
+        "--max-batch-delay-ms", f"{max_batch_delay_ms:g}",
+        "--priority-levels", str(priority_levels),
+        "--instances", str(instances),
+    ]  # fmt: skip
+    if preferred_batch_sizes:
+        args += ["--preferred-batch-sizes", ",".join(map(str, preferred_batch_sizes))]
+    if default_priority_level is not None:
+        args += ["--default-priority-level", str(default_priority_level)]
+    return args
+
+
 def http_ready(url: str) -> bool:
     """GET {url}/v2/health/ready answers 200."""
     try:
