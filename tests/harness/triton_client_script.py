@@ -9,7 +9,9 @@ run this script as a subprocess:
 stdout: {"<case>": {"ok": true, "outputs": {"output": {"datatype", "shape", "data"}}} |
          {"ok": false, "error": "...", "status": "..."}, ...}
 Cases: grpc, grpc-meta, http-binary, http-json, http-default (no outputs named), http-gzip,
-http-meta.
+http-meta, and grpc-burst / http-burst: one concurrent request per row of the input (shape
+[1, ...] each), plus --bad-input sent among them when given; they answer
+{"ok": true, "replies": [<reply per row>], "bad": <reply> | null}.
 """
 
 from __future__ import annotations
@@ -106,6 +108,94 @@ def run_http(args: argparse.Namespace, data: np.ndarray, mode: str) -> dict[str,
     return answer
 
 
+def _reply(result: Any, error: Exception | None, names: list[str]) -> dict[str, Any]:
+    if error is not None:
+        if isinstance(error, InferenceServerException):
+            return {"ok": False, "error": error.message(), "status": str(error.status())}
+        return {"ok": False, "error": str(error), "status": type(error).__name__}
+    return {"ok": True, "outputs": _outputs(result, names)}
+
+
+def _burst_inputs(args: argparse.Namespace, data: np.ndarray) -> list[np.ndarray]:
+    """One [1, ...] request per row, with the bad input (if any) inserted in the middle."""
+    rows = [data[i : i + 1] for i in range(data.shape[0])]
+    if args.bad_input:
+        rows.insert(len(rows) // 2, np.load(args.bad_input))
+    return rows
+
+
+def _burst_answer(args: argparse.Namespace, replies: list[dict[str, Any]]) -> dict[str, Any]:
+    bad = None
+    if args.bad_input:
+        bad = replies.pop((len(replies) - 1) // 2)
+    return {"ok": True, "replies": replies, "bad": bad}
+
+
+def run_grpc_burst(args: argparse.Namespace, data: np.ndarray) -> dict[str, Any]:
+    """All requests in flight at once (async_infer), answers collected in request order."""
+    import threading
+
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(args.grpc)
+    rows = _burst_inputs(args, data)
+    replies: list[dict[str, Any]] = [{} for _ in rows]
+    done = threading.Semaphore(0)
+
+    def callback(i: int, result: Any, error: Exception | None) -> None:
+        replies[i] = _reply(result, error, args.output_name)
+        done.release()
+
+    for i, row in enumerate(rows):
+        tensor = grpcclient.InferInput(
+            args.input_name, list(row.shape), np_to_triton_dtype(row.dtype)
+        )
+        tensor.set_data_from_numpy(row)
+        client.async_infer(
+            args.model,
+            [tensor],
+            callback=lambda result, error, i=i: callback(i, result, error),
+            model_version=args.version,
+            outputs=[grpcclient.InferRequestedOutput(n) for n in args.output_name],
+            headers=dict(args.header),
+        )
+    for _ in rows:
+        if not done.acquire(timeout=60):
+            raise TimeoutError("a burst request got no answer in 60 s")
+    client.close()
+    return _burst_answer(args, replies)
+
+
+def run_http_burst(args: argparse.Namespace, data: np.ndarray) -> dict[str, Any]:
+    import tritonclient.http as httpclient
+
+    rows = _burst_inputs(args, data)
+    client = httpclient.InferenceServerClient(args.http, concurrency=len(rows))
+    pending = []
+    for row in rows:
+        tensor = httpclient.InferInput(
+            args.input_name, list(row.shape), np_to_triton_dtype(row.dtype)
+        )
+        tensor.set_data_from_numpy(row)
+        pending.append(
+            client.async_infer(
+                args.model,
+                [tensor],
+                model_version=args.version,
+                outputs=[httpclient.InferRequestedOutput(n) for n in args.output_name],
+                headers=dict(args.header),
+            )
+        )
+    replies = []
+    for request in pending:
+        try:
+            replies.append(_reply(request.get_result(timeout=60), None, args.output_name))
+        except InferenceServerException as exc:
+            replies.append(_reply(None, exc, args.output_name))
+    client.close()
+    return _burst_answer(args, replies)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--grpc", default="", help="host:port of the gRPC endpoint")
@@ -119,6 +209,7 @@ def main() -> int:
         "--header", action="append", default=[], type=lambda s: tuple(s.split("=", 1))
     )
     parser.add_argument("--cases", default="grpc,http-binary,http-json")
+    parser.add_argument("--bad-input", default="", help="burst cases: a .npy sent among the rows")
     args = parser.parse_args()
     args.output_name = args.output_name or ["output"]
     data = np.load(args.input)
@@ -131,6 +222,8 @@ def main() -> int:
         "http-default": lambda: run_http(args, data, "default"),
         "http-gzip": lambda: run_http(args, data, "gzip"),
         "http-meta": lambda: run_http(args, data, "meta"),
+        "grpc-burst": lambda: run_grpc_burst(args, data),
+        "http-burst": lambda: run_http_burst(args, data),
     }
     results: dict[str, Any] = {}
     for case in args.cases.split(","):
