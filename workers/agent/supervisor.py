@@ -517,8 +517,8 @@ def wanted_workers(workload: agent_pb2.Workload) -> int:
 
 
 async def _health_problem(worker: Worker) -> str:
-    """ "" when the worker serves; else what is wrong. An external server must also have the
-    deployment's model loaded (a Triton can be up and serve other models)."""
+    """What keeps the worker from serving, or the empty string. An external server must also
+    have the deployment's model loaded (a Triton can be up and serve other models)."""
     assert worker.channel is not None
     try:
         stub = health_pb2_grpc.HealthStub(worker.channel)
@@ -526,14 +526,21 @@ async def _health_problem(worker: Worker) -> str:
         if reply.status != health_pb2.HealthCheckResponse.SERVING:
             status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
             return f"{worker.grpc_address} reports {status}"
-        if worker.external:
-            model = worker.workload.deployment
-            ready = await oip_grpc.GRPCInferenceServiceStub(worker.channel).ModelReady(
-                oip.ModelReadyRequest(name=model), timeout=2.0
-            )
-            if not ready.ready:
-                return f"external Triton {worker.grpc_address} has no ready model '{model}'"
     except grpc.aio.AioRpcError as exc:
         what = "external Triton" if worker.external else "worker"
         return f"{what} {worker.grpc_address} unreachable: {exc.code().name} {exc.details()}"
+    if not worker.external:
+        return ""
+    model = worker.workload.deployment
+    try:
+        ready = await oip_grpc.GRPCInferenceServiceStub(worker.channel).ModelReady(
+            oip.ModelReadyRequest(name=model), timeout=2.0
+        )
+        if not ready.ready:
+            return f"external Triton {worker.grpc_address} has model '{model}' but it is not ready"
+    except grpc.aio.AioRpcError as exc:
+        return (
+            f"external Triton {worker.grpc_address} does not serve model '{model}' "
+            f"({exc.code().name}: {exc.details()}); it must be named like the deployment"
+        )
     return ""

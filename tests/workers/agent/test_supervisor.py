@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import pytest
-
-from meshline.v1 import agent_pb2, resources_pb2
-from workers.agent.config import AgentConfig
+from meshline.v1 import agent_pb2
+from tests.workers.agent.helpers import agent_config, states, until, workload
 from workers.agent.envoy_process import GatewayView
 from workers.agent.supervisor import Supervisor, Worker
 from workers.demo import build_mlp
@@ -23,71 +20,19 @@ from workers.demo import build_mlp
 State = agent_pb2.WorkerState
 
 
-def _workload(
-    path: Path, revision: str, replicas: int = 1, track: str = "", version: str = ""
-) -> agent_pb2.Workload:
-    signature = resources_pb2.ModelSignature()
-    signature.inputs.add(name="input", datatype="FP32", shape=[-1, 784])
-    signature.outputs.add(name="output", datatype="FP32", shape=[-1, 10])
-    return agent_pb2.Workload(
-        deployment="d",
-        environment="production",
-        revision=revision,
-        runtime="torch",
-        model_path=str(path),
-        signature=signature,
-        replicas=replicas,
-        model_version=version or revision,
-        track=track,
-    )
-
-
-async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def _states(sup: Supervisor) -> list[tuple[str, int]]:
-    return [(w.revision, w.state) for w in sup.report().workers]
-
-
-def _config(tmp_path: Path) -> AgentConfig:
-    return AgentConfig(
-        region="t",
-        controlplane="127.0.0.1:1",
-        state_dir=tmp_path,
-        health_interval_s=0.2,
-        max_drain_s=0.5,
-    )
-
-
-@pytest.fixture
-async def supervisor(tmp_path: Path) -> AsyncIterator[Supervisor]:
-    sup = Supervisor(_config(tmp_path), on_change=lambda: None)
-    task = asyncio.create_task(sup.run())
-    try:
-        yield sup
-    finally:
-        await sup.stop()
-        task.cancel()
-
-
 async def test_crashing_worker_backs_off_and_says_why(
     supervisor: Supervisor, tmp_path: Path
 ) -> None:
     missing = tmp_path / "gone.pt"
-    supervisor.set_desired([_workload(missing, "r1")])
-    await _until(lambda: any(w.restarts >= 2 for w in supervisor.workers.values()), "2 restarts")
+    supervisor.set_desired([workload(missing, "r1")])
+    await until(lambda: any(w.restarts >= 2 for w in supervisor.workers.values()), "2 restarts")
     worker = next(iter(supervisor.workers.values()))
     assert str(missing) in worker.last_error and "exited with code 1" in worker.last_error
     assert worker.failures >= 2
     report = supervisor.report().workers[0]
     assert report.state != State.WORKER_STATE_HEALTHY and str(missing) in report.last_error
     # The wait grows with each consecutive failure (0.5 s, 1 s, 2 s, ... capped at 10 s).
-    await _until(lambda: not worker.running and worker.exit_noted, "the next exit")
+    await until(lambda: not worker.running and worker.exit_noted, "the next exit")
     wait = worker.restart_at - time.monotonic()
     assert 0.5 * 2 ** (worker.failures - 2) < wait <= min(0.5 * 2 ** (worker.failures - 1), 10)
 
@@ -97,35 +42,35 @@ async def test_replacement_is_make_before_break_and_waits_for_release(
 ) -> None:
     model = build_mlp(tmp_path / "m.pt")
     supervisor.connected = lambda: False  # nobody can confirm the gateway stopped routing
-    supervisor.set_desired([_workload(model, "r1")])
-    await _until(lambda: _states(supervisor) == [("r1", State.WORKER_STATE_HEALTHY)], "r1")
+    supervisor.set_desired([workload(model, "r1")])
+    await until(lambda: states(supervisor) == [("r1", State.WORKER_STATE_HEALTHY)], "r1")
     old = next(iter(supervisor.workers.values()))
 
-    supervisor.set_desired([_workload(model, "r2")])
+    supervisor.set_desired([workload(model, "r2")])
     # The old worker serves until the new one is healthy ...
-    await _until(lambda: ("r2", State.WORKER_STATE_HEALTHY) in _states(supervisor), "r2 healthy")
-    await _until(lambda: ("r1", State.WORKER_STATE_DRAINING) in _states(supervisor), "r1 draining")
+    await until(lambda: ("r2", State.WORKER_STATE_HEALTHY) in states(supervisor), "r2 healthy")
+    await until(lambda: ("r1", State.WORKER_STATE_DRAINING) in states(supervisor), "r1 draining")
     # ... and, draining, keeps running past max_drain_s while the control plane is unreachable.
     old.drain_started -= 60
     await supervisor._reconcile()
     assert old.running and old.worker_id in supervisor.workers
 
     supervisor.release([old.worker_id])  # the gateway ACKed a config without it
-    await _until(lambda: old.worker_id not in supervisor.workers and not old.running, "retired")
-    assert _states(supervisor) == [("r2", State.WORKER_STATE_HEALTHY)]
+    await until(lambda: old.worker_id not in supervisor.workers and not old.running, "retired")
+    assert states(supervisor) == [("r2", State.WORKER_STATE_HEALTHY)]
 
 
 async def test_overdue_drain_is_forced_only_when_connected(
     supervisor: Supervisor, tmp_path: Path
 ) -> None:
     model = build_mlp(tmp_path / "m.pt")
-    supervisor.set_desired([_workload(model, "r1")])
-    await _until(lambda: _states(supervisor) == [("r1", State.WORKER_STATE_HEALTHY)], "r1")
+    supervisor.set_desired([workload(model, "r1")])
+    await until(lambda: states(supervisor) == [("r1", State.WORKER_STATE_HEALTHY)], "r1")
     worker = next(iter(supervisor.workers.values()))
     supervisor.set_desired([])
-    await _until(lambda: worker.draining, "draining")
+    await until(lambda: worker.draining, "draining")
     worker.drain_started -= 60
-    await _until(lambda: not worker.running, "the overdue worker to stop")
+    await until(lambda: not worker.running, "the overdue worker to stop")
     assert supervisor.workers == {}
 
 
@@ -141,11 +86,11 @@ async def test_tracks_run_side_by_side_and_are_replaced_on_their_own(
 ) -> None:
     model = build_mlp(tmp_path / "m.pt")
     supervisor.connected = lambda: False  # drains end only by release
-    main_v1 = _workload(model, "r1", version="v1")
-    leg = _workload(model, "r-leg", track="V2_beta", version="V2_beta")
+    main_v1 = workload(model, "r1", version="v1")
+    leg = workload(model, "r-leg", track="V2_beta", version="V2_beta")
     supervisor.set_desired([main_v1, leg])
     healthy = State.WORKER_STATE_HEALTHY
-    await _until(
+    await until(
         lambda: (
             _by_track(supervisor)
             == {"": [("v1", "r1", healthy)], "V2_beta": [("V2_beta", "r-leg", healthy)]}
@@ -162,13 +107,13 @@ async def test_tracks_run_side_by_side_and_are_replaced_on_their_own(
     leg_restarts = leg_worker.restarts
 
     # A new version on the main track: make-before-break there, the leg is left alone.
-    supervisor.set_desired([_workload(model, "r3", version="v3"), leg])
-    await _until(
+    supervisor.set_desired([workload(model, "r3", version="v3"), leg])
+    await until(
         lambda: ("v3", "r3", healthy) in _by_track(supervisor)[""] and main_worker.draining,
         "v3 healthy and v1 draining",
     )
     supervisor.release([main_worker.worker_id])
-    await _until(lambda: main_worker.worker_id not in supervisor.workers, "v1 retired")
+    await until(lambda: main_worker.worker_id not in supervisor.workers, "v1 retired")
     assert _by_track(supervisor) == {
         "": [("v3", "r3", healthy)],
         "V2_beta": [("V2_beta", "r-leg", healthy)],
@@ -178,8 +123,8 @@ async def test_tracks_run_side_by_side_and_are_replaced_on_their_own(
     assert leg_worker.process is not None and leg_worker.process.pid == leg_pid
 
     # The leg leaves the desired state: only its worker drains.
-    supervisor.set_desired([_workload(model, "r3", version="v3")])
-    await _until(lambda: leg_worker.draining, "the leg draining")
+    supervisor.set_desired([workload(model, "r3", version="v3")])
+    await until(lambda: leg_worker.draining, "the leg draining")
     assert [w.draining for w in supervisor.workers.values() if not w.workload.track] == [False]
 
 
@@ -189,11 +134,11 @@ async def test_promoting_a_canary_moves_workers_between_tracks_without_restarts(
     """v1 main + v2 leg becomes v2 main + v1 leg: the same processes keep serving."""
     model = build_mlp(tmp_path / "m.pt")
     supervisor.connected = lambda: False
-    v1_main = _workload(model, "r1", version="v1")
-    v2_leg = _workload(model, "r2", track="v2", version="v2")
+    v1_main = workload(model, "r1", version="v1")
+    v2_leg = workload(model, "r2", track="v2", version="v2")
     supervisor.set_desired([v1_main, v2_leg])
     healthy = State.WORKER_STATE_HEALTHY
-    await _until(
+    await until(
         lambda: (
             _by_track(supervisor) == {"": [("v1", "r1", healthy)], "v2": [("v2", "r2", healthy)]}
         ),
@@ -202,9 +147,9 @@ async def test_promoting_a_canary_moves_workers_between_tracks_without_restarts(
     pids = {w.revision: w.process.pid for w in supervisor.workers.values() if w.process}
 
     supervisor.set_desired(
-        [_workload(model, "r2", version="v2"), _workload(model, "r1", track="v1", version="v1")]
+        [workload(model, "r2", version="v2"), workload(model, "r1", track="v1", version="v1")]
     )
-    await _until(
+    await until(
         lambda: (
             _by_track(supervisor) == {"": [("v2", "r2", healthy)], "v1": [("v1", "r1", healthy)]}
         ),
@@ -218,7 +163,7 @@ async def test_promoting_a_canary_moves_workers_between_tracks_without_restarts(
 def _worker(sup: Supervisor, worker_id: str, grpc_port: int, http_port: int) -> Worker:
     worker = Worker(
         worker_id=worker_id,
-        workload=_workload(Path("m.pt"), "r1", track="v2", version="v2"),
+        workload=workload(Path("m.pt"), "r1", track="v2", version="v2"),
         grpc_port=grpc_port,
         http_port=http_port,
         log_path=Path("unused.log"),
@@ -235,7 +180,7 @@ async def _no_view() -> GatewayView | None:
 
 def test_gateway_view_sets_inflight_and_reports_only_changes(tmp_path: Path) -> None:
     reports: list[int] = []
-    sup = Supervisor(_config(tmp_path), on_change=lambda: reports.append(1))
+    sup = Supervisor(agent_config(tmp_path), on_change=lambda: reports.append(1))
     sup.gateway_view = None  # views are applied by hand here
     _worker(sup, "a", 9000, 9001)
     _worker(sup, "b", 9002, 9003)
@@ -273,14 +218,12 @@ async def test_inflight_changes_are_reported_within_a_probe_interval(tmp_path: P
         )
         return GatewayView(routable, dict(inflight))
 
-    sup = Supervisor(_config(tmp_path), on_change=lambda: changes.append(time.monotonic()))
+    sup = Supervisor(agent_config(tmp_path), on_change=lambda: changes.append(time.monotonic()))
     sup.gateway_view = view
     task = asyncio.create_task(sup.run())
     try:
-        sup.set_desired([_workload(model, "r1")])
-        await _until(
-            lambda: [w.gateway_routable for w in sup.report().workers] == [True], "serving"
-        )
+        sup.set_desired([workload(model, "r1")])
+        await until(lambda: [w.gateway_routable for w in sup.report().workers] == [True], "serving")
         worker = next(iter(sup.workers.values()))
         await asyncio.sleep(0.5)
         quiet_since = time.monotonic()
@@ -290,7 +233,7 @@ async def test_inflight_changes_are_reported_within_a_probe_interval(tmp_path: P
         inflight[worker.http_address] = 7
         changed_at = time.monotonic()
         # Read every probe interval (0.2 s here): reported well within a second.
-        await _until(lambda: any(t > changed_at for t in changes), "a report", timeout_s=1.0)
+        await until(lambda: any(t > changed_at for t in changes), "a report", timeout_s=1.0)
         assert sup.report().workers[0].inflight == 7
     finally:
         await sup.stop()

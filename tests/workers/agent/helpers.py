@@ -1,0 +1,53 @@
+"""Workloads and waits shared by the agent's tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from meshline.v1 import agent_pb2, resources_pb2
+from workers.agent.config import AgentConfig
+from workers.agent.supervisor import Supervisor
+
+
+def workload(
+    path: Path, revision: str, replicas: int = 1, track: str = "", version: str = ""
+) -> agent_pb2.Workload:
+    signature = resources_pb2.ModelSignature()
+    signature.inputs.add(name="input", datatype="FP32", shape=[-1, 784])
+    signature.outputs.add(name="output", datatype="FP32", shape=[-1, 10])
+    return agent_pb2.Workload(
+        deployment="d",
+        environment="production",
+        revision=revision,
+        runtime="torch",
+        model_path=str(path),
+        signature=signature,
+        replicas=replicas,
+        model_version=version or revision,
+        track=track,
+    )
+
+
+async def until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def states(sup: Supervisor) -> list[tuple[str, int]]:
+    return [(w.revision, w.state) for w in sup.report().workers]
+
+
+def agent_config(tmp_path: Path) -> AgentConfig:
+    return AgentConfig(
+        region="t",
+        controlplane="127.0.0.1:1",
+        state_dir=tmp_path,
+        health_interval_s=0.2,
+        max_drain_s=0.5,
+    )
