@@ -42,9 +42,13 @@ def parse_load(text: str, model: str) -> TritonLoad:
     """
     sums = dict.fromkeys((QUEUED, SUCCESS, FAILURE, INFERENCES, EXECUTIONS), 0.0)
     for family in text_string_to_metric_families(text):
+        if family.name not in sums:
+            continue
+        # prometheus_client names a counter's samples <family>_total; Triton's lines have no suffix.
+        names = (family.name, f"{family.name}_total")
         for sample in family.samples:
-            if sample.name in sums and sample.labels.get("model") == model:
-                sums[sample.name] += sample.value
+            if sample.name in names and sample.labels.get("model") == model:
+                sums[family.name] += sample.value
     return TritonLoad(
         queued=int(sums[QUEUED]),
         requests=int(sums[SUCCESS] + sums[FAILURE]),
