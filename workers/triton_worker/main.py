@@ -35,6 +35,9 @@ def main(argv: Sequence[str] | None = None, execve: Exec = os.execve) -> int:
         return fail(str(exc), 2)
     except (TritonSetupError, OSError) as exc:
         return fail(str(exc), 1)
+    note = model_config.unused_batching_note(config)
+    if note:
+        print(f"triton_worker: note: {note}", file=sys.stderr)
     plan = launch.server_launch(config, triton, backend_dir)
     print(
         f"triton_worker[{config.worker_id}]: region {config.region}: serving "

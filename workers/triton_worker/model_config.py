@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import math
-import sys
 
 from workers.torch_worker.signature import WILDCARD, Signature, TensorSpec
 from workers.triton_worker.config import TritonWorkerConfig
@@ -56,16 +55,21 @@ def triton_version(label: str) -> int:
     return 1
 
 
+def unused_batching_note(config: TritonWorkerConfig) -> str | None:
+    """Why batching flags are ignored for this signature, or None when they apply."""
+    b = config.batching
+    if is_batchable(config.signature) or (b.max_batch_size == 1 and b.priority_levels == 0):
+        return None
+    return (
+        "the signature has a tensor without a -1 first dim, so the model is not batchable; "
+        f"--max-batch-size {b.max_batch_size} and --priority-levels {b.priority_levels} "
+        "do not apply"
+    )
+
+
 def build_model_config(config: TritonWorkerConfig) -> ModelConfig:
     batchable = is_batchable(config.signature)
     b = config.batching
-    if not batchable and (b.max_batch_size > 1 or b.priority_levels > 0):
-        print(
-            f"triton_worker: note: the signature has a tensor without a -1 first dim, so "
-            f"the model is not batchable; --max-batch-size {b.max_batch_size} and "
-            f"--priority-levels {b.priority_levels} do not apply",
-            file=sys.stderr,
-        )
     dynamic = None
     if batchable and (b.max_batch_size > 1 or b.priority_levels > 0):
         dynamic = DynamicBatching(

@@ -110,3 +110,10 @@ def test_torchscript_forward_checks_the_declared_dtype(tmp_path: Path) -> None:
     assert result == Failure(
         "model failed: output 'output': the model returned float32, the config declares float64"
     )
+
+
+def test_a_bad_model_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.pt"
+    path.write_text("garbage")
+    with pytest.raises(RuntimeError, match=f"model file {path} is not a loadable TorchScript"):
+        TorchScriptForward(str(path), 1, [TensorInfo("output", np.dtype(np.float32))])

@@ -115,9 +115,15 @@ class TorchScriptForward:
         torch.set_num_threads(threads)
         # Triton's input buffers are read-only; the model never writes to its inputs.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated in 2.13
-            self.module = torch.jit.load(path, map_location="cpu").eval()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit: deprecated in 2.13
+                self.module = torch.jit.load(path, map_location="cpu").eval()
+        except Exception as exc:  # torch raises RuntimeError/ValueError variants
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RuntimeError(
+                f"model file {path} is not a loadable TorchScript archive: {first}"
+            ) from exc
         self.torch = torch
         self.outputs = list(outputs)
 
