@@ -165,8 +165,7 @@ def run_batch(runtime: TorchRuntime, batch: Sequence[Sequence[np.ndarray]]) -> B
         merged = [_concatenate(parts) for parts in zip(*batch, strict=True)]
         outputs = runtime.infer_sync(merged)
     except Exception as exc:
-        log.info("merged forward pass of %d requests failed, running them one by one: %s",
-                 len(batch), exc)  # fmt: skip
+        log.info("merged pass of %d requests failed, running them one by one: %s", len(batch), exc)
     else:
         if all(a.ndim > 0 and a.shape[0] == total for a in outputs.values()):
             results: list[Outputs | BaseException] = []
@@ -176,9 +175,8 @@ def run_batch(runtime: TorchRuntime, batch: Sequence[Sequence[np.ndarray]]) -> B
                 start += n
             return BatchResult(results, fallback=False)
         log.warning(
-            "the model's outputs do not have %d rows for a batch of %d rows; running the "
-            "batch's requests one by one",
-            total,
+            "the model's outputs do not all have the batch's %d rows; running its requests one "
+            "by one",
             total,
         )
     return BatchResult([_run_one(runtime, parts) for parts in batch], fallback=True)
