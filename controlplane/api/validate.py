@@ -292,6 +292,11 @@ def _check_batching(out: DocumentErrors, batching: BatchingSpec) -> None:
         out.add(
             f"{here}.priority_levels", f"must be between 0 and {MAX_PRIORITY_LEVELS}, got {levels}"
         )
+    if levels > 0 and size <= 1:
+        out.add(
+            f"{here}.priority_levels",
+            "needs max_batch_size above 1: requests are ordered in the batcher's queue",
+        )
     if not 0 <= batching.default_priority_level <= max(levels, 0):
         out.add(
             f"{here}.default_priority_level",

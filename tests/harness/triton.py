@@ -110,10 +110,14 @@ def running_triton_worker(
     region: str = "test",
     extra_args: Sequence[str] = (),
     ready_timeout_s: float = 90.0,
+    ports: tuple[int, int, int] | None = None,
 ) -> Iterator[TritonHandle]:
-    """Start a Triton worker on free ports, wait until its model is ready, stop it on exit."""
+    """Start a Triton worker, wait until its model is ready, stop it on exit.
+
+    `ports` (gRPC, HTTP, metrics) brings a server back on the same address; default: free ones.
+    """
     host = "127.0.0.1"
-    grpc_port, http_port, metrics_port = distinct_free_ports(3, host)
+    grpc_port, http_port, metrics_port = ports or distinct_free_ports(3, host)
     worker_id = worker_id or f"triton-{model_name}-{grpc_port}"
     repository_dir = log_dir / f"repository-{worker_id}"
     args = triton_worker_command(

@@ -160,7 +160,9 @@ class EnvoyGateway:
 class GatewayView:
     """Envoy's view of its upstream hosts, by address `host:port`."""
 
-    routable: frozenset[str] = frozenset()  # healthy in at least one cluster
+    # Healthy in every cluster that lists it: the clients' cluster and the `~local` one each
+    # run their own health checks, and Ready must not come from the one clients do not use.
+    routable: frozenset[str] = frozenset()
     inflight: dict[str, int] = field(default_factory=dict)  # rq_active summed over clusters
     # cluster name → addresses Envoy would route to in it
     routable_by_cluster: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -179,6 +181,7 @@ def parse_clusters(text: str) -> GatewayView:
     are skipped by their stat name.
     """
     routable: set[str] = set()
+    unroutable: set[str] = set()
     inflight: dict[str, int] = {}
     by_cluster: dict[str, set[str]] = {}
     for line in text.splitlines():
@@ -201,7 +204,10 @@ def parse_clusters(text: str) -> GatewayView:
             routable.add(host)
             by_cluster.setdefault(cluster, set()).add(host)
         elif stat == "health_flags":
+            unroutable.add(host)
             by_cluster.setdefault(cluster, set())
     return GatewayView(
-        frozenset(routable), inflight, {c: frozenset(h) for c, h in by_cluster.items()}
+        frozenset(routable - unroutable),
+        inflight,
+        {c: frozenset(h) for c, h in by_cluster.items()},
     )

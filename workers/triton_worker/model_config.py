@@ -1,10 +1,9 @@
 """TritonWorkerConfig -> ModelConfig: how meshline's signature and batching flags map to Triton.
 
-- A signature whose every tensor has a wildcard first dim is batchable: max_batch_size is
-  --max-batch-size and dims leave the batch dim out. Otherwise max_batch_size is 0 (full dims) and
-  the batching flags do not apply (Triton could not split such tensors into requests).
-- dynamic_batching is on when a batch can hold more than one request, or when priority levels are
-  asked for (priorities live in the dynamic batcher's queue, also with max_batch_size 1).
+- A signature whose every tensor has a wildcard first dim is batchable: with --max-batch-size
+  above 1, max_batch_size is that and dims leave the batch dim out, and dynamic_batching (with
+  any priority levels: they live in the dynamic batcher's queue) is on. Otherwise max_batch_size
+  is 0 with full dims: each request runs as it comes, with any number of rows.
 - Triton versions are integer folders: a positive integer --model-version is used as is; any other
   label is served as version 1 (see `triton_version`).
 """
@@ -58,20 +57,30 @@ def triton_version(label: str) -> int:
 def unused_batching_note(config: TritonWorkerConfig) -> str | None:
     """Why batching flags are ignored for this signature, or None when they apply."""
     b = config.batching
-    if is_batchable(config.signature) or (b.max_batch_size == 1 and b.priority_levels == 0):
+    if b.max_batch_size == 1 and b.priority_levels == 0:
         return None
-    return (
-        "the signature has a tensor without a -1 first dim, so the model is not batchable; "
-        f"--max-batch-size {b.max_batch_size} and --priority-levels {b.priority_levels} "
-        "do not apply"
-    )
+    if not is_batchable(config.signature):
+        return (
+            "the signature has a tensor without a -1 first dim, so the model is not batchable; "
+            f"--max-batch-size {b.max_batch_size} and --priority-levels {b.priority_levels} "
+            "do not apply"
+        )
+    if b.max_batch_size == 1:
+        return (
+            f"--priority-levels {b.priority_levels} needs batching (--max-batch-size above 1): "
+            "Triton orders requests in its dynamic batcher's queue"
+        )
+    return None
 
 
 def build_model_config(config: TritonWorkerConfig) -> ModelConfig:
-    batchable = is_batchable(config.signature)
     b = config.batching
+    # --max-batch-size 1 means "no batching", as in the Torch worker: a request keeps any
+    # number of rows. In Triton that is max_batch_size 0 with the -1 first dim kept in dims
+    # (max_batch_size 1 would refuse every request of two rows or more).
+    batchable = is_batchable(config.signature) and b.max_batch_size > 1
     dynamic = None
-    if batchable and (b.max_batch_size > 1 or b.priority_levels > 0):
+    if batchable:
         dynamic = DynamicBatching(
             preferred_batch_size=b.preferred_batch_sizes,
             max_queue_delay_microseconds=math.ceil(b.max_delay_ms * 1000),

@@ -124,7 +124,12 @@ def test_a_version_needs_a_path_or_an_external_server(store: Store) -> None:
             "spec.batching.preferred_batch_sizes: needs max_batch_size above 1 (batching on)",
         ),
         (
-            {"priority_levels": 2, "default_priority_level": 3},
+            {"priority_levels": 2},
+            "spec.batching.priority_levels: needs max_batch_size above 1: requests are ordered "
+            "in the batcher's queue",
+        ),
+        (
+            {"max_batch_size": 4, "priority_levels": 2, "default_priority_level": 3},
             "spec.batching.default_priority_level: must be between 0 (the lowest level) and "
             "priority_levels (2), got 3",
         ),

@@ -70,7 +70,9 @@ def not_batchable() -> TritonWorkerConfig:
 def types() -> TritonWorkerConfig:
     """BYTES cannot come from --signature (the TorchScript backend cannot take strings), so the
     renderer's mapping is checked on a signature built directly."""
-    base = flags(DEMO_SIGNATURE, "--priority-levels", "2", "--torch-threads", "2")
+    base = flags(
+        DEMO_SIGNATURE, "--max-batch-size", "2", "--priority-levels", "2", "--torch-threads", "2"
+    )
     signature = Signature(
         inputs=(
             TensorSpec("text", "BYTES", (-1,)),
@@ -135,3 +137,12 @@ def test_golden_files_parse_as_triton_model_configs() -> None:
     assert types["parameters"]["model_path"]["stringValue"] == '/srv/models/my "odd"\\model.pt'
     assert [t["dataType"] for t in types["input"]] == ["TYPE_STRING", "TYPE_INT64", "TYPE_BOOL"]
     assert types["input"][0]["reshape"] == {}
+
+
+def test_no_batching_keeps_the_batch_dim_so_requests_of_any_size_run() -> None:
+    """--max-batch-size 1 (the default) is "no batching", as in the Torch worker: Triton's
+    max_batch_size 1 would refuse a request of two rows."""
+    model = build_model_config(flags(DEMO_SIGNATURE))
+    assert model.max_batch_size == 0 and model.dynamic_batching is None
+    assert [t.dims for t in model.inputs] == [(-1, 784)]
+    assert [t.dims for t in model.outputs] == [(-1, 10)]
