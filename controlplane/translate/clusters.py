@@ -152,6 +152,10 @@ def _eds_cluster(name: str, route: DeploymentRoute) -> cluster_pb2.Cluster:
     cluster.common_lb_config.healthy_panic_threshold.CopyFrom(
         percent_pb2.Percent(value=HEALTHY_PANIC_THRESHOLD_PERCENT)
     )
+    # Envoy merges health-only host updates for 1 s by default before its worker threads see
+    # them: the admin API (what the agent reads) would call a host healthy up to a second before
+    # any request can reach it, and Ready would come too early. Apply them at once.
+    cluster.common_lb_config.update_merge_window.CopyFrom(duration(0))
     return cluster
 
 

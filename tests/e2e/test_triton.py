@@ -21,8 +21,8 @@ from meshline.v1 import api_pb2, resources_pb2
 from tests.e2e.conftest import local_torch
 from tests.harness.load import infer_request, output_array
 from tests.harness.mesh import Mesh, running_mesh
-from tests.harness.processes import free_port, wait_until
-from tests.harness.triton import running_triton
+from tests.harness.processes import wait_until
+from tests.harness.triton import distinct_free_ports, running_triton_worker
 from tests.harness.triton_client import triton_infer
 from workers.demo import build_mlp
 
@@ -175,8 +175,7 @@ spec:
 def test_bring_your_own_triton_is_routed_checked_and_dropped_when_it_stops(
     mesh: Mesh, model_path: Path, tmp_path: Path
 ) -> None:
-    grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
-    ports = {"grpc_port": grpc_port, "http_port": http_port, "metrics_port": metrics_port}
+    grpc_port, http_port, metrics_port = distinct_free_ports(3)
     host = "127.0.0.1"
     document = f"""\
 kind: Model
@@ -198,7 +197,7 @@ spec: {{environment: production, model: byo-model, version: v1, replicas: 1}}
     batch = _batch(2, seed=3)
     expected = local_torch(model_path, torch.from_numpy(batch)).numpy()
     try:
-        with running_triton(tmp_path / "first", model_path, model_name="byo", **ports):
+        with running_triton_worker(tmp_path, model_path, model_name="byo", ports=(grpc_port, http_port, metrics_port)):
             mesh.apply(document)
             mesh.wait_ready("byo")
             gateway = mesh.gateway(REGION)
@@ -220,7 +219,7 @@ spec: {{environment: production, model: byo-model, version: v1, replicas: 1}}
             _grpc_infer(gateway, "byo", batch)
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         # It comes back on the same address: routed again without any change to meshline.
-        with running_triton(tmp_path / "second", model_path, model_name="byo", **ports):
+        with running_triton_worker(tmp_path, model_path, model_name="byo", ports=(grpc_port, http_port, metrics_port)):
             mesh.wait_ready("byo")
             np.testing.assert_allclose(
                 _grpc_infer(gateway, "byo", batch), expected, rtol=1e-5, atol=1e-5
