@@ -24,6 +24,14 @@ _ACCEPTED_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
 
 def parse_shape(tensor: str, value: Any) -> tuple[int, ...]:
     """A wire shape as a tuple of non-negative ints."""
+    if type(value) is not str and type(value) is not bytes:
+        # Fast path, every request: protobuf int64 fields and JSON lists of plain ints.
+        try:
+            fast: tuple[Any, ...] = tuple(value)
+        except TypeError:
+            fast = ("not a shape",)
+        if all(type(d) is int and d >= 0 for d in fast):
+            return fast
     if not isinstance(value, Sequence) or isinstance(value, str | bytes):
         raise InvalidInputError(
             f"input '{tensor}': shape must be a list of integers, got {value!r}", tensor=tensor
@@ -48,7 +56,7 @@ def from_raw(tensor: str, datatype: str, shape: tuple[int, ...], buffer: Any) ->
     """Raw little-endian bytes (bytes or memoryview) -> array of `shape`, without copying."""
     dt = datatypes.lookup(datatype, tensor)
     expected = element_count(shape) * dt.itemsize
-    got = memoryview(buffer).nbytes
+    got = len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
     if got != expected:
         raise InvalidInputError(
             f"input '{tensor}': shape {format_shape(shape)} of {datatype} needs {expected} bytes, "
@@ -118,4 +126,5 @@ def to_raw(array: np.ndarray) -> memoryview:
 
 def to_list(array: np.ndarray) -> list[Any]:
     """Flat list in C order (how Triton writes JSON `data`)."""
-    return list(array.ravel().tolist())
+    values: list[Any] = array.ravel().tolist()  # already a fresh list: no second copy
+    return values

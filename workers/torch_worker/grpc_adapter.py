@@ -60,35 +60,37 @@ CONTENTS_FIELD: dict[str, str] = {
 
 def decode_request(request: pb.ModelInferRequest) -> tuple[InferenceRequest, bool]:
     """ModelInferRequest -> InferenceRequest, and whether the inputs came raw."""
-    raw = len(request.raw_input_contents) > 0
-    if raw and len(request.raw_input_contents) != len(request.inputs):
+    raw_contents = request.raw_input_contents  # each protobuf attribute read builds an object
+    raw = len(raw_contents) > 0
+    tensors = request.inputs
+    if raw and len(raw_contents) != len(tensors):
         raise InvalidInputError(
-            f"raw_input_contents has {len(request.raw_input_contents)} entries but the request "
-            f"has {len(request.inputs)} inputs (one entry per input, in order)"
+            f"raw_input_contents has {len(raw_contents)} entries but the request "
+            f"has {len(tensors)} inputs (one entry per input, in order)"
         )
     inputs: list[InferInput] = []
-    for index, tensor in enumerate(request.inputs):
-        shape = codec.parse_shape(tensor.name, tensor.shape)
+    for index, tensor in enumerate(tensors):
+        name, datatype = tensor.name, tensor.datatype
+        shape = codec.parse_shape(name, tensor.shape)
         if raw:
             if tensor.HasField("contents") and tensor.contents.ListFields():
                 raise InvalidInputError(
-                    f"input '{tensor.name}': give its data in contents or in "
-                    "raw_input_contents, not both",
-                    tensor=tensor.name,
+                    f"input '{name}': give its data in contents or in raw_input_contents, not both",
+                    tensor=name,
                 )
-            data = codec.from_raw(
-                tensor.name, tensor.datatype, shape, request.raw_input_contents[index]
-            )
+            data = codec.from_raw(name, datatype, shape, raw_contents[index])
         else:
             data = _from_contents(tensor, shape)
-        inputs.append(InferInput(tensor.name, tensor.datatype, shape, data))
+        inputs.append(InferInput(name, datatype, shape, data))
+    outputs = request.outputs
+    parameters = request.parameters
     decoded = InferenceRequest(
         model_name=request.model_name,
         model_version=request.model_version,
         id=request.id,
         inputs=inputs,
-        outputs=[o.name for o in request.outputs],
-        parameters={k: _parameter(v) for k, v in request.parameters.items()},
+        outputs=[o.name for o in outputs] if outputs else [],
+        parameters={k: _parameter(v) for k, v in parameters.items()} if parameters else {},
     )
     return decoded, raw
 

@@ -75,7 +75,8 @@ def decode_infer_request(
             raise InvalidInputError(f"{HEADER_LENGTH} is {size} but the body has {len(view)} bytes")
         json_part, binary = view[:size], view[size:]
     try:
-        doc = json.loads(bytes(json_part))
+        # json.loads reads bytes itself: copy out only the JSON header of a binary body.
+        doc = json.loads(body if header_length is None else bytes(json_part))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
