@@ -75,6 +75,8 @@ def _regions_cell(dep: resources_pb2.Deployment) -> str:
             cell = f"{r.region}: forwards ({r.healthy_endpoints} regions reachable)"
         else:
             cell = f"{r.region}: {r.healthy_endpoints}/{r.desired_replicas} healthy"
+            if r.queued_requests:
+                cell += f", {r.queued_requests} queued"
         if r.nack_error:
             cell += ", NACK"
         elif not r.config_acked:
