@@ -197,7 +197,9 @@ spec: {{environment: production, model: byo-model, version: v1, replicas: 1}}
     batch = _batch(2, seed=3)
     expected = local_torch(model_path, torch.from_numpy(batch)).numpy()
     try:
-        with running_triton_worker(tmp_path, model_path, model_name="byo", ports=(grpc_port, http_port, metrics_port)):
+        with running_triton_worker(
+            tmp_path, model_path, model_name="byo", ports=(grpc_port, http_port, metrics_port)
+        ):
             mesh.apply(document)
             mesh.wait_ready("byo")
             gateway = mesh.gateway(REGION)
@@ -218,10 +220,62 @@ spec: {{environment: production, model: byo-model, version: v1, replicas: 1}}
             _grpc_infer(gateway, "byo", batch)
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         # It comes back on the same address: routed again without any change to meshline.
-        with running_triton_worker(tmp_path, model_path, model_name="byo", ports=(grpc_port, http_port, metrics_port)):
+        with running_triton_worker(
+            tmp_path, model_path, model_name="byo", ports=(grpc_port, http_port, metrics_port)
+        ):
             mesh.wait_ready("byo")
             np.testing.assert_allclose(
                 _grpc_infer(gateway, "byo", batch), expected, rtol=1e-5, atol=1e-5
             )
     finally:
         _delete(mesh, "byo")
+
+
+def test_a_triton_version_that_cannot_load_is_failed_with_the_cause(
+    mesh: Mesh, model_path: Path, tmp_path: Path
+) -> None:
+    """A corrupt artifact: Triton exits, the agent's backoff restarts it, and status says why
+    (the file and Triton's own words), while the deployment's working version keeps serving."""
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a TorchScript archive")
+    mesh.apply(f"""\
+kind: Model
+metadata: {{name: mlp-broken}}
+spec:
+  versions:
+    - name: good
+      runtime: triton
+      path: {model_path}
+{SIGNATURE}
+    - name: broken
+      runtime: triton
+      path: {broken}
+{SIGNATURE}
+---
+kind: Deployment
+metadata: {{name: broken}}
+spec: {{environment: production, model: mlp-broken, version: good, replicas: 1}}
+""")
+    try:
+        mesh.wait_ready("broken", timeout_s=180)
+        gateway = mesh.gateway(REGION)
+        batch = _batch(1, seed=9)
+        expected = local_torch(model_path, torch.from_numpy(batch)).numpy()
+        mesh.apply(
+            "kind: Deployment\nmetadata: {name: broken}\n"
+            "spec: {environment: production, model: mlp-broken, version: broken, replicas: 1}\n"
+        )
+        wait_until(
+            lambda: mesh.deployment("broken").status.phase == "Failed",
+            120,
+            "the crash-looping Triton version to be Failed",
+        )
+        message = mesh.deployment("broken").status.message
+        assert "keeps crashing" in message and str(broken) in message, message
+        assert "not a loadable TorchScript archive" in message, message
+        # Make-before-break: the good version's Triton was never drained.
+        np.testing.assert_allclose(
+            _grpc_infer(gateway, "broken", batch), expected, rtol=1e-5, atol=1e-5
+        )
+    finally:
+        _delete(mesh, "broken")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import re
 import signal
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,34 @@ async def stop(process: asyncio.subprocess.Process, grace_s: float) -> None:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
+
+
+# A glog error line, as tritonserver writes them: E1201 19:44:59.357 21260 file.cc:642] "text"
+_GLOG_ERROR = re.compile(r'^E\d{4} [\d:.]+ +\d+ [^\]]+\] "?(?P<text>.*?)"?$')
+# Errors Triton prints on every CPU-only start: not why anything failed.
+_GLOG_NOISE = ("CudaDriverHelper", "NVML", "DCGM", "GPU metrics")
+_MAX_REASON = 400
+
+
+def exit_reason(log_path: Path) -> str:
+    """Why a child died, in one line: its last log line, plus the last real error line before
+    it when that says more (Triton ends with a generic "failed to load all models" and names
+    the actual cause, e.g. the bad model file, a few lines earlier)."""
+    try:
+        lines = log_path.read_text(errors="replace").strip().splitlines()[-400:]
+    except OSError:
+        return ""
+    if not lines:
+        return ""
+    last = lines[-1].strip()
+    cause = ""
+    for line in reversed(lines[:-1]):
+        match = _GLOG_ERROR.match(line.strip())
+        if match and not any(noise in line for noise in _GLOG_NOISE):
+            cause = match.group("text").split("\\n")[0].strip()
+            break
+    reason = f"{last} ({cause})" if cause and cause not in last else last
+    return reason if len(reason) <= _MAX_REASON else reason[: _MAX_REASON - 1] + "…"
 
 
 def tail(log_path: Path, lines: int = 5) -> str:

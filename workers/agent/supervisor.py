@@ -321,7 +321,7 @@ class Supervisor:
         backoff = min(0.5 * 2 ** (worker.failures - 1), MAX_RESTART_BACKOFF_S)
         worker.restart_at = time.monotonic() + backoff
         worker.last_error = (
-            f"exited with code {code} after {ran_s:.1f}s: {children.tail(worker.log_path, 1)}"
+            f"exited with code {code} after {ran_s:.1f}s: {children.exit_reason(worker.log_path)}"
         )
         worker.state = State.WORKER_STATE_UNHEALTHY
         worker.exit_noted = True
