@@ -7,9 +7,11 @@ from pathlib import Path
 from workers.agent.children import exit_reason
 
 # The end of a real tritonserver log whose model file is not TorchScript (shortened).
-TRITON_LOG = r"""I1201 19:44:56.610000 21260 cache_manager.cc:480] "Create CacheManager"
+TRITON_LOG = """I1201 19:44:56.610000 21260 cache_manager.cc:480] "Create CacheManager"
 E1201 19:44:56.616156 21260 server.cc:241] "CudaDriverHelper has not been initialized."
-E1201 19:44:59.357308 21260 model_lifecycle.cc:642] "failed to load 'bad' version 1: Internal: RuntimeError: model file /m/bad.pt is not a loadable TorchScript archive\n\nAt:\n  model.py(124): __init__\n"
+E1201 19:44:59.357308 21260 model_lifecycle.cc:642] "failed to load 'bad' version 1: \
+Internal: RuntimeError: model file /m/bad.pt is not a loadable TorchScript archive\\n\\nAt:\\n  \
+model.py(124): __init__\\n"
 I1201 19:44:59.357834 21260 server.cc:336] "All models are stopped, unloading models"
 error: creating server: Internal - failed to load all models
 """
