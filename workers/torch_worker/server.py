@@ -35,7 +35,7 @@ def run(config: WorkerConfig, stop_requested: Callable[[], bool] = lambda: False
     Raises ModelLoadError (bad model file) or OSError (a port cannot be bound).
     """
     runtime = TorchRuntime(
-        config.model_path, config.signature, config.torch_threads, config.instances
+        config.model_path, config.signature, config.torch_threads, config.scheduling.instances
     )
     runtime.load()
     if config.warmup:
@@ -130,13 +130,14 @@ async def serve(config: WorkerConfig, runtime: TorchRuntime) -> int:
 
 def batch_policy(config: WorkerConfig) -> BatchPolicy:
     """The scheduling part of the flags."""
+    s = config.scheduling
     return BatchPolicy(
-        max_batch_size=config.max_batch_size,
-        max_batch_delay_s=config.max_batch_delay_ms / 1000.0,
-        preferred_batch_sizes=frozenset(config.preferred_batch_sizes),
-        priority_levels=config.priority_levels,
-        default_priority_level=config.default_priority_level,
-        instances=config.instances,
+        max_batch_size=s.max_batch_size,
+        max_batch_delay_s=s.max_batch_delay_ms / 1000.0,
+        preferred_batch_sizes=frozenset(s.preferred_batch_sizes),
+        priority_levels=s.priority_levels,
+        default_priority_level=s.default_priority_level,
+        instances=s.instances,
     )
 
 

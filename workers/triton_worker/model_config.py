@@ -56,7 +56,7 @@ def triton_version(label: str) -> int:
 
 def unused_batching_note(config: TritonWorkerConfig) -> str | None:
     """Why batching flags are ignored for this signature, or None when they apply."""
-    b = config.batching
+    b = config.scheduling
     if b.max_batch_size == 1 and b.priority_levels == 0:
         return None
     if not is_batchable(config.signature):
@@ -74,7 +74,7 @@ def unused_batching_note(config: TritonWorkerConfig) -> str | None:
 
 
 def build_model_config(config: TritonWorkerConfig) -> ModelConfig:
-    b = config.batching
+    b = config.scheduling
     # --max-batch-size 1 means "no batching", as in the Torch worker: a request keeps any
     # number of rows. In Triton that is max_batch_size 0 with the -1 first dim kept in dims
     # (max_batch_size 1 would refuse every request of two rows or more).
@@ -83,7 +83,7 @@ def build_model_config(config: TritonWorkerConfig) -> ModelConfig:
     if batchable:
         dynamic = DynamicBatching(
             preferred_batch_size=b.preferred_batch_sizes,
-            max_queue_delay_microseconds=math.ceil(b.max_delay_ms * 1000),
+            max_queue_delay_microseconds=math.ceil(b.max_batch_delay_ms * 1000),
             priority_levels=b.priority_levels,
             default_priority_level=b.default_priority_level,
         )
@@ -95,7 +95,7 @@ def build_model_config(config: TritonWorkerConfig) -> ModelConfig:
         inputs=tuple(tensor_config(s, batchable) for s in config.signature.inputs),
         outputs=tuple(tensor_config(s, batchable) for s in config.signature.outputs),
         dynamic_batching=dynamic,
-        instance_groups=(InstanceGroup(count=config.instances, kind="KIND_CPU"),),
+        instance_groups=(InstanceGroup(count=b.instances, kind="KIND_CPU"),),
         parameters={
             MODEL_PATH_PARAMETER: str(config.model_path.resolve()),
             TORCH_THREADS_PARAMETER: str(config.torch_threads),

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from workers.demo import DEMO_SIGNATURE
+from workers.flags import Scheduling
 from workers.torch_worker.config import check_model_file, parse_args
 from workers.torch_worker.errors import ModelLoadError
 
@@ -93,51 +94,9 @@ def test_scheduling_flags() -> None:
          "--preferred-batch-sizes", "8, 4,8", "--priority-levels", "3",
          "--default-priority-level", "2", "--instances", "2"]
     )  # fmt: skip
-    assert (config.max_batch_size, config.max_batch_delay_ms) == (16, 2.5)
-    assert config.preferred_batch_sizes == (4, 8)
-    assert (config.priority_levels, config.default_priority_level, config.instances) == (3, 2, 2)
+    assert config.scheduling == Scheduling(16, 2.5, (4, 8), 3, 2, 2)
 
 
 def test_scheduling_defaults_are_no_batching_and_no_priority() -> None:
-    config = parse_args([*BASE, *SIG])
-    assert (config.max_batch_size, config.max_batch_delay_ms, config.preferred_batch_sizes) == (
-        1,
-        0.0,
-        (),
-    )
-    assert (config.priority_levels, config.default_priority_level, config.instances) == (0, 0, 1)
-    # The default level is the lowest one, also when given as 0.
-    for extra in ([], ["--default-priority-level", "0"]):
-        levels = parse_args([*BASE, *SIG, "--priority-levels", "4", *extra])
-        assert levels.default_priority_level == 4
-
-
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--max-batch-size", "0"], "argument --max-batch-size: must be >= 1: 0"),
-        (["--max-batch-delay-ms", "-1"], "argument --max-batch-delay-ms: must be >= 0: -1"),
-        (["--max-batch-delay-ms", "soon"], "argument --max-batch-delay-ms: not a number"),
-        (
-            ["--max-batch-size", "8", "--preferred-batch-sizes", "4,16"],
-            "argument --preferred-batch-sizes: 16 is larger than --max-batch-size 8",
-        ),
-        (["--preferred-batch-sizes", "16"], "16 is larger than --max-batch-size 1"),
-        (["--preferred-batch-sizes", "4,x"], "argument --preferred-batch-sizes: not an integer"),
-        (["--preferred-batch-sizes", "0"], "argument --preferred-batch-sizes: must be >= 1: 0"),
-        (["--priority-levels", "-1"], "argument --priority-levels: must be >= 0: -1"),
-        (
-            ["--priority-levels", "3", "--default-priority-level", "4"],
-            "argument --default-priority-level: 4 is outside 0..3 (--priority-levels 3)",
-        ),
-        (["--default-priority-level", "1"], "1 is outside 0..0"),
-        (["--instances", "0"], "argument --instances: must be >= 1: 0"),
-    ],
-)
-def test_bad_scheduling_flags_exit_2_naming_the_flag(
-    extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as info:
-        parse_args([*BASE, *SIG, *extra])
-    assert info.value.code == 2
-    assert message in capsys.readouterr().err
+    assert parse_args([*BASE, *SIG]).scheduling == Scheduling(1, 0.0, (), 0, 0, 1)
+    # Bad scheduling flags and the default level's resolution: tests/workers/test_flags.py.

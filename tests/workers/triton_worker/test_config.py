@@ -12,7 +12,8 @@ import pytest
 
 from tests.harness.processes import REPO_ROOT
 from workers.demo import DEMO_SIGNATURE
-from workers.triton_worker.config import Batching, parse_args
+from workers.flags import Scheduling
+from workers.triton_worker.config import parse_args
 
 BASE = [
     "--model-name", "mnist",
@@ -48,22 +49,17 @@ def test_full_command_line() -> None:
         "eu",
         Path("/srv/repo"),
     )
-    assert config.batching == Batching(8, 1.5, (4, 8), 2, 1)
-    assert (config.instances, config.torch_threads, config.shutdown_grace_s) == (2, 2, 2.5)
+    assert config.scheduling == Scheduling(8, 1.5, (4, 8), 2, 1, 2)
+    assert (config.torch_threads, config.shutdown_grace_s) == (2, 2.5)
     assert config.log_level == "WARNING"
 
 
 def test_defaults() -> None:
     config = parse_args(BASE)
-    assert config.batching == Batching(1, 0.0, (), 0, 0)
-    assert config.instances == 1
+    assert config.scheduling == Scheduling()
     assert config.worker_id.startswith("mnist-")
     assert config.repository_dir.parent == Path(tempfile.gettempdir())
     assert config.repository_dir.name.startswith("meshline-triton-mnist-")
-
-
-def test_default_priority_is_the_lowest_level() -> None:
-    assert parse_args([*BASE, "--priority-levels", "3"]).batching.default_priority_level == 3
 
 
 def test_worker_id_is_made_safe_for_the_default_folder() -> None:
@@ -74,17 +70,7 @@ def test_worker_id_is_made_safe_for_the_default_folder() -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--max-batch-size", "0"], "--max-batch-size: must be >= 1"),
-        (["--max-batch-delay-ms", "-1"], "--max-batch-delay-ms: must be >= 0"),
-        (["--preferred-batch-sizes", "4,x"], "--preferred-batch-sizes: not an integer"),
-        (["--preferred-batch-sizes", "4,4", "--max-batch-size", "8"], "given twice"),
-        (["--preferred-batch-sizes", "16", "--max-batch-size", "8"],
-         "--preferred-batch-sizes: 16 is larger than --max-batch-size 8"),
-        (["--priority-levels", "-1"], "--priority-levels: must be >= 0"),
-        (["--default-priority-level", "2"], "--default-priority-level needs --priority-levels"),
-        (["--priority-levels", "2", "--default-priority-level", "3"],
-         "--default-priority-level: must be between 1 and --priority-levels 2"),
-        (["--instances", "0"], "--instances: must be >= 1"),
+        # The scheduling flags' cases, shared with the Torch worker: tests/workers/test_flags.py.
         (["--metrics-port", "9001"], "--grpc-port and --metrics-port must differ"),
         (["--http-port", "9001"], "--grpc-port and --http-port must differ"),
         (["--metrics-port", "70000"], "--metrics-port: not a TCP port"),
