@@ -4,7 +4,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 
-.PHONY: up test install protos lint typecheck bench bench-failover clean
+.PHONY: up test install protos lint typecheck bench bench-failover bench-serving clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,14 +31,19 @@ test: lint typecheck
 protos: $(STAMP)
 	$(PY) scripts/generate_protos.py
 
-# Both benchmarks; each rewrites only its own section of docs/benchmarks.md.
+# Every benchmark; each rewrites only its own section of docs/benchmarks.md.
 bench: $(STAMP)
 	$(PY) -m bench.mesh_overhead
 	$(PY) -m bench.failover
+	$(PY) -m bench.serving
 
 # A killed worker, a saturated region, a lost region, under steady load (~2 minutes).
 bench-failover: $(STAMP)
 	$(PY) -m bench.failover
+
+# Direct vs gateways, batched vs not, Torch vs Triton, gRPC vs REST; table + plots (~6 minutes).
+bench-serving: $(STAMP)
+	$(PY) -m bench.serving
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

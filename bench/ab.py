@@ -5,8 +5,9 @@
 
 Two source trees are extracted under a temp dir: A = `git archive BASE`, B = `git archive HEAD`
 with the working tree's `--files` laid over it (the change under test; other people's
-uncommitted edits stay out). `worker`: a Torch worker from each tree, each behind its own static
-Envoy (or called directly, `--direct`). `envoy`: one worker from B, behind two static Envoys
+uncommitted edits stay out; `path=SOURCE` lays any file there, for an experiment).
+`worker`: a Torch worker from each tree, each behind its own static Envoy (or called
+directly, `--direct`). `envoy`: one worker from B, behind two static Envoys
 configured by A's and B's translate code. Runs alternate A/B (order swapped every round) and
 each side keeps its median-throughput run; the CPU time of the process under test per request
 (from /proc) is reported too, as it is far less noisy than throughput on a shared machine.
@@ -26,14 +27,16 @@ import tarfile
 import tempfile
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.load import LoadResult
 from tests.harness.processes import ManagedProcess, free_port, port_open, wait_until
-from tests.harness.worker import DEFAULT_SIGNATURE, http_ready, worker_command
+from tests.harness.worker import http_ready, worker_command
 from workers.demo import build_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,9 +58,11 @@ def extract_tree(rev: str, dest: Path, overlay: Sequence[str] = ()) -> Path:
     data = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(dest, filter="data")
-    for name in overlay:
+    for entry in overlay:
+        # "path" takes the working tree's file; "path=SOURCE" any other file (an experiment).
+        name, _, source = entry.partition("=")
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, dest / name)
+        shutil.copy2(Path(source) if source else ROOT / name, dest / name)
     # The load generator and the static gateway are the candidate's on both sides.
     for name in ("bench/load.py", "bench/static_gateway.py"):
         shutil.copy2(ROOT / name, dest / name)
@@ -86,12 +91,35 @@ class Side:
     pid: int  # the process whose CPU per request is reported
 
 
+def signature(features: int) -> dict[str, Any]:
+    return {
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, features]}],
+        "outputs": [{"name": "output", "datatype": "FP32", "shape": [-1, 10]}],
+    }
+
+
+def build_model(path: Path, features: int) -> Path:
+    """The demo MLP for 784 features; a plain Linear(features, 10) for big-tensor runs."""
+    if features == 784:
+        return build_mlp(path, seed=0)
+    import torch
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        traced = torch.jit.trace(torch.nn.Linear(features, 10).eval(), torch.zeros(1, features))
+        torch.jit.save(traced, str(path))
+    return path
+
+
 @contextmanager
-def worker(tree: Path, model: Path, logs: Path, name: str) -> Iterator[tuple[int, int, int]]:
+def worker(
+    tree: Path, model: Path, logs: Path, name: str, features: int
+) -> Iterator[tuple[int, int, int]]:
     grpc_port, http_port = free_port(), free_port()
     args = worker_command(
         model, grpc_port=grpc_port, http_port=http_port, model_name=DEPLOYMENT,
-        signature=DEFAULT_SIGNATURE, worker_id=name,
+        signature=signature(features), worker_id=name,
     )  # fmt: skip
     process = ManagedProcess(name, in_tree(tree, "workers.torch_worker", args[3:]), logs)
     try:
@@ -141,7 +169,7 @@ def _routes(port: int) -> bool:
 
 
 def run_load(
-    tree: Path, side: Side, protocol: str, concurrency: int, seconds: float
+    tree: Path, side: Side, protocol: str, concurrency: int, seconds: float, features: int
 ) -> tuple[LoadResult, float]:
     """One closed-loop run; the result and the side's CPU µs per request."""
     target = side.target_grpc if protocol == "grpc" else side.target_http
@@ -153,6 +181,7 @@ def run_load(
             [
                 "--target", target, "--deployment", DEPLOYMENT, "--protocol", protocol,
                 "--concurrency", str(concurrency), "--seconds", str(seconds), "--warmup", "0.5",
+                "--features", str(features),
             ],
         ),
         capture_output=True, text=True, check=True,
@@ -167,7 +196,7 @@ def run_load(
 
 def compare(
     tree: Path, a: Side, b: Side, protocols: Sequence[str], concurrencies: Sequence[int],
-    rounds: int, seconds: float,
+    rounds: int, seconds: float, features: int,
 ) -> None:  # fmt: skip
     print(f"{'proto':<12}{'c':>4}  {'A req/s':>8} {'B req/s':>8} {'B/A':>6}  "
           f"{'A p50':>6} {'B p50':>6}  {'A cpu/req':>9} {'B cpu/req':>9} {'B/A':>6}")  # fmt: skip
@@ -177,7 +206,7 @@ def compare(
             for i in range(rounds):
                 order = (("A", a), ("B", b)) if i % 2 == 0 else (("B", b), ("A", a))
                 for key, side in order:
-                    runs[key].append(run_load(tree, side, protocol, c, seconds))
+                    runs[key].append(run_load(tree, side, protocol, c, seconds, features))
             ra, rb = (_median(runs[k]) for k in ("A", "B"))
             ca, cb = (statistics.median(x[1] for x in runs[k]) for k in ("A", "B"))
             print(
@@ -203,6 +232,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,16")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--features", type=int, default=784, help="FP32 values per request")
     args = parser.parse_args()
     protocols = args.protocols.split(",")
     concurrencies = [int(c) for c in args.concurrency.split(",")]
@@ -211,10 +241,14 @@ def main() -> None:
         tree_a = extract_tree(args.base, base / "a")
         tree_b = extract_tree("HEAD", base / "b", [f for f in args.files.split(",") if f])
         logs = base / "logs"
-        model = build_mlp(base / "demo.pt", seed=0)
+        model = build_model(base / "model.pt", args.features)
         if args.what == "worker":
-            pid_a, *ports_a = stack.enter_context(worker(tree_a, model, logs, "worker-a"))
-            pid_b, *ports_b = stack.enter_context(worker(tree_b, model, logs, "worker-b"))
+            pid_a, *ports_a = stack.enter_context(
+                worker(tree_a, model, logs, "worker-a", args.features)
+            )
+            pid_b, *ports_b = stack.enter_context(
+                worker(tree_b, model, logs, "worker-b", args.features)
+            )
             if args.direct:
                 a = Side("A", f"127.0.0.1:{ports_a[0]}", f"127.0.0.1:{ports_a[1]}", pid_a)
                 b = Side("B", f"127.0.0.1:{ports_b[0]}", f"127.0.0.1:{ports_b[1]}", pid_b)
@@ -223,11 +257,11 @@ def main() -> None:
                 b = stack.enter_context(envoy(tree_b, (ports_b[0], ports_b[1]), logs, "envoy-b"))
                 a.pid, b.pid = pid_a, pid_b
         else:
-            _, *ports = stack.enter_context(worker(tree_b, model, logs, "worker"))
+            _, *ports = stack.enter_context(worker(tree_b, model, logs, "worker", args.features))
             a = stack.enter_context(envoy(tree_a, (ports[0], ports[1]), logs, "envoy-a"))
             b = stack.enter_context(envoy(tree_b, (ports[0], ports[1]), logs, "envoy-b"))
         time.sleep(1.0)  # both gateways past their first health checks
-        compare(tree_b, a, b, protocols, concurrencies, args.rounds, args.seconds)
+        compare(tree_b, a, b, protocols, concurrencies, args.rounds, args.seconds, args.features)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -27,6 +30,7 @@ import numpy as np
 from meshline.inference import grpc_service_pb2 as oip
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 
+ROOT = Path(__file__).resolve().parents[1]
 PROTOCOLS = ("grpc", "rest-json", "rest-binary")
 HEADER_LENGTH = "Inference-Header-Content-Length"
 TIMEOUT_S = 10.0
@@ -250,6 +254,27 @@ async def _grpc_load(
             return True
 
         return await closed_loop([call] * concurrency, seconds, warmup_s)
+
+
+def load_subprocess(
+    target: str,
+    *,
+    deployment: str,
+    concurrency: int,
+    seconds: float,
+    protocol: str = "grpc",
+    model: str = "",
+    warmup_s: float = 0.5,
+) -> LoadResult:
+    """run_load in a fresh `python -m bench.load` process (the client's CPU is its own)."""
+    args = [
+        sys.executable, "-m", "bench.load",
+        "--target", target, "--deployment", deployment, "--model", model,
+        "--protocol", protocol, "--concurrency", str(concurrency),
+        "--seconds", str(seconds), "--warmup", str(warmup_s),
+    ]  # fmt: skip
+    out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return LoadResult(**json.loads(out))
 
 
 def main() -> None:

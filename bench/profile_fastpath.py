@@ -12,7 +12,6 @@ import argparse
 import collections
 import re
 import subprocess
-import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -151,4 +150,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
