@@ -94,6 +94,10 @@ def top_frames(raw: str, limit: int) -> list[Frame]:
 
 
 def profile(pid: int, seconds: float, out: Path, native: bool) -> None:
+    """py-spy record into `out` (collapsed stacks); non-blocking unless native frames are asked.
+
+    --native needs to stop the process for every sample, which slows it several-fold.
+    """
     subprocess.run(
         [
             str(VENV_BIN / "py-spy"),
@@ -108,11 +112,10 @@ def profile(pid: int, seconds: float, out: Path, native: bool) -> None:
             "raw",
             "--output",
             str(out),
-            "--nonblocking",
-            *(["--native"] if native else []),
+            *(["--native"] if native else ["--nonblocking"]),
         ],
         check=True,
-        capture_output=True,
+        stdout=subprocess.DEVNULL,
     )
 
 
