@@ -209,13 +209,13 @@ spec: {{environment: production, model: byo-model, version: v1, replicas: 1}}
                 np.testing.assert_allclose(output, expected, rtol=1e-5, atol=1e-5)
             hosts = mesh.gateway_hosts(REGION, "byo.production.grpc")
             assert list(hosts.values()) == ["healthy"], hosts  # one endpoint: the external one
+
         # The server is gone: the agent says why, Envoy drops it, callers get a clear error.
-        wait_until(
-            lambda: mesh.deployment("byo").status.phase != "Ready",
-            30,
-            "the deployment to leave Ready once its Triton stopped",
-        )
-        assert f"{host}:{grpc_port}" in mesh.deployment("byo").status.message
+        def says_why() -> bool:
+            status = mesh.deployment("byo").status
+            return status.phase != "Ready" and f"{host}:{grpc_port} unreachable" in status.message
+
+        wait_until(says_why, 30, "the deployment to leave Ready, naming the stopped server")
         with pytest.raises(grpc.RpcError) as caught:
             _grpc_infer(gateway, "byo", batch)
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE

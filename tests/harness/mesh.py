@@ -107,7 +107,7 @@ class Mesh:
             wait_until(ready, timeout_s, f"deployment {name} to be Ready")
         except TimeoutError:
             raise TimeoutError(
-                f"{name} not Ready: {self.deployment(name, environment).status}"
+                f"{name} not Ready: {self.deployment(name, environment).status}\n{self.logs()}"
             ) from None
         return self.deployment(name, environment)
 

@@ -60,6 +60,8 @@ _GLOG_ERROR = re.compile(r'^E\d{4} [\d:.]+ +\d+ [^\]]+\] "?(?P<text>.*?)"?$')
 # Errors Triton prints on every CPU-only start: not why anything failed.
 _GLOG_NOISE = ("CudaDriverHelper", "NVML", "DCGM", "GPU metrics")
 _MAX_REASON = 400
+_GLOG_LINE = re.compile(r"^[IWEF]\d{4} ")
+_OWN_ERROR = re.compile(r"^[a-z][\w.-]*: error: ")  # how meshline's workers report a failure
 
 
 def exit_reason(log_path: Path) -> str:
@@ -73,6 +75,12 @@ def exit_reason(log_path: Path) -> str:
     if not lines:
         return ""
     last = lines[-1].strip()
+    if _GLOG_LINE.match(last):
+        # A library's own log line after the worker's error (gRPC at interpreter exit): the
+        # worker's "prog: error: ..." line says why.
+        own = next((line for line in reversed(lines[-30:]) if _OWN_ERROR.match(line)), "")
+        if own:
+            return own.strip()[:_MAX_REASON]
     cause = ""
     for line in reversed(lines[:-1]):
         match = _GLOG_ERROR.match(line.strip())

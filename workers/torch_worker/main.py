@@ -8,6 +8,7 @@ or a port that cannot be bound, 0 after a stop signal.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -45,7 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return server.run(config, stop_requested=lambda: bool(early_stop))
     except (ModelLoadError, OSError) as exc:
-        return fail(exc)
+        fail(exc)
+        # gRPC's poller thread can abort the interpreter's shutdown ("epoll_wait error: Bad file
+        # descriptor", status -6) when a start fails under load: the reason above would then not
+        # be the log's last line and the status not 1. Nothing is left to clean up: leave now.
+        logging.shutdown()
+        os._exit(1)
 
 
 def fail(exc: Exception) -> int:

@@ -33,5 +33,17 @@ def test_a_plain_last_line_is_the_reason(tmp_path: Path) -> None:
     assert exit_reason(log) == "torch_worker: error: model file not found: /m/gone.pt"
 
 
+def test_a_library_line_after_the_workers_own_error_is_skipped(tmp_path: Path) -> None:
+    log = tmp_path / "w.log"
+    log.write_text(
+        "torch_worker: error: model file /m/x.pt does not fit its signature: bad shape\n"
+        "E1201 19:53:47.439816   25975 ev_epoll1_linux.cc:373] (event_engine) Epoll1Poller "
+        "encountered epoll_wait error: Bad file descriptor\n"
+    )
+    assert exit_reason(log) == (
+        "torch_worker: error: model file /m/x.pt does not fit its signature: bad shape"
+    )
+
+
 def test_no_log_no_reason(tmp_path: Path) -> None:
     assert exit_reason(tmp_path / "missing.log") == ""
