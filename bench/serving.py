@@ -364,9 +364,10 @@ this shared 2-core machine, and only same-run ratios are worth comparing).
   (1.2x-2.6x the Torch worker's rate in our runs, comparison 3): the adapters alone cannot
   meet the Torch ≥ Triton target; running short forwards inline (see *Fast path*) is the
   largest single step measured towards it.
-- *Gateways.* Envoy's own CPU per small request is a small fraction of the worker's, but the
-  client, Envoy and worker share two cores, so what the gateway takes the worker loses; the
-  remote path adds a second Envoy and a second pair of loopback hops.
+- *Gateways.* Envoy's own CPU is ~0.19 ms per small request at c=16 (0.3-0.5 ms at c=1,
+  where every request wakes it up), a quarter to a third of the worker's; client, Envoy and
+  worker share two cores, so what the gateway takes the worker loses. The remote path adds
+  a second Envoy and a second pair of loopback hops.
 - *Batching.* On the wide MLP a merged pass of 16 rows costs ~3x one row, so batching multiplies
   throughput once requests queue (c ≥ 4) and cuts tail latency; at c=1 the batch delay is
   pure added latency. The demo MLP would show no gain: its forward is ~20 µs.
