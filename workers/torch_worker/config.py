@@ -37,6 +37,8 @@ class WorkerConfig:
     worker_id: str
     region: str
     torch_threads: int = 1
+    # A forward pass expected to take at most this long runs on the event loop (0 = never).
+    inline_max_ms: float = 0.5
     shutdown_grace_s: float = 5.0
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     warmup: bool = True
@@ -63,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-id", default="", help="reported in x-meshline-worker")
     p.add_argument("--region", default="local", help="reported in x-meshline-region")
     p.add_argument("--torch-threads", type=positive_int, default=1, help="torch intra-op threads")
+    p.add_argument(
+        "--inline-max-ms",
+        type=non_negative_float,
+        default=0.5,
+        help="forward passes measured (at start) to take at most this long run on the event "
+        "loop instead of the inference thread (saves the thread hand-off); 0 = never",
+    )
     p.add_argument(
         "--shutdown-grace-s",
         type=non_negative_float,
@@ -114,6 +123,7 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         worker_id=worker_id,
         region=ns.region,
         torch_threads=ns.torch_threads,
+        inline_max_ms=ns.inline_max_ms,
         shutdown_grace_s=ns.shutdown_grace_s,
         max_message_bytes=ns.max_message_bytes,
         warmup=ns.warmup,

@@ -9,6 +9,8 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,6 +26,15 @@ from workers.torch_worker.errors import InferenceError
 # Requests / rows per forward pass: powers of two, as batch sizes usually are.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+PROTOCOLS = ("grpc", "http")
+
+
+@dataclass(frozen=True)
+class _ProtocolMetrics:
+    requests: Any
+    latency: Any
 
 
 class WorkerMetrics:
@@ -81,7 +92,15 @@ class WorkerMetrics:
             ["model", "version"],
             registry=self.registry,
         )
-        # Bound once: these are touched on every forward pass.
+        # Bound once: looking a labelled child up costs more than updating it, on every request.
+        self._per_protocol = {
+            protocol: _ProtocolMetrics(
+                requests=self._requests.labels(protocol=protocol, **self._labels),
+                latency=self._latency.labels(protocol=protocol, **self._labels),
+            )
+            for protocol in PROTOCOLS
+        }
+        self._in_flight_child = self._in_flight_gauge.labels(**self._labels)
         self._batch_requests = batch_requests.labels(**self._labels)
         self._batch_rows = batch_rows.labels(**self._labels)
         self._queued = queued.labels(**self._labels)
@@ -94,9 +113,10 @@ class WorkerMetrics:
     def track(self, protocol: str) -> Iterator[None]:
         """Count one request around its handling; errors are counted by kind and re-raised."""
         labels = {"protocol": protocol, **self._labels}
-        self._requests.labels(**labels).inc()
+        bound = self._per_protocol[protocol]
+        bound.requests.inc()
         self._in_flight += 1
-        self._in_flight_gauge.labels(**self._labels).inc()
+        self._in_flight_child.inc()
         start = time.perf_counter()
         try:
             yield
@@ -110,9 +130,9 @@ class WorkerMetrics:
             self._errors.labels(**labels, kind="internal").inc()
             raise
         finally:
-            self._latency.labels(**labels).observe(time.perf_counter() - start)
+            bound.latency.observe(time.perf_counter() - start)
             self._in_flight -= 1
-            self._in_flight_gauge.labels(**self._labels).dec()
+            self._in_flight_child.dec()
 
     def observe_batch(self, requests: int, rows: int) -> None:
         """One forward pass ran `requests` requests with `rows` rows in all."""

@@ -35,7 +35,11 @@ def run(config: WorkerConfig, stop_requested: Callable[[], bool] = lambda: False
     Raises ModelLoadError (bad model file) or OSError (a port cannot be bound).
     """
     runtime = TorchRuntime(
-        config.model_path, config.signature, config.torch_threads, config.scheduling.instances
+        config.model_path,
+        config.signature,
+        config.torch_threads,
+        config.scheduling.instances,
+        inline_budget_s=config.inline_max_ms / 1000.0,
     )
     runtime.load()
     if config.warmup:

@@ -148,7 +148,9 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
             model,
             model_name="gated",
             signature=GATE_SIGNATURE,
-            extra_args=["--shutdown-grace-s", "120"],
+            # The gated pass is fast at warmup and then waits for the gate: it must wait on
+            # the inference thread, not inline on the event loop that has to take the SIGTERM.
+            extra_args=["--shutdown-grace-s", "120", "--inline-max-ms", "0"],
         ) as worker,
         grpc.insecure_channel(worker.grpc_target) as channel,
         concurrent.futures.ThreadPoolExecutor(1) as pool,
