@@ -70,11 +70,19 @@ def workload_revision(
     parts: dict[str, object] = {
         "version": json_format.MessageToDict(version, preserving_proto_field_name=True)
     }
-    if spec is not None and (spec.HasField("batching") or spec.instances):
-        parts["batching"] = json_format.MessageToDict(
-            spec.batching, preserving_proto_field_name=True
-        )
-        parts["instances"] = spec.instances
+    if spec is not None:
+        # What the worker is started with, normalised: settings equal to the defaults, or
+        # written in another order, must not restart anything.
+        batching = resources_pb2.BatchingSpec()
+        batching.CopyFrom(spec.batching)
+        batching.preferred_batch_sizes[:] = sorted(set(batching.preferred_batch_sizes))
+        if batching != resources_pb2.BatchingSpec():
+            parts["batching"] = json_format.MessageToDict(
+                batching, preserving_proto_field_name=True
+            )
+        if spec.instances > 1:
+            parts["instances"] = spec.instances
+    # Without serving settings: the hash of the version alone, as before they existed.
     payload = json.dumps(parts if len(parts) > 1 else parts["version"], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

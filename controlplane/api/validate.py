@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Sequence
@@ -188,18 +189,34 @@ def _check_external(out: DocumentErrors, path: str, version: ModelVersion, conte
         value = getattr(ext, name)
         if not value:
             if required:
-                out.add(f"{here}.{name}", f"{name} is required (host:port)", context)
+                out.add(f"{here}.{name}", f"{name} is required (ip:port)", context)
             continue
-        problem = host_port_problem(value)
+        problem = ip_port_problem(value)
         if problem:
             out.add(f"{here}.{name}", problem, context)
+    grpc_host = ext.grpc_address.rpartition(":")[0]
+    http_host = ext.http_address.rpartition(":")[0]
+    both_valid = not (ip_port_problem(ext.grpc_address) or ip_port_problem(ext.http_address))
+    if both_valid and grpc_host != http_host:
+        out.add(
+            f"{here}.http_address",
+            f"must be on the host of grpc_address ({grpc_host}), got {http_host}: one endpoint "
+            "serves both protocols",
+            context,
+        )
 
 
-def host_port_problem(address: str) -> str | None:
-    """None for host:port with a port in 1..65535, else what is wrong with it."""
+def ip_port_problem(address: str) -> str | None:
+    """None for ip:port ([ipv6]:port) with a port in 1..65535, else what is wrong with it.
+
+    Envoy takes endpoints as IP literals only (EDS does not resolve names)."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        return f"'{address}' is not host:port (e.g. 10.0.0.5:8001)"
+        return f"'{address}' is not ip:port (e.g. 10.0.0.5:8001)"
+    try:
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return f"'{host}' is not an IP address (gateways route to IP literals; resolve it first)"
     return None
 
 
@@ -285,6 +302,8 @@ def _check_batching(out: DocumentErrors, batching: BatchingSpec) -> None:
                 f"{here}.preferred_batch_sizes[{i}]",
                 f"must be between 1 and max_batch_size ({size}), got {preferred}",
             )
+    if batching.max_delay_ms and size <= 1:
+        out.add(f"{here}.max_delay_ms", "needs max_batch_size above 1 (batching on)")
     if batching.preferred_batch_sizes and size <= 1:
         out.add(f"{here}.preferred_batch_sizes", "needs max_batch_size above 1 (batching on)")
     levels = batching.priority_levels
@@ -309,6 +328,12 @@ def _check_serving_fits(out: DocumentErrors, spec: DeploymentSpec, version: Mode
     """Serving settings that this version cannot honour, named at apply time, not at start."""
     where = f"model '{spec.model}' version '{spec.version}'"
     if version.HasField("external"):
+        if spec.replicas > 1:
+            out.add(
+                "spec.replicas",
+                f"{where} is an external Triton, one endpoint: replicas must be 0 or 1, got "
+                f"{spec.replicas}",
+            )
         if spec.HasField("batching"):
             out.add(
                 "spec.batching",
@@ -331,6 +356,27 @@ def _check_serving_fits(out: DocumentErrors, spec: DeploymentSpec, version: Mode
                     )
 
 
+def _still_fits(position: int, model: Model, dep: Deployment, key: ResourceKey) -> list[FieldError]:
+    """A changed version that a stored deployment's serving settings no longer fit."""
+    i, version = next(
+        (i, v) for i, v in enumerate(model.spec.versions) if v.name == dep.spec.version
+    )
+    problems = DocumentErrors(None, KIND_DEPLOYMENT, dep.metadata.name)
+    _check_serving_fits(problems, dep.spec, version)
+    return [
+        FieldError(
+            position,
+            KIND_MODEL,
+            model.metadata.name,
+            f"spec.versions[{i}]",
+            f"{key} runs this version with {e.field_path}, which it would no longer fit: "
+            f"{e.message}",
+            f"version '{version.name}'",
+        )
+        for e in problems.errors
+    ]
+
+
 def _versions_still_used(position: int, model: Model, index: ResourceIndex) -> list[FieldError]:
     """A model document that drops a version a stored deployment still runs."""
     name = model.metadata.name
@@ -342,6 +388,8 @@ def _versions_still_used(position: int, model: Model, index: ResourceIndex) -> l
         key = ResourceKey(KIND_DEPLOYMENT, dep_name, env)
         if index.document_of(key) is not None:
             continue  # in the request: its own reference check reports it
+        if dep.spec.model == name and dep.spec.version in versions:
+            errors.extend(_still_fits(position, model, dep, key))
         if dep.spec.model == name and dep.spec.version not in versions:
             errors.append(
                 FieldError(

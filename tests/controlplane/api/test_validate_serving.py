@@ -62,30 +62,47 @@ def test_external_triton_is_accepted_without_a_path(store: Store) -> None:
     ("doc", "line"),
     [
         (
-            external_model("m", http_address="h:8000"),
+            external_model("m", http_address="10.0.0.5:8000"),
             "model 'm' version 'v1': spec.versions[0].external.grpc_address: grpc_address is "
-            "required (host:port)",
+            "required (ip:port)",
         ),
         (
-            external_model("m", grpc_address="h:8001", http_address="8000"),
+            external_model("m", grpc_address="10.0.0.5:8001", http_address="8000"),
             "model 'm' version 'v1': spec.versions[0].external.http_address: '8000' is not "
-            "host:port (e.g. 10.0.0.5:8001)",
+            "ip:port (e.g. 10.0.0.5:8001)",
         ),
         (
             external_model(
-                "m", grpc_address="h:8001", http_address="h:8000", metrics_address="h:99999"
+                "m",
+                grpc_address="10.0.0.5:8001",
+                http_address="10.0.0.5:8000",
+                metrics_address="10.0.0.5:99999",
             ),
-            "model 'm' version 'v1': spec.versions[0].external.metrics_address: 'h:99999' is "
-            "not host:port (e.g. 10.0.0.5:8001)",
+            "model 'm' version 'v1': spec.versions[0].external.metrics_address: "
+            "'10.0.0.5:99999' is not ip:port (e.g. 10.0.0.5:8001)",
         ),
+        (
+            external_model("m", grpc_address="triton.local:8001", http_address="10.0.0.5:8000"),
+            "model 'm' version 'v1': spec.versions[0].external.grpc_address: 'triton.local' is "
+            "not an IP address (gateways route to IP literals; resolve it first)",
+        ),
+        (
+            external_model("m", grpc_address="10.0.0.5:8001", http_address="10.0.0.6:8000"),
+            "model 'm' version 'v1': spec.versions[0].external.http_address: must be on the "
+            "host of grpc_address (10.0.0.5), got 10.0.0.6: one endpoint serves both protocols",
+        ),
+        (external_model("m", grpc_address="[::1]:8001", http_address="[::1]:8000"), None),
     ],
 )
-def test_bad_external_endpoints(store: Store, doc: Resource, line: str) -> None:
-    assert _lines(store, [doc]) == [line]
+def test_bad_external_endpoints(store: Store, doc: Resource, line: str | None) -> None:
+    if line is None:
+        plan_apply([doc], store.snapshot())  # accepted
+    else:
+        assert _lines(store, [doc]) == [line]
 
 
 def test_external_must_be_triton_and_has_no_path(store: Store, artifact: Path) -> None:
-    doc = external_model("m", grpc_address="h:8001", http_address="h:8000")
+    doc = external_model("m", grpc_address="10.0.0.5:8001", http_address="10.0.0.5:8000")
     doc.model.spec.versions[0].runtime = "torch"
     doc.model.spec.versions[0].path = str(artifact)
     assert _lines(store, [doc]) == [
@@ -118,6 +135,10 @@ def test_a_version_needs_a_path_or_an_external_server(store: Store) -> None:
             {"max_batch_size": 8, "preferred_batch_sizes": [4, 16]},
             "spec.batching.preferred_batch_sizes[1]: must be between 1 and max_batch_size (8), "
             "got 16",
+        ),
+        (
+            {"max_delay_ms": 5},
+            "spec.batching.max_delay_ms: needs max_batch_size above 1 (batching on)",
         ),
         (
             {"preferred_batch_sizes": [1]},
@@ -157,7 +178,7 @@ def test_batching_a_model_without_a_batch_dimension(store: Store, artifact: Path
 def test_an_external_server_batches_by_its_own_config(store: Store) -> None:
     dep = batched(deployment("m", "m", "v1"), max_batch_size=8)
     dep.deployment.spec.instances = 2
-    docs = [external_model("m", grpc_address="h:8001", http_address="h:8000"), dep]
+    docs = [external_model("m", grpc_address="10.0.0.5:8001", http_address="10.0.0.5:8000"), dep]
     assert _lines(store, docs) == [
         "deployment 'm': spec.batching: model 'm' version 'v1' is an external Triton: batching "
         "is set in its own config.pbtxt",
@@ -178,3 +199,71 @@ def test_batching_reaches_the_workload_and_changing_it_replaces_workers(
     assert after.batching.max_batch_size == 8 and after.batching.max_delay_ms == 2
     assert after.instances == 1
     assert after.revision != before.revision  # a worker takes batching at start: replace it
+
+
+def test_an_external_server_is_one_endpoint(store: Store) -> None:
+    docs = [
+        external_model("m", grpc_address="10.0.0.5:8001", http_address="10.0.0.5:8000"),
+        deployment("m", "m", "v1", replicas=2),
+    ]
+    assert _lines(store, docs) == [
+        "deployment 'm': spec.replicas: model 'm' version 'v1' is an external Triton, one "
+        "endpoint: replicas must be 0 or 1, got 2"
+    ]
+
+
+def test_changing_a_version_under_a_batched_deployment_is_refused(
+    store: Store, artifact: Path
+) -> None:
+    apply_resources(store, [model("m", [("v1", artifact)])])
+    apply_resources(store, [batched(deployment("m", "m", "v1"), max_batch_size=8)])
+    doc = model("m", [("v1", artifact)])
+    doc.model.spec.versions[0].signature.inputs[0].CopyFrom(
+        TensorSpec(name="x", datatype="FP32", shape=[3, 4])
+    )
+    assert _lines(store, [doc]) == [
+        "model 'm' version 'v1': spec.versions[0]: deployment 'm' in environment 'production' "
+        "runs this version "
+        "with spec.batching.max_batch_size, which it would no longer fit: model 'm' version "
+        "'v1' cannot be batched: input 'x' has shape [3, 4]; batching needs -1 as the first "
+        "dimension"
+    ]
+    assert (
+        plan_network(store.snapshot()).workloads[("production", "m", "")].batching.max_batch_size
+        == 8
+    )
+
+
+def test_revisions_without_serving_settings_are_unchanged_and_equivalent_settings_agree(
+    store: Store, artifact: Path
+) -> None:
+    """Upgrading must not restart existing workers: without batching/instances the revision is
+    the hash of the version alone, as before; settings equal to the defaults change nothing."""
+    import hashlib
+    import json
+
+    from controlplane.reconciler import workload_revision
+
+    apply_resources(store, [model("m", [("v1", artifact)])])
+    version = store.snapshot().models[0].spec.versions[0]
+    legacy = hashlib.sha256(
+        json.dumps(
+            json_format.MessageToDict(version, preserving_proto_field_name=True), sort_keys=True
+        ).encode()
+    ).hexdigest()[:16]
+    plain = deployment("m", "m", "v1").deployment.spec
+    assert workload_revision(version, plain) == legacy
+    defaults = deployment("m", "m", "v1").deployment.spec
+    defaults.instances = 1
+    defaults.batching.SetInParent()
+    assert workload_revision(version, defaults) == legacy
+    two = deployment("m", "m", "v1").deployment.spec
+    two.instances = 2
+    assert workload_revision(version, two) != legacy
+    a, b = (
+        batched(deployment("m", "m", "v1"), max_batch_size=8, preferred_batch_sizes=p)
+        for p in ([4, 8], [8, 4])
+    )
+    assert workload_revision(version, a.deployment.spec) == workload_revision(
+        version, b.deployment.spec
+    )
