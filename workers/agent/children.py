@@ -26,11 +26,24 @@ def die_with_parent() -> None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+# Written into a child's log before each start: a reason is read from the last run only.
+RUN_MARKER = "----- meshline: starting "
+
+
+def mark_failure(log_path: Path, message: str) -> None:
+    """A start that never happened, written where its reason is read from."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log:
+        log.write(f"{RUN_MARKER}(failed)\n{message}\n")
+
+
 async def spawn(
     args: Sequence[str], log_path: Path, env: dict[str, str] | None = None
 ) -> asyncio.subprocess.Process:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
+        log.write(f"{RUN_MARKER}{' '.join(args[:3])}\n".encode())
+        log.flush()
         return await asyncio.create_subprocess_exec(
             *args,
             stdout=log,
@@ -72,6 +85,9 @@ def exit_reason(log_path: Path) -> str:
         lines = log_path.read_text(errors="replace").strip().splitlines()[-400:]
     except OSError:
         return ""
+    starts = [i for i, line in enumerate(lines) if line.startswith(RUN_MARKER)]
+    if starts:
+        lines = lines[starts[-1] + 1 :]  # this run's lines only
     if not lines:
         return ""
     last = lines[-1].strip()

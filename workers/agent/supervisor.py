@@ -379,20 +379,28 @@ class Supervisor:
         await self._spawn(worker)
 
     async def _spawn(self, worker: Worker) -> None:
-        args = worker_command(
-            worker.workload,
-            worker_id=worker.worker_id,
-            region=self.config.region,
-            ports=WorkerPorts(
-                self.config.host, worker.grpc_port, worker.http_port, worker.metrics_port
-            ),
-            scratch_dir=self.config.state_dir / "workers" / worker.worker_id,
-        )
         worker.state = State.WORKER_STATE_STARTING
         worker.failed_probes = 0
         worker.exit_noted = False
         worker.started_at = time.monotonic()
-        worker.process = await children.spawn(args, worker.log_path)
+        try:
+            args = worker_command(
+                worker.workload,
+                worker_id=worker.worker_id,
+                region=self.config.region,
+                ports=WorkerPorts(
+                    self.config.host, worker.grpc_port, worker.http_port, worker.metrics_port
+                ),
+                scratch_dir=self.config.state_dir / "workers" / worker.worker_id,
+            )
+            worker.process = await children.spawn(args, worker.log_path)
+        except (OSError, ValueError) as exc:
+            # Recorded like a crash (backoff, reason in status), never raised into the loop
+            # that serves the other workers.
+            worker.process = None
+            children.mark_failure(worker.log_path, f"cannot start the worker: {exc}")
+            log.error("cannot start worker %s: %s", worker.worker_id, exc)
+            return
         watcher = asyncio.create_task(self._wake_on_exit(worker.process))
         self._tasks.add(watcher)
         watcher.add_done_callback(self._tasks.discard)
@@ -485,7 +493,7 @@ class Supervisor:
     async def _read_load(self, worker: Worker) -> bool:
         """Scrape the worker's own metrics (queue, batches); True when the figures changed."""
         url = worker.metrics_url
-        if not url:
+        if not url or self._stopping:
             return False
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0))
@@ -493,7 +501,7 @@ class Supervisor:
             async with self._http.get(url) as reply:
                 text = await reply.text()
             load = parse_worker_load(text, worker.runtime, worker.workload.deployment)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError, RuntimeError) as exc:
             log.debug("cannot read the metrics of %s at %s: %s", worker.worker_id, url, exc)
             return False
         if load == worker.load:

@@ -326,6 +326,8 @@ class Batcher:
         for entry in batch:
             self._unqueue(entry)
         self._running += 1
+        # Counted once, when the batch is formed (a failed merged pass re-run request by
+        # request is not counted again: requests / passes stays the average batch formed).
         self._observer.observe_batch(len(batch), sum(e.rows for e in batch))
         task = asyncio.get_running_loop().create_task(self._run(batch))
         self._tasks.add(task)
@@ -337,9 +339,6 @@ class Batcher:
                 run_batch, self.runtime, [e.arrays for e in batch]
             )
             results = outcome.results
-            if outcome.fallback:
-                for entry in batch:
-                    self._observer.observe_batch(1, entry.rows)
         except asyncio.CancelledError:
             for entry in batch:
                 entry.future.cancel()

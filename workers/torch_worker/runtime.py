@@ -168,7 +168,12 @@ class TorchRuntime:
     async def infer(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """Run forward, inline when it is short (see warmup), else on the inference thread;
         inputs in signature order."""
-        if self.inline_elements and sum(a.size for a in inputs) <= self.inline_elements:
+        # Never beside a pass on the inference thread: with one instance, one pass at a time.
+        if (
+            self.inline_elements
+            and not self._busy
+            and sum(a.size for a in inputs) <= self.inline_elements
+        ):
             # CPU time, not wall time: on a busy machine the OS may preempt any pass, and that
             # says nothing about the model's cost.
             start = time.thread_time()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workers.agent.children import exit_reason
+from workers.agent.children import RUN_MARKER, exit_reason, mark_failure
 
 # The end of a real tritonserver log whose model file is not TorchScript (shortened).
 TRITON_LOG = """I1201 19:44:56.610000 21260 cache_manager.cc:480] "Create CacheManager"
@@ -47,3 +47,20 @@ def test_a_library_line_after_the_workers_own_error_is_skipped(tmp_path: Path) -
 
 def test_no_log_no_reason(tmp_path: Path) -> None:
     assert exit_reason(tmp_path / "missing.log") == ""
+
+
+def test_only_the_last_run_is_read(tmp_path: Path) -> None:
+    log = tmp_path / "w.log"
+    log.write_text(
+        f"{RUN_MARKER}python -m workers.triton_worker\n{TRITON_LOG}"
+        f"{RUN_MARKER}python -m workers.torch_worker\nTraceback (most recent call last):\n"
+        "RuntimeError: out of memory\n"
+    )
+    assert exit_reason(log) == "RuntimeError: out of memory"
+
+
+def test_a_start_that_failed_is_its_own_reason(tmp_path: Path) -> None:
+    log = tmp_path / "w.log"
+    log.write_text(f"{RUN_MARKER}python -m workers.torch_worker\nold line\n")
+    mark_failure(log, "cannot start the worker: runtime 'onnx' has no worker process")
+    assert exit_reason(log) == "cannot start the worker: runtime 'onnx' has no worker process"
