@@ -19,7 +19,7 @@ from controlplane.api.documents import parse_resource_document
 from controlplane.lock import hold_lock
 from meshline.cli.client import ADDRESS_FILE, api_client
 from meshline.v1 import api_pb2, resources_pb2
-from workers.agent.children import die_with_parent
+from workers.agent.children import guarded
 from workers.agent.ports import free_port
 
 DEMO_DEPLOYMENT = "demo"
@@ -48,12 +48,11 @@ class Stack:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "meshline", *args],
+                guarded([sys.executable, "-m", "meshline", *args]),  # dies with `up`
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches only `up`, which stops children in order
-                preexec_fn=die_with_parent,
             )
         child = Child(name, process, log_path)
         self.children.append(child)

@@ -4,27 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import re
-import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-_PR_SET_PDEATHSIG = 1
-# Loaded here, in the parent: between fork and exec the child must not load libraries
-# (the parent is multithreaded: gRPC, torch).
-try:
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
-except OSError:
-    _LIBC = None
-
-
-def die_with_parent() -> None:
-    """Runs in the child before exec: get SIGTERM if the agent dies, even by SIGKILL."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
 
 # Written into a child's log before each start: a reason is read from the last run only.
 RUN_MARKER = "----- meshline: starting "
@@ -44,14 +28,19 @@ async def spawn(
     with open(log_path, "ab") as log:
         log.write(f"{RUN_MARKER}{' '.join(args[:3])}\n".encode())
         log.flush()
+        # No preexec_fn: nothing of ours runs between fork and exec (see orphan_guard).
         return await asyncio.create_subprocess_exec(
-            *args,
+            *guarded(args),
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
-            preexec_fn=die_with_parent,
         )
+
+
+def guarded(args: Sequence[str]) -> list[str]:
+    """`args` run through orphan_guard: the child gets SIGTERM when the agent dies."""
+    return [sys.executable, "-m", "workers.agent.orphan_guard", str(os.getpid()), "--", *args]
 
 
 async def stop(process: asyncio.subprocess.Process, grace_s: float) -> None:
