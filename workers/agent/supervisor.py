@@ -482,13 +482,15 @@ class Supervisor:
             worker.last_error = problem  # nothing else would say why it never served
             worker.state = State.WORKER_STATE_UNHEALTHY
             return True
-        load_changed = False
         if worker.state == State.WORKER_STATE_HEALTHY:
-            load_changed = await self._read_load(worker)
+            # Not a reason to report: under load these counters change at every read, and each
+            # report makes the control plane rebuild. They travel with the next report (at
+            # most report_interval_s later).
+            await self._read_load(worker)
         if before != worker.state:
             self._wake.set()  # a healthy new worker may let old ones drain
             return True
-        return load_changed
+        return False
 
     async def _read_load(self, worker: Worker) -> bool:
         """Scrape the worker's own metrics (queue, batches); True when the figures changed."""
