@@ -378,23 +378,27 @@ def render(comparisons: list[Comparison], settings: Settings, images: dict[str, 
 
 READING = """
 Reading the figures (what stays true from run to run; the numbers above move by ±15 % on
-this shared 2-core machine, and only same-run ratios are worth comparing).
+this shared 2-core machine — two full runs gave 78 % / 81 % for the local Envoy, 2.31x / 2.12x
+for batching, 0.97x / 0.83x and 1.29x / 1.22x for Torch vs Triton — and only same-run ratios
+are worth comparing).
 
-- *Where the Torch worker's time goes.* A no-op `grpc.aio` ModelInfer server costs about
-  0.35-0.5 ms of CPU per request here; the Torch worker about 0.6-0.85 ms (bench.ab, CPU from
-  /proc). Decode, encode and metrics together are ~20 µs of that (see *Fast path*); the rest is
-  grpc.aio itself and the hand-off of every forward pass to the inference thread and back.
-  Triton's C++ frontend has neither cost, which is why it serves the same model faster
-  (1.2x-2.6x the Torch worker's rate in our runs, comparison 3): the adapters alone cannot
-  meet the Torch ≥ Triton target; running short forwards inline (see *Fast path*) is the
-  largest single step measured towards it.
-- *Gateways.* Envoy's own CPU is ~0.19 ms per small request at c=16 (0.3-0.5 ms at c=1,
-  where every request wakes it up), a quarter to a third of the worker's; client, Envoy and
-  worker share two cores, so what the gateway takes the worker loses. The remote path adds
-  a second Envoy and a second pair of loopback hops.
+- *Torch vs Triton.* On the compute-bound model the Torch worker serves 1.2-1.3x Triton's
+  rate at c ≥ 4: one forward pass per request on the model's own thread, against Triton's
+  Python backend, which moves every tensor through shared memory to a separate stub process
+  and back. On the demo MLP (~20 µs forward) the RPC stack is the whole cost: a no-op
+  `grpc.aio` server costs 0.35-0.5 ms of CPU per request here, Triton's C++ frontend far
+  less, so Triton stays ahead (0.8-1.0x at c=16, further behind at c=64). Running short passes
+  inline on the event loop (see *Fast path*) took the Torch worker from ~0.55x to this.
+- *Gateways.* Envoy's own CPU is ~0.2-0.27 ms per small request (bench.ab, /proc), a quarter
+  to a third of the worker's; client, Envoy and worker share two cores, so what the gateway
+  takes the worker loses, and the faster the worker the larger that share (81 % at c=16 after
+  the inline change; the walking mesh's 122 % was measured against a slower worker). No Envoy
+  setting tried moved it beyond noise (see *Fast path*). The remote path adds a second Envoy
+  and a second pair of loopback hops.
 - *Batching.* On the wide MLP a merged pass of 16 rows costs ~3x one row, so batching multiplies
-  throughput once requests queue (c ≥ 4) and cuts tail latency; at c=1 the batch delay is
-  pure added latency. The demo MLP would show no gain: its forward is ~20 µs.
+  throughput once requests queue (c ≥ 16: 2.1-2.3x, 4.6x at c=64) and cuts tail latency; at
+  c=1-4 the batch delay (1 ms) is added latency for little merging. The demo MLP would show no
+  gain: its forward is ~20 µs.
 - *Protocols.* REST binary is the cheapest path into this worker (aiohttp parses a small JSON
   header plus raw bytes); REST JSON pays ~0.25 ms per request to parse 784 floats
   (`json.loads`: correctly rounded float parsing of 17-digit numbers); gRPC pays grpc.aio.
