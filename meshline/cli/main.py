@@ -450,11 +450,11 @@ def infer(
         for name, array in result.outputs.items():
             console.print(f"[bold]{name}[/] {array.dtype} {list(array.shape)}")
             console.print(array)
-        console.print(
-            f"served by worker {result.served_by or '?'} in region "
-            f"{result.region or '?'} via gateway {target}",
-            highlight=False,
-        )
+        if result.served_by:
+            where = f"served by worker {result.served_by} in region {result.region or '?'}"
+        else:  # Triton sends no x-meshline-* metadata
+            where = "served (the server named no worker: a Triton)"
+        console.print(f"{where} via gateway {target}", highlight=False)
     else:
         payload = {"outputs": data, "worker": result.served_by, "region": result.region}
         render_text = (
