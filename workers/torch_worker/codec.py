@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from meshline.inference import grpc_service_pb2 as oip
 from workers.torch_worker import datatypes
 from workers.torch_worker.errors import InvalidInputError
 from workers.torch_worker.signature import format_shape
@@ -22,14 +23,15 @@ from workers.torch_worker.signature import format_shape
 _ACCEPTED_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
 
 
+# The type of a protobuf repeated int64 field (ModelInferRequest.inputs[i].shape).
+_REPEATED = type(oip.ModelInferRequest.InferInputTensor().shape)
+
+
 def parse_shape(tensor: str, value: Any) -> tuple[int, ...]:
     """A wire shape as a tuple of non-negative ints."""
-    if type(value) is not str and type(value) is not bytes:
+    if type(value) is list or type(value) is _REPEATED:
         # Fast path, every request: protobuf int64 fields and JSON lists of plain ints.
-        try:
-            fast: tuple[Any, ...] = tuple(value)
-        except TypeError:
-            fast = ("not a shape",)
+        fast: tuple[Any, ...] = tuple(value)
         if all(type(d) is int and d >= 0 for d in fast):
             return fast
     if not isinstance(value, Sequence) or isinstance(value, str | bytes):

@@ -64,7 +64,7 @@ def test_value_errors_name_the_tensor(datatype: str, values: object, message: st
 def test_parse_shape() -> None:
     assert codec.parse_shape("x", [1, 784]) == (1, 784)
     assert codec.parse_shape("x", []) == ()
-    for bad in ([1, -1], [1.5], "12", [True], None):
+    for bad in ([1, -1], [1.5], "12", [True], None, {}, {"a": 1}, {1, 2}):
         with pytest.raises(InvalidInputError, match="input 'x': shape must be a list"):
             codec.parse_shape("x", bad)
 
