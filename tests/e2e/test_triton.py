@@ -56,8 +56,15 @@ def _region_status(mesh: Mesh, name: str) -> resources_pb2.RegionDeploymentStatu
 
 
 def _delete(mesh: Mesh, *names: str) -> None:
+    """Delete what is still there (a test may have deleted some itself)."""
     for name in names:
-        mesh.deployments.DeleteDeployment(api_pb2.DeleteDeploymentRequest(name=name), timeout=10)
+        try:
+            mesh.deployments.DeleteDeployment(
+                api_pb2.DeleteDeploymentRequest(name=name), timeout=10
+            )
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
 
 
 def _grpc_infer(gateway: str, deployment: str, batch: np.ndarray) -> np.ndarray:
@@ -127,6 +134,15 @@ spec:
         )
         status = _region_status(mesh, "mlp-triton")
         assert status.batches >= 1 and status.queued_requests == 0
+        # The generated model repository lives in the worker's own folder, gone with it.
+        workers_dir = mesh.state_dir / REGION / "workers"
+        assert list(workers_dir.glob("*/model-repository"))
+        _delete(mesh, "mlp-triton")
+        wait_until(
+            lambda: not list(workers_dir.glob("*/model-repository")),
+            60,
+            "the retired Triton worker's repository to be removed",
+        )
     finally:
         _delete(mesh, "mlp-torch", "mlp-triton")
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -342,7 +343,12 @@ class Supervisor:
             await children.stop(worker.process, grace_s=10.0)
         if worker.channel is not None:
             await worker.channel.close()
+        # The worker's own folder (Triton's generated model repository); its log stays.
+        shutil.rmtree(self._scratch_dir(worker), ignore_errors=True)
         self.on_change()
+
+    def _scratch_dir(self, worker: Worker) -> Path:
+        return self.config.state_dir / "workers" / worker.worker_id
 
     async def _start_new(self, workload: agent_pb2.Workload) -> Worker:
         worker_id = new_worker_id(self.config.region, workload)
@@ -391,7 +397,7 @@ class Supervisor:
                 ports=WorkerPorts(
                     self.config.host, worker.grpc_port, worker.http_port, worker.metrics_port
                 ),
-                scratch_dir=self.config.state_dir / "workers" / worker.worker_id,
+                scratch_dir=self._scratch_dir(worker),
             )
             worker.process = await children.spawn(args, worker.log_path)
         except (OSError, ValueError) as exc:
