@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 import urllib.request
 import warnings
 from collections.abc import Iterator, Sequence
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import LoadResult
+from tests.harness.envoy_admin import read_clusters
 from tests.harness.processes import ManagedProcess, free_port, port_open, wait_until
 from tests.harness.worker import http_ready, worker_command
 from workers.demo import build_mlp
@@ -153,10 +153,17 @@ def envoy(tree: Path, worker_ports: tuple[int, int], logs: Path, name: str) -> I
     try:
         wait_until(lambda: port_open("127.0.0.1", listen), 30, f"{name} listener")
         wait_until(lambda: _routes(listen), 30, f"{name} routing to the worker")
+        wait_until(lambda: _all_healthy(admin), 30, f"{name}'s health checks to pass")
         target = f"127.0.0.1:{listen}"
         yield Side(name, target, target, process.pid)
     finally:
         process.stop()
+
+
+def _all_healthy(admin: int) -> bool:
+    """Every host of every cluster passed the gateway's own health checks."""
+    hosts = read_clusters(f"127.0.0.1:{admin}")
+    return bool(hosts) and all(h.get("health_flags") == "healthy" for h in hosts.values())
 
 
 def _routes(port: int) -> bool:
@@ -260,7 +267,6 @@ def main() -> None:
             _, *ports = stack.enter_context(worker(tree_b, model, logs, "worker", args.features))
             a = stack.enter_context(envoy(tree_a, (ports[0], ports[1]), logs, "envoy-a"))
             b = stack.enter_context(envoy(tree_b, (ports[0], ports[1]), logs, "envoy-b"))
-        time.sleep(1.0)  # both gateways past their first health checks
         compare(tree_b, a, b, protocols, concurrencies, args.rounds, args.seconds, args.features)
 
 

@@ -11,7 +11,6 @@ stopped on exit, also when the block fails (its log is printed then).
 
 from __future__ import annotations
 
-import sys
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,8 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.harness.processes import free_port, managed
-from tests.harness.worker import DEFAULT_SIGNATURE, WorkerHandle, wait_ready, worker_command
+from tests.harness.processes import free_port
+from tests.harness.worker import (
+    DEFAULT_SIGNATURE,
+    WorkerHandle,
+    started_worker,
+    worker_command,
+)
 
 MODULE = "workers.triton_worker"
 
@@ -76,7 +80,8 @@ def triton_worker_command(
     extra_args: Sequence[str] = (),
 ) -> list[str]:
     """The Torch worker's command line with Triton's module and its two extra flags."""
-    torch_args = worker_command(
+    triton_flags = ["--metrics-port", str(metrics_port), "--repository-dir", str(repository_dir)]
+    return worker_command(
         model_path,
         grpc_port=grpc_port,
         http_port=http_port,
@@ -86,16 +91,9 @@ def triton_worker_command(
         worker_id=worker_id,
         region=region,
         host=host,
+        extra_args=[*triton_flags, *extra_args],
+        module=MODULE,
     )
-    prefix = [sys.executable, "-m", "workers.torch_worker"]
-    assert torch_args[:3] == prefix, torch_args[:3]
-    return [
-        sys.executable, "-m", MODULE,
-        *torch_args[3:],
-        "--metrics-port", str(metrics_port),
-        "--repository-dir", str(repository_dir),
-        *extra_args,
-    ]  # fmt: skip
 
 
 @contextmanager
@@ -134,17 +132,18 @@ def running_triton_worker(
         host=host,
         extra_args=extra_args,
     )
-    with managed(f"triton-{worker_id}", args, log_dir) as process:
-        worker = WorkerHandle(
-            process=process,
-            host=host,
-            grpc_port=grpc_port,
-            http_port=http_port,
-            model_name=model_name,
-            model_version=model_version,
-            model_path=model_path,
-            worker_id=worker_id,
-            region=region,
-        )
-        wait_ready(worker, ready_timeout_s)  # strict readiness: ready once the model is
+    with started_worker(
+        log_dir,
+        args,
+        name=f"triton-{worker_id}",
+        host=host,
+        grpc_port=grpc_port,
+        http_port=http_port,
+        model_name=model_name,
+        model_version=model_version,
+        model_path=model_path,
+        worker_id=worker_id,
+        region=region,
+        ready_timeout_s=ready_timeout_s,  # strict readiness: ready once the model is
+    ) as worker:
         yield TritonHandle(worker=worker, metrics_port=metrics_port, repository_dir=repository_dir)

@@ -63,10 +63,11 @@ def worker_command(
     region: str = "",
     host: str = "127.0.0.1",
     extra_args: Sequence[str] = (),
+    module: str = "workers.torch_worker",
 ) -> list[str]:
-    """The command line the agent uses to start a worker."""
+    """The command line the agent uses to start a worker (either runtime: same flags)."""
     args = [
-        sys.executable, "-m", "workers.torch_worker",
+        sys.executable, "-m", module,
         "--model-name", model_name,
         "--model-version", model_version,
         "--model-path", str(model_path),
@@ -130,6 +131,39 @@ def wait_ready(handle: WorkerHandle, timeout_s: float = 60.0) -> None:
 
 
 @contextmanager
+def started_worker(
+    log_dir: Path,
+    args: Sequence[str],
+    *,
+    name: str,
+    host: str,
+    grpc_port: int,
+    http_port: int,
+    model_name: str,
+    model_version: str,
+    model_path: Path,
+    worker_id: str,
+    region: str,
+    ready_timeout_s: float,
+) -> Iterator[WorkerHandle]:
+    """Run `args` as a worker process, wait until it is ready, stop it on exit."""
+    with managed(name, list(args), log_dir) as process:
+        handle = WorkerHandle(
+            process=process,
+            host=host,
+            grpc_port=grpc_port,
+            http_port=http_port,
+            model_name=model_name,
+            model_version=model_version,
+            model_path=model_path,
+            worker_id=worker_id,
+            region=region,
+        )
+        wait_ready(handle, ready_timeout_s)
+        yield handle
+
+
+@contextmanager
 def running_worker(
     log_dir: Path,
     model_path: Path,
@@ -161,17 +195,18 @@ def running_worker(
         host=host,
         extra_args=extra_args,
     )
-    with managed(f"worker-{worker_id}", args, log_dir) as process:
-        handle = WorkerHandle(
-            process=process,
-            host=host,
-            grpc_port=grpc_port,
-            http_port=http_port,
-            model_name=model_name,
-            model_version=model_version,
-            model_path=model_path,
-            worker_id=worker_id,
-            region=region,
-        )
-        wait_ready(handle, ready_timeout_s)
+    with started_worker(
+        log_dir,
+        args,
+        name=f"worker-{worker_id}",
+        host=host,
+        grpc_port=grpc_port,
+        http_port=http_port,
+        model_name=model_name,
+        model_version=model_version,
+        model_path=model_path,
+        worker_id=worker_id,
+        region=region,
+        ready_timeout_s=ready_timeout_s,
+    ) as handle:
         yield handle

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -28,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meshline.inference import grpc_service_pb2 as pb
 from meshline.inference import grpc_service_pb2_grpc as pb_grpc
+from tests.harness.processes import wait_until as harness_wait_until
 from tests.harness.worker import WorkerHandle, running_worker, scheduling_args
 from tests.workers.torch_worker.helpers import assert_matches_batched, http, images
 from workers.demo import DEMO_SIGNATURE
@@ -153,10 +153,8 @@ def queued(worker: WorkerHandle) -> float:
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + GUARD_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.02)
+    """The harness's poll loop with this module's guard time."""
+    harness_wait_until(condition, GUARD_S, what)
 
 
 def request(
