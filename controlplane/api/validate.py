@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from controlplane.api.errors import DocumentErrors, FieldError
 from controlplane.api.index import ResourceIndex
 from controlplane.api.policy_checks import check_policies, check_region
+from controlplane.api.scaling_checks import MAX_REPLICAS, check_scaling
 from controlplane.store import (
     KIND_DEPLOYMENT,
     KIND_MODEL,
@@ -48,7 +49,6 @@ OIP_DATATYPES: frozenset[str] = frozenset(
     }
 )
 RUNTIMES: tuple[str, ...] = ("torch", "triton")
-MAX_REPLICAS = 64
 MAX_BATCH_SIZE = 4096
 MAX_BATCH_DELAY_MS = 10_000.0
 MAX_PRIORITY_LEVELS = 100
@@ -276,6 +276,7 @@ def _check_deployment(out: DocumentErrors, dep: Deployment, index: ResourceIndex
     _check_batching(out, spec.batching)
     if version is not None:
         _check_serving_fits(out, spec, version)
+    check_scaling(out, spec, version)
     check_policies(out, spec.policies, index, on_environment=False, deployment=dep)
 
 

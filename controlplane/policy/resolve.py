@@ -4,10 +4,11 @@ traffic. Pure: the same resources always resolve to the same result."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controlplane.policy.placement import Overridden, Placement, resolve_placement
 from controlplane.policy.rules import SourcedPolicy
+from controlplane.policy.scaling import ScalingSettings, scaling_settings
 from controlplane.policy.settings import (
     FailoverSettings,
     HealthCheckSettings,
@@ -36,12 +37,16 @@ class ResolvedDeployment:
     environment: str
     model: str
     version: str
+    # Workers each region keeps per track at least (what placement reserves capacity for).
     replicas: int
     placement: Placement
     tracks: tuple[Track, ...]
     routing: RoutingSettings
     failover: FailoverSettings
     offload: OffloadSettings
+    scaling: ScalingSettings = field(default_factory=lambda: ScalingSettings.fixed(1))
+    # Kept in the network (placement, status) but runs nothing and answers a clear error.
+    deactivated: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -87,12 +92,14 @@ def resolve_deployment(
         (p.traffic for p in deployment.spec.policies if p.WhichOneof("rule") == "traffic"), None
     )
     tracks = deployment_tracks(deployment, dep_traffic)
+    scaling = scaling_settings(deployment.spec)
+    reserved = 0 if deployment.spec.deactivated else scaling.min_replicas
     placement = resolve_placement(
         deployment,
         environment,
         regions,
         free_replicas,
-        needed_replicas=deployment.spec.replicas * len(tracks),
+        needed_replicas=reserved * len(tracks),
     )
 
     def single(rule_type: str) -> SourcedPolicy | None:
@@ -106,12 +113,14 @@ def resolve_deployment(
         environment=deployment.spec.environment,
         model=deployment.spec.model,
         version=deployment.spec.version,
-        replicas=deployment.spec.replicas,
+        replicas=reserved,
         placement=placement,
         tracks=tracks,
         routing=routing_settings(routing.policy.routing if routing else None),
         failover=failover_settings(failover.policy.failover if failover else None),
         offload=offload_settings(offload.policy.offload if offload else None),
+        scaling=scaling,
+        deactivated=deployment.spec.deactivated,
     )
 
 

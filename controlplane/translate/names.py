@@ -15,6 +15,13 @@ VERSION_HEADER = "x-meshline-version"
 HOP_HEADER = "x-meshline-hop"
 # Which region's gateway the request entered at (on every response).
 ENTRY_REGION_HEADER = "x-meshline-entry-region"
+# The region of the gateway that sends a request upstream (on every forwarded request): the
+# activator needs it to know whose cold start a held request waits for.
+GATEWAY_REGION_HEADER = "x-meshline-gateway"
+# The activator's answer "a worker is ready now": routes retry on it.
+ACTIVATOR_RETRY_HEADER = "x-meshline-activator"
+ACTIVATOR_RETRY_VALUE = "retry"
+ACTIVATOR_WORKER_ID = "activator"
 
 GRPC_SUFFIX = ".grpc"
 TRACK_SEPARATOR = "@"

@@ -111,6 +111,24 @@ class DeleteEnvironmentResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class SetDeploymentActiveRequest(_message.Message):
+    __slots__ = ("name", "environment", "active")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    environment: str
+    active: bool
+    def __init__(self, name: _Optional[str] = ..., environment: _Optional[str] = ..., active: _Optional[bool] = ...) -> None: ...
+
+class SetDeploymentActiveResponse(_message.Message):
+    __slots__ = ("deployment", "changed")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    deployment: _resources_pb2.Deployment
+    changed: bool
+    def __init__(self, deployment: _Optional[_Union[_resources_pb2.Deployment, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
+
 class ListDeploymentsRequest(_message.Message):
     __slots__ = ("environment",)
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]

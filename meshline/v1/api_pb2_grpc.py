@@ -440,6 +440,11 @@ class DeploymentServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.SetDeploymentActive = channel.unary_unary(
+                '/meshline.v1.DeploymentService/SetDeploymentActive',
+                request_serializer=meshline_dot_v1_dot_api__pb2.SetDeploymentActiveRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.SetDeploymentActiveResponse.FromString,
+                _registered_method=True)
         self.ListDeployments = channel.unary_unary(
                 '/meshline.v1.DeploymentService/ListDeployments',
                 request_serializer=meshline_dot_v1_dot_api__pb2.ListDeploymentsRequest.SerializeToString,
@@ -460,6 +465,14 @@ class DeploymentServiceStub:
 class DeploymentServiceServicer:
     """DeploymentService reads and deletes deployments, with live status.
     """
+
+    def SetDeploymentActive(self, request, context):
+        """SetDeploymentActive deactivates a deployment (no workers, every request answered "is
+        deactivated") or activates it again; its configuration is kept either way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def ListDeployments(self, request, context):
         """ListDeployments lists deployments, optionally of one environment.
@@ -485,6 +498,11 @@ class DeploymentServiceServicer:
 
 def add_DeploymentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'SetDeploymentActive': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDeploymentActive,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.SetDeploymentActiveRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.SetDeploymentActiveResponse.SerializeToString,
+            ),
             'ListDeployments': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeployments,
                     request_deserializer=meshline_dot_v1_dot_api__pb2.ListDeploymentsRequest.FromString,
@@ -511,6 +529,33 @@ def add_DeploymentServiceServicer_to_server(servicer, server):
 class DeploymentService:
     """DeploymentService reads and deletes deployments, with live status.
     """
+
+    @staticmethod
+    def SetDeploymentActive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.DeploymentService/SetDeploymentActive',
+            meshline_dot_v1_dot_api__pb2.SetDeploymentActiveRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.SetDeploymentActiveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def ListDeployments(request,

@@ -276,8 +276,26 @@ class BatchingSpec(_message.Message):
     default_priority_level: int
     def __init__(self, max_batch_size: _Optional[int] = ..., max_delay_ms: _Optional[float] = ..., preferred_batch_sizes: _Optional[_Iterable[int]] = ..., priority_levels: _Optional[int] = ..., default_priority_level: _Optional[int] = ...) -> None: ...
 
+class ScalingSpec(_message.Message):
+    __slots__ = ("min_replicas", "max_replicas", "target_concurrency", "scale_to_zero_after", "cold_start_timeout", "stable_window", "panic_window")
+    MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    SCALE_TO_ZERO_AFTER_FIELD_NUMBER: _ClassVar[int]
+    COLD_START_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    STABLE_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    PANIC_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    min_replicas: int
+    max_replicas: int
+    target_concurrency: float
+    scale_to_zero_after: float
+    cold_start_timeout: float
+    stable_window: float
+    panic_window: float
+    def __init__(self, min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., target_concurrency: _Optional[float] = ..., scale_to_zero_after: _Optional[float] = ..., cold_start_timeout: _Optional[float] = ..., stable_window: _Optional[float] = ..., panic_window: _Optional[float] = ...) -> None: ...
+
 class DeploymentSpec(_message.Message):
-    __slots__ = ("environment", "model", "version", "replicas", "policies", "batching", "instances")
+    __slots__ = ("environment", "model", "version", "replicas", "policies", "batching", "instances", "scaling", "deactivated")
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -285,6 +303,8 @@ class DeploymentSpec(_message.Message):
     POLICIES_FIELD_NUMBER: _ClassVar[int]
     BATCHING_FIELD_NUMBER: _ClassVar[int]
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    SCALING_FIELD_NUMBER: _ClassVar[int]
+    DEACTIVATED_FIELD_NUMBER: _ClassVar[int]
     environment: str
     model: str
     version: str
@@ -292,10 +312,12 @@ class DeploymentSpec(_message.Message):
     policies: _containers.RepeatedCompositeFieldContainer[Policy]
     batching: BatchingSpec
     instances: int
-    def __init__(self, environment: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., replicas: _Optional[int] = ..., policies: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., batching: _Optional[_Union[BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ...) -> None: ...
+    scaling: ScalingSpec
+    deactivated: bool
+    def __init__(self, environment: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., replicas: _Optional[int] = ..., policies: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., batching: _Optional[_Union[BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., scaling: _Optional[_Union[ScalingSpec, _Mapping]] = ..., deactivated: _Optional[bool] = ...) -> None: ...
 
 class RegionDeploymentStatus(_message.Message):
-    __slots__ = ("region", "config_acked", "acked_version", "desired_replicas", "healthy_endpoints", "nack_error", "forwarding", "queued_requests", "requests", "batches")
+    __slots__ = ("region", "config_acked", "acked_version", "desired_replicas", "healthy_endpoints", "nack_error", "forwarding", "queued_requests", "requests", "batches", "scaled_to_zero", "cold_starts", "last_cold_start_s", "cold_start_seconds_total", "held_requests", "current_replicas")
     REGION_FIELD_NUMBER: _ClassVar[int]
     CONFIG_ACKED_FIELD_NUMBER: _ClassVar[int]
     ACKED_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -306,6 +328,12 @@ class RegionDeploymentStatus(_message.Message):
     QUEUED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
+    SCALED_TO_ZERO_FIELD_NUMBER: _ClassVar[int]
+    COLD_STARTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_COLD_START_S_FIELD_NUMBER: _ClassVar[int]
+    COLD_START_SECONDS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    HELD_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     region: str
     config_acked: bool
     acked_version: str
@@ -316,7 +344,13 @@ class RegionDeploymentStatus(_message.Message):
     queued_requests: int
     requests: int
     batches: int
-    def __init__(self, region: _Optional[str] = ..., config_acked: _Optional[bool] = ..., acked_version: _Optional[str] = ..., desired_replicas: _Optional[int] = ..., healthy_endpoints: _Optional[int] = ..., nack_error: _Optional[str] = ..., forwarding: _Optional[bool] = ..., queued_requests: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ...) -> None: ...
+    scaled_to_zero: bool
+    cold_starts: int
+    last_cold_start_s: float
+    cold_start_seconds_total: float
+    held_requests: int
+    current_replicas: int
+    def __init__(self, region: _Optional[str] = ..., config_acked: _Optional[bool] = ..., acked_version: _Optional[str] = ..., desired_replicas: _Optional[int] = ..., healthy_endpoints: _Optional[int] = ..., nack_error: _Optional[str] = ..., forwarding: _Optional[bool] = ..., queued_requests: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ..., scaled_to_zero: _Optional[bool] = ..., cold_starts: _Optional[int] = ..., last_cold_start_s: _Optional[float] = ..., cold_start_seconds_total: _Optional[float] = ..., held_requests: _Optional[int] = ..., current_replicas: _Optional[int] = ...) -> None: ...
 
 class DeploymentStatus(_message.Message):
     __slots__ = ("phase", "message", "regions", "placement", "plan")

@@ -157,6 +157,14 @@ class EnvoyGateway:
 
 
 @dataclass(frozen=True)
+class HostTraffic:
+    """Envoy's request counters for one host of one cluster."""
+
+    active: int = 0  # rq_active: in flight now
+    total: int = 0  # rq_total: sent so far
+
+
+@dataclass(frozen=True)
 class GatewayView:
     """Envoy's view of its upstream hosts, by address `host:port`."""
 
@@ -166,9 +174,15 @@ class GatewayView:
     inflight: dict[str, int] = field(default_factory=dict)  # rq_active summed over clusters
     # cluster name → addresses Envoy would route to in it
     routable_by_cluster: dict[str, frozenset[str]] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)  # rq_total summed over clusters
+    # cluster name → host → its counters in that cluster
+    traffic: dict[str, dict[str, HostTraffic]] = field(default_factory=dict)
 
     def inflight_of(self, *addresses: str) -> int:
         return sum(self.inflight.get(address, 0) for address in addresses)
+
+    def requests_of(self, *addresses: str) -> int:
+        return sum(self.requests.get(address, 0) for address in addresses)
 
 
 def parse_clusters(text: str) -> GatewayView:
@@ -182,8 +196,8 @@ def parse_clusters(text: str) -> GatewayView:
     """
     routable: set[str] = set()
     unroutable: set[str] = set()
-    inflight: dict[str, int] = {}
     by_cluster: dict[str, set[str]] = {}
+    counters: dict[str, dict[str, list[int]]] = {}  # cluster → host → [active, total]
     for line in text.splitlines():
         cluster, sep, rest = line.partition("::")
         if not sep:
@@ -192,12 +206,13 @@ def parse_clusters(text: str) -> GatewayView:
         if len(parts) != 3:
             continue
         host, stat, value = parts
-        if stat == "rq_active":
+        if stat in ("rq_active", "rq_total"):
             try:
                 count = int(value)
             except ValueError:
                 continue
-            inflight[host] = inflight.get(host, 0) + count
+            pair = counters.setdefault(cluster, {}).setdefault(host, [0, 0])
+            pair[0 if stat == "rq_active" else 1] = count
         elif stat == "health_flags" and value == "healthy":
             # Any flag (/failed_active_hc, /pending_active_hc, /failed_eds_health,
             # /failed_outlier_check, ...) means Envoy would not pick the host now.
@@ -206,8 +221,18 @@ def parse_clusters(text: str) -> GatewayView:
         elif stat == "health_flags":
             unroutable.add(host)
             by_cluster.setdefault(cluster, set())
+    inflight: dict[str, int] = {}
+    requests: dict[str, int] = {}
+    traffic: dict[str, dict[str, HostTraffic]] = {}
+    for cluster, hosts in counters.items():
+        for host, (active, total) in hosts.items():
+            inflight[host] = inflight.get(host, 0) + active
+            requests[host] = requests.get(host, 0) + total
+            traffic.setdefault(cluster, {})[host] = HostTraffic(active, total)
     return GatewayView(
         frozenset(routable - unroutable),
         inflight,
         {c: frozenset(h) for c, h in by_cluster.items()},
+        requests,
+        traffic,
     )

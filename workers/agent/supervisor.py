@@ -50,6 +50,16 @@ State = agent_pb2.WorkerState
 UNHEALTHY_AFTER_FAILED_PROBES = 3  # a busy worker may answer late; a dead one is seen at once
 MAX_RESTART_BACKOFF_S = 10.0
 STABLE_AFTER_S = 30.0
+# A starting worker is probed, and the gateway re-read while a healthy one is not routable yet,
+# this often: a cold start (a client is waiting) must not lose half a probe interval twice.
+FAST_PROBE_S = 0.05
+# gRPC waits 1 s, then 1.6x longer, before reconnecting a channel whose connect failed: a worker
+# that starts listening would be seen seconds late. Probe channels reconnect quickly instead.
+PROBE_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
 
 # (deployment, environment, track): the workers that replace each other make-before-break.
 WorkloadKey = tuple[str, str, str]
@@ -79,6 +89,7 @@ class Worker:
     channel: grpc.aio.Channel | None = None
     gateway_routable: bool = False  # the region's Envoy would send it traffic now
     inflight: int = 0  # requests the region's Envoy has in flight to it (both ports)
+    gateway_requests: int = 0  # requests the region's Envoy has sent it so far (both ports)
     metrics_port: int = 0  # Triton's metrics port (the Torch worker uses its HTTP port)
     load: WorkerLoad = field(default_factory=lambda: WorkerLoad(0, 0, 0))
 
@@ -153,8 +164,8 @@ class Supervisor:
     gateway_view: Callable[[], Awaitable[GatewayView | None]] | None = None
     workers: dict[str, Worker] = field(default_factory=dict)
     desired: dict[WorkloadKey, agent_pb2.Workload] = field(default_factory=dict)
-    # Envoy's routable hosts per cluster leading to other regions (see AgentReport.clusters).
-    _forwarding: dict[str, int] = field(default_factory=dict)
+    # Envoy's view of each cluster leading to other regions (see AgentReport.clusters).
+    _forwarding: dict[str, agent_pb2.ClusterHealth] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -199,13 +210,11 @@ class Supervisor:
                     requests=w.load.requests,
                     batches=w.load.batches,
                     runtime=w.runtime,
+                    gateway_requests=w.gateway_requests,
                 )
                 for w in sorted(self.workers.values(), key=lambda w: w.worker_id)
             ],
-            clusters=[
-                agent_pb2.ClusterHealth(cluster=name, routable_hosts=count)
-                for name, count in sorted(self._forwarding.items())
-            ],
+            clusters=[self._forwarding[name] for name in sorted(self._forwarding)],
         )
 
     # -- the loop -----------------------------------------------------------------------
@@ -214,16 +223,23 @@ class Supervisor:
         # The gateway is read on its own cadence: a worker slow to answer its health check
         # (busy, i.e. exactly when load matters) must not delay the in-flight counts.
         watcher = asyncio.create_task(self._watch_gateway(), name="gateway-view")
+        last_full = 0.0
         try:
             while not self._stopping:
-                for step in (self._reconcile, self._probe_all):
+                # Every interval all workers; in between, only the ones still starting.
+                full = time.monotonic() - last_full >= self.config.health_interval_s
+                steps = (self._reconcile, self._probe_all if full else self._probe_starting)
+                for step in steps:
                     try:
                         await step()
                     except Exception:  # never let one bad step kill the agent or block the other
                         log.exception("supervisor step %s failed", step.__name__)
+                if full:
+                    last_full = time.monotonic()
                 self._wake.clear()
+                interval = FAST_PROBE_S if self._starting() else self.config.health_interval_s
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.health_interval_s)
+                    await asyncio.wait_for(self._wake.wait(), interval)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -411,7 +427,9 @@ class Supervisor:
         self._tasks.add(watcher)
         watcher.add_done_callback(self._tasks.discard)
         if worker.channel is None:
-            worker.channel = grpc.aio.insecure_channel(f"{self.config.host}:{worker.grpc_port}")
+            worker.channel = grpc.aio.insecure_channel(
+                f"{self.config.host}:{worker.grpc_port}", options=PROBE_CHANNEL_OPTIONS
+            )
 
     async def _wake_on_exit(self, process: asyncio.subprocess.Process) -> None:
         """React to a crash at once instead of at the next health probe."""
@@ -421,10 +439,34 @@ class Supervisor:
     # -- health -------------------------------------------------------------------------
 
     async def _probe_all(self) -> None:
-        workers = list(self.workers.values())
+        await self._probe_some(list(self.workers.values()))
+
+    async def _probe_starting(self) -> None:
+        await self._probe_some([w for w in self.workers.values() if self._is_starting(w)])
+
+    async def _probe_some(self, workers: list[Worker]) -> None:
         results = await asyncio.gather(*(self._probe(w) for w in workers))
         if any(results):
             self.on_change()
+
+    @staticmethod
+    def _is_starting(worker: Worker) -> bool:
+        return (
+            worker.state == State.WORKER_STATE_STARTING
+            and worker.running
+            and not worker.external
+            and not worker.draining
+        )
+
+    def _starting(self) -> bool:
+        return any(self._is_starting(w) for w in self.workers.values())
+
+    def _awaiting_gateway(self) -> bool:
+        """A worker is healthy but the gateway does not route to it yet (it soon will)."""
+        return any(
+            w.state == State.WORKER_STATE_HEALTHY and not w.gateway_routable and not w.draining
+            for w in self.workers.values()
+        )
 
     async def _watch_gateway(self) -> None:
         """Every probe interval: one read of the gateway's view, applied to all workers."""
@@ -435,7 +477,8 @@ class Supervisor:
                 self.apply_gateway_view(await self.gateway_view())
             except Exception:  # a bad read must not stop the next ones
                 log.exception("cannot read the gateway's view of the workers")
-            await asyncio.sleep(self.config.health_interval_s)
+            fast = self._awaiting_gateway()
+            await asyncio.sleep(FAST_PROBE_S if fast else self.config.health_interval_s)
 
     def apply_gateway_view(self, view: GatewayView | None) -> bool:
         """Take the gateway's routable hosts and in-flight counts; report when any changed.
@@ -443,11 +486,7 @@ class Supervisor:
         None (admin unreachable) counts as nothing routable and nothing in flight.
         """
         changed = False
-        forwarding = {
-            cluster: len(hosts)
-            for cluster, hosts in (view.routable_by_cluster.items() if view is not None else ())
-            if LOCAL_MARK not in cluster
-        }
+        forwarding = self._forwarding_view(view) if view is not None else {}
         if forwarding != self._forwarding:
             self._forwarding = forwarding
             changed = True
@@ -455,16 +494,35 @@ class Supervisor:
             addresses = (w.grpc_address, w.http_address)
             routable = view is not None and set(addresses) <= view.routable
             inflight = view.inflight_of(*addresses) if view is not None else 0
+            sent = view.requests_of(*addresses) if view is not None else w.gateway_requests
             if routable != w.gateway_routable:
                 w.gateway_routable = routable
                 changed = True
                 self._wake.set()  # may let old workers drain
-            if inflight != w.inflight:
+            if inflight != w.inflight or sent != w.gateway_requests:
                 w.inflight = inflight
+                w.gateway_requests = sent
                 changed = True
         if changed:
             self.on_change()
         return changed
+
+    def _forwarding_view(self, view: GatewayView) -> dict[str, agent_pb2.ClusterHealth]:
+        """Clusters clients use (not `~local`): routable hosts, and the traffic that goes to
+        hosts other than this region's workers (other regions' gateways, the activator)."""
+        own = {a for w in self.workers.values() for a in (w.grpc_address, w.http_address)}
+        out = {}
+        for cluster in set(view.routable_by_cluster) | set(view.traffic):
+            if LOCAL_MARK in cluster:
+                continue
+            away = [t for host, t in view.traffic.get(cluster, {}).items() if host not in own]
+            out[cluster] = agent_pb2.ClusterHealth(
+                cluster=cluster,
+                routable_hosts=len(view.routable_by_cluster.get(cluster, ())),
+                inflight=sum(t.active for t in away),
+                requests=sum(t.total for t in away),
+            )
+        return out
 
     async def _probe(self, worker: Worker) -> bool:
         """Update one worker's state; True when it changed."""

@@ -1,0 +1,12 @@
+"""The activator: where a cold region's requests wait while its first worker starts.
+
+Envoy lists it behind a cold region's workers (the last priority), so it sees traffic only
+while no worker and no warm region can take it. It never proxies a byte: it holds the request,
+makes the autoscaler wake the region, and once the region's Envoy routes to a worker it answers
+"retry" (a header the route retries on), so Envoy replays the buffered request to the worker.
+"""
+
+from controlplane.activator.holds import Activator, HoldRequest, HoldResult, HoldTarget
+from controlplane.activator.server import ActivatorServer
+
+__all__ = ["Activator", "ActivatorServer", "HoldRequest", "HoldResult", "HoldTarget"]

@@ -1,0 +1,119 @@
+"""Held requests, keyed by the gateway they entered and the (track, region) that must wake."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from controlplane.autoscale import ScaleKey
+
+# Answer a little before Envoy's own timeout, so the client reads our reason, not Envoy's.
+TIMEOUT_MARGIN_S = 0.25
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    """What the activator knows of a request: the headers the gateway's route set."""
+
+    gateway: str  # region of the gateway that sent it
+    deployment: str
+    environment: str
+    version: str
+    # Envoy's x-envoy-expected-rq-timeout-ms: how long it waits for our answer (0 = unknown).
+    envoy_timeout_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class HoldTarget:
+    key: ScaleKey  # (environment, deployment, track, region to wake)
+    cold_start_timeout_s: float
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    retry: bool  # a worker can take it now: Envoy replays the request
+    message: str
+
+
+HoldKey = tuple[str, ScaleKey]  # (gateway, what wakes)
+
+
+class Activator:
+    """`resolve` maps a request to what must wake (or says why nothing can); `on_change` asks
+    the reconciler for a rebuild, which calls `update` with what the data plane confirmed."""
+
+    def __init__(
+        self,
+        resolve: Callable[[HoldRequest], HoldTarget | str],
+        on_change: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._resolve = resolve
+        self._on_change = on_change
+        self._clock = clock
+        self._waiting: dict[HoldKey, int] = {}
+        self._ready: dict[HoldKey, asyncio.Event] = {}
+        self._problems: dict[ScaleKey, str] = {}
+        self.total_held = 0
+
+    def held(self) -> dict[ScaleKey, int]:
+        """Requests waiting now, per (track, region) to wake."""
+        out: dict[ScaleKey, int] = {}
+        for (_, key), count in self._waiting.items():
+            out[key] = out.get(key, 0) + count
+        return out
+
+    def waiting(self) -> list[HoldKey]:
+        return [k for k, n in self._waiting.items() if n > 0]
+
+    def update(
+        self, ready: Callable[[str, ScaleKey], bool], problems: Mapping[ScaleKey, str]
+    ) -> None:
+        """Release the holds whose gateway now routes to a worker of their track."""
+        self._problems = dict(problems)
+        for hold_key in self.waiting():
+            if ready(*hold_key):
+                event = self._ready.get(hold_key)
+                if event is not None:
+                    event.set()
+
+    async def hold(self, request: HoldRequest) -> HoldResult:
+        target = self._resolve(request)
+        if isinstance(target, str):
+            return HoldResult(False, target)
+        timeout = target.cold_start_timeout_s
+        if request.envoy_timeout_s > 0:
+            timeout = min(timeout, max(0.0, request.envoy_timeout_s - TIMEOUT_MARGIN_S))
+        hold_key = (request.gateway, target.key)
+        event = self._ready.get(hold_key)
+        if event is None or event.is_set():
+            event = self._ready[hold_key] = asyncio.Event()
+        self._waiting[hold_key] = self._waiting.get(hold_key, 0) + 1
+        self.total_held += 1
+        started = self._clock()
+        self._on_change()  # the autoscaler sees the demand at once
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+        finally:
+            self._waiting[hold_key] -= 1
+            if self._waiting[hold_key] <= 0:
+                del self._waiting[hold_key]
+                if self._ready.get(hold_key) is event:
+                    del self._ready[hold_key]
+        if event.is_set():
+            return HoldResult(True, "a worker is ready")
+        return HoldResult(False, self._timeout_message(request, target, self._clock() - started))
+
+    def _timeout_message(self, request: HoldRequest, target: HoldTarget, waited: float) -> str:
+        environment, deployment, _, region = target.key
+        problem = self._problems.get(target.key, "")
+        why = f": {problem}" if problem else ": its worker is still starting"
+        return (
+            f"deployment '{deployment}' (environment '{environment}') had no ready worker in "
+            f"region '{region}' after a {waited:.1f} s cold start (cold_start_timeout "
+            f"{target.cold_start_timeout_s:g} s){why}; it keeps starting, retry shortly"
+        )

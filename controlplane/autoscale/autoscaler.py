@@ -1,0 +1,182 @@
+"""Desired workers per (deployment track, region), and which regions are cold.
+
+Called on every rebuild with the agents' latest reports and the activator's held requests.
+A region is *cold* for a track while it has zero workers on purpose (scaled to zero) or is
+waking from zero; only then does the activator sit behind its workers in Envoy. A cold start
+ends, and is recorded, when the region's own Envoy routes to one of the new workers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from controlplane.autoscale.cold_starts import ColdStart, ColdStartLedger
+from controlplane.autoscale.decide import desired_replicas
+from controlplane.autoscale.signals import LoadSignal
+from controlplane.autoscale.window import LoadWindow
+from controlplane.policy.scaling import ScalingSettings
+
+ScaleKey = tuple[str, str, str, str]  # (environment, deployment, track, region)
+# Re-decide this often while a window still holds load (means decay with no new reports).
+REEVALUATE_S = 0.5
+
+
+@dataclass(frozen=True)
+class RegionScale:
+    desired: int
+    # Zero workers on purpose or waking from zero: requests may be held by the activator.
+    cold: bool = False
+    # Why the region cannot wake (e.g. no capacity left), for the activator's answer.
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class ScaleInput:
+    key: ScaleKey
+    settings: ScalingSettings
+    deactivated: bool = False
+
+
+@dataclass
+class _Track:
+    window: LoadWindow
+    desired: int
+    last_active: float
+    counters: dict[str, int] = field(default_factory=dict)
+    waking_since: float | None = None
+
+
+class Autoscaler:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        ledger: ColdStartLedger | None = None,
+    ) -> None:
+        self._clock = clock
+        self.ledger = ledger or ColdStartLedger()
+        self._tracks: dict[ScaleKey, _Track] = {}
+        self._settings: dict[ScaleKey, ScalingSettings] = {}
+        self.decisions: dict[ScaleKey, RegionScale] = {}
+
+    def update(
+        self,
+        inputs: Iterable[ScaleInput],
+        signals: Mapping[ScaleKey, LoadSignal],
+        held: Mapping[ScaleKey, int],
+        capacity: Mapping[str, int],
+    ) -> dict[ScaleKey, RegionScale]:
+        """Desired workers for every key; `capacity` is each region's max_replicas (0 = none)."""
+        now = self._clock()
+        wanted: dict[ScaleKey, int] = {}
+        floors: dict[ScaleKey, int] = {}
+        seen = set()
+        for item in inputs:
+            key, settings = item.key, item.settings
+            seen.add(key)
+            self._settings[key] = settings
+            signal = signals.get(key, LoadSignal())
+            if item.deactivated:
+                wanted[key] = floors[key] = 0
+                self._tracks.pop(key, None)
+                continue
+            track = self._tracks.get(key)
+            waiting = held.get(key, 0)
+            if track is None:
+                track = self._tracks[key] = _Track(
+                    LoadWindow(max(settings.stable_window_s, settings.panic_window_s)),
+                    desired=max(settings.min_replicas, 1 if settings.max_replicas else 0),
+                    last_active=now,
+                    counters=dict(signal.counters),
+                )
+            concurrency = max(signal.concurrency, float(waiting))
+            track.window.add(now, concurrency)
+            if concurrency > 0 or waiting or _rose(track.counters, signal.counters):
+                track.last_active = now
+            track.counters = dict(signal.counters)
+            wanted[key] = desired_replicas(
+                settings,
+                panic_concurrency=track.window.mean(now, settings.panic_window_s),
+                stable_concurrency=track.window.mean(now, settings.stable_window_s),
+                idle_s=now - track.last_active,
+                held=waiting,
+            )
+            floors[key] = settings.min_replicas
+        capped, problems = _within_capacity(wanted, floors, capacity)
+        out: dict[ScaleKey, RegionScale] = {}
+        for key, desired in capped.items():
+            track = self._tracks.get(key)
+            settings = self._settings[key]
+            if track is None:  # deactivated
+                out[key] = RegionScale(0)
+                continue
+            signal = signals.get(key, LoadSignal())
+            if track.desired == 0 and desired > 0 and settings.scales_to_zero:
+                track.waking_since = now
+            if track.waking_since is not None and signal.serving:
+                environment, deployment, name, region = key
+                self.ledger.record(
+                    ColdStart(environment, deployment, region, name, now - track.waking_since)
+                )
+                track.waking_since = None
+            if desired == 0:
+                track.waking_since = None
+            track.desired = desired
+            cold = settings.scales_to_zero and (desired == 0 or track.waking_since is not None)
+            out[key] = RegionScale(desired, cold, problems.get(key, ""))
+        for key in set(self._tracks) - seen:
+            del self._tracks[key]
+            self._settings.pop(key, None)
+        self.decisions = out
+        return out
+
+    def next_check_s(self) -> float | None:
+        """Seconds until a decision may change with no new input; None when none can."""
+        now = self._clock()
+        soonest: float | None = None
+        for key, track in self._tracks.items():
+            settings = self._settings[key]
+            if not settings.autoscaled:
+                continue
+            if track.window.peak(now, settings.stable_window_s) > 0:
+                wait = REEVALUATE_S
+            elif settings.scales_to_zero and track.desired > 0:
+                wait = max(0.05, track.last_active + settings.scale_to_zero_after_s - now)
+            else:
+                continue
+            soonest = wait if soonest is None else min(soonest, wait)
+        return soonest
+
+
+def _rose(before: Mapping[str, int], after: Mapping[str, int]) -> bool:
+    """Any counter went up (a new worker's or cluster's counter counts from zero)."""
+    return any(value > before.get(name, 0) for name, value in after.items())
+
+
+def _within_capacity(
+    wanted: Mapping[ScaleKey, int], floors: Mapping[ScaleKey, int], capacity: Mapping[str, int]
+) -> tuple[dict[ScaleKey, int], dict[ScaleKey, str]]:
+    """Each region's workers stay within its max_replicas: every track keeps its floor (what
+    placement reserved), and what is above the floors is handed out in key order."""
+    out = dict(wanted)
+    problems: dict[ScaleKey, str] = {}
+    by_region: dict[str, list[ScaleKey]] = {}
+    for key in sorted(wanted):
+        by_region.setdefault(key[3], []).append(key)
+    for region, keys in by_region.items():
+        limit = capacity.get(region, 0)
+        if limit <= 0:
+            continue
+        spare = limit - sum(floors[k] for k in keys)
+        for key in keys:
+            extra = max(0, wanted[key] - floors[key])
+            granted = max(0, min(extra, spare))
+            spare -= granted
+            out[key] = floors[key] + granted
+            if granted < extra:
+                problems[key] = (
+                    f"region '{region}' is at capacity (max_replicas {limit}): "
+                    f"{out[key]} of {wanted[key]} wanted workers run"
+                )
+    return out, problems

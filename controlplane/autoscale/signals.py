@@ -1,0 +1,64 @@
+"""One region's load on one deployment track, read from its agent's last report.
+
+Concurrency is what Envoy has in flight to the track's own workers plus what enters the
+region for it and goes elsewhere (other regions' gateways, the activator): a cold region
+whose traffic is served next door still sees its demand and wakes up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from controlplane.translate.names import backend_key, cluster_name_grpc, cluster_name_http
+from meshline.v1 import agent_pb2
+
+State = agent_pb2.WorkerState
+WorkloadKey = tuple[str, str, str]  # (environment, deployment, track)
+
+
+@dataclass(frozen=True)
+class LoadSignal:
+    concurrency: float = 0.0
+    # Monotonic request counters by source (worker id or cluster): any rise is activity.
+    counters: dict[str, int] = field(default_factory=dict)
+    # A worker that is not draining is healthy and the region's Envoy routes to it.
+    serving: bool = False
+    workers: int = 0  # worker processes that are not draining
+    problem: str = ""  # why a worker does not serve yet (its last error), if it said
+
+
+def _clusters_of(workload: WorkloadKey) -> tuple[str, str]:
+    environment, deployment, track = workload
+    base = backend_key(f"{deployment}.{environment}", track)
+    return cluster_name_grpc(base), cluster_name_http(base)
+
+
+def load_signals(
+    report: agent_pb2.AgentReport | None, workloads: Iterable[WorkloadKey]
+) -> dict[WorkloadKey, LoadSignal]:
+    wanted = set(workloads)
+    workers: dict[WorkloadKey, list[agent_pb2.WorkerReport]] = {k: [] for k in wanted}
+    if report is not None:
+        for w in report.workers:
+            key = (w.environment, w.deployment, w.track)
+            if key in workers and w.state != State.WORKER_STATE_DRAINING:
+                workers[key].append(w)
+    clusters = {c.cluster: c for c in report.clusters} if report is not None else {}
+    out = {}
+    for key in wanted:
+        mine = workers[key]
+        away = [clusters[name] for name in _clusters_of(key) if name in clusters]
+        counters = {f"worker:{w.worker_id}": w.gateway_requests for w in mine}
+        counters.update({f"cluster:{c.cluster}": c.requests for c in away})
+        problem = next((w.last_error for w in mine if w.last_error), "")
+        out[key] = LoadSignal(
+            concurrency=float(sum(w.inflight for w in mine) + sum(c.inflight for c in away)),
+            counters=counters,
+            serving=any(
+                w.state == State.WORKER_STATE_HEALTHY and w.gateway_routable for w in mine
+            ),
+            workers=len(mine),
+            problem=problem,
+        )
+    return out
