@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from dataclasses import dataclass
@@ -13,11 +14,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from controlplane.activator import Activator, ActivatorServer
 from controlplane.agents.registry import AgentRegistry, region_spec
 from controlplane.agents.service import AgentService
 from controlplane.api import add_api_to_server
 from controlplane.api.registration import register_region
+from controlplane.ir.build import activator_endpoint
 from controlplane.lock import AlreadyRunningError, hold_lock
+from controlplane.metrics import MetricsServer
 from controlplane.reconciler import Reconciler
 from controlplane.status import LiveStatus
 from controlplane.store import Store
@@ -42,10 +46,26 @@ SERVICE_NAMES = [
 class ControlPlaneConfig:
     listen: str
     state_dir: Path
+    # IP literal the activator binds and the gateways reach it at ("" = the listen host when it
+    # is one, else 127.0.0.1). Envoy takes only IP literals in EDS.
+    activator_host: str = ""
+    # host:port of the Prometheus /metrics page (cold starts, replicas, held requests); "" = off.
+    metrics_listen: str = ""
 
     @property
     def database(self) -> Path:
         return self.state_dir / "meshline.db"
+
+    @property
+    def advertised_activator_host(self) -> str:
+        if self.activator_host:
+            return self.activator_host
+        host = self.listen.rsplit(":", 1)[0].strip("[]")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return "127.0.0.1"
+        return "127.0.0.1" if address.is_unspecified else host
 
 
 async def serve(config: ControlPlaneConfig) -> None:
@@ -58,7 +78,17 @@ async def serve(config: ControlPlaneConfig) -> None:
     cache = SnapshotCache(epoch=store.epoch)
     registry = AgentRegistry()
     reconciler = Reconciler(store, registry, cache)
-    status = LiveStatus(cache, registry, lambda: reconciler.state)
+    status = LiveStatus(cache, registry, lambda: reconciler.state, reconciler.autoscaler.ledger)
+    activator = Activator(reconciler.hold_target, reconciler.trigger)
+    activator_server = ActivatorServer(activator, config.advertised_activator_host)
+    await activator_server.start()
+    reconciler.activator = activator
+    reconciler.activator_endpoint = activator_endpoint(
+        activator_server.host, activator_server.grpc_port, activator_server.http_port
+    )
+    metrics = MetricsServer(reconciler, activator)
+    if config.metrics_listen:
+        await metrics.start(config.metrics_listen)
 
     def on_hello(hello: agent_pb2.AgentHello) -> None:
         register_region(store, hello.region, region_spec(hello))
@@ -98,6 +128,8 @@ async def serve(config: ControlPlaneConfig) -> None:
         store.epoch,
     )
     print(f"controlplane listening on {config.listen}", flush=True)
+    if config.metrics_listen:
+        print(f"controlplane metrics on http://{metrics.address}/metrics", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -109,5 +141,7 @@ async def serve(config: ControlPlaneConfig) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await server.stop(grace=1.0)
+    await activator_server.stop()
+    await metrics.stop()
     store.close()
     lock.close()

@@ -18,16 +18,23 @@ from envoy.config.core.v3 import health_check_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from controlplane.activator import Activator, HoldRequest, HoldTarget
 from controlplane.agents.registry import AgentRegistry, AgentSession
-from controlplane.ir.build import GatewayAddress, build_network
-from controlplane.ir.model import DeploymentRoute
+from controlplane.autoscale import Autoscaler, LoadSignal, RegionScale, ScaleKey, load_signals
+from controlplane.autoscale.autoscaler import ScaleInput
+from controlplane.ir.build import ColdRegions, GatewayAddress, build_network
+from controlplane.ir.model import DeploymentRoute, Endpoint, NetworkIR
 from controlplane.offload import COOLDOWN_S as OFFLOAD_COOLDOWN_S
 from controlplane.offload import OffloadController
 from controlplane.policy import ResolvedDeployment, resolve_network
 from controlplane.store import Store, StoreSnapshot
 from controlplane.translate import translate_gateway
 from controlplane.translate.endpoints import host_health
-from controlplane.translate.names import deployment_key_of_cluster
+from controlplane.translate.names import (
+    backend_key,
+    cluster_name_grpc,
+    deployment_key_of_cluster,
+)
 from controlplane.xds import CLUSTER, ENDPOINT
 from controlplane.xds.cache import SnapshotCache
 from meshline.v1 import agent_pb2, resources_pb2
@@ -50,6 +57,12 @@ class NetworkState:
     resolved: dict[DeploymentKey, ResolvedDeployment] = field(default_factory=dict)
     # What each gateway was last given for each deployment (for `get deployment -o yaml`).
     routes: dict[DeploymentKey, dict[str, DeploymentRoute]] = field(default_factory=dict)
+    # The autoscaler's decision for every (environment, deployment, track, region) placed.
+    scales: dict[ScaleKey, RegionScale] = field(default_factory=dict)
+    # Requests the activator held at the last rebuild, per ScaleKey.
+    held: dict[ScaleKey, int] = field(default_factory=dict)
+    # (gateway, environment, deployment, version) → what a request held there waits for.
+    holds: dict[tuple[str, str, str, str], HoldTarget] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,12 +140,22 @@ def plan_network(snapshot: StoreSnapshot) -> NetworkPlan:
 
 
 class Reconciler:
-    def __init__(self, store: Store, registry: AgentRegistry, cache: SnapshotCache) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: AgentRegistry,
+        cache: SnapshotCache,
+        autoscaler: Autoscaler | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.cache = cache
         self.state = NetworkState()
         self.offload = OffloadController()
+        self.autoscaler = autoscaler or Autoscaler()
+        # Set once the activator listens (controlplane.main): cold regions get it as last tier.
+        self.activator: Activator | None = None
+        self.activator_endpoint: Endpoint | None = None
         self._offloading = False
         self._wake = asyncio.Event()
         store.add_listener(lambda _event: self.trigger())
@@ -144,8 +167,13 @@ class Reconciler:
 
     async def run(self) -> None:
         while True:
-            # While a region offloads, wake up on our own so it can take its traffic back.
-            timeout = OFFLOAD_COOLDOWN_S if self._offloading else None
+            # While a region offloads, wake up on our own so it can take its traffic back; the
+            # autoscaler says when its windows or idle timers next need a look.
+            timeouts = [OFFLOAD_COOLDOWN_S] if self._offloading else []
+            scale_check = self.autoscaler.next_check_s()
+            if scale_check is not None:
+                timeouts.append(scale_check)
+            timeout = min(timeouts) if timeouts else None
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
@@ -167,13 +195,24 @@ class Reconciler:
         workers = {r: list(s.report.workers) for r, s in sessions.items() if s.report is not None}
         offload = self.offload.update(plan.resolved, workers)
         self._offloading = bool(offload)
+        signals = self._load_signals(plan, sessions)
+        plan.state.held = self.activator.held() if self.activator is not None else {}
+        plan.state.scales = self.autoscaler.update(
+            _scale_inputs(plan),
+            signals,
+            plan.state.held,
+            {name: r.spec.max_replicas for name, r in plan.regions.items()},
+        )
+        cold = frozenset(k for k, scale in plan.state.scales.items() if scale.cold)
         network = build_network(
             plan.resolved,
             plan.regions,
             {r: GatewayAddress.parse(s.hello.gateway_address) for r, s in sessions.items()},
             workers,
             offload,
+            ColdRegions(cold, self.activator_endpoint),
         )
+        plan.state.holds = _hold_targets(network, plan)
         for gateway in network.gateways:
             for route in gateway.routes:
                 plan.state.routes.setdefault((route.environment, route.deployment), {})[
@@ -192,16 +231,59 @@ class Reconciler:
                 self._talk_to_agent(region, session, plan)
             except Exception:
                 log.exception("cannot update the agent of region %s", region)
+        if self.activator is not None:
+            self.activator.update(
+                lambda gateway, key: _ready(gateway, key, signals, sessions, network),
+                {
+                    k: scale.problem or signals.get(k, LoadSignal()).problem
+                    for k, scale in plan.state.scales.items()
+                },
+            )
+
+    def hold_target(self, request: HoldRequest) -> HoldTarget | str:
+        """What a request the activator got waits for (the activator's `resolve`)."""
+        key = (request.gateway, request.environment, request.deployment, request.version)
+        target = self.state.holds.get(key)
+        if target is None:
+            return (
+                f"the activator got a request for deployment '{request.deployment}' "
+                f"(environment '{request.environment}', version '{request.version}') from "
+                f"gateway '{request.gateway}', which does not route it to any region"
+            )
+        return target
+
+    def _load_signals(
+        self, plan: NetworkPlan, sessions: dict[str, AgentSession]
+    ) -> dict[ScaleKey, LoadSignal]:
+        """Each region's load on each track it runs, from its agent's last report."""
+        per_region: dict[str, list[tuple[str, str, str]]] = {}
+        for resolved in plan.resolved:
+            for region in resolved.placement.regions:
+                for track in resolved.tracks:
+                    per_region.setdefault(region, []).append(
+                        (resolved.environment, resolved.name, track.name)
+                    )
+        out: dict[ScaleKey, LoadSignal] = {}
+        for region, keys in per_region.items():
+            session = sessions.get(region)
+            for key, signal in load_signals(session.report if session else None, keys).items():
+                out[(*key, region)] = signal
+        return out
 
     def _talk_to_agent(self, region: str, session: AgentSession, plan: NetworkPlan) -> None:
         workloads = []
         for resolved in plan.resolved:
-            if region not in resolved.placement.regions:
+            if region not in resolved.placement.regions or resolved.deactivated:
                 continue
             for track in resolved.tracks:
                 workload = agent_pb2.Workload()
                 workload.CopyFrom(plan.workloads[(*resolved.key, track.name)])
                 workload.flavor = resolved.placement.flavor(region)
+                scale = plan.state.scales.get(
+                    (resolved.environment, resolved.name, track.name, region)
+                )
+                if scale is not None:
+                    workload.replicas = scale.desired
                 workloads.append(workload)
         desired = agent_pb2.DesiredState(workloads=workloads)
         if desired != session.last_desired:
@@ -239,6 +321,71 @@ class Reconciler:
             if not routable:
                 released.append(worker.worker_id)
         return released
+
+
+def _scale_inputs(plan: NetworkPlan) -> list[ScaleInput]:
+    return [
+        ScaleInput(
+            (resolved.environment, resolved.name, track.name, region),
+            resolved.scaling,
+            resolved.deactivated,
+        )
+        for resolved in plan.resolved
+        for track in resolved.tracks
+        for region in resolved.placement.regions
+    ]
+
+
+def _hold_targets(
+    network: NetworkIR, plan: NetworkPlan
+) -> dict[tuple[str, str, str, str], HoldTarget]:
+    """For every backend with an activator tier: the (track, region) its held requests wait for."""
+    timeouts = {r.key: r.scaling.cold_start_timeout_s for r in plan.resolved}
+    out = {}
+    for gateway in network.gateways:
+        for route in gateway.routes:
+            for backend in route.backends:
+                if not backend.wakes:
+                    continue
+                key = (route.environment, route.deployment, backend.track, backend.wakes)
+                out[(gateway.region, route.environment, route.deployment, backend.version)] = (
+                    HoldTarget(key, timeouts.get((route.environment, route.deployment), 30.0))
+                )
+    return out
+
+
+def _ready(
+    gateway: str,
+    key: ScaleKey,
+    signals: dict[ScaleKey, LoadSignal],
+    sessions: dict[str, AgentSession],
+    network: NetworkIR,
+) -> bool:
+    """May a request held for `gateway` be replayed now: its Envoy can reach a worker.
+
+    The region that woke must be served by its own Envoy; another gateway must also see a host
+    besides the activator in its cluster (its health check of the woken region passed).
+    """
+    if not signals.get(key, LoadSignal()).serving:
+        return False
+    region = key[3]
+    if gateway == region:
+        return True
+    session = sessions.get(gateway)
+    if session is None or session.report is None:
+        return False
+    environment, deployment, track, _ = key
+    cluster = cluster_name_grpc(backend_key(f"{deployment}.{environment}", track))
+    routable = {c.cluster: c.routable_hosts for c in session.report.clusters}.get(cluster, 0)
+    ir = network.gateway(gateway)
+    has_activator = ir is not None and any(
+        b.activator is not None
+        for r in ir.routes
+        if (r.environment, r.deployment) == (environment, deployment)
+        for b in r.backends
+        if b.track == track
+    )
+    return routable > (1 if has_activator else 0)
 
 
 def _may_route(assignment: Message | None, addresses: tuple[str, ...]) -> bool:

@@ -13,6 +13,7 @@ from envoy.config.core.v3 import health_check_pb2
 from google.protobuf.message import Message
 
 from controlplane.agents.registry import AgentRegistry
+from controlplane.autoscale import ColdStartLedger, RegionScale
 from controlplane.explain import live_plan
 from controlplane.reconciler import NetworkState
 from controlplane.translate.endpoints import host_health
@@ -56,11 +57,16 @@ class LiveStatus:
     """Implements controlplane.api.status.StatusProvider."""
 
     def __init__(
-        self, cache: SnapshotCache, registry: AgentRegistry, state: Callable[[], NetworkState]
+        self,
+        cache: SnapshotCache,
+        registry: AgentRegistry,
+        state: Callable[[], NetworkState],
+        cold_starts: ColdStartLedger | None = None,
     ) -> None:
         self.cache = cache
         self.registry = registry
         self._state = state
+        self._cold_starts = cold_starts or ColdStartLedger()
 
     def _nack(self, region: str) -> str:
         status = self.cache.node_status(region)
@@ -83,6 +89,8 @@ class LiveStatus:
         if regions is None:
             return resources_pb2.DeploymentStatus(phase="Pending", message="not reconciled yet")
         out = resources_pb2.DeploymentStatus(placement=list(regions))
+        if dep.spec.deactivated:
+            return self._deactivated(dep, regions, out)
         verdicts = [
             self._region_of_deployment(dep, region, state.revisions.get(key, {}), out)
             for region in regions
@@ -102,6 +110,47 @@ class LiveStatus:
         else:
             out.phase = "Ready"
         out.message = "; ".join(problems)
+        return out
+
+    def _deactivated(
+        self,
+        dep: resources_pb2.Deployment,
+        regions: tuple[str, ...],
+        out: resources_pb2.DeploymentStatus,
+    ) -> resources_pb2.DeploymentStatus:
+        """Deactivated once every gateway ACKed the routes that refuse it and no worker runs."""
+        name, environment = dep.metadata.name, dep.spec.environment
+        prefix = f"{name}.{environment}."
+        waiting = []
+        for session in sorted(self.registry.sessions(), key=lambda s: s.region):
+            routes = self.cache.acked_resources(session.region, RDS)
+            refused = any(
+                route.name.startswith(prefix) and route.name.endswith(".deactivated")
+                for config in routes.values()
+                for vhost in config.virtual_hosts
+                for route in vhost.routes
+            )
+            workers = [
+                w
+                for w in (session.report.workers if session.report else ())
+                if (w.deployment, w.environment) == (name, environment)
+            ]
+            if session.region in regions:
+                out.regions.add(
+                    region=session.region,
+                    config_acked=refused,
+                    scaled_to_zero=not workers,
+                    current_replicas=len(workers),
+                )
+            if not refused:
+                waiting.append(f"{session.region}: waiting for the gateway to ACK the change")
+            elif workers:
+                waiting.append(f"{session.region}: {len(workers)} worker(s) still stopping")
+        out.phase = "Pending" if waiting else "Deactivated"
+        out.message = "; ".join(waiting) or (
+            f"runs no worker and refuses requests; `meshline activate {name} -e {environment}` "
+            "restores it"
+        )
         return out
 
     def _region_of_deployment(
@@ -146,16 +195,34 @@ class LiveStatus:
             healthy_per_track.append(_healthy_hosts(endpoints.get(local), addresses))
         node = self.cache.node_status(region)
         rds = node.types.get(RDS)
+        state = self._state()
+        scale = state.scales.get((dep.spec.environment, dep.metadata.name, "", region))
+        desired = scale.desired if scale is not None else dep.spec.replicas
+        cold_starts = self._cold_starts.of(dep.spec.environment, dep.metadata.name, region)
         r = out.regions.add(
             region=region,
             config_acked=acked,
-            desired_replicas=dep.spec.replicas,
+            desired_replicas=desired,
             healthy_endpoints=min(healthy_per_track, default=0),
             nack_error=self._nack(region),
             acked_version=(rds.acked_version or "") if rds else "",
             queued_requests=sum(w.queued for w in current_workers),
             requests=sum(w.requests for w in current_workers),
             batches=sum(w.batches for w in current_workers),
+            scaled_to_zero=_scaled_to_zero(scale),
+            cold_starts=cold_starts.count,
+            last_cold_start_s=cold_starts.last_s,
+            cold_start_seconds_total=cold_starts.seconds_total,
+            held_requests=sum(
+                n
+                for (env, name, _, where), n in state.held.items()
+                if (env, name, where) == (dep.spec.environment, dep.metadata.name, region)
+            ),
+            current_replicas=sum(
+                1
+                for w in current_workers
+                if w.track == "" and w.state != agent_pb2.WORKER_STATE_DRAINING
+            ),
         )
         if r.nack_error:
             return f"{region}: {r.nack_error}", True
@@ -166,7 +233,11 @@ class LiveStatus:
             return f"{region}: the gateway is not connected to the control plane", False
         if not acked:
             return f"{region}: waiting for the gateway to ACK the config", False
-        if dep.spec.replicas > 0 and r.healthy_endpoints == 0:
+        if desired > 0 and r.healthy_endpoints == 0:
+            if scale is not None and scale.cold:
+                return f"{region}: waking from zero (cold start)" + self._worker_error(
+                    region, dep
+                ), False
             crashing = [
                 w
                 for w in current_workers
@@ -218,9 +289,20 @@ class LiveStatus:
             return f"{region}: {r.nack_error}", True
         if not acked:
             return f"{region}: waiting for the gateway to ACK the config", False
-        if r.healthy_endpoints == 0 and dep.spec.replicas > 0:
+        if r.healthy_endpoints == 0 and self._any_desired(dep):
             return f"{region}: its gateway does not reach a serving region yet", False
         return "", False
+
+    def _any_desired(self, dep: resources_pb2.Deployment) -> bool:
+        """Some placed region should run workers (all scaled to zero: nothing to reach)."""
+        scales = [
+            scale
+            for (env, name, _, _), scale in self._state().scales.items()
+            if (env, name) == (dep.spec.environment, dep.metadata.name)
+        ]
+        if not scales:
+            return dep.spec.replicas > 0
+        return any(scale.desired > 0 for scale in scales)
 
     def _worker_error(self, region: str, dep: resources_pb2.Deployment) -> str:
         session = self.registry.session(region)
@@ -255,3 +337,7 @@ class LiveStatus:
             and node.types[LDS].acked_version
         )
         return out
+
+
+def _scaled_to_zero(scale: RegionScale | None) -> bool:
+    return scale is not None and scale.cold and scale.desired == 0

@@ -144,6 +144,29 @@ class DeploymentServicer(api_pb2_grpc.DeploymentServiceServicer):
         dep = await _call(context, lambda: self._store.get_deployment(env, request.name))
         return api.GetDeploymentResponse(deployment=self._with_status(dep))
 
+    async def SetDeploymentActive(
+        self, request: api.SetDeploymentActiveRequest, context: Context
+    ) -> api.SetDeploymentActiveResponse:
+        await _require_name(context, request.name, "deployment")
+        env = request.environment or DEFAULT_ENVIRONMENT
+        return await _call(context, lambda: self._set_active(env, request.name, request.active))
+
+    def _set_active(
+        self, environment: str, name: str, active: bool
+    ) -> api.SetDeploymentActiveResponse:
+        # Read, check and store with no await between them (one transaction, all or nothing):
+        # the rest of the configuration is kept exactly as stored.
+        dep = self._store.get_deployment(environment, name)
+        if dep.spec.deactivated != active:
+            return api.SetDeploymentActiveResponse(deployment=self._with_status(dep))
+        dep.spec.deactivated = not active
+        document = Deployment(metadata=dep.metadata, spec=dep.spec)
+        apply_resources(self._store, [api.Resource(deployment=document)])
+        stored = self._store.get_deployment(environment, name)
+        return api.SetDeploymentActiveResponse(
+            deployment=self._with_status(stored), changed=True
+        )
+
     async def DeleteDeployment(
         self, request: api.DeleteDeploymentRequest, context: Context
     ) -> api.DeleteDeploymentResponse:

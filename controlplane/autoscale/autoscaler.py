@@ -46,6 +46,14 @@ class _Track:
     last_active: float
     counters: dict[str, int] = field(default_factory=dict)
     waking_since: float | None = None
+    # Since when a worker has been serving without a break; idle time counts only from then,
+    # so a region never goes back to zero before its worker even came up.
+    serving_since: float | None = None
+
+    def idle_s(self, now: float) -> float:
+        if self.serving_since is None:
+            return 0.0
+        return now - max(self.last_active, self.serving_since)
 
 
 class Autoscaler:
@@ -95,11 +103,15 @@ class Autoscaler:
             if concurrency > 0 or waiting or _rose(track.counters, signal.counters):
                 track.last_active = now
             track.counters = dict(signal.counters)
+            if not signal.serving:
+                track.serving_since = None
+            elif track.serving_since is None:
+                track.serving_since = now
             wanted[key] = desired_replicas(
                 settings,
                 panic_concurrency=track.window.mean(now, settings.panic_window_s),
                 stable_concurrency=track.window.mean(now, settings.stable_window_s),
-                idle_s=now - track.last_active,
+                idle_s=track.idle_s(now) if track.desired > 0 else now - track.last_active,
                 held=waiting,
             )
             floors[key] = settings.min_replicas
@@ -141,8 +153,9 @@ class Autoscaler:
                 continue
             if track.window.peak(now, settings.stable_window_s) > 0:
                 wait = REEVALUATE_S
-            elif settings.scales_to_zero and track.desired > 0:
-                wait = max(0.05, track.last_active + settings.scale_to_zero_after_s - now)
+            elif settings.scales_to_zero and track.desired > 0 and track.serving_since:
+                idle_at = max(track.last_active, track.serving_since)
+                wait = max(0.05, idle_at + settings.scale_to_zero_after_s - now)
             else:
                 continue
             soonest = wait if soonest is None else min(soonest, wait)

@@ -49,15 +49,15 @@ def load_signals(
     for key in wanted:
         mine = workers[key]
         away = [clusters[name] for name in _clusters_of(key) if name in clusters]
-        counters = {f"worker:{w.worker_id}": w.gateway_requests for w in mine}
+        # The worker's own count of answered inference requests: Envoy's per-host counters
+        # would also count other gateways' health probes forwarded to it.
+        counters = {f"worker:{w.worker_id}": w.requests for w in mine}
         counters.update({f"cluster:{c.cluster}": c.requests for c in away})
         problem = next((w.last_error for w in mine if w.last_error), "")
         out[key] = LoadSignal(
             concurrency=float(sum(w.inflight for w in mine) + sum(c.inflight for c in away)),
             counters=counters,
-            serving=any(
-                w.state == State.WORKER_STATE_HEALTHY and w.gateway_routable for w in mine
-            ),
+            serving=any(w.state == State.WORKER_STATE_HEALTHY and w.gateway_routable for w in mine),
             workers=len(mine),
             problem=problem,
         )

@@ -5,6 +5,7 @@ Built by `controlplane.ir.build` from resolved policies and live endpoints; cons
 """
 
 from controlplane.ir.model import (
+    TIER_ACTIVATOR,
     TIER_GATEWAY,
     TIER_LOCAL,
     Backend,
@@ -17,6 +18,7 @@ from controlplane.ir.model import (
 from controlplane.policy.settings import HealthCheckSettings, OutlierSettings, RetrySettings
 
 __all__ = [
+    "TIER_ACTIVATOR",
     "TIER_GATEWAY",
     "TIER_LOCAL",
     "Backend",

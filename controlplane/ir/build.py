@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from controlplane.ir.model import (
+    TIER_ACTIVATOR,
     TIER_GATEWAY,
     TIER_LOCAL,
     Backend,
@@ -28,6 +29,7 @@ from meshline.v1.resources_pb2 import Region
 
 State = agent_pb2.WorkerState
 OffloadKey = tuple[str, str, str]  # (environment, deployment, entry region)
+ColdKey = tuple[str, str, str, str]  # (environment, deployment, track, region)
 
 
 @dataclass(frozen=True)
@@ -74,12 +76,28 @@ def _serving(reports: Sequence[agent_pb2.WorkerReport]) -> bool:
     return any(r.state == State.WORKER_STATE_HEALTHY and r.gateway_routable for r in reports)
 
 
+@dataclass(frozen=True)
+class ColdRegions:
+    """Which (track, region) pairs are cold, and where the activator listens."""
+
+    cold: frozenset[ColdKey] = frozenset()
+    activator: Endpoint | None = None
+
+
+ACTIVATOR_ID = "activator"
+
+
+def activator_endpoint(host: str, grpc_port: int, http_port: int) -> Endpoint:
+    return Endpoint(ACTIVATOR_ID, host, grpc_port, http_port)
+
+
 def build_network(
     deployments: Sequence[ResolvedDeployment],
     regions: Mapping[str, Region],
     gateways: Mapping[str, GatewayAddress],
     workers: Mapping[str, Sequence[agent_pb2.WorkerReport]],
     offload: Mapping[OffloadKey, int] | None = None,
+    cold: ColdRegions | None = None,
 ) -> NetworkIR:
     """One GatewayIR per region with a gateway; a route on it for every deployment it can reach."""
     result = []
@@ -87,7 +105,9 @@ def build_network(
         address = gateways[region]
         routes = []
         for dep in sorted(deployments, key=lambda d: (d.environment, d.name)):
-            route = _route(region, dep, regions, gateways, workers, offload or {})
+            route = _route(
+                region, dep, regions, gateways, workers, offload or {}, cold or ColdRegions()
+            )
             if route is not None:
                 routes.append(route)
         result.append(GatewayIR(region, address.host, address.port, tuple(routes)))
@@ -101,7 +121,10 @@ def _route(
     gateways: Mapping[str, GatewayAddress],
     workers: Mapping[str, Sequence[agent_pb2.WorkerReport]],
     offload: Mapping[OffloadKey, int],
+    cold: ColdRegions,
 ) -> DeploymentRoute | None:
+    if dep.deactivated:
+        return DeploymentRoute(deployment=dep.name, environment=dep.environment, deactivated=True)
     entry_region = regions.get(entry) or _bare_region(entry)
     allowed = [regions[name] for name in dep.placement.regions if name in regions]
     order = [
@@ -128,14 +151,26 @@ def _route(
                 healthy = _serving(_workers_of(workers.get(name, ()), dep, track))
                 host = gateway_endpoint(name, gateways[name], healthy)
                 tiers.append(Tier(name, TIER_GATEWAY, 0, (host,)))
+        prioritized = _prioritize(tiers, entry, targets, percent)
+        # The region whose workers this gateway waits for when none can serve: its own, or
+        # the nearest allowed one. While that region is cold the activator comes last.
+        wakes = entry if served_here else next((t.region for t in tiers), "")
+        if cold.activator is not None and (dep.environment, dep.name, track.name, wakes) in (
+            cold.cold
+        ):
+            last = max((t.priority for t in prioritized), default=-1) + 1
+            prioritized += (Tier(wakes, TIER_ACTIVATOR, last, (cold.activator,)),)
+        else:
+            wakes = ""
         backends.append(
             Backend(
                 track=track.name,
                 version=track.version,
                 weight=track.weight,
                 mirror_percent=track.mirror_percent,
-                tiers=_prioritize(tiers, entry, targets, percent),
+                tiers=prioritized,
                 local_endpoints=local if served_here else None,
+                wakes=wakes,
             )
         )
     return DeploymentRoute(

@@ -21,6 +21,8 @@ from controlplane.policy.settings import (
 DEFAULT_ENVIRONMENT = "production"
 TIER_LOCAL = "local"
 TIER_GATEWAY = "gateway"
+# The control plane's activator: last, and only while the region to serve is cold.
+TIER_ACTIVATOR = "activator"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,12 @@ class Backend:
     tiers: tuple[Tier, ...] = ()
     # This region's own workers of the version; None when the region does not run it.
     local_endpoints: tuple[Endpoint, ...] | None = ()
+    # The cold region whose first worker the activator waits for ("" = no activator tier).
+    wakes: str = ""
+
+    @property
+    def activator(self) -> Endpoint | None:
+        return next((e for t in self.tiers if t.kind == TIER_ACTIVATOR for e in t.endpoints), None)
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
@@ -79,6 +87,8 @@ class DeploymentRoute:
     health_check: HealthCheckSettings = field(default_factory=HealthCheckSettings)
     outlier: OutlierSettings = field(default_factory=OutlierSettings)
     offload_percent: int = 0
+    # Runs nothing: every request gets "deployment X is deactivated".
+    deactivated: bool = False
 
     @staticmethod
     def local(

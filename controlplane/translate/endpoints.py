@@ -17,7 +17,7 @@ from envoy.config.core.v3 import address_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from google.protobuf.message import Message
 
-from controlplane.ir.model import TIER_LOCAL, DeploymentRoute, Endpoint, Tier
+from controlplane.ir.model import TIER_ACTIVATOR, TIER_LOCAL, DeploymentRoute, Endpoint, Tier
 from controlplane.translate import names
 
 # Host weights of a shared priority add up to about this (shares are percent).
@@ -33,8 +33,11 @@ def build_load_assignments(
         base = names.backend_key(route.key, backend.track)
         out += _pair(base, list(backend.tiers))
         if backend.local_endpoints is not None:
-            local = Tier(region, TIER_LOCAL, 0, backend.local_endpoints)
-            out += _pair(names.backend_key(route.key, backend.track, local=True), [local])
+            local = [Tier(region, TIER_LOCAL, 0, backend.local_endpoints)]
+            activator = backend.activator
+            if activator is not None:  # forwarded here while cold: held like the rest
+                local.append(Tier(region, TIER_ACTIVATOR, 1, (activator,)))
+            out += _pair(names.backend_key(route.key, backend.track, local=True), local)
     return out
 
 

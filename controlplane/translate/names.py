@@ -21,7 +21,6 @@ GATEWAY_REGION_HEADER = "x-meshline-gateway"
 # The activator's answer "a worker is ready now": routes retry on it.
 ACTIVATOR_RETRY_HEADER = "x-meshline-activator"
 ACTIVATOR_RETRY_VALUE = "retry"
-ACTIVATOR_WORKER_ID = "activator"
 
 GRPC_SUFFIX = ".grpc"
 TRACK_SEPARATOR = "@"

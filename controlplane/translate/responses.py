@@ -13,7 +13,9 @@ from envoy.config.route.v3 import route_components_pb2
 from google.protobuf import struct_pb2
 
 GRPC_NOT_FOUND = 5
+GRPC_FAILED_PRECONDITION = 9
 GRPC_UNAVAILABLE = 14
+HTTP_FORBIDDEN = 403
 HTTP_NOT_FOUND = 404
 HTTP_UNAVAILABLE = 503
 

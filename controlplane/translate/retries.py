@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from envoy.config.route.v3 import route_components_pb2
+from envoy.config.route.v3.route_components_pb2 import HeaderMatcher
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.extensions.retry.priority.previous_priorities.v3 import (
     previous_priorities_config_pb2,
 )
+from envoy.type.matcher.v3 import string_pb2
 
 from controlplane.ir.model import RetrySettings
+from controlplane.translate.names import ACTIVATOR_RETRY_HEADER, ACTIVATOR_RETRY_VALUE
 from controlplane.translate.pb import duration, packed, uint32
 
 PREVIOUS_HOSTS_PREDICATE = "envoy.retry_host_predicates.previous_hosts"
@@ -17,17 +20,29 @@ PREVIOUS_PRIORITIES = "envoy.retry_priorities.previous_priorities"
 PRIORITY_UPDATE_FREQUENCY = 2
 # How often Envoy re-picks a host to avoid one it already tried.
 HOST_SELECTION_ATTEMPTS = 3
+ACTIVATOR_RETRY_ON = "retriable-headers"
 
 
 def retry_policy(
     settings: RetrySettings, across_priorities: bool = False
 ) -> route_components_pb2.RetryPolicy:
-    """With `across_priorities`, retries leave a priority (region) that already failed twice."""
+    """With `across_priorities`, retries leave a priority (region) that already failed twice.
+
+    Whatever the policy says, a request the activator held during a cold start is replayed
+    once it answers "retry" (its own header, which no worker sends), so even a route without
+    retries gets one attempt for that.
+    """
     policy = route_components_pb2.RetryPolicy(
-        retry_on=",".join(settings.retry_on),
-        num_retries=uint32(settings.num_retries),
+        retry_on=",".join([*settings.retry_on, ACTIVATOR_RETRY_ON]),
+        num_retries=uint32(max(1, settings.num_retries)),
         host_selection_retry_max_attempts=HOST_SELECTION_ATTEMPTS,
         retriable_status_codes=sorted(set(settings.retriable_status_codes)),
+    )
+    policy.retriable_headers.append(
+        HeaderMatcher(
+            name=ACTIVATOR_RETRY_HEADER,
+            string_match=string_pb2.StringMatcher(exact=ACTIVATOR_RETRY_VALUE),
+        )
     )
     if settings.per_try_timeout_s > 0:
         policy.per_try_timeout.CopyFrom(duration(settings.per_try_timeout_s))

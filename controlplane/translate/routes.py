@@ -130,6 +130,8 @@ def _path_forms(deployment: DeploymentRoute) -> list[_Form]:
 def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) -> list[Route]:
     """Pinned versions, an unknown pinned version, then the split (the unpinned default)."""
     key = deployment.key
+    if deployment.deactivated:
+        return [_deactivated(deployment, form)]
     result = []
     for backend in deployment.backends:
         pinned = form.match(deployment, [_exact(names.VERSION_HEADER, backend.version)])
@@ -169,6 +171,25 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
     _add_mirrors(split.route, deployment, grpc=form.grpc)
     result.append(split)
     return result
+
+
+def _deactivated(deployment: DeploymentRoute, form: _Form) -> Route:
+    """A deactivated deployment keeps its routing key: a clear refusal, not NOT_FOUND."""
+    route = Route(
+        name=names.route_name(deployment.key, f"{form.name}.deactivated"),
+        match=form.match(deployment),
+    )
+    message = (
+        f"deployment '{deployment.deployment}' in environment '{deployment.environment}' is "
+        f"deactivated (meshline activate {deployment.deployment} -e {deployment.environment})"
+    )
+    if form.grpc:
+        responses.grpc_error(
+            route, responses.GRPC_FAILED_PRECONDITION, responses.HTTP_FORBIDDEN, message
+        )
+    else:
+        responses.json_error(route, responses.HTTP_FORBIDDEN, message)
+    return route
 
 
 def _hop_routes(deployment: DeploymentRoute, region: str) -> list[Route]:
@@ -340,6 +361,10 @@ def _forward(
         )
     several_regions = not local and any(len({t.priority for t in b.tiers}) > 1 for b in backends)
     action.retry_policy.CopyFrom(retry_policy(deployment.retry, several_regions))
+    # The activator (while a region is cold) needs to know which gateway a request came from.
+    route.request_headers_to_add.append(
+        responses.request_header(names.GATEWAY_REGION_HEADER, region)
+    )
     if deployment.hash_header:
         action.hash_policy.add().header.header_name = deployment.hash_header
     # Workers log which deployment a request was for, whichever form named it; another

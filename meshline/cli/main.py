@@ -14,7 +14,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from meshline.cli import render
+from meshline.cli import lifecycle, render
 from meshline.cli.client import (
     DEFAULT_STATE_DIR,
     ApiClient,
@@ -33,6 +33,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.command()(lifecycle.deactivate)
+app.command()(lifecycle.activate)
 # Not a terminal (pipes, CI): do not squeeze tables into 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=200)
 
@@ -74,13 +76,34 @@ def controlplane(
     state_dir: Annotated[
         Path, typer.Option(help="Where the SQLite store lives")
     ] = DEFAULT_STATE_DIR / "controlplane",
+    activator_host: Annotated[
+        str,
+        typer.Option(
+            help="IP the activator (cold starts) listens on and gateways reach; "
+            "default: the --listen host, or 127.0.0.1"
+        ),
+    ] = "",
+    metrics_listen: Annotated[
+        str, typer.Option(help="host:port of a Prometheus /metrics page (cold starts, replicas)")
+    ] = "",
     log_level: str = "info",
 ) -> None:
-    """Run the control plane: management API, store, xDS (ADS) server, agent streams."""
+    """Run the control plane: management API, store, xDS (ADS) server, agent streams,
+    autoscaler and activator."""
     from controlplane.main import ControlPlaneConfig, serve
 
+    for flag, value in (("--metrics-listen", metrics_listen),):
+        problem = value and _address_problem(flag, value)
+        if problem:
+            raise fail(problem)
     _setup_logging(log_level)
-    asyncio.run(serve(ControlPlaneConfig(listen=listen, state_dir=state_dir)))
+    config = ControlPlaneConfig(
+        listen=listen,
+        state_dir=state_dir,
+        activator_host=activator_host,
+        metrics_listen=metrics_listen,
+    )
+    asyncio.run(serve(config))
 
 
 @app.command()

@@ -73,16 +73,31 @@ def _regions_cell(dep: resources_pb2.Deployment) -> str:
     for r in dep.status.regions:
         if r.forwarding:
             cell = f"{r.region}: forwards ({r.healthy_endpoints} regions reachable)"
+        elif r.scaled_to_zero:
+            cell = f"{r.region}: scaled to zero"
         else:
             cell = f"{r.region}: {r.healthy_endpoints}/{r.desired_replicas} healthy"
             if r.queued_requests:
                 cell += f", {r.queued_requests} queued"
+            if r.held_requests:
+                cell += f", {r.held_requests} held (cold start)"
+        if r.cold_starts:
+            cell += f", {r.cold_starts} cold starts (last {r.last_cold_start_s:.1f}s)"
         if r.nack_error:
             cell += ", NACK"
         elif not r.config_acked:
             cell += ", not ACKed"
         parts.append(cell)
     return ", ".join(parts) or "-"
+
+
+def _replicas_cell(dep: resources_pb2.Deployment) -> str:
+    """Fixed replicas, or the autoscaler's bounds and what the regions run now."""
+    if not dep.spec.HasField("scaling"):
+        return str(dep.spec.replicas)
+    s = dep.spec.scaling
+    now = sum(r.current_replicas for r in dep.status.regions if not r.forwarding)
+    return f"{now} ({s.min_replicas}-{max(s.max_replicas, s.min_replicas, 1)})"
 
 
 def deployments_table(items: Sequence[resources_pb2.Deployment]) -> Table:
@@ -100,13 +115,13 @@ def deployments_table(items: Sequence[resources_pb2.Deployment]) -> Table:
     )
     for d in items:
         phase = d.status.phase or "Unknown"
-        color = {"Ready": "green", "Failed": "red"}.get(phase, "yellow")
+        color = {"Ready": "green", "Failed": "red", "Deactivated": "blue"}.get(phase, "yellow")
         table.add_row(
             d.metadata.name,
             d.spec.environment,
             d.spec.model,
             d.spec.version,
-            str(d.spec.replicas),
+            _replicas_cell(d),
             f"[{color}]{phase}[/]",
             _regions_cell(d),
             d.status.message,

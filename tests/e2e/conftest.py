@@ -47,7 +47,10 @@ def deployment_yaml(
     regions: list[str],
     replicas: int = 1,
     environment: str = "production",
+    scaling: str = "",
 ) -> str:
+    """`scaling` (flow-style YAML, e.g. "{min_replicas: 0, max_replicas: 2}") replaces
+    `replicas` with the autoscaler."""
     versions = "\n".join(
         f"""    - name: {v}
       runtime: torch
@@ -73,7 +76,7 @@ spec:
   environment: {environment}
   model: mlp-{name}
   version: {version}
-  replicas: {replicas}
+  {f"scaling: {scaling}" if scaling else f"replicas: {replicas}"}
   policies:
     - location: {{regions: [{", ".join(regions)}]}}
 """

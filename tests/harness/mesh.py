@@ -7,6 +7,7 @@ real Envoy and real Torch workers. All of it is stopped when the block ends.
 from __future__ import annotations
 
 import sys
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ class Mesh:
     controlplane: ManagedProcess
     agents: dict[str, ManagedProcess] = field(default_factory=dict)
     channel: grpc.Channel | None = None
+    # The control plane's Prometheus page (host:port), chosen free at start.
+    metrics_address: str = ""
 
     # -- API ------------------------------------------------------------------------------
 
@@ -62,6 +65,21 @@ class Mesh:
             api_pb2.GetDeploymentRequest(name=name, environment=environment), timeout=10
         )
         return reply.deployment
+
+    def set_active(
+        self, name: str, active: bool, environment: str = "production"
+    ) -> api_pb2.SetDeploymentActiveResponse:
+        reply: api_pb2.SetDeploymentActiveResponse = self.deployments.SetDeploymentActive(
+            api_pb2.SetDeploymentActiveRequest(name=name, environment=environment, active=active),
+            timeout=10,
+        )
+        return reply
+
+    def metrics(self) -> str:
+        """The control plane's Prometheus page."""
+        with urllib.request.urlopen(f"http://{self.metrics_address}/metrics", timeout=5) as r:
+            text: str = r.read().decode()
+        return text
 
     def region(self, name: str) -> resources_pb2.Region:
         return self.regions_api.GetRegion(api_pb2.GetRegionRequest(name=name), timeout=10).region
@@ -114,6 +132,7 @@ class Mesh:
     # -- processes ------------------------------------------------------------------------
 
     def start_controlplane(self) -> None:
+        self.metrics_address = f"127.0.0.1:{free_port()}"
         self.controlplane = ManagedProcess(
             "controlplane",
             [
@@ -123,6 +142,8 @@ class Mesh:
                 self.address,
                 "--state-dir",
                 str(self.state_dir / "controlplane"),
+                "--metrics-listen",
+                self.metrics_address,
             ],
             self.state_dir,
         )

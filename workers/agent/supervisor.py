@@ -89,7 +89,6 @@ class Worker:
     channel: grpc.aio.Channel | None = None
     gateway_routable: bool = False  # the region's Envoy would send it traffic now
     inflight: int = 0  # requests the region's Envoy has in flight to it (both ports)
-    gateway_requests: int = 0  # requests the region's Envoy has sent it so far (both ports)
     metrics_port: int = 0  # Triton's metrics port (the Torch worker uses its HTTP port)
     load: WorkerLoad = field(default_factory=lambda: WorkerLoad(0, 0, 0))
 
@@ -210,7 +209,6 @@ class Supervisor:
                     requests=w.load.requests,
                     batches=w.load.batches,
                     runtime=w.runtime,
-                    gateway_requests=w.gateway_requests,
                 )
                 for w in sorted(self.workers.values(), key=lambda w: w.worker_id)
             ],
@@ -494,14 +492,12 @@ class Supervisor:
             addresses = (w.grpc_address, w.http_address)
             routable = view is not None and set(addresses) <= view.routable
             inflight = view.inflight_of(*addresses) if view is not None else 0
-            sent = view.requests_of(*addresses) if view is not None else w.gateway_requests
             if routable != w.gateway_routable:
                 w.gateway_routable = routable
                 changed = True
                 self._wake.set()  # may let old workers drain
-            if inflight != w.inflight or sent != w.gateway_requests:
+            if inflight != w.inflight:
                 w.inflight = inflight
-                w.gateway_requests = sent
                 changed = True
         if changed:
             self.on_change()
@@ -546,15 +542,17 @@ class Supervisor:
             worker.last_error = problem  # nothing else would say why it never served
             worker.state = State.WORKER_STATE_UNHEALTHY
             return True
+        answered = worker.load.requests
         if worker.state == State.WORKER_STATE_HEALTHY:
-            # Not a reason to report: under load these counters change at every read, and each
-            # report makes the control plane rebuild. They travel with the next report (at
-            # most report_interval_s later).
+            # The queue and batch figures alone are no reason to report: under load they change
+            # at every read, and each report makes the control plane rebuild; they travel with
+            # the next one. Newly answered requests are: they are the autoscaler's sign of
+            # life (idle time before scale-to-zero), at most one report per probe interval.
             await self._read_load(worker)
         if before != worker.state:
             self._wake.set()  # a healthy new worker may let old ones drain
             return True
-        return False
+        return worker.load.requests != answered
 
     async def _read_load(self, worker: Worker) -> bool:
         """Scrape the worker's own metrics (queue, batches); True when the figures changed."""

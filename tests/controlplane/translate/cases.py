@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from controlplane.ir import (
+    TIER_ACTIVATOR,
     TIER_GATEWAY,
     TIER_LOCAL,
     Backend,
@@ -218,7 +219,39 @@ OFFLOAD_SHARES = GatewayIR(
     ),
 )
 
+_ACTIVATOR = Endpoint("activator", "10.8.0.1", 7001, 7002)
+
+# eu-west scaled to zero (no workers) with eu-central warm: failover first, the activator last;
+# forwarded requests wait in the activator too. "paused" is deactivated: refused, no clusters.
+COLD_AND_DEACTIVATED = GatewayIR(
+    region="eu-west",
+    listen_host="0.0.0.0",
+    listen_port=10000,
+    routes=(
+        DeploymentRoute(
+            "fraud",
+            "production",
+            (
+                Backend(
+                    "",
+                    "v1",
+                    tiers=(
+                        Tier("eu-west", TIER_LOCAL, 0, ()),
+                        Tier("eu-central", TIER_GATEWAY, 1, (_gateway("eu-central", 10001),)),
+                        Tier("eu-west", TIER_ACTIVATOR, 2, (_ACTIVATOR,)),
+                    ),
+                    local_endpoints=(),
+                    wakes="eu-west",
+                ),
+            ),
+            retry=RetrySettings(num_retries=0, retry_on=()),
+        ),
+        DeploymentRoute("paused", "production", deactivated=True),
+    ),
+)
+
 CASES: dict[str, GatewayIR] = {
+    "cold_and_deactivated": COLD_AND_DEACTIVATED,
     "failover_three_regions": FAILOVER_THREE_REGIONS,
     "entry_outside_placement": ENTRY_OUTSIDE_PLACEMENT,
     "split_pin_mirror": SPLIT_PIN_MIRROR,

@@ -96,8 +96,18 @@ def test_retry_policy_leaves_out_unset_limits() -> None:
     assert not policy.HasField("per_try_timeout")
     assert not policy.HasField("retry_back_off")
     assert policy.retry_on == (
-        "reset,connect-failure,refused-stream,unavailable,retriable-status-codes"
+        "reset,connect-failure,refused-stream,unavailable,retriable-status-codes,"
+        "retriable-headers"
     )
+
+
+def test_retry_policy_always_replays_what_the_activator_held() -> None:
+    """Retries off still leave the one replay after a cold start; nothing else is retried."""
+    policy = retry_policy(RetrySettings(num_retries=0, retry_on=()))
+    assert policy.retry_on == "retriable-headers"
+    assert policy.num_retries.value == 1
+    [header] = policy.retriable_headers
+    assert (header.name, header.string_match.exact) == ("x-meshline-activator", "retry")
 
 
 def test_cluster_ports_follow_protocol() -> None:

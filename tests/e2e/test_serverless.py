@@ -1,0 +1,175 @@
+"""Serverless end to end: scale to zero and back through the activator, cold-start timeouts,
+the autoscaler under a load step, cold-start-aware routing, deactivate and activate.
+
+Real control plane, Envoy gateways and Torch workers (module mesh: regions eu and us).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+import torch
+
+from meshline.inference import grpc_service_pb2_grpc as oip_grpc
+from meshline.v1 import api_pb2, resources_pb2
+from tests.e2e.conftest import deployment_yaml, local_torch
+from tests.harness.load import infer_request, output_array, served_by
+from tests.harness.mesh import Mesh
+from tests.harness.processes import wait_until
+
+# Idle 2 s → zero; a held request waits up to 30 s for its worker.
+SCALE_TO_ZERO = "{min_replicas: 0, max_replicas: 2, scale_to_zero_after: 2}"
+
+
+def _batch(rows: int = 2, seed: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((rows, 784)).astype(np.float32)
+
+
+def _grpc_call(
+    gateway: str, deployment: str, batch: np.ndarray, timeout: float = 30
+) -> tuple[np.ndarray, dict[str, str]]:
+    with grpc.insecure_channel(gateway) as channel:
+        stub = oip_grpc.GRPCInferenceServiceStub(channel)
+        response, call = stub.ModelInfer.with_call(
+            infer_request(deployment, batch),
+            metadata=(("x-meshline-deployment", deployment),),
+            timeout=timeout,
+        )
+    return output_array(response), served_by(call.trailing_metadata())
+
+
+def _rest_call(gateway: str, deployment: str, batch: np.ndarray) -> np.ndarray:
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": list(batch.shape),
+                    "data": batch.flatten().tolist(),
+                }
+            ]
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"http://{gateway}/v2/models/{deployment}/infer",
+        data=body,
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        out = json.loads(reply.read())["outputs"][0]
+    return np.asarray(out["data"], dtype=np.float32).reshape(out["shape"])
+
+
+def _region(dep: resources_pb2.Deployment, name: str) -> resources_pb2.RegionDeploymentStatus:
+    return next(r for r in dep.status.regions if r.region == name)
+
+
+def _wait_scaled_to_zero(mesh: Mesh, name: str, region: str, timeout_s: float = 60) -> None:
+    def at_zero() -> bool:
+        dep = mesh.deployment(name)
+        r = _region(dep, region)
+        return dep.status.phase == "Ready" and r.scaled_to_zero and r.current_replicas == 0
+
+    wait_until(at_zero, timeout_s, f"{name} to scale to zero in {region}")
+
+
+def _hosts(mesh: Mesh, name: str) -> set[str]:
+    return set(mesh.gateway_hosts("eu", f"{name}.production.grpc"))
+
+
+def _delete(mesh: Mesh, name: str) -> None:
+    mesh.deployments.DeleteDeployment(api_pb2.DeleteDeploymentRequest(name=name), timeout=10)
+
+
+def test_idle_region_scales_to_zero_and_a_burst_of_first_requests_all_succeed(
+    mesh: Mesh, models: dict[str, Path]
+) -> None:
+    name = "cold"
+    mesh.apply(deployment_yaml(name, models, "v1", ["eu"], scaling=SCALE_TO_ZERO))
+    try:
+        mesh.wait_ready(name, replicas=1)
+        _wait_scaled_to_zero(mesh, name, "eu")
+        # The worker process is gone, and the gateway soon lists only the activator.
+        wait_until(lambda: _hosts(mesh, name) == {"activator"}, 10, "only the activator listed")
+
+        batch = _batch()
+        expected = local_torch(models["v1"], torch.from_numpy(batch)).numpy()
+        gateway = mesh.gateway("eu")
+        results: list[object] = []
+        lock = threading.Lock()
+
+        def first_request(i: int) -> None:
+            try:
+                if i % 4 == 3:
+                    out = _rest_call(gateway, name, batch)
+                else:
+                    out, _ = _grpc_call(gateway, name, batch)
+                with lock:
+                    results.append(out)
+            except Exception as exc:  # every failure is the test's failure, with its text
+                with lock:
+                    results.append(exc)
+
+        threads = [threading.Thread(target=first_request, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        errors = [r for r in results if isinstance(r, Exception)]
+        assert not errors, f"cold start answered errors: {errors}\n{mesh.logs()}"
+        assert len(results) == 8
+        for out in results:
+            np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+        dep = mesh.deployment(name)
+        eu = _region(dep, "eu")
+        assert eu.cold_starts >= 1
+        assert 0 < eu.last_cold_start_s < 30
+        assert not eu.scaled_to_zero
+        metrics = mesh.metrics()
+        starts = re.search(
+            rf'meshline_cold_starts_total{{deployment="{name}",environment="production",'
+            rf'region="eu"}} (\d+)',
+            metrics,
+        )
+        assert starts is not None and int(starts.group(1)) >= 1, metrics
+        assert f'meshline_cold_start_seconds_count{{deployment="{name}"' in metrics
+    finally:
+        _delete(mesh, name)
+
+
+def test_cold_start_beyond_its_timeout_is_a_clear_unavailable_then_the_next_succeeds(
+    mesh: Mesh, models: dict[str, Path]
+) -> None:
+    name = "slowcold"
+    scaling = "{min_replicas: 0, max_replicas: 1, scale_to_zero_after: 1, cold_start_timeout: 0.2}"
+    mesh.apply(deployment_yaml(name, models, "v1", ["eu"], scaling=scaling))
+    try:
+        mesh.wait_ready(name, replicas=1)
+        _wait_scaled_to_zero(mesh, name, "eu")
+        gateway = mesh.gateway("eu")
+        batch = _batch()
+        # A Torch worker takes longer than 0.2 s to import torch and load the model.
+        try:
+            _grpc_call(gateway, name, batch)
+            raise AssertionError("a cold start longer than cold_start_timeout succeeded")
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+            assert "cold_start_timeout 0.2 s" in exc.details(), exc.details()
+            assert f"deployment '{name}'" in exc.details()
+            assert "region 'eu'" in exc.details()
+        # It keeps waking: once warm, the next request is served.
+        mesh.wait_ready(name, replicas=1)
+        out, _ = _grpc_call(gateway, name, batch)
+        expected = local_torch(models["v1"], torch.from_numpy(batch)).numpy()
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    finally:
+        _delete(mesh, name)
