@@ -20,7 +20,7 @@ import torch
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import api_pb2, resources_pb2
 from tests.e2e.conftest import deployment_yaml, local_torch
-from tests.harness.load import infer_request, output_array, served_by
+from tests.harness.load import ClientLoop, infer_request, output_array, served_by
 from tests.harness.mesh import Mesh
 from tests.harness.processes import wait_until
 
@@ -173,3 +173,122 @@ def test_cold_start_beyond_its_timeout_is_a_clear_unavailable_then_the_next_succ
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
     finally:
         _delete(mesh, name)
+
+
+def test_a_load_step_grows_replicas_and_they_shrink_after_it_without_failures(
+    mesh: Mesh, models: dict[str, Path]
+) -> None:
+    name = "elastic"
+    # One request in flight per worker is the target: 6 closed-loop clients want 3 workers.
+    scaling = "{min_replicas: 1, max_replicas: 3, target_concurrency: 1, stable_window: 3}"
+    mesh.apply(deployment_yaml(name, models, "v1", ["eu"], scaling=scaling))
+    try:
+        mesh.wait_ready(name, replicas=1)
+        gateway = mesh.gateway("eu")
+        with ClientLoop(gateway, name, _batch(), concurrency=6) as load:
+            wait_until(
+                lambda: _region(mesh.deployment(name), "eu").healthy_endpoints >= 2,
+                60,
+                "a second worker serving under load",
+            )
+            grown = _region(mesh.deployment(name), "eu")
+            wait_until(lambda: load.count() > 200, 30, "requests flowing")
+        assert load.failures == [], load.failures[:5]
+        assert grown.desired_replicas >= 2
+        # Load gone: back to min_replicas, the extra workers drained, not cut off.
+        wait_until(
+            lambda: _region(mesh.deployment(name), "eu").current_replicas == 1,
+            60,
+            "the extra workers to go after the load",
+        )
+        assert _region(mesh.deployment(name), "eu").desired_replicas == 1
+        with ClientLoop(gateway, name, _batch(), concurrency=1) as after:
+            wait_until(lambda: after.count() > 20, 30, "requests after shrinking")
+        assert after.failures == []
+    finally:
+        _delete(mesh, name)
+
+
+def test_a_cold_region_sends_traffic_to_a_warm_one_while_it_wakes(
+    mesh: Mesh, models: dict[str, Path]
+) -> None:
+    name = "nearby"
+    mesh.apply(deployment_yaml(name, models, "v1", ["eu", "us"], scaling=SCALE_TO_ZERO))
+    try:
+        # Each region starts a worker, idles 2 s, and goes to zero.
+        _wait_scaled_to_zero(mesh, name, "eu", timeout_s=90)
+        _wait_scaled_to_zero(mesh, name, "us")
+        batch = _batch()
+        # Wake us only (a request entering there waits for its own cold start).
+        _, by = _grpc_call(mesh.gateway("us"), name, batch)
+        assert by.get("region") == "us"
+        wait_until(lambda: mesh.deployment(name).status.phase == "Ready", 30, "us warm")
+        assert _region(mesh.deployment(name), "eu").scaled_to_zero
+        # eu is cold, us is warm: the first request entering eu is served in us at once...
+        _, by = _grpc_call(mesh.gateway("eu"), name, batch)
+        assert by.get("region") == "us", by
+        # ...and the demand it saw wakes eu, which then serves its own traffic.
+        wait_until(
+            lambda: _region(mesh.deployment(name), "eu").healthy_endpoints >= 1,
+            60,
+            "eu woken by traffic served next door",
+        )
+
+        def served_in_eu() -> bool:
+            return _grpc_call(mesh.gateway("eu"), name, batch)[1].get("region") == "eu"
+
+        wait_until(served_in_eu, 30, "eu serving its own requests")
+    finally:
+        _delete(mesh, name)
+
+
+def test_deactivate_refuses_requests_stops_workers_and_activate_restores_them(
+    mesh: Mesh, models: dict[str, Path]
+) -> None:
+    name = "pausable"
+    mesh.apply(deployment_yaml(name, models, "v1", ["eu"], replicas=1))
+    try:
+        before = mesh.wait_ready(name, replicas=1)
+        gateway = mesh.gateway("eu")
+        reply = mesh.set_active(name, active=False)
+        assert reply.changed and reply.deployment.spec.deactivated
+
+        def deactivated() -> bool:
+            return mesh.deployment(name).status.phase == "Deactivated"
+
+        wait_until(deactivated, 60, f"{name} Deactivated")
+        assert _region(mesh.deployment(name), "eu").current_replicas == 0
+        try:
+            _grpc_call(gateway, name, _batch())
+            raise AssertionError("a deactivated deployment answered")
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.FAILED_PRECONDITION, exc
+            assert f"deployment '{name}' in environment 'production' is deactivated" in (
+                exc.details() or ""
+            )
+        try:
+            _rest_call(gateway, name, _batch())
+            raise AssertionError("a deactivated deployment answered over REST")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 403
+            assert "is deactivated" in json.loads(exc.read())["error"]
+        assert not mesh.set_active(name, active=False).changed  # idempotent
+
+        assert mesh.set_active(name, active=True).changed
+        after = mesh.wait_ready(name, replicas=1)
+        # Everything but the flag is as it was.
+        assert after.spec == before.spec
+        out, _ = _grpc_call(gateway, name, _batch())
+        expected = local_torch(models["v1"], torch.from_numpy(_batch())).numpy()
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    finally:
+        _delete(mesh, name)
+
+
+def test_deactivating_an_unknown_deployment_is_not_found(mesh: Mesh) -> None:
+    try:
+        mesh.set_active("no-such-deployment", active=False)
+        raise AssertionError("deactivated a deployment that does not exist")
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.NOT_FOUND
+        assert "no-such-deployment" in (exc.details() or "")
