@@ -9,6 +9,7 @@ ends, and is recorded, when the region's own Envoy routes to one of the new work
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -49,6 +50,19 @@ class _Track:
     # Since when a worker has been serving without a break; idle time counts only from then,
     # so a region never goes back to zero before its worker even came up.
     serving_since: float | None = None
+    # Recent wants: replicas only come down once a whole stable window wanted fewer.
+    wants: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def held_want(self, now: float, want: int, window_s: float) -> int:
+        """`want`, or more while the last stable window wanted more (scale-down delay).
+        Zero (idle for scale_to_zero_after) is taken at once: nothing ran meanwhile."""
+        self.wants.append((now, want))
+        while self.wants and self.wants[0][0] < now - window_s:
+            self.wants.popleft()
+        if want == 0:
+            self.wants.clear()
+            return 0
+        return max(w for _, w in self.wants)
 
     def idle_s(self, now: float) -> float:
         if self.serving_since is None:
@@ -107,13 +121,14 @@ class Autoscaler:
                 track.serving_since = None
             elif track.serving_since is None:
                 track.serving_since = now
-            wanted[key] = desired_replicas(
+            want = desired_replicas(
                 settings,
                 panic_concurrency=track.window.mean(now, settings.panic_window_s),
                 stable_concurrency=track.window.mean(now, settings.stable_window_s),
                 idle_s=track.idle_s(now) if track.desired > 0 else now - track.last_active,
                 held=waiting,
             )
+            wanted[key] = track.held_want(now, want, settings.stable_window_s)
             floors[key] = settings.min_replicas
         capped, problems = _within_capacity(wanted, floors, capacity)
         out: dict[ScaleKey, RegionScale] = {}
@@ -151,7 +166,9 @@ class Autoscaler:
             settings = self._settings[key]
             if not settings.autoscaled:
                 continue
-            if track.window.peak(now, settings.stable_window_s) > 0:
+            if track.window.peak(now, settings.stable_window_s) > 0 or (
+                track.wants and max(w for _, w in track.wants) > track.wants[-1][1]
+            ):
                 wait = REEVALUATE_S
             elif settings.scales_to_zero and track.desired > 0 and track.serving_since:
                 idle_at = max(track.last_active, track.serving_since)

@@ -1,12 +1,14 @@
-"""Time-weighted means of a step signal sampled at irregular times.
+"""Time-weighted means of a load signal sampled at irregular times.
 
 Reports arrive when something changes (about every 0.5 s under load, every few seconds when
 idle), so a plain mean of samples would weigh a burst of reports more than a quiet minute.
-Between two samples the signal is taken to stay at the earlier one's value.
+Each sample stands for the stretch since the one before it (what the agent saw over that
+interval), so a step weighs in as soon as it is first reported, not one report later.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
 
@@ -25,16 +27,15 @@ class LoadWindow:
             self._samples.popleft()
 
     def mean(self, now: float, window_s: float) -> float:
-        """Mean over [now - window_s, now]; time before the first sample does not count."""
-        if not self._samples:
+        """Mean over [now - window_s, now]; time no sample speaks for does not count."""
+        samples = list(self._samples)
+        if not samples:
             return 0.0
         start = now - window_s
         total = 0.0
         covered = 0.0
-        samples = list(self._samples)
-        for i, (t, value) in enumerate(samples):
-            end = samples[i + 1][0] if i + 1 < len(samples) else now
-            lo, hi = max(t, start), min(end, now)
+        for (before, _), (t, value) in itertools.pairwise(samples):
+            lo, hi = max(before, start), min(t, now)
             if hi > lo:
                 total += value * (hi - lo)
                 covered += hi - lo
@@ -43,12 +44,11 @@ class LoadWindow:
         return total / covered
 
     def peak(self, now: float, window_s: float) -> float:
-        """The highest value the signal held during the window."""
-        start = now - window_s
+        """The highest value reported for any time in the window."""
         samples = list(self._samples)
-        best = 0.0
-        for i, (_, value) in enumerate(samples):
-            end = samples[i + 1][0] if i + 1 < len(samples) else now
-            if end >= start:
+        start = now - window_s
+        best = samples[-1][1] if samples and samples[-1][0] >= start else 0.0
+        for (_, _), (t, value) in itertools.pairwise(samples):
+            if t >= start:
                 best = max(best, value)
         return best

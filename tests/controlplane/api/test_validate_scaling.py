@@ -1,0 +1,137 @@
+"""Apply-time checks of `scaling`: impossible bounds are errors naming the field; good ones
+reach the autoscaler's settings and reserve only min_replicas of region capacity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from google.protobuf import json_format
+
+from controlplane.api import ApplyError, apply_resources, plan_apply
+from controlplane.policy.scaling import ScalingSettings
+from controlplane.store import Store
+from meshline.v1.api_pb2 import Resource
+from meshline.v1.resources_pb2 import ExternalEndpoint, ScalingSpec
+from tests.controlplane.store.builders import deployment, environment, model, model_file, region
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Path:
+    return model_file(tmp_path)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "store.db") as s:
+        apply_resources(s, [region("eu", "DE", max_replicas=2), environment("production")])
+        yield s
+
+
+def scaled(artifact: Path, replicas: int = 0, **fields: object) -> list[Resource]:
+    dep = deployment("d", "m", "v1", replicas=replicas)
+    dep.deployment.spec.scaling.CopyFrom(json_format.ParseDict(fields, ScalingSpec()))
+    return [model("m", [("v1", artifact)]), dep]
+
+
+def _errors(store: Store, docs: list[Resource]) -> list[str]:
+    with pytest.raises(ApplyError) as caught:
+        plan_apply(docs, store.snapshot())
+    return [f"{e.field_path}: {e.message}" for e in caught.value.errors]
+
+
+@pytest.mark.parametrize(
+    ("fields", "replicas", "expected"),
+    [
+        (
+            {"max_replicas": 2},
+            2,
+            "spec.replicas: set replicas or scaling, not both: with scaling the autoscaler "
+            "decides the replicas (got replicas 2)",
+        ),
+        ({"max_replicas": 0}, 0, "spec.scaling.max_replicas: must be between 1 and 64, got 0"),
+        (
+            {"min_replicas": 3, "max_replicas": 2},
+            0,
+            "spec.scaling.max_replicas: must be at least min_replicas (3), got 2",
+        ),
+        (
+            {"min_replicas": 1, "max_replicas": 2, "scale_to_zero_after": 30},
+            0,
+            "spec.scaling.scale_to_zero_after: scaling to zero needs min_replicas 0, got "
+            "min_replicas 1 (set scale_to_zero_after 0 to keep workers, or min_replicas 0 to let "
+            "them go)",
+        ),
+        (
+            {"max_replicas": 2, "target_concurrency": -1},
+            0,
+            "spec.scaling.target_concurrency: must be between 0 (the default, 4) and 10000 "
+            "requests in flight per worker, got -1",
+        ),
+        (
+            {"max_replicas": 2, "cold_start_timeout": 900},
+            0,
+            "spec.scaling.cold_start_timeout: must be between 0 (the default, 30) and 600 "
+            "seconds, got 900",
+        ),
+        (
+            {"max_replicas": 2, "stable_window": 2, "panic_window": 5},
+            0,
+            "spec.scaling.panic_window: must not be longer than stable_window (2 s), got 5",
+        ),
+        (
+            {"max_replicas": 2, "panic_window": 0.1},
+            0,
+            "spec.scaling.panic_window: must be 0 (the default) or between 0.5 and 3600 "
+            "seconds, got 0.1",
+        ),
+    ],
+)
+def test_impossible_scaling_is_an_error_naming_the_field(
+    store: Store, artifact: Path, fields: dict[str, object], replicas: int, expected: str
+) -> None:
+    assert expected in _errors(store, scaled(artifact, replicas, **fields))
+
+
+def test_an_external_triton_cannot_be_autoscaled(store: Store) -> None:
+    doc = model("m", [("v1", "")], runtime="triton")
+    doc.model.spec.versions[0].external.CopyFrom(
+        ExternalEndpoint(grpc_address="10.0.0.5:8001", http_address="10.0.0.5:8000")
+    )
+    dep = deployment("d", "m", "v1", replicas=0)
+    dep.deployment.spec.scaling.max_replicas = 2
+    errors = _errors(store, [doc, dep])
+    assert any(e.startswith("spec.scaling: model 'm' version 'v1' is an external") for e in errors)
+
+
+def test_scale_to_zero_resolves_and_reserves_only_min_replicas(
+    store: Store, artifact: Path
+) -> None:
+    # max_replicas 8 on a region of capacity 2: placement reserves min (0), not max.
+    docs = scaled(
+        artifact,
+        max_replicas=8,
+        scale_to_zero_after=60,
+        target_concurrency=3,
+        cold_start_timeout=12,
+    )
+    plan = plan_apply(docs, store.snapshot())
+    resolved = plan.resolved[("production", "d")]
+    assert resolved.replicas == 0
+    assert resolved.scaling == ScalingSettings(
+        min_replicas=0,
+        max_replicas=8,
+        autoscaled=True,
+        target_concurrency=3,
+        scale_to_zero_after_s=60,
+        cold_start_timeout_s=12,
+    )
+    assert resolved.scaling.scales_to_zero
+
+
+def test_min_replicas_beyond_a_regions_capacity_places_nowhere(
+    store: Store, artifact: Path
+) -> None:
+    errors = _errors(store, scaled(artifact, min_replicas=3, max_replicas=4))
+    assert any("capacity (max_replicas 2" in e for e in errors), errors

@@ -1,0 +1,132 @@
+"""The autoscaler over time with a fake clock (time is an input here, not the thing tested):
+scale-up on a step, down after it, zero after the idle time, cold starts recorded."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from controlplane.autoscale import Autoscaler, LoadSignal
+from controlplane.autoscale.autoscaler import ScaleInput
+from controlplane.policy.scaling import ScalingSettings
+
+KEY = ("production", "fraud", "", "eu")
+SETTINGS = ScalingSettings(
+    min_replicas=0,
+    max_replicas=4,
+    autoscaled=True,
+    target_concurrency=2,
+    scale_to_zero_after_s=5,
+    stable_window_s=4,
+    panic_window_s=1,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _step(
+    scaler: Autoscaler,
+    clock: Clock,
+    dt: float,
+    signal: LoadSignal,
+    held: int = 0,
+    capacity: int = 0,
+    settings: ScalingSettings = SETTINGS,
+) -> int:
+    clock.now += dt
+    out = scaler.update(
+        [ScaleInput(KEY, settings)], {KEY: signal}, {KEY: held} if held else {}, {"eu": capacity}
+    )
+    return out[KEY].desired
+
+
+def serving(concurrency: float = 0, requests: int = 0, workers: int = 1) -> LoadSignal:
+    return LoadSignal(concurrency, {"worker:w1": requests}, True, workers)
+
+
+def test_a_load_step_scales_up_within_the_panic_window_and_down_after_the_stable_one() -> None:
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    settings = replace(SETTINGS, scale_to_zero_after_s=60)
+    assert _step(scaler, clock, 0, serving(), settings=settings) == 1
+    first = _step(scaler, clock, 0.5, serving(8, requests=1), settings=settings)
+    assert first == 4  # 8 in flight / 2 per worker, at the first report of the step
+    assert _step(scaler, clock, 0.5, serving(8, requests=2), settings=settings) == 4
+    # The load ends: replicas stay for a while (no flapping on one quiet report)...
+    history = [_step(scaler, clock, 0.5, serving(0, requests=3), settings=settings)]
+    assert history[0] == 4
+    # ...and come down step by step, to min 1 (never to zero here: not idle for 60 s).
+    history += [
+        _step(scaler, clock, 0.5, serving(0, requests=3), settings=settings) for _ in range(20)
+    ]
+    assert history == sorted(history, reverse=True)
+    assert history[-1] == 1
+
+
+def test_idle_region_goes_to_zero_and_a_held_request_wakes_it_as_a_cold_start() -> None:
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    _step(scaler, clock, 0, serving(requests=1))
+    assert _step(scaler, clock, 4.9, serving(requests=1)) == 1  # not idle long enough
+    assert _step(scaler, clock, 0.2, serving(requests=1)) == 0
+    assert scaler.decisions[KEY].cold
+    # A request is held: wake at once, cold until a worker serves.
+    idle = LoadSignal(0, {}, False, 0)
+    assert _step(scaler, clock, 60, idle, held=1) == 1
+    assert scaler.decisions[KEY].cold
+    assert _step(scaler, clock, 1.5, LoadSignal(1, {"worker:w2": 0}, False, 1), held=1) == 1
+    _step(scaler, clock, 0.5, LoadSignal(0, {"worker:w2": 1}, True, 1))
+    assert not scaler.decisions[KEY].cold
+    totals = scaler.ledger.of("production", "fraud", "eu")
+    assert totals.count == 1
+    assert abs(totals.last_s - 2.0) < 1e-9
+
+
+def test_a_region_that_never_served_does_not_go_back_to_zero() -> None:
+    """Idle time counts from the first worker serving, not from the wake-up decision."""
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    starting = LoadSignal(0, {}, False, 1)
+    for _ in range(20):
+        assert _step(scaler, clock, 1.0, starting) == 1
+
+
+def test_traffic_served_elsewhere_counts_as_activity() -> None:
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    _step(scaler, clock, 0, serving(requests=1))
+    for i in range(10):  # requests entering here, forwarded to a warm region
+        signal = LoadSignal(0, {"worker:w1": 1, "cluster:fraud.production.grpc": i}, True, 1)
+        assert _step(scaler, clock, 1.0, signal) == 1
+
+
+def test_capacity_caps_what_is_above_the_floors() -> None:
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    _step(scaler, clock, 0, serving(), capacity=2)
+    assert _step(scaler, clock, 0.5, serving(20, requests=1), capacity=2) == 2
+    assert "at capacity (max_replicas 2)" in scaler.decisions[KEY].problem
+
+
+def test_next_check_while_load_decays_and_before_the_idle_deadline() -> None:
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    _step(scaler, clock, 0, serving(4, requests=1))
+    assert scaler.next_check_s() == 0.5  # the windows still hold load
+    for _ in range(9):  # 4.5 s: the stable window is empty, idle is not over yet
+        _step(scaler, clock, 0.5, serving(0, requests=1))
+    assert scaler.decisions[KEY].desired == 1
+    wait = scaler.next_check_s()
+    assert wait is not None and 0 < wait <= SETTINGS.scale_to_zero_after_s
+
+
+def test_deactivated_runs_nothing_and_is_not_cold() -> None:
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    out = scaler.update([ScaleInput(KEY, SETTINGS, deactivated=True)], {}, {}, {})
+    assert out[KEY].desired == 0 and not out[KEY].cold
