@@ -4,7 +4,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 
-.PHONY: up test install protos lint typecheck bench bench-failover bench-serving clean
+.PHONY: up test install protos lint typecheck bench bench-failover bench-serving bench-serverless clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) -m bench.mesh_overhead
 	$(PY) -m bench.failover
 	$(PY) -m bench.serving
+	$(PY) -m bench.serverless
 
 # A killed worker, a saturated region, a lost region, under steady load (~2 minutes).
 bench-failover: $(STAMP)
@@ -44,6 +45,10 @@ bench-failover: $(STAMP)
 # Direct vs gateways, batched vs not, Torch vs Triton, gRPC vs REST; table + plots (~6 minutes).
 bench-serving: $(STAMP)
 	$(PY) -m bench.serving
+
+# Cold start vs a bare worker start, scale-up reaction, failed requests in a rollout (~2 min).
+bench-serverless: $(STAMP)
+	$(PY) -m bench.serverless
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from controlplane.ir import TIER_GATEWAY, TIER_LOCAL
-from controlplane.ir.build import GatewayAddress, build_network
+from controlplane.ir import TIER_ACTIVATOR, TIER_GATEWAY, TIER_LOCAL
+from controlplane.ir.build import ColdRegions, GatewayAddress, activator_endpoint, build_network
 from controlplane.policy import ResolvedDeployment, resolve_deployment
 from meshline.v1 import agent_pb2
 from meshline.v1.resources_pb2 import Deployment, Environment
@@ -191,3 +192,66 @@ def test_split_and_mirror_versions_are_backends_with_their_own_workers() -> None
         ["canary"],
         ["shadow"],
     ]
+
+
+ACTIVATOR = activator_endpoint("10.8.0.1", 7001, 7002)
+
+
+def test_a_cold_region_gets_the_activator_last_after_warm_regions() -> None:
+    dep = _resolved("a")
+    cold = ColdRegions(frozenset({("production", "a", "", "eu-west")}), ACTIVATOR)
+    workers = {"eu-central": [_worker("c-1", "a", S.WORKER_STATE_HEALTHY, 300)]}
+    network = build_network([dep], REGIONS, GATEWAYS, workers, cold=cold)
+    west = network.gateway("eu-west")
+    assert west is not None
+    (route,) = west.routes
+    assert _tiers(route) == [
+        (0, "eu-west", TIER_LOCAL, 100),
+        (1, "eu-central", TIER_GATEWAY, 100),
+        (2, "us-east", TIER_GATEWAY, 100),
+        (3, "eu-west", TIER_ACTIVATOR, 100),
+    ]
+    assert route.main.wakes == "eu-west"
+    assert route.main.activator == ACTIVATOR
+    # Warm regions have no activator tier at all.
+    central = network.gateway("eu-central")
+    assert central is not None
+    assert all(t.kind != TIER_ACTIVATOR for t in central.routes[0].main.tiers)
+    assert central.routes[0].main.wakes == ""
+
+
+def test_a_forwarding_gateway_wakes_the_nearest_allowed_region() -> None:
+    dep = _resolved("eu-only", [{"location": {"continents": ["EU"]}}])
+    cold = ColdRegions(
+        frozenset({("production", "eu-only", "", r) for r in ("eu-west", "eu-central")}),
+        ACTIVATOR,
+    )
+    network = build_network([dep], REGIONS, GATEWAYS, {}, cold=cold)
+    us = network.gateway("us-east")
+    assert us is not None
+    (route,) = us.routes
+    first = route.main.tiers[0].region
+    assert route.main.wakes == first
+    assert route.main.tiers[-1].kind == TIER_ACTIVATOR
+
+
+def test_without_failover_the_activator_comes_right_after_the_cold_region() -> None:
+    dep = _resolved("solo", [{"failover": {"disabled": True}}])
+    cold = ColdRegions(frozenset({("production", "solo", "", "eu-west")}), ACTIVATOR)
+    network = build_network([dep], REGIONS, GATEWAYS, {}, cold=cold)
+    west = network.gateway("eu-west")
+    assert west is not None
+    assert _tiers(west.routes[0]) == [
+        (0, "eu-west", TIER_LOCAL, 100),
+        (1, "eu-west", TIER_ACTIVATOR, 100),
+    ]
+
+
+def test_a_deactivated_deployment_is_routed_to_nothing() -> None:
+    dep = replace(_resolved("off"), deactivated=True)
+    workers = {"eu-west": [_worker("w-1", "off", S.WORKER_STATE_HEALTHY, 100)]}
+    network = build_network([dep], REGIONS, GATEWAYS, workers)
+    west = network.gateway("eu-west")
+    assert west is not None
+    (route,) = west.routes
+    assert route.deactivated and route.backends == ()

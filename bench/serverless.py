@@ -1,0 +1,227 @@
+"""Serverless figures, side by side in one run (one region: control plane, Envoy, agent).
+
+1. Cold start: the first response after scale-to-zero, against the bare time to start a
+   Torch worker process and get its first answer (no meshline around it).
+2. Scale-up reaction: a step from idle to 6 closed-loop clients; when a second worker answers
+   its first request, minus the bare worker start (target: within 3 s).
+3. Failed requests during a version change under a running client loop (target: 0).
+
+Writes the "Serverless" section of docs/benchmarks.md and prints the same table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from bench.report import REPORT, write_section
+from meshline.inference import grpc_service_pb2_grpc as oip_grpc
+from meshline.v1 import api_pb2
+from tests.e2e.conftest import deployment_yaml
+from tests.harness.load import ClientLoop, infer_request, served_by
+from tests.harness.mesh import Mesh, running_mesh
+from tests.harness.processes import ManagedProcess, free_port, wait_until
+from tests.harness.worker import worker_command
+from workers.demo import build_mlp
+
+BATCH = np.random.default_rng(0).standard_normal((1, 784)).astype(np.float32)
+
+
+def first_answer(target: str, deployment: str, timeout_s: float = 120) -> tuple[float, str]:
+    """Send until the first answer; (seconds from the first try, worker that answered)."""
+    started = time.monotonic()
+    with grpc.insecure_channel(target) as channel:
+        stub = oip_grpc.GRPCInferenceServiceStub(channel)
+        while time.monotonic() - started < timeout_s:
+            try:
+                _, call = stub.ModelInfer.with_call(
+                    infer_request(deployment, BATCH),
+                    metadata=(("x-meshline-deployment", deployment),),
+                    timeout=timeout_s,
+                    wait_for_ready=True,
+                )
+                return time.monotonic() - started, served_by(call.trailing_metadata()).get(
+                    "worker", ""
+                )
+            except grpc.RpcError:
+                time.sleep(0.005)
+    raise TimeoutError(f"no answer from {deployment} at {target}")
+
+
+def bare_start(model: Path, state: Path, i: int) -> float:
+    """Spawn a worker and wait for its first answer: what a cold start cannot beat."""
+    port = free_port()
+    args = worker_command(model, grpc_port=port, http_port=free_port(), model_name="bare")
+    started = time.monotonic()
+    process = ManagedProcess(f"bare-{i}", args, state)
+    try:
+        first_answer(f"127.0.0.1:{port}", "bare")
+        return time.monotonic() - started
+    finally:
+        process.stop()
+
+
+def _region(mesh: Mesh, name: str) -> api_pb2.GetDeploymentResponse:
+    return next(r for r in mesh.deployment(name).status.regions if r.region == "eu")
+
+
+def cold_starts(mesh: Mesh, model_dir: dict[str, Path], rounds: int) -> list[tuple[float, float]]:
+    """(first response, cold start as status records it) per round."""
+    scaling = "{min_replicas: 0, max_replicas: 1, scale_to_zero_after: 1, cold_start_timeout: 60}"
+    mesh.apply(deployment_yaml("cold", model_dir, "v1", ["eu"], scaling=scaling))
+    out = []
+    try:
+        gateway = mesh.gateway("eu")
+        for _ in range(rounds):
+            wait_until(lambda: _region(mesh, "cold").scaled_to_zero, 120, "scaled to zero")
+            wait_until(
+                lambda: set(mesh.gateway_hosts("eu", "cold.production.grpc")) == {"activator"},
+                30,
+                "only the activator in the gateway",
+            )
+            before = _region(mesh, "cold").cold_starts
+            latency, _ = first_answer(gateway, "cold")
+            wait_until(
+                lambda n=before: _region(mesh, "cold").cold_starts > n,  # type: ignore[misc]
+                30,
+                "the cold start recorded",
+            )
+            out.append((latency, _region(mesh, "cold").last_cold_start_s))
+    finally:
+        mesh.deployments.DeleteDeployment(api_pb2.DeleteDeploymentRequest(name="cold"))
+    return out
+
+
+@dataclass
+class Step:
+    reaction_s: float  # load step → a second worker's first answer
+    replicas: int  # workers serving at the end of the load
+    failures: int
+    answers: int
+
+
+def scale_up(mesh: Mesh, model_dir: dict[str, Path], load_s: float) -> Step:
+    scaling = "{min_replicas: 1, max_replicas: 4, target_concurrency: 1, stable_window: 5}"
+    mesh.apply(deployment_yaml("step", model_dir, "v1", ["eu"], scaling=scaling))
+    try:
+        mesh.wait_ready("step", replicas=1)
+        gateway = mesh.gateway("eu")
+        _, first = first_answer(gateway, "step")
+        time.sleep(2.0)  # idle before the step
+        step_at = time.monotonic()
+        with ClientLoop(gateway, "step", BATCH, concurrency=6) as load:
+            time.sleep(load_s)
+        others = sorted(a.done for a in load.answers if a.worker and a.worker != first)
+        return Step(
+            reaction_s=(others[0] - step_at) if others else float("nan"),
+            replicas=len({a.worker for a in load.answers if a.done > step_at + load_s - 1}),
+            failures=len(load.failures),
+            answers=load.ok,
+        )
+    finally:
+        mesh.deployments.DeleteDeployment(api_pb2.DeleteDeploymentRequest(name="step"))
+
+
+def immediate_rollout(mesh: Mesh, model_dir: dict[str, Path]) -> tuple[int, int, float]:
+    """(failed, answered, seconds until every answer came from the new version's workers)."""
+    mesh.apply(deployment_yaml("roll", model_dir, "v1", ["eu"]))
+    try:
+        mesh.wait_ready("roll", replicas=1)
+        gateway = mesh.gateway("eu")
+        with ClientLoop(gateway, "roll", BATCH, concurrency=4) as load:
+            time.sleep(2.0)
+            old = {a.worker for a in load.answers}
+            changed_at = time.monotonic()
+            mesh.apply(deployment_yaml("roll", model_dir, "v2", ["eu"]))
+
+            def moved() -> bool:
+                recent = [a for a in load.answers[-20:] if a.done > changed_at]
+                return bool(recent) and all(a.worker not in old for a in recent)
+
+            wait_until(moved, 120, "traffic on the new version")
+            moved_s = time.monotonic() - changed_at
+            time.sleep(2.0)
+        return len(load.failures), load.ok, moved_s
+    finally:
+        mesh.deployments.DeleteDeployment(api_pb2.DeleteDeploymentRequest(name="roll"))
+
+
+def _ms(values: list[float]) -> str:
+    return f"{statistics.median(values) * 1000:.0f} ms (min {min(values) * 1000:.0f})"
+
+
+def render(
+    bare: list[float], cold: list[tuple[float, float]], step: Step, rollout: tuple[int, int, float]
+) -> str:
+    first = [c[0] for c in cold]
+    recorded = [c[1] for c in cold]
+    bare_median = statistics.median(bare)
+    failed, answered, moved_s = rollout
+
+    def ratio(values: list[float]) -> str:
+        return f"{statistics.median(values) / bare_median:.2f}"
+
+    return f"""## Serverless: cold starts, scale-up, rollouts
+
+`make bench-serverless` (bench/serverless.py), one run on {platform.machine()} with
+{len(bare)} rounds each; control plane, one region (Envoy + agent) and the client on the same
+cores. Demo MLP (784→10), Torch worker.
+
+| measurement | median | ratio to a bare worker start |
+|---|---:|---:|
+| bare worker start (spawn → first answer, no meshline) | {_ms(bare)} | 1.00 |
+| cold start, first response via the gateway (at zero → answer) | {_ms(first)} | {ratio(first)} |
+| cold start as status records it (wake → worker routable) | {_ms(recorded)} | {ratio(recorded)} |
+| scale-up reaction: load step → a 2nd worker answers | {_ms([step.reaction_s])} | \
+{ratio([step.reaction_s])} |
+
+- Scale-up reaction minus the bare worker start: **{(step.reaction_s - bare_median) * 1000:.0f} ms**
+  (target: within 3 s); {step.replicas} workers answered in the last second of the load;
+  {step.failures} failed of {step.answers + step.failures} requests.
+- Immediate rollout (v1 → v2 under 4 closed-loop clients): **{failed} failed** of
+  {answered + failed} requests; every answer came from v2's workers {moved_s:.1f} s after the
+  apply (new worker start included).
+
+Reading the figures. A cold start cannot be shorter than starting the worker and loading the
+model; what meshline adds is the wake-up (the activator's held request reaches the autoscaler
+at once), the agent seeing the new worker healthy (probed every 50 ms while it starts), the
+gateway routing to it (EDS push, Envoy's own health check), and the replay of the held
+request. The first column's difference to the bare start is that overhead.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--load", type=float, default=12.0, help="seconds of the load step")
+    parser.add_argument("--report", type=Path, default=REPORT)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="meshline-bench-") as tmp:
+        state = Path(tmp)
+        models = {
+            "v1": build_mlp(state / "v1.pt", seed=0),
+            "v2": build_mlp(state / "v2.pt", seed=1),
+        }
+        bare = [bare_start(models["v1"], state, i) for i in range(args.rounds)]
+        with running_mesh(state, regions=("eu",)) as mesh:
+            cold = cold_starts(mesh, models, args.rounds)
+            step = scale_up(mesh, models, args.load)
+            rollout = immediate_rollout(mesh, models)
+    text = render(bare, cold, step, rollout)
+    print(text)
+    if not args.no_write:
+        write_section(text, args.report)
+        print(f"wrote {args.report}")
+
+
+if __name__ == "__main__":
+    main()
