@@ -218,3 +218,27 @@ def test_delete_by_file(address: str, model: Path, tmp_path: Path) -> None:
     assert "deployment/byfile deleted" in result.stdout
     assert result.stdout.index("deployment/byfile") < result.stdout.index("model/byfile")
     assert "byfile" not in meshline(address, "get", "models", "-o", "json").stdout
+
+
+def test_deactivate_and_activate_keep_the_configuration(
+    address: str, model: Path, tmp_path: Path
+) -> None:
+    file = tmp_path / "app.yaml"
+    file.write_text(_docs(model, "pausable"))
+    assert meshline(address, "apply", "-f", str(file)).returncode == 0
+    before = yaml.safe_load(meshline(address, "get", "deployment", "pausable", "-o", "yaml").stdout)
+    off = meshline(address, "deactivate", "pausable")
+    assert off.returncode == 0, off.stderr
+    assert "deployment/pausable (production) deactivated" in off.stdout
+    again = meshline(address, "deactivate", "pausable")
+    assert "already deactivated" in again.stdout
+    stored = yaml.safe_load(meshline(address, "get", "deployment", "pausable", "-o", "yaml").stdout)
+    assert stored["spec"]["deactivated"] is True
+    on = meshline(address, "activate", "pausable")
+    assert on.returncode == 0 and "deployment/pausable (production) activated" in on.stdout
+    after = yaml.safe_load(meshline(address, "get", "deployment", "pausable", "-o", "yaml").stdout)
+    assert after["spec"] == before["spec"]
+    missing = meshline(address, "deactivate", "nope")
+    assert missing.returncode == 1 and "nope" in missing.stderr
+    assert meshline(address, "delete", "deployment", "pausable").returncode == 0
+    assert meshline(address, "delete", "model", "pausable").returncode == 0

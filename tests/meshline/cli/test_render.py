@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshline.cli.render import _regions_cell
+from meshline.cli.render import _regions_cell, _replicas_cell
 from meshline.v1 import resources_pb2
 
 
@@ -23,3 +23,31 @@ def test_a_queue_reported_by_the_workers_is_shown() -> None:
         ),
     )  # fmt: skip
     assert _regions_cell(dep) == "eu: 2/2 healthy, 7 queued, us: 1/2 healthy"
+
+
+def test_scaled_to_zero_held_requests_and_cold_starts_are_shown() -> None:
+    dep = _deployment(
+        resources_pb2.RegionDeploymentStatus(
+            region="eu", config_acked=True, scaled_to_zero=True, cold_starts=2,
+            last_cold_start_s=1.84,
+        ),
+        resources_pb2.RegionDeploymentStatus(
+            region="us", config_acked=True, desired_replicas=1, held_requests=3
+        ),
+    )  # fmt: skip
+    assert _regions_cell(dep) == (
+        "eu: scaled to zero, 2 cold starts (last 1.8s), "
+        "us: 0/1 healthy, 3 held (cold start)"
+    )
+
+
+def test_replicas_of_an_autoscaled_deployment_show_now_and_bounds() -> None:
+    dep = _deployment(
+        resources_pb2.RegionDeploymentStatus(region="eu", current_replicas=2),
+        resources_pb2.RegionDeploymentStatus(region="us", current_replicas=1),
+    )
+    dep.spec.scaling.max_replicas = 4
+    assert _replicas_cell(dep) == "3 (0-4)"
+    fixed = _deployment()
+    fixed.spec.replicas = 2
+    assert _replicas_cell(fixed) == "2"
