@@ -23,6 +23,7 @@ from controlplane.ir.build import activator_endpoint
 from controlplane.lock import AlreadyRunningError, hold_lock
 from controlplane.metrics import MetricsServer
 from controlplane.reconciler import Reconciler
+from controlplane.rollout import RolloutController
 from controlplane.status import LiveStatus
 from controlplane.store import Store
 from controlplane.xds.cache import SnapshotCache
@@ -37,6 +38,7 @@ SERVICE_NAMES = [
     "meshline.v1.EnvironmentService",
     "meshline.v1.DeploymentService",
     "meshline.v1.RegionService",
+    "meshline.v1.RolloutService",
     "meshline.v1.AgentService",
     "envoy.service.discovery.v3.AggregatedDiscoveryService",
 ]
@@ -77,7 +79,8 @@ async def serve(config: ControlPlaneConfig) -> None:
     store = Store.open(config.database)
     cache = SnapshotCache(epoch=store.epoch)
     registry = AgentRegistry()
-    reconciler = Reconciler(store, registry, cache)
+    rollouts = RolloutController(store)
+    reconciler = Reconciler(store, registry, cache, rollouts=rollouts)
     status = LiveStatus(cache, registry, lambda: reconciler.state, reconciler.autoscaler.ledger)
     activator = Activator(reconciler.hold_target, reconciler.trigger)
     activator_server = ActivatorServer(activator, config.advertised_activator_host)
@@ -102,7 +105,7 @@ async def serve(config: ControlPlaneConfig) -> None:
             ("grpc.so_reuseport", 0),
         ]
     )
-    add_api_to_server(server, store, status)
+    add_api_to_server(server, store, status, rollouts)
     add_ads_to_server(server, cache)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(registry, on_hello), server)
     health_servicer = health.aio.HealthServicer()

@@ -12,7 +12,8 @@ import asyncio
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from envoy.config.core.v3 import health_check_pb2
 from google.protobuf import json_format
@@ -27,6 +28,8 @@ from controlplane.ir.model import DeploymentRoute, Endpoint, NetworkIR
 from controlplane.offload import COOLDOWN_S as OFFLOAD_COOLDOWN_S
 from controlplane.offload import OffloadController
 from controlplane.policy import ResolvedDeployment, resolve_network
+from controlplane.policy.settings import Track
+from controlplane.rollout import RolloutController, RolloutView
 from controlplane.store import Store, StoreSnapshot
 from controlplane.translate import translate_gateway
 from controlplane.translate.endpoints import host_health
@@ -59,6 +62,8 @@ class NetworkState:
     routes: dict[DeploymentKey, dict[str, DeploymentRoute]] = field(default_factory=dict)
     # The autoscaler's decision for every (environment, deployment, track, region) placed.
     scales: dict[ScaleKey, RegionScale] = field(default_factory=dict)
+    # Each deployment's rollout as the last rebuild saw it.
+    rollouts: dict[DeploymentKey, RolloutView] = field(default_factory=dict)
     # Requests the activator held at the last rebuild, per ScaleKey.
     held: dict[ScaleKey, int] = field(default_factory=dict)
     # (gateway, environment, deployment, version) → what a request held there waits for.
@@ -100,8 +105,11 @@ def workload_revision(
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def plan_network(snapshot: StoreSnapshot) -> NetworkPlan:
-    """Resolve every deployment's policies and the workloads its regions run."""
+def plan_network(
+    snapshot: StoreSnapshot, tracks: Mapping[DeploymentKey, tuple[Track, ...]] | None = None
+) -> NetworkPlan:
+    """Resolve every deployment's policies and the workloads its regions run; `tracks`
+    replaces the versions the policies give (a rollout in progress, or rolled back)."""
     environments = {e.metadata.name: e for e in snapshot.environments}
     models = {m.metadata.name: m for m in snapshot.models}
     specs = {(d.spec.environment, d.metadata.name): d.spec for d in snapshot.deployments}
@@ -109,6 +117,8 @@ def plan_network(snapshot: StoreSnapshot) -> NetworkPlan:
     state = NetworkState(placement_errors=dict(network.errors))
     workloads: dict[WorkloadKey, agent_pb2.Workload] = {}
     for key, resolved in sorted(network.deployments.items()):
+        if tracks and key in tracks:
+            resolved = replace(resolved, tracks=tracks[key])
         versions = {v.name: v for v in models[resolved.model].spec.versions}
         state.placements[key] = resolved.placement.regions
         state.resolved[key] = resolved
@@ -146,8 +156,10 @@ class Reconciler:
         registry: AgentRegistry,
         cache: SnapshotCache,
         autoscaler: Autoscaler | None = None,
+        rollouts: RolloutController | None = None,
     ) -> None:
         self.store = store
+        self.rollouts = rollouts
         self.registry = registry
         self.cache = cache
         self.state = NetworkState()
@@ -170,9 +182,12 @@ class Reconciler:
             # While a region offloads, wake up on our own so it can take its traffic back; the
             # autoscaler says when its windows or idle timers next need a look.
             timeouts = [OFFLOAD_COOLDOWN_S] if self._offloading else []
-            scale_check = self.autoscaler.next_check_s()
-            if scale_check is not None:
-                timeouts.append(scale_check)
+            for check in (
+                self.autoscaler.next_check_s(),
+                self.rollouts.next_check_s() if self.rollouts is not None else None,
+            ):
+                if check is not None:
+                    timeouts.append(check)
             timeout = min(timeouts) if timeouts else None
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -188,10 +203,18 @@ class Reconciler:
     # -- one pass ------------------------------------------------------------------------
 
     def rebuild(self) -> None:
-        plan = plan_network(self.store.snapshot())
+        snapshot = self.store.snapshot()
         # A region is configured only once its agent has reported: a restarted control plane
         # must not push a config without endpoints over the one Envoy is serving.
         sessions = {s.region: s for s in self.registry.sessions() if s.report is not None}
+        views: dict[DeploymentKey, RolloutView] = {}
+        if self.rollouts is not None:
+            reports = {r: s.report for r, s in sessions.items() if s.report is not None}
+            views = self.rollouts.update(snapshot.deployments, self.state.placements, reports)
+        plan = plan_network(
+            snapshot, {k: v.tracks for k, v in views.items() if v.tracks is not None}
+        )
+        plan.state.rollouts = views
         workers = {r: list(s.report.workers) for r, s in sessions.items() if s.report is not None}
         offload = self.offload.update(plan.resolved, workers)
         self._offloading = bool(offload)

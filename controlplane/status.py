@@ -109,6 +109,26 @@ class LiveStatus:
             out.phase = "Pending"
         else:
             out.phase = "Ready"
+        view = state.rollouts.get(key)
+        if view is not None:
+            out.serving_version = view.serving_version
+            if view.rollout is not None:
+                out.rollout.CopyFrom(view.rollout)
+                rollout = view.rollout
+                if rollout.phase in ("RolledBack", "Aborted") and (
+                    rollout.to_version == dep.spec.version
+                ):
+                    problems.insert(
+                        0,
+                        f"version '{rollout.to_version}' {rollout.phase.lower()}: "
+                        f"{rollout.reason}; serving '{rollout.from_version}'",
+                    )
+                elif rollout.phase in ("Progressing", "Paused"):
+                    problems.insert(
+                        0,
+                        f"rollout {rollout.from_version} → {rollout.to_version} "
+                        f"({rollout.strategy}, {rollout.phase.lower()}, {rollout.weight}%)",
+                    )
         out.message = "; ".join(problems)
         return out
 

@@ -12,6 +12,7 @@ from controlplane.api.dependencies import region_dependents
 from controlplane.api.errors import FIELD_ERRORS_METADATA_KEY, ApplyError, encode_field_errors
 from controlplane.api.status import StatusProvider
 from controlplane.policy import PlacementError
+from controlplane.rollout import RolloutController, RolloutError
 from controlplane.store import (
     DEFAULT_ENVIRONMENT,
     KIND_REGION,
@@ -24,7 +25,7 @@ from controlplane.store import (
 )
 from meshline.v1 import api_pb2 as api
 from meshline.v1 import api_pb2_grpc
-from meshline.v1.resources_pb2 import Deployment, Region
+from meshline.v1.resources_pb2 import Deployment, Region, Rollout
 
 T = TypeVar("T")
 # grpc ships no type stubs; the servicer context is typed loosely on purpose.
@@ -216,10 +217,53 @@ class RegionServicer(api_pb2_grpc.RegionServiceServicer):
         self._store.delete_region(name)
 
 
-def add_api_to_server(server: Any, store: Store, status: StatusProvider) -> None:
+class RolloutServicer(api_pb2_grpc.RolloutServiceServicer):
+    """History and steering of version changes (`meshline rollout ...`)."""
+
+    def __init__(self, store: Store, rollouts: RolloutController) -> None:
+        self._store = store
+        self._rollouts = rollouts
+
+    async def ListRollouts(
+        self, request: api.ListRolloutsRequest, context: Context
+    ) -> api.ListRolloutsResponse:
+        await _require_name(context, request.name, "deployment")
+        env = request.environment or DEFAULT_ENVIRONMENT
+        await _call(context, lambda: self._store.get_deployment(env, request.name))
+        return api.ListRolloutsResponse(rollouts=self._rollouts.history(env, request.name))
+
+    async def ControlRollout(
+        self, request: api.ControlRolloutRequest, context: Context
+    ) -> api.ControlRolloutResponse:
+        await _require_name(context, request.name, "deployment")
+        env = request.environment or DEFAULT_ENVIRONMENT
+        try:
+            rollout = await _call(context, lambda: self._control(env, request.name, request.action))
+        except RolloutError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        return api.ControlRolloutResponse(rollout=rollout)
+
+    def _control(self, environment: str, name: str, action: str) -> Rollout:
+        dep = self._store.get_deployment(environment, name)
+        if action != "undo":
+            return self._rollouts.control(dep, action)
+        # Undo changes the deployment itself (validated like an apply): a new rollout follows.
+        previous = self._rollouts.undo_target(dep)
+        dep.spec.version = previous
+        document = Deployment(metadata=dep.metadata, spec=dep.spec)
+        apply_resources(self._store, [api.Resource(deployment=document)])
+        history = self._rollouts.history(environment, name)
+        return history[0] if history else Rollout()
+
+
+def add_api_to_server(
+    server: Any, store: Store, status: StatusProvider, rollouts: RolloutController | None = None
+) -> None:
     """Register every management service on a grpc.aio server."""
     api_pb2_grpc.add_ApplyServiceServicer_to_server(ApplyServicer(store), server)
     api_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(store), server)
     api_pb2_grpc.add_EnvironmentServiceServicer_to_server(EnvironmentServicer(store), server)
     api_pb2_grpc.add_DeploymentServiceServicer_to_server(DeploymentServicer(store, status), server)
     api_pb2_grpc.add_RegionServiceServicer_to_server(RegionServicer(store, status), server)
+    if rollouts is not None:
+        api_pb2_grpc.add_RolloutServiceServicer_to_server(RolloutServicer(store, rollouts), server)

@@ -58,6 +58,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX deployments_by_model ON deployments (model, version)",
         ),
     ),
+    Migration(
+        2,
+        "rollout history: one row per version change of a deployment",
+        (
+            """CREATE TABLE rollouts (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                environment TEXT NOT NULL,
+                deployment TEXT NOT NULL,
+                body BLOB NOT NULL)""",
+            "CREATE INDEX rollouts_by_deployment ON rollouts (environment, deployment, id)",
+        ),
+    ),
 )
 
 

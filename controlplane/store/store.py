@@ -395,6 +395,10 @@ class Store:
             where = {"environment": env, "name": name}
             _require(conn, "deployments", key, where)
             conn.execute("DELETE FROM deployments WHERE environment = ? AND name = ?", (env, name))
+            # Its rollout history goes with it: a new deployment of that name starts fresh.
+            conn.execute(
+                "DELETE FROM rollouts WHERE environment = ? AND deployment = ?", (env, name)
+            )
             revision = _bump_revision(conn)
         self._feed.publish(ChangeEvent(revision, (Change(key, DELETED),)))
 
@@ -406,6 +410,13 @@ class Store:
             conn.execute("DELETE FROM regions WHERE name = ?", (name,))
             revision = _bump_revision(conn)
         self._feed.publish(ChangeEvent(revision, (Change(key, DELETED),)))
+
+    @contextmanager
+    def companion(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction for tables beside the resources (rollout history): no revision
+        bump, no change event; see controlplane/store/rollouts.py."""
+        with self._transaction() as conn:
+            yield conn
 
     # ----- plumbing ---------------------------------------------------------------------------
 

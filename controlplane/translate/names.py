@@ -34,6 +34,7 @@ ROUTE_TYPE_URL = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
 ROUTER_FILTER = "envoy.filters.http.router"
+GRPC_STATS_FILTER = "envoy.filters.http.grpc_stats"
 HEADER_TO_METADATA_FILTER = "envoy.filters.http.header_to_metadata"
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 

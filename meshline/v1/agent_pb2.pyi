@@ -101,13 +101,35 @@ class ClusterHealth(_message.Message):
     requests: int
     def __init__(self, cluster: _Optional[str] = ..., routable_hosts: _Optional[int] = ..., inflight: _Optional[int] = ..., requests: _Optional[int] = ...) -> None: ...
 
+class LatencyBucket(_message.Message):
+    __slots__ = ("upper_ms", "count")
+    UPPER_MS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    upper_ms: float
+    count: int
+    def __init__(self, upper_ms: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
+
+class ClusterTraffic(_message.Message):
+    __slots__ = ("cluster", "requests", "errors", "latency")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    requests: int
+    errors: int
+    latency: _containers.RepeatedCompositeFieldContainer[LatencyBucket]
+    def __init__(self, cluster: _Optional[str] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., latency: _Optional[_Iterable[_Union[LatencyBucket, _Mapping]]] = ...) -> None: ...
+
 class AgentReport(_message.Message):
-    __slots__ = ("workers", "clusters")
+    __slots__ = ("workers", "clusters", "traffic")
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_FIELD_NUMBER: _ClassVar[int]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerReport]
     clusters: _containers.RepeatedCompositeFieldContainer[ClusterHealth]
-    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerReport, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[ClusterHealth, _Mapping]]] = ...) -> None: ...
+    traffic: _containers.RepeatedCompositeFieldContainer[ClusterTraffic]
+    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerReport, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[ClusterHealth, _Mapping]]] = ..., traffic: _Optional[_Iterable[_Union[ClusterTraffic, _Mapping]]] = ...) -> None: ...
 
 class Workload(_message.Message):
     __slots__ = ("deployment", "environment", "revision", "runtime", "model_path", "signature", "replicas", "model_version", "flavor", "track", "batching", "instances", "external")

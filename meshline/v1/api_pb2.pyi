@@ -198,3 +198,33 @@ class DeleteRegionRequest(_message.Message):
 class DeleteRegionResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ListRolloutsRequest(_message.Message):
+    __slots__ = ("name", "environment")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    environment: str
+    def __init__(self, name: _Optional[str] = ..., environment: _Optional[str] = ...) -> None: ...
+
+class ListRolloutsResponse(_message.Message):
+    __slots__ = ("rollouts",)
+    ROLLOUTS_FIELD_NUMBER: _ClassVar[int]
+    rollouts: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Rollout]
+    def __init__(self, rollouts: _Optional[_Iterable[_Union[_resources_pb2.Rollout, _Mapping]]] = ...) -> None: ...
+
+class ControlRolloutRequest(_message.Message):
+    __slots__ = ("name", "environment", "action")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    environment: str
+    action: str
+    def __init__(self, name: _Optional[str] = ..., environment: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+
+class ControlRolloutResponse(_message.Message):
+    __slots__ = ("rollout",)
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    rollout: _resources_pb2.Rollout
+    def __init__(self, rollout: _Optional[_Union[_resources_pb2.Rollout, _Mapping]] = ...) -> None: ...

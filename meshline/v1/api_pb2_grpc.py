@@ -801,3 +801,123 @@ class RegionService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class RolloutServiceStub:
+    """RolloutService watches and steers version changes (like `kubectl rollout`).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListRollouts = channel.unary_unary(
+                '/meshline.v1.RolloutService/ListRollouts',
+                request_serializer=meshline_dot_v1_dot_api__pb2.ListRolloutsRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.ListRolloutsResponse.FromString,
+                _registered_method=True)
+        self.ControlRollout = channel.unary_unary(
+                '/meshline.v1.RolloutService/ControlRollout',
+                request_serializer=meshline_dot_v1_dot_api__pb2.ControlRolloutRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.ControlRolloutResponse.FromString,
+                _registered_method=True)
+
+
+class RolloutServiceServicer:
+    """RolloutService watches and steers version changes (like `kubectl rollout`).
+    """
+
+    def ListRollouts(self, request, context):
+        """ListRollouts returns a deployment's rollouts, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ControlRollout(self, request, context):
+        """ControlRollout pauses, resumes or aborts the current rollout, or undoes the last one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RolloutServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListRollouts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRollouts,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.ListRolloutsRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.ListRolloutsResponse.SerializeToString,
+            ),
+            'ControlRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.ControlRollout,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.ControlRolloutRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.ControlRolloutResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'meshline.v1.RolloutService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('meshline.v1.RolloutService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RolloutService:
+    """RolloutService watches and steers version changes (like `kubectl rollout`).
+    """
+
+    @staticmethod
+    def ListRollouts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.RolloutService/ListRollouts',
+            meshline_dot_v1_dot_api__pb2.ListRolloutsRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.ListRolloutsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ControlRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.RolloutService/ControlRollout',
+            meshline_dot_v1_dot_api__pb2.ControlRolloutRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.ControlRolloutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

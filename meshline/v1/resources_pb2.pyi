@@ -294,8 +294,36 @@ class ScalingSpec(_message.Message):
     panic_window: float
     def __init__(self, min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., target_concurrency: _Optional[float] = ..., scale_to_zero_after: _Optional[float] = ..., cold_start_timeout: _Optional[float] = ..., stable_window: _Optional[float] = ..., panic_window: _Optional[float] = ...) -> None: ...
 
+class CanaryStep(_message.Message):
+    __slots__ = ("weight", "duration")
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    weight: int
+    duration: float
+    def __init__(self, weight: _Optional[int] = ..., duration: _Optional[float] = ...) -> None: ...
+
+class RolloutAnalysis(_message.Message):
+    __slots__ = ("max_error_rate_increase", "max_latency_ratio", "min_requests")
+    MAX_ERROR_RATE_INCREASE_FIELD_NUMBER: _ClassVar[int]
+    MAX_LATENCY_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    max_error_rate_increase: float
+    max_latency_ratio: float
+    min_requests: int
+    def __init__(self, max_error_rate_increase: _Optional[float] = ..., max_latency_ratio: _Optional[float] = ..., min_requests: _Optional[int] = ...) -> None: ...
+
+class RolloutSpec(_message.Message):
+    __slots__ = ("strategy", "steps", "analysis")
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    ANALYSIS_FIELD_NUMBER: _ClassVar[int]
+    strategy: str
+    steps: _containers.RepeatedCompositeFieldContainer[CanaryStep]
+    analysis: RolloutAnalysis
+    def __init__(self, strategy: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[CanaryStep, _Mapping]]] = ..., analysis: _Optional[_Union[RolloutAnalysis, _Mapping]] = ...) -> None: ...
+
 class DeploymentSpec(_message.Message):
-    __slots__ = ("environment", "model", "version", "replicas", "policies", "batching", "instances", "scaling", "deactivated")
+    __slots__ = ("environment", "model", "version", "replicas", "policies", "batching", "instances", "scaling", "deactivated", "rollout")
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -305,6 +333,7 @@ class DeploymentSpec(_message.Message):
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
     SCALING_FIELD_NUMBER: _ClassVar[int]
     DEACTIVATED_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
     environment: str
     model: str
     version: str
@@ -314,7 +343,8 @@ class DeploymentSpec(_message.Message):
     instances: int
     scaling: ScalingSpec
     deactivated: bool
-    def __init__(self, environment: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., replicas: _Optional[int] = ..., policies: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., batching: _Optional[_Union[BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., scaling: _Optional[_Union[ScalingSpec, _Mapping]] = ..., deactivated: _Optional[bool] = ...) -> None: ...
+    rollout: RolloutSpec
+    def __init__(self, environment: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., replicas: _Optional[int] = ..., policies: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., batching: _Optional[_Union[BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., scaling: _Optional[_Union[ScalingSpec, _Mapping]] = ..., deactivated: _Optional[bool] = ..., rollout: _Optional[_Union[RolloutSpec, _Mapping]] = ...) -> None: ...
 
 class RegionDeploymentStatus(_message.Message):
     __slots__ = ("region", "config_acked", "acked_version", "desired_replicas", "healthy_endpoints", "nack_error", "forwarding", "queued_requests", "requests", "batches", "scaled_to_zero", "cold_starts", "last_cold_start_s", "cold_start_seconds_total", "held_requests", "current_replicas")
@@ -352,19 +382,75 @@ class RegionDeploymentStatus(_message.Message):
     current_replicas: int
     def __init__(self, region: _Optional[str] = ..., config_acked: _Optional[bool] = ..., acked_version: _Optional[str] = ..., desired_replicas: _Optional[int] = ..., healthy_endpoints: _Optional[int] = ..., nack_error: _Optional[str] = ..., forwarding: _Optional[bool] = ..., queued_requests: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ..., scaled_to_zero: _Optional[bool] = ..., cold_starts: _Optional[int] = ..., last_cold_start_s: _Optional[float] = ..., cold_start_seconds_total: _Optional[float] = ..., held_requests: _Optional[int] = ..., current_replicas: _Optional[int] = ...) -> None: ...
 
+class StepAnalysis(_message.Message):
+    __slots__ = ("step", "weight", "canary_requests", "canary_errors", "canary_p99_ms", "stable_requests", "stable_errors", "stable_p99_ms", "verdict")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CANARY_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    CANARY_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    CANARY_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    STABLE_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    STABLE_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    STABLE_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    weight: int
+    canary_requests: int
+    canary_errors: int
+    canary_p99_ms: float
+    stable_requests: int
+    stable_errors: int
+    stable_p99_ms: float
+    verdict: str
+    def __init__(self, step: _Optional[int] = ..., weight: _Optional[int] = ..., canary_requests: _Optional[int] = ..., canary_errors: _Optional[int] = ..., canary_p99_ms: _Optional[float] = ..., stable_requests: _Optional[int] = ..., stable_errors: _Optional[int] = ..., stable_p99_ms: _Optional[float] = ..., verdict: _Optional[str] = ...) -> None: ...
+
+class Rollout(_message.Message):
+    __slots__ = ("id", "environment", "deployment", "from_version", "to_version", "strategy", "phase", "step", "weight", "reason", "started_at", "updated_at", "analyses")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TO_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ANALYSES_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    environment: str
+    deployment: str
+    from_version: str
+    to_version: str
+    strategy: str
+    phase: str
+    step: int
+    weight: int
+    reason: str
+    started_at: str
+    updated_at: str
+    analyses: _containers.RepeatedCompositeFieldContainer[StepAnalysis]
+    def __init__(self, id: _Optional[int] = ..., environment: _Optional[str] = ..., deployment: _Optional[str] = ..., from_version: _Optional[str] = ..., to_version: _Optional[str] = ..., strategy: _Optional[str] = ..., phase: _Optional[str] = ..., step: _Optional[int] = ..., weight: _Optional[int] = ..., reason: _Optional[str] = ..., started_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., analyses: _Optional[_Iterable[_Union[StepAnalysis, _Mapping]]] = ...) -> None: ...
+
 class DeploymentStatus(_message.Message):
-    __slots__ = ("phase", "message", "regions", "placement", "plan")
+    __slots__ = ("phase", "message", "regions", "placement", "plan", "rollout", "serving_version")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     REGIONS_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    SERVING_VERSION_FIELD_NUMBER: _ClassVar[int]
     phase: str
     message: str
     regions: _containers.RepeatedCompositeFieldContainer[RegionDeploymentStatus]
     placement: _containers.RepeatedScalarFieldContainer[str]
     plan: DeploymentPlan
-    def __init__(self, phase: _Optional[str] = ..., message: _Optional[str] = ..., regions: _Optional[_Iterable[_Union[RegionDeploymentStatus, _Mapping]]] = ..., placement: _Optional[_Iterable[str]] = ..., plan: _Optional[_Union[DeploymentPlan, _Mapping]] = ...) -> None: ...
+    rollout: Rollout
+    serving_version: str
+    def __init__(self, phase: _Optional[str] = ..., message: _Optional[str] = ..., regions: _Optional[_Iterable[_Union[RegionDeploymentStatus, _Mapping]]] = ..., placement: _Optional[_Iterable[str]] = ..., plan: _Optional[_Union[DeploymentPlan, _Mapping]] = ..., rollout: _Optional[_Union[Rollout, _Mapping]] = ..., serving_version: _Optional[str] = ...) -> None: ...
 
 class EffectivePolicy(_message.Message):
     __slots__ = ("source", "policy", "overridden_by")

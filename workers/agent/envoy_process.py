@@ -8,14 +8,16 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from string import Template
 
 import aiohttp
 
+from meshline.v1 import agent_pb2
 from workers.agent import children
 from workers.agent.config import AgentConfig
+from workers.agent.gateway_stats import STATS_QUERY, parse_traffic
 from workers.agent.ports import free_port
 
 log = logging.getLogger(__name__)
@@ -140,13 +142,29 @@ class EnvoyGateway:
         url = f"http://{self.admin_address}/clusters"
         try:
             timeout = aiohttp.ClientTimeout(total=1.0)
-            async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as reply:
-                if reply.status != 200:
-                    return None
-                text = await reply.text(errors="replace")
+            async with aiohttp.ClientSession(timeout=timeout) as http:
+                async with http.get(url) as reply:
+                    if reply.status != 200:
+                        return None
+                    text = await reply.text(errors="replace")
+                stats = await self._cluster_stats(http)
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
-        return parse_clusters(text)
+        return replace(parse_clusters(text), cluster_stats=stats)
+
+    async def _cluster_stats(
+        self, http: aiohttp.ClientSession
+    ) -> dict[str, agent_pb2.ClusterTraffic]:
+        """Per-cluster requests, errors and latency (canary analysis); empty if unreadable."""
+        url = f"http://{self.admin_address}/stats"
+        try:
+            async with http.get(url, params=STATS_QUERY) as reply:
+                if reply.status != 200:
+                    return {}
+                body = await reply.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return {}
+        return parse_traffic(body) if isinstance(body, dict) else {}
 
     async def stop(self) -> None:
         self._stopping = True
@@ -177,6 +195,8 @@ class GatewayView:
     requests: dict[str, int] = field(default_factory=dict)  # rq_total summed over clusters
     # cluster name → host → its counters in that cluster
     traffic: dict[str, dict[str, HostTraffic]] = field(default_factory=dict)
+    # cluster name → requests, errors, latency histogram (clusters clients use, cumulative)
+    cluster_stats: dict[str, agent_pb2.ClusterTraffic] = field(default_factory=dict)
 
     def inflight_of(self, *addresses: str) -> int:
         return sum(self.inflight.get(address, 0) for address in addresses)

@@ -165,6 +165,8 @@ class Supervisor:
     desired: dict[WorkloadKey, agent_pb2.Workload] = field(default_factory=dict)
     # Envoy's view of each cluster leading to other regions (see AgentReport.clusters).
     _forwarding: dict[str, agent_pb2.ClusterHealth] = field(default_factory=dict)
+    # Envoy's per-cluster traffic (see AgentReport.traffic).
+    _traffic: dict[str, agent_pb2.ClusterTraffic] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -213,6 +215,7 @@ class Supervisor:
                 for w in sorted(self.workers.values(), key=lambda w: w.worker_id)
             ],
             clusters=[self._forwarding[name] for name in sorted(self._forwarding)],
+            traffic=[self._traffic[name] for name in sorted(self._traffic)],
         )
 
     # -- the loop -----------------------------------------------------------------------
@@ -487,6 +490,10 @@ class Supervisor:
         forwarding = self._forwarding_view(view) if view is not None else {}
         if forwarding != self._forwarding:
             self._forwarding = forwarding
+            changed = True
+        traffic = view.cluster_stats if view is not None else {}
+        if traffic != self._traffic:
+            self._traffic = dict(traffic)
             changed = True
         for w in list(self.workers.values()):
             addresses = (w.grpc_address, w.http_address)

@@ -1,0 +1,350 @@
+"""The rollout state machine of every deployment, driven by the reconciler's rebuilds.
+
+A rollout starts when a deployment's version differs from the one its traffic is on (the
+*stable* version). `immediate`: the new version replaces the old make-before-break (the
+agents' own replacement); it succeeds once every region serves it. `canary`: the new version
+runs beside the stable one on its own track and gets each step's weight of the requests; a step
+starts when the canary serves in every region it is placed in, lasts its duration, and is
+judged against the stable version over that stretch (and continuously once it has enough
+requests): worse beyond the thresholds rolls back at once, with the figures recorded. The
+history lives in the store; the step timer in memory (a restarted control plane restarts the
+current step).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from controlplane.policy.settings import Track
+from controlplane.rollout.analysis import TrafficTotals, judge, p99_ms, total
+from controlplane.rollout.settings import CANARY, rollout_settings
+from controlplane.store import Store
+from controlplane.store.rollouts import latest_rollouts, list_rollouts, save_rollout
+from controlplane.translate.names import backend_key, cluster_name_grpc, cluster_name_http
+from meshline.v1 import agent_pb2
+from meshline.v1.resources_pb2 import Deployment, Rollout, StepAnalysis
+
+log = logging.getLogger(__name__)
+
+PROGRESSING, PAUSED = "Progressing", "Paused"
+SUCCEEDED, ROLLED_BACK, ABORTED = "Succeeded", "RolledBack", "Aborted"
+ACTIVE = (PROGRESSING, PAUSED)
+DeploymentKey = tuple[str, str]  # (environment, name)
+State = agent_pb2.WorkerState
+CHECK_INTERVAL_S = 0.5
+
+
+class RolloutError(Exception):
+    """A control action that does not apply (nothing to pause, nothing to undo)."""
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    """What the rest of the flow needs: the tracks to run instead of the policy's (None = the
+    policy's own), the version stable traffic goes to, and the rollout to show."""
+
+    tracks: tuple[Track, ...] | None
+    serving_version: str
+    rollout: Rollout | None
+
+
+@dataclass
+class _Step:
+    started: float
+    canary: TrafficTotals
+    stable: TrafficTotals
+
+
+@dataclass
+class RolloutController:
+    store: Store
+    clock: Callable[[], float] = time.monotonic
+    _latest: dict[DeploymentKey, Rollout] = field(default_factory=dict)
+    _stable: dict[DeploymentKey, str] = field(default_factory=dict)
+    _steps: dict[DeploymentKey, _Step] = field(default_factory=dict)
+    views: dict[DeploymentKey, RolloutView] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._latest = latest_rollouts(self.store)
+
+    # -- the reconciler's call --------------------------------------------------------------
+
+    def update(
+        self,
+        deployments: Sequence[Deployment],
+        placements: Mapping[DeploymentKey, Sequence[str]],
+        reports: Mapping[str, agent_pb2.AgentReport],
+    ) -> dict[DeploymentKey, RolloutView]:
+        views = {}
+        for dep in deployments:
+            key = (dep.spec.environment, dep.metadata.name)
+            try:
+                views[key] = self._update_one(dep, placements.get(key, ()), reports)
+            except Exception:  # one deployment's rollout must not stop the others'
+                log.exception("rollout of %s failed to update", key)
+        gone = set(self._stable) - set(views)
+        for key in gone:
+            self._stable.pop(key, None)
+            self._steps.pop(key, None)
+            self._latest.pop(key, None)
+        self.views = views
+        return views
+
+    def _update_one(
+        self,
+        dep: Deployment,
+        regions: Sequence[str],
+        reports: Mapping[str, agent_pb2.AgentReport],
+    ) -> RolloutView:
+        key = (dep.spec.environment, dep.metadata.name)
+        target = dep.spec.version
+        rec = self._latest.get(key)
+        stable = self._stable.setdefault(key, _stable_of(rec) if rec else target)
+        if rec is not None and rec.phase in ACTIVE and rec.to_version != target:
+            rec = self._finish(rec, ABORTED, f"superseded by version '{target}'")
+            stable = rec.from_version
+        if rec is not None and rec.phase in (ROLLED_BACK, ABORTED) and rec.to_version == target:
+            # The deployment still names the version that was rolled back: stay on the stable
+            # one until it names another (or `rollout undo` sets it back).
+            return RolloutView((Track("", rec.from_version, 100),), rec.from_version, rec)
+        if (rec is None or rec.phase not in ACTIVE) and target != stable:
+            rec = self._start(dep, stable, target)
+        if rec is None or rec.phase not in ACTIVE:
+            self._stable[key] = target
+            return RolloutView(None, target, rec)
+        if rec.strategy != CANARY:
+            return self._immediate(key, rec, regions, reports)
+        return self._canary(dep, key, rec, regions, reports)
+
+    def _immediate(
+        self,
+        key: DeploymentKey,
+        rec: Rollout,
+        regions: Sequence[str],
+        reports: Mapping[str, agent_pb2.AgentReport],
+    ) -> RolloutView:
+        if regions and all(
+            _serving(reports.get(r), key, "", rec.to_version)
+            and not _still_running(reports.get(r), key, rec.from_version)
+            for r in regions
+            if _runs_here(reports.get(r), key)
+        ):
+            rec = self._finish(rec, SUCCEEDED, "every region serves the new version")
+        return RolloutView(None, rec.to_version, rec)
+
+    def _canary(
+        self,
+        dep: Deployment,
+        key: DeploymentKey,
+        rec: Rollout,
+        regions: Sequence[str],
+        reports: Mapping[str, agent_pb2.AgentReport],
+    ) -> RolloutView:
+        settings = rollout_settings(dep.spec)
+        stable, target = rec.from_version, rec.to_version
+        weight, duration = settings.steps[min(rec.step, len(settings.steps) - 1)]
+        tracks = (Track("", target, weight), Track(stable, stable, 100 - weight))
+        view = RolloutView(tracks, stable, rec)
+        if rec.phase == PAUSED:
+            self._steps.pop(key, None)  # resuming restarts the step on fresh figures
+            return view
+        ready = bool(regions) and all(
+            _serving(reports.get(r), key, "", target)
+            and _serving(reports.get(r), key, stable, stable)
+            for r in regions
+            if _runs_here(reports.get(r), key)
+        )
+        if not ready:
+            return view
+        canary_now = _traffic(reports, key, "")
+        stable_now = _traffic(reports, key, stable)
+        step = self._steps.get(key)
+        now = self.clock()
+        if step is None:
+            self._steps[key] = _Step(now, canary_now, stable_now)
+            return view
+        canary, stable_window = canary_now.since(step.canary), stable_now.since(step.stable)
+        verdict = judge(canary, stable_window, settings)
+        over = now - step.started >= duration
+        if not verdict.failed and not over:
+            return view
+        analysis = StepAnalysis(
+            step=rec.step,
+            weight=weight,
+            canary_requests=canary.requests,
+            canary_errors=canary.errors,
+            canary_p99_ms=p99_ms(canary),
+            stable_requests=stable_window.requests,
+            stable_errors=stable_window.errors,
+            stable_p99_ms=p99_ms(stable_window),
+            verdict=verdict.text,
+        )
+        rec = _copy(rec)
+        rec.analyses.append(analysis)
+        self._steps.pop(key, None)
+        if verdict.failed:
+            rec = self._finish(rec, ROLLED_BACK, f"step {rec.step + 1} ({weight}%) {verdict.text}")
+            return RolloutView((Track("", stable, 100),), stable, rec)
+        rec.step += 1
+        if rec.step >= len(settings.steps):
+            rec = self._finish(rec, SUCCEEDED, f"all {len(settings.steps)} steps passed")
+            return RolloutView(None, target, rec)
+        rec.weight = settings.steps[rec.step][0]
+        rec = self._save(rec)
+        next_weight = rec.weight
+        return RolloutView(
+            (Track("", target, next_weight), Track(stable, stable, 100 - next_weight)), stable, rec
+        )
+
+    def next_check_s(self) -> float | None:
+        """While a rollout progresses its step timer and analysis need a look every so often."""
+        active = any(r.phase == PROGRESSING for r in self._latest.values())
+        return CHECK_INTERVAL_S if active else None
+
+    # -- API actions --------------------------------------------------------------------------
+
+    def history(self, environment: str, name: str) -> list[Rollout]:
+        return list_rollouts(self.store, environment, name)
+
+    def control(self, dep: Deployment, action: str) -> Rollout:
+        """pause / resume / abort the current rollout; `undo` is done by the API (it changes
+        the deployment's version), after `undo_target` said which."""
+        key = (dep.spec.environment, dep.metadata.name)
+        rec = self._latest.get(key)
+        if rec is None or rec.phase not in ACTIVE:
+            state = f"its last one is {rec.phase}" if rec else "it has none"
+            raise RolloutError(
+                f"deployment '{dep.metadata.name}' has no rollout in progress to {action} ({state})"
+            )
+        if action == "pause":
+            if rec.phase == PAUSED:
+                return rec
+            rec = _copy(rec)
+            rec.phase = PAUSED
+            return self._save(rec)
+        if action == "resume":
+            if rec.phase == PROGRESSING:
+                return rec
+            rec = _copy(rec)
+            rec.phase = PROGRESSING
+            return self._save(rec)
+        if action == "abort":
+            self._steps.pop(key, None)
+            return self._finish(rec, ABORTED, "aborted by `meshline rollout abort`")
+        raise RolloutError(f"unknown rollout action '{action}' (pause, resume, abort, undo)")
+
+    def undo_target(self, dep: Deployment) -> str:
+        """The version before the deployment's last rollout."""
+        key = (dep.spec.environment, dep.metadata.name)
+        rec = self._latest.get(key)
+        if rec is None:
+            raise RolloutError(f"deployment '{dep.metadata.name}' has no rollout to undo")
+        if rec.phase in ACTIVE:
+            raise RolloutError(
+                f"deployment '{dep.metadata.name}' has a rollout in progress "
+                f"({rec.from_version} → {rec.to_version}); abort it instead"
+            )
+        # After a success: back to the version before it. After a rollback: the deployment
+        # still names the refused version, and setting the stable one ends the refusal.
+        return rec.from_version
+
+    # -- records --------------------------------------------------------------------------------
+
+    def _start(self, dep: Deployment, stable: str, target: str) -> Rollout:
+        settings = rollout_settings(dep.spec)
+        rec = Rollout(
+            environment=dep.spec.environment,
+            deployment=dep.metadata.name,
+            from_version=stable,
+            to_version=target,
+            strategy=settings.strategy,
+            phase=PROGRESSING,
+            weight=settings.steps[0][0] if settings.strategy == CANARY else 100,
+        )
+        log.info(
+            "rollout of %s/%s: %s → %s (%s)",
+            rec.environment,
+            rec.deployment,
+            stable,
+            target,
+            settings.strategy,
+        )
+        return self._save(rec)
+
+    def _finish(self, rec: Rollout, phase: str, reason: str) -> Rollout:
+        done = _copy(rec)
+        done.phase = phase
+        done.reason = reason
+        if phase == SUCCEEDED:
+            done.weight = 100
+        key = (rec.environment, rec.deployment)
+        self._stable[key] = rec.to_version if phase == SUCCEEDED else rec.from_version
+        log.info("rollout of %s/%s %s: %s", rec.environment, rec.deployment, phase, reason)
+        return self._save(done)
+
+    def _save(self, rec: Rollout) -> Rollout:
+        saved = save_rollout(self.store, rec)
+        self._latest[(saved.environment, saved.deployment)] = saved
+        return saved
+
+
+def _copy(rec: Rollout) -> Rollout:
+    out = Rollout()
+    out.CopyFrom(rec)
+    return out
+
+
+def _stable_of(rec: Rollout) -> str:
+    return rec.to_version if rec.phase == SUCCEEDED else rec.from_version
+
+
+def _workers(
+    report: agent_pb2.AgentReport | None, key: DeploymentKey
+) -> list[agent_pb2.WorkerReport]:
+    if report is None:
+        return []
+    environment, name = key
+    return [w for w in report.workers if (w.environment, w.deployment) == (environment, name)]
+
+
+def _runs_here(report: agent_pb2.AgentReport | None, key: DeploymentKey) -> bool:
+    """The region has workers of the deployment (one scaled to zero has nothing to replace)."""
+    return bool(_workers(report, key))
+
+
+def _serving(
+    report: agent_pb2.AgentReport | None, key: DeploymentKey, track: str, version: str
+) -> bool:
+    return any(
+        w.track == track
+        and w.version == version
+        and w.state == State.WORKER_STATE_HEALTHY
+        and w.gateway_routable
+        for w in _workers(report, key)
+    )
+
+
+def _still_running(report: agent_pb2.AgentReport | None, key: DeploymentKey, version: str) -> bool:
+    return any(
+        w.version == version and w.state != State.WORKER_STATE_DRAINING
+        for w in _workers(report, key)
+    )
+
+
+def _traffic(
+    reports: Mapping[str, agent_pb2.AgentReport], key: DeploymentKey, track: str
+) -> TrafficTotals:
+    """One track's traffic summed over every region's gateway (each request counts once, at
+    the gateway it entered)."""
+    environment, name = key
+    base = backend_key(f"{name}.{environment}", track)
+    wanted = {cluster_name_grpc(base), cluster_name_http(base)}
+    return total(
+        TrafficTotals(t.requests, t.errors, tuple((b.upper_ms, b.count) for b in t.latency))
+        for report in reports.values()
+        for t in report.traffic
+        if t.cluster in wanted
+    )
