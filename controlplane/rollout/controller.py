@@ -146,21 +146,22 @@ class RolloutController:
         settings = rollout_settings(dep.spec)
         stable, target = rec.from_version, rec.to_version
         weight, duration = settings.steps[min(rec.step, len(settings.steps) - 1)]
-        tracks = (Track("", target, weight), Track(stable, stable, 100 - weight))
-        view = RolloutView(tracks, stable, rec)
+        # The stable version keeps the deployment's own track (its workers stay where they
+        # are); the canary runs on a track of its own, named by its version, and gets its share
+        # only once it serves in every region (make-before-break).
+        ready = bool(regions) and all(
+            _serving(report, key, target, target) and _serving(report, key, "", stable)
+            for report in (reports.get(r) for r in regions)
+            if _runs_here(report, key)
+        )
+        view = RolloutView(_canary_tracks(stable, target, weight if ready else 0), stable, rec)
         if rec.phase == PAUSED:
             self._steps.pop(key, None)  # resuming restarts the step on fresh figures
             return view
-        ready = bool(regions) and all(
-            _serving(reports.get(r), key, "", target)
-            and _serving(reports.get(r), key, stable, stable)
-            for r in regions
-            if _runs_here(reports.get(r), key)
-        )
         if not ready:
             return view
-        canary_now = _traffic(reports, key, "")
-        stable_now = _traffic(reports, key, stable)
+        canary_now = _traffic(reports, key, target)
+        stable_now = _traffic(reports, key, "")
         step = self._steps.get(key)
         now = self.clock()
         if step is None:
@@ -194,10 +195,7 @@ class RolloutController:
             return RolloutView(None, target, rec)
         rec.weight = settings.steps[rec.step][0]
         rec = self._save(rec)
-        next_weight = rec.weight
-        return RolloutView(
-            (Track("", target, next_weight), Track(stable, stable, 100 - next_weight)), stable, rec
-        )
+        return RolloutView(_canary_tracks(stable, target, rec.weight), stable, rec)
 
     def next_check_s(self) -> float | None:
         """While a rollout progresses its step timer and analysis need a look every so often."""
@@ -289,6 +287,10 @@ class RolloutController:
         saved = save_rollout(self.store, rec)
         self._latest[(saved.environment, saved.deployment)] = saved
         return saved
+
+
+def _canary_tracks(stable: str, target: str, share: int) -> tuple[Track, ...]:
+    return (Track("", stable, 100 - share), Track(target, target, share))
 
 
 def _copy(rec: Rollout) -> Rollout:

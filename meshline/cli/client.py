@@ -57,6 +57,10 @@ class ApiClient:
     def regions(self) -> api_pb2_grpc.RegionServiceStub:
         return api_pb2_grpc.RegionServiceStub(self.channel)
 
+    @property
+    def rollouts(self) -> api_pb2_grpc.RolloutServiceStub:
+        return api_pb2_grpc.RolloutServiceStub(self.channel)
+
 
 @contextmanager
 def api_client(address: str) -> Iterator[ApiClient]:

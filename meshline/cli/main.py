@@ -14,7 +14,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from meshline.cli import lifecycle, render
+from meshline.cli import lifecycle, render, rollout
 from meshline.cli.client import (
     DEFAULT_STATE_DIR,
     ApiClient,
@@ -33,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(rollout.app, name="rollout")
 app.command()(lifecycle.deactivate)
 app.command()(lifecycle.activate)
 # Not a terminal (pipes, CI): do not squeeze tables into 80 columns.

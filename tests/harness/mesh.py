@@ -48,6 +48,10 @@ class Mesh:
         return api_pb2_grpc.DeploymentServiceStub(self._channel())
 
     @property
+    def rollouts(self) -> api_pb2_grpc.RolloutServiceStub:
+        return api_pb2_grpc.RolloutServiceStub(self._channel())
+
+    @property
     def regions_api(self) -> api_pb2_grpc.RegionServiceStub:
         return api_pb2_grpc.RegionServiceStub(self._channel())
 

@@ -302,6 +302,9 @@ class Supervisor:
                     continue
                 log.info("worker %s moves from %s to %s", worker.worker_id, worker.key, key)
                 worker.workload = workload
+                # Its track's clusters are other ones: it serves there only once the gateway
+                # says so, and until then it must not let the track's old workers drain.
+                worker.gateway_routable = False
                 have += 1
                 changed = True
         return changed

@@ -64,10 +64,13 @@ def build_mlp(path: Path, seed: int = 0) -> Path:
         warnings.simplefilter("ignore", DeprecationWarning)
         traced = torch.jit.trace(model, torch.zeros(1, INPUT_SIZE))
         torch.jit.save(traced, buffer)
-    path = Path(path)
+    return _write_atomically(Path(path), buffer.getvalue())
+
+
+def _write_atomically(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(buffer.getvalue())
+    partial.write_bytes(data)
     os.replace(partial, path)  # readers never see a half-written model
     return path
 
@@ -103,14 +106,37 @@ def build_slow_mlp(path: Path, seed: int = 0, rounds: int = 40) -> Path:
         model = SlowMLP(rounds).eval()
     finally:
         torch.random.set_rng_state(state)
+    return _save_scripted(model, path)
+
+
+class FaultyMLP(nn.Module):
+    """The MLP, except that it fails on every input that is not all zeros: a broken release
+    that still passes the worker's start-up check (a pass on zeros)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp = MLP()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if bool(x.abs().max() > 0.0):
+            raise RuntimeError("faulty model: refuses every non-zero input")
+        return self.mlp(x)
+
+
+def build_faulty_mlp(path: Path, seed: int = 0) -> Path:
+    """A version that starts fine and fails every real request (for rollback tests)."""
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        model = FaultyMLP().eval()
+    finally:
+        torch.random.set_rng_state(state)
+    return _save_scripted(model, path)
+
+
+def _save_scripted(model: nn.Module, path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        scripted = torch.jit.script(model)
         buffer = io.BytesIO()
-        torch.jit.save(scripted, buffer)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(buffer.getvalue())
-    os.replace(partial, path)
-    return path
+        torch.jit.save(torch.jit.script(model), buffer)
+    return _write_atomically(Path(path), buffer.getvalue())

@@ -1,0 +1,214 @@
+"""The rollout state machine on a real store, with agent reports as its input and a fake clock
+(time is an input here): canary steps, make-before-break weights, analysis, rollback, the
+history, pause/resume/abort and undo."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controlplane.rollout import RolloutController, RolloutError
+from controlplane.store import Store
+from controlplane.store.rollouts import list_rollouts
+from meshline.v1 import agent_pb2
+from meshline.v1.resources_pb2 import CanaryStep, Deployment
+
+S = agent_pb2.WorkerState
+KEY = ("production", "fraud")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "store.db") as s:
+        yield s
+
+
+def deployment(version: str, strategy: str = "canary", steps: int = 2) -> Deployment:
+    dep = Deployment()
+    dep.metadata.name = "fraud"
+    dep.spec.environment = "production"
+    dep.spec.model = "m"
+    dep.spec.version = version
+    dep.spec.rollout.strategy = strategy
+    if strategy == "canary":
+        dep.spec.rollout.steps.extend(
+            CanaryStep(weight=w, duration=10) for w in (25, 50, 75)[:steps]
+        )
+        dep.spec.rollout.analysis.min_requests = 10
+    return dep
+
+
+def worker(track: str, version: str, wid: str, serving: bool = True) -> agent_pb2.WorkerReport:
+    return agent_pb2.WorkerReport(
+        worker_id=wid,
+        deployment="fraud",
+        environment="production",
+        track=track,
+        version=version,
+        state=S.WORKER_STATE_HEALTHY if serving else S.WORKER_STATE_STARTING,
+        gateway_routable=serving,
+    )
+
+
+def traffic(
+    cluster: str, requests: int, errors: int = 0, slow: bool = False
+) -> agent_pb2.ClusterTraffic:
+    fast = [(1.0, requests), (5.0, requests), (100.0, requests)]
+    slow_buckets = [(1.0, 0), (5.0, 0), (100.0, requests)]
+    return agent_pb2.ClusterTraffic(
+        cluster=cluster,
+        requests=requests,
+        errors=errors,
+        latency=[
+            agent_pb2.LatencyBucket(upper_ms=b, count=c)
+            for b, c in (slow_buckets if slow else fast)
+        ],
+    )
+
+
+def report(
+    *workers: agent_pb2.WorkerReport,
+    canary: tuple[int, int] = (0, 0),
+    stable: tuple[int, int] = (0, 0),
+    slow: bool = False,
+) -> dict[str, agent_pb2.AgentReport]:
+    return {
+        "eu": agent_pb2.AgentReport(
+            workers=list(workers),
+            traffic=[
+                traffic("fraud.production@v2.grpc", *canary, slow=slow),
+                traffic("fraud.production.grpc", *stable),
+            ],
+        )
+    }
+
+
+PLACED = {KEY: ("eu",)}
+
+
+def test_first_sight_is_no_rollout_and_a_version_change_starts_one(store: Store) -> None:
+    rollouts = RolloutController(store, Clock())
+    view = rollouts.update([deployment("v1")], PLACED, report(worker("", "v1", "a")))[KEY]
+    assert view.tracks is None and view.rollout is None and view.serving_version == "v1"
+    view = rollouts.update([deployment("v2")], PLACED, report(worker("", "v1", "a")))[KEY]
+    assert view.rollout is not None and view.rollout.phase == "Progressing"
+    assert (view.rollout.from_version, view.rollout.to_version) == ("v1", "v2")
+    # The canary starts at weight 0 until it serves: no request meets a cold canary.
+    assert [(t.name, t.version, t.weight) for t in view.tracks or ()] == [
+        ("", "v1", 100),
+        ("v2", "v2", 0),
+    ]
+
+
+def test_a_good_canary_passes_every_step_and_succeeds(store: Store) -> None:
+    clock = Clock()
+    rollouts = RolloutController(store, clock)
+    rollouts.update([deployment("v1")], PLACED, report(worker("", "v1", "a")))
+    both = (worker("v2", "v2", "b"), worker("", "v1", "a"))
+    rollouts.update([deployment("v2")], PLACED, report(*both))
+    view = rollouts.update([deployment("v2")], PLACED, report(*both, canary=(0, 0), stable=(0, 0)))[
+        KEY
+    ]
+    assert [(t.name, t.weight) for t in view.tracks or ()] == [("", 75), ("v2", 25)]
+    clock.now += 11
+    view = rollouts.update(
+        [deployment("v2")], PLACED, report(*both, canary=(30, 0), stable=(90, 0))
+    )[KEY]
+    assert view.rollout is not None and view.rollout.step == 1 and view.rollout.weight == 50
+    assert view.rollout.analyses[0].verdict.startswith("passed")
+    rollouts.update([deployment("v2")], PLACED, report(*both, canary=(30, 0), stable=(90, 0)))
+    clock.now += 11
+    view = rollouts.update(
+        [deployment("v2")], PLACED, report(*both, canary=(80, 0), stable=(140, 0))
+    )[KEY]
+    assert view.rollout is not None and view.rollout.phase == "Succeeded"
+    assert view.tracks is None and view.serving_version == "v2"
+    assert [r.phase for r in list_rollouts(store, *KEY)] == ["Succeeded"]
+
+
+def test_a_canary_that_fails_requests_rolls_back_at_once(store: Store) -> None:
+    clock = Clock()
+    rollouts = RolloutController(store, clock)
+    rollouts.update([deployment("v1")], PLACED, report(worker("", "v1", "a")))
+    both = (worker("v2", "v2", "b"), worker("", "v1", "a"))
+    rollouts.update([deployment("v2")], PLACED, report(*both))
+    rollouts.update([deployment("v2")], PLACED, report(*both))
+    clock.now += 1  # well inside the step: enough requests, and clearly worse
+    view = rollouts.update(
+        [deployment("v2")], PLACED, report(*both, canary=(20, 8), stable=(60, 0))
+    )[KEY]
+    rollout = view.rollout
+    assert rollout is not None and rollout.phase == "RolledBack"
+    assert "canary error rate 40.0% vs stable 0.0%" in rollout.reason
+    assert [(t.name, t.version, t.weight) for t in view.tracks or ()] == [("", "v1", 100)]
+    # Still naming v2: stays on v1, no new rollout.
+    view = rollouts.update([deployment("v2")], PLACED, report(*both))[KEY]
+    assert view.serving_version == "v1" and len(list_rollouts(store, *KEY)) == 1
+    # Undo points back at v1; setting it ends the refusal without a rollout.
+    assert rollouts.undo_target(deployment("v2")) == "v1"
+    view = rollouts.update([deployment("v1")], PLACED, report(worker("", "v1", "a")))[KEY]
+    assert view.tracks is None and view.serving_version == "v1"
+
+
+def test_a_much_slower_canary_rolls_back(store: Store) -> None:
+    clock = Clock()
+    rollouts = RolloutController(store, clock)
+    rollouts.update([deployment("v1")], PLACED, report(worker("", "v1", "a")))
+    both = (worker("v2", "v2", "b"), worker("", "v1", "a"))
+    rollouts.update([deployment("v2")], PLACED, report(*both))
+    rollouts.update([deployment("v2")], PLACED, report(*both))
+    clock.now += 2
+    view = rollouts.update(
+        [deployment("v2")], PLACED, report(*both, canary=(20, 0), stable=(60, 0), slow=True)
+    )[KEY]
+    assert view.rollout is not None and view.rollout.phase == "RolledBack"
+    assert "p99 latency 100 ms vs stable 1 ms" in view.rollout.reason
+
+
+def test_pause_resume_abort_and_errors(store: Store) -> None:
+    rollouts = RolloutController(store, Clock())
+    rollouts.update([deployment("v1")], PLACED, report(worker("", "v1", "a")))
+    with pytest.raises(RolloutError, match="has no rollout in progress to pause"):
+        rollouts.control(deployment("v1"), "pause")
+    rollouts.update([deployment("v2")], PLACED, report(worker("", "v1", "a")))
+    assert rollouts.control(deployment("v2"), "pause").phase == "Paused"
+    assert rollouts.control(deployment("v2"), "resume").phase == "Progressing"
+    with pytest.raises(RolloutError, match="in progress"):
+        rollouts.undo_target(deployment("v2"))
+    aborted = rollouts.control(deployment("v2"), "abort")
+    assert aborted.phase == "Aborted"
+    view = rollouts.update([deployment("v2")], PLACED, report(worker("", "v1", "a")))[KEY]
+    assert view.serving_version == "v1"
+
+
+def test_immediate_succeeds_once_every_region_serves_only_the_new_version(store: Store) -> None:
+    rollouts = RolloutController(store, Clock())
+    dep = deployment("v1", strategy="immediate")
+    rollouts.update([dep], PLACED, report(worker("", "v1", "a")))
+    dep2 = deployment("v2", strategy="immediate")
+    view = rollouts.update([dep2], PLACED, report(worker("", "v1", "a"), worker("", "v2", "b")))[
+        KEY
+    ]
+    assert view.rollout is not None and view.rollout.phase == "Progressing" and view.tracks is None
+    view = rollouts.update([dep2], PLACED, report(worker("", "v2", "b")))[KEY]
+    assert view.rollout is not None and view.rollout.phase == "Succeeded"
+
+
+def test_history_survives_a_restart(store: Store) -> None:
+    rollouts = RolloutController(store, Clock())
+    rollouts.update([deployment("v1")], PLACED, report(worker("", "v1", "a")))
+    rollouts.update([deployment("v2")], PLACED, report(worker("", "v1", "a")))
+    again = RolloutController(store, Clock())
+    view = again.update([deployment("v2")], PLACED, report(worker("", "v1", "a")))[KEY]
+    assert view.rollout is not None and view.rollout.phase == "Progressing"
+    assert len(list_rollouts(store, *KEY)) == 1
