@@ -126,11 +126,17 @@ class RolloutController:
         regions: Sequence[str],
         reports: Mapping[str, agent_pb2.AgentReport],
     ) -> RolloutView:
-        if regions and all(
-            _serving(reports.get(r), key, "", rec.to_version)
-            and not _still_running(reports.get(r), key, rec.from_version)
-            for r in regions
-            if _runs_here(reports.get(r), key)
+        # Every placed region's agent must confirm (one without workers, scaled to zero, has
+        # nothing to replace); without a report nothing is confirmed.
+        if (
+            regions
+            and all(r in reports for r in regions)
+            and all(
+                _serving(reports.get(r), key, "", rec.to_version)
+                and not _still_running(reports.get(r), key, rec.from_version)
+                for r in regions
+                if _runs_here(reports.get(r), key)
+            )
         ):
             rec = self._finish(rec, SUCCEEDED, "every region serves the new version")
         return RolloutView(None, rec.to_version, rec)
@@ -149,10 +155,14 @@ class RolloutController:
         # The stable version keeps the deployment's own track (its workers stay where they
         # are); the canary runs on a track of its own, named by its version, and gets its share
         # only once it serves in every region (make-before-break).
-        ready = bool(regions) and all(
-            _serving(report, key, target, target) and _serving(report, key, "", stable)
-            for report in (reports.get(r) for r in regions)
-            if _runs_here(report, key)
+        ready = (
+            bool(regions)
+            and all(r in reports for r in regions)
+            and all(
+                _serving(report, key, target, target) and _serving(report, key, "", stable)
+                for report in (reports.get(r) for r in regions)
+                if _runs_here(report, key)
+            )
         )
         view = RolloutView(_canary_tracks(stable, target, weight if ready else 0), stable, rec)
         if rec.phase == PAUSED:
@@ -216,6 +226,11 @@ class RolloutController:
             state = f"its last one is {rec.phase}" if rec else "it has none"
             raise RolloutError(
                 f"deployment '{dep.metadata.name}' has no rollout in progress to {action} ({state})"
+            )
+        if action in ("pause", "resume") and rec.strategy != CANARY:
+            raise RolloutError(
+                f"the rollout of '{dep.metadata.name}' is immediate: it has no steps to "
+                f"{action} (abort it to go back to '{rec.from_version}')"
             )
         if action == "pause":
             if rec.phase == PAUSED:

@@ -242,3 +242,39 @@ def test_deactivate_and_activate_keep_the_configuration(
     assert missing.returncode == 1 and "nope" in missing.stderr
     assert meshline(address, "delete", "deployment", "pausable").returncode == 0
     assert meshline(address, "delete", "model", "pausable").returncode == 0
+
+
+def test_rollout_status_history_and_control(address: str, model: Path, tmp_path: Path) -> None:
+    file = tmp_path / "app.yaml"
+    file.write_text(_docs(model, "rolling"))
+    assert meshline(address, "apply", "-f", str(file)).returncode == 0
+    none = meshline(address, "rollout", "status", "rolling")
+    assert none.returncode == 0 and "has had no rollout" in none.stdout
+    # A second version: an immediate rollout starts; no agent runs region eu, so it waits.
+    two = (
+        _docs(model, "rolling")
+        .replace(
+            "    - name: v1\n",
+            "    - name: v2\n      runtime: torch\n      path: "
+            f"{model}\n      signature:\n        inputs: [{{name: input, datatype: FP32, "
+            "shape: [-1, 784]}]\n        outputs: [{name: output, datatype: FP32, shape: [-1, "
+            "10]}]\n    - name: v1\n",
+        )
+        .replace("  version: v1", "  version: v2")
+    )
+    file.write_text(two)
+    assert meshline(address, "apply", "-f", str(file)).returncode == 0
+    status = meshline(address, "rollout", "status", "rolling")
+    assert "rollout #1 v1 → v2 (immediate): Progressing" in status.stdout, status.stdout
+    refused = meshline(address, "rollout", "pause", "rolling")
+    assert refused.returncode == 1 and "is immediate: it has no steps to pause" in refused.stderr
+    aborted = meshline(address, "rollout", "abort", "rolling")
+    assert aborted.returncode == 0 and "Aborted" in aborted.stdout
+    undone = meshline(address, "rollout", "undo", "rolling")
+    assert undone.returncode == 0 and "version set back to 'v1'" in undone.stdout
+    got = yaml.safe_load(meshline(address, "get", "deployment", "rolling", "-o", "yaml").stdout)
+    assert got["spec"]["version"] == "v1"
+    again = meshline(address, "rollout", "undo", "rolling")
+    assert again.returncode == 0  # after an abort, undo names the stable version again
+    assert meshline(address, "delete", "deployment", "rolling").returncode == 0
+    assert meshline(address, "delete", "model", "rolling").returncode == 0

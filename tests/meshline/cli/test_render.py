@@ -36,8 +36,7 @@ def test_scaled_to_zero_held_requests_and_cold_starts_are_shown() -> None:
         ),
     )  # fmt: skip
     assert _regions_cell(dep) == (
-        "eu: scaled to zero, 2 cold starts (last 1.8s), "
-        "us: 0/1 healthy, 3 held (cold start)"
+        "eu: scaled to zero, 2 cold starts (last 1.8s), us: 0/1 healthy, 3 held (cold start)"
     )
 
 

@@ -1,5 +1,5 @@
-"""Apply-time checks of `scaling`: impossible bounds are errors naming the field; good ones
-reach the autoscaler's settings and reserve only min_replicas of region capacity."""
+"""Apply-time checks of `scaling` and `rollout`: impossible settings are errors naming the field;
+good ones reach the autoscaler and the rollout controller as typed settings."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from controlplane.api import ApplyError, apply_resources, plan_apply
 from controlplane.policy.scaling import ScalingSettings
 from controlplane.store import Store
 from meshline.v1.api_pb2 import Resource
-from meshline.v1.resources_pb2 import ExternalEndpoint, ScalingSpec
+from meshline.v1.resources_pb2 import ExternalEndpoint, RolloutSpec, ScalingSpec
 from tests.controlplane.store.builders import deployment, environment, model, model_file, region
 
 
@@ -135,3 +135,65 @@ def test_min_replicas_beyond_a_regions_capacity_places_nowhere(
 ) -> None:
     errors = _errors(store, scaled(artifact, min_replicas=3, max_replicas=4))
     assert any("capacity (max_replicas 2" in e for e in errors), errors
+
+
+def with_rollout(artifact: Path, **fields: object) -> list[Resource]:
+    docs = [model("m", [("v1", artifact)]), deployment("d", "m", "v1")]
+    docs[1].deployment.spec.rollout.CopyFrom(json_format.ParseDict(fields, RolloutSpec()))
+    return docs
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"strategy": "blue-green"},
+            "spec.rollout.strategy: unknown strategy 'blue-green' (one of: immediate, canary)",
+        ),
+        (
+            {"steps": [{"weight": 10, "duration": 5}]},
+            "spec.rollout.steps: steps are for strategy canary",
+        ),
+        (
+            {"strategy": "canary", "steps": [{"weight": 50, "duration": 5}, {"weight": 20}]},
+            "spec.rollout.steps[1].weight: steps must grow: 20% after 50%",
+        ),
+        (
+            {"strategy": "canary", "steps": [{"weight": 0, "duration": 5}]},
+            "spec.rollout.steps[0].weight: must be between 1 and 100 percent, got 0",
+        ),
+        (
+            {"strategy": "canary", "steps": [{"weight": 10}]},
+            "spec.rollout.steps[0].duration: must be between 0 and 86400 seconds (exclusive "
+            "of 0), got 0",
+        ),
+        (
+            {"strategy": "canary", "analysis": {"max_latency_ratio": 0.5}},
+            "spec.rollout.analysis.max_latency_ratio: must be 0 (the default, 2) or at least 1, "
+            "got 0.5",
+        ),
+    ],
+)
+def test_impossible_rollouts_are_errors_naming_the_field(
+    store: Store, artifact: Path, fields: dict[str, object], expected: str
+) -> None:
+    assert expected in _errors(store, with_rollout(artifact, **fields))
+
+
+def test_a_canary_and_a_traffic_split_cannot_both_set_weights(store: Store, artifact: Path) -> None:
+    docs = with_rollout(artifact, strategy="canary")
+    split = docs[1].deployment.spec.policies.add()
+    split.traffic.split.add(version="v1", weight=100)
+    errors = _errors(store, docs)
+    assert any(
+        e.startswith("spec.rollout.strategy: a canary rollout sets the split") for e in errors
+    )
+
+
+def test_a_canary_without_steps_gets_the_default_ones(store: Store, artifact: Path) -> None:
+    from controlplane.rollout import rollout_settings
+
+    docs = with_rollout(artifact, strategy="canary")
+    plan_apply(docs, store.snapshot())
+    settings = rollout_settings(docs[1].deployment.spec)
+    assert settings.steps == ((10, 60.0), (50, 60.0))
