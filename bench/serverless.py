@@ -4,7 +4,7 @@
    Torch worker process and get its first answer (no meshline around it).
 2. Scale-up reaction: a step from idle to 6 closed-loop clients; when a second worker answers
    its first request, minus the bare worker start (target: within 3 s).
-3. Failed requests during a version change under a running client loop (target: 0).
+3. Failed requests during an immediate and a canary rollout under a client loop (target: 0).
 
 Writes the "Serverless" section of docs/benchmarks.md and prints the same table.
 """
@@ -130,28 +130,48 @@ def scale_up(mesh: Mesh, model_dir: dict[str, Path], load_s: float) -> Step:
         mesh.deployments.DeleteDeployment(api_pb2.DeleteDeploymentRequest(name="step"))
 
 
-def immediate_rollout(mesh: Mesh, model_dir: dict[str, Path]) -> tuple[int, int, float]:
-    """(failed, answered, seconds until every answer came from the new version's workers)."""
-    mesh.apply(deployment_yaml("roll", model_dir, "v1", ["eu"]))
+CANARY = "{strategy: canary, steps: [{weight: 20, duration: 4}, {weight: 60, duration: 4}]}"
+
+
+@dataclass
+class RolloutRun:
+    strategy: str
+    failed: int
+    answered: int
+    seconds: float  # apply → the rollout Succeeded
+    phase: str
+
+
+def rollout(mesh: Mesh, model_dir: dict[str, Path], strategy: str) -> RolloutRun:
+    """v1 → v2 under 4 closed-loop clients; failures counted over the whole change."""
+    name = f"roll-{strategy}"
+    extra = f"  rollout: {CANARY}\n" if strategy == "canary" else ""
+    mesh.apply(deployment_yaml(name, model_dir, "v1", ["eu"]) + extra)
     try:
-        mesh.wait_ready("roll", replicas=1)
+        mesh.wait_ready(name, replicas=1)
         gateway = mesh.gateway("eu")
-        with ClientLoop(gateway, "roll", BATCH, concurrency=4) as load:
+        with ClientLoop(gateway, name, BATCH, concurrency=4) as load:
             time.sleep(2.0)
-            old = {a.worker for a in load.answers}
             changed_at = time.monotonic()
-            mesh.apply(deployment_yaml("roll", model_dir, "v2", ["eu"]))
+            mesh.apply(deployment_yaml(name, model_dir, "v2", ["eu"]) + extra)
 
-            def moved() -> bool:
-                recent = [a for a in load.answers[-20:] if a.done > changed_at]
-                return bool(recent) and all(a.worker not in old for a in recent)
+            def finished() -> bool:
+                history = mesh.rollouts.ListRollouts(
+                    api_pb2.ListRolloutsRequest(name=name), timeout=10
+                ).rollouts
+                return bool(history) and history[0].phase not in ("Progressing", "Paused")
 
-            wait_until(moved, 120, "traffic on the new version")
-            moved_s = time.monotonic() - changed_at
+            wait_until(finished, 180, f"the {strategy} rollout to finish")
+            seconds = time.monotonic() - changed_at
             time.sleep(2.0)
-        return len(load.failures), load.ok, moved_s
+        phase = (
+            mesh.rollouts.ListRollouts(api_pb2.ListRolloutsRequest(name=name), timeout=10)
+            .rollouts[0]
+            .phase
+        )
+        return RolloutRun(strategy, len(load.failures), load.ok, seconds, phase)
     finally:
-        mesh.deployments.DeleteDeployment(api_pb2.DeleteDeploymentRequest(name="roll"))
+        mesh.deployments.DeleteDeployment(api_pb2.DeleteDeploymentRequest(name=name))
 
 
 def _ms(values: list[float]) -> str:
@@ -159,12 +179,15 @@ def _ms(values: list[float]) -> str:
 
 
 def render(
-    bare: list[float], cold: list[tuple[float, float]], step: Step, rollout: tuple[int, int, float]
+    bare: list[float], cold: list[tuple[float, float]], step: Step, rollouts: list[RolloutRun]
 ) -> str:
     first = [c[0] for c in cold]
     recorded = [c[1] for c in cold]
     bare_median = statistics.median(bare)
-    failed, answered, moved_s = rollout
+    rollout_rows = "\n".join(
+        f"| {r.strategy} | {r.failed} | {r.answered + r.failed} | {r.seconds:.1f} s | {r.phase} |"
+        for r in rollouts
+    )
 
     def ratio(values: list[float]) -> str:
         return f"{statistics.median(values) / bare_median:.2f}"
@@ -186,9 +209,13 @@ cores. Demo MLP (784→10), Torch worker.
 - Scale-up reaction minus the bare worker start: **{(step.reaction_s - bare_median) * 1000:.0f} ms**
   (target: within 3 s); {step.replicas} workers answered in the last second of the load;
   {step.failures} failed of {step.answers + step.failures} requests.
-- Immediate rollout (v1 → v2 under 4 closed-loop clients): **{failed} failed** of
-  {answered + failed} requests; every answer came from v2's workers {moved_s:.1f} s after the
-  apply (new worker start included).
+
+Rollouts v1 → v2 under 4 closed-loop clients (target: 0 failed requests; canary: 20 % then
+60 %, 4 s each, judged against the stable version):
+
+| strategy | failed | requests | apply → Succeeded | phase |
+|---|---:|---:|---:|---|
+{rollout_rows}
 
 Reading the figures. A cold start cannot be shorter than starting the worker and loading the
 model; what meshline adds is the wake-up (the activator's held request reaches the autoscaler
@@ -215,8 +242,8 @@ def main() -> None:
         with running_mesh(state, regions=("eu",)) as mesh:
             cold = cold_starts(mesh, models, args.rounds)
             step = scale_up(mesh, models, args.load)
-            rollout = immediate_rollout(mesh, models)
-    text = render(bare, cold, step, rollout)
+            rollouts = [rollout(mesh, models, s) for s in ("immediate", "canary")]
+    text = render(bare, cold, step, rollouts)
     print(text)
     if not args.no_write:
         write_section(text, args.report)
