@@ -35,6 +35,7 @@ ACTIVE = (PROGRESSING, PAUSED)
 DeploymentKey = tuple[str, str]  # (environment, name)
 State = agent_pb2.WorkerState
 CHECK_INTERVAL_S = 0.5
+PROGRESS_DEADLINE_S = 300.0
 
 
 class RolloutError(Exception):
@@ -65,6 +66,8 @@ class RolloutController:
     _latest: dict[DeploymentKey, Rollout] = field(default_factory=dict)
     _stable: dict[DeploymentKey, str] = field(default_factory=dict)
     _steps: dict[DeploymentKey, _Step] = field(default_factory=dict)
+    # Since when each rollout has waited for the new version to serve everywhere.
+    _waiting: dict[DeploymentKey, float] = field(default_factory=dict)
     views: dict[DeploymentKey, RolloutView] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,6 +93,7 @@ class RolloutController:
             self._stable.pop(key, None)
             self._steps.pop(key, None)
             self._latest.pop(key, None)
+            self._waiting.pop(key, None)
         self.views = views
         return views
 
@@ -138,8 +142,22 @@ class RolloutController:
                 if _runs_here(reports.get(r), key)
             )
         ):
+            self._waiting.pop(key, None)
             rec = self._finish(rec, SUCCEEDED, "every region serves the new version")
+            return RolloutView(None, rec.to_version, rec)
+        if self._past_deadline(key, rec):
+            rec = self._finish(rec, ROLLED_BACK, _never_served(rec, reports))
+            return RolloutView((Track("", rec.from_version, 100),), rec.from_version, rec)
         return RolloutView(None, rec.to_version, rec)
+
+    def _past_deadline(self, key: DeploymentKey, rec: Rollout) -> bool:
+        """The new version has had PROGRESS_DEADLINE_S to serve everywhere (Kubernetes'
+        progressDeadlineSeconds): a version that cannot start must not keep trying forever."""
+        since = self._waiting.setdefault(key, self.clock())
+        if self.clock() - since < PROGRESS_DEADLINE_S:
+            return False
+        self._waiting.pop(key, None)
+        return True
 
     def _canary(
         self,
@@ -169,7 +187,11 @@ class RolloutController:
             self._steps.pop(key, None)  # resuming restarts the step on fresh figures
             return view
         if not ready:
+            if self._past_deadline(key, rec):
+                rec = self._finish(rec, ROLLED_BACK, _never_served(rec, reports))
+                return RolloutView((Track("", stable, 100),), stable, rec)
             return view
+        self._waiting.pop(key, None)
         canary_now = _traffic(reports, key, target)
         stable_now = _traffic(reports, key, "")
         step = self._steps.get(key)
@@ -302,6 +324,24 @@ class RolloutController:
         saved = save_rollout(self.store, rec)
         self._latest[(saved.environment, saved.deployment)] = saved
         return saved
+
+
+def _never_served(rec: Rollout, reports: Mapping[str, agent_pb2.AgentReport]) -> str:
+    why = next(
+        (
+            f" (worker {w.worker_id}: {w.last_error})"
+            for report in reports.values()
+            for w in report.workers
+            if (w.environment, w.deployment, w.version)
+            == (rec.environment, rec.deployment, rec.to_version)
+            and w.last_error
+        ),
+        "",
+    )
+    return (
+        f"version '{rec.to_version}' did not serve in every region within "
+        f"{PROGRESS_DEADLINE_S:g} s{why}"
+    )
 
 
 def _canary_tracks(stable: str, target: str, share: int) -> tuple[Track, ...]:

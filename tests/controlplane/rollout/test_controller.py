@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.rollout import RolloutController, RolloutError
+from controlplane.rollout.controller import PROGRESS_DEADLINE_S
 from controlplane.store import Store
 from controlplane.store.rollouts import list_rollouts
 from meshline.v1 import agent_pb2
@@ -212,3 +213,18 @@ def test_history_survives_a_restart(store: Store) -> None:
     view = again.update([deployment("v2")], PLACED, report(worker("", "v1", "a")))[KEY]
     assert view.rollout is not None and view.rollout.phase == "Progressing"
     assert len(list_rollouts(store, *KEY)) == 1
+
+
+def test_a_version_that_never_serves_is_rolled_back_after_the_deadline(store: Store) -> None:
+    clock = Clock()
+    rollouts = RolloutController(store, clock)
+    rollouts.update([deployment("v1")], PLACED, report(worker("", "v1", "a")))
+    broken = worker("v2", "v2", "b", serving=False)
+    broken.last_error = "exited with code 1 after 0.3s: bad model file"
+    rollouts.update([deployment("v2")], PLACED, report(broken, worker("", "v1", "a")))
+    clock.now += PROGRESS_DEADLINE_S + 1
+    view = rollouts.update([deployment("v2")], PLACED, report(broken, worker("", "v1", "a")))[KEY]
+    assert view.rollout is not None and view.rollout.phase == "RolledBack"
+    assert "did not serve in every region within 300 s" in view.rollout.reason
+    assert "bad model file" in view.rollout.reason
+    assert view.serving_version == "v1"
