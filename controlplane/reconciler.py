@@ -28,6 +28,7 @@ from controlplane.ir.model import DeploymentRoute, Endpoint, NetworkIR
 from controlplane.offload import COOLDOWN_S as OFFLOAD_COOLDOWN_S
 from controlplane.offload import OffloadController
 from controlplane.policy import ResolvedDeployment, resolve_network
+from controlplane.policy.scaling import DEFAULT_COLD_START_TIMEOUT_S
 from controlplane.policy.settings import Track
 from controlplane.rollout import RolloutController, RolloutView
 from controlplane.store import Store, StoreSnapshot
@@ -36,6 +37,7 @@ from controlplane.translate.endpoints import host_health
 from controlplane.translate.names import (
     backend_key,
     cluster_name_grpc,
+    cluster_name_http,
     deployment_key_of_cluster,
 )
 from controlplane.xds import CLUSTER, ENDPOINT
@@ -120,6 +122,15 @@ def plan_network(
         if tracks and key in tracks:
             resolved = replace(resolved, tracks=tracks[key])
         versions = {v.name: v for v in models[resolved.model].spec.versions}
+        missing = [t.version for t in resolved.tracks if t.version not in versions]
+        if missing:
+            # E.g. the version a rollout serves was removed from the model: this deployment
+            # fails with the reason, the rest of the network is still configured.
+            state.placement_errors[key] = (
+                f"model '{resolved.model}' has no version '{missing[0]}' any more, which this "
+                "deployment still serves (re-add it, or set the deployment's version)"
+            )
+            continue
         state.placements[key] = resolved.placement.regions
         state.resolved[key] = resolved
         revisions = state.revisions.setdefault(key, {})
@@ -256,17 +267,19 @@ class Reconciler:
                 log.exception("cannot update the agent of region %s", region)
         if self.activator is not None:
             self.activator.update(
-                lambda gateway, key: _ready(gateway, key, signals, sessions, network),
+                lambda gateway, key: _ready(gateway, key, signals, sessions),
                 {
                     k: scale.problem or signals.get(k, LoadSignal()).problem
                     for k, scale in plan.state.scales.items()
                 },
             )
 
-    def hold_target(self, request: HoldRequest) -> HoldTarget | str:
+    def hold_target(self, request: HoldRequest) -> HoldTarget | str | None:
         """What a request the activator got waits for (the activator's `resolve`)."""
         key = (request.gateway, request.environment, request.deployment, request.version)
         target = self.state.holds.get(key)
+        if target is None and (request.environment, request.deployment) in self.state.resolved:
+            return None  # no longer cold here: Envoy's replay finds a worker now
         if target is None:
             return (
                 f"the activator got a request for deployment '{request.deployment}' "
@@ -372,7 +385,12 @@ def _hold_targets(
                     continue
                 key = (route.environment, route.deployment, backend.track, backend.wakes)
                 out[(gateway.region, route.environment, route.deployment, backend.version)] = (
-                    HoldTarget(key, timeouts.get((route.environment, route.deployment), 30.0))
+                    HoldTarget(
+                        key,
+                        timeouts.get(
+                            (route.environment, route.deployment), DEFAULT_COLD_START_TIMEOUT_S
+                        ),
+                    )
                 )
     return out
 
@@ -382,12 +400,12 @@ def _ready(
     key: ScaleKey,
     signals: dict[ScaleKey, LoadSignal],
     sessions: dict[str, AgentSession],
-    network: NetworkIR,
 ) -> bool:
     """May a request held for `gateway` be replayed now: its Envoy can reach a worker.
 
-    The region that woke must be served by its own Envoy; another gateway must also see a host
-    besides the activator in its cluster (its health check of the woken region passed).
+    The region that woke must be served by its own Envoy; another gateway must also route to
+    a host of the track's clusters (its agent counts no activator among routable hosts), i.e.
+    its health check of the woken region's gateway passed.
     """
     if not signals.get(key, LoadSignal()).serving:
         return False
@@ -398,17 +416,11 @@ def _ready(
     if session is None or session.report is None:
         return False
     environment, deployment, track, _ = key
-    cluster = cluster_name_grpc(backend_key(f"{deployment}.{environment}", track))
-    routable = {c.cluster: c.routable_hosts for c in session.report.clusters}.get(cluster, 0)
-    ir = network.gateway(gateway)
-    has_activator = ir is not None and any(
-        b.activator is not None
-        for r in ir.routes
-        if (r.environment, r.deployment) == (environment, deployment)
-        for b in r.backends
-        if b.track == track
+    base = backend_key(f"{deployment}.{environment}", track)
+    routable = {c.cluster: c.routable_hosts for c in session.report.clusters}
+    return all(
+        routable.get(name, 0) > 0 for name in (cluster_name_grpc(base), cluster_name_http(base))
     )
-    return routable > (1 if has_activator else 0)
 
 
 def _may_route(assignment: Message | None, addresses: tuple[str, ...]) -> bool:

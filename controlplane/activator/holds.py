@@ -42,12 +42,13 @@ HoldKey = tuple[str, ScaleKey]  # (gateway, what wakes)
 
 
 class Activator:
-    """`resolve` maps a request to what must wake (or says why nothing can); `on_change` asks
+    """`resolve` maps a request to what must wake (None: nothing, replay it; a string: why it
+    cannot be served); `on_change` asks
     the reconciler for a rebuild, which calls `update` with what the data plane confirmed."""
 
     def __init__(
         self,
-        resolve: Callable[[HoldRequest], HoldTarget | str],
+        resolve: Callable[[HoldRequest], HoldTarget | str | None],
         on_change: Callable[[], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -82,6 +83,8 @@ class Activator:
 
     async def hold(self, request: HoldRequest) -> HoldResult:
         target = self._resolve(request)
+        if target is None:  # not cold (any more): replay at once
+            return HoldResult(True, "a worker is ready")
         if isinstance(target, str):
             return HoldResult(False, target)
         timeout = target.cold_start_timeout_s

@@ -164,9 +164,7 @@ class DeploymentServicer(api_pb2_grpc.DeploymentServiceServicer):
         document = Deployment(metadata=dep.metadata, spec=dep.spec)
         apply_resources(self._store, [api.Resource(deployment=document)])
         stored = self._store.get_deployment(environment, name)
-        return api.SetDeploymentActiveResponse(
-            deployment=self._with_status(stored), changed=True
-        )
+        return api.SetDeploymentActiveResponse(deployment=self._with_status(stored), changed=True)
 
     async def DeleteDeployment(
         self, request: api.DeleteDeploymentRequest, context: Context

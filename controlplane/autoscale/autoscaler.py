@@ -50,6 +50,8 @@ class _Track:
     # Since when a worker has been serving without a break; idle time counts only from then,
     # so a region never goes back to zero before its worker even came up.
     serving_since: float | None = None
+    # When the track was created or last woke from zero.
+    started: float = 0.0
     # Recent wants: replicas only come down once a whole stable window wanted fewer.
     wants: deque[tuple[float, int]] = field(default_factory=deque)
 
@@ -64,10 +66,13 @@ class _Track:
             return 0
         return max(w for _, w in self.wants)
 
-    def idle_s(self, now: float) -> float:
-        if self.serving_since is None:
-            return 0.0
-        return now - max(self.last_active, self.serving_since)
+    def idle_s(self, now: float, settings: ScalingSettings) -> float:
+        if self.serving_since is not None:
+            return now - max(self.last_active, self.serving_since)
+        # Never served since it woke (starting, or crash-looping): idle counts only after the
+        # cold-start timeout, so a slow start is not cut short but a broken one gives up.
+        grace = settings.cold_start_timeout_s
+        return max(0.0, now - max(self.last_active, self.started) - grace)
 
 
 class Autoscaler:
@@ -111,7 +116,12 @@ class Autoscaler:
                     desired=max(settings.min_replicas, 1 if settings.max_replicas else 0),
                     last_active=now,
                     counters=dict(signal.counters),
+                    started=now,
                 )
+                if settings.scales_to_zero and not signal.serving:
+                    # New, or found after a control-plane restart with nothing serving: a
+                    # worker is on its way, and requests wait in the activator meanwhile.
+                    track.waking_since = now
             concurrency = max(signal.concurrency, float(waiting))
             track.window.add(now, concurrency)
             if concurrency > 0 or waiting or _rose(track.counters, signal.counters):
@@ -125,7 +135,9 @@ class Autoscaler:
                 settings,
                 panic_concurrency=track.window.mean(now, settings.panic_window_s),
                 stable_concurrency=track.window.mean(now, settings.stable_window_s),
-                idle_s=track.idle_s(now) if track.desired > 0 else now - track.last_active,
+                idle_s=track.idle_s(now, settings)
+                if track.desired > 0
+                else now - track.last_active,
                 held=waiting,
             )
             wanted[key] = track.held_want(now, want, settings.stable_window_s)
@@ -140,7 +152,7 @@ class Autoscaler:
                 continue
             signal = signals.get(key, LoadSignal())
             if track.desired == 0 and desired > 0 and settings.scales_to_zero:
-                track.waking_since = now
+                track.waking_since = track.started = now
             if track.waking_since is not None and signal.serving:
                 environment, deployment, name, region = key
                 self.ledger.record(
@@ -170,9 +182,9 @@ class Autoscaler:
                 track.wants and max(w for _, w in track.wants) > track.wants[-1][1]
             ):
                 wait = REEVALUATE_S
-            elif settings.scales_to_zero and track.desired > 0 and track.serving_since:
-                idle_at = max(track.last_active, track.serving_since)
-                wait = max(0.05, idle_at + settings.scale_to_zero_after_s - now)
+            elif settings.scales_to_zero and track.desired > 0:
+                idle = track.idle_s(now, settings)
+                wait = max(0.05, settings.scale_to_zero_after_s - idle)
             else:
                 continue
             soonest = wait if soonest is None else min(soonest, wait)

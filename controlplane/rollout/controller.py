@@ -88,7 +88,10 @@ class RolloutController:
                 views[key] = self._update_one(dep, placements.get(key, ()), reports)
             except Exception:  # one deployment's rollout must not stop the others'
                 log.exception("rollout of %s failed to update", key)
-        gone = set(self._stable) - set(views)
+                if key in self.views:
+                    views[key] = self.views[key]  # keep its last tracks, not the spec's
+        present = {(d.spec.environment, d.metadata.name) for d in deployments}
+        gone = set(self._stable) - present
         for key in gone:
             self._stable.pop(key, None)
             self._steps.pop(key, None)
@@ -110,6 +113,12 @@ class RolloutController:
         if rec is not None and rec.phase in ACTIVE and rec.to_version != target:
             rec = self._finish(rec, ABORTED, f"superseded by version '{target}'")
             stable = rec.from_version
+        strategy = rollout_settings(dep.spec).strategy
+        if rec is not None and rec.phase in ACTIVE and rec.strategy != strategy:
+            # Its steps are gone with the old strategy: start over from the stable version.
+            rec = self._finish(rec, ABORTED, f"rollout strategy changed to '{strategy}'")
+            stable = rec.from_version
+            rec = self._start(dep, stable, target)
         if rec is not None and rec.phase in (ROLLED_BACK, ABORTED) and rec.to_version == target:
             # The deployment still names the version that was rolled back: stay on the stable
             # one until it names another (or `rollout undo` sets it back).
@@ -148,7 +157,8 @@ class RolloutController:
         if self._past_deadline(key, rec):
             rec = self._finish(rec, ROLLED_BACK, _never_served(rec, reports))
             return RolloutView((Track("", rec.from_version, 100),), rec.from_version, rec)
-        return RolloutView(None, rec.to_version, rec)
+        # The old version serves until the new one replaced it everywhere.
+        return RolloutView(None, rec.from_version, rec)
 
     def _past_deadline(self, key: DeploymentKey, rec: Rollout) -> bool:
         """The new version has had PROGRESS_DEADLINE_S to serve everywhere (Kubernetes'
@@ -187,6 +197,7 @@ class RolloutController:
             self._steps.pop(key, None)  # resuming restarts the step on fresh figures
             return view
         if not ready:
+            self._steps.pop(key, None)  # the step starts again once the canary serves again
             if self._past_deadline(key, rec):
                 rec = self._finish(rec, ROLLED_BACK, _never_served(rec, reports))
                 return RolloutView((Track("", stable, 100),), stable, rec)
@@ -201,7 +212,9 @@ class RolloutController:
             return view
         canary, stable_window = canary_now.since(step.canary), stable_now.since(step.stable)
         verdict = judge(canary, stable_window, settings)
-        over = now - step.started >= duration
+        # A step ends once it has lasted its duration and has enough canary requests to be
+        # judged (an idle canary holds its step; `rollout abort` or more traffic moves it).
+        over = now - step.started >= duration and verdict.judged
         if not verdict.failed and not over:
             return view
         analysis = StepAnalysis(
@@ -259,6 +272,7 @@ class RolloutController:
                 return rec
             rec = _copy(rec)
             rec.phase = PAUSED
+            self._waiting.pop(key, None)
             return self._save(rec)
         if action == "resume":
             if rec.phase == PROGRESSING:

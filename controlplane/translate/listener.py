@@ -26,6 +26,8 @@ STREAM_IDLE_TIMEOUT_S = 300.0
 CONNECTION_IDLE_TIMEOUT_S = 3600.0
 REQUEST_HEADERS_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 5.0
+INFERENCE_SERVICE = "inference.GRPCInferenceService"
+INFERENCE_METHODS = ("ModelInfer", "ModelStreamInfer")
 
 
 def build_listener(gateway: GatewayIR) -> listener_pb2.Listener:
@@ -75,5 +77,10 @@ def http_connection_manager() -> hcm_pb2.HttpConnectionManager:
 def grpc_stats_filter() -> hcm_pb2.HttpFilter:
     """Per-cluster gRPC outcome counters (`cluster.X.grpc.<service>.<method>.failure`): a gRPC
     error travels in HTTP 200 trailers, invisible to the 5xx counters canary analysis reads."""
-    config = grpc_stats_pb2.FilterConfig(stats_for_all_methods=boolean(True))
+    config = grpc_stats_pb2.FilterConfig()
+    # Only the inference calls, by name: counting every method a client names would let any
+    # client grow Envoy's stats without bound.
+    config.individual_method_stats_allowlist.services.add(
+        name=INFERENCE_SERVICE, method_names=list(INFERENCE_METHODS)
+    )
     return hcm_pb2.HttpFilter(name=names.GRPC_STATS_FILTER, typed_config=packed(config))

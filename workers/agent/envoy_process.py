@@ -22,6 +22,8 @@ from workers.agent.ports import free_port
 
 log = logging.getLogger(__name__)
 
+# The EDS hostname the control plane gives its activator (controlplane/ir/build.py).
+ACTIVATOR_HOSTNAME = "activator"
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "envoy" / "bootstrap.yaml.tmpl"
 
 
@@ -217,6 +219,7 @@ def parse_clusters(text: str) -> GatewayView:
     routable: set[str] = set()
     unroutable: set[str] = set()
     by_cluster: dict[str, set[str]] = {}
+    activators: set[tuple[str, str]] = set()  # (cluster, host) of the control plane's activator
     counters: dict[str, dict[str, list[int]]] = {}  # cluster → host → [active, total]
     for line in text.splitlines():
         cluster, sep, rest = line.partition("::")
@@ -233,6 +236,8 @@ def parse_clusters(text: str) -> GatewayView:
                 continue
             pair = counters.setdefault(cluster, {}).setdefault(host, [0, 0])
             pair[0 if stat == "rq_active" else 1] = count
+        elif stat == "hostname" and value == ACTIVATOR_HOSTNAME:
+            activators.add((cluster, host))
         elif stat == "health_flags" and value == "healthy":
             # Any flag (/failed_active_hc, /pending_active_hc, /failed_eds_health,
             # /failed_outlier_check, ...) means Envoy would not pick the host now.
@@ -249,10 +254,11 @@ def parse_clusters(text: str) -> GatewayView:
             inflight[host] = inflight.get(host, 0) + active
             requests[host] = requests.get(host, 0) + total
             traffic.setdefault(cluster, {})[host] = HostTraffic(active, total)
+    # The activator answers health checks but serves nothing: it is never a routable host.
     return GatewayView(
         frozenset(routable - unroutable),
         inflight,
-        {c: frozenset(h) for c, h in by_cluster.items()},
+        {c: frozenset(a for a in h if (c, a) not in activators) for c, h in by_cluster.items()},
         requests,
         traffic,
     )

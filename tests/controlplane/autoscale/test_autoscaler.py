@@ -130,3 +130,24 @@ def test_deactivated_runs_nothing_and_is_not_cold() -> None:
     scaler = Autoscaler(clock)
     out = scaler.update([ScaleInput(KEY, SETTINGS, deactivated=True)], {}, {}, {})
     assert out[KEY].desired == 0 and not out[KEY].cold
+
+
+def test_a_new_region_with_nothing_serving_is_cold_so_requests_are_held() -> None:
+    """Also what a restarted control plane finds where a region was scaled to zero."""
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    nothing = LoadSignal(0, {}, False, 0)
+    assert _step(scaler, clock, 0, nothing) == 1
+    assert scaler.decisions[KEY].cold
+    assert _step(scaler, clock, 1, serving()) == 1
+    assert not scaler.decisions[KEY].cold
+
+
+def test_a_worker_that_never_comes_up_lets_the_region_go_back_to_zero() -> None:
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    crashing = LoadSignal(0, {}, False, 1)
+    grace = SETTINGS.cold_start_timeout_s + SETTINGS.scale_to_zero_after_s
+    assert _step(scaler, clock, 0, crashing) == 1
+    assert _step(scaler, clock, grace - 1, crashing) == 1  # a slow start is not cut short
+    assert _step(scaler, clock, 2, crashing) == 0
