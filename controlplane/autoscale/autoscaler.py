@@ -22,6 +22,9 @@ from controlplane.policy.scaling import ScalingSettings
 ScaleKey = tuple[str, str, str, str]  # (environment, deployment, track, region)
 # Re-decide this often while a window still holds load (means decay with no new reports).
 REEVALUATE_S = 0.5
+# How long a woken region may take to first serve before idleness counts (the cold-start
+# timeout when that is longer): a worker that never comes up does not pin a region forever.
+NEVER_SERVED_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,9 @@ class _Track:
     def idle_s(self, now: float, settings: ScalingSettings) -> float:
         if self.serving_since is not None:
             return now - max(self.last_active, self.serving_since)
-        # Never served since it woke (starting, or crash-looping): idle counts only after the
-        # cold-start timeout, so a slow start is not cut short but a broken one gives up.
-        grace = settings.cold_start_timeout_s
+        # Never served since it woke (starting, or crash-looping): idle counts only after a
+        # grace period, so a slow start is not cut short but a broken one gives up.
+        grace = max(settings.cold_start_timeout_s, NEVER_SERVED_GRACE_S)
         return max(0.0, now - max(self.last_active, self.started) - grace)
 
 

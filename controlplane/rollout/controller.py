@@ -54,9 +54,16 @@ class RolloutView:
 
 @dataclass
 class _Step:
+    """When the current step started, and each region's counters then (differences are taken
+    per region, so one Envoy restarting resets only its own counters)."""
+
     started: float
-    canary: TrafficTotals
-    stable: TrafficTotals
+    canary: dict[str, TrafficTotals]
+    stable: dict[str, TrafficTotals]
+
+
+def _since(now: Mapping[str, TrafficTotals], start: Mapping[str, TrafficTotals]) -> TrafficTotals:
+    return total(totals.since(start.get(region, TrafficTotals())) for region, totals in now.items())
 
 
 @dataclass
@@ -210,7 +217,7 @@ class RolloutController:
         if step is None:
             self._steps[key] = _Step(now, canary_now, stable_now)
             return view
-        canary, stable_window = canary_now.since(step.canary), stable_now.since(step.stable)
+        canary, stable_window = _since(canary_now, step.canary), _since(stable_now, step.stable)
         verdict = judge(canary, stable_window, settings)
         # A step ends once it has lasted its duration and has enough canary requests to be
         # judged (an idle canary holds its step; `rollout abort` or more traffic moves it).
@@ -407,15 +414,17 @@ def _still_running(report: agent_pb2.AgentReport | None, key: DeploymentKey, ver
 
 def _traffic(
     reports: Mapping[str, agent_pb2.AgentReport], key: DeploymentKey, track: str
-) -> TrafficTotals:
-    """One track's traffic summed over every region's gateway (each request counts once, at
-    the gateway it entered)."""
+) -> dict[str, TrafficTotals]:
+    """One track's traffic at each region's gateway (a request counts once, where it
+    entered)."""
     environment, name = key
     base = backend_key(f"{name}.{environment}", track)
     wanted = {cluster_name_grpc(base), cluster_name_http(base)}
-    return total(
-        TrafficTotals(t.requests, t.errors, tuple((b.upper_ms, b.count) for b in t.latency))
-        for report in reports.values()
-        for t in report.traffic
-        if t.cluster in wanted
-    )
+    return {
+        region: total(
+            TrafficTotals(t.requests, t.errors, tuple((b.upper_ms, b.count) for b in t.latency))
+            for t in report.traffic
+            if t.cluster in wanted
+        )
+        for region, report in reports.items()
+    }

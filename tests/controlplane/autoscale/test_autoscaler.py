@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from controlplane.autoscale import Autoscaler, LoadSignal
-from controlplane.autoscale.autoscaler import ScaleInput
+from controlplane.autoscale.autoscaler import NEVER_SERVED_GRACE_S, ScaleInput
 from controlplane.policy.scaling import ScalingSettings
 
 KEY = ("production", "fraud", "", "eu")
@@ -147,7 +147,9 @@ def test_a_worker_that_never_comes_up_lets_the_region_go_back_to_zero() -> None:
     clock = Clock()
     scaler = Autoscaler(clock)
     crashing = LoadSignal(0, {}, False, 1)
-    grace = SETTINGS.cold_start_timeout_s + SETTINGS.scale_to_zero_after_s
+    grace = (
+        max(SETTINGS.cold_start_timeout_s, NEVER_SERVED_GRACE_S) + SETTINGS.scale_to_zero_after_s
+    )
     assert _step(scaler, clock, 0, crashing) == 1
     assert _step(scaler, clock, grace - 1, crashing) == 1  # a slow start is not cut short
     assert _step(scaler, clock, 2, crashing) == 0
