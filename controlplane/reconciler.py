@@ -30,6 +30,7 @@ from controlplane.offload import OffloadController
 from controlplane.policy import ResolvedDeployment, resolve_network
 from controlplane.policy.scaling import DEFAULT_COLD_START_TIMEOUT_S
 from controlplane.policy.settings import Track
+from controlplane.registry.identity import serving_identity
 from controlplane.rollout import RolloutController, RolloutView
 from controlplane.store import Store, StoreSnapshot
 from controlplane.translate import translate_gateway
@@ -88,7 +89,9 @@ def workload_revision(
     """Changes exactly when a running worker must be replaced: another model version or
     artifact, or other serving settings (batching, instances) that a worker takes at start."""
     parts: dict[str, object] = {
-        "version": json_format.MessageToDict(version, preserving_proto_field_name=True)
+        "version": json_format.MessageToDict(
+            serving_identity(version), preserving_proto_field_name=True
+        )
     }
     if spec is not None:
         # What the worker is started with, normalised: settings equal to the defaults, or
@@ -143,7 +146,7 @@ def plan_network(
                 environment=resolved.environment,
                 revision=revisions[track.name],
                 runtime=version.runtime,
-                model_path=version.path,
+                model_path=version.artifact_path or version.path,
                 signature=version.signature,
                 replicas=resolved.replicas,
                 model_version=version.name,

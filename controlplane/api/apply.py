@@ -10,6 +10,7 @@ from controlplane.api.index import ResourceIndex
 from controlplane.api.validate import validate_resources
 from controlplane.explain import planned
 from controlplane.policy import ResolvedDeployment, resolve_network
+from controlplane.registry.register import register_versions
 from controlplane.store import (
     KIND_DEPLOYMENT,
     KIND_ENVIRONMENT,
@@ -18,6 +19,7 @@ from controlplane.store import (
     StoreSnapshot,
     normalized,
 )
+from controlplane.store.artifacts import ArtifactStore
 from meshline.v1.api_pb2 import ApplyResult, Resource
 from meshline.v1.resources_pb2 import Deployment, Region
 
@@ -81,15 +83,28 @@ def _with_created_at(dep: Deployment, created_at: str) -> Deployment:
 
 
 def apply_resources(
-    store: Store, resources: Sequence[Resource], dry_run: bool = False
+    store: Store,
+    resources: Sequence[Resource],
+    dry_run: bool = False,
+    artifacts: ArtifactStore | None = None,
 ) -> list[ApplyResult]:
-    """Validate, resolve and store (or, with `dry_run`, only tell what would happen).
+    """Validate, resolve, register model versions and store (or, with `dry_run`, only tell
+    what would happen).
 
     Synchronous from the snapshot to the commit, so nothing else changes the store between
-    the checks and the write in a single-threaded asyncio server.
+    the checks and the write in a single-threaded asyncio server. Artifacts no version
+    references afterwards (dropped versions, copies of a rejected apply) are removed.
+    `artifacts` defaults to the store of the database's state directory.
     """
-    plan = plan_apply(resources, store.snapshot())
-    stored = store.apply(plan.documents, dry_run=dry_run)
+    artifacts = artifacts or ArtifactStore.beside(store.path)
+    snapshot = store.snapshot()
+    plan = plan_apply(resources, snapshot)
+    try:
+        documents = register_versions(plan.documents, snapshot, artifacts, dry_run)
+        stored = store.apply(documents, dry_run=dry_run)
+    finally:
+        if not dry_run:
+            artifacts.remove_unreferenced(store.artifact_references())
     results = []
     for result in stored:
         out = ApplyResult(kind=result.kind, name=result.name, action=result.action)

@@ -12,6 +12,7 @@ from controlplane.api.index import ResourceIndex
 from controlplane.api.policy_checks import check_policies, check_region
 from controlplane.api.rollout_checks import check_rollout
 from controlplane.api.scaling_checks import MAX_REPLICAS, check_scaling
+from controlplane.registry.huggingface import source_problems
 from controlplane.store import (
     KIND_DEPLOYMENT,
     KIND_MODEL,
@@ -151,8 +152,16 @@ def _check_version(out: DocumentErrors, path: str, version: ModelVersion, contex
         )
     if version.HasField("external"):
         _check_external(out, path, version, context)
+    elif version.HasField("huggingface"):
+        _check_huggingface(out, path, version, context)
     elif not version.path:
-        out.add(f"{path}.path", "path is required (or external: an existing Triton)", context)
+        if not version.sha256:  # else: an artifact in the registry, checked at registration
+            out.add(
+                f"{path}.path",
+                "path is required (or huggingface, sha256 of a pushed artifact, or external: "
+                "an existing Triton)",
+                context,
+            )
     elif not os.path.isabs(version.path):
         out.add(
             f"{path}.path",
@@ -160,12 +169,21 @@ def _check_version(out: DocumentErrors, path: str, version: ModelVersion, contex
             context,
         )
     elif not os.path.exists(version.path):
-        out.add(f"{path}.path", f"file {version.path} does not exist", context)
+        if not version.sha256:  # else: registered before; the registry keeps its copy
+            out.add(f"{path}.path", f"file {version.path} does not exist", context)
     elif not os.path.isfile(version.path):
         out.add(f"{path}.path", f"{version.path} is not a file (expected TorchScript)", context)
     for side in ("inputs", "outputs"):
         tensors: Sequence[TensorSpec] = getattr(version.signature, side)
         _check_tensors(out, f"{path}.signature.{side}", tensors, context)
+
+
+def _check_huggingface(out: DocumentErrors, path: str, version: ModelVersion, context: str) -> None:
+    """A file of a HuggingFace repo: one origin only; found in the cache at registration."""
+    if version.path:
+        out.add(f"{path}.path", "give path or huggingface, not both", context)
+    for name, message in source_problems(version.huggingface):
+        out.add(f"{path}.huggingface.{name}", message, context)
 
 
 def _check_external(out: DocumentErrors, path: str, version: ModelVersion, context: str) -> None:

@@ -70,6 +70,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX rollouts_by_deployment ON rollouts (environment, deployment, id)",
         ),
     ),
+    Migration(
+        3,
+        "model versions record their artifact's sha256 (the registry's references)",
+        (
+            "ALTER TABLE model_versions ADD COLUMN sha256 TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX model_versions_by_sha256 ON model_versions (sha256)",
+        ),
+    ),
 )
 
 

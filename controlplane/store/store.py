@@ -319,6 +319,14 @@ class Store:
     def list_regions(self) -> list[Region]:
         return self._list(Region, "regions", "", (), "name")
 
+    def artifact_references(self) -> set[str]:
+        """The sha256 of every artifact a model version names (what must not be removed)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT sha256 FROM model_versions WHERE sha256 != ''"
+            ).fetchall()
+        return {row[0] for row in rows}
+
     def snapshot(self) -> StoreSnapshot:
         """Everything, consistent at one revision (what the policy and IR stages start from)."""
         with self._lock:
@@ -507,10 +515,11 @@ def _sync_versions(conn: sqlite3.Connection, model: Model) -> list[str]:
             raise InvalidApplyError(f"model '{name}' lists version '{version.name}' twice")
         seen.add(version.name)
         conn.execute(
-            "INSERT INTO model_versions (model, name, position, runtime, path) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, name) DO UPDATE SET "
-            "position = excluded.position, runtime = excluded.runtime, path = excluded.path",
-            (name, version.name, position, version.runtime, version.path),
+            "INSERT INTO model_versions (model, name, position, runtime, path, sha256) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model, name) DO UPDATE SET "
+            "position = excluded.position, runtime = excluded.runtime, path = excluded.path, "
+            "sha256 = excluded.sha256",
+            (name, version.name, position, version.runtime, version.path, version.sha256),
         )
     existing = conn.execute(
         "SELECT name FROM model_versions WHERE model = ? ORDER BY position", (name,)

@@ -79,6 +79,92 @@ class DeleteModelResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class PushModelVersionHeader(_message.Message):
+    __slots__ = ("model", "version", "sha256", "size_bytes")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: _resources_pb2.ModelVersion
+    sha256: str
+    size_bytes: int
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[_Union[_resources_pb2.ModelVersion, _Mapping]] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
+class PushModelVersionRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: PushModelVersionHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[PushModelVersionHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class PushModelVersionResponse(_message.Message):
+    __slots__ = ("version", "action")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    version: _resources_pb2.ModelVersion
+    action: str
+    def __init__(self, version: _Optional[_Union[_resources_pb2.ModelVersion, _Mapping]] = ..., action: _Optional[str] = ...) -> None: ...
+
+class ListModelVersionsRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
+
+class ListModelVersionsResponse(_message.Message):
+    __slots__ = ("versions",)
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[_resources_pb2.ModelVersion]
+    def __init__(self, versions: _Optional[_Iterable[_Union[_resources_pb2.ModelVersion, _Mapping]]] = ...) -> None: ...
+
+class GetModelVersionRequest(_message.Message):
+    __slots__ = ("model", "version")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class GetModelVersionResponse(_message.Message):
+    __slots__ = ("version", "used_by")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    USED_BY_FIELD_NUMBER: _ClassVar[int]
+    version: _resources_pb2.ModelVersion
+    used_by: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[_Union[_resources_pb2.ModelVersion, _Mapping]] = ..., used_by: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteModelVersionRequest(_message.Message):
+    __slots__ = ("model", "version")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class DeleteModelVersionResponse(_message.Message):
+    __slots__ = ("model_deleted", "artifact_removed")
+    MODEL_DELETED_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    model_deleted: bool
+    artifact_removed: bool
+    def __init__(self, model_deleted: _Optional[bool] = ..., artifact_removed: _Optional[bool] = ...) -> None: ...
+
+class DownloadArtifactRequest(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    def __init__(self, sha256: _Optional[str] = ...) -> None: ...
+
+class DownloadArtifactResponse(_message.Message):
+    __slots__ = ("chunk", "size_bytes")
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    chunk: bytes
+    size_bytes: int
+    def __init__(self, chunk: _Optional[bytes] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
 class ListEnvironmentsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -166,6 +252,24 @@ class DeleteDeploymentRequest(_message.Message):
 class DeleteDeploymentResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ReleaseDeploymentRequest(_message.Message):
+    __slots__ = ("name", "source_environment", "target_environment", "dry_run")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    source_environment: str
+    target_environment: str
+    dry_run: bool
+    def __init__(self, name: _Optional[str] = ..., source_environment: _Optional[str] = ..., target_environment: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class ReleaseDeploymentResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: ApplyResult
+    def __init__(self, result: _Optional[_Union[ApplyResult, _Mapping]] = ...) -> None: ...
 
 class ListRegionsRequest(_message.Message):
     __slots__ = ()

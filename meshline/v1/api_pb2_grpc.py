@@ -127,6 +127,31 @@ class ModelServiceStub:
                 request_serializer=meshline_dot_v1_dot_api__pb2.DeleteModelRequest.SerializeToString,
                 response_deserializer=meshline_dot_v1_dot_api__pb2.DeleteModelResponse.FromString,
                 _registered_method=True)
+        self.PushModelVersion = channel.stream_unary(
+                '/meshline.v1.ModelService/PushModelVersion',
+                request_serializer=meshline_dot_v1_dot_api__pb2.PushModelVersionRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.PushModelVersionResponse.FromString,
+                _registered_method=True)
+        self.ListModelVersions = channel.unary_unary(
+                '/meshline.v1.ModelService/ListModelVersions',
+                request_serializer=meshline_dot_v1_dot_api__pb2.ListModelVersionsRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.ListModelVersionsResponse.FromString,
+                _registered_method=True)
+        self.GetModelVersion = channel.unary_unary(
+                '/meshline.v1.ModelService/GetModelVersion',
+                request_serializer=meshline_dot_v1_dot_api__pb2.GetModelVersionRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.GetModelVersionResponse.FromString,
+                _registered_method=True)
+        self.DeleteModelVersion = channel.unary_unary(
+                '/meshline.v1.ModelService/DeleteModelVersion',
+                request_serializer=meshline_dot_v1_dot_api__pb2.DeleteModelVersionRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.DeleteModelVersionResponse.FromString,
+                _registered_method=True)
+        self.DownloadArtifact = channel.unary_stream(
+                '/meshline.v1.ModelService/DownloadArtifact',
+                request_serializer=meshline_dot_v1_dot_api__pb2.DownloadArtifactRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.DownloadArtifactResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
@@ -154,6 +179,44 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PushModelVersion(self, request_iterator, context):
+        """PushModelVersion registers a version from uploaded bytes: a header first, then chunks.
+        The server checks size and sha256 before anything is stored (INVALID_ARGUMENT naming
+        expected and actual otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModelVersions(self, request, context):
+        """ListModelVersions lists a model's versions with their registry metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModelVersion(self, request, context):
+        """GetModelVersion returns one version and the deployments that use it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModelVersion(self, request, context):
+        """DeleteModelVersion deletes a version no deployment uses (FAILED_PRECONDITION naming
+        them otherwise); its artifact goes when no version references it any more.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadArtifact(self, request, context):
+        """DownloadArtifact streams a stored artifact by sha256 (for agents on other machines).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +234,31 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.DeleteModel,
                     request_deserializer=meshline_dot_v1_dot_api__pb2.DeleteModelRequest.FromString,
                     response_serializer=meshline_dot_v1_dot_api__pb2.DeleteModelResponse.SerializeToString,
+            ),
+            'PushModelVersion': grpc.stream_unary_rpc_method_handler(
+                    servicer.PushModelVersion,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.PushModelVersionRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.PushModelVersionResponse.SerializeToString,
+            ),
+            'ListModelVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModelVersions,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.ListModelVersionsRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.ListModelVersionsResponse.SerializeToString,
+            ),
+            'GetModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModelVersion,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.GetModelVersionRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.GetModelVersionResponse.SerializeToString,
+            ),
+            'DeleteModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModelVersion,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.DeleteModelVersionRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.DeleteModelVersionResponse.SerializeToString,
+            ),
+            'DownloadArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadArtifact,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.DownloadArtifactRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.DownloadArtifactResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -255,6 +343,141 @@ class ModelService:
             '/meshline.v1.ModelService/DeleteModel',
             meshline_dot_v1_dot_api__pb2.DeleteModelRequest.SerializeToString,
             meshline_dot_v1_dot_api__pb2.DeleteModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushModelVersion(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/meshline.v1.ModelService/PushModelVersion',
+            meshline_dot_v1_dot_api__pb2.PushModelVersionRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.PushModelVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModelVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.ModelService/ListModelVersions',
+            meshline_dot_v1_dot_api__pb2.ListModelVersionsRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.ListModelVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.ModelService/GetModelVersion',
+            meshline_dot_v1_dot_api__pb2.GetModelVersionRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.GetModelVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.ModelService/DeleteModelVersion',
+            meshline_dot_v1_dot_api__pb2.DeleteModelVersionRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.DeleteModelVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/meshline.v1.ModelService/DownloadArtifact',
+            meshline_dot_v1_dot_api__pb2.DownloadArtifactRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.DownloadArtifactResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -460,6 +683,11 @@ class DeploymentServiceStub:
                 request_serializer=meshline_dot_v1_dot_api__pb2.DeleteDeploymentRequest.SerializeToString,
                 response_deserializer=meshline_dot_v1_dot_api__pb2.DeleteDeploymentResponse.FromString,
                 _registered_method=True)
+        self.ReleaseDeployment = channel.unary_unary(
+                '/meshline.v1.DeploymentService/ReleaseDeployment',
+                request_serializer=meshline_dot_v1_dot_api__pb2.ReleaseDeploymentRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.ReleaseDeploymentResponse.FromString,
+                _registered_method=True)
 
 
 class DeploymentServiceServicer:
@@ -495,6 +723,15 @@ class DeploymentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReleaseDeployment(self, request, context):
+        """ReleaseDeployment copies a deployment's spec (version, own policies, serving and scaling
+        settings) into another environment, validated against that environment's mandatory
+        policies as an apply would be; on any error nothing changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeploymentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -517,6 +754,11 @@ def add_DeploymentServiceServicer_to_server(servicer, server):
                     servicer.DeleteDeployment,
                     request_deserializer=meshline_dot_v1_dot_api__pb2.DeleteDeploymentRequest.FromString,
                     response_serializer=meshline_dot_v1_dot_api__pb2.DeleteDeploymentResponse.SerializeToString,
+            ),
+            'ReleaseDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseDeployment,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.ReleaseDeploymentRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.ReleaseDeploymentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -628,6 +870,33 @@ class DeploymentService:
             '/meshline.v1.DeploymentService/DeleteDeployment',
             meshline_dot_v1_dot_api__pb2.DeleteDeploymentRequest.SerializeToString,
             meshline_dot_v1_dot_api__pb2.DeleteDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.DeploymentService/ReleaseDeployment',
+            meshline_dot_v1_dot_api__pb2.ReleaseDeploymentRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.ReleaseDeploymentResponse.FromString,
             options,
             channel_credentials,
             insecure,

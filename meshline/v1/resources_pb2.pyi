@@ -56,7 +56,7 @@ class ExternalEndpoint(_message.Message):
     def __init__(self, grpc_address: _Optional[str] = ..., http_address: _Optional[str] = ..., metrics_address: _Optional[str] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("name", "runtime", "path", "signature", "metadata", "external")
+    __slots__ = ("name", "runtime", "path", "signature", "metadata", "external", "sha256", "size_bytes", "created_at", "framework", "huggingface", "artifact_path")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -70,13 +70,35 @@ class ModelVersion(_message.Message):
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FRAMEWORK_FIELD_NUMBER: _ClassVar[int]
+    HUGGINGFACE_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_PATH_FIELD_NUMBER: _ClassVar[int]
     name: str
     runtime: str
     path: str
     signature: ModelSignature
     metadata: _containers.ScalarMap[str, str]
     external: ExternalEndpoint
-    def __init__(self, name: _Optional[str] = ..., runtime: _Optional[str] = ..., path: _Optional[str] = ..., signature: _Optional[_Union[ModelSignature, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., external: _Optional[_Union[ExternalEndpoint, _Mapping]] = ...) -> None: ...
+    sha256: str
+    size_bytes: int
+    created_at: str
+    framework: str
+    huggingface: HuggingFaceSource
+    artifact_path: str
+    def __init__(self, name: _Optional[str] = ..., runtime: _Optional[str] = ..., path: _Optional[str] = ..., signature: _Optional[_Union[ModelSignature, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., external: _Optional[_Union[ExternalEndpoint, _Mapping]] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., created_at: _Optional[str] = ..., framework: _Optional[str] = ..., huggingface: _Optional[_Union[HuggingFaceSource, _Mapping]] = ..., artifact_path: _Optional[str] = ...) -> None: ...
+
+class HuggingFaceSource(_message.Message):
+    __slots__ = ("repo_id", "filename", "revision")
+    REPO_ID_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    repo_id: str
+    filename: str
+    revision: str
+    def __init__(self, repo_id: _Optional[str] = ..., filename: _Optional[str] = ..., revision: _Optional[str] = ...) -> None: ...
 
 class ModelSpec(_message.Message):
     __slots__ = ("description", "versions")

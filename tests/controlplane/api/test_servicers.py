@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from controlplane.api import add_api_to_server, field_errors_from_trailers
+from controlplane.registry.identity import serving_identity
 from controlplane.store import Store
 from meshline.v1 import api_pb2 as api
 from meshline.v1 import api_pb2_grpc
@@ -132,7 +133,10 @@ async def test_get_and_list_every_kind(client: Api, tmp_path: Path) -> None:
     await _apply(client, docs)
 
     got_model = (await client.models.GetModel(api.GetModelRequest(name="mnist"))).model
-    assert got_model.spec == docs[4].model.spec
+    [got_version] = got_model.spec.versions
+    # As applied, plus what the registry recorded about the artifact.
+    assert serving_identity(got_version) == docs[4].model.spec.versions[0]
+    assert len(got_version.sha256) == 64 and got_version.size_bytes > 0
     assert got_model.metadata.generation == 1
     models = (await client.models.ListModels(api.ListModelsRequest())).models
     assert [m.metadata.name for m in models] == ["mnist"]

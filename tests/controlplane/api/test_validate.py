@@ -96,8 +96,8 @@ def _bad_model_cases(artifact: Path, missing: Path) -> list[tuple[Resource, str,
         (
             model("x", [("v1", "")]),
             "spec.versions[0].path",
-            "model 'x' version 'v1': spec.versions[0].path: path is required "
-            "(or external: an existing Triton)",
+            "model 'x' version 'v1': spec.versions[0].path: path is required (or huggingface, "
+            "sha256 of a pushed artifact, or external: an existing Triton)",
         ),
         (
             model("x", [("v1", artifact.parent)]),

@@ -115,8 +115,8 @@ def test_external_must_be_triton_and_has_no_path(store: Store, artifact: Path) -
 
 def test_a_version_needs_a_path_or_an_external_server(store: Store) -> None:
     assert _lines(store, [model("m", [("v1", "")], runtime="triton")]) == [
-        "model 'm' version 'v1': spec.versions[0].path: path is required (or external: an "
-        "existing Triton)"
+        "model 'm' version 'v1': spec.versions[0].path: path is required (or huggingface, "
+        "sha256 of a pushed artifact, or external: an existing Triton)"
     ]
 
 
@@ -244,11 +244,16 @@ def test_revisions_without_serving_settings_are_unchanged_and_equivalent_setting
 
     from controlplane.reconciler import workload_revision
 
-    apply_resources(store, [model("m", [("v1", artifact)])])
+    doc = model("m", [("v1", artifact)])
+    apply_resources(store, [doc])
     version = store.snapshot().models[0].spec.versions[0]
+    assert version.sha256 and version.created_at, "registered with its metadata"
+    # The version as a store from before the registry held it: registry metadata added since
+    # (sha256, size, created_at, ...) must not change its revision.
+    before = doc.model.spec.versions[0]
     legacy = hashlib.sha256(
         json.dumps(
-            json_format.MessageToDict(version, preserving_proto_field_name=True), sort_keys=True
+            json_format.MessageToDict(before, preserving_proto_field_name=True), sort_keys=True
         ).encode()
     ).hexdigest()[:16]
     plain = deployment("m", "m", "v1").deployment.spec
