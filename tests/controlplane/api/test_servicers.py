@@ -133,10 +133,10 @@ async def test_get_and_list_every_kind(client: Api, tmp_path: Path) -> None:
     await _apply(client, docs)
 
     got_model = (await client.models.GetModel(api.GetModelRequest(name="mnist"))).model
-    [got_version] = got_model.spec.versions
-    # As applied, plus what the registry recorded about the artifact.
-    assert serving_identity(got_version) == docs[4].model.spec.versions[0]
-    assert len(got_version.sha256) == 64 and got_version.size_bytes > 0
+    # As applied, plus what the registry recorded about each version's artifact.
+    got_versions = got_model.spec.versions
+    assert [serving_identity(v) for v in got_versions] == list(docs[4].model.spec.versions)
+    assert all(len(v.sha256) == 64 and v.size_bytes > 0 for v in got_versions)
     assert got_model.metadata.generation == 1
     models = (await client.models.ListModels(api.ListModelsRequest())).models
     assert [m.metadata.name for m in models] == ["mnist"]
