@@ -26,6 +26,7 @@ from controlplane.reconciler import Reconciler
 from controlplane.rollout import RolloutController
 from controlplane.status import LiveStatus
 from controlplane.store import Store
+from controlplane.store.artifacts import ArtifactStore
 from controlplane.xds.cache import SnapshotCache
 from controlplane.xds.server import add_ads_to_server
 from meshline.v1 import agent_pb2, agent_pb2_grpc
@@ -69,6 +70,11 @@ class ControlPlaneConfig:
             return "127.0.0.1"
         return "127.0.0.1" if address.is_unspecified else host
 
+    @property
+    def artifacts(self) -> Path:
+        """Content-addressed model artifacts (`sha256/<hex>`), beside the database."""
+        return self.state_dir / "artifacts"
+
 
 async def serve(config: ControlPlaneConfig) -> None:
     config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +83,9 @@ async def serve(config: ControlPlaneConfig) -> None:
     except AlreadyRunningError as exc:
         raise SystemExit(f"cannot start the control plane: {exc}") from None
     store = Store.open(config.database)
+    artifacts = ArtifactStore(config.artifacts)
+    if cleared := artifacts.clear_unfinished_uploads():
+        log.info("removed %d unfinished upload(s) from %s", cleared, artifacts.tmp_dir)
     cache = SnapshotCache(epoch=store.epoch)
     registry = AgentRegistry()
     rollouts = RolloutController(store)
@@ -105,7 +114,7 @@ async def serve(config: ControlPlaneConfig) -> None:
             ("grpc.so_reuseport", 0),
         ]
     )
-    add_api_to_server(server, store, status, rollouts)
+    add_api_to_server(server, store, status, rollouts, artifacts=artifacts)
     add_ads_to_server(server, cache)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(registry, on_hello), server)
     health_servicer = health.aio.HealthServicer()

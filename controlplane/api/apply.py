@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from controlplane.api.errors import ApplyError, FieldError
 from controlplane.api.index import ResourceIndex
 from controlplane.api.validate import validate_resources
+from controlplane.api.versions import register_versions
 from controlplane.explain import planned
 from controlplane.policy import ResolvedDeployment, resolve_network
-from controlplane.registry.register import register_versions
 from controlplane.store import (
     KIND_DEPLOYMENT,
     KIND_ENVIRONMENT,

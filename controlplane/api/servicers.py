@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -10,7 +10,17 @@ import grpc
 from controlplane.api.apply import apply_resources
 from controlplane.api.dependencies import region_dependents
 from controlplane.api.errors import FIELD_ERRORS_METADATA_KEY, ApplyError, encode_field_errors
+from controlplane.api.registry import (
+    VersionExistsError,
+    delete_version,
+    find_version,
+    push_version,
+    remove_unreferenced,
+    version_users,
+)
+from controlplane.api.release import release_deployment
 from controlplane.api.status import StatusProvider
+from controlplane.api.upload import UploadError, receive_upload
 from controlplane.policy import PlacementError
 from controlplane.rollout import RolloutController, RolloutError
 from controlplane.store import (
@@ -23,6 +33,7 @@ from controlplane.store import (
     Store,
     StoreError,
 )
+from controlplane.store.artifacts import ArtifactError, ArtifactStore, digest_problem
 from meshline.v1 import api_pb2 as api
 from meshline.v1 import api_pb2_grpc
 from meshline.v1.resources_pb2 import Deployment, Region, Rollout
@@ -41,6 +52,8 @@ async def _abort(context: Context, exc: Exception) -> NoReturn:
         await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
     elif isinstance(exc, DependencyError):
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    elif isinstance(exc, VersionExistsError):
+        await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
     elif isinstance(exc, InvalidApplyError | PlacementError):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
@@ -62,19 +75,26 @@ async def _require_name(context: Context, name: str, what: str) -> None:
 class ApplyServicer(api_pb2_grpc.ApplyServiceServicer):
     """Declarative apply: every document valid and placed, stored in one transaction."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, artifacts: ArtifactStore) -> None:
         self._store = store
+        self._artifacts = artifacts
 
     async def Apply(self, request: api.ApplyRequest, context: Context) -> api.ApplyResponse:
         results = await _call(
-            context, lambda: apply_resources(self._store, request.resources, request.dry_run)
+            context,
+            lambda: apply_resources(
+                self._store, request.resources, request.dry_run, self._artifacts
+            ),
         )
         return api.ApplyResponse(results=results)
 
 
 class ModelServicer(api_pb2_grpc.ModelServiceServicer):
-    def __init__(self, store: Store) -> None:
+    """Models and the registry of their versions (artifacts pushed, listed, deleted)."""
+
+    def __init__(self, store: Store, artifacts: ArtifactStore) -> None:
         self._store = store
+        self._artifacts = artifacts
 
     async def ListModels(
         self, request: api.ListModelsRequest, context: Context
@@ -93,7 +113,76 @@ class ModelServicer(api_pb2_grpc.ModelServiceServicer):
     ) -> api.DeleteModelResponse:
         await _require_name(context, request.name, "model")
         await _call(context, lambda: self._store.delete_model(request.name))
+        remove_unreferenced(self._store, self._artifacts)
         return api.DeleteModelResponse()
+
+    async def PushModelVersion(
+        self, request_iterator: AsyncIterator[api.PushModelVersionRequest], context: Context
+    ) -> api.PushModelVersionResponse:
+        try:
+            received = await receive_upload(request_iterator, self._artifacts)
+        except UploadError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        with received.upload as upload:
+            try:
+                upload.commit(received.expected)
+            except ArtifactError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            # From the checked file to the committed version: no await, nothing in between.
+            version, action = await _call(
+                context, lambda: push_version(self._store, self._artifacts, received.header)
+            )
+        return api.PushModelVersionResponse(version=version, action=action)
+
+    async def ListModelVersions(
+        self, request: api.ListModelVersionsRequest, context: Context
+    ) -> api.ListModelVersionsResponse:
+        await _require_name(context, request.model, "model")
+        model = await _call(context, lambda: self._store.get_model(request.model))
+        return api.ListModelVersionsResponse(versions=model.spec.versions)
+
+    async def GetModelVersion(
+        self, request: api.GetModelVersionRequest, context: Context
+    ) -> api.GetModelVersionResponse:
+        await _require_name(context, request.model, "model")
+        await _require_name(context, request.version, "version")
+        version = await _call(
+            context, lambda: find_version(self._store, request.model, request.version)
+        )
+        users = version_users(self._store.snapshot(), request.model, request.version)
+        return api.GetModelVersionResponse(version=version, used_by=users)
+
+    async def DeleteModelVersion(
+        self, request: api.DeleteModelVersionRequest, context: Context
+    ) -> api.DeleteModelVersionResponse:
+        await _require_name(context, request.model, "model")
+        await _require_name(context, request.version, "version")
+        outcome = await _call(
+            context,
+            lambda: delete_version(self._store, self._artifacts, request.model, request.version),
+        )
+        return api.DeleteModelVersionResponse(
+            model_deleted=outcome.model_deleted, artifact_removed=outcome.artifact_removed
+        )
+
+    async def DownloadArtifact(
+        self, request: api.DownloadArtifactRequest, context: Context
+    ) -> AsyncIterator[api.DownloadArtifactResponse]:
+        if problem := digest_problem(request.sha256):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        known = request.sha256 in self._store.artifact_references()
+        if not known or not self._artifacts.exists(request.sha256):
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"artifact sha256:{request.sha256} not found"
+            )
+        size = self._artifacts.path_of(request.sha256).stat().st_size
+        first = True
+        try:
+            for chunk in self._artifacts.read(request.sha256):
+                yield api.DownloadArtifactResponse(chunk=chunk, size_bytes=size if first else 0)
+                first = False
+        except ArtifactError as exc:
+            await context.abort(grpc.StatusCode.DATA_LOSS, str(exc))
 
 
 class EnvironmentServicer(api_pb2_grpc.EnvironmentServiceServicer):
@@ -123,9 +212,10 @@ class EnvironmentServicer(api_pb2_grpc.EnvironmentServiceServicer):
 class DeploymentServicer(api_pb2_grpc.DeploymentServiceServicer):
     """Deployments with live status from the StatusProvider."""
 
-    def __init__(self, store: Store, status: StatusProvider) -> None:
+    def __init__(self, store: Store, status: StatusProvider, artifacts: ArtifactStore) -> None:
         self._store = store
         self._status = status
+        self._artifacts = artifacts
 
     def _with_status(self, dep: Deployment) -> Deployment:
         dep.status.CopyFrom(self._status.deployment_status(dep))
@@ -173,6 +263,28 @@ class DeploymentServicer(api_pb2_grpc.DeploymentServiceServicer):
         env = request.environment or DEFAULT_ENVIRONMENT
         await _call(context, lambda: self._store.delete_deployment(env, request.name))
         return api.DeleteDeploymentResponse()
+
+    async def ReleaseDeployment(
+        self, request: api.ReleaseDeploymentRequest, context: Context
+    ) -> api.ReleaseDeploymentResponse:
+        await _require_name(context, request.name, "deployment")
+        source = request.source_environment or DEFAULT_ENVIRONMENT
+        target = request.target_environment
+        try:
+            result = release_deployment(
+                self._store, request.name, source, target, request.dry_run, self._artifacts
+            )
+        except ApplyError as exc:
+            trailers = ((FIELD_ERRORS_METADATA_KEY, encode_field_errors(exc.errors)),)
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"cannot release deployment '{request.name}' from '{source}' to '{target}', "
+                f"nothing changed:\n{exc}",
+                trailing_metadata=trailers,
+            )
+        except (StoreError, PlacementError) as exc:
+            await _abort(context, exc)
+        return api.ReleaseDeploymentResponse(result=result)
 
 
 class RegionServicer(api_pb2_grpc.RegionServiceServicer):
@@ -255,13 +367,22 @@ class RolloutServicer(api_pb2_grpc.RolloutServiceServicer):
 
 
 def add_api_to_server(
-    server: Any, store: Store, status: StatusProvider, rollouts: RolloutController | None = None
+    server: Any,
+    store: Store,
+    status: StatusProvider,
+    rollouts: RolloutController | None = None,
+    artifacts: ArtifactStore | None = None,
 ) -> None:
-    """Register every management service on a grpc.aio server."""
-    api_pb2_grpc.add_ApplyServiceServicer_to_server(ApplyServicer(store), server)
-    api_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(store), server)
+    """Register every management service on a grpc.aio server.
+
+    `artifacts` defaults to the artifact store of the database's state directory."""
+    artifacts = artifacts or ArtifactStore.beside(store.path)
+    api_pb2_grpc.add_ApplyServiceServicer_to_server(ApplyServicer(store, artifacts), server)
+    api_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(store, artifacts), server)
     api_pb2_grpc.add_EnvironmentServiceServicer_to_server(EnvironmentServicer(store), server)
-    api_pb2_grpc.add_DeploymentServiceServicer_to_server(DeploymentServicer(store, status), server)
+    api_pb2_grpc.add_DeploymentServiceServicer_to_server(
+        DeploymentServicer(store, status, artifacts), server
+    )
     api_pb2_grpc.add_RegionServiceServicer_to_server(RegionServicer(store, status), server)
     if rollouts is not None:
         api_pb2_grpc.add_RolloutServiceServicer_to_server(RolloutServicer(store, rollouts), server)

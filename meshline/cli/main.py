@@ -24,6 +24,8 @@ from meshline.cli.client import (
     resolve_address,
     rpc_failure,
 )
+from meshline.cli.models import app as models_app
+from meshline.cli.release import release
 from meshline.cli.render import OutputFormat
 from meshline.v1 import api_pb2
 
@@ -527,6 +529,9 @@ def _gateway_of(region: str | None, addr: str, deployment: str, environment: str
         f"({', '.join(placement) or 'none'}); see `meshline get regions`"
     )
 
+
+app.add_typer(models_app, name="models")
+app.command(name="release")(release)
 
 if __name__ == "__main__":
     app()
