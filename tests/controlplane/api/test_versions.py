@@ -121,7 +121,7 @@ def test_dropping_a_version_removes_its_artifact(
 ) -> None:
     other = torchscript_file(tmp_path / "other.pt", seed=2)
     apply_resources(store, [model("mlp", [("v1", model_pt), ("v2", other)])])
-    v1, v2 = store.get_model("mlp").spec.versions
+    v1, _ = store.get_model("mlp").spec.versions
     apply_resources(store, [model("mlp", [("v1", model_pt)])])
     assert artifacts.digests() == {v1.sha256}
 

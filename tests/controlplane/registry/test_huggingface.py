@@ -65,7 +65,7 @@ def test_a_cleaned_blob_is_not_found(tmp_path: Path, model_bytes: bytes) -> None
     hf_cache(cache, "acme/mlp", {"model.pt": model_bytes})
     for blob in (cache / "models--acme--mlp" / "blobs").iterdir():
         blob.unlink()
-    with pytest.raises(HuggingFaceError, match="no model.pt in snapshot"):
+    with pytest.raises(HuggingFaceError, match=r"no model\.pt in snapshot"):
         resolve_cached(HuggingFaceSource(repo_id="acme/mlp", filename="model.pt"), cache)
 
 
