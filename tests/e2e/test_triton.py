@@ -7,6 +7,7 @@ the region's real Envoy is between every client and every server.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -287,7 +288,9 @@ spec: {{environment: production, model: mlp-broken, version: good, replicas: 1}}
             "the crash-looping Triton version to be Failed",
         )
         message = mesh.deployment("broken").status.message
-        assert "keeps crashing" in message and str(broken) in message, message
+        # Workers load the registry's content-addressed copy of the file.
+        artifact = f"artifacts/sha256/{hashlib.sha256(broken.read_bytes()).hexdigest()}"
+        assert "keeps crashing" in message and artifact in message, message
         assert "not a loadable TorchScript archive" in message, message
         # Make-before-break: the good version's Triton was never drained.
         np.testing.assert_allclose(
