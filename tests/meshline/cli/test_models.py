@@ -14,23 +14,23 @@ SIGNATURE = ["--input", "input:FP32:-1,784", "--output", "output:FP32:-1,10"]
 
 
 def _setup(address: str) -> None:
-    text = f"""\
+    text = """\
 kind: Region
-metadata: {{name: eu}}
-spec: {{country: DE}}
+metadata: {name: eu}
+spec: {country: DE}
 ---
 kind: Region
-metadata: {{name: us}}
-spec: {{country: US}}
+metadata: {name: us}
+spec: {country: US}
 ---
 kind: Environment
-metadata: {{name: development}}
+metadata: {name: development}
 ---
 kind: Environment
-metadata: {{name: production}}
+metadata: {name: production}
 spec:
   policies:
-    - {{mode: mandatory, location: {{regions: [eu]}}}}
+    - {mode: mandatory, location: {regions: [eu]}}
 """
     applied = meshline(address, "apply", "-f", "-", stdin=text)
     assert applied.returncode == 0, applied.stderr
