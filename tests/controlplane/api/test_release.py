@@ -104,6 +104,25 @@ async def test_release_copies_the_whole_spec_into_the_target(registry: Registry)
     assert (await _get(registry, "production")).spec.replicas == 3
 
 
+async def test_scaling_travels_and_activation_stays_the_targets(registry: Registry) -> None:
+    dev = _dev(["eu"], replicas=0)
+    dev.spec.scaling.max_replicas = 4
+    dev.spec.scaling.scale_to_zero_after = 30
+    dev.spec.deactivated = True
+    await _apply_dev(registry, dev)
+    await _release(registry)
+    prod = await _get(registry, "production")
+    assert prod.spec.scaling == dev.spec.scaling
+    assert not prod.spec.deactivated, "a new deployment in the target is active"
+
+    prod.spec.deactivated = True  # switched off in production on purpose
+    prod.spec.scaling.max_replicas = 2
+    await registry.apply.Apply(api.ApplyRequest(resources=[Resource(deployment=prod)]))
+    await _release(registry)
+    again = await _get(registry, "production")
+    assert again.spec.deactivated and again.spec.scaling.max_replicas == 4
+
+
 async def test_a_release_the_target_policies_forbid_changes_nothing(registry: Registry) -> None:
     await _apply_dev(registry, _dev(["eu"]))
     await _release(registry)
