@@ -44,7 +44,7 @@ async def serving(state: Path) -> AsyncIterator[Registry]:
     store = Store.open(state / "meshline.db")
     artifacts = ArtifactStore(state / "artifacts")
     server = grpc.aio.server()
-    add_api_to_server(server, store, StaticStatusProvider(), artifacts)
+    add_api_to_server(server, store, StaticStatusProvider(), artifacts=artifacts)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

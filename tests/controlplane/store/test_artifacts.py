@@ -93,7 +93,7 @@ def test_malformed_digests_are_refused(tmp_path: Path) -> None:
             artifacts.path_of(bad)
 
 
-def test_migration_2_adds_the_sha256_of_versions(tmp_path: Path) -> None:
+def test_migration_3_adds_the_sha256_of_versions(tmp_path: Path) -> None:
     db = tmp_path / "store.db"
     with Store.open(db, migrations=MIGRATIONS[:1]):
         pass  # a file written by the previous meshline
