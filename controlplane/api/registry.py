@@ -6,6 +6,7 @@ version meets exactly the checks (and the one transaction) of `meshline apply`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from controlplane.api.apply import apply_resources
@@ -20,8 +21,9 @@ from controlplane.store import (
     StoreSnapshot,
 )
 from controlplane.store.artifacts import ArtifactStore
+from controlplane.store.rollouts import latest_rollouts
 from meshline.v1.api_pb2 import PushModelVersionHeader, Resource
-from meshline.v1.resources_pb2 import Model, ModelVersion
+from meshline.v1.resources_pb2 import Model, ModelVersion, Rollout
 
 
 class VersionNotFoundError(NotFoundError):
@@ -53,8 +55,18 @@ def find_version(store: Store, model: str, version: str) -> ModelVersion:
     raise VersionNotFoundError(model, version, [v.name for v in stored.spec.versions])
 
 
-def version_users(snapshot: StoreSnapshot, model: str, version: str) -> list[str]:
-    """The deployments that run `version`: as their own version, a split leg or a mirror."""
+# Rollout phases in which the version rolled away from still serves (the stable track).
+_ROLLING = ("Progressing", "Paused")
+
+
+def version_users(
+    snapshot: StoreSnapshot,
+    model: str,
+    version: str,
+    rollouts: Mapping[tuple[str, str], Rollout] | None = None,
+) -> list[str]:
+    """The deployments that run `version`: as their own version, a split leg, a mirror, or
+    the stable side of a rollout in progress (`rollouts`: the latest per deployment)."""
     users = []
     for dep in snapshot.deployments:
         spec = dep.spec
@@ -65,6 +77,9 @@ def version_users(snapshot: StoreSnapshot, model: str, version: str) -> list[str
             if policy.WhichOneof("rule") == "traffic":
                 named.update(leg.version for leg in policy.traffic.split)
                 named.add(policy.traffic.mirror.version)
+        rollout = (rollouts or {}).get((spec.environment, dep.metadata.name))
+        if rollout is not None and rollout.phase in _ROLLING:
+            named.add(rollout.from_version)
         if version in named:
             users.append(f"deployment '{dep.metadata.name}' in environment '{spec.environment}'")
     return users
@@ -127,7 +142,7 @@ def delete_version(
     """Delete `version` of `model` unless a deployment uses it; the model goes with its last
     version, and the artifact when no other version references it."""
     target = find_version(store, model, version)
-    users = version_users(store.snapshot(), model, version)
+    users = version_users(store.snapshot(), model, version, latest_rollouts(store))
     if users:
         raise DependencyError(ResourceKey(KIND_MODEL, model), users, what=f"version '{version}'")
     stored = store.get_model(model)

@@ -34,6 +34,7 @@ from controlplane.store import (
     StoreError,
 )
 from controlplane.store.artifacts import ArtifactError, ArtifactStore, digest_problem
+from controlplane.store.rollouts import latest_rollouts
 from meshline.v1 import api_pb2 as api
 from meshline.v1 import api_pb2_grpc
 from meshline.v1.resources_pb2 import Deployment, Region, Rollout
@@ -149,7 +150,9 @@ class ModelServicer(api_pb2_grpc.ModelServiceServicer):
         version = await _call(
             context, lambda: find_version(self._store, request.model, request.version)
         )
-        users = version_users(self._store.snapshot(), request.model, request.version)
+        users = version_users(
+            self._store.snapshot(), request.model, request.version, latest_rollouts(self._store)
+        )
         return api.GetModelVersionResponse(version=version, used_by=users)
 
     async def DeleteModelVersion(

@@ -18,10 +18,11 @@ import pytest
 from controlplane.api import add_api_to_server
 from controlplane.store import Store
 from controlplane.store.artifacts import ArtifactStore
+from controlplane.store.rollouts import save_rollout
 from meshline.v1 import api_pb2 as api
 from meshline.v1 import api_pb2_grpc
 from meshline.v1.api_pb2 import Resource
-from meshline.v1.resources_pb2 import ModelSignature, ModelVersion, TensorSpec
+from meshline.v1.resources_pb2 import ModelSignature, ModelVersion, Rollout, TensorSpec
 from tests.controlplane.api.test_servicers import StaticStatusProvider
 from tests.controlplane.registry.files import torchscript_file
 from tests.controlplane.store.builders import deployment, environment, region
@@ -280,3 +281,27 @@ async def test_a_pushed_version_can_be_applied_back_from_its_document(
     stored = (await registry.models.GetModel(api.GetModelRequest(name="mlp"))).model
     again = await registry.apply.Apply(api.ApplyRequest(resources=[Resource(model=stored)]))
     assert [r.action for r in again.results] == ["unchanged"]
+
+
+async def test_the_version_a_rollout_in_progress_moves_away_from_cannot_be_deleted(
+    registry: Registry, model_pt: Path, tmp_path: Path
+) -> None:
+    """Mid-canary the stable track still runs the old version, though spec.version is new."""
+    await _network(registry)
+    await push(registry, model_pt.read_bytes(), "mlp", "v1")
+    await push(registry, torchscript_file(tmp_path / "o.pt", seed=1).read_bytes(), "mlp", "v2")
+    await registry.apply.Apply(api.ApplyRequest(resources=[deployment("web", "mlp", "v2")]))
+    rollout = Rollout(
+        environment="production", deployment="web", from_version="v1", to_version="v2"
+    )
+    rollout.phase = "Progressing"
+    saved = save_rollout(registry.store, rollout)
+    request = api.DeleteModelVersionRequest(model="mlp", version="v1")
+    error = await _rejected(registry.models.DeleteModelVersion(request))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "deployment 'web' in environment 'production'" in (error.details() or "")
+
+    saved.phase = "Succeeded"
+    save_rollout(registry.store, saved)
+    deleted = await registry.models.DeleteModelVersion(request)
+    assert deleted.artifact_removed
