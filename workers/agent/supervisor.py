@@ -53,6 +53,8 @@ STABLE_AFTER_S = 30.0
 # A starting worker is probed, and the gateway re-read while a healthy one is not routable yet,
 # this often: a cold start (a client is waiting) must not lose half a probe interval twice.
 FAST_PROBE_S = 0.05
+# Consecutive unanswered reads of the gateway's admin API before its hosts count as unroutable.
+MISSED_READS_UNROUTABLE = 3
 # gRPC waits 1 s, then 1.6x longer, before reconnecting a channel whose connect failed: a worker
 # that starts listening would be seen seconds late. Probe channels reconnect quickly instead.
 PROBE_CHANNEL_OPTIONS = [
@@ -476,9 +478,16 @@ class Supervisor:
         """Every probe interval: one read of the gateway's view, applied to all workers."""
         if self.gateway_view is None:
             return
+        missed = 0
         while not self._stopping:
             try:
-                self.apply_gateway_view(await self.gateway_view())
+                view = await self.gateway_view()
+                # One admin read that timed out on a busy machine says nothing about the
+                # workers: reporting them unroutable would make every other region's gateway
+                # drop this region at once. Only a run of misses (Envoy gone) counts.
+                missed = 0 if view is not None else missed + 1
+                if view is not None or missed >= MISSED_READS_UNROUTABLE:
+                    self.apply_gateway_view(view)
             except Exception:  # a bad read must not stop the next ones
                 log.exception("cannot read the gateway's view of the workers")
             fast = self._awaiting_gateway()
@@ -487,7 +496,8 @@ class Supervisor:
     def apply_gateway_view(self, view: GatewayView | None) -> bool:
         """Take the gateway's routable hosts and in-flight counts; report when any changed.
 
-        None (admin unreachable) counts as nothing routable and nothing in flight.
+        None (admin unreachable, several reads in a row) counts as nothing routable and nothing
+        in flight.
         """
         changed = False
         forwarding = self._forwarding_view(view) if view is not None else {}
