@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from controlplane.ir.build import is_serving
 from controlplane.translate.names import backend_key, cluster_name_grpc, cluster_name_http
 from meshline.v1 import agent_pb2
 
@@ -57,7 +58,7 @@ def load_signals(
         out[key] = LoadSignal(
             concurrency=float(sum(w.inflight for w in mine) + sum(c.inflight for c in away)),
             counters=counters,
-            serving=any(w.state == State.WORKER_STATE_HEALTHY and w.gateway_routable for w in mine),
+            serving=any(is_serving(w) for w in mine),
             workers=len(mine),
             problem=problem,
         )

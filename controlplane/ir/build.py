@@ -71,9 +71,13 @@ def _workers_of(
     ]
 
 
+def is_serving(report: agent_pb2.WorkerReport) -> bool:
+    """Healthy, and the region's own Envoy routes to it (its admin API says so)."""
+    return report.state == State.WORKER_STATE_HEALTHY and report.gateway_routable
+
+
 def _serving(reports: Sequence[agent_pb2.WorkerReport]) -> bool:
-    """The region's own Envoy routes to at least one healthy worker (its admin API says so)."""
-    return any(r.state == State.WORKER_STATE_HEALTHY and r.gateway_routable for r in reports)
+    return any(is_serving(r) for r in reports)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from controlplane.ir.build import is_serving
 from controlplane.policy.settings import Track
 from controlplane.rollout.analysis import TrafficTotals, judge, p99_ms, total
 from controlplane.rollout.settings import CANARY, rollout_settings
@@ -397,11 +398,7 @@ def _serving(
     report: agent_pb2.AgentReport | None, key: DeploymentKey, track: str, version: str
 ) -> bool:
     return any(
-        w.track == track
-        and w.version == version
-        and w.state == State.WORKER_STATE_HEALTHY
-        and w.gateway_routable
-        for w in _workers(report, key)
+        w.track == track and w.version == version and is_serving(w) for w in _workers(report, key)
     )
 
 

@@ -201,7 +201,6 @@ class GatewayView:
     inflight: dict[str, int] = field(default_factory=dict)  # rq_active summed over clusters
     # cluster name → addresses Envoy would route to in it
     routable_by_cluster: dict[str, frozenset[str]] = field(default_factory=dict)
-    requests: dict[str, int] = field(default_factory=dict)  # rq_total summed over clusters
     # cluster name → host → its counters in that cluster
     traffic: dict[str, dict[str, HostTraffic]] = field(default_factory=dict)
     # cluster name → requests, errors, latency histogram (clusters clients use, cumulative)
@@ -209,9 +208,6 @@ class GatewayView:
 
     def inflight_of(self, *addresses: str) -> int:
         return sum(self.inflight.get(address, 0) for address in addresses)
-
-    def requests_of(self, *addresses: str) -> int:
-        return sum(self.requests.get(address, 0) for address in addresses)
 
 
 def parse_clusters(text: str) -> GatewayView:
@@ -254,18 +250,15 @@ def parse_clusters(text: str) -> GatewayView:
             unroutable.add(host)
             by_cluster.setdefault(cluster, set())
     inflight: dict[str, int] = {}
-    requests: dict[str, int] = {}
     traffic: dict[str, dict[str, HostTraffic]] = {}
     for cluster, hosts in counters.items():
         for host, (active, total) in hosts.items():
             inflight[host] = inflight.get(host, 0) + active
-            requests[host] = requests.get(host, 0) + total
             traffic.setdefault(cluster, {})[host] = HostTraffic(active, total)
     # The activator answers health checks but serves nothing: it is never a routable host.
     return GatewayView(
         frozenset(routable - unroutable),
         inflight,
         {c: frozenset(a for a in h if (c, a) not in activators) for c, h in by_cluster.items()},
-        requests,
-        traffic,
+        traffic=traffic,
     )
