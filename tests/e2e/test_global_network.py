@@ -305,7 +305,9 @@ def test_a_lost_region_is_routed_around_without_failures(
             "us-east to see both EU gateways healthy",
         )
         # From us-east both EU regions are equally far: eu-central comes first by name.
-        with ClientLoop(world.gateway("us-east"), "lost", BATCH, concurrency=2) as loop:
+        # 8 clients: some calls sit queued in the dying region's workers, which answer them
+        # CANCELLED as they stop; the gateways must replay those too.
+        with ClientLoop(world.gateway("us-east"), "lost", BATCH, concurrency=8) as loop:
             wait_until(lambda: loop.regions_since(0)["eu-central"] > 30, 30, "traffic")
             killed_at = time.monotonic()
             # SIGKILL the agent: its Envoy and workers die with it (parent-death signal).

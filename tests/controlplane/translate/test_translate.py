@@ -96,7 +96,8 @@ def test_retry_policy_leaves_out_unset_limits() -> None:
     assert not policy.HasField("per_try_timeout")
     assert not policy.HasField("retry_back_off")
     assert policy.retry_on == (
-        "reset,connect-failure,refused-stream,unavailable,retriable-status-codes,retriable-headers"
+        "reset,connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes,"
+        "retriable-headers"
     )
 
 
