@@ -131,6 +131,14 @@ def agent(
     ] = 0,
     host: Annotated[str, typer.Option(help="Address to bind and advertise")] = "127.0.0.1",
     gateway_port: Annotated[int, typer.Option(help="Gateway port; 0 picks a free one")] = 0,
+    standby_workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Torch interpreters kept with their imports done, so a worker (a cold start) "
+            "only loads its model; each costs memory, not CPU, while it waits. 0 = none",
+        ),
+    ] = 1,
     log_level: str = "info",
 ) -> None:
     """Run a region: its Envoy gateway and its workers, as the control plane asks.
@@ -160,6 +168,7 @@ def agent(
         max_replicas=max_replicas,
         host=host,
         gateway_port=gateway_port,
+        standby_workers=standby_workers,
         state_dir=state_dir or DEFAULT_STATE_DIR / "regions" / region,
     )
     asyncio.run(run_agent(config))

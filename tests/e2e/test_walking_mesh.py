@@ -174,7 +174,8 @@ def test_bad_tensors_get_clear_errors_through_the_gateway(
 
 def _worker_pids(mesh: Mesh, region: str) -> list[int]:
     out = subprocess.run(
-        ["pgrep", "-P", str(mesh.agents[region].pid), "-f", "workers.torch_worker"],
+        # Workers, not the agent's waiting standby interpreter (workers.torch_worker.standby).
+        ["pgrep", "-P", str(mesh.agents[region].pid), "-f", r"workers\.torch_worker --"],
         capture_output=True,
         text=True,
         check=False,

@@ -172,9 +172,13 @@ class Mesh:
         cpu_flavors: Sequence[str] = (),
         gpu_flavors: Sequence[str] = (),
         max_replicas: int = 0,
+        standby_workers: int | None = None,
     ) -> ManagedProcess:
-        """Start `region`'s agent; the facts are what it registers the region as."""
+        """Start `region`'s agent; the facts are what it registers the region as
+        (`standby_workers`: the agent's own setting, its default when None)."""
         facts: list[str] = []
+        if standby_workers is not None:
+            facts += ["--standby-workers", str(standby_workers)]
         if country:
             facts += ["--country", country]
         if continent:

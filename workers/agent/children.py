@@ -21,19 +21,28 @@ def mark_failure(log_path: Path, message: str) -> None:
         log.write(f"{RUN_MARKER}(failed)\n{message}\n")
 
 
-async def spawn(
-    args: Sequence[str], log_path: Path, env: dict[str, str] | None = None
-) -> asyncio.subprocess.Process:
+def write_marker(log_path: Path, args: Sequence[str]) -> None:
+    """Mark where a run's lines start in its log (exit_reason reads the last run only)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         log.write(f"{RUN_MARKER}{' '.join(args[:3])}\n".encode())
-        log.flush()
+
+
+async def spawn(
+    args: Sequence[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    stdin_pipe: bool = False,
+) -> asyncio.subprocess.Process:
+    """`stdin_pipe`: the child reads what the agent writes to its stdin (else /dev/null)."""
+    write_marker(log_path, args)
+    with open(log_path, "ab") as log:
         # No preexec_fn: nothing of ours runs between fork and exec (see orphan_guard).
         return await asyncio.create_subprocess_exec(
             *guarded(args),
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if stdin_pipe else asyncio.subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
         )
 

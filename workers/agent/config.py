@@ -31,6 +31,9 @@ class AgentConfig:
     # Upper bound on how long a replaced worker waits for the control plane to
     # confirm the gateway stopped routing to it (only hit when it is unreachable).
     max_drain_s: float = 60.0
+    # Torch interpreters kept with their imports done, so a worker start (a cold start above
+    # all) only loads the model; each costs memory, no CPU, while it waits. 0 = none.
+    standby_workers: int = 1
 
     @property
     def controlplane_host(self) -> str:

@@ -40,6 +40,7 @@ from workers.agent.launch import (
     worker_command,
 )
 from workers.agent.ports import free_port
+from workers.agent.standby_pool import StandbyPool
 from workers.agent.worker_load import WorkerLoad, parse_worker_load
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,12 @@ class Supervisor:
     _stopping: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _http: aiohttp.ClientSession | None = None  # for scraping worker metrics
+    standby: StandbyPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.standby = StandbyPool(
+            self.config.standby_workers, self.config.state_dir / "workers" / "standby"
+        )
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -239,6 +246,8 @@ class Supervisor:
                         log.exception("supervisor step %s failed", step.__name__)
                 if full:
                     last_full = time.monotonic()
+                if not self._starting():  # never compete with a real start for CPU
+                    await self.standby.fill()
                 self._wake.clear()
                 interval = FAST_PROBE_S if self._starting() else self.config.health_interval_s
                 with contextlib.suppress(TimeoutError):
@@ -421,7 +430,11 @@ class Supervisor:
                 ),
                 scratch_dir=self._scratch_dir(worker),
             )
-            worker.process = await children.spawn(args, worker.log_path)
+            worker.process = await self.standby.take(args, worker.log_path)
+            if worker.process is None:
+                worker.process = await children.spawn(args, worker.log_path)
+            else:
+                log.info("worker %s runs in a standby interpreter", worker.worker_id)
         except (OSError, ValueError) as exc:
             # Recorded like a crash (backoff, reason in status), never raised into the loop
             # that serves the other workers.
@@ -596,7 +609,9 @@ class Supervisor:
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        await asyncio.gather(*(self._retire(w) for w in list(self.workers.values())))
+        await asyncio.gather(
+            self.standby.stop(), *(self._retire(w) for w in list(self.workers.values()))
+        )
         if self._http is not None:
             await self._http.close()
 

@@ -43,11 +43,13 @@ def states(sup: Supervisor) -> list[tuple[str, int]]:
     return [(w.revision, w.state) for w in sup.report().workers]
 
 
-def agent_config(tmp_path: Path) -> AgentConfig:
+def agent_config(tmp_path: Path, standby_workers: int = 0) -> AgentConfig:
+    """No standby interpreter unless asked: test_standby_pool.py covers those."""
     return AgentConfig(
         region="t",
         controlplane="127.0.0.1:1",
         state_dir=tmp_path,
         health_interval_s=0.2,
         max_drain_s=0.5,
+        standby_workers=standby_workers,
     )

@@ -247,9 +247,7 @@ async def test_a_workload_that_cannot_start_says_why_and_spares_the_others(
     broken = workload(model, "r1", track="odd")
     broken.runtime = "onnx"  # no such worker (the API refuses it; an old agent might not)
     supervisor.set_desired([broken, workload(model, "r1")])
-    await until(
-        lambda: ("r1", State.WORKER_STATE_HEALTHY) in states(supervisor), "the good worker"
-    )
+    await until(lambda: ("r1", State.WORKER_STATE_HEALTHY) in states(supervisor), "the good worker")
     await until(lambda: any(w.last_error for w in supervisor.report().workers), "a reason")
     (bad,) = [w for w in supervisor.report().workers if w.track == "odd"]
     assert bad.state == State.WORKER_STATE_UNHEALTHY
