@@ -147,6 +147,7 @@ def plan_network(
                 revision=revisions[track.name],
                 runtime=version.runtime,
                 model_path=version.artifact_path or version.path,
+                artifact_sha256=version.sha256 if version.artifact_path else "",
                 signature=version.signature,
                 replicas=resolved.replicas,
                 model_version=version.name,

@@ -160,15 +160,19 @@ def _eds_cluster(name: str, route: DeploymentRoute) -> cluster_pb2.Cluster:
 
 
 def _health_check(settings: HealthCheckSettings) -> health_check_pb2.HealthCheck:
+    # A host that failed (or was never checked yet) is retried sooner, so a worker or a
+    # region that just came up is routable again quickly.
+    unhealthy = duration(min(settings.interval_s, UNHEALTHY_INTERVAL_S))
     return health_check_pb2.HealthCheck(
         timeout=duration(settings.timeout_s),
         interval=duration(settings.interval_s),
-        # Envoy's default is 60 s while a cluster has no traffic: a fresh deployment would
-        # wait that long before its first worker counts as healthy.
-        no_traffic_interval=duration(settings.interval_s),
-        # A host that failed (or was never checked yet) is retried sooner, so a worker or a
-        # region that just came up is routable again quickly.
-        unhealthy_interval=duration(min(settings.interval_s, UNHEALTHY_INTERVAL_S)),
+        # Until a cluster has had a connection, Envoy checks every host at the no-traffic
+        # interval (default 60 s), whatever its health, and ignores unhealthy_interval. A cold
+        # start's new worker is the first host of such clusters (the HTTP one, the local one):
+        # unhealthy hosts there get the short interval too, healthy ones the normal interval.
+        no_traffic_interval=unhealthy,
+        no_traffic_healthy_interval=duration(settings.interval_s),
+        unhealthy_interval=unhealthy,
         unhealthy_threshold=uint32(settings.unhealthy_threshold),
         healthy_threshold=uint32(settings.healthy_threshold),
     )

@@ -132,7 +132,7 @@ class AgentReport(_message.Message):
     def __init__(self, workers: _Optional[_Iterable[_Union[WorkerReport, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[ClusterHealth, _Mapping]]] = ..., traffic: _Optional[_Iterable[_Union[ClusterTraffic, _Mapping]]] = ...) -> None: ...
 
 class Workload(_message.Message):
-    __slots__ = ("deployment", "environment", "revision", "runtime", "model_path", "signature", "replicas", "model_version", "flavor", "track", "batching", "instances", "external")
+    __slots__ = ("deployment", "environment", "revision", "runtime", "model_path", "signature", "replicas", "model_version", "flavor", "track", "batching", "instances", "external", "artifact_sha256")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +146,7 @@ class Workload(_message.Message):
     BATCHING_FIELD_NUMBER: _ClassVar[int]
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_SHA256_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     environment: str
     revision: str
@@ -159,7 +160,8 @@ class Workload(_message.Message):
     batching: _resources_pb2.BatchingSpec
     instances: int
     external: _resources_pb2.ExternalEndpoint
-    def __init__(self, deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., runtime: _Optional[str] = ..., model_path: _Optional[str] = ..., signature: _Optional[_Union[_resources_pb2.ModelSignature, _Mapping]] = ..., replicas: _Optional[int] = ..., model_version: _Optional[str] = ..., flavor: _Optional[str] = ..., track: _Optional[str] = ..., batching: _Optional[_Union[_resources_pb2.BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., external: _Optional[_Union[_resources_pb2.ExternalEndpoint, _Mapping]] = ...) -> None: ...
+    artifact_sha256: str
+    def __init__(self, deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., runtime: _Optional[str] = ..., model_path: _Optional[str] = ..., signature: _Optional[_Union[_resources_pb2.ModelSignature, _Mapping]] = ..., replicas: _Optional[int] = ..., model_version: _Optional[str] = ..., flavor: _Optional[str] = ..., track: _Optional[str] = ..., batching: _Optional[_Union[_resources_pb2.BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., external: _Optional[_Union[_resources_pb2.ExternalEndpoint, _Mapping]] = ..., artifact_sha256: _Optional[str] = ...) -> None: ...
 
 class DesiredState(_message.Message):
     __slots__ = ("workloads",)

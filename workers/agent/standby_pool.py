@@ -33,11 +33,7 @@ def standby_command() -> list[str]:
 def worker_flags(args: Sequence[str]) -> list[str] | None:
     """The flags of a Torch worker command line (what a standby needs); None for any other
     program, which a standby cannot become."""
-    if (
-        len(args) >= 3
-        and args[0] == sys.executable
-        and list(args[1:3]) == ["-m", WORKER_MODULE]
-    ):
+    if len(args) >= 3 and args[0] == sys.executable and list(args[1:3]) == ["-m", WORKER_MODULE]:
         return list(args[3:])
     return None
 

@@ -30,6 +30,7 @@ from meshline.inference import grpc_service_pb2 as oip
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import agent_pb2
 from workers.agent import children
+from workers.agent.artifacts import ArtifactCache, ArtifactFetchError
 from workers.agent.config import AgentConfig
 from workers.agent.envoy_process import GatewayView
 from workers.agent.launch import (
@@ -57,11 +58,14 @@ FAST_PROBE_S = 0.05
 # Consecutive unanswered reads of the gateway's admin API before its hosts count as unroutable.
 MISSED_READS_UNROUTABLE = 3
 # gRPC waits 1 s, then 1.6x longer, before reconnecting a channel whose connect failed: a worker
-# that starts listening would be seen seconds late. Probe channels reconnect quickly instead.
+# that starts listening would be seen seconds late. Probe channels retry every 50 ms, never
+# backing off further: a growing back-off (it reached 0.5 s within a one-second start) is
+# time a cold start waits after the worker already listens. A refused loopback connect costs
+# nothing, and an idle channel does not reconnect at all (only a probe makes it try).
 PROBE_CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 50),
     ("grpc.min_reconnect_backoff_ms", 50),
-    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.max_reconnect_backoff_ms", 50),
 ]
 
 # (deployment, environment, track): the workers that replace each other make-before-break.
@@ -94,6 +98,8 @@ class Worker:
     inflight: int = 0  # requests the region's Envoy has in flight to it (both ports)
     metrics_port: int = 0  # Triton's metrics port (the Torch worker uses its HTTP port)
     load: WorkerLoad = field(default_factory=lambda: WorkerLoad(0, 0, 0))
+    # Downloading the model from the control plane before the process starts.
+    fetch: asyncio.Task[None] | None = None
 
     @property
     def key(self) -> WorkloadKey:
@@ -135,6 +141,8 @@ class Worker:
     def running(self) -> bool:
         if self.external:
             return True  # not ours to run: its health alone says whether it serves
+        if self.fetch is not None and not self.fetch.done():
+            return True  # starting: its model is on the way
         return self.process is not None and self.process.returncode is None
 
 
@@ -171,14 +179,20 @@ class Supervisor:
     # Envoy's per-cluster traffic (see AgentReport.traffic).
     _traffic: dict[str, agent_pb2.ClusterTraffic] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # A worker just turned healthy: read the gateway now, not after the interval's sleep.
+    _gateway_wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _http: aiohttp.ClientSession | None = None  # for scraping worker metrics
     standby: StandbyPool = field(init=False)
+    artifacts: ArtifactCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.standby = StandbyPool(
             self.config.standby_workers, self.config.state_dir / "workers" / "standby"
+        )
+        self.artifacts = ArtifactCache(
+            self.config.state_dir / "artifacts", self.config.controlplane
         )
 
     # -- inputs -------------------------------------------------------------------------
@@ -370,6 +384,8 @@ class Supervisor:
         if self.workers.pop(worker.worker_id, None) is None:
             return
         log.info("stopping worker %s", worker.worker_id)
+        if worker.fetch is not None:
+            worker.fetch.cancel()  # the download itself goes on for other workers that wait
         if worker.process is not None:
             await children.stop(worker.process, grace_s=10.0)
         if worker.channel is not None:
@@ -420,9 +436,39 @@ class Supervisor:
         worker.failed_probes = 0
         worker.exit_noted = False
         worker.started_at = time.monotonic()
+        worker.process = None
+        model_path = self.artifacts.local_path(worker.workload)
+        if model_path is None:  # a registry artifact this machine does not have yet
+            worker.fetch = asyncio.create_task(
+                self._fetch_and_launch(worker), name=f"fetch-{worker.worker_id}"
+            )
+            return
+        await self._launch(worker, model_path)
+
+    async def _fetch_and_launch(self, worker: Worker) -> None:
+        """A failed fetch is recorded like a crash (reason in the log, backoff, retry)."""
+        sha256 = worker.workload.artifact_sha256
+        log.info("worker %s: fetching its model, artifact sha256:%s", worker.worker_id, sha256)
+        try:
+            path = await self.artifacts.fetch(sha256)
+        except (ArtifactFetchError, OSError) as exc:
+            children.mark_failure(worker.log_path, f"cannot fetch the model: {exc}")
+            log.error("worker %s: cannot fetch the model: %s", worker.worker_id, exc)
+            self._wake.set()
+            return
+        if worker.worker_id in self.workers and not self._stopping:
+            await self._launch(worker, path)
+        self._wake.set()
+
+    async def _launch(self, worker: Worker, model_path: Path) -> None:
+        workload = worker.workload
+        if str(model_path) != workload.model_path:
+            workload = agent_pb2.Workload()
+            workload.CopyFrom(worker.workload)
+            workload.model_path = str(model_path)
         try:
             args = worker_command(
-                worker.workload,
+                workload,
                 worker_id=worker.worker_id,
                 region=self.config.region,
                 ports=WorkerPorts(
@@ -504,7 +550,12 @@ class Supervisor:
             except Exception:  # a bad read must not stop the next ones
                 log.exception("cannot read the gateway's view of the workers")
             fast = self._awaiting_gateway()
-            await asyncio.sleep(FAST_PROBE_S if fast else self.config.health_interval_s)
+            self._gateway_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._gateway_wake.wait(),
+                    FAST_PROBE_S if fast else self.config.health_interval_s,
+                )
 
     def apply_gateway_view(self, view: GatewayView | None) -> bool:
         """Take the gateway's routable hosts and in-flight counts; report when any changed.
@@ -584,6 +635,8 @@ class Supervisor:
             await self._read_load(worker)
         if before != worker.state:
             self._wake.set()  # a healthy new worker may let old ones drain
+            if worker.state == State.WORKER_STATE_HEALTHY:
+                self._gateway_wake.set()  # the gateway will route to it soon: watch closely
             return True
         return worker.load.requests != answered
 

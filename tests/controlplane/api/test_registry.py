@@ -37,6 +37,7 @@ class Registry:
     apply: api_pb2_grpc.ApplyServiceStub
     models: api_pb2_grpc.ModelServiceStub
     deployments: api_pb2_grpc.DeploymentServiceStub
+    address: str  # host:port of the API server
 
 
 @asynccontextmanager
@@ -56,6 +57,7 @@ async def serving(state: Path) -> AsyncIterator[Registry]:
             api_pb2_grpc.ApplyServiceStub(channel),
             api_pb2_grpc.ModelServiceStub(channel),
             api_pb2_grpc.DeploymentServiceStub(channel),
+            f"127.0.0.1:{port}",
         )
     finally:
         await channel.close()

@@ -1,0 +1,111 @@
+"""Registry artifacts on this agent's machine: used in place, or fetched by sha256 and cached.
+
+A version pushed to the registry lives in the control plane's state directory. On the control
+plane's machine (or a shared filesystem) a worker loads it from there; an agent elsewhere finds
+no such file and fetches the bytes once from the control plane (ModelService.DownloadArtifact)
+into its own content-addressed cache, `<state>/artifacts/sha256/<hex>`, checking size and
+sha256 before anything is visible under that name. Concurrent starts of one artifact share one
+download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import grpc
+
+from meshline.v1 import agent_pb2, api_pb2, api_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+class ArtifactFetchError(Exception):
+    """The artifact could not be fetched, or what arrived is not what was asked for."""
+
+
+@dataclass
+class ArtifactCache:
+    root: Path
+    controlplane: str  # host:port of the control plane's gRPC server
+    _fetches: dict[str, asyncio.Task[Path]] = field(default_factory=dict)
+
+    def path_of(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256
+
+    def local_path(self, workload: agent_pb2.Workload) -> Path | None:
+        """Where this machine has the workload's model file; None when it must be fetched."""
+        given = Path(workload.model_path)
+        if not workload.artifact_sha256 or given.is_file():
+            return given  # not a registry artifact, or the control plane's file is here
+        cached = self.path_of(workload.artifact_sha256)
+        return cached if cached.is_file() else None
+
+    async def fetch(self, sha256: str) -> Path:
+        """The cached file of `sha256`, downloaded first if needed (one download at a time)."""
+        if self.path_of(sha256).is_file():
+            return self.path_of(sha256)
+        task = self._fetches.get(sha256)
+        if task is None:
+            task = asyncio.create_task(self._download(sha256), name=f"fetch-{sha256[:12]}")
+            self._fetches[sha256] = task
+            task.add_done_callback(lambda _: self._fetches.pop(sha256, None))
+        return await asyncio.shield(task)
+
+    async def _download(self, sha256: str) -> Path:
+        where = f"artifact sha256:{sha256} from the control plane at {self.controlplane}"
+        temp_dir = self.root / "tmp"
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=temp_dir, prefix=f"{sha256[:12]}-")
+        temp = Path(name)
+        digest = hashlib.sha256()
+        received = 0
+        expected_size = -1
+        started = asyncio.get_running_loop().time()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                async with grpc.aio.insecure_channel(self.controlplane) as channel:
+                    stream = api_pb2_grpc.ModelServiceStub(channel).DownloadArtifact(
+                        api_pb2.DownloadArtifactRequest(sha256=sha256)
+                    )
+                    async for message in stream:
+                        if expected_size < 0:
+                            expected_size = message.size_bytes
+                        await asyncio.to_thread(_write, out, digest, message.chunk)
+                        received += len(message.chunk)
+                await asyncio.to_thread(_sync, out)
+            if received != expected_size or digest.hexdigest() != sha256:
+                raise ArtifactFetchError(
+                    f"{where}: got {received} bytes with sha256:{digest.hexdigest()}, "
+                    f"expected {expected_size} bytes with sha256:{sha256}"
+                )
+            final = self.path_of(sha256)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            temp.replace(final)
+        except grpc.aio.AioRpcError as exc:
+            raise ArtifactFetchError(f"{where}: {exc.code().name}: {exc.details()}") from exc
+        except OSError as exc:  # e.g. the disk is full
+            raise ArtifactFetchError(f"{where}: {exc}") from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        seconds = asyncio.get_running_loop().time() - started
+        log.info("fetched %s (%d bytes) in %.2fs", where, received, seconds)
+        return final
+
+
+def _write(out: BinaryIO, digest: hashlib._Hash, chunk: bytes) -> None:
+    out.write(chunk)
+    digest.update(chunk)
+
+
+def _sync(out: BinaryIO) -> None:
+    out.flush()
+    os.fsync(out.fileno())
