@@ -16,8 +16,9 @@ PREFERENCES: tuple[str, ...] = (PREFERENCE_NEAREST, PREFERENCE_ORDERED)
 # Failures that never reached the model, or that the model side reports as "try elsewhere".
 # `cancelled`: a gRPC server that is stopping (a worker whose region or agent just died gets
 # SIGTERM) answers CANCELLED, headers only, for calls it had received but never handed to the
-# model; Envoy retries only a CANCELLED in the response headers, i.e. with no answer sent, and
-# never one the client cancelled itself (that request is gone).
+# model (and for any still running when its shutdown grace ends: those may run twice, which
+# side-effect-free inference allows); Envoy retries only a CANCELLED in the response headers,
+# i.e. with no answer sent, and never one the client cancelled itself (that request is gone).
 DEFAULT_RETRY_ON: tuple[str, ...] = (
     "reset",
     "connect-failure",

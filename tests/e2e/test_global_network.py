@@ -78,6 +78,16 @@ def _policies_yaml(text: str, policies: str) -> str:
     return head + "  policies:\n" + policies
 
 
+def _standby_pids(mesh: Mesh, region: str) -> list[int]:
+    out = subprocess.run(
+        ["pgrep", "-P", str(mesh.agents[region].pid), "-f", "workers.torch_worker.standby"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return [int(p) for p in out.split()]
+
+
 def _worker_pids(mesh: Mesh, region: str, deployment: str) -> list[int]:
     out = subprocess.run(
         ["pgrep", "-f", f"worker-id {region}-{deployment}-"],
@@ -310,7 +320,9 @@ def test_a_lost_region_is_routed_around_without_failures(
         with ClientLoop(world.gateway("us-east"), "lost", BATCH, concurrency=8) as loop:
             wait_until(lambda: loop.regions_since(0)["eu-central"] > 30, 30, "traffic")
             killed_at = time.monotonic()
-            # SIGKILL the agent: its Envoy and workers die with it (parent-death signal).
+            standbys = _standby_pids(world, "eu-central")
+            assert standbys, "the agent keeps a standby interpreter"
+            # SIGKILL the agent: its Envoy, workers and standby die with it (parent-death signal).
             os.kill(world.agents["eu-central"].pid, signal.SIGKILL)
             wait_until(
                 lambda: loop.regions_since(killed_at)["eu-west"] > 30,
@@ -320,6 +332,11 @@ def test_a_lost_region_is_routed_around_without_failures(
             after = time.monotonic() + 1
             wait_until(lambda: loop.count() > 0 and time.monotonic() > after + 2, 10, "time")
             assert loop.regions_since(after)["eu-central"] == 0
+        wait_until(
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in standbys),
+            10,
+            "the dead agent's standby interpreter to exit",
+        )
         assert loop.failures == []
     finally:
         world.agents["eu-central"].stop()

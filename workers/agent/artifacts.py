@@ -15,10 +15,12 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import grpc
 
@@ -26,16 +28,30 @@ from meshline.v1 import agent_pb2, api_pb2, api_pb2_grpc
 
 log = logging.getLogger(__name__)
 
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
 
 class ArtifactFetchError(Exception):
     """The artifact could not be fetched, or what arrived is not what was asked for."""
 
 
+class _Hash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
 @dataclass
 class ArtifactCache:
+    """This agent's copies of registry artifacts, by digest (`downloads`: how many it made)."""
+
     root: Path
     controlplane: str  # host:port of the control plane's gRPC server
-    _fetches: dict[str, asyncio.Task[Path]] = field(default_factory=dict)
+    downloads: int = 0
+    _downloading: dict[str, asyncio.Task[Path]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Downloads a killed agent left half done: never visible under a digest, gone now.
+        shutil.rmtree(self.root / "tmp", ignore_errors=True)
 
     def path_of(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256
@@ -45,18 +61,22 @@ class ArtifactCache:
         given = Path(workload.model_path)
         if not workload.artifact_sha256 or given.is_file():
             return given  # not a registry artifact, or the control plane's file is here
+        if not _DIGEST.match(workload.artifact_sha256):
+            return None  # fetch() names the problem
         cached = self.path_of(workload.artifact_sha256)
         return cached if cached.is_file() else None
 
     async def fetch(self, sha256: str) -> Path:
         """The cached file of `sha256`, downloaded first if needed (one download at a time)."""
+        if not _DIGEST.match(sha256):
+            raise ArtifactFetchError(f"'{sha256}' is not a sha256 digest (64 lowercase hex)")
         if self.path_of(sha256).is_file():
             return self.path_of(sha256)
-        task = self._fetches.get(sha256)
+        task = self._downloading.get(sha256)
         if task is None:
             task = asyncio.create_task(self._download(sha256), name=f"fetch-{sha256[:12]}")
-            self._fetches[sha256] = task
-            task.add_done_callback(lambda _: self._fetches.pop(sha256, None))
+            self._downloading[sha256] = task
+            task.add_done_callback(lambda _: self._downloading.pop(sha256, None))
         return await asyncio.shield(task)
 
     async def _download(self, sha256: str) -> Path:
@@ -67,8 +87,10 @@ class ArtifactCache:
         temp = Path(name)
         digest = hashlib.sha256()
         received = 0
-        expected_size = -1
+        expected_size = 0  # an empty artifact comes as no message at all
+        first = True
         started = asyncio.get_running_loop().time()
+        self.downloads += 1
         try:
             with os.fdopen(fd, "wb") as out:
                 async with grpc.aio.insecure_channel(self.controlplane) as channel:
@@ -76,8 +98,8 @@ class ArtifactCache:
                         api_pb2.DownloadArtifactRequest(sha256=sha256)
                     )
                     async for message in stream:
-                        if expected_size < 0:
-                            expected_size = message.size_bytes
+                        if first:
+                            expected_size, first = message.size_bytes, False
                         await asyncio.to_thread(_write, out, digest, message.chunk)
                         received += len(message.chunk)
                 await asyncio.to_thread(_sync, out)
@@ -101,7 +123,7 @@ class ArtifactCache:
         return final
 
 
-def _write(out: BinaryIO, digest: hashlib._Hash, chunk: bytes) -> None:
+def _write(out: BinaryIO, digest: _Hash, chunk: bytes) -> None:
     out.write(chunk)
     digest.update(chunk)
 

@@ -17,7 +17,8 @@ from meshline.v1 import agent_pb2, resources_pb2
 RUNTIME_TORCH = "torch"
 RUNTIME_TRITON = "triton"
 RUNTIME_EXTERNAL = "external"
-_MODULES = {RUNTIME_TORCH: "workers.torch_worker", RUNTIME_TRITON: "workers.triton_worker"}
+TORCH_WORKER_MODULE = "workers.torch_worker"
+_MODULES = {RUNTIME_TORCH: TORCH_WORKER_MODULE, RUNTIME_TRITON: "workers.triton_worker"}
 
 
 def runtime_of(workload: agent_pb2.Workload) -> str:

@@ -250,9 +250,16 @@ class Supervisor:
         last_full = 0.0
         try:
             while not self._stopping:
+                # Cleared before the steps: a wake-up during them (new desired state, an exit)
+                # makes the next pass start at once instead of being lost.
+                self._wake.clear()
                 # Every interval all workers; in between, only the ones still starting.
                 full = time.monotonic() - last_full >= self.config.health_interval_s
-                steps = (self._reconcile, self._probe_all if full else self._probe_starting)
+                steps = (
+                    self._reconcile,
+                    self._probe_all if full else self._probe_starting,
+                    self._prepare_standby,
+                )
                 for step in steps:
                     try:
                         await step()
@@ -260,9 +267,6 @@ class Supervisor:
                         log.exception("supervisor step %s failed", step.__name__)
                 if full:
                     last_full = time.monotonic()
-                if not self._starting():  # never compete with a real start for CPU
-                    await self.standby.fill()
-                self._wake.clear()
                 interval = FAST_PROBE_S if self._starting() else self.config.health_interval_s
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), interval)
@@ -270,6 +274,10 @@ class Supervisor:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+
+    async def _prepare_standby(self) -> None:
+        if not self._starting():  # never compete with a real start for CPU
+            await self.standby.fill()
 
     async def _reconcile(self) -> None:
         changed = self._adopt()
@@ -361,14 +369,17 @@ class Supervisor:
 
     def _note_exit(self, worker: Worker) -> None:
         """Record why a worker stopped and when it may start again (once per exit)."""
-        code = worker.process.returncode if worker.process is not None else "none (not started)"
         ran_s = time.monotonic() - worker.started_at
-        worker.failures = 1 if ran_s > STABLE_AFTER_S else worker.failures + 1
+        reason = children.exit_reason(worker.log_path)
+        if worker.process is None:  # never ran (no process, or its model could not be fetched)
+            worker.failures += 1
+            worker.last_error = f"did not start ({ran_s:.1f}s): {reason}"
+        else:
+            worker.failures = 1 if ran_s > STABLE_AFTER_S else worker.failures + 1
+            code = worker.process.returncode
+            worker.last_error = f"exited with code {code} after {ran_s:.1f}s: {reason}"
         backoff = min(0.5 * 2 ** (worker.failures - 1), MAX_RESTART_BACKOFF_S)
         worker.restart_at = time.monotonic() + backoff
-        worker.last_error = (
-            f"exited with code {code} after {ran_s:.1f}s: {children.exit_reason(worker.log_path)}"
-        )
         worker.state = State.WORKER_STATE_UNHEALTHY
         worker.exit_noted = True
         log.warning(
@@ -451,12 +462,14 @@ class Supervisor:
         log.info("worker %s: fetching its model, artifact sha256:%s", worker.worker_id, sha256)
         try:
             path = await self.artifacts.fetch(sha256)
-        except (ArtifactFetchError, OSError) as exc:
+        except Exception as exc:  # ArtifactFetchError names the problem; anything else too
+            if not isinstance(exc, ArtifactFetchError):
+                log.exception("worker %s: fetching its model failed", worker.worker_id)
             children.mark_failure(worker.log_path, f"cannot fetch the model: {exc}")
             log.error("worker %s: cannot fetch the model: %s", worker.worker_id, exc)
             self._wake.set()
             return
-        if worker.worker_id in self.workers and not self._stopping:
+        if worker.worker_id in self.workers and not worker.draining and not self._stopping:
             await self._launch(worker, path)
         self._wake.set()
 

@@ -2,11 +2,13 @@
 
 Most of a Torch worker's start is the interpreter importing torch, gRPC and aiohttp, the same for
 every model. A standby pays that in advance, while nothing is asked of it, then blocks on stdin
-(no CPU) until its agent sends one line of JSON: `{"argv": [worker flags...], "log": PATH}`. It
-then points its stdout and stderr at the worker's log, takes the worker's command line as its
-process title, and becomes that worker, exactly as
-`python -m workers.torch_worker FLAGS` would run (same flags, statuses and signals), only
-without the imports. A closed stdin (the agent stopping its pool) exits 0 without starting.
+(no CPU) until its agent sends one line of JSON: `{"argv": [worker flags...], "log": PATH}`. Its
+log says READY_LINE once the imports are done: the agent hands work only to a ready standby, so
+whatever happens after the order (a bad model file, a port taken) is in the worker's own log.
+It then points its stdout and stderr at the worker's log, takes the worker's command line as
+its process title, and becomes that worker, exactly as `python -m workers.torch_worker FLAGS`
+would run (same flags, statuses and signals), only without the imports. A closed stdin exits 0
+without starting; the agent stops an unused standby with SIGTERM.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import setproctitle
 
-WORKER_MODULE = "workers.torch_worker"
+WORKER_MODULE = __package__ or "workers.torch_worker"  # what the standby becomes
+READY_LINE = "meshline standby: imports done, waiting for a worker to become"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ def redirect_output(log_path: Path) -> None:
 def main() -> int:
     import workers.torch_worker.server  # noqa: F401 - the point: torch, gRPC, aiohttp now
 
+    print(READY_LINE, file=sys.stderr, flush=True)
     line = sys.stdin.readline()
     if not line.strip():
         return 0

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import grpc
 import pytest
 
-from meshline.v1 import agent_pb2
+from meshline.v1 import agent_pb2, api_pb2, api_pb2_grpc
 from tests.controlplane.api.test_registry import Registry, push, serving
 from tests.harness.processes import free_port
 from tests.workers.agent.helpers import agent_config, states, until, workload
@@ -25,7 +28,7 @@ from workers.demo import build_mlp
 State = agent_pb2.WorkerState
 
 
-def _elsewhere(model: Path, sha256: str) -> agent_pb2.Workload:
+def _elsewhere(sha256: str) -> agent_pb2.Workload:
     """The workload as an agent on another machine gets it: the control plane's path, absent."""
     w = workload(Path("/nonexistent/registry/sha256") / sha256, "r1")
     w.artifact_sha256 = sha256
@@ -42,11 +45,10 @@ async def test_a_missing_artifact_is_fetched_once_and_checked(tmp_path: Path) ->
     async with serving(tmp_path / "cp") as registry:
         sha = await _pushed(registry, model)
         cache = ArtifactCache(tmp_path / "agent" / "artifacts", registry.address)
-        w = _elsewhere(model, sha)
+        w = _elsewhere(sha)
         assert cache.local_path(w) is None  # must be fetched
-        # Two starts at once share one download.
-        first, second = await asyncio.gather(cache.fetch(sha), cache.fetch(sha))
-        assert first == second == cache.path_of(sha)
+        first = await cache.fetch(sha)
+        assert first == cache.path_of(sha) and cache.downloads == 1
         assert hashlib.sha256(first.read_bytes()).hexdigest() == sha
         assert cache.local_path(w) == first
         assert list((cache.root / "tmp").iterdir()) == []
@@ -69,7 +71,7 @@ async def test_an_unknown_digest_or_an_unreachable_control_plane_names_the_probl
     assert not gone.path_of("b" * 64).exists()
 
 
-async def test_a_corrupted_artifact_is_not_cached(tmp_path: Path) -> None:
+async def test_a_corrupted_artifact_on_the_control_plane_is_not_cached(tmp_path: Path) -> None:
     model = build_mlp(tmp_path / "m.pt")
     async with serving(tmp_path / "cp") as registry:
         sha = await _pushed(registry, model)
@@ -79,10 +81,104 @@ async def test_a_corrupted_artifact_is_not_cached(tmp_path: Path) -> None:
         stored.chmod(0o644)
         stored.write_bytes(bytes(data))
         cache = ArtifactCache(tmp_path / "artifacts", registry.address)
-        with pytest.raises(ArtifactFetchError, match=r"DATA_LOSS|expected"):
+        with pytest.raises(ArtifactFetchError, match="DATA_LOSS"):
             await cache.fetch(sha)
     assert not cache.path_of(sha).exists()
     assert list((cache.root / "tmp").iterdir()) == []
+
+
+class FakeRegistry(api_pb2_grpc.ModelServiceServicer):
+    """A stand-in for the control plane's ModelService (the agent's cache is under test, not
+    the registry): serves `data` for any digest in two chunks, counts downloads, and holds each
+    download between its chunks until `release` is set."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.downloads = 0
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def DownloadArtifact(
+        self, request: api_pb2.DownloadArtifactRequest, context: object
+    ) -> AsyncIterator[api_pb2.DownloadArtifactResponse]:
+        self.downloads += 1
+        half = len(self.data) // 2
+        yield api_pb2.DownloadArtifactResponse(chunk=self.data[:half], size_bytes=len(self.data))
+        await self.release.wait()
+        yield api_pb2.DownloadArtifactResponse(chunk=self.data[half:])
+
+
+@asynccontextmanager
+async def fake_registry(data: bytes) -> AsyncIterator[tuple[FakeRegistry, str]]:
+    server = grpc.aio.server()
+    fake = FakeRegistry(data)
+    api_pb2_grpc.add_ModelServiceServicer_to_server(fake, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield fake, f"127.0.0.1:{port}"
+    finally:
+        fake.release.set()
+        await server.stop(None)
+
+
+async def test_bytes_that_do_not_match_the_digest_are_refused_by_the_agent(
+    tmp_path: Path,
+) -> None:
+    data = build_mlp(tmp_path / "m.pt").read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF  # same size, other content: only the hash tells
+    async with fake_registry(bytes(flipped)) as (_, address):
+        cache = ArtifactCache(tmp_path / "artifacts", address)
+        with pytest.raises(
+            ArtifactFetchError, match=f"expected {len(data)} bytes with sha256:{sha}"
+        ):
+            await cache.fetch(sha)
+    assert not cache.path_of(sha).exists()
+    assert list((cache.root / "tmp").iterdir()) == []
+    with pytest.raises(ArtifactFetchError, match="'nope' is not a sha256 digest"):
+        await cache.fetch("nope")
+
+
+async def test_starts_of_one_artifact_share_one_download(tmp_path: Path) -> None:
+    data = build_mlp(tmp_path / "m.pt").read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    async with fake_registry(data) as (fake, address):
+        fake.release.clear()
+        cache = ArtifactCache(tmp_path / "artifacts", address)
+        fetches = [asyncio.create_task(cache.fetch(sha)) for _ in range(3)]
+        await until(lambda: fake.downloads == 1, "the download to start")
+        await asyncio.sleep(0.1)
+        fake.release.set()
+        paths = await asyncio.gather(*fetches)
+    assert paths == [cache.path_of(sha)] * 3
+    assert fake.downloads == 1 and cache.downloads == 1
+
+
+async def test_a_worker_removed_while_its_model_downloads_never_starts(tmp_path: Path) -> None:
+    data = build_mlp(tmp_path / "m.pt").read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    async with fake_registry(data) as (fake, address):
+        fake.release.clear()
+        config = replace(agent_config(tmp_path / "agent"), controlplane=address)
+        sup = Supervisor(config, on_change=lambda: None)
+        task = asyncio.create_task(sup.run())
+        try:
+            sup.set_desired([_elsewhere(sha)])
+            await until(lambda: fake.downloads == 1, "the download to start")
+            worker = next(iter(sup.workers.values()))
+            assert worker.running and worker.process is None  # starting: model on the way
+            assert states(sup) == [("r1", State.WORKER_STATE_STARTING)]
+            sup.set_desired([])
+            await until(lambda: not sup.workers, "the worker to be removed")
+            fake.release.set()
+            await until(lambda: sup.artifacts.path_of(sha).exists(), "the download to finish")
+            await asyncio.sleep(0.3)  # a launch after the fetch would happen now
+            assert worker.process is None and not sup.workers
+        finally:
+            await sup.stop()
+            task.cancel()
 
 
 async def test_the_supervisor_starts_a_worker_from_a_fetched_artifact(tmp_path: Path) -> None:
@@ -93,7 +189,7 @@ async def test_the_supervisor_starts_a_worker_from_a_fetched_artifact(tmp_path: 
         sup = Supervisor(config, on_change=lambda: None)
         task = asyncio.create_task(sup.run())
         try:
-            sup.set_desired([_elsewhere(model, sha)])
+            sup.set_desired([_elsewhere(sha)])
             await until(lambda: states(sup) == [("r1", State.WORKER_STATE_HEALTHY)], "healthy")
             worker = next(iter(sup.workers.values()))
             assert str(sup.artifacts.path_of(sha)) in worker.log_path.read_text()
@@ -103,16 +199,16 @@ async def test_the_supervisor_starts_a_worker_from_a_fetched_artifact(tmp_path: 
 
 
 async def test_a_fetch_that_fails_is_a_failed_start_with_the_reason(tmp_path: Path) -> None:
-    model = build_mlp(tmp_path / "m.pt")
     async with serving(tmp_path / "cp") as registry:
         config = replace(agent_config(tmp_path / "agent"), controlplane=registry.address)
         sup = Supervisor(config, on_change=lambda: None)
         task = asyncio.create_task(sup.run())
         try:
-            sup.set_desired([_elsewhere(model, "c" * 64)])  # the registry has no such artifact
+            sup.set_desired([_elsewhere("c" * 64)])  # the registry has no such artifact
             await until(lambda: any(w.restarts >= 1 for w in sup.workers.values()), "a retry")
             report = sup.report().workers[0]
             assert report.state != State.WORKER_STATE_HEALTHY
+            assert report.last_error.startswith("did not start")
             assert "cannot fetch the model" in report.last_error
             assert f"NOT_FOUND: artifact sha256:{'c' * 64} not found" in report.last_error
         finally:

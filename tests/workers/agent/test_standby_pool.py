@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from meshline.v1 import agent_pb2
 from tests.harness.processes import free_port
 from tests.workers.agent.helpers import agent_config, states, until, workload
 from workers.agent.launch import WorkerPorts, worker_command
-from workers.agent.standby_pool import StandbyPool, worker_flags
+from workers.agent.standby_pool import FIRST_RETRY_S, StandbyPool, worker_flags
 from workers.agent.supervisor import Supervisor
 from workers.demo import build_mlp
 from workers.torch_worker.standby import Order
@@ -87,13 +88,15 @@ async def test_a_standby_becomes_the_worker_it_is_told_to_be(
 ) -> None:
     model = build_mlp(tmp_path / "m.pt")
     assert await pool.fill()
-    assert not await pool.fill()  # full at size 1
-    assert pool.ready == 1
+    assert not await pool.fill()  # full at size 1, even while its imports are still running
+    args, http_port = _command(tmp_path, model)
+    log_path = tmp_path / "w1.log"
+    if pool.ready == 0:  # still importing: not handed work, the worker starts the usual way
+        assert await pool.take(args, tmp_path / "unused.log") is None
+    await until(lambda: pool.ready == 1, "the standby's imports", 60)
     standby_log = tmp_path / "standby" / "standby-1.log"
     assert standby_log.exists()
 
-    args, http_port = _command(tmp_path, model)
-    log_path = tmp_path / "w1.log"
     process = await pool.take(args, log_path)
     assert process is not None and pool.ready == 0
     try:
@@ -117,32 +120,57 @@ async def test_other_runtimes_and_an_empty_pool_start_the_usual_way(
     triton_args = [sys.executable, "-m", "workers.triton_worker", "--model-name", "m"]
     assert await pool.take(triton_args, tmp_path / "t.log") is None  # pool empty anyway
     await pool.fill()
+    await until(lambda: pool.ready == 1, "the standby's imports", 60)
     assert await pool.take(triton_args, tmp_path / "t.log") is None
     assert pool.ready == 1  # still there for a Torch worker
 
 
-async def test_a_dead_standby_is_skipped_and_stop_leaves_nothing_running(
+async def test_a_dead_standby_is_skipped_and_replaced_after_a_pause(
     pool: StandbyPool, tmp_path: Path
 ) -> None:
     await pool.fill()
-    dead = pool._waiting[0][0]
-    dead.kill()
-    await dead.wait()
+    dead = pool._standbys[0]
+    dead.process.kill()
+    await dead.process.wait()
     args, _ = _command(tmp_path, tmp_path / "m.pt")
     assert await pool.take(args, tmp_path / "w.log") is None
-    assert pool.ready == 0
+    assert pool.ready == 0 and not dead.log_path.exists()
+    # Not replaced in a tight loop (a broken install would burn a core): a pause first,
+    # longer after each death in a row.
+    assert not await pool.fill()
+    first_pause = pool._retry_at - time.monotonic()
+    assert 0 < first_pause <= FIRST_RETRY_S
+    pool._retry_at = 0.0
+    assert await pool.fill()
+    pool._standbys[0].process.kill()
+    await pool._standbys[0].process.wait()
+    assert not await pool.fill()
+    assert FIRST_RETRY_S < pool._retry_at - time.monotonic() <= 2 * FIRST_RETRY_S
 
+
+async def test_stop_leaves_nothing_running_even_during_a_fill(
+    pool: StandbyPool, tmp_path: Path
+) -> None:
     await pool.fill()
-    alive = pool._waiting[0][0]
+    waiting = pool._standbys[0].process
+    other = StandbyPool(1, tmp_path / "racing")
+    racing = asyncio.create_task(other.fill())
+    await asyncio.sleep(0)  # the fill is inside its spawn now
+    await other.stop()
+    # It started a standby, found the pool closed, and stopped it (and removed its log).
+    assert not await racing
+    assert other._standbys == [] and list((tmp_path / "racing").iterdir()) == []
     await pool.stop()
-    assert alive.returncode is not None and pool.ready == 0
+    assert waiting.returncode is not None and pool.ready == 0
+    assert not await pool.fill()  # a stopped pool starts no more
 
 
 async def test_a_standby_given_a_bad_order_exits_with_the_reason(
     pool: StandbyPool, tmp_path: Path
 ) -> None:
     await pool.fill()
-    process, standby_log = pool._waiting.pop(0)
+    standby = pool._standbys.pop(0)
+    process, standby_log = standby.process, standby.log_path
     assert process.stdin is not None
     process.stdin.write(b'{"argv": 3}\n')
     await process.stdin.drain()
@@ -156,14 +184,14 @@ async def test_the_supervisor_starts_a_worker_from_its_standby(tmp_path: Path) -
     task = asyncio.create_task(sup.run())
     try:
         await until(lambda: sup.standby.ready == 1, "the standby to be prepared")
-        standby_pid = sup.standby._waiting[0][0].pid
+        standby_pid = sup.standby._standbys[0].process.pid
         sup.set_desired([workload(build_mlp(tmp_path / "m.pt"), "r1")])
         await until(lambda: states(sup) == [("r1", State.WORKER_STATE_HEALTHY)], "r1 healthy")
         worker = next(iter(sup.workers.values()))
         assert worker.process is not None and worker.process.pid == standby_pid
         # Once nothing is starting, the next standby is prepared.
         await until(lambda: sup.standby.ready == 1, "the pool to refill")
-        assert sup.standby._waiting[0][0].pid != standby_pid
+        assert sup.standby._standbys[0].process.pid != standby_pid
     finally:
         await sup.stop()
         task.cancel()
