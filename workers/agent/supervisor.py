@@ -14,20 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import shutil
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from meshline.inference import grpc_service_pb2 as oip
-from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import agent_pb2
 from workers.agent import children
 from workers.agent.artifacts import ArtifactCache, ArtifactFetchError
@@ -41,14 +36,22 @@ from workers.agent.launch import (
     worker_command,
 )
 from workers.agent.ports import free_port
+from workers.agent.probes import PROBE_CHANNEL_OPTIONS, health_problem
 from workers.agent.standby_pool import StandbyPool
-from workers.agent.worker_load import WorkerLoad, parse_worker_load
+from workers.agent.worker import (
+    State,
+    Worker,
+    WorkloadKey,
+    new_worker_id,
+    wanted_workers,
+    workload_key,
+)
+from workers.agent.worker_load import parse_worker_load
 
 log = logging.getLogger(__name__)
 # Clusters of a region's own workers only (see controlplane/translate/names.py).
 LOCAL_MARK = "~local"
 
-State = agent_pb2.WorkerState
 UNHEALTHY_AFTER_FAILED_PROBES = 3  # a busy worker may answer late; a dead one is seen at once
 MAX_RESTART_BACKOFF_S = 10.0
 STABLE_AFTER_S = 30.0
@@ -57,108 +60,6 @@ STABLE_AFTER_S = 30.0
 FAST_PROBE_S = 0.05
 # Consecutive unanswered reads of the gateway's admin API before its hosts count as unroutable.
 MISSED_READS_UNROUTABLE = 3
-# gRPC waits 1 s, then 1.6x longer, before reconnecting a channel whose connect failed: a worker
-# that starts listening would be seen seconds late. Probe channels retry every 50 ms, never
-# backing off further: a growing back-off (it reached 0.5 s within a one-second start) is
-# time a cold start waits after the worker already listens. A refused loopback connect costs
-# nothing, and an idle channel does not reconnect at all (only a probe makes it try).
-PROBE_CHANNEL_OPTIONS = [
-    ("grpc.initial_reconnect_backoff_ms", 50),
-    ("grpc.min_reconnect_backoff_ms", 50),
-    ("grpc.max_reconnect_backoff_ms", 50),
-]
-
-# (deployment, environment, track): the workers that replace each other make-before-break.
-WorkloadKey = tuple[str, str, str]
-
-
-@dataclass
-class Worker:
-    """One worker process (and its restarts) as the agent tracks it."""
-
-    worker_id: str
-    workload: agent_pb2.Workload
-    grpc_port: int
-    http_port: int
-    log_path: Path
-    host: str = "127.0.0.1"
-    process: asyncio.subprocess.Process | None = None
-    state: int = State.WORKER_STATE_STARTING
-    draining: bool = False
-    drain_started: float = 0.0
-    restarts: int = 0
-    last_error: str = ""
-    failed_probes: int = 0
-    started_at: float = 0.0
-    restart_at: float = 0.0  # when a crashed worker may be started again
-    exit_noted: bool = False  # this exit's reason and backoff are recorded
-    failures: int = 0  # consecutive short-lived runs; drives the backoff
-    channel: grpc.aio.Channel | None = None
-    gateway_routable: bool = False  # the region's Envoy would send it traffic now
-    inflight: int = 0  # requests the region's Envoy has in flight to it (both ports)
-    metrics_port: int = 0  # Triton's metrics port (the Torch worker uses its HTTP port)
-    load: WorkerLoad = field(default_factory=lambda: WorkerLoad(0, 0, 0))
-    # Downloading the model from the control plane before the process starts.
-    fetch: asyncio.Task[None] | None = None
-
-    @property
-    def key(self) -> WorkloadKey:
-        return workload_key(self.workload)
-
-    @property
-    def runtime(self) -> str:
-        return runtime_of(self.workload)
-
-    @property
-    def external(self) -> bool:
-        """A server meshline does not run: watched and routed, never started or stopped."""
-        return self.runtime == RUNTIME_EXTERNAL
-
-    @property
-    def grpc_address(self) -> str:
-        if self.external:
-            return self.workload.external.grpc_address
-        return f"{self.host}:{self.grpc_port}"
-
-    @property
-    def http_address(self) -> str:
-        if self.external:
-            return self.workload.external.http_address
-        return f"{self.host}:{self.http_port}"
-
-    @property
-    def metrics_url(self) -> str:
-        if self.external:
-            address = self.workload.external.metrics_address
-            return f"http://{address}/metrics" if address else ""
-        return WorkerPorts(self.host, self.grpc_port, self.http_port, self.metrics_port).metrics_url
-
-    @property
-    def revision(self) -> str:
-        return self.workload.revision
-
-    @property
-    def running(self) -> bool:
-        if self.external:
-            return True  # not ours to run: its health alone says whether it serves
-        if self.fetch is not None and not self.fetch.done():
-            return True  # starting: its model is on the way
-        return self.process is not None and self.process.returncode is None
-
-
-def workload_key(workload: agent_pb2.Workload) -> WorkloadKey:
-    return (workload.deployment, workload.environment, workload.track)
-
-
-_NOT_IN_ID = re.compile(r"[^a-z0-9.-]+")
-
-
-def new_worker_id(region: str, workload: agent_pb2.Workload) -> str:
-    """Unique, and readable in logs and Envoy's admin: region, deployment, track (if any)."""
-    parts = [region, workload.deployment]
-    if workload.track:
-        parts.append(_NOT_IN_ID.sub("-", workload.track.lower()).strip("-.") or "track")
-    return "-".join([*parts, uuid.uuid4().hex[:6]])
 
 
 @dataclass
@@ -624,7 +525,7 @@ class Supervisor:
             return False  # _reconcile records the exit and schedules the restart
         if worker.channel is None:
             return False
-        problem = await _health_problem(worker)
+        problem = await health_problem(worker)
         if not problem:
             worker.failed_probes = 0
             worker.state = State.WORKER_STATE_HEALTHY
@@ -680,40 +581,3 @@ class Supervisor:
         )
         if self._http is not None:
             await self._http.close()
-
-
-def wanted_workers(workload: agent_pb2.Workload) -> int:
-    """Worker processes a workload asks for; an external server is one endpoint, watched once."""
-    if runtime_of(workload) == RUNTIME_EXTERNAL:
-        return min(1, workload.replicas)
-    return workload.replicas
-
-
-async def _health_problem(worker: Worker) -> str:
-    """What keeps the worker from serving, or the empty string. An external server must also
-    have the deployment's model loaded (a Triton can be up and serve other models)."""
-    assert worker.channel is not None
-    try:
-        stub = health_pb2_grpc.HealthStub(worker.channel)
-        reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
-        if reply.status != health_pb2.HealthCheckResponse.SERVING:
-            status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-            return f"{worker.grpc_address} reports {status}"
-    except grpc.aio.AioRpcError as exc:
-        what = "external Triton" if worker.external else "worker"
-        return f"{what} {worker.grpc_address} unreachable: {exc.code().name} {exc.details()}"
-    if not worker.external:
-        return ""
-    model = worker.workload.deployment
-    try:
-        ready = await oip_grpc.GRPCInferenceServiceStub(worker.channel).ModelReady(
-            oip.ModelReadyRequest(name=model), timeout=2.0
-        )
-        if not ready.ready:
-            return f"external Triton {worker.grpc_address} has model '{model}' but it is not ready"
-    except grpc.aio.AioRpcError as exc:
-        return (
-            f"external Triton {worker.grpc_address} does not serve model '{model}' "
-            f"({exc.code().name}: {exc.details()}); it must be named like the deployment"
-        )
-    return ""

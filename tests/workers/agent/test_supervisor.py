@@ -14,7 +14,8 @@ from pathlib import Path
 from meshline.v1 import agent_pb2
 from tests.workers.agent.helpers import agent_config, states, until, workload
 from workers.agent.envoy_process import GatewayView
-from workers.agent.supervisor import Supervisor, Worker
+from workers.agent.supervisor import Supervisor
+from workers.agent.worker import Worker
 from workers.demo import build_mlp
 
 State = agent_pb2.WorkerState

@@ -1,0 +1,51 @@
+"""Is a worker serving? One gRPC health check (plus ModelReady for an external Triton)."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from meshline.inference import grpc_service_pb2 as oip
+from meshline.inference import grpc_service_pb2_grpc as oip_grpc
+from workers.agent.worker import Worker
+
+# gRPC waits 1 s, then 1.6x longer, before reconnecting a channel whose connect failed: a worker
+# that starts listening would be seen seconds late. Probe channels retry every 50 ms, never
+# backing off further: a growing back-off (it reached 0.5 s within a one-second start) is
+# time a cold start waits after the worker already listens. A refused loopback connect costs
+# nothing, and an idle channel does not reconnect at all (only a probe makes it try).
+PROBE_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 50),
+]
+
+
+async def health_problem(worker: Worker) -> str:
+    """What keeps the worker from serving, or the empty string. An external server must also
+    have the deployment's model loaded (a Triton can be up and serve other models)."""
+    assert worker.channel is not None
+    try:
+        stub = health_pb2_grpc.HealthStub(worker.channel)
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            return f"{worker.grpc_address} reports {status}"
+    except grpc.aio.AioRpcError as exc:
+        what = "external Triton" if worker.external else "worker"
+        return f"{what} {worker.grpc_address} unreachable: {exc.code().name} {exc.details()}"
+    if not worker.external:
+        return ""
+    model = worker.workload.deployment
+    try:
+        ready = await oip_grpc.GRPCInferenceServiceStub(worker.channel).ModelReady(
+            oip.ModelReadyRequest(name=model), timeout=2.0
+        )
+        if not ready.ready:
+            return f"external Triton {worker.grpc_address} has model '{model}' but it is not ready"
+    except grpc.aio.AioRpcError as exc:
+        return (
+            f"external Triton {worker.grpc_address} does not serve model '{model}' "
+            f"({exc.code().name}: {exc.details()}); it must be named like the deployment"
+        )
+    return ""

@@ -1,0 +1,117 @@
+"""One worker as the agent tracks it: its workload, process (or model download), ports and
+health; how workers are keyed and named."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from meshline.v1 import agent_pb2
+from workers.agent.launch import RUNTIME_EXTERNAL, WorkerPorts, runtime_of
+from workers.agent.worker_load import WorkerLoad
+
+State = agent_pb2.WorkerState
+
+# (deployment, environment, track): the workers that replace each other make-before-break.
+WorkloadKey = tuple[str, str, str]
+
+
+@dataclass
+class Worker:
+    """One worker process (and its restarts) as the agent tracks it."""
+
+    worker_id: str
+    workload: agent_pb2.Workload
+    grpc_port: int
+    http_port: int
+    log_path: Path
+    host: str = "127.0.0.1"
+    process: asyncio.subprocess.Process | None = None
+    state: int = State.WORKER_STATE_STARTING
+    draining: bool = False
+    drain_started: float = 0.0
+    restarts: int = 0
+    last_error: str = ""
+    failed_probes: int = 0
+    started_at: float = 0.0
+    restart_at: float = 0.0  # when a crashed worker may be started again
+    exit_noted: bool = False  # this exit's reason and backoff are recorded
+    failures: int = 0  # consecutive short-lived runs; drives the backoff
+    channel: grpc.aio.Channel | None = None
+    gateway_routable: bool = False  # the region's Envoy would send it traffic now
+    inflight: int = 0  # requests the region's Envoy has in flight to it (both ports)
+    metrics_port: int = 0  # Triton's metrics port (the Torch worker uses its HTTP port)
+    load: WorkerLoad = field(default_factory=lambda: WorkerLoad(0, 0, 0))
+    # Downloading the model from the control plane before the process starts.
+    fetch: asyncio.Task[None] | None = None
+
+    @property
+    def key(self) -> WorkloadKey:
+        return workload_key(self.workload)
+
+    @property
+    def runtime(self) -> str:
+        return runtime_of(self.workload)
+
+    @property
+    def external(self) -> bool:
+        """A server meshline does not run: watched and routed, never started or stopped."""
+        return self.runtime == RUNTIME_EXTERNAL
+
+    @property
+    def grpc_address(self) -> str:
+        if self.external:
+            return self.workload.external.grpc_address
+        return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def http_address(self) -> str:
+        if self.external:
+            return self.workload.external.http_address
+        return f"{self.host}:{self.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        if self.external:
+            address = self.workload.external.metrics_address
+            return f"http://{address}/metrics" if address else ""
+        return WorkerPorts(self.host, self.grpc_port, self.http_port, self.metrics_port).metrics_url
+
+    @property
+    def revision(self) -> str:
+        return self.workload.revision
+
+    @property
+    def running(self) -> bool:
+        if self.external:
+            return True  # not ours to run: its health alone says whether it serves
+        if self.fetch is not None and not self.fetch.done():
+            return True  # starting: its model is on the way
+        return self.process is not None and self.process.returncode is None
+
+
+def workload_key(workload: agent_pb2.Workload) -> WorkloadKey:
+    return (workload.deployment, workload.environment, workload.track)
+
+
+_NOT_IN_ID = re.compile(r"[^a-z0-9.-]+")
+
+
+def new_worker_id(region: str, workload: agent_pb2.Workload) -> str:
+    """Unique, and readable in logs and Envoy's admin: region, deployment, track (if any)."""
+    parts = [region, workload.deployment]
+    if workload.track:
+        parts.append(_NOT_IN_ID.sub("-", workload.track.lower()).strip("-.") or "track")
+    return "-".join([*parts, uuid.uuid4().hex[:6]])
+
+
+def wanted_workers(workload: agent_pb2.Workload) -> int:
+    """Worker processes a workload asks for; an external server is one endpoint, watched once."""
+    if runtime_of(workload) == RUNTIME_EXTERNAL:
+        return min(1, workload.replicas)
+    return workload.replicas
