@@ -20,7 +20,7 @@ import torch
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import api_pb2, resources_pb2
 from tests.e2e.conftest import deployment_yaml, local_torch
-from tests.harness.load import ClientLoop, infer_request, output_array, served_by
+from tests.harness.load import ClientLoop, infer_request, output_array, rest_infer, served_by
 from tests.harness.mesh import Mesh
 from tests.harness.processes import wait_until
 
@@ -43,29 +43,6 @@ def _grpc_call(
             timeout=timeout,
         )
     return output_array(response), served_by(call.trailing_metadata())
-
-
-def _rest_call(gateway: str, deployment: str, batch: np.ndarray) -> np.ndarray:
-    body = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "input",
-                    "datatype": "FP32",
-                    "shape": list(batch.shape),
-                    "data": batch.flatten().tolist(),
-                }
-            ]
-        }
-    ).encode()
-    request = urllib.request.Request(
-        f"http://{gateway}/v2/models/{deployment}/infer",
-        data=body,
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as reply:
-        out = json.loads(reply.read())["outputs"][0]
-    return np.asarray(out["data"], dtype=np.float32).reshape(out["shape"])
 
 
 def _region(dep: resources_pb2.Deployment, name: str) -> resources_pb2.RegionDeploymentStatus:
@@ -109,7 +86,7 @@ def test_idle_region_scales_to_zero_and_a_burst_of_first_requests_all_succeed(
         def first_request(i: int) -> None:
             try:
                 if i % 4 == 3:
-                    out = _rest_call(gateway, name, batch)
+                    out = rest_infer(gateway, name, batch)
                 else:
                     out, _ = _grpc_call(gateway, name, batch)
                 with lock:
@@ -272,7 +249,7 @@ def test_deactivate_refuses_requests_stops_workers_and_activate_restores_them(
                 exc.details() or ""
             )
         try:
-            _rest_call(gateway, name, _batch())
+            rest_infer(gateway, name, _batch())
             raise AssertionError("a deactivated deployment answered over REST")
         except urllib.error.HTTPError as exc:
             assert exc.code == 403

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -28,6 +30,32 @@ def output_array(response: oip.ModelInferResponse, index: int = 0) -> np.ndarray
     return np.frombuffer(response.raw_output_contents[index], dtype=np.float32).reshape(
         list(out.shape)
     )
+
+
+def rest_infer(
+    address: str, deployment: str, batch: np.ndarray, timeout_s: float = 30, name: str = "input"
+) -> np.ndarray:
+    """One FP32 tensor through OIP v2 REST (`address`: a gateway or a worker, host:port)."""
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": name,
+                    "datatype": "FP32",
+                    "shape": list(batch.shape),
+                    "data": batch.flatten().tolist(),
+                }
+            ]
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"http://{address}/v2/models/{deployment}/infer",
+        data=body,
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as reply:
+        out = json.loads(reply.read())["outputs"][0]
+    return np.asarray(out["data"], dtype=np.float32).reshape(out["shape"])
 
 
 def served_by(metadata: object) -> dict[str, str]:

@@ -11,9 +11,11 @@ import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from meshline.v1 import agent_pb2
+from tests.harness.load import rest_infer
 from tests.harness.processes import free_port
 from tests.workers.agent.helpers import agent_config, states, until, workload
 from workers.agent.launch import WorkerPorts, worker_command
@@ -40,19 +42,6 @@ def _ready(http_port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _infer(http_port: int, deployment: str) -> list[float]:
-    body = json.dumps(
-        {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 784], "data": [0.5] * 784}]}
-    ).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{http_port}/v2/models/{deployment}/infer",
-        data=body,
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())["outputs"][0]["data"]  # type: ignore[no-any-return]
 
 
 def _command(tmp_path: Path, model: Path) -> tuple[list[str], int]:
@@ -101,7 +90,8 @@ async def test_a_standby_becomes_the_worker_it_is_told_to_be(
     assert process is not None and pool.ready == 0
     try:
         await until(lambda: _ready(http_port), "the standby to serve as worker w1", 60)
-        assert len(_infer(http_port, "d")) == 10
+        batch = np.full((1, 784), 0.5, dtype=np.float32)
+        assert rest_infer(f"127.0.0.1:{http_port}", "d", batch).shape == (1, 10)
         text = log_path.read_text()
         assert "----- meshline: starting" in text and "torch_worker[w1]" in text
         assert not standby_log.exists()  # its own log is gone; the worker's log has the rest
