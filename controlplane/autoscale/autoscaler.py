@@ -3,7 +3,8 @@
 Called on every rebuild with the agents' latest reports and the activator's held requests.
 A region is *cold* for a track while it has zero workers on purpose (scaled to zero) or is
 waking from zero; only then does the activator sit behind its workers in Envoy. A cold start
-ends, and is recorded, when the region's own Envoy routes to one of the new workers.
+ends, and is recorded, when the region's own Envoy routes to one of the new workers; only a wake
+that a request waited for or traffic asked for is one (not a new deployment's first start).
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class _Track:
     last_active: float
     counters: dict[str, int] = field(default_factory=dict)
     waking_since: float | None = None
+    # A request waited or traffic came while waking: only then is the wake a cold start that
+    # someone paid for (a newly applied or re-activated deployment's first start is not).
+    wake_demanded: bool = False
     # Since when a worker has been serving without a break; idle time counts only from then,
     # so a region never goes back to zero before its worker even came up.
     serving_since: float | None = None
@@ -101,6 +105,7 @@ class Autoscaler:
         now = self._clock()
         wanted: dict[ScaleKey, int] = {}
         floors: dict[ScaleKey, int] = {}
+        active: dict[ScaleKey, bool] = {}
         seen = set()
         for item in inputs:
             key, settings = item.key, item.settings
@@ -127,8 +132,11 @@ class Autoscaler:
                     track.waking_since = now
             concurrency = max(signal.concurrency, float(waiting))
             track.window.add(now, concurrency)
-            if concurrency > 0 or waiting or _rose(track.counters, signal.counters):
+            active[key] = bool(concurrency > 0 or waiting or _rose(track.counters, signal.counters))
+            if active[key]:
                 track.last_active = now
+                if track.waking_since is not None:
+                    track.wake_demanded = True
             track.counters = dict(signal.counters)
             if not signal.serving:
                 track.serving_since = None
@@ -156,14 +164,18 @@ class Autoscaler:
             signal = signals.get(key, LoadSignal())
             if track.desired == 0 and desired > 0 and settings.scales_to_zero:
                 track.waking_since = track.started = now
+                track.wake_demanded = active.get(key, False)
             if track.waking_since is not None and signal.serving:
                 environment, deployment, name, region = key
-                self.ledger.record(
-                    ColdStart(environment, deployment, region, name, now - track.waking_since)
-                )
+                if track.wake_demanded:
+                    self.ledger.record(
+                        ColdStart(environment, deployment, region, name, now - track.waking_since)
+                    )
                 track.waking_since = None
+                track.wake_demanded = False
             if desired == 0:
                 track.waking_since = None
+                track.wake_demanded = False
             track.desired = desired
             cold = settings.scales_to_zero and (desired == 0 or track.waking_since is not None)
             out[key] = RegionScale(desired, cold, problems.get(key, ""))

@@ -97,16 +97,21 @@ def judge(canary: TrafficTotals, stable: TrafficTotals, settings: RolloutSetting
             f"{canary.errors} of {canary.requests} canary requests failed)",
         )
     canary_p99, stable_p99 = p99_ms(canary), p99_ms(stable)
-    if canary_p99 > settings.max_latency_ratio * max(stable_p99, LATENCY_FLOOR_MS):
+    limit_ms = settings.max_latency_ratio * max(stable_p99, LATENCY_FLOOR_MS)
+    limit = (
+        f"limit {limit_ms:g} ms = {settings.max_latency_ratio:g} x max(stable, "
+        f"{LATENCY_FLOOR_MS:g} ms floor)"
+    )
+    if canary_p99 > limit_ms:
         return Verdict(
             True,
             True,
             f"failed: canary p99 latency {canary_p99:g} ms vs stable {stable_p99:g} ms "
-            f"(more than {settings.max_latency_ratio:g}x, floor {LATENCY_FLOOR_MS:g} ms)",
+            f"({limit})",
         )
     return Verdict(
         False,
         True,
         f"passed: error rate {canary_rate:.1f}% vs {stable_rate:.1f}%, p99 {canary_p99:g} ms "
-        f"vs {stable_p99:g} ms",
+        f"vs {stable_p99:g} ms ({limit})",
     )

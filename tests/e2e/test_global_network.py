@@ -26,7 +26,7 @@ from meshline.v1 import api_pb2
 from tests.e2e.conftest import deployment_yaml
 from tests.harness.envoy_admin import read_clusters
 from tests.harness.load import ClientLoop, infer_request, served_by
-from tests.harness.mesh import Mesh, running_mesh
+from tests.harness.mesh import MESHLINE, Mesh, running_mesh
 from tests.harness.processes import wait_until
 from workers.demo import build_mlp, build_slow_mlp
 
@@ -111,6 +111,21 @@ def test_eu_only_deployment_entering_in_the_us_is_served_in_the_eu(
         us = world.gateway("us-east")
         regions = Counter(_infer(us, "geo")[1]["region"] for _ in range(40))
         assert set(regions) <= set(EU) and sum(regions.values()) == 40
+        # The CLI enters wherever it is told, also outside the placement, and says where the
+        # request was served.
+        cli = subprocess.run(
+            [
+                *MESHLINE,
+                *("infer", "geo", "--input", "input=0.5", "--region", "us-east"),
+                *("--address", world.address, "-o", "json"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert cli.returncode == 0, cli.stderr
+        assert json.loads(cli.stdout)["region"] in EU
         # The same request entering in the EU is served where it entered.
         west = world.gateway("eu-west")
         assert {_infer(west, "geo")[1]["region"] for _ in range(10)} == {"eu-west"}

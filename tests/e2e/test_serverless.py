@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -118,6 +119,19 @@ def test_idle_region_scales_to_zero_and_a_burst_of_first_requests_all_succeed(
         )
         assert starts is not None and int(starts.group(1)) >= 1, metrics
         assert f'meshline_cold_start_seconds_count{{deployment="{name}"' in metrics
+
+        # Idle again: back to zero, and it stays there. The retired worker's counters, still
+        # in Envoy for a moment, once read as new traffic and woke the region at once.
+        _wait_scaled_to_zero(mesh, name, "eu")
+        settled = _region(mesh.deployment(name), "eu").cold_starts
+        time.sleep(2)  # several agent reports and autoscaler rounds, no request
+        again = _region(mesh.deployment(name), "eu")
+        assert (again.scaled_to_zero, again.current_replicas, again.desired_replicas) == (
+            True,
+            0,
+            0,
+        ), mesh.logs()
+        assert again.cold_starts == settled
     finally:
         _delete(mesh, name)
 

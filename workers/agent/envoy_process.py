@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 STATS_INTERVAL_S = 0.5
 # The EDS hostname the control plane gives its activator (controlplane/ir/build.py).
 ACTIVATOR_HOSTNAME = "activator"
+# Envoy hostnames (set by the control plane's EDS) of other regions' gateways: "gateway.<region>".
+GATEWAY_HOSTNAME_PREFIX = "gateway."
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "envoy" / "bootstrap.yaml.tmpl"
 
 
@@ -205,9 +207,18 @@ class GatewayView:
     traffic: dict[str, dict[str, HostTraffic]] = field(default_factory=dict)
     # cluster name → requests, errors, latency histogram (clusters clients use, cumulative)
     cluster_stats: dict[str, agent_pb2.ClusterTraffic] = field(default_factory=dict)
+    # address → the hostname EDS gave it (a worker id, "gateway.<region>", "activator")
+    hostnames: dict[str, str] = field(default_factory=dict)
 
     def inflight_of(self, *addresses: str) -> int:
         return sum(self.inflight.get(address, 0) for address in addresses)
+
+    def leaves_region(self, address: str) -> bool:
+        """Traffic to this host goes out of the region: another gateway, or the activator.
+        A worker's host, also one retired a moment ago whose counters Envoy still shows, is
+        the region's own."""
+        name = self.hostnames.get(address, "")
+        return name == ACTIVATOR_HOSTNAME or name.startswith(GATEWAY_HOSTNAME_PREFIX)
 
 
 def parse_clusters(text: str) -> GatewayView:
@@ -224,6 +235,7 @@ def parse_clusters(text: str) -> GatewayView:
     by_cluster: dict[str, set[str]] = {}
     activators: set[tuple[str, str]] = set()  # (cluster, host) of the control plane's activator
     counters: dict[str, dict[str, list[int]]] = {}  # cluster → host → [active, total]
+    hostnames: dict[str, str] = {}
     for line in text.splitlines():
         cluster, sep, rest = line.partition("::")
         if not sep:
@@ -239,8 +251,10 @@ def parse_clusters(text: str) -> GatewayView:
                 continue
             pair = counters.setdefault(cluster, {}).setdefault(host, [0, 0])
             pair[0 if stat == "rq_active" else 1] = count
-        elif stat == "hostname" and value == ACTIVATOR_HOSTNAME:
-            activators.add((cluster, host))
+        elif stat == "hostname":
+            hostnames[host] = value
+            if value == ACTIVATOR_HOSTNAME:
+                activators.add((cluster, host))
         elif stat == "health_flags" and value == "healthy":
             # Any flag (/failed_active_hc, /pending_active_hc, /failed_eds_health,
             # /failed_outlier_check, ...) means Envoy would not pick the host now.
@@ -261,4 +275,5 @@ def parse_clusters(text: str) -> GatewayView:
         inflight,
         {c: frozenset(a for a in h if (c, a) not in activators) for c, h in by_cluster.items()},
         traffic=traffic,
+        hostnames=hostnames,
     )

@@ -502,14 +502,16 @@ class Supervisor:
         return changed
 
     def _forwarding_view(self, view: GatewayView) -> dict[str, agent_pb2.ClusterHealth]:
-        """Clusters clients use (not `~local`): routable hosts, and the traffic that goes to
-        hosts other than this region's workers (other regions' gateways, the activator)."""
-        own = {a for w in self.workers.values() for a in (w.grpc_address, w.http_address)}
+        """Clusters clients use (not `~local`): routable hosts, and the traffic that leaves
+        the region (to other regions' gateways, to the activator). Not to a worker: a retired
+        worker's host keeps its counters in Envoy for a moment, and counting them as new
+        traffic would wake a region that just scaled to zero."""
         out = {}
         for cluster in set(view.routable_by_cluster) | set(view.traffic):
             if LOCAL_MARK in cluster:
                 continue
-            away = [t for host, t in view.traffic.get(cluster, {}).items() if host not in own]
+            hosts = view.traffic.get(cluster, {})
+            away = [t for host, t in hosts.items() if view.leaves_region(host)]
             out[cluster] = agent_pb2.ClusterHealth(
                 cluster=cluster,
                 routable_hosts=len(view.routable_by_cluster.get(cluster, ())),

@@ -141,6 +141,19 @@ def test_a_new_region_with_nothing_serving_is_cold_so_requests_are_held() -> Non
     assert scaler.decisions[KEY].cold
     assert _step(scaler, clock, 1, serving()) == 1
     assert not scaler.decisions[KEY].cold
+    # Nobody waited for that first start (e.g. a deployment just applied): no cold start.
+    assert scaler.ledger.of("production", "fraud", "eu").count == 0
+
+
+def test_a_request_held_during_a_first_start_makes_it_a_cold_start() -> None:
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    nothing = LoadSignal(0, {}, False, 0)
+    _step(scaler, clock, 0, nothing)
+    _step(scaler, clock, 0.5, LoadSignal(0, {}, False, 1), held=1)
+    _step(scaler, clock, 0.5, serving())
+    totals = scaler.ledger.of("production", "fraud", "eu")
+    assert totals.count == 1 and abs(totals.last_s - 1.0) < 1e-9
 
 
 def test_a_worker_that_never_comes_up_lets_the_region_go_back_to_zero() -> None:

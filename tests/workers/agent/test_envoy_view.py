@@ -19,14 +19,16 @@ from workers.agent.config import AgentConfig
 from workers.agent.envoy_process import EnvoyGateway, envoy_binary, parse_clusters
 
 
-def _host_lines(cluster: str, host: str, rq_active: int, flags: str = "healthy") -> str:
+def _host_lines(
+    cluster: str, host: str, rq_active: int, flags: str = "healthy", hostname: str = ""
+) -> str:
     return f"""\
 {cluster}::{host}::cx_active::1
 {cluster}::{host}::cx_connect_fail::0
 {cluster}::{host}::rq_active::{rq_active}
 {cluster}::{host}::rq_pending_active::0
 {cluster}::{host}::rq_total::17
-{cluster}::{host}::hostname::
+{cluster}::{host}::hostname::{hostname}
 {cluster}::{host}::health_flags::{flags}
 {cluster}::{host}::weight::1
 {cluster}::{host}::region::
@@ -73,6 +75,20 @@ def test_rq_active_is_summed_over_every_cluster_a_host_is_in() -> None:
     assert view.routable == {grpc_a, http_a, "[::1]:9002"}
     assert view.inflight_of(grpc_a, http_a) == 10
     assert view.inflight_of("10.9.9.9:1") == 0
+
+
+def test_hostnames_say_which_hosts_are_outside_the_region() -> None:
+    text = "".join(
+        [
+            _host_lines("d.p.grpc", "10.0.0.1:9000", 0, hostname="eu-d-1a2b3c"),
+            _host_lines("d.p.grpc", "10.0.0.2:8080", 0, hostname="gateway.us"),
+            _host_lines("d.p.grpc", "10.0.0.3:7000", 0, hostname="activator"),
+        ]
+    )
+    view = parse_clusters(text)
+    assert view.hostnames["10.0.0.2:8080"] == "gateway.us"
+    leaving = [a for a in ("10.0.0.1:9000", "10.0.0.2:8080", "10.0.0.3:7000", "10.9.9.9:1")]
+    assert [view.leaves_region(a) for a in leaving] == [False, True, True, False]
 
 
 def test_unhealthy_everywhere_is_not_routable() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from meshline.v1 import agent_pb2
 from tests.workers.agent.helpers import agent_config, states, until, workload
-from workers.agent.envoy_process import GatewayView
+from workers.agent.envoy_process import GatewayView, HostTraffic
 from workers.agent.supervisor import Supervisor
 from workers.agent.worker import Worker
 from workers.demo import build_mlp
@@ -204,6 +204,30 @@ def test_gateway_view_sets_inflight_and_reports_only_changes(tmp_path: Path) -> 
     # The admin API unreachable: nothing routable, nothing known in flight.
     assert sup.apply_gateway_view(None) and len(reports) == 3
     assert [(w.inflight, w.gateway_routable) for w in sup.report().workers] == [(0, False)] * 2
+
+
+def test_traffic_leaving_the_region_counts_gateways_and_the_activator_not_workers(
+    tmp_path: Path,
+) -> None:
+    """A worker retired at scale-to-zero stays in Envoy's counters for a moment: its requests
+    must not read as new traffic going elsewhere (that woke the region again at once)."""
+    sup = Supervisor(agent_config(tmp_path), on_change=lambda: None)
+    sup.gateway_view = None
+    cluster = "d.production.grpc"
+    retired, gateway, activator = "127.0.0.1:9000", "127.0.0.1:7000", "127.0.0.1:7100"
+    view = GatewayView(
+        traffic={
+            cluster: {
+                retired: HostTraffic(active=0, total=40),  # no longer one of sup.workers
+                gateway: HostTraffic(active=1, total=5),
+                activator: HostTraffic(active=2, total=2),
+            }
+        },
+        hostnames={retired: "eu-d-1a2b3c", gateway: "gateway.us", activator: "activator"},
+    )
+    sup.apply_gateway_view(view)
+    forwarded = {c.cluster: c for c in sup.report().clusters}[cluster]
+    assert (forwarded.requests, forwarded.inflight) == (7, 3)
 
 
 async def test_inflight_changes_are_reported_within_a_probe_interval(tmp_path: Path) -> None:
