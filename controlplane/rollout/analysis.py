@@ -106,8 +106,7 @@ def judge(canary: TrafficTotals, stable: TrafficTotals, settings: RolloutSetting
         return Verdict(
             True,
             True,
-            f"failed: canary p99 latency {canary_p99:g} ms vs stable {stable_p99:g} ms "
-            f"({limit})",
+            f"failed: canary p99 latency {canary_p99:g} ms vs stable {stable_p99:g} ms ({limit})",
         )
     return Verdict(
         False,

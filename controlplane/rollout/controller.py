@@ -37,6 +37,9 @@ DeploymentKey = tuple[str, str]  # (environment, name)
 State = agent_pb2.WorkerState
 CHECK_INTERVAL_S = 0.5
 PROGRESS_DEADLINE_S = 300.0
+# A new-version worker that failed this many starts in a row, never serving (a model file that
+# cannot load, a crash at start), will not fix itself: roll back now, not at the deadline.
+CRASH_LOOP_FAILURES = 3
 
 
 class RolloutError(Exception):
@@ -162,8 +165,9 @@ class RolloutController:
             self._waiting.pop(key, None)
             rec = self._finish(rec, SUCCEEDED, "every region serves the new version")
             return RolloutView(None, rec.to_version, rec)
-        if self._past_deadline(key, rec):
-            rec = self._finish(rec, ROLLED_BACK, _never_served(rec, reports))
+        if (why := _crash_looping(rec, reports)) or self._past_deadline(key, rec):
+            self._waiting.pop(key, None)
+            rec = self._finish(rec, ROLLED_BACK, why or _never_served(rec, reports))
             return RolloutView((Track("", rec.from_version, 100),), rec.from_version, rec)
         # The old version serves until the new one replaced it everywhere.
         return RolloutView(None, rec.from_version, rec)
@@ -206,8 +210,9 @@ class RolloutController:
             return view
         if not ready:
             self._steps.pop(key, None)  # the step starts again once the canary serves again
-            if self._past_deadline(key, rec):
-                rec = self._finish(rec, ROLLED_BACK, _never_served(rec, reports))
+            if (why := _crash_looping(rec, reports)) or self._past_deadline(key, rec):
+                self._waiting.pop(key, None)
+                rec = self._finish(rec, ROLLED_BACK, why or _never_served(rec, reports))
                 return RolloutView((Track("", stable, 100),), stable, rec)
             return view
         self._waiting.pop(key, None)
@@ -346,6 +351,24 @@ class RolloutController:
         saved = save_rollout(self.store, rec)
         self._latest[(saved.environment, saved.deployment)] = saved
         return saved
+
+
+def _crash_looping(rec: Rollout, reports: Mapping[str, agent_pb2.AgentReport]) -> str:
+    """Why the new version cannot start, when one of its workers failed CRASH_LOOP_FAILURES
+    starts in a row; "" otherwise."""
+    for region in sorted(reports):
+        for w in reports[region].workers:
+            if (
+                (w.environment, w.deployment, w.version)
+                == (rec.environment, rec.deployment, rec.to_version)
+                and w.consecutive_failures >= CRASH_LOOP_FAILURES
+                and not is_serving(w)
+            ):
+                return (
+                    f"version '{rec.to_version}' failed to start {w.consecutive_failures} times "
+                    f"in a row in region {region} (worker {w.worker_id}: {w.last_error})"
+                )
+    return ""
 
 
 def _never_served(rec: Rollout, reports: Mapping[str, agent_pb2.AgentReport]) -> str:

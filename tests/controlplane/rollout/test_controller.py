@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.rollout import RolloutController, RolloutError
-from controlplane.rollout.controller import PROGRESS_DEADLINE_S
+from controlplane.rollout.controller import CRASH_LOOP_FAILURES, PROGRESS_DEADLINE_S
 from controlplane.store import Store
 from controlplane.store.rollouts import list_rollouts
 from meshline.v1 import agent_pb2
@@ -227,4 +227,27 @@ def test_a_version_that_never_serves_is_rolled_back_after_the_deadline(store: St
     assert view.rollout is not None and view.rollout.phase == "RolledBack"
     assert "did not serve in every region within 300 s" in view.rollout.reason
     assert "bad model file" in view.rollout.reason
+    assert view.serving_version == "v1"
+
+
+@pytest.mark.parametrize("strategy", ["immediate", "canary"])
+def test_a_new_version_that_keeps_crashing_is_rolled_back_before_the_deadline(
+    store: Store, strategy: str
+) -> None:
+    clock = Clock()
+    rollouts = RolloutController(store, clock)
+    stable = worker("", "v1", "a")
+    rollouts.update([deployment("v1", strategy)], PLACED, report(stable))
+    track = "v2" if strategy == "canary" else ""
+    broken = worker(track, "v2", "b", serving=False)
+    broken.last_error = "did not start (0.1s): not a loadable TorchScript archive"
+    broken.consecutive_failures = CRASH_LOOP_FAILURES - 1
+    view = rollouts.update([deployment("v2", strategy)], PLACED, report(broken, stable))[KEY]
+    assert view.rollout is not None and view.rollout.phase == "Progressing"  # may recover yet
+    broken.consecutive_failures = CRASH_LOOP_FAILURES
+    clock.now += 5  # far before the progress deadline
+    view = rollouts.update([deployment("v2", strategy)], PLACED, report(broken, stable))[KEY]
+    assert view.rollout is not None and view.rollout.phase == "RolledBack"
+    assert "version 'v2' failed to start 3 times in a row in region eu" in view.rollout.reason
+    assert "not a loadable TorchScript archive" in view.rollout.reason
     assert view.serving_version == "v1"
