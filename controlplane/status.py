@@ -53,6 +53,10 @@ def _healthy_hosts(assignment: Message | None, addresses: set[str]) -> int:
     return sum(1 for a in addresses if hosts.get(a) in ROUTABLE)
 
 
+# How status words a rollout that ended without the new version.
+_ENDED = {"RolledBack": "rolled back", "Aborted": "aborted"}
+
+
 class LiveStatus:
     """Implements controlplane.api.status.StatusProvider."""
 
@@ -120,7 +124,7 @@ class LiveStatus:
                 ):
                     problems.insert(
                         0,
-                        f"version '{rollout.to_version}' {rollout.phase.lower()}: "
+                        f"version '{rollout.to_version}' {_ENDED[rollout.phase]}: "
                         f"{rollout.reason}; serving '{rollout.from_version}'",
                     )
                 elif rollout.phase in ("Progressing", "Paused"):

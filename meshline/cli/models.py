@@ -211,6 +211,24 @@ def list_versions(address: AddressOption = None) -> None:
     console.print(versions_table([(m.metadata.name, v) for m in models for v in m.spec.versions]))
 
 
+MIN_DIGEST_PREFIX = 6
+
+
+def _full_digest(addr: str, given: str) -> str:
+    """`given` if it is a whole digest, else the one registered digest it is a prefix of."""
+    if len(given) == 64 or len(given) < MIN_DIGEST_PREFIX:
+        return given  # the server names what is wrong with it
+    with api_client(addr) as api:
+        models = call(addr, lambda: api.models.ListModels(api_pb2.ListModelsRequest())).models
+    known = {v.sha256 for m in models for v in m.spec.versions if v.sha256}
+    matches = sorted(d for d in known if d.startswith(given))
+    if not matches:
+        raise fail(f"no registered artifact's sha256 starts with '{given}'")
+    if len(matches) > 1:
+        raise fail(f"'{given}' is the start of {len(matches)} digests: {', '.join(matches)}")
+    return matches[0]
+
+
 @app.command()
 def versions(
     model: Annotated[str, typer.Argument()],
@@ -299,8 +317,10 @@ def pull(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write it")],
     address: AddressOption = None,
 ) -> None:
-    """Download an artifact by sha256 (checked after download)."""
+    """Download an artifact by sha256, or a unique prefix of it as `models list` shows
+    (checked after download)."""
     addr = resolve_address(address)
+    sha256 = _full_digest(addr, sha256)
     digest = hashlib.sha256()
     partial = out.with_name(out.name + ".part")
     with api_client(addr) as api, _progress() as progress, partial.open("wb") as f:

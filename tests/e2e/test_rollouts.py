@@ -153,7 +153,7 @@ def test_a_canary_that_fails_requests_is_rolled_back_with_the_reason(
             assert step.stable_errors == 0
             status = mesh.deployment(name).status
             assert status.serving_version == "v1"
-            assert "rolledback" in status.message and "serving 'v1'" in status.message
+            assert "rolled back" in status.message and "serving 'v1'" in status.message
         # Back on v1: a fresh client sees no failure.
         with ClientLoop(mesh.gateway("eu"), name, BATCH, concurrency=2) as after:
             wait_until(lambda: after.count() > 40, 30, "answers after the rollback")

@@ -282,15 +282,18 @@ spec: {{environment: production, model: mlp-broken, version: good, replicas: 1}}
             "kind: Deployment\nmetadata: {name: broken}\n"
             "spec: {environment: production, model: mlp-broken, version: broken, replicas: 1}\n"
         )
-        wait_until(
-            lambda: mesh.deployment("broken").status.phase == "Failed",
-            120,
-            "the crash-looping Triton version to be Failed",
-        )
+
+        def rolled_back() -> bool:
+            return "rolled back" in mesh.deployment("broken").status.message
+
+        # Failed ("keeps crashing") first; three failed starts in a row then roll it back, and
+        # the good version keeps serving (Ready again, the reason kept in the message).
+        wait_until(rolled_back, 120, "the crash-looping Triton version to be rolled back")
         message = mesh.deployment("broken").status.message
         # Workers load the registry's content-addressed copy of the file.
         artifact = f"artifacts/sha256/{hashlib.sha256(broken.read_bytes()).hexdigest()}"
-        assert "keeps crashing" in message and artifact in message, message
+        assert "version 'broken' rolled back" in message, message
+        assert "failed to start 3 times in a row" in message and artifact in message, message
         assert "not a loadable TorchScript archive" in message, message
         # Make-before-break: the good version's Triton was never drained.
         np.testing.assert_allclose(

@@ -66,6 +66,15 @@ def test_push_list_inspect_and_delete_a_version(
     pulled = tmp_path / "pulled.pt"
     assert meshline(address, "models", "pull", sha, "--out", str(pulled)).returncode == 0
     assert pulled.read_bytes() == model.read_bytes()
+    # The short digest `models list` shows works too; one that matches nothing says so.
+    short = tmp_path / "short.pt"
+    by_prefix = meshline(address, "models", "pull", sha[:12], "--out", str(short))
+    assert by_prefix.returncode == 0, by_prefix.stderr
+    assert short.read_bytes() == model.read_bytes() and sha in by_prefix.stdout
+    other = "0" * 12 if not sha.startswith("0" * 12) else "f" * 12
+    unknown = meshline(address, "models", "pull", other, "--out", str(tmp_path / "no.pt"))
+    assert unknown.returncode == 1
+    assert f"no registered artifact's sha256 starts with '{other}'" in unknown.stderr
 
     _setup(address)
     dep = "kind: Deployment\nmetadata: {name: pushed}\nspec: {model: pushed, version: v1}\n"
