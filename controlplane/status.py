@@ -233,7 +233,13 @@ class LiveStatus:
             queued_requests=sum(w.queued for w in current_workers),
             requests=sum(w.requests for w in current_workers),
             batches=sum(w.batches for w in current_workers),
-            scaled_to_zero=_scaled_to_zero(scale),
+            # Not while a draining worker is reported: until its drain is confirmed the gateway
+            # may still send it new requests.
+            scaled_to_zero=_scaled_to_zero(scale)
+            and not any(
+                (w.deployment, w.environment) == (dep.metadata.name, dep.spec.environment)
+                for w in reports
+            ),
             cold_starts=cold_starts.count,
             last_cold_start_s=cold_starts.last_s,
             cold_start_seconds_total=cold_starts.seconds_total,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from controlplane.agents.registry import AgentRegistry
+from controlplane.autoscale.autoscaler import RegionScale
 from controlplane.ir.model import (
     TIER_GATEWAY,
     Backend,
@@ -217,3 +218,30 @@ async def test_a_forwarding_region_must_reach_a_serving_region(
     ready = status.deployment_status(_deployment())
     assert ready.phase == "Ready", ready.message
     assert next(r for r in ready.regions if r.region == "us").healthy_endpoints == 1
+
+
+def test_scaled_to_zero_only_once_no_worker_is_reported_draining(cache: SnapshotCache) -> None:
+    """The autoscaler's zero is a wish; while a draining worker is still reported, the gateway
+    may still send it new requests, so the region is not yet "scaled to zero"."""
+    idle = NetworkState(
+        placements=STATE.placements,
+        revisions=STATE.revisions,
+        scales={("production", "d", "", "eu"): RegionScale(desired=0, cold=True)},
+    )
+    registry = AgentRegistry()
+    _agent(registry)
+    session = registry.session("eu")
+    assert session is not None and session.report is not None
+    draining = agent_pb2.AgentReport()
+    draining.CopyFrom(session.report)
+    draining.workers[0].state = agent_pb2.WORKER_STATE_DRAINING
+    draining.workers[0].gateway_routable = False
+    registry.update_report(session, draining)
+    status = LiveStatus(cache, registry, lambda: idle)
+
+    region = status.deployment_status(_deployment()).regions[0]
+    assert (region.current_replicas, region.desired_replicas) == (0, 0)
+    assert not region.scaled_to_zero
+
+    registry.update_report(session, agent_pb2.AgentReport())  # its drain confirmed: gone
+    assert status.deployment_status(_deployment()).regions[0].scaled_to_zero
