@@ -7,7 +7,7 @@ endpoint for it, or it is deliberately scaled to zero. A NACK shows Envoy's text
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from envoy.config.core.v3 import health_check_pb2
 from google.protobuf.message import Message
@@ -154,11 +154,7 @@ class LiveStatus:
                 for vhost in config.virtual_hosts
                 for route in vhost.routes
             )
-            workers = [
-                w
-                for w in (session.report.workers if session.report else ())
-                if (w.deployment, w.environment) == (name, environment)
-            ]
+            workers = _workers_of(dep, session.report.workers if session.report else ())
             if session.region in regions:
                 out.regions.add(
                     region=session.region,
@@ -233,13 +229,7 @@ class LiveStatus:
             queued_requests=sum(w.queued for w in current_workers),
             requests=sum(w.requests for w in current_workers),
             batches=sum(w.batches for w in current_workers),
-            # Not while a draining worker is reported: until its drain is confirmed the gateway
-            # may still send it new requests.
-            scaled_to_zero=_scaled_to_zero(scale)
-            and not any(
-                (w.deployment, w.environment) == (dep.metadata.name, dep.spec.environment)
-                for w in reports
-            ),
+            scaled_to_zero=_scaled_to_zero(scale, _workers_of(dep, reports)),
             cold_starts=cold_starts.count,
             last_cold_start_s=cold_starts.last_s,
             cold_start_seconds_total=cold_starts.seconds_total,
@@ -369,5 +359,15 @@ class LiveStatus:
         return out
 
 
-def _scaled_to_zero(scale: RegionScale | None) -> bool:
-    return scale is not None and scale.cold and scale.desired == 0
+def _workers_of(
+    dep: resources_pb2.Deployment, reports: Iterable[agent_pb2.WorkerReport]
+) -> list[agent_pb2.WorkerReport]:
+    """The reported workers of this deployment, any track, revision or state."""
+    key = (dep.metadata.name, dep.spec.environment)
+    return [w for w in reports if (w.deployment, w.environment) == key]
+
+
+def _scaled_to_zero(scale: RegionScale | None, workers: list[agent_pb2.WorkerReport]) -> bool:
+    """At zero on purpose, and no worker still reported: until a draining worker's drain is
+    confirmed (the agent then drops it), the gateway may still send it new requests."""
+    return scale is not None and scale.cold and scale.desired == 0 and not workers

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from controlplane.agents.registry import AgentRegistry
-from controlplane.autoscale.autoscaler import RegionScale
+from controlplane.autoscale import RegionScale
 from controlplane.ir.model import (
     TIER_GATEWAY,
     Backend,

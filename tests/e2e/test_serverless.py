@@ -142,8 +142,8 @@ def test_cold_start_beyond_its_timeout_is_a_clear_unavailable_then_the_next_succ
 ) -> None:
     name = "slowcold"
     # A standby interpreter (torch already imported) starts the demo MLP in well under 0.2 s
-    # on a fast machine. This model's start-up check runs six ~0.25 s passes (one to prove the
-    # signature, five to time it), so its worker is not healthy for over a second anywhere.
+    # on a fast machine. This model's start-up check runs six forward passes (one to prove the
+    # signature, five to time it; 0.25-0.35 s each on a 2-core VM), so its worker needs >1 s.
     models = {"v1": build_slow_mlp(tmp_path / "slow-start.pt", seed=0, rounds=1000)}
     scaling = "{min_replicas: 0, max_replicas: 1, scale_to_zero_after: 1, cold_start_timeout: 0.2}"
     mesh.apply(deployment_yaml(name, models, "v1", ["eu"], scaling=scaling))
