@@ -158,7 +158,7 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     port = api_port or (
-        DEFAULT_API_PORT if _port_free(DEFAULT_API_PORT) else free_port("127.0.0.1")
+        DEFAULT_API_PORT if port_free(DEFAULT_API_PORT) else free_port("127.0.0.1")
     )
     address = f"127.0.0.1:{port}"
     stack = Stack(state_dir, console)
@@ -271,13 +271,19 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _stable_port(preferred: int) -> int:
-    return preferred if _port_free(preferred) else free_port("127.0.0.1")
+    return preferred if port_free(preferred) else free_port("127.0.0.1")
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether a server could listen on the port now.
+
+    SO_REUSEADDR as Envoy and gRPC servers set it: the TIME-WAIT connections that the previous
+    `up` left behind do not make its ports look taken, so a restart gets the same ports.
+    """
     import socket
 
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
