@@ -7,7 +7,7 @@ endpoint for it, or it is deliberately scaled to zero. A NACK shows Envoy's text
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from envoy.config.core.v3 import health_check_pb2
 from google.protobuf.message import Message
@@ -254,25 +254,8 @@ class LiveStatus:
         if not acked:
             return f"{region}: waiting for the gateway to ACK the config", False
         if desired > 0 and r.healthy_endpoints == 0:
-            if scale is not None and scale.cold:
-                return f"{region}: waking from zero (cold start)" + self._worker_error(
-                    region, dep
-                ), False
-            crashing = [
-                w
-                for w in current_workers
-                if w.consecutive_failures >= CRASH_LOOP_RESTARTS and w.last_error
-            ]
-            if crashing:
-                w = crashing[0]
-                return (
-                    f"{region}: worker {w.worker_id} keeps crashing "
-                    f"(restart {w.restarts}): {w.last_error}",
-                    True,
-                )
-            return f"{region}: no healthy worker of the current version yet" + self._worker_error(
-                region, dep
-            ), False
+            cold = scale is not None and scale.cold
+            return no_healthy_worker(region, cold, current_workers, self._worker_error(region, dep))
         return "", False
 
     def _forwarding_region(
@@ -357,6 +340,26 @@ class LiveStatus:
             and node.types[LDS].acked_version
         )
         return out
+
+
+def no_healthy_worker(
+    region: str, cold: bool, workers: Sequence[agent_pb2.WorkerReport], worker_error: str
+) -> tuple[str, bool]:
+    """Why a region that should run `workers` (the current version's) has no healthy one, and
+    whether that is fatal. A worker that failed CRASH_LOOP_RESTARTS starts in a row will not
+    fix itself: a user must act (Failed) whether it started for `replicas` or to wake from
+    zero (`cold`); anything else is on its way (Pending). `worker_error` is the last error of
+    any of the deployment's workers here, shown either way."""
+    for w in workers:
+        if w.consecutive_failures >= CRASH_LOOP_RESTARTS and w.last_error:
+            return (
+                f"{region}: worker {w.worker_id} keeps crashing "
+                f"(restart {w.restarts}): {w.last_error}",
+                True,
+            )
+    if cold:
+        return f"{region}: waking from zero (cold start){worker_error}", False
+    return f"{region}: no healthy worker of the current version yet{worker_error}", False
 
 
 def _workers_of(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from controlplane.agents.registry import AgentRegistry
 from controlplane.autoscale import RegionScale
 from controlplane.ir.model import (
@@ -20,7 +22,15 @@ from controlplane.ir.model import (
     Tier,
 )
 from controlplane.reconciler import NetworkState
-from controlplane.status import CDS, EDS, LDS, RDS, LiveStatus
+from controlplane.status import (
+    CDS,
+    CRASH_LOOP_RESTARTS,
+    EDS,
+    LDS,
+    RDS,
+    LiveStatus,
+    no_healthy_worker,
+)
 from controlplane.translate import translate_gateway
 from controlplane.xds import SnapshotCache
 from meshline.v1 import agent_pb2, resources_pb2
@@ -245,3 +255,79 @@ def test_scaled_to_zero_only_once_no_worker_is_reported_draining(cache: Snapshot
 
     registry.update_report(session, agent_pb2.AgentReport())  # its drain confirmed: gone
     assert status.deployment_status(_deployment()).regions[0].scaled_to_zero
+
+
+def _crashing(wid: str = "w1") -> agent_pb2.WorkerReport:
+    """A current-version worker whose start failed CRASH_LOOP_RESTARTS times in a row."""
+    return agent_pb2.WorkerReport(
+        worker_id=wid,
+        deployment="d",
+        environment="production",
+        revision="r1",
+        state=agent_pb2.WORKER_STATE_STARTING,
+        restarts=CRASH_LOOP_RESTARTS,
+        consecutive_failures=CRASH_LOOP_RESTARTS,
+        last_error="exited with code 1 after 0.2s: not a loadable model",
+    )
+
+
+def _starting(failures: int) -> agent_pb2.WorkerReport:
+    worker = _crashing()
+    worker.consecutive_failures = failures
+    return worker
+
+
+ERROR = " (worker w1: exited with code 1 after 0.2s: not a loadable model)"
+
+
+@pytest.mark.parametrize(
+    ("cold", "workers", "worker_error", "message", "fatal"),
+    [
+        # A crash loop needs a user whatever the scaling mode: replicas, or waking from zero.
+        (False, [_crashing()], ERROR, "keeps crashing (restart 3): exited with code 1", True),
+        (True, [_crashing()], ERROR, "keeps crashing (restart 3): exited with code 1", True),
+        # Fewer failures in a row may still recover: on its way, with the worker's error.
+        (True, [_starting(CRASH_LOOP_RESTARTS - 1)], ERROR, "zero (cold start)" + ERROR, False),
+        (False, [_starting(1)], ERROR, "of the current version yet" + ERROR, False),
+        (True, [], "", "eu: waking from zero (cold start)", False),
+        (False, [], "", "eu: no healthy worker of the current version yet", False),
+    ],
+)
+def test_no_healthy_worker_is_failed_only_for_a_crash_loop(
+    cold: bool,
+    workers: list[agent_pb2.WorkerReport],
+    worker_error: str,
+    message: str,
+    fatal: bool,
+) -> None:
+    problem, is_fatal = no_healthy_worker("eu", cold, workers, worker_error)
+    assert message in problem and is_fatal == fatal
+
+
+async def test_a_crash_looping_deployment_waking_from_zero_is_failed(
+    cache: SnapshotCache, connect: Connect
+) -> None:
+    """min_replicas 0 and a broken artifact: the wake can never finish, so a user must act,
+    exactly as with `replicas: 1`; the worker's own error says why."""
+    waking = NetworkState(
+        placements=STATE.placements,
+        revisions=STATE.revisions,
+        scales={("production", "d", "", "eu"): RegionScale(desired=1, cold=True)},
+    )
+    registry = AgentRegistry()
+    _agent(registry)
+    session = registry.session("eu")
+    assert session is not None
+    registry.update_report(session, agent_pb2.AgentReport(workers=[_crashing()]))
+    status = LiveStatus(cache, registry, lambda: waking)
+    cache.set_resources("eu", translate_gateway(_gateway(healthy=False)).by_type_url())
+    await _sync_all(await connect("eu"), cache)
+
+    def acked() -> bool:
+        return status.deployment_status(_deployment()).regions[0].config_acked
+
+    await eventually(acked, "config ACKed")
+    result = status.deployment_status(_deployment())
+    assert result.phase == "Failed", result.message
+    assert "eu: worker w1 keeps crashing (restart 3)" in result.message
+    assert "exited with code 1 after 0.2s: not a loadable model" in result.message
