@@ -6,9 +6,13 @@ agents' own replacement); it succeeds once every region serves it. `canary`: the
 runs beside the stable one on its own track and gets each step's weight of the requests; a step
 starts when the canary serves in every region it is placed in, lasts its duration, and is
 judged against the stable version over that stretch (and continuously once it has enough
-requests): worse beyond the thresholds rolls back at once, with the figures recorded. The
-history lives in the store; the step timer in memory (a restarted control plane restarts the
-current step).
+requests): worse beyond the thresholds rolls back at once, with the figures recorded.
+
+A deployment that still names a rolled-back (or aborted) version stays on the stable one. It
+rolls that version out again on `rollout retry` (a new rollout, `retry_of` the old), or once it
+named another version in between (`rollout undo`): the old rollout is then marked
+`hold_released`. The history lives in the store; the step timer in memory (a restarted control
+plane restarts the current step).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ log = logging.getLogger(__name__)
 PROGRESSING, PAUSED = "Progressing", "Paused"
 SUCCEEDED, ROLLED_BACK, ABORTED = "Succeeded", "RolledBack", "Aborted"
 ACTIVE = (PROGRESSING, PAUSED)
+# Ended without its new version: the stable one keeps serving.
+ENDED_WITHOUT = (ROLLED_BACK, ABORTED)
+_ENDED_WORDS = {ROLLED_BACK: "rolled back", ABORTED: "aborted"}
 DeploymentKey = tuple[str, str]  # (environment, name)
 State = agent_pb2.WorkerState
 CHECK_INTERVAL_S = 0.5
@@ -70,10 +77,58 @@ def _since(now: Mapping[str, TrafficTotals], start: Mapping[str, TrafficTotals])
     return total(totals.since(start.get(region, TrafficTotals())) for region, totals in now.items())
 
 
+def holds_stable(rec: Rollout | None, target: str) -> bool:
+    """The deployment names the version its last rollout ended without and has named no other
+    since: it stays on the stable version (a rollback is not undone by the next rebuild)."""
+    return (
+        rec is not None
+        and rec.phase in ENDED_WITHOUT
+        and rec.to_version == target
+        and not rec.hold_released
+    )
+
+
+def releases_hold(rec: Rollout | None, target: str) -> bool:
+    """The deployment names another version than the one its last rollout ended without (e.g.
+    `rollout undo` set the stable one back): naming that version again is a new rollout."""
+    return (
+        rec is not None
+        and rec.phase in ENDED_WITHOUT
+        and rec.to_version != target
+        and not rec.hold_released
+    )
+
+
+def retry_refusal(name: str, rec: Rollout | None, target: str) -> str:
+    """Why `rollout retry` does not apply to the deployment ("" when it does): only a version
+    the deployment still names, after its rollout was rolled back or aborted, is retried."""
+    why = f"deployment '{name}' has no rolled-back version to retry"
+    if rec is None:
+        return f"{why}: it has had no rollout"
+    if rec.phase in ACTIVE:
+        return f"{why}: its rollout {rec.from_version} → {rec.to_version} is {rec.phase.lower()}"
+    if rec.phase not in ENDED_WITHOUT:
+        return (
+            f"{why}: its last rollout ({rec.from_version} → {rec.to_version}) {rec.phase.lower()}"
+        )
+    if rec.to_version != target:
+        return (
+            f"{why}: version '{rec.to_version}' was {_ENDED_WORDS[rec.phase]}, but the "
+            f"deployment now names '{target}' (set version '{rec.to_version}' and apply to "
+            "roll it out again)"
+        )
+    if rec.hold_released:
+        return f"{why}: version '{target}' is being rolled out again"
+    return ""
+
+
 @dataclass
 class RolloutController:
     store: Store
     clock: Callable[[], float] = time.monotonic
+    # Called after an API action changed a rollout (the reconciler's trigger), so the data
+    # plane follows at once rather than at the next agent report.
+    on_change: Callable[[], None] = lambda: None
     _latest: dict[DeploymentKey, Rollout] = field(default_factory=dict)
     _stable: dict[DeploymentKey, str] = field(default_factory=dict)
     _steps: dict[DeploymentKey, _Step] = field(default_factory=dict)
@@ -130,10 +185,12 @@ class RolloutController:
             rec = self._finish(rec, ABORTED, f"rollout strategy changed to '{strategy}'")
             stable = rec.from_version
             rec = self._start(dep, stable, target)
-        if rec is not None and rec.phase in (ROLLED_BACK, ABORTED) and rec.to_version == target:
+        if rec is not None and holds_stable(rec, target):
             # The deployment still names the version that was rolled back: stay on the stable
-            # one until it names another (or `rollout undo` sets it back).
+            # one until it names another (`rollout undo`) or `rollout retry`.
             return RolloutView((Track("", rec.from_version, 100),), rec.from_version, rec)
+        if rec is not None and releases_hold(rec, target):
+            rec = self._release(rec)
         if (rec is None or rec.phase not in ACTIVE) and target != stable:
             rec = self._start(dep, stable, target)
         if rec is None or rec.phase not in ACTIVE:
@@ -295,7 +352,9 @@ class RolloutController:
             return self._save(rec)
         if action == "abort":
             self._steps.pop(key, None)
-            return self._finish(rec, ABORTED, "aborted by `meshline rollout abort`")
+            rec = self._finish(rec, ABORTED, "aborted by `meshline rollout abort`")
+            self.on_change()
+            return rec
         raise RolloutError(f"unknown rollout action '{action}' (pause, resume, abort, undo)")
 
     def undo_target(self, dep: Deployment) -> str:
@@ -313,9 +372,31 @@ class RolloutController:
         # still names the refused version, and setting the stable one ends the refusal.
         return rec.from_version
 
+    def undone(self, dep: Deployment) -> None:
+        """`rollout undo` stored `dep` (its version set back): a hold on the version it named
+        ends now, not at the next rebuild, so re-applying that version rolls it out."""
+        rec = self._latest.get((dep.spec.environment, dep.metadata.name))
+        if rec is not None and releases_hold(rec, dep.spec.version):
+            self._release(rec)
+
+    def retry(self, dep: Deployment) -> Rollout:
+        """A new rollout of the version the deployment names, after its last rollout of it was
+        rolled back or aborted (like `kubectl argo rollouts retry`): from the first step, on
+        fresh figures."""
+        key = (dep.spec.environment, dep.metadata.name)
+        rec = self._latest.get(key)
+        why = retry_refusal(dep.metadata.name, rec, dep.spec.version)
+        if why or rec is None:
+            raise RolloutError(why)
+        self._steps.pop(key, None)
+        self._waiting.pop(key, None)
+        new = self._start(dep, rec.from_version, rec.to_version, retry_of=rec.id)
+        self.on_change()
+        return new
+
     # -- records --------------------------------------------------------------------------------
 
-    def _start(self, dep: Deployment, stable: str, target: str) -> Rollout:
+    def _start(self, dep: Deployment, stable: str, target: str, retry_of: int = 0) -> Rollout:
         settings = rollout_settings(dep.spec)
         rec = Rollout(
             environment=dep.spec.environment,
@@ -325,16 +406,29 @@ class RolloutController:
             strategy=settings.strategy,
             phase=PROGRESSING,
             weight=settings.steps[0][0] if settings.strategy == CANARY else 100,
+            retry_of=retry_of,
         )
         log.info(
-            "rollout of %s/%s: %s → %s (%s)",
+            "rollout of %s/%s: %s → %s (%s)%s",
             rec.environment,
             rec.deployment,
             stable,
             target,
             settings.strategy,
+            f", retrying #{retry_of}" if retry_of else "",
         )
         return self._save(rec)
+
+    def _release(self, rec: Rollout) -> Rollout:
+        released = _copy(rec)
+        released.hold_released = True
+        log.info(
+            "rollout of %s/%s: version '%s' no longer held back (another version was named)",
+            rec.environment,
+            rec.deployment,
+            rec.to_version,
+        )
+        return self._save(released)
 
     def _finish(self, rec: Rollout, phase: str, reason: str) -> Rollout:
         done = _copy(rec)

@@ -427,7 +427,7 @@ class StepAnalysis(_message.Message):
     def __init__(self, step: _Optional[int] = ..., weight: _Optional[int] = ..., canary_requests: _Optional[int] = ..., canary_errors: _Optional[int] = ..., canary_p99_ms: _Optional[float] = ..., stable_requests: _Optional[int] = ..., stable_errors: _Optional[int] = ..., stable_p99_ms: _Optional[float] = ..., verdict: _Optional[str] = ...) -> None: ...
 
 class Rollout(_message.Message):
-    __slots__ = ("id", "environment", "deployment", "from_version", "to_version", "strategy", "phase", "step", "weight", "reason", "started_at", "updated_at", "analyses")
+    __slots__ = ("id", "environment", "deployment", "from_version", "to_version", "strategy", "phase", "step", "weight", "reason", "started_at", "updated_at", "analyses", "hold_released", "retry_of")
     ID_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
@@ -441,6 +441,8 @@ class Rollout(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     ANALYSES_FIELD_NUMBER: _ClassVar[int]
+    HOLD_RELEASED_FIELD_NUMBER: _ClassVar[int]
+    RETRY_OF_FIELD_NUMBER: _ClassVar[int]
     id: int
     environment: str
     deployment: str
@@ -454,7 +456,9 @@ class Rollout(_message.Message):
     started_at: str
     updated_at: str
     analyses: _containers.RepeatedCompositeFieldContainer[StepAnalysis]
-    def __init__(self, id: _Optional[int] = ..., environment: _Optional[str] = ..., deployment: _Optional[str] = ..., from_version: _Optional[str] = ..., to_version: _Optional[str] = ..., strategy: _Optional[str] = ..., phase: _Optional[str] = ..., step: _Optional[int] = ..., weight: _Optional[int] = ..., reason: _Optional[str] = ..., started_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., analyses: _Optional[_Iterable[_Union[StepAnalysis, _Mapping]]] = ...) -> None: ...
+    hold_released: bool
+    retry_of: int
+    def __init__(self, id: _Optional[int] = ..., environment: _Optional[str] = ..., deployment: _Optional[str] = ..., from_version: _Optional[str] = ..., to_version: _Optional[str] = ..., strategy: _Optional[str] = ..., phase: _Optional[str] = ..., step: _Optional[int] = ..., weight: _Optional[int] = ..., reason: _Optional[str] = ..., started_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., analyses: _Optional[_Iterable[_Union[StepAnalysis, _Mapping]]] = ..., hold_released: _Optional[bool] = ..., retry_of: _Optional[int] = ...) -> None: ...
 
 class DeploymentStatus(_message.Message):
     __slots__ = ("phase", "message", "regions", "placement", "plan", "rollout", "serving_version")

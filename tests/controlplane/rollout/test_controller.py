@@ -1,6 +1,6 @@
 """The rollout state machine on a real store, with agent reports as its input and a fake clock
 (time is an input here): canary steps, make-before-break weights, analysis, rollback, the
-history, pause/resume/abort and undo."""
+history, pause/resume/abort, undo and retry."""
 
 from __future__ import annotations
 
@@ -10,11 +10,17 @@ from pathlib import Path
 import pytest
 
 from controlplane.rollout import RolloutController, RolloutError
-from controlplane.rollout.controller import CRASH_LOOP_FAILURES, PROGRESS_DEADLINE_S
+from controlplane.rollout.controller import (
+    CRASH_LOOP_FAILURES,
+    PROGRESS_DEADLINE_S,
+    holds_stable,
+    releases_hold,
+    retry_refusal,
+)
 from controlplane.store import Store
 from controlplane.store.rollouts import list_rollouts
 from meshline.v1 import agent_pb2
-from meshline.v1.resources_pb2 import CanaryStep, Deployment
+from meshline.v1.resources_pb2 import CanaryStep, Deployment, Rollout
 
 S = agent_pb2.WorkerState
 KEY = ("production", "fraud")
@@ -251,3 +257,124 @@ def test_a_new_version_that_keeps_crashing_is_rolled_back_before_the_deadline(
     assert "version 'v2' failed to start 3 times in a row in region eu" in view.rollout.reason
     assert "not a loadable TorchScript archive" in view.rollout.reason
     assert view.serving_version == "v1"
+
+
+def _rolled_back(rollouts: RolloutController, clock: Clock) -> None:
+    """v1 serves; a canary of v2 fails its first step and is rolled back."""
+    rollouts.update([deployment("v1")], PLACED, report(worker("", "v1", "a")))
+    both = (worker("v2", "v2", "b"), worker("", "v1", "a"))
+    rollouts.update([deployment("v2")], PLACED, report(*both))
+    rollouts.update([deployment("v2")], PLACED, report(*both))
+    clock.now += 1
+    view = rollouts.update(
+        [deployment("v2")], PLACED, report(*both, canary=(20, 8), stable=(60, 0))
+    )[KEY]
+    assert view.rollout is not None and view.rollout.phase == "RolledBack"
+
+
+def _passes_every_step(rollouts: RolloutController, clock: Clock) -> None:
+    """Drive a canary of v2 (two steps) to success on healthy figures."""
+    both = (worker("v2", "v2", "c"), worker("", "v1", "a"))
+    rollouts.update([deployment("v2")], PLACED, report(*both))
+    for canary, stable in (((0, 0), (0, 0)), ((30, 0), (90, 0)), ((30, 0), (90, 0))):
+        rollouts.update([deployment("v2")], PLACED, report(*both, canary=canary, stable=stable))
+        clock.now += 11
+    view = rollouts.update(
+        [deployment("v2")], PLACED, report(*both, canary=(80, 0), stable=(140, 0))
+    )[KEY]
+    assert view.rollout is not None and view.rollout.phase == "Succeeded", view.rollout
+    assert view.tracks is None and view.serving_version == "v2"
+
+
+def _ended(phase: str, to: str = "v2", released: bool = False) -> Rollout:
+    return Rollout(id=7, from_version="v1", to_version=to, phase=phase, hold_released=released)
+
+
+@pytest.mark.parametrize(
+    ("rec", "target", "held", "released", "refusal"),
+    [
+        (None, "v1", False, False, "it has had no rollout"),
+        (_ended("Progressing"), "v2", False, False, "its rollout v1 → v2 is progressing"),
+        (_ended("Succeeded"), "v2", False, False, "its last rollout (v1 → v2) succeeded"),
+        # Still naming the refused version: held on v1; retry applies.
+        (_ended("RolledBack"), "v2", True, False, ""),
+        (_ended("Aborted"), "v2", True, False, ""),
+        # Named another version (undo to v1, or any other): the hold ends; retry does not apply.
+        (_ended("RolledBack"), "v1", False, True, "now names 'v1' (set version 'v2'"),
+        (_ended("Aborted"), "v3", False, True, "version 'v2' was aborted"),
+        # Released, and naming it again: a new rollout, nothing held or to retry.
+        (_ended("RolledBack", released=True), "v2", False, False, "being rolled out again"),
+        (_ended("RolledBack", released=True), "v1", False, False, "now names 'v1'"),
+    ],
+)
+def test_hold_release_and_retry_decisions(
+    rec: Rollout | None, target: str, held: bool, released: bool, refusal: str
+) -> None:
+    assert holds_stable(rec, target) == held
+    assert releases_hold(rec, target) == released
+    why = retry_refusal("fraud", rec, target)
+    if refusal:
+        assert why.startswith("deployment 'fraud' has no rolled-back version to retry: ")
+        assert refusal in why, why
+    else:
+        assert why == ""
+
+
+def test_retry_rolls_a_rolled_back_canary_out_again_until_it_serves(store: Store) -> None:
+    clock = Clock()
+    rollouts = RolloutController(store, clock)
+    _rolled_back(rollouts, clock)
+    triggered: list[bool] = []
+    rollouts.on_change = lambda: triggered.append(True)
+    retried = rollouts.retry(deployment("v2"))
+    assert (retried.phase, retried.from_version, retried.to_version) == ("Progressing", "v1", "v2")
+    assert retried.retry_of == list_rollouts(store, *KEY)[1].id and retried.step == 0
+    assert triggered == [True]  # the reconciler rebuilds at once
+    # The history keeps both; a restarted control plane goes on with the retry.
+    assert [r.phase for r in list_rollouts(store, *KEY)] == ["Progressing", "RolledBack"]
+    rollouts = RolloutController(store, clock)
+    view = rollouts.update([deployment("v2")], PLACED, report(worker("", "v1", "a")))[KEY]
+    assert view.rollout is not None and view.rollout.id == retried.id
+    assert [(t.name, t.version, t.weight) for t in view.tracks or ()] == [
+        ("", "v1", 100),
+        ("v2", "v2", 0),
+    ]
+    _passes_every_step(rollouts, clock)
+    assert [r.phase for r in list_rollouts(store, *KEY)] == ["Succeeded", "RolledBack"]
+    with pytest.raises(RolloutError, match="its last rollout \\(v1 → v2\\) succeeded"):
+        rollouts.retry(deployment("v2"))
+
+
+def test_retry_refuses_when_nothing_is_rolled_back(store: Store) -> None:
+    clock = Clock()
+    rollouts = RolloutController(store, clock)
+    with pytest.raises(RolloutError, match="'fraud' has no rolled-back version to retry"):
+        rollouts.retry(deployment("v1"))
+    _rolled_back(rollouts, clock)
+    rollouts.update([deployment("v1")], PLACED, report(worker("", "v1", "a")))  # undone
+    with pytest.raises(RolloutError, match="the deployment now names 'v1'"):
+        rollouts.retry(deployment("v1"))
+    assert len(list_rollouts(store, *KEY)) == 1  # nothing started
+
+
+@pytest.mark.parametrize("undo", ["api", "rebuild"])
+def test_reapplying_a_rolled_back_version_after_undo_rolls_it_out(store: Store, undo: str) -> None:
+    """`rollout undo` names the stable version: that ends the hold, and it stays ended across
+    a restart, so naming the refused version again is a new rollout."""
+    clock = Clock()
+    rollouts = RolloutController(store, clock)
+    _rolled_back(rollouts, clock)
+    if undo == "api":
+        rollouts.undone(deployment("v1"))  # the servicer's call, right after storing v1
+    else:
+        rollouts.update([deployment("v1")], PLACED, report(worker("", "v1", "a")))
+    assert list_rollouts(store, *KEY)[0].hold_released
+    rollouts = RolloutController(store, clock)  # a restart in between
+    view = rollouts.update([deployment("v1")], PLACED, report(worker("", "v1", "a")))[KEY]
+    assert view.tracks is None and view.serving_version == "v1"
+    view = rollouts.update([deployment("v2")], PLACED, report(worker("", "v1", "a")))[KEY]
+    assert view.rollout is not None and view.rollout.phase == "Progressing"
+    assert (view.rollout.from_version, view.rollout.to_version) == ("v1", "v2")
+    assert view.rollout.retry_of == 0
+    _passes_every_step(rollouts, clock)
+    assert [r.phase for r in list_rollouts(store, *KEY)] == ["Succeeded", "RolledBack"]
