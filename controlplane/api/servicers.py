@@ -8,6 +8,7 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 
 from controlplane.api.apply import apply_resources
+from controlplane.api.delete import DeleteRefusedError, delete_resources
 from controlplane.api.dependencies import region_dependents
 from controlplane.api.errors import FIELD_ERRORS_METADATA_KEY, ApplyError, encode_field_errors
 from controlplane.api.registry import (
@@ -26,6 +27,7 @@ from controlplane.rollout import RolloutController, RolloutError
 from controlplane.store import (
     DEFAULT_ENVIRONMENT,
     KIND_REGION,
+    KINDS,
     DependencyError,
     InvalidApplyError,
     NotFoundError,
@@ -88,6 +90,40 @@ class ApplyServicer(api_pb2_grpc.ApplyServiceServicer):
             ),
         )
         return api.ApplyResponse(results=results)
+
+    async def Delete(self, request: api.DeleteRequest, context: Context) -> api.DeleteResponse:
+        keys = []
+        for i, ref in enumerate(request.targets):
+            if ref.kind not in KINDS:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"targets[{i}].kind {ref.kind!r} is not one of {', '.join(KINDS)}",
+                )
+            await _require_name(context, ref.name, f"targets[{i}] {ref.kind.lower()}")
+            keys.append(ResourceKey(ref.kind, ref.name, ref.environment))
+        try:
+            done = delete_resources(
+                self._store,
+                keys,
+                dry_run=request.dry_run,
+                ignore_not_found=request.ignore_not_found,
+                artifacts=self._artifacts,
+            )
+        except DeleteRefusedError as exc:
+            missing = exc.only_missing
+            code = grpc.StatusCode.NOT_FOUND if missing else grpc.StatusCode.FAILED_PRECONDITION
+            await context.abort(code, str(exc))
+        except StoreError as exc:  # changed under us between the check and the transaction
+            await _abort(context, exc)
+        return api.DeleteResponse(
+            results=[
+                api.DeleteResult(
+                    target=api.ResourceRef(kind=k.kind, name=k.name, environment=k.environment),
+                    action=action,
+                )
+                for k, action in done
+            ]
+        )
 
 
 class ModelServicer(api_pb2_grpc.ModelServiceServicer):

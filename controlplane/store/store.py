@@ -62,6 +62,8 @@ M = TypeVar("M", Model, Environment, Deployment, Region)
 # Referenced kinds first, so a deployment finds its environment and model version in the same
 # transaction; stale model versions are removed only after deployments moved off them.
 _APPLY_ORDER = {KIND_REGION: 0, KIND_ENVIRONMENT: 1, KIND_MODEL: 2, KIND_DEPLOYMENT: 3}
+# Dependents first: the reverse of apply's order.
+DELETE_ORDER = {KIND_DEPLOYMENT: 0, KIND_MODEL: 1, KIND_ENVIRONMENT: 2, KIND_REGION: 3}
 
 
 @dataclass(frozen=True)
@@ -368,56 +370,35 @@ class Store:
 
     def delete_model(self, name: str) -> None:
         """Delete a model and its versions; refused while a deployment uses it."""
-        key = ResourceKey(KIND_MODEL, name)
-        with self._transaction() as conn:
-            _require(conn, "models", key, {"name": name})
-            users = conn.execute(
-                "SELECT environment, name FROM deployments WHERE model = ? "
-                "ORDER BY environment, name",
-                (name,),
-            ).fetchall()
-            if users:
-                raise DependencyError(key, [_deployment_ref(u[0], u[1]) for u in users])
-            conn.execute("DELETE FROM models WHERE name = ?", (name,))
-            revision = _bump_revision(conn)
-        self._feed.publish(ChangeEvent(revision, (Change(key, DELETED),)))
+        self.delete([ResourceKey(KIND_MODEL, name)])
 
     def delete_environment(self, name: str) -> None:
         """Delete an environment; refused while it holds deployments."""
-        key = ResourceKey(KIND_ENVIRONMENT, name)
-        with self._transaction() as conn:
-            _require(conn, "environments", key, {"name": name})
-            users = conn.execute(
-                "SELECT name FROM deployments WHERE environment = ? ORDER BY name", (name,)
-            ).fetchall()
-            if users:
-                raise DependencyError(key, [_deployment_ref(name, u[0]) for u in users])
-            conn.execute("DELETE FROM environments WHERE name = ?", (name,))
-            revision = _bump_revision(conn)
-        self._feed.publish(ChangeEvent(revision, (Change(key, DELETED),)))
+        self.delete([ResourceKey(KIND_ENVIRONMENT, name)])
 
     def delete_deployment(self, environment: str, name: str) -> None:
-        env = environment or DEFAULT_ENVIRONMENT
-        key = ResourceKey(KIND_DEPLOYMENT, name, env)
-        with self._transaction() as conn:
-            where = {"environment": env, "name": name}
-            _require(conn, "deployments", key, where)
-            conn.execute("DELETE FROM deployments WHERE environment = ? AND name = ?", (env, name))
-            # Its rollout history goes with it: a new deployment of that name starts fresh.
-            conn.execute(
-                "DELETE FROM rollouts WHERE environment = ? AND deployment = ?", (env, name)
-            )
-            revision = _bump_revision(conn)
-        self._feed.publish(ChangeEvent(revision, (Change(key, DELETED),)))
+        self.delete([ResourceKey(KIND_DEPLOYMENT, name, environment or DEFAULT_ENVIRONMENT)])
 
     def delete_region(self, name: str) -> None:
         """Delete a region. Whether deployments are placed there is policy, checked by the API."""
-        key = ResourceKey(KIND_REGION, name)
+        self.delete([ResourceKey(KIND_REGION, name)])
+
+    def delete(self, keys: Sequence[ResourceKey]) -> None:
+        """Delete every one of `keys` in one transaction, or none of them.
+
+        Dependents go first (deployments, then models and environments, then regions), so a
+        model and the deployment that uses it can go together; anything not named that still
+        uses one of them rolls the whole transaction back (DependencyError), as does a key that
+        does not exist (NotFoundError).
+        """
+        ordered = sorted(dict.fromkeys(keys), key=lambda k: DELETE_ORDER[k.kind])
+        if not ordered:
+            return
         with self._transaction() as conn:
-            _require(conn, "regions", key, {"name": name})
-            conn.execute("DELETE FROM regions WHERE name = ?", (name,))
+            for key in ordered:
+                _DELETERS[key.kind](conn, key)
             revision = _bump_revision(conn)
-        self._feed.publish(ChangeEvent(revision, (Change(key, DELETED),)))
+        self._feed.publish(ChangeEvent(revision, tuple(Change(k, DELETED) for k in ordered)))
 
     @contextmanager
     def companion(self) -> Iterator[sqlite3.Connection]:
@@ -448,6 +429,48 @@ def _meta(conn: sqlite3.Connection, key: str) -> int:
 def _bump_revision(conn: sqlite3.Connection) -> int:
     conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
     return _meta(conn, "revision")
+
+
+def _delete_model(conn: sqlite3.Connection, key: ResourceKey) -> None:
+    _require(conn, "models", key, {"name": key.name})
+    users = conn.execute(
+        "SELECT environment, name FROM deployments WHERE model = ? ORDER BY environment, name",
+        (key.name,),
+    ).fetchall()
+    if users:
+        raise DependencyError(key, [_deployment_ref(u[0], u[1]) for u in users])
+    conn.execute("DELETE FROM models WHERE name = ?", (key.name,))
+
+
+def _delete_environment(conn: sqlite3.Connection, key: ResourceKey) -> None:
+    _require(conn, "environments", key, {"name": key.name})
+    users = conn.execute(
+        "SELECT name FROM deployments WHERE environment = ? ORDER BY name", (key.name,)
+    ).fetchall()
+    if users:
+        raise DependencyError(key, [_deployment_ref(key.name, u[0]) for u in users])
+    conn.execute("DELETE FROM environments WHERE name = ?", (key.name,))
+
+
+def _delete_deployment(conn: sqlite3.Connection, key: ResourceKey) -> None:
+    env, name = key.environment or DEFAULT_ENVIRONMENT, key.name
+    _require(conn, "deployments", key, {"environment": env, "name": name})
+    conn.execute("DELETE FROM deployments WHERE environment = ? AND name = ?", (env, name))
+    # Its rollout history goes with it: a new deployment of that name starts fresh.
+    conn.execute("DELETE FROM rollouts WHERE environment = ? AND deployment = ?", (env, name))
+
+
+def _delete_region(conn: sqlite3.Connection, key: ResourceKey) -> None:
+    _require(conn, "regions", key, {"name": key.name})
+    conn.execute("DELETE FROM regions WHERE name = ?", (key.name,))
+
+
+_DELETERS: dict[str, Callable[[sqlite3.Connection, ResourceKey], None]] = {
+    KIND_DEPLOYMENT: _delete_deployment,
+    KIND_MODEL: _delete_model,
+    KIND_ENVIRONMENT: _delete_environment,
+    KIND_REGION: _delete_region,
+}
 
 
 def _require(conn: sqlite3.Connection, table: str, key: ResourceKey, where: dict[str, str]) -> None:

@@ -17,7 +17,6 @@ from rich.console import Console
 from meshline.cli import lifecycle, render, rollout
 from meshline.cli.client import (
     DEFAULT_STATE_DIR,
-    ApiClient,
     api_client,
     call,
     fail,
@@ -389,17 +388,12 @@ def get(
         render.print_structured(items, output, single=name is not None)
 
 
-def _delete_one(api: ApiClient, which: Kind, name: str, environment: str) -> None:
-    if which is Kind.models:
-        api.models.DeleteModel(api_pb2.DeleteModelRequest(name=name), timeout=10)
-    elif which is Kind.environments:
-        api.environments.DeleteEnvironment(api_pb2.DeleteEnvironmentRequest(name=name), timeout=10)
-    elif which is Kind.deployments:
-        api.deployments.DeleteDeployment(
-            api_pb2.DeleteDeploymentRequest(name=name, environment=environment), timeout=10
-        )
-    else:
-        api.regions.DeleteRegion(api_pb2.DeleteRegionRequest(name=name), timeout=10)
+_KIND_OF = {
+    Kind.models: "Model",
+    Kind.environments: "Environment",
+    Kind.deployments: "Deployment",
+    Kind.regions: "Region",
+}
 
 
 @app.command()
@@ -412,43 +406,53 @@ def delete(
         list[Path] | None, typer.Option("-f", "--file", help="Delete what these YAML files define")
     ] = None,
     environment: Annotated[str, typer.Option("--environment", "-e")] = "production",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check everything, delete nothing")
+    ] = False,
+    ignore_not_found: Annotated[
+        bool,
+        typer.Option("--ignore-not-found", help="A resource that does not exist is no error"),
+    ] = False,
     address: AddressOption = None,
 ) -> None:
-    """Delete a resource, or everything a YAML file defines (refused while something uses it)."""
-    targets: list[tuple[Kind, str, str]] = []
+    """Delete a resource, or everything YAML files define: all of it or nothing.
+
+    Dependents go first (a deployment before its model); refused as a whole, with every
+    reason, while something not being deleted still uses one of them.
+    """
+    targets: list[api_pb2.ResourceRef] = []
     if file:
         from meshline.cli.documents import DocumentsError, read_documents
-        from meshline.v1.api_pb2 import Resource
 
         try:
             sourced = read_documents(file)
         except DocumentsError as exc:
             raise fail(str(exc)) from None
-        for doc in reversed(sourced):  # dependents (deployments) usually come last in a file
-            res: Resource = doc.resource
-            field = res.WhichOneof("kind") or ""
-            inner = getattr(res, field)
-            env = inner.spec.environment or "production" if field == "deployment" else environment
-            targets.append((_kind(field), inner.metadata.name, env))
+        for doc in sourced:
+            field = doc.resource.WhichOneof("kind") or ""
+            inner = getattr(doc.resource, field)
+            env = inner.spec.environment or "production" if field == "deployment" else ""
+            ref = api_pb2.ResourceRef(
+                kind=_KIND_OF[_kind(field)], name=inner.metadata.name, environment=env
+            )
+            targets.append(ref)
     elif kind and name:
-        targets.append((_kind(kind), name, environment))
+        which = _kind(kind)
+        env = environment if which is Kind.deployments else ""
+        targets.append(api_pb2.ResourceRef(kind=_KIND_OF[which], name=name, environment=env))
     else:
         raise fail("give KIND NAME (e.g. `meshline delete deployment demo`) or -f FILE")
     addr = resolve_address(address)
-    failed = 0
+    request = api_pb2.DeleteRequest(
+        targets=targets, dry_run=dry_run, ignore_not_found=ignore_not_found
+    )
     with api_client(addr) as api:
-        for which, target, env in targets:  # like kubectl: go on past one that fails
-            try:
-                _delete_one(api, which, target, env)
-            except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                    raise rpc_failure(exc, addr) from None
-                typer.secho(f"error: {exc.details()}", fg=typer.colors.RED, err=True)
-                failed += 1
-                continue
-            console.print(f"{which.value[:-1]}/{target} deleted", highlight=False)
-    if failed:
-        raise typer.Exit(1)
+        response = call(addr, lambda: api.apply.Delete(request, timeout=10))
+    suffix = " (dry run)" if dry_run else ""  # as kubectl says it
+    for result in response.results:
+        target = result.target
+        line = f"{target.kind.lower()}/{target.name} {result.action}{suffix}"
+        console.print(line, highlight=False)
 
 
 @app.command()

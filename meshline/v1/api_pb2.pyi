@@ -7,6 +7,40 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ResourceRef(_message.Message):
+    __slots__ = ("kind", "name", "environment")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    name: str
+    environment: str
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., environment: _Optional[str] = ...) -> None: ...
+
+class DeleteRequest(_message.Message):
+    __slots__ = ("targets", "dry_run", "ignore_not_found")
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_NOT_FOUND_FIELD_NUMBER: _ClassVar[int]
+    targets: _containers.RepeatedCompositeFieldContainer[ResourceRef]
+    dry_run: bool
+    ignore_not_found: bool
+    def __init__(self, targets: _Optional[_Iterable[_Union[ResourceRef, _Mapping]]] = ..., dry_run: _Optional[bool] = ..., ignore_not_found: _Optional[bool] = ...) -> None: ...
+
+class DeleteResult(_message.Message):
+    __slots__ = ("target", "action")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    target: ResourceRef
+    action: str
+    def __init__(self, target: _Optional[_Union[ResourceRef, _Mapping]] = ..., action: _Optional[str] = ...) -> None: ...
+
+class DeleteResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[DeleteResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[DeleteResult, _Mapping]]] = ...) -> None: ...
+
 class Resource(_message.Message):
     __slots__ = ("model", "environment", "deployment", "region")
     MODEL_FIELD_NUMBER: _ClassVar[int]

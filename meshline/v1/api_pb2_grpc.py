@@ -40,6 +40,11 @@ class ApplyServiceStub:
                 request_serializer=meshline_dot_v1_dot_api__pb2.ApplyRequest.SerializeToString,
                 response_deserializer=meshline_dot_v1_dot_api__pb2.ApplyResponse.FromString,
                 _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/meshline.v1.ApplyService/Delete',
+                request_serializer=meshline_dot_v1_dot_api__pb2.DeleteRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.DeleteResponse.FromString,
+                _registered_method=True)
 
 
 class ApplyServiceServicer:
@@ -54,6 +59,15 @@ class ApplyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Delete(self, request, context):
+        """Delete removes every named resource in one transaction, or none: dependents
+        first (deployments, then models and environments, then regions), and refused
+        as a whole, listing every reason, when anything not named uses one of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApplyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +75,11 @@ def add_ApplyServiceServicer_to_server(servicer, server):
                     servicer.Apply,
                     request_deserializer=meshline_dot_v1_dot_api__pb2.ApplyRequest.FromString,
                     response_serializer=meshline_dot_v1_dot_api__pb2.ApplyResponse.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.DeleteRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.DeleteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +110,33 @@ class ApplyService:
             '/meshline.v1.ApplyService/Apply',
             meshline_dot_v1_dot_api__pb2.ApplyRequest.SerializeToString,
             meshline_dot_v1_dot_api__pb2.ApplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.ApplyService/Delete',
+            meshline_dot_v1_dot_api__pb2.DeleteRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.DeleteResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -218,6 +218,39 @@ def test_delete_refuses_what_a_deployment_uses(store: Store, tmp_path: Path) -> 
     assert [r.metadata.name for r in store.list_regions()] == ["eu"]
 
 
+def test_delete_of_many_is_all_or_nothing_with_dependents_first(
+    store: Store, tmp_path: Path
+) -> None:
+    store.apply(_everything(tmp_path))
+    events: list[ChangeEvent] = []
+    store.add_listener(events.append)
+    before = store.revision
+    # The model cannot go while the (unnamed) deployment stays: nothing goes.
+    with pytest.raises(DependencyError, match="model 'mnist' is used by deployment 'mnist'"):
+        store.delete([ResourceKey("Model", "mnist"), ResourceKey("Environment", "production")])
+    with pytest.raises(NotFoundError, match="region 'nowhere'"):
+        store.delete(
+            [ResourceKey("Deployment", "mnist", "production"), ResourceKey("Region", "nowhere")]
+        )
+    assert store.revision == before and events == []
+    assert [m.metadata.name for m in store.list_models()] == ["mnist"]
+    assert len(store.list_deployments()) == 1
+
+    # Named in any order: the deployment goes before its model and environment.
+    store.delete(
+        [
+            ResourceKey("Environment", "production"),
+            ResourceKey("Model", "mnist"),
+            ResourceKey("Deployment", "mnist", "production"),
+        ]
+    )
+    assert store.list_models() == [] and store.list_deployments() == []
+    assert store.list_environments() == []
+    assert [(e.revision, [c.key.kind for c in e.changes]) for e in events] == [
+        (before + 1, ["Deployment", "Model", "Environment"])
+    ]
+
+
 def test_dropping_a_used_version_is_refused(store: Store, tmp_path: Path) -> None:
     store.apply(_everything(tmp_path))
     only_v2 = model("mnist", [("v2", model_file(tmp_path))])

@@ -220,6 +220,45 @@ def test_delete_by_file(address: str, model: Path, tmp_path: Path) -> None:
     assert "byfile" not in meshline(address, "get", "models", "-o", "json").stdout
 
 
+def test_delete_by_file_is_all_or_nothing(address: str, model: Path, tmp_path: Path) -> None:
+    file = tmp_path / "app.yaml"
+    file.write_text(_docs(model, "whole"))
+    assert meshline(address, "apply", "-f", str(file)).returncode == 0
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        _docs(model, "other").split("---", 3)[3].replace("model: other", "model: whole")
+    )
+    assert meshline(address, "apply", "-f", str(other)).returncode == 0
+    # The file's model is also used by deployment 'other', which the file does not name.
+    model_and_deployment = "---".join(_docs(model, "whole").split("---")[2:])
+    file.write_text(model_and_deployment)
+    refused = meshline(address, "delete", "-f", str(file))
+    assert refused.returncode == 1
+    assert "nothing was deleted" in refused.stderr
+    assert "model 'whole' is used by deployment 'other' in environment 'production'" in (
+        refused.stderr
+    )
+    assert refused.stdout == ""
+    listed = json.loads(meshline(address, "get", "deployments", "-o", "json").stdout)
+    assert {d["metadata"]["name"] for d in listed} >= {"whole", "other"}
+
+    dry = meshline(address, "delete", "-f", str(file), "-f", str(other), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == [
+        "deployment/whole deleted (dry run)",
+        "deployment/other deleted (dry run)",
+        "model/whole deleted (dry run)",
+    ]
+    done = meshline(address, "delete", "-f", str(other), "-f", str(file))
+    assert done.returncode == 0, done.stderr
+    again = meshline(address, "delete", "-f", str(file))
+    assert again.returncode == 1 and "model 'whole' not found" in again.stderr
+    assert "[NOT_FOUND]" in again.stderr
+    ignored = meshline(address, "delete", "-f", str(file), "--ignore-not-found")
+    assert ignored.returncode == 0, ignored.stderr
+    assert "model/whole not found" in ignored.stdout
+
+
 def test_deactivate_and_activate_keep_the_configuration(
     address: str, model: Path, tmp_path: Path
 ) -> None:
