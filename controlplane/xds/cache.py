@@ -191,9 +191,25 @@ class SnapshotCache:
         rec.last_ack_at = time.time()
         self._notify(node_id)
 
-    def record_nack(self, node_id: str, type_url: str, version: str, message: str) -> None:
+    def record_nack(
+        self,
+        node_id: str,
+        type_url: str,
+        version: str,
+        message: str,
+        *,
+        snapshot_version: str = "",
+        resources: frozenset[str] = frozenset(),
+        changed: frozenset[str] = frozenset(),
+    ) -> None:
+        """Envoy rejected `version`; see `Nack` for what the other facts are for."""
         self._record(node_id, type_url).nack = Nack(
-            version=version, message=message, at=time.time()
+            version=version,
+            message=message,
+            at=time.time(),
+            snapshot_version=snapshot_version,
+            resources=resources,
+            changed=changed,
         )
         self._notify(node_id)
 

@@ -103,7 +103,15 @@ class _Session:
                 verdict.version,
                 verdict.error,
             )
-            self._cache.record_nack(node_id, verdict.type_url, verdict.version, verdict.error)
+            self._cache.record_nack(
+                node_id,
+                verdict.type_url,
+                verdict.version,
+                verdict.error,
+                snapshot_version=verdict.snapshot_version,
+                resources=frozenset(verdict.resources),
+                changed=verdict.changed,
+            )
         elif verdict.kind is RequestKind.STALE:
             log.debug("node %s: stale nonce for %s ignored", node_id, verdict.type_url)
 

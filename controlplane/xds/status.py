@@ -14,11 +14,21 @@ from types import MappingProxyType
 
 @dataclass(frozen=True)
 class Nack:
-    """Envoy rejected `version` of a type; `message` is Envoy's error_detail.message."""
+    """Envoy rejected `version` of a type; `message` is Envoy's error_detail.message.
+
+    A SotW NACK covers the whole update and rarely names the resource at fault, so the cache
+    also says what the update held: `snapshot_version` (the node's snapshot version of the type
+    it was built from; a CDS that still carries stale clusters has its own `version`),
+    `resources` (every name in it) and `changed` (those new or different from what that stream's
+    Envoy had ACKed). Whoever owns the names can attribute the rejection.
+    """
 
     version: str
     message: str
     at: float  # time.time() when the NACK arrived
+    snapshot_version: str = ""
+    resources: frozenset[str] = frozenset()
+    changed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ Requests (like Istio's ShouldRespond):
   and Envoy's answer to it will carry the current subscription.
 - Latest nonce, response not yet answered, no error_detail: ACK of that response's version; we
   keep a reference to the content sent with it. With error_detail: NACK; the rejected version is
-  never sent again. Only a new version (content change) or a changed subscription is sent.
+  never sent again. Only a new version (content change) or a changed subscription is sent. A
+  NACK says which snapshot version the response was built from and which of its resources were
+  new or changed since this stream's last ACK (Envoy's text rarely names the culprit).
 - Latest nonce, response already answered: a subscription change (e.g. Envoy asks EDS for new
   clusters). Answered when the name set changed, even if the version did not, so clusters and
   listeners finish warming. After a CDS (LDS) push that was not followed by an EDS (RDS) push,
@@ -78,13 +80,17 @@ class RequestKind(enum.Enum):
 
 @dataclass(frozen=True)
 class RequestVerdict:
-    """What a request meant. For ACK/NACK: the version (ours) and content it refers to."""
+    """What a request meant. For ACK/NACK: the version (ours) and content it refers to; for a
+    NACK also the snapshot version it was built from and the names new or changed since the
+    stream's last ACK of the type."""
 
     kind: RequestKind
     type_url: str
     version: str | None = None
     resources: Mapping[str, Message] = field(default_factory=lambda: MappingProxyType({}))
     error: str = ""
+    snapshot_version: str = ""
+    changed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ class _Sent:
     resources: Mapping[str, Resource]
     subscription: frozenset[str] | None  # None for wildcard types
     digest: bytes | None  # only kept for CDS (intermediate versions are content-addressed)
+    snapshot_version: str = ""  # the snapshot's version of the type this was built from
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class _Desired:
     version: str | None  # None: intermediate CDS content not sent before; allocate on send
     subscription: frozenset[str] | None
     digest: bytes | None
+    snapshot_version: str = ""
 
 
 @dataclass
@@ -149,12 +157,19 @@ class StreamState:
         content = MappingProxyType({n: r.message for n, r in ts.last.resources.items()})
         if request.HasField("error_detail"):
             ts.nacked = True
+            changed = frozenset(
+                name
+                for name, resource in ts.last.resources.items()
+                if name not in ts.acked or ts.acked[name].packed.value != resource.packed.value
+            )
             return RequestVerdict(
                 RequestKind.NACK,
                 type_url,
                 version=ts.last.version,
                 resources=content,
                 error=request.error_detail.message,
+                snapshot_version=ts.last.snapshot_version,
+                changed=changed,
             )
         ts.nacked = False
         ts.acked = ts.last.resources
@@ -197,7 +212,7 @@ class StreamState:
             if not ts.names:
                 return None  # subscribed to nothing
             picked = {n: snap.resources[n] for n in sorted(ts.names) if n in snap.resources}
-            return _Desired(MappingProxyType(picked), snap.version, ts.names, None)
+            return _Desired(MappingProxyType(picked), snap.version, ts.names, None, snap.version)
         if type_url == CLUSTER:
             stale = {n: r for n, r in self._held_clusters().items() if n not in snap.resources}
             if stale and not self._routes_settled(snapshot):
@@ -205,8 +220,8 @@ class StreamState:
                 digest = digest_resources(union)
                 last = ts.last
                 version = last.version if last is not None and last.digest == digest else None
-                return _Desired(union, version, None, digest)
-        return _Desired(snap.resources, snap.version, None, snap.digest)
+                return _Desired(union, version, None, digest, snap.version)
+        return _Desired(snap.resources, snap.version, None, snap.digest, snap.version)
 
     def _held_clusters(self) -> Mapping[str, Resource]:
         """Clusters Envoy has, or will have once it applies the response in flight."""
@@ -251,6 +266,7 @@ class StreamState:
             resources=desired.resources,
             subscription=desired.subscription,
             digest=desired.digest,
+            snapshot_version=desired.snapshot_version,
         )
         ts.awaiting = True
         ts.nacked = False

@@ -136,6 +136,61 @@ async def test_nack_recorded_and_rejected_version_not_resent(
     assert cache.node_status(NODE).types[CLUSTER].nack is None
 
 
+async def test_nack_says_what_the_rejected_update_held(
+    cache: SnapshotCache, connect: Connect
+) -> None:
+    """Envoy's text rarely names the culprit: the NACK carries the update's names, which of
+    them changed since the stream's last ACK, and the snapshot version it was built from."""
+    cache.set_resources(NODE, _base(clusters=[r.cluster("a"), r.cluster("b")]))
+    client = await connect(NODE)
+    await client.request(CLUSTER)
+    await client.ack(await client.recv())
+
+    cache.set_resources(
+        NODE, _base(clusters=[r.cluster("a"), r.cluster("b", 2000), r.cluster("c")])
+    )
+    bad = await client.recv()
+    await client.nack(bad, "Invalid duration")
+    await eventually(lambda: cache.node_status(NODE).types[CLUSTER].nack is not None, "NACK")
+    nack = cache.node_status(NODE).types[CLUSTER].nack
+    assert nack is not None
+    assert nack.resources == {"a", "b", "c"} and nack.changed == {"b", "c"}
+    assert nack.version == bad.version_info == nack.snapshot_version == _version(cache, CLUSTER)
+
+
+async def test_nack_of_a_cds_with_stale_clusters_names_its_snapshot_version(
+    cache: SnapshotCache, connect: Connect
+) -> None:
+    cache.set_resources(
+        NODE,
+        _base(
+            clusters=[r.cluster("a"), r.cluster("b")],
+            assignments=[r.load_assignment("a"), r.load_assignment("b")],
+            routes=[r.route_config("routes", "b")],
+        ),
+    )
+    client = await connect(NODE)
+    await _subscribe_all(client, ["a", "b"])
+    await _acked(cache, ROUTE, _version(cache, ROUTE))
+
+    cache.set_resources(
+        NODE,
+        _base(
+            clusters=[r.cluster("a"), r.cluster("c")],
+            assignments=[r.load_assignment("a"), r.load_assignment("c")],
+            routes=[r.route_config("routes", "c")],
+        ),
+    )
+    union = await client.recv()
+    assert union.type_url == CLUSTER and set(unpack(union)) == {"a", "b", "c"}
+    await client.nack(union, "bad cluster c")
+    await eventually(lambda: cache.node_status(NODE).types[CLUSTER].nack is not None, "NACK")
+    nack = cache.node_status(NODE).types[CLUSTER].nack
+    assert nack is not None and nack.version == union.version_info
+    assert nack.snapshot_version == _version(cache, CLUSTER) != union.version_info
+    assert nack.resources == {"a", "b", "c"} and nack.changed == {"c"}
+
+
 def unpack_timeout(cluster: object) -> int:
     timeout = cluster.connect_timeout  # type: ignore[attr-defined]
     return int(timeout.seconds * 1000 + timeout.nanos // 1_000_000)
