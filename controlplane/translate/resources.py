@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
@@ -11,6 +13,9 @@ from envoy.config.route.v3.route_pb2 import RouteConfiguration
 from google.protobuf.message import Message
 
 from controlplane.translate import names
+
+# (environment, deployment): the IR's identity of a deployment route.
+RouteKey = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,9 @@ class EnvoyResources:
     endpoints: dict[str, ClusterLoadAssignment]
     listeners: dict[str, Listener]
     routes: dict[str, RouteConfiguration]
+    # Resource name -> the deployment route it was generated from (clusters and endpoints; the
+    # listener and route table are shared). Set while translating: no name is parsed back.
+    owners: Mapping[str, RouteKey] = field(default_factory=lambda: MappingProxyType({}))
 
     def by_type_url(self) -> dict[str, dict[str, Message]]:
         """Resources by xDS type URL, in make-before-break push order (CDS, EDS, LDS, RDS)."""

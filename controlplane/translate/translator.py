@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from controlplane.ir.model import GatewayIR
 from controlplane.translate.clusters import build_clusters
 from controlplane.translate.endpoints import build_load_assignments
 from controlplane.translate.listener import build_listener
-from controlplane.translate.resources import EnvoyResources
+from controlplane.translate.resources import EnvoyResources, RouteKey
 from controlplane.translate.routes import build_route_configuration
 
 
 def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
     """Pure and deterministic: equal IR gives byte-equal resources, every dict sorted by name."""
     _check_unique_keys(gateway)
-    clusters = [c for route in gateway.routes for c in build_clusters(route)]
-    assignments = [
-        a for route in gateway.routes for a in build_load_assignments(route, gateway.region)
-    ]
+    clusters = []
+    assignments = []
+    owners: dict[str, RouteKey] = {}
+    for route in gateway.routes:
+        owner = (route.environment, route.deployment)
+        for cluster in build_clusters(route):
+            clusters.append(cluster)
+            owners[cluster.name] = owner
+        for assignment in build_load_assignments(route, gateway.region):
+            assignments.append(assignment)
+            owners[assignment.cluster_name] = owner
     listener = build_listener(gateway)
     route_config = build_route_configuration(gateway)
     return EnvoyResources(
@@ -24,6 +33,7 @@ def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
         endpoints={a.cluster_name: a for a in sorted(assignments, key=lambda a: a.cluster_name)},
         listeners={listener.name: listener},
         routes={route_config.name: route_config},
+        owners=MappingProxyType(owners),
     )
 
 

@@ -71,6 +71,15 @@ def test_resource_names_and_type_urls() -> None:
     assert resources.deployment_keys() == {"churn.development", "fraud.production"}
 
 
+def test_every_cluster_and_assignment_names_the_route_it_came_from() -> None:
+    """What a NACK is attributed with; the shared listener and route table have no owner."""
+    resources = translate_gateway(TWO_ENVIRONMENTS)
+    assert set(resources.owners) == set(resources.clusters) == set(resources.endpoints)
+    assert resources.owners["churn.development~local.http"] == ("development", "churn")
+    assert resources.owners["fraud.production.grpc"] == ("production", "fraud")
+    assert "gateway" not in resources.owners
+
+
 def test_repeated_deployment_is_refused() -> None:
     route = DeploymentRoute.local("fraud", "production", ())
     with pytest.raises(ValueError, match=r"fraud\.production"):
