@@ -30,10 +30,12 @@ from controlplane.offload import OffloadController
 from controlplane.policy import ResolvedDeployment, resolve_network
 from controlplane.policy.scaling import DEFAULT_COLD_START_TIMEOUT_S
 from controlplane.policy.settings import Track
+from controlplane.quarantine import FILE_NAME as QUARANTINE_FILE
+from controlplane.quarantine import GatewayConfigs, Quarantine
+from controlplane.quarantine.fingerprint import fingerprints
 from controlplane.registry.identity import serving_identity
 from controlplane.rollout import RolloutController, RolloutView
 from controlplane.store import Store, StoreSnapshot
-from controlplane.translate import translate_gateway
 from controlplane.translate.endpoints import host_health
 from controlplane.translate.names import (
     backend_key,
@@ -71,6 +73,10 @@ class NetworkState:
     held: dict[ScaleKey, int] = field(default_factory=dict)
     # (gateway, environment, deployment, version) → what a request held there waits for.
     holds: dict[tuple[str, str, str, str], HoldTarget] = field(default_factory=dict)
+    # Deployments a region's config leaves out because its Envoy rejected them: key → region.
+    quarantined: dict[DeploymentKey, dict[str, Quarantine]] = field(default_factory=dict)
+    # Region → the deployments a NACK still standing there concerns (absent: all of them).
+    nack_blame: dict[str, frozenset[DeploymentKey]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,8 @@ class Reconciler:
         self.rollouts = rollouts
         self.registry = registry
         self.cache = cache
+        # Each region's config, minus deployments its Envoy rejected (kept beside the store).
+        self.configs = GatewayConfigs(cache, store.path.parent / QUARANTINE_FILE)
         self.state = NetworkState()
         self.offload = OffloadController()
         self.autoscaler = autoscaler or Autoscaler()
@@ -257,13 +265,16 @@ class Reconciler:
                     gateway.region
                 ] = route
         self.state = plan.state
+        configured = fingerprints(snapshot.deployments, snapshot.environments)
         for gateway in network.gateways:
             try:
-                self.cache.set_resources(gateway.region, translate_gateway(gateway).by_type_url())
+                self.configs.configure(gateway, configured)
             except Exception:
                 log.exception(
                     "cannot configure region %s; it keeps its last config", gateway.region
                 )
+        plan.state.quarantined = self.configs.quarantined()
+        plan.state.nack_blame = self.configs.blame()
         for region, session in sessions.items():
             try:
                 self._talk_to_agent(region, session, plan)

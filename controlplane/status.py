@@ -82,6 +82,23 @@ class LiveStatus:
                 )
         return ""
 
+    def _nack_of(self, region: str, key: tuple[str, str]) -> str:
+        """The rejection by `region`'s Envoy that concerns this deployment: its quarantine
+        there, or a NACK standing there that was not attributed to other deployments."""
+        state = self._state()
+        quarantine = state.quarantined.get(key, {}).get(region)
+        if quarantine is not None:
+            kind = TYPE_NAMES.get(quarantine.type_url, quarantine.type_url)
+            return (
+                f"Envoy rejected {kind} version {quarantine.version}: "
+                f"{quarantine.message.strip()} (quarantined: left out of region {region}'s "
+                "config until the deployment changes)"
+            )
+        blame = state.nack_blame.get(region)
+        if blame is not None and key not in blame:
+            return ""
+        return self._nack(region)
+
     def deployment_status(self, dep: resources_pb2.Deployment) -> resources_pb2.DeploymentStatus:
         state = self._state()
         key = (dep.spec.environment, dep.metadata.name)
@@ -224,7 +241,7 @@ class LiveStatus:
             config_acked=acked,
             desired_replicas=desired,
             healthy_endpoints=min(healthy_per_track, default=0),
-            nack_error=self._nack(region),
+            nack_error=self._nack_of(region, (dep.spec.environment, dep.metadata.name)),
             acked_version=(rds.acked_version or "") if rds else "",
             queued_requests=sum(w.queued for w in current_workers),
             requests=sum(w.requests for w in current_workers),
@@ -285,7 +302,7 @@ class LiveStatus:
             config_acked=acked,
             forwarding=True,
             healthy_endpoints=min(reachable.get(c, 0) for c in tier_clusters),
-            nack_error=self._nack(region),
+            nack_error=self._nack_of(region, (dep.spec.environment, dep.metadata.name)),
             acked_version=(rds.acked_version or "") if rds else "",
         )
         if r.nack_error:

@@ -21,6 +21,7 @@ from controlplane.ir.model import (
     HealthCheckSettings,
     Tier,
 )
+from controlplane.quarantine import Quarantine
 from controlplane.reconciler import NetworkState
 from controlplane.status import (
     CDS,
@@ -331,3 +332,55 @@ async def test_a_crash_looping_deployment_waking_from_zero_is_failed(
     assert result.phase == "Failed", result.message
     assert "eu: worker w1 keeps crashing (restart 3)" in result.message
     assert "exited with code 1 after 0.2s: not a loadable model" in result.message
+
+
+QUARANTINE = Quarantine(
+    "f1", CDS, "7.5", "Invalid duration: Duration out-of-range: goo.gle/debugproto\n"
+)
+
+
+def test_a_quarantined_deployment_is_failed_with_envoys_text_and_where(
+    cache: SnapshotCache,
+) -> None:
+    registry = AgentRegistry()
+    _agent(registry)
+    state = NetworkState(
+        placements=STATE.placements,
+        revisions=STATE.revisions,
+        quarantined={("production", "d"): {"eu": QUARANTINE}},
+    )
+    result = LiveStatus(cache, registry, lambda: state).deployment_status(_deployment())
+    assert result.phase == "Failed"
+    assert result.message.startswith("eu: Envoy rejected clusters version 7.5: Invalid duration")
+    assert "quarantined: left out of region eu's config" in result.message
+    assert "Duration out-of-range" in result.regions[0].nack_error
+
+
+async def test_a_nack_attributed_to_another_deployment_leaves_this_one_ready(
+    cache: SnapshotCache, connect: Connect
+) -> None:
+    state = NetworkState(
+        placements=STATE.placements,
+        revisions=STATE.revisions,
+        nack_blame={"eu": frozenset({("production", "other")})},
+    )
+    registry = AgentRegistry()
+    _agent(registry)
+    status = LiveStatus(cache, registry, lambda: state)
+    cache.set_resources("eu", translate_gateway(_gateway(healthy=True)).by_type_url())
+    client = await connect("eu")
+    await _sync_all(client, cache)
+    await eventually(lambda: status.deployment_status(_deployment()).phase == "Ready", "Ready")
+
+    cache.set_resources("eu", translate_gateway(_gateway(True, 2.0)).by_type_url())
+    response = await client.recv()
+    while response.type_url != CDS:
+        await client.ack(response)
+        response = await client.recv()
+    await client.nack(response, "cluster other.production.grpc: bad")
+    await eventually(lambda: cache.node_status("eu").types[CDS].nack is not None, "NACK")
+
+    result = status.deployment_status(_deployment())
+    assert result.phase == "Ready" and not result.regions[0].nack_error, result.message
+    state = NetworkState(placements=STATE.placements, revisions=STATE.revisions)
+    assert status.deployment_status(_deployment()).phase == "Failed"  # unattributed: everyone

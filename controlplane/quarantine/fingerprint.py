@@ -1,0 +1,36 @@
+"""A deployment's configuration as one digest: what must change to lift its quarantine."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from meshline.v1 import resources_pb2
+
+
+def fingerprint(
+    deployment: resources_pb2.Deployment, environment: resources_pb2.Environment | None
+) -> str:
+    """Digest of the deployment's spec and its environment's spec (whose policies apply too).
+
+    Deterministic across processes, so a quarantine kept on disk still matches after a
+    restart; re-applying the same spec does not change it.
+    """
+    digest = hashlib.sha256()
+    for spec in (deployment.spec, environment.spec if environment is not None else None):
+        data = spec.SerializeToString(deterministic=True) if spec is not None else b""
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()[:16]
+
+
+def fingerprints(
+    deployments: Iterable[resources_pb2.Deployment],
+    environments: Iterable[resources_pb2.Environment],
+) -> dict[tuple[str, str], str]:
+    """(environment, deployment) -> `fingerprint` of every deployment."""
+    by_name = {e.metadata.name: e for e in environments}
+    return {
+        (d.spec.environment, d.metadata.name): fingerprint(d, by_name.get(d.spec.environment))
+        for d in deployments
+    }
