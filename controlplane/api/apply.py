@@ -14,6 +14,7 @@ from controlplane.policy import ResolvedDeployment, resolve_network
 from controlplane.store import (
     KIND_DEPLOYMENT,
     KIND_ENVIRONMENT,
+    KIND_REGION,
     ResourceKey,
     Store,
     StoreSnapshot,
@@ -65,7 +66,8 @@ def plan_apply(resources: Sequence[Resource], stored: StoreSnapshot) -> ApplyPla
     for (env_name, name), message in sorted(network.errors.items()):
         position = index.document_of(ResourceKey(KIND_DEPLOYMENT, name, env_name))
         if position is None:
-            message = f"this apply would leave it running nowhere: {message}"
+            errors.append(_stranding_error(docs, index, env_name, name, message))
+            continue
         context = f"in environment '{env_name}'"
         errors.append(
             FieldError(position, KIND_DEPLOYMENT, name, "spec.policies", message, context)
@@ -73,6 +75,30 @@ def plan_apply(resources: Sequence[Resource], stored: StoreSnapshot) -> ApplyPla
     if errors:
         raise ApplyError(errors)
     return ApplyPlan(docs, index, network.deployments, regions)
+
+
+def _stranding_error(
+    docs: Sequence[Resource], index: ResourceIndex, env_name: str, name: str, message: str
+) -> FieldError:
+    """A stored deployment the request would leave nowhere, blamed on the document that does it.
+
+    The deployment's environment if the request changes it, else the first region the request
+    changes (capacity, country, flavors), so the CLI names the file and document to fix.
+    """
+    env_position = index.document_of(ResourceKey(KIND_ENVIRONMENT, env_name))
+    if env_position is not None:
+        what = f"this apply would leave deployment '{name}' running nowhere: {message}"
+        return FieldError(env_position, KIND_ENVIRONMENT, env_name, "spec.policies", what)
+    for position, doc in enumerate(docs):
+        if doc.WhichOneof("kind") == "region":
+            what = (
+                f"this apply would leave deployment '{name}' in environment '{env_name}' "
+                f"running nowhere: {message}"
+            )
+            return FieldError(position, KIND_REGION, doc.region.metadata.name, "spec", what)
+    what = f"this apply would leave it running nowhere: {message}"
+    context = f"in environment '{env_name}'"
+    return FieldError(None, KIND_DEPLOYMENT, name, "spec.policies", what, context)
 
 
 def _with_created_at(dep: Deployment, created_at: str) -> Deployment:

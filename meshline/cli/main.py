@@ -497,7 +497,7 @@ def infer(
     else:
         payload = {"outputs": data, "worker": result.served_by, "region": result.region}
         render_text = (
-            yaml.safe_dump(payload, sort_keys=False)
+            yaml.safe_dump(payload, sort_keys=False, allow_unicode=True)
             if output is OutputFormat.yaml
             else __import__("json").dumps(payload)
         )

@@ -216,8 +216,13 @@ MIN_DIGEST_PREFIX = 6
 
 def _full_digest(addr: str, given: str) -> str:
     """`given` if it is a whole digest, else the one registered digest it is a prefix of."""
-    if len(given) == 64 or len(given) < MIN_DIGEST_PREFIX:
+    if len(given) == 64:
         return given  # the server names what is wrong with it
+    if len(given) < MIN_DIGEST_PREFIX or any(c not in "0123456789abcdef" for c in given):
+        raise fail(
+            f"'{given}' is neither a sha256 digest (64 lowercase hex digits) nor a prefix of "
+            f"one (at least {MIN_DIGEST_PREFIX} lowercase hex digits, as `models list` shows)"
+        )
     with api_client(addr) as api:
         models = call(addr, lambda: api.models.ListModels(api_pb2.ListModelsRequest())).models
     known = {v.sha256 for m in models for v in m.spec.versions if v.sha256}
@@ -284,7 +289,7 @@ def _print_data(data: object, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
-        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
 @app.command("delete-version")

@@ -65,14 +65,15 @@ def print_structured(items: Sequence[Message], fmt: OutputFormat, single: bool =
     if fmt is OutputFormat.json:
         sys.stdout.write(json.dumps(docs[0] if single else docs, indent=2) + "\n")
     elif docs:
-        sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
+        sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True))
 
 
 def _regions_cell(dep: resources_pb2.Deployment) -> str:
     parts = []
     for r in dep.status.regions:
         if r.forwarding:
-            cell = f"{r.region}: forwards ({r.healthy_endpoints} regions reachable)"
+            reachable = r.healthy_endpoints
+            cell = f"{r.region}: forwards ({reachable} {_plural(reachable, 'region')} reachable)"
         elif r.scaled_to_zero:
             cell = f"{r.region}: scaled to zero"
         else:
@@ -82,7 +83,8 @@ def _regions_cell(dep: resources_pb2.Deployment) -> str:
             if r.held_requests:
                 cell += f", {r.held_requests} held (cold start)"
         if r.cold_starts:
-            cell += f", {r.cold_starts} cold starts (last {r.last_cold_start_s:.1f}s)"
+            starts = _plural(r.cold_starts, "cold start")
+            cell += f", {r.cold_starts} {starts} (last {r.last_cold_start_s:.1f}s)"
         if r.nack_error:
             cell += ", NACK"
         elif not r.config_acked:
@@ -225,3 +227,7 @@ def plan_lines(name: str, environment: str, plan: resources_pb2.DeploymentPlan) 
             )
             lines.append(f"    version {v.version} [{share}] {v.cluster}: {tiers or 'no route'}")
     return lines
+
+
+def _plural(count: int, noun: str) -> str:
+    return noun if count == 1 else f"{noun}s"

@@ -111,6 +111,16 @@ def test_eu_only_deployment_entering_in_the_us_is_served_in_the_eu(
         us = world.gateway("us-east")
         regions = Counter(_infer(us, "geo")[1]["region"] for _ in range(40))
         assert set(regions) <= set(EU) and sum(regions.values()) == 40
+        # Where it entered comes in the initial metadata (the gateway's response headers), who
+        # served it in the trailing metadata (the worker's), as the README says.
+        with grpc.insecure_channel(us) as channel:
+            _, call = oip_grpc.GRPCInferenceServiceStub(channel).ModelInfer.with_call(
+                infer_request("geo", BATCH),
+                metadata=(("x-meshline-deployment", "geo"),),
+                timeout=10,
+            )
+        assert dict(call.initial_metadata())["x-meshline-entry-region"] == "us-east"
+        assert dict(call.trailing_metadata())["x-meshline-region"] in EU
         # The CLI enters wherever it is told, also outside the placement, and says where the
         # request was served.
         cli = subprocess.run(

@@ -322,10 +322,14 @@ def test_colliding_policies_are_an_apply_error(store: Store) -> None:
 
 def test_a_change_that_strands_a_stored_deployment_is_refused(store: Store) -> None:
     [error] = _errors(store, [environment("production", [location(countries=["JP"])])])
-    assert error.document_index is None
-    assert (error.kind, error.name, error.field_path) == ("Deployment", "mnist", "spec.policies")
+    assert error.document_index == 0  # the environment document that strands it
+    assert (error.kind, error.name, error.field_path) == (
+        "Environment",
+        "production",
+        "spec.policies",
+    )
     assert error.message.startswith(
-        "this apply would leave it running nowhere: no registered region satisfies "
+        "this apply would leave deployment 'mnist' running nowhere: no registered region satisfies "
         "environment 'production' optional location {countries: [JP]}"
     )
 

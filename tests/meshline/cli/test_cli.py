@@ -259,6 +259,25 @@ def test_delete_by_file_is_all_or_nothing(address: str, model: Path, tmp_path: P
     assert "model/whole not found" in ignored.stdout
 
 
+def test_an_environment_change_that_strands_a_deployment_names_its_file(
+    address: str, model: Path, tmp_path: Path
+) -> None:
+    assert meshline(address, "apply", "-f", "-", stdin=_docs(model, "stranded")).returncode == 0
+    env = tmp_path / "env.yaml"
+    env.write_text(
+        "kind: Environment\nmetadata: {name: production}\n"
+        "spec: {policies: [{mode: mandatory, location: {countries: [JP]}}]}\n"
+    )
+    refused = meshline(address, "apply", "-f", str(env))
+    assert refused.returncode == 1
+    assert (
+        f"{env} document 1: environment 'production': spec.policies: this apply would leave "
+        "deployment 'stranded' running nowhere"
+    ) in refused.stderr, refused.stderr
+    assert meshline(address, "delete", "deployment", "stranded").returncode == 0
+    assert meshline(address, "delete", "model", "stranded").returncode == 0
+
+
 def test_deactivate_and_activate_keep_the_configuration(
     address: str, model: Path, tmp_path: Path
 ) -> None:

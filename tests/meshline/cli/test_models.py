@@ -75,6 +75,9 @@ def test_push_list_inspect_and_delete_a_version(
     unknown = meshline(address, "models", "pull", other, "--out", str(tmp_path / "no.pt"))
     assert unknown.returncode == 1
     assert f"no registered artifact's sha256 starts with '{other}'" in unknown.stderr
+    too_short = meshline(address, "models", "pull", sha[:4], "--out", str(tmp_path / "no.pt"))
+    assert too_short.returncode == 1
+    assert "at least 6 lowercase hex digits" in too_short.stderr, too_short.stderr
 
     _setup(address)
     dep = "kind: Deployment\nmetadata: {name: pushed}\nspec: {model: pushed, version: v1}\n"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from meshline.cli.render import _regions_cell, _replicas_cell
+import pytest
+
+from meshline.cli.render import OutputFormat, _regions_cell, _replicas_cell, print_structured
 from meshline.v1 import resources_pb2
 
 
@@ -50,3 +52,30 @@ def test_replicas_of_an_autoscaled_deployment_show_now_and_bounds() -> None:
     fixed = _deployment()
     fixed.spec.replicas = 2
     assert _replicas_cell(fixed) == "2"
+
+
+def test_counts_of_one_are_singular() -> None:
+    dep = _deployment(
+        resources_pb2.RegionDeploymentStatus(
+            region="us", config_acked=True, forwarding=True, healthy_endpoints=1
+        ),
+        resources_pb2.RegionDeploymentStatus(
+            region="eu", config_acked=True, scaled_to_zero=True, cold_starts=1,
+            last_cold_start_s=0.4,
+        ),
+    )  # fmt: skip
+    assert _regions_cell(dep) == (
+        "us: forwards (1 region reachable), eu: scaled to zero, 1 cold start (last 0.4s)"
+    )
+
+
+def test_yaml_output_keeps_unicode_readable(capsys: pytest.CaptureFixture[str]) -> None:
+    dep = _deployment()
+    dep.metadata.name = "demo"
+    dep.status.message = "us → eu: waiting for a healthy worker"
+    print_structured([dep], OutputFormat.yaml, single=True)
+    out = capsys.readouterr().out
+    assert "message: 'us → eu: waiting for a healthy worker'" in out or (
+        "message: us → eu: waiting for a healthy worker" in out
+    )
+    assert "\\u2192" not in out
