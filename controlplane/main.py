@@ -90,6 +90,7 @@ async def serve(config: ControlPlaneConfig) -> None:
     registry = AgentRegistry()
     rollouts = RolloutController(store)
     reconciler = Reconciler(store, registry, cache, rollouts=rollouts)
+    rollouts.on_change = reconciler.trigger  # a retry or abort reaches the gateways at once
     status = LiveStatus(cache, registry, lambda: reconciler.state, reconciler.autoscaler.ledger)
     activator = Activator(reconciler.hold_target, reconciler.trigger)
     activator_server = ActivatorServer(activator, config.advertised_activator_host)

@@ -392,6 +392,18 @@ class RolloutServicer(api_pb2_grpc.RolloutServiceServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return api.ControlRolloutResponse(rollout=rollout)
 
+    async def RetryRollout(
+        self, request: api.RetryRolloutRequest, context: Context
+    ) -> api.RetryRolloutResponse:
+        await _require_name(context, request.name, "deployment")
+        env = request.environment or DEFAULT_ENVIRONMENT
+        dep = await _call(context, lambda: self._store.get_deployment(env, request.name))
+        try:
+            rollout = self._rollouts.retry(dep)
+        except RolloutError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        return api.RetryRolloutResponse(rollout=rollout)
+
     def _control(self, environment: str, name: str, action: str) -> Rollout:
         dep = self._store.get_deployment(environment, name)
         if action != "undo":
@@ -401,6 +413,7 @@ class RolloutServicer(api_pb2_grpc.RolloutServiceServicer):
         dep.spec.version = previous
         document = Deployment(metadata=dep.metadata, spec=dep.spec)
         apply_resources(self._store, [api.Resource(deployment=document)])
+        self._rollouts.undone(dep)  # re-applying the refused version now rolls it out
         history = self._rollouts.history(environment, name)
         return history[0] if history else Rollout()
 

@@ -1,4 +1,5 @@
-"""`meshline rollout status|pause|resume|abort|undo DEPLOYMENT` (like `kubectl rollout`)."""
+"""`meshline rollout status|pause|resume|abort|undo|retry DEPLOYMENT` (like `kubectl rollout`
+and `kubectl argo rollouts retry`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ AddressOption = Annotated[
 
 
 def _summary(r: resources_pb2.Rollout) -> str:
-    text = f"rollout #{r.id} {r.from_version} → {r.to_version} ({r.strategy}): {r.phase}"
+    retry = f", retry of #{r.retry_of}" if r.retry_of else ""
+    text = f"rollout #{r.id} {r.from_version} → {r.to_version} ({r.strategy}{retry}): {r.phase}"
     if r.strategy == "canary" and r.phase in ("Progressing", "Paused"):
         text += f", step {r.step + 1} at {r.weight}%"
     if r.reason:
@@ -31,8 +33,11 @@ def _summary(r: resources_pb2.Rollout) -> str:
 def history_table(rollouts: list[resources_pb2.Rollout]) -> Table:
     table = Table("ID", "FROM", "TO", "STRATEGY", "PHASE", "STARTED", "REASON", box=None)
     for r in rollouts:
+        reason = "; ".join(
+            filter(None, (f"retry of #{r.retry_of}" if r.retry_of else "", r.reason))
+        )
         table.add_row(
-            str(r.id), r.from_version, r.to_version, r.strategy, r.phase, r.started_at, r.reason
+            str(r.id), r.from_version, r.to_version, r.strategy, r.phase, r.started_at, reason
         )
     return table
 
@@ -85,9 +90,16 @@ def _control(name: str, environment: str, action: str, address: str | None) -> N
                 timeout=30,
             ),
         )
-    if action == "undo":
+    rollout = reply.rollout
+    if action == "undo" and rollout.phase in ("RolledBack", "Aborted"):
         Console().print(
-            f"deployment/{name}: version set back to '{reply.rollout.from_version}'; "
+            f"deployment/{name}: version set back to '{rollout.from_version}', which serves "
+            f"already; applying version '{rollout.to_version}' again rolls it out anew",
+            highlight=False,
+        )
+    elif action == "undo":
+        Console().print(
+            f"deployment/{name}: version set back to '{rollout.from_version}'; "
             "a rollout to it follows",
             highlight=False,
         )
@@ -125,3 +137,20 @@ def undo(
 ) -> None:
     """Set the deployment's version back to the one before its last rollout."""
     _control(name, environment, "undo", address)
+
+
+@app.command()
+def retry(
+    name: NameArgument, environment: EnvironmentOption = "production", address: AddressOption = None
+) -> None:
+    """Roll out again the version the deployment names after its rollout was rolled back or
+    aborted (the cause fixed, or the verdict was noise): a new rollout from the first step."""
+    addr = resolve_address(address)
+    with api_client(addr) as api:
+        reply = call(
+            addr,
+            lambda: api.rollouts.RetryRollout(
+                api_pb2.RetryRolloutRequest(name=name, environment=environment), timeout=30
+            ),
+        )
+    Console().print(_summary(reply.rollout), highlight=False)

@@ -366,3 +366,17 @@ class ControlRolloutResponse(_message.Message):
     ROLLOUT_FIELD_NUMBER: _ClassVar[int]
     rollout: _resources_pb2.Rollout
     def __init__(self, rollout: _Optional[_Union[_resources_pb2.Rollout, _Mapping]] = ...) -> None: ...
+
+class RetryRolloutRequest(_message.Message):
+    __slots__ = ("name", "environment")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    environment: str
+    def __init__(self, name: _Optional[str] = ..., environment: _Optional[str] = ...) -> None: ...
+
+class RetryRolloutResponse(_message.Message):
+    __slots__ = ("rollout",)
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    rollout: _resources_pb2.Rollout
+    def __init__(self, rollout: _Optional[_Union[_resources_pb2.Rollout, _Mapping]] = ...) -> None: ...

@@ -1138,6 +1138,11 @@ class RolloutServiceStub:
                 request_serializer=meshline_dot_v1_dot_api__pb2.ControlRolloutRequest.SerializeToString,
                 response_deserializer=meshline_dot_v1_dot_api__pb2.ControlRolloutResponse.FromString,
                 _registered_method=True)
+        self.RetryRollout = channel.unary_unary(
+                '/meshline.v1.RolloutService/RetryRollout',
+                request_serializer=meshline_dot_v1_dot_api__pb2.RetryRolloutRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.RetryRolloutResponse.FromString,
+                _registered_method=True)
 
 
 class RolloutServiceServicer:
@@ -1158,6 +1163,15 @@ class RolloutServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryRollout(self, request, context):
+        """RetryRollout starts a new rollout of the version the deployment names, after its last
+        rollout of it was rolled back or aborted (like `kubectl argo rollouts retry`);
+        FAILED_PRECONDITION, with the reason, when there is none to retry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RolloutServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1170,6 +1184,11 @@ def add_RolloutServiceServicer_to_server(servicer, server):
                     servicer.ControlRollout,
                     request_deserializer=meshline_dot_v1_dot_api__pb2.ControlRolloutRequest.FromString,
                     response_serializer=meshline_dot_v1_dot_api__pb2.ControlRolloutResponse.SerializeToString,
+            ),
+            'RetryRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryRollout,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.RetryRolloutRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.RetryRolloutResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1227,6 +1246,33 @@ class RolloutService:
             '/meshline.v1.RolloutService/ControlRollout',
             meshline_dot_v1_dot_api__pb2.ControlRolloutRequest.SerializeToString,
             meshline_dot_v1_dot_api__pb2.ControlRolloutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.RolloutService/RetryRollout',
+            meshline_dot_v1_dot_api__pb2.RetryRolloutRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.RetryRolloutResponse.FromString,
             options,
             channel_credentials,
             insecure,
