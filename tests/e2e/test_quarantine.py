@@ -83,6 +83,7 @@ def test_rejected_deployment_is_quarantined_and_the_region_keeps_updating(
 
     # A restarted control plane remembers the quarantine: no Envoy sees the bad config again.
     rejections = _rejections(mesh)
+    assert rejections > 0
     mesh.restart_controlplane()
     mesh.wait_agents()
     mesh.wait_ready("q-good")
