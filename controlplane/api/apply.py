@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from controlplane.api.effects import deployment_effects
 from controlplane.api.errors import ApplyError, FieldError
 from controlplane.api.index import ResourceIndex
 from controlplane.api.validate import validate_resources
@@ -21,7 +22,8 @@ from controlplane.store import (
     normalized,
 )
 from controlplane.store.artifacts import ArtifactStore
-from meshline.v1.api_pb2 import ApplyResult, Resource
+from meshline.v1.api_pb2 import ApplyResponse, ApplyResult, Resource
+from meshline.v1.api_pb2 import DeploymentEffect as ApiDeploymentEffect
 from meshline.v1.resources_pb2 import Deployment, Region
 
 
@@ -114,6 +116,16 @@ def apply_resources(
     dry_run: bool = False,
     artifacts: ArtifactStore | None = None,
 ) -> list[ApplyResult]:
+    """`apply_request`'s results alone."""
+    return list(apply_request(store, resources, dry_run, artifacts).results)
+
+
+def apply_request(
+    store: Store,
+    resources: Sequence[Resource],
+    dry_run: bool = False,
+    artifacts: ArtifactStore | None = None,
+) -> ApplyResponse:
     """Validate, resolve, register model versions and store (or, with `dry_run`, only tell
     what would happen).
 
@@ -125,6 +137,7 @@ def apply_resources(
     artifacts = artifacts or ArtifactStore.beside(store.path)
     snapshot = store.snapshot()
     plan = plan_apply(resources, snapshot)
+    effects = _effects(snapshot, plan)
     try:
         documents = register_versions(plan.documents, snapshot, artifacts, dry_run)
         stored = store.apply(documents, dry_run=dry_run)
@@ -140,4 +153,24 @@ def apply_resources(
             # What the gateways will be told, explained from policy (no live endpoints).
             out.plan.CopyFrom(planned(resolved, plan.regions))
         results.append(out)
-    return results
+    return ApplyResponse(results=results, effects=effects)
+
+
+def _effects(stored: StoreSnapshot, plan: ApplyPlan) -> list[ApiDeploymentEffect]:
+    environments = {e.metadata.name: e for e in stored.environments}
+    before = resolve_network(stored.deployments, environments, stored.regions).deployments
+    requested = {
+        (d.deployment.spec.environment, d.deployment.metadata.name)
+        for d in plan.documents
+        if d.WhichOneof("kind") == "deployment"
+    }
+    return [
+        ApiDeploymentEffect(
+            name=e.name,
+            environment=e.environment,
+            placement_before=e.placement_before,
+            placement_after=e.placement_after,
+            changed=e.changed,
+        )
+        for e in deployment_effects(before, plan.resolved, requested)
+    ]

@@ -7,7 +7,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from controlplane.api.apply import apply_resources
+from controlplane.api.apply import apply_request, apply_resources
 from controlplane.api.delete import DeleteRefusedError, delete_resources
 from controlplane.api.dependencies import region_dependents
 from controlplane.api.errors import FIELD_ERRORS_METADATA_KEY, ApplyError, encode_field_errors
@@ -83,13 +83,10 @@ class ApplyServicer(api_pb2_grpc.ApplyServiceServicer):
         self._artifacts = artifacts
 
     async def Apply(self, request: api.ApplyRequest, context: Context) -> api.ApplyResponse:
-        results = await _call(
+        return await _call(
             context,
-            lambda: apply_resources(
-                self._store, request.resources, request.dry_run, self._artifacts
-            ),
+            lambda: apply_request(self._store, request.resources, request.dry_run, self._artifacts),
         )
-        return api.ApplyResponse(results=results)
 
     async def Delete(self, request: api.DeleteRequest, context: Context) -> api.DeleteResponse:
         keys = []

@@ -251,7 +251,9 @@ def _apply(
             reply: api_pb2.ApplyResponse = api.apply.Apply(request, timeout=30)
         except grpc.RpcError as exc:
             if explained := explain_rejection(exc, sourced):
-                raise fail(f"nothing was applied:\n{explained}") from None
+                # A plan or dry run never stores anything: its refusal must not read like one.
+                verdict = "this change would be refused" if dry_run else "nothing was applied"
+                raise fail(f"{verdict}:\n{explained}") from None
             raise rpc_failure(exc, addr) from None
     environments = {
         s.resource.deployment.metadata.name: s.resource.deployment.spec.environment
@@ -259,6 +261,13 @@ def _apply(
         if s.resource.WhichOneof("kind") == "deployment"
     }
     return reply, environments
+
+
+def _print_effects(reply: api_pb2.ApplyResponse, would: bool) -> None:
+    from meshline.cli.render import effect_line
+
+    for effect in reply.effects:
+        console.print(effect_line(effect, would), highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_plans(reply: api_pb2.ApplyResponse, environments: dict[str, str]) -> None:
@@ -288,6 +297,7 @@ def apply(
             f"{result.kind.lower()}/{result.name} {result.action}{suffix}{placement}",
             highlight=False,
         )
+    _print_effects(reply, would=dry_run)
     if dry_run:
         _print_plans(reply, environments)
 
@@ -302,7 +312,9 @@ def plan(
     reply, environments = _apply(file, True, address)
     for result in reply.results:
         if result.kind != "Deployment":
-            console.print(f"{result.kind.lower()}/{result.name} {result.action}", highlight=False)
+            action = result.action if result.action == "unchanged" else f"would be {result.action}"
+            console.print(f"{result.kind.lower()}/{result.name} {action}", highlight=False)
+    _print_effects(reply, would=True)
     _print_plans(reply, environments)
 
 

@@ -14,7 +14,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from rich.table import Table
 
-from meshline.v1 import resources_pb2
+from meshline.v1 import api_pb2, resources_pb2
 
 
 class OutputFormat(str, Enum):
@@ -82,6 +82,8 @@ def _regions_cell(dep: resources_pb2.Deployment) -> str:
                 cell += f", {r.queued_requests} queued"
             if r.held_requests:
                 cell += f", {r.held_requests} held (cold start)"
+            if r.leaving:  # a placement change: it serves until the new regions do
+                cell += ", moving away"
         if r.cold_starts:
             starts = _plural(r.cold_starts, "cold start")
             cell += f", {r.cold_starts} {starts} (last {r.last_cold_start_s:.1f}s)"
@@ -231,3 +233,16 @@ def plan_lines(name: str, environment: str, plan: resources_pb2.DeploymentPlan) 
 
 def _plural(count: int, noun: str) -> str:
     return noun if count == 1 else f"{noun}s"
+
+
+def effect_line(effect: api_pb2.DeploymentEffect, would: bool) -> str:
+    """A stored deployment the change moves or re-routes: `plan` and `apply` never hide one."""
+    parts = []
+    before, after = list(effect.placement_before), list(effect.placement_after)
+    if before != after:
+        verb = "would move" if would else "moves"
+        parts.append(f"{verb} {', '.join(before) or 'nowhere'} → {', '.join(after) or 'nowhere'}")
+    if effect.changed:
+        verb = "would change" if would else "changes"
+        parts.append(f"{verb} {', '.join(effect.changed)}")
+    return f"  deployment/{effect.name} in {effect.environment} {'; '.join(parts)}"

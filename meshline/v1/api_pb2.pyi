@@ -76,10 +76,26 @@ class ApplyResult(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., action: _Optional[str] = ..., placement: _Optional[_Iterable[str]] = ..., plan: _Optional[_Union[_resources_pb2.DeploymentPlan, _Mapping]] = ...) -> None: ...
 
 class ApplyResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "effects")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    EFFECTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[ApplyResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[ApplyResult, _Mapping]]] = ...) -> None: ...
+    effects: _containers.RepeatedCompositeFieldContainer[DeploymentEffect]
+    def __init__(self, results: _Optional[_Iterable[_Union[ApplyResult, _Mapping]]] = ..., effects: _Optional[_Iterable[_Union[DeploymentEffect, _Mapping]]] = ...) -> None: ...
+
+class DeploymentEffect(_message.Message):
+    __slots__ = ("name", "environment", "placement_before", "placement_after", "changed")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    environment: str
+    placement_before: _containers.RepeatedScalarFieldContainer[str]
+    placement_after: _containers.RepeatedScalarFieldContainer[str]
+    changed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., environment: _Optional[str] = ..., placement_before: _Optional[_Iterable[str]] = ..., placement_after: _Optional[_Iterable[str]] = ..., changed: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

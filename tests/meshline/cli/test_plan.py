@@ -158,10 +158,10 @@ def test_plan_explains_the_deployment_and_stores_nothing(address: str, tmp_path:
     result = meshline(address, "plan", "-f", str(platform), "-f", str(app))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[: lines.index(EXPECTED_PLAN[0])] == [
-        *(f"region/{r} created" for r in REGIONS),
-        "environment/production created",
-        "model/fraud created",
+    assert lines[: lines.index(EXPECTED_PLAN[0])] == [  # a plan, not a stored change
+        *(f"region/{r} would be created" for r in REGIONS),
+        "environment/production would be created",
+        "model/fraud would be created",
     ]
     assert _plan_section(result.stdout) == EXPECTED_PLAN
     assert _stored_names(address) == NOTHING
@@ -217,7 +217,9 @@ def test_impossible_policies_fail_naming_both_and_store_nothing(
     result = meshline(address, command, "-f", str(platform), "-f", str(app))
     assert result.returncode == 1
     assert result.stdout == "", "no plan, no results for a rejected file"
-    assert result.stderr.startswith("error: nothing was applied:\n"), result.stderr
+    # A plan never stores anything: its refusal must not read like a refused apply.
+    verdict = "this change would be refused" if command == "plan" else "nothing was applied"
+    assert result.stderr.startswith(f"error: {verdict}:\n"), result.stderr
     assert (
         f"{app} document 2: deployment 'fraud' in environment 'production': "
         f"spec.policies: {collision}"
@@ -281,3 +283,23 @@ def test_status_plan_is_shown_and_ignored_on_apply(tmp_path: Path) -> None:
         ) in refused.stderr
         deleted = meshline(address, "delete", "region", "us-east")
         assert deleted.returncode == 0, deleted.stderr
+
+        # An environment change that moves the stored deployment says so: plan in the
+        # conditional, apply as done; neither reads like the other.
+        env = tmp_path / "env.yaml"
+        env.write_text(
+            "kind: Environment\nmetadata: {name: production}\n"
+            "spec: {policies: [{mode: mandatory, location: {countries: [FR]}}]}\n"
+        )
+        planned = meshline(address, "plan", "-f", str(env))
+        assert planned.returncode == 0, planned.stderr
+        assert planned.stdout.splitlines()[:2] == [
+            "environment/production would be configured",
+            "  deployment/fraud in production would move eu-central, eu-west → eu-west",
+        ]
+        moved = meshline(address, "apply", "-f", str(env))
+        assert moved.returncode == 0, moved.stderr
+        assert moved.stdout.splitlines() == [
+            "environment/production configured",
+            "  deployment/fraud in production moves eu-central, eu-west → eu-west",
+        ]

@@ -1,0 +1,75 @@
+"""What an apply changes for the deployments already stored: placement and effective routing.
+
+An environment policy, a region's capacity or a new deployment that takes room can move or
+re-route deployments the request never names; apply and plan list them so nothing moves
+silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+
+from controlplane.policy import ResolvedDeployment
+
+Key = tuple[str, str]  # (environment, name), as ResolvedNetwork keys deployments
+
+
+@dataclass(frozen=True)
+class DeploymentEffect:
+    """One stored deployment whose placement or effective routing the change alters."""
+
+    environment: str
+    name: str
+    placement_before: tuple[str, ...]
+    placement_after: tuple[str, ...]
+    changed: tuple[str, ...]  # effective settings that change besides placement, e.g. "failover"
+
+
+def _settings(resolved: ResolvedDeployment) -> dict[str, object]:
+    """The effective settings a gateway's routing is built from, by the name users know."""
+    return {
+        "routing": resolved.routing,
+        "failover": resolved.failover,
+        "offload": resolved.offload,
+        "traffic": resolved.tracks,
+    }
+
+
+def _flavors_changed(old: ResolvedDeployment, new: ResolvedDeployment) -> bool:
+    """A different flavor in a region it keeps (a move already tells about the others)."""
+    kept = set(old.placement.regions) & set(new.placement.regions)
+    return {r: old.placement.flavor(r) for r in kept} != {r: new.placement.flavor(r) for r in kept}
+
+
+def deployment_effects(
+    before: Mapping[Key, ResolvedDeployment],
+    after: Mapping[Key, ResolvedDeployment],
+    requested: Set[Key] = frozenset(),
+) -> list[DeploymentEffect]:
+    """Every deployment resolved both before and after whose placement or routing differs.
+
+    Deployments created or deleted by the change are the request's own results, not effects;
+    for those the request names (`requested`) only a move counts: their settings are what the
+    user just wrote.
+    """
+    effects = []
+    for key in sorted(before.keys() & after.keys()):
+        old, new = before[key], after[key]
+        changed: tuple[str, ...] = ()
+        if key not in requested:
+            old_settings, new_settings = _settings(old), _settings(new)
+            changed = tuple(n for n in old_settings if old_settings[n] != new_settings[n])
+            changed += ("flavors",) if _flavors_changed(old, new) else ()
+        if old.placement.regions == new.placement.regions and not changed:
+            continue
+        effects.append(
+            DeploymentEffect(
+                environment=key[0],
+                name=key[1],
+                placement_before=old.placement.regions,
+                placement_after=new.placement.regions,
+                changed=changed,
+            )
+        )
+    return effects
