@@ -8,6 +8,8 @@ the region's real Envoy is between every client and every server.
 from __future__ import annotations
 
 import hashlib
+import json
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -127,6 +129,20 @@ spec:
             np.testing.assert_allclose(
                 answers["mlp-triton"][case], answers["mlp-torch"][case], rtol=1e-5, atol=1e-5
             )
+        # Model metadata: the same name and tensors; platform and versions differ as the README
+        # says (Triton names its backend and numbers its versions).
+        meta = {}
+        for name in ("mlp-torch", "mlp-triton"):
+            with urllib.request.urlopen(f"http://{gateway}/v2/models/{name}", timeout=10) as r:
+                meta[name] = json.load(r)
+            assert meta[name]["name"] == name
+        for tensors in ("inputs", "outputs"):
+            assert meta["mlp-torch"][tensors] == meta["mlp-triton"][tensors]
+        assert (meta["mlp-torch"]["platform"], meta["mlp-torch"]["versions"]) == (
+            "pytorch_libtorch",
+            ["on-torch"],
+        )
+        assert (meta["mlp-triton"]["platform"], meta["mlp-triton"]["versions"]) == ("python", ["1"])
         # The agent scraped Triton's own metrics and reported them: 3 requests answered.
         wait_until(
             lambda: _region_status(mesh, "mlp-triton").requests >= 3,
