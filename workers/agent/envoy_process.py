@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from string import Template
@@ -219,6 +220,17 @@ class GatewayView:
         the region's own."""
         name = self.hostnames.get(address, "")
         return name == ACTIVATOR_HOSTNAME or name.startswith(GATEWAY_HOSTNAME_PREFIX)
+
+    def gateway_regions(self, addresses: Iterable[str]) -> list[str]:
+        """The regions whose gateways are among `addresses` (by EDS hostname), sorted."""
+        names = (self.hostnames.get(a, "") for a in addresses)
+        return sorted(
+            {
+                n.removeprefix(GATEWAY_HOSTNAME_PREFIX)
+                for n in names
+                if n.startswith(GATEWAY_HOSTNAME_PREFIX)
+            }
+        )
 
 
 def parse_clusters(text: str) -> GatewayView:

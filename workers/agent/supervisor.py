@@ -512,11 +512,13 @@ class Supervisor:
                 continue
             hosts = view.traffic.get(cluster, {})
             away = [t for host, t in hosts.items() if view.leaves_region(host)]
+            routable = view.routable_by_cluster.get(cluster, frozenset())
             out[cluster] = agent_pb2.ClusterHealth(
                 cluster=cluster,
-                routable_hosts=len(view.routable_by_cluster.get(cluster, ())),
+                routable_hosts=len(routable),
                 inflight=sum(t.active for t in away),
                 requests=sum(t.total for t in away),
+                routable_regions=view.gateway_regions(routable),
             )
         return out
 
