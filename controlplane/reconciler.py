@@ -25,6 +25,7 @@ from controlplane.autoscale import Autoscaler, LoadSignal, RegionScale, ScaleKey
 from controlplane.autoscale.autoscaler import ScaleInput
 from controlplane.ir.build import ColdRegions, GatewayAddress, build_network
 from controlplane.ir.model import DeploymentRoute, Endpoint, NetworkIR
+from controlplane.moves import Move, MoveTracker
 from controlplane.offload import COOLDOWN_S as OFFLOAD_COOLDOWN_S
 from controlplane.offload import OffloadController
 from controlplane.policy import ResolvedDeployment, resolve_network
@@ -77,6 +78,8 @@ class NetworkState:
     quarantined: dict[DeploymentKey, dict[str, Quarantine]] = field(default_factory=dict)
     # Region → the deployments a NACK still standing there concerns (absent: all of them).
     nack_blame: dict[str, frozenset[DeploymentKey]] = field(default_factory=dict)
+    # Placement changes in progress: the old regions that keep serving, and what they wait for.
+    moves: dict[DeploymentKey, Move] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ class Reconciler:
         self.configs = GatewayConfigs(cache, store.path.parent / QUARANTINE_FILE)
         self.state = NetworkState()
         self.offload = OffloadController()
+        self.moves = MoveTracker()
         self.autoscaler = autoscaler or Autoscaler()
         # Set once the activator listens (controlplane.main): cold regions get it as last tier.
         self.activator: Activator | None = None
@@ -208,6 +212,7 @@ class Reconciler:
             for check in (
                 self.autoscaler.next_check_s(),
                 self.rollouts.next_check_s() if self.rollouts is not None else None,
+                self.moves.next_check_s(),
             ):
                 if check is not None:
                     timeouts.append(check)
@@ -238,6 +243,9 @@ class Reconciler:
             snapshot, {k: v.tracks for k, v in views.items() if v.tracks is not None}
         )
         plan.state.rollouts = views
+        plan.state.moves = self.moves.update(
+            plan.resolved, {r: s.report for r, s in sessions.items() if s.report is not None}
+        )
         workers = {r: list(s.report.workers) for r, s in sessions.items() if s.report is not None}
         offload = self.offload.update(plan.resolved, workers)
         self._offloading = bool(offload)
@@ -257,6 +265,7 @@ class Reconciler:
             workers,
             offload,
             ColdRegions(cold, self.activator_endpoint),
+            {k: move.keep for k, move in plan.state.moves.items()},
         )
         plan.state.holds = _hold_targets(network, plan)
         for gateway in network.gateways:
@@ -324,6 +333,10 @@ class Reconciler:
     def _talk_to_agent(self, region: str, session: AgentSession, plan: NetworkPlan) -> None:
         workloads = []
         for resolved in plan.resolved:
+            move = plan.state.moves.get(resolved.key)
+            if move is not None and region in move.keep:
+                workloads += _kept_workloads(session, resolved, plan)
+                continue
             if region not in resolved.placement.regions or resolved.deactivated:
                 continue
             for track in resolved.tracks:
@@ -372,6 +385,33 @@ class Reconciler:
             if not routable:
                 released.append(worker.worker_id)
         return released
+
+
+def _kept_workloads(
+    session: AgentSession, resolved: ResolvedDeployment, plan: NetworkPlan
+) -> list[agent_pb2.Workload]:
+    """What a region that a move leaves keeps running while the new placement starts: what its
+    agent was last told, unchanged; after a control-plane restart, the current workloads at
+    the number of workers it runs."""
+    last = session.last_desired.workloads if session.last_desired is not None else ()
+    running = [
+        w
+        for w in (session.report.workers if session.report is not None else ())
+        if (w.deployment, w.environment) == (resolved.name, resolved.environment)
+        and w.state != agent_pb2.WORKER_STATE_DRAINING
+    ]
+    out = []
+    for track in resolved.tracks:
+        key = (resolved.name, resolved.environment, track.name)
+        told = next((w for w in last if (w.deployment, w.environment, w.track) == key), None)
+        count = sum(1 for w in running if w.track == track.name)
+        if told is None and count:
+            told = agent_pb2.Workload()
+            told.CopyFrom(plan.workloads[(*resolved.key, track.name)])
+            told.replicas = count
+        if told is not None:
+            out.append(told)
+    return out
 
 
 def _scale_inputs(plan: NetworkPlan) -> list[ScaleInput]:

@@ -116,14 +116,23 @@ class LiveStatus:
             self._region_of_deployment(dep, region, state.revisions.get(key, {}), out)
             for region in regions
         ]
+        # A placement change in progress: the regions it leaves serve until the new ones do.
+        move = state.moves.get(key)
+        leaving = move.keep if move is not None else ()
+        for region in leaving:
+            self._region_of_deployment(dep, region, state.revisions.get(key, {}), out)
+            row = out.regions[-1]
+            row.leaving, row.desired_replicas = True, row.current_replicas
         resolved = state.resolved.get(key)
         if resolved is not None:
             out.plan.CopyFrom(live_plan(resolved, state.routes.get(key, {})))
         # Every other connected region forwards it: ready once its Envoy reaches a serving region.
         for session in sorted(self.registry.sessions(), key=lambda s: s.region):
-            if session.region not in regions and session.report is not None:
+            if session.region not in (*regions, *leaving) and session.report is not None:
                 verdicts.append(self._forwarding_region(dep, session.region, out))
         problems = [problem for problem, _ in verdicts if problem]
+        if move is not None:
+            problems.insert(0, move.describe())
         if any(fatal for _, fatal in verdicts):
             out.phase = "Failed"
         elif problems:

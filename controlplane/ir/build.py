@@ -30,6 +30,7 @@ from meshline.v1.resources_pb2 import Region
 State = agent_pb2.WorkerState
 OffloadKey = tuple[str, str, str]  # (environment, deployment, entry region)
 ColdKey = tuple[str, str, str, str]  # (environment, deployment, track, region)
+DeploymentKey = tuple[str, str]  # (environment, deployment)
 
 
 @dataclass(frozen=True)
@@ -102,15 +103,28 @@ def build_network(
     workers: Mapping[str, Sequence[agent_pb2.WorkerReport]],
     offload: Mapping[OffloadKey, int] | None = None,
     cold: ColdRegions | None = None,
+    leaving: Mapping[DeploymentKey, tuple[str, ...]] | None = None,
 ) -> NetworkIR:
-    """One GatewayIR per region with a gateway; a route on it for every deployment it can reach."""
+    """One GatewayIR per region with a gateway; a route on it for every deployment it can reach.
+
+    `leaving`: regions a placement change moves a deployment away from that keep serving it
+    until the new placement does (controlplane/moves.py): their own gateway still prefers its
+    workers, every other gateway has them as its last tiers.
+    """
     result = []
     for region in sorted(gateways):
         address = gateways[region]
         routes = []
         for dep in sorted(deployments, key=lambda d: (d.environment, d.name)):
             route = _route(
-                region, dep, regions, gateways, workers, offload or {}, cold or ColdRegions()
+                region,
+                dep,
+                regions,
+                gateways,
+                workers,
+                offload or {},
+                cold or ColdRegions(),
+                (leaving or {}).get(dep.key, ()),
             )
             if route is not None:
                 routes.append(route)
@@ -126,6 +140,7 @@ def _route(
     workers: Mapping[str, Sequence[agent_pb2.WorkerReport]],
     offload: Mapping[OffloadKey, int],
     cold: ColdRegions,
+    leaving: tuple[str, ...] = (),
 ) -> DeploymentRoute | None:
     if dep.deactivated:
         return DeploymentRoute(deployment=dep.name, environment=dep.environment, deactivated=True)
@@ -136,7 +151,19 @@ def _route(
         for name in tier_order(entry_region, allowed, dep.routing, dep.failover)
         if name == entry or name in gateways
     ]
-    served_here = entry in dep.placement.regions
+    # Regions a move leaves serve until the new placement does: last, whatever failover says.
+    order += [name for name in leaving if name != entry and name in gateways]
+    served_here = entry in dep.placement.regions or entry in leaving
+    # Workers still running here though the region no longer serves the deployment (a move let
+    # it go): listed (draining) until their drain is confirmed, like a replaced version's.
+    lingering = not served_here and any(
+        _workers_of(workers.get(entry, ()), dep, track) for track in dep.tracks
+    )
+    # The region whose workers this gateway waits for when none can serve: its own, or
+    # the nearest allowed one. While that region is cold the activator comes last.
+    wakes_region = entry if served_here else next((n for n in order if n != entry), "")
+    if entry not in dep.placement.regions and (served_here or lingering):
+        order.insert(0, entry)
     percent = offload.get((dep.environment, dep.name, entry), 0) if served_here else 0
     targets = offload_targets(order, entry, dep.offload) if percent else ()
     backends = []
@@ -156,9 +183,7 @@ def _route(
                 host = gateway_endpoint(name, gateways[name], healthy)
                 tiers.append(Tier(name, TIER_GATEWAY, 0, (host,)))
         prioritized = _prioritize(tiers, entry, targets, percent)
-        # The region whose workers this gateway waits for when none can serve: its own, or
-        # the nearest allowed one. While that region is cold the activator comes last.
-        wakes = entry if served_here else next((t.region for t in tiers), "")
+        wakes = wakes_region
         if cold.activator is not None and (dep.environment, dep.name, track.name, wakes) in (
             cold.cold
         ):
@@ -173,7 +198,7 @@ def _route(
                 weight=track.weight,
                 mirror_percent=track.mirror_percent,
                 tiers=prioritized,
-                local_endpoints=local if served_here else None,
+                local_endpoints=local if served_here or lingering else None,
                 wakes=wakes,
             )
         )

@@ -21,6 +21,7 @@ from controlplane.ir.model import (
     HealthCheckSettings,
     Tier,
 )
+from controlplane.moves import Move
 from controlplane.quarantine import Quarantine
 from controlplane.reconciler import NetworkState
 from controlplane.status import (
@@ -229,6 +230,41 @@ async def test_a_forwarding_region_must_reach_a_serving_region(
     ready = status.deployment_status(_deployment())
     assert ready.phase == "Ready", ready.message
     assert next(r for r in ready.regions if r.region == "us").healthy_endpoints == 1
+
+
+def test_a_region_a_move_leaves_is_shown_serving_while_the_move_waits(
+    cache: SnapshotCache,
+) -> None:
+    """Moving d from us to eu: us is not a forwarder that reaches nothing, it still serves."""
+    registry = AgentRegistry()
+    registry.connect(agent_pb2.AgentHello(region="eu", gateway_address="127.0.0.1:8080"))
+    us = registry.connect(agent_pb2.AgentHello(region="us", gateway_address="127.0.0.1:8090"))
+    report = agent_pb2.AgentReport()
+    report.workers.add(
+        worker_id="u1",
+        deployment="d",
+        environment="production",
+        revision="r1",
+        state=agent_pb2.WORKER_STATE_HEALTHY,
+        gateway_routable=True,
+    )
+    registry.update_report(us, report)
+    move = Move(("us",), ("eu",), ("us",), "waiting for a healthy worker in eu")
+    moving = NetworkState(
+        placements=STATE.placements,
+        revisions=STATE.revisions,
+        moves={("production", "d"): move},
+    )
+    result = LiveStatus(cache, registry, lambda: moving).deployment_status(_deployment())
+    assert result.phase == "Pending"
+    assert result.message.startswith(
+        "moving from us to eu: waiting for a healthy worker in eu; us keeps serving it"
+    )
+    assert "reach" not in result.message
+    rows = {r.region: r for r in result.regions}
+    assert list(result.placement) == ["eu"] and not rows["eu"].leaving
+    assert rows["us"].leaving and not rows["us"].forwarding
+    assert (rows["us"].current_replicas, rows["us"].desired_replicas) == (1, 1)
 
 
 def test_scaled_to_zero_only_once_no_worker_is_reported_draining(cache: SnapshotCache) -> None:

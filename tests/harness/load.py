@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,9 +34,26 @@ def output_array(response: oip.ModelInferResponse, index: int = 0) -> np.ndarray
 
 
 def rest_infer(
-    address: str, deployment: str, batch: np.ndarray, timeout_s: float = 30, name: str = "input"
+    address: str,
+    deployment: str,
+    batch: np.ndarray,
+    timeout_s: float = 30,
+    name: str = "input",
+    headers: dict[str, str] | None = None,
 ) -> np.ndarray:
     """One FP32 tensor through OIP v2 REST (`address`: a gateway or a worker, host:port)."""
+    return rest_infer_served(address, deployment, batch, timeout_s, name, headers)[0]
+
+
+def rest_infer_served(
+    address: str,
+    deployment: str,
+    batch: np.ndarray,
+    timeout_s: float = 30,
+    name: str = "input",
+    headers: dict[str, str] | None = None,
+) -> tuple[np.ndarray, str]:
+    """`rest_infer`, and the region that served it (the worker's x-meshline-region header)."""
     body = json.dumps(
         {
             "inputs": [
@@ -51,11 +69,12 @@ def rest_infer(
     request = urllib.request.Request(
         f"http://{address}/v2/models/{deployment}/infer",
         data=body,
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **(headers or {})},
     )
     with urllib.request.urlopen(request, timeout=timeout_s) as reply:
         out = json.loads(reply.read())["outputs"][0]
-    return np.asarray(out["data"], dtype=np.float32).reshape(out["shape"])
+        region = reply.headers.get("x-meshline-region", "")
+    return np.asarray(out["data"], dtype=np.float32).reshape(out["shape"]), region
 
 
 def served_by(metadata: object) -> dict[str, str]:
@@ -82,7 +101,10 @@ class Answer(NamedTuple):
 
 @dataclass
 class ClientLoop:
-    """Runs in a thread until stopped; `outputs` keeps the last answer for checks."""
+    """Runs in a thread until stopped; `outputs` keeps the last answer for checks.
+
+    gRPC `ModelInfer` by default; `rest` sends the same tensor to `/v2/models/{d}/infer`.
+    """
 
     gateway: str
     deployment: str
@@ -91,6 +113,7 @@ class ClientLoop:
     concurrency: int = 2
     # Extra metadata on every request (e.g. a pinned version or a sticky-session header).
     extra_metadata: tuple[tuple[str, str], ...] = ()
+    rest: bool = False
     ok: int = 0
     failures: list[str] = field(default_factory=list)
     last_output: np.ndarray | None = None
@@ -103,7 +126,39 @@ class ClientLoop:
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def _answered(self, sent: float, out: np.ndarray, by: dict[str, str]) -> None:
+        done = time.monotonic()
+        region = by.get("region", "")
+        with self._lock:
+            self.ok += 1
+            self.last_output = out
+            self.served.append((done, region))
+            self.answers.append(Answer(sent, done, region, by.get("worker", "")))
+
+    def _failed(self, reason: str) -> None:
+        with self._lock:
+            self.failed_at.append(time.monotonic())
+            self.failures.append(reason)
+
+    def _run_rest(self) -> None:
+        headers = {"x-meshline-environment": self.environment, **dict(self.extra_metadata)}
+        while not self._stop.is_set():
+            sent = time.monotonic()
+            try:
+                out, region = rest_infer_served(
+                    self.gateway, self.deployment, self.batch, timeout_s=10, headers=headers
+                )
+            except urllib.error.HTTPError as exc:
+                self._failed(f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:200]}")
+            except OSError as exc:  # refused, reset, timed out
+                self._failed(f"{type(exc).__name__}: {exc}")
+            else:
+                self._answered(sent, out, {"region": region})
+
     def _run(self) -> None:
+        if self.rest:
+            self._run_rest()
+            return
         metadata = (
             ("x-meshline-deployment", self.deployment),
             ("x-meshline-environment", self.environment),
@@ -118,19 +173,11 @@ class ClientLoop:
                     response, call = stub.ModelInfer.with_call(
                         request, metadata=metadata, timeout=10
                     )
-                    done = time.monotonic()
-                    out = output_array(response)
-                    by = served_by(call.trailing_metadata())
-                    region = by.get("region", "")
-                    with self._lock:
-                        self.ok += 1
-                        self.last_output = out
-                        self.served.append((done, region))
-                        self.answers.append(Answer(sent, done, region, by.get("worker", "")))
                 except grpc.RpcError as exc:
-                    with self._lock:
-                        self.failed_at.append(time.monotonic())
-                        self.failures.append(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+                    self._failed(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+                else:
+                    by = served_by(call.trailing_metadata())
+                    self._answered(sent, output_array(response), by)
 
     def __enter__(self) -> ClientLoop:
         for i in range(self.concurrency):

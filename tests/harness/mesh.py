@@ -6,6 +6,7 @@ real Envoy and real Torch workers. All of it is stopped when the block ends.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -101,6 +102,16 @@ class Mesh:
             for (name, address), stats in hosts.items()
             if name == cluster
         }
+
+    def worker_pids(self, region: str, deployment: str) -> list[int]:
+        """Worker processes of `deployment` that `region`'s agent runs now (any state)."""
+        out = subprocess.run(
+            ["pgrep", "-f", f"worker-id {region}-{deployment}-"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return [int(pid) for pid in out.stdout.split()]
 
     # -- waiting --------------------------------------------------------------------------
 

@@ -255,3 +255,49 @@ def test_a_deactivated_deployment_is_routed_to_nothing() -> None:
     assert west is not None
     (route,) = west.routes
     assert route.deactivated and route.backends == ()
+
+
+def test_a_region_a_move_leaves_serves_first_at_home_and_last_everywhere_else() -> None:
+    """Moving from us-east to eu-west: us-east keeps serving until eu-west does; no gateway is
+    left without it meanwhile, even where failover is disabled."""
+    dep = _resolved(
+        "mv", [{"location": {"regions": ["eu-west"]}}, {"failover": {"disabled": True}}]
+    )
+    workers = {
+        "eu-west": [_worker("w-1", "mv", S.WORKER_STATE_STARTING, 100)],
+        "us-east": [_worker("u-1", "mv", S.WORKER_STATE_HEALTHY, 400)],
+    }
+    leaving = {dep.key: ("us-east",)}
+    network = build_network([dep], REGIONS, GATEWAYS, workers, leaving=leaving)
+    routes = {g.region: g.routes[0] for g in network.gateways}
+    assert _tiers(routes["eu-west"]) == [
+        (0, "eu-west", TIER_LOCAL, 100),
+        (1, "us-east", TIER_GATEWAY, 100),
+    ]
+    assert _tiers(routes["eu-central"]) == [
+        (0, "eu-west", TIER_GATEWAY, 100),
+        (1, "us-east", TIER_GATEWAY, 100),
+    ]
+    us = routes["us-east"]
+    assert _tiers(us) == [(0, "us-east", TIER_LOCAL, 100), (1, "eu-west", TIER_GATEWAY, 100)]
+    # It still serves requests other gateways forward to it, and counts as healthy there.
+    assert us.served_here and [e.worker_id for e in us.main.local_endpoints or ()] == ["u-1"]
+    assert routes["eu-central"].main.tiers[1].endpoints[0].healthy
+
+
+def test_a_region_let_go_lists_its_draining_workers_until_they_stop() -> None:
+    """Once let go, us-east's workers drain like a replaced version's: listed DRAINING (Envoy
+    sends them nothing new, in-flight requests finish) until the drain is confirmed; only its
+    own gateway lists them, and it forwards to the new placement."""
+    dep = _resolved("mv", [{"location": {"regions": ["eu-west"]}}])
+    workers = {
+        "eu-west": [_worker("w-1", "mv", S.WORKER_STATE_HEALTHY, 100)],
+        "us-east": [_worker("u-1", "mv", S.WORKER_STATE_DRAINING, 400)],
+    }
+    network = build_network([dep], REGIONS, GATEWAYS, workers)
+    routes = {g.region: g.routes[0] for g in network.gateways}
+    us = routes["us-east"]
+    assert _tiers(us) == [(0, "us-east", TIER_LOCAL, 100), (1, "eu-west", TIER_GATEWAY, 100)]
+    assert [(e.worker_id, e.draining) for e in us.main.tiers[0].endpoints] == [("u-1", True)]
+    assert us.main.local_endpoints == us.main.tiers[0].endpoints
+    assert {t.region for t in routes["eu-central"].main.tiers} == {"eu-west"}

@@ -69,6 +69,18 @@ def test_counts_of_one_are_singular() -> None:
     )
 
 
+def test_a_region_a_move_leaves_shows_it_still_serves() -> None:
+    dep = _deployment(
+        resources_pb2.RegionDeploymentStatus(
+            region="eu", config_acked=True, desired_replicas=1, healthy_endpoints=0
+        ),
+        resources_pb2.RegionDeploymentStatus(
+            region="us", config_acked=True, desired_replicas=1, healthy_endpoints=1, leaving=True
+        ),
+    )
+    assert _regions_cell(dep) == "eu: 0/1 healthy, us: 1/1 healthy, moving away"
+
+
 def test_yaml_output_keeps_unicode_readable(capsys: pytest.CaptureFixture[str]) -> None:
     dep = _deployment()
     dep.metadata.name = "demo"

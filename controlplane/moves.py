@@ -1,0 +1,198 @@
+"""Placement changes are make-before-break: a region a deployment leaves keeps serving it until
+the regions it moves to serve.
+
+A deployment's placement changes under it when its own location or flavor policy changes, a
+mandatory environment policy or a region's flavors or capacity change, or a release copies
+another placement over it. Dropping the old regions at once left no serving region for the
+seconds a new worker needs to start (503 "no healthy upstream" under load). Here the old
+regions that still run its workers ("leaving") keep their workers and routes until every
+placed region has a worker its own gateway routes to, and every other gateway routes to one of
+those regions' gateways (its Envoy's health check passed): both from the agents' reports. Then
+they are let go, and their workers drain as in a version change (EDS DRAINING, stopped once the
+gateway ACKed that).
+
+A policy may forbid the old region (a location policy that now excludes it), so the transition
+is bounded: after MOVE_DEADLINE_S (the rollouts' progress deadline) the old regions are let go
+anyway and status says so until the new placement serves.
+
+Pure: `move_facts` reads the agents' reports, `decide_move(facts, previous, now)` decides. The
+reconciler keeps each deployment's MoveState between rebuilds in memory: a restarted control
+plane finds the old regions again from the agents' reports and starts the deadline over.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from controlplane.ir.build import DeploymentKey, is_serving
+from controlplane.policy import ResolvedDeployment
+from controlplane.translate.names import backend_key, cluster_name_grpc, cluster_name_http
+from meshline.v1 import agent_pb2
+
+MOVE_DEADLINE_S = 300.0
+
+
+@dataclass(frozen=True)
+class MoveFacts:
+    """What the data plane says about one deployment, for its placement."""
+
+    placement: tuple[str, ...]  # the regions its policies place it in now
+    # Regions outside the placement whose agent runs a worker of it that is not draining.
+    running: frozenset[str] = frozenset()
+    # Placed regions with a serving worker of every track (in their own gateway's view).
+    serving: frozenset[str] = frozenset()
+    # Regions whose agent reported (only their gateways are configured).
+    connected: frozenset[str] = frozenset()
+    # Region → the regions whose gateway its Envoy routes to in every cluster of the deployment.
+    reaches: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MoveState:
+    """What a move remembers between rebuilds."""
+
+    to: tuple[str, ...]  # the placement it moves to
+    started_at: float
+    origin: tuple[str, ...]  # the regions it moves away from
+    # Let go but still running (draining): never kept again, even if the new placement fails.
+    released: frozenset[str] = frozenset()
+    # Let go at the deadline while the new placement did not serve yet.
+    expired: bool = False
+
+
+@dataclass(frozen=True)
+class Move:
+    """A move in progress, for the network (what to keep) and status (what it waits for)."""
+
+    origin: tuple[str, ...]
+    to: tuple[str, ...]
+    keep: tuple[str, ...]  # leaving regions that still serve: their workers and routes stay
+    waiting: str  # what letting them go waits for ("" once the new placement serves)
+    expired: bool = False  # let go at the deadline, not because the new placement served
+
+    def describe(self, deadline_s: float = MOVE_DEADLINE_S) -> str:
+        """The status words: where it moves, what it waits for, the old regions' part."""
+        moving = f"moving from {', '.join(self.origin)} to {', '.join(self.to)}"
+        if self.expired:
+            return (
+                f"{moving} did not finish within {deadline_s:g} s: {', '.join(self.origin)} "
+                f"stopped serving it anyway; {self.waiting}"
+            )
+        return (
+            f"{moving}: {self.waiting}; {', '.join(self.keep)} keeps serving it until then "
+            f"(at most {deadline_s:g} s)"
+        )
+
+
+def waiting_for(facts: MoveFacts) -> str:
+    """What the new placement lacks before the old regions may go; "" when nothing."""
+    placed = [r for r in facts.placement if r in facts.connected]
+    if not placed:
+        return f"waiting for the agent of {' or '.join(facts.placement)} to connect"
+    missing = [r for r in placed if r not in facts.serving]
+    if missing:
+        return f"waiting for a healthy worker in {', '.join(missing)}"
+    blind = sorted(
+        g
+        for g in facts.connected
+        if g not in facts.placement and not facts.reaches.get(g, frozenset()) & set(placed)
+    )
+    if blind:
+        return f"waiting for the gateway of {', '.join(blind)} to reach {' or '.join(placed)}"
+    return ""
+
+
+def decide_move(
+    facts: MoveFacts, previous: MoveState | None, now: float
+) -> tuple[MoveState | None, Move | None]:
+    """The move's next state, and what the network keeps for it (None: nothing moves)."""
+    same = previous is not None and previous.to == facts.placement
+    # A released region is done once its workers are gone; another placement is a new move.
+    released = (previous.released if previous else frozenset()) & facts.running
+    kept = facts.running - released
+    was_expired = same and previous is not None and previous.expired
+    waiting = waiting_for(facts)
+    if not kept and not released and not (was_expired and waiting):
+        return None, None
+    started = previous.started_at if same and previous is not None else now
+    origin = tuple(sorted(set(previous.origin if same and previous is not None else ()) | kept))
+    expired = was_expired or (bool(kept) and now - started >= MOVE_DEADLINE_S)
+    if not waiting or expired:
+        released, kept = released | kept, frozenset()
+    expired = expired and bool(waiting)
+    state = MoveState(facts.placement, started, origin, released, expired)
+    if not kept and not expired:
+        return (state if released else None), None
+    return state, Move(origin, facts.placement, tuple(sorted(kept)), waiting, expired)
+
+
+def move_facts(
+    environment: str,
+    name: str,
+    tracks: tuple[str, ...],
+    placement: tuple[str, ...],
+    reports: Mapping[str, agent_pb2.AgentReport],
+) -> MoveFacts:
+    """The facts of one deployment from its agents' last reports (`reports`: by region)."""
+    running, serving = set(), set()
+    for region, report in reports.items():
+        mine = [w for w in report.workers if (w.deployment, w.environment) == (name, environment)]
+        if region not in placement:
+            if any(w.state != agent_pb2.WORKER_STATE_DRAINING for w in mine):
+                running.add(region)
+        elif all(any(is_serving(w) and w.track == t for w in mine) for t in tracks):
+            serving.add(region)
+    clusters = [
+        cluster(backend_key(f"{name}.{environment}", track))
+        for track in tracks
+        for cluster in (cluster_name_grpc, cluster_name_http)
+    ]
+    reaches = {}
+    for region, report in reports.items():
+        by_cluster = {c.cluster: frozenset(c.routable_regions) for c in report.clusters}
+        sets = [by_cluster.get(c, frozenset()) for c in clusters]
+        reaches[region] = frozenset.intersection(*sets) if sets else frozenset()
+    return MoveFacts(placement, frozenset(running), frozenset(serving), frozenset(reports), reaches)
+
+
+class MoveTracker:
+    """Keeps every deployment's MoveState between rebuilds (the thin shell around decide_move)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._states: dict[DeploymentKey, MoveState] = {}
+        self._deadlines: list[float] = []  # of the moves that keep old regions now
+
+    def update(
+        self,
+        deployments: Iterable[ResolvedDeployment],
+        reports: Mapping[str, agent_pb2.AgentReport],
+    ) -> dict[DeploymentKey, Move]:
+        """The moves in progress, by deployment. A deactivated deployment runs nothing: its
+        workers simply stop, wherever they are."""
+        now = self._clock()
+        states: dict[DeploymentKey, MoveState] = {}
+        moves: dict[DeploymentKey, Move] = {}
+        for dep in deployments:
+            if dep.deactivated:
+                continue
+            tracks = tuple(t.name for t in dep.tracks)
+            facts = move_facts(dep.environment, dep.name, tracks, dep.placement.regions, reports)
+            state, move = decide_move(facts, self._states.get(dep.key), now)
+            if state is not None:
+                states[dep.key] = state
+            if move is not None:
+                moves[dep.key] = move
+        self._states = states
+        self._deadlines = [
+            states[key].started_at + MOVE_DEADLINE_S for key, move in moves.items() if move.keep
+        ]
+        return moves
+
+    def next_check_s(self) -> float | None:
+        """Seconds until the next deadline of a move that still keeps old regions."""
+        if not self._deadlines:
+            return None
+        return max(0.0, min(self._deadlines) - self._clock())

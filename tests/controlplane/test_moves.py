@@ -1,0 +1,254 @@
+"""Placement changes are make-before-break: which old regions keep serving, given the new
+placement, what the agents and gateways report, and the time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pytest
+
+from controlplane.moves import (
+    MOVE_DEADLINE_S,
+    Move,
+    MoveFacts,
+    MoveState,
+    MoveTracker,
+    decide_move,
+    move_facts,
+)
+from meshline.v1 import agent_pb2
+from tests.controlplane.ir.test_build import _resolved
+
+EU = ("eu",)
+S = agent_pb2.WorkerState
+
+
+def _facts(
+    running: tuple[str, ...] = ("us",),
+    serving: tuple[str, ...] = (),
+    connected: tuple[str, ...] = ("eu", "us"),
+    reaches: dict[str, tuple[str, ...]] | None = None,
+    placement: tuple[str, ...] = EU,
+) -> MoveFacts:
+    """Moving to `placement` (eu); by default us runs it, eu does not serve yet."""
+    return MoveFacts(
+        placement,
+        frozenset(running),
+        frozenset(serving),
+        frozenset(connected),
+        {g: frozenset(r) for g, r in (reaches or {}).items()},
+    )
+
+
+SERVED = {"serving": ("eu",), "reaches": {"us": ("eu",)}}
+
+
+@dataclass(frozen=True)
+class Case:
+    facts: MoveFacts
+    previous: MoveState | None
+    now: float
+    state: MoveState | None
+    move: Move | None
+
+
+def _state(
+    started: float = 0.0,
+    released: tuple[str, ...] = (),
+    expired: bool = False,
+    to: tuple[str, ...] = EU,
+    origin: tuple[str, ...] = ("us",),
+) -> MoveState:
+    return MoveState(to, started, origin, frozenset(released), expired)
+
+
+def _move(waiting: str, keep: tuple[str, ...] = ("us",), expired: bool = False) -> Move:
+    return Move(("us",), EU, keep, waiting, expired)
+
+
+WAIT_EU = "waiting for a healthy worker in eu"
+CASES = {
+    "nothing runs outside the placement: no move": Case(_facts(running=()), None, 5, None, None),
+    "the new region does not serve yet: the old one keeps serving": Case(
+        _facts(), None, 5, _state(5), _move(WAIT_EU)
+    ),
+    "the new region serves and every gateway reaches it: the old one goes": Case(
+        _facts(**SERVED),  # type: ignore[arg-type]
+        _state(),
+        10,
+        _state(released=("us",)),
+        None,
+    ),
+    "the old region's gateway does not reach the new one yet": Case(
+        _facts(serving=("eu",)),
+        _state(),
+        10,
+        _state(),
+        _move("waiting for the gateway of us to reach eu"),
+    ),
+    "a region that only forwards must reach the new placement too": Case(
+        _facts(serving=("eu",), connected=("eu", "us", "ap"), reaches={"us": ("eu",)}),
+        _state(),
+        10,
+        _state(),
+        _move("waiting for the gateway of ap to reach eu"),
+    ),
+    "reaching only the old region does not count": Case(
+        _facts(
+            serving=("eu",), connected=("eu", "us", "ap"), reaches={"us": ("eu",), "ap": ("us",)}
+        ),
+        _state(),
+        10,
+        _state(),
+        _move("waiting for the gateway of ap to reach eu"),
+    ),
+    "a region without agent is not waited for (it gets no config)": Case(
+        _facts(**SERVED, placement=("eu", "ap")),  # type: ignore[arg-type]
+        _state(to=("eu", "ap")),
+        10,
+        _state(to=("eu", "ap"), released=("us",)),
+        None,
+    ),
+    "no region of the new placement has an agent yet": Case(
+        _facts(connected=("us",)),
+        _state(),
+        10,
+        _state(),
+        _move("waiting for the agent of eu to connect"),
+    ),
+    "at the deadline the old region goes anyway, and status says so": Case(
+        _facts(),
+        _state(),
+        MOVE_DEADLINE_S,
+        _state(released=("us",), expired=True),
+        _move(WAIT_EU, keep=(), expired=True),
+    ),
+    "just before the deadline it still serves": Case(
+        _facts(), _state(), MOVE_DEADLINE_S - 0.1, _state(), _move(WAIT_EU)
+    ),
+    "expired, its workers gone: status still says why until the new region serves": Case(
+        _facts(running=()),
+        _state(released=("us",), expired=True),
+        400,
+        _state(expired=True),
+        _move(WAIT_EU, keep=(), expired=True),
+    ),
+    "expired, then the new region serves: over": Case(
+        _facts(running=(), **SERVED),  # type: ignore[arg-type]
+        _state(expired=True),
+        400,
+        None,
+        None,
+    ),
+    "let go while its workers drain: never kept again, even if the new region fails": Case(
+        _facts(), _state(released=("us",)), 20, _state(released=("us",)), None
+    ),
+    "let go and its workers are gone: over": Case(
+        _facts(running=()), _state(released=("us",)), 20, None, None
+    ),
+    "another placement mid-move is a new move with its own deadline": Case(
+        _facts(placement=("ap",), connected=("eu", "us", "ap")),
+        _state(started=0),
+        250,
+        _state(started=250, to=("ap",)),
+        Move(("us",), ("ap",), ("us",), "waiting for a healthy worker in ap"),
+    ),
+    "two old regions keep serving together": Case(
+        _facts(running=("us", "ap")),
+        None,
+        1,
+        _state(1, origin=("ap", "us")),
+        Move(("ap", "us"), EU, ("ap", "us"), WAIT_EU),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_decide_move(case: Case) -> None:
+    assert decide_move(case.facts, case.previous, case.now) == (case.state, case.move)
+
+
+def test_status_words_name_the_regions_the_wait_and_the_bound() -> None:
+    assert _move(WAIT_EU).describe() == (
+        "moving from us to eu: waiting for a healthy worker in eu; us keeps serving it until "
+        "then (at most 300 s)"
+    )
+    assert _move(WAIT_EU, keep=(), expired=True).describe() == (
+        "moving from us to eu did not finish within 300 s: us stopped serving it anyway; "
+        "waiting for a healthy worker in eu"
+    )
+
+
+def _report(
+    *workers: agent_pb2.WorkerReport, clusters: dict[str, list[str]] | None = None
+) -> agent_pb2.AgentReport:
+    report = agent_pb2.AgentReport(workers=workers)
+    for name, regions in (clusters or {}).items():
+        report.clusters.add(cluster=name, routable_hosts=len(regions), routable_regions=regions)
+    return report
+
+
+def _worker(
+    state: int, routable: bool = True, track: str = "", dep: str = "d"
+) -> agent_pb2.WorkerReport:
+    return agent_pb2.WorkerReport(
+        worker_id=f"w-{dep}-{track}-{state}",
+        deployment=dep,
+        environment="production",
+        state=S.ValueType(state),
+        gateway_routable=routable,
+        track=track,
+    )
+
+
+def test_facts_come_from_the_agents_reports() -> None:
+    both = {"d.production.grpc": ["eu", "us"], "d.production.http": ["eu"]}
+    reports = {
+        # Placed; serving the main track in its own gateway's view, the split leg not yet.
+        "eu": _report(
+            _worker(S.WORKER_STATE_HEALTHY),
+            _worker(S.WORKER_STATE_HEALTHY, routable=False, track="v2"),
+        ),
+        # Left: still runs a worker (starting counts: it is not draining).
+        "us": _report(_worker(S.WORKER_STATE_STARTING), clusters=both),
+        # Left: only a draining worker, and another deployment's.
+        "ap": _report(_worker(S.WORKER_STATE_DRAINING), _worker(S.WORKER_STATE_HEALTHY, dep="x")),
+    }
+    facts = move_facts("production", "d", ("",), EU, reports)
+    assert facts == MoveFacts(
+        EU,
+        running=frozenset({"us"}),
+        serving=frozenset({"eu"}),
+        connected=frozenset({"eu", "us", "ap"}),
+        # Routable in every cluster of the deployment: eu only (us is not in the http one).
+        reaches={"eu": frozenset(), "us": frozenset({"eu"}), "ap": frozenset()},
+    )
+    # Every track needs a serving worker.
+    assert move_facts("production", "d", ("", "v2"), EU, reports).serving == frozenset()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_tracker_keeps_state_between_rebuilds_and_wakes_at_the_deadline() -> None:
+    clock = Clock()
+    tracker = MoveTracker(clock)
+    dep = _resolved("d", [{"location": {"regions": ["eu-west"]}}])
+    old = {"us-east": _report(_worker(S.WORKER_STATE_HEALTHY)), "eu-west": _report()}
+    moves = tracker.update([dep], old)
+    assert moves[dep.key].keep == ("us-east",)
+    assert tracker.next_check_s() == MOVE_DEADLINE_S
+    clock.now += 100
+    assert tracker.update([dep], old)[dep.key].keep == ("us-east",)
+    assert tracker.next_check_s() == MOVE_DEADLINE_S - 100
+    clock.now += MOVE_DEADLINE_S
+    expired = tracker.update([dep], old)[dep.key]
+    assert expired.expired and expired.keep == ()
+    assert tracker.next_check_s() is None  # nothing kept: nothing to wake up for
+    # A deactivated deployment runs nothing anywhere: nothing is kept for it.
+    assert MoveTracker(clock).update([replace(dep, deactivated=True)], old) == {}
