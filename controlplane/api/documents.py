@@ -6,6 +6,7 @@ e.g. "deployments.yaml document 2 (Deployment mnist): unknown field 'replicaz' i
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from pathlib import Path
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from controlplane.api.bounds import BOUNDS, show
 from controlplane.store import KINDS, AnyResource, wrap
 from meshline.v1.api_pb2 import Resource
 from meshline.v1.resources_pb2 import Deployment, Environment, Model, Region
@@ -41,6 +43,21 @@ _INTEGER_TYPES = {
     FieldDescriptor.TYPE_SFIXED64,
 }
 _FLOAT_TYPES = {FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE}
+# What each integer type holds; a larger number cannot even be parsed into the message.
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+_INTEGER_RANGES = {
+    FieldDescriptor.TYPE_INT32: _INT32,
+    FieldDescriptor.TYPE_SINT32: _INT32,
+    FieldDescriptor.TYPE_SFIXED32: _INT32,
+    FieldDescriptor.TYPE_INT64: _INT64,
+    FieldDescriptor.TYPE_SINT64: _INT64,
+    FieldDescriptor.TYPE_SFIXED64: _INT64,
+    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
+    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
+}
 _FAILED_FIELD = re.compile(r"Failed to parse (\w+) field: ")
 
 
@@ -177,11 +194,32 @@ def _check_value(value: object, field: FieldDescriptor, path: str) -> None:
     elif field.type in _INTEGER_TYPES:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Problem(path, f"{path}: expected an integer, got {_show(value)}")
+        low, high = _INTEGER_RANGES[field.type]
+        if not low <= value <= high:
+            raise _Problem(path, f"{path}: {_out_of_range(field, value)}")
     elif field.type in _FLOAT_TYPES:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _Problem(path, f"{path}: expected a number, got {_show(value)}")
+        if not _finite(value):
+            raise _Problem(path, f"{path}: {_out_of_range(field, value)}")
     elif field.type == FieldDescriptor.TYPE_BOOL and not isinstance(value, bool):
         raise _Problem(path, f"{path}: expected true or false, got {_show(value)}")
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _out_of_range(field: FieldDescriptor, value: float) -> str:
+    """A number the message cannot hold (NaN, infinity, beyond the integer type): the field's
+    own range when it has one (the server checks the rest of it)."""
+    bound = BOUNDS.get((field.containing_type.name, field.name))
+    if bound is not None:
+        return f"must be {bound.describe()}, got {show(value)}"
+    return f"{show(value)} is out of range"
 
 
 def _is_map(field: FieldDescriptor) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from controlplane.api.bounds import within
 from controlplane.api.errors import DocumentErrors
 from controlplane.api.index import ResourceIndex
 from controlplane.policy import (
@@ -38,7 +39,6 @@ _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _FLAVOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 CONTINENTS: frozenset[str] = frozenset({"AF", "AN", "AS", "EU", "NA", "OC", "SA"})
-MAX_RETRIES = 10
 
 
 def check_policies(
@@ -154,16 +154,11 @@ def _check_routing(
         out.add(f"{path}.hash_header", "hash_header applies only to strategy ring_hash")
     if rule.hash_header and not _HEADER.match(rule.hash_header):
         out.add(f"{path}.hash_header", f"'{rule.hash_header}' is not a valid header name")
-    if rule.timeout_s < 0:
-        out.add(f"{path}.timeout_s", f"must be positive, got {rule.timeout_s}")
     retries = rule.retries
-    if not 0 <= retries.attempts <= MAX_RETRIES:
-        out.add(f"{path}.retries.attempts", f"must be between 0 and {MAX_RETRIES}")
     # An unset timeout is the default one, which a longer per-try timeout would exceed too.
     timeout = rule.timeout_s or RoutingSettings().timeout_s
-    if retries.per_try_timeout_s < 0:
-        out.add(f"{path}.retries.per_try_timeout_s", "must be positive")
-    elif timeout > 0 and retries.per_try_timeout_s > timeout:
+    in_range = within(rule, "timeout_s") and within(retries, "per_try_timeout_s")
+    if in_range and retries.per_try_timeout_s > timeout:
         default = "" if rule.timeout_s else " (the default)"
         out.add(
             f"{path}.retries.per_try_timeout_s",
@@ -177,10 +172,6 @@ def _check_routing(
                 f"unknown retry condition '{condition}' "
                 f"(expected one of {', '.join(sorted(RETRY_CONDITIONS))})",
             )
-    if not 0 <= retries.budget_percent <= 100:
-        out.add(f"{path}.retries.budget_percent", "must be between 0 and 100")
-    if retries.min_retry_concurrency < 0:
-        out.add(f"{path}.retries.min_retry_concurrency", "must not be negative")
     if rule.region_preference and rule.region_preference not in PREFERENCES:
         out.add(
             f"{path}.region_preference",
@@ -200,35 +191,11 @@ def _check_failover(
     _check_regions_known(out, f"{path}.regions", rule.regions, index)
     if rule.disabled and rule.regions:
         out.add(f"{path}.regions", "failover is disabled: it takes no regions")
-    hc = rule.health_check
-    for name in ("interval_s", "timeout_s"):
-        if getattr(hc, name) < 0:
-            out.add(f"{path}.health_check.{name}", "must be positive")
-    for name in ("unhealthy_threshold", "healthy_threshold"):
-        if getattr(hc, name) < 0:
-            out.add(f"{path}.health_check.{name}", "must be positive")
-    od = rule.outlier
-    for name in ("consecutive_5xx", "consecutive_gateway_failure"):
-        if getattr(od, name) < 0:
-            out.add(f"{path}.outlier.{name}", "must be positive")
-    if not 0 <= od.max_ejection_percent <= 100:
-        out.add(f"{path}.outlier.max_ejection_percent", "must be between 0 and 100")
-    for name in ("base_ejection_time_s", "interval_s"):
-        if getattr(od, name) < 0:
-            out.add(f"{path}.outlier.{name}", "must be positive")
 
 
 def _check_offload(
     out: DocumentErrors, path: str, rule: OffloadPolicy, index: ResourceIndex
 ) -> None:
-    if rule.max_inflight_per_replica <= 0:
-        out.add(
-            f"{path}.max_inflight_per_replica",
-            "set the saturation threshold: in-flight requests per replica above which "
-            "overflow goes to other regions (at least 1)",
-        )
-    if not 0 <= rule.max_percent <= 100:
-        out.add(f"{path}.max_percent", f"must be between 1 and 100, got {rule.max_percent}")
     _check_regions_known(out, f"{path}.regions", rule.regions, index)
 
 
@@ -249,11 +216,9 @@ def _check_traffic(
         if leg.version in seen:
             out.add(f"{here}.version", f"version '{leg.version}' is split twice")
         seen.add(leg.version)
-        if not 0 <= leg.weight <= 100:
-            out.add(f"{here}.weight", f"must be between 0 and 100, got {leg.weight}")
     if rule.split:
         total = sum(leg.weight for leg in rule.split)
-        if total != 100:
+        if all(within(leg, "weight") for leg in rule.split) and total != 100:
             out.add(f"{path}.split", f"weights add up to {total}, not 100")
         if dep.spec.version not in seen:
             out.add(
@@ -279,8 +244,6 @@ def _check_traffic(
                 f"version '{mirror.version}' already gets a share of the split: mirroring it "
                 "too would run some requests on it twice",
             )
-        if not 0 < mirror.percent <= 100:
-            out.add(f"{path}.mirror.percent", f"must be in (0, 100], got {mirror.percent}")
     if not rule.split and not (mirror.version or mirror.percent):
         out.add(path, "a traffic policy sets a split, a mirror, or both")
 
@@ -297,7 +260,3 @@ def check_region(out: DocumentErrors, region: Region) -> None:
             f"'{spec.continent}' is not a continent code ({', '.join(sorted(CONTINENTS))})",
         )
     _check_flavor_set(out, "spec.flavors", spec.flavors, require=False)
-    if spec.max_replicas < 0:
-        out.add(
-            "spec.max_replicas", f"must not be negative (0 = unlimited), got {spec.max_replicas}"
-        )

@@ -7,11 +7,12 @@ import os
 import re
 from collections.abc import Sequence
 
+from controlplane.api.bounds import bound_of, check_bounds, within
 from controlplane.api.errors import DocumentErrors, FieldError
 from controlplane.api.index import ResourceIndex
 from controlplane.api.policy_checks import check_policies, check_region
 from controlplane.api.rollout_checks import check_rollout
-from controlplane.api.scaling_checks import MAX_REPLICAS, check_scaling
+from controlplane.api.scaling_checks import check_scaling
 from controlplane.registry.huggingface import source_problems
 from controlplane.store import (
     KIND_DEPLOYMENT,
@@ -51,10 +52,6 @@ OIP_DATATYPES: frozenset[str] = frozenset(
     }
 )
 RUNTIMES: tuple[str, ...] = ("torch", "triton")
-MAX_BATCH_SIZE = 4096
-MAX_BATCH_DELAY_MS = 10_000.0
-MAX_PRIORITY_LEVELS = 100
-MAX_INSTANCES = 16
 _VERSION_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 
 
@@ -75,6 +72,7 @@ def validate_resource(
         _check_deployment(out, obj, index)
     else:
         check_region(out, obj)
+    check_bounds(out, obj.spec, "spec")
     return out.errors
 
 
@@ -257,13 +255,6 @@ def _check_tensors(
                 f"'{tensor.datatype}' is not an Open Inference Protocol datatype ({allowed})",
                 context,
             )
-        for j, size in enumerate(tensor.shape):
-            if size < -1 or size == 0:
-                out.add(
-                    f"{here}.shape[{j}]",
-                    f"must be -1 (any size) or a positive size, got {size}",
-                    context,
-                )
 
 
 def _check_deployment(out: DocumentErrors, dep: Deployment, index: ResourceIndex) -> None:
@@ -287,10 +278,6 @@ def _check_deployment(out: DocumentErrors, dep: Deployment, index: ResourceIndex
                 f"model '{spec.model}' has no version '{spec.version}' "
                 f"(versions: {', '.join(names) or 'none'})",
             )
-    if not 0 <= spec.replicas <= MAX_REPLICAS:
-        out.add("spec.replicas", f"must be between 0 and {MAX_REPLICAS}, got {spec.replicas}")
-    if not 0 <= spec.instances <= MAX_INSTANCES:
-        out.add("spec.instances", f"must be between 0 and {MAX_INSTANCES}, got {spec.instances}")
     version = _version_of(spec, index)
     _check_batching(out, spec.batching)
     if version is not None:
@@ -308,17 +295,16 @@ def _version_of(spec: DeploymentSpec, index: ResourceIndex) -> ModelVersion | No
 
 
 def _check_batching(out: DocumentErrors, batching: BatchingSpec) -> None:
+    """Relations between the fields; each one's own range is in bounds.py."""
     here = "spec.batching"
     size = batching.max_batch_size
-    if not 0 <= size <= MAX_BATCH_SIZE:
-        out.add(f"{here}.max_batch_size", f"must be between 0 and {MAX_BATCH_SIZE}, got {size}")
-    if not 0 <= batching.max_delay_ms <= MAX_BATCH_DELAY_MS:
-        out.add(
-            f"{here}.max_delay_ms",
-            f"must be between 0 and {MAX_BATCH_DELAY_MS:g} ms, got {batching.max_delay_ms:g}",
-        )
+    sizes = bound_of(BatchingSpec, "preferred_batch_sizes")
     for i, preferred in enumerate(batching.preferred_batch_sizes):
-        if not 1 <= preferred <= max(size, 1):
+        if (
+            within(batching, "max_batch_size")
+            and sizes.allows(preferred)
+            and preferred > max(size, 1)
+        ):
             out.add(
                 f"{here}.preferred_batch_sizes[{i}]",
                 f"must be between 1 and max_batch_size ({size}), got {preferred}",
@@ -328,16 +314,16 @@ def _check_batching(out: DocumentErrors, batching: BatchingSpec) -> None:
     if batching.preferred_batch_sizes and size <= 1:
         out.add(f"{here}.preferred_batch_sizes", "needs max_batch_size above 1 (batching on)")
     levels = batching.priority_levels
-    if not 0 <= levels <= MAX_PRIORITY_LEVELS:
-        out.add(
-            f"{here}.priority_levels", f"must be between 0 and {MAX_PRIORITY_LEVELS}, got {levels}"
-        )
     if levels > 0 and size <= 1:
         out.add(
             f"{here}.priority_levels",
             "needs max_batch_size above 1: requests are ordered in the batcher's queue",
         )
-    if not 0 <= batching.default_priority_level <= max(levels, 0):
+    if (
+        within(batching, "priority_levels")
+        and within(batching, "default_priority_level")
+        and batching.default_priority_level > levels
+    ):
         out.add(
             f"{here}.default_priority_level",
             f"must be between 0 (the lowest level) and priority_levels ({levels}), got "

@@ -118,9 +118,48 @@ MALFORMED = [
     ),
     pytest.param(
         _doc(spec__replicas=99999999999),
-        "spec.replicas: Value out of range: 99999999999",
+        "spec.replicas: must be between 0 and 64, got 99999999999",
         "spec.replicas",
         id="integer-out-of-range",
+    ),
+    pytest.param(
+        _doc(spec__replicas=True),
+        "spec.replicas: expected an integer, got True",
+        "spec.replicas",
+        id="bool-for-an-integer",
+    ),
+    pytest.param(
+        _doc(spec__policies=[{"failover": {"health_check": {"unhealthy_threshold": 2**32}}}]),
+        "spec.policies[0].failover.health_check.unhealthy_threshold: must be 0 (the default, 3) "
+        "or between 1 and 1000, got 4294967296",
+        "spec.policies[0].failover.health_check.unhealthy_threshold",
+        id="nested-integer-beyond-int32",
+    ),
+    pytest.param(
+        _doc(spec__policies=[{"routing": {"timeout_s": float("nan")}}]),
+        "spec.policies[0].routing.timeout_s: must be 0 (the default, 30 s) or between 0.001 and "
+        "86400 seconds, got nan",
+        "spec.policies[0].routing.timeout_s",
+        id="nan",
+    ),
+    pytest.param(
+        _doc(spec__policies=[{"traffic": {"mirror": {"version": "v2", "percent": float("inf")}}}]),
+        "spec.policies[0].traffic.mirror.percent: must be between 0.0001 and 100 percent, got inf",
+        "spec.policies[0].traffic.mirror.percent",
+        id="infinity",
+    ),
+    pytest.param(
+        _doc(spec__policies=[{"routing": {"retries": {"budget_percent": -(10**400)}}}]),
+        "spec.policies[0].routing.retries.budget_percent: must be between 0 (no budget) and 100 "
+        "percent, got -100... (401 digits)",
+        "spec.policies[0].routing.retries.budget_percent",
+        id="integer-beyond-a-double",
+    ),
+    pytest.param(
+        _doc(spec__policies=[{"routing": {"timeout_s": False}}]),
+        "spec.policies[0].routing.timeout_s: expected a number, got False",
+        "spec.policies[0].routing.timeout_s",
+        id="bool-for-a-number",
     ),
     pytest.param(
         _doc(metadata__name=_DROP),

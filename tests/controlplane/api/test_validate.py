@@ -132,13 +132,13 @@ def _bad_model_cases(artifact: Path, missing: Path) -> list[tuple[Resource, str,
             _with_signature(model("x", [("v1", artifact)]), "FP32", [-1, 0]),
             "spec.versions[0].signature.inputs[0].shape[1]",
             "model 'x' version 'v1': spec.versions[0].signature.inputs[0].shape[1]: must be -1 "
-            "(any size) or a positive size, got 0",
+            "(any size) or between 1 and 2147483647, got 0",
         ),
         (
             _with_signature(model("x", [("v1", artifact)]), "FP32", [-2]),
             "spec.versions[0].signature.inputs[0].shape[0]",
             "model 'x' version 'v1': spec.versions[0].signature.inputs[0].shape[0]: must be -1 "
-            "(any size) or a positive size, got -2",
+            "(any size) or between 1 and 2147483647, got -2",
         ),
     ]
 

@@ -66,13 +66,13 @@ def _errors(store: Store, docs: list[Resource]) -> list[str]:
         (
             {"max_replicas": 2, "target_concurrency": -1},
             0,
-            "spec.scaling.target_concurrency: must be between 0 (the default, 4) and 10000 "
-            "requests in flight per worker, got -1",
+            "spec.scaling.target_concurrency: must be 0 (the default, 4) or between 0.01 and "
+            "10000 requests in flight per worker, got -1",
         ),
         (
             {"max_replicas": 2, "cold_start_timeout": 900},
             0,
-            "spec.scaling.cold_start_timeout: must be between 0 (the default, 30) and 600 "
+            "spec.scaling.cold_start_timeout: must be between 0 (the default, 30 s) and 600 "
             "seconds, got 900",
         ),
         (
@@ -83,7 +83,7 @@ def _errors(store: Store, docs: list[Resource]) -> list[str]:
         (
             {"max_replicas": 2, "panic_window": 0.1},
             0,
-            "spec.scaling.panic_window: must be 0 (the default) or between 0.5 and 3600 "
+            "spec.scaling.panic_window: must be 0 (the default, 1 s) or between 0.5 and 3600 "
             "seconds, got 0.1",
         ),
     ],
@@ -164,13 +164,12 @@ def with_rollout(artifact: Path, **fields: object) -> list[Resource]:
         ),
         (
             {"strategy": "canary", "steps": [{"weight": 10}]},
-            "spec.rollout.steps[0].duration: must be between 0 and 86400 seconds (exclusive "
-            "of 0), got 0",
+            "spec.rollout.steps[0].duration: must be above 0 and at most 86400 seconds, got 0",
         ),
         (
             {"strategy": "canary", "analysis": {"max_latency_ratio": 0.5}},
-            "spec.rollout.analysis.max_latency_ratio: must be 0 (the default, 2) or at least 1, "
-            "got 0.5",
+            "spec.rollout.analysis.max_latency_ratio: must be 0 (the default, 2) or between 1 "
+            "and 1000, got 0.5",
         ),
     ],
 )

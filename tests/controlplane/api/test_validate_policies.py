@@ -132,27 +132,30 @@ BAD_POLICIES = [
     ),
     pytest.param(
         _dep(_routing(retries={"per_try_timeout_s": -1})),
-        f"{D}.routing.retries.per_try_timeout_s: must be positive",
+        f"{D}.routing.retries.per_try_timeout_s: must be 0 (none: only the request timeout) "
+        "or between 0.001 and 86400 seconds, got -1",
         id="per-try-negative",
     ),
     pytest.param(
         _dep(_routing(timeout_s=-1)),
-        f"{D}.routing.timeout_s: must be positive, got -1.0",
+        f"{D}.routing.timeout_s: must be 0 (the default, 30 s) or between 0.001 and 86400 "
+        "seconds, got -1",
         id="timeout-negative",
     ),
     pytest.param(
         _dep(_routing(retries={"attempts": 11})),
-        f"{D}.routing.retries.attempts: must be between 0 and 10",
+        f"{D}.routing.retries.attempts: must be between 0 (the default, 3) and 10, got 11",
         id="too-many-attempts",
     ),
     pytest.param(
         _dep(_routing(retries={"budget_percent": 150})),
-        f"{D}.routing.retries.budget_percent: must be between 0 and 100",
+        f"{D}.routing.retries.budget_percent: must be between 0 (no budget) and 100 percent, "
+        "got 150",
         id="budget-over-100",
     ),
     pytest.param(
         _dep(_routing(retries={"min_retry_concurrency": -1})),
-        f"{D}.routing.retries.min_retry_concurrency: must not be negative",
+        f"{D}.routing.retries.min_retry_concurrency: must be between 0 and 10000, got -1",
         id="min-retry-concurrency-negative",
     ),
     pytest.param(
@@ -189,19 +192,21 @@ BAD_POLICIES = [
     ),
     pytest.param(
         _dep({"failover": {"outlier": {"max_ejection_percent": 101}}}),
-        f"{D}.failover.outlier.max_ejection_percent: must be between 0 and 100",
+        f"{D}.failover.outlier.max_ejection_percent: must be 0 (the default, 50) or between 1 "
+        "and 100 percent, got 101",
         id="failover-ejection-over-100",
     ),
     pytest.param(
         _dep({"failover": {"health_check": {"timeout_s": -1}}}),
-        f"{D}.failover.health_check.timeout_s: must be positive",
+        f"{D}.failover.health_check.timeout_s: must be 0 (the default, 2 s) or between 0.001 "
+        "and 3600 seconds, got -1",
         id="failover-health-check-negative",
     ),
     # offload
     pytest.param(
         _dep({"offload": {"max_percent": 30}}),
-        f"{D}.offload.max_inflight_per_replica: set the saturation threshold: in-flight "
-        "requests per replica above which overflow goes to other regions (at least 1)",
+        f"{D}.offload.max_inflight_per_replica: must be between 1 and 10000 requests in "
+        "flight per replica, got 0",
         id="offload-without-threshold",
     ),
     pytest.param(
@@ -211,7 +216,8 @@ BAD_POLICIES = [
     ),
     pytest.param(
         _dep({"offload": {"max_inflight_per_replica": 4, "max_percent": 101}}),
-        f"{D}.offload.max_percent: must be between 1 and 100, got 101",
+        f"{D}.offload.max_percent: must be 0 (the default, 50) or between 1 and 100 percent, "
+        "got 101",
         id="offload-percent-over-100",
     ),
     # traffic
@@ -244,8 +250,8 @@ BAD_POLICIES = [
     pytest.param(
         _dep({"traffic": {"split": _split(v1=110, v2=-10)}}),
         [
-            f"{D}.traffic.split[0].weight: must be between 0 and 100, got 110",
-            f"{D}.traffic.split[1].weight: must be between 0 and 100, got -10",
+            f"{D}.traffic.split[0].weight: must be between 0 and 100 percent, got 110",
+            f"{D}.traffic.split[1].weight: must be between 0 and 100 percent, got -10",
         ],
         id="split-weights-out-of-range",
     ),
@@ -269,7 +275,7 @@ BAD_POLICIES = [
     ),
     pytest.param(
         _dep({"traffic": {"mirror": {"version": "v2"}}}),
-        f"{D}.traffic.mirror.percent: must be in (0, 100], got 0.0",
+        f"{D}.traffic.mirror.percent: must be between 0.0001 and 100 percent, got 0",
         id="mirror-without-percent",
     ),
     pytest.param(
@@ -293,7 +299,7 @@ BAD_POLICIES = [
     ),
     pytest.param(
         region("apac2", "SG", "AS", max_replicas=-1),
-        "region 'apac2': spec.max_replicas: must not be negative (0 = unlimited), got -1",
+        "region 'apac2': spec.max_replicas: must be between 0 (unlimited) and 100000, got -1",
         id="region-negative-capacity",
     ),
     pytest.param(
