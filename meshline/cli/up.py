@@ -157,9 +157,7 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
 
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
-    port = api_port or (
-        DEFAULT_API_PORT if port_free(DEFAULT_API_PORT) else free_port("127.0.0.1")
-    )
+    port = api_port or (DEFAULT_API_PORT if port_free(DEFAULT_API_PORT) else free_port("127.0.0.1"))
     address = f"127.0.0.1:{port}"
     stack = Stack(state_dir, console)
     # `kill` stops as cleanly as Ctrl-C, also when a shell started `up` in the background

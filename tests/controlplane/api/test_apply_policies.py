@@ -187,9 +187,7 @@ def test_an_update_keeps_its_place_in_line_for_capacity(store: Store) -> None:
     full = region("eu", "DE", "EU", cpu=["c5"], gpu=["a100"], max_replicas=2)
     # zeta is updated in the same request: it stays older than alpha, alpha still loses.
     update = deployment("zeta", "mnist", "v2", policies=[policy({"location": {"regions": ["eu"]}})])
-    assert [(e.document_index, e.name) for e in errors_of(store, [full, update])] == [
-        (0, "eu")
-    ]
+    assert [(e.document_index, e.name) for e in errors_of(store, [full, update])] == [(0, "eu")]
     # Room for all three: every deployment is placed.
     roomy = region("eu", "DE", "EU", cpu=["c5"], gpu=["a100"], max_replicas=3)
     plan = plan_apply([roomy, update], store.snapshot())
