@@ -251,8 +251,9 @@ class Reconciler:
         self._offloading = bool(offload)
         signals = self._load_signals(plan, sessions)
         plan.state.held = self.activator.held() if self.activator is not None else {}
+        configured = fingerprints(snapshot.deployments, snapshot.environments)
         plan.state.scales = self.autoscaler.update(
-            _scale_inputs(plan),
+            _scale_inputs(plan, configured),
             signals,
             plan.state.held,
             {name: r.spec.max_replicas for name, r in plan.regions.items()},
@@ -274,7 +275,6 @@ class Reconciler:
                     gateway.region
                 ] = route
         self.state = plan.state
-        configured = fingerprints(snapshot.deployments, snapshot.environments)
         for gateway in network.gateways:
             try:
                 self.configs.configure(gateway, configured)
@@ -414,12 +414,16 @@ def _kept_workloads(
     return out
 
 
-def _scale_inputs(plan: NetworkPlan) -> list[ScaleInput]:
+def _scale_inputs(plan: NetworkPlan, configured: Mapping[DeploymentKey, str]) -> list[ScaleInput]:
+    """Every placed track; a failed wake is remembered for its revision and `configured`
+    fingerprint (the deployment's and its environment's spec)."""
     return [
         ScaleInput(
             (resolved.environment, resolved.name, track.name, region),
             resolved.scaling,
             resolved.deactivated,
+            plan.state.revisions[resolved.key][track.name],
+            configured.get(resolved.key, ""),
         )
         for resolved in plan.resolved
         for track in resolved.tracks

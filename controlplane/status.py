@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 
 from controlplane.agents.registry import AgentRegistry
 from controlplane.autoscale import ColdStartLedger, RegionScale
+from controlplane.autoscale.failures import FailedWake, crash_looping
 from controlplane.explain import live_plan
 from controlplane.reconciler import NetworkState
 from controlplane.translate.endpoints import host_health
@@ -23,9 +24,6 @@ from controlplane.xds.cache import SnapshotCache
 from meshline.v1 import agent_pb2, resources_pb2
 
 CDS, EDS, LDS, RDS = CLUSTER, ENDPOINT, LISTENER, ROUTE
-# A worker of the current version that failed this often in a row needs a
-# human (bad artifact, wrong signature): the deployment is Failed, like CrashLoopBackOff.
-CRASH_LOOP_RESTARTS = 3
 TYPE_NAMES = {CDS: "clusters", EDS: "endpoints", LDS: "listeners", RDS: "routes"}
 
 
@@ -279,10 +277,15 @@ class LiveStatus:
             return f"{region}: the gateway is not connected to the control plane", False
         if not acked:
             return f"{region}: waiting for the gateway to ACK the config", False
-        if desired > 0 and r.healthy_endpoints == 0:
-            cold = scale is not None and scale.cold
-            return no_healthy_worker(region, cold, current_workers, self._worker_error(region, dep))
-        return "", False
+        return workers_verdict(
+            region,
+            desired,
+            r.healthy_endpoints,
+            scale is not None and scale.cold,
+            current_workers,
+            self._worker_error(region, dep),
+            scale.failed if scale is not None else None,
+        )
 
     def _forwarding_region(
         self, dep: resources_pb2.Deployment, region: str, out: resources_pb2.DeploymentStatus
@@ -368,21 +371,51 @@ class LiveStatus:
         return out
 
 
+def workers_verdict(
+    region: str,
+    desired: int,
+    healthy: int,
+    cold: bool,
+    workers: Sequence[agent_pb2.WorkerReport],
+    worker_error: str,
+    failed: FailedWake | None,
+) -> tuple[str, bool]:
+    """What a placed region's workers say once its gateway ACKed the config: what keeps it
+    from Ready, and whether that is fatal. A healthy worker of the current version is Ready;
+    a region at zero on purpose too, unless its last wake crash-looped (`failed`, remembered
+    by the autoscaler after the worker is gone): a user must act, so it stays Failed."""
+    if healthy > 0:
+        return "", False
+    if desired > 0:
+        return no_healthy_worker(region, cold, workers, worker_error, failed)
+    if failed is not None:
+        return f"{region}: {failed.describe()}", True
+    return "", False
+
+
 def no_healthy_worker(
-    region: str, cold: bool, workers: Sequence[agent_pb2.WorkerReport], worker_error: str
+    region: str,
+    cold: bool,
+    workers: Sequence[agent_pb2.WorkerReport],
+    worker_error: str,
+    failed: FailedWake | None = None,
 ) -> tuple[str, bool]:
     """Why a region that should run `workers` (the current version's) has no healthy one, and
     whether that is fatal. A worker that failed CRASH_LOOP_RESTARTS starts in a row will not
     fix itself: a user must act (Failed) whether it started for `replicas` or to wake from
-    zero (`cold`); anything else is on its way (Pending). `worker_error` is the last error of
+    zero (`cold`); so while the region starts again after such a wake (`failed`), until a
+    worker serves. Anything else is on its way (Pending). `worker_error` is the last error of
     any of the deployment's workers here, shown either way."""
     for w in workers:
-        if w.consecutive_failures >= CRASH_LOOP_RESTARTS and w.last_error:
+        if crash_looping(w):
             return (
                 f"{region}: worker {w.worker_id} keeps crashing "
                 f"(restart {w.restarts}): {w.last_error}",
                 True,
             )
+    again = "waking from zero again (cold start)" if cold else "starting again"
+    if failed is not None:
+        return f"{region}: {failed.describe()}; {again}{worker_error}", True
     if cold:
         return f"{region}: waking from zero (cold start){worker_error}", False
     return f"{region}: no healthy worker of the current version yet{worker_error}", False

@@ -4,13 +4,17 @@ reports (Envoy's in-flight counters via the agents, requests held by the activat
 from controlplane.autoscale.autoscaler import Autoscaler, RegionScale, ScaleKey
 from controlplane.autoscale.cold_starts import ColdStart, ColdStartLedger
 from controlplane.autoscale.decide import desired_replicas
+from controlplane.autoscale.failures import CRASH_LOOP_RESTARTS, CrashLoop, FailedWake
 from controlplane.autoscale.signals import LoadSignal, load_signals
 from controlplane.autoscale.window import LoadWindow
 
 __all__ = [
+    "CRASH_LOOP_RESTARTS",
     "Autoscaler",
     "ColdStart",
     "ColdStartLedger",
+    "CrashLoop",
+    "FailedWake",
     "LoadSignal",
     "LoadWindow",
     "RegionScale",

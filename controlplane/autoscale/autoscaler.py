@@ -5,6 +5,8 @@ A region is *cold* for a track while it has zero workers on purpose (scaled to z
 waking from zero; only then does the activator sit behind its workers in Envoy. A cold start
 ends, and is recorded, when the region's own Envoy routes to one of the new workers; only a wake
 that a request waited for or traffic asked for is one (not a new deployment's first start).
+A wake whose worker crash-loops is remembered (`failures.py`) after the region went back to
+zero, so status stays Failed without the worker's report.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 from controlplane.autoscale.cold_starts import ColdStart, ColdStartLedger
 from controlplane.autoscale.decide import desired_replicas
+from controlplane.autoscale.failures import FailedWake, remembered_failure
 from controlplane.autoscale.signals import LoadSignal
 from controlplane.autoscale.window import LoadWindow
 from controlplane.policy.scaling import ScalingSettings
@@ -25,6 +28,7 @@ ScaleKey = tuple[str, str, str, str]  # (environment, deployment, track, region)
 REEVALUATE_S = 0.5
 # How long a woken region may take to first serve before idleness counts (the cold-start
 # timeout when that is longer): a worker that never comes up does not pin a region forever.
+# A worker in a crash loop ends that wait at once: that wake has failed, it is not slow.
 NEVER_SERVED_GRACE_S = 60.0
 
 
@@ -35,6 +39,8 @@ class RegionScale:
     cold: bool = False
     # Why the region cannot wake (e.g. no capacity left), for the activator's answer.
     problem: str = ""
+    # Its last wake crash-looped (kept at zero, once the worker is gone): a user must act.
+    failed: FailedWake | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,10 @@ class ScaleInput:
     key: ScaleKey
     settings: ScalingSettings
     deactivated: bool = False
+    # The worker revision the track runs, and the deployment's configuration fingerprint: a
+    # failed wake is remembered while both stay the same.
+    revision: str = ""
+    spec: str = ""
 
 
 @dataclass
@@ -61,6 +71,8 @@ class _Track:
     started: float = 0.0
     # Recent wants: replicas only come down once a whole stable window wanted fewer.
     wants: deque[tuple[float, int]] = field(default_factory=deque)
+    # The last wake that crash-looped, while nothing has changed since (scale-to-zero only).
+    failed: FailedWake | None = None
 
     def held_want(self, now: float, want: int, window_s: float) -> int:
         """`want`, or more while the last stable window wanted more (scale-down delay).
@@ -76,8 +88,12 @@ class _Track:
     def idle_s(self, now: float, settings: ScalingSettings) -> float:
         if self.serving_since is not None:
             return now - max(self.last_active, self.serving_since)
-        # Never served since it woke (starting, or crash-looping): idle counts only after a
-        # grace period, so a slow start is not cut short but a broken one gives up.
+        if self.failed is not None and self.failed.since >= self.started:
+            # This wake crash-looped: nothing to wait for, idle counts from then.
+            return max(0.0, now - max(self.last_active, self.failed.since))
+        # Never served since it woke (starting, or failing but not a crash loop yet): idle
+        # counts only after a grace period, so a slow start is not cut short but a broken one
+        # gives up.
         grace = max(settings.cold_start_timeout_s, NEVER_SERVED_GRACE_S)
         return max(0.0, now - max(self.last_active, self.started) - grace)
 
@@ -130,6 +146,18 @@ class Autoscaler:
                     # New, or found after a control-plane restart with nothing serving: a
                     # worker is on its way, and requests wait in the activator meanwhile.
                     track.waking_since = now
+            track.failed = (
+                remembered_failure(
+                    track.failed,
+                    item.revision,
+                    item.spec,
+                    signal.crash_loops,
+                    signal.serving_revisions,
+                    now,
+                )
+                if settings.scales_to_zero
+                else None
+            )
             concurrency = max(signal.concurrency, float(waiting))
             track.window.add(now, concurrency)
             active[key] = bool(concurrency > 0 or waiting or _rose(track.counters, signal.counters))
@@ -178,7 +206,7 @@ class Autoscaler:
                 track.wake_demanded = False
             track.desired = desired
             cold = settings.scales_to_zero and (desired == 0 or track.waking_since is not None)
-            out[key] = RegionScale(desired, cold, problems.get(key, ""))
+            out[key] = RegionScale(desired, cold, problems.get(key, ""), track.failed)
         for key in set(self._tracks) - seen:
             del self._tracks[key]
             self._settings.pop(key, None)

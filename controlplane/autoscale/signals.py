@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from controlplane.autoscale.failures import CrashLoop, crash_looping
 from controlplane.ir.build import is_serving
 from controlplane.translate.names import backend_key, cluster_name_grpc, cluster_name_http
 from meshline.v1 import agent_pb2
@@ -27,6 +28,9 @@ class LoadSignal:
     serving: bool = False
     workers: int = 0  # worker processes that are not draining
     problem: str = ""  # why a worker does not serve yet (its last error), if it said
+    # Revisions with a serving worker, and workers that are crash-looping (not serving).
+    serving_revisions: frozenset[str] = frozenset()
+    crash_loops: tuple[CrashLoop, ...] = ()
 
 
 def _clusters_of(workload: WorkloadKey) -> tuple[str, str]:
@@ -61,5 +65,11 @@ def load_signals(
             serving=any(is_serving(w) for w in mine),
             workers=len(mine),
             problem=problem,
+            serving_revisions=frozenset(w.revision for w in mine if is_serving(w)),
+            crash_loops=tuple(
+                CrashLoop(w.revision, w.worker_id, w.last_error)
+                for w in mine
+                if crash_looping(w) and not is_serving(w)
+            ),
         )
     return out

@@ -11,7 +11,15 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from controlplane.agents.registry import AgentRegistry
-from controlplane.autoscale import RegionScale
+from controlplane.autoscale import (
+    CRASH_LOOP_RESTARTS,
+    Autoscaler,
+    CrashLoop,
+    FailedWake,
+    RegionScale,
+    load_signals,
+)
+from controlplane.autoscale.autoscaler import ScaleInput
 from controlplane.ir.model import (
     TIER_GATEWAY,
     Backend,
@@ -22,16 +30,17 @@ from controlplane.ir.model import (
     Tier,
 )
 from controlplane.moves import Move
+from controlplane.policy.scaling import ScalingSettings
 from controlplane.quarantine import Quarantine
 from controlplane.reconciler import NetworkState
 from controlplane.status import (
     CDS,
-    CRASH_LOOP_RESTARTS,
     EDS,
     LDS,
     RDS,
     LiveStatus,
     no_healthy_worker,
+    workers_verdict,
 )
 from controlplane.translate import translate_gateway
 from controlplane.xds import SnapshotCache
@@ -368,6 +377,89 @@ async def test_a_crash_looping_deployment_waking_from_zero_is_failed(
     assert result.phase == "Failed", result.message
     assert "eu: worker w1 keeps crashing (restart 3)" in result.message
     assert "exited with code 1 after 0.2s: not a loadable model" in result.message
+
+
+FAILED = FailedWake(
+    CrashLoop("r1", "w1", "exited with code 1 after 0.2s: not a loadable model"), "f1", 0.0
+)
+LAST = "eu: the last cold start failed: worker w1 exited with code 1 after 0.2s: not a loadable"
+
+
+@pytest.mark.parametrize(
+    ("desired", "healthy", "cold", "workers", "failed", "message", "fatal"),
+    [
+        # At zero on purpose: Ready...
+        (0, 0, True, [], None, "", False),
+        # ...unless its last wake crash-looped: the worker is gone, the failure is not.
+        (0, 0, True, [], FAILED, LAST, True),
+        # Woken again by a request: still Failed until a worker serves.
+        (1, 0, True, [], FAILED, LAST + " model; waking from zero again (cold start)", True),
+        (1, 0, True, [_starting(1)], FAILED, "waking from zero again (cold start)" + ERROR, True),
+        # That wake crash-loops too: its own worker says why.
+        (1, 0, True, [_crashing("w2")], FAILED, "eu: worker w2 keeps crashing (restart 3)", True),
+        # A worker of the current version serves: Ready.
+        (1, 1, False, [], FAILED, "", False),
+        (1, 1, False, [], None, "", False),
+        (1, 0, True, [], None, "eu: waking from zero (cold start)", False),
+    ],
+)
+def test_a_region_back_at_zero_after_its_wake_crash_looped_is_failed(
+    desired: int,
+    healthy: int,
+    cold: bool,
+    workers: list[agent_pb2.WorkerReport],
+    failed: FailedWake | None,
+    message: str,
+    fatal: bool,
+) -> None:
+    worker_error = ERROR if workers and not healthy else ""
+    problem, is_fatal = workers_verdict("eu", desired, healthy, cold, workers, worker_error, failed)
+    assert (message in problem if message else problem == "") and is_fatal == fatal, problem
+
+
+async def test_a_broken_scale_to_zero_deployment_stays_failed_back_at_zero(
+    cache: SnapshotCache, connect: Connect
+) -> None:
+    """The autoscaler and status together, from the agent's reports: a worker that crash-loops
+    while waking from zero; the region goes back to zero and the agent drops the worker; the
+    deployment must still be Failed (it showed Ready, scaled to zero), with the worker's error."""
+    clock = [100.0]
+    scaler = Autoscaler(lambda: clock[0])
+    settings = ScalingSettings(
+        min_replicas=0, max_replicas=1, autoscaled=True, scale_to_zero_after_s=1
+    )
+    key = ("production", "d", "", "eu")
+    registry = AgentRegistry()
+    session = registry.connect(agent_pb2.AgentHello(region="eu", gateway_address="127.0.0.1:8080"))
+    state = NetworkState(placements=STATE.placements, revisions=STATE.revisions)
+    status = LiveStatus(cache, registry, lambda: state)
+
+    def report(dt: float, *workers: agent_pb2.WorkerReport) -> resources_pb2.DeploymentStatus:
+        clock[0] += dt
+        agent = agent_pb2.AgentReport(workers=workers)
+        registry.update_report(session, agent)
+        signals = load_signals(agent, [key[:3]])
+        state.scales = scaler.update(
+            [ScaleInput(key, settings, revision="r1", spec="f1")],
+            {key: signals[key[:3]]},
+            {},
+            {"eu": 0},
+        )
+        return status.deployment_status(_deployment())
+
+    cache.set_resources("eu", translate_gateway(_gateway(healthy=False)).by_type_url())
+    await _sync_all(await connect("eu"), cache)
+    report(0, _starting(1))
+    await eventually(lambda: status.deployment_status(_deployment()).regions[0].config_acked, "ACK")
+    crashing = report(0.5, _crashing())
+    assert crashing.phase == "Failed" and "worker w1 keeps crashing" in crashing.message
+    for _ in range(3):  # the worker keeps failing until the region goes back to zero
+        report(0.5, _crashing())
+    at_zero = report(0.5)  # the agent stopped the worker: nothing reported any more
+    assert at_zero.regions[0].scaled_to_zero and at_zero.regions[0].desired_replicas == 0
+    assert at_zero.phase == "Failed", at_zero.message
+    assert at_zero.message == LAST + " model"
+    assert report(30).phase == "Failed"  # a later look: nothing changed, still Failed
 
 
 QUARANTINE = Quarantine(

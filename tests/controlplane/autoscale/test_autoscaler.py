@@ -1,11 +1,12 @@
 """The autoscaler over time with a fake clock (time is an input here, not the thing tested):
-scale-up on a step, down after it, zero after the idle time, cold starts recorded."""
+scale-up on a step, down after it, zero after the idle time, cold starts recorded, a wake
+that crash-looped remembered."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from controlplane.autoscale import Autoscaler, LoadSignal
+from controlplane.autoscale import Autoscaler, CrashLoop, LoadSignal
 from controlplane.autoscale.autoscaler import NEVER_SERVED_GRACE_S, ScaleInput
 from controlplane.policy.scaling import ScalingSettings
 
@@ -37,16 +38,23 @@ def _step(
     held: int = 0,
     capacity: int = 0,
     settings: ScalingSettings = SETTINGS,
+    revision: str = "r1",
+    spec: str = "f1",
 ) -> int:
     clock.now += dt
     out = scaler.update(
-        [ScaleInput(KEY, settings)], {KEY: signal}, {KEY: held} if held else {}, {"eu": capacity}
+        [ScaleInput(KEY, settings, revision=revision, spec=spec)],
+        {KEY: signal},
+        {KEY: held} if held else {},
+        {"eu": capacity},
     )
     return out[KEY].desired
 
 
 def serving(concurrency: float = 0, requests: int = 0, workers: int = 1) -> LoadSignal:
-    return LoadSignal(concurrency, {"worker:w1": requests}, True, workers)
+    return LoadSignal(
+        concurrency, {"worker:w1": requests}, True, workers, serving_revisions=frozenset({"r1"})
+    )
 
 
 def test_a_load_step_scales_up_within_the_panic_window_and_down_after_the_stable_one() -> None:
@@ -166,3 +174,59 @@ def test_a_worker_that_never_comes_up_lets_the_region_go_back_to_zero() -> None:
     assert _step(scaler, clock, 0, crashing) == 1
     assert _step(scaler, clock, grace - 1, crashing) == 1  # a slow start is not cut short
     assert _step(scaler, clock, 2, crashing) == 0
+
+
+ERROR = "exited with code 1 after 0.2s: not a TorchScript archive"
+
+
+def crash_loop(worker: str = "w1", revision: str = "r1") -> LoadSignal:
+    """A worker of `revision` that failed CRASH_LOOP_RESTARTS starts in a row."""
+    return LoadSignal(0, {}, False, 1, ERROR, crash_loops=(CrashLoop(revision, worker, ERROR),))
+
+
+def test_a_crash_looping_wake_goes_back_to_zero_and_stays_failed_until_a_wake_serves() -> None:
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    assert _step(scaler, clock, 0, LoadSignal(0, {}, False, 1)) == 1
+    assert scaler.decisions[KEY].failed is None  # starting: nothing failed yet
+    assert _step(scaler, clock, 2, crash_loop()) == 1
+    failed = scaler.decisions[KEY].failed
+    assert failed is not None and failed.crash == CrashLoop("r1", "w1", ERROR)
+    # The wake has failed, it is not slow: no grace, idle counts from the crash loop.
+    assert _step(scaler, clock, SETTINGS.scale_to_zero_after_s - 1, crash_loop()) == 1
+    assert _step(scaler, clock, 1.5, crash_loop()) == 0
+    assert 1.5 + SETTINGS.scale_to_zero_after_s < NEVER_SERVED_GRACE_S
+    # The worker is gone: the region is at zero, and still remembers why.
+    gone = LoadSignal(0, {}, False, 0)
+    assert _step(scaler, clock, 10, gone) == 0
+    assert scaler.decisions[KEY].cold and scaler.decisions[KEY].failed == failed
+    # A request still wakes it (the user may have fixed something outside the spec)...
+    assert _step(scaler, clock, 10, gone, held=1) == 1
+    assert scaler.decisions[KEY].failed == failed
+    # ...and when that wake crash-loops too, its worker is the one remembered.
+    assert _step(scaler, clock, 2, crash_loop("w2"), held=1) == 1
+    again = scaler.decisions[KEY].failed
+    assert again is not None and again.crash.worker_id == "w2"
+    # A later wake that serves forgets it.
+    _step(scaler, clock, 1, serving())
+    assert scaler.decisions[KEY].failed is None
+
+
+def test_a_changed_revision_or_spec_forgets_a_failed_wake() -> None:
+    for change in ({"revision": "r2"}, {"spec": "f2"}):
+        clock = Clock()
+        scaler = Autoscaler(clock)
+        _step(scaler, clock, 0, crash_loop())
+        assert _step(scaler, clock, 10, LoadSignal()) == 0
+        assert scaler.decisions[KEY].failed is not None
+        assert _step(scaler, clock, 1, LoadSignal(), **change) == 0
+        assert scaler.decisions[KEY].failed is None, change
+
+
+def test_only_regions_that_scale_to_zero_remember_a_failed_wake() -> None:
+    """With workers always running, the crash-looping worker itself is reported."""
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    fixed = replace(SETTINGS, min_replicas=1)
+    assert _step(scaler, clock, 0, crash_loop(), settings=fixed) == 1
+    assert scaler.decisions[KEY].failed is None
