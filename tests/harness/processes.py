@@ -98,9 +98,16 @@ class ManagedProcess:
 
 @contextmanager
 def managed(
-    name: str, args: Sequence[str], log_dir: Path, env: dict[str, str] | None = None
+    name: str,
+    args: Sequence[str],
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    stop_timeout_s: float = 10.0,
 ) -> Iterator[ManagedProcess]:
-    """Run a process for the duration of a with-block; print its log if the block fails."""
+    """Run a process for the duration of a with-block; print its log if the block fails.
+
+    `stop_timeout_s`: how long it may take to stop its own children before it is killed.
+    """
     process = ManagedProcess(name, args, log_dir, env)
     try:
         yield process
@@ -108,4 +115,4 @@ def managed(
         sys.stderr.write(f"\n----- log of {name} -----\n{process.log()[-6000:]}\n")
         raise
     finally:
-        process.stop()
+        process.stop(stop_timeout_s)
