@@ -151,6 +151,21 @@ def processes_naming(path: Path) -> list[int]:
     return pids
 
 
+@contextmanager
+def swept(path: Path) -> Iterator[list[int]]:
+    """The pids still naming `path` when the block ends, killed then, also on failure."""
+    left: list[int] = []
+    try:
+        yield left
+    finally:
+        left.extend(processes_naming(path))
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def check_expected_output(steps: list[Step], outputs: dict[int, str]) -> None:
     for line, expected in EXPECTED_OUTPUT.items():
         holders = [s for s in steps if s.block.line in outputs and line in s.block.text]
@@ -170,7 +185,7 @@ def test_every_readme_block_runs_in_order_on_a_fresh_up(tmp_path: Path) -> None:
     scratch.mkdir()
     env = block_env()
     outputs: dict[int, str] = {}
-    with running_up(work, tmp_path / "logs") as network:
+    with swept(work) as left, running_up(work, tmp_path / "logs") as network:
         addresses = readme_addresses(network)
         for step in steps:
             text = localize(step.block.text, addresses, str(scratch))
@@ -179,13 +194,7 @@ def test_every_readme_block_runs_in_order_on_a_fresh_up(tmp_path: Path) -> None:
             elif step.action in (Action.SHELL, Action.PYTHON):
                 outputs[step.block.line] = run_block(step, text, work, env)
         check_expected_output(steps, outputs)
+    assert not left, f"processes of the test's `up` still ran after it stopped: {left}"
     addresses_used = [network.api_address, *network.gateways.values(), *network.admins.values()]
     listening = [a for a in addresses_used if listens(a)]
-    left = processes_naming(work)
-    for pid in left:  # stop what `up` left behind before failing on it
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert not left, f"processes of the test's `up` still ran after it stopped: {left}"
     assert not listening, f"still listening after `up` stopped: {listening}"
