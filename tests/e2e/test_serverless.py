@@ -175,6 +175,59 @@ def test_cold_start_beyond_its_timeout_is_a_clear_unavailable_then_the_next_succ
         _delete(mesh, name)
 
 
+def test_a_broken_scale_to_zero_deployment_stays_failed_back_at_zero_until_it_changes(
+    mesh: Mesh, models: dict[str, Path], tmp_path: Path
+) -> None:
+    """A wake whose worker crash-loops: the region goes back to zero, the worker is gone, and
+    the deployment stays Failed with the worker's error (it showed Ready, scaled to zero); a
+    request still wakes it, and a fixed version makes it Ready."""
+    name = "coldcrash"
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a TorchScript archive")
+    versions = {"broken": broken, "v1": models["v1"]}
+    scaling = "{min_replicas: 0, max_replicas: 1, scale_to_zero_after: 1, cold_start_timeout: 3}"
+    mesh.apply(deployment_yaml(name, versions, "broken", ["eu"], scaling=scaling))
+    try:
+        wait_until(
+            lambda: mesh.deployment(name).status.phase == "Failed", 60, "its start to crash-loop"
+        )
+        phases: set[str] = set()
+
+        def back_at_zero() -> bool:
+            dep = mesh.deployment(name)
+            phases.add(dep.status.phase)
+            eu = _region(dep, "eu")
+            return eu.scaled_to_zero and (eu.desired_replicas, eu.current_replicas) == (0, 0)
+
+        # (Longer than the autoscaler's 60 s never-served grace: without the crash loop ending
+        # it, the region comes back to zero too, and the phase is what this test checks.)
+        wait_until(back_at_zero, 90, f"{name} back at zero in eu")
+        dep = mesh.deployment(name)
+        assert dep.status.phase == "Failed" and phases == {"Failed"}, (phases, dep.status)
+        assert "eu: the last cold start failed: worker " in dep.status.message, dep.status
+        assert "exited with code 1" in dep.status.message
+
+        # A request still wakes it (something outside the spec may have been fixed); this
+        # wake fails too, so the request times out and the deployment stays Failed.
+        try:
+            _grpc_call(mesh.gateway("eu"), name, _batch())
+            raise AssertionError("a deployment whose model cannot load answered")
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+        wait_until(back_at_zero, 90, f"{name} back at zero in eu after a second wake")
+        assert phases == {"Failed"}, phases
+        assert "the last cold start failed" in mesh.deployment(name).status.message
+
+        # A changed spec (a version that loads) is tried afresh: no longer Failed.
+        mesh.apply(deployment_yaml(name, versions, "v1", ["eu"], scaling=scaling))
+        mesh.wait_ready(name)
+        out, _ = _grpc_call(mesh.gateway("eu"), name, _batch())
+        expected = local_torch(models["v1"], torch.from_numpy(_batch())).numpy()
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    finally:
+        _delete(mesh, name)
+
+
 def test_a_load_step_grows_replicas_and_they_shrink_after_it_without_failures(
     mesh: Mesh, models: dict[str, Path]
 ) -> None:
