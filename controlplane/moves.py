@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from controlplane.autoscale import RegionScale, ScaleKey
 from controlplane.ir.build import DeploymentKey, is_serving
 from controlplane.policy import ResolvedDeployment
 from controlplane.translate.names import backend_key, cluster_name_grpc, cluster_name_http
@@ -47,6 +48,8 @@ class MoveFacts:
     connected: frozenset[str] = frozenset()
     # Region → the regions whose gateway its Envoy routes to in every cluster of the deployment.
     reaches: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Placed regions scaled to zero on purpose: nothing to wait for, a request wakes them.
+    idle: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -91,16 +94,19 @@ def waiting_for(facts: MoveFacts) -> str:
     placed = [r for r in facts.placement if r in facts.connected]
     if not placed:
         return f"waiting for the agent of {' or '.join(facts.placement)} to connect"
-    missing = [r for r in placed if r not in facts.serving]
+    missing = [r for r in placed if r not in facts.serving and r not in facts.idle]
     if missing:
         return f"waiting for a healthy worker in {', '.join(missing)}"
+    serving = [r for r in placed if r in facts.serving]
+    if not serving:
+        return ""  # all at zero on purpose: requests wake them through the activator
     blind = sorted(
         g
         for g in facts.connected
-        if g not in facts.placement and not facts.reaches.get(g, frozenset()) & set(placed)
+        if g not in facts.placement and not facts.reaches.get(g, frozenset()) & set(serving)
     )
     if blind:
-        return f"waiting for the gateway of {', '.join(blind)} to reach {' or '.join(placed)}"
+        return f"waiting for the gateway of {', '.join(blind)} to reach {' or '.join(serving)}"
     return ""
 
 
@@ -134,8 +140,10 @@ def move_facts(
     tracks: tuple[str, ...],
     placement: tuple[str, ...],
     reports: Mapping[str, agent_pb2.AgentReport],
+    scales: Mapping[ScaleKey, RegionScale] | None = None,
 ) -> MoveFacts:
-    """The facts of one deployment from its agents' last reports (`reports`: by region)."""
+    """The facts of one deployment from its agents' last reports (`reports`: by region) and
+    the autoscaler's last decisions (`scales`)."""
     running, serving = set(), set()
     for region, report in reports.items():
         mine = [w for w in report.workers if (w.deployment, w.environment) == (name, environment)]
@@ -154,7 +162,18 @@ def move_facts(
         by_cluster = {c.cluster: frozenset(c.routable_regions) for c in report.clusters}
         sets = [by_cluster.get(c, frozenset()) for c in clusters]
         reaches[region] = frozenset.intersection(*sets) if sets else frozenset()
-    return MoveFacts(placement, frozenset(running), frozenset(serving), frozenset(reports), reaches)
+    idle = frozenset(
+        region
+        for region in placement
+        if all(_at_zero((scales or {}).get((environment, name, t, region))) for t in tracks)
+    )
+    return MoveFacts(
+        placement, frozenset(running), frozenset(serving), frozenset(reports), reaches, idle
+    )
+
+
+def _at_zero(scale: RegionScale | None) -> bool:
+    return scale is not None and scale.cold and scale.desired == 0
 
 
 class MoveTracker:
@@ -169,9 +188,10 @@ class MoveTracker:
         self,
         deployments: Iterable[ResolvedDeployment],
         reports: Mapping[str, agent_pb2.AgentReport],
+        scales: Mapping[ScaleKey, RegionScale] | None = None,
     ) -> dict[DeploymentKey, Move]:
-        """The moves in progress, by deployment. A deactivated deployment runs nothing: its
-        workers simply stop, wherever they are."""
+        """The moves in progress, by deployment (`scales`: the autoscaler's last decisions).
+        A deactivated deployment runs nothing: its workers simply stop, wherever they are."""
         now = self._clock()
         states: dict[DeploymentKey, MoveState] = {}
         moves: dict[DeploymentKey, Move] = {}
@@ -179,7 +199,9 @@ class MoveTracker:
             if dep.deactivated:
                 continue
             tracks = tuple(t.name for t in dep.tracks)
-            facts = move_facts(dep.environment, dep.name, tracks, dep.placement.regions, reports)
+            facts = move_facts(
+                dep.environment, dep.name, tracks, dep.placement.regions, reports, scales
+            )
             state, move = decide_move(facts, self._states.get(dep.key), now)
             if state is not None:
                 states[dep.key] = state

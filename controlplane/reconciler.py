@@ -243,8 +243,11 @@ class Reconciler:
             snapshot, {k: v.tracks for k, v in views.items() if v.tracks is not None}
         )
         plan.state.rollouts = views
+        # The autoscaler's last decisions: a placed region at zero on purpose is not waited for.
         plan.state.moves = self.moves.update(
-            plan.resolved, {r: s.report for r, s in sessions.items() if s.report is not None}
+            plan.resolved,
+            {r: s.report for r, s in sessions.items() if s.report is not None},
+            self.state.scales,
         )
         workers = {r: list(s.report.workers) for r, s in sessions.items() if s.report is not None}
         offload = self.offload.update(plan.resolved, workers)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from controlplane.autoscale import RegionScale
 from controlplane.moves import (
     MOVE_DEADLINE_S,
     Move,
@@ -29,6 +30,7 @@ def _facts(
     connected: tuple[str, ...] = ("eu", "us"),
     reaches: dict[str, tuple[str, ...]] | None = None,
     placement: tuple[str, ...] = EU,
+    idle: tuple[str, ...] = (),
 ) -> MoveFacts:
     """Moving to `placement` (eu); by default us runs it, eu does not serve yet."""
     return MoveFacts(
@@ -37,6 +39,7 @@ def _facts(
         frozenset(serving),
         frozenset(connected),
         {g: frozenset(r) for g, r in (reaches or {}).items()},
+        frozenset(idle),
     )
 
 
@@ -153,6 +156,22 @@ CASES = {
         _state(started=250, to=("ap",)),
         Move(("us",), ("ap",), ("us",), "waiting for a healthy worker in ap"),
     ),
+    "the new region is at zero on purpose: nothing to wait for, a request wakes it": Case(
+        _facts(idle=("eu",)), _state(), 10, _state(released=("us",)), None
+    ),
+    "one new region at zero on purpose, another serving: gateways must reach that one": Case(
+        _facts(
+            serving=("eu",),
+            idle=("ap",),
+            placement=("eu", "ap"),
+            connected=("eu", "us", "ap"),
+            reaches={"us": ("ap",)},
+        ),
+        _state(to=("eu", "ap")),
+        10,
+        _state(to=("eu", "ap")),
+        Move(("us",), ("eu", "ap"), ("us",), "waiting for the gateway of us to reach eu"),
+    ),
     "two old regions keep serving together": Case(
         _facts(running=("us", "ap")),
         None,
@@ -225,6 +244,13 @@ def test_facts_come_from_the_agents_reports() -> None:
     )
     # Every track needs a serving worker.
     assert move_facts("production", "d", ("", "v2"), EU, reports).serving == frozenset()
+    # A placed region the autoscaler keeps at zero on purpose (cold, no worker wanted) is idle.
+    scales = {
+        ("production", "d", "", "eu"): RegionScale(desired=0, cold=True),
+        ("production", "d", "", "ap"): RegionScale(desired=1, cold=True),  # waking: not idle
+    }
+    idle = move_facts("production", "d", ("",), ("eu", "ap"), reports, scales).idle
+    assert idle == frozenset({"eu"})
 
 
 class Clock:
