@@ -14,7 +14,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from meshline.cli import lifecycle, render, rollout
+from meshline.cli import lifecycle, render, rollout, wait
 from meshline.cli.client import (
     DEFAULT_STATE_DIR,
     api_client,
@@ -37,6 +37,7 @@ app = typer.Typer(
 app.add_typer(rollout.app, name="rollout")
 app.command()(lifecycle.deactivate)
 app.command()(lifecycle.activate)
+app.command()(wait.wait)
 # Not a terminal (pipes, CI): do not squeeze tables into 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=200)
 

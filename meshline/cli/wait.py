@@ -1,0 +1,95 @@
+"""`meshline wait`: block until a deployment reaches a phase, like `kubectl wait --for`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated
+
+import grpc
+import typer
+from rich.console import Console
+
+from meshline.cli.client import api_client, fail, resolve_address, rpc_failure
+from meshline.v1 import api_pb2
+
+POLL_INTERVAL_S = 0.5
+
+
+class Condition(str, Enum):
+    Ready = "Ready"
+    Deactivated = "Deactivated"
+    Failed = "Failed"
+    Deleted = "Deleted"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether to stop polling, and if so, whether the wait succeeded."""
+
+    done: bool
+    ok: bool = True
+
+
+KEEP_WAITING = Verdict(done=False)
+
+
+def decide(phase: str | None, wanted: Condition) -> Verdict:
+    """What one observation means. `phase` is None once the deployment does not exist.
+
+    Failed ends a wait for anything else at once: it means a user must act, so waiting out
+    the timeout would only hide the reason.
+    """
+    if phase is None:
+        return Verdict(done=True, ok=wanted is Condition.Deleted)
+    if phase == wanted.value:
+        return Verdict(done=True)
+    if phase == Condition.Failed.value and wanted is not Condition.Deleted:
+        return Verdict(done=True, ok=False)
+    return KEEP_WAITING
+
+
+def wait(
+    kind: Annotated[str, typer.Argument(help="deployment")],
+    name: Annotated[str, typer.Argument()],
+    condition: Annotated[
+        Condition, typer.Option("--for", help="The phase to wait for (or Deleted)")
+    ] = Condition.Ready,
+    environment: Annotated[str, typer.Option("--environment", "-e")] = "production",
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds before giving up")] = 300,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Control plane API (host:port)")
+    ] = None,
+) -> None:
+    """Wait until a deployment is Ready (or --for Deactivated, Failed, Deleted); exit 1 if it
+    fails, disappears or the timeout passes first, with its status message."""
+    if kind not in ("deployment", "deployments", "deploy"):
+        raise fail(f"unknown kind {kind!r}; `meshline wait` waits for a deployment")
+    addr = resolve_address(address)
+    request = api_pb2.GetDeploymentRequest(name=name, environment=environment)
+    subject = f"deployment/{name} ({environment})"
+    deadline = time.monotonic() + timeout
+    seen = "not read yet"
+    with api_client(addr) as api:
+        while True:
+            try:
+                status = api.deployments.GetDeployment(request, timeout=10).deployment.status
+                phase: str | None = status.phase
+                seen = f"{status.phase}: {status.message}" if status.message else status.phase
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.NOT_FOUND:
+                    raise rpc_failure(exc, addr) from None
+                phase, seen = None, "not found"
+            verdict = decide(phase, condition)
+            if verdict.done:
+                if not verdict.ok:
+                    raise fail(f"{subject} is {seen}")
+                Console().print(f"{subject} {condition.value.lower()}", highlight=False)
+                return
+            if time.monotonic() >= deadline:
+                raise fail(
+                    f"timed out after {timeout:g} s waiting for {subject} to be "
+                    f"{condition.value}; it is {seen}"
+                )
+            time.sleep(POLL_INTERVAL_S)
