@@ -173,7 +173,8 @@ def move_facts(
 
 
 def _at_zero(scale: RegionScale | None) -> bool:
-    return scale is not None and scale.cold and scale.desired == 0
+    """At zero on purpose: a region back at zero because its wake crash-looped cannot serve."""
+    return scale is not None and scale.cold and scale.desired == 0 and scale.failed is None
 
 
 class MoveTracker:

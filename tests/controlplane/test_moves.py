@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from controlplane.autoscale import RegionScale
+from controlplane.autoscale.failures import CrashLoop, FailedWake
 from controlplane.moves import (
     MOVE_DEADLINE_S,
     Move,
@@ -251,6 +252,11 @@ def test_facts_come_from_the_agents_reports() -> None:
     }
     idle = move_facts("production", "d", ("",), ("eu", "ap"), reports, scales).idle
     assert idle == frozenset({"eu"})
+    # Back at zero because its wake crash-looped is not idle on purpose: it cannot serve, so the
+    # old placement must not be let go for it.
+    crashed = FailedWake(CrashLoop("rev-1", "eu-d-1", "exited with code 1"), "spec", 0.0)
+    scales[("production", "d", "", "eu")] = RegionScale(desired=0, cold=True, failed=crashed)
+    assert move_facts("production", "d", ("",), ("eu",), reports, scales).idle == frozenset()
 
 
 class Clock:
