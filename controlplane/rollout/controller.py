@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from controlplane.autoscale.failures import CRASH_LOOP_RESTARTS
 from controlplane.ir.build import is_serving
 from controlplane.policy.settings import Track
 from controlplane.rollout.analysis import TrafficTotals, judge, p99_ms, total
@@ -44,9 +45,9 @@ DeploymentKey = tuple[str, str]  # (environment, name)
 State = agent_pb2.WorkerState
 CHECK_INTERVAL_S = 0.5
 PROGRESS_DEADLINE_S = 300.0
-# A new-version worker that failed this many starts in a row, never serving (a model file that
-# cannot load, a crash at start), will not fix itself: roll back now, not at the deadline.
-CRASH_LOOP_FAILURES = 3
+# A new-version worker that failed CRASH_LOOP_RESTARTS starts in a row, never serving (a model
+# file that cannot load, a crash at start), will not fix itself: roll back now, not at the
+# deadline. The same rule makes status Failed (one constant, controlplane/autoscale/failures.py).
 
 
 class RolloutError(Exception):
@@ -448,14 +449,14 @@ class RolloutController:
 
 
 def _crash_looping(rec: Rollout, reports: Mapping[str, agent_pb2.AgentReport]) -> str:
-    """Why the new version cannot start, when one of its workers failed CRASH_LOOP_FAILURES
+    """Why the new version cannot start, when one of its workers failed CRASH_LOOP_RESTARTS
     starts in a row; "" otherwise."""
     for region in sorted(reports):
         for w in reports[region].workers:
             if (
                 (w.environment, w.deployment, w.version)
                 == (rec.environment, rec.deployment, rec.to_version)
-                and w.consecutive_failures >= CRASH_LOOP_FAILURES
+                and w.consecutive_failures >= CRASH_LOOP_RESTARTS
                 and not is_serving(w)
             ):
                 return (

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.autoscale.failures import CRASH_LOOP_RESTARTS
 from controlplane.rollout import RolloutController, RolloutError
 from controlplane.rollout.controller import (
-    CRASH_LOOP_FAILURES,
     PROGRESS_DEADLINE_S,
     holds_stable,
     releases_hold,
@@ -247,10 +247,10 @@ def test_a_new_version_that_keeps_crashing_is_rolled_back_before_the_deadline(
     track = "v2" if strategy == "canary" else ""
     broken = worker(track, "v2", "b", serving=False)
     broken.last_error = "did not start (0.1s): not a loadable TorchScript archive"
-    broken.consecutive_failures = CRASH_LOOP_FAILURES - 1
+    broken.consecutive_failures = CRASH_LOOP_RESTARTS - 1
     view = rollouts.update([deployment("v2", strategy)], PLACED, report(broken, stable))[KEY]
     assert view.rollout is not None and view.rollout.phase == "Progressing"  # may recover yet
-    broken.consecutive_failures = CRASH_LOOP_FAILURES
+    broken.consecutive_failures = CRASH_LOOP_RESTARTS
     clock.now += 5  # far before the progress deadline
     view = rollouts.update([deployment("v2", strategy)], PLACED, report(broken, stable))[KEY]
     assert view.rollout is not None and view.rollout.phase == "RolledBack"
