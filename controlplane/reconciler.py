@@ -19,7 +19,7 @@ from envoy.config.core.v3 import health_check_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from controlplane.activator import Activator, HoldRequest, HoldTarget
+from controlplane.activator import Activator, HoldRequest, HoldTarget, WakeProblem
 from controlplane.agents.registry import AgentRegistry, AgentSession
 from controlplane.autoscale import Autoscaler, LoadSignal, RegionScale, ScaleKey, load_signals
 from controlplane.autoscale.autoscaler import ScaleInput
@@ -296,7 +296,7 @@ class Reconciler:
             self.activator.update(
                 lambda gateway, key: _ready(gateway, key, signals, sessions),
                 {
-                    k: scale.problem or signals.get(k, LoadSignal()).problem
+                    k: _wake_problem(scale, signals.get(k, LoadSignal()))
                     for k, scale in plan.state.scales.items()
                 },
             )
@@ -432,6 +432,12 @@ def _scale_inputs(plan: NetworkPlan, configured: Mapping[DeploymentKey, str]) ->
         for track in resolved.tracks
         for region in resolved.placement.regions
     ]
+
+
+def _wake_problem(scale: RegionScale, signal: LoadSignal) -> WakeProblem:
+    if scale.failed is not None:
+        return WakeProblem(scale.failed.describe(), user_must_act=True)
+    return WakeProblem(scale.problem or signal.problem)
 
 
 def _hold_targets(

@@ -6,7 +6,20 @@ makes the autoscaler wake the region, and once the region's Envoy routes to a wo
 "retry" (a header the route retries on), so Envoy replays the buffered request to the worker.
 """
 
-from controlplane.activator.holds import Activator, HoldRequest, HoldResult, HoldTarget
+from controlplane.activator.holds import (
+    Activator,
+    HoldRequest,
+    HoldResult,
+    HoldTarget,
+    WakeProblem,
+)
 from controlplane.activator.server import ActivatorServer
 
-__all__ = ["Activator", "ActivatorServer", "HoldRequest", "HoldResult", "HoldTarget"]
+__all__ = [
+    "Activator",
+    "ActivatorServer",
+    "HoldRequest",
+    "HoldResult",
+    "HoldTarget",
+    "WakeProblem",
+]

@@ -33,6 +33,15 @@ class HoldTarget:
 
 
 @dataclass(frozen=True)
+class WakeProblem:
+    """Why a region's wake has no worker yet; `user_must_act` when waiting will not fix it (its
+    last cold start crash-looped)."""
+
+    reason: str
+    user_must_act: bool = False
+
+
+@dataclass(frozen=True)
 class HoldResult:
     retry: bool  # a worker can take it now: Envoy replays the request
     message: str
@@ -57,7 +66,7 @@ class Activator:
         self._clock = clock
         self._waiting: dict[HoldKey, int] = {}
         self._ready: dict[HoldKey, asyncio.Event] = {}
-        self._problems: dict[ScaleKey, str] = {}
+        self._problems: dict[ScaleKey, WakeProblem] = {}
         self.total_held = 0
 
     def held(self) -> dict[ScaleKey, int]:
@@ -71,7 +80,7 @@ class Activator:
         return [k for k, n in self._waiting.items() if n > 0]
 
     def update(
-        self, ready: Callable[[str, ScaleKey], bool], problems: Mapping[ScaleKey, str]
+        self, ready: Callable[[str, ScaleKey], bool], problems: Mapping[ScaleKey, WakeProblem]
     ) -> None:
         """Release the holds whose gateway now routes to a worker of their track."""
         self._problems = dict(problems)
@@ -113,10 +122,15 @@ class Activator:
 
     def _timeout_message(self, request: HoldRequest, target: HoldTarget, waited: float) -> str:
         environment, deployment, _, region = target.key
-        problem = self._problems.get(target.key, "")
-        why = f": {problem}" if problem else ": its worker is still starting"
+        problem = self._problems.get(target.key, WakeProblem(""))
+        why = f": {problem.reason}" if problem.reason else ": its worker is still starting"
+        then = (
+            f"; a user must act (meshline get deployment {deployment} -e {environment})"
+            if problem.user_must_act
+            else "; it keeps starting, retry shortly"
+        )
         return (
             f"deployment '{deployment}' (environment '{environment}') had no ready worker in "
             f"region '{region}' after a {waited:.1f} s cold start (cold_start_timeout "
-            f"{target.cold_start_timeout_s:g} s){why}; it keeps starting, retry shortly"
+            f"{target.cold_start_timeout_s:g} s){why}{then}"
         )

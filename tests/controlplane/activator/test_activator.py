@@ -12,7 +12,13 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from controlplane.activator import Activator, ActivatorServer, HoldRequest, HoldTarget
+from controlplane.activator import (
+    Activator,
+    ActivatorServer,
+    HoldRequest,
+    HoldTarget,
+    WakeProblem,
+)
 
 KEY = ("production", "fraud", "", "eu")
 HEADERS = {
@@ -98,12 +104,12 @@ async def test_a_cold_start_longer_than_its_timeout_gets_the_reason_unretried(
 ) -> None:
     world, activator, server = served
     world.timeout_s = 0.2
-    activator.update(lambda gateway, key: False, {KEY: "worker w1: exited with code 1"})
+    activator.update(lambda gateway, key: False, {KEY: WakeProblem("worker w1: exited")})
     error = await _grpc_call(server, HEADERS)
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert "region 'eu'" in error.details()
     assert "cold_start_timeout 0.2 s" in error.details()
-    assert "worker w1: exited with code 1" in error.details()
+    assert "worker w1: exited; it keeps starting, retry shortly" in error.details()
     trailers = dict(error.trailing_metadata())
     assert trailers.get("x-envoy-overloaded") == "true"
     assert "x-meshline-activator" not in trailers
@@ -113,6 +119,20 @@ async def test_a_cold_start_longer_than_its_timeout_gets_the_reason_unretried(
             assert reply.status == 503
             assert "cold_start_timeout" in (await reply.json())["error"]
             assert reply.headers["x-envoy-overloaded"] == "true"
+
+
+async def test_a_wake_that_crash_looped_says_a_user_must_act(served: Served) -> None:
+    world, activator, server = served
+    world.timeout_s = 0.2
+    failed = WakeProblem("the last cold start failed: worker w1 exited with code 1", True)
+    activator.update(lambda gateway, key: False, {KEY: failed})
+    error = await _grpc_call(server, HEADERS)
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert error.details().endswith(
+        "the last cold start failed: worker w1 exited with code 1; a user must act "
+        "(meshline get deployment fraud -e production)"
+    ), error.details()
+    assert "retry shortly" not in error.details()
 
 
 async def test_envoys_expected_timeout_shortens_the_hold(served: Served) -> None:
