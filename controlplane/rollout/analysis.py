@@ -2,6 +2,13 @@
 
 The figures are what the gateways saw (requests, errors, Envoy's latency histogram), summed over
 every region's gateway, cumulative; a step is judged on the difference since it started.
+
+Latency is judged on evidence, not on one unlucky request: only over the requests the latency
+histogram already holds (Envoy flushes it every second, its request counters are live), with the
+p99 read as Prometheus's `histogram_quantile` reads it (interpolated inside its bucket, so a bucket
+edge does not turn 21 ms vs 15 ms into "30 vs 15"), and over at least TAIL_REQUESTS requests: on a
+busy CPU one worker process descheduled for a moment slows the few requests queued at it, and
+with one worker per version that alone could double a p99 taken over a few hundred requests.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ from controlplane.rollout.settings import RolloutSettings
 # Latency is judged against at least this stable p99: on an idle CPU both versions answer in
 # under a millisecond, and the histogram's bucket bounds alone would look like a 2x slowdown.
 LATENCY_FLOOR_MS = 5.0
+# A latency tail is read over at least this many requests: the p99 from 1000 requests on; below
+# that the latency of the 10th slowest (over 20 requests, the median; over 100, the p91).
+TAIL_REQUESTS = 10
 
 
 @dataclass(frozen=True)
@@ -59,16 +69,24 @@ def total(parts: Iterable[TrafficTotals]) -> TrafficTotals:
     return out
 
 
+def latency_samples(totals: TrafficTotals) -> int:
+    """How many requests the latency histogram holds (it may lag `requests` by a flush)."""
+    return totals.latency[-1][1] if totals.latency else 0
+
+
 def p99_ms(totals: TrafficTotals) -> float:
-    """The upper bound of the bucket the 99th percentile falls in (0 with no samples)."""
-    if not totals.latency:
-        return 0.0
-    count = totals.latency[-1][1]
+    """The 99th percentile, over at least the TAIL_REQUESTS slowest requests (0 with no samples),
+    interpolated linearly inside its bucket (Prometheus' `histogram_quantile`), to 0.1 ms."""
+    count = latency_samples(totals)
     if count <= 0:
         return 0.0
+    rank = max(1.0, min(0.99 * count, count - TAIL_REQUESTS + 1))
+    lower, below = 0.0, 0
     for bound, cumulative in totals.latency:
-        if cumulative >= 0.99 * count:
-            return bound
+        if cumulative >= rank:
+            share = (rank - below) / (cumulative - below) if cumulative > below else 1.0
+            return round(lower + (bound - lower) * share, 1)
+        lower, below = bound, cumulative
     return totals.latency[-1][0]
 
 
@@ -95,6 +113,14 @@ def judge(canary: TrafficTotals, stable: TrafficTotals, settings: RolloutSetting
             f"failed: canary error rate {canary_rate:.1f}% vs stable {stable_rate:.1f}% "
             f"(more than {settings.max_error_rate_increase:g} points worse; "
             f"{canary.errors} of {canary.requests} canary requests failed)",
+        )
+    samples = latency_samples(canary)
+    if samples < settings.min_requests:
+        return Verdict(
+            False,
+            False,
+            f"inconclusive: the latency histogram holds {samples} of {canary.requests} canary "
+            f"requests so far (needs {settings.min_requests})",
         )
     canary_p99, stable_p99 = p99_ms(canary), p99_ms(stable)
     limit_ms = settings.max_latency_ratio * max(stable_p99, LATENCY_FLOOR_MS)
