@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-warmup",
         dest="warmup",
         action="store_false",
-        help="skip the start-up forward pass that checks the model against its signature",
+        help="skip the start-up forward passes that check the model against its signature "
+        "and warm it up (TorchScript's profiling runs, each batch size) before it serves",
     )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add_scheduling_flags(p)

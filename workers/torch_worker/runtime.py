@@ -24,7 +24,7 @@ import torch
 from workers.torch_worker import datatypes
 from workers.torch_worker.config import check_model_file
 from workers.torch_worker.errors import ModelExecutionError, ModelLoadError
-from workers.torch_worker.signature import Signature
+from workers.torch_worker.signature import WILDCARD, Signature
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,12 @@ READ_ONLY_WARNING = "The given NumPy array is not writable"
 INLINE_BUDGET_S = 0.0005
 INLINE_PROBES = 5
 INLINE_OVERRUN = 10  # an inline pass this many times over budget: the model's cost varies
+# TorchScript's profiling executor runs a graph as loaded once while recording what it sees, and
+# builds its optimized graph on the next pass: both happen at start, not in a client's request.
+WARMUP_PASSES = 2
+# With batching, one more pass per batch size the batcher forms (largest first), at most this
+# many: what a row count costs the first time (allocations) is paid at start too.
+MAX_BATCH_WARMUPS = 4
 
 T = TypeVar("T")
 
@@ -101,19 +107,46 @@ class TorchRuntime:
             self.threads,
         )
 
-    def warmup(self) -> None:
-        """One forward pass on zeros: proves the model fits its signature before serving."""
-        arrays = [
-            np.zeros(spec.example_shape(), dtype=datatypes.lookup(spec.datatype).numpy)
+    def warmup(self, batch_sizes: Sequence[int] = ()) -> None:
+        """Forward passes on zeros before the worker serves, so that no client request is the
+        model's first: the first proves the model fits its signature; WARMUP_PASSES at the
+        signature's shape (-1 dims as 1) take the profiling executor past its profiling and
+        optimizing runs; then one pass per batch size (`batch_sizes`: rows the batcher forms,
+        -1 first dims as that many rows). Logged with what it cost."""
+        start = time.perf_counter()
+        arrays = self._zeros(rows=1)
+        for _ in range(WARMUP_PASSES):
+            try:
+                self.infer_sync(arrays)
+            except ModelExecutionError as exc:
+                raise ModelLoadError(
+                    f"model file {self.path} does not fit its signature: {exc}"
+                ) from exc
+        sizes = sorted({n for n in batch_sizes if n > 1}, reverse=True)[:MAX_BATCH_WARMUPS]
+        for rows in sizes:
+            try:
+                self.infer_sync(self._zeros(rows))
+            except ModelExecutionError as exc:  # the batcher then runs requests one by one
+                log.warning("warm-up pass of %d rows failed: %s", rows, exc)
+        log.info(
+            "warmed up: %d forward pass(es)%s in %.0f ms",
+            WARMUP_PASSES + len(sizes),
+            f", batches of {', '.join(map(str, sizes))} rows" if sizes else "",
+            (time.perf_counter() - start) * 1e3,
+        )
+        self.inline_elements = self._elements_worth_inlining(arrays)
+
+    def _zeros(self, rows: int) -> list[np.ndarray]:
+        """Inputs of zeros in the signature's shapes, a -1 first dim as `rows`, others as 1."""
+        return [
+            np.zeros(
+                (rows, *spec.example_shape()[1:])
+                if spec.shape and spec.shape[0] == WILDCARD
+                else spec.example_shape(),
+                dtype=datatypes.lookup(spec.datatype).numpy,
+            )
             for spec in self.signature.inputs
         ]
-        try:
-            self.infer_sync(arrays)
-        except ModelExecutionError as exc:
-            raise ModelLoadError(
-                f"model file {self.path} does not fit its signature: {exc}"
-            ) from exc
-        self.inline_elements = self._elements_worth_inlining(arrays)
 
     def _elements_worth_inlining(self, arrays: list[np.ndarray]) -> int:
         """How big a pass (in input elements) may be and still run inline on the event loop.

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from workers.torch_worker.batcher import BatchPolicy
+from workers.torch_worker.batcher import BatchPolicy, batching_blocker
 from workers.torch_worker.config import WorkerConfig
 from workers.torch_worker.dataplane import DataPlane
 from workers.torch_worker.grpc_adapter import InferenceServicer, build_grpc_server
@@ -43,7 +43,7 @@ def run(config: WorkerConfig, stop_requested: Callable[[], bool] = lambda: False
     )
     runtime.load()
     if config.warmup:
-        runtime.warmup()
+        runtime.warmup(warmup_batch_sizes(config))
     if stop_requested():
         log.info("stopped by a signal while loading")
         return 0
@@ -143,6 +143,15 @@ def batch_policy(config: WorkerConfig) -> BatchPolicy:
         default_priority_level=s.default_priority_level,
         instances=s.instances,
     )
+
+
+def warmup_batch_sizes(config: WorkerConfig) -> tuple[int, ...]:
+    """The row counts the batcher forms, to warm up at start: its largest and preferred batch
+    sizes (none when batching is off or the signature cannot be batched)."""
+    s = config.scheduling
+    if s.max_batch_size <= 1 or batching_blocker(config.signature):
+        return ()
+    return (s.max_batch_size, *s.preferred_batch_sizes)
 
 
 def _describe(policy: BatchPolicy) -> str:
