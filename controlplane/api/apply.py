@@ -171,6 +171,7 @@ def _effects(stored: StoreSnapshot, plan: ApplyPlan) -> list[ApiDeploymentEffect
             placement_before=e.placement_before,
             placement_after=e.placement_after,
             changed=e.changed,
+            details=e.details,
         )
         for e in deployment_effects(before, plan.resolved, requested)
     ]

@@ -267,6 +267,8 @@ def _apply(
 def _print_effects(reply: api_pb2.ApplyResponse, would: bool) -> None:
     from meshline.cli.render import effect_line
 
+    if reply.effects:
+        console.print("deployments this change moves or re-routes:", highlight=False)
     for effect in reply.effects:
         console.print(effect_line(effect, would), highlight=False, markup=False, soft_wrap=True)
 

@@ -244,5 +244,5 @@ def effect_line(effect: api_pb2.DeploymentEffect, would: bool) -> str:
         parts.append(f"{verb} {', '.join(before) or 'nowhere'} → {', '.join(after) or 'nowhere'}")
     if effect.changed:
         verb = "would change" if would else "changes"
-        parts.append(f"{verb} {', '.join(effect.changed)}")
+        parts.append(f"{verb} {'; '.join(effect.details or effect.changed)}")
     return f"  deployment/{effect.name} in {effect.environment} {'; '.join(parts)}"

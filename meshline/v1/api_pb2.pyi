@@ -84,18 +84,20 @@ class ApplyResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[ApplyResult, _Mapping]]] = ..., effects: _Optional[_Iterable[_Union[DeploymentEffect, _Mapping]]] = ...) -> None: ...
 
 class DeploymentEffect(_message.Message):
-    __slots__ = ("name", "environment", "placement_before", "placement_after", "changed")
+    __slots__ = ("name", "environment", "placement_before", "placement_after", "changed", "details")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_BEFORE_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_AFTER_FIELD_NUMBER: _ClassVar[int]
     CHANGED_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
     name: str
     environment: str
     placement_before: _containers.RepeatedScalarFieldContainer[str]
     placement_after: _containers.RepeatedScalarFieldContainer[str]
     changed: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., environment: _Optional[str] = ..., placement_before: _Optional[_Iterable[str]] = ..., placement_after: _Optional[_Iterable[str]] = ..., changed: _Optional[_Iterable[str]] = ...) -> None: ...
+    details: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., environment: _Optional[str] = ..., placement_before: _Optional[_Iterable[str]] = ..., placement_after: _Optional[_Iterable[str]] = ..., changed: _Optional[_Iterable[str]] = ..., details: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

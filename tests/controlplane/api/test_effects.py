@@ -89,6 +89,25 @@ def test_moves_and_reroutes_of_stored_deployments(
     assert _effects(store, docs) == effects
 
 
+def test_each_changed_value_is_shown_before_and_after(store: Store) -> None:
+    docs = [
+        environment(
+            "production",
+            [
+                policy({"failover": {"disabled": True}}, "mandatory"),
+                policy({"routing": {"timeout_s": 5, "retries": {"attempts": 4}}}, "mandatory"),
+            ],
+        )
+    ]
+    [fraud, *_] = apply_request(store, docs, dry_run=True).effects
+    assert list(fraud.changed) == ["routing", "failover"]
+    assert list(fraud.details) == [
+        "routing.timeout_s: 30 → 5",
+        "routing.retry.num_retries: 3 → 4",
+        "failover.enabled: true → false",
+    ]
+
+
 def test_a_real_apply_reports_what_its_dry_run_did(store: Store) -> None:
     docs = [environment("production", [location(countries=["DE"], mode="mandatory")])]
     dry = apply_request(store, docs, dry_run=True)

@@ -293,13 +293,15 @@ def test_status_plan_is_shown_and_ignored_on_apply(tmp_path: Path) -> None:
         )
         planned = meshline(address, "plan", "-f", str(env))
         assert planned.returncode == 0, planned.stderr
-        assert planned.stdout.splitlines()[:2] == [
+        assert planned.stdout.splitlines()[:3] == [
             "environment/production would be configured",
+            "deployments this change moves or re-routes:",
             "  deployment/fraud in production would move eu-central, eu-west → eu-west",
         ]
         moved = meshline(address, "apply", "-f", str(env))
         assert moved.returncode == 0, moved.stderr
         assert moved.stdout.splitlines() == [
             "environment/production configured",
+            "deployments this change moves or re-routes:",
             "  deployment/fraud in production moves eu-central, eu-west → eu-west",
         ]

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from meshline.cli.render import OutputFormat, _regions_cell, _replicas_cell, print_structured
-from meshline.v1 import resources_pb2
+from meshline.cli.render import (
+    OutputFormat,
+    _regions_cell,
+    _replicas_cell,
+    effect_line,
+    print_structured,
+)
+from meshline.v1 import api_pb2, resources_pb2
 
 
 def _deployment(*regions: resources_pb2.RegionDeploymentStatus) -> resources_pb2.Deployment:
@@ -91,3 +97,23 @@ def test_yaml_output_keeps_unicode_readable(capsys: pytest.CaptureFixture[str]) 
         "message: us → eu: waiting for a healthy worker" in out
     )
     assert "\\u2192" not in out
+
+
+def test_a_side_effect_shows_the_move_and_each_changed_value() -> None:
+    effect = api_pb2.DeploymentEffect(
+        name="fraud",
+        environment="production",
+        placement_before=["eu", "us"],
+        placement_after=["eu"],
+        changed=["failover"],
+        details=["failover.enabled: true → false"],
+    )
+    assert effect_line(effect, would=True) == (
+        "  deployment/fraud in production would move eu, us → eu; "
+        "would change failover.enabled: true → false"
+    )
+    effect.ClearField("placement_after")
+    assert effect_line(effect, would=False) == (
+        "  deployment/fraud in production moves eu, us → nowhere; "
+        "changes failover.enabled: true → false"
+    )
