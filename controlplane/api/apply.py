@@ -11,7 +11,12 @@ from controlplane.api.index import ResourceIndex
 from controlplane.api.validate import validate_resources
 from controlplane.api.versions import register_versions
 from controlplane.explain import planned
-from controlplane.policy import ResolvedDeployment, resolve_network
+from controlplane.policy import (
+    PlacementError,
+    ResolvedDeployment,
+    resolve_network,
+    resolve_placement,
+)
 from controlplane.store import (
     KIND_DEPLOYMENT,
     KIND_ENVIRONMENT,
@@ -68,7 +73,7 @@ def plan_apply(resources: Sequence[Resource], stored: StoreSnapshot) -> ApplyPla
     for (env_name, name), message in sorted(network.errors.items()):
         position = index.document_of(ResourceKey(KIND_DEPLOYMENT, name, env_name))
         if position is None:
-            errors.append(_stranding_error(docs, index, env_name, name, message))
+            errors.append(_stranding_error(docs, index, stored, (env_name, name), message))
             continue
         context = f"in environment '{env_name}'"
         errors.append(
@@ -80,27 +85,60 @@ def plan_apply(resources: Sequence[Resource], stored: StoreSnapshot) -> ApplyPla
 
 
 def _stranding_error(
-    docs: Sequence[Resource], index: ResourceIndex, env_name: str, name: str, message: str
+    docs: Sequence[Resource],
+    index: ResourceIndex,
+    stored: StoreSnapshot,
+    key: tuple[str, str],
+    message: str,
 ) -> FieldError:
     """A stored deployment the request would leave nowhere, blamed on the document that does it.
 
-    The deployment's environment if the request changes it, else the first region the request
-    changes (capacity, country, flavors), so the CLI names the file and document to fix.
+    The deployment's environment if the request changes it, else a region the request changes
+    (capacity, country, flavors) that the deployment runs in now, so the CLI names the file and
+    document to fix.
     """
+    env_name, name = key
     env_position = index.document_of(ResourceKey(KIND_ENVIRONMENT, env_name))
     if env_position is not None:
         what = f"this apply would leave deployment '{name}' running nowhere: {message}"
         return FieldError(env_position, KIND_ENVIRONMENT, env_name, "spec.policies", what)
-    for position, doc in enumerate(docs):
-        if doc.WhichOneof("kind") == "region":
-            what = (
-                f"this apply would leave deployment '{name}' in environment '{env_name}' "
-                f"running nowhere: {message}"
-            )
-            return FieldError(position, KIND_REGION, doc.region.metadata.name, "spec", what)
+    changed_regions = [
+        (position, doc.region.metadata.name)
+        for position, doc in enumerate(docs)
+        if doc.WhichOneof("kind") == "region"
+    ]
+    if changed_regions:
+        now = _placed_now(stored, env_name, name)
+        position, region = next(
+            ((p, r) for p, r in changed_regions if r in now), changed_regions[0]
+        )
+        what = (
+            f"this apply would leave deployment '{name}' in environment '{env_name}' "
+            f"running nowhere: {message}"
+        )
+        return FieldError(position, KIND_REGION, region, "spec", what)
     what = f"this apply would leave it running nowhere: {message}"
     context = f"in environment '{env_name}'"
     return FieldError(None, KIND_DEPLOYMENT, name, "spec.policies", what, context)
+
+
+def _placed_now(stored: StoreSnapshot, env_name: str, name: str) -> tuple[str, ...]:
+    """Where the stored deployment runs before the request (capacity left aside)."""
+    env = next((e for e in stored.environments if e.metadata.name == env_name), None)
+    dep = next(
+        (
+            d
+            for d in stored.deployments
+            if (d.spec.environment, d.metadata.name) == (env_name, name)
+        ),
+        None,
+    )
+    if env is None or dep is None:
+        return ()
+    try:
+        return resolve_placement(dep, env, stored.regions).regions
+    except PlacementError:
+        return ()
 
 
 def _with_created_at(dep: Deployment, created_at: str) -> Deployment:

@@ -63,7 +63,7 @@ M = TypeVar("M", Model, Environment, Deployment, Region)
 # transaction; stale model versions are removed only after deployments moved off them.
 _APPLY_ORDER = {KIND_REGION: 0, KIND_ENVIRONMENT: 1, KIND_MODEL: 2, KIND_DEPLOYMENT: 3}
 # Dependents first: the reverse of apply's order.
-DELETE_ORDER = {KIND_DEPLOYMENT: 0, KIND_MODEL: 1, KIND_ENVIRONMENT: 2, KIND_REGION: 3}
+DELETE_ORDER = {kind: -rank for kind, rank in _APPLY_ORDER.items()}
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,11 @@ def test_capacity_goes_to_the_older_stored_deployment(store: Store) -> None:
         "allow only regions without room: region 'eu' capacity (max_replicas 2, 0 free, this "
         "deployment needs 1)"
     )
+    # Blamed on the region document that strands it, not merely the first region changed.
+    us_again = region("us", "US", "NA", cpu=["c5", "m5"], max_replicas=1)
+    eu_full = region("eu", "DE", "EU", cpu=["c5"], gpu=["a100"], max_replicas=2)
+    [error] = errors_of(store, [us_again, eu_full])
+    assert (error.document_index, error.kind, error.name) == (1, "Region", "eu")
 
 
 def test_an_update_keeps_its_place_in_line_for_capacity(store: Store) -> None:
