@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from controlplane.autoscale import RegionScale, ScaleKey
-from controlplane.ir.build import DeploymentKey, is_serving
+from controlplane.ir.build import DeploymentKey, gateway_regions, is_serving
 from controlplane.policy import ResolvedDeployment
 from controlplane.translate.names import backend_key, cluster_name_grpc, cluster_name_http
 from meshline.v1 import agent_pb2
@@ -157,9 +157,14 @@ def move_facts(
         for track in tracks
         for cluster in (cluster_name_grpc, cluster_name_http)
     ]
+    # The agents report Envoy's hostnames as they are; which gateway each names is ours to say.
+    gateways = gateway_regions(reports)
     reaches = {}
     for region, report in reports.items():
-        by_cluster = {c.cluster: frozenset(c.routable_regions) for c in report.clusters}
+        by_cluster = {
+            c.cluster: frozenset(gateways[h] for h in c.routable_hostnames if h in gateways)
+            for c in report.clusters
+        }
         sets = [by_cluster.get(c, frozenset()) for c in clusters]
         reaches[region] = frozenset.intersection(*sets) if sets else frozenset()
     idle = frozenset(

@@ -8,7 +8,7 @@ failover target only while its agent is connected.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controlplane.ir.model import (
@@ -57,9 +57,20 @@ def _endpoint(report: agent_pb2.WorkerReport) -> Endpoint:
     )
 
 
+def gateway_hostname(region: str) -> str:
+    """The EDS hostname of `region`'s gateway as a host of other gateways' clusters. Named once
+    here; agents report it back as Envoy shows it, and `gateway_regions` maps it to the region."""
+    return f"gateway.{region}"
+
+
+def gateway_regions(regions: Iterable[str]) -> dict[str, str]:
+    """EDS hostname → region, for the gateways of `regions` (a lookup, nothing parsed)."""
+    return {gateway_hostname(region): region for region in regions}
+
+
 def gateway_endpoint(region: str, address: GatewayAddress, healthy: bool) -> Endpoint:
     """Another region's Envoy: one listener serves both gRPC and REST."""
-    return Endpoint(f"gateway.{region}", address.host, address.port, address.port, healthy)
+    return Endpoint(gateway_hostname(region), address.host, address.port, address.port, healthy)
 
 
 def _workers_of(

@@ -90,18 +90,18 @@ class WorkerReport(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., grpc_address: _Optional[str] = ..., http_address: _Optional[str] = ..., state: _Optional[_Union[WorkerState, str]] = ..., restarts: _Optional[int] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., gateway_routable: _Optional[bool] = ..., version: _Optional[str] = ..., inflight: _Optional[int] = ..., track: _Optional[str] = ..., queued: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ..., runtime: _Optional[str] = ...) -> None: ...
 
 class ClusterHealth(_message.Message):
-    __slots__ = ("cluster", "routable_hosts", "inflight", "requests", "routable_regions")
+    __slots__ = ("cluster", "routable_hosts", "inflight", "requests", "routable_hostnames")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     ROUTABLE_HOSTS_FIELD_NUMBER: _ClassVar[int]
     INFLIGHT_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
-    ROUTABLE_REGIONS_FIELD_NUMBER: _ClassVar[int]
+    ROUTABLE_HOSTNAMES_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     routable_hosts: int
     inflight: int
     requests: int
-    routable_regions: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, cluster: _Optional[str] = ..., routable_hosts: _Optional[int] = ..., inflight: _Optional[int] = ..., requests: _Optional[int] = ..., routable_regions: _Optional[_Iterable[str]] = ...) -> None: ...
+    routable_hostnames: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cluster: _Optional[str] = ..., routable_hosts: _Optional[int] = ..., inflight: _Optional[int] = ..., requests: _Optional[int] = ..., routable_hostnames: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LatencyBucket(_message.Message):
     __slots__ = ("upper_ms", "count")

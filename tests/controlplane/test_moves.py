@@ -9,6 +9,7 @@ import pytest
 
 from controlplane.autoscale import RegionScale
 from controlplane.autoscale.failures import CrashLoop, FailedWake
+from controlplane.ir.build import gateway_hostname
 from controlplane.moves import (
     MOVE_DEADLINE_S,
     Move,
@@ -204,7 +205,9 @@ def _report(
 ) -> agent_pb2.AgentReport:
     report = agent_pb2.AgentReport(workers=workers)
     for name, regions in (clusters or {}).items():
-        report.clusters.add(cluster=name, routable_hosts=len(regions), routable_regions=regions)
+        # What the agent reports: the EDS hostnames Envoy shows (here other regions' gateways).
+        hostnames = [gateway_hostname(r) for r in regions]
+        report.clusters.add(cluster=name, routable_hosts=len(regions), routable_hostnames=hostnames)
     return report
 
 
@@ -245,6 +248,16 @@ def test_facts_come_from_the_agents_reports() -> None:
     )
     # Every track needs a serving worker.
     assert move_facts("production", "d", ("", "v2"), EU, reports).serving == frozenset()
+    # Only the hostnames the control plane gave connected regions' gateways name a region: a
+    # worker, the activator or the gateway of a region without agent reaches none.
+    others = agent_pb2.AgentReport()
+    for cluster in both:
+        others.clusters.add(
+            cluster=cluster, routable_hostnames=["eu-d-1a2b", "activator", gateway_hostname("zz")]
+        )
+    assert move_facts("production", "d", ("",), EU, {**reports, "us": others}).reaches["us"] == (
+        frozenset()
+    )
     # A placed region the autoscaler keeps at zero on purpose (cold, no worker wanted) is idle.
     scales = {
         ("production", "d", "", "eu"): RegionScale(desired=0, cold=True),

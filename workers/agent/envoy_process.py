@@ -221,16 +221,10 @@ class GatewayView:
         name = self.hostnames.get(address, "")
         return name == ACTIVATOR_HOSTNAME or name.startswith(GATEWAY_HOSTNAME_PREFIX)
 
-    def gateway_regions(self, addresses: Iterable[str]) -> list[str]:
-        """The regions whose gateways are among `addresses` (by EDS hostname), sorted."""
-        names = (self.hostnames.get(a, "") for a in addresses)
-        return sorted(
-            {
-                n.removeprefix(GATEWAY_HOSTNAME_PREFIX)
-                for n in names
-                if n.startswith(GATEWAY_HOSTNAME_PREFIX)
-            }
-        )
+    def hostnames_of(self, addresses: Iterable[str]) -> list[str]:
+        """The EDS hostnames of `addresses` as Envoy shows them, sorted (hosts without one are
+        left out). Opaque here: the control plane named them and reads them."""
+        return sorted({self.hostnames[a] for a in addresses if self.hostnames.get(a)})
 
 
 def parse_clusters(text: str) -> GatewayView:

@@ -518,7 +518,7 @@ class Supervisor:
                 routable_hosts=len(routable),
                 inflight=sum(t.active for t in away),
                 requests=sum(t.total for t in away),
-                routable_regions=view.gateway_regions(routable),
+                routable_hostnames=view.hostnames_of(routable),
             )
         return out
 

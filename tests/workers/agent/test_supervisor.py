@@ -230,20 +230,25 @@ def test_traffic_leaving_the_region_counts_gateways_and_the_activator_not_worker
     assert (forwarded.requests, forwarded.inflight) == (7, 3)
 
 
-def test_clusters_name_the_regions_whose_gateways_are_routable(tmp_path: Path) -> None:
+def test_clusters_name_the_hostnames_envoy_routes_to_as_envoy_shows_them(tmp_path: Path) -> None:
     """A placement change lets the old region go only once every gateway reaches a new one:
-    the report says which regions' gateways Envoy routes to, not only how many hosts."""
+    the report names the routable hosts by the EDS hostnames Envoy shows, not only how many,
+    and the agent does not read regions out of them (the control plane named them)."""
     sup = Supervisor(agent_config(tmp_path), on_change=lambda: None)
     sup.gateway_view = None
     cluster = "d.production.grpc"
-    worker, eu, us = "127.0.0.1:9000", "127.0.0.1:7000", "127.0.0.1:7001"
+    worker, eu, us, bare = "127.0.0.1:9000", "127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"
     view = GatewayView(
-        routable_by_cluster={cluster: frozenset({worker, eu})},  # us: its health check failed
+        # us: its health check failed; bare: a host EDS gave no hostname.
+        routable_by_cluster={cluster: frozenset({worker, eu, bare})},
         hostnames={worker: "ap-d-1a2b3c", eu: "gateway.eu", us: "gateway.us"},
     )
     sup.apply_gateway_view(view)
     health = {c.cluster: c for c in sup.report().clusters}[cluster]
-    assert (health.routable_hosts, list(health.routable_regions)) == (2, ["eu"])
+    assert (health.routable_hosts, list(health.routable_hostnames)) == (
+        3,
+        ["ap-d-1a2b3c", "gateway.eu"],
+    )
 
 
 async def test_inflight_changes_are_reported_within_a_probe_interval(tmp_path: Path) -> None:
