@@ -61,6 +61,8 @@ class NetworkState:
 
     placements: dict[DeploymentKey, tuple[str, ...]] = field(default_factory=dict)
     placement_errors: dict[DeploymentKey, str] = field(default_factory=dict)
+    # The metadata.generation of each deployment this rebuild was made from.
+    generations: dict[DeploymentKey, int] = field(default_factory=dict)
     # The worker revision each track of a deployment should run (status counts only those).
     revisions: dict[DeploymentKey, dict[str, str]] = field(default_factory=dict)
     resolved: dict[DeploymentKey, ResolvedDeployment] = field(default_factory=dict)
@@ -128,7 +130,13 @@ def plan_network(
     models = {m.metadata.name: m for m in snapshot.models}
     specs = {(d.spec.environment, d.metadata.name): d.spec for d in snapshot.deployments}
     network = resolve_network(snapshot.deployments, environments, snapshot.regions)
-    state = NetworkState(placement_errors=dict(network.errors))
+    state = NetworkState(
+        placement_errors=dict(network.errors),
+        generations={
+            (d.spec.environment, d.metadata.name): d.metadata.generation
+            for d in snapshot.deployments
+        },
+    )
     workloads: dict[WorkloadKey, agent_pb2.Workload] = {}
     for key, resolved in sorted(network.deployments.items()):
         if tracks and key in tracks:

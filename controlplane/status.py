@@ -98,6 +98,14 @@ class LiveStatus:
         return self._nack(region)
 
     def deployment_status(self, dep: resources_pb2.Deployment) -> resources_pb2.DeploymentStatus:
+        status = self._deployment_status(dep)
+        key = (dep.spec.environment, dep.metadata.name)
+        status.observed_generation = self._state().generations.get(key, 0)
+        return status
+
+    def _deployment_status(
+        self, dep: resources_pb2.Deployment
+    ) -> resources_pb2.DeploymentStatus:
         state = self._state()
         key = (dep.spec.environment, dep.metadata.name)
         if key in state.placement_errors:

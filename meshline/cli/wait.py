@@ -35,14 +35,18 @@ class Verdict:
 KEEP_WAITING = Verdict(done=False)
 
 
-def decide(phase: str | None, wanted: Condition) -> Verdict:
-    """What one observation means. `phase` is None once the deployment does not exist.
+def decide(phase: str | None, wanted: Condition, current: bool = True) -> Verdict:
+    """What one observation means. `phase` is None once the deployment does not exist;
+    `current` is false while the status predates the latest change of its spec (its
+    observed_generation is older than its generation): such a phase says nothing yet.
 
     Failed ends a wait for anything else at once: it means a user must act, so waiting out
     the timeout would only hide the reason.
     """
     if phase is None:
         return Verdict(done=True, ok=wanted is Condition.Deleted)
+    if not current:
+        return KEEP_WAITING
     if phase == wanted.value:
         return Verdict(done=True)
     if phase == Condition.Failed.value and wanted is not Condition.Deleted:
@@ -74,14 +78,18 @@ def wait(
     with api_client(addr) as api:
         while True:
             try:
-                status = api.deployments.GetDeployment(request, timeout=10).deployment.status
+                dep = api.deployments.GetDeployment(request, timeout=10).deployment
+                status = dep.status
                 phase: str | None = status.phase
+                current = status.observed_generation >= dep.metadata.generation
                 seen = f"{status.phase}: {status.message}" if status.message else status.phase
+                if not current:
+                    seen += " (from before its latest change)"
             except grpc.RpcError as exc:
                 if exc.code() != grpc.StatusCode.NOT_FOUND:
                     raise rpc_failure(exc, addr) from None
-                phase, seen = None, "not found"
-            verdict = decide(phase, condition)
+                phase, seen, current = None, "not found", True
+            verdict = decide(phase, condition, current)
             if verdict.done:
                 if not verdict.ok:
                     raise fail(f"{subject} is {seen}")

@@ -463,7 +463,7 @@ class Rollout(_message.Message):
     def __init__(self, id: _Optional[int] = ..., environment: _Optional[str] = ..., deployment: _Optional[str] = ..., from_version: _Optional[str] = ..., to_version: _Optional[str] = ..., strategy: _Optional[str] = ..., phase: _Optional[str] = ..., step: _Optional[int] = ..., weight: _Optional[int] = ..., reason: _Optional[str] = ..., started_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., analyses: _Optional[_Iterable[_Union[StepAnalysis, _Mapping]]] = ..., hold_released: _Optional[bool] = ..., retry_of: _Optional[int] = ...) -> None: ...
 
 class DeploymentStatus(_message.Message):
-    __slots__ = ("phase", "message", "regions", "placement", "plan", "rollout", "serving_version")
+    __slots__ = ("phase", "message", "regions", "placement", "plan", "rollout", "serving_version", "observed_generation")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     REGIONS_FIELD_NUMBER: _ClassVar[int]
@@ -471,6 +471,7 @@ class DeploymentStatus(_message.Message):
     PLAN_FIELD_NUMBER: _ClassVar[int]
     ROLLOUT_FIELD_NUMBER: _ClassVar[int]
     SERVING_VERSION_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_GENERATION_FIELD_NUMBER: _ClassVar[int]
     phase: str
     message: str
     regions: _containers.RepeatedCompositeFieldContainer[RegionDeploymentStatus]
@@ -478,7 +479,8 @@ class DeploymentStatus(_message.Message):
     plan: DeploymentPlan
     rollout: Rollout
     serving_version: str
-    def __init__(self, phase: _Optional[str] = ..., message: _Optional[str] = ..., regions: _Optional[_Iterable[_Union[RegionDeploymentStatus, _Mapping]]] = ..., placement: _Optional[_Iterable[str]] = ..., plan: _Optional[_Union[DeploymentPlan, _Mapping]] = ..., rollout: _Optional[_Union[Rollout, _Mapping]] = ..., serving_version: _Optional[str] = ...) -> None: ...
+    observed_generation: int
+    def __init__(self, phase: _Optional[str] = ..., message: _Optional[str] = ..., regions: _Optional[_Iterable[_Union[RegionDeploymentStatus, _Mapping]]] = ..., placement: _Optional[_Iterable[str]] = ..., plan: _Optional[_Union[DeploymentPlan, _Mapping]] = ..., rollout: _Optional[_Union[Rollout, _Mapping]] = ..., serving_version: _Optional[str] = ..., observed_generation: _Optional[int] = ...) -> None: ...
 
 class EffectivePolicy(_message.Message):
     __slots__ = ("source", "policy", "overridden_by")

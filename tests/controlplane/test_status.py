@@ -512,3 +512,16 @@ async def test_a_nack_attributed_to_another_deployment_leaves_this_one_ready(
     assert result.phase == "Ready" and not result.regions[0].nack_error, result.message
     state = NetworkState(placements=STATE.placements, revisions=STATE.revisions)
     assert status.deployment_status(_deployment()).phase == "Failed"  # unattributed: everyone
+
+
+def test_status_says_which_generation_it_reflects(cache: SnapshotCache) -> None:
+    """A client waiting for a phase (meshline wait) trusts only a status of the latest spec."""
+    rebuilt = NetworkState(
+        placements=STATE.placements,
+        revisions=STATE.revisions,
+        generations={("production", "d"): 3},
+    )
+    status = LiveStatus(cache, AgentRegistry(), lambda: rebuilt)
+    assert status.deployment_status(_deployment()).observed_generation == 3
+    never = LiveStatus(cache, AgentRegistry(), lambda: NetworkState())
+    assert never.deployment_status(_deployment()).observed_generation == 0

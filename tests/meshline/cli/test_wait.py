@@ -29,6 +29,13 @@ def test_what_one_observation_means(phase: str | None, wanted: Condition, verdic
     assert decide(phase, wanted) == verdict
 
 
+@pytest.mark.parametrize("phase", ["Failed", "Ready", "Pending"])
+def test_a_status_from_before_the_latest_change_says_nothing_yet(phase: str) -> None:
+    # Right after a fix is applied, the last rebuild's Failed must not end the wait.
+    assert decide(phase, Condition.Ready, current=False) == KEEP_WAITING
+    assert decide(None, Condition.Deleted, current=False) == Verdict(done=True)
+
+
 def test_wait_against_a_control_plane_without_regions(address: str, model: Path) -> None:
     docs = f"""\
 kind: Region
