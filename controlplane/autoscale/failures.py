@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Set
 from dataclasses import dataclass
 
+from controlplane.ir.build import is_serving
 from meshline.v1 import agent_pb2
 
 # Failed starts in a row (without a stable run) that make a worker a crash loop.
@@ -19,8 +20,10 @@ CRASH_LOOP_RESTARTS = 3
 
 
 def crash_looping(worker: agent_pb2.WorkerReport) -> bool:
-    """The worker failed CRASH_LOOP_RESTARTS starts in a row and said why."""
-    return worker.consecutive_failures >= CRASH_LOOP_RESTARTS and bool(worker.last_error)
+    """The worker failed CRASH_LOOP_RESTARTS starts in a row and does not serve now: the one
+    rule behind status Failed, the autoscaler's memory of a failed wake and a rollout's
+    immediate rollback."""
+    return worker.consecutive_failures >= CRASH_LOOP_RESTARTS and not is_serving(worker)
 
 
 @dataclass(frozen=True)

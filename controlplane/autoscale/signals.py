@@ -69,7 +69,7 @@ def load_signals(
             crash_loops=tuple(
                 CrashLoop(w.revision, w.worker_id, w.last_error)
                 for w in mine
-                if crash_looping(w) and not is_serving(w)
+                if crash_looping(w)
             ),
         )
     return out

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from controlplane.autoscale.failures import CRASH_LOOP_RESTARTS
+from controlplane.autoscale.failures import crash_looping
 from controlplane.ir.build import is_serving
 from controlplane.policy.settings import Track
 from controlplane.rollout.analysis import TrafficTotals, judge, p99_ms, total
@@ -456,8 +456,7 @@ def _crash_looping(rec: Rollout, reports: Mapping[str, agent_pb2.AgentReport]) -
             if (
                 (w.environment, w.deployment, w.version)
                 == (rec.environment, rec.deployment, rec.to_version)
-                and w.consecutive_failures >= CRASH_LOOP_RESTARTS
-                and not is_serving(w)
+                and crash_looping(w)
             ):
                 return (
                     f"version '{rec.to_version}' failed to start {w.consecutive_failures} times "

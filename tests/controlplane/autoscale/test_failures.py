@@ -58,19 +58,31 @@ def test_a_failed_wake_is_remembered_until_it_serves_or_changes(
     assert remembered_failure(previous, revision, spec, crashing, serving, NOW) == expected
 
 
+HEALTHY = agent_pb2.WORKER_STATE_HEALTHY
+STARTING = agent_pb2.WORKER_STATE_STARTING
+
+
 @pytest.mark.parametrize(
-    ("failures", "error", "looping"),
+    ("failures", "state", "routable", "looping"),
     [
-        (CRASH_LOOP_RESTARTS, "exited with code 1", True),
-        (CRASH_LOOP_RESTARTS + 4, "exited with code 1", True),
-        (CRASH_LOOP_RESTARTS - 1, "exited with code 1", False),
-        (CRASH_LOOP_RESTARTS, "", False),  # nothing to show a user
+        (CRASH_LOOP_RESTARTS, STARTING, False, True),
+        (CRASH_LOOP_RESTARTS + 4, STARTING, False, True),
+        (CRASH_LOOP_RESTARTS - 1, STARTING, False, False),
+        # Serving now (the count resets only after a stable run): not a crash loop.
+        (CRASH_LOOP_RESTARTS, HEALTHY, True, False),
+        # Healthy but not yet routed by its gateway: does not serve, still a loop.
+        (CRASH_LOOP_RESTARTS, HEALTHY, False, True),
     ],
 )
-def test_a_crash_loop_is_that_many_failed_starts_in_a_row_with_a_reason(
-    failures: int, error: str, looping: bool
+def test_a_crash_loop_is_that_many_failed_starts_in_a_row_not_serving(
+    failures: int, state: agent_pb2.WorkerState, routable: bool, looping: bool
 ) -> None:
-    worker = agent_pb2.WorkerReport(consecutive_failures=failures, last_error=error)
+    worker = agent_pb2.WorkerReport(
+        consecutive_failures=failures,
+        last_error="exited with code 1",
+        state=state,
+        gateway_routable=routable,
+    )
     assert crash_looping(worker) == looping
 
 
