@@ -156,5 +156,6 @@ async def serve(config: ControlPlaneConfig) -> None:
     await server.stop(grace=1.0)
     await activator_server.stop()
     await metrics.stop()
+    reconciler.configs.close()
     store.close()
     lock.close()

@@ -31,12 +31,12 @@ from controlplane.offload import OffloadController
 from controlplane.policy import ResolvedDeployment, resolve_network
 from controlplane.policy.scaling import DEFAULT_COLD_START_TIMEOUT_S
 from controlplane.policy.settings import Track
-from controlplane.quarantine import FILE_NAME as QUARANTINE_FILE
 from controlplane.quarantine import GatewayConfigs, Quarantine
 from controlplane.quarantine.fingerprint import fingerprints
 from controlplane.registry.identity import serving_identity
 from controlplane.rollout import RolloutController, RolloutView
 from controlplane.store import Store, StoreSnapshot
+from controlplane.store.quarantines import load_regions
 from controlplane.translate.endpoints import host_health
 from controlplane.translate.names import (
     backend_key,
@@ -194,8 +194,10 @@ class Reconciler:
         self.rollouts = rollouts
         self.registry = registry
         self.cache = cache
-        # Each region's config, minus deployments its Envoy rejected (kept beside the store).
-        self.configs = GatewayConfigs(cache, store.path.parent / QUARANTINE_FILE)
+        # Each region's config, minus deployments its Envoy rejected (kept in the store); its
+        # offline checks end in a worker thread, which wakes the loop through call_soon_threadsafe.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.configs = GatewayConfigs(cache, store, wake=self._trigger_threadsafe)
         self.state = NetworkState()
         self.offload = OffloadController()
         self.moves = MoveTracker()
@@ -212,7 +214,12 @@ class Reconciler:
     def trigger(self) -> None:
         self._wake.set()
 
+    def _trigger_threadsafe(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.trigger)
+
     async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
         while True:
             # While a region offloads, wake up on our own so it can take its traffic back; the
             # autoscaler says when its windows or idle timers next need a look.
@@ -293,7 +300,11 @@ class Reconciler:
                 log.exception(
                     "cannot configure region %s; it keeps its last config", gateway.region
                 )
-        plan.state.quarantined = self.configs.quarantined()
+        # What every region's Envoy rejected, as the store holds it (any replica may have
+        # configured a region): deployment -> region -> quarantine.
+        for region, record in load_regions(self.store).items():
+            for key, quarantine in record.quarantined.items():
+                plan.state.quarantined.setdefault(key, {})[region] = quarantine
         plan.state.nack_blame = self.configs.blame()
         for region, session in sessions.items():
             try:

@@ -6,15 +6,18 @@ deployment would then freeze the region: every later update carries it again and
 too. So the control plane attributes each rejection to a deployment and quarantines it: that
 region's config leaves it out until the deployment's configuration changes.
 
-Attribution compares the rejected config with the last one Envoy ACKed whole (`accepted`):
-only deployments whose route differs can be at fault, and of those only the ones that own a
-resource the rejected update changed (when every changed resource has an owner; the shared
-listener and route table have none). One left: it is quarantined. Several: bisect — push the
-first half of them at their new form, everything else at its accepted form (a deployment
-without one is left out meanwhile); an ACK clears that half and moves on to the rest, a NACK
-narrows to that half. Every round either grows `accepted` or shrinks the suspects, so it ends.
+Attribution never tries configs on the live Envoy, which would take away what it serves. Only
+deployments changed since the config Envoy last ACKed whole can be at fault (`accepted`: its
+routes in this process; `baseline`: its fingerprints, kept in the store, after a restart). When
+every resource the rejected update changed belongs to one of them, that one is quarantined.
+Otherwise (a shared listener or route table changed, or several deployments did) each suspect's
+own resources are checked offline by a validating Envoy (`Check`, see `offline.py`), and only
+those it refuses are quarantined; a rejection none of them explains blames nobody, and the
+region keeps what its Envoy has until the cause changes. Without any baseline (a region that
+never ACKed a config of ours), every deployment is a suspect; nothing is taken away either.
 
-Pure: `decide` and `compose` are table-tested; `controlplane.quarantine.gateways` does the I/O.
+Pure: `decide`, `checked` and `compose` are table-tested; `controlplane.quarantine.gateways`
+does the I/O.
 """
 
 from __future__ import annotations
@@ -25,22 +28,13 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from controlplane.ir.model import DeploymentRoute
+from controlplane.store.quarantines import Quarantine, RouteKey
 
-RouteKey = tuple[str, str]  # (environment, deployment)
+__all__ = ["Quarantine", "RouteKey"]
 
 
 def route_key(route: DeploymentRoute) -> RouteKey:
     return (route.environment, route.deployment)
-
-
-@dataclass(frozen=True)
-class Quarantine:
-    """A deployment left out of one region's config: what that region's Envoy said about it."""
-
-    fingerprint: str  # the deployment's configuration then; any change lifts the quarantine
-    type_url: str  # the xDS type Envoy rejected
-    version: str  # the rejected version
-    message: str  # Envoy's error_detail text
 
 
 class Outcome(enum.Enum):
@@ -51,7 +45,7 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the region's Envoy said about the config last pushed to it."""
+    """What the region's Envoy said about one config pushed to it."""
 
     outcome: Outcome
     type_url: str = ""
@@ -66,24 +60,35 @@ ACKED = Verdict(Outcome.ACKED)
 
 @dataclass(frozen=True)
 class Pushed:
-    """The config last pushed to a region: its routes, and the owner of each resource name."""
+    """A config pushed to a region: its routes, and the owner of each resource name."""
 
     routes: Mapping[RouteKey, DeploymentRoute]
     owners: Mapping[str, RouteKey] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
+class Check:
+    """A rejection the changed resources do not pin on one deployment: each suspect's own
+    resources (at the rejected form) are to be validated offline before anyone is blamed."""
+
+    verdict: Verdict
+    suspects: Mapping[RouteKey, DeploymentRoute]
+    fingerprints: Mapping[RouteKey, str]  # the suspects' configuration when rejected
+
+
+@dataclass(frozen=True)
 class RegionState:
     """What one region's quarantine knows between rebuilds."""
 
-    # The routes of the last config the region's Envoy ACKed whole.
+    # The routes of the last config the region's Envoy ACKed whole (this process only).
     accepted: Mapping[RouteKey, DeploymentRoute] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # The fingerprints of the deployments in that config (kept in the store across restarts).
+    baseline: Mapping[RouteKey, str] = field(default_factory=lambda: MappingProxyType({}))
     quarantined: Mapping[RouteKey, Quarantine] = field(default_factory=lambda: MappingProxyType({}))
-    # Bisecting: one of these broke the rejected update; `trying` are pushed at their new form.
-    suspects: tuple[RouteKey, ...] = ()
-    trying: frozenset[RouteKey] = frozenset()
+    check: Check | None = None  # an offline check asked for and not answered yet
+    rejected: str = ""  # the rejected version already attributed (or being checked)
     # Whom a NACK that still stands concerns (None: every deployment of the region).
     blame: frozenset[RouteKey] | None = None
 
@@ -101,76 +106,80 @@ def decide(
     quarantined = {
         key: q for key, q in state.quarantined.items() if fingerprints.get(key) == q.fingerprint
     }
-    suspects = tuple(k for k in state.suspects if k in fingerprints and k not in quarantined)
-    state = replace(state, quarantined=MappingProxyType(quarantined), suspects=suspects)
+    state = replace(state, quarantined=MappingProxyType(quarantined))
     if pushed is None or verdict.outcome is Outcome.PENDING:
-        return replace(state, trying=_trying(suspects, state.trying))
+        return state
     if verdict.outcome is Outcome.ACKED:
-        remaining = tuple(k for k in suspects if k not in state.trying)
         return RegionState(
             accepted=MappingProxyType(dict(pushed.routes)),
+            baseline=MappingProxyType(
+                {k: fingerprints[k] for k in sorted(pushed.routes) if k in fingerprints}
+            ),
             quarantined=state.quarantined,
-            suspects=remaining,
-            trying=_half(remaining),
         )
-    candidates = _candidates(state.accepted, pushed, verdict.changed)
-    if len(candidates) == 1:
-        key = candidates[0]
-        quarantined[key] = Quarantine(
-            fingerprints.get(key, ""), verdict.type_url, verdict.version, verdict.message
-        )
-        return RegionState(
-            accepted=state.accepted,
-            quarantined=MappingProxyType(quarantined),
-            blame=frozenset({key}),
-        )
-    return RegionState(
-        accepted=state.accepted,
-        quarantined=state.quarantined,
-        suspects=candidates,
-        trying=_half(candidates),
-        blame=frozenset(candidates) if candidates else None,
+    if verdict.version == state.rejected:
+        return state  # attributed already, or its check is on its way
+    state = replace(state, check=None, rejected=verdict.version)
+    candidates = _candidates(state, pushed, fingerprints)
+    owners = {pushed.owners.get(name) for name in verdict.changed}
+    if owners and None not in owners:
+        narrowed = tuple(key for key in candidates if key in owners)
+        if len(narrowed) == 1 and len(owners) == 1:
+            # Everything the rejected update changed is this deployment's own: it is at fault.
+            key = narrowed[0]
+            quarantined[key] = Quarantine(
+                fingerprints.get(key, ""), verdict.type_url, verdict.version, verdict.message
+            )
+            return replace(state, quarantined=MappingProxyType(quarantined), blame=frozenset({key}))
+        candidates = narrowed or candidates
+    if not candidates:
+        return replace(state, blame=None)
+    check = Check(
+        verdict,
+        MappingProxyType({key: pushed.routes[key] for key in candidates}),
+        MappingProxyType({key: fingerprints.get(key, "") for key in candidates}),
+    )
+    return replace(state, check=check, blame=None)
+
+
+def checked(state: RegionState, check: Check, refused: Mapping[RouteKey, str]) -> RegionState:
+    """The offline check's answer: `refused` maps each suspect Envoy refused alone to what it
+    said. Only those are quarantined (with what the live Envoy said about the update); when
+    none is, the rejection stays unexplained and concerns the whole region."""
+    if state.check is not check:
+        return state  # a newer rejection (or an ACK) replaced it
+    quarantined = dict(state.quarantined)
+    verdict = check.verdict
+    for key in check.suspects:
+        if refused.get(key):
+            quarantined[key] = Quarantine(
+                check.fingerprints[key], verdict.type_url, verdict.version, verdict.message
+            )
+    blamed = frozenset(key for key in check.suspects if refused.get(key))
+    return replace(
+        state,
+        quarantined=MappingProxyType(quarantined),
+        check=None,
+        blame=blamed if blamed else None,
     )
 
 
 def compose(state: RegionState, routes: Sequence[DeploymentRoute]) -> tuple[DeploymentRoute, ...]:
-    """The routes to push: quarantined ones left out; while bisecting, every changed route
-    that is not being tried stays at its accepted form (or out, without one)."""
-    out = []
-    for route in routes:
-        key = route_key(route)
-        if key in state.quarantined:
-            continue
-        held = state.accepted.get(key)
-        if state.suspects and key not in state.trying and held != route:
-            if held is not None:
-                out.append(held)
-            continue
-        out.append(route)
-    return tuple(out)
+    """The routes to push: quarantined ones left out."""
+    return tuple(route for route in routes if route_key(route) not in state.quarantined)
 
 
 def _candidates(
-    accepted: Mapping[RouteKey, DeploymentRoute], pushed: Pushed, changed: frozenset[str]
+    state: RegionState, pushed: Pushed, fingerprints: Mapping[RouteKey, str]
 ) -> tuple[RouteKey, ...]:
-    """Deployments that may have broken `pushed`: changed since `accepted`, and owning a
-    changed resource of the rejected type when every changed resource has an owner."""
-    candidates = tuple(
-        key for key, route in sorted(pushed.routes.items()) if accepted.get(key) != route
-    )
-    owners = {pushed.owners.get(name) for name in changed}
-    if owners and None not in owners:
-        narrowed = tuple(key for key in candidates if key in owners)
-        if narrowed:
-            return narrowed
-    return candidates
-
-
-def _half(suspects: tuple[RouteKey, ...]) -> frozenset[RouteKey]:
-    return frozenset(suspects[: (len(suspects) + 1) // 2])
-
-
-def _trying(suspects: tuple[RouteKey, ...], trying: frozenset[RouteKey]) -> frozenset[RouteKey]:
-    """The suspects still being tried, or the next half when none of them is left."""
-    still = trying.intersection(suspects)
-    return still if still else _half(suspects)
+    """Deployments that may have broken `pushed`: changed since the config Envoy last ACKed
+    (by route when this process saw that ACK, else by fingerprint; new ones too)."""
+    out = []
+    for key, route in sorted(pushed.routes.items()):
+        if key in state.accepted:
+            changed = state.accepted[key] != route
+        else:
+            changed = key not in state.baseline or state.baseline[key] != fingerprints.get(key)
+        if changed:
+            out.append(key)
+    return tuple(out)

@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from importlib import metadata
 
 from meshline.v1 import resources_pb2
+
+# Bumped when translation of the same spec changes: a quarantine (or an accepted baseline) is
+# about what one translator made of a spec, and another translator may make something Envoy
+# takes. The installed meshline version is digested too, so an upgrade tries everything again.
+TRANSLATION_FORMAT = 1
+
+
+def _translator() -> bytes:
+    try:
+        release = metadata.version("meshline")
+    except metadata.PackageNotFoundError:
+        release = "unknown"
+    return f"{TRANSLATION_FORMAT}/{release}".encode()
+
+
+_TRANSLATOR = _translator()
 
 
 def fingerprint(
@@ -13,10 +30,11 @@ def fingerprint(
 ) -> str:
     """Digest of the deployment's spec and its environment's spec (whose policies apply too).
 
-    Deterministic across processes, so a quarantine kept on disk still matches after a
-    restart; re-applying the same spec does not change it.
+    Deterministic across processes, so a quarantine kept in the store still matches after a
+    restart; re-applying the same spec does not change it. Another translator (an upgrade)
+    changes it.
     """
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(_TRANSLATOR)
     for spec in (deployment.spec, environment.spec if environment is not None else None):
         data = spec.SerializeToString(deterministic=True) if spec is not None else b""
         digest.update(len(data).to_bytes(8, "big"))

@@ -1,36 +1,50 @@
 """The I/O shell around `decide`: gives each region's Envoy its config, minus what it rejected.
 
-Per region it remembers the config it pushed last (routes, resource owners, snapshot versions),
-reads Envoy's verdict on it from the xDS cache, lets `decide` update the region's state, and
-pushes `compose`'s routes. The xDS layer stays ignorant of deployments: it only reports which
-version of which type was rejected and which resource names the update held.
+Per region it remembers the configs it pushed and Envoy has not answered yet (routes, resource
+owners, snapshot versions), reads Envoy's verdict on them from the xDS cache, lets `decide`
+update the region's state, runs the offline checks `decide` asks for in a worker thread, keeps
+each region's accepted baseline and quarantines in the store, and pushes `compose`'s routes.
+The xDS layer stays ignorant of deployments: it only reports which version of which type was
+rejected and which resource names the update changed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 from types import MappingProxyType
 
-from controlplane.ir.model import GatewayIR
-from controlplane.quarantine import file
+from controlplane.ir.model import DeploymentRoute, GatewayIR
 from controlplane.quarantine.decide import (
     PENDING,
+    Check,
+    Outcome,
     Pushed,
     Quarantine,
     RegionState,
     RouteKey,
+    checked,
     compose,
     decide,
     route_key,
 )
+from controlplane.quarantine.offline import rejects_alone
 from controlplane.quarantine.verdict import verdict_of
+from controlplane.store import Store
+from controlplane.store.quarantines import RegionRecord, load_regions, save_region
 from controlplane.translate import translate_gateway
 from controlplane.xds.cache import SnapshotCache
 
 log = logging.getLogger(__name__)
+
+# Pushes kept per region while their answers are on their way (the oldest ones are given up:
+# a config overtaken by a newer one may never be sent at all).
+PUSHES_KEPT = 32
+
+# Envoy's complaint about a gateway's resources with only this deployment's (None: none); ''.
+Validator = Callable[[GatewayIR, DeploymentRoute | None], str]
 
 
 @dataclass(frozen=True)
@@ -39,33 +53,57 @@ class _Push:
     versions: Mapping[str, str]  # type URL -> the node's snapshot version right after the push
 
 
-class GatewayConfigs:
-    """Each region's quarantine state and last push; `path` keeps quarantines across restarts."""
+@dataclass
+class _Running:
+    check: Check
+    future: Future[dict[RouteKey, str]]
 
-    def __init__(self, cache: SnapshotCache, path: Path | None = None) -> None:
+
+class GatewayConfigs:
+    """Each region's quarantine state and unanswered pushes.
+
+    `store` keeps each region's accepted baseline and quarantines (shared by every replica);
+    `validate` checks a suspect offline (default: the real `envoy --mode validate`); `wake` is
+    called, from the checking thread, when a check is done (the reconciler's thread-safe
+    trigger), so the next `configure` applies it.
+    """
+
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        store: Store | None = None,
+        *,
+        validate: Validator = rejects_alone,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
         self._cache = cache
-        self._path = path
+        self._store = store
+        self._validate = validate
+        self._wake = wake
         self._states: dict[str, RegionState] = {}
-        self._pushed: dict[str, _Push] = {}
-        if path is not None:
-            for region, quarantined in file.load(path).items():
-                self._states[region] = RegionState(quarantined=MappingProxyType(quarantined))
+        self._pushes: dict[str, list[_Push]] = {}
+        self._running: dict[str, _Running] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quarantine")
+        if store is not None:
+            for region, record in load_regions(store).items():
+                self._states[region] = RegionState(
+                    baseline=record.accepted, quarantined=record.quarantined
+                )
+
+    def close(self) -> None:
+        """Stop the checking thread (a check in progress is abandoned)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def configure(self, gateway: GatewayIR, fingerprints: Mapping[RouteKey, str]) -> None:
-        """Decide on Envoy's answer to the last push, then push the region's config.
+        """Decide on Envoy's answers to the last pushes, then push the region's config.
 
         `fingerprints`: every deployment's (see `fingerprint.py`). Raises what translation or
         the cache raise; the region then keeps its last config.
         """
         region = gateway.region
         before = self._states.get(region, RegionState())
-        last = self._pushed.get(region)
-        verdict = (
-            verdict_of(self._cache.node_status(region), last.versions)
-            if last is not None
-            else PENDING
-        )
-        state = decide(before, last.config if last else None, verdict, fingerprints)
+        state = self._decide(region, before, fingerprints)
+        state = self._check(region, state, gateway)
         self._states[region] = state
         self._report(region, before, state)
         routes = compose(state, gateway.routes)
@@ -73,10 +111,14 @@ class GatewayConfigs:
         self._cache.set_resources(region, resources.by_type_url())
         snapshot = self._cache.snapshot(region)
         versions = {t: s.version for t, s in snapshot.types.items()} if snapshot else {}
-        self._pushed[region] = _Push(
+        push = _Push(
             Pushed(MappingProxyType({route_key(r): r for r in routes}), resources.owners),
             MappingProxyType(versions),
         )
+        pushes = self._pushes.setdefault(region, [])
+        if not pushes or pushes[-1] != push:
+            pushes.append(push)
+        del pushes[:-PUSHES_KEPT]
 
     def quarantined(self) -> dict[RouteKey, dict[str, Quarantine]]:
         """Deployment -> region -> why that region's config leaves it out."""
@@ -90,8 +132,71 @@ class GatewayConfigs:
         """Region -> the deployments a NACK standing there concerns (absent: all of them)."""
         return {r: s.blame for r, s in self._states.items() if s.blame is not None}
 
+    def _decide(
+        self, region: str, state: RegionState, fingerprints: Mapping[RouteKey, str]
+    ) -> RegionState:
+        """Apply Envoy's answer to the newest push it answered; older pushes are done with."""
+        pushes = self._pushes.get(region, [])
+        status = self._cache.node_status(region)
+        for index in range(len(pushes) - 1, -1, -1):
+            verdict = verdict_of(status, pushes[index].versions)
+            if verdict.outcome is not Outcome.PENDING:
+                push = pushes[index]
+                del pushes[: index + 1]
+                return decide(state, push.config, verdict, fingerprints)
+        return decide(state, None, PENDING, fingerprints)
+
+    def _check(self, region: str, state: RegionState, gateway: GatewayIR) -> RegionState:
+        """Apply a finished offline check; start the one `decide` asked for."""
+        running = self._running.get(region)
+        if running is not None and running.check is not state.check:
+            running.future.cancel()  # replaced by a newer rejection, or an ACK
+            del self._running[region]
+            running = None
+        if running is not None and running.future.done():
+            del self._running[region]
+            try:
+                refused = running.future.result()
+            except Exception:
+                log.exception("region %s: the offline check failed; nobody is blamed", region)
+                refused = {}
+            if not refused:
+                log.warning(
+                    "region %s: Envoy takes each suspect's resources alone, so no deployment "
+                    "is blamed for the rejection; the region keeps what its Envoy has until "
+                    "the cause changes",
+                    region,
+                )
+            return checked(state, running.check, refused)
+        if state.check is not None and running is None:
+            check = state.check
+            future = self._executor.submit(self._run_check, gateway, check)
+            future.add_done_callback(lambda _f: self._wake())
+            self._running[region] = _Running(check, future)
+            log.info(
+                "region %s: Envoy rejected %s version %s and its changes name no single "
+                "deployment; validating %d suspect(s) offline",
+                region,
+                check.verdict.type_url,
+                check.verdict.version,
+                len(check.suspects),
+            )
+        return state
+
+    def _run_check(self, gateway: GatewayIR, check: Check) -> dict[RouteKey, str]:
+        """(Worker thread.) Envoy's complaint about each suspect's resources alone; none when
+        it refuses the gateway's own resources already (that is no deployment's fault)."""
+        out: dict[RouteKey, str] = {}
+        if self._validate(gateway, None):
+            return out
+        for key, route in sorted(check.suspects.items()):
+            complaint = self._validate(gateway, route)
+            if complaint:
+                out[key] = complaint
+        return out
+
     def _report(self, region: str, before: RegionState, after: RegionState) -> None:
-        """Log what changed, and keep the quarantines on disk when they did."""
+        """Log what changed, and keep the baseline and quarantines in the store when they did."""
         for key, q in after.quarantined.items():
             if key not in before.quarantined:
                 log.warning(
@@ -107,15 +212,11 @@ class GatewayConfigs:
                 )
         for environment, name in before.quarantined.keys() - after.quarantined.keys():
             log.info("region %s: deployment %s (%s) changed or went", region, name, environment)
-        if after.suspects and after.suspects != before.suspects:
-            log.info(
-                "region %s: Envoy rejected an update; trying %d of %d suspect deployment(s)",
-                region,
-                len(after.trying),
-                len(after.suspects),
-            )
-        if self._path is not None and before.quarantined != after.quarantined:
-            try:
-                file.save(self._path, {r: s.quarantined for r, s in self._states.items()})
-            except OSError:
-                log.exception("cannot write %s; quarantines will not survive a restart", self._path)
+        if self._store is None:
+            return
+        if (before.baseline, before.quarantined) == (after.baseline, after.quarantined):
+            return
+        try:
+            save_region(self._store, region, RegionRecord(after.baseline, after.quarantined))
+        except Exception:
+            log.exception("cannot keep region %s's quarantines in the store", region)

@@ -78,6 +78,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX model_versions_by_sha256 ON model_versions (sha256)",
         ),
     ),
+    Migration(
+        4,
+        "what each region's Envoy accepted and rejected (quarantine), shared by every replica",
+        (
+            """CREATE TABLE accepted_routes (
+                region TEXT NOT NULL,
+                environment TEXT NOT NULL,
+                deployment TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                PRIMARY KEY (region, environment, deployment))""",
+            """CREATE TABLE quarantines (
+                region TEXT NOT NULL,
+                environment TEXT NOT NULL,
+                deployment TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                type_url TEXT NOT NULL,
+                version TEXT NOT NULL,
+                message TEXT NOT NULL,
+                PRIMARY KEY (region, environment, deployment))""",
+        ),
+    ),
 )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -35,6 +36,8 @@ Listener = Callable[[str], None]
 Waker = Callable[[], None]
 
 _EMPTY: Mapping[str, Message] = MappingProxyType({})
+# Answers kept per type: enough for the snapshots built while one answer is on its way.
+ANSWERS_KEPT = 64
 
 
 @dataclass
@@ -46,6 +49,16 @@ class _TypeRecord:
     acked: Mapping[str, Message] = field(default_factory=lambda: _EMPTY)
     nack: Nack | None = None
     last_ack_at: float | None = None
+    # snapshot version -> Envoy's answer to a response built from it (None: ACKed), oldest first
+    answers: OrderedDict[str, Nack | None] = field(default_factory=OrderedDict)
+
+    def answer(self, snapshot_version: str, nack: Nack | None) -> None:
+        if not snapshot_version:
+            return
+        self.answers.pop(snapshot_version, None)
+        self.answers[snapshot_version] = nack
+        while len(self.answers) > ANSWERS_KEPT:
+            self.answers.popitem(last=False)
 
 
 @dataclass
@@ -123,6 +136,7 @@ class SnapshotCache:
                 acked_version=rec.acked_version,
                 nack=rec.nack,
                 last_ack_at=rec.last_ack_at,
+                answers=MappingProxyType(dict(rec.answers)),
             )
         return NodeStatus(
             node_id=node_id,
@@ -182,13 +196,21 @@ class SnapshotCache:
         self._record(node_id, type_url).sent_version = version
 
     def record_ack(
-        self, node_id: str, type_url: str, version: str, resources: Mapping[str, Message]
+        self,
+        node_id: str,
+        type_url: str,
+        version: str,
+        resources: Mapping[str, Message],
+        *,
+        snapshot_version: str = "",
     ) -> None:
+        """Envoy accepted `version`, built from the node's `snapshot_version` of the type."""
         rec = self._record(node_id, type_url)
         rec.acked_version = version
         rec.acked = resources
         rec.nack = None
         rec.last_ack_at = time.time()
+        rec.answer(snapshot_version, None)
         self._notify(node_id)
 
     def record_nack(
@@ -199,18 +221,18 @@ class SnapshotCache:
         message: str,
         *,
         snapshot_version: str = "",
-        resources: frozenset[str] = frozenset(),
         changed: frozenset[str] = frozenset(),
     ) -> None:
         """Envoy rejected `version`; see `Nack` for what the other facts are for."""
-        self._record(node_id, type_url).nack = Nack(
+        rec = self._record(node_id, type_url)
+        rec.nack = Nack(
             version=version,
             message=message,
             at=time.time(),
             snapshot_version=snapshot_version,
-            resources=resources,
             changed=changed,
         )
+        rec.answer(snapshot_version, rec.nack)
         self._notify(node_id)
 
     # ----- internals ----------------------------------------------------------------------

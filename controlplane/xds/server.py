@@ -94,7 +94,13 @@ class _Session:
         node_id = self._node_id
         verdict = self._state.on_request(request)
         if verdict.kind is RequestKind.ACK and verdict.version is not None:
-            self._cache.record_ack(node_id, verdict.type_url, verdict.version, verdict.resources)
+            self._cache.record_ack(
+                node_id,
+                verdict.type_url,
+                verdict.version,
+                verdict.resources,
+                snapshot_version=verdict.snapshot_version,
+            )
         elif verdict.kind is RequestKind.NACK and verdict.version is not None:
             log.warning(
                 "node %s rejected %s version %s: %s",
@@ -109,7 +115,6 @@ class _Session:
                 verdict.version,
                 verdict.error,
                 snapshot_version=verdict.snapshot_version,
-                resources=frozenset(verdict.resources),
                 changed=verdict.changed,
             )
         elif verdict.kind is RequestKind.STALE:

@@ -17,17 +17,16 @@ class Nack:
     """Envoy rejected `version` of a type; `message` is Envoy's error_detail.message.
 
     A SotW NACK covers the whole update and rarely names the resource at fault, so the cache
-    also says what the update held: `snapshot_version` (the node's snapshot version of the type
-    it was built from; a CDS that still carries stale clusters has its own `version`),
-    `resources` (every name in it) and `changed` (those new or different from what that stream's
-    Envoy had ACKed). Whoever owns the names can attribute the rejection.
+    also says what the update was: `snapshot_version` (the node's snapshot version of the type
+    it was built from; a CDS that still carries stale clusters has its own `version`) and
+    `changed` (the names new or different from what that stream's Envoy had ACKed). Whoever
+    owns the names can attribute the rejection.
     """
 
     version: str
     message: str
     at: float  # time.time() when the NACK arrived
     snapshot_version: str = ""
-    resources: frozenset[str] = frozenset()
     changed: frozenset[str] = frozenset()
 
 
@@ -38,7 +37,9 @@ class TypeStatus:
     `snapshot_version` is the version of the node's current snapshot (None without one). The
     sent/acked versions can differ from it while a push is in flight, and CDS can briefly carry an
     intermediate version (new clusters plus ones being removed, see `stream.py`). `nack` is the
-    last rejection; it is cleared when a later version is ACKed.
+    last rejection; it is cleared when a later version is ACKed. `answers` keeps Envoy's
+    answer to each recent snapshot version (None: ACKed), so an answer to a config that was
+    replaced before it arrived is still known (snapshots can change faster than Envoy answers).
     """
 
     snapshot_version: str | None = None
@@ -46,6 +47,7 @@ class TypeStatus:
     acked_version: str | None = None
     nack: Nack | None = None
     last_ack_at: float | None = None
+    answers: Mapping[str, Nack | None] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def in_sync(self) -> bool:

@@ -81,8 +81,8 @@ class RequestKind(enum.Enum):
 @dataclass(frozen=True)
 class RequestVerdict:
     """What a request meant. For ACK/NACK: the version (ours) and content it refers to; for a
-    NACK also the snapshot version it was built from and the names new or changed since the
-    stream's last ACK of the type."""
+    NACK the names new or changed since the stream's last ACK of the type; for both the snapshot
+    version it was built from."""
 
     kind: RequestKind
     type_url: str
@@ -173,7 +173,13 @@ class StreamState:
             )
         ts.nacked = False
         ts.acked = ts.last.resources
-        return RequestVerdict(RequestKind.ACK, type_url, version=ts.last.version, resources=content)
+        return RequestVerdict(
+            RequestKind.ACK,
+            type_url,
+            version=ts.last.version,
+            resources=content,
+            snapshot_version=ts.last.snapshot_version,
+        )
 
     # ----- responses ----------------------------------------------------------------------
 

@@ -12,17 +12,20 @@ from controlplane.policy.settings import HealthCheckSettings
 from controlplane.quarantine.decide import (
     ACKED,
     PENDING,
+    Check,
     Outcome,
     Pushed,
     Quarantine,
     RegionState,
     RouteKey,
     Verdict,
+    checked,
     compose,
     decide,
 )
 
 CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
 RDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 WORKER = Endpoint("w1", "127.0.0.1", 9000, 9001)
 A, B, C = ("production", "a"), ("production", "b"), ("production", "c")
@@ -65,24 +68,40 @@ def quarantine(fingerprint: str, type_url: str = CDS) -> Quarantine:
     return Quarantine(fingerprint, type_url, "7.5", "Duration out-of-range")
 
 
+def check(verdict: Verdict, **forms: str) -> Check:
+    """An offline check of these suspects, at the forms given, with their fingerprints."""
+    suspects = routes(**forms)
+    return Check(verdict, suspects, MappingProxyType({k: FINGERPRINTS[k] for k in suspects}))
+
+
+def baseline(*keys: RouteKey) -> Mapping[RouteKey, str]:
+    return MappingProxyType({k: FINGERPRINTS[k] for k in keys})
+
+
+OWNED_BY_B = rejected("b.production.grpc", "b.production.http")
+LISTENER_REJECTED = rejected("gateway", type_url=LDS)
+TABLE_REJECTED = rejected("gateway", type_url=RDS)
+
+
 @pytest.mark.parametrize(
     ("case", "state", "push", "verdict", "expected"),
     [
         (
-            "an ACK makes the pushed config the accepted one",
+            "an ACK makes the pushed config the accepted one, and its fingerprints the baseline",
             RegionState(accepted=routes(a="old")),
             pushed(a="old", b="new"),
             ACKED,
-            RegionState(accepted=routes(a="old", b="new")),
+            RegionState(accepted=routes(a="old", b="new"), baseline=baseline(A, B)),
         ),
         (
-            "one deployment changed since the accepted config: it is the one",
+            "everything the rejected CDS changed is one deployment's own: it is the one",
             RegionState(accepted=routes(a="old")),
             pushed(a="old", b="new"),
-            rejected("b.production.grpc", "b.production.http"),
+            OWNED_BY_B,
             RegionState(
                 accepted=routes(a="old"),
                 quarantined={B: quarantine("fb")},
+                rejected="7.5",
                 blame=frozenset({B}),
             ),
         ),
@@ -94,82 +113,86 @@ def quarantine(fingerprint: str, type_url: str = CDS) -> Quarantine:
             RegionState(
                 accepted=routes(a="old", c="old"),
                 quarantined={B: quarantine("fb")},
+                rejected="7.5",
                 blame=frozenset({B}),
             ),
         ),
         (
-            "the shared route table changed: bisect, the first half at its new form",
+            "a listener was rejected and one deployment changed: not blamed, checked offline",
+            RegionState(accepted=routes(a="old")),
+            pushed(a="old", b="new"),
+            LISTENER_REJECTED,
+            RegionState(
+                accepted=routes(a="old"),
+                check=check(LISTENER_REJECTED, b="new"),
+                rejected="7.5",
+            ),
+        ),
+        (
+            "the shared route table changed: every changed deployment is checked offline",
             RegionState(accepted=routes(a="old", c="old")),
             pushed(a="new", b="new", c="new"),
-            rejected("gateway", type_url=RDS),
+            TABLE_REJECTED,
             RegionState(
                 accepted=routes(a="old", c="old"),
-                suspects=(A, B, C),
-                trying=frozenset({A, B}),
-                blame=frozenset({A, B, C}),
+                check=check(TABLE_REJECTED, a="new", b="new", c="new"),
+                rejected="7.5",
             ),
         ),
         (
-            "bisecting, the tried half is ACKed: it is accepted, the rest is tried",
+            "what the CDS changed belongs to two deployments: those two are checked",
+            RegionState(accepted=routes(a="old", c="old")),
+            pushed(a="new", b="new", c="new"),
+            rejected("b.production.grpc", "c.production.grpc"),
             RegionState(
                 accepted=routes(a="old", c="old"),
-                suspects=(A, B, C),
-                trying=frozenset({A, B}),
-                blame=frozenset({A, B, C}),
-            ),
-            pushed(a="new", b="new", c="old"),
-            ACKED,
-            RegionState(
-                accepted=routes(a="new", b="new", c="old"), suspects=(C,), trying=frozenset({C})
+                check=check(rejected("b.production.grpc", "c.production.grpc"), b="new", c="new"),
+                rejected="7.5",
             ),
         ),
         (
-            "bisecting, the tried half is rejected: narrowed to it",
-            RegionState(
-                accepted=routes(a="old", c="old"),
-                suspects=(A, B, C),
-                trying=frozenset({A, B}),
-            ),
-            pushed(a="new", b="new", c="old"),
-            rejected("gateway", type_url=RDS),
-            RegionState(
-                accepted=routes(a="old", c="old"),
-                suspects=(A, B),
-                trying=frozenset({A}),
-                blame=frozenset({A, B}),
-            ),
-        ),
-        (
-            "bisecting, one tried and rejected: found",
-            RegionState(accepted=routes(a="new", c="old"), suspects=(B,), trying=frozenset({B})),
-            pushed(a="new", b="new", c="old"),
-            rejected("gateway", type_url=RDS),
-            RegionState(
-                accepted=routes(a="new", c="old"),
-                quarantined={B: quarantine("fb", RDS)},
-                blame=frozenset({B}),
-            ),
-        ),
-        (
-            "bisecting, the last suspects are ACKed after all: back to full pushes",
-            RegionState(accepted=routes(a="old"), suspects=(B,), trying=frozenset({B})),
+            "no baseline at all (a region that never ACKed a config of ours): all are checked",
+            RegionState(),
             pushed(a="old", b="new"),
-            ACKED,
-            RegionState(accepted=routes(a="old", b="new")),
+            TABLE_REJECTED,
+            RegionState(check=check(TABLE_REJECTED, a="old", b="new"), rejected="7.5"),
+        ),
+        (
+            "after a restart the stored baseline says which deployments changed since",
+            RegionState(baseline=baseline(A, C)),
+            pushed(a="old", b="new", c="new"),
+            TABLE_REJECTED,
+            RegionState(
+                baseline=baseline(A, C), check=check(TABLE_REJECTED, b="new"), rejected="7.5"
+            ),
         ),
         (
             "nothing changed since the accepted config: nobody to blame but everyone",
             RegionState(accepted=routes(a="old")),
             pushed(a="old"),
-            rejected("gateway", type_url=RDS),
-            RegionState(accepted=routes(a="old")),
+            TABLE_REJECTED,
+            RegionState(accepted=routes(a="old"), rejected="7.5"),
+        ),
+        (
+            "the same rejection again (its check still running): nothing changes",
+            RegionState(check=check(TABLE_REJECTED, b="new"), rejected="7.5"),
+            pushed(a="old", b="new"),
+            TABLE_REJECTED,
+            RegionState(check=check(TABLE_REJECTED, b="new"), rejected="7.5"),
+        ),
+        (
+            "an ACK ends a check on its way",
+            RegionState(check=check(TABLE_REJECTED, b="new"), rejected="7.5"),
+            pushed(a="old"),
+            ACKED,
+            RegionState(accepted=routes(a="old"), baseline=baseline(A)),
         ),
         (
             "no answer yet: nothing changes",
-            RegionState(accepted=routes(a="old"), suspects=(B, C), trying=frozenset({B})),
+            RegionState(accepted=routes(a="old"), check=check(TABLE_REJECTED, b="new")),
             pushed(a="old", b="new"),
             PENDING,
-            RegionState(accepted=routes(a="old"), suspects=(B, C), trying=frozenset({B})),
+            RegionState(accepted=routes(a="old"), check=check(TABLE_REJECTED, b="new")),
         ),
     ],
 )
@@ -178,6 +201,43 @@ def test_decide(
 ) -> None:
     got = decide(state, push, verdict, FINGERPRINTS)
     assert got == expected, case
+
+
+CHECK = check(TABLE_REJECTED, b="new", c="new")
+
+
+@pytest.mark.parametrize(
+    ("case", "state", "refused", "expected"),
+    [
+        (
+            "Envoy refuses one suspect alone: it is quarantined with the live Envoy's words",
+            RegionState(accepted=routes(a="old"), check=CHECK, rejected="7.5"),
+            {B: "Duration out-of-range (validate)"},
+            RegionState(
+                accepted=routes(a="old"),
+                quarantined={B: quarantine("fb", RDS)},
+                rejected="7.5",
+                blame=frozenset({B}),
+            ),
+        ),
+        (
+            "Envoy takes every suspect alone: nobody is quarantined, the NACK concerns all",
+            RegionState(accepted=routes(a="old"), check=CHECK, rejected="7.5"),
+            {},
+            RegionState(accepted=routes(a="old"), rejected="7.5"),
+        ),
+        (
+            "a newer rejection replaced the check: its answer is dropped",
+            RegionState(check=check(TABLE_REJECTED, c="new"), rejected="7.6"),
+            {B: "Duration out-of-range"},
+            RegionState(check=check(TABLE_REJECTED, c="new"), rejected="7.6"),
+        ),
+    ],
+)
+def test_checked(
+    case: str, state: RegionState, refused: dict[RouteKey, str], expected: RegionState
+) -> None:
+    assert checked(state, CHECK, refused) == expected, case
 
 
 @pytest.mark.parametrize(
@@ -196,12 +256,6 @@ def test_a_quarantine_lasts_until_the_deployment_changes(
     assert (B in got.quarantined) is kept, case
 
 
-def test_a_suspect_deleted_while_bisecting_is_dropped_and_the_next_half_tried() -> None:
-    state = RegionState(accepted=routes(a="old"), suspects=(B, C), trying=frozenset({B}))
-    got = decide(state, pushed(a="old", b="new"), PENDING, {A: "fa", C: "fc"})
-    assert got.suspects == (C,) and got.trying == {C}
-
-
 def test_without_any_config_pushed_yet_nothing_is_decided() -> None:
     state = RegionState(quarantined={B: quarantine("fb")})
     assert decide(state, None, rejected("b.production.grpc"), FINGERPRINTS) == state
@@ -216,14 +270,14 @@ def test_without_any_config_pushed_yet_nothing_is_decided() -> None:
             routes(a="new", b="new", c="new"),
         ),
         (
-            "a quarantined deployment is left out, the rest goes at its current form",
+            "a quarantined deployment never ACKed here is left out, the rest goes as it is",
             RegionState(accepted=routes(a="old"), quarantined={B: quarantine("fb")}),
             routes(a="new", c="new"),
         ),
         (
-            "bisecting: tried ones new, others at their accepted form, new untried ones out",
-            RegionState(accepted=routes(a="old", c="old"), suspects=(A, B), trying=frozenset({B})),
-            routes(a="old", b="new", c="old"),
+            "while a check runs, nothing is taken away or held back (not even without baseline)",
+            RegionState(check=CHECK),
+            routes(a="new", b="new", c="new"),
         ),
     ],
 )
@@ -233,9 +287,3 @@ def test_compose(
     current = [NEW[A], NEW[B], NEW[C]]
     got = compose(state, current)
     assert {(r.environment, r.deployment): r for r in got} == dict(expected), case
-
-
-def test_compose_keeps_unchanged_routes_while_bisecting() -> None:
-    state = RegionState(accepted=routes(a="old", c="new"), suspects=(B,), trying=frozenset())
-    got = compose(state, [OLD[A], NEW[B], NEW[C]])
-    assert got == (OLD[A], NEW[C])
