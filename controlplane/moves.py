@@ -22,6 +22,7 @@ plane finds the old regions again from the agents' reports and starts the deadli
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from controlplane.ir.build import DeploymentKey, gateway_regions, is_serving
 from controlplane.policy import ResolvedDeployment
 from controlplane.translate.names import backend_key, cluster_name_grpc, cluster_name_http
 from meshline.v1 import agent_pb2
+
+log = logging.getLogger(__name__)
 
 MOVE_DEADLINE_S = 300.0
 
@@ -189,6 +192,7 @@ class MoveTracker:
         self._clock = clock
         self._states: dict[DeploymentKey, MoveState] = {}
         self._deadlines: list[float] = []  # of the moves that keep old regions now
+        self._moves: dict[DeploymentKey, Move] = {}  # the last update's, for the log
 
     def update(
         self,
@@ -199,9 +203,10 @@ class MoveTracker:
         """The moves in progress, by deployment (`scales`: the autoscaler's last decisions).
         A deactivated deployment runs nothing: its workers simply stop, wherever they are."""
         now = self._clock()
+        deps = tuple(deployments)
         states: dict[DeploymentKey, MoveState] = {}
         moves: dict[DeploymentKey, Move] = {}
-        for dep in deployments:
+        for dep in deps:
             if dep.deactivated:
                 continue
             tracks = tuple(t.name for t in dep.tracks)
@@ -217,7 +222,33 @@ class MoveTracker:
         self._deadlines = [
             states[key].started_at + MOVE_DEADLINE_S for key, move in moves.items() if move.keep
         ]
+        self._log(moves, {d.key: d.placement.regions for d in deps if not d.deactivated})
         return moves
+
+    def _log(
+        self,
+        moves: Mapping[DeploymentKey, Move],
+        placements: Mapping[DeploymentKey, tuple[str, ...]],
+    ) -> None:
+        """Each step of a move once (status only shows the present): what it waits for, and
+        how it ended. Nothing for a deployment deleted or deactivated mid-move."""
+        for (environment, name), move in moves.items():
+            if self._moves.get((environment, name)) != move:
+                log.info("%s/%s: %s", environment, name, move.describe())
+        for key, move in self._moves.items():
+            if key in moves or key not in placements:
+                continue
+            label, route = f"{key[0]}/{key[1]}", f"{', '.join(move.origin)} to {', '.join(move.to)}"
+            if placements[key] == move.to:
+                log.info("%s: moved from %s; %s serves it", label, route, ", ".join(move.to))
+            else:
+                log.info(
+                    "%s: the move from %s was given up: it is placed in %s now",
+                    label,
+                    route,
+                    ", ".join(placements[key]),
+                )
+        self._moves = dict(moves)
 
     def next_check_s(self) -> float | None:
         """Seconds until the next deadline of a move that still keeps old regions."""

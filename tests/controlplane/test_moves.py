@@ -3,6 +3,7 @@ placement, what the agents and gateways report, and the time."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import pytest
@@ -19,8 +20,12 @@ from controlplane.moves import (
     decide_move,
     move_facts,
 )
+from controlplane.policy import ResolvedDeployment
+from controlplane.policy.network import resolve_network
 from meshline.v1 import agent_pb2
+from meshline.v1.resources_pb2 import Environment
 from tests.controlplane.ir.test_build import _resolved
+from tests.controlplane.store.builders import deployment, policy, region
 
 EU = ("eu",)
 S = agent_pb2.WorkerState
@@ -297,3 +302,47 @@ def test_the_tracker_keeps_state_between_rebuilds_and_wakes_at_the_deadline() ->
     assert tracker.next_check_s() is None  # nothing kept: nothing to wake up for
     # A deactivated deployment runs nothing anywhere: nothing is kept for it.
     assert MoveTracker(clock).update([replace(dep, deactivated=True)], old) == {}
+
+
+def _capacity_network(eu: int, us: int) -> dict[str, ResolvedDeployment]:
+    """The network when eu and us hold `eu` and `us` replicas: an older deployment, then d
+    (both may run in either region; capacity goes in creation order)."""
+    both = [policy({"location": {"regions": ["eu", "us"]}})]
+    older, d = (deployment(n, "m", "v1", policies=both).deployment for n in ("older", "d"))
+    older.metadata.created_at, d.metadata.created_at = "2026-01-01", "2026-01-02"
+    environment = Environment()
+    environment.metadata.name = "production"
+    regions = [region("eu", max_replicas=eu).region, region("us", max_replicas=us).region]
+    network = resolve_network([older, d], {"production": environment}, regions)
+    assert network.errors == {}
+    return {key[1]: dep for key, dep in network.deployments.items()}
+
+
+def test_a_region_capacity_change_moves_a_deployment_make_before_break(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Capacity alone moves d from us to eu (eu full and us with room, then the other way
+    round). us keeps serving d until eu does and us's gateway reaches eu; the log tells it."""
+    before, after = _capacity_network(eu=1, us=2), _capacity_network(eu=2, us=1)
+    assert [before[n].placement.regions for n in ("older", "d")] == [("eu", "us"), ("us",)]
+    assert [after[n].placement.regions for n in ("older", "d")] == [("eu", "us"), EU]
+    dep = after["d"]
+    clock = Clock()
+    tracker = MoveTracker(clock)
+    caplog.set_level(logging.INFO, logger="controlplane.moves")
+    # Right after the change: us still runs d, eu has no worker of it yet.
+    starting = {"us": _report(_worker(S.WORKER_STATE_HEALTHY)), "eu": _report()}
+    assert tracker.update([dep], starting) == {dep.key: _move(WAIT_EU)}
+    clock.now += 5
+    served = {
+        "us": _report(
+            _worker(S.WORKER_STATE_HEALTHY),
+            clusters={"d.production.grpc": ["eu"], "d.production.http": ["eu"]},
+        ),
+        "eu": _report(_worker(S.WORKER_STATE_HEALTHY)),
+    }
+    assert tracker.update([dep], served) == {}  # let go: its workers drain
+    assert [r.getMessage() for r in caplog.records] == [
+        f"production/d: {_move(WAIT_EU).describe()}",
+        "production/d: moved from us to eu; eu serves it",
+    ]
