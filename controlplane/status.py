@@ -87,10 +87,18 @@ class LiveStatus:
         quarantine = state.quarantined.get(key, {}).get(region)
         if quarantine is not None:
             kind = TYPE_NAMES.get(quarantine.type_url, quarantine.type_url)
-            return (
+            rejected = (
                 f"Envoy rejected {kind} version {quarantine.version}: "
-                f"{quarantine.message.strip()} (quarantined: left out of region {region}'s "
-                "config until the deployment changes)"
+                f"{quarantine.message.strip()}"
+            )
+            if quarantine.kept:  # the old form keeps serving there
+                return (
+                    f"kept at its last accepted form (version {quarantine.kept}); the new "
+                    f"spec was rejected: {rejected}"
+                )
+            return (
+                f"{rejected} (quarantined: left out of region {region}'s config until the "
+                "deployment changes)"
             )
         blame = state.nack_blame.get(region)
         if blame is not None and key not in blame:

@@ -110,11 +110,15 @@ def decide(
     if pushed is None or verdict.outcome is Outcome.PENDING:
         return state
     if verdict.outcome is Outcome.ACKED:
+        # A quarantined deployment went at its accepted form: that form's fingerprint stays.
+        baseline = {
+            k: state.baseline[k] if k in quarantined else fingerprints[k]
+            for k in sorted(pushed.routes)
+            if k in fingerprints and (k not in quarantined or k in state.baseline)
+        }
         return RegionState(
             accepted=MappingProxyType(dict(pushed.routes)),
-            baseline=MappingProxyType(
-                {k: fingerprints[k] for k in sorted(pushed.routes) if k in fingerprints}
-            ),
+            baseline=MappingProxyType(baseline),
             quarantined=state.quarantined,
         )
     if verdict.version == state.rejected:
@@ -127,9 +131,7 @@ def decide(
         if len(narrowed) == 1 and len(owners) == 1:
             # Everything the rejected update changed is this deployment's own: it is at fault.
             key = narrowed[0]
-            quarantined[key] = Quarantine(
-                fingerprints.get(key, ""), verdict.type_url, verdict.version, verdict.message
-            )
+            quarantined[key] = _quarantine(state, key, fingerprints.get(key, ""), verdict)
             return replace(state, quarantined=MappingProxyType(quarantined), blame=frozenset({key}))
         candidates = narrowed or candidates
     if not candidates:
@@ -152,9 +154,7 @@ def checked(state: RegionState, check: Check, refused: Mapping[RouteKey, str]) -
     verdict = check.verdict
     for key in check.suspects:
         if refused.get(key):
-            quarantined[key] = Quarantine(
-                check.fingerprints[key], verdict.type_url, verdict.version, verdict.message
-            )
+            quarantined[key] = _quarantine(state, key, check.fingerprints[key], verdict)
     blamed = frozenset(key for key in check.suspects if refused.get(key))
     return replace(
         state,
@@ -165,8 +165,45 @@ def checked(state: RegionState, check: Check, refused: Mapping[RouteKey, str]) -
 
 
 def compose(state: RegionState, routes: Sequence[DeploymentRoute]) -> tuple[DeploymentRoute, ...]:
-    """The routes to push: quarantined ones left out."""
-    return tuple(route for route in routes if route_key(route) not in state.quarantined)
+    """The routes to push: a quarantined deployment at the form Envoy last accepted, with its
+    endpoints current (left out when Envoy never accepted one); the rest as they are."""
+    out = []
+    for route in routes:
+        key = route_key(route)
+        if key not in state.quarantined:
+            out.append(route)
+        elif key in state.accepted:
+            out.append(held(state.accepted[key], route))
+    return tuple(out)
+
+
+def held(accepted: DeploymentRoute, current: DeploymentRoute) -> DeploymentRoute:
+    """`accepted` with the hosts of `current`: each backend of a model version (and track)
+    the current route still has takes its tiers and endpoints from there, so workers that
+    come, go or drain are followed (EDS is its own type: Envoy's verdict on the routes and
+    clusters does not depend on them); a version the current route no longer has keeps the
+    hosts it had."""
+    now = {(b.track, b.version): b for b in current.backends}
+    backends = tuple(
+        replace(b, tiers=n.tiers, local_endpoints=n.local_endpoints, wakes=n.wakes)
+        if (n := now.get((b.track, b.version))) is not None
+        else b
+        for b in accepted.backends
+    )
+    return replace(accepted, backends=backends)
+
+
+def kept_versions(route: DeploymentRoute) -> str:
+    """The model version(s) a route serves, as status names the form a deployment is kept at."""
+    return ", ".join(dict.fromkeys(b.version for b in route.backends))
+
+
+def _quarantine(
+    state: RegionState, key: RouteKey, fingerprint: str, verdict: Verdict
+) -> Quarantine:
+    accepted = state.accepted.get(key)
+    kept = kept_versions(accepted) if accepted is not None else ""
+    return Quarantine(fingerprint, verdict.type_url, verdict.version, verdict.message, kept)
 
 
 def _candidates(

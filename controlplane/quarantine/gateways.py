@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
+from controlplane.ir.codec import route_from_json, route_to_json
 from controlplane.ir.model import DeploymentRoute, GatewayIR
 from controlplane.quarantine.decide import (
     PENDING,
@@ -87,7 +88,9 @@ class GatewayConfigs:
         if store is not None:
             for region, record in load_regions(store).items():
                 self._states[region] = RegionState(
-                    baseline=record.accepted, quarantined=record.quarantined
+                    accepted=MappingProxyType(_forms(region, record.forms)),
+                    baseline=record.accepted,
+                    quarantined=record.quarantined,
                 )
 
     def close(self) -> None:
@@ -214,9 +217,26 @@ class GatewayConfigs:
             log.info("region %s: deployment %s (%s) changed or went", region, name, environment)
         if self._store is None:
             return
-        if (before.baseline, before.quarantined) == (after.baseline, after.quarantined):
+        if (before.accepted, before.baseline, before.quarantined) == (
+            after.accepted,
+            after.baseline,
+            after.quarantined,
+        ):
             return
         try:
-            save_region(self._store, region, RegionRecord(after.baseline, after.quarantined))
+            forms = {k: route_to_json(r) for k, r in after.accepted.items() if k in after.baseline}
+            save_region(self._store, region, RegionRecord(after.baseline, forms, after.quarantined))
         except Exception:
             log.exception("cannot keep region %s's quarantines in the store", region)
+
+
+def _forms(region: str, stored: Mapping[RouteKey, str]) -> dict[RouteKey, DeploymentRoute]:
+    """The accepted forms kept in the store; one this IR cannot read is dropped (that
+    deployment then counts as changed, and is left out if quarantined)."""
+    out = {}
+    for key, text in stored.items():
+        try:
+            out[key] = route_from_json(text)
+        except ValueError as exc:
+            log.warning("region %s: ignoring the stored form of %s: %s", region, key, exc)
+    return out

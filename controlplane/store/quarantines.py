@@ -28,14 +28,18 @@ class Quarantine:
     type_url: str  # the xDS type Envoy rejected
     version: str  # the rejected version
     message: str  # Envoy's error_detail text
+    # The model version(s) of the last form that region's Envoy accepted, at which the
+    # deployment is kept there; '' when it never accepted one (then it is left out).
+    kept: str = ""
 
 
 @dataclass(frozen=True)
 class RegionRecord:
-    """One region: the fingerprint of every deployment in the last config its Envoy ACKed
-    whole, and its quarantines."""
+    """One region: the fingerprint and form (JSON text, controlplane/ir/codec.py) of every
+    deployment in the last config its Envoy ACKed whole, and its quarantines."""
 
     accepted: Mapping[RouteKey, str] = field(default_factory=lambda: MappingProxyType({}))
+    forms: Mapping[RouteKey, str] = field(default_factory=lambda: MappingProxyType({}))
     quarantined: Mapping[RouteKey, Quarantine] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -45,15 +49,18 @@ def save_region(store: Store, region: str, record: RegionRecord) -> None:
         conn.execute("DELETE FROM accepted_routes WHERE region = ?", (region,))
         conn.execute("DELETE FROM quarantines WHERE region = ?", (region,))
         conn.executemany(
-            "INSERT INTO accepted_routes (region, environment, deployment, fingerprint) "
-            "VALUES (?, ?, ?, ?)",
-            [(region, env, name, fp) for (env, name), fp in sorted(record.accepted.items())],
+            "INSERT INTO accepted_routes (region, environment, deployment, fingerprint, form) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (region, env, name, fp, record.forms.get((env, name), ""))
+                for (env, name), fp in sorted(record.accepted.items())
+            ],
         )
         conn.executemany(
             "INSERT INTO quarantines (region, environment, deployment, fingerprint, type_url, "
-            "version, message) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "version, message, kept) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (region, env, name, q.fingerprint, q.type_url, q.version, q.message)
+                (region, env, name, q.fingerprint, q.type_url, q.version, q.message, q.kept)
                 for (env, name), q in sorted(record.quarantined.items())
             ],
         )
@@ -62,19 +69,22 @@ def save_region(store: Store, region: str, record: RegionRecord) -> None:
 def load_regions(store: Store) -> dict[str, RegionRecord]:
     """Every region's record (regions with neither rows are absent)."""
     accepted: dict[str, dict[RouteKey, str]] = {}
+    forms: dict[str, dict[RouteKey, str]] = {}
     quarantined: dict[str, dict[RouteKey, Quarantine]] = {}
     with store.companion() as conn:
         for row in conn.execute("SELECT * FROM accepted_routes"):
             key = (row["environment"], row["deployment"])
             accepted.setdefault(row["region"], {})[key] = row["fingerprint"]
+            forms.setdefault(row["region"], {})[key] = row["form"]
         for row in conn.execute("SELECT * FROM quarantines"):
             key = (row["environment"], row["deployment"])
             quarantined.setdefault(row["region"], {})[key] = Quarantine(
-                row["fingerprint"], row["type_url"], row["version"], row["message"]
+                row["fingerprint"], row["type_url"], row["version"], row["message"], row["kept"]
             )
     return {
         region: RegionRecord(
             MappingProxyType(accepted.get(region, {})),
+            MappingProxyType(forms.get(region, {})),
             MappingProxyType(quarantined.get(region, {})),
         )
         for region in sorted(accepted.keys() | quarantined.keys())

@@ -87,6 +87,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 environment TEXT NOT NULL,
                 deployment TEXT NOT NULL,
                 fingerprint TEXT NOT NULL,
+                form TEXT NOT NULL,
                 PRIMARY KEY (region, environment, deployment))""",
             """CREATE TABLE quarantines (
                 region TEXT NOT NULL,
@@ -96,6 +97,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 type_url TEXT NOT NULL,
                 version TEXT NOT NULL,
                 message TEXT NOT NULL,
+                kept TEXT NOT NULL,
                 PRIMARY KEY (region, environment, deployment))""",
         ),
     ),

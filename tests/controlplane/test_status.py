@@ -7,6 +7,7 @@ ACKs and NACKs are real protocol messages, not flags set by the test.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import pytest
 
@@ -482,6 +483,26 @@ def test_a_quarantined_deployment_is_failed_with_envoys_text_and_where(
     assert result.message.startswith("eu: Envoy rejected clusters version 7.5: Invalid duration")
     assert "quarantined: left out of region eu's config" in result.message
     assert "Duration out-of-range" in result.regions[0].nack_error
+
+
+def test_a_deployment_kept_at_its_accepted_form_says_so_and_why(
+    cache: SnapshotCache,
+) -> None:
+    registry = AgentRegistry()
+    _agent(registry)
+    kept = replace(QUARANTINE, kept="v1")
+    state = NetworkState(
+        placements=STATE.placements,
+        revisions=STATE.revisions,
+        quarantined={("production", "d"): {"eu": kept}},
+    )
+    result = LiveStatus(cache, registry, lambda: state).deployment_status(_deployment())
+    assert result.phase == "Failed"
+    assert result.message.startswith(
+        "eu: kept at its last accepted form (version v1); the new spec was rejected: Envoy "
+        "rejected clusters version 7.5: Invalid duration"
+    ), result.message
+    assert "left out" not in result.message
 
 
 async def test_a_nack_attributed_to_another_deployment_leaves_this_one_ready(

@@ -64,8 +64,8 @@ def rejected(*changed: str, type_url: str = CDS) -> Verdict:
     return Verdict(Outcome.REJECTED, type_url, "7.5", "Duration out-of-range", frozenset(changed))
 
 
-def quarantine(fingerprint: str, type_url: str = CDS) -> Quarantine:
-    return Quarantine(fingerprint, type_url, "7.5", "Duration out-of-range")
+def quarantine(fingerprint: str, type_url: str = CDS, kept: str = "") -> Quarantine:
+    return Quarantine(fingerprint, type_url, "7.5", "Duration out-of-range", kept)
 
 
 def check(verdict: Verdict, **forms: str) -> Check:
@@ -103,6 +103,33 @@ TABLE_REJECTED = rejected("gateway", type_url=RDS)
                 quarantined={B: quarantine("fb")},
                 rejected="7.5",
                 blame=frozenset({B}),
+            ),
+        ),
+        (
+            "a deployment Envoy accepted before is rejected: quarantined, kept at that form",
+            RegionState(accepted=routes(a="old", b="old")),
+            pushed(a="old", b="new"),
+            OWNED_BY_B,
+            RegionState(
+                accepted=routes(a="old", b="old"),
+                quarantined={B: quarantine("fb", kept="v1")},
+                rejected="7.5",
+                blame=frozenset({B}),
+            ),
+        ),
+        (
+            "its accepted form is ACKed again: the baseline keeps that form's fingerprint",
+            RegionState(
+                accepted=routes(a="old", b="old"),
+                baseline=MappingProxyType({A: "fa", B: "fb-old"}),
+                quarantined={B: quarantine("fb", kept="v1")},
+            ),
+            pushed(a="new", b="old"),
+            ACKED,
+            RegionState(
+                accepted=routes(a="new", b="old"),
+                baseline=MappingProxyType({A: "fa", B: "fb-old"}),
+                quarantined={B: quarantine("fb", kept="v1")},
             ),
         ),
         (
@@ -275,6 +302,11 @@ def test_without_any_config_pushed_yet_nothing_is_decided() -> None:
             routes(a="new", c="new"),
         ),
         (
+            "a quarantined deployment Envoy accepted before is kept at that form",
+            RegionState(accepted=routes(a="old", b="old"), quarantined={B: quarantine("fb")}),
+            {A: NEW[A], B: OLD[B], C: NEW[C]},
+        ),
+        (
             "while a check runs, nothing is taken away or held back (not even without baseline)",
             RegionState(check=CHECK),
             routes(a="new", b="new", c="new"),
@@ -287,3 +319,23 @@ def test_compose(
     current = [NEW[A], NEW[B], NEW[C]]
     got = compose(state, current)
     assert {(r.environment, r.deployment): r for r in got} == dict(expected), case
+
+
+def test_a_kept_form_follows_the_current_workers_of_its_version() -> None:
+    """The accepted form's settings, the current route's hosts (EDS): a worker that replaced
+    another is routed to, in the form Envoy accepted."""
+    state = RegionState(accepted=routes(b="old"), quarantined={B: quarantine("fb", kept="v1")})
+    moved = route(B, 1e11, port=9300)  # the rejected settings, and a new worker
+    (got,) = compose(state, [moved])
+    assert got.health_check == OLD[B].health_check
+    assert got.backends[0].local_endpoints == moved.backends[0].local_endpoints
+    assert got.backends[0].tiers == moved.backends[0].tiers
+
+
+def test_a_kept_form_of_a_version_no_longer_current_keeps_its_hosts() -> None:
+    state = RegionState(accepted=routes(b="old"), quarantined={B: quarantine("fb", kept="v1")})
+    other = DeploymentRoute.local(
+        "b", "production", [Endpoint("w9", "127.0.0.1", 9900, 9901)], version="v2"
+    )
+    (got,) = compose(state, [other])
+    assert got == OLD[B]

@@ -20,7 +20,7 @@ from controlplane.policy.settings import HealthCheckSettings
 from controlplane.quarantine import GatewayConfigs, RouteKey
 from controlplane.store import Store
 from controlplane.store.quarantines import load_regions
-from controlplane.xds import CLUSTER, LISTENER, PUSH_ORDER, SnapshotCache
+from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, SnapshotCache
 from tests.controlplane.xds.ads_client import eventually
 from tests.controlplane.xds.test_envoy_ads import ENVOY, NODE, _bootstrap
 from tests.harness.processes import ManagedProcess, free_port, managed
@@ -217,3 +217,49 @@ async def test_a_rejection_no_deployment_explains_blames_nobody(
         assert configs.blame() == {}  # the standing NACK concerns every deployment
         nack = cache.node_status(NODE).types[LISTENER].nack
         assert nack is not None and "bind" in nack.message
+
+
+async def test_a_rejected_update_keeps_the_deployment_at_its_accepted_form(
+    cache: SnapshotCache, ads_address: str, tmp_path: Path
+) -> None:
+    """A serving deployment gets an update Envoy rejects (and a new worker): it keeps serving
+    at the form Envoy accepted, routed to its current worker, also after a restart."""
+    listen_port = free_port()
+    serving, update = route(GOOD), route(GOOD, timeout_s=1e11)
+    new_worker = update.main.local_endpoints[0] if update.main.local_endpoints else None
+    assert new_worker is not None
+
+    def gateway(route: DeploymentRoute) -> GatewayIR:
+        return GatewayIR(NODE, "127.0.0.1", listen_port, (route,))
+
+    def still_served() -> None:
+        assert "good" in acked_deployments(cache)
+
+    with Store.open(tmp_path / "meshline.db") as store, envoy(ads_address, tmp_path):
+        configs = GatewayConfigs(cache, store)
+        try:
+            await settle(configs, cache, gateway(serving), {GOOD: "g1"}, "Envoy serves good")
+            await settle(configs, cache, gateway(update), {GOOD: "g2"}, "good kept", still_served)
+        finally:
+            configs.close()
+        quarantine = configs.quarantined()[GOOD][NODE]
+        assert quarantine.kept == "v1" and "Duration out-of-range" in quarantine.message
+        cluster = cache.acked_resources(NODE, CLUSTER)["good.production.grpc"]
+        assert cluster.health_checks[0].timeout.seconds == 2  # type: ignore[attr-defined]
+        assignment = cache.acked_resources(NODE, ENDPOINT)["good.production.grpc"]
+        ports = {
+            e.endpoint.address.socket_address.port_value
+            for group in assignment.endpoints  # type: ignore[attr-defined]
+            for e in group.lb_endpoints
+        }
+        assert ports == {new_worker.grpc_port}
+
+        restarted = GatewayConfigs(cache, store)  # the accepted form is in the store
+        try:
+            restarted.configure(gateway(update), {GOOD: "g2"})
+        finally:
+            restarted.close()
+        snapshot = cache.snapshot(NODE)
+        assert snapshot is not None
+        kept = snapshot.types[CLUSTER].resources["good.production.grpc"].message
+        assert kept.health_checks[0].timeout.seconds == 2  # type: ignore[attr-defined]
