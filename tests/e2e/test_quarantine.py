@@ -1,14 +1,16 @@
 """One deployment whose config Envoy rejects must not freeze its regions' configuration.
 
 The bad deployment is written straight into the control plane's store file, past the API's
-validation (as an older meshline, a hand edit or a validation gap could have left it); the
-real control plane and the real Envoys of both regions then take it from there.
+validation (as an older meshline, a hand edit or a validation gap could have left it), while the
+control plane is stopped; the real control plane and the real Envoys of both regions then take
+it from there.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import numpy as np
 import torch
 
@@ -23,7 +25,12 @@ ENVOY_TEXT = "Duration out-of-range"  # what Envoy says about the duration, nami
 
 
 def _inject_bad_deployment(mesh: Mesh, name: str, model: str) -> None:
-    """A deployment whose health-check timeout no Envoy accepts, stored without the API."""
+    """A deployment whose health-check timeout no Envoy accepts, stored without the API.
+
+    The store file has one user at a time: opening it beside the running control plane would
+    run migrations and bump its boot epoch beneath it. So the control plane is stopped (the
+    Envoys keep serving what they have), the file written, and the control plane started again.
+    """
     deployment = resources_pb2.Deployment()
     deployment.metadata.name = name
     deployment.spec.environment = "production"
@@ -32,8 +39,24 @@ def _inject_bad_deployment(mesh: Mesh, name: str, model: str) -> None:
     deployment.spec.replicas = 1
     deployment.spec.policies.add().location.regions.append("eu")
     deployment.spec.policies.add().failover.health_check.timeout_s = 100_000_000_000
-    with Store.open(mesh.state_dir / "controlplane" / "meshline.db") as store:
-        store.apply([api_pb2.Resource(deployment=deployment)])
+    mesh.controlplane.stop()
+    try:
+        with Store.open(mesh.state_dir / "controlplane" / "meshline.db") as store:
+            store.apply([api_pb2.Resource(deployment=deployment)])
+    finally:
+        mesh.start_controlplane()
+    mesh.wait_agents()
+
+
+def _delete(mesh: Mesh, name: str) -> None:
+    """Cleanup: gone already (the test failed before creating it) is fine."""
+    try:
+        mesh.deployments.DeleteDeployment(
+            api_pb2.DeleteDeploymentRequest(name=name, environment="production"), timeout=10
+        )
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise
 
 
 def _failed_with_envoys_text(mesh: Mesh, name: str) -> bool:
@@ -49,6 +72,14 @@ def _rejections(mesh: Mesh) -> int:
 def test_rejected_deployment_is_quarantined_and_the_region_keeps_updating(
     mesh: Mesh, models: dict[str, Path]
 ) -> None:
+    try:
+        _quarantined_and_the_region_keeps_updating(mesh, models)
+    finally:
+        for name in ("q-later", "q-bad", "q-good"):
+            _delete(mesh, name)
+
+
+def _quarantined_and_the_region_keeps_updating(mesh: Mesh, models: dict[str, Path]) -> None:
     batch = np.random.default_rng(3).standard_normal((3, 784)).astype(np.float32)
     expected = local_torch(models["v1"], torch.from_numpy(batch)).numpy()
     mesh.apply(deployment_yaml("q-good", models, "v1", ["eu"]))
@@ -57,7 +88,7 @@ def test_rejected_deployment_is_quarantined_and_the_region_keeps_updating(
     with ClientLoop(mesh.gateway("us"), "q-good", batch) as loop:
         wait_until(lambda: loop.count() > 10, 30, "answers from the good deployment")
         _inject_bad_deployment(mesh, "q-bad", "mlp-q-good")
-        # (1) Failed, with Envoy's own words (it comes from the agent's next report's rebuild).
+        # (1) Failed, with Envoy's own words.
         wait_until(lambda: _failed_with_envoys_text(mesh, "q-bad"), 60, "q-bad Failed")
 
         # (2) A deployment applied afterwards reaches every gateway and serves.
