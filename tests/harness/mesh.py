@@ -6,6 +6,7 @@ real Envoy and real Torch workers. All of it is stopped when the block ends.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import urllib.request
@@ -59,6 +60,12 @@ class Mesh:
     def apply(self, text: str, dry_run: bool = False) -> api_pb2.ApplyResponse:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
         resources = [parse_resource_document(d, "<test>", i) for i, d in enumerate(docs)]
+        return self.apply_resources(resources, dry_run)
+
+    def apply_resources(
+        self, resources: Sequence[api_pb2.Resource], dry_run: bool = False
+    ) -> api_pb2.ApplyResponse:
+        """Apply resources as they are (e.g. a spec read back with `region`, to restore it)."""
         stub = api_pb2_grpc.ApplyServiceStub(self._channel())
         reply: api_pb2.ApplyResponse = stub.Apply(
             api_pb2.ApplyRequest(resources=resources, dry_run=dry_run), timeout=30
@@ -104,9 +111,19 @@ class Mesh:
         }
 
     def worker_pids(self, region: str, deployment: str) -> list[int]:
-        """Worker processes of `deployment` that `region`'s agent runs now (any state)."""
+        """Worker processes of `deployment` (any environment) that this mesh's agent of
+        `region` runs now, in any state. Only this mesh's: the agent leads its own process group
+        (ManagedProcess starts a new session) and its workers stay in it, so another run's mesh
+        on the same machine, with the same names, is not seen. Matched on the worker's exact
+        --model-name (a worker id's prefix would also match deployment `{deployment}-b`)."""
         out = subprocess.run(
-            ["pgrep", "-f", f"worker-id {region}-{deployment}-"],
+            [
+                "pgrep",
+                "-g",
+                str(self.agents[region].pid),
+                "-f",
+                f"model-name {re.escape(deployment)}( |$)",
+            ],
             capture_output=True,
             text=True,
             check=False,
