@@ -24,7 +24,7 @@ from tests.harness.processes import wait_until
 ENVOY_TEXT = "Duration out-of-range"  # what Envoy says about the duration, naming no cluster
 
 
-def _inject_bad_deployment(mesh: Mesh, name: str, model: str) -> None:
+def _inject_bad_deployment(mesh: Mesh, name: str, model: str, replicas: int = 1) -> None:
     """A deployment whose health-check timeout no Envoy accepts, stored without the API.
 
     The store file has one user at a time: opening it beside the running control plane would
@@ -36,7 +36,7 @@ def _inject_bad_deployment(mesh: Mesh, name: str, model: str) -> None:
     deployment.spec.environment = "production"
     deployment.spec.model = model
     deployment.spec.version = "v1"
-    deployment.spec.replicas = 1
+    deployment.spec.replicas = replicas
     deployment.spec.policies.add().location.regions.append("eu")
     deployment.spec.policies.add().failover.health_check.timeout_s = 100_000_000_000
     mesh.controlplane.stop()
@@ -62,6 +62,11 @@ def _delete(mesh: Mesh, name: str) -> None:
 def _failed_with_envoys_text(mesh: Mesh, name: str) -> bool:
     status = mesh.deployment(name).status
     return status.phase == "Failed" and ENVOY_TEXT in status.message
+
+
+def _kept(mesh: Mesh, name: str) -> bool:
+    message = mesh.deployment(name).status.message
+    return "eu: kept at its last accepted form (version v1); the new spec was rejected" in message
 
 
 def _rejections(mesh: Mesh) -> int:
@@ -121,3 +126,16 @@ def _quarantined_and_the_region_keeps_updating(mesh: Mesh, models: dict[str, Pat
     mesh.wait_ready("q-later")
     assert _failed_with_envoys_text(mesh, "q-bad")
     assert _rejections(mesh) == rejections
+
+    # (4) A bad update of a serving deployment: it keeps serving at the form its Envoys
+    # accepted, and says so.
+    with ClientLoop(mesh.gateway("us"), "q-good", batch) as loop:
+        wait_until(lambda: loop.count() > 10, 30, "answers from the good deployment")
+        _inject_bad_deployment(mesh, "q-good", "mlp-q-good", replicas=2)
+        wait_until(lambda: _kept(mesh, "q-good"), 60, "q-good kept at its accepted form")
+        before = loop.count()
+        wait_until(lambda: loop.count() > before + 10, 30, "more answers from q-good")
+    assert loop.failures == []
+    kept = mesh.deployment("q-good").status
+    assert kept.phase == "Failed" and ENVOY_TEXT in kept.message, kept.message
+    assert "left out" not in kept.message
