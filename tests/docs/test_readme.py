@@ -13,7 +13,8 @@ a YAML block whose first line names a file is written to that file. Two things a
 
 Blocks marked `<!-- readme-test: skip (why) -->` or `fragment` do not run; an unmarked block the
 test cannot classify fails it. After the last block `up` is stopped (also on failure) and nothing
-it started may still listen or run.
+it started may still run: checked by process (those under `up` when it was told to stop, and any
+naming the test's directory), not by port, since another program may take a port once it is free.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import pytest
 from meshline.cli.client import api_client
 from meshline.cli.up import FIRST_GATEWAY_PORT
 from meshline.v1 import api_pb2
-from tests.harness.processes import REPO_ROOT, VENV_BIN, free_port, managed, port_open, wait_until
+from tests.harness.processes import REPO_ROOT, VENV_BIN, free_port, managed, wait_until
 from tests.harness.readme import Action, Step, localize, readme_steps
 
 README = REPO_ROOT / "README.md"
@@ -48,6 +49,16 @@ EXPECTED_OUTPUT: dict[str, tuple[str, ...]] = {
     "meshline apply -f my-model.yaml --dry-run": ("deployment/my-mlp created (dry run) → eu",),
     "meshline release my-mlp --from development --to production --dry-run": ("(dry run) → eu",),
     "meshline plan -f global.yaml": ("effective policies", "my-mlp (production) → eu, us"),
+    "meshline infer demo-scaled --input input=0.5": ("served by worker",),
+    "/v2/models/demo-scaled/infer": ("403 Forbidden", "'demo-scaled' in environment 'production'"),
+    "meshline rollout retry my-mlp": (
+        "rollout #1 v1 → v2 (canary): Progressing, step 1 at 10%",  # status
+        "rollout #1 v1 → v2 (canary): Paused, step 1 at 10%",
+        "rollout #1 v1 → v2 (canary): Aborted",
+        "rollout #2 v1 → v2 (canary, retry of #1): Progressing, step 1 at 10%",
+        "version set back to 'v1'",
+    ),
+    "meshline delete -f canary.yaml": ("phase: Aborted", "serving_version: v1"),
 }
 
 
@@ -57,7 +68,7 @@ class Network:
 
     api_address: str
     gateways: dict[str, str]  # region → gateway host:port
-    admins: dict[str, str]  # region → Envoy admin host:port
+    up_pid: int
 
 
 @contextmanager
@@ -77,11 +88,7 @@ def running_up(work: Path, log_dir: Path) -> Iterator[Network]:
         with api_client(address) as api:
             regions = api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=10).regions
         assert sorted(r.metadata.name for r in regions) == sorted(UP_REGIONS)
-        yield Network(
-            address,
-            {r.metadata.name: r.status.gateway_address for r in regions},
-            {r.metadata.name: r.status.admin_address for r in regions},
-        )
+        yield Network(address, {r.metadata.name: r.status.gateway_address for r in regions}, up.pid)
 
 
 def readme_addresses(network: Network) -> dict[str, str]:
@@ -131,9 +138,54 @@ def run_block(step: Step, text: str, work: Path, env: dict[str, str]) -> str:
     return output
 
 
-def listens(address: str) -> bool:
-    host, port = address.rsplit(":", 1)
-    return port_open(host, int(port))
+@dataclass(frozen=True)
+class ProcessId:
+    """A process, told apart from a later one that got the same pid by its start time."""
+
+    pid: int
+    started: int  # /proc/PID/stat starttime (clock ticks after boot)
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time) of a running process; None once it is gone (or a zombie: it
+    exited, and only its parent has not collected it yet)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    if fields[0] == "Z":
+        return None
+    return int(fields[1]), int(fields[19])
+
+
+def descendants(root: int) -> set[ProcessId]:
+    """Every process below `root` now (what the test's `up` started, directly or not)."""
+    children: dict[int, list[ProcessId]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            children.setdefault(stat[0], []).append(ProcessId(int(entry.name), stat[1]))
+    found: set[ProcessId] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child.pid)
+    return found
+
+
+def still_running(processes: set[ProcessId]) -> list[int]:
+    """The pids of `processes` that still run, killed (a failing test leaves nothing behind)."""
+    running = sorted(
+        p.pid for p in processes if (stat := _stat(p.pid)) is not None and stat[1] == p.started
+    )
+    for pid in running:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return running
 
 
 def processes_naming(path: Path) -> list[int]:
@@ -194,7 +246,8 @@ def test_every_readme_block_runs_in_order_on_a_fresh_up(tmp_path: Path) -> None:
             elif step.action in (Action.SHELL, Action.PYTHON):
                 outputs[step.block.line] = run_block(step, text, work, env)
         check_expected_output(steps, outputs)
+        started = descendants(network.up_pid)
+    assert started, "`up` ran no process of its own (control plane, agents, Envoys, workers)"
     assert not left, f"processes of the test's `up` still ran after it stopped: {left}"
-    addresses_used = [network.api_address, *network.gateways.values(), *network.admins.values()]
-    listening = [a for a in addresses_used if listens(a)]
-    assert not listening, f"still listening after `up` stopped: {listening}"
+    running = still_running(started)
+    assert not running, f"processes `up` started still ran after it stopped: {running}"
