@@ -28,6 +28,8 @@ from workers.demo import build_slow_mlp
 
 # Idle 2 s → zero; a held request waits up to 30 s for its worker.
 SCALE_TO_ZERO = "{min_replicas: 0, max_replicas: 2, scale_to_zero_after: 2}"
+# Status of a region whose last wake crash-looped, naming that wake's worker.
+FAILED_WAKE = re.compile(r"the last cold start failed: worker ([\w-]+)")
 
 
 def _batch(rows: int = 2, seed: int = 3) -> np.ndarray:
@@ -180,7 +182,8 @@ def test_a_broken_scale_to_zero_deployment_stays_failed_back_at_zero_until_it_ch
 ) -> None:
     """A wake whose worker crash-loops: the region goes back to zero, the worker is gone, and
     the deployment stays Failed with the worker's error (it showed Ready, scaled to zero); a
-    request still wakes it, and a fixed version makes it Ready."""
+    request still wakes it (a new worker, which crash-loops too) and is told a user must act,
+    and a fixed version makes it Ready."""
     name = "coldcrash"
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a TorchScript archive")
@@ -192,10 +195,13 @@ def test_a_broken_scale_to_zero_deployment_stays_failed_back_at_zero_until_it_ch
             lambda: mesh.deployment(name).status.phase == "Failed", 60, "its start to crash-loop"
         )
         phases: set[str] = set()
+        failed_workers: list[str] = []  # the worker each status read names as the failed wake's
 
         def back_at_zero() -> bool:
             dep = mesh.deployment(name)
             phases.add(dep.status.phase)
+            if found := FAILED_WAKE.search(dep.status.message):
+                failed_workers.append(found[1])
             eu = _region(dep, "eu")
             return eu.scaled_to_zero and (eu.desired_replicas, eu.current_replicas) == (0, 0)
 
@@ -206,17 +212,30 @@ def test_a_broken_scale_to_zero_deployment_stays_failed_back_at_zero_until_it_ch
         assert dep.status.phase == "Failed" and phases == {"Failed"}, (phases, dep.status)
         assert "eu: the last cold start failed: worker " in dep.status.message, dep.status
         assert "exited with code 1" in dep.status.message
+        named = FAILED_WAKE.search(dep.status.message)
+        assert named is not None, dep.status.message
+        first = named[1]
 
         # A request still wakes it (something outside the spec may have been fixed); this
-        # wake fails too, so the request times out and the deployment stays Failed.
+        # wake fails too, so the request times out, told that a user must act and why, and the
+        # deployment stays Failed.
         try:
             _grpc_call(mesh.gateway("eu"), name, _batch())
             raise AssertionError("a deployment whose model cannot load answered")
         except grpc.RpcError as exc:
             assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
-        wait_until(back_at_zero, 90, f"{name} back at zero in eu after a second wake")
+            details = exc.details() or ""
+        assert "a user must act" in details, details
+        assert "the last cold start failed: worker " in details, details
+        assert "exited with code 1" in details, details
+        # The wake happened: a new worker started and crash-looped (its failure replaced the
+        # first one's), and eu went back to zero after it.
+        wait_until(
+            lambda: back_at_zero() and failed_workers[-1] != first,
+            90,
+            f"{name} back at zero in eu after a second wake whose new worker failed",
+        )
         assert phases == {"Failed"}, phases
-        assert "the last cold start failed" in mesh.deployment(name).status.message
 
         # A changed spec (a version that loads) is tried afresh: no longer Failed.
         mesh.apply(deployment_yaml(name, versions, "v1", ["eu"], scaling=scaling))
