@@ -22,6 +22,9 @@ class Condition(str, Enum):
     Deactivated = "Deactivated"
     Failed = "Failed"
     Deleted = "Deleted"
+    # The control plane has acted on the latest change (whatever the phase): a rollout it
+    # starts exists, a move it starts shows.
+    Reconciled = "Reconciled"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ def decide(phase: str | None, wanted: Condition, current: bool = True) -> Verdic
         return Verdict(done=True, ok=wanted is Condition.Deleted)
     if not current:
         return KEEP_WAITING
+    if wanted is Condition.Reconciled:
+        return Verdict(done=True)
     if phase == wanted.value:
         return Verdict(done=True)
     if phase == Condition.Failed.value and wanted is not Condition.Deleted:
@@ -66,8 +71,9 @@ def wait(
         str | None, typer.Option("--address", help="Control plane API (host:port)")
     ] = None,
 ) -> None:
-    """Wait until a deployment is Ready (or --for Deactivated, Failed, Deleted); exit 1 if it
-    fails, disappears or the timeout passes first, with its status message."""
+    """Wait until a deployment is Ready (or --for Deactivated, Failed, Deleted, or Reconciled:
+    its latest change acted on); exit 1 if it fails, disappears or the timeout passes first,
+    with its status message."""
     if kind not in ("deployment", "deployments", "deploy"):
         raise fail(f"unknown kind {kind!r}; `meshline wait` waits for a deployment")
     addr = resolve_address(address)

@@ -23,6 +23,9 @@ from tests.meshline.cli.helpers import meshline
         (None, Condition.Deleted, Verdict(done=True)),
         ("Failed", Condition.Deleted, KEEP_WAITING),
         ("Ready", Condition.Deleted, KEEP_WAITING),
+        ("Pending", Condition.Reconciled, Verdict(done=True)),
+        ("Failed", Condition.Reconciled, Verdict(done=True)),  # acted on, whatever came of it
+        (None, Condition.Reconciled, Verdict(done=True, ok=False)),
     ],
 )
 def test_what_one_observation_means(phase: str | None, wanted: Condition, verdict: Verdict) -> None:
@@ -33,6 +36,7 @@ def test_what_one_observation_means(phase: str | None, wanted: Condition, verdic
 def test_a_status_from_before_the_latest_change_says_nothing_yet(phase: str) -> None:
     # Right after a fix is applied, the last rebuild's Failed must not end the wait.
     assert decide(phase, Condition.Ready, current=False) == KEEP_WAITING
+    assert decide(phase, Condition.Reconciled, current=False) == KEEP_WAITING
     assert decide(None, Condition.Deleted, current=False) == Verdict(done=True)
 
 
