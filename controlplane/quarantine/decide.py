@@ -128,8 +128,10 @@ def decide(
     owners = {pushed.owners.get(name) for name in verdict.changed}
     if owners and None not in owners:
         narrowed = tuple(key for key in candidates if key in owners)
-        if len(narrowed) == 1 and len(owners) == 1:
-            # Everything the rejected update changed is this deployment's own: it is at fault.
+        if len(narrowed) == 1:
+            # Everything the rejected update changed is a deployment's own, and of those only
+            # this one differs from what Envoy accepted (a fresh stream counts every name as
+            # changed; the unchanged deployments' resources were accepted as they are).
             key = narrowed[0]
             quarantined[key] = _quarantine(state, key, fingerprints.get(key, ""), verdict)
             return replace(state, quarantined=MappingProxyType(quarantined), blame=frozenset({key}))

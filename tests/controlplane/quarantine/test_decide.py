@@ -145,6 +145,18 @@ TABLE_REJECTED = rejected("gateway", type_url=RDS)
             ),
         ),
         (
+            "a fresh stream names everything changed; one deployment differs from the baseline",
+            RegionState(accepted=routes(a="old", c="old")),
+            pushed(a="old", b="new", c="old"),
+            rejected(*owned(routes(a="old", b="new", c="old"))),
+            RegionState(
+                accepted=routes(a="old", c="old"),
+                quarantined={B: quarantine("fb")},
+                rejected="7.5",
+                blame=frozenset({B}),
+            ),
+        ),
+        (
             "a listener was rejected and one deployment changed: not blamed, checked offline",
             RegionState(accepted=routes(a="old")),
             pushed(a="old", b="new"),
