@@ -88,8 +88,7 @@ class LiveStatus:
         if quarantine is not None:
             kind = TYPE_NAMES.get(quarantine.type_url, quarantine.type_url)
             rejected = (
-                f"Envoy rejected {kind} version {quarantine.version}: "
-                f"{quarantine.message.strip()}"
+                f"Envoy rejected {kind} version {quarantine.version}: {quarantine.message.strip()}"
             )
             if quarantine.kept:  # the old form keeps serving there
                 return (
