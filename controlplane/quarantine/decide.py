@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from controlplane.ir.model import DeploymentRoute
+from controlplane.ir.model import TIER_LOCAL, Backend, DeploymentRoute
 from controlplane.store.quarantines import Quarantine, RouteKey
 
 __all__ = ["Quarantine", "RouteKey"]
@@ -183,16 +183,45 @@ def held(accepted: DeploymentRoute, current: DeploymentRoute) -> DeploymentRoute
     """`accepted` with the hosts of `current`: each backend of a model version (and track)
     the current route still has takes its tiers and endpoints from there, so workers that
     come, go or drain are followed (EDS is its own type: Envoy's verdict on the routes and
-    clusters does not depend on them); a version the current route no longer has keeps the
-    hosts it had."""
+    clusters does not depend on them). A version the current route no longer has keeps the
+    hosts it had, and lists the current route's other workers of its track as draining: one
+    of the new version may have reached Envoy with the rejected update's endpoints, and
+    Envoy keeps a host that leaves EDS while it passes health checks."""
     now = {(b.track, b.version): b for b in current.backends}
-    backends = tuple(
-        replace(b, tiers=n.tiers, local_endpoints=n.local_endpoints, wakes=n.wakes)
-        if (n := now.get((b.track, b.version))) is not None
-        else b
-        for b in accepted.backends
+    by_track = {b.track: b for b in current.backends}
+    backends = []
+    for b in accepted.backends:
+        n = now.get((b.track, b.version))
+        if n is not None:
+            backends.append(
+                replace(b, tiers=n.tiers, local_endpoints=n.local_endpoints, wakes=n.wakes)
+            )
+        else:
+            backends.append(_strangers_draining(b, by_track.get(b.track)))
+    return replace(accepted, backends=tuple(backends))
+
+
+def _strangers_draining(kept: Backend, current: Backend | None) -> Backend:
+    """`kept`, plus the local workers of `current` it does not list, as draining."""
+    if current is None:
+        return kept
+    known = {e.worker_id for t in kept.tiers for e in t.endpoints}
+    known.update(e.worker_id for e in kept.local_endpoints or ())
+    strangers = tuple(
+        replace(e, draining=True)
+        for t in current.tiers
+        if t.kind == TIER_LOCAL
+        for e in t.endpoints
+        if e.worker_id not in known
     )
-    return replace(accepted, backends=backends)
+    if not strangers:
+        return kept
+    tiers = tuple(
+        replace(t, endpoints=t.endpoints + strangers) if t.kind == TIER_LOCAL else t
+        for t in kept.tiers
+    )
+    local = kept.local_endpoints + strangers if kept.local_endpoints is not None else None
+    return replace(kept, tiers=tiers, local_endpoints=local)
 
 
 def kept_versions(route: DeploymentRoute) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from types import MappingProxyType
 
 import pytest
@@ -345,9 +346,23 @@ def test_a_kept_form_follows_the_current_workers_of_its_version() -> None:
 
 
 def test_a_kept_form_of_a_version_no_longer_current_keeps_its_hosts() -> None:
+    """Its own workers stay as accepted; a worker of the new version (which may have reached
+    Envoy with the rejected update's endpoints) is listed draining, so Envoy sends it nothing
+    and the agent never counts it as serving (which would drain the old workers)."""
     state = RegionState(accepted=routes(b="old"), quarantined={B: quarantine("fb", kept="v1")})
-    other = DeploymentRoute.local(
-        "b", "production", [Endpoint("w9", "127.0.0.1", 9900, 9901)], version="v2"
-    )
+    newcomer = Endpoint("w9", "127.0.0.1", 9900, 9901)
+    both = [WORKER, newcomer]  # the current route lists every worker of the track
+    other = DeploymentRoute.local("b", "production", both, version="v2")
+    (got,) = compose(state, [other])
+    draining = replace(newcomer, draining=True)
+    (old,) = OLD[B].backends
+    assert got.backends[0].local_endpoints == (*(old.local_endpoints or ()), draining)
+    assert got.backends[0].tiers[0].endpoints == (*old.tiers[0].endpoints, draining)
+    assert replace(got, backends=OLD[B].backends) == OLD[B]
+
+
+def test_a_kept_form_of_a_version_no_longer_current_without_newcomers_is_as_accepted() -> None:
+    state = RegionState(accepted=routes(b="old"), quarantined={B: quarantine("fb", kept="v1")})
+    other = DeploymentRoute.local("b", "production", [WORKER], version="v2")
     (got,) = compose(state, [other])
     assert got == OLD[B]
