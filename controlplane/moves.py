@@ -28,9 +28,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from controlplane.autoscale import RegionScale, ScaleKey
-from controlplane.ir.build import DeploymentKey, gateway_regions, is_serving
+from controlplane.ir.build import gateway_regions, is_serving
 from controlplane.policy import ResolvedDeployment
-from controlplane.translate.names import backend_key, cluster_name_grpc, cluster_name_http
+from controlplane.policy.network import DeploymentKey
+from controlplane.translate.names import deployment_clusters
 from meshline.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
@@ -155,11 +156,7 @@ def move_facts(
                 running.add(region)
         elif all(any(is_serving(w) and w.track == t for w in mine) for t in tracks):
             serving.add(region)
-    clusters = [
-        cluster(backend_key(f"{name}.{environment}", track))
-        for track in tracks
-        for cluster in (cluster_name_grpc, cluster_name_http)
-    ]
+    clusters = [c for track in tracks for c in deployment_clusters(environment, name, track)]
     # The agents report Envoy's hostnames as they are; which gateway each names is ours to say.
     gateways = gateway_regions(reports)
     reaches = {}

@@ -45,15 +45,9 @@ class Bound:
     low_open: bool = False
 
     def allows(self, value: float) -> bool:
-        try:
-            if not math.isfinite(value):
-                return False
-        except OverflowError:  # an int too large for a float
+        if not finite(value):
             return False
-        if any(value == v for v, _ in self.special):
-            return True
-        above = value > self.low if self.low_open else value >= self.low
-        return above and value <= self.high
+        return any(value == v for v, _ in self.special) or self._in_range(value)
 
     def describe(self) -> str:
         """E.g. "0 (the default, 30 s) or between 0.001 and 86400 seconds"."""
@@ -77,6 +71,14 @@ class Bound:
 
     def _in_range(self, value: float) -> bool:
         return (self.low < value if self.low_open else self.low <= value) and value <= self.high
+
+
+def finite(value: float) -> bool:
+    """Neither NaN nor infinite, nor an int too large to be a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def show(value: float) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from controlplane.api.dependencies import region_dependents
+from controlplane.api.registry import remove_unreferenced
 from controlplane.store import (
     DEFAULT_ENVIRONMENT,
     KIND_DEPLOYMENT,
@@ -85,9 +86,7 @@ def delete_resources(
     if not dry_run and plan.present:
         store.delete(plan.present)
         if any(k.kind == KIND_MODEL for k in plan.present):
-            (artifacts or ArtifactStore.beside(store.path)).remove_unreferenced(
-                store.artifact_references()
-            )
+            remove_unreferenced(store, artifacts or ArtifactStore.beside(store.path))
     return [(k, ACTION_DELETED) for k in plan.present] + [
         (k, ACTION_NOT_FOUND) for k in plan.missing
     ]

@@ -6,7 +6,6 @@ e.g. "deployments.yaml document 2 (Deployment mnist): unknown field 'replicaz' i
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -15,7 +14,7 @@ from pathlib import Path
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from controlplane.api.bounds import BOUNDS, show
+from controlplane.api.bounds import BOUNDS, finite, show
 from controlplane.store import KINDS, AnyResource, wrap
 from meshline.v1.api_pb2 import Resource
 from meshline.v1.resources_pb2 import Deployment, Environment, Model, Region
@@ -200,17 +199,10 @@ def _check_value(value: object, field: FieldDescriptor, path: str) -> None:
     elif field.type in _FLOAT_TYPES:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _Problem(path, f"{path}: expected a number, got {_show(value)}")
-        if not _finite(value):
+        if not finite(value):
             raise _Problem(path, f"{path}: {_out_of_range(field, value)}")
     elif field.type == FieldDescriptor.TYPE_BOOL and not isinstance(value, bool):
         raise _Problem(path, f"{path}: expected true or false, got {_show(value)}")
-
-
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
 
 
 def _out_of_range(field: FieldDescriptor, value: float) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from controlplane.autoscale.failures import CrashLoop, crash_looping
 from controlplane.ir.build import is_serving
-from controlplane.translate.names import backend_key, cluster_name_grpc, cluster_name_http
+from controlplane.translate.names import deployment_clusters
 from meshline.v1 import agent_pb2
 
 State = agent_pb2.WorkerState
@@ -33,12 +33,6 @@ class LoadSignal:
     crash_loops: tuple[CrashLoop, ...] = ()
 
 
-def _clusters_of(workload: WorkloadKey) -> tuple[str, str]:
-    environment, deployment, track = workload
-    base = backend_key(f"{deployment}.{environment}", track)
-    return cluster_name_grpc(base), cluster_name_http(base)
-
-
 def load_signals(
     report: agent_pb2.AgentReport | None, workloads: Iterable[WorkloadKey]
 ) -> dict[WorkloadKey, LoadSignal]:
@@ -53,7 +47,7 @@ def load_signals(
     out = {}
     for key in wanted:
         mine = workers[key]
-        away = [clusters[name] for name in _clusters_of(key) if name in clusters]
+        away = [clusters[name] for name in deployment_clusters(*key) if name in clusters]
         # The worker's own count of answered inference requests: Envoy's per-host counters
         # would also count other gateways' health probes forwarded to it.
         counters = {f"worker:{w.worker_id}": w.requests for w in mine}

@@ -23,6 +23,7 @@ from controlplane.ir.model import (
     Tier,
 )
 from controlplane.policy import ResolvedDeployment, offload_targets, tier_order
+from controlplane.policy.network import DeploymentKey
 from controlplane.policy.settings import Track
 from meshline.v1 import agent_pb2
 from meshline.v1.resources_pb2 import Region
@@ -30,7 +31,6 @@ from meshline.v1.resources_pb2 import Region
 State = agent_pb2.WorkerState
 OffloadKey = tuple[str, str, str]  # (environment, deployment, entry region)
 ColdKey = tuple[str, str, str, str]  # (environment, deployment, track, region)
-DeploymentKey = tuple[str, str]  # (environment, deployment)
 
 
 @dataclass(frozen=True)

@@ -22,19 +22,21 @@ def _translator() -> bytes:
     return f"{TRANSLATION_FORMAT}/{release}".encode()
 
 
-_TRANSLATOR = _translator()
+TRANSLATOR = _translator()
 
 
 def fingerprint(
-    deployment: resources_pb2.Deployment, environment: resources_pb2.Environment | None
+    deployment: resources_pb2.Deployment,
+    environment: resources_pb2.Environment | None,
+    translator: bytes = TRANSLATOR,
 ) -> str:
     """Digest of the deployment's spec and its environment's spec (whose policies apply too).
 
     Deterministic across processes, so a quarantine kept in the store still matches after a
     restart; re-applying the same spec does not change it. Another translator (an upgrade)
-    changes it.
+    changes it (`translator`: this installation's, see TRANSLATION_FORMAT).
     """
-    digest = hashlib.sha256(_TRANSLATOR)
+    digest = hashlib.sha256(translator)
     for spec in (deployment.spec, environment.spec if environment is not None else None):
         data = spec.SerializeToString(deterministic=True) if spec is not None else b""
         digest.update(len(data).to_bytes(8, "big"))

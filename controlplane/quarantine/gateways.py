@@ -85,6 +85,9 @@ class GatewayConfigs:
         self._pushes: dict[str, list[_Push]] = {}
         self._running: dict[str, _Running] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quarantine")
+        # Each region's accepted forms as last encoded for the store: an ACK of an endpoints
+        # change re-encodes only the routes that changed, not the whole region.
+        self._encoded: dict[str, dict[RouteKey, tuple[DeploymentRoute, str]]] = {}
         if store is not None:
             for region, record in load_regions(store).items():
                 self._states[region] = RegionState(
@@ -224,10 +227,25 @@ class GatewayConfigs:
         ):
             return
         try:
-            forms = {k: route_to_json(r) for k, r in after.accepted.items() if k in after.baseline}
+            forms = self._encode(region, after)
             save_region(self._store, region, RegionRecord(after.baseline, forms, after.quarantined))
         except Exception:
             log.exception("cannot keep region %s's quarantines in the store", region)
+
+    def _encode(self, region: str, state: RegionState) -> dict[RouteKey, str]:
+        """The baseline's accepted forms as JSON text, from the cache where a route is as it
+        was last encoded."""
+        cached = self._encoded.get(region, {})
+        fresh: dict[RouteKey, tuple[DeploymentRoute, str]] = {}
+        for key, route in state.accepted.items():
+            if key not in state.baseline:
+                continue
+            hit = cached.get(key)
+            fresh[key] = (
+                hit if hit is not None and hit[0] == route else (route, route_to_json(route))
+            )
+        self._encoded[region] = fresh
+        return {key: text for key, (_, text) in fresh.items()}
 
 
 def _forms(region: str, stored: Mapping[RouteKey, str]) -> dict[RouteKey, DeploymentRoute]:

@@ -37,9 +37,7 @@ def envoy_binary() -> str:
     return shutil.which("envoy") or "envoy"
 
 
-def rejects_alone(
-    gateway: GatewayIR, route: DeploymentRoute | None, envoy: str | None = None
-) -> str:
+def rejects_alone(gateway: GatewayIR, route: DeploymentRoute | None) -> str:
     """Envoy's complaint about `route`'s resources on `gateway` without any other deployment
     (None: the gateway's own resources, with no deployment); '' when it takes them (or cannot
     say: no binary, a timeout; then nobody is blamed)."""
@@ -48,7 +46,7 @@ def rejects_alone(
     with tempfile.TemporaryDirectory(prefix="meshline-validate-") as tmp:
         path = Path(tmp) / "bootstrap.pb"
         path.write_bytes(data)
-        command = [envoy or envoy_binary(), "--mode", "validate", "-c", str(path)]
+        command = [envoy_binary(), "--mode", "validate", "-c", str(path)]
         try:
             result = subprocess.run(
                 [*command, "--log-level", "warn"],

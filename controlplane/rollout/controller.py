@@ -78,26 +78,21 @@ def _since(now: Mapping[str, TrafficTotals], start: Mapping[str, TrafficTotals])
     return total(totals.since(start.get(region, TrafficTotals())) for region, totals in now.items())
 
 
+def _holding(rec: Rollout | None) -> bool:
+    """The last rollout ended without its version, and nothing released that hold yet."""
+    return rec is not None and rec.phase in ENDED_WITHOUT and not rec.hold_released
+
+
 def holds_stable(rec: Rollout | None, target: str) -> bool:
     """The deployment names the version its last rollout ended without and has named no other
     since: it stays on the stable version (a rollback is not undone by the next rebuild)."""
-    return (
-        rec is not None
-        and rec.phase in ENDED_WITHOUT
-        and rec.to_version == target
-        and not rec.hold_released
-    )
+    return _holding(rec) and rec is not None and rec.to_version == target
 
 
 def releases_hold(rec: Rollout | None, target: str) -> bool:
     """The deployment names another version than the one its last rollout ended without (e.g.
     `rollout undo` set the stable one back): naming that version again is a new rollout."""
-    return (
-        rec is not None
-        and rec.phase in ENDED_WITHOUT
-        and rec.to_version != target
-        and not rec.hold_released
-    )
+    return _holding(rec) and rec is not None and rec.to_version != target
 
 
 def retry_refusal(name: str, rec: Rollout | None, target: str) -> str:

@@ -63,6 +63,12 @@ def backend_key(key: str, track: str, local: bool = False) -> str:
     return f"{base}{LOCAL_MARK}" if local else base
 
 
+def deployment_clusters(environment: str, deployment: str, track: str) -> tuple[str, str]:
+    """The (gRPC, REST) clusters of one track of a deployment, as every gateway names them."""
+    base = backend_key(f"{deployment}.{environment}", track)
+    return cluster_name_grpc(base), cluster_name_http(base)
+
+
 def deployment_key_of_cluster(cluster_name: str) -> str | None:
     """The `{deployment}.{environment}` key a cluster serves, or None for a foreign name."""
     for suffix in (GRPC_SUFFIX, HTTP_SUFFIX):

@@ -88,16 +88,6 @@ def _standby_pids(mesh: Mesh, region: str) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def _worker_pids(mesh: Mesh, region: str, deployment: str) -> list[int]:
-    out = subprocess.run(
-        ["pgrep", "-f", f"worker-id {region}-{deployment}-"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return [int(pid) for pid in out.stdout.split()]
-
-
 def test_eu_only_deployment_entering_in_the_us_is_served_in_the_eu(
     world: Mesh, versions: dict[str, Path]
 ) -> None:
@@ -180,7 +170,7 @@ def test_killing_every_worker_of_a_region_moves_traffic_without_failures(
         with ClientLoop(world.gateway("eu-west"), "fo", BATCH, concurrency=2) as loop:
             wait_until(lambda: loop.count() > 50, 30, "steady traffic")
             killed_at = time.monotonic()
-            pids = _worker_pids(world, "eu-west", "fo")
+            pids = world.worker_pids("eu-west", "fo")
             assert len(pids) == 2, pids
             for pid in pids:
                 os.kill(pid, signal.SIGKILL)
