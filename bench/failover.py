@@ -30,6 +30,7 @@ import grpc
 import numpy as np
 
 from bench.report import REPORT, write_section
+from meshline import wire
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import api_pb2
 from tests.e2e.conftest import deployment_yaml
@@ -222,7 +223,7 @@ def warm(gateway: str, deployment: str, calls: int) -> None:
         stub = oip_grpc.GRPCInferenceServiceStub(channel)
         request = infer_request(deployment, BATCH)
         for _ in range(calls):
-            stub.ModelInfer(request, metadata=(("x-meshline-deployment", deployment),), timeout=30)
+            stub.ModelInfer(request, metadata=((wire.DEPLOYMENT_HEADER, deployment),), timeout=30)
 
 
 def worker_pids(region: str, deployment: str) -> dict[int, str]:

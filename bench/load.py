@@ -27,6 +27,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from meshline import wire
 from meshline.inference import grpc_service_pb2 as oip
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 
@@ -172,7 +173,7 @@ def http_request_bytes(host: str, work: Workload, binary: bool) -> bytes:
         f"POST /v2/models/{work.model_name}/infer HTTP/1.1",
         f"Host: {host}",
         f"Content-Length: {len(body)}",
-        f"x-meshline-deployment: {work.deployment}",
+        f"{wire.DEPLOYMENT_HEADER}: {work.deployment}",
         *(f"{k}: {v}" for k, v in headers.items()),
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
@@ -242,7 +243,7 @@ async def _grpc_load(
     target: str, work: Workload, concurrency: int, seconds: float, warmup_s: float
 ) -> tuple[list[float], int]:
     request = grpc_request(work)
-    metadata = (("x-meshline-deployment", work.deployment),)
+    metadata = ((wire.DEPLOYMENT_HEADER, work.deployment),)
     async with grpc.aio.insecure_channel(target) as channel:
         stub = oip_grpc.GRPCInferenceServiceStub(channel)
 

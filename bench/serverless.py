@@ -25,6 +25,7 @@ import grpc
 import numpy as np
 
 from bench.report import REPORT, write_section
+from meshline import wire
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import api_pb2
 from tests.e2e.conftest import deployment_yaml
@@ -48,7 +49,7 @@ def first_answer(target: str, deployment: str, timeout_s: float = 120) -> tuple[
             try:
                 _, call = stub.ModelInfer.with_call(
                     infer_request(deployment, BATCH),
-                    metadata=(("x-meshline-deployment", deployment),),
+                    metadata=((wire.DEPLOYMENT_HEADER, deployment),),
                     timeout=timeout_s,
                     wait_for_ready=True,
                 )

@@ -20,7 +20,6 @@ from controlplane.agents.service import AgentService
 from controlplane.api import add_api_to_server
 from controlplane.api.registration import register_region
 from controlplane.ir.build import activator_endpoint
-from controlplane.lock import AlreadyRunningError, hold_lock
 from controlplane.metrics import MetricsServer
 from controlplane.reconciler import Reconciler
 from controlplane.rollout import RolloutController
@@ -29,6 +28,7 @@ from controlplane.store import Store
 from controlplane.store.artifacts import ArtifactStore
 from controlplane.xds.cache import SnapshotCache
 from controlplane.xds.server import add_ads_to_server
+from meshline.process.lock import AlreadyRunningError, hold_lock
 from meshline.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger(__name__)

@@ -110,9 +110,7 @@ class LiveStatus:
         status.observed_generation = self._state().generations.get(key, 0)
         return status
 
-    def _deployment_status(
-        self, dep: resources_pb2.Deployment
-    ) -> resources_pb2.DeploymentStatus:
+    def _deployment_status(self, dep: resources_pb2.Deployment) -> resources_pb2.DeploymentStatus:
         state = self._state()
         key = (dep.spec.environment, dep.metadata.name)
         if key in state.placement_errors:

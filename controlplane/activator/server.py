@@ -18,7 +18,7 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from controlplane.activator.holds import Activator, HoldRequest, HoldResult
-from controlplane.translate.names import (
+from meshline.wire import (
     ACTIVATOR_RETRY_HEADER,
     ACTIVATOR_RETRY_VALUE,
     DEPLOYMENT_HEADER,

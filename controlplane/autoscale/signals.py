@@ -61,9 +61,7 @@ def load_signals(
             problem=problem,
             serving_revisions=frozenset(w.revision for w in mine if is_serving(w)),
             crash_loops=tuple(
-                CrashLoop(w.revision, w.worker_id, w.last_error)
-                for w in mine
-                if crash_looping(w)
+                CrashLoop(w.revision, w.worker_id, w.last_error) for w in mine if crash_looping(w)
             ),
         )
     return out

@@ -18,7 +18,6 @@ from controlplane.policy.settings import (
     RetrySettings,
 )
 
-DEFAULT_ENVIRONMENT = "production"
 TIER_LOCAL = "local"
 TIER_GATEWAY = "gateway"
 # The control plane's activator: last, and only while the region to serve is cold.

@@ -448,11 +448,11 @@ def _crash_looping(rec: Rollout, reports: Mapping[str, agent_pb2.AgentReport]) -
     starts in a row; "" otherwise."""
     for region in sorted(reports):
         for w in reports[region].workers:
-            if (
-                (w.environment, w.deployment, w.version)
-                == (rec.environment, rec.deployment, rec.to_version)
-                and crash_looping(w)
-            ):
+            if (w.environment, w.deployment, w.version) == (
+                rec.environment,
+                rec.deployment,
+                rec.to_version,
+            ) and crash_looping(w):
                 return (
                     f"version '{rec.to_version}' failed to start {w.consecutive_failures} times "
                     f"in a row in region {region} (worker {w.worker_id}: {w.last_error})"

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from meshline.v1.api_pb2 import Resource
 from meshline.v1.resources_pb2 import Deployment, Environment, Model, Region
+from meshline.wire import DEFAULT_ENVIRONMENT
 
 # The environment a deployment belongs to when it names none (also the routing default).
-DEFAULT_ENVIRONMENT = "production"
 
 KIND_MODEL = "Model"
 KIND_ENVIRONMENT = "Environment"

@@ -16,6 +16,7 @@ from envoy.type.v3 import percent_pb2
 from controlplane.ir.model import Backend, DeploymentRoute, HealthCheckSettings, OutlierSettings
 from controlplane.translate import names
 from controlplane.translate.pb import duration, packed, uint32
+from meshline import wire
 
 CONNECT_TIMEOUT_S = 1.0
 # Workers are few per region: never spray traffic over unhealthy ones ("panic mode").
@@ -78,10 +79,10 @@ def probe_headers(route: DeploymentRoute, backend: Backend) -> list[tuple[str, s
     (hop marker set), so the probe passes only while that region can really serve.
     """
     return [
-        (names.DEPLOYMENT_HEADER, route.deployment),
-        (names.ENVIRONMENT_HEADER, route.environment),
-        (names.VERSION_HEADER, backend.version),
-        (names.HOP_HEADER, PROBE_HOP),
+        (wire.DEPLOYMENT_HEADER, route.deployment),
+        (wire.ENVIRONMENT_HEADER, route.environment),
+        (wire.VERSION_HEADER, backend.version),
+        (wire.HOP_HEADER, PROBE_HOP),
     ]
 
 

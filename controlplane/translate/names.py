@@ -6,22 +6,6 @@ LISTENER_NAME = "gateway"
 ROUTE_CONFIG_NAME = "gateway"
 STAT_PREFIX = "gateway"
 
-DEPLOYMENT_HEADER = "x-meshline-deployment"
-ENVIRONMENT_HEADER = "x-meshline-environment"
-# Pins a request to one model version; set by gateways on every forwarded request.
-VERSION_HEADER = "x-meshline-version"
-# Set (to the entry region) on requests a gateway forwards to another region's gateway.
-# A request that carries it is served by local workers only: it is never forwarded again.
-HOP_HEADER = "x-meshline-hop"
-# Which region's gateway the request entered at (on every response).
-ENTRY_REGION_HEADER = "x-meshline-entry-region"
-# The region of the gateway that sends a request upstream (on every forwarded request): the
-# activator needs it to know whose cold start a held request waits for.
-GATEWAY_REGION_HEADER = "x-meshline-gateway"
-# The activator's answer "a worker is ready now": routes retry on it.
-ACTIVATOR_RETRY_HEADER = "x-meshline-activator"
-ACTIVATOR_RETRY_VALUE = "retry"
-
 GRPC_SUFFIX = ".grpc"
 TRACK_SEPARATOR = "@"
 LOCAL_MARK = "~local"

@@ -11,8 +11,8 @@ from envoy.extensions.retry.priority.previous_priorities.v3 import (
 from envoy.type.matcher.v3 import string_pb2
 
 from controlplane.ir.model import RetrySettings
-from controlplane.translate.names import ACTIVATOR_RETRY_HEADER, ACTIVATOR_RETRY_VALUE
 from controlplane.translate.pb import duration, packed, uint32
+from meshline.wire import ACTIVATOR_RETRY_HEADER, ACTIVATOR_RETRY_VALUE
 
 PREVIOUS_HOSTS_PREDICATE = "envoy.retry_host_predicates.previous_hosts"
 PREVIOUS_PRIORITIES = "envoy.retry_priorities.previous_priorities"

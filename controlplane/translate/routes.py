@@ -24,11 +24,12 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import percent_pb2
 
-from controlplane.ir.model import DEFAULT_ENVIRONMENT, Backend, DeploymentRoute, GatewayIR
+from controlplane.ir.model import Backend, DeploymentRoute, GatewayIR
 from controlplane.translate import names, path_metadata, responses
 from controlplane.translate.clusters import READY_PATH
 from controlplane.translate.pb import duration, uint32
 from controlplane.translate.retries import retry_policy
+from meshline import wire
 
 Route: TypeAlias = route_components_pb2.Route
 RouteMatch: TypeAlias = route_components_pb2.RouteMatch
@@ -38,9 +39,9 @@ MODELS_PREFIX = "/v2/models/"
 HEALTH_ANSWERS = {"/v2/health/live": '{"live":true}', "/v2/health/ready": '{"ready":true}'}
 DEFAULT_VIRTUAL_HOST = "default"
 
-_DEPLOYMENT = f"%REQ({names.DEPLOYMENT_HEADER})%"
-_ENVIRONMENT = f"%REQ({names.ENVIRONMENT_HEADER})%"
-_VERSION = f"%REQ({names.VERSION_HEADER})%"
+_DEPLOYMENT = f"%REQ({wire.DEPLOYMENT_HEADER})%"
+_ENVIRONMENT = f"%REQ({wire.ENVIRONMENT_HEADER})%"
+_VERSION = f"%REQ({wire.VERSION_HEADER})%"
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def build_route_configuration(gateway: GatewayIR) -> route_pb2.RouteConfiguratio
     config = route_pb2.RouteConfiguration(name=names.ROUTE_CONFIG_NAME)
     # Every answer says where the request entered; workers add where it was served.
     config.response_headers_to_add.append(
-        responses.response_header(names.ENTRY_REGION_HEADER, gateway.region)
+        responses.response_header(wire.ENTRY_REGION_HEADER, gateway.region)
     )
     config.virtual_hosts.extend(_authority_virtual_host(d, gateway.region) for d in deployments)
     default = config.virtual_hosts.add(name=DEFAULT_VIRTUAL_HOST, domains=["*"])
@@ -112,7 +113,7 @@ def _authority_virtual_host(
 
 
 def _header_forms(deployment: DeploymentRoute) -> list[_Form]:
-    named = _exact(names.DEPLOYMENT_HEADER, deployment.deployment)
+    named = _exact(wire.DEPLOYMENT_HEADER, deployment.deployment)
     return [
         _Form(f"grpc.header{suffix}", True, (named, environment))
         for suffix, environment in _environment_matchers(deployment.environment)
@@ -134,7 +135,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
         return [_deactivated(deployment, form)]
     result = []
     for backend in deployment.backends:
-        pinned = form.match(deployment, [_exact(names.VERSION_HEADER, backend.version)])
+        pinned = form.match(deployment, [_exact(wire.VERSION_HEADER, backend.version)])
         result.append(
             _forward(
                 names.route_name(key, f"{form.name}.version.{backend.version}"),
@@ -147,7 +148,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
         )
     unknown = Route(
         name=names.route_name(key, f"{form.name}.version.unknown"),
-        match=form.match(deployment, [_present(names.VERSION_HEADER)]),
+        match=form.match(deployment, [_present(wire.VERSION_HEADER)]),
     )
     serving = ", ".join(b.version for b in deployment.backends)
     message = (
@@ -195,11 +196,11 @@ def _deactivated(deployment: DeploymentRoute, form: _Form) -> Route:
 def _hop_routes(deployment: DeploymentRoute, region: str) -> list[Route]:
     """Requests another gateway forwarded here (and its health probes): own workers only."""
     key = deployment.key
-    hop = _present(names.HOP_HEADER)
-    named = _exact(names.DEPLOYMENT_HEADER, deployment.deployment)
+    hop = _present(wire.HOP_HEADER)
+    named = _exact(wire.DEPLOYMENT_HEADER, deployment.deployment)
     result = []
     for backend in deployment.backends:
-        version = _exact(names.VERSION_HEADER, backend.version)
+        version = _exact(wire.VERSION_HEADER, backend.version)
         for suffix, environment in _environment_matchers(deployment.environment):
             grpc = RouteMatch(prefix="/", grpc=RouteMatch.GrpcRouteMatchOptions())
             grpc.headers.extend([hop, named, environment, version])
@@ -242,7 +243,7 @@ def _not_served_here(
 ) -> Route:
     route = Route(name=name, match=match)
     message = (
-        f"request forwarded from region '%REQ({names.HOP_HEADER})%' reached region '{region}', "
+        f"request forwarded from region '%REQ({wire.HOP_HEADER})%' reached region '{region}', "
         f"which does not run deployment '{deployment.deployment}' version '{backend.version}'; "
         "forwarded requests are never forwarded again"
     )
@@ -257,7 +258,7 @@ def _unknown_probe() -> Route:
     """Another gateway's probe for a deployment version this config does not serve (yet):
     failing it keeps this region out of the prober's rotation for that version."""
     match = RouteMatch(path=READY_PATH)
-    match.headers.append(_present(names.HOP_HEADER))
+    match.headers.append(_present(wire.HOP_HEADER))
     route = Route(name="hop.http.probe.unknown", match=match)
     responses.json_error(
         route,
@@ -280,7 +281,7 @@ def _health_routes() -> list[Route]:
 
 def _catch_all_routes() -> list[Route]:
     """Every request that named no known deployment: a clear NOT_FOUND, never a hang."""
-    named = _present(names.DEPLOYMENT_HEADER)
+    named = _present(wire.DEPLOYMENT_HEADER)
     result = []
     for suffix, environment, shown in _unknown_environment_variants():
         match = RouteMatch(prefix="/", grpc=RouteMatch.GrpcRouteMatchOptions())
@@ -296,8 +297,8 @@ def _catch_all_routes() -> list[Route]:
     )
     responses.grpc_not_found(
         unnamed,
-        f"no deployment named: set metadata '{names.DEPLOYMENT_HEADER}' (and optionally "
-        f"'{names.ENVIRONMENT_HEADER}', default '{DEFAULT_ENVIRONMENT}') or call "
+        f"no deployment named: set metadata '{wire.DEPLOYMENT_HEADER}' (and optionally "
+        f"'{wire.ENVIRONMENT_HEADER}', default '{wire.DEFAULT_ENVIRONMENT}') or call "
         "authority '{deployment}.{environment}'; got authority '%REQ(:authority)%'",
     )
     result.append(unnamed)
@@ -316,7 +317,7 @@ def _catch_all_routes() -> list[Route]:
     responses.json_not_found(
         rest,
         "no route for path '%REQ(:path)%': inference goes to "
-        f"{MODELS_PREFIX}{{deployment}}/... (environment in header '{names.ENVIRONMENT_HEADER}')",
+        f"{MODELS_PREFIX}{{deployment}}/... (environment in header '{wire.ENVIRONMENT_HEADER}')",
     )
     result.append(rest)
     return result
@@ -342,7 +343,7 @@ def _forward(
     if len(backends) == 1:
         action.cluster = _cluster(deployment, backends[0], grpc=grpc, local=local)
         route.request_headers_to_add.append(
-            responses.request_header(names.VERSION_HEADER, backends[0].version)
+            responses.request_header(wire.VERSION_HEADER, backends[0].version)
         )
     else:
         for backend in backends:
@@ -351,7 +352,7 @@ def _forward(
                 weight=uint32(backend.weight),
             )
             leg.request_headers_to_add.append(
-                responses.request_header(names.VERSION_HEADER, backend.version)
+                responses.request_header(wire.VERSION_HEADER, backend.version)
             )
     action.timeout.CopyFrom(duration(deployment.request_timeout_s))
     if grpc:
@@ -363,7 +364,7 @@ def _forward(
     action.retry_policy.CopyFrom(retry_policy(deployment.retry, several_regions))
     # The activator (while a region is cold) needs to know which gateway a request came from.
     route.request_headers_to_add.append(
-        responses.request_header(names.GATEWAY_REGION_HEADER, region)
+        responses.request_header(wire.GATEWAY_REGION_HEADER, region)
     )
     if deployment.hash_header:
         action.hash_policy.add().header.header_name = deployment.hash_header
@@ -371,12 +372,12 @@ def _forward(
     # region's gateway routes a forwarded request by these and serves it locally (hop marker).
     route.request_headers_to_add.extend(
         [
-            responses.request_header(names.DEPLOYMENT_HEADER, deployment.deployment),
-            responses.request_header(names.ENVIRONMENT_HEADER, deployment.environment),
+            responses.request_header(wire.DEPLOYMENT_HEADER, deployment.deployment),
+            responses.request_header(wire.ENVIRONMENT_HEADER, deployment.environment),
         ]
     )
     if not local:
-        route.request_headers_to_add.append(responses.request_header(names.HOP_HEADER, region))
+        route.request_headers_to_add.append(responses.request_header(wire.HOP_HEADER, region))
     return route
 
 
@@ -394,7 +395,7 @@ def _add_mirrors(
         fraction.numerator = round(backend.mirror_percent * 10_000)
         fraction.denominator = percent_pb2.FractionalPercent.MILLION
         mirror.request_headers_mutations.add().append.CopyFrom(
-            responses.request_header(names.VERSION_HEADER, backend.version)
+            responses.request_header(wire.VERSION_HEADER, backend.version)
         )
 
 
@@ -408,19 +409,19 @@ def _present(header: str) -> HeaderMatcher:
 
 def _environment_matchers(environment: str) -> Iterable[tuple[str, HeaderMatcher]]:
     """Header conditions that select `environment`; the default one also matches no header."""
-    yield "", _exact(names.ENVIRONMENT_HEADER, environment)
-    if environment == DEFAULT_ENVIRONMENT:
+    yield "", _exact(wire.ENVIRONMENT_HEADER, environment)
+    if environment == wire.DEFAULT_ENVIRONMENT:
         yield ".default-environment", _no_environment_header()
 
 
 def _unknown_environment_variants() -> Iterable[tuple[str, HeaderMatcher, str]]:
     """(name suffix, condition, environment as the error shows it)."""
-    yield "", _present(names.ENVIRONMENT_HEADER), _ENVIRONMENT
-    yield ".default-environment", _no_environment_header(), DEFAULT_ENVIRONMENT
+    yield "", _present(wire.ENVIRONMENT_HEADER), _ENVIRONMENT
+    yield ".default-environment", _no_environment_header(), wire.DEFAULT_ENVIRONMENT
 
 
 def _no_environment_header() -> HeaderMatcher:
-    return HeaderMatcher(name=names.ENVIRONMENT_HEADER, present_match=False)
+    return HeaderMatcher(name=wire.ENVIRONMENT_HEADER, present_match=False)
 
 
 def _model_path(deployment: str) -> str:

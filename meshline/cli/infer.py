@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
+from meshline import wire
 from meshline.inference import grpc_service_pb2 as oip
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 
@@ -92,7 +93,7 @@ def build_array(values: list[float], shape: list[int], datatype: str) -> np.ndar
 
 
 def _metadata(deployment: str, environment: str) -> list[tuple[str, str]]:
-    return [("x-meshline-deployment", deployment), ("x-meshline-environment", environment)]
+    return [(wire.DEPLOYMENT_HEADER, deployment), (wire.ENVIRONMENT_HEADER, environment)]
 
 
 def infer_grpc(
@@ -133,8 +134,8 @@ def infer_grpc(
         )
     return InferResult(
         outputs,
-        str(trailers.get("x-meshline-worker", "")),
-        str(trailers.get("x-meshline-region", "")),
+        str(trailers.get(wire.WORKER_HEADER, "")),
+        str(trailers.get(wire.REGION_HEADER, "")),
     )
 
 
@@ -145,7 +146,7 @@ def infer_http(
     inputs: list[tuple[str, list[float]]],
     timeout_s: float = 30.0,
 ) -> InferResult:
-    headers = {"x-meshline-environment": environment, "content-type": "application/json"}
+    headers = {wire.ENVIRONMENT_HEADER: environment, "content-type": "application/json"}
     base = f"http://{gateway}/v2/models/{deployment}"
     try:
         with urllib.request.urlopen(
@@ -177,8 +178,8 @@ def infer_http(
         )
         with urllib.request.urlopen(request, timeout=timeout_s) as reply:
             body = json.load(reply)
-            worker = reply.headers.get("x-meshline-worker", "")
-            region = reply.headers.get("x-meshline-region", "")
+            worker = reply.headers.get(wire.WORKER_HEADER, "")
+            region = reply.headers.get(wire.REGION_HEADER, "")
     except urllib.error.HTTPError as exc:
         text = exc.read().decode(errors="replace")
         try:

@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from controlplane.api.documents import parse_resource_document
-from controlplane.lock import hold_lock
 from meshline.cli.client import ADDRESS_FILE, api_client
+from meshline.process.children import guarded
+from meshline.process.lock import hold_lock
+from meshline.process.ports import free_port
 from meshline.v1 import api_pb2, resources_pb2
-from workers.agent.children import guarded
-from workers.agent.ports import free_port
 
 DEMO_DEPLOYMENT = "demo"
 DEFAULT_API_PORT = 7070

@@ -15,11 +15,11 @@ from string import Template
 
 import aiohttp
 
+from meshline.process import children
+from meshline.process.ports import free_port
 from meshline.v1 import agent_pb2
-from workers.agent import children
 from workers.agent.config import AgentConfig
 from workers.agent.gateway_stats import STATS_QUERY, parse_traffic
-from workers.agent.ports import free_port
 
 log = logging.getLogger(__name__)
 

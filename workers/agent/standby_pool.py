@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workers.agent import children
+from meshline.process import children
 from workers.agent.launch import TORCH_WORKER_MODULE
 from workers.torch_worker.standby import READY_LINE, Order
 

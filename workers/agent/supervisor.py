@@ -23,8 +23,9 @@ from pathlib import Path
 import aiohttp
 import grpc
 
+from meshline.process import children
+from meshline.process.ports import free_port
 from meshline.v1 import agent_pb2
-from workers.agent import children
 from workers.agent.artifacts import ArtifactCache, ArtifactFetchError
 from workers.agent.config import AgentConfig
 from workers.agent.envoy_process import GatewayView
@@ -35,7 +36,6 @@ from workers.agent.launch import (
     runtime_of,
     worker_command,
 )
-from workers.agent.ports import free_port
 from workers.agent.probes import PROBE_CHANNEL_OPTIONS, health_problem
 from workers.agent.standby_pool import StandbyPool
 from workers.agent.worker import (

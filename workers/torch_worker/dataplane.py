@@ -28,8 +28,6 @@ from workers.torch_worker.signature import Signature, TensorSpec
 SERVER_NAME = "meshline-torch-worker"
 PLATFORM = "pytorch_libtorch"  # what Triton reports for TorchScript models
 EXTENSIONS = ("binary_tensor_data",)
-# HTTP header / gRPC metadata with a request's priority; the OIP `priority` parameter wins.
-PRIORITY_HEADER = "x-meshline-priority"
 
 log = logging.getLogger(__name__)
 

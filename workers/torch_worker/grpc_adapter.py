@@ -16,9 +16,9 @@ from grpc_reflection.v1alpha import reflection
 
 from meshline.inference import grpc_service_pb2 as pb
 from meshline.inference import grpc_service_pb2_grpc as pb_grpc
+from meshline.wire import PRIORITY_HEADER
 from workers.torch_worker import codec, datatypes
 from workers.torch_worker.dataplane import (
-    PRIORITY_HEADER,
     DataPlane,
     InferenceRequest,
     InferenceResponse,

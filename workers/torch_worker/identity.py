@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-WORKER_HEADER = "x-meshline-worker"
-REGION_HEADER = "x-meshline-region"
+from meshline.wire import REGION_HEADER, WORKER_HEADER
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
+from meshline.wire import PRIORITY_HEADER
 from workers.torch_worker import codec
 from workers.torch_worker.dataplane import (
-    PRIORITY_HEADER,
     DataPlane,
     InferenceRequest,
     InferenceResponse,

@@ -49,7 +49,7 @@ async def spawn(
 
 def guarded(args: Sequence[str]) -> list[str]:
     """`args` run through orphan_guard: the child gets SIGTERM when the agent dies."""
-    return [sys.executable, "-m", "workers.agent.orphan_guard", str(os.getpid()), "--", *args]
+    return [sys.executable, "-m", "meshline.process.orphan_guard", str(os.getpid()), "--", *args]
 
 
 async def stop(process: asyncio.subprocess.Process, grace_s: float) -> None:

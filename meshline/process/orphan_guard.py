@@ -1,4 +1,4 @@
-"""`python -m workers.agent.orphan_guard PARENT_PID -- PROGRAM ARGS...`: become PROGRAM, but die
+"""`python -m meshline.process.orphan_guard PARENT_PID -- PROGRAM ARGS...`: become PROGRAM, but die
 with the agent.
 
 The agent is multithreaded (gRPC, torch), so its children must be started without running any
@@ -22,7 +22,7 @@ _PR_SET_PDEATHSIG = 1
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
         print(
-            "usage: python -m workers.agent.orphan_guard PARENT_PID -- PROGRAM [ARGS...]",
+            "usage: python -m meshline.process.orphan_guard PARENT_PID -- PROGRAM [ARGS...]",
             file=sys.stderr,
         )
         return 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workers.agent.children import RUN_MARKER, exit_reason, mark_failure
+from meshline.process.children import RUN_MARKER, exit_reason, mark_failure
 
 # The end of a real tritonserver log whose model file is not TorchScript (shortened).
 TRITON_LOG = """I1201 19:44:56.610000 21260 cache_manager.cc:480] "Create CacheManager"

@@ -1,0 +1,39 @@
+"""The wire vocabulary that the control plane, Envoy's config, the agent, the workers, the CLI
+and the benchmarks share: header names and fixed values a request or response carries.
+
+One module, below everything else, so that no side retypes a header name: a rename here is a
+rename everywhere.
+"""
+
+from __future__ import annotations
+
+# The environment a request that names none is routed to (and the API's default).
+DEFAULT_ENVIRONMENT = "production"
+
+# --- routing key (HTTP header / gRPC metadata) -------------------------------------------
+DEPLOYMENT_HEADER = "x-meshline-deployment"
+ENVIRONMENT_HEADER = "x-meshline-environment"
+# Pins a request to one model version; set by gateways on every forwarded request.
+VERSION_HEADER = "x-meshline-version"
+# A request's batching priority; the OIP `priority` parameter wins.
+PRIORITY_HEADER = "x-meshline-priority"
+
+# --- set by gateways ---------------------------------------------------------------------
+# Set (to the entry region) on requests a gateway forwards to another region's gateway.
+# A request that carries it is served by local workers only: it is never forwarded again.
+HOP_HEADER = "x-meshline-hop"
+# Which region's gateway the request entered at (on every response).
+ENTRY_REGION_HEADER = "x-meshline-entry-region"
+# The region of the gateway that sends a request upstream (on every forwarded request): the
+# activator needs it to know whose cold start a held request waits for.
+GATEWAY_REGION_HEADER = "x-meshline-gateway"
+
+# --- set by the activator ----------------------------------------------------------------
+# The activator's answer "a worker is ready now": routes retry on it.
+ACTIVATOR_RETRY_HEADER = "x-meshline-activator"
+ACTIVATOR_RETRY_VALUE = "retry"
+
+# --- set by workers (response headers / gRPC trailers) -----------------------------------
+# Which worker and region answered.
+WORKER_HEADER = "x-meshline-worker"
+REGION_HEADER = "x-meshline-region"
