@@ -23,7 +23,13 @@ from controlplane.activator import Activator, HoldRequest, HoldTarget, WakeProbl
 from controlplane.agents.registry import AgentRegistry, AgentSession
 from controlplane.autoscale import Autoscaler, LoadSignal, RegionScale, ScaleKey, load_signals
 from controlplane.autoscale.autoscaler import ScaleInput
-from controlplane.ir.build import ColdRegions, GatewayAddress, build_network
+from controlplane.ir.build import (
+    ACTIVATOR_ID,
+    ColdRegions,
+    GatewayAddress,
+    build_network,
+    gateway_hostname,
+)
 from controlplane.ir.model import DeploymentRoute, Endpoint, NetworkIR
 from controlplane.moves import Move, MoveTracker
 from controlplane.offload import COOLDOWN_S as OFFLOAD_COOLDOWN_S
@@ -371,7 +377,18 @@ class Reconciler:
                 if scale is not None:
                     workload.replicas = scale.desired
                 workloads.append(workload)
-        desired = agent_pb2.DesiredState(workloads=workloads)
+        for workload in workloads:
+            base = backend_key(
+                f"{workload.deployment}.{workload.environment}", workload.track, True
+            )
+            workload.local_clusters[:] = [cluster_name_grpc(base), cluster_name_http(base)]
+        others = sorted(
+            (set(plan.regions) | {s.region for s in self.registry.sessions()}) - {region}
+        )
+        desired = agent_pb2.DesiredState(
+            workloads=workloads,
+            remote_hostnames=[ACTIVATOR_ID, *(gateway_hostname(r) for r in others)],
+        )
         if desired != session.last_desired:
             session.last_desired = desired
             session.send(agent_pb2.ConnectResponse(desired=desired))

@@ -134,7 +134,7 @@ class AgentReport(_message.Message):
     def __init__(self, workers: _Optional[_Iterable[_Union[WorkerReport, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[ClusterHealth, _Mapping]]] = ..., traffic: _Optional[_Iterable[_Union[ClusterTraffic, _Mapping]]] = ...) -> None: ...
 
 class Workload(_message.Message):
-    __slots__ = ("deployment", "environment", "revision", "runtime", "model_path", "signature", "replicas", "model_version", "flavor", "track", "batching", "instances", "external", "artifact_sha256")
+    __slots__ = ("deployment", "environment", "revision", "runtime", "model_path", "signature", "replicas", "model_version", "flavor", "track", "batching", "instances", "external", "artifact_sha256", "local_clusters")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +149,7 @@ class Workload(_message.Message):
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     environment: str
     revision: str
@@ -163,13 +164,16 @@ class Workload(_message.Message):
     instances: int
     external: _resources_pb2.ExternalEndpoint
     artifact_sha256: str
-    def __init__(self, deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., runtime: _Optional[str] = ..., model_path: _Optional[str] = ..., signature: _Optional[_Union[_resources_pb2.ModelSignature, _Mapping]] = ..., replicas: _Optional[int] = ..., model_version: _Optional[str] = ..., flavor: _Optional[str] = ..., track: _Optional[str] = ..., batching: _Optional[_Union[_resources_pb2.BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., external: _Optional[_Union[_resources_pb2.ExternalEndpoint, _Mapping]] = ..., artifact_sha256: _Optional[str] = ...) -> None: ...
+    local_clusters: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., runtime: _Optional[str] = ..., model_path: _Optional[str] = ..., signature: _Optional[_Union[_resources_pb2.ModelSignature, _Mapping]] = ..., replicas: _Optional[int] = ..., model_version: _Optional[str] = ..., flavor: _Optional[str] = ..., track: _Optional[str] = ..., batching: _Optional[_Union[_resources_pb2.BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., external: _Optional[_Union[_resources_pb2.ExternalEndpoint, _Mapping]] = ..., artifact_sha256: _Optional[str] = ..., local_clusters: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DesiredState(_message.Message):
-    __slots__ = ("workloads",)
+    __slots__ = ("workloads", "remote_hostnames")
     WORKLOADS_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_HOSTNAMES_FIELD_NUMBER: _ClassVar[int]
     workloads: _containers.RepeatedCompositeFieldContainer[Workload]
-    def __init__(self, workloads: _Optional[_Iterable[_Union[Workload, _Mapping]]] = ...) -> None: ...
+    remote_hostnames: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, workloads: _Optional[_Iterable[_Union[Workload, _Mapping]]] = ..., remote_hostnames: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReleasedWorkers(_message.Message):
     __slots__ = ("worker_ids",)
