@@ -42,7 +42,7 @@ from workers.demo import build_mlp
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT = "demo"
 MY_FILES = (
-    "workers/torch_worker/codec.py",
+    "workers/oip/codec.py",
     "workers/torch_worker/grpc_adapter.py",
     "workers/torch_worker/rest_adapter.py",
     "controlplane/translate/clusters.py",

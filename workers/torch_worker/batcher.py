@@ -23,9 +23,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from workers.torch_worker.errors import InvalidInputError, NotReadyError
+from workers.oip.errors import InvalidInputError, NotReadyError
+from workers.oip.signature import WILDCARD, Signature, format_shape
 from workers.torch_worker.runtime import TorchRuntime, aligned_empty
-from workers.torch_worker.signature import WILDCARD, Signature, format_shape
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from workers.flags import (
     positive_int,
     scheduling_from_args,
 )
-from workers.torch_worker.errors import ModelLoadError, SignatureError
-from workers.torch_worker.signature import Signature
+from workers.oip.errors import SignatureError
+from workers.oip.signature import Signature
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -131,11 +131,3 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         log_level=ns.log_level,
         scheduling=scheduling,
     )
-
-
-def check_model_file(path: Path) -> None:
-    """ModelLoadError naming `path` unless it is an existing file (cheap: no torch needed)."""
-    if not path.exists():
-        raise ModelLoadError(f"model file not found: {path}")
-    if not path.is_file():
-        raise ModelLoadError(f"model path is not a file: {path}")

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from workers.oip.errors import ModelNotFoundError, NotReadyError
+from workers.oip.signature import Signature, TensorSpec
 from workers.torch_worker.batcher import (
     Batcher,
     BatchObserver,
@@ -21,9 +23,7 @@ from workers.torch_worker.batcher import (
     NullObserver,
     batching_blocker,
 )
-from workers.torch_worker.errors import ModelNotFoundError, NotReadyError
 from workers.torch_worker.runtime import TorchRuntime
-from workers.torch_worker.signature import Signature, TensorSpec
 
 SERVER_NAME = "meshline-torch-worker"
 PLATFORM = "pytorch_libtorch"  # what Triton reports for TorchScript models

@@ -17,14 +17,14 @@ from grpc_reflection.v1alpha import reflection
 from meshline.inference import grpc_service_pb2 as pb
 from meshline.inference import grpc_service_pb2_grpc as pb_grpc
 from meshline.wire import PRIORITY_HEADER
-from workers.torch_worker import codec, datatypes
+from workers.oip import codec, datatypes
+from workers.oip.errors import ErrorKind, InferenceError, InvalidInputError
 from workers.torch_worker.dataplane import (
     DataPlane,
     InferenceRequest,
     InferenceResponse,
     InferInput,
 )
-from workers.torch_worker.errors import ErrorKind, InferenceError, InvalidInputError
 from workers.torch_worker.health import HealthState
 from workers.torch_worker.identity import WorkerIdentity
 from workers.torch_worker.metrics import WorkerMetrics

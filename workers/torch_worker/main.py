@@ -14,8 +14,9 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from workers.torch_worker.config import check_model_file, parse_args
-from workers.torch_worker.errors import ModelLoadError
+from workers.oip.errors import ModelLoadError
+from workers.oip.model_file import check_model_file
+from workers.torch_worker.config import parse_args
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

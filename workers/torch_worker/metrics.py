@@ -21,7 +21,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from workers.torch_worker.errors import InferenceError
+from workers.oip.errors import InferenceError
 
 # Requests / rows per forward pass: powers of two, as batch sizes usually are.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)

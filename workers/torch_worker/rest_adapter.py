@@ -17,7 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from meshline.wire import PRIORITY_HEADER
-from workers.torch_worker import codec
+from workers.oip import codec
+from workers.oip.errors import ErrorKind, InferenceError, InvalidInputError
 from workers.torch_worker.dataplane import (
     DataPlane,
     InferenceRequest,
@@ -25,7 +26,6 @@ from workers.torch_worker.dataplane import (
     InferInput,
     ModelMetadata,
 )
-from workers.torch_worker.errors import ErrorKind, InferenceError, InvalidInputError
 from workers.torch_worker.identity import WorkerIdentity
 from workers.torch_worker.metrics import WorkerMetrics
 

@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from workers.torch_worker import datatypes
-from workers.torch_worker.config import check_model_file
-from workers.torch_worker.errors import ModelExecutionError, ModelLoadError
-from workers.torch_worker.signature import WILDCARD, Signature
+from workers.oip import datatypes
+from workers.oip.errors import ModelExecutionError, ModelLoadError
+from workers.oip.model_file import check_model_file
+from workers.oip.signature import WILDCARD, Signature
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from workers.flags import (
     positive_int,
     scheduling_from_args,
 )
-from workers.torch_worker.errors import SignatureError
-from workers.torch_worker.signature import Signature
+from workers.oip.errors import SignatureError
+from workers.oip.signature import Signature
 
 PROG = "python -m workers.triton_worker"
 

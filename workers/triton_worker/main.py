@@ -11,8 +11,8 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from workers.torch_worker.config import check_model_file
-from workers.torch_worker.errors import ModelLoadError
+from workers.oip.errors import ModelLoadError
+from workers.oip.model_file import check_model_file
 from workers.triton_worker import backends, install, launch, model_config, repository
 from workers.triton_worker.config import parse_args
 from workers.triton_worker.errors import TritonSetupError

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from workers.torch_worker.signature import WILDCARD, Signature, TensorSpec
+from workers.oip.signature import WILDCARD, Signature, TensorSpec
 from workers.triton_worker.config import TritonWorkerConfig
 from workers.triton_worker.pbtxt import DynamicBatching, InstanceGroup, ModelConfig, TensorConfig
 

@@ -23,11 +23,11 @@ import torch
 
 from tests.workers.torch_worker.helpers import assert_matches_batched, images
 from workers.demo import DEMO_SIGNATURE
+from workers.oip.errors import InvalidInputError, ModelExecutionError
+from workers.oip.signature import Signature
 from workers.torch_worker.batcher import Batcher, BatchPolicy, batching_blocker, merge_key
 from workers.torch_worker.dataplane import DataPlane, InferenceRequest, InferInput
-from workers.torch_worker.errors import InvalidInputError, ModelExecutionError
 from workers.torch_worker.runtime import TorchRuntime
-from workers.torch_worker.signature import Signature
 
 GUARD_S = 30.0  # only ever reached when something hangs: a failure, never a timing assertion
 

@@ -9,8 +9,7 @@ import pytest
 
 from workers.demo import DEMO_SIGNATURE
 from workers.flags import Scheduling
-from workers.torch_worker.config import check_model_file, parse_args
-from workers.torch_worker.errors import ModelLoadError
+from workers.torch_worker.config import parse_args
 
 BASE = [
     "--model-name",
@@ -76,13 +75,6 @@ def test_same_port_twice_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(args)
     assert "must differ" in capsys.readouterr().err
-
-
-def test_check_model_file(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match=f"model file not found: {tmp_path / 'x.pt'}"):
-        check_model_file(tmp_path / "x.pt")
-    with pytest.raises(ModelLoadError, match="model path is not a file"):
-        check_model_file(tmp_path)
 
 
 SIG = ["--signature", json.dumps(DEMO_SIGNATURE)]

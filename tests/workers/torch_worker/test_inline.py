@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from workers.demo import DEMO_SIGNATURE, build_mlp, build_slow_mlp
+from workers.oip.signature import Signature
 from workers.torch_worker.runtime import TorchRuntime
-from workers.torch_worker.signature import Signature
 
 SIGNATURE = Signature.from_dict(DEMO_SIGNATURE)
 

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from workers.torch_worker.dataplane import DataPlane, InferenceRequest, InferInput
-from workers.torch_worker.errors import (
+from workers.oip.errors import (
     InvalidInputError,
     ModelExecutionError,
     ModelLoadError,
     ModelNotFoundError,
 )
+from workers.oip.signature import Signature
+from workers.torch_worker.dataplane import DataPlane, InferenceRequest, InferInput
 from workers.torch_worker.runtime import READ_ONLY_WARNING, TorchRuntime
-from workers.torch_worker.signature import Signature
 
 
 class TupleOut(torch.nn.Module):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from workers.demo import DEMO_SIGNATURE
-from workers.torch_worker.signature import Signature, TensorSpec
+from workers.oip.signature import Signature, TensorSpec
 from workers.triton_worker.config import TritonWorkerConfig, parse_args
 from workers.triton_worker.model_config import build_model_config, triton_version
 from workers.triton_worker.pbtxt import quote

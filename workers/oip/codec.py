@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from meshline.inference import grpc_service_pb2 as oip
-from workers.torch_worker import datatypes
-from workers.torch_worker.errors import InvalidInputError
-from workers.torch_worker.signature import format_shape
+from workers.oip import datatypes
+from workers.oip.errors import InvalidInputError
+from workers.oip.signature import format_shape
 
 # numpy kinds a JSON list may hold for each target kind: ints may not become bools, floats
 # may not be truncated to ints, strings are never numbers.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.torch_worker import codec, datatypes
-from workers.torch_worker.errors import InvalidInputError
+from workers.oip import codec, datatypes
+from workers.oip.errors import InvalidInputError
 
 
 def test_raw_bytes_become_an_array_without_copy() -> None:

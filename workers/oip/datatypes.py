@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from workers.torch_worker.errors import InvalidInputError
+from workers.oip.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import torch

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import pytest
 
 from workers.demo import DEMO_SIGNATURE
-from workers.torch_worker.errors import (
+from workers.oip.errors import (
     InvalidInputError,
     ModelExecutionError,
     SignatureError,
     TensorMismatchError,
 )
-from workers.torch_worker.signature import Signature
+from workers.oip.signature import Signature
 
 
 @dataclass(frozen=True)

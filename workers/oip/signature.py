@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from workers.torch_worker import datatypes
-from workers.torch_worker.errors import (
+from workers.oip import datatypes
+from workers.oip.errors import (
     InvalidInputError,
     ModelExecutionError,
     SignatureError,
