@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.load import LoadResult
 from bench.report import REPORT, write_section
-from meshline.cli.up import demo_documents
+from cli.server.up import demo_documents
 from tests.harness.mesh import running_mesh
 from workers.demo import build_mlp
 

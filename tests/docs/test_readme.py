@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from meshline.cli.client import api_client
-from meshline.cli.up import FIRST_GATEWAY_PORT
+from cli.client.api import api_client
+from cli.server.up import FIRST_GATEWAY_PORT
 from meshline.v1 import api_pb2
 from tests.harness.processes import REPO_ROOT, VENV_BIN, free_port, managed, wait_until
 from tests.harness.readme import Action, Step, localize, readme_steps

@@ -24,7 +24,7 @@ from meshline.v1 import api_pb2, api_pb2_grpc, resources_pb2
 from tests.harness.envoy_admin import read_clusters
 from tests.harness.processes import ManagedProcess, free_port, wait_until
 
-MESHLINE = [sys.executable, "-m", "meshline"]
+MESHLINE = [sys.executable, "-m", "cli"]
 
 
 @dataclass

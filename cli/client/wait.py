@@ -11,7 +11,7 @@ import grpc
 import typer
 from rich.console import Console
 
-from meshline.cli.client import api_client, fail, resolve_address, rpc_failure
+from cli.client.api import api_client, fail, resolve_address, rpc_failure
 from meshline.v1 import api_pb2
 
 POLL_INTERVAL_S = 0.5

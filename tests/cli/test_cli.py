@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.cli.helpers import meshline
 from tests.harness.processes import free_port
-from tests.meshline.cli.helpers import meshline
 
 
 def _docs(model: Path, name: str, extra_spec: str = "") -> str:
@@ -142,7 +142,7 @@ def _controlplane(listen: str, state: Path) -> subprocess.CompletedProcess[str]:
         [
             sys.executable,
             "-m",
-            "meshline",
+            "cli",
             "controlplane",
             "--listen",
             listen,
@@ -164,47 +164,6 @@ def test_a_second_control_plane_is_refused(address: str, cp_state: Path, tmp_pat
     assert same_port.returncode == 1
     assert f"cannot listen on {address}" in same_port.stderr
     assert meshline(address, "get", "regions").returncode == 0  # the first one is unharmed
-
-
-def test_agent_arguments_are_checked_before_anything_starts() -> None:
-    bad_region = subprocess.run(
-        [sys.executable, "-m", "meshline", "agent", "--region", "EU_1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert bad_region.returncode == 1 and "EU_1" in bad_region.stderr
-    bad_address = subprocess.run(
-        [sys.executable, "-m", "meshline", "agent", "--region", "eu", "--controlplane", "cp"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert bad_address.returncode == 1 and "host:port" in bad_address.stderr
-    bad_facts = subprocess.run(
-        [
-            *(sys.executable, "-m", "meshline", "agent", "--region", "eu"),
-            *("--continent", "Europe", "--gpu-flavors", "a100,bad flavor", "--max-replicas", "-1"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert bad_facts.returncode == 1
-    for flag in ("--continent", "--gpu-flavors", "--max-replicas"):
-        assert flag in bad_facts.stderr, bad_facts.stderr
-
-
-def test_up_places_the_demo_regions() -> None:
-    from meshline.cli.up import demo_region_flags
-
-    assert demo_region_flags("eu") == ["--country", "FR", "--continent", "EU"]
-    assert demo_region_flags("eu-central") == ["--country", "FR", "--continent", "EU"]
-    assert demo_region_flags("us") == ["--country", "US", "--continent", "NA"]
-    assert demo_region_flags("asia") == []
 
 
 def test_delete_by_file(address: str, model: Path, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.meshline.cli.helpers import control_plane
+from tests.cli.helpers import control_plane
 from workers.demo import build_mlp
 
 

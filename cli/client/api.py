@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import grpc
 import typer
@@ -19,6 +19,15 @@ ADDRESS_FILE = "controlplane.addr"
 FALLBACK_ADDRESS = "127.0.0.1:7070"
 
 T = TypeVar("T")
+
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="Control plane API (host:port); default: $MESHLINE_ADDRESS "
+        "or what `meshline up` recorded in .meshline/",
+    ),
+]
 
 
 def resolve_address(explicit: str | None, state_dir: Path = DEFAULT_STATE_DIR) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.cli.helpers import control_plane, meshline
 from tests.harness.processes import wait_until
-from tests.meshline.cli.helpers import control_plane, meshline
 
 NAME = "retried"
 

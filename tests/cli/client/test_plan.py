@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from controlplane.policy.settings import DEFAULT_RETRY_ON
-from tests.meshline.cli.helpers import control_plane, meshline
+from tests.cli.helpers import control_plane, meshline
 
 PLATFORM = """\
 kind: Region

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from meshline.cli.up import port_free
+from cli.server.up import port_free
 
 
 def _port_with_time_wait_connection() -> int:

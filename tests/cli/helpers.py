@@ -15,7 +15,7 @@ def meshline(
     address: str, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "meshline", *args, "--address", address],
+        [sys.executable, "-m", "cli", *args, "--address", address],
         capture_output=True,
         text=True,
         input=stdin,
@@ -31,7 +31,7 @@ def control_plane(state_dir: Path) -> Iterator[str]:
     args = [
         sys.executable,
         "-m",
-        "meshline",
+        "cli",
         "controlplane",
         "--listen",
         addr,

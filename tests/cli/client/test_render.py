@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshline.cli.render import (
+from cli.client.render import (
     OutputFormat,
     _regions_cell,
     _replicas_cell,

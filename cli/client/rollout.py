@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from meshline.cli.client import api_client, call, resolve_address
+from cli.client.api import api_client, call, resolve_address
 from meshline.v1 import api_pb2, resources_pb2
 
 app = typer.Typer(help="Watch and steer version changes of a deployment.", no_args_is_help=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.meshline.cli.helpers import meshline
+from tests.cli.helpers import meshline
 
 SIGNATURE = ["--input", "input:FP32:-1,784", "--output", "output:FP32:-1,10"]
 

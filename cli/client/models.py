@@ -23,8 +23,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from meshline.cli.client import api_client, call, fail, resolve_address
-from meshline.cli.render import OutputFormat, to_document
+from cli.client.api import api_client, call, fail, resolve_address
+from cli.client.render import OutputFormat, to_document
 from meshline.v1 import api_pb2
 from meshline.v1.resources_pb2 import ModelSignature, ModelVersion, TensorSpec
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from meshline.cli.client import api_client, call, resolve_address
+from cli.client.api import api_client, call, resolve_address
 from meshline.v1 import api_pb2
 
 EnvironmentOption = Annotated[str, typer.Option("--environment", "-e")]

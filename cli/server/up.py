@@ -15,8 +15,8 @@ import grpc
 from rich.console import Console
 from rich.table import Table
 
+from cli.client.api import ADDRESS_FILE, api_client
 from controlplane.api.documents import parse_resource_document
-from meshline.cli.client import ADDRESS_FILE, api_client
 from meshline.process.children import guarded
 from meshline.process.lock import hold_lock
 from meshline.process.ports import free_port
@@ -48,7 +48,7 @@ class Stack:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                guarded([sys.executable, "-m", "meshline", *args]),  # dies with `up`
+                guarded([sys.executable, "-m", "cli", *args]),  # dies with `up`
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from meshline.cli.wait import KEEP_WAITING, Condition, Verdict, decide
-from tests.meshline.cli.helpers import meshline
+from cli.client.wait import KEEP_WAITING, Condition, Verdict, decide
+from tests.cli.helpers import meshline
 
 
 @pytest.mark.parametrize(

@@ -1,3 +1,0 @@
-from meshline.cli.main import app
-
-app()
