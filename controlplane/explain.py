@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from controlplane.ir.build import GatewayAddress, build_network
 from controlplane.ir.model import DeploymentRoute
 from controlplane.policy import ResolvedDeployment
-from controlplane.translate import names
 from meshline.v1.resources_pb2 import (
     DeploymentPlan,
     EffectivePolicy,
@@ -57,12 +56,11 @@ def gateway_plan(region: str, route: DeploymentRoute) -> GatewayPlan:
         offload_percent=route.offload_percent,
     )
     for backend in route.backends:
-        base = names.backend_key(route.key, backend.track)
         version = plan.versions.add(
             version=backend.version,
             weight=backend.weight,
             mirror_percent=backend.mirror_percent,
-            cluster=f"{names.cluster_name_grpc(base)}, {names.cluster_name_http(base)}",
+            cluster=", ".join(backend.clusters.pair),
         )
         for tier in backend.tiers:
             version.tiers.append(

@@ -21,7 +21,7 @@ from controlplane.api import add_api_to_server
 from controlplane.api.registration import register_region
 from controlplane.ir.build import activator_endpoint
 from controlplane.metrics import MetricsServer
-from controlplane.reconciler import Reconciler
+from controlplane.reconcile import Reconciler
 from controlplane.rollout import RolloutController
 from controlplane.status import LiveStatus
 from controlplane.store import Store

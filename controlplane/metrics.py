@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from controlplane.activator import Activator
 from controlplane.autoscale import ColdStart
-from controlplane.reconciler import Reconciler
+from controlplane.reconcile import Reconciler
 
 LABELS = ("deployment", "environment", "region")
 COLD_START_BUCKETS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)

@@ -27,11 +27,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from controlplane.autoscale import RegionScale, ScaleKey
+from controlplane.autoscale import RegionScale
 from controlplane.ir.build import gateway_regions, is_serving
+from controlplane.ir.index import ClusterIndex
 from controlplane.policy import ResolvedDeployment
-from controlplane.policy.network import DeploymentKey
-from controlplane.translate.names import deployment_clusters
+from meshline.keys import DeploymentKey, PlacedTrackKey, TrackKey
 from meshline.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
@@ -144,10 +144,11 @@ def move_facts(
     tracks: tuple[str, ...],
     placement: tuple[str, ...],
     reports: Mapping[str, agent_pb2.AgentReport],
-    scales: Mapping[ScaleKey, RegionScale] | None = None,
+    clusters: ClusterIndex,
+    scales: Mapping[PlacedTrackKey, RegionScale] | None = None,
 ) -> MoveFacts:
-    """The facts of one deployment from its agents' last reports (`reports`: by region) and
-    the autoscaler's last decisions (`scales`)."""
+    """The facts of one deployment from its agents' last reports (`reports`: by region, about
+    the clusters the last IR named: `clusters`) and the autoscaler's last decisions (`scales`)."""
     running, serving = set(), set()
     for region, report in reports.items():
         mine = [w for w in report.workers if (w.deployment, w.environment) == (name, environment)]
@@ -156,7 +157,7 @@ def move_facts(
                 running.add(region)
         elif all(any(is_serving(w) and w.track == t for w in mine) for t in tracks):
             serving.add(region)
-    clusters = [c for track in tracks for c in deployment_clusters(environment, name, track)]
+    names = [c for t in tracks for c in clusters.clients(TrackKey(environment, name, t))]
     # The agents report Envoy's hostnames as they are; which gateway each names is ours to say.
     gateways = gateway_regions(reports)
     reaches = {}
@@ -165,12 +166,15 @@ def move_facts(
             c.cluster: frozenset(gateways[h] for h in c.routable_hostnames if h in gateways)
             for c in report.clusters
         }
-        sets = [by_cluster.get(c, frozenset()) for c in clusters]
+        sets = [by_cluster.get(c, frozenset()) for c in names]
         reaches[region] = frozenset.intersection(*sets) if sets else frozenset()
     idle = frozenset(
         region
         for region in placement
-        if all(_at_zero((scales or {}).get((environment, name, t, region))) for t in tracks)
+        if all(
+            _at_zero((scales or {}).get(PlacedTrackKey(environment, name, t, region)))
+            for t in tracks
+        )
     )
     return MoveFacts(
         placement, frozenset(running), frozenset(serving), frozenset(reports), reaches, idle
@@ -195,7 +199,8 @@ class MoveTracker:
         self,
         deployments: Iterable[ResolvedDeployment],
         reports: Mapping[str, agent_pb2.AgentReport],
-        scales: Mapping[ScaleKey, RegionScale] | None = None,
+        clusters: ClusterIndex,
+        scales: Mapping[PlacedTrackKey, RegionScale] | None = None,
     ) -> dict[DeploymentKey, Move]:
         """The moves in progress, by deployment (`scales`: the autoscaler's last decisions).
         A deactivated deployment runs nothing: its workers simply stop, wherever they are."""
@@ -208,7 +213,7 @@ class MoveTracker:
                 continue
             tracks = tuple(t.name for t in dep.tracks)
             facts = move_facts(
-                dep.environment, dep.name, tracks, dep.placement.regions, reports, scales
+                dep.environment, dep.name, tracks, dep.placement.regions, reports, clusters, scales
             )
             state, move = decide_move(facts, self._states.get(dep.key), now)
             if state is not None:
@@ -230,7 +235,7 @@ class MoveTracker:
         """Each step of a move once (status only shows the present): what it waits for, and
         how it ended. Nothing for a deployment deleted or deactivated mid-move."""
         for (environment, name), move in moves.items():
-            if self._moves.get((environment, name)) != move:
+            if self._moves.get(DeploymentKey(environment, name)) != move:
                 log.info("%s/%s: %s", environment, name, move.describe())
         for key, move in self._moves.items():
             if key in moves or key not in placements:

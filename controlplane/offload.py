@@ -15,8 +15,8 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from controlplane.ir.build import OffloadKey
 from controlplane.policy import ResolvedDeployment
+from meshline.keys import PlacedDeploymentKey
 from meshline.v1 import agent_pb2
 
 STEP = 10
@@ -36,25 +36,25 @@ def target_percent(inflight_per_replica: float, current: int, threshold: int, ca
 class OffloadController:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._percent: dict[OffloadKey, int] = {}
-        self._changed_at: dict[OffloadKey, float] = {}
+        self._percent: dict[PlacedDeploymentKey, int] = {}
+        self._changed_at: dict[PlacedDeploymentKey, float] = {}
         # The load sample each share was last raised on: rebuilds come from ACKs and other
         # regions too, and re-reading one sample against the raised share would escalate.
-        self._raised_on: dict[OffloadKey, tuple[tuple[str, int], ...]] = {}
+        self._raised_on: dict[PlacedDeploymentKey, tuple[tuple[str, int], ...]] = {}
 
     def update(
         self,
         deployments: Iterable[ResolvedDeployment],
         workers: Mapping[str, Sequence[agent_pb2.WorkerReport]],
-    ) -> dict[OffloadKey, int]:
+    ) -> dict[PlacedDeploymentKey, int]:
         """Current offload percent of every (environment, deployment, region) that offloads."""
         now = self._clock()
-        seen: set[OffloadKey] = set()
+        seen: set[PlacedDeploymentKey] = set()
         for dep in deployments:
             if not dep.offload.enabled or len(dep.placement.regions) < 2:
                 continue
             for region in dep.placement.regions:
-                key = (dep.environment, dep.name, region)
+                key = PlacedDeploymentKey(dep.environment, dep.name, region)
                 seen.add(key)
                 local = [
                     w
@@ -86,6 +86,6 @@ class OffloadController:
             self._raised_on.pop(key, None)
         return {k: v for k, v in self._percent.items() if v > 0}
 
-    def _set(self, key: OffloadKey, percent: int, now: float) -> None:
+    def _set(self, key: PlacedDeploymentKey, percent: int, now: float) -> None:
         self._percent[key] = percent
         self._changed_at[key] = now

@@ -9,46 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from envoy.config.core.v3 import health_check_pb2
-from google.protobuf.message import Message
-
+from controlplane import confirmed
 from controlplane.agents.registry import AgentRegistry
 from controlplane.autoscale import ColdStartLedger, RegionScale
 from controlplane.autoscale.failures import FailedWake, crash_looping
 from controlplane.explain import live_plan
-from controlplane.reconciler import NetworkState
-from controlplane.translate.endpoints import host_health
-from controlplane.translate.names import backend_key, cluster_name_grpc, cluster_name_http
+from controlplane.ir.model import DeploymentRoute
+from controlplane.reconcile import NetworkState
 from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from controlplane.xds.cache import SnapshotCache
+from meshline.keys import DeploymentKey, PlacedTrackKey, TrackKey
 from meshline.v1 import agent_pb2, resources_pb2
 
 CDS, EDS, LDS, RDS = CLUSTER, ENDPOINT, LISTENER, ROUTE
 TYPE_NAMES = {CDS: "clusters", EDS: "endpoints", LDS: "listeners", RDS: "routes"}
-
-
-def _routed_clusters(routes: Mapping[str, Message]) -> set[str]:
-    clusters = set()
-    for config in routes.values():
-        for vhost in config.virtual_hosts:
-            for route in vhost.routes:
-                if not route.HasField("route"):
-                    continue
-                if route.route.cluster:
-                    clusters.add(route.route.cluster)
-                clusters.update(c.name for c in route.route.weighted_clusters.clusters)
-    return clusters
-
-
-ROUTABLE = (health_check_pb2.HEALTHY, health_check_pb2.UNKNOWN)
-
-
-def _healthy_hosts(assignment: Message | None, addresses: set[str]) -> int:
-    """Hosts of `assignment` that Envoy may pick and that are among `addresses`."""
-    if assignment is None:
-        return 0
-    hosts = host_health(assignment)
-    return sum(1 for a in addresses if hosts.get(a) in ROUTABLE)
 
 
 # How status words a rollout that ended without the new version.
@@ -80,7 +54,7 @@ class LiveStatus:
                 )
         return ""
 
-    def _nack_of(self, region: str, key: tuple[str, str]) -> str:
+    def _nack_of(self, region: str, key: DeploymentKey) -> str:
         """The rejection by `region`'s Envoy that concerns this deployment: its quarantine
         there, or a NACK standing there that was not attributed to other deployments."""
         state = self._state()
@@ -106,13 +80,13 @@ class LiveStatus:
 
     def deployment_status(self, dep: resources_pb2.Deployment) -> resources_pb2.DeploymentStatus:
         status = self._deployment_status(dep)
-        key = (dep.spec.environment, dep.metadata.name)
+        key = DeploymentKey(dep.spec.environment, dep.metadata.name)
         status.observed_generation = self._state().generations.get(key, 0)
         return status
 
     def _deployment_status(self, dep: resources_pb2.Deployment) -> resources_pb2.DeploymentStatus:
         state = self._state()
-        key = (dep.spec.environment, dep.metadata.name)
+        key = DeploymentKey(dep.spec.environment, dep.metadata.name)
         if key in state.placement_errors:
             return resources_pb2.DeploymentStatus(
                 phase="Failed", message=state.placement_errors[key]
@@ -181,16 +155,9 @@ class LiveStatus:
     ) -> resources_pb2.DeploymentStatus:
         """Deactivated once every gateway ACKed the routes that refuse it and no worker runs."""
         name, environment = dep.metadata.name, dep.spec.environment
-        prefix = f"{name}.{environment}."
         waiting = []
         for session in sorted(self.registry.sessions(), key=lambda s: s.region):
-            routes = self.cache.acked_resources(session.region, RDS)
-            refused = any(
-                route.name.startswith(prefix) and route.name.endswith(".deactivated")
-                for config in routes.values()
-                for vhost in config.virtual_hosts
-                for route in vhost.routes
-            )
+            refused = confirmed.refuses(self._confirmed_route(session.region, dep))
             workers = _workers_of(dep, session.report.workers if session.report else ())
             if session.region in regions:
                 out.regions.add(
@@ -223,21 +190,13 @@ class LiveStatus:
         user must act). Everything else is on its way. Every version the deployment runs here
         (its own, split legs, a mirror) needs a healthy worker.
         """
-        dkey = f"{dep.metadata.name}.{dep.spec.environment}"
-        clusters = self.cache.acked_resources(region, CDS)
-        endpoints = self.cache.acked_resources(region, EDS)
-        routed = _routed_clusters(self.cache.acked_resources(region, RDS))
+        route = self._confirmed_route(region, dep)
         session = self.registry.session(region)
         reports = session.report.workers if session and session.report else ()
-        acked = bool(revisions)
+        acked = bool(revisions) and confirmed.serves(route, revisions)
         healthy_per_track = []
         current_workers = []
         for track, revision in sorted(revisions.items()):
-            base = backend_key(dkey, track)
-            local = cluster_name_grpc(backend_key(dkey, track, local=True))
-            tier_clusters = {cluster_name_grpc(base), cluster_name_http(base)}
-            acked = acked and tier_clusters <= routed and tier_clusters | {local} <= set(clusters)
-            acked = acked and local in endpoints
             # Only workers of the current revision count: during a rollout the old ones do not.
             workers = [
                 w
@@ -248,12 +207,16 @@ class LiveStatus:
             ]
             current_workers += workers
             # Only what Envoy's own health check passed counts, not just the agent's view.
-            addresses = {w.grpc_address for w in workers if w.gateway_routable}
-            healthy_per_track.append(_healthy_hosts(endpoints.get(local), addresses))
+            routable = confirmed.routable_workers(route, track)
+            healthy_per_track.append(
+                sum(1 for w in workers if w.gateway_routable and w.worker_id in routable)
+            )
         node = self.cache.node_status(region)
         rds = node.types.get(RDS)
         state = self._state()
-        scale = state.scales.get((dep.spec.environment, dep.metadata.name, "", region))
+        scale = state.scales.get(
+            PlacedTrackKey(dep.spec.environment, dep.metadata.name, "", region)
+        )
         desired = scale.desired if scale is not None else dep.spec.replicas
         cold_starts = self._cold_starts.of(dep.spec.environment, dep.metadata.name, region)
         r = out.regions.add(
@@ -261,7 +224,9 @@ class LiveStatus:
             config_acked=acked,
             desired_replicas=desired,
             healthy_endpoints=min(healthy_per_track, default=0),
-            nack_error=self._nack_of(region, (dep.spec.environment, dep.metadata.name)),
+            nack_error=self._nack_of(
+                region, DeploymentKey(dep.spec.environment, dep.metadata.name)
+            ),
             acked_version=(rds.acked_version or "") if rds else "",
             queued_requests=sum(w.queued for w in current_workers),
             requests=sum(w.requests for w in current_workers),
@@ -305,19 +270,11 @@ class LiveStatus:
     ) -> tuple[str, bool]:
         """A region outside the placement: it must have ACKed the routes and see a healthy
         gateway of an allowed region in its own Envoy (from its admin API, via the agent)."""
-        dkey = f"{dep.metadata.name}.{dep.spec.environment}"
-        tracks = self._state().revisions.get((dep.spec.environment, dep.metadata.name)) or {"": ""}
-        tier_clusters = {
-            name
-            for track in tracks
-            for name in (
-                cluster_name_grpc(backend_key(dkey, track)),
-                cluster_name_http(backend_key(dkey, track)),
-            )
-        }
-        clusters = self.cache.acked_resources(region, CDS)
-        routed = _routed_clusters(self.cache.acked_resources(region, RDS))
-        acked = tier_clusters <= set(clusters) and tier_clusters <= routed
+        state = self._state()
+        key = DeploymentKey(dep.spec.environment, dep.metadata.name)
+        tracks = state.revisions.get(key) or {"": ""}
+        tier_clusters = [c for t in tracks for c in state.clusters.clients(TrackKey(*key, t))]
+        acked = confirmed.forwards(self._confirmed_route(region, dep), tracks)
         session = self.registry.session(region)
         report = session.report if session is not None else None
         reachable = {c.cluster: c.routable_hosts for c in report.clusters} if report else {}
@@ -326,8 +283,10 @@ class LiveStatus:
             region=region,
             config_acked=acked,
             forwarding=True,
-            healthy_endpoints=min(reachable.get(c, 0) for c in tier_clusters),
-            nack_error=self._nack_of(region, (dep.spec.environment, dep.metadata.name)),
+            healthy_endpoints=min((reachable.get(c, 0) for c in tier_clusters), default=0),
+            nack_error=self._nack_of(
+                region, DeploymentKey(dep.spec.environment, dep.metadata.name)
+            ),
             acked_version=(rds.acked_version or "") if rds else "",
         )
         if r.nack_error:
@@ -338,12 +297,19 @@ class LiveStatus:
             return f"{region}: its gateway does not reach a serving region yet", False
         return "", False
 
+    def _confirmed_route(
+        self, region: str, dep: resources_pb2.Deployment
+    ) -> DeploymentRoute | None:
+        """The deployment's route in the config `region`'s Envoy last ACKed whole."""
+        key = DeploymentKey(dep.spec.environment, dep.metadata.name)
+        return self._state().confirmed.get(region, {}).get(key)
+
     def _any_desired(self, dep: resources_pb2.Deployment) -> bool:
         """Some placed region should run workers (all scaled to zero: nothing to reach)."""
         scales = [
             scale
             for (env, name, _, _), scale in self._state().scales.items()
-            if (env, name) == (dep.spec.environment, dep.metadata.name)
+            if (env, name) == DeploymentKey(dep.spec.environment, dep.metadata.name)
         ]
         if not scales:
             return dep.spec.replicas > 0

@@ -45,3 +45,11 @@ class PlacedTrackKey(NamedTuple):
     @property
     def track_key(self) -> TrackKey:
         return TrackKey(self.environment, self.name, self.track)
+
+
+class PlacedDeploymentKey(NamedTuple):
+    """One deployment in one region (all its tracks): offload and cold-start records."""
+
+    environment: str
+    name: str
+    region: str

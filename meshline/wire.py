@@ -18,6 +18,13 @@ VERSION_HEADER = "x-meshline-version"
 # A request's batching priority; the OIP `priority` parameter wins.
 PRIORITY_HEADER = "x-meshline-priority"
 
+
+
+def authority(deployment: str, environment: str) -> str:
+    """The gRPC `:authority` that names a deployment: `{deployment}.{environment}`."""
+    return f"{deployment}.{environment}"
+
+
 # --- set by gateways ---------------------------------------------------------------------
 # Set (to the entry region) on requests a gateway forwards to another region's gateway.
 # A request that carries it is served by local workers only: it is never forwarded again.

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from controlplane.autoscale import ScaleKey
+from meshline.keys import PlacedTrackKey
 
 # Answer a little before Envoy's own timeout, so the client reads our reason, not Envoy's.
 TIMEOUT_MARGIN_S = 0.25
@@ -28,7 +28,7 @@ class HoldRequest:
 
 @dataclass(frozen=True)
 class HoldTarget:
-    key: ScaleKey  # (environment, deployment, track, region to wake)
+    key: PlacedTrackKey  # (environment, deployment, track, region to wake)
     cold_start_timeout_s: float
 
 
@@ -47,7 +47,7 @@ class HoldResult:
     message: str
 
 
-HoldKey = tuple[str, ScaleKey]  # (gateway, what wakes)
+HoldKey = tuple[str, PlacedTrackKey]  # (gateway, what wakes)
 
 
 class Activator:
@@ -66,12 +66,12 @@ class Activator:
         self._clock = clock
         self._waiting: dict[HoldKey, int] = {}
         self._ready: dict[HoldKey, asyncio.Event] = {}
-        self._problems: dict[ScaleKey, WakeProblem] = {}
+        self._problems: dict[PlacedTrackKey, WakeProblem] = {}
         self.total_held = 0
 
-    def held(self) -> dict[ScaleKey, int]:
+    def held(self) -> dict[PlacedTrackKey, int]:
         """Requests waiting now, per (track, region) to wake."""
-        out: dict[ScaleKey, int] = {}
+        out: dict[PlacedTrackKey, int] = {}
         for (_, key), count in self._waiting.items():
             out[key] = out.get(key, 0) + count
         return out
@@ -80,7 +80,9 @@ class Activator:
         return [k for k, n in self._waiting.items() if n > 0]
 
     def update(
-        self, ready: Callable[[str, ScaleKey], bool], problems: Mapping[ScaleKey, WakeProblem]
+        self,
+        ready: Callable[[str, PlacedTrackKey], bool],
+        problems: Mapping[PlacedTrackKey, WakeProblem],
     ) -> None:
         """Release the holds whose gateway now routes to a worker of their track."""
         self._problems = dict(problems)

@@ -27,6 +27,7 @@ from controlplane.store import (
     normalized,
 )
 from controlplane.store.artifacts import ArtifactStore
+from meshline.keys import DeploymentKey
 from meshline.v1.api_pb2 import ApplyResponse, ApplyResult, Resource
 from meshline.v1.api_pb2 import DeploymentEffect as ApiDeploymentEffect
 from meshline.v1.resources_pb2 import Deployment, Region
@@ -38,7 +39,7 @@ class ApplyPlan:
 
     documents: tuple[Resource, ...]  # normalized
     index: ResourceIndex
-    resolved: dict[tuple[str, str], ResolvedDeployment]  # (environment, name) -> resolved
+    resolved: dict[DeploymentKey, ResolvedDeployment]
     regions: tuple[Region, ...]
 
 
@@ -55,7 +56,8 @@ def plan_apply(resources: Sequence[Resource], stored: StoreSnapshot) -> ApplyPla
     failed = {e.document_index for e in errors}
     regions = tuple(index.regions[name] for name in sorted(index.regions))
     created = {
-        (d.spec.environment, d.metadata.name): d.metadata.created_at for d in stored.deployments
+        DeploymentKey(d.spec.environment, d.metadata.name): d.metadata.created_at
+        for d in stored.deployments
     }
     candidates = []
     for (env_name, name), dep in sorted(index.deployments.items()):
@@ -67,7 +69,7 @@ def plan_apply(resources: Sequence[Resource], stored: StoreSnapshot) -> ApplyPla
             continue  # its environment's own errors come first
         if not dep.metadata.created_at and (env_name, name) in created:
             # An update keeps its place in line for region capacity.
-            dep = _with_created_at(dep, created[(env_name, name)])
+            dep = _with_created_at(dep, created[DeploymentKey(env_name, name)])
         candidates.append(dep)
     network = resolve_network(candidates, index.environments, regions)
     for (env_name, name), message in sorted(network.errors.items()):
@@ -129,7 +131,7 @@ def _placed_now(stored: StoreSnapshot, env_name: str, name: str) -> tuple[str, .
         (
             d
             for d in stored.deployments
-            if (d.spec.environment, d.metadata.name) == (env_name, name)
+            if DeploymentKey(d.spec.environment, d.metadata.name) == (env_name, name)
         ),
         None,
     )
@@ -185,7 +187,7 @@ def apply_request(
     results = []
     for result in stored:
         out = ApplyResult(kind=result.kind, name=result.name, action=result.action)
-        resolved = plan.resolved.get((result.environment, result.name))
+        resolved = plan.resolved.get(DeploymentKey(result.environment, result.name))
         if result.kind == KIND_DEPLOYMENT and resolved is not None:
             out.placement.extend(resolved.placement.regions)
             # What the gateways will be told, explained from policy (no live endpoints).
@@ -198,7 +200,7 @@ def _effects(stored: StoreSnapshot, plan: ApplyPlan) -> list[ApiDeploymentEffect
     environments = {e.metadata.name: e for e in stored.environments}
     before = resolve_network(stored.deployments, environments, stored.regions).deployments
     requested = {
-        (d.deployment.spec.environment, d.deployment.metadata.name)
+        DeploymentKey(d.deployment.spec.environment, d.deployment.metadata.name)
         for d in plan.documents
         if d.WhichOneof("kind") == "deployment"
     }

@@ -19,6 +19,7 @@ from controlplane.store import (
 )
 from controlplane.store.artifacts import ArtifactStore
 from controlplane.store.store import DELETE_ORDER
+from meshline.keys import DeploymentKey
 
 ACTION_DELETED = "deleted"
 ACTION_NOT_FOUND = "not found"
@@ -141,5 +142,5 @@ def _users(key: ResourceKey, staying: StoreSnapshot) -> list[str]:
         return []
     return [
         f"deployment '{d.metadata.name}' in environment '{d.spec.environment}'"
-        for d in sorted(deps, key=lambda d: (d.spec.environment, d.metadata.name))
+        for d in sorted(deps, key=lambda d: DeploymentKey(d.spec.environment, d.metadata.name))
     ]

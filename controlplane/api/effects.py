@@ -12,8 +12,7 @@ from dataclasses import dataclass, fields, is_dataclass
 
 from controlplane.policy import ResolvedDeployment
 from controlplane.policy.settings import Track
-
-Key = tuple[str, str]  # (environment, name), as ResolvedNetwork keys deployments
+from meshline.keys import DeploymentKey
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,9 @@ def _flavors_changed(old: ResolvedDeployment, new: ResolvedDeployment) -> bool:
 
 
 def deployment_effects(
-    before: Mapping[Key, ResolvedDeployment],
-    after: Mapping[Key, ResolvedDeployment],
-    requested: Set[Key] = frozenset(),
+    before: Mapping[DeploymentKey, ResolvedDeployment],
+    after: Mapping[DeploymentKey, ResolvedDeployment],
+    requested: Set[DeploymentKey] = frozenset(),
 ) -> list[DeploymentEffect]:
     """Every deployment resolved both before and after whose placement or routing differs.
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from controlplane.store import ResourceKey, StoreSnapshot, key_of, unwrap
+from meshline.keys import DeploymentKey
 from meshline.v1.api_pb2 import Resource
 from meshline.v1.resources_pb2 import Deployment, Environment, Model, Region
 
@@ -32,7 +33,7 @@ class ResourceIndex:
             for region in stored.regions:
                 index.regions[region.metadata.name] = region
             for dep in stored.deployments:
-                index.deployments[(dep.spec.environment, dep.metadata.name)] = dep
+                index.deployments[DeploymentKey(dep.spec.environment, dep.metadata.name)] = dep
         for position, resource in enumerate(resources):
             if resource.WhichOneof("kind") is None:
                 continue

@@ -22,6 +22,7 @@ from controlplane.store import (
 )
 from controlplane.store.artifacts import ArtifactStore
 from controlplane.store.rollouts import latest_rollouts
+from meshline.keys import DeploymentKey
 from meshline.v1.api_pb2 import PushModelVersionHeader, Resource
 from meshline.v1.resources_pb2 import Model, ModelVersion, Rollout
 
@@ -63,7 +64,7 @@ def version_users(
     snapshot: StoreSnapshot,
     model: str,
     version: str,
-    rollouts: Mapping[tuple[str, str], Rollout] | None = None,
+    rollouts: Mapping[DeploymentKey, Rollout] | None = None,
 ) -> list[str]:
     """The deployments that run `version`: as their own version, a split leg, a mirror, or
     the stable side of a rollout in progress (`rollouts`: the latest per deployment)."""
@@ -77,7 +78,7 @@ def version_users(
             if policy.WhichOneof("rule") == "traffic":
                 named.update(leg.version for leg in policy.traffic.split)
                 named.add(policy.traffic.mirror.version)
-        rollout = (rollouts or {}).get((spec.environment, dep.metadata.name))
+        rollout = (rollouts or {}).get(DeploymentKey(spec.environment, dep.metadata.name))
         if rollout is not None and rollout.phase in _ROLLING:
             named.add(rollout.from_version)
         if version in named:

@@ -1,7 +1,7 @@
 """The autoscaler: desired workers per deployment track and region, from what the data plane
 reports (Envoy's in-flight counters via the agents, requests held by the activator)."""
 
-from controlplane.autoscale.autoscaler import Autoscaler, RegionScale, ScaleKey
+from controlplane.autoscale.autoscaler import Autoscaler, RegionScale
 from controlplane.autoscale.cold_starts import ColdStart, ColdStartLedger
 from controlplane.autoscale.decide import desired_replicas
 from controlplane.autoscale.failures import CRASH_LOOP_RESTARTS, CrashLoop, FailedWake
@@ -18,7 +18,6 @@ __all__ = [
     "LoadSignal",
     "LoadWindow",
     "RegionScale",
-    "ScaleKey",
     "desired_replicas",
     "load_signals",
 ]

@@ -22,8 +22,8 @@ from controlplane.autoscale.failures import FailedWake, remembered_failure
 from controlplane.autoscale.signals import LoadSignal
 from controlplane.autoscale.window import LoadWindow
 from controlplane.policy.scaling import ScalingSettings
+from meshline.keys import PlacedTrackKey
 
-ScaleKey = tuple[str, str, str, str]  # (environment, deployment, track, region)
 # Re-decide this often while a window still holds load (means decay with no new reports).
 REEVALUATE_S = 0.5
 # How long a woken region may take to first serve before idleness counts (the cold-start
@@ -45,7 +45,7 @@ class RegionScale:
 
 @dataclass(frozen=True)
 class ScaleInput:
-    key: ScaleKey
+    key: PlacedTrackKey
     settings: ScalingSettings
     deactivated: bool = False
     # The worker revision the track runs, and the deployment's configuration fingerprint: a
@@ -106,22 +106,22 @@ class Autoscaler:
     ) -> None:
         self._clock = clock
         self.ledger = ledger or ColdStartLedger()
-        self._tracks: dict[ScaleKey, _Track] = {}
-        self._settings: dict[ScaleKey, ScalingSettings] = {}
-        self.decisions: dict[ScaleKey, RegionScale] = {}
+        self._tracks: dict[PlacedTrackKey, _Track] = {}
+        self._settings: dict[PlacedTrackKey, ScalingSettings] = {}
+        self.decisions: dict[PlacedTrackKey, RegionScale] = {}
 
     def update(
         self,
         inputs: Iterable[ScaleInput],
-        signals: Mapping[ScaleKey, LoadSignal],
-        held: Mapping[ScaleKey, int],
+        signals: Mapping[PlacedTrackKey, LoadSignal],
+        held: Mapping[PlacedTrackKey, int],
         capacity: Mapping[str, int],
-    ) -> dict[ScaleKey, RegionScale]:
+    ) -> dict[PlacedTrackKey, RegionScale]:
         """Desired workers for every key; `capacity` is each region's max_replicas (0 = none)."""
         now = self._clock()
-        wanted: dict[ScaleKey, int] = {}
-        floors: dict[ScaleKey, int] = {}
-        active: dict[ScaleKey, bool] = {}
+        wanted: dict[PlacedTrackKey, int] = {}
+        floors: dict[PlacedTrackKey, int] = {}
+        active: dict[PlacedTrackKey, bool] = {}
         seen = set()
         for item in inputs:
             key, settings = item.key, item.settings
@@ -182,7 +182,7 @@ class Autoscaler:
             wanted[key] = track.held_want(now, want, settings.stable_window_s)
             floors[key] = settings.min_replicas
         capped, problems = _within_capacity(wanted, floors, capacity)
-        out: dict[ScaleKey, RegionScale] = {}
+        out: dict[PlacedTrackKey, RegionScale] = {}
         for key, desired in capped.items():
             track = self._tracks.get(key)
             settings = self._settings[key]
@@ -240,13 +240,15 @@ def _rose(before: Mapping[str, int], after: Mapping[str, int]) -> bool:
 
 
 def _within_capacity(
-    wanted: Mapping[ScaleKey, int], floors: Mapping[ScaleKey, int], capacity: Mapping[str, int]
-) -> tuple[dict[ScaleKey, int], dict[ScaleKey, str]]:
+    wanted: Mapping[PlacedTrackKey, int],
+    floors: Mapping[PlacedTrackKey, int],
+    capacity: Mapping[str, int],
+) -> tuple[dict[PlacedTrackKey, int], dict[PlacedTrackKey, str]]:
     """Each region's workers stay within its max_replicas: every track keeps its floor (what
     placement reserved), and what is above the floors is handed out in key order."""
     out = dict(wanted)
-    problems: dict[ScaleKey, str] = {}
-    by_region: dict[str, list[ScaleKey]] = {}
+    problems: dict[PlacedTrackKey, str] = {}
+    by_region: dict[str, list[PlacedTrackKey]] = {}
     for key in sorted(wanted):
         by_region.setdefault(key[3], []).append(key)
     for region, keys in by_region.items():

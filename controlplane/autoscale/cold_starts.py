@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-ColdStartKey = tuple[str, str, str]  # (environment, deployment, region)
+from meshline.keys import PlacedDeploymentKey
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,11 @@ class ColdStartTotals:
 
 @dataclass
 class ColdStartLedger:
-    totals: dict[ColdStartKey, ColdStartTotals] = field(default_factory=dict)
+    totals: dict[PlacedDeploymentKey, ColdStartTotals] = field(default_factory=dict)
     listeners: list[Callable[[ColdStart], None]] = field(default_factory=list)
 
     def record(self, cold_start: ColdStart) -> None:
-        key = (cold_start.environment, cold_start.deployment, cold_start.region)
+        key = PlacedDeploymentKey(cold_start.environment, cold_start.deployment, cold_start.region)
         totals = self.totals.setdefault(key, ColdStartTotals())
         totals.count += 1
         totals.seconds_total += cold_start.seconds
@@ -43,4 +43,6 @@ class ColdStartLedger:
             listener(cold_start)
 
     def of(self, environment: str, deployment: str, region: str) -> ColdStartTotals:
-        return self.totals.get((environment, deployment, region), ColdStartTotals())
+        return self.totals.get(
+            PlacedDeploymentKey(environment, deployment, region), ColdStartTotals()
+        )

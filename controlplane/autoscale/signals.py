@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 from controlplane.autoscale.failures import CrashLoop, crash_looping
 from controlplane.ir.build import is_serving
-from controlplane.translate.names import deployment_clusters
+from controlplane.ir.index import ClusterIndex
+from meshline.keys import TrackKey
 from meshline.v1 import agent_pb2
 
 State = agent_pb2.WorkerState
-WorkloadKey = tuple[str, str, str]  # (environment, deployment, track)
 
 
 @dataclass(frozen=True)
@@ -34,20 +34,21 @@ class LoadSignal:
 
 
 def load_signals(
-    report: agent_pb2.AgentReport | None, workloads: Iterable[WorkloadKey]
-) -> dict[WorkloadKey, LoadSignal]:
-    wanted = set(workloads)
-    workers: dict[WorkloadKey, list[agent_pb2.WorkerReport]] = {k: [] for k in wanted}
+    report: agent_pb2.AgentReport | None, workloads: Iterable[TrackKey], clusters: ClusterIndex
+) -> dict[TrackKey, LoadSignal]:
+    """`clusters`: the names the last IR gave each track's clusters (the report uses them)."""
+    wanted = {TrackKey(*key) for key in workloads}
+    workers: dict[TrackKey, list[agent_pb2.WorkerReport]] = {k: [] for k in wanted}
     if report is not None:
         for w in report.workers:
-            key = (w.environment, w.deployment, w.track)
+            key = TrackKey(w.environment, w.deployment, w.track)
             if key in workers and w.state != State.WORKER_STATE_DRAINING:
                 workers[key].append(w)
-    clusters = {c.cluster: c for c in report.clusters} if report is not None else {}
+    health = {c.cluster: c for c in report.clusters} if report is not None else {}
     out = {}
     for key in wanted:
         mine = workers[key]
-        away = [clusters[name] for name in deployment_clusters(*key) if name in clusters]
+        away = [health[name] for name in clusters.clients(key) if name in health]
         # The worker's own count of answered inference requests: Envoy's per-host counters
         # would also count other gateways' health probes forwarded to it.
         counters = {f"worker:{w.worker_id}": w.requests for w in mine}

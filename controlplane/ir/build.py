@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from controlplane.ir import names
 from controlplane.ir.model import (
     TIER_ACTIVATOR,
     TIER_GATEWAY,
@@ -23,14 +24,12 @@ from controlplane.ir.model import (
     Tier,
 )
 from controlplane.policy import ResolvedDeployment, offload_targets, tier_order
-from controlplane.policy.network import DeploymentKey
 from controlplane.policy.settings import Track
+from meshline.keys import DeploymentKey, PlacedDeploymentKey, PlacedTrackKey
 from meshline.v1 import agent_pb2
 from meshline.v1.resources_pb2 import Region
 
 State = agent_pb2.WorkerState
-OffloadKey = tuple[str, str, str]  # (environment, deployment, entry region)
-ColdKey = tuple[str, str, str, str]  # (environment, deployment, track, region)
 
 
 @dataclass(frozen=True)
@@ -57,14 +56,12 @@ def _endpoint(report: agent_pb2.WorkerReport) -> Endpoint:
     )
 
 
-def gateway_hostname(region: str) -> str:
-    """The EDS hostname of `region`'s gateway as a host of other gateways' clusters. Named once
-    here; agents report it back as Envoy shows it, and `gateway_regions` maps it to the region."""
-    return f"gateway.{region}"
+gateway_hostname = names.gateway_hostname
 
 
 def gateway_regions(regions: Iterable[str]) -> dict[str, str]:
-    """EDS hostname → region, for the gateways of `regions` (a lookup, nothing parsed)."""
+    """EDS hostname → region, for the gateways of `regions` (a lookup, nothing parsed); agents
+    report hostnames back as Envoy shows them."""
     return {gateway_hostname(region): region for region in regions}
 
 
@@ -96,11 +93,11 @@ def _serving(reports: Sequence[agent_pb2.WorkerReport]) -> bool:
 class ColdRegions:
     """Which (track, region) pairs are cold, and where the activator listens."""
 
-    cold: frozenset[ColdKey] = frozenset()
+    cold: frozenset[PlacedTrackKey] = frozenset()
     activator: Endpoint | None = None
 
 
-ACTIVATOR_ID = "activator"
+ACTIVATOR_ID = names.ACTIVATOR_HOSTNAME
 
 
 def activator_endpoint(host: str, grpc_port: int, http_port: int) -> Endpoint:
@@ -112,7 +109,7 @@ def build_network(
     regions: Mapping[str, Region],
     gateways: Mapping[str, GatewayAddress],
     workers: Mapping[str, Sequence[agent_pb2.WorkerReport]],
-    offload: Mapping[OffloadKey, int] | None = None,
+    offload: Mapping[PlacedDeploymentKey, int] | None = None,
     cold: ColdRegions | None = None,
     leaving: Mapping[DeploymentKey, tuple[str, ...]] | None = None,
 ) -> NetworkIR:
@@ -149,7 +146,7 @@ def _route(
     regions: Mapping[str, Region],
     gateways: Mapping[str, GatewayAddress],
     workers: Mapping[str, Sequence[agent_pb2.WorkerReport]],
-    offload: Mapping[OffloadKey, int],
+    offload: Mapping[PlacedDeploymentKey, int],
     cold: ColdRegions,
     leaving: tuple[str, ...] = (),
 ) -> DeploymentRoute | None:
@@ -175,7 +172,9 @@ def _route(
     wakes_region = entry if served_here else next((n for n in order if n != entry), "")
     if entry not in dep.placement.regions and (served_here or lingering):
         order.insert(0, entry)
-    percent = offload.get((dep.environment, dep.name, entry), 0) if served_here else 0
+    percent = (
+        offload.get(PlacedDeploymentKey(dep.environment, dep.name, entry), 0) if served_here else 0
+    )
     targets = offload_targets(order, entry, dep.offload) if percent else ()
     backends = []
     for track in dep.tracks:

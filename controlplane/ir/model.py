@@ -9,14 +9,18 @@ marker set) are served only by `local_endpoints`, never forwarded again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from controlplane.ir import names
+from controlplane.ir.names import NO_CLUSTERS, ClusterNames
 from controlplane.policy.settings import (
     STRATEGY_DEFAULT,
     HealthCheckSettings,
     OutlierSettings,
     RetrySettings,
 )
+from meshline import wire
+from meshline.keys import DeploymentKey
 
 TIER_LOCAL = "local"
 TIER_GATEWAY = "gateway"
@@ -62,6 +66,10 @@ class Backend:
     local_endpoints: tuple[Endpoint, ...] | None = ()
     # The cold region whose first worker the activator waits for ("" = no activator tier).
     wakes: str = ""
+    # The clients' clusters (every tier), and the clusters of this region's own workers only
+    # (forwarded requests): named by the route that holds the backend.
+    clusters: ClusterNames = NO_CLUSTERS
+    local_clusters: ClusterNames = NO_CLUSTERS
 
     @property
     def activator(self) -> Endpoint | None:
@@ -88,6 +96,15 @@ class DeploymentRoute:
     offload_percent: int = 0
     # Runs nothing: every request gets "deployment X is deactivated".
     deactivated: bool = False
+    # The base of every Envoy name of this route (route, virtual host, clusters): assigned
+    # here, once, from the naming scheme in `controlplane.ir.names`; translate reads it.
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        name = self.name or names.route_base(self.deployment, self.environment)
+        object.__setattr__(self, "name", name)
+        if any(not b.clusters.grpc or not b.local_clusters.grpc for b in self.backends):
+            object.__setattr__(self, "backends", tuple(_named(b, name) for b in self.backends))
 
     @staticmethod
     def local(
@@ -104,9 +121,16 @@ class DeploymentRoute:
         return DeploymentRoute(deployment, environment, (backend,), **settings)  # type: ignore[arg-type]
 
     @property
-    def key(self) -> str:
-        """Stable identity used in Envoy resource names: `{deployment}.{environment}`."""
-        return f"{self.deployment}.{self.environment}"
+    def key(self) -> DeploymentKey:
+        return DeploymentKey(self.environment, self.deployment)
+
+    @property
+    def authority(self) -> str:
+        """The `:authority` gRPC clients name it by (a routing key, not an Envoy name)."""
+        return wire.authority(self.deployment, self.environment)
+
+    def backend(self, track: str) -> Backend | None:
+        return next((b for b in self.backends if b.track == track), None)
 
     @property
     def main(self) -> Backend:
@@ -122,6 +146,18 @@ class DeploymentRoute:
         return tuple(e for b in self.backends for e in b.endpoints)
 
 
+def _named(backend: Backend, base: str) -> Backend:
+    return replace(
+        backend,
+        clusters=backend.clusters
+        if backend.clusters.grpc
+        else names.backend_clusters(base, backend.track),
+        local_clusters=backend.local_clusters
+        if backend.local_clusters.grpc
+        else names.backend_clusters(base, backend.track, local=True),
+    )
+
+
 @dataclass(frozen=True)
 class GatewayIR:
     """Everything one region's Envoy serves."""
@@ -130,6 +166,9 @@ class GatewayIR:
     listen_host: str
     listen_port: int
     routes: tuple[DeploymentRoute, ...] = ()
+    listener_name: str = names.LISTENER_NAME
+    route_config_name: str = names.ROUTE_CONFIG_NAME
+    stat_prefix: str = names.STAT_PREFIX
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 
 from controlplane.policy.resolve import ResolvedDeployment, resolve_deployment
 from controlplane.policy.rules import PlacementError
+from meshline.keys import DeploymentKey
 from meshline.v1.resources_pb2 import Deployment, Environment, Region
-
-DeploymentKey = tuple[str, str]  # (environment, name)
 
 
 @dataclass
@@ -36,7 +35,7 @@ def resolve_network(
     result = ResolvedNetwork()
     free = {r.metadata.name: r.spec.max_replicas for r in regions if r.spec.max_replicas > 0}
     for dep in sorted(deployments, key=_creation_order):
-        key = (dep.spec.environment, dep.metadata.name)
+        key = DeploymentKey(dep.spec.environment, dep.metadata.name)
         environment = environments.get(dep.spec.environment)
         if environment is None:
             result.errors[key] = f"environment '{dep.spec.environment}' does not exist"

@@ -18,6 +18,7 @@ from controlplane.policy.settings import (
     RoutingSettings,
     Track,
 )
+from meshline.keys import DeploymentKey
 from meshline.v1.resources_pb2 import (
     Deployment,
     Environment,
@@ -49,8 +50,8 @@ class ResolvedDeployment:
     deactivated: bool = False
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.environment, self.name)
+    def key(self) -> DeploymentKey:
+        return DeploymentKey(self.environment, self.name)
 
     @property
     def applied(self) -> tuple[SourcedPolicy, ...]:

@@ -6,8 +6,8 @@ Envoy's answer from the xDS cache, `offline.py` confirms a suspect with a valida
 region accepted and rejected in the store (controlplane/store/quarantines.py).
 """
 
-from controlplane.quarantine.decide import Quarantine, RouteKey
+from controlplane.quarantine.decide import Quarantine
 from controlplane.quarantine.fingerprint import fingerprint
 from controlplane.quarantine.gateways import GatewayConfigs
 
-__all__ = ["GatewayConfigs", "Quarantine", "RouteKey", "fingerprint"]
+__all__ = ["GatewayConfigs", "Quarantine", "fingerprint"]

@@ -28,13 +28,14 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from controlplane.ir.model import TIER_LOCAL, Backend, DeploymentRoute
-from controlplane.store.quarantines import Quarantine, RouteKey
+from controlplane.store.quarantines import Quarantine
+from meshline.keys import DeploymentKey
 
-__all__ = ["Quarantine", "RouteKey"]
+__all__ = ["Quarantine"]
 
 
-def route_key(route: DeploymentRoute) -> RouteKey:
-    return (route.environment, route.deployment)
+def route_key(route: DeploymentRoute) -> DeploymentKey:
+    return DeploymentKey(route.environment, route.deployment)
 
 
 class Outcome(enum.Enum):
@@ -62,8 +63,8 @@ ACKED = Verdict(Outcome.ACKED)
 class Pushed:
     """A config pushed to a region: its routes, and the owner of each resource name."""
 
-    routes: Mapping[RouteKey, DeploymentRoute]
-    owners: Mapping[str, RouteKey] = field(default_factory=lambda: MappingProxyType({}))
+    routes: Mapping[DeploymentKey, DeploymentRoute]
+    owners: Mapping[str, DeploymentKey] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,8 @@ class Check:
     resources (at the rejected form) are to be validated offline before anyone is blamed."""
 
     verdict: Verdict
-    suspects: Mapping[RouteKey, DeploymentRoute]
-    fingerprints: Mapping[RouteKey, str]  # the suspects' configuration when rejected
+    suspects: Mapping[DeploymentKey, DeploymentRoute]
+    fingerprints: Mapping[DeploymentKey, str]  # the suspects' configuration when rejected
 
 
 @dataclass(frozen=True)
@@ -81,23 +82,25 @@ class RegionState:
     """What one region's quarantine knows between rebuilds."""
 
     # The routes of the last config the region's Envoy ACKed whole (this process only).
-    accepted: Mapping[RouteKey, DeploymentRoute] = field(
+    accepted: Mapping[DeploymentKey, DeploymentRoute] = field(
         default_factory=lambda: MappingProxyType({})
     )
     # The fingerprints of the deployments in that config (kept in the store across restarts).
-    baseline: Mapping[RouteKey, str] = field(default_factory=lambda: MappingProxyType({}))
-    quarantined: Mapping[RouteKey, Quarantine] = field(default_factory=lambda: MappingProxyType({}))
+    baseline: Mapping[DeploymentKey, str] = field(default_factory=lambda: MappingProxyType({}))
+    quarantined: Mapping[DeploymentKey, Quarantine] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     check: Check | None = None  # an offline check asked for and not answered yet
     rejected: str = ""  # the rejected version already attributed (or being checked)
     # Whom a NACK that still stands concerns (None: every deployment of the region).
-    blame: frozenset[RouteKey] | None = None
+    blame: frozenset[DeploymentKey] | None = None
 
 
 def decide(
     state: RegionState,
     pushed: Pushed | None,
     verdict: Verdict,
-    fingerprints: Mapping[RouteKey, str],
+    fingerprints: Mapping[DeploymentKey, str],
 ) -> RegionState:
     """The next state, given Envoy's verdict on `pushed` and every deployment's fingerprint.
 
@@ -146,7 +149,7 @@ def decide(
     return replace(state, check=check, blame=None)
 
 
-def checked(state: RegionState, check: Check, refused: Mapping[RouteKey, str]) -> RegionState:
+def checked(state: RegionState, check: Check, refused: Mapping[DeploymentKey, str]) -> RegionState:
     """The offline check's answer: `refused` maps each suspect Envoy refused alone to what it
     said. Only those are quarantined (with what the live Envoy said about the update); when
     none is, the rejection stays unexplained and concerns the whole region."""
@@ -230,7 +233,7 @@ def kept_versions(route: DeploymentRoute) -> str:
 
 
 def _quarantine(
-    state: RegionState, key: RouteKey, fingerprint: str, verdict: Verdict
+    state: RegionState, key: DeploymentKey, fingerprint: str, verdict: Verdict
 ) -> Quarantine:
     accepted = state.accepted.get(key)
     kept = kept_versions(accepted) if accepted is not None else ""
@@ -238,8 +241,8 @@ def _quarantine(
 
 
 def _candidates(
-    state: RegionState, pushed: Pushed, fingerprints: Mapping[RouteKey, str]
-) -> tuple[RouteKey, ...]:
+    state: RegionState, pushed: Pushed, fingerprints: Mapping[DeploymentKey, str]
+) -> tuple[DeploymentKey, ...]:
     """Deployments that may have broken `pushed`: changed since the config Envoy last ACKed
     (by route when this process saw that ACK, else by fingerprint; new ones too)."""
     out = []

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterable
 from importlib import metadata
 
+from meshline.keys import DeploymentKey
 from meshline.v1 import resources_pb2
 
 # Bumped when translation of the same spec changes: a quarantine (or an accepted baseline) is
@@ -47,10 +48,12 @@ def fingerprint(
 def fingerprints(
     deployments: Iterable[resources_pb2.Deployment],
     environments: Iterable[resources_pb2.Environment],
-) -> dict[tuple[str, str], str]:
+) -> dict[DeploymentKey, str]:
     """(environment, deployment) -> `fingerprint` of every deployment."""
     by_name = {e.metadata.name: e for e in environments}
     return {
-        (d.spec.environment, d.metadata.name): fingerprint(d, by_name.get(d.spec.environment))
+        DeploymentKey(d.spec.environment, d.metadata.name): fingerprint(
+            d, by_name.get(d.spec.environment)
+        )
         for d in deployments
     }

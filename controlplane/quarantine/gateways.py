@@ -25,7 +25,6 @@ from controlplane.quarantine.decide import (
     Pushed,
     Quarantine,
     RegionState,
-    RouteKey,
     checked,
     compose,
     decide,
@@ -37,6 +36,7 @@ from controlplane.store import Store
 from controlplane.store.quarantines import RegionRecord, load_regions, save_region
 from controlplane.translate import translate_gateway
 from controlplane.xds.cache import SnapshotCache
+from meshline.keys import DeploymentKey
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class _Push:
 @dataclass
 class _Running:
     check: Check
-    future: Future[dict[RouteKey, str]]
+    future: Future[dict[DeploymentKey, str]]
 
 
 class GatewayConfigs:
@@ -87,7 +87,10 @@ class GatewayConfigs:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quarantine")
         # Each region's accepted forms as last encoded for the store: an ACK of an endpoints
         # change re-encodes only the routes that changed, not the whole region.
-        self._encoded: dict[str, dict[RouteKey, tuple[DeploymentRoute, str]]] = {}
+        self._encoded: dict[str, dict[DeploymentKey, tuple[DeploymentRoute, str]]] = {}
+        # Each region's routes of the newest config its Envoy ACKed whole (this process only:
+        # after a restart nothing is confirmed until Envoy ACKs again).
+        self._confirmed: dict[str, Mapping[DeploymentKey, DeploymentRoute]] = {}
         if store is not None:
             for region, record in load_regions(store).items():
                 self._states[region] = RegionState(
@@ -100,7 +103,7 @@ class GatewayConfigs:
         """Stop the checking thread (a check in progress is abandoned)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def configure(self, gateway: GatewayIR, fingerprints: Mapping[RouteKey, str]) -> None:
+    def configure(self, gateway: GatewayIR, fingerprints: Mapping[DeploymentKey, str]) -> None:
         """Decide on Envoy's answers to the last pushes, then push the region's config.
 
         `fingerprints`: every deployment's (see `fingerprint.py`). Raises what translation or
@@ -126,24 +129,33 @@ class GatewayConfigs:
             pushes.append(push)
         del pushes[:-PUSHES_KEPT]
 
-    def quarantined(self) -> dict[RouteKey, dict[str, Quarantine]]:
+    def quarantined(self) -> dict[DeploymentKey, dict[str, Quarantine]]:
         """Deployment -> region -> why that region's config leaves it out."""
-        out: dict[RouteKey, dict[str, Quarantine]] = {}
+        out: dict[DeploymentKey, dict[str, Quarantine]] = {}
         for region, state in sorted(self._states.items()):
             for key, q in state.quarantined.items():
                 out.setdefault(key, {})[region] = q
         return out
 
-    def blame(self) -> dict[str, frozenset[RouteKey]]:
+    def confirmed(self) -> dict[str, Mapping[DeploymentKey, DeploymentRoute]]:
+        """Region → the typed routes behind the newest config its Envoy ACKed whole (every
+        type): what status and drain decisions read, instead of Envoy's protos."""
+        return dict(self._confirmed)
+
+    def blame(self) -> dict[str, frozenset[DeploymentKey]]:
         """Region -> the deployments a NACK standing there concerns (absent: all of them)."""
         return {r: s.blame for r, s in self._states.items() if s.blame is not None}
 
     def _decide(
-        self, region: str, state: RegionState, fingerprints: Mapping[RouteKey, str]
+        self, region: str, state: RegionState, fingerprints: Mapping[DeploymentKey, str]
     ) -> RegionState:
         """Apply Envoy's answer to the newest push it answered; older pushes are done with."""
         pushes = self._pushes.get(region, [])
         status = self._cache.node_status(region)
+        for push in reversed(pushes):
+            if verdict_of(status, push.versions).outcome is Outcome.ACKED:
+                self._confirmed[region] = push.config.routes
+                break
         for index in range(len(pushes) - 1, -1, -1):
             verdict = verdict_of(status, pushes[index].versions)
             if verdict.outcome is not Outcome.PENDING:
@@ -189,10 +201,10 @@ class GatewayConfigs:
             )
         return state
 
-    def _run_check(self, gateway: GatewayIR, check: Check) -> dict[RouteKey, str]:
+    def _run_check(self, gateway: GatewayIR, check: Check) -> dict[DeploymentKey, str]:
         """(Worker thread.) Envoy's complaint about each suspect's resources alone; none when
         it refuses the gateway's own resources already (that is no deployment's fault)."""
-        out: dict[RouteKey, str] = {}
+        out: dict[DeploymentKey, str] = {}
         if self._validate(gateway, None):
             return out
         for key, route in sorted(check.suspects.items()):
@@ -232,11 +244,11 @@ class GatewayConfigs:
         except Exception:
             log.exception("cannot keep region %s's quarantines in the store", region)
 
-    def _encode(self, region: str, state: RegionState) -> dict[RouteKey, str]:
+    def _encode(self, region: str, state: RegionState) -> dict[DeploymentKey, str]:
         """The baseline's accepted forms as JSON text, from the cache where a route is as it
         was last encoded."""
         cached = self._encoded.get(region, {})
-        fresh: dict[RouteKey, tuple[DeploymentRoute, str]] = {}
+        fresh: dict[DeploymentKey, tuple[DeploymentRoute, str]] = {}
         for key, route in state.accepted.items():
             if key not in state.baseline:
                 continue
@@ -248,7 +260,9 @@ class GatewayConfigs:
         return {key: text for key, (_, text) in fresh.items()}
 
 
-def _forms(region: str, stored: Mapping[RouteKey, str]) -> dict[RouteKey, DeploymentRoute]:
+def _forms(
+    region: str, stored: Mapping[DeploymentKey, str]
+) -> dict[DeploymentKey, DeploymentRoute]:
     """The accepted forms kept in the store; one this IR cannot read is dropped (that
     deployment then counts as changed, and is left out if quarantined)."""
     out = {}

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 
 from controlplane.autoscale.failures import crash_looping
 from controlplane.ir.build import is_serving
+from controlplane.ir.index import ClusterIndex
 from controlplane.policy.settings import Track
 from controlplane.rollout.analysis import TrafficTotals, judge, p99_ms, total
 from controlplane.rollout.settings import CANARY, rollout_settings
 from controlplane.store import Store
 from controlplane.store.rollouts import latest_rollouts, list_rollouts, save_rollout
-from controlplane.translate.names import backend_key, cluster_name_grpc, cluster_name_http
+from meshline.keys import DeploymentKey, TrackKey
 from meshline.v1 import agent_pb2
 from meshline.v1.resources_pb2 import Deployment, Rollout, StepAnalysis
 
@@ -41,7 +42,6 @@ ACTIVE = (PROGRESSING, PAUSED)
 # Ended without its new version: the stable one keeps serving.
 ENDED_WITHOUT = (ROLLED_BACK, ABORTED)
 _ENDED_WORDS = {ROLLED_BACK: "rolled back", ABORTED: "aborted"}
-DeploymentKey = tuple[str, str]  # (environment, name)
 State = agent_pb2.WorkerState
 CHECK_INTERVAL_S = 0.5
 PROGRESS_DEADLINE_S = 300.0
@@ -142,17 +142,19 @@ class RolloutController:
         deployments: Sequence[Deployment],
         placements: Mapping[DeploymentKey, Sequence[str]],
         reports: Mapping[str, agent_pb2.AgentReport],
+        clusters: ClusterIndex,
     ) -> dict[DeploymentKey, RolloutView]:
+        """`clusters`: the names the last IR gave each track's clusters (reports use them)."""
         views = {}
         for dep in deployments:
-            key = (dep.spec.environment, dep.metadata.name)
+            key = DeploymentKey(dep.spec.environment, dep.metadata.name)
             try:
-                views[key] = self._update_one(dep, placements.get(key, ()), reports)
+                views[key] = self._update_one(dep, placements.get(key, ()), reports, clusters)
             except Exception:  # one deployment's rollout must not stop the others'
                 log.exception("rollout of %s failed to update", key)
                 if key in self.views:
                     views[key] = self.views[key]  # keep its last tracks, not the spec's
-        present = {(d.spec.environment, d.metadata.name) for d in deployments}
+        present = {DeploymentKey(d.spec.environment, d.metadata.name) for d in deployments}
         gone = set(self._stable) - present
         for key in gone:
             self._stable.pop(key, None)
@@ -167,8 +169,9 @@ class RolloutController:
         dep: Deployment,
         regions: Sequence[str],
         reports: Mapping[str, agent_pb2.AgentReport],
+        clusters: ClusterIndex,
     ) -> RolloutView:
-        key = (dep.spec.environment, dep.metadata.name)
+        key = DeploymentKey(dep.spec.environment, dep.metadata.name)
         target = dep.spec.version
         rec = self._latest.get(key)
         stable = self._stable.setdefault(key, _stable_of(rec) if rec else target)
@@ -194,7 +197,7 @@ class RolloutController:
             return RolloutView(None, target, rec)
         if rec.strategy != CANARY:
             return self._immediate(key, rec, regions, reports)
-        return self._canary(dep, key, rec, regions, reports)
+        return self._canary(dep, key, rec, regions, reports, clusters)
 
     def _immediate(
         self,
@@ -241,6 +244,7 @@ class RolloutController:
         rec: Rollout,
         regions: Sequence[str],
         reports: Mapping[str, agent_pb2.AgentReport],
+        clusters: ClusterIndex,
     ) -> RolloutView:
         settings = rollout_settings(dep.spec)
         stable, target = rec.from_version, rec.to_version
@@ -269,8 +273,8 @@ class RolloutController:
                 return RolloutView((Track("", stable, 100),), stable, rec)
             return view
         self._waiting.pop(key, None)
-        canary_now = _traffic(reports, key, target)
-        stable_now = _traffic(reports, key, "")
+        canary_now = _traffic(reports, key, target, clusters)
+        stable_now = _traffic(reports, key, "", clusters)
         step = self._steps.get(key)
         now = self.clock()
         if step is None:
@@ -321,7 +325,7 @@ class RolloutController:
     def control(self, dep: Deployment, action: str) -> Rollout:
         """pause / resume / abort the current rollout; `undo` is done by the API (it changes
         the deployment's version), after `undo_target` said which."""
-        key = (dep.spec.environment, dep.metadata.name)
+        key = DeploymentKey(dep.spec.environment, dep.metadata.name)
         rec = self._latest.get(key)
         if rec is None or rec.phase not in ACTIVE:
             state = f"its last one is {rec.phase}" if rec else "it has none"
@@ -355,7 +359,7 @@ class RolloutController:
 
     def undo_target(self, dep: Deployment) -> str:
         """The version before the deployment's last rollout."""
-        key = (dep.spec.environment, dep.metadata.name)
+        key = DeploymentKey(dep.spec.environment, dep.metadata.name)
         rec = self._latest.get(key)
         if rec is None:
             raise RolloutError(f"deployment '{dep.metadata.name}' has no rollout to undo")
@@ -371,7 +375,7 @@ class RolloutController:
     def undone(self, dep: Deployment) -> None:
         """`rollout undo` stored `dep` (its version set back): a hold on the version it named
         ends now, not at the next rebuild, so re-applying that version rolls it out."""
-        rec = self._latest.get((dep.spec.environment, dep.metadata.name))
+        rec = self._latest.get(DeploymentKey(dep.spec.environment, dep.metadata.name))
         if rec is not None and releases_hold(rec, dep.spec.version):
             self._release(rec)
 
@@ -379,7 +383,7 @@ class RolloutController:
         """A new rollout of the version the deployment names, after its last rollout of it was
         rolled back or aborted (like `kubectl argo rollouts retry`): from the first step, on
         fresh figures."""
-        key = (dep.spec.environment, dep.metadata.name)
+        key = DeploymentKey(dep.spec.environment, dep.metadata.name)
         rec = self._latest.get(key)
         why = retry_refusal(dep.metadata.name, rec, dep.spec.version)
         if why or rec is None:
@@ -432,14 +436,14 @@ class RolloutController:
         done.reason = reason
         if phase == SUCCEEDED:
             done.weight = 100
-        key = (rec.environment, rec.deployment)
+        key = DeploymentKey(rec.environment, rec.deployment)
         self._stable[key] = rec.to_version if phase == SUCCEEDED else rec.from_version
         log.info("rollout of %s/%s %s: %s", rec.environment, rec.deployment, phase, reason)
         return self._save(done)
 
     def _save(self, rec: Rollout) -> Rollout:
         saved = save_rollout(self.store, rec)
-        self._latest[(saved.environment, saved.deployment)] = saved
+        self._latest[DeploymentKey(saved.environment, saved.deployment)] = saved
         return saved
 
 
@@ -522,13 +526,14 @@ def _still_running(report: agent_pb2.AgentReport | None, key: DeploymentKey, ver
 
 
 def _traffic(
-    reports: Mapping[str, agent_pb2.AgentReport], key: DeploymentKey, track: str
+    reports: Mapping[str, agent_pb2.AgentReport],
+    key: DeploymentKey,
+    track: str,
+    clusters: ClusterIndex,
 ) -> dict[str, TrafficTotals]:
     """One track's traffic at each region's gateway (a request counts once, where it
     entered)."""
-    environment, name = key
-    base = backend_key(f"{name}.{environment}", track)
-    wanted = {cluster_name_grpc(base), cluster_name_http(base)}
+    wanted = set(clusters.clients(TrackKey(*key, track)))
     return {
         region: total(
             TrafficTotals(t.requests, t.errors, tuple((b.upper_ms, b.count) for b in t.latency))

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from controlplane.store.store import Store
-
-RouteKey = tuple[str, str]  # (environment, deployment)
+from meshline.keys import DeploymentKey
 
 
 @dataclass(frozen=True)
@@ -38,9 +37,11 @@ class RegionRecord:
     """One region: the fingerprint and form (JSON text, controlplane/ir/codec.py) of every
     deployment in the last config its Envoy ACKed whole, and its quarantines."""
 
-    accepted: Mapping[RouteKey, str] = field(default_factory=lambda: MappingProxyType({}))
-    forms: Mapping[RouteKey, str] = field(default_factory=lambda: MappingProxyType({}))
-    quarantined: Mapping[RouteKey, Quarantine] = field(default_factory=lambda: MappingProxyType({}))
+    accepted: Mapping[DeploymentKey, str] = field(default_factory=lambda: MappingProxyType({}))
+    forms: Mapping[DeploymentKey, str] = field(default_factory=lambda: MappingProxyType({}))
+    quarantined: Mapping[DeploymentKey, Quarantine] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 def save_region(store: Store, region: str, record: RegionRecord) -> None:
@@ -52,7 +53,7 @@ def save_region(store: Store, region: str, record: RegionRecord) -> None:
             "INSERT INTO accepted_routes (region, environment, deployment, fingerprint, form) "
             "VALUES (?, ?, ?, ?, ?)",
             [
-                (region, env, name, fp, record.forms.get((env, name), ""))
+                (region, env, name, fp, record.forms.get(DeploymentKey(env, name), ""))
                 for (env, name), fp in sorted(record.accepted.items())
             ],
         )
@@ -68,16 +69,16 @@ def save_region(store: Store, region: str, record: RegionRecord) -> None:
 
 def load_regions(store: Store) -> dict[str, RegionRecord]:
     """Every region's record (regions with neither rows are absent)."""
-    accepted: dict[str, dict[RouteKey, str]] = {}
-    forms: dict[str, dict[RouteKey, str]] = {}
-    quarantined: dict[str, dict[RouteKey, Quarantine]] = {}
+    accepted: dict[str, dict[DeploymentKey, str]] = {}
+    forms: dict[str, dict[DeploymentKey, str]] = {}
+    quarantined: dict[str, dict[DeploymentKey, Quarantine]] = {}
     with store.companion() as conn:
         for row in conn.execute("SELECT * FROM accepted_routes"):
-            key = (row["environment"], row["deployment"])
+            key = DeploymentKey(row["environment"], row["deployment"])
             accepted.setdefault(row["region"], {})[key] = row["fingerprint"]
             forms.setdefault(row["region"], {})[key] = row["form"]
         for row in conn.execute("SELECT * FROM quarantines"):
-            key = (row["environment"], row["deployment"])
+            key = DeploymentKey(row["environment"], row["deployment"])
             quarantined.setdefault(row["region"], {})[key] = Quarantine(
                 row["fingerprint"], row["type_url"], row["version"], row["message"], row["kept"]
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from controlplane.store.store import Store
+from meshline.keys import DeploymentKey
 from meshline.v1.resources_pb2 import Rollout
 
 
@@ -50,7 +51,7 @@ def list_rollouts(store: Store, environment: str, deployment: str) -> list[Rollo
     return [Rollout.FromString(row["body"]) for row in rows]
 
 
-def latest_rollouts(store: Store) -> dict[tuple[str, str], Rollout]:
+def latest_rollouts(store: Store) -> dict[DeploymentKey, Rollout]:
     """The newest rollout of every deployment that has one: (environment, name) → rollout."""
     with store.companion() as conn:
         rows = conn.execute(
@@ -60,5 +61,5 @@ def latest_rollouts(store: Store) -> dict[tuple[str, str], Rollout]:
     out = {}
     for row in rows:
         rollout = Rollout.FromString(row["body"])
-        out[(rollout.environment, rollout.deployment)] = rollout
+        out[DeploymentKey(rollout.environment, rollout.deployment)] = rollout
     return out

@@ -14,7 +14,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
 
 from controlplane.ir.model import Backend, DeploymentRoute, HealthCheckSettings, OutlierSettings
-from controlplane.translate import names
+from controlplane.translate import wellknown
 from controlplane.translate.pb import duration, packed, uint32
 from meshline import wire
 
@@ -64,11 +64,14 @@ def build_clusters(route: DeploymentRoute) -> list[cluster_pb2.Cluster]:
     """Per backend: `.grpc` and `.http` over its tiers, and `~local` twins where it runs here."""
     clusters = []
     for backend in route.backends:
-        bases = [names.backend_key(route.key, backend.track)]
+        pairs = [backend.clusters]
         if backend.local_endpoints is not None:
-            bases.append(names.backend_key(route.key, backend.track, local=True))
-        for base in bases:
-            clusters += [_grpc_cluster(base, route, backend), _http_cluster(base, route, backend)]
+            pairs.append(backend.local_clusters)
+        for pair in pairs:
+            clusters += [
+                _grpc_cluster(pair.grpc, route, backend),
+                _http_cluster(pair.http, route, backend),
+            ]
     return clusters
 
 
@@ -86,31 +89,35 @@ def probe_headers(route: DeploymentRoute, backend: Backend) -> list[tuple[str, s
     ]
 
 
-def _grpc_cluster(base: str, route: DeploymentRoute, backend: Backend) -> cluster_pb2.Cluster:
-    cluster = _eds_cluster(names.cluster_name_grpc(base), route)
+def _grpc_cluster(name: str, route: DeploymentRoute, backend: Backend) -> cluster_pb2.Cluster:
+    cluster = _eds_cluster(name, route)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http2_protocol_options.CopyFrom(http2_options())
-    cluster.typed_extension_protocol_options[names.HTTP_PROTOCOL_OPTIONS].CopyFrom(packed(options))
+    cluster.typed_extension_protocol_options[wellknown.HTTP_PROTOCOL_OPTIONS].CopyFrom(
+        packed(options)
+    )
     check = _health_check(route.health_check)
     # service_name "" asks for the whole server's status (grpc.health.v1).
     grpc_check = check.grpc_health_check
     # Envoy's default authority is the cluster name, and '@' (split legs) is not valid there.
-    grpc_check.authority = route.key
+    grpc_check.authority = route.authority
     for key, value in probe_headers(route, backend):
         grpc_check.initial_metadata.append(header_value_option(key, value))
     cluster.health_checks.append(check)
     return cluster
 
 
-def _http_cluster(base: str, route: DeploymentRoute, backend: Backend) -> cluster_pb2.Cluster:
-    cluster = _eds_cluster(names.cluster_name_http(base), route)
+def _http_cluster(name: str, route: DeploymentRoute, backend: Backend) -> cluster_pb2.Cluster:
+    cluster = _eds_cluster(name, route)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http_protocol_options.SetInParent()
-    cluster.typed_extension_protocol_options[names.HTTP_PROTOCOL_OPTIONS].CopyFrom(packed(options))
+    cluster.typed_extension_protocol_options[wellknown.HTTP_PROTOCOL_OPTIONS].CopyFrom(
+        packed(options)
+    )
     check = _health_check(route.health_check)
     http_check = check.http_health_check
     http_check.path = READY_PATH
-    http_check.host = route.key
+    http_check.host = route.authority
     for key, value in probe_headers(route, backend):
         http_check.request_headers_to_add.append(header_value_option(key, value))
     cluster.health_checks.append(check)

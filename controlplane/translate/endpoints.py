@@ -18,7 +18,7 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from google.protobuf.message import Message
 
 from controlplane.ir.model import TIER_ACTIVATOR, TIER_LOCAL, DeploymentRoute, Endpoint, Tier
-from controlplane.translate import names
+from controlplane.ir.names import ClusterNames
 
 # Host weights of a shared priority add up to about this (shares are percent).
 WEIGHT_SCALE = 1000
@@ -30,21 +30,20 @@ def build_load_assignments(
     """Assignments for every cluster of `build_clusters` (grpc_port / http_port per protocol)."""
     out = []
     for backend in route.backends:
-        base = names.backend_key(route.key, backend.track)
-        out += _pair(base, list(backend.tiers))
+        out += _pair(backend.clusters, list(backend.tiers))
         if backend.local_endpoints is not None:
             local = [Tier(region, TIER_LOCAL, 0, backend.local_endpoints)]
             activator = backend.activator
             if activator is not None:  # forwarded here while cold: held like the rest
                 local.append(Tier(region, TIER_ACTIVATOR, 1, (activator,)))
-            out += _pair(names.backend_key(route.key, backend.track, local=True), local)
+            out += _pair(backend.local_clusters, local)
     return out
 
 
-def _pair(base: str, tiers: list[Tier]) -> list[endpoint_pb2.ClusterLoadAssignment]:
+def _pair(clusters: ClusterNames, tiers: list[Tier]) -> list[endpoint_pb2.ClusterLoadAssignment]:
     return [
-        _assignment(names.cluster_name_grpc(base), tiers, lambda e: e.grpc_port),
-        _assignment(names.cluster_name_http(base), tiers, lambda e: e.http_port),
+        _assignment(clusters.grpc, tiers, lambda e: e.grpc_port),
+        _assignment(clusters.http, tiers, lambda e: e.http_port),
     ]
 
 

@@ -15,7 +15,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 
 from controlplane.ir.model import GatewayIR
-from controlplane.translate import names, path_metadata
+from controlplane.translate import path_metadata, wellknown
 from controlplane.translate.clusters import ads_config_source, http2_options
 from controlplane.translate.pb import boolean, duration, packed
 
@@ -32,7 +32,7 @@ INFERENCE_METHODS = ("ModelInfer", "ModelStreamInfer")
 
 def build_listener(gateway: GatewayIR) -> listener_pb2.Listener:
     listener = listener_pb2.Listener(
-        name=names.LISTENER_NAME,
+        name=gateway.listener_name,
         address=address_pb2.Address(
             socket_address=address_pb2.SocketAddress(
                 protocol=address_pb2.SocketAddress.TCP,
@@ -42,14 +42,16 @@ def build_listener(gateway: GatewayIR) -> listener_pb2.Listener:
         ),
     )
     chain = listener.filter_chains.add()
-    chain.filters.add(name=names.HCM_FILTER, typed_config=packed(http_connection_manager()))
+    chain.filters.add(
+        name=wellknown.HCM_FILTER, typed_config=packed(http_connection_manager(gateway))
+    )
     return listener
 
 
-def http_connection_manager() -> hcm_pb2.HttpConnectionManager:
-    """The HCM of the gateway listener, routes by RDS (`gateway`) over ADS."""
+def http_connection_manager(gateway: GatewayIR) -> hcm_pb2.HttpConnectionManager:
+    """The HCM of the gateway listener, routes by RDS (the gateway's route table) over ADS."""
     manager = HCM(
-        stat_prefix=names.STAT_PREFIX,
+        stat_prefix=gateway.stat_prefix,
         codec_type=HCM.AUTO,
         http2_protocol_options=http2_options(),
         common_http_protocol_options=protocol_pb2.HttpProtocolOptions(
@@ -62,13 +64,15 @@ def http_connection_manager() -> hcm_pb2.HttpConnectionManager:
         normalize_path=boolean(True),
         merge_slashes=True,
     )
-    manager.rds.route_config_name = names.ROUTE_CONFIG_NAME
+    manager.rds.route_config_name = gateway.route_config_name
     manager.rds.config_source.CopyFrom(ads_config_source())
     manager.http_filters.extend(
         [
             path_metadata.listener_filter(),
             grpc_stats_filter(),
-            hcm_pb2.HttpFilter(name=names.ROUTER_FILTER, typed_config=packed(router_pb2.Router())),
+            hcm_pb2.HttpFilter(
+                name=wellknown.ROUTER_FILTER, typed_config=packed(router_pb2.Router())
+            ),
         ]
     )
     return manager
@@ -83,4 +87,4 @@ def grpc_stats_filter() -> hcm_pb2.HttpFilter:
     config.individual_method_stats_allowlist.services.add(
         name=INFERENCE_SERVICE, method_names=list(INFERENCE_METHODS)
     )
-    return hcm_pb2.HttpFilter(name=names.GRPC_STATS_FILTER, typed_config=packed(config))
+    return hcm_pb2.HttpFilter(name=wellknown.GRPC_STATS_FILTER, typed_config=packed(config))

@@ -15,11 +15,11 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from google.protobuf import any_pb2
 
-from controlplane.translate import names
+from controlplane.translate import wellknown
 from controlplane.translate.pb import packed
 
 DEPLOYMENT_FORMAT = (
-    f"%DYNAMIC_METADATA({names.METADATA_NAMESPACE}:{names.METADATA_DEPLOYMENT_KEY})%"
+    f"%DYNAMIC_METADATA({wellknown.METADATA_NAMESPACE}:{wellknown.METADATA_DEPLOYMENT_KEY})%"
 )
 _MODEL_SEGMENT = r"^/v2/models/([^/?#]*).*$"
 
@@ -27,14 +27,14 @@ _MODEL_SEGMENT = r"^/v2/models/([^/?#]*).*$"
 def listener_filter() -> hcm_pb2.HttpFilter:
     """The filter as the listener carries it: present, configured, and disabled."""
     return hcm_pb2.HttpFilter(
-        name=names.HEADER_TO_METADATA_FILTER, typed_config=packed(_config()), disabled=True
+        name=wellknown.HEADER_TO_METADATA_FILTER, typed_config=packed(_config()), disabled=True
     )
 
 
 def enabled_on_route() -> dict[str, any_pb2.Any]:
     """typed_per_filter_config that switches the filter on for one route."""
     return {
-        names.HEADER_TO_METADATA_FILTER: packed(
+        wellknown.HEADER_TO_METADATA_FILTER: packed(
             route_components_pb2.FilterConfig(config=packed(_config()))
         )
     }
@@ -42,8 +42,8 @@ def enabled_on_route() -> dict[str, any_pb2.Any]:
 
 def _config() -> header_to_metadata_pb2.Config:
     rule = header_to_metadata_pb2.Config.Rule(header=":path")
-    rule.on_header_present.metadata_namespace = names.METADATA_NAMESPACE
-    rule.on_header_present.key = names.METADATA_DEPLOYMENT_KEY
+    rule.on_header_present.metadata_namespace = wellknown.METADATA_NAMESPACE
+    rule.on_header_present.key = wellknown.METADATA_DEPLOYMENT_KEY
     rule.on_header_present.type = header_to_metadata_pb2.Config.STRING
     rewrite = rule.on_header_present.regex_value_rewrite
     rewrite.pattern.regex = _MODEL_SEGMENT

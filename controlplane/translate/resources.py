@@ -12,10 +12,10 @@ from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 from google.protobuf.message import Message
 
-from controlplane.translate import names
+from controlplane.translate import wellknown
+from meshline.keys import DeploymentKey
 
 # (environment, deployment): the IR's identity of a deployment route.
-RouteKey = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -28,18 +28,17 @@ class EnvoyResources:
     routes: dict[str, RouteConfiguration]
     # Resource name -> the deployment route it was generated from (clusters and endpoints; the
     # listener and route table are shared). Set while translating: no name is parsed back.
-    owners: Mapping[str, RouteKey] = field(default_factory=lambda: MappingProxyType({}))
+    owners: Mapping[str, DeploymentKey] = field(default_factory=lambda: MappingProxyType({}))
 
     def by_type_url(self) -> dict[str, dict[str, Message]]:
         """Resources by xDS type URL, in make-before-break push order (CDS, EDS, LDS, RDS)."""
         return {
-            names.CLUSTER_TYPE_URL: dict(self.clusters),
-            names.ENDPOINT_TYPE_URL: dict(self.endpoints),
-            names.LISTENER_TYPE_URL: dict(self.listeners),
-            names.ROUTE_TYPE_URL: dict(self.routes),
+            wellknown.CLUSTER_TYPE_URL: dict(self.clusters),
+            wellknown.ENDPOINT_TYPE_URL: dict(self.endpoints),
+            wellknown.LISTENER_TYPE_URL: dict(self.listeners),
+            wellknown.ROUTE_TYPE_URL: dict(self.routes),
         }
 
-    def deployment_keys(self) -> frozenset[str]:
-        """`{deployment}.{environment}` of every deployment these resources route to."""
-        keys = (names.deployment_key_of_cluster(name) for name in self.clusters)
-        return frozenset(key for key in keys if key is not None)
+    def deployment_keys(self) -> frozenset[DeploymentKey]:
+        """Every deployment these resources route to (the owners of their clusters)."""
+        return frozenset(self.owners[name] for name in self.clusters if name in self.owners)

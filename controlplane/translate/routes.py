@@ -25,7 +25,7 @@ from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import percent_pb2
 
 from controlplane.ir.model import Backend, DeploymentRoute, GatewayIR
-from controlplane.translate import names, path_metadata, responses
+from controlplane.translate import path_metadata, responses
 from controlplane.translate.clusters import READY_PATH
 from controlplane.translate.pb import duration, uint32
 from controlplane.translate.retries import retry_policy
@@ -63,8 +63,8 @@ class _Form:
 
 
 def build_route_configuration(gateway: GatewayIR) -> route_pb2.RouteConfiguration:
-    deployments = sorted(gateway.routes, key=lambda r: r.key)
-    config = route_pb2.RouteConfiguration(name=names.ROUTE_CONFIG_NAME)
+    deployments = sorted(gateway.routes, key=lambda r: r.name)
+    config = route_pb2.RouteConfiguration(name=gateway.route_config_name)
     # Every answer says where the request entered; workers add where it was served.
     config.response_headers_to_add.append(
         responses.response_header(wire.ENTRY_REGION_HEADER, gateway.region)
@@ -88,9 +88,10 @@ def build_route_configuration(gateway: GatewayIR) -> route_pb2.RouteConfiguratio
 def _authority_virtual_host(
     deployment: DeploymentRoute, region: str
 ) -> route_components_pb2.VirtualHost:
-    key = deployment.key
+    authority = deployment.authority
     host = route_components_pb2.VirtualHost(
-        name=names.authority_virtual_host_name(key), domains=[key, f"{key}:*"]
+        name=_route_name(deployment, "authority", prefix=True),
+        domains=[authority, f"{authority}:*"],
     )
     host.routes.extend(_hop_routes(deployment, region))
     host.routes.append(_unknown_probe())
@@ -101,10 +102,10 @@ def _authority_virtual_host(
     host.routes.extend(
         _deployment_routes(deployment, _Form("http.authority", False, (), True), region)
     )
-    rest = Route(name=names.route_name(key, "not-found.authority"), match=RouteMatch(prefix="/"))
+    rest = Route(name=_route_name(deployment, "not-found.authority"), match=RouteMatch(prefix="/"))
     responses.json_not_found(
         rest,
-        f"authority '{key}' serves only deployment '{deployment.deployment}' in environment "
+        f"authority '{authority}' serves only deployment '{deployment.deployment}' in environment "
         f"'{deployment.environment}' at {_model_path(deployment.deployment)}/...; "
         "got path '%REQ(:path)%'",
     )
@@ -130,7 +131,6 @@ def _path_forms(deployment: DeploymentRoute) -> list[_Form]:
 
 def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) -> list[Route]:
     """Pinned versions, an unknown pinned version, then the split (the unpinned default)."""
-    key = deployment.key
     if deployment.deactivated:
         return [_deactivated(deployment, form)]
     result = []
@@ -138,7 +138,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
         pinned = form.match(deployment, [_exact(wire.VERSION_HEADER, backend.version)])
         result.append(
             _forward(
-                names.route_name(key, f"{form.name}.version.{backend.version}"),
+                _route_name(deployment, f"{form.name}.version.{backend.version}"),
                 pinned,
                 deployment,
                 region,
@@ -147,7 +147,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
             )
         )
     unknown = Route(
-        name=names.route_name(key, f"{form.name}.version.unknown"),
+        name=_route_name(deployment, f"{form.name}.version.unknown"),
         match=form.match(deployment, [_present(wire.VERSION_HEADER)]),
     )
     serving = ", ".join(b.version for b in deployment.backends)
@@ -162,7 +162,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
     result.append(unknown)
     legs = [b for b in deployment.backends if b.weight > 0] or [deployment.main]
     split = _forward(
-        names.route_name(key, form.name),
+        _route_name(deployment, form.name),
         form.match(deployment),
         deployment,
         region,
@@ -177,7 +177,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
 def _deactivated(deployment: DeploymentRoute, form: _Form) -> Route:
     """A deactivated deployment keeps its routing key: a clear refusal, not NOT_FOUND."""
     route = Route(
-        name=names.route_name(deployment.key, f"{form.name}.deactivated"),
+        name=_route_name(deployment, f"{form.name}.deactivated"),
         match=form.match(deployment),
     )
     message = (
@@ -195,7 +195,6 @@ def _deactivated(deployment: DeploymentRoute, form: _Form) -> Route:
 
 def _hop_routes(deployment: DeploymentRoute, region: str) -> list[Route]:
     """Requests another gateway forwarded here (and its health probes): own workers only."""
-    key = deployment.key
     hop = _present(wire.HOP_HEADER)
     named = _exact(wire.DEPLOYMENT_HEADER, deployment.deployment)
     result = []
@@ -213,7 +212,7 @@ def _hop_routes(deployment: DeploymentRoute, region: str) -> list[Route]:
                 ("http", http, False),
                 ("http.probe", probe, False),
             ):
-                name = names.route_name(key, f"hop.{kind}{suffix}.version.{backend.version}")
+                name = _route_name(deployment, f"hop.{kind}{suffix}.version.{backend.version}")
                 if backend.local_endpoints is None:
                     result.append(
                         _not_served_here(name, match, deployment, backend, region, is_grpc)
@@ -324,8 +323,14 @@ def _catch_all_routes() -> list[Route]:
 
 
 def _cluster(deployment: DeploymentRoute, backend: Backend, *, grpc: bool, local: bool) -> str:
-    base = names.backend_key(deployment.key, backend.track, local=local)
-    return names.cluster_name_grpc(base) if grpc else names.cluster_name_http(base)
+    clusters = backend.local_clusters if local else backend.clusters
+    return clusters.grpc if grpc else clusters.http
+
+
+def _route_name(deployment: DeploymentRoute, kind: str, *, prefix: bool = False) -> str:
+    """A route (or, `prefix`, a virtual host) of the deployment, under the name the IR gave
+    it: `{name}.{kind}` (`{kind}.{name}`)."""
+    return f"{kind}.{deployment.name}" if prefix else f"{deployment.name}.{kind}"
 
 
 def _forward(

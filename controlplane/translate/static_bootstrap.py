@@ -17,7 +17,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from controlplane.translate import names
+from controlplane.translate import wellknown
 from controlplane.translate.dump import message_to_dict, to_yaml
 from controlplane.translate.pb import packed
 from controlplane.translate.resources import EnvoyResources
@@ -82,7 +82,7 @@ def _inline_routes(
     result.CopyFrom(listener)
     for chain in result.filter_chains:
         for network_filter in chain.filters:
-            if network_filter.name != names.HCM_FILTER:
+            if network_filter.name != wellknown.HCM_FILTER:
                 continue
             manager = hcm_pb2.HttpConnectionManager()
             network_filter.typed_config.Unpack(manager)

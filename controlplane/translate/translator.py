@@ -8,8 +8,9 @@ from controlplane.ir.model import GatewayIR
 from controlplane.translate.clusters import build_clusters
 from controlplane.translate.endpoints import build_load_assignments
 from controlplane.translate.listener import build_listener
-from controlplane.translate.resources import EnvoyResources, RouteKey
+from controlplane.translate.resources import EnvoyResources
 from controlplane.translate.routes import build_route_configuration
+from meshline.keys import DeploymentKey
 
 
 def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
@@ -17,9 +18,9 @@ def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
     _check_unique_keys(gateway)
     clusters = []
     assignments = []
-    owners: dict[str, RouteKey] = {}
+    owners: dict[str, DeploymentKey] = {}
     for route in gateway.routes:
-        owner = (route.environment, route.deployment)
+        owner = DeploymentKey(route.environment, route.deployment)
         for cluster in build_clusters(route):
             clusters.append(cluster)
             owners[cluster.name] = owner
@@ -39,7 +40,7 @@ def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
 
 def _check_unique_keys(gateway: GatewayIR) -> None:
     """Two routes with one key would collide in cluster names and virtual host domains."""
-    keys = [route.key for route in gateway.routes]
+    keys = [route.name for route in gateway.routes]
     duplicates = sorted({key for key in keys if keys.count(key) > 1})
     if duplicates:
         raise ValueError(f"gateway {gateway.region!r}: deployment routes repeated: {duplicates}")

@@ -22,12 +22,16 @@ from controlplane.moves import (
 )
 from controlplane.policy import ResolvedDeployment
 from controlplane.policy.network import resolve_network
+from meshline.keys import TrackKey
 from meshline.v1 import agent_pb2
 from meshline.v1.resources_pb2 import Environment
+from tests.controlplane.ir.names import cluster_index
 from tests.controlplane.ir.test_build import _resolved
 from tests.controlplane.store.builders import deployment, policy, region
 
 EU = ("eu",)
+# The names the IR gave deployment d's clusters (its own version and a v2 leg).
+CLUSTERS = cluster_index(TrackKey("production", "d", ""), TrackKey("production", "d", "v2"))
 S = agent_pb2.WorkerState
 
 
@@ -242,7 +246,7 @@ def test_facts_come_from_the_agents_reports() -> None:
         # Left: only a draining worker, and another deployment's.
         "ap": _report(_worker(S.WORKER_STATE_DRAINING), _worker(S.WORKER_STATE_HEALTHY, dep="x")),
     }
-    facts = move_facts("production", "d", ("",), EU, reports)
+    facts = move_facts("production", "d", ("",), EU, reports, CLUSTERS)
     assert facts == MoveFacts(
         EU,
         running=frozenset({"us"}),
@@ -252,7 +256,7 @@ def test_facts_come_from_the_agents_reports() -> None:
         reaches={"eu": frozenset(), "us": frozenset({"eu"}), "ap": frozenset()},
     )
     # Every track needs a serving worker.
-    assert move_facts("production", "d", ("", "v2"), EU, reports).serving == frozenset()
+    assert move_facts("production", "d", ("", "v2"), EU, reports, CLUSTERS).serving == frozenset()
     # Only the hostnames the control plane gave connected regions' gateways name a region: a
     # worker, the activator or the gateway of a region without agent reaches none.
     others = agent_pb2.AgentReport()
@@ -260,21 +264,23 @@ def test_facts_come_from_the_agents_reports() -> None:
         others.clusters.add(
             cluster=cluster, routable_hostnames=["eu-d-1a2b", "activator", gateway_hostname("zz")]
         )
-    assert move_facts("production", "d", ("",), EU, {**reports, "us": others}).reaches["us"] == (
-        frozenset()
-    )
+    assert move_facts("production", "d", ("",), EU, {**reports, "us": others}, CLUSTERS).reaches[
+        "us"
+    ] == (frozenset())
     # A placed region the autoscaler keeps at zero on purpose (cold, no worker wanted) is idle.
     scales = {
         ("production", "d", "", "eu"): RegionScale(desired=0, cold=True),
         ("production", "d", "", "ap"): RegionScale(desired=1, cold=True),  # waking: not idle
     }
-    idle = move_facts("production", "d", ("",), ("eu", "ap"), reports, scales).idle
+    idle = move_facts("production", "d", ("",), ("eu", "ap"), reports, CLUSTERS, scales).idle
     assert idle == frozenset({"eu"})
     # Back at zero because its wake crash-looped is not idle on purpose: it cannot serve, so the
     # old placement must not be let go for it.
     crashed = FailedWake(CrashLoop("rev-1", "eu-d-1", "exited with code 1"), "spec", 0.0)
     scales[("production", "d", "", "eu")] = RegionScale(desired=0, cold=True, failed=crashed)
-    assert move_facts("production", "d", ("",), ("eu",), reports, scales).idle == frozenset()
+    assert (
+        move_facts("production", "d", ("",), ("eu",), reports, CLUSTERS, scales).idle == frozenset()
+    )
 
 
 class Clock:
@@ -290,18 +296,18 @@ def test_the_tracker_keeps_state_between_rebuilds_and_wakes_at_the_deadline() ->
     tracker = MoveTracker(clock)
     dep = _resolved("d", [{"location": {"regions": ["eu-west"]}}])
     old = {"us-east": _report(_worker(S.WORKER_STATE_HEALTHY)), "eu-west": _report()}
-    moves = tracker.update([dep], old)
+    moves = tracker.update([dep], old, CLUSTERS)
     assert moves[dep.key].keep == ("us-east",)
     assert tracker.next_check_s() == MOVE_DEADLINE_S
     clock.now += 100
-    assert tracker.update([dep], old)[dep.key].keep == ("us-east",)
+    assert tracker.update([dep], old, CLUSTERS)[dep.key].keep == ("us-east",)
     assert tracker.next_check_s() == MOVE_DEADLINE_S - 100
     clock.now += MOVE_DEADLINE_S
-    expired = tracker.update([dep], old)[dep.key]
+    expired = tracker.update([dep], old, CLUSTERS)[dep.key]
     assert expired.expired and expired.keep == ()
     assert tracker.next_check_s() is None  # nothing kept: nothing to wake up for
     # A deactivated deployment runs nothing anywhere: nothing is kept for it.
-    assert MoveTracker(clock).update([replace(dep, deactivated=True)], old) == {}
+    assert MoveTracker(clock).update([replace(dep, deactivated=True)], old, CLUSTERS) == {}
 
 
 def _capacity_network(eu: int, us: int) -> dict[str, ResolvedDeployment]:
@@ -332,7 +338,7 @@ def test_a_region_capacity_change_moves_a_deployment_make_before_break(
     caplog.set_level(logging.INFO, logger="controlplane.moves")
     # Right after the change: us still runs d, eu has no worker of it yet.
     starting = {"us": _report(_worker(S.WORKER_STATE_HEALTHY)), "eu": _report()}
-    assert tracker.update([dep], starting) == {dep.key: _move(WAIT_EU)}
+    assert tracker.update([dep], starting, CLUSTERS) == {dep.key: _move(WAIT_EU)}
     clock.now += 5
     served = {
         "us": _report(
@@ -341,7 +347,7 @@ def test_a_region_capacity_change_moves_a_deployment_make_before_break(
         ),
         "eu": _report(_worker(S.WORKER_STATE_HEALTHY)),
     }
-    assert tracker.update([dep], served) == {}  # let go: its workers drain
+    assert tracker.update([dep], served, CLUSTERS) == {}  # let go: its workers drain
     assert [r.getMessage() for r in caplog.records] == [
         f"production/d: {_move(WAIT_EU).describe()}",
         "production/d: moved from us to eu; eu serves it",

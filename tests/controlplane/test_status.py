@@ -21,6 +21,7 @@ from controlplane.autoscale import (
     load_signals,
 )
 from controlplane.autoscale.autoscaler import ScaleInput
+from controlplane.ir.index import ClusterIndex
 from controlplane.ir.model import (
     TIER_GATEWAY,
     Backend,
@@ -32,8 +33,8 @@ from controlplane.ir.model import (
 )
 from controlplane.moves import Move
 from controlplane.policy.scaling import ScalingSettings
-from controlplane.quarantine import Quarantine
-from controlplane.reconciler import NetworkState
+from controlplane.quarantine import GatewayConfigs, Quarantine
+from controlplane.reconcile import NetworkState
 from controlplane.status import (
     CDS,
     EDS,
@@ -43,8 +44,8 @@ from controlplane.status import (
     no_healthy_worker,
     workers_verdict,
 )
-from controlplane.translate import translate_gateway
 from controlplane.xds import SnapshotCache
+from meshline.keys import TrackKey
 from meshline.v1 import agent_pb2, resources_pb2
 from tests.controlplane.xds.ads_client import AdsClient, eventually
 
@@ -60,6 +61,27 @@ def _gateway(healthy: bool, check_interval_s: float = 1.0) -> GatewayIR:
         health_check=HealthCheckSettings(interval_s=check_interval_s),
     )
     return GatewayIR("eu", "127.0.0.1", 8080, (route,))
+
+
+class Rebuilds:
+    """Pushes gateways' configs the way the reconciler does (GatewayConfigs) and, like the
+    rebuild that follows each of Envoy's answers, gives status the typed routes each region's
+    Envoy ACKed whole. `base` holds the rest of what a rebuild decided."""
+
+    def __init__(self, cache: SnapshotCache, base: NetworkState) -> None:
+        self.configs = GatewayConfigs(cache)
+        self.base = base
+        self._gateways: dict[str, GatewayIR] = {}
+
+    def push(self, gateway: GatewayIR) -> None:
+        self._gateways[gateway.region] = gateway
+        self.configs.configure(gateway, {})
+
+    def __call__(self) -> NetworkState:
+        for gateway in self._gateways.values():
+            self.configs.configure(gateway, {})
+        routes = [r for g in self._gateways.values() for r in g.routes]
+        return replace(self.base, confirmed=self.configs.confirmed(), clusters=ClusterIndex(routes))
 
 
 def _agent(registry: AgentRegistry) -> None:
@@ -119,8 +141,9 @@ async def test_ready_only_after_ack_and_nack_shows_envoys_text(
 ) -> None:
     state = STATE
     registry = AgentRegistry()
-    status = LiveStatus(cache, registry, lambda: state)
-    cache.set_resources("eu", translate_gateway(_gateway(healthy=True)).by_type_url())
+    rebuilds = Rebuilds(cache, state)
+    status = LiveStatus(cache, registry, rebuilds)
+    rebuilds.push(_gateway(healthy=True))
     before = status.deployment_status(_deployment())
     assert before.phase == "Pending" and "no agent connected" in before.message
 
@@ -146,7 +169,7 @@ async def test_ready_only_after_ack_and_nack_shows_envoys_text(
 
     # The next config is rejected by "Envoy": status carries its words, the old config stays.
     changed = _gateway(healthy=True, check_interval_s=2.0)  # a cluster-level change
-    cache.set_resources("eu", translate_gateway(changed).by_type_url())
+    rebuilds.push(changed)
     response = await client.recv()
     while response.type_url != CDS:
         await client.ack(response)
@@ -170,8 +193,9 @@ async def _status_once_acked(
     """Region eu's agent reports w1 (r1); its Envoy ACKs a config with w1; the status then."""
     registry = AgentRegistry()
     _agent(registry)
-    status = LiveStatus(cache, registry, lambda: state)
-    cache.set_resources("eu", translate_gateway(_gateway(healthy=healthy)).by_type_url())
+    rebuilds = Rebuilds(cache, state)
+    status = LiveStatus(cache, registry, rebuilds)
+    rebuilds.push(_gateway(healthy=healthy))
     await _sync_all(await connect("eu"), cache)
 
     def acked() -> bool:
@@ -215,9 +239,10 @@ async def test_a_forwarding_region_must_reach_a_serving_region(
     _agent(registry)
     us = registry.connect(agent_pb2.AgentHello(region="us", gateway_address="127.0.0.1:8090"))
     registry.update_report(us, agent_pb2.AgentReport())
-    status = LiveStatus(cache, registry, lambda: STATE)
-    cache.set_resources("eu", translate_gateway(_gateway(healthy=True)).by_type_url())
-    cache.set_resources("us", translate_gateway(_forwarding_gateway()).by_type_url())
+    rebuilds = Rebuilds(cache, STATE)
+    status = LiveStatus(cache, registry, rebuilds)
+    rebuilds.push(_gateway(healthy=True))
+    rebuilds.push(_forwarding_gateway())
     await _sync_all(await connect("eu"), cache)
     await _sync_all(await connect("us"), cache, region="us")
 
@@ -366,8 +391,9 @@ async def test_a_crash_looping_deployment_waking_from_zero_is_failed(
     session = registry.session("eu")
     assert session is not None
     registry.update_report(session, agent_pb2.AgentReport(workers=[_crashing()]))
-    status = LiveStatus(cache, registry, lambda: waking)
-    cache.set_resources("eu", translate_gateway(_gateway(healthy=False)).by_type_url())
+    rebuilds = Rebuilds(cache, waking)
+    status = LiveStatus(cache, registry, rebuilds)
+    rebuilds.push(_gateway(healthy=False))
     await _sync_all(await connect("eu"), cache)
 
     def acked() -> bool:
@@ -433,13 +459,14 @@ async def test_a_broken_scale_to_zero_deployment_stays_failed_back_at_zero(
     registry = AgentRegistry()
     session = registry.connect(agent_pb2.AgentHello(region="eu", gateway_address="127.0.0.1:8080"))
     state = NetworkState(placements=STATE.placements, revisions=STATE.revisions)
-    status = LiveStatus(cache, registry, lambda: state)
+    rebuilds = Rebuilds(cache, state)
+    status = LiveStatus(cache, registry, rebuilds)
 
     def report(dt: float, *workers: agent_pb2.WorkerReport) -> resources_pb2.DeploymentStatus:
         clock[0] += dt
         agent = agent_pb2.AgentReport(workers=workers)
         registry.update_report(session, agent)
-        signals = load_signals(agent, [key[:3]])
+        signals = load_signals(agent, [TrackKey(*key[:3])], ClusterIndex())
         state.scales = scaler.update(
             [ScaleInput(key, settings, revision="r1", spec="f1")],
             {key: signals[key[:3]]},
@@ -448,7 +475,7 @@ async def test_a_broken_scale_to_zero_deployment_stays_failed_back_at_zero(
         )
         return status.deployment_status(_deployment())
 
-    cache.set_resources("eu", translate_gateway(_gateway(healthy=False)).by_type_url())
+    rebuilds.push(_gateway(healthy=False))
     await _sync_all(await connect("eu"), cache)
     report(0, _starting(1))
     await eventually(lambda: status.deployment_status(_deployment()).regions[0].config_acked, "ACK")
@@ -515,13 +542,14 @@ async def test_a_nack_attributed_to_another_deployment_leaves_this_one_ready(
     )
     registry = AgentRegistry()
     _agent(registry)
-    status = LiveStatus(cache, registry, lambda: state)
-    cache.set_resources("eu", translate_gateway(_gateway(healthy=True)).by_type_url())
+    rebuilds = Rebuilds(cache, state)
+    status = LiveStatus(cache, registry, rebuilds)
+    rebuilds.push(_gateway(healthy=True))
     client = await connect("eu")
     await _sync_all(client, cache)
     await eventually(lambda: status.deployment_status(_deployment()).phase == "Ready", "Ready")
 
-    cache.set_resources("eu", translate_gateway(_gateway(True, 2.0)).by_type_url())
+    rebuilds.push(_gateway(True, 2.0))
     response = await client.recv()
     while response.type_url != CDS:
         await client.ack(response)
@@ -531,7 +559,7 @@ async def test_a_nack_attributed_to_another_deployment_leaves_this_one_ready(
 
     result = status.deployment_status(_deployment())
     assert result.phase == "Ready" and not result.regions[0].nack_error, result.message
-    state = NetworkState(placements=STATE.placements, revisions=STATE.revisions)
+    rebuilds.base = NetworkState(placements=STATE.placements, revisions=STATE.revisions)
     assert status.deployment_status(_deployment()).phase == "Failed"  # unattributed: everyone
 
 

@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import json_format
 
 from controlplane.api import ApplyError, apply_resources, plan_apply
-from controlplane.reconciler import plan_network
+from controlplane.reconcile import plan_network
 from controlplane.store import Store
 from meshline.v1.api_pb2 import Resource
 from meshline.v1.resources_pb2 import BatchingSpec, ExternalEndpoint, TensorSpec
@@ -242,7 +242,7 @@ def test_revisions_without_serving_settings_are_unchanged_and_equivalent_setting
     import hashlib
     import json
 
-    from controlplane.reconciler import workload_revision
+    from controlplane.reconcile import workload_revision
 
     doc = model("m", [("v1", artifact)])
     apply_resources(store, [doc])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.api import ApplyError, apply_resources
-from controlplane.reconciler import plan_network, workload_revision
+from controlplane.reconcile import plan_network, workload_revision
 from controlplane.store import Store
 from controlplane.store.artifacts import ArtifactStore
 from meshline.v1.api_pb2 import Resource

@@ -18,12 +18,12 @@ from controlplane.quarantine.decide import (
     Pushed,
     Quarantine,
     RegionState,
-    RouteKey,
     Verdict,
     checked,
     compose,
     decide,
 )
+from meshline.keys import DeploymentKey
 
 CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -33,7 +33,7 @@ A, B, C = ("production", "a"), ("production", "b"), ("production", "c")
 FINGERPRINTS = {A: "fa", B: "fb", C: "fc"}
 
 
-def route(key: RouteKey, timeout_s: float = 2.0, port: int = 9000) -> DeploymentRoute:
+def route(key: DeploymentKey, timeout_s: float = 2.0, port: int = 9000) -> DeploymentRoute:
     environment, name = key
     worker = Endpoint("w1", "127.0.0.1", port, port + 1)
     return DeploymentRoute.local(
@@ -45,13 +45,13 @@ OLD = {A: route(A), B: route(B), C: route(C)}
 NEW = {A: route(A, 3.0), B: route(B, 1e11), C: route(C, port=9100)}
 
 
-def routes(**forms: str) -> Mapping[RouteKey, DeploymentRoute]:
+def routes(**forms: str) -> Mapping[DeploymentKey, DeploymentRoute]:
     """routes(a="old", b="new"): each deployment at its old or new form."""
     table = {"old": OLD, "new": NEW}
     return MappingProxyType({(k := ("production", n)): table[f][k] for n, f in forms.items()})
 
 
-def owned(pushed: Mapping[RouteKey, DeploymentRoute]) -> Mapping[str, RouteKey]:
+def owned(pushed: Mapping[DeploymentKey, DeploymentRoute]) -> Mapping[str, DeploymentKey]:
     """Two clusters per deployment, as translate names them (the test only needs owners)."""
     return {f"{k[1]}.{k[0]}.{kind}": k for k in pushed for kind in ("grpc", "http")}
 
@@ -75,7 +75,7 @@ def check(verdict: Verdict, **forms: str) -> Check:
     return Check(verdict, suspects, MappingProxyType({k: FINGERPRINTS[k] for k in suspects}))
 
 
-def baseline(*keys: RouteKey) -> Mapping[RouteKey, str]:
+def baseline(*keys: DeploymentKey) -> Mapping[DeploymentKey, str]:
     return MappingProxyType({k: FINGERPRINTS[k] for k in keys})
 
 
@@ -275,7 +275,7 @@ CHECK = check(TABLE_REJECTED, b="new", c="new")
     ],
 )
 def test_checked(
-    case: str, state: RegionState, refused: dict[RouteKey, str], expected: RegionState
+    case: str, state: RegionState, refused: dict[DeploymentKey, str], expected: RegionState
 ) -> None:
     assert checked(state, CHECK, refused) == expected, case
 
@@ -289,7 +289,7 @@ def test_checked(
     ],
 )
 def test_a_quarantine_lasts_until_the_deployment_changes(
-    case: str, fingerprints: dict[RouteKey, str], kept: bool
+    case: str, fingerprints: dict[DeploymentKey, str], kept: bool
 ) -> None:
     state = RegionState(accepted=routes(a="old"), quarantined={B: quarantine("fb")})
     got = decide(state, pushed(a="old"), PENDING, fingerprints)
@@ -327,7 +327,7 @@ def test_without_any_config_pushed_yet_nothing_is_decided() -> None:
     ],
 )
 def test_compose(
-    case: str, state: RegionState, expected: Mapping[RouteKey, DeploymentRoute]
+    case: str, state: RegionState, expected: Mapping[DeploymentKey, DeploymentRoute]
 ) -> None:
     current = [NEW[A], NEW[B], NEW[C]]
     got = compose(state, current)

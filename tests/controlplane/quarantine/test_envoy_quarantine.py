@@ -17,10 +17,11 @@ import pytest
 
 from controlplane.ir.model import DeploymentRoute, Endpoint, GatewayIR
 from controlplane.policy.settings import HealthCheckSettings
-from controlplane.quarantine import GatewayConfigs, RouteKey
+from controlplane.quarantine import GatewayConfigs
 from controlplane.store import Store
 from controlplane.store.quarantines import load_regions
 from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, SnapshotCache
+from meshline.keys import DeploymentKey
 from tests.controlplane.xds.ads_client import eventually
 from tests.controlplane.xds.test_envoy_ads import ENVOY, NODE, _bootstrap
 from tests.harness.processes import ManagedProcess, free_port, managed
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.timeout(120)
 GOOD, BAD, LATER = ("production", "good"), ("production", "bad"), ("production", "later")
 
 
-def route(key: RouteKey, timeout_s: float = 2.0) -> DeploymentRoute:
+def route(key: DeploymentKey, timeout_s: float = 2.0) -> DeploymentRoute:
     worker = Endpoint(f"{key[1]}-w1", "127.0.0.1", free_port(), free_port())
     check = HealthCheckSettings(timeout_s=timeout_s)
     return DeploymentRoute.local(key[1], key[0], [worker], health_check=check)
@@ -59,7 +60,7 @@ async def settle(
     configs: GatewayConfigs,
     cache: SnapshotCache,
     target: GatewayIR,
-    fingerprints: Mapping[RouteKey, str],
+    fingerprints: Mapping[DeploymentKey, str],
     what: str,
     invariant: Callable[[], None] = lambda: None,
 ) -> None:

@@ -17,6 +17,7 @@ from controlplane.translate.dump import resources_to_yaml
 from controlplane.translate.endpoints import health_status
 from controlplane.translate.retries import retry_policy
 from controlplane.translate.static_bootstrap import static_bootstrap
+from meshline.keys import DeploymentKey
 from tests.controlplane.translate.cases import CASES, TWO_ENVIRONMENTS
 
 
@@ -68,7 +69,10 @@ def test_resource_names_and_type_urls() -> None:
         "type.googleapis.com/envoy.config.listener.v3.Listener",
         "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
     ]
-    assert resources.deployment_keys() == {"churn.development", "fraud.production"}
+    assert resources.deployment_keys() == {
+        DeploymentKey("development", "churn"),
+        DeploymentKey("production", "fraud"),
+    }
 
 
 def test_every_cluster_and_assignment_names_the_route_it_came_from() -> None:

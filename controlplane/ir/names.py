@@ -1,0 +1,69 @@
+"""The naming scheme of every resource a gateway's Envoy gets: the one place names are made.
+
+The IR model applies it when a route is built (`DeploymentRoute`, `Backend`, `GatewayIR`
+carry their names as fields); translate writes those names into Envoy resources, and what
+reads Envoy's state or an agent's report about it finds the names in the IR (`ClusterIndex`).
+Nothing parses a name back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LISTENER_NAME = "gateway"
+ROUTE_CONFIG_NAME = "gateway"
+STAT_PREFIX = "gateway"
+
+_GRPC_SUFFIX = ".grpc"
+_HTTP_SUFFIX = ".http"
+_TRACK_SEPARATOR = "@"
+_LOCAL_MARK = "~local"
+
+# The EDS hostname of the control plane's activator in the clusters of cold backends.
+ACTIVATOR_HOSTNAME = "activator"
+
+
+@dataclass(frozen=True)
+class ClusterNames:
+    """The two Envoy clusters of one set of hosts: gRPC (OIP v2 over h2c) and REST (HTTP/1.1)."""
+
+    grpc: str = ""
+    http: str = ""
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return (self.grpc, self.http)
+
+
+NO_CLUSTERS = ClusterNames()
+
+
+def route_base(deployment: str, environment: str) -> str:
+    """`{deployment}.{environment}`: the base of a deployment's route, virtual host and
+    cluster names, and the `:authority` gRPC clients may name it by."""
+    return f"{deployment}.{environment}"
+
+
+def backend_clusters(base: str, track: str, *, local: bool = False) -> ClusterNames:
+    """`{base}[@{track}][~local].grpc|.http`: `@track` names a split or mirror leg (the
+    deployment's own version has none); `~local` the clusters of the region's own workers
+    only, which forwarded requests use."""
+    name = f"{base}{_TRACK_SEPARATOR}{track}" if track else base
+    if local:
+        name = f"{name}{_LOCAL_MARK}"
+    return ClusterNames(f"{name}{_GRPC_SUFFIX}", f"{name}{_HTTP_SUFFIX}")
+
+
+def authority_virtual_host(base: str) -> str:
+    """Virtual host for gRPC clients that name the deployment in `:authority`."""
+    return f"authority.{base}"
+
+
+def route_name(base: str, kind: str) -> str:
+    """One route of a deployment (shows in Envoy stats and the admin config dump)."""
+    return f"{base}.{kind}"
+
+
+def gateway_hostname(region: str) -> str:
+    """The EDS hostname of `region`'s gateway as a host of other gateways' clusters."""
+    return f"gateway.{region}"

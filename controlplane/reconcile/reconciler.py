@@ -1,0 +1,227 @@
+"""The I/O shell that drives store → policy → ir → translate → xds, and desired state to agents.
+
+Any change (a commit in the store, an agent report, an Envoy ACK) wakes the reconciler; it
+waits a short debounce so a burst becomes one rebuild, then recomputes everything from its
+inputs. The decisions are pure functions elsewhere (`plan`, `agents`, `wakes`, the autoscaler,
+rollouts, moves, offload, quarantine); this module gathers their inputs, calls them in order
+and sends what they return. A failure in one region never stops the others from being
+configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from controlplane.activator import Activator, HoldRequest, HoldTarget
+from controlplane.agents.registry import AgentRegistry, AgentSession
+from controlplane.autoscale import Autoscaler, LoadSignal, load_signals
+from controlplane.ir.build import ColdRegions, GatewayAddress, build_network
+from controlplane.ir.index import ClusterIndex
+from controlplane.ir.model import Endpoint
+from controlplane.moves import MoveTracker
+from controlplane.offload import COOLDOWN_S as OFFLOAD_COOLDOWN_S
+from controlplane.offload import OffloadController
+from controlplane.quarantine import GatewayConfigs
+from controlplane.quarantine.fingerprint import fingerprints
+from controlplane.reconcile.agents import desired_state, releasable
+from controlplane.reconcile.plan import NetworkPlan, plan_network
+from controlplane.reconcile.state import NetworkState
+from controlplane.reconcile.wakes import hold_targets, ready, scale_inputs, wake_problem
+from controlplane.rollout import RolloutController, RolloutView
+from controlplane.store import Store
+from controlplane.store.quarantines import load_regions
+from controlplane.xds.cache import SnapshotCache
+from meshline.keys import DeploymentKey, PlacedTrackKey, TrackKey
+from meshline.v1 import agent_pb2
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_S = 0.02
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: Store,
+        registry: AgentRegistry,
+        cache: SnapshotCache,
+        autoscaler: Autoscaler | None = None,
+        rollouts: RolloutController | None = None,
+    ) -> None:
+        self.store = store
+        self.rollouts = rollouts
+        self.registry = registry
+        self.cache = cache
+        # Each region's config, minus deployments its Envoy rejected (kept in the store); its
+        # offline checks end in a worker thread, which wakes the loop through call_soon_threadsafe.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.configs = GatewayConfigs(cache, store, wake=self._trigger_threadsafe)
+        self.state = NetworkState()
+        self.offload = OffloadController()
+        self.moves = MoveTracker()
+        self.autoscaler = autoscaler or Autoscaler()
+        # Set once the activator listens (controlplane.main): cold regions get it as last tier.
+        self.activator: Activator | None = None
+        self.activator_endpoint: Endpoint | None = None
+        self._offloading = False
+        self._wake = asyncio.Event()
+        store.add_listener(lambda _event: self.trigger())
+        registry.add_listener(lambda _region: self.trigger())
+        cache.add_listener(lambda _node: self.trigger())
+
+    def trigger(self) -> None:
+        self._wake.set()
+
+    def _trigger_threadsafe(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.trigger)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        while True:
+            # While a region offloads, wake up on our own so it can take its traffic back; the
+            # autoscaler says when its windows or idle timers next need a look.
+            timeouts = [OFFLOAD_COOLDOWN_S] if self._offloading else []
+            for check in (
+                self.autoscaler.next_check_s(),
+                self.rollouts.next_check_s() if self.rollouts is not None else None,
+                self.moves.next_check_s(),
+            ):
+                if check is not None:
+                    timeouts.append(check)
+            timeout = min(timeouts) if timeouts else None
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+            await asyncio.sleep(DEBOUNCE_S)
+            self._wake.clear()
+            try:
+                self.rebuild()
+            except Exception:
+                log.exception("rebuild failed; keeping the last good config")
+
+    # -- one pass ------------------------------------------------------------------------
+
+    def rebuild(self) -> None:
+        snapshot = self.store.snapshot()
+        # A region is configured only once its agent has reported: a restarted control plane
+        # must not push a config without endpoints over the one Envoy is serving.
+        sessions = {s.region: s for s in self.registry.sessions() if s.report is not None}
+        reports = {r: s.report for r, s in sessions.items() if s.report is not None}
+        # Reports describe configs that earlier IRs named: read them with the last IR's names.
+        known = self.state.clusters
+        views: dict[DeploymentKey, RolloutView] = {}
+        if self.rollouts is not None:
+            views = self.rollouts.update(
+                snapshot.deployments, self.state.placements, reports, known
+            )
+        plan = plan_network(
+            snapshot, {k: v.tracks for k, v in views.items() if v.tracks is not None}
+        )
+        plan.state.rollouts = views
+        # The autoscaler's last decisions: a placed region at zero on purpose is not waited for.
+        plan.state.moves = self.moves.update(plan.resolved, reports, known, self.state.scales)
+        workers = {r: list(report.workers) for r, report in reports.items()}
+        offload = self.offload.update(plan.resolved, workers)
+        self._offloading = bool(offload)
+        signals = _load_signals(plan, reports, known)
+        plan.state.held = self.activator.held() if self.activator is not None else {}
+        configured = fingerprints(snapshot.deployments, snapshot.environments)
+        plan.state.scales = self.autoscaler.update(
+            scale_inputs(plan, configured),
+            signals,
+            plan.state.held,
+            {name: r.spec.max_replicas for name, r in plan.regions.items()},
+        )
+        cold = frozenset(k for k, scale in plan.state.scales.items() if scale.cold)
+        network = build_network(
+            plan.resolved,
+            plan.regions,
+            {r: GatewayAddress.parse(s.hello.gateway_address) for r, s in sessions.items()},
+            workers,
+            offload,
+            ColdRegions(cold, self.activator_endpoint),
+            {k: move.keep for k, move in plan.state.moves.items()},
+        )
+        plan.state.clusters = ClusterIndex.of(network)
+        plan.state.holds = hold_targets(network, plan)
+        for gateway in network.gateways:
+            for route in gateway.routes:
+                plan.state.routes.setdefault(route.key, {})[gateway.region] = route
+        self.state = plan.state
+        for gateway in network.gateways:
+            try:
+                self.configs.configure(gateway, configured)
+            except Exception:
+                log.exception(
+                    "cannot configure region %s; it keeps its last config", gateway.region
+                )
+        plan.state.confirmed = self.configs.confirmed()
+        # What every region's Envoy rejected, as the store holds it (any replica may have
+        # configured a region): deployment -> region -> quarantine.
+        for region, record in load_regions(self.store).items():
+            for key, quarantine in record.quarantined.items():
+                plan.state.quarantined.setdefault(key, {})[region] = quarantine
+        plan.state.nack_blame = self.configs.blame()
+        connected = {s.region for s in self.registry.sessions()}
+        for region, session in sessions.items():
+            try:
+                self._talk_to_agent(region, session, plan, set(plan.regions) | connected)
+            except Exception:
+                log.exception("cannot update the agent of region %s", region)
+        if self.activator is not None:
+            clusters = plan.state.clusters
+            self.activator.update(
+                lambda gateway, key: ready(gateway, key, signals, reports, clusters),
+                {
+                    k: wake_problem(scale, signals.get(k, LoadSignal()))
+                    for k, scale in plan.state.scales.items()
+                },
+            )
+
+    def hold_target(self, request: HoldRequest) -> HoldTarget | str | None:
+        """What a request the activator got waits for (the activator's `resolve`)."""
+        key = (request.gateway, request.environment, request.deployment, request.version)
+        target = self.state.holds.get(key)
+        if target is None and (request.environment, request.deployment) in self.state.resolved:
+            return None  # no longer cold here: Envoy's replay finds a worker now
+        if target is None:
+            return (
+                f"the activator got a request for deployment '{request.deployment}' "
+                f"(environment '{request.environment}', version '{request.version}') from "
+                f"gateway '{request.gateway}', which does not route it to any region"
+            )
+        return target
+
+    def _talk_to_agent(
+        self, region: str, session: AgentSession, plan: NetworkPlan, regions: set[str]
+    ) -> None:
+        desired = desired_state(region, plan, session.last_desired, session.report, regions)
+        if desired != session.last_desired:
+            session.last_desired = desired
+            session.send(agent_pb2.ConnectResponse(desired=desired))
+        released = releasable(session.report, plan.state.confirmed.get(region))
+        if released:  # re-sent on every pass until the agent has stopped them
+            session.send(
+                agent_pb2.ConnectResponse(released=agent_pb2.ReleasedWorkers(worker_ids=released))
+            )
+
+
+def _load_signals(
+    plan: NetworkPlan, reports: dict[str, agent_pb2.AgentReport], clusters: ClusterIndex
+) -> dict[PlacedTrackKey, LoadSignal]:
+    """Each region's load on each track it runs, from its agent's last report."""
+    per_region: dict[str, list[TrackKey]] = {}
+    for resolved in plan.resolved:
+        for region in resolved.placement.regions:
+            for track in resolved.tracks:
+                per_region.setdefault(region, []).append(
+                    TrackKey(resolved.environment, resolved.name, track.name)
+                )
+    out: dict[PlacedTrackKey, LoadSignal] = {}
+    for region, keys in per_region.items():
+        for key, signal in load_signals(reports.get(region), keys, clusters).items():
+            out[PlacedTrackKey(*key, region)] = signal
+    return out

@@ -1,0 +1,84 @@
+"""Cold starts as the reconciler sees them: what the autoscaler is asked, what a request held
+by the activator waits for, and when it may be replayed. Pure; table-tested."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from controlplane.activator import HoldTarget, WakeProblem
+from controlplane.autoscale import LoadSignal, RegionScale
+from controlplane.autoscale.autoscaler import ScaleInput
+from controlplane.ir.index import ClusterIndex
+from controlplane.ir.model import NetworkIR
+from controlplane.policy.scaling import DEFAULT_COLD_START_TIMEOUT_S
+from controlplane.reconcile.plan import NetworkPlan
+from controlplane.reconcile.state import HoldKey
+from meshline.keys import DeploymentKey, PlacedTrackKey
+from meshline.v1 import agent_pb2
+
+
+def scale_inputs(plan: NetworkPlan, configured: Mapping[DeploymentKey, str]) -> list[ScaleInput]:
+    """Every placed track; a failed wake is remembered for its revision and `configured`
+    fingerprint (the deployment's and its environment's spec)."""
+    return [
+        ScaleInput(
+            PlacedTrackKey(resolved.environment, resolved.name, track.name, region),
+            resolved.scaling,
+            resolved.deactivated,
+            plan.state.revisions[resolved.key][track.name],
+            configured.get(resolved.key, ""),
+        )
+        for resolved in plan.resolved
+        for track in resolved.tracks
+        for region in resolved.placement.regions
+    ]
+
+
+def wake_problem(scale: RegionScale, signal: LoadSignal) -> WakeProblem:
+    """What the activator tells a held request about the wake it waits for."""
+    if scale.failed is not None:
+        return WakeProblem(scale.failed.describe(), user_must_act=True)
+    return WakeProblem(scale.problem or signal.problem)
+
+
+def hold_targets(network: NetworkIR, plan: NetworkPlan) -> dict[HoldKey, HoldTarget]:
+    """For every backend with an activator tier: the (track, region) its held requests wait for."""
+    timeouts = {r.key: r.scaling.cold_start_timeout_s for r in plan.resolved}
+    out = {}
+    for gateway in network.gateways:
+        for route in gateway.routes:
+            for backend in route.backends:
+                if not backend.wakes:
+                    continue
+                key = PlacedTrackKey(
+                    route.environment, route.deployment, backend.track, backend.wakes
+                )
+                out[(gateway.region, route.environment, route.deployment, backend.version)] = (
+                    HoldTarget(key, timeouts.get(route.key, DEFAULT_COLD_START_TIMEOUT_S))
+                )
+    return out
+
+
+def ready(
+    gateway: str,
+    key: PlacedTrackKey,
+    signals: Mapping[PlacedTrackKey, LoadSignal],
+    reports: Mapping[str, agent_pb2.AgentReport],
+    clusters: ClusterIndex,
+) -> bool:
+    """May a request held for `gateway` be replayed now: its Envoy can reach a worker.
+
+    The region that woke must be served by its own Envoy; another gateway must also route to
+    a host of the track's clusters (its agent counts no activator among routable hosts), i.e.
+    its health check of the woken region's gateway passed.
+    """
+    if not signals.get(key, LoadSignal()).serving:
+        return False
+    if gateway == key.region:
+        return True
+    report = reports.get(gateway)
+    if report is None:
+        return False
+    names = clusters.clients(key.track_key)
+    routable = {c.cluster: c.routable_hosts for c in report.clusters}
+    return bool(names) and all(routable.get(name, 0) > 0 for name in names)
