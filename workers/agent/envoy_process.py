@@ -24,10 +24,10 @@ from workers.agent.gateway_stats import STATS_QUERY, parse_traffic
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 0.5
-# The EDS hostname the control plane gives its activator (controlplane/ir/build.py).
+# The EDS hostname the control plane gives its activator (controlplane/ir/build.py): a host
+# that answers health checks but serves nothing. DesiredState.remote_hostnames names it among
+# the hosts outside the region, but not which of them it is.
 ACTIVATOR_HOSTNAME = "activator"
-# Envoy hostnames (set by the control plane's EDS) of other regions' gateways: "gateway.<region>".
-GATEWAY_HOSTNAME_PREFIX = "gateway."
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "envoy" / "bootstrap.yaml.tmpl"
 
 
@@ -157,15 +157,16 @@ class EnvoyGateway:
                     text = await reply.text(errors="replace")
                 # The traffic figures serve canary analysis, which needs them every 0.5 s, not
                 # at the 50 ms of a cold start's fast reads (a JSON dump of every cluster).
+                view = parse_clusters(text)
                 if time.monotonic() - self._stats_read_at >= STATS_INTERVAL_S:
-                    self._stats = await self._cluster_stats(http)
+                    self._stats = await self._cluster_stats(http, view.dynamic_clusters)
                     self._stats_read_at = time.monotonic()
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
-        return replace(parse_clusters(text), cluster_stats=self._stats)
+        return replace(view, cluster_stats=self._stats)
 
     async def _cluster_stats(
-        self, http: aiohttp.ClientSession
+        self, http: aiohttp.ClientSession, clusters: frozenset[str]
     ) -> dict[str, agent_pb2.ClusterTraffic]:
         """Per-cluster requests, errors and latency (canary analysis); empty if unreadable."""
         url = f"http://{self.admin_address}/stats"
@@ -176,7 +177,7 @@ class EnvoyGateway:
                 body = await reply.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return {}
-        return parse_traffic(body) if isinstance(body, dict) else {}
+        return parse_traffic(body, clusters) if isinstance(body, dict) else {}
 
     async def stop(self) -> None:
         self._stopping = True
@@ -198,7 +199,7 @@ class HostTraffic:
 class GatewayView:
     """Envoy's view of its upstream hosts, by address `host:port`."""
 
-    # Healthy in every cluster that lists it: the clients' cluster and the `~local` one each
+    # Healthy in every cluster that lists it: the clients' cluster and the local one each
     # run their own health checks, and Ready must not come from the one clients do not use.
     routable: frozenset[str] = frozenset()
     inflight: dict[str, int] = field(default_factory=dict)  # rq_active summed over clusters
@@ -206,20 +207,22 @@ class GatewayView:
     routable_by_cluster: dict[str, frozenset[str]] = field(default_factory=dict)
     # cluster name → host → its counters in that cluster
     traffic: dict[str, dict[str, HostTraffic]] = field(default_factory=dict)
-    # cluster name → requests, errors, latency histogram (clusters clients use, cumulative)
+    # cluster name → requests, errors, latency histogram (dynamic clusters, cumulative)
     cluster_stats: dict[str, agent_pb2.ClusterTraffic] = field(default_factory=dict)
-    # address → the hostname EDS gave it (a worker id, "gateway.<region>", "activator")
+    # address → the hostname EDS gave it (a worker id, another region's gateway, the activator)
     hostnames: dict[str, str] = field(default_factory=dict)
+    # The clusters the control plane added (CDS), not the bootstrap's own.
+    dynamic_clusters: frozenset[str] = frozenset()
 
     def inflight_of(self, *addresses: str) -> int:
         return sum(self.inflight.get(address, 0) for address in addresses)
 
-    def leaves_region(self, address: str) -> bool:
-        """Traffic to this host goes out of the region: another gateway, or the activator.
-        A worker's host, also one retired a moment ago whose counters Envoy still shows, is
-        the region's own."""
-        name = self.hostnames.get(address, "")
-        return name == ACTIVATOR_HOSTNAME or name.startswith(GATEWAY_HOSTNAME_PREFIX)
+    def leaves_region(self, address: str, remote_hostnames: frozenset[str]) -> bool:
+        """Traffic to this host goes out of the region: its hostname is one the control plane
+        lists as outside it (another gateway, the activator). A worker's host, also one retired
+        a moment ago whose counters Envoy still shows, is the region's own."""
+        name = self.hostnames.get(address)
+        return name is not None and name in remote_hostnames
 
     def hostnames_of(self, addresses: Iterable[str]) -> list[str]:
         """The EDS hostnames of `addresses` as Envoy shows them, sorted (hosts without one are
@@ -242,9 +245,13 @@ def parse_clusters(text: str) -> GatewayView:
     activators: set[tuple[str, str]] = set()  # (cluster, host) of the control plane's activator
     counters: dict[str, dict[str, list[int]]] = {}  # cluster → host → [active, total]
     hostnames: dict[str, str] = {}
+    dynamic: set[str] = set()
     for line in text.splitlines():
         cluster, sep, rest = line.partition("::")
         if not sep:
+            continue
+        if rest == "added_via_api::true":
+            dynamic.add(cluster)
             continue
         parts = rest.rsplit("::", 2)
         if len(parts) != 3:
@@ -282,4 +289,5 @@ def parse_clusters(text: str) -> GatewayView:
         {c: frozenset(a for a in h if (c, a) not in activators) for c, h in by_cluster.items()},
         traffic=traffic,
         hostnames=hostnames,
+        dynamic_clusters=frozenset(dynamic),
     )

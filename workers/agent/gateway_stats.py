@@ -1,20 +1,21 @@
 """Per-cluster traffic from the region's Envoy (admin `/stats`, JSON): requests, errors and the
-latency histogram of every cluster clients use. Cumulative since Envoy started; the control
-plane takes differences over a canary step.
+latency histogram of the clusters asked for. Cumulative since Envoy started; the control plane
+takes differences over a canary step.
+
+A stat reads `cluster.<cluster name>.<stat>`, and a cluster name may hold dots: the name is
+found among the clusters Envoy listed (`/clusters`), never cut out of the stat by its shape.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from meshline.v1 import agent_pb2
 
-LOCAL_MARK = "~local"
 # Only the figures analysis reads: keeps the admin answer small.
 STATS_FILTER = (
-    r"^cluster\.[^~]*\.(grpc|http)\."
+    r"^cluster\..+\."
     r"(upstream_rq_time|upstream_rq_5xx|upstream_rq_completed|grpc\..*\.(total|failure))$"
 )
 STATS_QUERY = {
@@ -23,12 +24,36 @@ STATS_QUERY = {
     "histogram_buckets": "cumulative",
     "filter": STATS_FILTER,
 }
-_CLUSTER = re.compile(r"^cluster\.(?P<cluster>.+?\.(?:grpc|http))\.(?P<stat>.+)$")
+CLUSTER_PREFIX = "cluster."
 HEALTH_SERVICE = "grpc.health.v1.Health"
+_PLAIN_STATS = frozenset({"upstream_rq_time", "upstream_rq_5xx", "upstream_rq_completed"})
 
 
-def parse_traffic(body: Mapping[str, Any]) -> dict[str, agent_pb2.ClusterTraffic]:
-    """`/stats?format=json&histogram_buckets=cumulative` → cluster → its traffic."""
+def split_stat(name: str, clusters: Collection[str]) -> tuple[str, str] | None:
+    """`cluster.<one of clusters>.<stat>` → (cluster, stat); None for anything else. The
+    longest listed cluster whose remainder is a stat read here wins."""
+    if not name.startswith(CLUSTER_PREFIX):
+        return None
+    rest = name[len(CLUSTER_PREFIX) :]
+    end = len(rest)
+    while (end := rest.rfind(".", 0, end)) > 0:
+        cluster, stat = rest[:end], rest[end + 1 :]
+        if cluster in clusters and _is_read(stat):
+            return cluster, stat
+    return None
+
+
+def _is_read(stat: str) -> bool:
+    if stat in _PLAIN_STATS:
+        return True
+    return stat.startswith("grpc.") and stat.endswith((".total", ".failure"))
+
+
+def parse_traffic(
+    body: Mapping[str, Any], clusters: Collection[str]
+) -> dict[str, agent_pb2.ClusterTraffic]:
+    """`/stats?format=json&histogram_buckets=cumulative` → cluster → its traffic, for the
+    `clusters` given (others are left out)."""
     out: dict[str, agent_pb2.ClusterTraffic] = {}
     grpc_totals: dict[str, int] = {}
     grpc_failures: dict[str, int] = {}
@@ -37,10 +62,10 @@ def parse_traffic(body: Mapping[str, Any]) -> dict[str, agent_pb2.ClusterTraffic
     for entry in body.get("stats", ()):
         if "histograms" in entry:
             for histogram in _histograms(entry["histograms"]):
-                match = _CLUSTER.match(str(histogram.get("name", "")))
-                if match is None or match["stat"] != "upstream_rq_time":
+                split = split_stat(str(histogram.get("name", "")), clusters)
+                if split is None or split[1] != "upstream_rq_time":
                     continue
-                traffic = out.setdefault(match["cluster"], _new(match["cluster"]))
+                traffic = out.setdefault(split[0], _new(split[0]))
                 traffic.latency.extend(
                     agent_pb2.LatencyBucket(
                         upper_ms=float(b["upper_bound"]), count=int(b.get("cumulative", 0))
@@ -48,10 +73,10 @@ def parse_traffic(body: Mapping[str, Any]) -> dict[str, agent_pb2.ClusterTraffic
                     for b in histogram.get("buckets", ())
                 )
             continue
-        match = _CLUSTER.match(str(entry.get("name", "")))
-        if match is None or LOCAL_MARK in match["cluster"]:
+        split = split_stat(str(entry.get("name", "")), clusters)
+        if split is None:
             continue
-        cluster, stat, value = match["cluster"], match["stat"], int(entry.get("value", 0))
+        (cluster, stat), value = split, int(entry.get("value", 0))
         if stat.startswith("grpc.") and HEALTH_SERVICE not in stat:
             if stat.endswith(".total"):
                 grpc_totals[cluster] = grpc_totals.get(cluster, 0) + value
@@ -63,14 +88,16 @@ def parse_traffic(body: Mapping[str, Any]) -> dict[str, agent_pb2.ClusterTraffic
             http_errors[cluster] = value
     for cluster in set(grpc_totals) | set(http_totals):
         traffic = out.setdefault(cluster, _new(cluster))
-        if cluster.endswith(".grpc"):
-            # A gRPC error is an HTTP 200 with grpc-status in trailers: the filter's counts.
-            traffic.requests = grpc_totals.get(cluster, http_totals.get(cluster, 0))
+        if cluster in grpc_totals:
+            # A gRPC cluster (only gRPC requests, routed by content type, reach the gRPC
+            # stats filter's counts): a gRPC error is an HTTP 200 with grpc-status in
+            # trailers, so the filter's counts are the requests and errors.
+            traffic.requests = grpc_totals[cluster]
             traffic.errors = grpc_failures.get(cluster, http_errors.get(cluster, 0))
         else:
             traffic.requests = http_totals.get(cluster, 0)
             traffic.errors = http_errors.get(cluster, 0)
-    return {c: t for c, t in out.items() if LOCAL_MARK not in c and (t.requests or t.latency)}
+    return {c: t for c, t in out.items() if t.requests or t.latency}
 
 
 def _histograms(value: Any) -> list[Mapping[str, Any]]:

@@ -84,6 +84,6 @@ class ControlPlaneSession:
     def _handle(self, message: agent_pb2.ConnectResponse) -> None:
         which = message.WhichOneof("message")
         if which == "desired":
-            self.supervisor.set_desired(list(message.desired.workloads))
+            self.supervisor.take_desired(message.desired)
         elif which == "released":
             self.supervisor.release(list(message.released.worker_ids))

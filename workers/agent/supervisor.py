@@ -1,12 +1,13 @@
-"""Match running worker processes to the desired workloads of the region.
+"""Match running worker processes to the desired workloads of the region: the I/O shell.
 
 A workload is one track of a deployment in an environment: track "" runs the deployment's own
 version, other tracks run the versions of its traffic-split and mirror legs next to it.
 
-Replacement within a track (a new revision, e.g. another version) is make-before-break:
-workers of a new revision start first; the old ones are marked draining only once enough new
-ones are healthy, and are stopped only when the control plane confirms (from Envoy's ACK) that
-the gateway no longer routes to them. A crashed worker is restarted with backoff.
+What to do is decided by pure functions (`decide.py`: starts, moves, drains, retirements,
+restarts; `exits.py`: backoff; `health.py`: what a probe's answer means; `gateway_facts.py`:
+what Envoy's view says); this module takes their snapshots and carries out their answers:
+processes (`worker_processes.py`), health probes (`probes.py`), worker metrics
+(`load_scrape.py`) and Envoy's admin (`gateway_watch.py`).
 """
 
 from __future__ import annotations
@@ -14,52 +15,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import aiohttp
-import grpc
-
+from meshline.keys import TrackKey
 from meshline.process import children
-from meshline.process.ports import free_port
 from meshline.v1 import agent_pb2
-from workers.agent.artifacts import ArtifactCache, ArtifactFetchError
+from workers.agent import decide as core
+from workers.agent.artifacts import ArtifactCache
 from workers.agent.config import AgentConfig
 from workers.agent.envoy_process import GatewayView
-from workers.agent.launch import (
-    RUNTIME_EXTERNAL,
-    RUNTIME_TRITON,
-    WorkerPorts,
-    runtime_of,
-    worker_command,
+from workers.agent.exits import note_exit
+from workers.agent.gateway_facts import (
+    WorkerAddresses,
+    gateway_facts,
+    local_clusters,
 )
-from workers.agent.probes import PROBE_CHANNEL_OPTIONS, health_problem
+from workers.agent.gateway_watch import FAST_PROBE_S, GatewayWatch
+from workers.agent.health import after_probe
+from workers.agent.load_scrape import LoadScraper
+from workers.agent.probes import health_problem
 from workers.agent.standby_pool import StandbyPool
-from workers.agent.worker import (
-    State,
-    Worker,
-    WorkloadKey,
-    new_worker_id,
-    wanted_workers,
-    workload_key,
-)
-from workers.agent.worker_load import parse_worker_load
+from workers.agent.worker import State, Worker, wanted_workers, workload_key
+from workers.agent.worker_processes import WorkerProcesses
 
 log = logging.getLogger(__name__)
-# Clusters of a region's own workers only (see controlplane/translate/names.py).
-LOCAL_MARK = "~local"
-
-UNHEALTHY_AFTER_FAILED_PROBES = 3  # a busy worker may answer late; a dead one is seen at once
-MAX_RESTART_BACKOFF_S = 10.0
-STABLE_AFTER_S = 30.0
-# A starting worker is probed, and the gateway re-read while a healthy one is not routable yet,
-# this often: a cold start (a client is waiting) must not lose half a probe interval twice.
-FAST_PROBE_S = 0.05
-# Consecutive unanswered reads of the gateway's admin API before its hosts count as unroutable.
-MISSED_READS_UNROUTABLE = 3
 
 
 @dataclass
@@ -74,7 +55,9 @@ class Supervisor:
     # healthy; the view's in-flight counts are reported as each worker's load.
     gateway_view: Callable[[], Awaitable[GatewayView | None]] | None = None
     workers: dict[str, Worker] = field(default_factory=dict)
-    desired: dict[WorkloadKey, agent_pb2.Workload] = field(default_factory=dict)
+    desired: dict[TrackKey, agent_pb2.Workload] = field(default_factory=dict)
+    # EDS hostnames of hosts outside the region (DesiredState.remote_hostnames).
+    remote_hostnames: frozenset[str] = frozenset()
     # Envoy's view of each cluster leading to other regions (see AgentReport.clusters).
     _forwarding: dict[str, agent_pb2.ClusterHealth] = field(default_factory=dict)
     # Envoy's per-cluster traffic (see AgentReport.traffic).
@@ -84,23 +67,32 @@ class Supervisor:
     _gateway_wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _http: aiohttp.ClientSession | None = None  # for scraping worker metrics
-    standby: StandbyPool = field(init=False)
-    artifacts: ArtifactCache = field(init=False)
+    _load: LoadScraper = field(default_factory=LoadScraper)
+    processes: WorkerProcesses = field(init=False)
 
     def __post_init__(self) -> None:
-        self.standby = StandbyPool(
-            self.config.standby_workers, self.config.state_dir / "workers" / "standby"
-        )
-        self.artifacts = ArtifactCache(
-            self.config.state_dir / "artifacts", self.config.controlplane
-        )
+        self.processes = WorkerProcesses(self.config, self._wake.set, self._still_wanted)
+
+    @property
+    def standby(self) -> StandbyPool:
+        return self.processes.standby
+
+    @property
+    def artifacts(self) -> ArtifactCache:
+        return self.processes.artifacts
 
     # -- inputs -------------------------------------------------------------------------
 
-    def set_desired(self, workloads: list[agent_pb2.Workload]) -> None:
+    def set_desired(
+        self, workloads: Iterable[agent_pb2.Workload], remote_hostnames: Iterable[str] = ()
+    ) -> None:
         self.desired = {workload_key(w): w for w in workloads}
+        self.remote_hostnames = frozenset(remote_hostnames)
         self._wake.set()
+
+    def take_desired(self, desired: agent_pb2.DesiredState) -> None:
+        """The control plane's desired state for the region."""
+        self.set_desired(desired.workloads, desired.remote_hostnames)
 
     def release(self, worker_ids: list[str]) -> None:
         """The gateway no longer routes to these draining workers: stop them."""
@@ -145,9 +137,16 @@ class Supervisor:
     # -- the loop -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        # The gateway is read on its own cadence: a worker slow to answer its health check
-        # (busy, i.e. exactly when load matters) must not delay the in-flight counts.
-        watcher = asyncio.create_task(self._watch_gateway(), name="gateway-view")
+        watcher = None
+        if self.gateway_view is not None:
+            watch = GatewayWatch(
+                self.gateway_view,
+                self.apply_gateway_view,
+                self._awaiting_gateway,
+                self.config.health_interval_s,
+                self._gateway_wake,
+            )
+            watcher = asyncio.create_task(watch.run(), name="gateway-view")
         last_full = 0.0
         try:
             while not self._stopping:
@@ -172,119 +171,105 @@ class Supervisor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), interval)
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
 
     async def _prepare_standby(self) -> None:
         if not self._starting():  # never compete with a real start for CPU
             await self.standby.fill()
 
     async def _reconcile(self) -> None:
-        changed = self._adopt()
+        """Decide on a snapshot and carry the actions out. A second look follows starts, so a
+        start that failed at once is noted (and its backoff begins) in the same pass."""
         now = time.monotonic()
-        for key, workload in self.desired.items():
-            try:
-                changed |= await self._reconcile_workload(key, workload)
-            except Exception:  # one broken workload must not block the others
-                log.exception("cannot reconcile %s", key)
-        for worker in list(self.workers.values()):
-            if worker.key not in self.desired and not worker.draining:
-                self._drain(worker)
-                changed = True
-            if worker.draining:
-                overdue = now - worker.drain_started > self.config.max_drain_s
-                if not worker.running or (overdue and self.connected()):
-                    await self._retire(worker)
-                    changed = True
-            elif not worker.running:
-                if not worker.exit_noted:
-                    self._note_exit(worker)
-                    changed = True
-                if now >= worker.restart_at:
-                    await self._restart(worker)
-                    changed = True
+        actions = self._decide(now)
+        changed = bool(actions)
+        await self._carry_out(actions)
+        if any(isinstance(a, core.Start) for a in actions):
+            again = self._decide(now)
+            changed |= bool(again)
+            await self._carry_out(again)
         if changed:
             self.on_change()
 
-    def _adopt(self) -> bool:
-        """Move running workers to the track that now wants exactly their revision.
+    def _decide(self, now: float) -> tuple[core.Action, ...]:
+        return core.decide(
+            [self._facts(w) for w in self.workers.values()],
+            {
+                key: core.Want(workload.revision, wanted_workers(workload))
+                for key, workload in self.desired.items()
+            },
+            now,
+            core.Conditions(connected=self.connected(), max_drain_s=self.config.max_drain_s),
+        )
 
-        Promoting a canary swaps versions between tracks (v2 becomes the main version, v1 a
-        split leg): the processes already serve the right models, so they change track instead
-        of being drained while replacements load. Only workers their own track no longer wants
-        (track gone, or a different revision there) move.
-        """
-        changed = False
-        for key, workload in self.desired.items():
-            have = sum(
-                1
-                for w in self.workers.values()
-                if w.key == key and not w.draining and w.revision == workload.revision
-            )
-            for worker in list(self.workers.values()):
-                if have >= wanted_workers(workload):
-                    break
-                home = self.desired.get(worker.key)
-                if (
-                    worker.draining
-                    or worker.key == key
-                    or worker.revision != workload.revision
-                    or (worker.workload.deployment, worker.workload.environment) != key[:2]
-                    or (home is not None and home.revision == worker.revision)
-                ):
-                    continue
-                log.info("worker %s moves from %s to %s", worker.worker_id, worker.key, key)
-                worker.workload = workload
-                # Its track's clusters are other ones: it serves there only once the gateway
-                # says so, and until then it must not let the track's old workers drain.
-                worker.gateway_routable = False
-                have += 1
-                changed = True
-        return changed
+    def _facts(self, worker: Worker) -> core.WorkerFacts:
+        return core.WorkerFacts(
+            worker_id=worker.worker_id,
+            key=worker.key,
+            revision=worker.revision,
+            healthy=worker.state == State.WORKER_STATE_HEALTHY,
+            serving=self._serving(worker),
+            running=worker.running,
+            draining=worker.draining,
+            drain_started=worker.drain_started,
+            exit_noted=worker.exit_noted,
+            restart_at=worker.restart_at,
+        )
 
-    async def _reconcile_workload(self, key: WorkloadKey, workload: agent_pb2.Workload) -> bool:
-        """Start, drain or replace this workload's workers; True when something changed."""
-        changed = False
-        current = [w for w in self.workers.values() if w.key == key and not w.draining]
-        fresh = [w for w in current if w.revision == workload.revision]
-        stale = [w for w in current if w.revision != workload.revision]
-        wanted = wanted_workers(workload)
-        for _ in range(wanted - len(fresh)):
-            fresh.append(await self._start_new(workload))
-            changed = True
-        surplus = sorted(fresh, key=lambda w: w.state == State.WORKER_STATE_HEALTHY)
-        for worker in surplus[: max(0, len(fresh) - wanted)]:
+    async def _carry_out(self, actions: Iterable[core.Action]) -> None:
+        for action in actions:
+            try:
+                await self._do(action)
+            except Exception:  # one broken workload must not block the others
+                log.exception("cannot carry out %s", action)
+
+    async def _do(self, action: core.Action) -> None:
+        if isinstance(action, core.Start):
+            await self._start_new(self.desired[action.key])
+            return
+        worker = self.workers.get(action.worker_id)
+        if worker is None:
+            return
+        if isinstance(action, core.MoveTrack):
+            log.info("worker %s moves from %s to %s", worker.worker_id, worker.key, action.key)
+            worker.workload = self.desired[action.key]
+            # Its track's clusters are other ones: it serves there only once the gateway
+            # says so, and until then it must not let the track's old workers drain.
+            worker.gateway_routable = False
+        elif isinstance(action, core.Drain):
             self._drain(worker)
-            changed = True
-        healthy_fresh = sum(1 for w in fresh if self._serving(w))
-        if stale and healthy_fresh >= wanted:
-            for worker in stale:
-                self._drain(worker)
-            changed = True
-        return changed
+        elif isinstance(action, core.Retire):
+            await self._retire(worker)
+        elif isinstance(action, core.NoteExit):
+            self._note_exit(worker)
+        elif isinstance(action, core.Restart):
+            await self._restart(worker)
 
     def _serving(self, worker: Worker) -> bool:
         healthy = worker.state == State.WORKER_STATE_HEALTHY
         return healthy and (worker.gateway_routable or self.gateway_view is None)
 
+    def _still_wanted(self, worker: Worker) -> bool:
+        """A worker whose model just arrived: launch it only if it is still to run."""
+        return worker.worker_id in self.workers and not worker.draining and not self._stopping
+
     def _note_exit(self, worker: Worker) -> None:
         """Record why a worker stopped and when it may start again (once per exit)."""
-        ran_s = time.monotonic() - worker.started_at
-        reason = children.exit_reason(worker.log_path)
-        if worker.process is None:  # never ran (no process, or its model could not be fetched)
-            worker.failures += 1
-            worker.last_error = f"did not start ({ran_s:.1f}s): {reason}"
-        else:
-            worker.failures = 1 if ran_s > STABLE_AFTER_S else worker.failures + 1
-            code = worker.process.returncode
-            worker.last_error = f"exited with code {code} after {ran_s:.1f}s: {reason}"
-        backoff = min(0.5 * 2 ** (worker.failures - 1), MAX_RESTART_BACKOFF_S)
-        worker.restart_at = time.monotonic() + backoff
+        note = note_exit(
+            worker.failures,
+            ran_s=time.monotonic() - worker.started_at,
+            returncode=None if worker.process is None else worker.process.returncode,
+            reason=children.exit_reason(worker.log_path),
+        )
+        worker.failures, worker.last_error = note.failures, note.last_error
+        worker.restart_at = time.monotonic() + note.backoff_s
         worker.state = State.WORKER_STATE_UNHEALTHY
         worker.exit_noted = True
         log.warning(
-            "worker %s %s; restarting in %.1fs", worker.worker_id, worker.last_error, backoff
+            "worker %s %s; restarting in %.1fs", worker.worker_id, worker.last_error, note.backoff_s
         )
 
     def _drain(self, worker: Worker) -> None:
@@ -295,42 +280,13 @@ class Supervisor:
     async def _retire(self, worker: Worker) -> None:
         if self.workers.pop(worker.worker_id, None) is None:
             return
-        log.info("stopping worker %s", worker.worker_id)
-        if worker.fetch is not None:
-            worker.fetch.cancel()  # the download itself goes on for other workers that wait
-        if worker.process is not None:
-            await children.stop(worker.process, grace_s=10.0)
-        if worker.channel is not None:
-            await worker.channel.close()
-        # The worker's own folder (Triton's generated model repository); its log stays.
-        shutil.rmtree(self._scratch_dir(worker), ignore_errors=True)
+        await self.processes.stop(worker)
         self.on_change()
 
-    def _scratch_dir(self, worker: Worker) -> Path:
-        return self.config.state_dir / "workers" / worker.worker_id
-
     async def _start_new(self, workload: agent_pb2.Workload) -> Worker:
-        worker_id = new_worker_id(self.config.region, workload)
-        while worker_id in self.workers:
-            worker_id = new_worker_id(self.config.region, workload)
-        external = runtime_of(workload) == RUNTIME_EXTERNAL
-        worker = Worker(
-            worker_id=worker_id,
-            workload=workload,
-            host=self.config.host,
-            grpc_port=0 if external else free_port(self.config.host),
-            http_port=0 if external else free_port(self.config.host),
-            metrics_port=free_port(self.config.host)
-            if runtime_of(workload) == RUNTIME_TRITON
-            else 0,
-            log_path=self.config.state_dir / "workers" / f"{worker_id}.log",
-        )
-        self.workers[worker_id] = worker
-        if external:
-            log.info("watching external server %s as %s", worker.grpc_address, worker_id)
-            worker.channel = grpc.aio.insecure_channel(worker.grpc_address)
-        else:
-            await self._spawn(worker)
+        worker = self.processes.new_worker(workload, taken=self.workers)
+        self.workers[worker.worker_id] = worker
+        await self.processes.start(worker)
         return worker
 
     async def _restart(self, worker: Worker) -> None:
@@ -341,79 +297,7 @@ class Supervisor:
             worker.restarts,
             worker.last_error,
         )
-        await self._spawn(worker)
-
-    async def _spawn(self, worker: Worker) -> None:
-        worker.state = State.WORKER_STATE_STARTING
-        worker.failed_probes = 0
-        worker.exit_noted = False
-        worker.started_at = time.monotonic()
-        worker.process = None
-        model_path = self.artifacts.local_path(worker.workload)
-        if model_path is None:  # a registry artifact this machine does not have yet
-            worker.fetch = asyncio.create_task(
-                self._fetch_and_launch(worker), name=f"fetch-{worker.worker_id}"
-            )
-            return
-        await self._launch(worker, model_path)
-
-    async def _fetch_and_launch(self, worker: Worker) -> None:
-        """A failed fetch is recorded like a crash (reason in the log, backoff, retry)."""
-        sha256 = worker.workload.artifact_sha256
-        log.info("worker %s: fetching its model, artifact sha256:%s", worker.worker_id, sha256)
-        try:
-            path = await self.artifacts.fetch(sha256)
-        except Exception as exc:  # ArtifactFetchError names the problem; anything else too
-            if not isinstance(exc, ArtifactFetchError):
-                log.exception("worker %s: fetching its model failed", worker.worker_id)
-            children.mark_failure(worker.log_path, f"cannot fetch the model: {exc}")
-            log.error("worker %s: cannot fetch the model: %s", worker.worker_id, exc)
-            self._wake.set()
-            return
-        if worker.worker_id in self.workers and not worker.draining and not self._stopping:
-            await self._launch(worker, path)
-        self._wake.set()
-
-    async def _launch(self, worker: Worker, model_path: Path) -> None:
-        workload = worker.workload
-        if str(model_path) != workload.model_path:
-            workload = agent_pb2.Workload()
-            workload.CopyFrom(worker.workload)
-            workload.model_path = str(model_path)
-        try:
-            args = worker_command(
-                workload,
-                worker_id=worker.worker_id,
-                region=self.config.region,
-                ports=WorkerPorts(
-                    self.config.host, worker.grpc_port, worker.http_port, worker.metrics_port
-                ),
-                scratch_dir=self._scratch_dir(worker),
-            )
-            worker.process = await self.standby.take(args, worker.log_path)
-            if worker.process is None:
-                worker.process = await children.spawn(args, worker.log_path)
-            else:
-                log.info("worker %s runs in a standby interpreter", worker.worker_id)
-        except (OSError, ValueError) as exc:
-            # Recorded like a crash (backoff, reason in status), never raised into the loop
-            # that serves the other workers.
-            worker.process = None
-            children.mark_failure(worker.log_path, f"cannot start the worker: {exc}")
-            log.error("cannot start worker %s: %s", worker.worker_id, exc)
-            return
-        watcher = asyncio.create_task(self._wake_on_exit(worker.process))
-        self._tasks.add(watcher)
-        watcher.add_done_callback(self._tasks.discard)
-        if worker.channel is None:
-            worker.channel = grpc.aio.insecure_channel(
-                f"{self.config.host}:{worker.grpc_port}", options=PROBE_CHANNEL_OPTIONS
-            )
-
-    async def _wake_on_exit(self, process: asyncio.subprocess.Process) -> None:
-        """React to a crash at once instead of at the next health probe."""
-        await process.wait()
-        self._wake.set()
+        await self.processes.spawn(worker)
 
     # -- health -------------------------------------------------------------------------
 
@@ -447,81 +331,6 @@ class Supervisor:
             for w in self.workers.values()
         )
 
-    async def _watch_gateway(self) -> None:
-        """Every probe interval: one read of the gateway's view, applied to all workers."""
-        if self.gateway_view is None:
-            return
-        missed = 0
-        while not self._stopping:
-            try:
-                view = await self.gateway_view()
-                # One admin read that timed out on a busy machine says nothing about the
-                # workers: reporting them unroutable would make every other region's gateway
-                # drop this region at once. Only a run of misses (Envoy gone) counts.
-                missed = 0 if view is not None else missed + 1
-                if view is not None or missed >= MISSED_READS_UNROUTABLE:
-                    self.apply_gateway_view(view)
-            except Exception:  # a bad read must not stop the next ones
-                log.exception("cannot read the gateway's view of the workers")
-            fast = self._awaiting_gateway()
-            self._gateway_wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._gateway_wake.wait(),
-                    FAST_PROBE_S if fast else self.config.health_interval_s,
-                )
-
-    def apply_gateway_view(self, view: GatewayView | None) -> bool:
-        """Take the gateway's routable hosts and in-flight counts; report when any changed.
-
-        None (admin unreachable, several reads in a row) counts as nothing routable and nothing
-        in flight.
-        """
-        changed = False
-        forwarding = self._forwarding_view(view) if view is not None else {}
-        if forwarding != self._forwarding:
-            self._forwarding = forwarding
-            changed = True
-        traffic = view.cluster_stats if view is not None else {}
-        if traffic != self._traffic:
-            self._traffic = dict(traffic)
-            changed = True
-        for w in list(self.workers.values()):
-            addresses = (w.grpc_address, w.http_address)
-            routable = view is not None and set(addresses) <= view.routable
-            inflight = view.inflight_of(*addresses) if view is not None else 0
-            if routable != w.gateway_routable:
-                w.gateway_routable = routable
-                changed = True
-                self._wake.set()  # may let old workers drain
-            if inflight != w.inflight:
-                w.inflight = inflight
-                changed = True
-        if changed:
-            self.on_change()
-        return changed
-
-    def _forwarding_view(self, view: GatewayView) -> dict[str, agent_pb2.ClusterHealth]:
-        """Clusters clients use (not `~local`): routable hosts, and the traffic that leaves
-        the region (to other regions' gateways, to the activator). Not to a worker: a retired
-        worker's host keeps its counters in Envoy for a moment, and counting them as new
-        traffic would wake a region that just scaled to zero."""
-        out = {}
-        for cluster in set(view.routable_by_cluster) | set(view.traffic):
-            if LOCAL_MARK in cluster:
-                continue
-            hosts = view.traffic.get(cluster, {})
-            away = [t for host, t in hosts.items() if view.leaves_region(host)]
-            routable = view.routable_by_cluster.get(cluster, frozenset())
-            out[cluster] = agent_pb2.ClusterHealth(
-                cluster=cluster,
-                routable_hosts=len(routable),
-                inflight=sum(t.active for t in away),
-                requests=sum(t.total for t in away),
-                routable_hostnames=view.hostnames_of(routable),
-            )
-        return out
-
     async def _probe(self, worker: Worker) -> bool:
         """Update one worker's state; True when it changed."""
         before = worker.state
@@ -529,28 +338,27 @@ class Supervisor:
             return False  # _reconcile records the exit and schedules the restart
         if worker.channel is None:
             return False
-        problem = await health_problem(worker)
-        if not problem:
-            worker.failed_probes = 0
-            worker.state = State.WORKER_STATE_HEALTHY
-            worker.last_error = ""
-        elif worker.state == State.WORKER_STATE_HEALTHY:
-            worker.failed_probes += 1
-            if worker.failed_probes >= UNHEALTHY_AFTER_FAILED_PROBES:
-                worker.state = State.WORKER_STATE_UNHEALTHY
-                if worker.external:
-                    worker.last_error = problem
-        elif worker.external and worker.last_error != problem:
-            worker.last_error = problem  # nothing else would say why it never served
-            worker.state = State.WORKER_STATE_UNHEALTHY
+        outcome = after_probe(
+            worker.state,
+            worker.failed_probes,
+            worker.last_error,
+            worker.external,
+            await health_problem(worker),
+        )
+        worker.state = outcome.state
+        worker.failed_probes = outcome.failed_probes
+        worker.last_error = outcome.last_error
+        if outcome.said_why:
             return True
         answered = worker.load.requests
-        if worker.state == State.WORKER_STATE_HEALTHY:
+        if worker.state == State.WORKER_STATE_HEALTHY and not self._stopping:
             # The queue and batch figures alone are no reason to report: under load they change
             # at every read, and each report makes the control plane rebuild; they travel with
             # the next one. Newly answered requests are: they are the autoscaler's sign of
             # life (idle time before scale-to-zero), at most one report per probe interval.
-            await self._read_load(worker)
+            load = await self._load.read(worker)
+            if load is not None:
+                worker.load = load
         if before != worker.state:
             self._wake.set()  # a healthy new worker may let old ones drain
             if worker.state == State.WORKER_STATE_HEALTHY:
@@ -558,24 +366,51 @@ class Supervisor:
             return True
         return worker.load.requests != answered
 
-    async def _read_load(self, worker: Worker) -> bool:
-        """Scrape the worker's own metrics (queue, batches); True when the figures changed."""
-        url = worker.metrics_url
-        if not url or self._stopping:
-            return False
-        if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0))
-        try:
-            async with self._http.get(url) as reply:
-                text = await reply.text()
-            load = parse_worker_load(text, worker.runtime, worker.workload.deployment)
-        except (aiohttp.ClientError, TimeoutError, ValueError, RuntimeError) as exc:
-            log.debug("cannot read the metrics of %s at %s: %s", worker.worker_id, url, exc)
-            return False
-        if load == worker.load:
-            return False
-        worker.load = load
-        return True
+    # -- the gateway's view ---------------------------------------------------------------
+
+    def apply_gateway_view(self, view: GatewayView | None) -> bool:
+        """Take the gateway's routable hosts and in-flight counts; report when any changed.
+
+        None (admin unreachable, several reads in a row) counts as nothing routable and nothing
+        in flight.
+        """
+        facts = gateway_facts(
+            view,
+            [
+                WorkerAddresses(w.worker_id, w.grpc_address, w.http_address)
+                for w in self.workers.values()
+            ],
+            self._local_clusters(),
+            self.remote_hostnames,
+        )
+        changed = False
+        if facts.forwarding != self._forwarding:
+            self._forwarding = dict(facts.forwarding)
+            changed = True
+        if facts.traffic != self._traffic:
+            self._traffic = dict(facts.traffic)
+            changed = True
+        for worker_id, route in facts.workers.items():
+            w = self.workers.get(worker_id)
+            if w is None:
+                continue
+            if route.routable != w.gateway_routable:
+                w.gateway_routable = route.routable
+                changed = True
+                self._wake.set()  # may let old workers drain
+            if route.inflight != w.inflight:
+                w.inflight = route.inflight
+                changed = True
+        if changed:
+            self.on_change()
+        return changed
+
+    def _local_clusters(self) -> frozenset[str]:
+        """Local clusters of the desired workloads, and of those draining workers were
+        started for (the gateway may still hold them)."""
+        return local_clusters(
+            [*self.desired.values(), *(w.workload for w in self.workers.values())]
+        )
 
     async def stop(self) -> None:
         self._stopping = True
@@ -583,5 +418,4 @@ class Supervisor:
         await asyncio.gather(
             self.standby.stop(), *(self._retire(w) for w in list(self.workers.values()))
         )
-        if self._http is not None:
-            await self._http.close()
+        await self._load.close()

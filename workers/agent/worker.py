@@ -11,14 +11,12 @@ from pathlib import Path
 
 import grpc
 
+from meshline.keys import TrackKey
 from meshline.v1 import agent_pb2
 from workers.agent.launch import RUNTIME_EXTERNAL, WorkerPorts, runtime_of
 from workers.agent.worker_load import WorkerLoad
 
 State = agent_pb2.WorkerState
-
-# (deployment, environment, track): the workers that replace each other make-before-break.
-WorkloadKey = tuple[str, str, str]
 
 
 @dataclass
@@ -51,7 +49,8 @@ class Worker:
     fetch: asyncio.Task[None] | None = None
 
     @property
-    def key(self) -> WorkloadKey:
+    def key(self) -> TrackKey:
+        """The workers that replace each other make-before-break share it."""
         return workload_key(self.workload)
 
     @property
@@ -95,8 +94,8 @@ class Worker:
         return self.process is not None and self.process.returncode is None
 
 
-def workload_key(workload: agent_pb2.Workload) -> WorkloadKey:
-    return (workload.deployment, workload.environment, workload.track)
+def workload_key(workload: agent_pb2.Workload) -> TrackKey:
+    return TrackKey(workload.environment, workload.deployment, workload.track)
 
 
 _NOT_IN_ID = re.compile(r"[^a-z0-9.-]+")

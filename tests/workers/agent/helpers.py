@@ -11,6 +11,15 @@ from meshline.v1 import agent_pb2, resources_pb2
 from workers.agent.config import AgentConfig
 from workers.agent.supervisor import Supervisor
 
+# The EDS hostnames outside the region, as the control plane would send them.
+REMOTE_HOSTNAMES = frozenset({"activator", "gateway.eu", "gateway.us"})
+
+
+def local_cluster_names(deployment: str, environment: str, track: str) -> list[str]:
+    """Names the control plane might give a workload's local clusters (opaque to the agent)."""
+    base = f"{deployment}.{environment}{'@' + track if track else ''}~local"
+    return [f"{base}.grpc", f"{base}.http"]
+
 
 def workload(
     path: Path, revision: str, replicas: int = 1, track: str = "", version: str = ""
@@ -28,6 +37,7 @@ def workload(
         replicas=replicas,
         model_version=version or revision,
         track=track,
+        local_clusters=local_cluster_names("d", "production", track),
     )
 
 

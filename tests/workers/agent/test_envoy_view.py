@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from tests.harness.processes import ManagedProcess, free_port
+from tests.workers.agent.helpers import REMOTE_HOSTNAMES
 from workers.agent.config import AgentConfig
 from workers.agent.envoy_process import EnvoyGateway, envoy_binary, parse_clusters
 
@@ -88,7 +89,24 @@ def test_hostnames_say_which_hosts_are_outside_the_region() -> None:
     view = parse_clusters(text)
     assert view.hostnames["10.0.0.2:8080"] == "gateway.us"
     leaving = [a for a in ("10.0.0.1:9000", "10.0.0.2:8080", "10.0.0.3:7000", "10.9.9.9:1")]
-    assert [view.leaves_region(a) for a in leaving] == [False, True, True, False]
+    assert [view.leaves_region(a, REMOTE_HOSTNAMES) for a in leaving] == [
+        False,
+        True,
+        True,
+        False,
+    ]
+
+
+def test_the_clusters_the_control_plane_added_are_known_by_name_as_envoy_lists_them() -> None:
+    text = "".join(
+        [
+            _cluster_lines("d.p.grpc"),
+            _cluster_lines("odd:name~x"),
+            "meshline_xds::observability_name::meshline_xds\n",
+            "meshline_xds::added_via_api::false\n",
+        ]
+    )
+    assert parse_clusters(text).dynamic_clusters == {"d.p.grpc", "odd:name~x"}
 
 
 def test_unhealthy_everywhere_is_not_routable() -> None:

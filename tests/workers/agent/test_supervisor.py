@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from meshline.v1 import agent_pb2
-from tests.workers.agent.helpers import agent_config, states, until, workload
+from tests.workers.agent.helpers import REMOTE_HOSTNAMES, agent_config, states, until, workload
 from workers.agent.envoy_process import GatewayView, HostTraffic
 from workers.agent.supervisor import Supervisor
 from workers.agent.worker import Worker
@@ -213,6 +213,7 @@ def test_traffic_leaving_the_region_counts_gateways_and_the_activator_not_worker
     must not read as new traffic going elsewhere (that woke the region again at once)."""
     sup = Supervisor(agent_config(tmp_path), on_change=lambda: None)
     sup.gateway_view = None
+    sup.set_desired([], remote_hostnames=REMOTE_HOSTNAMES)
     cluster = "d.production.grpc"
     retired, gateway, activator = "127.0.0.1:9000", "127.0.0.1:7000", "127.0.0.1:7100"
     view = GatewayView(
@@ -236,6 +237,7 @@ def test_clusters_name_the_hostnames_envoy_routes_to_as_envoy_shows_them(tmp_pat
     and the agent does not read regions out of them (the control plane named them)."""
     sup = Supervisor(agent_config(tmp_path), on_change=lambda: None)
     sup.gateway_view = None
+    sup.set_desired([], remote_hostnames=REMOTE_HOSTNAMES)
     cluster = "d.production.grpc"
     worker, eu, us, bare = "127.0.0.1:9000", "127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"
     view = GatewayView(

@@ -1,0 +1,37 @@
+"""Why a worker stopped and when it may start again: pure bookkeeping, one call per exit.
+
+A run that lasted longer than STABLE_AFTER_S starts the count of consecutive failures over;
+each short run doubles the wait before the next start (0.5 s, 1 s, 2 s, ... capped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_RESTART_BACKOFF_S = 10.0
+STABLE_AFTER_S = 30.0
+FIRST_BACKOFF_S = 0.5
+
+
+@dataclass(frozen=True)
+class ExitNote:
+    """What the agent records about one exit."""
+
+    failures: int  # consecutive short-lived runs, this one included
+    last_error: str
+    backoff_s: float  # wait before the next start
+
+
+def backoff_s(failures: int) -> float:
+    return min(FIRST_BACKOFF_S * 2 ** (failures - 1), MAX_RESTART_BACKOFF_S)
+
+
+def note_exit(failures: int, ran_s: float, returncode: int | None, reason: str) -> ExitNote:
+    """`returncode` None: the worker never ran (no process, or its model could not be fetched)."""
+    if returncode is None:
+        failures += 1
+        last_error = f"did not start ({ran_s:.1f}s): {reason}"
+    else:
+        failures = 1 if ran_s > STABLE_AFTER_S else failures + 1
+        last_error = f"exited with code {returncode} after {ran_s:.1f}s: {reason}"
+    return ExitNote(failures, last_error, backoff_s(failures))

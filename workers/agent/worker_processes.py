@@ -1,0 +1,165 @@
+"""Starts, restarts and stops worker processes (and fetches their models first): I/O only.
+
+What to start or stop is decided elsewhere (`decide.py`); a start that fails is recorded in
+the worker's log like a crash (the Supervisor notes the exit, backs off and retries), never
+raised into the loop that serves the other workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from collections.abc import Callable, Container
+from pathlib import Path
+
+import grpc
+
+from meshline.process import children
+from meshline.process.ports import free_port
+from meshline.v1 import agent_pb2
+from workers.agent.artifacts import ArtifactCache, ArtifactFetchError
+from workers.agent.config import AgentConfig
+from workers.agent.launch import (
+    RUNTIME_EXTERNAL,
+    RUNTIME_TRITON,
+    WorkerPorts,
+    runtime_of,
+    worker_command,
+)
+from workers.agent.probes import PROBE_CHANNEL_OPTIONS
+from workers.agent.standby_pool import StandbyPool
+from workers.agent.worker import State, Worker, new_worker_id
+
+log = logging.getLogger(__name__)
+
+
+class WorkerProcesses:
+    """The processes behind the workers, their standby interpreters and model downloads."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        wake: Callable[[], None],
+        still_wanted: Callable[[Worker], bool],
+    ) -> None:
+        self.config = config
+        self._wake = wake  # a process exited, or a model download ended
+        self._still_wanted = still_wanted  # checked when a download ends
+        self.standby = StandbyPool(config.standby_workers, config.state_dir / "workers" / "standby")
+        self.artifacts = ArtifactCache(config.state_dir / "artifacts", config.controlplane)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def new_worker(self, workload: agent_pb2.Workload, taken: Container[str]) -> Worker:
+        """A worker for `workload` with an id not in `taken` and free ports (not started)."""
+        config = self.config
+        worker_id = new_worker_id(config.region, workload)
+        while worker_id in taken:
+            worker_id = new_worker_id(config.region, workload)
+        external = runtime_of(workload) == RUNTIME_EXTERNAL
+        triton = runtime_of(workload) == RUNTIME_TRITON
+        return Worker(
+            worker_id=worker_id,
+            workload=workload,
+            host=config.host,
+            grpc_port=0 if external else free_port(config.host),
+            http_port=0 if external else free_port(config.host),
+            metrics_port=free_port(config.host) if triton else 0,
+            log_path=config.state_dir / "workers" / f"{worker_id}.log",
+        )
+
+    async def start(self, worker: Worker) -> None:
+        """Watch an external server; spawn anything else."""
+        if worker.external:
+            log.info("watching external server %s as %s", worker.grpc_address, worker.worker_id)
+            worker.channel = grpc.aio.insecure_channel(worker.grpc_address)
+            return
+        await self.spawn(worker)
+
+    async def spawn(self, worker: Worker) -> None:
+        worker.state = State.WORKER_STATE_STARTING
+        worker.failed_probes = 0
+        worker.exit_noted = False
+        worker.started_at = time.monotonic()
+        worker.process = None
+        model_path = self.artifacts.local_path(worker.workload)
+        if model_path is None:  # a registry artifact this machine does not have yet
+            worker.fetch = asyncio.create_task(
+                self._fetch_and_launch(worker), name=f"fetch-{worker.worker_id}"
+            )
+            return
+        await self._launch(worker, model_path)
+
+    async def _fetch_and_launch(self, worker: Worker) -> None:
+        """A failed fetch is recorded like a crash (reason in the log, backoff, retry)."""
+        sha256 = worker.workload.artifact_sha256
+        log.info("worker %s: fetching its model, artifact sha256:%s", worker.worker_id, sha256)
+        try:
+            path = await self.artifacts.fetch(sha256)
+        except Exception as exc:  # ArtifactFetchError names the problem; anything else too
+            if not isinstance(exc, ArtifactFetchError):
+                log.exception("worker %s: fetching its model failed", worker.worker_id)
+            children.mark_failure(worker.log_path, f"cannot fetch the model: {exc}")
+            log.error("worker %s: cannot fetch the model: %s", worker.worker_id, exc)
+            self._wake()
+            return
+        if self._still_wanted(worker):
+            await self._launch(worker, path)
+        self._wake()
+
+    async def _launch(self, worker: Worker, model_path: Path) -> None:
+        workload = worker.workload
+        if str(model_path) != workload.model_path:
+            workload = agent_pb2.Workload()
+            workload.CopyFrom(worker.workload)
+            workload.model_path = str(model_path)
+        try:
+            args = worker_command(
+                workload,
+                worker_id=worker.worker_id,
+                region=self.config.region,
+                ports=WorkerPorts(
+                    self.config.host, worker.grpc_port, worker.http_port, worker.metrics_port
+                ),
+                scratch_dir=self.scratch_dir(worker),
+            )
+            worker.process = await self.standby.take(args, worker.log_path)
+            if worker.process is None:
+                worker.process = await children.spawn(args, worker.log_path)
+            else:
+                log.info("worker %s runs in a standby interpreter", worker.worker_id)
+        except (OSError, ValueError) as exc:
+            worker.process = None
+            children.mark_failure(worker.log_path, f"cannot start the worker: {exc}")
+            log.error("cannot start worker %s: %s", worker.worker_id, exc)
+            return
+        self._keep(asyncio.create_task(self._wake_on_exit(worker.process)))
+        if worker.channel is None:
+            worker.channel = grpc.aio.insecure_channel(
+                f"{self.config.host}:{worker.grpc_port}", options=PROBE_CHANNEL_OPTIONS
+            )
+
+    async def _wake_on_exit(self, process: asyncio.subprocess.Process) -> None:
+        """React to a crash at once instead of at the next health probe."""
+        await process.wait()
+        self._wake()
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self, worker: Worker) -> None:
+        """Stop the worker's process (or download) and remove its scratch folder."""
+        log.info("stopping worker %s", worker.worker_id)
+        if worker.fetch is not None:
+            worker.fetch.cancel()  # the download itself goes on for other workers that wait
+        if worker.process is not None:
+            await children.stop(worker.process, grace_s=10.0)
+        if worker.channel is not None:
+            await worker.channel.close()
+        # The worker's own folder (Triton's generated model repository); its log stays.
+        shutil.rmtree(self.scratch_dir(worker), ignore_errors=True)
+
+    def scratch_dir(self, worker: Worker) -> Path:
+        return self.config.state_dir / "workers" / worker.worker_id
