@@ -1,8 +1,9 @@
 """Live status from what the data plane confirmed: Envoy's ACKs and the agents' reports.
 
-A deployment is Ready in a region only when that region's Envoy ACKed a config
-that routes to it (listener route + clusters) and an EDS with a healthy
-endpoint for it, or it is deliberately scaled to zero. A NACK shows Envoy's text.
+A deployment is Ready in a region only when that region's Envoy ACKed a config that routes
+to it (read from the typed IR behind its newest whole-ACKed config, `controlplane.confirmed`)
+with a healthy endpoint its own health check passed (the agent's view of Envoy), or it is
+deliberately scaled to zero. A NACK shows Envoy's text.
 """
 
 from __future__ import annotations

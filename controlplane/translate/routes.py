@@ -1,4 +1,4 @@
-"""RDS: the one route configuration `gateway` that applies the routing key (DESIGN.md §3).
+"""RDS: the one route configuration of a gateway, which applies the routing key:
 
 - gRPC names the deployment in metadata (`x-meshline-deployment`, optional
   `x-meshline-environment`) or in `:authority` `{deployment}.{environment}[:port]`.
