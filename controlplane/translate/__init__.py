@@ -1,6 +1,6 @@
 """translate: IR → Envoy resources (one module per Envoy feature).
 
-listener (LDS), routes (RDS, the routing key of DESIGN.md §3), clusters (CDS), endpoints (EDS),
+listener (LDS), routes (RDS, the routing key), clusters (CDS), endpoints (EDS),
 retries, responses (the gateway's own answers), path_metadata, names; static_bootstrap turns the
 result into a self-contained Envoy bootstrap (for `envoy --mode validate` and static dumps).
 """

@@ -1,4 +1,4 @@
-"""The routing key (DESIGN.md §3) with a real Envoy running the generated config.
+"""The routing key (docs/architecture.md) with a real Envoy running the generated config.
 
 No control plane: static_bootstrap inlines the resources. Two test upstreams (see
 translate_upstream.py) stand in for workers: `prod` serves fraud/production, `dev` serves
