@@ -20,6 +20,7 @@ from controlplane.reconcile import NetworkState
 from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from controlplane.xds.cache import SnapshotCache
 from meshline.keys import DeploymentKey, PlacedTrackKey, TrackKey
+from meshline.phases import ENDED_WITHOUT_TARGET, ROLLING, DeploymentPhase, RolloutPhase
 from meshline.v1 import agent_pb2, resources_pb2
 
 CDS, EDS, LDS, RDS = CLUSTER, ENDPOINT, LISTENER, ROUTE
@@ -27,7 +28,7 @@ TYPE_NAMES = {CDS: "clusters", EDS: "endpoints", LDS: "listeners", RDS: "routes"
 
 
 # How status words a rollout that ended without the new version.
-_ENDED = {"RolledBack": "rolled back", "Aborted": "aborted"}
+_ENDED = {RolloutPhase.ROLLED_BACK: "rolled back", RolloutPhase.ABORTED: "aborted"}
 
 
 class LiveStatus:
@@ -90,11 +91,13 @@ class LiveStatus:
         key = DeploymentKey(dep.spec.environment, dep.metadata.name)
         if key in state.placement_errors:
             return resources_pb2.DeploymentStatus(
-                phase="Failed", message=state.placement_errors[key]
+                phase=DeploymentPhase.FAILED, message=state.placement_errors[key]
             )
         regions = state.placements.get(key)
         if regions is None:
-            return resources_pb2.DeploymentStatus(phase="Pending", message="not reconciled yet")
+            return resources_pb2.DeploymentStatus(
+                phase=DeploymentPhase.PENDING, message="not reconciled yet"
+            )
         out = resources_pb2.DeploymentStatus(placement=list(regions))
         if dep.spec.deactivated:
             return self._deactivated(dep, regions, out)
@@ -120,26 +123,26 @@ class LiveStatus:
         if move is not None:
             problems.insert(0, move.describe())
         if any(fatal for _, fatal in verdicts):
-            out.phase = "Failed"
+            out.phase = DeploymentPhase.FAILED
         elif problems:
-            out.phase = "Pending"
+            out.phase = DeploymentPhase.PENDING
         else:
-            out.phase = "Ready"
+            out.phase = DeploymentPhase.READY
         view = state.rollouts.get(key)
         if view is not None:
             out.serving_version = view.serving_version
             if view.rollout is not None:
                 out.rollout.CopyFrom(view.rollout)
                 rollout = view.rollout
-                if rollout.phase in ("RolledBack", "Aborted") and (
+                if rollout.phase in ENDED_WITHOUT_TARGET and (
                     rollout.to_version == dep.spec.version
                 ):
                     problems.insert(
                         0,
-                        f"version '{rollout.to_version}' {_ENDED[rollout.phase]}: "
+                        f"version '{rollout.to_version}' {_ENDED[RolloutPhase(rollout.phase)]}: "
                         f"{rollout.reason}; serving '{rollout.from_version}'",
                     )
-                elif rollout.phase in ("Progressing", "Paused"):
+                elif rollout.phase in ROLLING:
                     problems.insert(
                         0,
                         f"rollout {rollout.from_version} → {rollout.to_version} "
@@ -171,7 +174,7 @@ class LiveStatus:
                 waiting.append(f"{session.region}: waiting for the gateway to ACK the change")
             elif workers:
                 waiting.append(f"{session.region}: {len(workers)} worker(s) still stopping")
-        out.phase = "Pending" if waiting else "Deactivated"
+        out.phase = DeploymentPhase.PENDING if waiting else DeploymentPhase.DEACTIVATED
         out.message = "; ".join(waiting) or (
             f"runs no worker and refuses requests; `meshline activate {name} -e {environment}` "
             "restores it"

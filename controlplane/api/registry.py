@@ -23,6 +23,7 @@ from controlplane.store import (
 from controlplane.store.artifacts import ArtifactStore
 from controlplane.store.rollouts import latest_rollouts
 from meshline.keys import DeploymentKey
+from meshline.phases import ROLLING
 from meshline.v1.api_pb2 import PushModelVersionHeader, Resource
 from meshline.v1.resources_pb2 import Model, ModelVersion, Rollout
 
@@ -57,7 +58,6 @@ def find_version(store: Store, model: str, version: str) -> ModelVersion:
 
 
 # Rollout phases in which the version rolled away from still serves (the stable track).
-_ROLLING = ("Progressing", "Paused")
 
 
 def version_users(
@@ -79,7 +79,7 @@ def version_users(
                 named.update(leg.version for leg in policy.traffic.split)
                 named.add(policy.traffic.mirror.version)
         rollout = (rollouts or {}).get(DeploymentKey(spec.environment, dep.metadata.name))
-        if rollout is not None and rollout.phase in _ROLLING:
+        if rollout is not None and rollout.phase in ROLLING:
             named.add(rollout.from_version)
         if version in named:
             users.append(f"deployment '{dep.metadata.name}' in environment '{spec.environment}'")

@@ -31,16 +31,21 @@ from controlplane.rollout.settings import CANARY, rollout_settings
 from controlplane.store import Store
 from controlplane.store.rollouts import latest_rollouts, list_rollouts, save_rollout
 from meshline.keys import DeploymentKey, TrackKey
+from meshline.phases import ENDED_WITHOUT_TARGET, ROLLING, RolloutPhase
 from meshline.v1 import agent_pb2
 from meshline.v1.resources_pb2 import Deployment, Rollout, StepAnalysis
 
 log = logging.getLogger(__name__)
 
-PROGRESSING, PAUSED = "Progressing", "Paused"
-SUCCEEDED, ROLLED_BACK, ABORTED = "Succeeded", "RolledBack", "Aborted"
-ACTIVE = (PROGRESSING, PAUSED)
+PROGRESSING, PAUSED = RolloutPhase.PROGRESSING, RolloutPhase.PAUSED
+SUCCEEDED, ROLLED_BACK, ABORTED = (
+    RolloutPhase.SUCCEEDED,
+    RolloutPhase.ROLLED_BACK,
+    RolloutPhase.ABORTED,
+)
+ACTIVE = ROLLING
 # Ended without its new version: the stable one keeps serving.
-ENDED_WITHOUT = (ROLLED_BACK, ABORTED)
+ENDED_WITHOUT = ENDED_WITHOUT_TARGET
 _ENDED_WORDS = {ROLLED_BACK: "rolled back", ABORTED: "aborted"}
 State = agent_pb2.WorkerState
 CHECK_INTERVAL_S = 0.5
@@ -109,7 +114,7 @@ def retry_refusal(name: str, rec: Rollout | None, target: str) -> str:
         )
     if rec.to_version != target:
         return (
-            f"{why}: version '{rec.to_version}' was {_ENDED_WORDS[rec.phase]}, but the "
+            f"{why}: version '{rec.to_version}' was {_ENDED_WORDS[RolloutPhase(rec.phase)]}, but the "
             f"deployment now names '{target}' (set version '{rec.to_version}' and apply to "
             "roll it out again)"
         )
