@@ -27,6 +27,7 @@ import numpy as np
 from bench.report import REPORT, write_section
 from meshline import wire
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
+from meshline.phases import ROLLING
 from meshline.v1 import api_pb2
 from tests.e2e.conftest import deployment_yaml
 from tests.harness.load import ClientLoop, infer_request, served_by
@@ -170,7 +171,7 @@ def rollout(mesh: Mesh, model_dir: dict[str, Path], strategy: str) -> RolloutRun
                 history = mesh.rollouts.ListRollouts(
                     api_pb2.ListRolloutsRequest(name=name), timeout=10
                 ).rollouts
-                return bool(history) and history[0].phase not in ("Progressing", "Paused")
+                return bool(history) and history[0].phase not in ROLLING
 
             wait_until(finished, 180, f"the {strategy} rollout to finish")
             seconds = time.monotonic() - changed_at

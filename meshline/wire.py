@@ -19,7 +19,6 @@ VERSION_HEADER = "x-meshline-version"
 PRIORITY_HEADER = "x-meshline-priority"
 
 
-
 def authority(deployment: str, environment: str) -> str:
     """The gRPC `:authority` that names a deployment: `{deployment}.{environment}`."""
     return f"{deployment}.{environment}"

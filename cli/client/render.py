@@ -14,6 +14,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from rich.table import Table
 
+from meshline.phases import DeploymentPhase
 from meshline.v1 import api_pb2, resources_pb2
 
 
@@ -29,6 +30,12 @@ _INT64_TYPES = {
     FieldDescriptor.TYPE_SINT64,
     FieldDescriptor.TYPE_FIXED64,
     FieldDescriptor.TYPE_SFIXED64,
+}
+
+_PHASE_COLORS: dict[str, str] = {
+    DeploymentPhase.READY: "green",
+    DeploymentPhase.FAILED: "red",
+    DeploymentPhase.DEACTIVATED: "blue",
 }
 
 
@@ -119,7 +126,7 @@ def deployments_table(items: Sequence[resources_pb2.Deployment]) -> Table:
     )
     for d in items:
         phase = d.status.phase or "Unknown"
-        color = {"Ready": "green", "Failed": "red", "Deactivated": "blue"}.get(phase, "yellow")
+        color = _PHASE_COLORS.get(phase, "yellow")
         table.add_row(
             d.metadata.name,
             d.spec.environment,

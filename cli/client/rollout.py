@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.client.api import api_client, call, resolve_address
+from meshline.phases import ENDED_WITHOUT_TARGET, ROLLING
 from meshline.v1 import api_pb2, resources_pb2
 
 app = typer.Typer(help="Watch and steer version changes of a deployment.", no_args_is_help=True)
@@ -23,7 +24,7 @@ AddressOption = Annotated[
 def _summary(r: resources_pb2.Rollout) -> str:
     retry = f", retry of #{r.retry_of}" if r.retry_of else ""
     text = f"rollout #{r.id} {r.from_version} → {r.to_version} ({r.strategy}{retry}): {r.phase}"
-    if r.strategy == "canary" and r.phase in ("Progressing", "Paused"):
+    if r.strategy == "canary" and r.phase in ROLLING:
         text += f", step {r.step + 1} at {r.weight}%"
     if r.reason:
         text += f" — {r.reason}"
@@ -91,7 +92,7 @@ def _control(name: str, environment: str, action: str, address: str | None) -> N
             ),
         )
     rollout = reply.rollout
-    if action == "undo" and rollout.phase in ("RolledBack", "Aborted"):
+    if action == "undo" and rollout.phase in ENDED_WITHOUT_TARGET:
         Console().print(
             f"deployment/{name}: version set back to '{rollout.from_version}', which serves "
             f"already; applying version '{rollout.to_version}' again rolls it out anew",

@@ -12,15 +12,16 @@ import typer
 from rich.console import Console
 
 from cli.client.api import api_client, fail, resolve_address, rpc_failure
+from meshline.phases import DeploymentPhase
 from meshline.v1 import api_pb2
 
 POLL_INTERVAL_S = 0.5
 
 
 class Condition(str, Enum):
-    Ready = "Ready"
-    Deactivated = "Deactivated"
-    Failed = "Failed"
+    Ready = DeploymentPhase.READY.value
+    Deactivated = DeploymentPhase.DEACTIVATED.value
+    Failed = DeploymentPhase.FAILED.value
     Deleted = "Deleted"
     # The control plane has acted on the latest change (whatever the phase): a rollout it
     # starts exists, a move it starts shows.

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from cli.client.api import ADDRESS_FILE, api_client
 from controlplane.api.documents import parse_resource_document
+from meshline.phases import DeploymentPhase
 from meshline.process.children import guarded
 from meshline.process.lock import hold_lock
 from meshline.process.ports import free_port
@@ -239,9 +240,9 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
 
             def demo_ready() -> bool:
                 status = demo_status()
-                if status.phase == "Failed":
+                if status.phase == DeploymentPhase.FAILED:
                     raise RuntimeError(f"the demo deployment failed: {status.message}")
-                return status.phase == "Ready"
+                return status.phase == DeploymentPhase.READY
 
             with console.status("waiting for the demo deployment to be Ready in every region"):
                 wait_for(

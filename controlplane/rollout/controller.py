@@ -114,7 +114,8 @@ def retry_refusal(name: str, rec: Rollout | None, target: str) -> str:
         )
     if rec.to_version != target:
         return (
-            f"{why}: version '{rec.to_version}' was {_ENDED_WORDS[RolloutPhase(rec.phase)]}, but the "
+            f"{why}: version '{rec.to_version}' was {_ENDED_WORDS[RolloutPhase(rec.phase)]}, "
+            "but the "
             f"deployment now names '{target}' (set version '{rec.to_version}' and apply to "
             "roll it out again)"
         )
