@@ -1,13 +1,18 @@
-"""Is a worker serving? One gRPC health check (plus ModelReady for an external Triton)."""
+"""Is a worker serving? One gRPC health check (plus ModelReady for an external Triton), its
+meaning for the worker's state (`health.after_probe`), and the worker's own load figures."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from meshline.inference import grpc_service_pb2 as oip
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
-from workers.agent.worker import Worker
+from workers.agent.health import after_probe
+from workers.agent.load_scrape import LoadScraper
+from workers.agent.worker import State, Worker
 
 # gRPC waits 1 s, then 1.6x longer, before reconnecting a channel whose connect failed: a worker
 # that starts listening would be seen seconds late. Probe channels retry every 50 ms, never
@@ -49,3 +54,40 @@ async def health_problem(worker: Worker) -> str:
             f"({exc.code().name}: {exc.details()}); it must be named like the deployment"
         )
     return ""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    report: bool  # something the control plane should hear about now changed
+    state_changed: bool  # the worker's state moved (a healthy new one may let old ones drain)
+
+
+async def probe(worker: Worker, load: LoadScraper, read_load: bool = True) -> ProbeResult:
+    """Probe one running worker and update its state, error and (when healthy) load."""
+    before = worker.state
+    if not worker.running or worker.channel is None:
+        return ProbeResult(False, False)  # an exit is the Supervisor's to record
+    outcome = after_probe(
+        worker.state,
+        worker.failed_probes,
+        worker.last_error,
+        worker.external,
+        await health_problem(worker),
+    )
+    worker.state = outcome.state
+    worker.failed_probes = outcome.failed_probes
+    worker.last_error = outcome.last_error
+    if outcome.said_why:
+        return ProbeResult(True, False)
+    answered = worker.load.requests
+    if worker.state == State.WORKER_STATE_HEALTHY and read_load:
+        # The queue and batch figures alone are no reason to report: under load they change
+        # at every read, and each report makes the control plane rebuild; they travel with
+        # the next one. Newly answered requests are: they are the autoscaler's sign of
+        # life (idle time before scale-to-zero), at most one report per probe interval.
+        figures = await load.read(worker)
+        if figures is not None:
+            worker.load = figures
+    if before != worker.state:
+        return ProbeResult(True, True)
+    return ProbeResult(worker.load.requests != answered, False)

@@ -33,9 +33,8 @@ from workers.agent.gateway_facts import (
     local_clusters,
 )
 from workers.agent.gateway_watch import FAST_PROBE_S, GatewayWatch
-from workers.agent.health import after_probe
 from workers.agent.load_scrape import LoadScraper
-from workers.agent.probes import health_problem
+from workers.agent.probes import probe
 from workers.agent.standby_pool import StandbyPool
 from workers.agent.worker import State, Worker, wanted_workers, workload_key
 from workers.agent.worker_processes import WorkerProcesses
@@ -108,26 +107,7 @@ class Supervisor:
     def report(self) -> agent_pb2.AgentReport:
         return agent_pb2.AgentReport(
             workers=[
-                agent_pb2.WorkerReport(
-                    worker_id=w.worker_id,
-                    deployment=w.workload.deployment,
-                    environment=w.workload.environment,
-                    revision=w.revision,
-                    grpc_address=w.grpc_address,
-                    http_address=w.http_address,
-                    state=State.WORKER_STATE_DRAINING if w.draining else State.ValueType(w.state),
-                    restarts=w.restarts,
-                    last_error=w.last_error,
-                    consecutive_failures=w.failures,
-                    gateway_routable=self._serving(w) and not w.draining,
-                    version=w.workload.model_version,
-                    inflight=w.inflight,
-                    track=w.workload.track,
-                    queued=w.load.queued,
-                    requests=w.load.requests,
-                    batches=w.load.batches,
-                    runtime=w.runtime,
-                )
+                w.report(routable=self._serving(w) and not w.draining)
                 for w in sorted(self.workers.values(), key=lambda w: w.worker_id)
             ],
             clusters=[self._forwarding[name] for name in sorted(self._forwarding)],
@@ -333,38 +313,12 @@ class Supervisor:
 
     async def _probe(self, worker: Worker) -> bool:
         """Update one worker's state; True when it changed."""
-        before = worker.state
-        if not worker.running:
-            return False  # _reconcile records the exit and schedules the restart
-        if worker.channel is None:
-            return False
-        outcome = after_probe(
-            worker.state,
-            worker.failed_probes,
-            worker.last_error,
-            worker.external,
-            await health_problem(worker),
-        )
-        worker.state = outcome.state
-        worker.failed_probes = outcome.failed_probes
-        worker.last_error = outcome.last_error
-        if outcome.said_why:
-            return True
-        answered = worker.load.requests
-        if worker.state == State.WORKER_STATE_HEALTHY and not self._stopping:
-            # The queue and batch figures alone are no reason to report: under load they change
-            # at every read, and each report makes the control plane rebuild; they travel with
-            # the next one. Newly answered requests are: they are the autoscaler's sign of
-            # life (idle time before scale-to-zero), at most one report per probe interval.
-            load = await self._load.read(worker)
-            if load is not None:
-                worker.load = load
-        if before != worker.state:
+        result = await probe(worker, self._load, read_load=not self._stopping)
+        if result.state_changed:
             self._wake.set()  # a healthy new worker may let old ones drain
             if worker.state == State.WORKER_STATE_HEALTHY:
                 self._gateway_wake.set()  # the gateway will route to it soon: watch closely
-            return True
-        return worker.load.requests != answered
+        return result.report
 
     # -- the gateway's view ---------------------------------------------------------------
 

@@ -85,6 +85,29 @@ class Worker:
     def revision(self) -> str:
         return self.workload.revision
 
+    def report(self, routable: bool) -> agent_pb2.WorkerReport:
+        """The worker as the control plane hears of it; `routable`: it serves clients now."""
+        return agent_pb2.WorkerReport(
+            worker_id=self.worker_id,
+            deployment=self.workload.deployment,
+            environment=self.workload.environment,
+            revision=self.revision,
+            grpc_address=self.grpc_address,
+            http_address=self.http_address,
+            state=State.WORKER_STATE_DRAINING if self.draining else State.ValueType(self.state),
+            restarts=self.restarts,
+            last_error=self.last_error,
+            consecutive_failures=self.failures,
+            gateway_routable=routable,
+            version=self.workload.model_version,
+            inflight=self.inflight,
+            track=self.workload.track,
+            queued=self.load.queued,
+            requests=self.load.requests,
+            batches=self.load.batches,
+            runtime=self.runtime,
+        )
+
     @property
     def running(self) -> bool:
         if self.external:
