@@ -55,6 +55,7 @@ def desired_state(
     return agent_pb2.DesiredState(
         workloads=workloads,
         remote_hostnames=[ACTIVATOR_ID, *(gateway_hostname(r) for r in others)],
+        holding_hostnames=[ACTIVATOR_ID],
     )
 
 

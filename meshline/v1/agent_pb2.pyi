@@ -168,12 +168,14 @@ class Workload(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., runtime: _Optional[str] = ..., model_path: _Optional[str] = ..., signature: _Optional[_Union[_resources_pb2.ModelSignature, _Mapping]] = ..., replicas: _Optional[int] = ..., model_version: _Optional[str] = ..., flavor: _Optional[str] = ..., track: _Optional[str] = ..., batching: _Optional[_Union[_resources_pb2.BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., external: _Optional[_Union[_resources_pb2.ExternalEndpoint, _Mapping]] = ..., artifact_sha256: _Optional[str] = ..., local_clusters: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DesiredState(_message.Message):
-    __slots__ = ("workloads", "remote_hostnames")
+    __slots__ = ("workloads", "remote_hostnames", "holding_hostnames")
     WORKLOADS_FIELD_NUMBER: _ClassVar[int]
     REMOTE_HOSTNAMES_FIELD_NUMBER: _ClassVar[int]
+    HOLDING_HOSTNAMES_FIELD_NUMBER: _ClassVar[int]
     workloads: _containers.RepeatedCompositeFieldContainer[Workload]
     remote_hostnames: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, workloads: _Optional[_Iterable[_Union[Workload, _Mapping]]] = ..., remote_hostnames: _Optional[_Iterable[str]] = ...) -> None: ...
+    holding_hostnames: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, workloads: _Optional[_Iterable[_Union[Workload, _Mapping]]] = ..., remote_hostnames: _Optional[_Iterable[str]] = ..., holding_hostnames: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReleasedWorkers(_message.Message):
     __slots__ = ("worker_ids",)

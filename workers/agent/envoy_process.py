@@ -24,10 +24,6 @@ from workers.agent.gateway_stats import STATS_QUERY, parse_traffic
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 0.5
-# The EDS hostname the control plane gives its activator (controlplane/ir/build.py): a host
-# that answers health checks but serves nothing. DesiredState.remote_hostnames names it among
-# the hosts outside the region, but not which of them it is.
-ACTIVATOR_HOSTNAME = "activator"
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "envoy" / "bootstrap.yaml.tmpl"
 
 
@@ -242,7 +238,6 @@ def parse_clusters(text: str) -> GatewayView:
     routable: set[str] = set()
     unroutable: set[str] = set()
     by_cluster: dict[str, set[str]] = {}
-    activators: set[tuple[str, str]] = set()  # (cluster, host) of the control plane's activator
     counters: dict[str, dict[str, list[int]]] = {}  # cluster → host → [active, total]
     hostnames: dict[str, str] = {}
     dynamic: set[str] = set()
@@ -266,8 +261,6 @@ def parse_clusters(text: str) -> GatewayView:
             pair[0 if stat == "rq_active" else 1] = count
         elif stat == "hostname":
             hostnames[host] = value
-            if value == ACTIVATOR_HOSTNAME:
-                activators.add((cluster, host))
         elif stat == "health_flags" and value == "healthy":
             # Any flag (/failed_active_hc, /pending_active_hc, /failed_eds_health,
             # /failed_outlier_check, ...) means Envoy would not pick the host now.
@@ -282,11 +275,10 @@ def parse_clusters(text: str) -> GatewayView:
         for host, (active, total) in hosts.items():
             inflight[host] = inflight.get(host, 0) + active
             traffic.setdefault(cluster, {})[host] = HostTraffic(active, total)
-    # The activator answers health checks but serves nothing: it is never a routable host.
     return GatewayView(
         frozenset(routable - unroutable),
         inflight,
-        {c: frozenset(a for a in h if (c, a) not in activators) for c, h in by_cluster.items()},
+        {c: frozenset(h) for c, h in by_cluster.items()},
         traffic=traffic,
         hostnames=hostnames,
         dynamic_clusters=frozenset(dynamic),

@@ -2,7 +2,8 @@
 
 Pure: the Supervisor reads Envoy's admin (`GatewayView`), and these functions turn one reading
 into what it reports. Which clusters are the region's own workers only (`local_clusters`) and
-which hosts are outside the region (`remote_hostnames`) the control plane says: nothing here
+which hosts are outside the region (`remote_hostnames`) and which only hold requests
+(`holding_hostnames`) the control plane says: nothing here
 reads meaning out of a name.
 """
 
@@ -50,13 +51,14 @@ def gateway_facts(
     workers: Iterable[WorkerAddresses],
     local: frozenset[str],
     remote_hostnames: frozenset[str],
+    holding_hostnames: frozenset[str] = frozenset(),
 ) -> GatewayFacts:
     """None (admin unreachable, several reads in a row) counts as nothing routable and
     nothing in flight."""
     if view is None:
         return GatewayFacts({}, {}, {w.worker_id: WorkerRoute(False, 0) for w in workers})
     return GatewayFacts(
-        forwarding=forwarding_view(view, local, remote_hostnames),
+        forwarding=forwarding_view(view, local, remote_hostnames, holding_hostnames),
         traffic={c: t for c, t in view.cluster_stats.items() if c not in local},
         workers={
             w.worker_id: WorkerRoute(
@@ -69,7 +71,10 @@ def gateway_facts(
 
 
 def forwarding_view(
-    view: GatewayView, local: frozenset[str], remote_hostnames: frozenset[str]
+    view: GatewayView,
+    local: frozenset[str],
+    remote_hostnames: frozenset[str],
+    holding_hostnames: frozenset[str] = frozenset(),
 ) -> dict[str, agent_pb2.ClusterHealth]:
     """Clusters clients use (not local ones): routable hosts, and the traffic that leaves
     the region (to other regions' gateways, to the activator). Not to a worker: a retired
@@ -81,7 +86,13 @@ def forwarding_view(
             continue
         hosts = view.traffic.get(cluster, {})
         away = [t for host, t in hosts.items() if view.leaves_region(host, remote_hostnames)]
-        routable = view.routable_by_cluster.get(cluster, frozenset())
+        # A host that only holds requests (the activator) answers health checks but serves
+        # nothing: never a routable host.
+        routable = frozenset(
+            a
+            for a in view.routable_by_cluster.get(cluster, frozenset())
+            if view.hostnames.get(a) not in holding_hostnames
+        )
         out[cluster] = agent_pb2.ClusterHealth(
             cluster=cluster,
             routable_hosts=len(routable),

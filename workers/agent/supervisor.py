@@ -57,6 +57,8 @@ class Supervisor:
     desired: dict[TrackKey, agent_pb2.Workload] = field(default_factory=dict)
     # EDS hostnames of hosts outside the region (DesiredState.remote_hostnames).
     remote_hostnames: frozenset[str] = frozenset()
+    # EDS hostnames of hosts that only hold requests (DesiredState.holding_hostnames).
+    holding_hostnames: frozenset[str] = frozenset()
     # Envoy's view of each cluster leading to other regions (see AgentReport.clusters).
     _forwarding: dict[str, agent_pb2.ClusterHealth] = field(default_factory=dict)
     # Envoy's per-cluster traffic (see AgentReport.traffic).
@@ -83,15 +85,19 @@ class Supervisor:
     # -- inputs -------------------------------------------------------------------------
 
     def set_desired(
-        self, workloads: Iterable[agent_pb2.Workload], remote_hostnames: Iterable[str] = ()
+        self,
+        workloads: Iterable[agent_pb2.Workload],
+        remote_hostnames: Iterable[str] = (),
+        holding_hostnames: Iterable[str] = (),
     ) -> None:
         self.desired = {workload_key(w): w for w in workloads}
         self.remote_hostnames = frozenset(remote_hostnames)
+        self.holding_hostnames = frozenset(holding_hostnames)
         self._wake.set()
 
     def take_desired(self, desired: agent_pb2.DesiredState) -> None:
         """The control plane's desired state for the region."""
-        self.set_desired(desired.workloads, desired.remote_hostnames)
+        self.set_desired(desired.workloads, desired.remote_hostnames, desired.holding_hostnames)
 
     def release(self, worker_ids: list[str]) -> None:
         """The gateway no longer routes to these draining workers: stop them."""
@@ -336,6 +342,7 @@ class Supervisor:
             ],
             self._local_clusters(),
             self.remote_hostnames,
+            self.holding_hostnames,
         )
         changed = False
         if facts.forwarding != self._forwarding:

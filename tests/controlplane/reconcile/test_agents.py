@@ -116,6 +116,7 @@ def test_desired_state(case: DesiredCase) -> None:
         assert workload.local_clusters[0].endswith("~local.grpc")
     others = sorted({"eu-west", "us-east", "eu-central"} - {case.region})
     assert list(desired.remote_hostnames) == ["activator", *(f"gateway.{r}" for r in others)]
+    assert list(desired.holding_hostnames) == ["activator"]  # answers probes, serves nothing
 
 
 def test_a_kept_workload_is_a_copy_of_what_was_sent() -> None:

@@ -63,6 +63,13 @@ FORWARDING = {
         ),
         {CLIENT: (0, 3, 7, [])},
     ),
+    "a host that only holds requests (the activator) is never routable": (
+        GatewayView(
+            routable_by_cluster={CLIENT: frozenset({ACTIVATOR, GATEWAY})},
+            hostnames=HOSTNAMES,
+        ),
+        {CLIENT: (1, 0, 0, [HOSTNAMES[GATEWAY]])},
+    ),
 }
 
 
@@ -70,7 +77,7 @@ FORWARDING = {
 def test_forwarding(
     view: GatewayView, expected: dict[str, tuple[int, int, int, list[str]]]
 ) -> None:
-    facts = gateway_facts(view, [], LOCAL_SET, REMOTE)
+    facts = gateway_facts(view, [], LOCAL_SET, REMOTE, frozenset({HOSTNAMES[ACTIVATOR]}))
     assert {
         name: (c.routable_hosts, c.inflight, c.requests, list(c.routable_hostnames))
         for name, c in facts.forwarding.items()
