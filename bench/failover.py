@@ -30,6 +30,7 @@ import grpc
 import numpy as np
 
 from bench.report import REPORT, write_section
+from controlplane.ir import names
 from meshline import wire
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import api_pb2
@@ -58,6 +59,20 @@ SECTION = "## Failover and offload"
 # -- what Envoy does: its admin /clusters, sampled ------------------------------------------
 
 
+# The EDS hostnames the control plane gives the regions' gateways.
+GATEWAY_HOSTNAMES = {names.gateway_hostname(region): region for region in REGIONS}
+
+
+def grpc_clusters(deployment: str) -> tuple[str, str]:
+    """The gRPC clusters of a deployment's own version (the clients', the region's own
+    workers'), as the control plane's IR names them."""
+    base = names.route_base(deployment, wire.DEFAULT_ENVIRONMENT)
+    return (
+        names.backend_clusters(base, "").grpc,
+        names.backend_clusters(base, "", local=True).grpc,
+    )
+
+
 @dataclass(frozen=True)
 class Host:
     cluster: str
@@ -68,11 +83,11 @@ class Host:
 
 
 class AdminSampler:
-    """Samples one Envoy's /clusters (the clusters of one deployment) in a thread."""
+    """Samples one Envoy's /clusters (the gRPC clusters of one deployment) in a thread."""
 
-    def __init__(self, admin: str, prefix: str) -> None:
+    def __init__(self, admin: str, deployment: str) -> None:
         self.admin = admin
-        self.prefix = prefix
+        self.clusters = grpc_clusters(deployment)
         self.samples: list[tuple[float, list[Host]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="admin-sampler", daemon=True)
@@ -81,7 +96,7 @@ class AdminSampler:
         stats = {
             key: host
             for key, host in read_clusters(self.admin, timeout_s=1).items()
-            if key[0].startswith(self.prefix)
+            if key[0] in self.clusters
         }
         return [
             Host(
@@ -126,16 +141,15 @@ class AdminSampler:
 
 
 def grpc_hosts(hosts: list[Host]) -> list[Host]:
-    return [h for h in hosts if h.cluster.endswith(".grpc")]
+    """The sampler keeps only gRPC clusters: one host per worker or gateway."""
+    return hosts
 
 
 def offload_share(hosts: list[Host], entry: str) -> float:
     """Share of priority-0 weight on other regions' gateways (0 when the entry keeps all)."""
     p0 = [h for h in grpc_hosts(hosts) if h.priority == 0]
     total = sum(h.weight for h in p0)
-    away = sum(
-        h.weight for h in p0 if h.hostname.startswith("gateway.") and entry not in h.hostname
-    )
+    away = sum(h.weight for h in p0 if GATEWAY_HOSTNAMES.get(h.hostname, entry) != entry)
     return away / total if total else 0.0
 
 
@@ -266,12 +280,12 @@ def kill_one_worker(
     name = "fo-worker"
     text = deployment_yaml(name, {"v1": model}, "v1", EU, replicas=2)
     with deployed(mesh, name, text, replicas=2):
-        cluster = f"{name}.production"
+        cluster, _ = grpc_clusters(name)
         wait_until(
             lambda: (
                 sum(
                     1
-                    for flags in mesh.gateway_hosts("eu-west", f"{cluster}.grpc").values()
+                    for flags in mesh.gateway_hosts("eu-west", cluster).values()
                     if flags == "healthy"
                 )
                 >= 3
@@ -283,7 +297,7 @@ def kill_one_worker(
         warm(mesh.gateway("eu-central"), name, 20)
         admin = mesh.region("eu-west").status.admin_address
         with (
-            AdminSampler(admin, cluster) as envoy,
+            AdminSampler(admin, name) as envoy,
             ClientLoop(mesh.gateway("eu-west"), name, BATCH, concurrency=2) as loop,
         ):
             at = steady(loop, 50, before_s)
@@ -366,7 +380,7 @@ def saturate_a_region(
         gateway = mesh.gateway("eu-west")
         admin = mesh.region("eu-west").status.admin_address
         with (
-            AdminSampler(admin, f"{name}.production") as envoy,
+            AdminSampler(admin, name) as envoy,
             ClientLoop(gateway, name, BATCH, concurrency=1) as base,
         ):
             at = steady(base, 20, before_s)
@@ -437,11 +451,11 @@ def lose_a_region(mesh: Mesh, model: Path, before_s: float, after_s: float, wind
         deployment_yaml(name, {"v1": model}, "v1", EU), "    - location: {continents: [EU]}\n"
     )
     with deployed(mesh, name, text):
-        cluster = f"{name}.production"
+        cluster, _ = grpc_clusters(name)
         wait_until(
             lambda: (
-                mesh.gateway_hosts("us-east", f"{cluster}.grpc")
-                == {"gateway.eu-central": "healthy", "gateway.eu-west": "healthy"}
+                mesh.gateway_hosts("us-east", cluster)
+                == {names.gateway_hostname(region): "healthy" for region in EU}
             ),
             30,
             "us-east to see both EU gateways healthy",
@@ -450,7 +464,7 @@ def lose_a_region(mesh: Mesh, model: Path, before_s: float, after_s: float, wind
             warm(mesh.gateway(region), name, 20)
         admin = mesh.region("us-east").status.admin_address
         with (
-            AdminSampler(admin, cluster) as envoy,
+            AdminSampler(admin, name) as envoy,
             ClientLoop(mesh.gateway("us-east"), name, BATCH, concurrency=2) as loop,
         ):
             at = steady(loop, 50, before_s)
@@ -461,7 +475,8 @@ def lose_a_region(mesh: Mesh, model: Path, before_s: float, after_s: float, wind
 
     def central_out(hosts: list[Host]) -> bool:
         return not any(
-            h.hostname == "gateway.eu-central" and h.flags == "healthy" for h in grpc_hosts(hosts)
+            h.hostname == names.gateway_hostname("eu-central") and h.flags == "healthy"
+            for h in grpc_hosts(hosts)
         )
 
     last_central = max((a.done for a in answers if a.region == "eu-central"), default=None)

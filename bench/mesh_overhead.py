@@ -22,6 +22,8 @@ from pathlib import Path
 from bench.load import LoadResult
 from bench.report import REPORT, write_section
 from cli.server.up import demo_documents
+from controlplane.ir import names
+from meshline import wire
 from tests.harness.mesh import running_mesh
 from workers.demo import build_mlp
 
@@ -36,7 +38,11 @@ class Row:
     mesh: LoadResult
 
 
-def worker_address(admin: str, cluster: str) -> str:
+def worker_address(admin: str, deployment: str) -> str:
+    """The address of the first worker in the deployment's gRPC cluster, as Envoy lists it
+    (the cluster named as the control plane's IR names it)."""
+    base = names.route_base(deployment, wire.DEFAULT_ENVIRONMENT)
+    cluster = names.backend_clusters(base, "").grpc
     with urllib.request.urlopen(f"http://{admin}/clusters?format=json", timeout=5) as reply:
         data = json.load(reply)
     for status in data["cluster_statuses"]:
@@ -160,7 +166,7 @@ def main() -> None:
             mesh.apply(demo_documents(model, ["eu"]))
             mesh.wait_ready(DEPLOYMENT)
             region = mesh.region("eu")
-            direct = worker_address(region.status.admin_address, f"{DEPLOYMENT}.production.grpc")
+            direct = worker_address(region.status.admin_address, DEPLOYMENT)
             rows = measure(
                 direct, region.status.gateway_address, concurrencies, args.rounds, args.seconds
             )

@@ -134,7 +134,7 @@ def main() -> None:
             mesh.apply(one_replica_documents(model, "eu"))
             mesh.wait_ready(DEPLOYMENT)
             region = mesh.region("eu")
-            direct = worker_address(region.status.admin_address, f"{DEPLOYMENT}.production.grpc")
+            direct = worker_address(region.status.admin_address, DEPLOYMENT)
             pid = pid_listening(int(direct.rsplit(":", 1)[1]))
             results: list[LoadResult] = []
             loader = threading.Thread(

@@ -25,6 +25,7 @@ import grpc
 import numpy as np
 
 from bench.report import REPORT, write_section
+from controlplane.ir import names
 from meshline import wire
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.phases import ROLLING
@@ -37,6 +38,8 @@ from tests.harness.worker import worker_command
 from workers.demo import build_mlp
 
 BATCH = np.random.default_rng(0).standard_normal((1, 784)).astype(np.float32)
+# The gRPC cluster of deployment "cold", as the control plane's IR names it.
+COLD_CLUSTER = names.backend_clusters(names.route_base("cold", wire.DEFAULT_ENVIRONMENT), "").grpc
 
 
 def first_answer(target: str, deployment: str, timeout_s: float = 120) -> tuple[float, str]:
@@ -89,7 +92,7 @@ def cold_starts(mesh: Mesh, model_dir: dict[str, Path], rounds: int) -> list[tup
         for _ in range(rounds):
             wait_until(lambda: _region(mesh, "cold").scaled_to_zero, 120, "scaled to zero")
             wait_until(
-                lambda: set(mesh.gateway_hosts("eu", "cold.production.grpc")) == {"activator"},
+                lambda: set(mesh.gateway_hosts("eu", COLD_CLUSTER)) == {names.ACTIVATOR_HOSTNAME},
                 30,
                 "only the activator in the gateway",
             )

@@ -118,7 +118,7 @@ def path_variants(state: Path, model: Path) -> Iterator[list[Variant]]:
         mesh.apply(deployment_yaml(DEPLOYMENT, {"v1": model}, "v1", ["eu"]))
         mesh.wait_ready(DEPLOYMENT)
         eu = mesh.region("eu").status
-        direct = worker_address(eu.admin_address, f"{DEPLOYMENT}.production.grpc")
+        direct = worker_address(eu.admin_address, DEPLOYMENT)
         yield [
             Variant("direct", direct),
             Variant("local Envoy", eu.gateway_address),

@@ -151,7 +151,11 @@ def move_facts(
     the clusters the last IR named: `clusters`) and the autoscaler's last decisions (`scales`)."""
     running, serving = set(), set()
     for region, report in reports.items():
-        mine = [w for w in report.workers if (w.deployment, w.environment) == (name, environment)]
+        mine = [
+            w
+            for w in report.workers
+            if DeploymentKey(w.environment, w.deployment) == DeploymentKey(environment, name)
+        ]
         if region not in placement:
             if any(w.state != agent_pb2.WORKER_STATE_DRAINING for w in mine):
                 running.add(region)
@@ -240,7 +244,10 @@ class MoveTracker:
         for key, move in self._moves.items():
             if key in moves or key not in placements:
                 continue
-            label, route = f"{key[0]}/{key[1]}", f"{', '.join(move.origin)} to {', '.join(move.to)}"
+            label, route = (
+                f"{key.environment}/{key.name}",
+                f"{', '.join(move.origin)} to {', '.join(move.to)}",
+            )
             if placements[key] == move.to:
                 log.info("%s: moved from %s; %s serves it", label, route, ", ".join(move.to))
             else:

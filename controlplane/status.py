@@ -194,6 +194,7 @@ class LiveStatus:
         user must act). Everything else is on its way. Every version the deployment runs here
         (its own, split legs, a mirror) needs a healthy worker.
         """
+        key = DeploymentKey(dep.spec.environment, dep.metadata.name)
         route = self._confirmed_route(region, dep)
         session = self.registry.session(region)
         reports = session.report.workers if session and session.report else ()
@@ -205,8 +206,7 @@ class LiveStatus:
             workers = [
                 w
                 for w in reports
-                if (w.deployment, w.environment, w.track)
-                == (dep.metadata.name, dep.spec.environment, track)
+                if TrackKey(w.environment, w.deployment, w.track) == TrackKey(*key, track)
                 and w.revision == revision
             ]
             current_workers += workers
@@ -228,9 +228,7 @@ class LiveStatus:
             config_acked=acked,
             desired_replicas=desired,
             healthy_endpoints=min(healthy_per_track, default=0),
-            nack_error=self._nack_of(
-                region, DeploymentKey(dep.spec.environment, dep.metadata.name)
-            ),
+            nack_error=self._nack_of(region, key),
             acked_version=(rds.acked_version or "") if rds else "",
             queued_requests=sum(w.queued for w in current_workers),
             requests=sum(w.requests for w in current_workers),
@@ -241,8 +239,8 @@ class LiveStatus:
             cold_start_seconds_total=cold_starts.seconds_total,
             held_requests=sum(
                 n
-                for (env, name, _, where), n in state.held.items()
-                if (env, name, where) == (dep.spec.environment, dep.metadata.name, region)
+                for held, n in state.held.items()
+                if (held.deployment_key, held.region) == (key, region)
             ),
             current_replicas=sum(
                 1
@@ -312,8 +310,8 @@ class LiveStatus:
         """Some placed region should run workers (all scaled to zero: nothing to reach)."""
         scales = [
             scale
-            for (env, name, _, _), scale in self._state().scales.items()
-            if (env, name) == DeploymentKey(dep.spec.environment, dep.metadata.name)
+            for placed, scale in self._state().scales.items()
+            if placed.deployment_key == DeploymentKey(dep.spec.environment, dep.metadata.name)
         ]
         if not scales:
             return dep.spec.replicas > 0
@@ -325,7 +323,8 @@ class LiveStatus:
             return ""
         for w in session.report.workers:
             if (
-                (w.deployment, w.environment) == (dep.metadata.name, dep.spec.environment)
+                DeploymentKey(w.environment, w.deployment)
+                == DeploymentKey(dep.spec.environment, dep.metadata.name)
                 and w.last_error
                 and w.state != agent_pb2.WORKER_STATE_HEALTHY
             ):
@@ -408,8 +407,8 @@ def _workers_of(
     dep: resources_pb2.Deployment, reports: Iterable[agent_pb2.WorkerReport]
 ) -> list[agent_pb2.WorkerReport]:
     """The reported workers of this deployment, any track, revision or state."""
-    key = (dep.metadata.name, dep.spec.environment)
-    return [w for w in reports if (w.deployment, w.environment) == key]
+    key = DeploymentKey(dep.spec.environment, dep.metadata.name)
+    return [w for w in reports if DeploymentKey(w.environment, w.deployment) == key]
 
 
 def _scaled_to_zero(scale: RegionScale | None, workers: list[agent_pb2.WorkerReport]) -> bool:

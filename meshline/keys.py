@@ -26,7 +26,7 @@ class TrackKey(NamedTuple):
     track: str
 
     @property
-    def deployment(self) -> DeploymentKey:
+    def deployment_key(self) -> DeploymentKey:
         return DeploymentKey(self.environment, self.name)
 
 
@@ -39,7 +39,7 @@ class PlacedTrackKey(NamedTuple):
     region: str
 
     @property
-    def deployment(self) -> DeploymentKey:
+    def deployment_key(self) -> DeploymentKey:
         return DeploymentKey(self.environment, self.name)
 
     @property

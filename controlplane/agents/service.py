@@ -50,6 +50,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             first.hello.region,
             first.hello.gateway_address,
         )
+        yield agent_pb2.ConnectResponse(accepted=agent_pb2.HelloAccepted())
         reader = asyncio.create_task(self._read(request_iterator, session))
         try:
             while not reader.done():

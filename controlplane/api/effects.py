@@ -79,8 +79,8 @@ def deployment_effects(
                 details += _differences(name, old_settings[name], new_settings[name])
         effects.append(
             DeploymentEffect(
-                environment=key[0],
-                name=key[1],
+                environment=key.environment,
+                name=key.name,
                 placement_before=old.placement.regions,
                 placement_after=new.placement.regions,
                 changed=changed,

@@ -194,10 +194,15 @@ class Autoscaler:
                 track.waking_since = track.started = now
                 track.wake_demanded = active.get(key, False)
             if track.waking_since is not None and signal.serving:
-                environment, deployment, name, region = key
                 if track.wake_demanded:
                     self.ledger.record(
-                        ColdStart(environment, deployment, region, name, now - track.waking_since)
+                        ColdStart(
+                            key.environment,
+                            key.name,
+                            key.region,
+                            key.track,
+                            now - track.waking_since,
+                        )
                     )
                 track.waking_since = None
                 track.wake_demanded = False

@@ -56,18 +56,17 @@ def _endpoint(report: agent_pb2.WorkerReport) -> Endpoint:
     )
 
 
-gateway_hostname = names.gateway_hostname
-
-
 def gateway_regions(regions: Iterable[str]) -> dict[str, str]:
     """EDS hostname → region, for the gateways of `regions` (a lookup, nothing parsed); agents
     report hostnames back as Envoy shows them."""
-    return {gateway_hostname(region): region for region in regions}
+    return {names.gateway_hostname(region): region for region in regions}
 
 
 def gateway_endpoint(region: str, address: GatewayAddress, healthy: bool) -> Endpoint:
     """Another region's Envoy: one listener serves both gRPC and REST."""
-    return Endpoint(gateway_hostname(region), address.host, address.port, address.port, healthy)
+    return Endpoint(
+        names.gateway_hostname(region), address.host, address.port, address.port, healthy
+    )
 
 
 def _workers_of(
@@ -97,11 +96,8 @@ class ColdRegions:
     activator: Endpoint | None = None
 
 
-ACTIVATOR_ID = names.ACTIVATOR_HOSTNAME
-
-
 def activator_endpoint(host: str, grpc_port: int, http_port: int) -> Endpoint:
-    return Endpoint(ACTIVATOR_ID, host, grpc_port, http_port)
+    return Endpoint(names.ACTIVATOR_HOSTNAME, host, grpc_port, http_port)
 
 
 def build_network(
@@ -194,9 +190,8 @@ def _route(
                 tiers.append(Tier(name, TIER_GATEWAY, 0, (host,)))
         prioritized = _prioritize(tiers, entry, targets, percent)
         wakes = wakes_region
-        if cold.activator is not None and (dep.environment, dep.name, track.name, wakes) in (
-            cold.cold
-        ):
+        waking = PlacedTrackKey(dep.environment, dep.name, track.name, wakes)
+        if cold.activator is not None and waking in cold.cold:
             last = max((t.priority for t in prioritized), default=-1) + 1
             prioritized += (Tier(wakes, TIER_ACTIVATOR, last, (cold.activator,)),)
         else:

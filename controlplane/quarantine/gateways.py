@@ -224,8 +224,8 @@ class GatewayConfigs:
                     region,
                     q.type_url,
                     q.version,
-                    key[1],
-                    key[0],
+                    key.name,
+                    key.environment,
                     q.message,
                 )
         for environment, name in before.quarantined.keys() - after.quarantined.keys():

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from controlplane import confirmed
-from controlplane.ir.build import ACTIVATOR_ID, gateway_hostname
 from controlplane.ir.model import DeploymentRoute
+from controlplane.ir.names import ACTIVATOR_HOSTNAME, gateway_hostname
 from controlplane.policy import ResolvedDeployment
 from controlplane.reconcile.plan import NetworkPlan
 from meshline.keys import DeploymentKey, PlacedTrackKey, TrackKey
@@ -54,8 +54,8 @@ def desired_state(
     others = sorted(set(other_regions) - {region})
     return agent_pb2.DesiredState(
         workloads=workloads,
-        remote_hostnames=[ACTIVATOR_ID, *(gateway_hostname(r) for r in others)],
-        holding_hostnames=[ACTIVATOR_ID],
+        remote_hostnames=[ACTIVATOR_HOSTNAME, *(gateway_hostname(r) for r in others)],
+        holding_hostnames=[ACTIVATOR_HOSTNAME],
     )
 
 
@@ -72,13 +72,15 @@ def kept_workloads(
     running = [
         w
         for w in (report.workers if report is not None else ())
-        if (w.deployment, w.environment) == (resolved.name, resolved.environment)
-        and w.state != DRAINING
+        if DeploymentKey(w.environment, w.deployment) == resolved.key and w.state != DRAINING
     ]
     out = []
     for track in resolved.tracks:
-        key = (resolved.name, resolved.environment, track.name)
-        told = next((w for w in told_before if (w.deployment, w.environment, w.track) == key), None)
+        key = TrackKey(resolved.environment, resolved.name, track.name)
+        told = next(
+            (w for w in told_before if TrackKey(w.environment, w.deployment, w.track) == key),
+            None,
+        )
         count = sum(1 for w in running if w.track == track.name)
         if told is None and count:
             told = agent_pb2.Workload()

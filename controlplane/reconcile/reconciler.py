@@ -26,7 +26,7 @@ from controlplane.quarantine import GatewayConfigs
 from controlplane.quarantine.fingerprint import fingerprints
 from controlplane.reconcile.agents import desired_state, releasable
 from controlplane.reconcile.plan import NetworkPlan, plan_network
-from controlplane.reconcile.state import NetworkState
+from controlplane.reconcile.state import HoldSite, NetworkState
 from controlplane.reconcile.wakes import hold_targets, ready, scale_inputs, wake_problem
 from controlplane.rollout import RolloutController, RolloutView
 from controlplane.store import Store
@@ -121,6 +121,13 @@ class Reconciler:
             snapshot, {k: v.tracks for k, v in views.items() if v.tracks is not None}
         )
         plan.state.rollouts = views
+        # After a restart Envoy still runs the previous process's config: name the planned
+        # tracks' clusters too, so the first look at a report reads all of it.
+        known = known.merged(
+            ClusterIndex.of_tracks(
+                TrackKey(r.environment, r.name, t.name) for r in plan.resolved for t in r.tracks
+            )
+        )
         # The autoscaler's last decisions: a placed region at zero on purpose is not waited for.
         plan.state.moves = self.moves.update(plan.resolved, reports, known, self.state.scales)
         workers = {r: list(report.workers) for r, report in reports.items()}
@@ -183,9 +190,10 @@ class Reconciler:
 
     def hold_target(self, request: HoldRequest) -> HoldTarget | str | None:
         """What a request the activator got waits for (the activator's `resolve`)."""
-        key = (request.gateway, request.environment, request.deployment, request.version)
-        target = self.state.holds.get(key)
-        if target is None and (request.environment, request.deployment) in self.state.resolved:
+        site = HoldSite(request.gateway, request.environment, request.deployment, request.version)
+        target = self.state.holds.get(site)
+        deployment = DeploymentKey(request.environment, request.deployment)
+        if target is None and deployment in self.state.resolved:
             return None  # no longer cold here: Envoy's replay finds a worker now
         if target is None:
             return (

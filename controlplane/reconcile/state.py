@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from controlplane.activator import HoldTarget
 from controlplane.autoscale import RegionScale
@@ -16,8 +17,14 @@ from controlplane.quarantine import Quarantine
 from controlplane.rollout import RolloutView
 from meshline.keys import DeploymentKey, PlacedTrackKey
 
-# (gateway, environment, deployment, version): where the activator got a held request.
-HoldKey = tuple[str, str, str, str]
+
+class HoldSite(NamedTuple):
+    """Where the activator got a held request: which gateway sent it, for which version."""
+
+    gateway: str
+    environment: str
+    deployment: str
+    version: str
 
 
 @dataclass
@@ -44,7 +51,7 @@ class NetworkState:
     # Requests the activator held at the last rebuild, per placed track.
     held: Mapping[PlacedTrackKey, int] = field(default_factory=dict)
     # Where a request held at a gateway waits for.
-    holds: dict[HoldKey, HoldTarget] = field(default_factory=dict)
+    holds: dict[HoldSite, HoldTarget] = field(default_factory=dict)
     # Deployments a region's config leaves out because its Envoy rejected them: key → region.
     quarantined: dict[DeploymentKey, dict[str, Quarantine]] = field(default_factory=dict)
     # Region → the deployments a NACK still standing there concerns (absent: all of them).

@@ -12,7 +12,7 @@ from controlplane.ir.index import ClusterIndex
 from controlplane.ir.model import NetworkIR
 from controlplane.policy.scaling import DEFAULT_COLD_START_TIMEOUT_S
 from controlplane.reconcile.plan import NetworkPlan
-from controlplane.reconcile.state import HoldKey
+from controlplane.reconcile.state import HoldSite
 from meshline.keys import DeploymentKey, PlacedTrackKey
 from meshline.v1 import agent_pb2
 
@@ -41,7 +41,7 @@ def wake_problem(scale: RegionScale, signal: LoadSignal) -> WakeProblem:
     return WakeProblem(scale.problem or signal.problem)
 
 
-def hold_targets(network: NetworkIR, plan: NetworkPlan) -> dict[HoldKey, HoldTarget]:
+def hold_targets(network: NetworkIR, plan: NetworkPlan) -> dict[HoldSite, HoldTarget]:
     """For every backend with an activator tier: the (track, region) its held requests wait for."""
     timeouts = {r.key: r.scaling.cold_start_timeout_s for r in plan.resolved}
     out = {}
@@ -53,9 +53,10 @@ def hold_targets(network: NetworkIR, plan: NetworkPlan) -> dict[HoldKey, HoldTar
                 key = PlacedTrackKey(
                     route.environment, route.deployment, backend.track, backend.wakes
                 )
-                out[(gateway.region, route.environment, route.deployment, backend.version)] = (
-                    HoldTarget(key, timeouts.get(route.key, DEFAULT_COLD_START_TIMEOUT_S))
+                site = HoldSite(
+                    gateway.region, route.environment, route.deployment, backend.version
                 )
+                out[site] = HoldTarget(key, timeouts.get(route.key, DEFAULT_COLD_START_TIMEOUT_S))
     return out
 
 

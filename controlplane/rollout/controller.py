@@ -37,16 +37,7 @@ from meshline.v1.resources_pb2 import Deployment, Rollout, StepAnalysis
 
 log = logging.getLogger(__name__)
 
-PROGRESSING, PAUSED = RolloutPhase.PROGRESSING, RolloutPhase.PAUSED
-SUCCEEDED, ROLLED_BACK, ABORTED = (
-    RolloutPhase.SUCCEEDED,
-    RolloutPhase.ROLLED_BACK,
-    RolloutPhase.ABORTED,
-)
-ACTIVE = ROLLING
-# Ended without its new version: the stable one keeps serving.
-ENDED_WITHOUT = ENDED_WITHOUT_TARGET
-_ENDED_WORDS = {ROLLED_BACK: "rolled back", ABORTED: "aborted"}
+_ENDED_WORDS = {RolloutPhase.ROLLED_BACK: "rolled back", RolloutPhase.ABORTED: "aborted"}
 State = agent_pb2.WorkerState
 CHECK_INTERVAL_S = 0.5
 PROGRESS_DEADLINE_S = 300.0
@@ -85,7 +76,7 @@ def _since(now: Mapping[str, TrafficTotals], start: Mapping[str, TrafficTotals])
 
 def _holding(rec: Rollout | None) -> bool:
     """The last rollout ended without its version, and nothing released that hold yet."""
-    return rec is not None and rec.phase in ENDED_WITHOUT and not rec.hold_released
+    return rec is not None and rec.phase in ENDED_WITHOUT_TARGET and not rec.hold_released
 
 
 def holds_stable(rec: Rollout | None, target: str) -> bool:
@@ -106,18 +97,17 @@ def retry_refusal(name: str, rec: Rollout | None, target: str) -> str:
     why = f"deployment '{name}' has no rolled-back version to retry"
     if rec is None:
         return f"{why}: it has had no rollout"
-    if rec.phase in ACTIVE:
+    if rec.phase in ROLLING:
         return f"{why}: its rollout {rec.from_version} → {rec.to_version} is {rec.phase.lower()}"
-    if rec.phase not in ENDED_WITHOUT:
+    if rec.phase not in ENDED_WITHOUT_TARGET:
         return (
             f"{why}: its last rollout ({rec.from_version} → {rec.to_version}) {rec.phase.lower()}"
         )
     if rec.to_version != target:
         return (
             f"{why}: version '{rec.to_version}' was {_ENDED_WORDS[RolloutPhase(rec.phase)]}, "
-            "but the "
-            f"deployment now names '{target}' (set version '{rec.to_version}' and apply to "
-            "roll it out again)"
+            f"but the deployment now names '{target}' (set version '{rec.to_version}' and "
+            "apply to roll it out again)"
         )
     if rec.hold_released:
         return f"{why}: version '{target}' is being rolled out again"
@@ -181,13 +171,15 @@ class RolloutController:
         target = dep.spec.version
         rec = self._latest.get(key)
         stable = self._stable.setdefault(key, _stable_of(rec) if rec else target)
-        if rec is not None and rec.phase in ACTIVE and rec.to_version != target:
-            rec = self._finish(rec, ABORTED, f"superseded by version '{target}'")
+        if rec is not None and rec.phase in ROLLING and rec.to_version != target:
+            rec = self._finish(rec, RolloutPhase.ABORTED, f"superseded by version '{target}'")
             stable = rec.from_version
         strategy = rollout_settings(dep.spec).strategy
-        if rec is not None and rec.phase in ACTIVE and rec.strategy != strategy:
+        if rec is not None and rec.phase in ROLLING and rec.strategy != strategy:
             # Its steps are gone with the old strategy: start over from the stable version.
-            rec = self._finish(rec, ABORTED, f"rollout strategy changed to '{strategy}'")
+            rec = self._finish(
+                rec, RolloutPhase.ABORTED, f"rollout strategy changed to '{strategy}'"
+            )
             stable = rec.from_version
             rec = self._start(dep, stable, target)
         if rec is not None and holds_stable(rec, target):
@@ -196,9 +188,9 @@ class RolloutController:
             return RolloutView((Track("", rec.from_version, 100),), rec.from_version, rec)
         if rec is not None and releases_hold(rec, target):
             rec = self._release(rec)
-        if (rec is None or rec.phase not in ACTIVE) and target != stable:
+        if (rec is None or rec.phase not in ROLLING) and target != stable:
             rec = self._start(dep, stable, target)
-        if rec is None or rec.phase not in ACTIVE:
+        if rec is None or rec.phase not in ROLLING:
             self._stable[key] = target
             return RolloutView(None, target, rec)
         if rec.strategy != CANARY:
@@ -225,11 +217,11 @@ class RolloutController:
             )
         ):
             self._waiting.pop(key, None)
-            rec = self._finish(rec, SUCCEEDED, "every region serves the new version")
+            rec = self._finish(rec, RolloutPhase.SUCCEEDED, "every region serves the new version")
             return RolloutView(None, rec.to_version, rec)
         if (why := _crash_looping(rec, reports)) or self._past_deadline(key, rec):
             self._waiting.pop(key, None)
-            rec = self._finish(rec, ROLLED_BACK, why or _never_served(rec, reports))
+            rec = self._finish(rec, RolloutPhase.ROLLED_BACK, why or _never_served(rec, reports))
             return RolloutView((Track("", rec.from_version, 100),), rec.from_version, rec)
         # The old version serves until the new one replaced it everywhere.
         return RolloutView(None, rec.from_version, rec)
@@ -268,14 +260,16 @@ class RolloutController:
             )
         )
         view = RolloutView(_canary_tracks(stable, target, weight if ready else 0), stable, rec)
-        if rec.phase == PAUSED:
+        if rec.phase == RolloutPhase.PAUSED:
             self._steps.pop(key, None)  # resuming restarts the step on fresh figures
             return view
         if not ready:
             self._steps.pop(key, None)  # the step starts again once the canary serves again
             if (why := _crash_looping(rec, reports)) or self._past_deadline(key, rec):
                 self._waiting.pop(key, None)
-                rec = self._finish(rec, ROLLED_BACK, why or _never_served(rec, reports))
+                rec = self._finish(
+                    rec, RolloutPhase.ROLLED_BACK, why or _never_served(rec, reports)
+                )
                 return RolloutView((Track("", stable, 100),), stable, rec)
             return view
         self._waiting.pop(key, None)
@@ -308,11 +302,15 @@ class RolloutController:
         rec.analyses.append(analysis)
         self._steps.pop(key, None)
         if verdict.failed:
-            rec = self._finish(rec, ROLLED_BACK, f"step {rec.step + 1} ({weight}%) {verdict.text}")
+            rec = self._finish(
+                rec, RolloutPhase.ROLLED_BACK, f"step {rec.step + 1} ({weight}%) {verdict.text}"
+            )
             return RolloutView((Track("", stable, 100),), stable, rec)
         rec.step += 1
         if rec.step >= len(settings.steps):
-            rec = self._finish(rec, SUCCEEDED, f"all {len(settings.steps)} steps passed")
+            rec = self._finish(
+                rec, RolloutPhase.SUCCEEDED, f"all {len(settings.steps)} steps passed"
+            )
             return RolloutView(None, target, rec)
         rec.weight = settings.steps[rec.step][0]
         rec = self._save(rec)
@@ -320,7 +318,7 @@ class RolloutController:
 
     def next_check_s(self) -> float | None:
         """While a rollout progresses its step timer and analysis need a look every so often."""
-        active = any(r.phase == PROGRESSING for r in self._latest.values())
+        active = any(r.phase == RolloutPhase.PROGRESSING for r in self._latest.values())
         return CHECK_INTERVAL_S if active else None
 
     # -- API actions --------------------------------------------------------------------------
@@ -333,7 +331,7 @@ class RolloutController:
         the deployment's version), after `undo_target` said which."""
         key = DeploymentKey(dep.spec.environment, dep.metadata.name)
         rec = self._latest.get(key)
-        if rec is None or rec.phase not in ACTIVE:
+        if rec is None or rec.phase not in ROLLING:
             state = f"its last one is {rec.phase}" if rec else "it has none"
             raise RolloutError(
                 f"deployment '{dep.metadata.name}' has no rollout in progress to {action} ({state})"
@@ -344,21 +342,21 @@ class RolloutController:
                 f"{action} (abort it to go back to '{rec.from_version}')"
             )
         if action == "pause":
-            if rec.phase == PAUSED:
+            if rec.phase == RolloutPhase.PAUSED:
                 return rec
             rec = _copy(rec)
-            rec.phase = PAUSED
+            rec.phase = RolloutPhase.PAUSED
             self._waiting.pop(key, None)
             return self._save(rec)
         if action == "resume":
-            if rec.phase == PROGRESSING:
+            if rec.phase == RolloutPhase.PROGRESSING:
                 return rec
             rec = _copy(rec)
-            rec.phase = PROGRESSING
+            rec.phase = RolloutPhase.PROGRESSING
             return self._save(rec)
         if action == "abort":
             self._steps.pop(key, None)
-            rec = self._finish(rec, ABORTED, "aborted by `meshline rollout abort`")
+            rec = self._finish(rec, RolloutPhase.ABORTED, "aborted by `meshline rollout abort`")
             self.on_change()
             return rec
         raise RolloutError(f"unknown rollout action '{action}' (pause, resume, abort, undo)")
@@ -369,7 +367,7 @@ class RolloutController:
         rec = self._latest.get(key)
         if rec is None:
             raise RolloutError(f"deployment '{dep.metadata.name}' has no rollout to undo")
-        if rec.phase in ACTIVE:
+        if rec.phase in ROLLING:
             raise RolloutError(
                 f"deployment '{dep.metadata.name}' has a rollout in progress "
                 f"({rec.from_version} → {rec.to_version}); abort it instead"
@@ -410,7 +408,7 @@ class RolloutController:
             from_version=stable,
             to_version=target,
             strategy=settings.strategy,
-            phase=PROGRESSING,
+            phase=RolloutPhase.PROGRESSING,
             weight=settings.steps[0][0] if settings.strategy == CANARY else 100,
             retry_of=retry_of,
         )
@@ -440,10 +438,10 @@ class RolloutController:
         done = _copy(rec)
         done.phase = phase
         done.reason = reason
-        if phase == SUCCEEDED:
+        if phase == RolloutPhase.SUCCEEDED:
             done.weight = 100
         key = DeploymentKey(rec.environment, rec.deployment)
-        self._stable[key] = rec.to_version if phase == SUCCEEDED else rec.from_version
+        self._stable[key] = rec.to_version if phase == RolloutPhase.SUCCEEDED else rec.from_version
         log.info("rollout of %s/%s %s: %s", rec.environment, rec.deployment, phase, reason)
         return self._save(done)
 
@@ -499,7 +497,7 @@ def _copy(rec: Rollout) -> Rollout:
 
 
 def _stable_of(rec: Rollout) -> str:
-    return rec.to_version if rec.phase == SUCCEEDED else rec.from_version
+    return rec.to_version if rec.phase == RolloutPhase.SUCCEEDED else rec.from_version
 
 
 def _workers(
@@ -507,8 +505,7 @@ def _workers(
 ) -> list[agent_pb2.WorkerReport]:
     if report is None:
         return []
-    environment, name = key
-    return [w for w in report.workers if (w.environment, w.deployment) == (environment, name)]
+    return [w for w in report.workers if DeploymentKey(w.environment, w.deployment) == key]
 
 
 def _runs_here(report: agent_pb2.AgentReport | None, key: DeploymentKey) -> bool:

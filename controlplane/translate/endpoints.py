@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 from envoy.config.core.v3 import address_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
-from google.protobuf.message import Message
 
 from controlplane.ir.model import TIER_ACTIVATOR, TIER_LOCAL, DeploymentRoute, Endpoint, Tier
 from controlplane.ir.names import ClusterNames
@@ -95,13 +94,3 @@ def _lb_endpoint(endpoint: Endpoint, port: int) -> endpoint_components_pb2.LbEnd
         )
     )
     return lb_endpoint
-
-
-def host_health(assignment: Message) -> dict[str, int]:
-    """`host:port` → EDS health status of every host in an assignment (read back from an ACK)."""
-    return {
-        f"{lb.endpoint.address.socket_address.address}:"
-        f"{lb.endpoint.address.socket_address.port_value}": lb.health_status
-        for locality in assignment.endpoints
-        for lb in locality.lb_endpoints
-    }

@@ -24,6 +24,7 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import percent_pb2
 
+from controlplane.ir import names
 from controlplane.ir.model import Backend, DeploymentRoute, GatewayIR
 from controlplane.translate import path_metadata, responses
 from controlplane.translate.clusters import READY_PATH
@@ -90,7 +91,7 @@ def _authority_virtual_host(
 ) -> route_components_pb2.VirtualHost:
     authority = deployment.authority
     host = route_components_pb2.VirtualHost(
-        name=_route_name(deployment, "authority", prefix=True),
+        name=names.authority_virtual_host(deployment.name),
         domains=[authority, f"{authority}:*"],
     )
     host.routes.extend(_hop_routes(deployment, region))
@@ -102,7 +103,9 @@ def _authority_virtual_host(
     host.routes.extend(
         _deployment_routes(deployment, _Form("http.authority", False, (), True), region)
     )
-    rest = Route(name=_route_name(deployment, "not-found.authority"), match=RouteMatch(prefix="/"))
+    rest = Route(
+        name=names.route_name(deployment.name, "not-found.authority"), match=RouteMatch(prefix="/")
+    )
     responses.json_not_found(
         rest,
         f"authority '{authority}' serves only deployment '{deployment.deployment}' in environment "
@@ -138,7 +141,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
         pinned = form.match(deployment, [_exact(wire.VERSION_HEADER, backend.version)])
         result.append(
             _forward(
-                _route_name(deployment, f"{form.name}.version.{backend.version}"),
+                names.route_name(deployment.name, f"{form.name}.version.{backend.version}"),
                 pinned,
                 deployment,
                 region,
@@ -147,7 +150,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
             )
         )
     unknown = Route(
-        name=_route_name(deployment, f"{form.name}.version.unknown"),
+        name=names.route_name(deployment.name, f"{form.name}.version.unknown"),
         match=form.match(deployment, [_present(wire.VERSION_HEADER)]),
     )
     serving = ", ".join(b.version for b in deployment.backends)
@@ -162,7 +165,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
     result.append(unknown)
     legs = [b for b in deployment.backends if b.weight > 0] or [deployment.main]
     split = _forward(
-        _route_name(deployment, form.name),
+        names.route_name(deployment.name, form.name),
         form.match(deployment),
         deployment,
         region,
@@ -177,7 +180,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
 def _deactivated(deployment: DeploymentRoute, form: _Form) -> Route:
     """A deactivated deployment keeps its routing key: a clear refusal, not NOT_FOUND."""
     route = Route(
-        name=_route_name(deployment, f"{form.name}.deactivated"),
+        name=names.route_name(deployment.name, f"{form.name}.deactivated"),
         match=form.match(deployment),
     )
     message = (
@@ -212,7 +215,9 @@ def _hop_routes(deployment: DeploymentRoute, region: str) -> list[Route]:
                 ("http", http, False),
                 ("http.probe", probe, False),
             ):
-                name = _route_name(deployment, f"hop.{kind}{suffix}.version.{backend.version}")
+                name = names.route_name(
+                    deployment.name, f"hop.{kind}{suffix}.version.{backend.version}"
+                )
                 if backend.local_endpoints is None:
                     result.append(
                         _not_served_here(name, match, deployment, backend, region, is_grpc)
@@ -325,12 +330,6 @@ def _catch_all_routes() -> list[Route]:
 def _cluster(deployment: DeploymentRoute, backend: Backend, *, grpc: bool, local: bool) -> str:
     clusters = backend.local_clusters if local else backend.clusters
     return clusters.grpc if grpc else clusters.http
-
-
-def _route_name(deployment: DeploymentRoute, kind: str, *, prefix: bool = False) -> str:
-    """A route (or, `prefix`, a virtual host) of the deployment, under the name the IR gave
-    it: `{name}.{kind}` (`{kind}.{name}`)."""
-    return f"{kind}.{deployment.name}" if prefix else f"{deployment.name}.{kind}"
 
 
 def _forward(

@@ -183,10 +183,16 @@ class ReleasedWorkers(_message.Message):
     worker_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, worker_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class HelloAccepted(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class ConnectResponse(_message.Message):
-    __slots__ = ("desired", "released")
+    __slots__ = ("desired", "released", "accepted")
     DESIRED_FIELD_NUMBER: _ClassVar[int]
     RELEASED_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     desired: DesiredState
     released: ReleasedWorkers
-    def __init__(self, desired: _Optional[_Union[DesiredState, _Mapping]] = ..., released: _Optional[_Union[ReleasedWorkers, _Mapping]] = ...) -> None: ...
+    accepted: HelloAccepted
+    def __init__(self, desired: _Optional[_Union[DesiredState, _Mapping]] = ..., released: _Optional[_Union[ReleasedWorkers, _Mapping]] = ..., accepted: _Optional[_Union[HelloAccepted, _Mapping]] = ...) -> None: ...

@@ -10,7 +10,8 @@ import pytest
 
 from controlplane.autoscale import RegionScale
 from controlplane.autoscale.failures import CrashLoop, FailedWake
-from controlplane.ir.build import gateway_hostname
+from controlplane.ir.index import ClusterIndex
+from controlplane.ir.names import gateway_hostname
 from controlplane.moves import (
     MOVE_DEADLINE_S,
     Move,
@@ -25,13 +26,14 @@ from controlplane.policy.network import resolve_network
 from meshline.keys import TrackKey
 from meshline.v1 import agent_pb2
 from meshline.v1.resources_pb2 import Environment
-from tests.controlplane.ir.names import cluster_index
 from tests.controlplane.ir.test_build import _resolved
 from tests.controlplane.store.builders import deployment, policy, region
 
 EU = ("eu",)
 # The names the IR gave deployment d's clusters (its own version and a v2 leg).
-CLUSTERS = cluster_index(TrackKey("production", "d", ""), TrackKey("production", "d", "v2"))
+CLUSTERS = ClusterIndex.of_tracks(
+    [TrackKey("production", "d", ""), TrackKey("production", "d", "v2")]
+)
 S = agent_pb2.WorkerState
 
 

@@ -152,7 +152,7 @@ def _movers(
             worker.draining
             or worker.key == key
             or worker.revision != want.revision
-            or worker.key.deployment != key.deployment
+            or worker.key.deployment_key != key.deployment_key
             or (home is not None and home.revision == worker.revision)
         ):
             continue

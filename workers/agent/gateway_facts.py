@@ -52,14 +52,20 @@ def gateway_facts(
     local: frozenset[str],
     remote_hostnames: frozenset[str],
     holding_hostnames: frozenset[str] = frozenset(),
+    *,
+    told: bool = True,
 ) -> GatewayFacts:
     """None (admin unreachable, several reads in a row) counts as nothing routable and
-    nothing in flight."""
+    nothing in flight. Until the control plane has `told` the agent which clusters and hosts
+    are which (its first DesiredState), nothing is said about the clusters clients use: an
+    activator would count as routable, a local cluster as the clients'."""
     if view is None:
         return GatewayFacts({}, {}, {w.worker_id: WorkerRoute(False, 0) for w in workers})
     return GatewayFacts(
-        forwarding=forwarding_view(view, local, remote_hostnames, holding_hostnames),
-        traffic={c: t for c, t in view.cluster_stats.items() if c not in local},
+        forwarding=forwarding_view(view, local, remote_hostnames, holding_hostnames)
+        if told
+        else {},
+        traffic={c: t for c, t in view.cluster_stats.items() if c not in local} if told else {},
         workers={
             w.worker_id: WorkerRoute(
                 {w.grpc_address, w.http_address} <= view.routable,

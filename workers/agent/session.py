@@ -42,12 +42,15 @@ class ControlPlaneSession:
         self.report_interval_s = report_interval_s
         self.connected = asyncio.Event()
         self._report_due = asyncio.Event()
+        # Set when the control plane accepted this stream's hello (reports wait for it).
+        self._accepted = asyncio.Event()
 
     def report_changed(self) -> None:
         self._report_due.set()
 
     async def _outbound(self) -> AsyncIterator[agent_pb2.ConnectRequest]:
         yield agent_pb2.ConnectRequest(hello=self.hello)
+        await self._accepted.wait()
         while True:
             self._report_due.clear()
             yield agent_pb2.ConnectRequest(report=self.supervisor.report())
@@ -62,6 +65,7 @@ class ControlPlaneSession:
         backoff = 0.1
         while True:
             channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            self._accepted.clear()
             try:
                 stub = agent_pb2_grpc.AgentServiceStub(channel)
                 call = stub.Connect(self._outbound())
@@ -83,7 +87,9 @@ class ControlPlaneSession:
 
     def _handle(self, message: agent_pb2.ConnectResponse) -> None:
         which = message.WhichOneof("message")
-        if which == "desired":
+        if which == "accepted":
+            self._accepted.set()
+        elif which == "desired":
             self.supervisor.take_desired(message.desired)
         elif which == "released":
             self.supervisor.release(list(message.released.worker_ids))

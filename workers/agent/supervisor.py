@@ -59,6 +59,8 @@ class Supervisor:
     remote_hostnames: frozenset[str] = frozenset()
     # EDS hostnames of hosts that only hold requests (DesiredState.holding_hostnames).
     holding_hostnames: frozenset[str] = frozenset()
+    # The control plane has said which clusters and hosts are which (a DesiredState arrived).
+    told: bool = False
     # Envoy's view of each cluster leading to other regions (see AgentReport.clusters).
     _forwarding: dict[str, agent_pb2.ClusterHealth] = field(default_factory=dict)
     # Envoy's per-cluster traffic (see AgentReport.traffic).
@@ -93,6 +95,7 @@ class Supervisor:
         self.desired = {workload_key(w): w for w in workloads}
         self.remote_hostnames = frozenset(remote_hostnames)
         self.holding_hostnames = frozenset(holding_hostnames)
+        self.told = True
         self._wake.set()
 
     def take_desired(self, desired: agent_pb2.DesiredState) -> None:
@@ -343,6 +346,7 @@ class Supervisor:
             self._local_clusters(),
             self.remote_hostnames,
             self.holding_hostnames,
+            told=self.told,
         )
         changed = False
         if facts.forwarding != self._forwarding:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -33,16 +34,37 @@ async def service(tmp_path: Path) -> AsyncIterator[tuple[str, Store, AgentRegist
         store.close()
 
 
+@dataclass
+class AgentStream:
+    call: grpc.aio.StreamStreamCall
+    first: asyncio.Future[object]  # the control plane's first answer (raises if refused)
+
+    def cancel(self) -> None:
+        self.call.cancel()
+
+
 async def _stream(
     address: str, hello: agent_pb2.AgentHello, queue: asyncio.Queue[object]
-) -> grpc.aio.StreamStreamCall:
+) -> AgentStream:
+    """A raw agent: the hello, then (as the real agent does) a report once it is accepted."""
+    accepted = asyncio.Event()
+
     async def requests() -> AsyncIterator[agent_pb2.ConnectRequest]:
         yield agent_pb2.ConnectRequest(hello=hello)
+        await accepted.wait()
         yield agent_pb2.ConnectRequest(report=agent_pb2.AgentReport())
         await queue.get()  # keep the stream open until the test ends
 
     channel = grpc.aio.insecure_channel(address)
-    return agent_pb2_grpc.AgentServiceStub(channel).Connect(requests())
+    call = agent_pb2_grpc.AgentServiceStub(channel).Connect(requests())
+    first = asyncio.ensure_future(call.read())
+
+    def welcome(_: object) -> None:
+        if not first.cancelled() and first.exception() is None:
+            accepted.set()
+
+    first.add_done_callback(welcome)
+    return AgentStream(call, first)
 
 
 async def _wait(condition: object, what: str) -> None:
@@ -65,6 +87,10 @@ async def test_hello_registers_the_region_and_the_session(
         ),
         queue,
     )
+    # The hello is answered first: only then does an agent send its reports.
+    welcome = await call.first
+    assert isinstance(welcome, agent_pb2.ConnectResponse)
+    assert welcome.WhichOneof("message") == "accepted"
     await _wait(lambda: registry.reported_regions() == ["eu"], "the first report")
     assert store.get_region("eu").spec.country == "DE"
     call.cancel()
@@ -142,7 +168,7 @@ async def test_invalid_region_facts_are_refused_naming_the_fields(
         asyncio.Queue(),
     )
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call.read()
+        await call.first
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     details = info.value.details() or ""
     for path in ("spec.continent", "spec.flavors.cpu[0]", "spec.max_replicas"):
@@ -160,7 +186,7 @@ async def test_invalid_hello_is_refused_naming_the_field(
         asyncio.Queue(),
     )
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call.read()
+        await call.first
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "metadata.name" in (info.value.details() or "")
     assert "spec.country" in (info.value.details() or "")
@@ -176,7 +202,7 @@ async def test_second_live_agent_for_a_region_is_refused(
     await _wait(lambda: registry.reported_regions() == ["eu"], "the first agent")
     second = await _stream(address, agent_pb2.AgentHello(region="eu", agent_id="a2"), queue)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await second.read()
+        await second.first
     assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert "a1" in (info.value.details() or "")
     session = registry.session("eu")

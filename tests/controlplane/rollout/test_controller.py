@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.autoscale.failures import CRASH_LOOP_RESTARTS
+from controlplane.ir.index import ClusterIndex
 from controlplane.rollout import RolloutController, RolloutError
 from controlplane.rollout.controller import (
     PROGRESS_DEADLINE_S,
@@ -22,7 +23,6 @@ from controlplane.store.rollouts import list_rollouts
 from meshline.keys import TrackKey
 from meshline.v1 import agent_pb2
 from meshline.v1.resources_pb2 import CanaryStep, Deployment, Rollout
-from tests.controlplane.ir.names import cluster_index
 
 S = agent_pb2.WorkerState
 KEY = ("production", "fraud")
@@ -104,7 +104,7 @@ def report(
 
 PLACED = {KEY: ("eu",)}
 # The tracks whose clusters the reports name: the deployment's own and its canary.
-CLUSTERS = cluster_index(TrackKey(*KEY, ""), TrackKey(*KEY, "v2"))
+CLUSTERS = ClusterIndex.of_tracks([TrackKey(*KEY, ""), TrackKey(*KEY, "v2")])
 
 
 def test_first_sight_is_no_rollout_and_a_version_change_starts_one(store: Store) -> None:

@@ -93,6 +93,22 @@ def test_traffic_of_local_clusters_is_left_out() -> None:
     assert list(facts.traffic) == [CLIENT]
 
 
+def test_nothing_is_said_about_clusters_before_the_control_plane_named_them() -> None:
+    """Before the first DesiredState the agent cannot tell a local cluster or the activator
+    from the clients' clusters and other gateways: it reports none, but still its workers."""
+    view = GatewayView(
+        routable=frozenset({WORKER.grpc_address, WORKER.http_address}),
+        routable_by_cluster={CLIENT: frozenset({ACTIVATOR}), LOCAL: frozenset()},
+        cluster_stats={CLIENT: agent_pb2.ClusterTraffic(cluster=CLIENT, requests=3)},
+        hostnames=HOSTNAMES,
+    )
+    before = gateway_facts(view, [WORKER], frozenset(), frozenset(), told=False)
+    assert (before.forwarding, before.traffic) == ({}, {})
+    assert before.workers[WORKER.worker_id].routable
+    after = gateway_facts(view, [WORKER], LOCAL_SET, REMOTE, frozenset({HOSTNAMES[ACTIVATOR]}))
+    assert after.forwarding[CLIENT].routable_hosts == 0 and list(after.traffic) == [CLIENT]
+
+
 ROUTES = {
     "both ports routable: routable, in flight summed": (
         GatewayView(
