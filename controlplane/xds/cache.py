@@ -6,10 +6,12 @@ changes only when that type's content changes (digest of the deterministic seria
 looks like f"{epoch}.{counter}": `epoch` is bumped by the store at every control-plane start, so
 a version is never reused across restarts and Envoy never mistakes new config for old.
 
-The cache also keeps what the ADS streams report back (sent, ACKed, NACKed per type) so the
-control plane can show whether each region runs its config (`node_status`, `acked_resources`),
-and calls listeners on the event loop whenever an ACK, NACK, connect or disconnect changes a
-node's status.
+The cache also keeps what the ADS streams report back (sent, ACKed, NACKed per type, and
+Envoy's answer to each snapshot version) so the control plane can tell which configs each
+region's Envoy accepted (`node_status`; status itself reads the typed IR behind them, see
+controlplane/confirmed.py; `acked_resources` is the protocol's own record, for its tests), and
+calls listeners on the event loop whenever an ACK, NACK, connect or disconnect changes a node's
+status.
 
 Not thread-safe: call it from the event loop that runs the gRPC server.
 """
