@@ -27,7 +27,13 @@ from controlplane.quarantine.fingerprint import fingerprints
 from controlplane.reconcile.agents import desired_state, releasable
 from controlplane.reconcile.plan import NetworkPlan, plan_network
 from controlplane.reconcile.state import HoldSite, NetworkState
-from controlplane.reconcile.wakes import hold_targets, ready, scale_inputs, wake_problem
+from controlplane.reconcile.wakes import (
+    hold_target,
+    hold_targets,
+    ready,
+    scale_inputs,
+    wake_problem,
+)
 from controlplane.rollout import RolloutController, RolloutView
 from controlplane.store import Store
 from controlplane.store.quarantines import load_regions
@@ -191,17 +197,7 @@ class Reconciler:
     def hold_target(self, request: HoldRequest) -> HoldTarget | str | None:
         """What a request the activator got waits for (the activator's `resolve`)."""
         site = HoldSite(request.gateway, request.environment, request.deployment, request.version)
-        target = self.state.holds.get(site)
-        deployment = DeploymentKey(request.environment, request.deployment)
-        if target is None and deployment in self.state.resolved:
-            return None  # no longer cold here: Envoy's replay finds a worker now
-        if target is None:
-            return (
-                f"the activator got a request for deployment '{request.deployment}' "
-                f"(environment '{request.environment}', version '{request.version}') from "
-                f"gateway '{request.gateway}', which does not route it to any region"
-            )
-        return target
+        return hold_target(self.state.holds, self.state.resolved.keys(), site)
 
     def _talk_to_agent(
         self, region: str, session: AgentSession, plan: NetworkPlan, regions: set[str]

@@ -3,7 +3,7 @@ by the activator waits for, and when it may be replayed. Pure; table-tested."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from controlplane.activator import HoldTarget, WakeProblem
 from controlplane.autoscale import LoadSignal, RegionScale
@@ -58,6 +58,43 @@ def hold_targets(network: NetworkIR, plan: NetworkPlan) -> dict[HoldSite, HoldTa
                 )
                 out[site] = HoldTarget(key, timeouts.get(route.key, DEFAULT_COLD_START_TIMEOUT_S))
     return out
+
+
+def hold_target(
+    holds: Mapping[HoldSite, HoldTarget],
+    deployments: Collection[DeploymentKey],
+    site: HoldSite,
+) -> HoldTarget | str | None:
+    """What a request the activator got at `site` waits for: the wake its gateway waits for;
+    None when the deployment is no longer cold there (Envoy's replay finds a worker); an error
+    when no gateway routes the deployment anywhere.
+
+    A request routed by a config older than the current one names a version the deployment
+    no longer runs there (a re-applied spec changed it): it waits for the deployment's wake at
+    that gateway. The clusters do not carry versions, so once that wake serves, Envoy's replay
+    reaches the new worker; replaying at once would only come back here until Envoy has the
+    new config, and fail.
+    """
+    target = holds.get(site)
+    if target is None:
+        target = next(
+            (
+                t
+                for s, t in sorted(holds.items())
+                if (s.gateway, s.environment, s.deployment)
+                == (site.gateway, site.environment, site.deployment)
+            ),
+            None,
+        )
+    if target is not None:
+        return target
+    if DeploymentKey(site.environment, site.deployment) in deployments:
+        return None
+    return (
+        f"the activator got a request for deployment '{site.deployment}' (environment "
+        f"'{site.environment}', version '{site.version}') from gateway '{site.gateway}', which "
+        "does not route it to any region"
+    )
 
 
 def ready(

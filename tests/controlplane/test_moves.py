@@ -23,7 +23,7 @@ from controlplane.moves import (
 )
 from controlplane.policy import ResolvedDeployment
 from controlplane.policy.network import resolve_network
-from meshline.keys import TrackKey
+from meshline.keys import PlacedTrackKey, TrackKey
 from meshline.v1 import agent_pb2
 from meshline.v1.resources_pb2 import Environment
 from tests.controlplane.ir.test_build import _resolved
@@ -271,15 +271,19 @@ def test_facts_come_from_the_agents_reports() -> None:
     ] == (frozenset())
     # A placed region the autoscaler keeps at zero on purpose (cold, no worker wanted) is idle.
     scales = {
-        ("production", "d", "", "eu"): RegionScale(desired=0, cold=True),
-        ("production", "d", "", "ap"): RegionScale(desired=1, cold=True),  # waking: not idle
+        PlacedTrackKey("production", "d", "", "eu"): RegionScale(desired=0, cold=True),
+        PlacedTrackKey("production", "d", "", "ap"): RegionScale(
+            desired=1, cold=True
+        ),  # waking: not idle
     }
     idle = move_facts("production", "d", ("",), ("eu", "ap"), reports, CLUSTERS, scales).idle
     assert idle == frozenset({"eu"})
     # Back at zero because its wake crash-looped is not idle on purpose: it cannot serve, so the
     # old placement must not be let go for it.
     crashed = FailedWake(CrashLoop("rev-1", "eu-d-1", "exited with code 1"), "spec", 0.0)
-    scales[("production", "d", "", "eu")] = RegionScale(desired=0, cold=True, failed=crashed)
+    scales[PlacedTrackKey("production", "d", "", "eu")] = RegionScale(
+        desired=0, cold=True, failed=crashed
+    )
     assert (
         move_facts("production", "d", ("",), ("eu",), reports, CLUSTERS, scales).idle == frozenset()
     )

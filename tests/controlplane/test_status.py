@@ -45,7 +45,7 @@ from controlplane.status import (
     workers_verdict,
 )
 from controlplane.xds import SnapshotCache
-from meshline.keys import TrackKey
+from meshline.keys import PlacedTrackKey, TrackKey
 from meshline.v1 import agent_pb2, resources_pb2
 from tests.controlplane.xds.ads_client import AdsClient, eventually
 
@@ -308,7 +308,7 @@ def test_scaled_to_zero_only_once_no_worker_is_reported_draining(cache: Snapshot
     idle = NetworkState(
         placements=STATE.placements,
         revisions=STATE.revisions,
-        scales={("production", "d", "", "eu"): RegionScale(desired=0, cold=True)},
+        scales={PlacedTrackKey("production", "d", "", "eu"): RegionScale(desired=0, cold=True)},
     )
     registry = AgentRegistry()
     _agent(registry)
@@ -384,7 +384,7 @@ async def test_a_crash_looping_deployment_waking_from_zero_is_failed(
     waking = NetworkState(
         placements=STATE.placements,
         revisions=STATE.revisions,
-        scales={("production", "d", "", "eu"): RegionScale(desired=1, cold=True)},
+        scales={PlacedTrackKey("production", "d", "", "eu"): RegionScale(desired=1, cold=True)},
     )
     registry = AgentRegistry()
     _agent(registry)
@@ -455,7 +455,7 @@ async def test_a_broken_scale_to_zero_deployment_stays_failed_back_at_zero(
     settings = ScalingSettings(
         min_replicas=0, max_replicas=1, autoscaled=True, scale_to_zero_after_s=1
     )
-    key = ("production", "d", "", "eu")
+    key = PlacedTrackKey("production", "d", "", "eu")
     registry = AgentRegistry()
     session = registry.connect(agent_pb2.AgentHello(region="eu", gateway_address="127.0.0.1:8080"))
     state = NetworkState(placements=STATE.placements, revisions=STATE.revisions)

@@ -9,8 +9,9 @@ from dataclasses import replace
 from controlplane.autoscale import Autoscaler, CrashLoop, LoadSignal
 from controlplane.autoscale.autoscaler import NEVER_SERVED_GRACE_S, ScaleInput
 from controlplane.policy.scaling import ScalingSettings
+from meshline.keys import PlacedTrackKey
 
-KEY = ("production", "fraud", "", "eu")
+KEY = PlacedTrackKey("production", "fraud", "", "eu")
 SETTINGS = ScalingSettings(
     min_replicas=0,
     max_replicas=4,

@@ -19,9 +19,9 @@ from controlplane.ir.model import (
     Tier,
 )
 from controlplane.reconcile.plan import NetworkPlan
-from controlplane.reconcile.state import NetworkState
-from controlplane.reconcile.wakes import hold_targets, ready, wake_problem
-from meshline.keys import PlacedTrackKey
+from controlplane.reconcile.state import HoldSite, NetworkState
+from controlplane.reconcile.wakes import hold_target, hold_targets, ready, wake_problem
+from meshline.keys import DeploymentKey, PlacedTrackKey
 from meshline.v1 import agent_pb2
 from tests.controlplane.ir.test_build import _resolved
 
@@ -113,3 +113,35 @@ def test_wake_problem_says_when_a_user_must_act() -> None:
     assert not full.user_must_act and full.reason == "no capacity"
     starting = wake_problem(RegionScale(1, cold=True), LoadSignal(problem="loading"))
     assert starting.reason == "loading"
+
+
+EU_WAKE = HoldTarget(PlacedTrackKey("production", "d", "", "eu"), 30.0)
+CANARY_WAKE = HoldTarget(PlacedTrackKey("production", "d", "v2", "eu"), 30.0)
+HOLDS = {
+    HoldSite("us", "production", "d", "v1"): EU_WAKE,
+    HoldSite("us", "production", "d", "v2"): CANARY_WAKE,
+}
+RESOLVED = {DeploymentKey("production", "d")}
+
+
+@pytest.mark.parametrize(
+    ("name", "site", "expected"),
+    [
+        ("the version's own wake", HoldSite("us", "production", "d", "v2"), CANARY_WAKE),
+        # Routed by the config before a re-apply changed the version: not a replay loop.
+        (
+            "an older config's version waits for the deployment's wake there",
+            HoldSite("us", "production", "d", "v0"),
+            EU_WAKE,
+        ),
+        ("no longer cold at that gateway: replay", HoldSite("eu", "production", "d", "v1"), None),
+        (
+            "unknown deployment: an error naming it",
+            HoldSite("us", "production", "x", "v1"),
+            "the activator got a request for deployment 'x' (environment 'production', version "
+            "'v1') from gateway 'us', which does not route it to any region",
+        ),
+    ],
+)
+def test_hold_target(name: str, site: HoldSite, expected: HoldTarget | str | None) -> None:
+    assert hold_target(HOLDS, RESOLVED, site) == expected
