@@ -167,10 +167,8 @@ BOUNDS: dict[tuple[str, str], Bound] = {
 # Numeric fields the server sets; whatever a document says is replaced.
 SERVER_SET: frozenset[tuple[str, str]] = frozenset({("ModelVersion", "size_bytes")})
 
-NUMERIC_TYPES = frozenset(
+INTEGER_TYPES = frozenset(
     {
-        FieldDescriptor.TYPE_DOUBLE,
-        FieldDescriptor.TYPE_FLOAT,
         FieldDescriptor.TYPE_INT32,
         FieldDescriptor.TYPE_INT64,
         FieldDescriptor.TYPE_UINT32,
@@ -183,6 +181,8 @@ NUMERIC_TYPES = frozenset(
         FieldDescriptor.TYPE_SFIXED64,
     }
 )
+FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE})
+NUMERIC_TYPES = INTEGER_TYPES | FLOAT_TYPES
 
 
 def bound_of(message: type[Message] | Message, field: str) -> Bound:

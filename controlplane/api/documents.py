@@ -14,7 +14,7 @@ from pathlib import Path
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from controlplane.api.bounds import BOUNDS, finite, show
+from controlplane.api.bounds import BOUNDS, FLOAT_TYPES, INTEGER_TYPES, finite, show
 from controlplane.store import KINDS, AnyResource, wrap
 from meshline.v1.api_pb2 import Resource
 from meshline.v1.resources_pb2 import Deployment, Environment, Model, Region
@@ -29,19 +29,6 @@ _MESSAGES: dict[str, type[AnyResource]] = {
 }
 _TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec")
 
-_INTEGER_TYPES = {
-    FieldDescriptor.TYPE_INT32,
-    FieldDescriptor.TYPE_INT64,
-    FieldDescriptor.TYPE_UINT32,
-    FieldDescriptor.TYPE_UINT64,
-    FieldDescriptor.TYPE_SINT32,
-    FieldDescriptor.TYPE_SINT64,
-    FieldDescriptor.TYPE_FIXED32,
-    FieldDescriptor.TYPE_FIXED64,
-    FieldDescriptor.TYPE_SFIXED32,
-    FieldDescriptor.TYPE_SFIXED64,
-}
-_FLOAT_TYPES = {FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE}
 # What each integer type holds; a larger number cannot even be parsed into the message.
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
@@ -190,13 +177,13 @@ def _check_value(value: object, field: FieldDescriptor, path: str) -> None:
         if not isinstance(value, str):
             hint = " (quote it)" if isinstance(value, int | float | bool) else ""
             raise _Problem(path, f"{path}: expected a string, got {_show(value)}{hint}")
-    elif field.type in _INTEGER_TYPES:
+    elif field.type in INTEGER_TYPES:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Problem(path, f"{path}: expected an integer, got {_show(value)}")
         low, high = _INTEGER_RANGES[field.type]
         if not low <= value <= high:
             raise _Problem(path, f"{path}: {_out_of_range(field, value)}")
-    elif field.type in _FLOAT_TYPES:
+    elif field.type in FLOAT_TYPES:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _Problem(path, f"{path}: expected a number, got {_show(value)}")
         if not finite(value):
