@@ -26,3 +26,11 @@ class RolloutPhase(StrEnum):
 ROLLING = frozenset({RolloutPhase.PROGRESSING, RolloutPhase.PAUSED})
 # A rollout that ended without the new version.
 ENDED_WITHOUT_TARGET = frozenset({RolloutPhase.ROLLED_BACK, RolloutPhase.ABORTED})
+
+
+class ApiKeyPhase(StrEnum):
+    """Where an API key stands (`ApiKeyStatus.phase`)."""
+
+    ACTIVE = "Active"
+    REVOKED = "Revoked"
+    EXPIRED = "Expired"

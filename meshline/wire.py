@@ -43,3 +43,8 @@ ACTIVATOR_RETRY_VALUE = "retry"
 # Which worker and region answered.
 WORKER_HEADER = "x-meshline-worker"
 REGION_HEADER = "x-meshline-region"
+
+# --- API keys ----------------------------------------------------------------------------
+# The `iss` of every API key's token (a JWT the control plane mints, `meshline keys create`);
+# the gateways' jwt_authn provider for API keys matches it.
+MESHLINE_ISSUER = "meshline"

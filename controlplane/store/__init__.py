@@ -18,6 +18,7 @@ from controlplane.store.errors import (
 )
 from controlplane.store.resources import (
     DEFAULT_ENVIRONMENT,
+    KIND_API_KEY,
     KIND_DEPLOYMENT,
     KIND_ENVIRONMENT,
     KIND_MODEL,
@@ -40,6 +41,7 @@ __all__ = [
     "DEFAULT_ENVIRONMENT",
     "DELETED",
     "KINDS",
+    "KIND_API_KEY",
     "KIND_DEPLOYMENT",
     "KIND_ENVIRONMENT",
     "KIND_MODEL",

@@ -15,6 +15,10 @@ KIND_ENVIRONMENT = "Environment"
 KIND_DEPLOYMENT = "Deployment"
 KIND_REGION = "Region"
 KINDS: tuple[str, ...] = (KIND_MODEL, KIND_ENVIRONMENT, KIND_DEPLOYMENT, KIND_REGION)
+# API keys (controlplane/store/keys.py) are keyed and announced on the change feed like the
+# others, but are no document kind: not in KINDS, never applied or deleted with `apply`/`delete`
+# (their secrets come only from `meshline keys`).
+KIND_API_KEY = "ApiKey"
 
 # Resource.kind oneof field name -> kind name.
 _FIELD_KIND = {
@@ -39,6 +43,8 @@ class ResourceKey:
     def __str__(self) -> str:
         if self.kind == KIND_DEPLOYMENT:
             return f"deployment '{self.name}' in environment '{self.environment}'"
+        if self.kind == KIND_API_KEY:
+            return f"API key '{self.name}'"
         return f"{self.kind.lower()} '{self.name}'"
 
 

@@ -101,6 +101,29 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (region, environment, deployment))""",
         ),
     ),
+    Migration(
+        5,
+        "API keys and the public halves of their secrets (never a secret or a private key)",
+        (
+            """CREATE TABLE api_keys (
+                name TEXT PRIMARY KEY,
+                environment TEXT NOT NULL,
+                deployments TEXT NOT NULL,
+                roles TEXT NOT NULL,
+                expires_at REAL,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                rotated_at REAL,
+                revoked_at REAL)""",
+            """CREATE TABLE api_key_credentials (
+                key_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL REFERENCES api_keys(name) ON DELETE CASCADE,
+                public_key TEXT NOT NULL,
+                issued_at REAL NOT NULL,
+                valid_until REAL)""",
+            "CREATE INDEX api_key_credentials_by_name ON api_key_credentials (name, issued_at)",
+        ),
+    ),
 )
 
 

@@ -407,6 +407,20 @@ class Store:
         with self._transaction() as conn:
             yield conn
 
+    @contextmanager
+    def changing(self) -> Iterator[tuple[sqlite3.Connection, list[Change]]]:
+        """A write transaction for user configuration kept beside the resources (API keys):
+        append what it changed to the list; when that is not empty, the commit bumps the
+        revision and the change feed hears it, as after an apply."""
+        changes: list[Change] = []
+        revision = 0
+        with self._transaction() as conn:
+            yield conn, changes
+            if changes:
+                revision = _bump_revision(conn)
+        if changes:
+            self._feed.publish(ChangeEvent(revision, tuple(changes)))
+
     # ----- plumbing ---------------------------------------------------------------------------
 
     @contextmanager
