@@ -11,6 +11,7 @@ from controlplane.api.apply import apply_request, apply_resources
 from controlplane.api.delete import DeleteRefusedError, delete_resources
 from controlplane.api.dependencies import region_dependents
 from controlplane.api.errors import FIELD_ERRORS_METADATA_KEY, ApplyError, encode_field_errors
+from controlplane.api.keys import Enforcement, KeyServicer
 from controlplane.api.registry import (
     VersionExistsError,
     delete_version,
@@ -421,10 +422,12 @@ def add_api_to_server(
     status: StatusProvider,
     rollouts: RolloutController | None = None,
     artifacts: ArtifactStore | None = None,
+    key_enforcement: Enforcement | None = None,
 ) -> None:
     """Register every management service on a grpc.aio server.
 
-    `artifacts` defaults to the artifact store of the database's state directory."""
+    `artifacts` defaults to the artifact store of the database's state directory;
+    `key_enforcement` fills the regions that enforce each API key (KeyServicer)."""
     artifacts = artifacts or ArtifactStore.beside(store.path)
     api_pb2_grpc.add_ApplyServiceServicer_to_server(ApplyServicer(store, artifacts), server)
     api_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(store, artifacts), server)
@@ -433,5 +436,6 @@ def add_api_to_server(
         DeploymentServicer(store, status, artifacts), server
     )
     api_pb2_grpc.add_RegionServiceServicer_to_server(RegionServicer(store, status), server)
+    api_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(store, key_enforcement), server)
     if rollouts is not None:
         api_pb2_grpc.add_RolloutServiceServicer_to_server(RolloutServicer(store, rollouts), server)
