@@ -161,6 +161,18 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     # traffic: weighted_clusters weights; the mirror's runtime_fraction is per million.
     ("VersionWeight", "weight"): Bound(0, 100, PERCENT),
     ("MirrorPolicy", "percent"): Bound(0.0001, 100, PERCENT),
+    # access: HttpConnectionManager.xff_num_trusted_hops (uint32). Real chains in front of a
+    # gateway are short (a CDN, a load balancer, an ingress): more than 10 is a wrong count, and
+    # a count above the real chain reads an x-forwarded-for entry the client wrote itself.
+    ("Firewall", "trusted_hops"): Bound(0, 10, "trusted proxies", ((0, "the connecting peer"),)),
+    # rate: a token bucket per entry gateway (local_ratelimit's TokenBucket: max_tokens and
+    # tokens_per_fill uint32 above 0, fill_interval a duration). 0 requests per second would
+    # mean "refuse everything" (an access policy's job), and a rate near 0 a refill interval
+    # beyond any duration Envoy holds: at least one request per 1000 s.
+    ("RateLimit", "requests_per_second"): Bound(0.001, 1_000_000, "requests per second"),
+    ("RateLimit", "burst"): Bound(
+        1, 1_000_000_000, "requests", _default("requests_per_second rounded up")
+    ),
     # Region capacity (placement, not Envoy).
     ("RegionSpec", "max_replicas"): Bound(0, 100_000, "", ((0, "unlimited"),)),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from controlplane.api.access_checks import check_access, check_access_across, check_rate
 from controlplane.api.bounds import within
 from controlplane.api.errors import DocumentErrors
 from controlplane.api.index import ResourceIndex
@@ -22,6 +23,7 @@ from controlplane.policy.settings import (
     STRATEGIES,
     RoutingSettings,
 )
+from controlplane.store import KIND_DEPLOYMENT, KIND_ENVIRONMENT, ResourceKey
 from meshline.v1.resources_pb2 import (
     Deployment,
     FailoverPolicy,
@@ -50,6 +52,12 @@ def check_policies(
     deployment: Deployment | None = None,
 ) -> None:
     seen_types: dict[str, int] = {}
+    # Whose policies these are, for the rules across resources.
+    owner = (
+        ResourceKey(KIND_ENVIRONMENT, out.name)
+        if deployment is None
+        else ResourceKey(KIND_DEPLOYMENT, deployment.metadata.name, deployment.spec.environment)
+    )
     for i, policy in enumerate(policies):
         path = f"spec.policies[{i}]"
         if on_environment and policy.mode not in POLICY_MODES:
@@ -84,7 +92,12 @@ def check_policies(
             _check_failover(out, here, policy.failover, index)
         elif rule == "offload":
             _check_offload(out, here, policy.offload, index)
-        elif deployment is not None:
+        elif rule == "access":
+            check_access(out, here, policy.access)
+            check_access_across(out, here, policy.access, owner, index)
+        elif rule == "rate":
+            check_rate(out, here, policy.rate)
+        elif rule == "traffic" and deployment is not None:
             _check_traffic(out, here, policy.traffic, deployment, index)
 
 

@@ -177,8 +177,43 @@ def probes(artifact: Path) -> dict[tuple[str, str], Probe]:
             "traffic.mirror.percent",
             lambda v: {"traffic": {"mirror": {"version": "v2", "percent": v}}},
         ),
+        ("Firewall", "trusted_hops"): _policy(
+            "access.firewall.trusted_hops",
+            lambda v: {"access": {"firewall": {"trusted_hops": v}}},
+        ),
+        ("RateLimit", "requests_per_second"): _policy(
+            "rate.deployment.requests_per_second",
+            lambda v: {"rate": {"deployment": {"requests_per_second": v}}},
+        ),
+        ("RateLimit", "burst"): _policy(
+            "rate.principal.burst",
+            lambda v: {"rate": {"principal": {"requests_per_second": 10, "burst": v}}},
+        ),
         ("RegionSpec", "max_replicas"): Probe("spec.max_replicas", region),
     }
+
+
+# Fields that hold one value across the whole mesh (every firewall uses the same hop count):
+# two probes with different in-range values in one apply would refuse each other.
+ONE_PER_MESH: frozenset[tuple[str, str]] = frozenset({("Firewall", "trusted_hops")})
+
+
+def one_per_mesh_rounds(
+    values: list[tuple[tuple[str, str], float]],
+) -> list[list[tuple[tuple[str, str], float]]]:
+    """`values` in applies that each hold at most one in-range value of a ONE_PER_MESH field:
+    the first round everything else, then one round per further such value."""
+    first: list[tuple[tuple[str, str], float]] = []
+    later: list[list[tuple[tuple[str, str], float]]] = []
+    taken: set[tuple[str, str]] = set()
+    for key, value in values:
+        if key in ONE_PER_MESH and inside(BOUNDS[key], value):
+            if key in taken:
+                later.append([(key, value)])
+                continue
+            taken.add(key)
+        first.append((key, value))
+    return [first, *later]
 
 
 def is_integer_field(key: tuple[str, str]) -> bool:
