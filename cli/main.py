@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.client import gateway, lifecycle, resources, rollout, wait
+from cli.client import gateway, keys, lifecycle, resources, rollout, wait
 from cli.client.models import app as models_app
 from cli.client.release import release
 from cli.server import commands as server
@@ -33,6 +33,7 @@ app.command()(resources.get)
 app.command()(resources.delete)
 app.command()(gateway.infer)
 app.add_typer(models_app, name="models")
+app.add_typer(keys.app, name="keys")
 app.command(name="release")(release)
 
 if __name__ == "__main__":

@@ -70,6 +70,10 @@ class ApiClient:
     def rollouts(self) -> api_pb2_grpc.RolloutServiceStub:
         return api_pb2_grpc.RolloutServiceStub(self.channel)
 
+    @property
+    def keys(self) -> api_pb2_grpc.KeyServiceStub:
+        return api_pb2_grpc.KeyServiceStub(self.channel)
+
 
 @contextmanager
 def api_client(address: str) -> Iterator[ApiClient]:

@@ -72,7 +72,8 @@ def _expiry(
                 ("expires_in_s", f"must be a positive number of seconds, not {seconds}")
             )
             return None
-        return math.ceil(now + seconds)
+        # From the token's `iat` (whole seconds), so `exp - iat` is the duration asked for.
+        return math.floor(now) + math.ceil(seconds)
     if not text:
         return None
     try:
