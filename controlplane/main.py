@@ -19,6 +19,7 @@ from controlplane.agents.registry import AgentRegistry, region_spec
 from controlplane.agents.service import AgentService
 from controlplane.api import add_api_to_server
 from controlplane.api.registration import register_region
+from controlplane.forwarding import load_or_create_secret
 from controlplane.ir.build import activator_endpoint
 from controlplane.metrics import MetricsServer
 from controlplane.reconcile import Reconciler
@@ -76,6 +77,9 @@ class ControlPlaneConfig:
         return self.state_dir / "artifacts"
 
 
+FORWARDING_SECRET_FILE = "forwarding.key"
+
+
 async def serve(config: ControlPlaneConfig) -> None:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -89,7 +93,13 @@ async def serve(config: ControlPlaneConfig) -> None:
     cache = SnapshotCache(epoch=store.epoch)
     registry = AgentRegistry()
     rollouts = RolloutController(store)
-    reconciler = Reconciler(store, registry, cache, rollouts=rollouts)
+    reconciler = Reconciler(
+        store,
+        registry,
+        cache,
+        rollouts=rollouts,
+        forward_secret=load_or_create_secret(config.state_dir / FORWARDING_SECRET_FILE),
+    )
     rollouts.on_change = reconciler.trigger  # a retry or abort reaches the gateways at once
     status = LiveStatus(cache, registry, lambda: reconciler.state, reconciler.autoscaler.ledger)
     activator = Activator(reconciler.hold_target, reconciler.trigger)

@@ -28,6 +28,13 @@ def authority(deployment: str, environment: str) -> str:
 # Set (to the entry region) on requests a gateway forwards to another region's gateway.
 # A request that carries it is served by local workers only: it is never forwarded again.
 HOP_HEADER = "x-meshline-hop"
+# The sending gateway's secret token on every request it forwards: only a request with a peer's
+# token is served as forwarded (a client cannot set the hop marker itself). Stripped before a
+# worker sees the request.
+FORWARD_TOKEN_HEADER = "x-meshline-forward-token"
+# Who called: the API key's name or the JWT's subject, as the entry gateway verified it. Any
+# value a client sends is replaced (or removed when the caller is anonymous).
+PRINCIPAL_HEADER = "x-meshline-principal"
 # Which region's gateway the request entered at (on every response).
 ENTRY_REGION_HEADER = "x-meshline-entry-region"
 # The region of the gateway that sends a request upstream (on every forwarded request): the

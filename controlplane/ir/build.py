@@ -17,10 +17,15 @@ from controlplane.ir.model import (
     TIER_GATEWAY,
     TIER_LOCAL,
     Backend,
+    Credentials,
     DeploymentRoute,
     Endpoint,
+    Forwarding,
     GatewayIR,
+    Issuer,
     NetworkIR,
+    PeerToken,
+    PublicKey,
     Tier,
 )
 from controlplane.policy import ResolvedDeployment, offload_targets, tier_order
@@ -108,8 +113,13 @@ def build_network(
     offload: Mapping[PlacedDeploymentKey, int] | None = None,
     cold: ColdRegions | None = None,
     leaving: Mapping[DeploymentKey, tuple[str, ...]] | None = None,
+    keys: Sequence[PublicKey] = (),
+    forward_tokens: Mapping[str, str] | None = None,
 ) -> NetworkIR:
     """One GatewayIR per region with a gateway; a route on it for every deployment it can reach.
+
+    `keys`: the API key secrets that work now (every gateway verifies them all; scope is checked
+    per route). `forward_tokens`: each region's token for the requests its gateway forwards.
 
     `leaving`: regions a placement change moves a deployment away from that keep serving it
     until the new placement does (controlplane/moves.py): their own gateway still prefers its
@@ -132,8 +142,32 @@ def build_network(
             )
             if route is not None:
                 routes.append(route)
-        result.append(GatewayIR(region, address.host, address.port, tuple(routes)))
+        tokens = forward_tokens or {}
+        result.append(
+            GatewayIR(
+                region,
+                address.host,
+                address.port,
+                tuple(routes),
+                credentials=Credentials(tuple(keys), _issuers(routes)),
+                forwarding=Forwarding(
+                    tokens.get(region, ""),
+                    tuple(
+                        PeerToken(peer, tokens[peer])
+                        for peer in sorted(gateways)
+                        if peer != region and peer in tokens
+                    ),
+                ),
+            )
+        )
     return NetworkIR(gateways=tuple(result))
+
+
+def _issuers(routes: Sequence[DeploymentRoute]) -> tuple[Issuer, ...]:
+    """Every identity provider the routes' access rules name, once (apply keeps one issuer to
+    one set of keys)."""
+    found = {i.issuer: i for r in routes for i in r.access.issuers}
+    return tuple(Issuer.of(found[name]) for name in sorted(found))
 
 
 def _route(
@@ -218,6 +252,8 @@ def _route(
         health_check=dep.failover.health_check,
         outlier=dep.failover.outlier,
         offload_percent=percent if targets else 0,
+        access=dep.access,
+        rate=dep.rate,
     )
 
 

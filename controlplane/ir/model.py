@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from controlplane.ir import names
 from controlplane.ir.names import NO_CLUSTERS, ClusterNames
+from controlplane.policy.access import AccessSettings, JwtIssuer, RateSettings
 from controlplane.policy.settings import (
     STRATEGY_DEFAULT,
     HealthCheckSettings,
@@ -96,6 +97,9 @@ class DeploymentRoute:
     offload_percent: int = 0
     # Runs nothing: every request gets "deployment X is deactivated".
     deactivated: bool = False
+    # Who may call it (checked by the entry gateway, never again after a hop) and how often.
+    access: AccessSettings = field(default_factory=AccessSettings)
+    rate: RateSettings = field(default_factory=RateSettings)
     # The base of every Envoy name of this route (route, virtual host, clusters): assigned
     # here, once, from the naming scheme in `controlplane.ir.names`; translate reads it.
     name: str = ""
@@ -159,6 +163,61 @@ def _named(backend: Backend, base: str) -> Backend:
 
 
 @dataclass(frozen=True)
+class PublicKey:
+    """The public half of one working API key secret (the Ed25519 key that signed it)."""
+
+    key_id: str
+    x: str  # base64url raw public key, the JWK's `x`
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """An identity provider whose tokens a gateway verifies, with the Envoy names it needs."""
+
+    issuer: str
+    jwks: str = ""
+    jwks_uri: str = ""
+    provider_name: str = ""
+    # The cluster Envoy fetches `jwks_uri` through ("" with inline keys).
+    cluster_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.provider_name:
+            object.__setattr__(self, "provider_name", names.jwt_provider(self.issuer))
+        if self.jwks_uri and not self.cluster_name:
+            object.__setattr__(self, "cluster_name", names.jwks_cluster(self.issuer))
+
+    @staticmethod
+    def of(issuer: JwtIssuer) -> Issuer:
+        return Issuer(issuer.issuer, issuer.jwks, issuer.jwks_uri)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a gateway verifies callers with: meshline's API keys and the users' own issuers."""
+
+    keys: tuple[PublicKey, ...] = ()
+    issuers: tuple[Issuer, ...] = ()
+
+
+@dataclass(frozen=True)
+class PeerToken:
+    """The token a region's gateway sends on the requests it forwards."""
+
+    region: str
+    token: str
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    """How gateways tell a forwarded request from a client pretending to be a gateway: the
+    sender adds its region's token, the receiver accepts only its peers' tokens."""
+
+    token: str = ""  # this gateway's own
+    peers: tuple[PeerToken, ...] = ()
+
+
+@dataclass(frozen=True)
 class GatewayIR:
     """Everything one region's Envoy serves."""
 
@@ -166,9 +225,17 @@ class GatewayIR:
     listen_host: str
     listen_port: int
     routes: tuple[DeploymentRoute, ...] = ()
+    credentials: Credentials = field(default_factory=Credentials)
+    forwarding: Forwarding = field(default_factory=Forwarding)
     listener_name: str = names.LISTENER_NAME
     route_config_name: str = names.ROUTE_CONFIG_NAME
     stat_prefix: str = names.STAT_PREFIX
+
+    @property
+    def trusted_hops(self) -> int:
+        """x-forwarded-for hops the listener trusts: the one count every firewall agrees on
+        (apply refuses two different ones)."""
+        return max((f.trusted_hops for r in self.routes for f in r.access.firewalls), default=0)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,23 @@ Nothing parses a name back.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 LISTENER_NAME = "gateway"
 ROUTE_CONFIG_NAME = "gateway"
 STAT_PREFIX = "gateway"
+
+# The listener's own HTTP filters (instances of Envoy filters, named by us): per-route configs
+# are keyed by these names, so a route can switch each one's rules. The configs of jwt_authn
+# and the rate limit change while Envoy runs (keys, limits): they come by ECDS as resources of
+# these same names, so an update reaches the next request on every open connection too.
+FIREWALL_FILTER = "meshline.firewall"
+JWT_AUTHN_FILTER = "meshline.jwt_authn"
+ACCESS_FILTER = "meshline.access"
+RATE_LIMIT_FILTER = "meshline.rate"
+# The jwt_authn provider of meshline's own API keys.
+MESHLINE_KEYS_PROVIDER = "meshline-keys"
 
 _GRPC_SUFFIX = ".grpc"
 _HTTP_SUFFIX = ".http"
@@ -67,3 +79,17 @@ def route_name(base: str, kind: str) -> str:
 def gateway_hostname(region: str) -> str:
     """The EDS hostname of `region`'s gateway as a host of other gateways' clusters."""
     return f"gateway.{region}"
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def jwt_provider(issuer: str) -> str:
+    """The jwt_authn provider of a user's identity provider (an issuer URL is no name)."""
+    return f"issuer-{_short_hash(issuer)}"
+
+
+def jwks_cluster(issuer: str) -> str:
+    """The cluster a gateway fetches an issuer's JWKS through."""
+    return f"jwks-{_short_hash(issuer)}"

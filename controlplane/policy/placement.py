@@ -17,6 +17,7 @@ from itertools import combinations
 from controlplane.policy.rules import (
     ORIGIN_DEPLOYMENT,
     ORIGIN_ENVIRONMENT,
+    RESTRICTIVE_TYPES,
     SET_VALUED_TYPES,
     PlacementError,
     SourcedPolicy,
@@ -88,7 +89,7 @@ def effective_policies(
             overridden.append(Overridden(policy, own))
     for policy in dep_policies:
         winner = env_mandatory.get(policy.rule_type)
-        if winner is None or policy.rule_type in SET_VALUED_TYPES:
+        if winner is None or policy.rule_type in RESTRICTIVE_TYPES:
             applied.append(policy)
         else:
             overridden.append(Overridden(policy, winner))

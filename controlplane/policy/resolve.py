@@ -1,11 +1,17 @@
 """A deployment's effective policies as typed settings: placement, routing, failover, offload,
-traffic. Pure: the same resources always resolve to the same result."""
+traffic, access, rate. Pure: the same resources always resolve to the same result."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from controlplane.policy.access import (
+    AccessSettings,
+    RateSettings,
+    access_settings,
+    rate_settings,
+)
 from controlplane.policy.placement import Overridden, Placement, resolve_placement
 from controlplane.policy.rules import SourcedPolicy
 from controlplane.policy.scaling import ScalingSettings, scaling_settings
@@ -48,6 +54,9 @@ class ResolvedDeployment:
     scaling: ScalingSettings = field(default_factory=lambda: ScalingSettings.fixed(1))
     # Kept in the network (placement, status) but runs nothing and answers a clear error.
     deactivated: bool = False
+    # Who may call it and how often (checked by the entry gateway).
+    access: AccessSettings = field(default_factory=AccessSettings)
+    rate: RateSettings = field(default_factory=RateSettings)
 
     @property
     def key(self) -> DeploymentKey:
@@ -122,6 +131,8 @@ def resolve_deployment(
         offload=offload_settings(offload.policy.offload if offload else None),
         scaling=scaling,
         deactivated=deployment.spec.deactivated,
+        access=access_settings(placement.applied),
+        rate=rate_settings(placement.applied),
     )
 
 

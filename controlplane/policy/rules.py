@@ -1,8 +1,10 @@
 """Policies with where they came from, how each type collides, and the region tests.
 
 `location` and `flavor` are set-valued: every applying policy of the type restricts, so they
-intersect. The other types hold one value: the mandatory environment policy wins, otherwise the
-deployment's own replaces an optional environment one.
+intersect. `access` and `rate` restrict too: a mandatory environment rule and the deployment's
+own must both allow (every applying rate limit holds). The other types hold one value: the
+mandatory environment policy wins, otherwise the deployment's own replaces an optional
+environment one.
 """
 
 from __future__ import annotations
@@ -21,8 +23,19 @@ MODE_MANDATORY = "mandatory"
 MODE_OPTIONAL = "optional"
 POLICY_MODES: tuple[str, ...] = ("", MODE_MANDATORY, MODE_OPTIONAL)
 
-POLICY_TYPES: tuple[str, ...] = ("location", "flavor", "routing", "failover", "offload", "traffic")
+POLICY_TYPES: tuple[str, ...] = (
+    "location",
+    "flavor",
+    "routing",
+    "failover",
+    "offload",
+    "traffic",
+    "access",
+    "rate",
+)
 SET_VALUED_TYPES: frozenset[str] = frozenset({"location", "flavor"})
+# Types where a mandatory environment policy and the deployment's own both apply.
+RESTRICTIVE_TYPES: frozenset[str] = SET_VALUED_TYPES | {"access", "rate"}
 # Splits and mirrors name versions of one model: they belong to a deployment.
 DEPLOYMENT_ONLY_TYPES: frozenset[str] = frozenset({"traffic"})
 

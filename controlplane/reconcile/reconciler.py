@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import time
 
 from controlplane.activator import Activator, HoldRequest, HoldTarget
 from controlplane.agents.registry import AgentRegistry, AgentSession
 from controlplane.autoscale import Autoscaler, LoadSignal, load_signals
+from controlplane.forwarding import forward_tokens
 from controlplane.ir.build import ColdRegions, GatewayAddress, build_network
 from controlplane.ir.index import ClusterIndex
-from controlplane.ir.model import Endpoint
+from controlplane.ir.model import Endpoint, PublicKey
 from controlplane.moves import MoveTracker
 from controlplane.offload import COOLDOWN_S as OFFLOAD_COOLDOWN_S
 from controlplane.offload import OffloadController
@@ -36,6 +39,7 @@ from controlplane.reconcile.wakes import (
 )
 from controlplane.rollout import RolloutController, RolloutView
 from controlplane.store import Store
+from controlplane.store.keys import KeyCredential, active_credentials
 from controlplane.store.quarantines import load_regions
 from controlplane.xds.cache import SnapshotCache
 from meshline.keys import DeploymentKey, PlacedTrackKey, TrackKey
@@ -54,8 +58,14 @@ class Reconciler:
         cache: SnapshotCache,
         autoscaler: Autoscaler | None = None,
         rollouts: RolloutController | None = None,
+        forward_secret: bytes | None = None,
     ) -> None:
         self.store = store
+        # Each region's forwarding token derives from it (controlplane/forwarding.py); a
+        # process-local one when none is kept (tests).
+        self.forward_secret = forward_secret or secrets.token_bytes(32)
+        # The API key secrets that work now; the next time one stops (rotation grace, expiry).
+        self._credentials: tuple[KeyCredential, ...] = ()
         self.rollouts = rollouts
         self.registry = registry
         self.cache = cache
@@ -93,6 +103,7 @@ class Reconciler:
                 self.autoscaler.next_check_s(),
                 self.rollouts.next_check_s() if self.rollouts is not None else None,
                 self.moves.next_check_s(),
+                self._next_credential_change_s(),
             ):
                 if check is not None:
                     timeouts.append(check)
@@ -107,6 +118,11 @@ class Reconciler:
                 self.rebuild()
             except Exception:
                 log.exception("rebuild failed; keeping the last good config")
+
+    def _next_credential_change_s(self) -> float | None:
+        """Seconds until a working secret stops (its gateways must stop taking it then)."""
+        ends = [c.valid_until for c in self._credentials if c.valid_until is not None]
+        return max(0.0, min(ends) - time.time()) if ends else None
 
     # -- one pass ------------------------------------------------------------------------
 
@@ -149,6 +165,7 @@ class Reconciler:
             {name: r.spec.max_replicas for name, r in plan.regions.items()},
         )
         cold = frozenset(k for k, scale in plan.state.scales.items() if scale.cold)
+        self._credentials = active_credentials(self.store, time.time())
         network = build_network(
             plan.resolved,
             plan.regions,
@@ -157,6 +174,8 @@ class Reconciler:
             offload,
             ColdRegions(cold, self.activator_endpoint),
             {k: move.keep for k, move in plan.state.moves.items()},
+            keys=[PublicKey(c.key_id, c.public_key) for c in self._credentials],
+            forward_tokens=forward_tokens(self.forward_secret, sessions),
         )
         plan.state.clusters = ClusterIndex.of(network)
         plan.state.holds = hold_targets(network, plan)

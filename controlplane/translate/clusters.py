@@ -60,8 +60,9 @@ LB_POLICIES = {
 PROBE_HOP = "probe"
 
 
-def build_clusters(route: DeploymentRoute) -> list[cluster_pb2.Cluster]:
-    """Per backend: `.grpc` and `.http` over its tiers, and `~local` twins where it runs here."""
+def build_clusters(route: DeploymentRoute, forward_token: str = "") -> list[cluster_pb2.Cluster]:
+    """Per backend: `.grpc` and `.http` over its tiers, and `~local` twins where it runs here.
+    `forward_token`: this gateway's token, which its probes of other gateways carry."""
     clusters = []
     for backend in route.backends:
         pairs = [backend.clusters]
@@ -69,27 +70,34 @@ def build_clusters(route: DeploymentRoute) -> list[cluster_pb2.Cluster]:
             pairs.append(backend.local_clusters)
         for pair in pairs:
             clusters += [
-                _grpc_cluster(pair.grpc, route, backend),
-                _http_cluster(pair.http, route, backend),
+                _grpc_cluster(pair.grpc, route, backend, forward_token),
+                _http_cluster(pair.http, route, backend, forward_token),
             ]
     return clusters
 
 
-def probe_headers(route: DeploymentRoute, backend: Backend) -> list[tuple[str, str]]:
+def probe_headers(
+    route: DeploymentRoute, backend: Backend, forward_token: str = ""
+) -> list[tuple[str, str]]:
     """Identify the backend to a gateway on the far end; workers ignore them.
 
     A gateway in another region answers the probe from its own workers of that version
     (hop marker set), so the probe passes only while that region can really serve.
     """
-    return [
+    headers = [
         (wire.DEPLOYMENT_HEADER, route.deployment),
         (wire.ENVIRONMENT_HEADER, route.environment),
         (wire.VERSION_HEADER, backend.version),
         (wire.HOP_HEADER, PROBE_HOP),
     ]
+    if forward_token:
+        headers.append((wire.FORWARD_TOKEN_HEADER, forward_token))
+    return headers
 
 
-def _grpc_cluster(name: str, route: DeploymentRoute, backend: Backend) -> cluster_pb2.Cluster:
+def _grpc_cluster(
+    name: str, route: DeploymentRoute, backend: Backend, forward_token: str
+) -> cluster_pb2.Cluster:
     cluster = _eds_cluster(name, route)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http2_protocol_options.CopyFrom(http2_options())
@@ -101,13 +109,15 @@ def _grpc_cluster(name: str, route: DeploymentRoute, backend: Backend) -> cluste
     grpc_check = check.grpc_health_check
     # Envoy's default authority is the cluster name, and '@' (split legs) is not valid there.
     grpc_check.authority = route.authority
-    for key, value in probe_headers(route, backend):
+    for key, value in probe_headers(route, backend, forward_token):
         grpc_check.initial_metadata.append(header_value_option(key, value))
     cluster.health_checks.append(check)
     return cluster
 
 
-def _http_cluster(name: str, route: DeploymentRoute, backend: Backend) -> cluster_pb2.Cluster:
+def _http_cluster(
+    name: str, route: DeploymentRoute, backend: Backend, forward_token: str
+) -> cluster_pb2.Cluster:
     cluster = _eds_cluster(name, route)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http_protocol_options.SetInParent()
@@ -118,7 +128,7 @@ def _http_cluster(name: str, route: DeploymentRoute, backend: Backend) -> cluste
     http_check = check.http_health_check
     http_check.path = READY_PATH
     http_check.host = route.authority
-    for key, value in probe_headers(route, backend):
+    for key, value in probe_headers(route, backend, forward_token):
         http_check.request_headers_to_add.append(header_value_option(key, value))
     cluster.health_checks.append(check)
     return cluster

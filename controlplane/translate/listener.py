@@ -9,13 +9,17 @@ from __future__ import annotations
 from envoy.config.core.v3 import address_pb2, protocol_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.http.grpc_stats.v3 import config_pb2 as grpc_stats_pb2
+from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2 as jwt_pb2
+from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from google.protobuf.message import Message
 
+from controlplane.ir import names
 from controlplane.ir.model import GatewayIR
-from controlplane.translate import path_metadata, wellknown
+from controlplane.translate import access, denials, path_metadata, wellknown
 from controlplane.translate.clusters import ads_config_source, http2_options
 from controlplane.translate.pb import boolean, duration, packed
 
@@ -61,14 +65,28 @@ def http_connection_manager(gateway: GatewayIR) -> hcm_pb2.HttpConnectionManager
         request_headers_timeout=duration(REQUEST_HEADERS_TIMEOUT_S),
         drain_timeout=duration(DRAIN_TIMEOUT_S),
         use_remote_address=boolean(True),
+        # A firewall rule that trusts proxies in front of the gateway reads the client's
+        # address from x-forwarded-for this many hops from the right.
+        xff_num_trusted_hops=gateway.trusted_hops,
         normalize_path=boolean(True),
         merge_slashes=True,
+        local_reply_config=denials.local_reply_config(),
     )
     manager.rds.route_config_name = gateway.route_config_name
     manager.rds.config_source.CopyFrom(ads_config_source())
+    # Refusals before anything else, in this order: the caller's address, the credential, the
+    # access rules on the verified identity, the rate. Forwarded requests (hop routes) were
+    # checked at their entry gateway: their routes switch none of these on.
     manager.http_filters.extend(
         [
             path_metadata.listener_filter(),
+            hcm_pb2.HttpFilter(
+                name=names.FIREWALL_FILTER,
+                typed_config=packed(access.listener_firewall(gateway.forwarding)),
+            ),
+            _discovered(names.JWT_AUTHN_FILTER, jwt_pb2.JwtAuthentication),
+            hcm_pb2.HttpFilter(name=names.ACCESS_FILTER, typed_config=packed(access.empty_rules())),
+            _discovered(names.RATE_LIMIT_FILTER, local_rate_limit_pb2.LocalRateLimit),
             grpc_stats_filter(),
             hcm_pb2.HttpFilter(
                 name=wellknown.ROUTER_FILTER, typed_config=packed(router_pb2.Router())
@@ -76,6 +94,16 @@ def http_connection_manager(gateway: GatewayIR) -> hcm_pb2.HttpConnectionManager
         ]
     )
     return manager
+
+
+def _discovered(name: str, message: type[Message]) -> hcm_pb2.HttpFilter:
+    """A filter whose config comes by ECDS: Envoy subscribes to the resource named like the
+    filter."""
+    http_filter = hcm_pb2.HttpFilter(name=name)
+    discovery = http_filter.config_discovery
+    discovery.config_source.CopyFrom(ads_config_source())
+    discovery.type_urls.append(f"type.googleapis.com/{message.DESCRIPTOR.full_name}")
+    return http_filter
 
 
 def grpc_stats_filter() -> hcm_pb2.HttpFilter:

@@ -1,4 +1,5 @@
-"""Deployment name parsed from a REST path, for the 404 that must name it.
+"""Deployment name parsed from a REST path, for the 404 that must name it; and the mark of a
+route's own refusal.
 
 Envoy's formatter cannot cut a path apart, so the header_to_metadata filter copies the
 `{deployment}` segment of `/v2/models/{deployment}/...` into dynamic metadata, where the
@@ -36,6 +37,21 @@ def enabled_on_route() -> dict[str, any_pb2.Any]:
     return {
         wellknown.HEADER_TO_METADATA_FILTER: packed(
             route_components_pb2.FilterConfig(config=packed(_config()))
+        )
+    }
+
+
+def own_answer_on_route() -> dict[str, any_pb2.Any]:
+    """typed_per_filter_config that marks a route's own refusal (controlplane/translate/
+    denials.py leaves marked answers as they are)."""
+    rule = header_to_metadata_pb2.Config.Rule(header=":path")
+    rule.on_header_present.metadata_namespace = wellknown.METADATA_NAMESPACE
+    rule.on_header_present.key = wellknown.METADATA_OWN_ANSWER_KEY
+    rule.on_header_present.value = "true"
+    config = header_to_metadata_pb2.Config(request_rules=[rule])
+    return {
+        wellknown.HEADER_TO_METADATA_FILTER: packed(
+            route_components_pb2.FilterConfig(config=packed(config))
         )
     }
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.core.v3.extension_pb2 import TypedExtensionConfig
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
@@ -26,15 +27,19 @@ class EnvoyResources:
     endpoints: dict[str, ClusterLoadAssignment]
     listeners: dict[str, Listener]
     routes: dict[str, RouteConfiguration]
+    # ECDS: filter configs that change while Envoy runs (credentials, rate limits).
+    extensions: dict[str, TypedExtensionConfig] = field(default_factory=dict)
     # Resource name -> the deployment route it was generated from (clusters and endpoints; the
     # listener and route table are shared). Set while translating: no name is parsed back.
     owners: Mapping[str, DeploymentKey] = field(default_factory=lambda: MappingProxyType({}))
 
     def by_type_url(self) -> dict[str, dict[str, Message]]:
-        """Resources by xDS type URL, in make-before-break push order (CDS, EDS, LDS, RDS)."""
+        """Resources by xDS type URL, in make-before-break push order (CDS, EDS, ECDS, LDS,
+        RDS)."""
         return {
             wellknown.CLUSTER_TYPE_URL: dict(self.clusters),
             wellknown.ENDPOINT_TYPE_URL: dict(self.endpoints),
+            wellknown.EXTENSION_CONFIG_TYPE_URL: dict(self.extensions),
             wellknown.LISTENER_TYPE_URL: dict(self.listeners),
             wellknown.ROUTE_TYPE_URL: dict(self.routes),
         }

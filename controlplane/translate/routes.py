@@ -26,7 +26,15 @@ from envoy.type.v3 import percent_pb2
 
 from controlplane.ir import names
 from controlplane.ir.model import Backend, DeploymentRoute, GatewayIR
-from controlplane.translate import path_metadata, responses
+from controlplane.translate import (
+    access,
+    denials,
+    jwt,
+    path_metadata,
+    ratelimit,
+    responses,
+    wellknown,
+)
 from controlplane.translate.clusters import READY_PATH
 from controlplane.translate.pb import duration, uint32
 from controlplane.translate.retries import retry_policy
@@ -43,6 +51,7 @@ DEFAULT_VIRTUAL_HOST = "default"
 _DEPLOYMENT = f"%REQ({wire.DEPLOYMENT_HEADER})%"
 _ENVIRONMENT = f"%REQ({wire.ENVIRONMENT_HEADER})%"
 _VERSION = f"%REQ({wire.VERSION_HEADER})%"
+_VERIFIED_SUBJECT = f"%DYNAMIC_METADATA({wellknown.JWT_AUTHN_METADATA}:{access.PAYLOAD_KEY}:sub)%"
 
 
 @dataclass(frozen=True)
@@ -70,38 +79,38 @@ def build_route_configuration(gateway: GatewayIR) -> route_pb2.RouteConfiguratio
     config.response_headers_to_add.append(
         responses.response_header(wire.ENTRY_REGION_HEADER, gateway.region)
     )
-    config.virtual_hosts.extend(_authority_virtual_host(d, gateway.region) for d in deployments)
+    config.virtual_hosts.extend(_authority_virtual_host(d, gateway) for d in deployments)
     default = config.virtual_hosts.add(name=DEFAULT_VIRTUAL_HOST, domains=["*"])
     for deployment in deployments:
-        default.routes.extend(_hop_routes(deployment, gateway.region))
+        default.routes.extend(_hop_routes(deployment, gateway))
     default.routes.append(_unknown_probe())
     default.routes.extend(_health_routes())
     for deployment in deployments:
         for form in _header_forms(deployment):
-            default.routes.extend(_deployment_routes(deployment, form, gateway.region))
+            default.routes.extend(_deployment_routes(deployment, form, gateway))
     for deployment in deployments:
         for form in _path_forms(deployment):
-            default.routes.extend(_deployment_routes(deployment, form, gateway.region))
+            default.routes.extend(_deployment_routes(deployment, form, gateway))
     default.routes.extend(_catch_all_routes())
     return config
 
 
 def _authority_virtual_host(
-    deployment: DeploymentRoute, region: str
+    deployment: DeploymentRoute, gateway: GatewayIR
 ) -> route_components_pb2.VirtualHost:
     authority = deployment.authority
     host = route_components_pb2.VirtualHost(
         name=names.authority_virtual_host(deployment.name),
         domains=[authority, f"{authority}:*"],
     )
-    host.routes.extend(_hop_routes(deployment, region))
+    host.routes.extend(_hop_routes(deployment, gateway))
     host.routes.append(_unknown_probe())
     host.routes.extend(_health_routes())
     host.routes.extend(
-        _deployment_routes(deployment, _Form("grpc.authority", True, (), True), region)
+        _deployment_routes(deployment, _Form("grpc.authority", True, (), True), gateway)
     )
     host.routes.extend(
-        _deployment_routes(deployment, _Form("http.authority", False, (), True), region)
+        _deployment_routes(deployment, _Form("http.authority", False, (), True), gateway)
     )
     rest = Route(
         name=names.route_name(deployment.name, "not-found.authority"), match=RouteMatch(prefix="/")
@@ -132,7 +141,7 @@ def _path_forms(deployment: DeploymentRoute) -> list[_Form]:
     ]
 
 
-def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) -> list[Route]:
+def _deployment_routes(deployment: DeploymentRoute, form: _Form, gateway: GatewayIR) -> list[Route]:
     """Pinned versions, an unknown pinned version, then the split (the unpinned default)."""
     if deployment.deactivated:
         return [_deactivated(deployment, form)]
@@ -144,7 +153,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
                 names.route_name(deployment.name, f"{form.name}.version.{backend.version}"),
                 pinned,
                 deployment,
-                region,
+                gateway,
                 grpc=form.grpc,
                 backends=[backend],
             )
@@ -168,7 +177,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
         names.route_name(deployment.name, form.name),
         form.match(deployment),
         deployment,
-        region,
+        gateway,
         grpc=form.grpc,
         backends=legs,
     )
@@ -183,6 +192,9 @@ def _deactivated(deployment: DeploymentRoute, form: _Form) -> Route:
         name=names.route_name(deployment.name, f"{form.name}.deactivated"),
         match=form.match(deployment),
     )
+    denials.route_metadata(route, deployment.deployment, deployment.environment)
+    for key, value in path_metadata.own_answer_on_route().items():
+        route.typed_per_filter_config[key].CopyFrom(value)
     message = (
         f"deployment '{deployment.deployment}' in environment '{deployment.environment}' is "
         f"deactivated (meshline activate {deployment.deployment} -e {deployment.environment})"
@@ -196,8 +208,11 @@ def _deactivated(deployment: DeploymentRoute, form: _Form) -> Route:
     return route
 
 
-def _hop_routes(deployment: DeploymentRoute, region: str) -> list[Route]:
-    """Requests another gateway forwarded here (and its health probes): own workers only."""
+def _hop_routes(deployment: DeploymentRoute, gateway: GatewayIR) -> list[Route]:
+    """Requests another gateway forwarded here (and its health probes): own workers only. The
+    listener's firewall refuses them without a peer's forwarding token (they carry no
+    per-route firewall), and the entry gateway already checked the caller."""
+    region = gateway.region
     hop = _present(wire.HOP_HEADER)
     named = _exact(wire.DEPLOYMENT_HEADER, deployment.deployment)
     result = []
@@ -228,7 +243,7 @@ def _hop_routes(deployment: DeploymentRoute, region: str) -> list[Route]:
                             name,
                             match,
                             deployment,
-                            region,
+                            gateway,
                             grpc=is_grpc,
                             backends=[backend],
                             local=True,
@@ -336,13 +351,15 @@ def _forward(
     name: str,
     match: RouteMatch,
     deployment: DeploymentRoute,
-    region: str,
+    gateway: GatewayIR,
     *,
     grpc: bool,
     backends: list[Backend],
     local: bool = False,
 ) -> Route:
+    region = gateway.region
     route = Route(name=name, match=match)
+    denials.route_metadata(route, deployment.deployment, deployment.environment)
     action = route.route
     if len(backends) == 1:
         action.cluster = _cluster(deployment, backends[0], grpc=grpc, local=local)
@@ -380,9 +397,34 @@ def _forward(
             responses.request_header(wire.ENVIRONMENT_HEADER, deployment.environment),
         ]
     )
-    if not local:
-        route.request_headers_to_add.append(responses.request_header(wire.HOP_HEADER, region))
+    if local:
+        # A forwarded request: its caller was checked where it entered, whose gateway set the
+        # principal. The token stays between gateways.
+        route.request_headers_to_remove.append(wire.FORWARD_TOKEN_HEADER)
+        return route
+    route.request_headers_to_add.append(responses.request_header(wire.HOP_HEADER, region))
+    _check_caller(route, deployment, gateway)
     return route
+
+
+def _check_caller(route: Route, deployment: DeploymentRoute, gateway: GatewayIR) -> None:
+    """A route clients call: the deployment's firewall, credential, access rules and rate,
+    and the verified principal for the worker (whatever the client sent in its name)."""
+    for key, value in sorted(access.route_configs(deployment).items()):
+        route.typed_per_filter_config[key].CopyFrom(value)
+    route.typed_per_filter_config[names.JWT_AUTHN_FILTER].CopyFrom(
+        jwt.route_requirement(deployment)
+    )
+    route.route.rate_limits.extend(ratelimit.route_actions(deployment))
+    # Removed before the additions below are made (Envoy's order), so only the gateway's own
+    # values travel: the principal it verified (none for an anonymous caller), its token.
+    route.request_headers_to_remove.extend([wire.PRINCIPAL_HEADER, wire.FORWARD_TOKEN_HEADER])
+    principal = responses.request_header(wire.PRINCIPAL_HEADER, _VERIFIED_SUBJECT)
+    route.request_headers_to_add.append(principal)
+    if gateway.forwarding.token:
+        route.request_headers_to_add.append(
+            responses.request_header(wire.FORWARD_TOKEN_HEADER, gateway.forwarding.token)
+        )
 
 
 def _add_mirrors(

@@ -1,15 +1,18 @@
 """A self-contained Envoy bootstrap from EnvoyResources: no control plane needed.
 
-EDS clusters become STATIC clusters with their load assignment inlined, and each listener's
-RDS reference is replaced by the route configuration itself. Used to check every generated
-snapshot with `envoy --mode validate`, to run Envoy in tests, and for `meshline` static dumps.
+EDS clusters become STATIC clusters with their load assignment inlined, each listener's RDS
+reference is replaced by the route configuration itself, and each ECDS filter by its config.
+Used to check every generated snapshot with `envoy --mode validate`, to run Envoy in tests, and
+for `meshline` static dumps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2
+from envoy.config.core.v3 import address_pb2, extension_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
@@ -47,7 +50,9 @@ def static_bootstrap(
         assignment = resources.endpoints.get(name)
         bootstrap.static_resources.clusters.append(_static_cluster(cluster, assignment))
     for listener in resources.listeners.values():
-        bootstrap.static_resources.listeners.append(_inline_routes(listener, resources.routes))
+        bootstrap.static_resources.listeners.append(
+            _inline_routes(listener, resources.routes, resources.extensions)
+        )
     return bootstrap
 
 
@@ -76,7 +81,9 @@ def _static_cluster(
 
 
 def _inline_routes(
-    listener: listener_pb2.Listener, routes: dict[str, route_pb2.RouteConfiguration]
+    listener: listener_pb2.Listener,
+    routes: dict[str, route_pb2.RouteConfiguration],
+    extensions: Mapping[str, extension_pb2.TypedExtensionConfig],
 ) -> listener_pb2.Listener:
     result = listener_pb2.Listener()
     result.CopyFrom(listener)
@@ -86,6 +93,12 @@ def _inline_routes(
                 continue
             manager = hcm_pb2.HttpConnectionManager()
             network_filter.typed_config.Unpack(manager)
+            for http_filter in manager.http_filters:
+                if http_filter.HasField("config_discovery"):
+                    if http_filter.name not in extensions:
+                        raise KeyError(f"filter {http_filter.name!r} has no ECDS config")
+                    http_filter.typed_config.CopyFrom(extensions[http_filter.name].typed_config)
+            network_filter.typed_config.CopyFrom(packed(manager))
             if not manager.HasField("rds"):
                 continue
             route_name = manager.rds.route_config_name

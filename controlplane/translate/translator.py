@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from envoy.config.core.v3.extension_pb2 import TypedExtensionConfig
+
+from controlplane.ir import names
 from controlplane.ir.model import GatewayIR
 from controlplane.translate.clusters import build_clusters
 from controlplane.translate.endpoints import build_load_assignments
+from controlplane.translate.jwt import jwks_clusters, jwt_authn_config
 from controlplane.translate.listener import build_listener
+from controlplane.translate.pb import packed
+from controlplane.translate.ratelimit import rate_limit_config
 from controlplane.translate.resources import EnvoyResources
 from controlplane.translate.routes import build_route_configuration
 from meshline.keys import DeploymentKey
@@ -21,12 +27,21 @@ def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
     owners: dict[str, DeploymentKey] = {}
     for route in gateway.routes:
         owner = DeploymentKey(route.environment, route.deployment)
-        for cluster in build_clusters(route):
+        for cluster in build_clusters(route, gateway.forwarding.token):
             clusters.append(cluster)
             owners[cluster.name] = owner
         for assignment in build_load_assignments(route, gateway.region):
             assignments.append(assignment)
             owners[assignment.cluster_name] = owner
+    clusters += jwks_clusters(gateway.credentials)
+    extensions = [
+        TypedExtensionConfig(
+            name=names.JWT_AUTHN_FILTER, typed_config=packed(jwt_authn_config(gateway.credentials))
+        ),
+        TypedExtensionConfig(
+            name=names.RATE_LIMIT_FILTER, typed_config=packed(rate_limit_config(gateway))
+        ),
+    ]
     listener = build_listener(gateway)
     route_config = build_route_configuration(gateway)
     return EnvoyResources(
@@ -34,6 +49,7 @@ def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
         endpoints={a.cluster_name: a for a in sorted(assignments, key=lambda a: a.cluster_name)},
         listeners={listener.name: listener},
         routes={route_config.name: route_config},
+        extensions={e.name: e for e in extensions},
         owners=MappingProxyType(owners),
     )
 

@@ -18,3 +18,10 @@ HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 # Dynamic metadata where the 404 route keeps the deployment name parsed from the path.
 METADATA_NAMESPACE = "meshline"
 METADATA_DEPLOYMENT_KEY = "deployment"
+# The ECDS type: a filter's typed config as its own xDS resource.
+EXTENSION_CONFIG_TYPE_URL = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
+# Where jwt_authn writes a verified token's payload (whatever the filter instance is named).
+JWT_AUTHN_METADATA = "envoy.filters.http.jwt_authn"
+# Answers the gateway gives itself (a route's own refusal) mark this key, so that the local
+# reply mapping of 403 leaves them as they are and rewrites only RBAC's.
+METADATA_OWN_ANSWER_KEY = "own_answer"

@@ -7,13 +7,21 @@ Envoy resources only: nothing about meshline policies or resources.
 """
 
 from controlplane.xds.cache import SnapshotCache
-from controlplane.xds.resource_types import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE
+from controlplane.xds.resource_types import (
+    CLUSTER,
+    ENDPOINT,
+    EXTENSION_CONFIG,
+    LISTENER,
+    PUSH_ORDER,
+    ROUTE,
+)
 from controlplane.xds.server import AdsServer, add_ads_to_server
 from controlplane.xds.status import Nack, NodeStatus, TypeStatus
 
 __all__ = [
     "CLUSTER",
     "ENDPOINT",
+    "EXTENSION_CONFIG",
     "LISTENER",
     "PUSH_ORDER",
     "ROUTE",

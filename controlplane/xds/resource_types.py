@@ -1,8 +1,9 @@
 """The Envoy xDS resource types this server knows by name, and the order pushes follow.
 
 Envoy applies what arrives on one ADS stream in order, so the server pushes make-before-break:
-clusters first (CDS), then their endpoints (EDS), then listeners (LDS), then the route tables the
-listeners name (RDS). A route must never point at a cluster Envoy does not have yet.
+clusters first (CDS), then their endpoints (EDS), then the filter configs listeners name (ECDS),
+then listeners (LDS), then the route tables the listeners name (RDS). A route must never point
+at a cluster Envoy does not have yet.
 
 CDS and LDS are "wildcard" types in state-of-the-world xDS: every response carries the full set,
 and a resource missing from it is deleted by Envoy. EDS and RDS are named subscriptions: a
@@ -17,13 +18,17 @@ CLUSTER = _PREFIX + "envoy.config.cluster.v3.Cluster"
 ENDPOINT = _PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
 LISTENER = _PREFIX + "envoy.config.listener.v3.Listener"
 ROUTE = _PREFIX + "envoy.config.route.v3.RouteConfiguration"
+EXTENSION_CONFIG = _PREFIX + "envoy.config.core.v3.TypedExtensionConfig"
 
-PUSH_ORDER: tuple[str, ...] = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
+PUSH_ORDER: tuple[str, ...] = (CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE)
 WILDCARD_TYPES: frozenset[str] = frozenset({CLUSTER, LISTENER})
 
-# A parent push can make Envoy re-request its child type (new or re-created clusters re-subscribe
-# to their endpoints; new listeners subscribe to route tables).
-CHILD_TYPE: dict[str, str] = {CLUSTER: ENDPOINT, LISTENER: ROUTE}
+# A parent push can make Envoy re-request its child types (new or re-created clusters
+# re-subscribe to their endpoints; new listeners subscribe to route tables and filter configs).
+CHILD_TYPES: dict[str, tuple[str, ...]] = {
+    CLUSTER: (ENDPOINT,),
+    LISTENER: (ROUTE, EXTENSION_CONFIG),
+}
 
 
 def is_wildcard(type_url: str) -> bool:

@@ -52,9 +52,10 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
 from controlplane.xds.resource_types import (
-    CHILD_TYPE,
+    CHILD_TYPES,
     CLUSTER,
     ENDPOINT,
+    EXTENSION_CONFIG,
     LISTENER,
     ROUTE,
     is_wildcard,
@@ -67,7 +68,9 @@ DiscoveryResponse = Any
 
 _NO_RESOURCES: Mapping[str, Resource] = MappingProxyType({})
 CLUSTER_TYPES = frozenset({CLUSTER, ENDPOINT})
-ROUTING_TYPES = frozenset({LISTENER, ROUTE})
+# What must wait for clusters Envoy does not have yet (a filter config may name one too: the
+# cluster a JWKS is fetched through).
+ROUTING_TYPES = frozenset({EXTENSION_CONFIG, LISTENER, ROUTE})
 
 
 class RequestKind(enum.Enum):
@@ -205,9 +208,10 @@ class StreamState:
                 continue
             out.append(self._send(type_url, ts, desired))
             sent.add(type_url)
-        for parent, child in CHILD_TYPE.items():
-            if parent in sent and child not in sent and child in self._types:
-                self._types[child].rewarm = True
+        for parent, children in CHILD_TYPES.items():
+            for child in children:
+                if parent in sent and child not in sent and child in self._types:
+                    self._types[child].rewarm = True
         return out
 
     def _desired(self, type_url: str, ts: _TypeState, snapshot: Snapshot) -> _Desired | None:
@@ -239,12 +243,13 @@ class StreamState:
         return {**ts.acked, **ts.last.resources}
 
     def _routes_settled(self, snapshot: Snapshot) -> bool:
-        """LDS and RDS of the current snapshot are sent and ACKed (nothing can use old clusters).
+        """ECDS, LDS and RDS of the current snapshot are sent and ACKed (nothing can use old
+        clusters).
 
         A listener that newly names an existing, unchanged route table is not waited for: a
         table that pointed at a dropped cluster must itself have changed, so RDS has work left.
         """
-        for type_url in (LISTENER, ROUTE):
+        for type_url in (EXTENSION_CONFIG, LISTENER, ROUTE):
             ts = self._types.get(type_url)
             if ts is None:
                 continue

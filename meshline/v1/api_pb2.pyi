@@ -398,3 +398,73 @@ class RetryRolloutResponse(_message.Message):
     ROLLOUT_FIELD_NUMBER: _ClassVar[int]
     rollout: _resources_pb2.Rollout
     def __init__(self, rollout: _Optional[_Union[_resources_pb2.Rollout, _Mapping]] = ...) -> None: ...
+
+class CreateKeyRequest(_message.Message):
+    __slots__ = ("name", "spec", "expires_in_s")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_S_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    spec: _resources_pb2.ApiKeySpec
+    expires_in_s: float
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[_resources_pb2.ApiKeySpec, _Mapping]] = ..., expires_in_s: _Optional[float] = ...) -> None: ...
+
+class CreateKeyResponse(_message.Message):
+    __slots__ = ("key", "secret")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    key: _resources_pb2.ApiKey
+    secret: str
+    def __init__(self, key: _Optional[_Union[_resources_pb2.ApiKey, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListKeysRequest(_message.Message):
+    __slots__ = ("environment",)
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    environment: str
+    def __init__(self, environment: _Optional[str] = ...) -> None: ...
+
+class ListKeysResponse(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[_resources_pb2.ApiKey]
+    def __init__(self, keys: _Optional[_Iterable[_Union[_resources_pb2.ApiKey, _Mapping]]] = ...) -> None: ...
+
+class GetKeyRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetKeyResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: _resources_pb2.ApiKey
+    def __init__(self, key: _Optional[_Union[_resources_pb2.ApiKey, _Mapping]] = ...) -> None: ...
+
+class RevokeKeyRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RevokeKeyResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: _resources_pb2.ApiKey
+    def __init__(self, key: _Optional[_Union[_resources_pb2.ApiKey, _Mapping]] = ...) -> None: ...
+
+class RotateKeyRequest(_message.Message):
+    __slots__ = ("name", "grace_s")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    GRACE_S_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    grace_s: float
+    def __init__(self, name: _Optional[str] = ..., grace_s: _Optional[float] = ...) -> None: ...
+
+class RotateKeyResponse(_message.Message):
+    __slots__ = ("key", "secret")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    key: _resources_pb2.ApiKey
+    secret: str
+    def __init__(self, key: _Optional[_Union[_resources_pb2.ApiKey, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...

@@ -1282,3 +1282,258 @@ class RolloutService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class KeyServiceStub:
+    """KeyService issues and revokes the API keys that inference callers present to gateways.
+    A secret is shown once, in the answer that creates it; nothing can show it again.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateKey = channel.unary_unary(
+                '/meshline.v1.KeyService/CreateKey',
+                request_serializer=meshline_dot_v1_dot_api__pb2.CreateKeyRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.CreateKeyResponse.FromString,
+                _registered_method=True)
+        self.ListKeys = channel.unary_unary(
+                '/meshline.v1.KeyService/ListKeys',
+                request_serializer=meshline_dot_v1_dot_api__pb2.ListKeysRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
+        self.GetKey = channel.unary_unary(
+                '/meshline.v1.KeyService/GetKey',
+                request_serializer=meshline_dot_v1_dot_api__pb2.GetKeyRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.GetKeyResponse.FromString,
+                _registered_method=True)
+        self.RevokeKey = channel.unary_unary(
+                '/meshline.v1.KeyService/RevokeKey',
+                request_serializer=meshline_dot_v1_dot_api__pb2.RevokeKeyRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.RevokeKeyResponse.FromString,
+                _registered_method=True)
+        self.RotateKey = channel.unary_unary(
+                '/meshline.v1.KeyService/RotateKey',
+                request_serializer=meshline_dot_v1_dot_api__pb2.RotateKeyRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.RotateKeyResponse.FromString,
+                _registered_method=True)
+
+
+class KeyServiceServicer:
+    """KeyService issues and revokes the API keys that inference callers present to gateways.
+    A secret is shown once, in the answer that creates it; nothing can show it again.
+    """
+
+    def CreateKey(self, request, context):
+        """CreateKey makes a key and returns its secret; ALREADY_EXISTS when the name is taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeys(self, request, context):
+        """ListKeys lists keys (never their secrets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetKey(self, request, context):
+        """GetKey returns one key with the regions that enforce its state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeKey(self, request, context):
+        """RevokeKey stops a key (every secret it had) on every gateway.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateKey(self, request, context):
+        """RotateKey issues a new secret for a key; the old one works for `grace_s` more seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_KeyServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateKey,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.CreateKeyRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.CreateKeyResponse.SerializeToString,
+            ),
+            'ListKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeys,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.ListKeysRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'GetKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetKey,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.GetKeyRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.GetKeyResponse.SerializeToString,
+            ),
+            'RevokeKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeKey,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.RevokeKeyRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.RevokeKeyResponse.SerializeToString,
+            ),
+            'RotateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateKey,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.RotateKeyRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.RotateKeyResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'meshline.v1.KeyService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('meshline.v1.KeyService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class KeyService:
+    """KeyService issues and revokes the API keys that inference callers present to gateways.
+    A secret is shown once, in the answer that creates it; nothing can show it again.
+    """
+
+    @staticmethod
+    def CreateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.KeyService/CreateKey',
+            meshline_dot_v1_dot_api__pb2.CreateKeyRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.CreateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.KeyService/ListKeys',
+            meshline_dot_v1_dot_api__pb2.ListKeysRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.KeyService/GetKey',
+            meshline_dot_v1_dot_api__pb2.GetKeyRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.GetKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.KeyService/RevokeKey',
+            meshline_dot_v1_dot_api__pb2.RevokeKeyRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.RevokeKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.KeyService/RotateKey',
+            meshline_dot_v1_dot_api__pb2.RotateKeyRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.RotateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

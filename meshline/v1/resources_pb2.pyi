@@ -250,8 +250,70 @@ class TrafficPolicy(_message.Message):
     mirror: MirrorPolicy
     def __init__(self, split: _Optional[_Iterable[_Union[VersionWeight, _Mapping]]] = ..., mirror: _Optional[_Union[MirrorPolicy, _Mapping]] = ...) -> None: ...
 
+class ClaimMatch(_message.Message):
+    __slots__ = ("claim", "values")
+    CLAIM_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    claim: str
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, claim: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class JwtRule(_message.Message):
+    __slots__ = ("issuer", "audiences", "jwks", "jwks_uri", "claims")
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCES_FIELD_NUMBER: _ClassVar[int]
+    JWKS_FIELD_NUMBER: _ClassVar[int]
+    JWKS_URI_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    issuer: str
+    audiences: _containers.RepeatedScalarFieldContainer[str]
+    jwks: str
+    jwks_uri: str
+    claims: _containers.RepeatedCompositeFieldContainer[ClaimMatch]
+    def __init__(self, issuer: _Optional[str] = ..., audiences: _Optional[_Iterable[str]] = ..., jwks: _Optional[str] = ..., jwks_uri: _Optional[str] = ..., claims: _Optional[_Iterable[_Union[ClaimMatch, _Mapping]]] = ...) -> None: ...
+
+class Firewall(_message.Message):
+    __slots__ = ("allow", "deny", "trusted_hops")
+    ALLOW_FIELD_NUMBER: _ClassVar[int]
+    DENY_FIELD_NUMBER: _ClassVar[int]
+    TRUSTED_HOPS_FIELD_NUMBER: _ClassVar[int]
+    allow: _containers.RepeatedScalarFieldContainer[str]
+    deny: _containers.RepeatedScalarFieldContainer[str]
+    trusted_hops: int
+    def __init__(self, allow: _Optional[_Iterable[str]] = ..., deny: _Optional[_Iterable[str]] = ..., trusted_hops: _Optional[int] = ...) -> None: ...
+
+class AccessPolicy(_message.Message):
+    __slots__ = ("anonymous", "keys", "roles", "jwt", "firewall")
+    ANONYMOUS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    JWT_FIELD_NUMBER: _ClassVar[int]
+    FIREWALL_FIELD_NUMBER: _ClassVar[int]
+    anonymous: bool
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    jwt: _containers.RepeatedCompositeFieldContainer[JwtRule]
+    firewall: Firewall
+    def __init__(self, anonymous: _Optional[bool] = ..., keys: _Optional[_Iterable[str]] = ..., roles: _Optional[_Iterable[str]] = ..., jwt: _Optional[_Iterable[_Union[JwtRule, _Mapping]]] = ..., firewall: _Optional[_Union[Firewall, _Mapping]] = ...) -> None: ...
+
+class RateLimit(_message.Message):
+    __slots__ = ("requests_per_second", "burst")
+    REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    requests_per_second: float
+    burst: int
+    def __init__(self, requests_per_second: _Optional[float] = ..., burst: _Optional[int] = ...) -> None: ...
+
+class RatePolicy(_message.Message):
+    __slots__ = ("deployment", "principal")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    deployment: RateLimit
+    principal: RateLimit
+    def __init__(self, deployment: _Optional[_Union[RateLimit, _Mapping]] = ..., principal: _Optional[_Union[RateLimit, _Mapping]] = ...) -> None: ...
+
 class Policy(_message.Message):
-    __slots__ = ("mode", "location", "flavor", "routing", "failover", "offload", "traffic")
+    __slots__ = ("mode", "location", "flavor", "routing", "failover", "offload", "traffic", "access", "rate")
     MODE_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     FLAVOR_FIELD_NUMBER: _ClassVar[int]
@@ -259,6 +321,8 @@ class Policy(_message.Message):
     FAILOVER_FIELD_NUMBER: _ClassVar[int]
     OFFLOAD_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
     mode: str
     location: LocationPolicy
     flavor: FlavorSet
@@ -266,7 +330,9 @@ class Policy(_message.Message):
     failover: FailoverPolicy
     offload: OffloadPolicy
     traffic: TrafficPolicy
-    def __init__(self, mode: _Optional[str] = ..., location: _Optional[_Union[LocationPolicy, _Mapping]] = ..., flavor: _Optional[_Union[FlavorSet, _Mapping]] = ..., routing: _Optional[_Union[RoutingPolicy, _Mapping]] = ..., failover: _Optional[_Union[FailoverPolicy, _Mapping]] = ..., offload: _Optional[_Union[OffloadPolicy, _Mapping]] = ..., traffic: _Optional[_Union[TrafficPolicy, _Mapping]] = ...) -> None: ...
+    access: AccessPolicy
+    rate: RatePolicy
+    def __init__(self, mode: _Optional[str] = ..., location: _Optional[_Union[LocationPolicy, _Mapping]] = ..., flavor: _Optional[_Union[FlavorSet, _Mapping]] = ..., routing: _Optional[_Union[RoutingPolicy, _Mapping]] = ..., failover: _Optional[_Union[FailoverPolicy, _Mapping]] = ..., offload: _Optional[_Union[OffloadPolicy, _Mapping]] = ..., traffic: _Optional[_Union[TrafficPolicy, _Mapping]] = ..., access: _Optional[_Union[AccessPolicy, _Mapping]] = ..., rate: _Optional[_Union[RatePolicy, _Mapping]] = ...) -> None: ...
 
 class EnvironmentSpec(_message.Message):
     __slots__ = ("description", "policies")
@@ -624,3 +690,47 @@ class Region(_message.Message):
     spec: RegionSpec
     status: RegionStatus
     def __init__(self, metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., spec: _Optional[_Union[RegionSpec, _Mapping]] = ..., status: _Optional[_Union[RegionStatus, _Mapping]] = ...) -> None: ...
+
+class ApiKeySpec(_message.Message):
+    __slots__ = ("environment", "deployments", "roles", "expires_at")
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    environment: str
+    deployments: _containers.RepeatedScalarFieldContainer[str]
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    expires_at: str
+    def __init__(self, environment: _Optional[str] = ..., deployments: _Optional[_Iterable[str]] = ..., roles: _Optional[_Iterable[str]] = ..., expires_at: _Optional[str] = ...) -> None: ...
+
+class ApiKeyStatus(_message.Message):
+    __slots__ = ("phase", "key_id", "created_at", "revoked_at", "previous_key_id", "previous_valid_until", "rotated_at", "enforced_in", "pending_in")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    ROTATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENFORCED_IN_FIELD_NUMBER: _ClassVar[int]
+    PENDING_IN_FIELD_NUMBER: _ClassVar[int]
+    phase: str
+    key_id: str
+    created_at: str
+    revoked_at: str
+    previous_key_id: str
+    previous_valid_until: str
+    rotated_at: str
+    enforced_in: _containers.RepeatedScalarFieldContainer[str]
+    pending_in: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, phase: _Optional[str] = ..., key_id: _Optional[str] = ..., created_at: _Optional[str] = ..., revoked_at: _Optional[str] = ..., previous_key_id: _Optional[str] = ..., previous_valid_until: _Optional[str] = ..., rotated_at: _Optional[str] = ..., enforced_in: _Optional[_Iterable[str]] = ..., pending_in: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ApiKey(_message.Message):
+    __slots__ = ("metadata", "spec", "status")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    metadata: ObjectMeta
+    spec: ApiKeySpec
+    status: ApiKeyStatus
+    def __init__(self, metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., spec: _Optional[_Union[ApiKeySpec, _Mapping]] = ..., status: _Optional[_Union[ApiKeyStatus, _Mapping]] = ...) -> None: ...

@@ -196,7 +196,7 @@ BAD_OTHERS = [
         deployment("d", "mnist", "v1", policies=[Policy()]),
         "spec.policies[0]",
         "deployment 'd': spec.policies[0]: a policy needs a rule "
-        "(location, flavor, routing, failover, offload, traffic)",
+        "(location, flavor, routing, failover, offload, traffic, access, rate)",
         id="policy-without-rule",
     ),
     pytest.param(

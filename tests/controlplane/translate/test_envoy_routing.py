@@ -21,6 +21,7 @@ import grpc
 import pytest
 
 from controlplane.ir import DeploymentRoute, Endpoint, GatewayIR, HealthCheckSettings
+from controlplane.policy.access import AccessSettings
 from controlplane.translate import translate_gateway
 from controlplane.translate.static_bootstrap import static_bootstrap_yaml
 from meshline.inference import grpc_service_pb2 as pb
@@ -51,6 +52,11 @@ class Gateway:
         return f"{HOST}:{self.port}"
 
 
+# Routing, not access, is under test here (tests/controlplane/translate/test_envoy_access.py
+# covers who may call): anyone may.
+OPEN = AccessSettings.open()
+
+
 def gateway_ir(prod: Upstream, dev: Upstream, port: int) -> GatewayIR:
     return GatewayIR(
         region="local",
@@ -62,9 +68,14 @@ def gateway_ir(prod: Upstream, dev: Upstream, port: int) -> GatewayIR:
                 "production",
                 (prod.endpoint(), dev.endpoint(draining=True)),
                 health_check=FAST_CHECKS,
+                access=OPEN,
             ),
             DeploymentRoute.local(
-                "fraud", "development", (dev.endpoint(),), health_check=FAST_CHECKS
+                "fraud",
+                "development",
+                (dev.endpoint(),),
+                health_check=FAST_CHECKS,
+                access=OPEN,
             ),
         ),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE, SnapshotCache
+from controlplane.xds import CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE, SnapshotCache
 from tests.controlplane.xds import resources as r
 
 
@@ -26,7 +26,7 @@ def test_versions_differ_across_epochs_and_stay_while_unchanged() -> None:
     first.set_resources("eu", _snapshot())
     second.set_resources("eu", _snapshot())
     v1, v2 = _versions(first, "eu"), _versions(second, "eu")
-    assert set(v1) == {CLUSTER, ENDPOINT, LISTENER, ROUTE}
+    assert set(v1) == {CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE}
     for type_url in v1:
         assert v1[type_url] != v2[type_url]
         assert str(v1[type_url]).startswith("1.") and str(v2[type_url]).startswith("2.")
