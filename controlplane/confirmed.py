@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from controlplane.ir.model import DeploymentRoute
+from controlplane.ir.model import Credentials, DeploymentRoute
 from meshline.keys import DeploymentKey
 
 # region → deployment → the route of the config its Envoy last ACKed whole (this process).
@@ -58,3 +58,27 @@ def may_route(route: DeploymentRoute | None, worker_id: str) -> bool:
         if any(e.worker_id == worker_id and not e.draining for e in hosts):
             return True
     return False
+
+
+def enforces(route: DeploymentRoute | None, desired: DeploymentRoute | None) -> bool:
+    """The region checks callers as the deployment now says: the same access and rate rules
+    as the route it is meant to have (no route meant there: nothing to enforce)."""
+    if desired is None:
+        return True
+    return route is not None and (route.access, route.rate) == (desired.access, desired.rate)
+
+
+def key_enforcement(
+    key_ids: Iterable[str], active: bool, credentials: Mapping[str, Credentials]
+) -> tuple[list[str], list[str]]:
+    """(regions that enforce an API key's state, regions that do not yet), from the credentials
+    each region's Envoy ACKed: an active key's current secret is taken there; none of a revoked
+    (or expired) key's secrets is."""
+    ids = [k for k in key_ids if k]
+    enforced: list[str] = []
+    pending: list[str] = []
+    for region, held in sorted(credentials.items()):
+        taken = {k.key_id for k in held.keys}
+        ok = (ids[0] in taken) if active and ids else not (taken & set(ids))
+        (enforced if ok else pending).append(region)
+    return enforced, pending

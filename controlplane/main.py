@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from controlplane import confirmed
 from controlplane.activator import Activator, ActivatorServer
 from controlplane.agents.registry import AgentRegistry, region_spec
 from controlplane.agents.service import AgentService
@@ -29,8 +30,10 @@ from controlplane.store import Store
 from controlplane.store.artifacts import ArtifactStore
 from controlplane.xds.cache import SnapshotCache
 from controlplane.xds.server import add_ads_to_server
+from meshline.phases import ApiKeyPhase
 from meshline.process.lock import AlreadyRunningError, hold_lock
 from meshline.v1 import agent_pb2, agent_pb2_grpc
+from meshline.v1.resources_pb2 import ApiKey
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +128,17 @@ async def serve(config: ControlPlaneConfig) -> None:
             ("grpc.so_reuseport", 0),
         ]
     )
-    add_api_to_server(server, store, status, rollouts, artifacts=artifacts)
+
+    def key_enforcement(key: ApiKey) -> tuple[list[str], list[str]]:
+        ids = (key.status.key_id, key.status.previous_key_id)
+        active = key.status.phase == ApiKeyPhase.ACTIVE
+        return confirmed.key_enforcement(
+            ids if not active else ids[:1], active, reconciler.configs.confirmed_credentials()
+        )
+
+    add_api_to_server(
+        server, store, status, rollouts, artifacts=artifacts, key_enforcement=key_enforcement
+    )
     add_ads_to_server(server, cache)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(registry, on_hello), server)
     health_servicer = health.aio.HealthServicer()

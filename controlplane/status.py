@@ -257,6 +257,8 @@ class LiveStatus:
             return f"{region}: the gateway is not connected to the control plane", False
         if not acked:
             return f"{region}: waiting for the gateway to ACK the config", False
+        if not confirmed.enforces(route, self._desired_route(region, dep)):
+            return f"{region}: waiting for the gateway to ACK the access and rate rules", False
         return workers_verdict(
             region,
             desired,
@@ -295,6 +297,9 @@ class LiveStatus:
             return f"{region}: {r.nack_error}", True
         if not acked:
             return f"{region}: waiting for the gateway to ACK the config", False
+        route = self._confirmed_route(region, dep)
+        if not confirmed.enforces(route, self._desired_route(region, dep)):
+            return f"{region}: waiting for the gateway to ACK the access and rate rules", False
         if r.healthy_endpoints == 0 and self._any_desired(dep):
             return f"{region}: its gateway does not reach a serving region yet", False
         return "", False
@@ -305,6 +310,11 @@ class LiveStatus:
         """The deployment's route in the config `region`'s Envoy last ACKed whole."""
         key = DeploymentKey(dep.spec.environment, dep.metadata.name)
         return self._state().confirmed.get(region, {}).get(key)
+
+    def _desired_route(self, region: str, dep: resources_pb2.Deployment) -> DeploymentRoute | None:
+        """The route the last rebuild meant `region`'s Envoy to have for the deployment."""
+        key = DeploymentKey(dep.spec.environment, dep.metadata.name)
+        return self._state().routes.get(key, {}).get(region)
 
     def _any_desired(self, dep: resources_pb2.Deployment) -> bool:
         """Some placed region should run workers (all scaled to zero: nothing to reach)."""

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from controlplane.ir.model import TIER_LOCAL, Backend, DeploymentRoute
+from controlplane.ir.model import TIER_LOCAL, Backend, Credentials, DeploymentRoute
 from controlplane.store.quarantines import Quarantine
 from meshline.keys import DeploymentKey
 
@@ -65,6 +65,8 @@ class Pushed:
 
     routes: Mapping[DeploymentKey, DeploymentRoute]
     owners: Mapping[str, DeploymentKey] = field(default_factory=lambda: MappingProxyType({}))
+    # The credentials the config verifies callers with (which API key secrets work).
+    credentials: Credentials = field(default_factory=Credentials)
 
 
 @dataclass(frozen=True)

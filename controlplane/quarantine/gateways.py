@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from controlplane.ir.codec import route_from_json, route_to_json
-from controlplane.ir.model import DeploymentRoute, GatewayIR
+from controlplane.ir.model import Credentials, DeploymentRoute, GatewayIR
 from controlplane.quarantine.decide import (
     PENDING,
     Check,
@@ -91,6 +91,7 @@ class GatewayConfigs:
         # Each region's routes of the newest config its Envoy ACKed whole (this process only:
         # after a restart nothing is confirmed until Envoy ACKs again).
         self._confirmed: dict[str, Mapping[DeploymentKey, DeploymentRoute]] = {}
+        self._confirmed_credentials: dict[str, Credentials] = {}
         if store is not None:
             for region, record in load_regions(store).items():
                 self._states[region] = RegionState(
@@ -121,7 +122,11 @@ class GatewayConfigs:
         snapshot = self._cache.snapshot(region)
         versions = {t: s.version for t, s in snapshot.types.items()} if snapshot else {}
         push = _Push(
-            Pushed(MappingProxyType({route_key(r): r for r in routes}), resources.owners),
+            Pushed(
+                MappingProxyType({route_key(r): r for r in routes}),
+                resources.owners,
+                gateway.credentials,
+            ),
             MappingProxyType(versions),
         )
         pushes = self._pushes.setdefault(region, [])
@@ -142,6 +147,11 @@ class GatewayConfigs:
         type): what status and drain decisions read, instead of Envoy's protos."""
         return dict(self._confirmed)
 
+    def confirmed_credentials(self) -> dict[str, Credentials]:
+        """Region → the credentials of the newest config its Envoy ACKed whole: which API key
+        secrets that region's gateway takes."""
+        return dict(self._confirmed_credentials)
+
     def blame(self) -> dict[str, frozenset[DeploymentKey]]:
         """Region -> the deployments a NACK standing there concerns (absent: all of them)."""
         return {r: s.blame for r, s in self._states.items() if s.blame is not None}
@@ -155,6 +165,7 @@ class GatewayConfigs:
         for push in reversed(pushes):
             if verdict_of(status, push.versions).outcome is Outcome.ACKED:
                 self._confirmed[region] = push.config.routes
+                self._confirmed_credentials[region] = push.config.credentials
                 break
         for index in range(len(pushes) - 1, -1, -1):
             verdict = verdict_of(status, pushes[index].versions)

@@ -8,6 +8,7 @@ import pytest
 
 from controlplane import confirmed
 from controlplane.ir.model import TIER_GATEWAY, Backend, DeploymentRoute, Endpoint, Tier
+from controlplane.policy.access import AccessSettings, RateSettings, TokenBucket
 
 W1 = Endpoint("w1", "127.0.0.1", 9001, 9002)
 W2 = Endpoint("w2", "127.0.0.1", 9003, 9004, healthy=False)
@@ -79,3 +80,25 @@ def test_routable_workers(
 )
 def test_may_route(name: str, route: DeploymentRoute | None, worker: str, may: bool) -> None:
     assert confirmed.may_route(route, worker) is may
+
+
+OPEN = replace(SERVED, access=AccessSettings.open())
+LIMITED = replace(SERVED, rate=RateSettings(deployment=TokenBucket(10, 10)))
+
+
+@pytest.mark.parametrize(
+    ("name", "route", "desired", "enforces"),
+    [
+        ("nothing meant here", None, None, True),
+        ("nothing confirmed yet", None, SERVED, False),
+        ("the same rules", SERVED, replace(SERVED, offload_percent=20), True),
+        ("access changed, not ACKed yet", SERVED, OPEN, False),
+        ("access changed and ACKed", OPEN, OPEN, True),
+        ("a rate limit not ACKed yet", SERVED, LIMITED, False),
+        ("a rate limit lifted, not ACKed yet", LIMITED, SERVED, False),
+    ],
+)
+def test_enforces_the_access_and_rate_rules_meant(
+    name: str, route: DeploymentRoute | None, desired: DeploymentRoute | None, enforces: bool
+) -> None:
+    assert confirmed.enforces(route, desired) is enforces, name

@@ -44,6 +44,7 @@ from controlplane.status import (
     no_healthy_worker,
     workers_verdict,
 )
+from controlplane.xds import EXTENSION_CONFIG as ECDS
 from controlplane.xds import SnapshotCache
 from meshline.keys import PlacedTrackKey, TrackKey
 from meshline.v1 import agent_pb2, resources_pb2
@@ -120,12 +121,12 @@ async def _sync_all(
     """Subscribe to every type and ACK (or NACK CDS) what arrives."""
     resources = cache.snapshot(region)
     assert resources is not None
-    for type_url in (CDS, EDS, LDS, RDS):
+    for type_url in (CDS, EDS, ECDS, LDS, RDS):
         names = (
             []
             if type_url in (CDS, LDS)
-            else sorted(resources.types[EDS].resources)
-            if type_url == EDS
+            else sorted(resources.types[type_url].resources)
+            if type_url in (EDS, ECDS)
             else ["gateway"]
         )
         await client.request(type_url, names)

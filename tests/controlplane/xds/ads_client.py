@@ -17,7 +17,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
-from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from controlplane.xds import CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE
 
 READ_TIMEOUT_S = 10.0
 _TYPE_OF = {
@@ -25,6 +25,7 @@ _TYPE_OF = {
     ENDPOINT: "envoy.config.endpoint.v3.ClusterLoadAssignment",
     LISTENER: "envoy.config.listener.v3.Listener",
     ROUTE: "envoy.config.route.v3.RouteConfiguration",
+    EXTENSION_CONFIG: "envoy.config.core.v3.TypedExtensionConfig",
 }
 
 Response = Any  # discovery_pb2.DiscoveryResponse
