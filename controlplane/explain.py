@@ -9,10 +9,12 @@ from collections.abc import Mapping, Sequence
 from controlplane.ir.build import GatewayAddress, build_network
 from controlplane.ir.model import DeploymentRoute
 from controlplane.policy import ResolvedDeployment
+from controlplane.policy.access import DEFAULT_SOURCE
 from meshline.v1.resources_pb2 import (
     DeploymentPlan,
     EffectivePolicy,
     GatewayPlan,
+    Policy,
     Region,
     RegionExclusion,
     RouteTier,
@@ -35,6 +37,11 @@ def policy_plan(resolved: ResolvedDeployment) -> DeploymentPlan:
                 overridden_by=f"{overridden.by.source} {overridden.by.rule_type} policy",
             )
         )
+    if not any(p.rule_type == "access" for p in resolved.applied):
+        # Secure by default: who may call is never left unsaid.
+        default = Policy()
+        default.access.SetInParent()
+        plan.policies.append(EffectivePolicy(source=DEFAULT_SOURCE, policy=default))
     for exclusion in resolved.placement.excluded:
         plan.excluded.append(RegionExclusion(region=exclusion.region, reason=exclusion.reason))
     plan.flavor = ", ".join(f"{r}={f}" for r, f in resolved.placement.flavors)

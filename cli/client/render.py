@@ -187,6 +187,13 @@ def regions_table(items: Sequence[resources_pb2.Region]) -> Table:
     return table
 
 
+def _callers(access: resources_pb2.AccessPolicy) -> str:
+    """Who an access rule lets in, in words (a rule that names nobody is not "nobody")."""
+    named = bool(access.keys or access.roles or access.jwt)
+    who = "the callers named" if named else "any API key whose scope covers the deployment"
+    return f"{who}{', and callers without a credential' if access.anonymous else ''}"
+
+
 def plan_lines(name: str, environment: str, plan: resources_pb2.DeploymentPlan) -> list[str]:
     """`meshline plan`: merged policies, placement and exclusions, and every gateway's routes.
 
@@ -202,6 +209,8 @@ def plan_lines(name: str, environment: str, plan: resources_pb2.DeploymentPlan) 
     for p in plan.policies:
         rule = p.policy.WhichOneof("rule") or "?"
         text = f"    {p.source}: {rule} {compact(getattr(p.policy, rule))}"
+        if rule == "access":
+            text += f"  ({_callers(p.policy.access)})"
         if p.overridden_by:
             text += f"  [overridden by {p.overridden_by}]"
         lines.append(text)

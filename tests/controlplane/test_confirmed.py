@@ -7,7 +7,15 @@ from dataclasses import replace
 import pytest
 
 from controlplane import confirmed
-from controlplane.ir.model import TIER_GATEWAY, Backend, DeploymentRoute, Endpoint, Tier
+from controlplane.ir.model import (
+    TIER_GATEWAY,
+    Backend,
+    Credentials,
+    DeploymentRoute,
+    Endpoint,
+    PublicKey,
+    Tier,
+)
 from controlplane.policy.access import AccessSettings, RateSettings, TokenBucket
 
 W1 = Endpoint("w1", "127.0.0.1", 9001, 9002)
@@ -102,3 +110,24 @@ def test_enforces_the_access_and_rate_rules_meant(
     name: str, route: DeploymentRoute | None, desired: DeploymentRoute | None, enforces: bool
 ) -> None:
     assert confirmed.enforces(route, desired) is enforces, name
+
+
+def _held(*key_ids: str) -> Credentials:
+    return Credentials(keys=tuple(PublicKey(k, "x") for k in key_ids))
+
+
+@pytest.mark.parametrize(
+    ("name", "ids", "active", "enforced", "pending"),
+    [
+        ("active everywhere", ["k2"], True, ["eu", "us"], []),
+        ("active, one region has an older config", ["k3"], True, ["us"], ["eu"]),
+        ("revoked, still taken in eu", ["k1", ""], False, ["us"], ["eu"]),
+        ("revoked with its previous secret still in us", ["k2", "k3"], False, [], ["eu", "us"]),
+        ("revoked everywhere", ["k9"], False, ["eu", "us"], []),
+    ],
+)
+def test_key_enforcement(
+    name: str, ids: list[str], active: bool, enforced: list[str], pending: list[str]
+) -> None:
+    held = {"eu": _held("k1", "k2"), "us": _held("k2", "k3")}
+    assert confirmed.key_enforcement(ids, active, held) == (enforced, pending), name
