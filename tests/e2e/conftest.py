@@ -40,6 +40,11 @@ def local_torch(path: Path, batch: torch.Tensor) -> torch.Tensor:
     return result
 
 
+# These tests are about serving, not about who may call (tests/e2e/test_edge_access.py is):
+# their environments let anyone in, as a user writes it.
+OPEN_ACCESS = "access: {anonymous: true}"
+
+
 def deployment_yaml(
     name: str,
     models: dict[str, Path],
@@ -63,6 +68,9 @@ def deployment_yaml(
     return f"""\
 kind: Environment
 metadata: {{name: {environment}}}
+spec:
+  policies:
+    - {OPEN_ACCESS}
 ---
 kind: Model
 metadata: {{name: mlp-{name}}}

@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 
 from meshline.v1 import api_pb2, resources_pb2
-from tests.e2e.conftest import deployment_yaml
+from tests.e2e.conftest import OPEN_ACCESS, deployment_yaml
 from tests.harness.load import ClientLoop
 from tests.harness.mesh import Mesh
 from tests.harness.processes import wait_until
@@ -177,6 +177,7 @@ metadata: {{name: {name}}}
 spec:
   policies:
     - {{mode: mandatory, location: {{regions: [{region}]}}}}
+    - {OPEN_ACCESS}
 """
 
 

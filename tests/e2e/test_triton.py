@@ -21,7 +21,7 @@ import torch
 
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import api_pb2, resources_pb2
-from tests.e2e.conftest import local_torch
+from tests.e2e.conftest import OPEN_ACCESS, local_torch
 from tests.harness.load import infer_request, output_array
 from tests.harness.mesh import Mesh, running_mesh
 from tests.harness.processes import wait_until
@@ -39,7 +39,10 @@ SIGNATURE = """\
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     with running_mesh(tmp_path_factory.mktemp("mesh"), regions=(REGION,)) as m:
-        m.apply("kind: Environment\nmetadata: {name: production}\n")
+        m.apply(
+            "kind: Environment\nmetadata: {name: production}\n"
+            f"spec:\n  policies:\n    - {OPEN_ACCESS}\n"
+        )
         yield m
 
 
