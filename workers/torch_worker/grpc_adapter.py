@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from meshline.inference import grpc_service_pb2 as pb
 from meshline.inference import grpc_service_pb2_grpc as pb_grpc
-from meshline.wire import PRIORITY_HEADER
+from meshline.wire import PRINCIPAL_HEADER, PRIORITY_HEADER
 from workers.oip import codec, datatypes
 from workers.oip.errors import ErrorKind, InferenceError, InvalidInputError
 from workers.torch_worker.dataplane import (
@@ -127,6 +127,11 @@ def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
     return None
 
 
+def _shown(principal: str | None) -> str:
+    """The principal as a log shows it: quoted (it is caller-chosen text), or anonymous."""
+    return repr(principal) if principal else "anonymous"
+
+
 def encode_response(response: InferenceResponse, raw: bool) -> pb.ModelInferResponse:
     """InferenceResponse -> ModelInferResponse, raw or typed (raw when a type has no field)."""
     reply = pb.ModelInferResponse(
@@ -209,8 +214,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
+        principal = _metadata(context, PRINCIPAL_HEADER)
         try:
-            with self._metrics.track("grpc"):
+            with self._metrics.track("grpc", principal):
                 self._dp.resolve(request.model_name, request.model_version)
                 decoded, raw = decode_request(request)
                 if self._dp.priority_levels:
@@ -218,18 +224,20 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 response = await self._dp.infer(decoded)
                 reply = encode_response(response, raw)
         except InferenceError as exc:
-            await self._abort(context, exc)
+            await self._abort(context, exc, principal)
         except Exception as exc:
-            log.exception("ModelInfer failed")
+            log.exception("ModelInfer failed (principal %s)", _shown(principal))
             await context.abort(
                 grpc.StatusCode.INTERNAL, f"internal error: {exc}", trailing_metadata=self._trailers
             )
         context.set_trailing_metadata(self._trailers)
         return reply
 
-    async def _abort(self, context: grpc.aio.ServicerContext, exc: InferenceError) -> NoReturn:
+    async def _abort(
+        self, context: grpc.aio.ServicerContext, exc: InferenceError, principal: str | None = None
+    ) -> NoReturn:
         if exc.kind is ErrorKind.INTERNAL:
-            log.error("inference failed: %s", exc.message)
+            log.error("inference failed (principal %s): %s", _shown(principal), exc.message)
         await context.abort(STATUS_CODES[exc.kind], exc.message, trailing_metadata=self._trailers)
         raise AssertionError("unreachable: abort() raises")
 

@@ -22,6 +22,7 @@ from prometheus_client import (
 )
 
 from workers.oip.errors import InferenceError
+from workers.oip.principals import OTHER, PrincipalLabels
 
 # Requests / rows per forward pass: powers of two, as batch sizes usually are.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -38,7 +39,8 @@ class _ProtocolMetrics:
 
 
 class WorkerMetrics:
-    """Request metrics, labelled by protocol (grpc/http) and the served model."""
+    """Request metrics, labelled by protocol (grpc/http) and the served model, and requests per
+    principal (the caller the entry gateway verified; bounded, see workers.oip.principals)."""
 
     content_type = CONTENT_TYPE_LATEST
 
@@ -65,6 +67,18 @@ class WorkerMetrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self._principal_requests = Counter(
+            "meshline_worker_principal_requests",
+            "Inference requests received, by the caller the entry gateway verified "
+            "(x-meshline-principal; 'anonymous' without one, 'other' past the first "
+            "distinct principals).",
+            ["model", "version", "principal"],
+            registry=self.registry,
+        )
+        self._principal_labels = PrincipalLabels()
+        # Header value -> bound child: a dict lookup per request. Only admitted principals are
+        # kept, so it stays as small as the label set.
+        self._per_principal: dict[str | None, Any] = {}
         self._in_flight_gauge = Gauge(
             "meshline_worker_inflight_requests",
             "Inference requests being handled now.",
@@ -109,12 +123,25 @@ class WorkerMetrics:
     def in_flight(self) -> int:
         return self._in_flight
 
+    def _principal_child(self, principal: str | None) -> Any:
+        child = self._per_principal.get(principal)
+        if child is None:
+            label = self._principal_labels.label(principal)
+            child = self._principal_requests.labels(**self._labels, principal=label)
+            if label != OTHER:  # past the bound: looked up each time, never remembered
+                self._per_principal[principal] = child
+        return child
+
     @contextmanager
-    def track(self, protocol: str) -> Iterator[None]:
-        """Count one request around its handling; errors are counted by kind and re-raised."""
+    def track(self, protocol: str, principal: str | None = None) -> Iterator[None]:
+        """Count one request around its handling; errors are counted by kind and re-raised.
+
+        `principal` is the x-meshline-principal header as received (None when absent).
+        """
         labels = {"protocol": protocol, **self._labels}
         bound = self._per_protocol[protocol]
         bound.requests.inc()
+        self._principal_child(principal).inc()
         self._in_flight += 1
         self._in_flight_child.inc()
         start = time.perf_counter()

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from meshline.wire import PRIORITY_HEADER
+from meshline.wire import PRINCIPAL_HEADER, PRIORITY_HEADER
 from workers.oip import codec
 from workers.oip.errors import ErrorKind, InferenceError, InvalidInputError
 from workers.torch_worker.dataplane import (
@@ -269,7 +269,7 @@ class RestHandlers:
 
     async def infer(self, request: web.Request) -> web.Response:
         name, version = _model_of(request)
-        with self._metrics.track("http"):
+        with self._metrics.track("http", request.headers.get(PRINCIPAL_HEADER)):
             self._dp.resolve(name, version)
             body = await request.read()
             decoded, encoding = decode_infer_request(
@@ -294,6 +294,12 @@ def _model_of(request: web.Request) -> tuple[str, str]:
     return request.match_info["model"], request.match_info.get("version", "")
 
 
+def _shown(request: web.Request) -> str:
+    """The caller as a log shows it: quoted (it is caller-chosen text), or anonymous."""
+    principal = request.headers.get(PRINCIPAL_HEADER)
+    return repr(principal) if principal else "anonymous"
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error becomes `{"error": "..."}` with the status its kind maps to."""
@@ -301,7 +307,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except InferenceError as exc:
         if exc.kind is ErrorKind.INTERNAL:
-            log.error("%s %s failed: %s", request.method, request.path, exc.message)
+            log.error(
+                "%s %s failed (principal %s): %s",
+                request.method,
+                request.path,
+                _shown(request),
+                exc.message,
+            )
         return web.json_response({"error": exc.message}, status=HTTP_STATUS[exc.kind])
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -310,7 +322,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             {"error": f"{exc.reason}: {request.method} {request.path}"}, status=exc.status
         )
     except Exception as exc:
-        log.exception("%s %s failed", request.method, request.path)
+        log.exception("%s %s failed (principal %s)", request.method, request.path, _shown(request))
         return web.json_response({"error": f"internal error: {exc}"}, status=500)
 
 
