@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,6 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PROTOCOLS = ("grpc", "rest-json", "rest-binary")
 HEADER_LENGTH = "Inference-Header-Content-Length"
 TIMEOUT_S = 10.0
+# Extra request headers (a JSON object), read from the environment rather than the command line
+# so that a credential a benchmark sends never shows in `ps`.
+HEADERS_ENV = "MESHLINE_LOAD_HEADERS"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class Workload:
     input_name: str = "input"
     rows: int = 1
     features: int = 784
+    # Sent with every request (gRPC metadata, HTTP headers): credentials, the environment.
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def model_name(self) -> str:
@@ -175,6 +181,7 @@ def http_request_bytes(host: str, work: Workload, binary: bool) -> bytes:
         f"Content-Length: {len(body)}",
         f"{wire.DEPLOYMENT_HEADER}: {work.deployment}",
         *(f"{k}: {v}" for k, v in headers.items()),
+        *(f"{k}: {v}" for k, v in work.headers),
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -243,7 +250,7 @@ async def _grpc_load(
     target: str, work: Workload, concurrency: int, seconds: float, warmup_s: float
 ) -> tuple[list[float], int]:
     request = grpc_request(work)
-    metadata = ((wire.DEPLOYMENT_HEADER, work.deployment),)
+    metadata = ((wire.DEPLOYMENT_HEADER, work.deployment), *work.headers)
     async with grpc.aio.insecure_channel(target) as channel:
         stub = oip_grpc.GRPCInferenceServiceStub(channel)
 
@@ -266,15 +273,18 @@ def load_subprocess(
     protocol: str = "grpc",
     model: str = "",
     warmup_s: float = 0.5,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
-    """run_load in a fresh `python -m bench.load` process (the client's CPU is its own)."""
+    """run_load in a fresh `python -m bench.load` process (the client's CPU is its own);
+    `headers` go with every request (passed through the environment, not argv)."""
     args = [
         sys.executable, "-m", "bench.load",
         "--target", target, "--deployment", deployment, "--model", model,
         "--protocol", protocol, "--concurrency", str(concurrency),
         "--seconds", str(seconds), "--warmup", str(warmup_s),
     ]  # fmt: skip
-    out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    env = {**os.environ, HEADERS_ENV: json.dumps(dict(headers or {}))}
+    out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT, env=env).stdout
     return LoadResult(**json.loads(out))
 
 
@@ -291,7 +301,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1)
     parser.add_argument("--features", type=int, default=784)
     args = parser.parse_args()
-    work = Workload(args.deployment, args.model, args.input_name, args.rows, args.features)
+    extra = json.loads(os.environ.get(HEADERS_ENV) or "{}")
+    work = Workload(
+        args.deployment,
+        args.model,
+        args.input_name,
+        args.rows,
+        args.features,
+        tuple((str(k).lower(), str(v)) for k, v in extra.items()),
+    )
     result = asyncio.run(
         run_load(
             args.target,
