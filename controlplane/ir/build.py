@@ -22,7 +22,6 @@ from controlplane.ir.model import (
     Endpoint,
     Forwarding,
     GatewayIR,
-    Issuer,
     NetworkIR,
     PeerToken,
     PublicKey,
@@ -149,7 +148,7 @@ def build_network(
                 address.host,
                 address.port,
                 tuple(routes),
-                credentials=Credentials(tuple(keys), _issuers(routes)),
+                credentials=Credentials(tuple(keys)),
                 forwarding=Forwarding(
                     tokens.get(region, ""),
                     tuple(
@@ -161,13 +160,6 @@ def build_network(
             )
         )
     return NetworkIR(gateways=tuple(result))
-
-
-def _issuers(routes: Sequence[DeploymentRoute]) -> tuple[Issuer, ...]:
-    """Every identity provider the routes' access rules name, once (apply keeps one issuer to
-    one set of keys)."""
-    found = {i.issuer: i for r in routes for i in r.access.issuers}
-    return tuple(Issuer.of(found[name]) for name in sorted(found))
 
 
 def _route(

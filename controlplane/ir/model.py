@@ -194,10 +194,9 @@ class Issuer:
 
 @dataclass(frozen=True)
 class Credentials:
-    """What a gateway verifies callers with: meshline's API keys and the users' own issuers."""
+    """The API key secrets a gateway takes (the public half of each)."""
 
     keys: tuple[PublicKey, ...] = ()
-    issuers: tuple[Issuer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,6 +229,14 @@ class GatewayIR:
     listener_name: str = names.LISTENER_NAME
     route_config_name: str = names.ROUTE_CONFIG_NAME
     stat_prefix: str = names.STAT_PREFIX
+
+    @property
+    def issuers(self) -> tuple[Issuer, ...]:
+        """The identity providers the routes' access rules name, once each (apply keeps one
+        issuer to one set of keys). Derived from the routes, so a config narrowed to some
+        routes (an offline check of one deployment) holds only their providers."""
+        found = {i.issuer: i for r in self.routes for i in r.access.issuers}
+        return tuple(Issuer.of(found[name]) for name in sorted(found))
 
     @property
     def trusted_hops(self) -> int:

@@ -16,9 +16,10 @@ ROUTE_CONFIG_NAME = "gateway"
 STAT_PREFIX = "gateway"
 
 # The listener's own HTTP filters (instances of Envoy filters, named by us): per-route configs
-# are keyed by these names, so a route can switch each one's rules. The configs of jwt_authn
-# and the rate limit change while Envoy runs (keys, limits): they come by ECDS as resources of
-# these same names, so an update reaches the next request on every open connection too.
+# are keyed by these names, so a route can switch each one's rules. The listener-level configs
+# of the firewall, jwt_authn and the rate limit change while Envoy runs (peers' tokens, keys,
+# limits): they come by ECDS as resources of these same names, so an update reaches the next
+# request on every open connection too.
 FIREWALL_FILTER = "meshline.firewall"
 JWT_AUTHN_FILTER = "meshline.jwt_authn"
 ACCESS_FILTER = "meshline.access"

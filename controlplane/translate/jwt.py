@@ -27,7 +27,7 @@ from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import any_pb2, empty_pb2
 
 from controlplane.ir import names
-from controlplane.ir.model import Credentials, DeploymentRoute, Issuer, PublicKey
+from controlplane.ir.model import Credentials, DeploymentRoute, GatewayIR, Issuer, PublicKey
 from controlplane.translate.access import PAYLOAD_KEY
 from controlplane.translate.pb import duration, packed
 from meshline import wire
@@ -44,12 +44,13 @@ SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 PLACEHOLDER_KEY = PublicKey("meshline-no-key", "TnsphbzqAbmFzXY1u3ezd8JymkfwIrxx3JONEtM6ySA")
 
 
-def jwt_authn_config(credentials: Credentials) -> jwt_pb2.JwtAuthentication:
+def jwt_authn_config(gateway: GatewayIR) -> jwt_pb2.JwtAuthentication:
     config = jwt_pb2.JwtAuthentication()
     own = config.providers[names.MESHLINE_KEYS_PROVIDER]
     own.CopyFrom(_provider(wire.MESHLINE_ISSUER))
-    own.local_jwks.inline_string = _keys_jwks(credentials)
-    for issuer in credentials.issuers:
+    own.local_jwks.inline_string = _keys_jwks(gateway.credentials)
+    issuers = gateway.issuers
+    for issuer in issuers:
         provider = config.providers[issuer.provider_name]
         provider.CopyFrom(_provider(issuer.issuer))
         if issuer.jwks_uri:
@@ -66,7 +67,7 @@ def jwt_authn_config(credentials: Credentials) -> jwt_pb2.JwtAuthentication:
             remote.async_fetch.SetInParent()
         else:
             provider.local_jwks.inline_string = issuer.jwks
-    providers = [names.MESHLINE_KEYS_PROVIDER, *(i.provider_name for i in credentials.issuers)]
+    providers = [names.MESHLINE_KEYS_PROVIDER, *(i.provider_name for i in issuers)]
     any_provider = [jwt_pb2.JwtRequirement(provider_name=p) for p in providers]
     config.requirement_map[REQUIRE_CREDENTIAL].CopyFrom(_any_of(any_provider))
     missing = jwt_pb2.JwtRequirement(allow_missing=empty_pb2.Empty())
@@ -107,9 +108,9 @@ def route_requirement(route: DeploymentRoute) -> any_pb2.Any:
     return packed(jwt_pb2.PerRouteConfig(requirement_name=name))
 
 
-def jwks_clusters(credentials: Credentials) -> list[cluster_pb2.Cluster]:
+def jwks_clusters(gateway: GatewayIR) -> list[cluster_pb2.Cluster]:
     """One cluster per identity provider whose keys Envoy fetches."""
-    return [_jwks_cluster(i) for i in credentials.issuers if i.jwks_uri]
+    return [_jwks_cluster(i) for i in gateway.issuers if i.jwks_uri]
 
 
 def _jwks_cluster(issuer: Issuer) -> cluster_pb2.Cluster:

@@ -11,6 +11,7 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.http.grpc_stats.v3 import config_pb2 as grpc_stats_pb2
 from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2 as jwt_pb2
 from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
+from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as rbac_filter_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
@@ -80,10 +81,8 @@ def http_connection_manager(gateway: GatewayIR) -> hcm_pb2.HttpConnectionManager
     manager.http_filters.extend(
         [
             path_metadata.listener_filter(),
-            hcm_pb2.HttpFilter(
-                name=names.FIREWALL_FILTER,
-                typed_config=packed(access.listener_firewall(gateway.forwarding)),
-            ),
+            # By ECDS: the peers' forwarding tokens change as regions come and go.
+            _discovered(names.FIREWALL_FILTER, rbac_filter_pb2.RBAC),
             _discovered(names.JWT_AUTHN_FILTER, jwt_pb2.JwtAuthentication),
             hcm_pb2.HttpFilter(name=names.ACCESS_FILTER, typed_config=packed(access.empty_rules())),
             _discovered(names.RATE_LIMIT_FILTER, local_rate_limit_pb2.LocalRateLimit),

@@ -8,6 +8,7 @@ from envoy.config.core.v3.extension_pb2 import TypedExtensionConfig
 
 from controlplane.ir import names
 from controlplane.ir.model import GatewayIR
+from controlplane.translate.access import listener_firewall
 from controlplane.translate.clusters import build_clusters
 from controlplane.translate.endpoints import build_load_assignments
 from controlplane.translate.jwt import jwks_clusters, jwt_authn_config
@@ -33,13 +34,17 @@ def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
         for assignment in build_load_assignments(route, gateway.region):
             assignments.append(assignment)
             owners[assignment.cluster_name] = owner
-    clusters += jwks_clusters(gateway.credentials)
+    clusters += jwks_clusters(gateway)
     extensions = [
         TypedExtensionConfig(
-            name=names.JWT_AUTHN_FILTER, typed_config=packed(jwt_authn_config(gateway.credentials))
+            name=names.JWT_AUTHN_FILTER, typed_config=packed(jwt_authn_config(gateway))
         ),
         TypedExtensionConfig(
             name=names.RATE_LIMIT_FILTER, typed_config=packed(rate_limit_config(gateway))
+        ),
+        TypedExtensionConfig(
+            name=names.FIREWALL_FILTER,
+            typed_config=packed(listener_firewall(gateway.forwarding)),
         ),
     ]
     listener = build_listener(gateway)
@@ -49,7 +54,7 @@ def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
         endpoints={a.cluster_name: a for a in sorted(assignments, key=lambda a: a.cluster_name)},
         listeners={listener.name: listener},
         routes={route_config.name: route_config},
-        extensions={e.name: e for e in extensions},
+        extensions={e.name: e for e in sorted(extensions, key=lambda e: e.name)},
         owners=MappingProxyType(owners),
     )
 
