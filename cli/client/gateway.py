@@ -10,6 +10,7 @@ import typer
 import yaml
 
 from cli.client.api import AddressOption, api_client, call, fail, resolve_address
+from cli.client.credentials import missing_key_hint, resolve_api_key
 from cli.client.render import OutputFormat
 from cli.console import console
 from meshline.v1 import api_pb2
@@ -31,18 +32,29 @@ def infer(
     ] = None,
     environment: Annotated[str, typer.Option("--environment", "-e")] = "production",
     http: Annotated[bool, typer.Option("--http/--grpc", help="REST instead of gRPC")] = False,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="Sent as 'authorization: Bearer <key>'; default: $MESHLINE_API_KEY "
+            "or the key `meshline up` wrote to .meshline/api-key",
+        ),
+    ] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
     address: AddressOption = None,
 ) -> None:
     """Send one inference request through a region's Envoy gateway."""
     from cli.client.infer import InferError, infer_grpc, infer_http, parse_input
 
+    key = resolve_api_key(api_key)
     target = gateway or _gateway_of(region, resolve_address(address), deployment, environment)
     try:
         inputs = [parse_input(i) for i in input]
-        result = (infer_http if http else infer_grpc)(target, deployment, environment, inputs)
+        send = infer_http if http else infer_grpc
+        result = send(target, deployment, environment, inputs, credentials=key.headers())
     except InferError as exc:
-        raise fail(str(exc)) from None
+        hint = f" ({missing_key_hint(key)})" if exc.unauthenticated else ""
+        raise fail(f"{exc}{hint}") from None
     data = {name: array.tolist() for name, array in result.outputs.items()}
     if output is OutputFormat.table:
         for name, array in result.outputs.items():

@@ -6,6 +6,7 @@ import json
 import math
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -40,7 +41,14 @@ def numpy_dtype(datatype: str) -> np.dtype:
 
 
 class InferError(Exception):
-    """The gateway or the worker refused the request; the message says why."""
+    """The gateway or the worker refused the request; the message says why.
+
+    `unauthenticated`: the gateway wanted a (valid) credential (gRPC UNAUTHENTICATED, HTTP 401).
+    """
+
+    def __init__(self, message: str, unauthenticated: bool = False) -> None:
+        super().__init__(message)
+        self.unauthenticated = unauthenticated
 
 
 @dataclass(frozen=True)
@@ -92,8 +100,14 @@ def build_array(values: list[float], shape: list[int], datatype: str) -> np.ndar
     return np.asarray(values, dtype=dtype).reshape(shape)
 
 
-def _metadata(deployment: str, environment: str) -> list[tuple[str, str]]:
-    return [(wire.DEPLOYMENT_HEADER, deployment), (wire.ENVIRONMENT_HEADER, environment)]
+def _metadata(
+    deployment: str, environment: str, credentials: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    return [
+        (wire.DEPLOYMENT_HEADER, deployment),
+        (wire.ENVIRONMENT_HEADER, environment),
+        *credentials,
+    ]
 
 
 def infer_grpc(
@@ -102,10 +116,12 @@ def infer_grpc(
     environment: str,
     inputs: list[tuple[str, list[float]]],
     timeout_s: float = 30.0,
+    credentials: Sequence[tuple[str, str]] = (),
 ) -> InferResult:
+    """`credentials`: headers that carry the caller's key (cli.client.credentials.ApiKey)."""
     with grpc.insecure_channel(gateway) as channel:
         stub = oip_grpc.GRPCInferenceServiceStub(channel)
-        md = _metadata(deployment, environment)
+        md = _metadata(deployment, environment, credentials)
         try:
             meta = stub.ModelMetadata(
                 oip.ModelMetadataRequest(name=deployment), metadata=md, timeout=timeout_s
@@ -124,7 +140,11 @@ def infer_grpc(
                 request.raw_input_contents.append(array.tobytes())
             response, call = stub.ModelInfer.with_call(request, metadata=md, timeout=timeout_s)
         except grpc.RpcError as exc:
-            raise InferError(f"{exc.details()} [{exc.code().name}]") from None
+            code = exc.code()
+            raise InferError(
+                f"{exc.details()} [{code.name}]",
+                unauthenticated=code is grpc.StatusCode.UNAUTHENTICATED,
+            ) from None
     trailers = dict(call.trailing_metadata() or ())
     outputs = {}
     for i, out in enumerate(response.outputs):
@@ -145,8 +165,14 @@ def infer_http(
     environment: str,
     inputs: list[tuple[str, list[float]]],
     timeout_s: float = 30.0,
+    credentials: Sequence[tuple[str, str]] = (),
 ) -> InferResult:
-    headers = {wire.ENVIRONMENT_HEADER: environment, "content-type": "application/json"}
+    """`credentials`: headers that carry the caller's key (cli.client.credentials.ApiKey)."""
+    headers = {
+        wire.ENVIRONMENT_HEADER: environment,
+        "content-type": "application/json",
+        **dict(credentials),
+    }
     base = f"http://{gateway}/v2/models/{deployment}"
     try:
         with urllib.request.urlopen(
@@ -186,7 +212,7 @@ def infer_http(
             text = json.loads(text).get("error", text)
         except ValueError:
             pass
-        raise InferError(f"HTTP {exc.code}: {text}") from None
+        raise InferError(f"HTTP {exc.code}: {text}", unauthenticated=exc.code == 401) from None
     except TimeoutError:
         raise InferError(f"no answer from gateway {gateway} within {timeout_s:.0f}s") from None
     except urllib.error.URLError as exc:

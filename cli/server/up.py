@@ -16,6 +16,15 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.client.api import ADDRESS_FILE, api_client
+from cli.client.credentials import API_KEY_ENV
+from cli.server.demo_key import (
+    DEMO_KEY,
+    DemoKeyError,
+    enforced_everywhere,
+    ensure_demo_key,
+    remove_key_file,
+    write_key_file,
+)
 from controlplane.api.documents import parse_resource_document
 from meshline.phases import DeploymentPhase
 from meshline.process.children import guarded
@@ -126,6 +135,10 @@ kind: Environment
 metadata: {{name: production}}
 spec:
   description: Where real traffic goes.
+  policies:
+    # Secure by default: every call needs an API key whose scope covers the deployment
+    # (`up` makes one, `{DEMO_KEY}`); `access: {{anonymous: true}}` would let anyone in.
+    - {{mode: mandatory, access: {{}}}}
 ---
 kind: Model
 metadata: {{name: demo-mlp}}
@@ -187,7 +200,12 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
                     ),
                     60,
                 )
+                try:
+                    secret = ensure_demo_key(api)
+                except DemoKeyError as exc:
+                    raise RuntimeError(str(exc)) from None
         (state_dir / ADDRESS_FILE).write_text(address)
+        key_file = write_key_file(state_dir, secret)
         for index, region in enumerate(regions):
             stack.start(
                 f"agent-{region}",
@@ -252,8 +270,15 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
                     180,
                     explain=lambda: demo_status().message,
                 )
+            with console.status(f"waiting for every gateway to enforce API key {DEMO_KEY}"):
+                wait_for(
+                    stack,
+                    f"API key {DEMO_KEY} in every region",
+                    lambda: enforced_everywhere(api, regions),
+                    60,
+                )
             regions_now = api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=2).regions
-        _print_endpoints(console, address, regions_now, demo_file)
+        _print_endpoints(console, address, regions_now, demo_file, secret, key_file)
         while not (dead := stack.dead()):
             time.sleep(0.5)
         console.print(f"[red]{dead.name} exited unexpectedly:[/]\n{_tail(dead.log_path)}")
@@ -262,6 +287,7 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
     finally:
         stack.stop()
         (state_dir / ADDRESS_FILE).unlink(missing_ok=True)
+        remove_key_file(state_dir)
         lock.close()
 
 
@@ -290,21 +316,36 @@ def port_free(port: int) -> bool:
     return True
 
 
-def _print_endpoints(console: Console, address: str, regions: object, demo_file: Path) -> None:
+def _print_endpoints(
+    console: Console,
+    address: str,
+    regions: object,
+    demo_file: Path,
+    secret: str,
+    key_file: Path,
+) -> None:
     table = Table("REGION", "GATEWAY (gRPC + HTTP)", "ENVOY ADMIN", box=None, header_style="bold")
     first_gateway = ""
     for r in regions:  # type: ignore[attr-defined]
         table.add_row(r.metadata.name, r.status.gateway_address, r.status.admin_address)
         first_gateway = first_gateway or r.status.gateway_address
+    bearer = f'-H "authorization: Bearer ${API_KEY_ENV}"'
     console.print(f"\n[bold green]meshline is up[/]  control plane API: [bold]{address}[/]\n")
     console.print(table)
     console.print(
         f"""
-demo deployment [bold]{DEMO_DEPLOYMENT}[/] (from {demo_file}) is Ready. Try:
+demo deployment [bold]{DEMO_DEPLOYMENT}[/] (from {demo_file}) is Ready.
+Every call needs an API key: [bold]{DEMO_KEY}[/] (environment production) is in {key_file}
+(`meshline infer` reads it there), its secret:
+  {secret}
+Try:
   meshline get deployments
   meshline infer {DEMO_DEPLOYMENT} --input input=0.5
-  curl -s http://{first_gateway}/v2/models/{DEMO_DEPLOYMENT}
+  export {API_KEY_ENV}=$(cat {key_file})
+  curl -s http://{first_gateway}/v2/models/{DEMO_DEPLOYMENT} {bearer}
+  tritonclient: client.infer(..., headers={{"authorization": f"Bearer {{key}}"}})
 Logs: {demo_file.parent / "logs"}   Press Ctrl-C to stop everything.
 """,
         highlight=False,
+        soft_wrap=True,  # the secret stays on one line whatever the terminal's width
     )
