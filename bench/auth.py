@@ -26,6 +26,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -93,6 +94,8 @@ class Variant:
     rate: RateSettings = field(default_factory=RateSettings)
     # Sent with every request (besides the environment header all variants send).
     credential: str = field(default="", repr=False)
+    # The baseline again under another name: how far two identical variants differ in one run.
+    control: bool = False
 
     def headers(self) -> dict[str, str]:
         headers = {wire.ENVIRONMENT_HEADER: self.environment}
@@ -155,7 +158,11 @@ def variants() -> tuple[list[Variant], Credentials]:
             RateSettings(never, never, ("bench rate rule",)),
             credential=key.secret,
         ),
-    ]
+        Variant(
+            "control", "no authentication again (A/A)", "control", AccessSettings.open(),
+            control=True,
+        ),
+    ]  # fmt: skip
     credentials = _credentials((PublicKey(key.key_id, key.public_key),), (Issuer.of(issuer),))
     return found, credentials
 
@@ -498,7 +505,7 @@ def cost_tables(found: Sequence[Variant], cells: Sequence[Cell]) -> list[str]:
                 verdict, ratio_text, added_text, us_text = "", "1.00x", "", f"{us:.0f}"
             else:
                 met = ratio >= MIN_RATIO and added <= MAX_ADDED_P50_MS
-                verdict = "met" if met else "**missed**"
+                verdict = "(noise gauge)" if v.control else "met" if met else "**missed**"
                 ratio_text, added_text = f"{ratio:.2f}x", f"{added:+.2f}"
                 us_text = f"{us:.0f} ({us - base_us:+.0f})"
             lines.append(
@@ -533,6 +540,7 @@ def plot(found: Sequence[Variant], cells: Sequence[Cell], results: Sequence[Revo
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     width = 0.8 / max(1, len(found) - 1)
+    lowest = 1.0
     labels = [f"{PROTOCOL_NAMES.get(c.protocol, c.protocol)}\nc={c.concurrency}" for c in cells]
     for i, v in enumerate(found[1:]):
         ratios = [
@@ -540,13 +548,14 @@ def plot(found: Sequence[Variant], cells: Sequence[Cell], results: Sequence[Revo
             for c in cells
         ]
         xs = [x + (i - (len(found) - 2) / 2) * width for x in range(len(cells))]
-        left.bar(xs, ratios, width, label=v.label, color=f"C{i + 1}")
+        left.bar(xs, ratios, width, label=v.label, color="0.6" if v.control else f"C{i + 1}")
+        lowest = min([lowest, *ratios])
     left.axhline(1.0, color="k", lw=0.8)
     left.axhline(MIN_RATIO, color="r", lw=0.8, ls="--", label=f"target {MIN_RATIO}")
     left.set_xticks(range(len(cells)), labels, fontsize=8)
     left.set_ylabel("throughput vs no authentication")
-    left.set_ylim(0.5, 1.2)
-    left.legend(fontsize=7, loc="lower right")
+    left.set_ylim(min(0.5, lowest - 0.1), 1.25)
+    left.legend(fontsize=7, loc="upper center", ncol=3)
     left.grid(True, axis="y", alpha=0.3)
     for i, region in enumerate(REGIONS):
         ys = [r.refused_after_s.get(region) for r in results]
@@ -555,6 +564,7 @@ def plot(found: Sequence[Variant], cells: Sequence[Cell], results: Sequence[Revo
     enforced = [(k, r.enforced_after_s * 1000) for k, r in enumerate(results) if r.enforced_after_s]
     right.plot([p[0] for p in enforced], [p[1] for p in enforced], "x", color="k",
                label="GetKey: enforced_in all")  # fmt: skip
+    right.set_xticks(range(len(results)), [str(k + 1) for k in range(len(results))])
     right.set_xlabel("key (revoked one after another)")
     right.set_ylabel("ms after RevokeKey returned")
     right.set_ylim(bottom=0)
@@ -577,67 +587,94 @@ class Settings:
     command: str
 
 
+def _fill(text: str, indent: str = "") -> str:
+    return textwrap.fill(text, 100, subsequent_indent=indent, break_on_hyphens=False)
+
+
 def render(
     found: Sequence[Variant], cells: Sequence[Cell], results: Sequence[Revocation],
     s: Settings, image: bool,
 ) -> str:  # fmt: skip
     accepted = sum(r.accepted_after_refusal for r in results)
     other = sum(r.other_failures for r in results)
+    bullets = [
+        "*no authentication*: `access: {anonymous: true}` (jwt_authn still runs, with "
+        "`allow_missing`; the access RBAC allows everyone);",
+        "*API key*: the default access rule, a meshline API key (an EdDSA/Ed25519 JWT, verified "
+        "by jwt_authn against the local JWKS, then the access RBAC on its scope claims);",
+        "*JWT (user IdP)*: an `access.jwt` rule for an issuer whose RSA-2048 key the benchmark "
+        "made (`cryptography`), JWKS inline; an RS256 token, `aud` checked;",
+        "*API key + rate policy*: the API key, plus `rate: {deployment: …, principal: …}` at "
+        "1 000 000 req/s (burst 1 000 000), which never triggers: what the local_ratelimit "
+        "filter's descriptors and buckets (per deployment, per principal) cost;",
+        "*no authentication again (A/A)*: the first variant under another environment name, "
+        "a gauge of this run's noise: it should read 1.00x and +0.00 ms.",
+    ]
     lines = [
         SECTION,
         "",
-        f"Generated by `{s.command}` (bench/auth.py). One full run on the 2-core development "
-        f"machine ({platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}), which was shared with other work at the time: client, "
-        "gateway and worker share the two cores, and only same-run ratios are worth comparing.",
+        _fill(
+            f"Generated by `{s.command}` (bench/auth.py). One full run on the 2-core development "
+            f"machine ({platform.machine()}, {os.cpu_count()} CPUs, Python "
+            f"{platform.python_version()}), which was shared with other work at the time: "
+            "client, gateway and worker share the two cores, and only same-run ratios are worth "
+            "comparing."
+        ),
         "",
         "### 1. Cost per request",
         "",
-        "The static-gateway approach (as bench/static_gateway.py: IR → translate → "
-        "static_bootstrap, no control plane): **one** Envoy (`--concurrency 1`) in front of one "
-        "Torch worker (demo MLP, 784→128→10, 1 row, FP32). The gateway serves the deployment in "
-        "four environments, one per variant, so every variant runs through the same Envoy, "
-        "listener, filter chain and worker and differs only in its route's rules:",
+        _fill(
+            "The static-gateway approach (as bench/static_gateway.py: IR → translate → "
+            "static_bootstrap, no control plane): **one** Envoy (`--concurrency 1`) in front of "
+            "one Torch worker (demo MLP, 784→128→10, 1 row, FP32). The gateway serves the "
+            f"deployment in {len(found)} environments, one per variant, so every variant goes "
+            "through the same Envoy, listener, filter chain and worker and differs only in its "
+            "route's rules:"
+        ),
         "",
-        "- *no authentication*: `access: {anonymous: true}` (jwt_authn still runs, with "
-        "`allow_missing`; RBAC allows);",
-        "- *API key*: the default access rule, a meshline API key (EdDSA/Ed25519 JWT, verified "
-        "by jwt_authn against the local JWKS, then RBAC on its scope claims);",
-        "- *JWT (user IdP)*: an `access.jwt` rule for an issuer whose RSA-2048 key was made by the "
-        "benchmark (`cryptography`), JWKS inline; RS256 token with `aud` checked;",
-        "- *API key + rate policy*: the API key, plus `rate: {deployment: …, principal: …}` at "
-        "1 000 000 req/s (burst 1 000 000), which never triggers: the local_ratelimit filter's "
-        "descriptors and buckets (per deployment and per principal) are what it adds.",
+        *(_fill(f"- {b}", "  ") for b in bullets),
         "",
-        f"Closed-loop client (bench.load, its own process), *c* requests in flight; each cell is "
-        f"the median-throughput run of {s.rounds} rounds of {s.seconds:g} s, the four variants "
-        "run one after another in every round with the order rotated each round. *Envoy "
-        "CPU/req* is the gateway process's CPU time per request (from /proc, median of the "
-        "rounds; in brackets the difference to no authentication): the direct cost of the "
-        f"filters, far steadier than throughput here. Target (issue 13): ≥ {MIN_RATIO} of the "
-        f"unauthenticated throughput and ≤ +{MAX_ADDED_P50_MS} ms p50.",
+        _fill(
+            "Closed-loop client (bench.load, its own process), *c* requests in flight; each cell "
+            f"is the median-throughput run of {s.rounds} rounds of {s.seconds:g} s; every round "
+            "runs each variant once, the order rotated each round. *Envoy CPU/req* is the "
+            "gateway process's CPU time per request (from /proc, median of the rounds; in "
+            "brackets the difference to no authentication): the filters' own cost, far steadier "
+            f"than throughput here. Target (issue 13): ≥ {MIN_RATIO} of the unauthenticated "
+            f"throughput and ≤ +{MAX_ADDED_P50_MS} ms p50."
+        ),
         "",
         *cost_tables(found, cells),
         "",
         "### 2. Revocation delay",
         "",
-        f"A real mesh: control plane, two regions ({', '.join(REGIONS)}), each with its agent, "
-        "Envoy and one Torch worker of the demo deployment (production environment, the default "
-        f"access rule). {s.keys} keys, revoked one after another: for each, a key is created "
-        "(and waited for until every region enforces it), a closed-loop gRPC client per region "
-        "(c=1, a thread) calls through that region's gateway with it, `RevokeKey` is called, and "
-        "the time from the RPC returning to the first `UNAUTHENTICATED` answer at each gateway "
-        "is recorded (answer time; a call takes ~2 ms), as is the time until `GetKey` lists "
-        "every region in `status.enforced_in` (polled every ~5 ms).",
+        _fill(
+            f"A real mesh: control plane, two regions ({', '.join(REGIONS)}), each with its "
+            "agent, Envoy and one Torch worker of the demo deployment (production environment, "
+            f"the default access rule). {s.keys} keys, revoked one after another: for each, a "
+            "key is created (and waited for until every region enforces it), a closed-loop gRPC "
+            "client per region (c=1, a thread) calls through that region's gateway with it, "
+            "`RevokeKey` is called, and the time from the RPC returning to the first "
+            "`UNAUTHENTICATED` answer at each gateway is recorded (answer time; a call takes a "
+            "few ms), as is the time until `GetKey` lists every region in `status.enforced_in` "
+            "(polled every ~5 ms)."
+        ),
         "",
         *revocation_table(results),
         "",
-        f"Requests sent after a region's first refusal and still accepted: {accepted} (must be "
-        f"0). Other failures in the client loops: {other}.",
+        _fill(
+            f"Requests sent after a region's first refusal and still accepted: {accepted} (must "
+            f"be 0). Other failures in the client loops: {other}."
+        ),
     ]
     if image:
         lines += ["", f"![Edge authentication](benchmarks/{IMG.name})"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + READING
+
+
+# Written by hand from the full run (see the section's heading line); the tables above are
+# regenerated by every run.
+READING = ""
 
 
 def main() -> None:
