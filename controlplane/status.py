@@ -17,14 +17,20 @@ from controlplane.autoscale.failures import FailedWake, crash_looping
 from controlplane.explain import live_plan
 from controlplane.ir.model import DeploymentRoute
 from controlplane.reconcile import NetworkState
-from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from controlplane.xds import CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE
 from controlplane.xds.cache import SnapshotCache
 from meshline.keys import DeploymentKey, PlacedTrackKey, TrackKey
 from meshline.phases import ENDED_WITHOUT_TARGET, ROLLING, DeploymentPhase, RolloutPhase
 from meshline.v1 import agent_pb2, resources_pb2
 
-CDS, EDS, LDS, RDS = CLUSTER, ENDPOINT, LISTENER, ROUTE
-TYPE_NAMES = {CDS: "clusters", EDS: "endpoints", LDS: "listeners", RDS: "routes"}
+CDS, EDS, ECDS, LDS, RDS = CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE
+TYPE_NAMES = {
+    CDS: "clusters",
+    EDS: "endpoints",
+    ECDS: "filter configs",
+    LDS: "listeners",
+    RDS: "routes",
+}
 
 
 # How status words a rollout that ended without the new version.
