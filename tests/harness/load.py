@@ -99,6 +99,14 @@ class Answer(NamedTuple):
         return self.done - self.sent
 
 
+class Failure(NamedTuple):
+    """One failed request: monotonic send and answer times, and what went wrong."""
+
+    sent: float
+    done: float
+    reason: str
+
+
 @dataclass
 class ClientLoop:
     """Runs in a thread until stopped; `outputs` keeps the last answer for checks.
@@ -122,6 +130,8 @@ class ClientLoop:
     # Every answer with its latency and worker, and the monotonic time of every failure.
     answers: list[Answer] = field(default_factory=list)
     failed_at: list[float] = field(default_factory=list)
+    # Every failure with the time its request was sent (`failures` and `failed_at` in one).
+    failed: list[Failure] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -135,10 +145,12 @@ class ClientLoop:
             self.served.append((done, region))
             self.answers.append(Answer(sent, done, region, by.get("worker", "")))
 
-    def _failed(self, reason: str) -> None:
+    def _failed(self, reason: str, sent: float) -> None:
+        done = time.monotonic()
         with self._lock:
-            self.failed_at.append(time.monotonic())
+            self.failed_at.append(done)
             self.failures.append(reason)
+            self.failed.append(Failure(sent, done, reason))
 
     def _run_rest(self) -> None:
         headers = {"x-meshline-environment": self.environment, **dict(self.extra_metadata)}
@@ -149,9 +161,10 @@ class ClientLoop:
                     self.gateway, self.deployment, self.batch, timeout_s=10, headers=headers
                 )
             except urllib.error.HTTPError as exc:
-                self._failed(f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:200]}")
+                reason = f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:200]}"
+                self._failed(reason, sent)
             except OSError as exc:  # refused, reset, timed out
-                self._failed(f"{type(exc).__name__}: {exc}")
+                self._failed(f"{type(exc).__name__}: {exc}", sent)
             else:
                 self._answered(sent, out, {"region": region})
 
@@ -174,7 +187,8 @@ class ClientLoop:
                         request, metadata=metadata, timeout=10
                     )
                 except grpc.RpcError as exc:
-                    self._failed(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+                    reason = f"{exc.code().name}: {exc.details()}"
+                    self._failed(reason, sent)
                 else:
                     by = served_by(call.trailing_metadata())
                     self._answered(sent, output_array(response), by)

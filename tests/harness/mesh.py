@@ -25,6 +25,13 @@ from tests.harness.envoy_admin import read_clusters
 from tests.harness.processes import ManagedProcess, free_port, wait_until
 
 MESHLINE = [sys.executable, "-m", "cli"]
+# A worker's `--host` and `--http-port` flags in its /proc cmdline.
+_FLAG = re.compile(r"--(host|http-port)[\s\0]+([^\s\0]+)")
+# A line of the Torch worker's per-principal request counter.
+_PRINCIPAL_LINE = re.compile(
+    r'^meshline_worker_principal_requests_total\{.*principal="(?P<principal>[^"]*)".*\} '
+    r"(?P<value>\S+)$"
+)
 
 
 @dataclass
@@ -56,6 +63,29 @@ class Mesh:
     @property
     def regions_api(self) -> api_pb2_grpc.RegionServiceStub:
         return api_pb2_grpc.RegionServiceStub(self._channel())
+
+    @property
+    def keys(self) -> api_pb2_grpc.KeyServiceStub:
+        return api_pb2_grpc.KeyServiceStub(self._channel())
+
+    def create_key(
+        self,
+        name: str,
+        *,
+        environment: str = "",
+        deployments: Sequence[str] = (),
+        roles: Sequence[str] = (),
+    ) -> str:
+        """Create API key `name` with that scope through KeyService; its secret (shown once)."""
+        spec = resources_pb2.ApiKeySpec(
+            environment=environment, deployments=list(deployments), roles=list(roles)
+        )
+        reply = self.keys.CreateKey(api_pb2.CreateKeyRequest(name=name, spec=spec), timeout=10)
+        secret: str = reply.secret
+        return secret
+
+    def key(self, name: str) -> resources_pb2.ApiKey:
+        return self.keys.GetKey(api_pb2.GetKeyRequest(name=name), timeout=10).key
 
     def apply(self, text: str, dry_run: bool = False) -> api_pb2.ApplyResponse:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
@@ -129,6 +159,48 @@ class Mesh:
             check=False,
         )
         return [int(pid) for pid in out.stdout.split()]
+
+    def worker_metrics(self, region: str, deployment: str) -> list[str]:
+        """The Prometheus page of each worker of `deployment` in `region`, read from the
+        worker itself (its --http-port), not through the agent's periodic scrape. Raises
+        LookupError when there is none: a count of nothing proves nothing."""
+        pages = []
+        for pid in self.worker_pids(region, deployment):
+            try:
+                # NUL-separated, or one line when a standby took the worker's command line as
+                # its process title.
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+            except FileNotFoundError:  # it exited since pgrep saw it
+                continue
+            flags = dict(_FLAG.findall(cmdline))
+            url = f"http://{flags.get('host', '127.0.0.1')}:{flags['http-port']}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as r:
+                pages.append(r.read().decode())
+        if not pages:
+            raise LookupError(f"no worker of {deployment} runs in {region}")
+        return pages
+
+    def worker_requests(self, region: str, deployment: str) -> int:
+        """Inference requests the workers of `deployment` in `region` received (gRPC and REST),
+        by their own counter (`meshline_worker_requests_total`)."""
+        return sum(
+            int(float(line.rsplit(" ", 1)[1]))
+            for page in self.worker_metrics(region, deployment)
+            for line in page.splitlines()
+            if line.startswith("meshline_worker_requests_total{")
+        )
+
+    def worker_principals(self, region: str, deployment: str) -> dict[str, int]:
+        """principal → requests the workers of `deployment` in `region` received from it, by
+        their own counter of the x-meshline-principal the entry gateway set."""
+        counts: dict[str, int] = {}
+        for page in self.worker_metrics(region, deployment):
+            for line in page.splitlines():
+                found = _PRINCIPAL_LINE.match(line)
+                if found:
+                    name = found.group("principal")
+                    counts[name] = counts.get(name, 0) + int(float(found.group("value")))
+        return counts
 
     # -- waiting --------------------------------------------------------------------------
 
