@@ -335,7 +335,7 @@ def test_a_mandatory_environment_rule_and_the_deployment_rule_must_both_allow(
 
 
 def test_a_client_sent_hop_marker_is_never_served_without_a_credential(
-    mesh: Mesh, gate: str
+    mesh: Mesh, gate: str, model: Path
 ) -> None:
     forged = {
         wire.HOP_HEADER: "us",
@@ -379,6 +379,14 @@ def test_a_client_sent_hop_marker_is_never_served_without_a_credential(
     served = principals.get("hop-key", 0)
     assert served >= 2 * len(REGIONS)
     assert mesh.worker_requests(HOME, gate) == before + served
+    # Where anonymous callers get in, the principal a client writes does not travel either.
+    mesh.apply(_deployment("open-door", KEYED, model, [{"access": {"anonymous": True}}]))
+    try:
+        _wait_current(mesh, "open-door", KEYED)
+        assert _answers(mesh, "open-door", KEYED, posing) == _everywhere(grpc.StatusCode.OK)
+        assert mesh.worker_principals(HOME, "open-door") == {"anonymous": 2 * len(REGIONS)}
+    finally:
+        _delete(mesh, "open-door", KEYED)
 
 
 # -- 5. a rate limit comes and goes under load ----------------------------------------------
