@@ -29,7 +29,7 @@ from controlplane.ir import names
 from controlplane.ir.model import DeploymentRoute, Forwarding
 from controlplane.policy.access import CallerRule, ClaimRule, FirewallRule, JwtCaller
 from controlplane.translate import wellknown
-from controlplane.translate.pb import packed
+from controlplane.translate.pb import packed, uint32
 from meshline import wire
 
 Principal: TypeAlias = rbac_pb2.Principal
@@ -108,7 +108,7 @@ def _blocked(rule: FirewallRule) -> Principal:
 def _address(cidr: str, trusted_hops: int) -> Principal:
     network = ipaddress.ip_network(cidr, strict=False)
     block = address_pb2.CidrRange(
-        address_prefix=str(network.network_address), prefix_len=network.prefixlen
+        address_prefix=str(network.network_address), prefix_len=uint32(network.prefixlen)
     )
     # remote_ip is the address the listener computed from x-forwarded-for (trusted hops);
     # direct_remote_ip the peer's, whatever any header says.

@@ -15,6 +15,17 @@ from controlplane.ir import (
     RetrySettings,
     Tier,
 )
+from controlplane.ir.model import Credentials, Forwarding, PeerToken, PublicKey
+from controlplane.policy.access import (
+    AccessSettings,
+    CallerRule,
+    ClaimRule,
+    FirewallRule,
+    JwtCaller,
+    JwtIssuer,
+    RateSettings,
+    TokenBucket,
+)
 
 EMPTY = GatewayIR(region="eu", listen_host="0.0.0.0", listen_port=10000)
 
@@ -250,7 +261,97 @@ COLD_AND_DEACTIVATED = GatewayIR(
     ),
 )
 
+_IDP_JWKS = (
+    '{"keys":[{"kty":"RSA","alg":"RS256","use":"sig","kid":"idp-1","n":"u1SU1LfVLPHCozMxH2Mo4lgOEe'
+    "PzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0_IzW7yWR7QkrmBL7jTKEn5u-qKhbwKfBstIs-bMY2Zkp18gnTxKLxoS2tF"
+    "czGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW_VDL5AaWTg0nLVkjRo9z-40RQzuVaE8AkAFmxZzow3x-VJYKdjykkJ0"
+    "iT9wCS0DRTXu269V264Vf_3jvredZiKRkgwlL9xNAwxXFg0x_XFw005UWVRIkdgcKWTjpBP2dPwVZ4WWC-9aGVd-Gyn1o0"
+    'CLelf4rEjGoXbAAEgAqeGUxrcIlbjXfbcmw","e":"AQAB"}]}'
+)
+
+# Edge IAM on one gateway: "fraud" takes any key in scope from inside 10/8 (one trusted proxy in
+# front), rate-limited per deployment and per principal; "scoring" layers a mandatory
+# environment rule (role) over its own (named keys or an IdP's group claim), with one issuer's
+# keys inline and one's fetched over HTTPS; "public" lets anyone in. Peers may forward to it.
+EDGE_ACCESS = GatewayIR(
+    region="eu-west",
+    listen_host="0.0.0.0",
+    listen_port=10000,
+    routes=(
+        DeploymentRoute.local(
+            deployment="fraud",
+            environment="production",
+            endpoints=(Endpoint("fraud-w1", "10.0.0.1", 9000, 8000),),
+            region="eu-west",
+            access=AccessSettings(
+                firewalls=(
+                    FirewallRule(
+                        "deployment fraud", ("10.0.0.0/8",), ("10.66.0.0/16",), trusted_hops=1
+                    ),
+                ),
+            ),
+            rate=RateSettings(
+                deployment=TokenBucket(200.0, 50),
+                principal=TokenBucket(0.5, 2),
+                sources=("deployment fraud",),
+            ),
+        ),
+        DeploymentRoute.local(
+            deployment="scoring",
+            environment="production",
+            endpoints=(Endpoint("scoring-w1", "10.0.0.2", 9000, 8000),),
+            region="eu-west",
+            access=AccessSettings(
+                callers=(
+                    CallerRule("environment production (mandatory)", roles=("inference",)),
+                    CallerRule(
+                        "deployment scoring",
+                        keys=("batch-job",),
+                        jwt=(
+                            JwtCaller(
+                                "https://login.example.com",
+                                ("scoring-api",),
+                                (ClaimRule("realm_access.roles", ("scorer", "admin")),),
+                            ),
+                            JwtCaller("https://idp.example.org"),
+                        ),
+                    ),
+                ),
+                issuers=(
+                    JwtIssuer("https://idp.example.org", jwks=_IDP_JWKS),
+                    JwtIssuer(
+                        "https://login.example.com",
+                        jwks_uri="https://login.example.com/.well-known/jwks.json",
+                    ),
+                ),
+            ),
+        ),
+        DeploymentRoute.local(
+            deployment="public",
+            environment="staging",
+            endpoints=(Endpoint("public-w1", "10.0.0.3", 9000, 8000),),
+            region="eu-west",
+            access=AccessSettings.open(),
+        ),
+    ),
+    credentials=Credentials(
+        keys=(
+            PublicKey(
+                "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+            ),
+            PublicKey(
+                "a5b4c3d2e1f00f1e2d3c4b5a69788796", "GbKPkL_p6hHkq0sC9DLMY3xb2UTj4xmQmv0h7tNKb0o"
+            ),
+        )
+    ),
+    forwarding=Forwarding(
+        token="test-token-of-eu-west",
+        peers=(PeerToken("eu-central", "test-token-of-eu-central"),),
+    ),
+)
+
 CASES: dict[str, GatewayIR] = {
+    "edge_access": EDGE_ACCESS,
     "cold_and_deactivated": COLD_AND_DEACTIVATED,
     "failover_three_regions": FAILOVER_THREE_REGIONS,
     "entry_outside_placement": ENTRY_OUTSIDE_PLACEMENT,

@@ -22,13 +22,11 @@ import pytest
 
 from controlplane.ir import DeploymentRoute, Endpoint, GatewayIR, HealthCheckSettings
 from controlplane.policy.access import AccessSettings
-from controlplane.translate import translate_gateway
-from controlplane.translate.static_bootstrap import static_bootstrap_yaml
 from meshline.inference import grpc_service_pb2 as pb
 from meshline.inference import grpc_service_pb2_grpc as pb_grpc
-from tests.harness.processes import VENV_BIN, free_port, managed, port_open, wait_until
+from tests.controlplane.translate.envoy_gateway import HOST, Gateway, running_gateway
+from tests.harness.processes import free_port, managed, wait_until
 
-HOST = "127.0.0.1"
 FAST_CHECKS = HealthCheckSettings(interval_s=0.2, timeout_s=1.0)
 
 
@@ -40,16 +38,6 @@ class Upstream:
 
     def endpoint(self, draining: bool = False) -> Endpoint:
         return Endpoint(self.name, HOST, self.grpc_port, self.http_port, draining=draining)
-
-
-@dataclass(frozen=True)
-class Gateway:
-    port: int
-    admin_port: int
-
-    @property
-    def address(self) -> str:
-        return f"{HOST}:{self.port}"
 
 
 # Routing, not access, is under test here (tests/controlplane/translate/test_envoy_access.py
@@ -105,13 +93,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     logs = tmp_path_factory.mktemp("translate-envoy")
     prod = Upstream("prod", free_port(), free_port())
     dev = Upstream("dev", free_port(), free_port())
-    gw = Gateway(port=free_port(), admin_port=free_port())
-    config = logs / "envoy.yaml"
-    config.write_text(
-        static_bootstrap_yaml(
-            translate_gateway(gateway_ir(prod, dev, gw.port)), admin_port=gw.admin_port
-        )
-    )
+    port = free_port()
     with ExitStack() as stack:
         for upstream in (prod, dev):
             stack.enter_context(
@@ -128,31 +110,15 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                     logs,
                 )
             )
-        envoy = stack.enter_context(
-            managed(
-                "envoy",
-                [
-                    str(VENV_BIN / "envoy"),
-                    "-c",
-                    str(config),
-                    "--disable-hot-restart",
-                    "--log-level",
-                    "warn",
-                    "--concurrency",
-                    "1",
-                ],
-                logs,
-            )
-        )
+        gw = stack.enter_context(running_gateway(gateway_ir(prod, dev, port), logs))
         expected = [
             ("fraud.production.grpc", prod.grpc_port),
             ("fraud.production.http", prod.http_port),
             ("fraud.development.grpc", dev.grpc_port),
             ("fraud.development.http", dev.http_port),
         ]
-        wait_until(lambda: port_open(HOST, gw.port), what="envoy listener")
         wait_until(
-            lambda: envoy.alive() and all_healthy(gw.admin_port, expected),
+            lambda: gw.process.alive() and all_healthy(gw.admin_port, expected),
             what="upstreams healthy in envoy",
         )
         # The admin page can say healthy a moment before the worker thread's load balancer

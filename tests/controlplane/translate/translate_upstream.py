@@ -2,9 +2,11 @@
 
 One process serves what Envoy expects of a worker, on two ports:
 - gRPC: `inference.GRPCInferenceService/ModelInfer` echoing model_name and id, and reporting in
-  its parameters which instance answered and the meshline headers it received; plus the
+  its parameters which instance answered and the headers it received that matter to routing and
+  access (ECHOED: the routing key, the principal, the forwarding token, the credential); plus the
   grpc.health.v1 service, SERVING.
-- REST (aiohttp): `GET /v2/health/ready` and `POST /v2/models/{name}/infer`, answering JSON.
+- REST (aiohttp): `GET /v2/health/ready` and `POST /v2/models/{name}/infer`, answering JSON
+  with the same echo.
 
 Run: python -m tests.controlplane.translate.translate_upstream --name N --grpc-port P --http-port Q
 """
@@ -22,7 +24,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from meshline.inference import grpc_service_pb2 as pb
 from meshline.inference import grpc_service_pb2_grpc as pb_grpc
 
-MESHLINE_HEADERS = ("x-meshline-deployment", "x-meshline-environment")
+# Echoed only when received: what the gateway must add, replace or keep from the worker.
+ECHOED = (
+    "x-meshline-deployment",
+    "x-meshline-environment",
+    "x-meshline-principal",
+    "x-meshline-forward-token",
+    "authorization",
+)
 
 
 class EchoInference(pb_grpc.GRPCInferenceServiceServicer):
@@ -37,7 +46,7 @@ class EchoInference(pb_grpc.GRPCInferenceServiceServicer):
         response = pb.ModelInferResponse(model_name=request.model_name, id=request.id)
         response.parameters["upstream"].string_param = self._name
         for key, value in context.invocation_metadata() or ():
-            if key in MESHLINE_HEADERS:
+            if key in ECHOED:
                 response.parameters[key].string_param = str(value)
         return response
 
@@ -49,7 +58,7 @@ def rest_app(name: str) -> web.Application:
     async def infer(request: web.Request) -> web.Response:
         await request.read()
         answer = {"model_name": request.match_info["name"], "upstream": name}
-        answer.update({h: request.headers[h] for h in MESHLINE_HEADERS if h in request.headers})
+        answer.update({h: request.headers[h] for h in ECHOED if h in request.headers})
         return web.json_response(answer)
 
     app = web.Application()
