@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.client.api import api_client
+from cli.client.api import DEFAULT_STATE_DIR, api_client
+from cli.client.credentials import API_KEY_ENV, API_KEY_FILE
 from cli.server.up import FIRST_GATEWAY_PORT
 from meshline.v1 import api_pb2
 from tests.harness.processes import REPO_ROOT, VENV_BIN, free_port, managed, wait_until
@@ -45,6 +46,15 @@ BLOCK_TIMEOUT_S = 240.0
 EXPECTED_OUTPUT: dict[str, tuple[str, ...]] = {
     "curl -s -i http://$GW/v2/models/nope/infer": ("404 Not Found", "deployment 'nope' not found"),
     "meshline infer demo --input input=0.5 --region us --http": ("in region us",),
+    "/v2/models/demo/infer -d '{}'   # 401: no key": (
+        "401 Unauthorized",
+        "deployment 'demo' in environment 'production' needs a valid credential",
+    ),
+    "# 403: not this environment": (
+        "403 Forbidden",
+        "deployment 'demo' in environment 'production' refused the caller",
+    ),
+    "# 401 now": ("UNAUTHENTICATED", "the API key from --api-key was refused"),
     "meshline infer my-mlp --input input=1 --region eu": ("in region eu",),
     "meshline apply -f my-model.yaml --dry-run": ("deployment/my-mlp created (dry run) → eu",),
     "meshline release my-mlp --from development --to production --dry-run": ("(dry run) → eu",),
@@ -99,9 +109,12 @@ def readme_addresses(network: Network) -> dict[str, str]:
     }
 
 
-def block_env() -> dict[str, str]:
-    """A reader's shell after `source .venv/bin/activate`, in a directory `up` ran from."""
-    env = {k: v for k, v in os.environ.items() if k != "MESHLINE_ADDRESS"}
+def block_env(work: Path) -> dict[str, str]:
+    """A reader's shell after `source .venv/bin/activate`, in a directory `up` ran from, and
+    after the tour's `export MESHLINE_API_KEY=$(cat .meshline/api-key)` (each block runs in a
+    shell of its own, so a variable one exports does not reach the next)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MESHLINE_ADDRESS", API_KEY_ENV)}
+    env[API_KEY_ENV] = (work / DEFAULT_STATE_DIR / API_KEY_FILE).read_text().strip()
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(VENV_BIN.parent)
     return env
@@ -235,9 +248,9 @@ def test_every_readme_block_runs_in_order_on_a_fresh_up(tmp_path: Path) -> None:
     work, scratch = tmp_path / "work", tmp_path / "tmp"
     work.mkdir()
     scratch.mkdir()
-    env = block_env()
     outputs: dict[int, str] = {}
     with swept(work) as left, running_up(work, tmp_path / "logs") as network:
+        env = block_env(work)
         addresses = readme_addresses(network)
         for step in steps:
             text = localize(step.block.text, addresses, str(scratch))
