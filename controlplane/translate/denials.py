@@ -81,10 +81,12 @@ def _grpc_request() -> accesslog_pb2.AccessLogFilter:
 
 
 def _not_own_answer() -> accesslog_pb2.AccessLogFilter:
+    """Matches unless the route marked its answer as its own. Envoy's metadata filter ignores
+    `invert` and, when the key is present, only compares the value: so the mark is "true", the
+    filter asks for "false", and an absent key matches (match_if_key_not_found)."""
     matcher = metadata_pb2.MetadataMatcher(
         filter=wellknown.METADATA_NAMESPACE,
-        value=value_pb2.ValueMatcher(present_match=True),
-        invert=True,
+        value=value_pb2.ValueMatcher(string_match=string_pb2.StringMatcher(exact="false")),
     )
     matcher.path.add(key=wellknown.METADATA_OWN_ANSWER_KEY)
     metadata = accesslog_pb2.MetadataFilter(matcher=matcher)

@@ -35,8 +35,11 @@ from meshline import wire
 REQUIRE_CREDENTIAL = "credential"
 ALLOW_ANONYMOUS = "credential-or-anonymous"
 JWKS_FETCH_TIMEOUT_S = 5.0
-JWKS_CACHE_S = 300.0
+# Envoy refetches an identity provider's keys this often (never on an unknown `kid`): publish a
+# new key this long before signing with it.
+JWKS_CACHE_S = 60.0
 CLOCK_SKEW_S = 30
+JWT_CACHE_SIZE = 1000
 _TLS_SOCKET = "envoy.transport_sockets.tls"
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Envoy refuses a JWKS without keys: while no API key works, the provider holds this public key,
@@ -49,6 +52,9 @@ def jwt_authn_config(gateway: GatewayIR) -> jwt_pb2.JwtAuthentication:
     own = config.providers[names.MESHLINE_KEYS_PROVIDER]
     own.CopyFrom(_provider(wire.MESHLINE_ISSUER))
     own.local_jwks.inline_string = _keys_jwks(gateway.credentials)
+    # Skip re-verifying a key's signature on every request. Safe for revocation: a new key
+    # set is a new filter config (ECDS), which starts with an empty cache.
+    own.jwt_cache_config.jwt_cache_size = JWT_CACHE_SIZE
     issuers = gateway.issuers
     for issuer in issuers:
         provider = config.providers[issuer.provider_name]

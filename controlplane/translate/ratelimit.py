@@ -19,7 +19,6 @@ from typing import TypeAlias
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2
-from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
 from envoy.type.v3 import percent_pb2, token_bucket_pb2
 
@@ -79,7 +78,6 @@ def rate_limit_config(gateway: GatewayIR) -> local_rate_limit_pb2.LocalRateLimit
         ),
         always_consume_default_token_bucket=boolean(False),
         rate_limited_as_resource_exhausted=True,
-        enable_x_ratelimit_headers=ratelimit_pb2.DRAFT_VERSION_03,
         max_dynamic_descriptors=uint32(MAX_PRINCIPAL_BUCKETS),
     )
     # Both default to off: the filter only counts what these say it enforces.

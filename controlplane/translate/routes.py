@@ -261,6 +261,7 @@ def _not_served_here(
     grpc: bool,
 ) -> Route:
     route = Route(name=name, match=match)
+    denials.route_metadata(route, deployment.deployment, deployment.environment)
     message = (
         f"request forwarded from region '%REQ({wire.HOP_HEADER})%' reached region '{region}', "
         f"which does not run deployment '{deployment.deployment}' version '{backend.version}'; "
