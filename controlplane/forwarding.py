@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 SECRET_BYTES = 32
+# The secret's file in the control plane's state directory.
+SECRET_FILE = "forwarding.key"
 
 
 def load_or_create_secret(path: Path) -> bytes:

@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controlplane import confirmed
+from controlplane import confirmed, forwarding
 from controlplane.activator import Activator, ActivatorServer
 from controlplane.agents.registry import AgentRegistry, region_spec
 from controlplane.agents.service import AgentService
@@ -80,9 +80,6 @@ class ControlPlaneConfig:
         return self.state_dir / "artifacts"
 
 
-FORWARDING_SECRET_FILE = "forwarding.key"
-
-
 async def serve(config: ControlPlaneConfig) -> None:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -101,7 +98,7 @@ async def serve(config: ControlPlaneConfig) -> None:
         registry,
         cache,
         rollouts=rollouts,
-        forward_secret=load_or_create_secret(config.state_dir / FORWARDING_SECRET_FILE),
+        forward_secret=load_or_create_secret(config.state_dir / forwarding.SECRET_FILE),
     )
     rollouts.on_change = reconciler.trigger  # a retry or abort reaches the gateways at once
     status = LiveStatus(cache, registry, lambda: reconciler.state, reconciler.autoscaler.ledger)

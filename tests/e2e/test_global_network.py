@@ -21,6 +21,7 @@ import grpc
 import numpy as np
 import pytest
 
+from meshline import wire
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import api_pb2
 from tests.e2e.conftest import deployment_yaml
@@ -146,17 +147,26 @@ def test_eu_only_deployment_entering_in_the_us_is_served_in_the_eu(
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.headers["x-meshline-entry-region"] == "us-east"
             assert response.headers["x-meshline-region"] in EU
-        # A request that another gateway already forwarded is never forwarded again.
+        # A request that another gateway already forwarded is never forwarded again (the test
+        # plays eu-west's gateway, with its forwarding token) ...
+        token = (wire.FORWARD_TOKEN_HEADER, world.forward_token("eu-west"))
         hop = (("x-meshline-hop", "eu-west"), ("x-meshline-version", "v1"))
         with pytest.raises(grpc.RpcError) as looped:
-            _infer(us, "geo", hop)
+            _infer(us, "geo", (*hop, token))
         assert looped.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "never forwarded again" in (looped.value.details() or "")
         request.add_header("x-meshline-hop", "eu-west")
         request.add_header("x-meshline-version", "v1")
+        request.add_header(*token)
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
         assert refused.value.code == 503
+        # ... and a client that claims to be a gateway without the token is refused.
+        with pytest.raises(grpc.RpcError) as forged:
+            _infer(us, "geo", hop)
+        assert forged.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "forwarded-without-gateway-token" in (forged.value.details() or "")
+        assert "deployment 'geo'" in (forged.value.details() or "")
     finally:
         _delete(world, "geo")
 

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 import yaml
 
+from controlplane import forwarding
 from controlplane.api.documents import parse_resource_document
 from meshline.v1 import api_pb2, api_pb2_grpc, resources_pb2
 from tests.harness.envoy_admin import read_clusters
@@ -67,6 +68,13 @@ class Mesh:
     @property
     def keys(self) -> api_pb2_grpc.KeyServiceStub:
         return api_pb2_grpc.KeyServiceStub(self._channel())
+
+    def forward_token(self, region: str) -> str:
+        """The token `region`'s gateway sends on what it forwards (derived from the control
+        plane's secret), so a test can play that gateway."""
+        path = self.state_dir / "controlplane" / forwarding.SECRET_FILE
+        secret = bytes.fromhex(path.read_text().strip())
+        return forwarding.forward_tokens(secret, [region])[region]
 
     def create_key(
         self,
