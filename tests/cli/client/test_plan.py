@@ -102,6 +102,8 @@ EXPECTED_PLAN = [
     "{version: v2, weight: 10}]}",
     "    environment 'production' optional: routing {strategy: least_request, timeout_s: 5.0}"
     "  [overridden by deployment 'fraud' routing policy]",
+    # Who may call is never left unsaid: secure by default.
+    "    default (no access policy): access {}  (any API key whose scope covers the deployment)",
     "  excluded eu-north: deployment 'fraud' flavor {gpu: [l4]}",
     "  excluded eu-south: region 'eu-south' capacity "
     "(max_replicas 1, 1 free, this deployment needs 2)",
@@ -247,11 +249,14 @@ def test_status_plan_is_shown_and_ignored_on_apply(tmp_path: Path) -> None:
             "attempts": 2,
             "per_try_timeout_s": 2.0,
         }
-        assert plan["policies"][-1] == {
-            "source": "environment 'production' optional",
-            "policy": {"routing": {"strategy": "least_request", "timeout_s": 5.0}},
-            "overridden_by": "deployment 'fraud' routing policy",
-        }
+        assert plan["policies"][-2:] == [
+            {
+                "source": "environment 'production' optional",
+                "policy": {"routing": {"strategy": "least_request", "timeout_s": 5.0}},
+                "overridden_by": "deployment 'fraud' routing policy",
+            },
+            {"source": "default (no access policy)", "policy": {"access": {}}},
+        ]
         assert [(e["region"], e["reason"].split(" ")[0]) for e in plan["excluded"]] == [
             ("eu-north", "deployment"),
             ("eu-south", "region"),
