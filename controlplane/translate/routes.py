@@ -16,6 +16,7 @@ host the forwarded (hop) routes come first, then per-deployment routes, then the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -23,9 +24,11 @@ from typing import TypeAlias
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import percent_pb2
+from google.protobuf import any_pb2
 
 from controlplane.ir import names
 from controlplane.ir.model import Backend, DeploymentRoute, GatewayIR
+from controlplane.policy.access import AccessSettings, RateSettings
 from controlplane.translate import (
     access,
     denials,
@@ -408,15 +411,39 @@ def _forward(
     return route
 
 
+@dataclass(frozen=True)
+class _CallerChecks:
+    """The per-route configs that check a deployment's callers, the same on each of its many
+    routes (every form of the routing key, pinned versions): built once per deployment."""
+
+    filter_configs: tuple[tuple[str, any_pb2.Any], ...]
+    rate_limits: tuple[route_components_pb2.RateLimit, ...]
+
+
+@functools.lru_cache(maxsize=4096)
+def _caller_checks(
+    rules: AccessSettings, rate: RateSettings, environment: str, deployment: str, name: str
+) -> _CallerChecks:
+    """Read-only results (callers copy them into their routes)."""
+    route = DeploymentRoute(deployment, environment, access=rules, rate=rate, name=name)
+    configs = dict(access.route_configs(route))
+    configs[names.JWT_AUTHN_FILTER] = jwt.route_requirement(route)
+    return _CallerChecks(tuple(sorted(configs.items())), tuple(ratelimit.route_actions(route)))
+
+
 def _check_caller(route: Route, deployment: DeploymentRoute, gateway: GatewayIR) -> None:
     """A route clients call: the deployment's firewall, credential, access rules and rate,
     and the verified principal for the worker (whatever the client sent in its name)."""
-    for key, value in sorted(access.route_configs(deployment).items()):
-        route.typed_per_filter_config[key].CopyFrom(value)
-    route.typed_per_filter_config[names.JWT_AUTHN_FILTER].CopyFrom(
-        jwt.route_requirement(deployment)
+    checks = _caller_checks(
+        deployment.access,
+        deployment.rate,
+        deployment.environment,
+        deployment.deployment,
+        deployment.name,
     )
-    route.route.rate_limits.extend(ratelimit.route_actions(deployment))
+    for key, value in checks.filter_configs:
+        route.typed_per_filter_config[key].CopyFrom(value)
+    route.route.rate_limits.extend(checks.rate_limits)
     # Removed before the additions below are made (Envoy's order), so only the gateway's own
     # values travel: the principal it verified (none for an anonymous caller), its token.
     route.request_headers_to_remove.extend([wire.PRINCIPAL_HEADER, wire.FORWARD_TOKEN_HEADER])
