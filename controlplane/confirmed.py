@@ -69,16 +69,16 @@ def enforces(route: DeploymentRoute | None, desired: DeploymentRoute | None) -> 
 
 
 def key_enforcement(
-    key_ids: Iterable[str], active: bool, credentials: Mapping[str, Credentials]
+    current: str, gone: Iterable[str], credentials: Mapping[str, Credentials]
 ) -> tuple[list[str], list[str]]:
     """(regions that enforce an API key's state, regions that do not yet), from the credentials
-    each region's Envoy ACKed: an active key's current secret is taken there; none of a revoked
-    (or expired) key's secrets is."""
-    ids = [k for k in key_ids if k]
+    each region's Envoy ACKed: the key's `current` secret is taken there (none for a revoked or
+    expired key) and none of the `gone` ones (revoked, or rotated out and past their grace)."""
+    stopped = {k for k in gone if k}
     enforced: list[str] = []
     pending: list[str] = []
     for region, held in sorted(credentials.items()):
         taken = {k.key_id for k in held.keys}
-        ok = (ids[0] in taken) if active and ids else not (taken & set(ids))
+        ok = (not current or current in taken) and not (taken & stopped)
         (enforced if ok else pending).append(region)
     return enforced, pending

@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from controlplane.activator import Activator, ActivatorServer
 from controlplane.agents.registry import AgentRegistry, region_spec
 from controlplane.agents.service import AgentService
 from controlplane.api import add_api_to_server
+from controlplane.api.key_checks import parse_rfc3339
 from controlplane.api.registration import register_region
 from controlplane.forwarding import load_or_create_secret
 from controlplane.ir.build import activator_endpoint
@@ -127,11 +129,15 @@ async def serve(config: ControlPlaneConfig) -> None:
     )
 
     def key_enforcement(key: ApiKey) -> tuple[list[str], list[str]]:
-        ids = (key.status.key_id, key.status.previous_key_id)
-        active = key.status.phase == ApiKeyPhase.ACTIVE
-        return confirmed.key_enforcement(
-            ids if not active else ids[:1], active, reconciler.configs.confirmed_credentials()
+        status = key.status
+        held = reconciler.configs.confirmed_credentials()
+        if status.phase != ApiKeyPhase.ACTIVE:
+            return confirmed.key_enforcement("", (status.key_id, status.previous_key_id), held)
+        previous_over = bool(status.previous_valid_until) and (
+            parse_rfc3339(status.previous_valid_until) <= time.time()
         )
+        gone = (status.previous_key_id,) if previous_over else ()
+        return confirmed.key_enforcement(status.key_id, gone, held)
 
     add_api_to_server(
         server, store, status, rollouts, artifacts=artifacts, key_enforcement=key_enforcement

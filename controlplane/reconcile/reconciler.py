@@ -121,8 +121,15 @@ class Reconciler:
 
     def _next_credential_change_s(self) -> float | None:
         """Seconds until a working secret stops (its gateways must stop taking it then)."""
-        ends = [c.valid_until for c in self._credentials if c.valid_until is not None]
-        return max(0.0, min(ends) - time.time()) if ends else None
+        now = time.time()
+        # Ends already past were applied by the rebuild that read them (or that rebuild failed
+        # and the next change retries): never a busy loop.
+        ends = [
+            c.valid_until - now
+            for c in self._credentials
+            if c.valid_until is not None and c.valid_until > now
+        ]
+        return min(ends) if ends else None
 
     # -- one pass ------------------------------------------------------------------------
 
@@ -175,7 +182,9 @@ class Reconciler:
             ColdRegions(cold, self.activator_endpoint),
             {k: move.keep for k, move in plan.state.moves.items()},
             keys=[PublicKey(c.key_id, c.public_key) for c in self._credentials],
-            forward_tokens=forward_tokens(self.forward_secret, sessions),
+            # Every region known, not only those whose agent reported since this process
+            # started: a peer still running its last config keeps forwarding with its token.
+            forward_tokens=forward_tokens(self.forward_secret, {*plan.regions, *sessions}),
         )
         plan.state.clusters = ClusterIndex.of(network)
         plan.state.holds = hold_targets(network, plan)

@@ -117,17 +117,19 @@ def _held(*key_ids: str) -> Credentials:
 
 
 @pytest.mark.parametrize(
-    ("name", "ids", "active", "enforced", "pending"),
+    ("name", "current", "gone", "enforced", "pending"),
     [
-        ("active everywhere", ["k2"], True, ["eu", "us"], []),
-        ("active, one region has an older config", ["k3"], True, ["us"], ["eu"]),
-        ("revoked, still taken in eu", ["k1", ""], False, ["us"], ["eu"]),
-        ("revoked with its previous secret still in us", ["k2", "k3"], False, [], ["eu", "us"]),
-        ("revoked everywhere", ["k9"], False, ["eu", "us"], []),
+        ("active everywhere", "k2", [], ["eu", "us"], []),
+        ("active, one region has an older config", "k3", [], ["us"], ["eu"]),
+        ("revoked, still taken in eu", "", ["k1", ""], ["us"], ["eu"]),
+        ("revoked with its previous secret still in us", "", ["k2", "k3"], [], ["eu", "us"]),
+        ("revoked everywhere", "", ["k9"], ["eu", "us"], []),
+        ("rotated, the old secret past its grace still in us", "k1", ["k3"], ["eu"], ["us"]),
+        ("rotated, the old secret gone everywhere", "k2", ["k9"], ["eu", "us"], []),
     ],
 )
 def test_key_enforcement(
-    name: str, ids: list[str], active: bool, enforced: list[str], pending: list[str]
+    name: str, current: str, gone: list[str], enforced: list[str], pending: list[str]
 ) -> None:
     held = {"eu": _held("k1", "k2"), "us": _held("k2", "k3")}
-    assert confirmed.key_enforcement(ids, active, held) == (enforced, pending), name
+    assert confirmed.key_enforcement(current, gone, held) == (enforced, pending), name
