@@ -29,9 +29,9 @@ def authority(deployment: str, environment: str) -> str:
 # A request that carries it is served by local workers only: it is never forwarded again.
 HOP_HEADER = "x-meshline-hop"
 # The sending gateway's secret token on every request it forwards: only a request with a peer's
-# token is served as forwarded (a client cannot set the hop marker itself). The serving gateway
-# strips it; the entry region's own workers see it (they share clusters with the peer gateways),
-# and never log it. mTLS between gateways replaces it.
+# token is served as forwarded (a client cannot set the hop marker itself). Sent to peer
+# gateways only (never to a worker), and stripped by the serving gateway. mTLS between gateways
+# replaces it.
 FORWARD_TOKEN_HEADER = "x-meshline-forward-token"
 # Who called: the API key's name or the JWT's subject, as the entry gateway verified it. Any
 # value a client sends is replaced (or removed when the caller is anonymous).

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from envoy.config.cluster.v3 import cluster_pb2, outlier_detection_pb2
 from envoy.config.core.v3 import base_pb2, config_source_pb2, health_check_pb2, protocol_pb2
+from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2
+from envoy.extensions.filters.http.upstream_codec.v3 import upstream_codec_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
 
@@ -58,27 +63,29 @@ LB_POLICIES = {
 }
 # Forwarded health checks say they are probes; the value is only for logs.
 PROBE_HOP = "probe"
+# The upstream host's forwarding token (set on peer gateways' hosts only): empty for a worker,
+# and an empty header is not sent.
+FORWARD_TOKEN_OF_HOST = (
+    f"%UPSTREAM_METADATA({wellknown.METADATA_NAMESPACE}:{wellknown.METADATA_FORWARD_TOKEN_KEY})%"
+)
 
 
-def build_clusters(route: DeploymentRoute, forward_token: str = "") -> list[cluster_pb2.Cluster]:
-    """Per backend: `.grpc` and `.http` over its tiers, and `~local` twins where it runs here.
-    `forward_token`: this gateway's token, which its probes of other gateways carry."""
+def build_clusters(route: DeploymentRoute) -> list[cluster_pb2.Cluster]:
+    """Per backend: `.grpc` and `.http` over its tiers, and `~local` twins where it runs here."""
     clusters = []
     for backend in route.backends:
-        pairs = [backend.clusters]
+        pairs = [(backend.clusters, True)]
         if backend.local_endpoints is not None:
-            pairs.append(backend.local_clusters)
-        for pair in pairs:
+            pairs.append((backend.local_clusters, False))
+        for pair, forwards in pairs:
             clusters += [
-                _grpc_cluster(pair.grpc, route, backend, forward_token),
-                _http_cluster(pair.http, route, backend, forward_token),
+                _grpc_cluster(pair.grpc, route, backend, forwards),
+                _http_cluster(pair.http, route, backend, forwards),
             ]
     return clusters
 
 
-def probe_headers(
-    route: DeploymentRoute, backend: Backend, forward_token: str = ""
-) -> list[tuple[str, str]]:
+def probe_headers(route: DeploymentRoute, backend: Backend) -> list[tuple[str, str]]:
     """Identify the backend to a gateway on the far end; workers ignore them.
 
     A gateway in another region answers the probe from its own workers of that version
@@ -90,17 +97,20 @@ def probe_headers(
         (wire.VERSION_HEADER, backend.version),
         (wire.HOP_HEADER, PROBE_HOP),
     ]
-    if forward_token:
-        headers.append((wire.FORWARD_TOKEN_HEADER, forward_token))
+    # Only a peer gateway's host carries the token in its metadata (endpoints.py): a probe of a
+    # worker sends none.
+    headers.append((wire.FORWARD_TOKEN_HEADER, FORWARD_TOKEN_OF_HOST))
     return headers
 
 
 def _grpc_cluster(
-    name: str, route: DeploymentRoute, backend: Backend, forward_token: str
+    name: str, route: DeploymentRoute, backend: Backend, forwards: bool
 ) -> cluster_pb2.Cluster:
     cluster = _eds_cluster(name, route)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http2_protocol_options.CopyFrom(http2_options())
+    if forwards:
+        options.http_filters.extend(forward_token_filters())
     cluster.typed_extension_protocol_options[wellknown.HTTP_PROTOCOL_OPTIONS].CopyFrom(
         packed(options)
     )
@@ -109,18 +119,20 @@ def _grpc_cluster(
     grpc_check = check.grpc_health_check
     # Envoy's default authority is the cluster name, and '@' (split legs) is not valid there.
     grpc_check.authority = route.authority
-    for key, value in probe_headers(route, backend, forward_token):
+    for key, value in probe_headers(route, backend):
         grpc_check.initial_metadata.append(header_value_option(key, value))
     cluster.health_checks.append(check)
     return cluster
 
 
 def _http_cluster(
-    name: str, route: DeploymentRoute, backend: Backend, forward_token: str
+    name: str, route: DeploymentRoute, backend: Backend, forwards: bool
 ) -> cluster_pb2.Cluster:
     cluster = _eds_cluster(name, route)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http_protocol_options.SetInParent()
+    if forwards:
+        options.http_filters.extend(forward_token_filters())
     cluster.typed_extension_protocol_options[wellknown.HTTP_PROTOCOL_OPTIONS].CopyFrom(
         packed(options)
     )
@@ -128,10 +140,27 @@ def _http_cluster(
     http_check = check.http_health_check
     http_check.path = READY_PATH
     http_check.host = route.authority
-    for key, value in probe_headers(route, backend, forward_token):
+    for key, value in probe_headers(route, backend):
         http_check.request_headers_to_add.append(header_value_option(key, value))
     cluster.health_checks.append(check)
     return cluster
+
+
+def forward_token_filters() -> list[hcm_pb2.HttpFilter]:
+    """Upstream filters that add the forwarding token to a request once its host is picked,
+    from that host's metadata: a peer gateway's host has it, a worker's none. (A route's
+    headers are set before the host is known, and one cluster holds both.)"""
+    mutation = header_mutation_pb2.HeaderMutation()
+    mutation.mutations.request_mutations.add().append.CopyFrom(
+        header_value_option(wire.FORWARD_TOKEN_HEADER, FORWARD_TOKEN_OF_HOST)
+    )
+    return [
+        hcm_pb2.HttpFilter(name=wellknown.HEADER_MUTATION_FILTER, typed_config=packed(mutation)),
+        hcm_pb2.HttpFilter(
+            name=wellknown.UPSTREAM_CODEC_FILTER,
+            typed_config=packed(upstream_codec_pb2.UpstreamCodec()),
+        ),
+    ]
 
 
 def header_value_option(key: str, value: str) -> base_pb2.HeaderValueOption:

@@ -407,7 +407,7 @@ def _forward(
         route.request_headers_to_remove.append(wire.FORWARD_TOKEN_HEADER)
         return route
     route.request_headers_to_add.append(responses.request_header(wire.HOP_HEADER, region))
-    _check_caller(route, deployment, gateway)
+    _check_caller(route, deployment)
     return route
 
 
@@ -431,7 +431,7 @@ def _caller_checks(
     return _CallerChecks(tuple(sorted(configs.items())), tuple(ratelimit.route_actions(route)))
 
 
-def _check_caller(route: Route, deployment: DeploymentRoute, gateway: GatewayIR) -> None:
+def _check_caller(route: Route, deployment: DeploymentRoute) -> None:
     """A route clients call: the deployment's firewall, credential, access rules and rate,
     and the verified principal for the worker (whatever the client sent in its name)."""
     checks = _caller_checks(
@@ -444,15 +444,12 @@ def _check_caller(route: Route, deployment: DeploymentRoute, gateway: GatewayIR)
     for key, value in checks.filter_configs:
         route.typed_per_filter_config[key].CopyFrom(value)
     route.route.rate_limits.extend(checks.rate_limits)
-    # Removed before the additions below are made (Envoy's order), so only the gateway's own
-    # values travel: the principal it verified (none for an anonymous caller), its token.
+    # Removed before the addition below is made (Envoy's order), so only the gateway's own
+    # values travel: the principal it verified (none for an anonymous caller); its token is
+    # added by the cluster's upstream filter to peer gateways only (clusters.py).
     route.request_headers_to_remove.extend([wire.PRINCIPAL_HEADER, wire.FORWARD_TOKEN_HEADER])
     principal = responses.request_header(wire.PRINCIPAL_HEADER, _VERIFIED_SUBJECT)
     route.request_headers_to_add.append(principal)
-    if gateway.forwarding.token:
-        route.request_headers_to_add.append(
-            responses.request_header(wire.FORWARD_TOKEN_HEADER, gateway.forwarding.token)
-        )
 
 
 def _add_mirrors(

@@ -28,10 +28,10 @@ def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
     owners: dict[str, DeploymentKey] = {}
     for route in gateway.routes:
         owner = DeploymentKey(route.environment, route.deployment)
-        for cluster in build_clusters(route, gateway.forwarding.token):
+        for cluster in build_clusters(route):
             clusters.append(cluster)
             owners[cluster.name] = owner
-        for assignment in build_load_assignments(route, gateway.region):
+        for assignment in build_load_assignments(route, gateway.region, gateway.forwarding.token):
             assignments.append(assignment)
             owners[assignment.cluster_name] = owner
     clusters += jwks_clusters(gateway)

@@ -25,3 +25,8 @@ JWT_AUTHN_METADATA = "envoy.filters.http.jwt_authn"
 # Answers the gateway gives itself (a route's own refusal) mark this key, so that the local
 # reply mapping of 403 leaves them as they are and rewrites only RBAC's.
 METADATA_OWN_ANSWER_KEY = "own_answer"
+# Upstream filters (a cluster's own chain, after the host is picked).
+HEADER_MUTATION_FILTER = "envoy.filters.http.header_mutation"
+UPSTREAM_CODEC_FILTER = "envoy.filters.http.upstream_codec"
+# The host metadata key of a peer gateway's forwarding token (meshline namespace).
+METADATA_FORWARD_TOKEN_KEY = "forward_token"

@@ -32,7 +32,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from controlplane.api.key_tokens import KeyClaims, MintedKey, b64url, mint_key
 from controlplane.ir import DeploymentRoute, Endpoint, GatewayIR, HealthCheckSettings
-from controlplane.ir.model import Credentials, Forwarding, PeerToken, PublicKey
+from controlplane.ir.model import (
+    TIER_GATEWAY,
+    Backend,
+    Credentials,
+    Forwarding,
+    PeerToken,
+    PublicKey,
+    Tier,
+)
 from controlplane.policy.access import (
     AccessSettings,
     CallerRule,
@@ -56,6 +64,7 @@ REGION = "edge"
 PEER_REGION = "eu-peer"
 MODEL = "mnist"
 ECHO = "echo"
+PEER_ENVIRONMENT = "remote"
 VERSION = "v1"
 # Few probes: ~60 clusters check the one worker; the first check runs at start anyway.
 CHECKS = HealthCheckSettings(interval_s=5.0, timeout_s=2.0)
@@ -210,6 +219,14 @@ def gateway_ir(
         DeploymentRoute.local(ECHO, env, (echo,), REGION, VERSION, health_check=CHECKS, access=a)
         for env, a in echo_routes.items()
     ]
+    # The echo upstream plays another region's gateway: the deployment runs only there.
+    peer = Endpoint(f"gateway.{PEER_REGION}", echo.host, echo.grpc_port, echo.http_port)
+    remote = Backend("", VERSION, tiers=(Tier(PEER_REGION, TIER_GATEWAY, 0, (peer,)),))
+    routes.append(
+        DeploymentRoute(
+            ECHO, PEER_ENVIRONMENT, (remote,), health_check=CHECKS, access=ECHO_ROUTES["production"]
+        )
+    )
     return GatewayIR(REGION, HOST, port, tuple(routes), credentials, forwarding)
 
 
@@ -475,6 +492,23 @@ def test_anonymous_caller_has_no_principal_whatever_it_sends(setup: Setup, proto
     )
     assert keyed.echoed[wire.PRINCIPAL_HEADER] == "alice"
     assert "authorization" not in keyed.echoed
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_worker_never_sees_the_gateway_forwarding_token(setup: Setup, protocol: str) -> None:
+    forged = ((wire.FORWARD_TOKEN_HEADER, "from-the-client"),)
+    outcome = call(setup.gw, protocol, "production", ECHO, setup.keys.token("alice"), forged)
+    assert outcome.code == CODES[protocol][200], outcome
+    assert wire.FORWARD_TOKEN_HEADER not in outcome.echoed
+    assert outcome.echoed[wire.DEPLOYMENT_HEADER] == ECHO  # the echo really reports headers
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_peer_gateway_gets_this_gateway_forwarding_token(setup: Setup, protocol: str) -> None:
+    forged = ((wire.FORWARD_TOKEN_HEADER, "from-the-client"),)
+    outcome = call(setup.gw, protocol, PEER_ENVIRONMENT, ECHO, setup.keys.token("alice"), forged)
+    assert outcome.code == CODES[protocol][200], outcome
+    assert outcome.echoed[wire.FORWARD_TOKEN_HEADER] == setup.forwarding.token
 
 
 # --- 3. access rules -----------------------------------------------------------------------
