@@ -52,9 +52,6 @@ def jwt_authn_config(gateway: GatewayIR) -> jwt_pb2.JwtAuthentication:
     own = config.providers[names.MESHLINE_KEYS_PROVIDER]
     own.CopyFrom(_provider(wire.MESHLINE_ISSUER))
     own.local_jwks.inline_string = _keys_jwks(gateway.credentials)
-    # Skip re-verifying a key's signature on every request. Safe for revocation: a new key
-    # set is a new filter config (ECDS), which starts with an empty cache.
-    own.jwt_cache_config.jwt_cache_size = JWT_CACHE_SIZE
     issuers = gateway.issuers
     for issuer in issuers:
         provider = config.providers[issuer.provider_name]
@@ -96,6 +93,11 @@ def _provider(issuer: str) -> jwt_pb2.JwtProvider:
         payload_in_metadata=PAYLOAD_KEY,
         clock_skew_seconds=CLOCK_SKEW_S,
     )
+    # A token verified once is not verified again until it expires (per worker thread, LRU).
+    # Revoking a meshline key still holds at once: a new key set is a new filter config (ECDS),
+    # which starts with an empty cache. An identity provider that drops a key from its JWKS
+    # stops new tokens of it at the next refetch; tokens already seen pass until their `exp`.
+    provider.jwt_cache_config.jwt_cache_size = JWT_CACHE_SIZE
     provider.from_headers.add(name="authorization", value_prefix="Bearer ")
     return provider
 
