@@ -31,9 +31,8 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import grpc
 import numpy as np
@@ -46,7 +45,7 @@ from bench.report import REPORT, write_section
 from cli.server.up import demo_documents
 from controlplane.api.key_tokens import KeyClaims, b64url, mint_key
 from controlplane.ir import DeploymentRoute, Endpoint, GatewayIR
-from controlplane.ir.model import Credentials, Issuer, PublicKey
+from controlplane.ir.model import Credentials, PublicKey
 from controlplane.policy.access import (
     AccessSettings,
     CallerRule,
@@ -163,18 +162,9 @@ def variants() -> tuple[list[Variant], Credentials]:
             control=True,
         ),
     ]  # fmt: skip
-    credentials = _credentials((PublicKey(key.key_id, key.public_key),), (Issuer.of(issuer),))
+    # The identity provider reaches the gateway through its route's access rule.
+    credentials = Credentials((PublicKey(key.key_id, key.public_key),))
     return found, credentials
-
-
-def _credentials(keys: tuple[PublicKey, ...], issuers: tuple[Issuer, ...]) -> Credentials:
-    """The gateway's credentials. Identity providers are being moved out of Credentials (the
-    gateway derives them from its routes' access rules); give them only where it still takes
-    them."""
-    given: dict[str, Any] = {"keys": keys}
-    if "issuers" in {f.name for f in fields(Credentials)}:
-        given["issuers"] = issuers
-    return Credentials(**given)
 
 
 def gateway_yaml(
