@@ -65,9 +65,20 @@ def _failed_with_envoys_text(mesh: Mesh, name: str) -> bool:
     return status.phase == "Failed" and ENVOY_TEXT in status.message
 
 
-def _kept(mesh: Mesh, name: str) -> bool:
+def _kept(mesh: Mesh, name: str, regions: tuple[str, ...] = ("eu",)) -> bool:
     message = mesh.deployment(name).status.message
-    return "eu: kept at its last accepted form (version v1); the new spec was rejected" in message
+    return all(
+        f"{region}: kept at its last accepted form (version v1); the new spec was rejected"
+        in message
+        for region in regions
+    )
+
+
+def _forwards_to_a_healthy_gateway(mesh: Mesh, region: str, name: str) -> bool:
+    """`region`'s Envoy routes `name` to a gateway it sees as healthy (its admin says so)."""
+    clusters = (f"{name}.production.grpc", f"{name}.production.http")
+    flags = [f for c in clusters for f in mesh.gateway_hosts(region, c).values()]
+    return bool(flags) and all(f == "healthy" for f in flags)
 
 
 def _rejections(mesh: Mesh) -> int:
@@ -136,7 +147,17 @@ def _quarantined_and_the_region_keeps_updating(mesh: Mesh, models: dict[str, Pat
     with ClientLoop(mesh.gateway("us"), "q-good", batch) as loop:
         wait_until(lambda: loop.count() > 10, 30, "answers from the good deployment")
         _inject_bad_deployment(mesh, "q-good", "mlp-q-good", replicas=2)
-        wait_until(lambda: _kept(mesh, "q-good"), 60, "q-good kept at its accepted form")
+        # Each gateway rejects the update on its own; the loop enters at us, which forwards to
+        # eu: from the moment both keep the accepted form and us's Envoy has it back (the
+        # update's endpoints, taken meanwhile, met the old clusters), nothing may fail.
+        wait_until(
+            lambda: _kept(mesh, "q-good", ("eu", "us")), 60, "q-good kept at its accepted form"
+        )
+        wait_until(
+            lambda: _forwards_to_a_healthy_gateway(mesh, "us", "q-good"),
+            30,
+            "us forwarding q-good to a healthy gateway again",
+        )
         since = time.monotonic()
         wait_until(
             lambda: sum(a.done > since for a in loop.answers) > 20, 30, "more answers from q-good"
