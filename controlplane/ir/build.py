@@ -118,7 +118,8 @@ def build_network(
     """One GatewayIR per region with a gateway; a route on it for every deployment it can reach.
 
     `keys`: the API key secrets that work now (every gateway verifies them all; scope is checked
-    per route). `forward_tokens`: each region's token for the requests its gateway forwards.
+    per route). `forward_tokens`: each known region's token for the requests its gateway
+    forwards; every gateway accepts all its peers' tokens, whether their agent reports or not.
 
     `leaving`: regions a placement change moves a deployment away from that keep serving it
     until the new placement does (controlplane/moves.py): their own gateway still prefers its
@@ -151,11 +152,9 @@ def build_network(
                 credentials=Credentials(tuple(keys)),
                 forwarding=Forwarding(
                     tokens.get(region, ""),
-                    tuple(
-                        PeerToken(peer, tokens[peer])
-                        for peer in sorted(gateways)
-                        if peer != region and peer in tokens
-                    ),
+                    # Every region with a token, reported or not: a peer whose agent is not
+                    # (yet) reporting still forwards and probes with its last config.
+                    tuple(PeerToken(p, tokens[p]) for p in sorted(tokens) if p != region),
                 ),
             )
         )

@@ -301,3 +301,16 @@ def test_a_region_let_go_lists_its_draining_workers_until_they_stop() -> None:
     assert [(e.worker_id, e.draining) for e in us.main.tiers[0].endpoints] == [("u-1", True)]
     assert us.main.local_endpoints == us.main.tiers[0].endpoints
     assert {t.region for t in routes["eu-central"].main.tiers} == {"eu-west"}
+
+
+def test_every_gateway_accepts_every_known_region_token_reported_or_not() -> None:
+    """After a control-plane restart only some agents have reported: a gateway must still take
+    the forwards (and probes) of a peer that keeps serving its last config."""
+    tokens = {region: f"token-{region}" for region in REGIONS}
+    reported = {name: GATEWAYS[name] for name in list(GATEWAYS)[:1]}
+    network = build_network([], REGIONS, reported, {}, forward_tokens=tokens)
+    (gateway,) = network.gateways
+    assert gateway.forwarding.token == tokens[gateway.region]
+    assert {p.region: p.token for p in gateway.forwarding.peers} == {
+        r: t for r, t in tokens.items() if r != gateway.region
+    }
