@@ -1,4 +1,5 @@
-"""The JWK of an API key's public half: what a gateway's JWKS lists for each working secret.
+"""The JWK of an API key's public half (what a gateway's JWKS lists for each working secret),
+and the claims of its token.
 
 Here, in the bottom layer and with no dependency, because two sides need it: the API mints
 secrets (controlplane/api/key_tokens.py) and the translate side builds Envoy's JWKS from the
@@ -11,6 +12,13 @@ from __future__ import annotations
 JWT_ALGORITHM = "EdDSA"
 JWK_KEY_TYPE = "OKP"
 JWK_CURVE = "Ed25519"
+
+# The claims of an API key's token that say who it is and what it may call (absent scope
+# claims: unrestricted). The API writes them; the gateways' access rules read them.
+SUBJECT_CLAIM = "sub"
+ENVIRONMENT_CLAIM = "env"
+DEPLOYMENTS_CLAIM = "deployments"
+ROLES_CLAIM = "roles"
 
 
 def public_jwk(public_key_b64: str, key_id: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from meshline import jwk
 from meshline.jwk import JWT_ALGORITHM, public_jwk
 from meshline.wire import MESHLINE_ISSUER
 
@@ -70,18 +71,18 @@ def claims_payload(claims: KeyClaims, key_id: str) -> dict[str, object]:
     """The JWT payload: scope claims only when set, `exp` only when the key expires."""
     payload: dict[str, object] = {
         "iss": MESHLINE_ISSUER,
-        "sub": claims.name,
+        jwk.SUBJECT_CLAIM: claims.name,
         "jti": key_id,
         "iat": claims.issued_at,
     }
     if claims.expires_at is not None:
         payload["exp"] = claims.expires_at
     if claims.environment:
-        payload["env"] = claims.environment
+        payload[jwk.ENVIRONMENT_CLAIM] = claims.environment
     if claims.deployments:
-        payload["deployments"] = list(claims.deployments)
+        payload[jwk.DEPLOYMENTS_CLAIM] = list(claims.deployments)
     if claims.roles:
-        payload["roles"] = list(claims.roles)
+        payload[jwk.ROLES_CLAIM] = list(claims.roles)
     return payload
 
 

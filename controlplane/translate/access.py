@@ -30,7 +30,7 @@ from controlplane.ir.model import DeploymentRoute, Forwarding
 from controlplane.policy.access import CallerRule, ClaimRule, FirewallRule, JwtCaller
 from controlplane.translate import wellknown
 from controlplane.translate.pb import packed, uint32
-from meshline import wire
+from meshline import jwk, wire
 
 Principal: TypeAlias = rbac_pb2.Principal
 
@@ -39,10 +39,6 @@ NOT_ALLOWED_POLICY = "caller-not-allowed"
 FORGED_FORWARD_POLICY = "forwarded-without-gateway-token"
 # Where jwt_authn puts a verified token's payload (every provider: one place to read).
 PAYLOAD_KEY = "jwt_payload"
-# Scope claims of meshline's own API keys (see controlplane/api/key_tokens.py).
-SCOPE_ENVIRONMENT_CLAIM = "env"
-SCOPE_DEPLOYMENTS_CLAIM = "deployments"
-ROLES_CLAIM = "roles"
 
 
 def listener_firewall(forwarding: Forwarding) -> rbac_filter_pb2.RBAC:
@@ -130,9 +126,9 @@ def _caller_rule(rule: CallerRule, route: DeploymentRoute) -> Principal:
     if rule.names_nobody:
         options.append(_meshline_key(route))
     for key in rule.keys:
-        options.append(_and([_meshline_key(route), _claim_equals("sub", key)]))
+        options.append(_and([_meshline_key(route), _claim_equals(jwk.SUBJECT_CLAIM, key)]))
     for role in rule.roles:
-        options.append(_and([_meshline_key(route), _claim_contains(ROLES_CLAIM, role)]))
+        options.append(_and([_meshline_key(route), _claim_contains(jwk.ROLES_CLAIM, role)]))
     options.extend(_jwt_caller(caller) for caller in rule.jwt)
     return _or(options)
 
@@ -141,14 +137,14 @@ def _meshline_key(route: DeploymentRoute) -> Principal:
     """A meshline API key whose scope covers this deployment (claims absent = unrestricted)."""
     environment = _or(
         [
-            _not(_claim_present(SCOPE_ENVIRONMENT_CLAIM)),
-            _claim_equals(SCOPE_ENVIRONMENT_CLAIM, route.environment),
+            _not(_claim_present(jwk.ENVIRONMENT_CLAIM)),
+            _claim_equals(jwk.ENVIRONMENT_CLAIM, route.environment),
         ]
     )
     deployments = _or(
         [
-            _not(_list_holds(SCOPE_DEPLOYMENTS_CLAIM, _any_string())),
-            _claim_contains(SCOPE_DEPLOYMENTS_CLAIM, route.deployment),
+            _not(_list_holds(jwk.DEPLOYMENTS_CLAIM, _any_string())),
+            _claim_contains(jwk.DEPLOYMENTS_CLAIM, route.deployment),
         ]
     )
     return _and([_claim_equals("iss", wire.MESHLINE_ISSUER), environment, deployments])

@@ -31,6 +31,7 @@ from controlplane.ir.model import Credentials, DeploymentRoute, GatewayIR, Issue
 from controlplane.translate.access import PAYLOAD_KEY
 from controlplane.translate.pb import duration, packed
 from meshline import wire
+from meshline.jwk import public_jwk
 
 REQUIRE_CREDENTIAL = "credential"
 ALLOW_ANONYMOUS = "credential-or-anonymous"
@@ -103,10 +104,7 @@ def _provider(issuer: str) -> jwt_pb2.JwtProvider:
 
 
 def _keys_jwks(credentials: Credentials) -> str:
-    keys = [
-        {"alg": "EdDSA", "crv": "Ed25519", "kid": k.key_id, "kty": "OKP", "use": "sig", "x": k.x}
-        for k in credentials.keys or (PLACEHOLDER_KEY,)
-    ]
+    keys = [public_jwk(k.x, k.key_id) for k in credentials.keys or (PLACEHOLDER_KEY,)]
     return json.dumps({"keys": keys}, sort_keys=True, separators=(",", ":"))
 
 

@@ -27,6 +27,7 @@ from controlplane.policy.access import TokenBucket
 from controlplane.translate import wellknown
 from controlplane.translate.access import PAYLOAD_KEY
 from controlplane.translate.pb import boolean, duration, uint32
+from meshline import jwk
 
 DEPLOYMENT_DESCRIPTOR = "meshline_deployment"
 PRINCIPAL_DESCRIPTOR = "meshline_principal"
@@ -129,6 +130,6 @@ def route_actions(route: DeploymentRoute) -> list[RateLimit]:
         )
         principal.metadata.metadata_key.key = wellknown.JWT_AUTHN_METADATA
         principal.metadata.metadata_key.path.add(key=PAYLOAD_KEY)
-        principal.metadata.metadata_key.path.add(key="sub")
+        principal.metadata.metadata_key.path.add(key=jwk.SUBJECT_CLAIM)
         limits.append(RateLimit(actions=[deployment, principal]))
     return limits

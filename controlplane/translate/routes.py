@@ -41,7 +41,7 @@ from controlplane.translate import (
 from controlplane.translate.clusters import READY_PATH
 from controlplane.translate.pb import duration, uint32
 from controlplane.translate.retries import retry_policy
-from meshline import wire
+from meshline import jwk, wire
 
 Route: TypeAlias = route_components_pb2.Route
 RouteMatch: TypeAlias = route_components_pb2.RouteMatch
@@ -54,7 +54,9 @@ DEFAULT_VIRTUAL_HOST = "default"
 _DEPLOYMENT = f"%REQ({wire.DEPLOYMENT_HEADER})%"
 _ENVIRONMENT = f"%REQ({wire.ENVIRONMENT_HEADER})%"
 _VERSION = f"%REQ({wire.VERSION_HEADER})%"
-_VERIFIED_SUBJECT = f"%DYNAMIC_METADATA({wellknown.JWT_AUTHN_METADATA}:{access.PAYLOAD_KEY}:sub)%"
+_VERIFIED_SUBJECT = (
+    f"%DYNAMIC_METADATA({wellknown.JWT_AUTHN_METADATA}:{access.PAYLOAD_KEY}:{jwk.SUBJECT_CLAIM})%"
+)
 
 
 @dataclass(frozen=True)
