@@ -21,6 +21,44 @@ WORKER_STATE_HEALTHY: WorkerState
 WORKER_STATE_UNHEALTHY: WorkerState
 WORKER_STATE_DRAINING: WorkerState
 
+class JoinRequest(_message.Message):
+    __slots__ = ("region", "join_token", "csr_pem")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    JOIN_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CSR_PEM_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    join_token: str
+    csr_pem: str
+    def __init__(self, region: _Optional[str] = ..., join_token: _Optional[str] = ..., csr_pem: _Optional[str] = ...) -> None: ...
+
+class JoinResponse(_message.Message):
+    __slots__ = ("certificate_pem", "ca_pem", "mesh_address", "expires_at")
+    CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    MESH_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    certificate_pem: str
+    ca_pem: str
+    mesh_address: str
+    expires_at: str
+    def __init__(self, certificate_pem: _Optional[str] = ..., ca_pem: _Optional[str] = ..., mesh_address: _Optional[str] = ..., expires_at: _Optional[str] = ...) -> None: ...
+
+class RenewRequest(_message.Message):
+    __slots__ = ("csr_pem",)
+    CSR_PEM_FIELD_NUMBER: _ClassVar[int]
+    csr_pem: str
+    def __init__(self, csr_pem: _Optional[str] = ...) -> None: ...
+
+class RenewResponse(_message.Message):
+    __slots__ = ("certificate_pem", "ca_pem", "expires_at")
+    CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    certificate_pem: str
+    ca_pem: str
+    expires_at: str
+    def __init__(self, certificate_pem: _Optional[str] = ..., ca_pem: _Optional[str] = ..., expires_at: _Optional[str] = ...) -> None: ...
+
 class ConnectRequest(_message.Message):
     __slots__ = ("hello", "report")
     HELLO_FIELD_NUMBER: _ClassVar[int]

@@ -100,3 +100,129 @@ class AgentService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class JoinServiceStub:
+    """JoinService gives agents their mesh identity: a certificate for their region, signed by the
+    control plane's CA. Join is served on the API port (TLS) and takes a join token; Renew is
+    served on the mesh port (mTLS) and takes the agent's current certificate.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Join = channel.unary_unary(
+                '/meshline.v1.JoinService/Join',
+                request_serializer=meshline_dot_v1_dot_agent__pb2.JoinRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_agent__pb2.JoinResponse.FromString,
+                _registered_method=True)
+        self.Renew = channel.unary_unary(
+                '/meshline.v1.JoinService/Renew',
+                request_serializer=meshline_dot_v1_dot_agent__pb2.RenewRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_agent__pb2.RenewResponse.FromString,
+                _registered_method=True)
+
+
+class JoinServiceServicer:
+    """JoinService gives agents their mesh identity: a certificate for their region, signed by the
+    control plane's CA. Join is served on the API port (TLS) and takes a join token; Renew is
+    served on the mesh port (mTLS) and takes the agent's current certificate.
+    """
+
+    def Join(self, request, context):
+        """Join trades a join token bound to `region` and a CSR for the region's certificate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Renew(self, request, context):
+        """Renew trades the caller's valid certificate and a new CSR for a fresh certificate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_JoinServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Join': grpc.unary_unary_rpc_method_handler(
+                    servicer.Join,
+                    request_deserializer=meshline_dot_v1_dot_agent__pb2.JoinRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_agent__pb2.JoinResponse.SerializeToString,
+            ),
+            'Renew': grpc.unary_unary_rpc_method_handler(
+                    servicer.Renew,
+                    request_deserializer=meshline_dot_v1_dot_agent__pb2.RenewRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_agent__pb2.RenewResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'meshline.v1.JoinService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('meshline.v1.JoinService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class JoinService:
+    """JoinService gives agents their mesh identity: a certificate for their region, signed by the
+    control plane's CA. Join is served on the API port (TLS) and takes a join token; Renew is
+    served on the mesh port (mTLS) and takes the agent's current certificate.
+    """
+
+    @staticmethod
+    def Join(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.JoinService/Join',
+            meshline_dot_v1_dot_agent__pb2.JoinRequest.SerializeToString,
+            meshline_dot_v1_dot_agent__pb2.JoinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Renew(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.JoinService/Renew',
+            meshline_dot_v1_dot_agent__pb2.RenewRequest.SerializeToString,
+            meshline_dot_v1_dot_agent__pb2.RenewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

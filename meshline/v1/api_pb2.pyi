@@ -323,6 +323,46 @@ class ReleaseDeploymentResponse(_message.Message):
     result: ApplyResult
     def __init__(self, result: _Optional[_Union[ApplyResult, _Mapping]] = ...) -> None: ...
 
+class CreateJoinTokenRequest(_message.Message):
+    __slots__ = ("spec", "expires_in_s")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_S_FIELD_NUMBER: _ClassVar[int]
+    spec: _resources_pb2.JoinTokenSpec
+    expires_in_s: float
+    def __init__(self, spec: _Optional[_Union[_resources_pb2.JoinTokenSpec, _Mapping]] = ..., expires_in_s: _Optional[float] = ...) -> None: ...
+
+class CreateJoinTokenResponse(_message.Message):
+    __slots__ = ("token", "secret")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    token: _resources_pb2.JoinToken
+    secret: str
+    def __init__(self, token: _Optional[_Union[_resources_pb2.JoinToken, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListJoinTokensRequest(_message.Message):
+    __slots__ = ("region",)
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    def __init__(self, region: _Optional[str] = ...) -> None: ...
+
+class ListJoinTokensResponse(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[_resources_pb2.JoinToken]
+    def __init__(self, tokens: _Optional[_Iterable[_Union[_resources_pb2.JoinToken, _Mapping]]] = ...) -> None: ...
+
+class RevokeJoinTokenRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RevokeJoinTokenResponse(_message.Message):
+    __slots__ = ("token",)
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: _resources_pb2.JoinToken
+    def __init__(self, token: _Optional[_Union[_resources_pb2.JoinToken, _Mapping]] = ...) -> None: ...
+
 class ListRegionsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -468,3 +508,49 @@ class RotateKeyResponse(_message.Message):
     key: _resources_pb2.ApiKey
     secret: str
     def __init__(self, key: _Optional[_Union[_resources_pb2.ApiKey, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListAuditEventsRequest(_message.Message):
+    __slots__ = ("since", "kind", "environment", "principal", "after_sequence", "limit")
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    since: str
+    kind: str
+    environment: str
+    principal: str
+    after_sequence: int
+    limit: int
+    def __init__(self, since: _Optional[str] = ..., kind: _Optional[str] = ..., environment: _Optional[str] = ..., principal: _Optional[str] = ..., after_sequence: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListAuditEventsResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_resources_pb2.AuditEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[_resources_pb2.AuditEvent, _Mapping]]] = ...) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RoleGrant(_message.Message):
+    __slots__ = ("role", "environment")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    environment: str
+    def __init__(self, role: _Optional[str] = ..., environment: _Optional[str] = ...) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("principal", "kind", "grants", "expires_at")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    principal: str
+    kind: str
+    grants: _containers.RepeatedCompositeFieldContainer[RoleGrant]
+    expires_at: str
+    def __init__(self, principal: _Optional[str] = ..., kind: _Optional[str] = ..., grants: _Optional[_Iterable[_Union[RoleGrant, _Mapping]]] = ..., expires_at: _Optional[str] = ...) -> None: ...

@@ -979,6 +979,21 @@ class RegionServiceStub:
                 request_serializer=meshline_dot_v1_dot_api__pb2.DeleteRegionRequest.SerializeToString,
                 response_deserializer=meshline_dot_v1_dot_api__pb2.DeleteRegionResponse.FromString,
                 _registered_method=True)
+        self.CreateJoinToken = channel.unary_unary(
+                '/meshline.v1.RegionService/CreateJoinToken',
+                request_serializer=meshline_dot_v1_dot_api__pb2.CreateJoinTokenRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.CreateJoinTokenResponse.FromString,
+                _registered_method=True)
+        self.ListJoinTokens = channel.unary_unary(
+                '/meshline.v1.RegionService/ListJoinTokens',
+                request_serializer=meshline_dot_v1_dot_api__pb2.ListJoinTokensRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.ListJoinTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeJoinToken = channel.unary_unary(
+                '/meshline.v1.RegionService/RevokeJoinToken',
+                request_serializer=meshline_dot_v1_dot_api__pb2.RevokeJoinTokenRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.RevokeJoinTokenResponse.FromString,
+                _registered_method=True)
 
 
 class RegionServiceServicer:
@@ -1006,6 +1021,29 @@ class RegionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateJoinToken(self, request, context):
+        """CreateJoinToken makes a token that lets one agent join as `spec.region`; the secret is
+        returned this once (admin only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJoinTokens(self, request, context):
+        """ListJoinTokens lists join tokens (never their secrets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeJoinToken(self, request, context):
+        """RevokeJoinToken stops a join token (agents that joined with it keep their certificate
+        until it expires; delete the region to stop them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1023,6 +1061,21 @@ def add_RegionServiceServicer_to_server(servicer, server):
                     servicer.DeleteRegion,
                     request_deserializer=meshline_dot_v1_dot_api__pb2.DeleteRegionRequest.FromString,
                     response_serializer=meshline_dot_v1_dot_api__pb2.DeleteRegionResponse.SerializeToString,
+            ),
+            'CreateJoinToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateJoinToken,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.CreateJoinTokenRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.CreateJoinTokenResponse.SerializeToString,
+            ),
+            'ListJoinTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJoinTokens,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.ListJoinTokensRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.ListJoinTokensResponse.SerializeToString,
+            ),
+            'RevokeJoinToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeJoinToken,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.RevokeJoinTokenRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.RevokeJoinTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1107,6 +1160,87 @@ class RegionService:
             '/meshline.v1.RegionService/DeleteRegion',
             meshline_dot_v1_dot_api__pb2.DeleteRegionRequest.SerializeToString,
             meshline_dot_v1_dot_api__pb2.DeleteRegionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateJoinToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.RegionService/CreateJoinToken',
+            meshline_dot_v1_dot_api__pb2.CreateJoinTokenRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.CreateJoinTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJoinTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.RegionService/ListJoinTokens',
+            meshline_dot_v1_dot_api__pb2.ListJoinTokensRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.ListJoinTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeJoinToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.RegionService/RevokeJoinToken',
+            meshline_dot_v1_dot_api__pb2.RevokeJoinTokenRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.RevokeJoinTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1528,6 +1662,159 @@ class KeyService:
             '/meshline.v1.KeyService/RotateKey',
             meshline_dot_v1_dot_api__pb2.RotateKeyRequest.SerializeToString,
             meshline_dot_v1_dot_api__pb2.RotateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AuditServiceStub:
+    """AuditService reads the audit log: every change made or refused through the management API.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListAuditEvents = channel.unary_unary(
+                '/meshline.v1.AuditService/ListAuditEvents',
+                request_serializer=meshline_dot_v1_dot_api__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+
+
+class AuditServiceServicer:
+    """AuditService reads the audit log: every change made or refused through the management API.
+    """
+
+    def ListAuditEvents(self, request, context):
+        """ListAuditEvents returns events oldest first, filtered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AuditServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'meshline.v1.AuditService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('meshline.v1.AuditService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AuditService:
+    """AuditService reads the audit log: every change made or refused through the management API.
+    """
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.AuditService/ListAuditEvents',
+            meshline_dot_v1_dot_api__pb2.ListAuditEventsRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class IdentityServiceStub:
+    """IdentityService tells a caller who the management API takes it for (`meshline login`).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.WhoAmI = channel.unary_unary(
+                '/meshline.v1.IdentityService/WhoAmI',
+                request_serializer=meshline_dot_v1_dot_api__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=meshline_dot_v1_dot_api__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
+
+
+class IdentityServiceServicer:
+    """IdentityService tells a caller who the management API takes it for (`meshline login`).
+    """
+
+    def WhoAmI(self, request, context):
+        """WhoAmI returns the caller's principal and what it may do; UNAUTHENTICATED without a
+        valid credential.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_IdentityServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=meshline_dot_v1_dot_api__pb2.WhoAmIRequest.FromString,
+                    response_serializer=meshline_dot_v1_dot_api__pb2.WhoAmIResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'meshline.v1.IdentityService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('meshline.v1.IdentityService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class IdentityService:
+    """IdentityService tells a caller who the management API takes it for (`meshline login`).
+    """
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshline.v1.IdentityService/WhoAmI',
+            meshline_dot_v1_dot_api__pb2.WhoAmIRequest.SerializeToString,
+            meshline_dot_v1_dot_api__pb2.WhoAmIResponse.FromString,
             options,
             channel_credentials,
             insecure,

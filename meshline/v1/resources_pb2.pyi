@@ -657,7 +657,7 @@ class RegionSpec(_message.Message):
     def __init__(self, country: _Optional[str] = ..., description: _Optional[str] = ..., continent: _Optional[str] = ..., flavors: _Optional[_Union[FlavorSet, _Mapping]] = ..., max_replicas: _Optional[int] = ...) -> None: ...
 
 class RegionStatus(_message.Message):
-    __slots__ = ("agent_connected", "gateway_address", "admin_address", "gateway_healthy", "acked_versions", "nack_error", "last_seen")
+    __slots__ = ("agent_connected", "gateway_address", "admin_address", "gateway_healthy", "acked_versions", "nack_error", "last_seen", "certificate_expires_at", "certificate_serial")
     class AckedVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -672,6 +672,8 @@ class RegionStatus(_message.Message):
     ACKED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     NACK_ERROR_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_SERIAL_FIELD_NUMBER: _ClassVar[int]
     agent_connected: bool
     gateway_address: str
     admin_address: str
@@ -679,7 +681,9 @@ class RegionStatus(_message.Message):
     acked_versions: _containers.ScalarMap[str, str]
     nack_error: str
     last_seen: str
-    def __init__(self, agent_connected: _Optional[bool] = ..., gateway_address: _Optional[str] = ..., admin_address: _Optional[str] = ..., gateway_healthy: _Optional[bool] = ..., acked_versions: _Optional[_Mapping[str, str]] = ..., nack_error: _Optional[str] = ..., last_seen: _Optional[str] = ...) -> None: ...
+    certificate_expires_at: str
+    certificate_serial: str
+    def __init__(self, agent_connected: _Optional[bool] = ..., gateway_address: _Optional[str] = ..., admin_address: _Optional[str] = ..., gateway_healthy: _Optional[bool] = ..., acked_versions: _Optional[_Mapping[str, str]] = ..., nack_error: _Optional[str] = ..., last_seen: _Optional[str] = ..., certificate_expires_at: _Optional[str] = ..., certificate_serial: _Optional[str] = ...) -> None: ...
 
 class Region(_message.Message):
     __slots__ = ("metadata", "spec", "status")
@@ -734,3 +738,63 @@ class ApiKey(_message.Message):
     spec: ApiKeySpec
     status: ApiKeyStatus
     def __init__(self, metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., spec: _Optional[_Union[ApiKeySpec, _Mapping]] = ..., status: _Optional[_Union[ApiKeyStatus, _Mapping]] = ...) -> None: ...
+
+class JoinTokenSpec(_message.Message):
+    __slots__ = ("region", "expires_at", "facts")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    FACTS_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    expires_at: str
+    facts: RegionSpec
+    def __init__(self, region: _Optional[str] = ..., expires_at: _Optional[str] = ..., facts: _Optional[_Union[RegionSpec, _Mapping]] = ...) -> None: ...
+
+class JoinTokenStatus(_message.Message):
+    __slots__ = ("phase", "created_at", "revoked_at", "last_used_at", "uses")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_AT_FIELD_NUMBER: _ClassVar[int]
+    USES_FIELD_NUMBER: _ClassVar[int]
+    phase: str
+    created_at: str
+    revoked_at: str
+    last_used_at: str
+    uses: int
+    def __init__(self, phase: _Optional[str] = ..., created_at: _Optional[str] = ..., revoked_at: _Optional[str] = ..., last_used_at: _Optional[str] = ..., uses: _Optional[int] = ...) -> None: ...
+
+class JoinToken(_message.Message):
+    __slots__ = ("metadata", "spec", "status")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    metadata: ObjectMeta
+    spec: JoinTokenSpec
+    status: JoinTokenStatus
+    def __init__(self, metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., spec: _Optional[_Union[JoinTokenSpec, _Mapping]] = ..., status: _Optional[_Union[JoinTokenStatus, _Mapping]] = ...) -> None: ...
+
+class AuditEvent(_message.Message):
+    __slots__ = ("sequence", "time", "principal", "verb", "kind", "name", "environment", "outcome", "code", "detail", "method")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    VERB_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    time: str
+    principal: str
+    verb: str
+    kind: str
+    name: str
+    environment: str
+    outcome: str
+    code: str
+    detail: str
+    method: str
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[str] = ..., principal: _Optional[str] = ..., verb: _Optional[str] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., environment: _Optional[str] = ..., outcome: _Optional[str] = ..., code: _Optional[str] = ..., detail: _Optional[str] = ..., method: _Optional[str] = ...) -> None: ...
