@@ -124,6 +124,47 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX api_key_credentials_by_name ON api_key_credentials (name, issued_at)",
         ),
     ),
+    Migration(
+        6,
+        "the audit log: every change made or refused through the management API",
+        (
+            """CREATE TABLE audit_events (
+                sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                time REAL NOT NULL,
+                principal TEXT NOT NULL,
+                verb TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                name TEXT NOT NULL,
+                environment TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                code TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                method TEXT NOT NULL)""",
+            "CREATE INDEX audit_events_by_time ON audit_events (time)",
+        ),
+    ),
+    Migration(
+        7,
+        "join tokens (a hash of each secret, never the secret) and the regions' certificates",
+        (
+            """CREATE TABLE join_tokens (
+                token_id TEXT PRIMARY KEY,
+                secret_hash TEXT NOT NULL,
+                region TEXT NOT NULL,
+                facts TEXT NOT NULL,
+                expires_at REAL,
+                created_at REAL NOT NULL,
+                revoked_at REAL,
+                last_used_at REAL,
+                uses INTEGER NOT NULL DEFAULT 0)""",
+            "CREATE INDEX join_tokens_by_region ON join_tokens (region)",
+            """CREATE TABLE region_certificates (
+                region TEXT PRIMARY KEY,
+                serial TEXT NOT NULL,
+                not_after REAL NOT NULL,
+                issued_at REAL NOT NULL)""",
+        ),
+    ),
 )
 
 
