@@ -56,3 +56,26 @@ REGION_HEADER = "x-meshline-region"
 # The `iss` of every API key's token (a JWT the control plane mints, `meshline keys create`);
 # the gateways' jwt_authn provider for API keys matches it.
 MESHLINE_ISSUER = "meshline"
+
+# --- mesh trust: management API credentials, the mesh CA, identities ---------------------
+# Management API calls carry `authorization: Bearer <token>` (an API key with a management role,
+# or an identity provider's JWT), like inference calls.
+AUTHORIZATION_HEADER = "authorization"
+# The CLI's credential lookup: --token, else $MESHLINE_TOKEN, else the current context of the
+# credentials file ($MESHLINE_CONFIG, else ~/.meshline/config).
+TOKEN_ENV = "MESHLINE_TOKEN"
+CONFIG_ENV = "MESHLINE_CONFIG"
+# In the control plane's state dir: the first admin credential (written 0600 at first start,
+# for the local user and `meshline up`), and the mesh CA's certificate (public).
+ADMIN_TOKEN_FILE = "admin-token"
+CA_CERT_FILE = "ca.crt"
+# SPIFFE ids in the mesh certificates' URI SAN: one per region (its agent and its Envoy), one
+# for the control plane.
+TRUST_DOMAIN = "meshline"
+
+
+def region_spiffe_id(region: str) -> str:
+    return f"spiffe://{TRUST_DOMAIN}/region/{region}"
+
+
+CONTROLPLANE_SPIFFE_ID = f"spiffe://{TRUST_DOMAIN}/controlplane"
