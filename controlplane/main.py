@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 import time
@@ -16,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from controlplane import confirmed, forwarding
-from controlplane.activator import Activator, ActivatorServer
+from controlplane.activator import Activator, ActivatorServer, activator_out_of_reach
 from controlplane.agents.registry import AgentRegistry, region_spec
 from controlplane.agents.service import AgentService
 from controlplane.api import add_api_to_server
@@ -32,6 +31,7 @@ from controlplane.store import Store
 from controlplane.store.artifacts import ArtifactStore
 from controlplane.xds.cache import SnapshotCache
 from controlplane.xds.server import add_ads_to_server
+from meshline.bind import LOOPBACK
 from meshline.phases import ApiKeyPhase
 from meshline.process.lock import AlreadyRunningError, hold_lock
 from meshline.v1 import agent_pb2, agent_pb2_grpc
@@ -55,26 +55,16 @@ SERVICE_NAMES = [
 class ControlPlaneConfig:
     listen: str
     state_dir: Path
-    # IP literal the activator binds and the gateways reach it at ("" = the listen host when it
-    # is one, else 127.0.0.1). Envoy takes only IP literals in EDS.
-    activator_host: str = ""
+    # IP literal the activator binds and the gateways reach it at (Envoy takes only IP literals
+    # in EDS). Loopback by default: it takes requests from anyone who reaches it, so only a
+    # mesh with gateways on other hosts exposes it (--activator-host).
+    activator_host: str = LOOPBACK
     # host:port of the Prometheus /metrics page (cold starts, replicas, held requests); "" = off.
     metrics_listen: str = ""
 
     @property
     def database(self) -> Path:
         return self.state_dir / "meshline.db"
-
-    @property
-    def advertised_activator_host(self) -> str:
-        if self.activator_host:
-            return self.activator_host
-        host = self.listen.rsplit(":", 1)[0].strip("[]")
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return "127.0.0.1"
-        return "127.0.0.1" if address.is_unspecified else host
 
     @property
     def artifacts(self) -> Path:
@@ -105,7 +95,7 @@ async def serve(config: ControlPlaneConfig) -> None:
     rollouts.on_change = reconciler.trigger  # a retry or abort reaches the gateways at once
     status = LiveStatus(cache, registry, lambda: reconciler.state, reconciler.autoscaler.ledger)
     activator = Activator(reconciler.hold_target, reconciler.trigger)
-    activator_server = ActivatorServer(activator, config.advertised_activator_host)
+    activator_server = ActivatorServer(activator, config.activator_host)
     await activator_server.start()
     reconciler.activator = activator
     reconciler.activator_endpoint = activator_endpoint(
@@ -117,6 +107,8 @@ async def serve(config: ControlPlaneConfig) -> None:
 
     def on_hello(hello: agent_pb2.AgentHello) -> None:
         register_region(store, hello.region, region_spec(hello))
+        if warning := activator_out_of_reach(activator_server.host, hello):
+            log.warning("%s", warning)
 
     server = grpc.aio.server(
         options=[

@@ -17,6 +17,7 @@ from cli.server.flags import (
     region_problem,
     setup_logging,
 )
+from meshline.bind import ip_literal_problem
 
 
 def controlplane(
@@ -29,10 +30,12 @@ def controlplane(
     activator_host: Annotated[
         str,
         typer.Option(
-            help="IP the activator (cold starts) listens on and gateways reach; "
-            "default: the --listen host, or 127.0.0.1"
+            help="IP the activator (cold starts) listens on and gateways reach it at. Loopback "
+            "serves gateways on this host only: give an address of this host that the other "
+            "hosts' gateways reach, or their scale-to-zero deployments cannot wake "
+            "(docs/security.md: what protects it)"
         ),
-    ] = "",
+    ] = "127.0.0.1",
     metrics_listen: Annotated[
         str, typer.Option(help="host:port of a Prometheus /metrics page (cold starts, replicas)")
     ] = "",
@@ -46,6 +49,8 @@ def controlplane(
         problem = value and address_problem(flag, value)
         if problem:
             raise fail(problem)
+    if problem := ip_literal_problem("--activator-host", activator_host, wildcard_ok=False):
+        raise fail(problem)
     setup_logging(log_level)
     config = ControlPlaneConfig(
         listen=listen,
@@ -75,8 +80,29 @@ def agent(
     max_replicas: Annotated[
         int, typer.Option(help="Most worker replicas the region runs; 0 = unlimited")
     ] = 0,
-    host: Annotated[str, typer.Option(help="Address to bind and advertise")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address the gateway's inference listener binds and advertises (clients and "
+            "other regions' gateways reach it there)"
+        ),
+    ] = "127.0.0.1",
     gateway_port: Annotated[int, typer.Option(help="Gateway port; 0 picks a free one")] = 0,
+    admin_host: Annotated[
+        str,
+        typer.Option(
+            help="IP Envoy's admin interface listens on. It serves config_dump and "
+            "/quitquitquit to anyone who reaches it: keep loopback unless you must read it "
+            "from another host"
+        ),
+    ] = "127.0.0.1",
+    worker_host: Annotated[
+        str,
+        typer.Option(
+            help="IP the workers' gRPC, HTTP and metrics ports listen on. Only this region's "
+            "Envoy (on this host) calls them; other regions come in through the gateway"
+        ),
+    ] = "127.0.0.1",
     standby_workers: Annotated[
         int,
         typer.Option(
@@ -99,6 +125,8 @@ def agent(
     problem = (
         region_problem(region)
         or address_problem("--controlplane", controlplane)
+        or ip_literal_problem("--admin-host", admin_host, wildcard_ok=True)
+        or ip_literal_problem("--worker-host", worker_host, wildcard_ok=True)
         or region_facts_problem(region, country, continent, cpu, gpu, max_replicas)
     )
     if problem:
@@ -114,6 +142,8 @@ def agent(
         max_replicas=max_replicas,
         host=host,
         gateway_port=gateway_port,
+        admin_host=admin_host,
+        worker_host=worker_host,
         standby_workers=standby_workers,
         state_dir=state_dir or DEFAULT_STATE_DIR / "regions" / region,
     )

@@ -13,7 +13,7 @@ from controlplane.activator.holds import (
     HoldTarget,
     WakeProblem,
 )
-from controlplane.activator.server import ActivatorServer
+from controlplane.activator.server import ActivatorServer, activator_out_of_reach
 
 __all__ = [
     "Activator",
@@ -22,4 +22,5 @@ __all__ = [
     "HoldResult",
     "HoldTarget",
     "WakeProblem",
+    "activator_out_of_reach",
 ]

@@ -18,6 +18,8 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from controlplane.activator.holds import Activator, HoldRequest, HoldResult
+from meshline.bind import is_loopback
+from meshline.v1 import agent_pb2
 from meshline.wire import (
     ACTIVATOR_RETRY_HEADER,
     ACTIVATOR_RETRY_VALUE,
@@ -33,6 +35,20 @@ log = logging.getLogger(__name__)
 # overloaded responses), whatever the route's retry_on says: the timeout reaches the client.
 NO_RETRY_HEADERS = (("x-envoy-overloaded", "true"), ("x-envoy-ratelimited", "true"))
 HEALTH_PATHS = ("/v2/health/ready", "/v2/health/live")
+
+
+def activator_out_of_reach(activator_host: str, hello: agent_pb2.AgentHello) -> str | None:
+    """A warning when the activator listens on loopback but this region's gateway does not:
+    a gateway on another host cannot reach it, so its cold deployments could never wake."""
+    gateway_host = hello.gateway_address.rsplit(":", 1)[0]
+    if not is_loopback(activator_host) or is_loopback(gateway_host):
+        return None
+    return (
+        f"region {hello.region}'s gateway listens on {hello.gateway_address}, but the activator "
+        f"on {activator_host}: if that gateway runs on another host, its scale-to-zero "
+        "deployments cannot wake (start the control plane with --activator-host set to an "
+        "address of this host that the gateway reaches)"
+    )
 
 
 def _hold_request(headers: Mapping[str, str]) -> HoldRequest:

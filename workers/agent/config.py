@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshline.bind import LOOPBACK, reachable_host
+
 
 @dataclass(frozen=True)
 class AgentConfig:
@@ -17,10 +19,15 @@ class AgentConfig:
     cpu_flavors: tuple[str, ...] = ()
     gpu_flavors: tuple[str, ...] = ()
     max_replicas: int = 0  # over all deployments; 0 = unlimited
-    # Address the gateway and workers bind and advertise. One machine: loopback.
-    host: str = "127.0.0.1"
+    # Address the gateway's inference listener binds and advertises (other regions' gateways
+    # and clients reach it there). One machine: loopback.
+    host: str = LOOPBACK
     gateway_port: int = 0  # 0 = pick a free port
+    # Envoy's admin interface (config_dump, /quitquitquit): only the agent reads it.
+    admin_host: str = LOOPBACK
     admin_port: int = 0
+    # Workers' gRPC, HTTP and metrics ports: only this region's Envoy, on this host, reaches them.
+    worker_host: str = LOOPBACK
     envoy_binary: str = "envoy"
     envoy_log_level: str = "warn"
     # Envoy worker threads. The gateway needs a small fraction of the CPU the Python workers
@@ -34,6 +41,16 @@ class AgentConfig:
     # Torch interpreters kept with their imports done, so a worker start (a cold start above
     # all) only loads the model; each costs memory, no CPU, while it waits. 0 = none.
     standby_workers: int = 1
+
+    @property
+    def admin_reach_host(self) -> str:
+        """Where the agent (and `meshline get regions`) reaches Envoy's admin on this host."""
+        return reachable_host(self.admin_host)
+
+    @property
+    def worker_reach_host(self) -> str:
+        """Where this host's Envoy and agent reach the workers; what EDS carries."""
+        return reachable_host(self.worker_host)
 
     @property
     def controlplane_host(self) -> str:

@@ -41,11 +41,13 @@ def envoy_binary(configured: str) -> str:
 
 
 def render_bootstrap(config: AgentConfig, agent_id: str, admin_port: int) -> str:
+    """The admin interface binds `admin_host` (loopback unless the user exposed it), never the
+    gateway's advertised host: it serves config_dump and /quitquitquit to whoever reaches it."""
     template = Template(TEMPLATE_PATH.read_text())
     return template.substitute(
         region=config.region,
         agent_id=agent_id,
-        admin_host=config.host,
+        admin_host=config.admin_host,
         admin_port=admin_port,
         controlplane_host=config.controlplane_host,
         controlplane_port=config.controlplane_port,
@@ -59,7 +61,7 @@ class EnvoyGateway:
         self.config = config
         self.agent_id = agent_id
         self.gateway_port = config.gateway_port or free_port(config.host)
-        self.admin_port = config.admin_port or free_port(config.host)
+        self.admin_port = config.admin_port or free_port(config.admin_host)
         self.dir = config.state_dir / "envoy"
         self.bootstrap_path = self.dir / "bootstrap.yaml"
         self.log_path = self.dir / "envoy.log"
@@ -79,7 +81,8 @@ class EnvoyGateway:
 
     @property
     def admin_address(self) -> str:
-        return f"{self.config.host}:{self.admin_port}"
+        """Where the admin interface is reached from this host (what the agent reports)."""
+        return f"{self.config.admin_reach_host}:{self.admin_port}"
 
     async def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

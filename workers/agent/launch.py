@@ -30,7 +30,7 @@ def runtime_of(workload: agent_pb2.Workload) -> str:
 
 @dataclass(frozen=True)
 class WorkerPorts:
-    host: str
+    host: str  # the worker's --host: loopback unless the agent got --worker-host
     grpc: int
     http: int
     metrics: int  # Triton's own metrics port; the Torch worker serves /metrics on `http`

@@ -59,13 +59,15 @@ class WorkerProcesses:
             worker_id = new_worker_id(config.region, workload)
         external = runtime_of(workload) == RUNTIME_EXTERNAL
         triton = runtime_of(workload) == RUNTIME_TRITON
+        # Workers listen where only this host's Envoy reaches them (loopback by default), never
+        # on the gateway's advertised host: other regions come in through the gateway.
         return Worker(
             worker_id=worker_id,
             workload=workload,
-            host=config.host,
-            grpc_port=0 if external else free_port(config.host),
-            http_port=0 if external else free_port(config.host),
-            metrics_port=free_port(config.host) if triton else 0,
+            host=config.worker_reach_host,
+            grpc_port=0 if external else free_port(config.worker_host),
+            http_port=0 if external else free_port(config.worker_host),
+            metrics_port=free_port(config.worker_host) if triton else 0,
             log_path=config.state_dir / "workers" / f"{worker_id}.log",
         )
 
@@ -120,7 +122,7 @@ class WorkerProcesses:
                 worker_id=worker.worker_id,
                 region=self.config.region,
                 ports=WorkerPorts(
-                    self.config.host, worker.grpc_port, worker.http_port, worker.metrics_port
+                    self.config.worker_host, worker.grpc_port, worker.http_port, worker.metrics_port
                 ),
                 scratch_dir=self.scratch_dir(worker),
             )
@@ -137,7 +139,7 @@ class WorkerProcesses:
         self._keep(asyncio.create_task(self._wake_on_exit(worker.process)))
         if worker.channel is None:
             worker.channel = grpc.aio.insecure_channel(
-                f"{self.config.host}:{worker.grpc_port}", options=PROBE_CHANNEL_OPTIONS
+                worker.grpc_address, options=PROBE_CHANNEL_OPTIONS
             )
 
     async def _wake_on_exit(self, process: asyncio.subprocess.Process) -> None:
