@@ -34,3 +34,11 @@ class ApiKeyPhase(StrEnum):
     ACTIVE = "Active"
     REVOKED = "Revoked"
     EXPIRED = "Expired"
+
+
+class JoinTokenPhase(StrEnum):
+    """Where a join token stands (`JoinTokenStatus.phase`)."""
+
+    ACTIVE = "Active"
+    REVOKED = "Revoked"
+    EXPIRED = "Expired"
