@@ -23,6 +23,7 @@ from controlplane import forwarding
 from controlplane.api.documents import parse_resource_document
 from meshline.v1 import api_pb2, api_pb2_grpc, resources_pb2
 from tests.harness.envoy_admin import read_clusters
+from tests.harness.netns import Netns
 from tests.harness.processes import ManagedProcess, free_port, wait_until
 
 MESHLINE = [sys.executable, "-m", "cli"]
@@ -281,10 +282,15 @@ class Mesh:
         gpu_flavors: Sequence[str] = (),
         max_replicas: int = 0,
         standby_workers: int | None = None,
+        netns: Netns | None = None,
     ) -> ManagedProcess:
         """Start `region`'s agent; the facts are what it registers the region as
-        (`standby_workers`: the agent's own setting, its default when None)."""
+        (`standby_workers`: the agent's own setting, its default when None). With `netns`
+        the agent runs inside that namespace, its gateway on the namespace's address: a
+        region on another host."""
         facts: list[str] = []
+        if netns is not None:
+            facts += ["--host", netns.inner_address]
         if standby_workers is not None:
             facts += ["--standby-workers", str(standby_workers)]
         if country:
@@ -300,7 +306,7 @@ class Mesh:
         agent = ManagedProcess(
             f"agent-{region}",
             [
-                *MESHLINE,
+                *(netns.command(MESHLINE) if netns else MESHLINE),
                 "agent",
                 "--region",
                 region,
@@ -335,17 +341,19 @@ def running_mesh(
     state_dir: Path,
     regions: tuple[str, ...] = ("eu", "us"),
     region_facts: dict[str, dict[str, Any]] | None = None,
+    controlplane_host: str = "127.0.0.1",
 ) -> Iterator[Mesh]:
     """Start the control plane and one agent per region; stop all of it at the end.
 
     `region_facts` gives regions their place and capacity, as keyword arguments of
     `Mesh.start_agent`, e.g. {"eu-west": {"country": "FR", "continent": "EU"}}.
+    `controlplane_host`: where its API listens (a namespace's `host_address` for agents inside).
     """
     facts = region_facts or {}
     unknown = set(facts) - set(regions)
     if unknown:
         raise ValueError(f"region_facts names regions not started: {sorted(unknown)}")
-    address = f"127.0.0.1:{free_port()}"
+    address = f"{controlplane_host}:{free_port(controlplane_host)}"
     with ExitStack() as stack:
         mesh = Mesh(state_dir, address, regions, controlplane=None)  # type: ignore[arg-type]
         stack.callback(lambda: mesh.close() if mesh.controlplane else None)
