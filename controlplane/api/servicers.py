@@ -8,9 +8,11 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 
 from controlplane.api.apply import apply_request, apply_resources
+from controlplane.api.audit_service import AuditServicer, IdentityServicer
 from controlplane.api.delete import DeleteRefusedError, delete_resources
 from controlplane.api.dependencies import region_dependents
 from controlplane.api.errors import FIELD_ERRORS_METADATA_KEY, ApplyError, encode_field_errors
+from controlplane.api.join_tokens import JoinTokens
 from controlplane.api.keys import Enforcement, KeyServicer
 from controlplane.api.registry import (
     VersionExistsError,
@@ -21,7 +23,7 @@ from controlplane.api.registry import (
     version_users,
 )
 from controlplane.api.release import release_deployment
-from controlplane.api.status import StatusProvider
+from controlplane.api.status import StatusProvider, add_certificate
 from controlplane.api.upload import UploadError, receive_upload
 from controlplane.policy import PlacementError
 from controlplane.rollout import RolloutController, RolloutError
@@ -37,6 +39,7 @@ from controlplane.store import (
     StoreError,
 )
 from controlplane.store.artifacts import ArtifactError, ArtifactStore, digest_problem
+from controlplane.store.region_certificates import RegionCertificate, region_certificates
 from controlplane.store.rollouts import latest_rollouts
 from meshline.v1 import api_pb2 as api
 from meshline.v1 import api_pb2_grpc
@@ -325,21 +328,30 @@ class DeploymentServicer(api_pb2_grpc.DeploymentServiceServicer):
 
 
 class RegionServicer(api_pb2_grpc.RegionServiceServicer):
-    """Regions with live status; a region still serving deployments cannot be deleted."""
+    """Regions with live status; a region still serving deployments cannot be deleted.
+    Join tokens for regions' agents are answered by JoinTokens (controlplane/api/join_tokens.py)."""
 
     def __init__(self, store: Store, status: StatusProvider) -> None:
         self._store = store
         self._status = status
+        self._tokens = JoinTokens(store)
 
-    def _with_status(self, region: Region) -> Region:
+    def _with_status(
+        self, region: Region, certificates: dict[str, RegionCertificate] | None = None
+    ) -> Region:
         region.status.CopyFrom(self._status.region_status(region))
+        known = region_certificates(self._store) if certificates is None else certificates
+        add_certificate(region.status, known.get(region.metadata.name))
         return region
 
     async def ListRegions(
         self, request: api.ListRegionsRequest, context: Context
     ) -> api.ListRegionsResponse:
         regions = self._store.list_regions()
-        return api.ListRegionsResponse(regions=[self._with_status(r) for r in regions])
+        certificates = region_certificates(self._store)
+        return api.ListRegionsResponse(
+            regions=[self._with_status(r, certificates) for r in regions]
+        )
 
     async def GetRegion(
         self, request: api.GetRegionRequest, context: Context
@@ -362,6 +374,21 @@ class RegionServicer(api_pb2_grpc.RegionServiceServicer):
         if reasons:
             raise DependencyError(ResourceKey(KIND_REGION, name), reasons)
         self._store.delete_region(name)
+
+    async def CreateJoinToken(
+        self, request: api.CreateJoinTokenRequest, context: Context
+    ) -> api.CreateJoinTokenResponse:
+        return await self._tokens.CreateJoinToken(request, context)
+
+    async def ListJoinTokens(
+        self, request: api.ListJoinTokensRequest, context: Context
+    ) -> api.ListJoinTokensResponse:
+        return await self._tokens.ListJoinTokens(request, context)
+
+    async def RevokeJoinToken(
+        self, request: api.RevokeJoinTokenRequest, context: Context
+    ) -> api.RevokeJoinTokenResponse:
+        return await self._tokens.RevokeJoinToken(request, context)
 
 
 class RolloutServicer(api_pb2_grpc.RolloutServiceServicer):
@@ -424,7 +451,9 @@ def add_api_to_server(
     artifacts: ArtifactStore | None = None,
     key_enforcement: Enforcement | None = None,
 ) -> None:
-    """Register every management service on a grpc.aio server.
+    """Register every management service on a grpc.aio server. The server must run its
+    calls through the management guard (auth_setup.management_auth): the servicers trust it
+    to have authenticated and authorized each call.
 
     `artifacts` defaults to the artifact store of the database's state directory;
     `key_enforcement` fills the regions that enforce each API key (KeyServicer)."""
@@ -437,5 +466,7 @@ def add_api_to_server(
     )
     api_pb2_grpc.add_RegionServiceServicer_to_server(RegionServicer(store, status), server)
     api_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(store, key_enforcement), server)
+    api_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(store), server)
+    api_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(), server)
     if rollouts is not None:
         api_pb2_grpc.add_RolloutServiceServicer_to_server(RolloutServicer(store, rollouts), server)

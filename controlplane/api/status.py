@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from controlplane.store.keys import rfc3339
+from controlplane.store.region_certificates import RegionCertificate
 from meshline.v1.resources_pb2 import Deployment, DeploymentStatus, Region, RegionStatus
 
 
@@ -13,3 +15,11 @@ class StatusProvider(Protocol):
     def deployment_status(self, dep: Deployment) -> DeploymentStatus: ...
 
     def region_status(self, region: Region) -> RegionStatus: ...
+
+
+def add_certificate(status: RegionStatus, certificate: RegionCertificate | None) -> None:
+    """The region's current mesh certificate (the store's record) into its status."""
+    if certificate is None:
+        return
+    status.certificate_expires_at = rfc3339(certificate.not_after)
+    status.certificate_serial = certificate.serial
