@@ -7,13 +7,13 @@ A restarted `up` cannot know the previous secret (the control plane never had it
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import grpc
 
 from cli.client.api import ApiClient
 from cli.client.credentials import API_KEY_FILE
+from meshline.secret_file import write_secret_file
 from meshline.v1 import api_pb2, resources_pb2
 from meshline.wire import DEFAULT_ENVIRONMENT
 
@@ -55,14 +55,7 @@ def enforced_everywhere(api: ApiClient, regions: list[str], name: str = DEMO_KEY
 
 def write_key_file(state_dir: Path, secret: str) -> Path:
     """`<state_dir>/api-key`, readable by its owner only (0600) from the first byte."""
-    path = state_dir / API_KEY_FILE
-    partial = path.with_name(API_KEY_FILE + ".partial")
-    partial.unlink(missing_ok=True)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secret + "\n")
-    os.replace(partial, path)
-    return path
+    return write_secret_file(state_dir / API_KEY_FILE, secret + "\n")
 
 
 def remove_key_file(state_dir: Path) -> None:

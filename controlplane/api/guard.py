@@ -1,0 +1,343 @@
+"""The management API's door: a grpc.aio server interceptor that authenticates every call of
+the managed services, authorizes it by its method's rule, records changes in the audit log,
+and hands the caller to the servicer.
+
+Why an interceptor: one place that no servicer can forget, for every RPC there is and every
+RPC added later (a managed method with no rule is refused). It wraps each handler rather than
+answering for it, so the servicer runs in the same task, under the same context: the caller
+reaches it as `current_principal()` (a contextvar), and an error it answers with is seen here
+and audited as "failed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import grpc
+
+from controlplane.api.authn import AuthenticationError, Authenticator
+from controlplane.api.authz import ANONYMOUS, Action, Principal, decide_all
+from controlplane.api.method_rules import (
+    DeploymentFacts,
+    Event,
+    KeyFacts,
+    MethodRule,
+    managed,
+    rule_for,
+)
+from controlplane.store import NotFoundError, Store
+from controlplane.store.audit import ALLOWED, FAILED, REFUSED, AuditRecord, append_events
+from controlplane.store.keys import get_key
+from meshline.wire import AUTHORIZATION_HEADER
+
+log = logging.getLogger(__name__)
+
+Context = Any  # grpc ships no type stubs for the servicer context
+_MAX_DETAIL = 1000
+
+_principal: ContextVar[Principal | None] = ContextVar("meshline_principal", default=None)
+
+
+def current_principal() -> Principal:
+    """The authenticated caller of the management call being served (ANONYMOUS for an
+    anonymous call where its rule allows one)."""
+    principal = _principal.get()
+    if principal is None:
+        raise RuntimeError("a management call reached its servicer without the guard")
+    return principal
+
+
+def rfc3339_ms(epoch_s: float) -> str:
+    return (
+        datetime.fromtimestamp(epoch_s, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+class StoreFacts:
+    """StoredFacts (method_rules) read from the store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def key(self, name: str) -> KeyFacts | None:
+        if not name:
+            return None
+        try:
+            key = get_key(self._store, name)
+        except NotFoundError:
+            return None
+        return KeyFacts(key.scope.environment, key.scope.roles)
+
+    def deployment(self, environment: str, name: str) -> DeploymentFacts | None:
+        try:
+            dep = self._store.get_deployment(environment, name)
+        except NotFoundError:
+            return None
+        return DeploymentFacts(dep.spec.version, dep.spec.replicas)
+
+
+class AuditLog:
+    """Appends events to the store's audit log (never a token or a secret)."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+
+    def record(
+        self,
+        principal: str,
+        method: str,
+        items: Sequence[tuple[Action, str]],
+        outcome: str,
+        code: str = "",
+    ) -> None:
+        now = self._clock()
+        records = [
+            AuditRecord(
+                time=now,
+                principal=principal,
+                verb=action.verb,
+                kind=action.kind,
+                name=action.name,
+                environment=action.environment,
+                outcome=outcome,
+                code=code,
+                detail=detail[:_MAX_DETAIL],
+                method=method,
+            )
+            for action, detail in items
+        ]
+        try:
+            append_events(self._store, records)
+        except Exception:  # the change itself is done; say so loudly, do not fail the call
+            log.exception("cannot write %d audit event(s) of %s", len(records), method)
+
+
+class _Call:
+    """One guarded call: its method, rule, and what it found out so far."""
+
+    def __init__(self, guard: ManagementGuard, method: str, metadata: Sequence[Any]) -> None:
+        self.guard = guard
+        self.method = method
+        self.rule = rule_for(method)
+        self.authorization = _header(metadata, AUTHORIZATION_HEADER)
+        self.principal: Principal = ANONYMOUS
+        self.actions: tuple[Action, ...] = ()
+        self.audited = False
+
+    async def admit(self, request: Any, context: Context) -> Any:
+        """Authenticate and authorize; abort the call when refused. Returns the facts read
+        before the call (for the audit)."""
+        guard = self.guard
+        rule = self.rule
+        if rule is None:
+            await self._refuse(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{self.method} has no authorization rule: refused until it has one",
+            )
+            raise AssertionError("unreachable")
+        facts = StoreFacts(guard.store)
+        self.actions = rule.actions(request, facts)
+        self.audited = request is not None and rule.changes(request)
+        if self.authorization is None and rule.anonymous:
+            _principal.set(ANONYMOUS)
+            return {}
+        try:
+            self.principal = await guard.authenticator.authenticate(self.authorization)
+        except AuthenticationError as exc:
+            await self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        decision = decide_all(self.principal, self.actions)
+        if not decision.allowed:
+            await self._refuse(context, grpc.StatusCode.PERMISSION_DENIED, decision.reason)
+        _principal.set(self.principal)
+        return rule.before(request, facts) if self.audited else {}
+
+    async def _refuse(self, context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
+        if self.audited:
+            self.guard.audit.record(
+                self.principal.name,
+                self.method,
+                [(a, message) for a in self.actions] or [(Action("call", "Method"), message)],
+                REFUSED,
+                code.name,
+            )
+        await context.abort(code, message)
+        raise AssertionError("abort returned")
+
+    def failed(self, context: Context, exc: BaseException) -> None:
+        if not self.audited:
+            return
+        if isinstance(exc, grpc.aio.AbortError):
+            code, detail = context.code() or grpc.StatusCode.UNKNOWN, context.details()
+        elif isinstance(exc, asyncio.CancelledError):
+            code, detail = grpc.StatusCode.CANCELLED, "the call was cancelled"
+        else:
+            code, detail = grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
+        self.guard.audit.record(
+            self.principal.name,
+            self.method,
+            [(a, str(detail or "")) for a in self.actions],
+            FAILED,
+            code.name,
+        )
+
+    def done(self, request: Any, response: Any, before: Any) -> None:
+        rule = self.rule
+        assert rule is not None
+        if rule.visible is not None and response is not None:
+            rule.visible(response, self.principal)
+        if self.audited:
+            events: tuple[Event, ...] = rule.events(request, response, self.actions, before)
+            self.guard.audit.record(
+                self.principal.name,
+                self.method,
+                [(e.action, e.detail) for e in events],
+                ALLOWED,
+            )
+
+
+def _header(metadata: Sequence[Any] | None, name: str) -> str | None:
+    for key, value in metadata or ():
+        if key == name:
+            return value if isinstance(value, str) else value.decode("latin-1")
+    return None
+
+
+class ManagementGuard(grpc.aio.ServerInterceptor):
+    """Authenticates, authorizes and audits the calls of the managed meshline.v1 services;
+    every other call (health, reflection, ADS, the agents' services) passes untouched."""
+
+    def __init__(self, store: Store, authenticator: Authenticator, audit: AuditLog) -> None:
+        self.store = store
+        self.authenticator = authenticator
+        self.audit = audit
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or not managed(method):
+            return handler
+        metadata = handler_call_details.invocation_metadata
+        return self._wrap(handler, lambda: _Call(self, method, metadata))
+
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler, new_call: Callable[[], _Call]
+    ) -> grpc.RpcMethodHandler:
+        kwargs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary_unary(handler.unary_unary, new_call), **kwargs
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _unary_stream(handler.unary_stream, new_call), **kwargs
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                _stream_unary(handler.stream_unary, new_call), **kwargs
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            _stream_stream(handler.stream_stream, new_call), **kwargs
+        )
+
+
+def _unary_unary(inner: Any, new_call: Callable[[], _Call]) -> Any:
+    async def behavior(request: Any, context: Context) -> Any:
+        call = new_call()
+        before = await call.admit(request, context)
+        try:
+            response = await inner(request, context)
+        except BaseException as exc:
+            call.failed(context, exc)
+            raise
+        call.done(request, response, before)
+        return response
+
+    return behavior
+
+
+def _unary_stream(inner: Any, new_call: Callable[[], _Call]) -> Any:
+    async def behavior(request: Any, context: Context) -> AsyncIterator[Any]:
+        call = new_call()
+        before = await call.admit(request, context)
+        try:
+            async for response in inner(request, context):
+                yield response
+        except BaseException as exc:
+            call.failed(context, exc)
+            raise
+        call.done(request, None, before)
+
+    return behavior
+
+
+async def _peeked(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    if first is not None:
+        yield first
+    async for message in rest:
+        yield message
+
+
+async def _first(requests: AsyncIterator[Any]) -> Any:
+    try:
+        return await requests.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+def _stream_unary(inner: Any, new_call: Callable[[], _Call]) -> Any:
+    async def behavior(requests: AsyncIterator[Any], context: Context) -> Any:
+        call = new_call()
+        first = await _first(requests)
+        before = await call.admit(first, context)
+        try:
+            response = await inner(_peeked(first, requests), context)
+        except BaseException as exc:
+            call.failed(context, exc)
+            raise
+        call.done(first, response, before)
+        return response
+
+    return behavior
+
+
+def _stream_stream(inner: Any, new_call: Callable[[], _Call]) -> Any:
+    async def behavior(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+        call = new_call()
+        first = await _first(requests)
+        before = await call.admit(first, context)
+        try:
+            async for response in inner(_peeked(first, requests), context):
+                yield response
+        except BaseException as exc:
+            call.failed(context, exc)
+            raise
+        call.done(first, None, before)
+
+    return behavior
+
+
+__all__ = [
+    "AuditLog",
+    "ManagementGuard",
+    "MethodRule",
+    "StoreFacts",
+    "current_principal",
+    "rfc3339_ms",
+]
