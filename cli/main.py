@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.client import gateway, keys, lifecycle, resources, rollout, wait
+from cli.client import gateway, keys, lifecycle, regions, resources, rollout, wait
 from cli.client.models import app as models_app
 from cli.client.release import release
 from cli.server import commands as server
@@ -34,6 +34,7 @@ app.command()(resources.delete)
 app.command()(gateway.infer)
 app.add_typer(models_app, name="models")
 app.add_typer(keys.app, name="keys")
+app.add_typer(regions.app, name="regions")
 app.command(name="release")(release)
 
 if __name__ == "__main__":

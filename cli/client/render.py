@@ -167,6 +167,7 @@ def regions_table(items: Sequence[resources_pb2.Region]) -> Table:
         "ADMIN",
         "AGENT",
         "GATEWAY HEALTH",
+        "CERT EXPIRES",
         "ERROR",
         box=None,
         header_style="bold",
@@ -182,6 +183,7 @@ def regions_table(items: Sequence[resources_pb2.Region]) -> Table:
             s.admin_address or "-",
             agent,
             health,
+            s.certificate_expires_at or "-",  # the region's mesh certificate (none: not joined)
             s.nack_error,
         )
     return table
