@@ -7,12 +7,8 @@ it: one reading of a SPIFFE id, one renewal rule.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -113,18 +109,3 @@ def renew_at(not_before: datetime, not_after: datetime) -> datetime:
     if lifetime.total_seconds() < 0:
         raise ValueError(f"the lifetime ends ({not_after}) before it starts ({not_before})")
     return not_before + lifetime * RENEW_AFTER_FRACTION
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Replace `path` with `data`, readable by its owner only from the first byte (written
-    under a temporary name, then renamed: a reader never sees half a key)."""
-    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(partial, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
-        raise

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from meshline.certs import write_private
+from meshline.secret_file import write_secret_file
 from meshline.wire import CA_CERT_FILE, TRUST_DOMAIN
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,8 @@ def load_or_create_ca(state_dir: Path, now: datetime) -> MeshCA:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    write_private(key_path, key_pem)  # the key first: a cert without its key is refused above
+    # The key first: a certificate without its key is refused above.
+    write_secret_file(key_path, key_pem.decode())
     _write_public(cert_path, ca.bundle_pem)
     log.info("mesh CA created in %s, expires %s", state_dir, ca.expires_at)
     return ca

@@ -1,12 +1,9 @@
 """The certificate helpers the agent and the control plane share: renewal time, SPIFFE ids,
-a fresh key and CSR, and files written for their owner only."""
+and a fresh key and CSR."""
 
 from __future__ import annotations
 
-import os
-import stat
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -19,7 +16,6 @@ from meshline.certs import (
     region_of_spiffe_id,
     renew_at,
     spiffe_id_of,
-    write_private,
 )
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -94,16 +90,3 @@ def test_new_key_and_csr_is_signed_by_its_key() -> None:
     assert csr.is_signature_valid
     assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
     assert csr.public_key() == key.public_key()
-
-
-def test_write_private_is_owner_only_even_with_an_open_umask(tmp_path: Path) -> None:
-    path = tmp_path / "agent.key"
-    old = os.umask(0)
-    try:
-        write_private(path, b"first")
-        write_private(path, b"second")  # replaces it whole
-    finally:
-        os.umask(old)
-    assert path.read_bytes() == b"second"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["agent.key"]  # no partial file left
