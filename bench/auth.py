@@ -59,6 +59,7 @@ from controlplane.translate.static_bootstrap import static_bootstrap_yaml
 from meshline import wire
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import api_pb2, api_pb2_grpc, resources_pb2
+from tests.harness.credentials import management_channel
 from tests.harness.envoy_admin import read_clusters
 from tests.harness.load import infer_request
 from tests.harness.mesh import running_mesh
@@ -444,7 +445,7 @@ def run_revocations(state: Path, keys: int) -> list[Revocation]:
         mesh.apply(documents)
         mesh.wait_ready(DEPLOYMENT)
         gateways = {region: mesh.gateway(region) for region in REGIONS}
-        with grpc.insecure_channel(mesh.address) as channel:
+        with management_channel(mesh.address, mesh.state_dir / "controlplane") as channel:
             stub = api_pb2_grpc.KeyServiceStub(channel)
             for i in range(keys):
                 r = revoke_one(stub, gateways, f"bench-revoke-{i}", timeout_s=15)

@@ -1,8 +1,10 @@
-"""Connection to the management API, and turning gRPC errors into CLI errors."""
+"""Connection to the management API, and turning gRPC errors into CLI errors.
+
+Every command reaches the control plane through `api_client`, which sends the token that
+token_lookup.py finds (and speaks TLS where the context names a CA)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,11 +14,21 @@ from typing import Annotated, TypeVar
 import grpc
 import typer
 
+from cli.client.bearer import bearer_channel
+from cli.client.contexts import ConfigError
+from cli.client.token_lookup import (
+    ADDRESS_FILE,
+    FALLBACK_ADDRESS,
+    ApiCredential,
+    CredentialFlags,
+    Lookup,
+    unauthenticated_hint,
+)
 from meshline.v1 import api_pb2_grpc
 
 DEFAULT_STATE_DIR = Path(".meshline")
-ADDRESS_FILE = "controlplane.addr"
-FALLBACK_ADDRESS = "127.0.0.1:7070"
+
+__all__ = ["ADDRESS_FILE", "DEFAULT_STATE_DIR", "FALLBACK_ADDRESS"]
 
 T = TypeVar("T")
 
@@ -24,22 +36,60 @@ AddressOption = Annotated[
     str | None,
     typer.Option(
         "--address",
-        help="Control plane API (host:port); default: $MESHLINE_ADDRESS "
-        "or what `meshline up` recorded in .meshline/",
+        help="Control plane API (host:port); default: $MESHLINE_ADDRESS, the current "
+        "context's server, or what `meshline up` recorded in .meshline/",
     ),
 ]
 
 
+# The global --token/--context of this process's command (set once by cli.main's callback).
+_flags = CredentialFlags()
+
+
+def set_credential_flags(flags: CredentialFlags) -> None:
+    global _flags
+    _flags = flags
+
+
+def credential_flags() -> CredentialFlags:
+    return _flags
+
+
+def lookup(state_dir: Path = DEFAULT_STATE_DIR) -> Lookup:
+    try:
+        return Lookup.read(credential_flags(), state_dir)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
 def resolve_address(explicit: str | None, state_dir: Path = DEFAULT_STATE_DIR) -> str:
-    """--address, else $MESHLINE_ADDRESS, else what `meshline up` recorded, else the default."""
+    """--address, else $MESHLINE_ADDRESS, else the context's server, else what `meshline up`
+    recorded, else the default."""
     if explicit:
         return explicit
-    if env := os.environ.get("MESHLINE_ADDRESS"):
-        return env
-    recorded = state_dir / ADDRESS_FILE
-    if recorded.exists():
-        return recorded.read_text().strip()
-    return FALLBACK_ADDRESS
+    return lookup(state_dir).server(None)
+
+
+def resolve_credential(address: str, state_dir: Path = DEFAULT_STATE_DIR) -> ApiCredential:
+    """The token (and CA) the CLI uses for `address`."""
+    return lookup(state_dir).credential(address)
+
+
+def connect(address: str, credential: ApiCredential) -> grpc.Channel:
+    """A channel to `address` sending the credential's token on every call: TLS checked
+    against its CA when it names one, plaintext otherwise."""
+    if credential.certificate_authority is not None:
+        try:
+            ca = credential.certificate_authority.read_bytes()
+        except OSError as exc:
+            raise fail(
+                f"cannot read the certificate authority {credential.certificate_authority}: "
+                f"{exc.strerror}"
+            ) from None
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(ca))
+    else:
+        channel = grpc.insecure_channel(address)
+    return bearer_channel(channel, credential.token)
 
 
 @dataclass
@@ -74,10 +124,19 @@ class ApiClient:
     def keys(self) -> api_pb2_grpc.KeyServiceStub:
         return api_pb2_grpc.KeyServiceStub(self.channel)
 
+    @property
+    def audit(self) -> api_pb2_grpc.AuditServiceStub:
+        return api_pb2_grpc.AuditServiceStub(self.channel)
+
+    @property
+    def identity(self) -> api_pb2_grpc.IdentityServiceStub:
+        return api_pb2_grpc.IdentityServiceStub(self.channel)
+
 
 @contextmanager
-def api_client(address: str) -> Iterator[ApiClient]:
-    channel = grpc.insecure_channel(address)
+def api_client(address: str, credential: ApiCredential | None = None) -> Iterator[ApiClient]:
+    """The management API at `address`, with `credential` (default: the lookup's)."""
+    channel = connect(address, credential or resolve_credential(address))
     try:
         yield ApiClient(channel)
     finally:
@@ -98,6 +157,9 @@ def rpc_failure(exc: grpc.RpcError, address: str) -> typer.Exit:
             f"cannot reach the control plane at {address} ({details}); "
             "is `meshline up` running? (set --address or MESHLINE_ADDRESS)"
         )
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        hint = unauthenticated_hint(resolve_credential(address), address)
+        return fail(f"{details} [{code.name}]\n{hint}")
     return fail(f"{details} [{code.name}]")
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.harness.credentials import register_control_plane, wait_serving
 from tests.harness.processes import free_port, managed, wait_until
 
 
@@ -39,6 +40,8 @@ def control_plane(state_dir: Path) -> Iterator[str]:
         str(state_dir),
     ]
     with managed("controlplane", args, state_dir):
+        wait_serving(addr)
+        register_control_plane(addr, state_dir)  # `meshline ... --address addr` finds its token
         wait_until(
             lambda: meshline(addr, "get", "regions").returncode == 0, 60, "the control plane API"
         )

@@ -22,6 +22,7 @@ import yaml
 from controlplane import forwarding
 from controlplane.api.documents import parse_resource_document
 from meshline.v1 import api_pb2, api_pb2_grpc, resources_pb2
+from tests.harness.credentials import management_channel, register_control_plane, wait_serving
 from tests.harness.envoy_admin import read_clusters
 from tests.harness.netns import Netns
 from tests.harness.processes import ManagedProcess, free_port, wait_until
@@ -50,8 +51,9 @@ class Mesh:
     # -- API ------------------------------------------------------------------------------
 
     def _channel(self) -> grpc.Channel:
+        """The management API, with the control plane's admin token on every call."""
         if self.channel is None:
-            self.channel = grpc.insecure_channel(self.address)
+            self.channel = management_channel(self.address, self.state_dir / "controlplane")
         return self.channel
 
     @property
@@ -260,6 +262,8 @@ class Mesh:
             ],
             self.state_dir,
         )
+        wait_serving(self.address)  # its admin token is on disk from then on
+        register_control_plane(self.address, self.state_dir / "controlplane")
         wait_until(
             lambda: (
                 self.regions_api.ListRegions(api_pb2.ListRegionsRequest(), timeout=1) is not None

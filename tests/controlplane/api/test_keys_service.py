@@ -20,6 +20,7 @@ from controlplane.store.keys import active_credentials
 from meshline.v1 import api_pb2 as api
 from meshline.v1 import api_pb2_grpc
 from meshline.v1.resources_pb2 import ApiKey, ApiKeySpec
+from tests.harness.credentials import admin_aio_channel, guarded_server
 
 T0 = 1_800_000_000.0
 
@@ -268,12 +269,12 @@ async def test_registered_with_the_management_api(tmp_path: Path) -> None:
             raise AssertionError("not asked")
 
     with Store.open(tmp_path / "store.db") as store:
-        server = grpc.aio.server()
+        server, token = guarded_server(store, tmp_path)
         add_api_to_server(server, store, NoStatus())  # type: ignore[arg-type]
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            async with admin_aio_channel(f"127.0.0.1:{port}", token) as channel:
                 keys = api_pb2_grpc.KeyServiceStub(channel)
                 reply = await keys.CreateKey(api.CreateKeyRequest(name="k"))
                 assert reply.key.status.phase == "Active"

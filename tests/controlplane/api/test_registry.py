@@ -26,6 +26,7 @@ from meshline.v1.resources_pb2 import ModelSignature, ModelVersion, Rollout, Ten
 from tests.controlplane.api.test_servicers import StaticStatusProvider
 from tests.controlplane.registry.files import torchscript_file
 from tests.controlplane.store.builders import deployment, environment, region
+from tests.harness.credentials import admin_aio_channel, guarded_server
 
 CHUNK = 1000  # small chunks: a push is many messages even for a small file
 
@@ -45,11 +46,11 @@ async def serving(state: Path) -> AsyncIterator[Registry]:
     """The management API on a free port over the store in `state`; all closed after."""
     store = Store.open(state / "meshline.db")
     artifacts = ArtifactStore(state / "artifacts")
-    server = grpc.aio.server()
+    server, token = guarded_server(store, state)
     add_api_to_server(server, store, StaticStatusProvider(), artifacts=artifacts)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = admin_aio_channel(f"127.0.0.1:{port}", token)
     try:
         yield Registry(
             store,

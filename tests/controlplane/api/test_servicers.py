@@ -32,6 +32,7 @@ from tests.controlplane.store.builders import (
     policy,
     region,
 )
+from tests.harness.credentials import admin_aio_channel, guarded_server
 
 
 class StaticStatusProvider:
@@ -62,11 +63,11 @@ class Api:
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[Api]:
     store = Store.open(tmp_path / "store.db")
-    server = grpc.aio.server()
+    server, token = guarded_server(store, tmp_path)
     add_api_to_server(server, store, StaticStatusProvider())
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = admin_aio_channel(f"127.0.0.1:{port}", token)
     try:
         yield Api(
             store,
@@ -120,12 +121,13 @@ async def test_apply_stores_everything_and_reports_placement(client: Api, tmp_pa
 
 
 async def test_dry_run_stores_nothing(client: Api, tmp_path: Path) -> None:
+    revision = client.store.revision  # the admin key's creation
     response = await _apply(client, _network(tmp_path), dry_run=True)
     assert {r.action for r in response.results} == {"created"}
     assert list(response.results[6].placement) == ["eu"]
     assert (await client.models.ListModels(api.ListModelsRequest())).models == []
     assert (await client.regions.ListRegions(api.ListRegionsRequest())).regions == []
-    assert client.store.revision == 0
+    assert client.store.revision == revision
 
 
 async def test_get_and_list_every_kind(client: Api, tmp_path: Path) -> None:
@@ -186,6 +188,7 @@ async def _code_and_details(call: object) -> tuple[grpc.StatusCode, str]:
 async def test_invalid_apply_names_every_field_and_stores_nothing(
     client: Api, tmp_path: Path
 ) -> None:
+    revision = client.store.revision  # the admin key's creation
     missing = tmp_path / "b.pt"
     docs = [
         region("eu", "DE"),
@@ -208,7 +211,7 @@ async def test_invalid_apply_names_every_field_and_stores_nothing(
         (3, "spec.replicas"),
     ]
     assert (await client.regions.ListRegions(api.ListRegionsRequest())).regions == []
-    assert client.store.revision == 0
+    assert client.store.revision == revision
 
 
 async def test_colliding_policies_fail_the_apply(client: Api, tmp_path: Path) -> None:
