@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -19,6 +19,7 @@ from controlplane.activator import Activator, ActivatorServer, activator_out_of_
 from controlplane.agents.registry import AgentRegistry, region_spec
 from controlplane.agents.service import AgentService
 from controlplane.api import add_api_to_server
+from controlplane.api.auth_setup import AuthConfig, management_auth
 from controlplane.api.key_checks import parse_rfc3339
 from controlplane.api.registration import register_region
 from controlplane.forwarding import load_or_create_secret
@@ -61,6 +62,8 @@ class ControlPlaneConfig:
     activator_host: str = LOOPBACK
     # host:port of the Prometheus /metrics page (cold starts, replicas, held requests); "" = off.
     metrics_listen: str = ""
+    # Management API credentials: an identity provider, resetting the admin token.
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
     @property
     def database(self) -> Path:
@@ -110,14 +113,16 @@ async def serve(config: ControlPlaneConfig) -> None:
         if warning := activator_out_of_reach(activator_server.host, hello):
             log.warning("%s", warning)
 
+    auth = management_auth(store, config.state_dir, config.auth)
     server = grpc.aio.server(
+        interceptors=[auth.guard],  # every management call authenticated, authorized, audited
         options=[
             ("grpc.keepalive_time_ms", 10_000),
             ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
             ("grpc.keepalive_permit_without_calls", 1),
             # A second control plane on the same port must fail, not share it.
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
 
     def key_enforcement(key: ApiKey) -> tuple[list[str], list[str]]:
@@ -152,6 +157,7 @@ async def serve(config: ControlPlaneConfig) -> None:
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     reconciler.trigger()
     task = asyncio.create_task(reconciler.run(), name="reconciler")
+    auth_task = asyncio.create_task(auth.run(), name="oidc-keys")
     log.info(
         "control plane listening on %s (store %s, epoch %d)",
         config.listen,
@@ -169,8 +175,11 @@ async def serve(config: ControlPlaneConfig) -> None:
     await stop.wait()
     log.info("control plane stopping")
     task.cancel()
+    auth_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    with contextlib.suppress(asyncio.CancelledError):
+        await auth_task
     await server.stop(grace=1.0)
     await activator_server.stop()
     await metrics.stop()

@@ -107,7 +107,12 @@ def create(
         str | None, typer.Option("--deployments", help="Comma-separated; default: all")
     ] = None,
     roles: Annotated[
-        str | None, typer.Option("--roles", help="Comma-separated roles access policies name")
+        str | None,
+        typer.Option(
+            "--roles",
+            help="Comma-separated: roles access policies name, and the management roles "
+            "admin, deployer, viewer (in --environment, or all)",
+        ),
     ] = None,
     expires: Annotated[
         str | None, typer.Option("--expires", help="e.g. 30d, 12h, 1h30m; default: never")

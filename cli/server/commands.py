@@ -17,6 +17,7 @@ from cli.server.flags import (
     region_problem,
     setup_logging,
 )
+from cli.server.oidc_flags import oidc_settings
 from meshline.bind import ip_literal_problem
 
 
@@ -39,11 +40,40 @@ def controlplane(
     metrics_listen: Annotated[
         str, typer.Option(help="host:port of a Prometheus /metrics page (cold starts, replicas)")
     ] = "",
+    oidc_issuer: Annotated[
+        str, typer.Option(help="Identity provider whose JWTs the management API accepts (iss)")
+    ] = "",
+    oidc_audience: Annotated[str, typer.Option(help="The aud its tokens must carry")] = "",
+    oidc_jwks_file: Annotated[
+        Path | None, typer.Option(help="Its public keys (a JWKS file), re-read on refresh")
+    ] = None,
+    oidc_jwks_uri: Annotated[
+        str, typer.Option(help="URL of its JWKS, fetched and refreshed by the control plane")
+    ] = "",
+    oidc_roles_claim: Annotated[
+        str,
+        typer.Option(help="Claim listing management roles: admin, viewer, deployer:ENV, ..."),
+    ] = "meshline_roles",
+    reset_admin_token: Annotated[
+        bool,
+        typer.Option(
+            "--reset-admin-token",
+            help="Replace the admin key's secret and write <state-dir>/admin-token again "
+            "(when the file was lost)",
+        ),
+    ] = False,
     log_level: str = "info",
 ) -> None:
     """Run the control plane: management API, store, xDS (ADS) server, agent streams,
     autoscaler and activator."""
+    from controlplane.api.auth_setup import AuthConfig
     from controlplane.main import ControlPlaneConfig, serve
+
+    oidc, problems = oidc_settings(
+        oidc_issuer, oidc_audience, oidc_jwks_file, oidc_jwks_uri, oidc_roles_claim
+    )
+    if problems:
+        raise fail("; ".join(problems))
 
     for flag, value in (("--metrics-listen", metrics_listen),):
         problem = value and address_problem(flag, value)
@@ -57,6 +87,7 @@ def controlplane(
         state_dir=state_dir,
         activator_host=activator_host,
         metrics_listen=metrics_listen,
+        auth=AuthConfig(oidc, reset_admin_token),
     )
     asyncio.run(serve(config))
 

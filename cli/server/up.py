@@ -25,6 +25,13 @@ from cli.server.demo_key import (
     remove_key_file,
     write_key_file,
 )
+from cli.server.local_admin import (
+    LOCAL_CONTEXT,
+    admin_credential,
+    needs_reset,
+    save_local_context,
+    serving,
+)
 from controlplane.api.documents import parse_resource_document
 from meshline.phases import DeploymentPhase
 from meshline.process.children import guarded
@@ -179,8 +186,10 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     lock = hold_lock(state_dir / "up.lock")
+    controlplane_dir = state_dir / "controlplane"
     try:
         with console.status("starting the control plane"):
+            reset = ["--reset-admin-token"] if needs_reset(controlplane_dir) else []
             stack.start(
                 "controlplane",
                 [
@@ -188,24 +197,27 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
                     "--listen",
                     address,
                     "--state-dir",
-                    str(state_dir / "controlplane"),
+                    str(controlplane_dir),
+                    *reset,
                 ],
             )
-            with api_client(address) as api:
-                wait_for(
-                    stack,
-                    "the control plane API",
-                    lambda: (
-                        api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=1) is not None
-                    ),
-                    60,
-                )
+            # Health answers without a credential; the admin token is on disk once it does.
+            wait_for(stack, "the control plane API", lambda: serving(address), 60)
+            admin = admin_credential(controlplane_dir)
+            if admin is None:
+                raise RuntimeError(f"the control plane wrote no admin token in {controlplane_dir}")
+            with api_client(address, admin) as api:
                 try:
                     secret = ensure_demo_key(api)
                 except DemoKeyError as exc:
                     raise RuntimeError(str(exc)) from None
         (state_dir / ADDRESS_FILE).write_text(address)
         key_file = write_key_file(state_dir, secret)
+        context_file = save_local_context(address, admin)
+        console.print(
+            f"context '{LOCAL_CONTEXT}' (server {address}, admin token) written to "
+            f"{context_file} and made current"
+        )
         for index, region in enumerate(regions):
             stack.start(
                 f"agent-{region}",
@@ -226,7 +238,7 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
             model_path = build_mlp(state_dir / "models" / "demo-mlp-v1.pt", seed=0)
         demo_file = state_dir / "demo.yaml"
         demo_file.write_text(demo_documents(model_path, regions))
-        with api_client(address) as api:
+        with api_client(address, admin) as api:
             with console.status("waiting for the agents to register"):
                 wait_for(
                     stack,

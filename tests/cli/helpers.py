@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,13 +15,25 @@ from tests.harness.processes import free_port, managed, wait_until
 def meshline(
     address: str, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, "--address", address, stdin=stdin)
+
+
+def run_cli(
+    *args: str,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`meshline ARGS` as a user runs it: `env` replaces the environment when given."""
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args, "--address", address],
+        [sys.executable, "-m", "cli", *args],
         capture_output=True,
         text=True,
         input=stdin,
         timeout=60,
         check=False,
+        env=None if env is None else dict(env),
+        cwd=cwd,
     )
 
 
