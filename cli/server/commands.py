@@ -66,14 +66,13 @@ def controlplane(
 ) -> None:
     """Run the control plane: management API, store, xDS (ADS) server, agent streams,
     autoscaler and activator."""
-    from controlplane.api.auth_setup import AuthConfig
-    from controlplane.main import ControlPlaneConfig, serve
-
     oidc, problems = oidc_settings(
         oidc_issuer, oidc_audience, oidc_jwks_file, oidc_jwks_uri, oidc_roles_claim
     )
     if problems:
         raise fail("; ".join(problems))
+    from controlplane.api.auth_setup import AuthConfig
+    from controlplane.main import ControlPlaneConfig, serve
 
     for flag, value in (("--metrics-listen", metrics_listen),):
         problem = value and address_problem(flag, value)

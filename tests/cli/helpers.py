@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,8 +38,9 @@ def run_cli(
 
 
 @contextmanager
-def control_plane(state_dir: Path) -> Iterator[str]:
-    """A control plane process on a free port, stopped (and its log shown on failure) after."""
+def control_plane(state_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[str]:
+    """A control plane process on a free port, stopped (and its log shown on failure) after;
+    `extra_args` are more `meshline controlplane` flags."""
     addr = f"127.0.0.1:{free_port()}"
     args = [
         sys.executable,
@@ -50,6 +51,7 @@ def control_plane(state_dir: Path) -> Iterator[str]:
         addr,
         "--state-dir",
         str(state_dir),
+        *extra_args,
     ]
     with managed("controlplane", args, state_dir):
         wait_serving(addr)
