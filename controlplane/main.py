@@ -1,4 +1,5 @@
-"""`meshline controlplane`: API, store, reconciler, ADS and agent streams on one gRPC port."""
+"""`meshline controlplane`: the store, the reconciler, and two gRPC ports: the API (TLS:
+management, Join) and the mesh port (mTLS: agent streams, Renew, Envoy's ADS, artifacts)."""
 
 from __future__ import annotations
 
@@ -8,35 +9,58 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
+from envoy.service.discovery.v3 import ads_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from controlplane import confirmed, forwarding
 from controlplane.activator import Activator, ActivatorServer, activator_out_of_reach
-from controlplane.agents.registry import AgentRegistry, region_spec
+from controlplane.agents.audit import join_record
+from controlplane.agents.hello import hello_refusal
+from controlplane.agents.join import JoinEvent, JoinServicer, JoinSettings
+from controlplane.agents.mesh_services import AdsGate, MeshArtifacts
+from controlplane.agents.peers import MeshPeers, PeerRefusal
+from controlplane.agents.registry import AgentRegistry
 from controlplane.agents.service import AgentService
 from controlplane.api import add_api_to_server
 from controlplane.api.auth_setup import AuthConfig, management_auth
 from controlplane.api.key_checks import parse_rfc3339
-from controlplane.api.registration import register_region
+from controlplane.api.servicers import ModelServicer
 from controlplane.forwarding import load_or_create_secret
 from controlplane.ir.build import activator_endpoint
 from controlplane.metrics import MetricsServer
+from controlplane.pki import (
+    REGION_CERT_LIFETIME,
+    CAError,
+    UserCAFiles,
+    issue_server_certificate,
+    open_ca,
+)
+from controlplane.ports import (
+    advertised_mesh_address,
+    api_credentials,
+    certificate_hosts,
+    default_mesh_listen,
+    mesh_credentials,
+)
 from controlplane.reconcile import Reconciler
 from controlplane.rollout import RolloutController
 from controlplane.status import LiveStatus
 from controlplane.store import Store
 from controlplane.store.artifacts import ArtifactStore
+from controlplane.store.audit import append_events
 from controlplane.xds.cache import SnapshotCache
-from controlplane.xds.server import add_ads_to_server
+from controlplane.xds.server import AdsServer
 from meshline.bind import LOOPBACK
 from meshline.phases import ApiKeyPhase
 from meshline.process.lock import AlreadyRunningError, hold_lock
-from meshline.v1 import agent_pb2, agent_pb2_grpc
+from meshline.v1 import agent_pb2, agent_pb2_grpc, api_pb2_grpc
 from meshline.v1.resources_pb2 import ApiKey
+from meshline.wire import CA_CERT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +71,30 @@ SERVICE_NAMES = [
     "meshline.v1.DeploymentService",
     "meshline.v1.RegionService",
     "meshline.v1.RolloutService",
-    "meshline.v1.AgentService",
-    "envoy.service.discovery.v3.AggregatedDiscoveryService",
+    "meshline.v1.JoinService",
+]
+SERVER_OPTIONS = [
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    # A second control plane on the same port must fail, not share it.
+    ("grpc.so_reuseport", 0),
 ]
 
 
 @dataclass(frozen=True)
 class ControlPlaneConfig:
-    listen: str
+    listen: str  # the API port (TLS)
     state_dir: Path
+    # The mesh port (mTLS); "" = the API's host, its port + 1.
+    mesh_listen: str = ""
+    # Other names or addresses agents and clients reach this host at: in the certificate,
+    # and the first is the host Join tells agents the mesh port is at.
+    advertise_hosts: tuple[str, ...] = ()
+    # A CA the user brings (else the control plane's own, made in the state dir).
+    user_ca: UserCAFiles | None = None
+    # How long an agent's certificate lives; it renews at 2/3.
+    agent_cert_ttl: timedelta = REGION_CERT_LIFETIME
     # IP literal the activator binds and the gateways reach it at (Envoy takes only IP literals
     # in EDS). Loopback by default: it takes requests from anyone who reaches it, so only a
     # mesh with gateways on other hosts exposes it (--activator-host).
@@ -64,6 +103,11 @@ class ControlPlaneConfig:
     metrics_listen: str = ""
     # Management API credentials: an identity provider, resetting the admin token.
     auth: AuthConfig = field(default_factory=AuthConfig)
+
+    @property
+    def mesh_address(self) -> str:
+        """Where the mesh port listens."""
+        return self.mesh_listen or default_mesh_listen(self.listen)
 
     @property
     def database(self) -> Path:
@@ -88,6 +132,12 @@ async def serve(config: ControlPlaneConfig) -> None:
     cache = SnapshotCache(epoch=store.epoch)
     registry = AgentRegistry()
     rollouts = RolloutController(store)
+    try:
+        ca = open_ca(config.state_dir, config.user_ca, datetime.now(UTC))
+        hosts = certificate_hosts(config.listen, config.mesh_address, config.advertise_hosts)
+        own = issue_server_certificate(ca, hosts, datetime.now(UTC))
+    except (CAError, ValueError) as exc:
+        raise SystemExit(f"cannot start the control plane: {exc}") from None
     reconciler = Reconciler(
         store,
         registry,
@@ -108,21 +158,28 @@ async def serve(config: ControlPlaneConfig) -> None:
     if config.metrics_listen:
         await metrics.start(config.metrics_listen)
 
-    def on_hello(hello: agent_pb2.AgentHello) -> None:
-        register_region(store, hello.region, region_spec(hello))
+    def on_hello(hello: agent_pb2.AgentHello) -> PeerRefusal | None:
+        """The region was registered at Join (or applied); the hello's facts are ignored."""
+        if refusal := hello_refusal(store, hello):
+            return refusal
         if warning := activator_out_of_reach(activator_server.host, hello):
             log.warning("%s", warning)
+        return None
+
+    def on_join(event: JoinEvent) -> None:
+        try:
+            append_events(store, [join_record(event, time.time())])
+        except Exception:  # the join is done; say so loudly, do not fail it
+            log.exception("cannot write the audit event of region %s's join", event.region)
 
     auth = management_auth(store, config.state_dir, config.auth)
-    server = grpc.aio.server(
-        interceptors=[auth.guard],  # every management call authenticated, authorized, audited
-        options=[
-            ("grpc.keepalive_time_ms", 10_000),
-            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-            # A second control plane on the same port must fail, not share it.
-            ("grpc.so_reuseport", 0),
-        ],
+    # every management call authenticated, authorized, audited
+    server = grpc.aio.server(interceptors=[auth.guard], options=SERVER_OPTIONS)
+    mesh_server = grpc.aio.server(options=SERVER_OPTIONS)
+    peers = MeshPeers(ca)
+    mesh_address = advertised_mesh_address(config.mesh_address, config.advertise_hosts)
+    joins = JoinServicer(
+        store, ca, JoinSettings(mesh_address, config.agent_cert_ttl), on_join=on_join
     )
 
     def key_enforcement(key: ApiKey) -> tuple[list[str], list[str]]:
@@ -139,32 +196,57 @@ async def serve(config: ControlPlaneConfig) -> None:
     add_api_to_server(
         server, store, status, rollouts, artifacts=artifacts, key_enforcement=key_enforcement
     )
-    add_ads_to_server(server, cache)
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(registry, on_hello), server)
+    # Join on the API port (the join token is the credential); Renew there is refused for
+    # want of a client certificate, and is served on the mesh port.
+    agent_pb2_grpc.add_JoinServiceServicer_to_server(joins, server)
+    agent_pb2_grpc.add_JoinServiceServicer_to_server(joins, mesh_server)
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(
+        AgentService(registry, on_hello, peers), mesh_server
+    )
+    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
+        AdsGate(AdsServer(cache), peers), mesh_server
+    )
+    api_pb2_grpc.add_ModelServiceServicer_to_server(
+        MeshArtifacts(ModelServicer(store, artifacts), peers), mesh_server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME], server
     )
-    try:
-        server.add_insecure_port(config.listen)
-    except RuntimeError:
-        raise SystemExit(
-            f"cannot listen on {config.listen}: the address is in use or invalid "
-            "(is another control plane running?)"
-        ) from None
+    for where, port_server, credentials in (
+        (config.listen, server, api_credentials(own)),
+        (config.mesh_address, mesh_server, mesh_credentials(own, ca)),
+    ):
+        try:
+            port_server.add_secure_port(where, credentials)
+        except RuntimeError:
+            raise SystemExit(
+                f"cannot listen on {where}: the address is in use or invalid "
+                "(is another control plane running?)"
+            ) from None
+    await mesh_server.start()
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     reconciler.trigger()
     task = asyncio.create_task(reconciler.run(), name="reconciler")
     auth_task = asyncio.create_task(auth.run(), name="oidc-keys")
     log.info(
-        "control plane listening on %s (store %s, epoch %d)",
+        "control plane listening on %s (API, TLS) and %s (mesh, mTLS; agents told %s); "
+        "store %s, epoch %d; certificate %s for %s",
         config.listen,
+        config.mesh_address,
+        mesh_address,
         config.database,
         store.epoch,
+        own.facts.serial,
+        ", ".join(hosts),
     )
-    print(f"controlplane listening on {config.listen}", flush=True)
+    print(
+        f"controlplane listening on {config.listen} (mesh port {config.mesh_address}; "
+        f"CA {config.state_dir / CA_CERT_FILE})",
+        flush=True,
+    )
     if config.metrics_listen:
         print(f"controlplane metrics on http://{metrics.address}/metrics", flush=True)
 
@@ -181,6 +263,7 @@ async def serve(config: ControlPlaneConfig) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await auth_task
     await server.stop(grace=1.0)
+    await mesh_server.stop(grace=1.0)
     await activator_server.stop()
     await metrics.stop()
     reconciler.configs.close()

@@ -76,8 +76,9 @@ def resolve_credential(address: str, state_dir: Path = DEFAULT_STATE_DIR) -> Api
 
 
 def connect(address: str, credential: ApiCredential) -> grpc.Channel:
-    """A channel to `address` sending the credential's token on every call: TLS checked
-    against its CA when it names one, plaintext otherwise."""
+    """A TLS channel to `address` sending the credential's token on every call: the server's
+    certificate checked against the credential's CA, or the system's roots when it has none."""
+    ca: bytes | None = None
     if credential.certificate_authority is not None:
         try:
             ca = credential.certificate_authority.read_bytes()
@@ -86,10 +87,12 @@ def connect(address: str, credential: ApiCredential) -> grpc.Channel:
                 f"cannot read the certificate authority {credential.certificate_authority}: "
                 f"{exc.strerror}"
             ) from None
-        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(ca))
-    else:
-        channel = grpc.insecure_channel(address)
+    channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(ca))
     return bearer_channel(channel, credential.token)
+
+
+# What grpc says when the server's certificate is not one the channel trusts.
+_TLS_FAILURES = ("CERTIFICATE_VERIFY_FAILED", "handshake", "Handshake")
 
 
 @dataclass
@@ -152,6 +155,13 @@ def rpc_failure(exc: grpc.RpcError, address: str) -> typer.Exit:
     """A gRPC error as a one-line CLI error, not a traceback."""
     code = exc.code()
     details = exc.details()
+    if code == grpc.StatusCode.UNAVAILABLE and any(t in (details or "") for t in _TLS_FAILURES):
+        return fail(
+            f"no TLS connection to the control plane at {address}: its certificate is not "
+            "signed by a CA this CLI trusts. Give its CA (the control plane's "
+            "<state-dir>/ca.crt) with `meshline login --address "
+            f"{address} --certificate-authority PATH` ({details})"
+        )
     if code == grpc.StatusCode.UNAVAILABLE:
         return fail(
             f"cannot reach the control plane at {address} ({details}); "

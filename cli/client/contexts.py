@@ -8,7 +8,7 @@ kubectl's kubeconfig.
       - name: local
         server: 127.0.0.1:7070
         token: eyJ...
-        certificate-authority: /path/to/ca.crt   # optional: TLS to this server
+        certificate-authority: /path/to/ca.crt   # optional: the CA of its TLS certificate
 
 Reading and changing the file are plain functions over a `CredentialsFile` value; only
 `load` and `save` touch the disk.
@@ -38,7 +38,7 @@ class Context:
     name: str
     server: str
     token: str = ""
-    certificate_authority: str = ""  # path of a CA PEM; "" = plaintext
+    certificate_authority: str = ""  # path of a CA PEM; "" = the system's trusted roots
 
     def __repr__(self) -> str:  # never show the token
         return f"Context(name={self.name!r}, server={self.server!r})"

@@ -55,7 +55,10 @@ def login(
     secret = _read_token(token)
     if not secret:
         raise fail("no token given: pass --token or pipe it on stdin")
-    ca = certificate_authority.expanduser().resolve() if certificate_authority else None
+    if certificate_authority is not None:
+        ca: Path | None = certificate_authority.expanduser().resolve()
+    else:  # a context's for that server, or the CA of `meshline up` run from here
+        ca = lookup().credential(address).certificate_authority
     credential = ApiCredential(secret, TokenSource.OPTION, certificate_authority=ca)
     try:
         with api_client(address, credential) as api:

@@ -9,6 +9,10 @@ Token: `--token`, else `$MESHLINE_TOKEN`, else `--context NAME`'s, else the cont
 address (the current context when it names that server, else the one that does: a context's
 token is never sent to another server), else, for the control plane `meshline up` runs from
 this directory, the admin token it wrote (`.meshline/controlplane/admin-token`), else none.
+
+CA (the API port speaks TLS): the context's certificate-authority, else, for the control plane
+`meshline up` runs from this directory, the mesh CA it made (`.meshline/controlplane/ca.crt`),
+else none (the system's trusted roots: a control plane with a certificate from a public CA).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from cli.client.contexts import CredentialsFile, config_path, load
-from meshline.wire import ADMIN_TOKEN_FILE, AUTHORIZATION_HEADER, TOKEN_ENV
+from meshline.wire import ADMIN_TOKEN_FILE, AUTHORIZATION_HEADER, CA_CERT_FILE, TOKEN_ENV
 
 ADDRESS_ENV = "MESHLINE_ADDRESS"
 ADDRESS_FILE = "controlplane.addr"  # in the state dir of `meshline up`
@@ -46,8 +50,8 @@ class CredentialFlags:
 
 @dataclass(frozen=True)
 class ApiCredential:
-    """The token to send (empty: none), where it came from, and the CA that makes the channel
-    TLS (None: plaintext)."""
+    """The token to send (empty: none), where it came from, and the CA to check the server's
+    TLS certificate with (None: the system's trusted roots)."""
 
     token: str = field(repr=False)
     source: TokenSource
@@ -96,6 +100,21 @@ def _ca(path: str, base: Path) -> Path | None:
     return ca if ca.is_absolute() else base.parent / ca
 
 
+def _recorded_here(state_dir: Path, address: str) -> bool:
+    """Whether `address` is the control plane `meshline up` runs from `state_dir`."""
+    try:
+        return (state_dir / ADDRESS_FILE).read_text().strip() == address
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return False
+
+
+def local_ca(state_dir: Path, address: str) -> Path | None:
+    """The mesh CA of the control plane `meshline up` runs from `state_dir`, when that is the
+    one at `address`."""
+    path = state_dir / CONTROLPLANE_DIR / CA_CERT_FILE
+    return path.resolve() if _recorded_here(state_dir, address) and path.is_file() else None
+
+
 def resolve_credential(
     address: str,
     flags: CredentialFlags,
@@ -108,6 +127,7 @@ def resolve_credential(
     # A CA comes with the context of the server even when the token comes from elsewhere.
     chosen = contexts.get(flags.context) if flags.context else contexts.for_server(address)
     ca = _ca(chosen.certificate_authority, contexts_path) if chosen is not None else None
+    ca = ca or local_ca(state_dir, address)
     if flags.token:
         return ApiCredential(flags.token.strip(), TokenSource.OPTION, certificate_authority=ca)
     if value := environ.get(TOKEN_ENV, "").strip():
@@ -115,11 +135,9 @@ def resolve_credential(
     if chosen is not None and chosen.token:
         where = f"context '{chosen.name}' of {contexts_path}"
         return ApiCredential(chosen.token, TokenSource.CONTEXT, where, ca)
-    recorded = state_dir / ADDRESS_FILE
     token_file = state_dir / CONTROLPLANE_DIR / ADMIN_TOKEN_FILE
     try:
-        same_server = recorded.read_text().strip() == address
-        token = token_file.read_text().strip() if same_server else ""
+        token = token_file.read_text().strip() if _recorded_here(state_dir, address) else ""
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         token = ""
     if token:

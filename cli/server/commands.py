@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -12,19 +15,66 @@ from cli.client.api import DEFAULT_STATE_DIR, fail
 from cli.console import console
 from cli.server.flags import (
     address_problem,
-    comma_list,
-    region_facts_problem,
+    duration_problem,
     region_problem,
+    removed_fact_flags_problem,
     setup_logging,
 )
 from cli.server.oidc_flags import oidc_settings
 from meshline.bind import ip_literal_problem
+from meshline.join_token import JOIN_TOKEN_ENV
+
+
+def join_token_from(file: Path | None, environ: Mapping[str, str]) -> tuple[str, str | None]:
+    """The agent's join token: from --join-token-file, else $MESHLINE_JOIN_TOKEN ("" when
+    neither: an agent with a valid certificate in its state dir needs none)."""
+    if file is None:
+        return environ.get(JOIN_TOKEN_ENV, "").strip(), None
+    try:
+        token = file.read_text().strip()
+    except OSError as exc:
+        return "", f"--join-token-file {file}: {exc.strerror}"
+    if not token:
+        return "", f"--join-token-file {file} is empty"
+    return token, None
 
 
 def controlplane(
     listen: Annotated[
-        str, typer.Option(help="host:port for the API, ADS and agent streams")
+        str,
+        typer.Option(
+            help="host:port of the API port (TLS with the mesh CA's certificate): management "
+            "calls and agents' Join"
+        ),
     ] = "127.0.0.1:7070",
+    mesh_listen: Annotated[
+        str,
+        typer.Option(
+            help="host:port of the mesh port (mTLS: only holders of a mesh certificate): agent "
+            "streams, certificate renewal, Envoy's ADS. Default: the --listen host, its port + 1"
+        ),
+    ] = "",
+    advertise_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A name or address agents and clients on other hosts reach this host at "
+            "(repeatable): the certificate names it, and agents are told the mesh port is there"
+        ),
+    ] = None,
+    ca_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own CA certificate (PEM; may be followed by its chain) to sign the "
+            "mesh's certificates with, instead of the one made in --state-dir"
+        ),
+    ] = None,
+    ca_key: Annotated[
+        Path | None, typer.Option(help="The unencrypted private key of --ca-cert (PEM)")
+    ] = None,
+    agent_cert_ttl: Annotated[
+        str,
+        typer.Option(help="How long an agent's certificate lives (renewed at 2/3), e.g. 24h"),
+    ] = "24h",
     state_dir: Annotated[
         Path, typer.Option(help="Where the SQLite store lives")
     ] = DEFAULT_STATE_DIR / "controlplane",
@@ -73,17 +123,31 @@ def controlplane(
         raise fail("; ".join(problems))
     from controlplane.api.auth_setup import AuthConfig
     from controlplane.main import ControlPlaneConfig, serve
+    from controlplane.pki import UserCAFiles
 
-    for flag, value in (("--metrics-listen", metrics_listen),):
+    for flag, value in (
+        ("--listen", listen),
+        ("--mesh-listen", mesh_listen),
+        ("--metrics-listen", metrics_listen),
+    ):
         problem = value and address_problem(flag, value)
         if problem:
             raise fail(problem)
+    if (ca_cert is None) != (ca_key is None):
+        raise fail("--ca-cert and --ca-key go together: give both, or neither")
+    agent_ttl_s, problem = duration_problem("--agent-cert-ttl", agent_cert_ttl)
+    if problem:
+        raise fail(problem)
     if problem := ip_literal_problem("--activator-host", activator_host, wildcard_ok=False):
         raise fail(problem)
     setup_logging(log_level)
     config = ControlPlaneConfig(
         listen=listen,
         state_dir=state_dir,
+        mesh_listen=mesh_listen,
+        advertise_hosts=tuple(advertise_host or ()),
+        user_ca=UserCAFiles(ca_cert, ca_key) if ca_cert and ca_key else None,
+        agent_cert_ttl=timedelta(seconds=agent_ttl_s),
         activator_host=activator_host,
         metrics_listen=metrics_listen,
         auth=AuthConfig(oidc, reset_admin_token),
@@ -94,22 +158,30 @@ def controlplane(
 def agent(
     region: Annotated[str, typer.Option(help="Region this agent runs")],
     controlplane: Annotated[
-        str, typer.Option(help="Control plane address host:port")
+        str, typer.Option(help="The control plane's API address host:port (where it joins)")
     ] = "127.0.0.1:7070",
-    state_dir: Annotated[Path | None, typer.Option(help="Logs and Envoy bootstrap")] = None,
-    country: Annotated[str, typer.Option(help="ISO country code of the region, e.g. DE")] = "",
-    continent: Annotated[
-        str, typer.Option(help="Continent code of the region: AF, AN, AS, EU, NA, OC, SA")
-    ] = "",
-    cpu_flavors: Annotated[
-        str, typer.Option(help="CPU flavors the region offers, comma-separated")
-    ] = "",
-    gpu_flavors: Annotated[
-        str, typer.Option(help="GPU flavors the region offers, comma-separated")
-    ] = "",
-    max_replicas: Annotated[
-        int, typer.Option(help="Most worker replicas the region runs; 0 = unlimited")
-    ] = 0,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Logs, the region's certificate, Envoy bootstrap")
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="The mesh CA certificate to trust when joining (the control plane's "
+            "<state-dir>/ca.crt); not needed once joined"
+        ),
+    ] = None,
+    join_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"A file holding the join token (else ${JOIN_TOKEN_ENV}); only needed until "
+            "the region has a valid certificate in --state-dir"
+        ),
+    ] = None,
+    country: Annotated[str, typer.Option(hidden=True)] = "",
+    continent: Annotated[str, typer.Option(hidden=True)] = "",
+    cpu_flavors: Annotated[str, typer.Option(hidden=True)] = "",
+    gpu_flavors: Annotated[str, typer.Option(hidden=True)] = "",
+    max_replicas: Annotated[int, typer.Option(hidden=True)] = 0,
     host: Annotated[
         str,
         typer.Option(
@@ -145,31 +217,37 @@ def agent(
 ) -> None:
     """Run a region: its Envoy gateway and its workers, as the control plane asks.
 
-    The region registers with the facts given here unless a Region of its name was applied.
+    The agent joins with a join token (`meshline regions token create REGION`) read from
+    $MESHLINE_JOIN_TOKEN or --join-token-file, never from its arguments. The region registers
+    with the token's facts unless a Region of its name was applied.
     """
     from workers.agent.config import AgentConfig
     from workers.agent.main import run_agent
 
-    cpu = comma_list(cpu_flavors)
-    gpu = comma_list(gpu_flavors)
+    removed = {
+        "--country": bool(country),
+        "--continent": bool(continent),
+        "--cpu-flavors": bool(cpu_flavors),
+        "--gpu-flavors": bool(gpu_flavors),
+        "--max-replicas": bool(max_replicas),
+    }
     problem = (
-        region_problem(region)
+        removed_fact_flags_problem(region, removed)
+        or region_problem(region)
         or address_problem("--controlplane", controlplane)
         or ip_literal_problem("--admin-host", admin_host, wildcard_ok=True)
         or ip_literal_problem("--worker-host", worker_host, wildcard_ok=True)
-        or region_facts_problem(region, country, continent, cpu, gpu, max_replicas)
     )
+    if problem:
+        raise fail(problem)
+    token, problem = join_token_from(join_token_file, os.environ)
     if problem:
         raise fail(problem)
     setup_logging(log_level)
     config = AgentConfig(
         region=region,
         controlplane=controlplane,
-        country=country.upper(),
-        continent=continent.upper(),
-        cpu_flavors=cpu,
-        gpu_flavors=gpu,
-        max_replicas=max_replicas,
+        ca_file=ca_file,
         host=host,
         gateway_port=gateway_port,
         admin_host=admin_host,
@@ -177,7 +255,7 @@ def agent(
         standby_workers=standby_workers,
         state_dir=state_dir or DEFAULT_STATE_DIR / "regions" / region,
     )
-    asyncio.run(run_agent(config))
+    asyncio.run(run_agent(config, token))
 
 
 def up(

@@ -29,37 +29,37 @@ def comma_list(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
 
 
-# The agent's flags for what the region registers as, by the Region field each one sets.
-_REGION_FLAGS = {
-    "spec.country": "--country",
-    "spec.continent": "--continent",
-    "spec.flavors.cpu": "--cpu-flavors",
-    "spec.flavors.gpu": "--gpu-flavors",
-    "spec.max_replicas": "--max-replicas",
-}
+# Agent flags that once set what a region registers as. An agent is not trusted with placement
+# facts: they come from the join token or an applied Region.
+REMOVED_FACT_FLAGS = (
+    "--country",
+    "--continent",
+    "--cpu-flavors",
+    "--gpu-flavors",
+    "--max-replicas",
+)
 
 
-def region_facts_problem(
-    region: str,
-    country: str,
-    continent: str,
-    cpu: tuple[str, ...],
-    gpu: tuple[str, ...],
-    max_replicas: int,
-) -> str | None:
-    """The control plane's own checks of a Region, run before anything starts."""
-    from controlplane.api.registration import region_problems
-    from meshline.v1.resources_pb2 import FlavorSet, RegionSpec
-
-    spec = RegionSpec(
-        country=country,
-        continent=continent,
-        flavors=FlavorSet(cpu=cpu, gpu=gpu),
-        max_replicas=max_replicas,
+def removed_fact_flags_problem(region: str, given: dict[str, bool]) -> str | None:
+    """A clear error for the removed fact flags that were given (`given`: flag -> set)."""
+    used = [flag for flag in REMOVED_FACT_FLAGS if given.get(flag)]
+    if not used:
+        return None
+    return (
+        f"{', '.join(used)}: an agent no longer says what its region is (anyone could claim "
+        "any country). Give the facts to its join token, e.g. `meshline regions token create "
+        f"{region} --country DE --continent EU`, or apply a Region named {region}"
     )
-    problems = []
-    for error in region_problems(region, spec):
-        path = error.field_path.split("[", 1)[0]
-        flag = _REGION_FLAGS.get(path, error.field_path)
-        problems.append(f"{flag}: {error.message}")
-    return "; ".join(problems) or None
+
+
+def duration_problem(flag: str, text: str) -> tuple[int, str | None]:
+    """Seconds of a duration flag (e.g. 24h, 90s), or a problem naming the flag."""
+    from controlplane.api.key_tokens import DurationError, parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except DurationError as exc:
+        return 0, f"{flag}: {exc}"
+    if seconds <= 0:
+        return 0, f"{flag}: must be more than 0 (e.g. 24h)"
+    return seconds, None

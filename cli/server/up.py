@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import grpc
 from rich.console import Console
 from rich.table import Table
 
-from cli.client.api import ADDRESS_FILE, api_client
+from cli.client.api import ADDRESS_FILE, ApiClient, api_client
 from cli.client.credentials import API_KEY_ENV
 from cli.server.demo_key import (
     DEMO_KEY,
@@ -28,11 +29,13 @@ from cli.server.demo_key import (
 from cli.server.local_admin import (
     LOCAL_CONTEXT,
     admin_credential,
+    ca_path,
     needs_reset,
     save_local_context,
     serving,
 )
 from controlplane.api.documents import parse_resource_document
+from meshline.join_token import JOIN_TOKEN_ENV
 from meshline.phases import DeploymentPhase
 from meshline.process.children import guarded
 from meshline.process.lock import hold_lock
@@ -43,6 +46,8 @@ DEMO_DEPLOYMENT = "demo"
 DEFAULT_API_PORT = 7070
 # Gateways get 8081, 8082, ... in --regions order when free, so addresses survive restarts.
 FIRST_GATEWAY_PORT = 8081
+# The agents' join tokens: used at once, so they need not outlive the start.
+JOIN_TOKEN_LIFETIME_S = 600
 
 
 @dataclass
@@ -60,7 +65,8 @@ class Stack:
     console: Console
     children: list[Child] = field(default_factory=list)
 
-    def start(self, name: str, args: list[str]) -> Child:
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
+        """`env`: added to this process's environment (a secret goes there, never in argv)."""
         log_path = self.state_dir / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
@@ -69,6 +75,7 @@ class Stack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
                 start_new_session=True,  # Ctrl-C reaches only `up`, which stops children in order
             )
         child = Child(name, process, log_path)
@@ -128,12 +135,27 @@ def wait_for(
 DEMO_PLACES: dict[str, tuple[str, str]] = {"eu": ("FR", "EU"), "us": ("US", "NA")}
 
 
-def demo_region_flags(region: str) -> list[str]:
-    """`--country/--continent` for a demo region named eu* or us*; nothing for other names."""
+def demo_region_facts(region: str) -> resources_pb2.RegionSpec:
+    """Country and continent of a demo region named eu* or us*; none for other names. They go
+    into the region's join token: an agent does not say where it is."""
     for prefix, (country, continent) in DEMO_PLACES.items():
         if region.startswith(prefix):
-            return ["--country", country, "--continent", continent]
-    return []
+            return resources_pb2.RegionSpec(country=country, continent=continent)
+    return resources_pb2.RegionSpec()
+
+
+def create_join_token(api: ApiClient, region: str) -> str:
+    """A short-lived join token for `region` with its demo facts (the secret, once)."""
+    request = api_pb2.CreateJoinTokenRequest(
+        spec=resources_pb2.JoinTokenSpec(region=region, facts=demo_region_facts(region)),
+        expires_in_s=JOIN_TOKEN_LIFETIME_S,
+    )
+    try:
+        reply = api.regions.CreateJoinToken(request, timeout=10)
+    except grpc.RpcError as exc:
+        raise RuntimeError(f"cannot create region {region}'s join token: {exc.details()}") from None
+    secret: str = reply.secret
+    return secret
 
 
 def demo_documents(model_path: Path, regions: list[str]) -> str:
@@ -180,6 +202,7 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
     state_dir.mkdir(parents=True, exist_ok=True)
     port = api_port or (DEFAULT_API_PORT if port_free(DEFAULT_API_PORT) else free_port("127.0.0.1"))
     address = f"127.0.0.1:{port}"
+    mesh_address = f"127.0.0.1:{_stable_port(port + 1)}"  # agents and Envoys, mTLS
     stack = Stack(state_dir, console)
     # `kill` stops as cleanly as Ctrl-C, also when a shell started `up` in the background
     # (background jobs inherit an ignored SIGINT).
@@ -196,13 +219,16 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
                     "controlplane",
                     "--listen",
                     address,
+                    "--mesh-listen",
+                    mesh_address,
                     "--state-dir",
                     str(controlplane_dir),
                     *reset,
                 ],
             )
             # Health answers without a credential; the admin token is on disk once it does.
-            wait_for(stack, "the control plane API", lambda: serving(address), 60)
+            ca = ca_path(controlplane_dir)
+            wait_for(stack, "the control plane API", lambda: serving(address, ca), 60)
             admin = admin_credential(controlplane_dir)
             if admin is None:
                 raise RuntimeError(f"the control plane wrote no admin token in {controlplane_dir}")
@@ -211,6 +237,7 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
                     secret = ensure_demo_key(api)
                 except DemoKeyError as exc:
                     raise RuntimeError(str(exc)) from None
+                join_tokens = {region: create_join_token(api, region) for region in regions}
         (state_dir / ADDRESS_FILE).write_text(address)
         key_file = write_key_file(state_dir, secret)
         context_file = save_local_context(address, admin)
@@ -231,8 +258,10 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
                     str(state_dir / "regions" / region),
                     "--gateway-port",
                     str(_stable_port(FIRST_GATEWAY_PORT + index)),
-                    *demo_region_flags(region),
+                    "--ca-file",
+                    str(ca),
                 ],
+                env={JOIN_TOKEN_ENV: join_tokens[region]},
             )
         with console.status("building the demo model"):
             model_path = build_mlp(state_dir / "models" / "demo-mlp-v1.pt", seed=0)

@@ -7,17 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from meshline.v1 import agent_pb2, resources_pb2
-
-
-def region_spec(hello: agent_pb2.AgentHello) -> resources_pb2.RegionSpec:
-    """What an agent says about its region, as the Region it registers when none was applied."""
-    return resources_pb2.RegionSpec(
-        country=hello.country,
-        continent=hello.continent,
-        flavors=hello.flavors,
-        max_replicas=hello.max_replicas,
-    )
+from meshline.v1 import agent_pb2
 
 
 @dataclass

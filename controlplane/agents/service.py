@@ -1,4 +1,10 @@
-"""gRPC AgentService: one bidirectional stream per region agent."""
+"""gRPC AgentService: one bidirectional stream per region agent, on the mesh port.
+
+The hello must name the region of the caller's client certificate (a certificate of region A
+never opens region B's stream), and that region must be registered: it was at Join, from the
+join token's facts or an applied Region. The hello's own fact fields (country, flavors, ...)
+are ignored: an agent never decides where deployments may run.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,8 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
+from controlplane.agents.peers import MeshPeers, PeerRefusal, refuse
 from controlplane.agents.registry import AgentRegistry, AgentSession, RegionTakenError
-from controlplane.api.errors import ApplyError
 from meshline.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -18,10 +24,15 @@ log = logging.getLogger(__name__)
 
 class AgentService(agent_pb2_grpc.AgentServiceServicer):
     def __init__(
-        self, registry: AgentRegistry, on_hello: Callable[[agent_pb2.AgentHello], None]
+        self,
+        registry: AgentRegistry,
+        on_hello: Callable[[agent_pb2.AgentHello], PeerRefusal | None],
+        peers: MeshPeers,
     ) -> None:
+        """`on_hello` checks an authenticated hello (None: accepted) and may warn about it."""
         self.registry = registry
         self.on_hello = on_hello
+        self.peers = peers
 
     async def Connect(
         self,
@@ -35,14 +46,14 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 "the first message on the agent stream must be a hello naming the region",
             )
             return
+        what = f"opening the agent stream of region '{first.hello.region}'"
+        await self.peers.require(context, first.hello.region, what)
+        if refusal := self.on_hello(first.hello):
+            await refuse(context, refusal, what)
         try:
-            self.on_hello(first.hello)
             session = self.registry.connect(first.hello)
         except RegionTakenError as exc:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
-            return
-        except ApplyError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"agent hello: {exc}")
             return
         log.info(
             "agent %s of region %s connected (gateway %s)",

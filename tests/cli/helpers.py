@@ -49,13 +49,16 @@ def control_plane(state_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[s
         "controlplane",
         "--listen",
         addr,
+        "--mesh-listen",
+        f"127.0.0.1:{free_port()}",
         "--state-dir",
         str(state_dir),
         *extra_args,
     ]
     with managed("controlplane", args, state_dir):
-        wait_serving(addr)
-        register_control_plane(addr, state_dir)  # `meshline ... --address addr` finds its token
+        wait_serving(addr, state_dir)
+        # `meshline ... --address addr` finds its token and CA
+        register_control_plane(addr, state_dir)
         wait_until(
             lambda: meshline(addr, "get", "regions").returncode == 0, 60, "the control plane API"
         )

@@ -1,11 +1,13 @@
 """The admin credential for tests: every test client of the management API sends it.
 
-A control plane process writes its admin token to `<its state dir>/admin-token` at start;
-`management_channel` sends it on every call, and `register_control_plane` saves a context for
-the control plane's address in the test session's credentials file ($MESHLINE_CONFIG, a
-temporary file set by tests/conftest.py), so a `meshline ... --address A` process finds the
-token by itself, as a user's would after `meshline login`. In-process servers get the guard
-and a token of their own (`guarded_server`).
+A control plane process writes its admin token to `<its state dir>/admin-token` at start, and
+its mesh CA to `<its state dir>/ca.crt` (its API port speaks TLS with a certificate of that CA);
+`management_channel` checks the one and sends the other on every call, and
+`register_control_plane` saves a context (token and CA) for the control plane's address in the
+test session's credentials file ($MESHLINE_CONFIG, a temporary file set by tests/conftest.py),
+so a `meshline ... --address A` process finds both by itself, as a user's would after
+`meshline login`. In-process servers get the guard and a token of their own (`guarded_server`),
+on a plaintext port.
 
 Nothing here touches the real ~/.meshline: without $MESHLINE_CONFIG (bench runs outside
 pytest) no context is written.
@@ -21,7 +23,7 @@ import grpc.aio
 
 from cli.client import contexts
 from cli.client.bearer import aio_bearer_interceptors, bearer_channel
-from cli.server.local_admin import serving
+from cli.server.local_admin import ca_path, serving
 from controlplane.api.auth_setup import AuthConfig, management_auth
 from controlplane.store import Store
 from meshline.wire import ADMIN_TOKEN_FILE, CONFIG_ENV
@@ -35,19 +37,28 @@ def admin_token(controlplane_state_dir: Path) -> str:
         return ""
 
 
+def api_credentials(controlplane_state_dir: Path) -> grpc.ChannelCredentials:
+    """TLS to a control plane process's API port: its certificate checked against its CA."""
+    return grpc.ssl_channel_credentials(ca_path(controlplane_state_dir).read_bytes())
+
+
 def management_channel(address: str, controlplane_state_dir: Path) -> grpc.Channel:
-    """A channel to a control plane process that sends its admin token on every call. Ask
-    once the control plane serves (`wait_serving`): the token is on disk by then."""
-    return bearer_channel(grpc.insecure_channel(address), admin_token(controlplane_state_dir))
+    """A TLS channel to a control plane process that sends its admin token on every call.
+    Ask once the control plane serves (`wait_serving`): its token and CA are on disk by then."""
+    channel = grpc.secure_channel(address, api_credentials(controlplane_state_dir))
+    return bearer_channel(channel, admin_token(controlplane_state_dir))
 
 
-def wait_serving(address: str, timeout_s: float = 60) -> None:
-    """Until the control plane at `address` answers health checks (no credential needed)."""
+def wait_serving(address: str, controlplane_state_dir: Path, timeout_s: float = 60) -> None:
+    """Until the control plane at `address` answers health checks over TLS (no credential
+    needed)."""
     from tests.harness.processes import wait_until
+
+    ca = ca_path(controlplane_state_dir)
 
     def answers() -> bool:
         try:
-            return serving(address)
+            return serving(address, ca)
         except grpc.RpcError:
             return False
 
@@ -63,8 +74,9 @@ def register_control_plane(address: str, controlplane_state_dir: Path) -> None:
     if not path_text or not token:
         return
     path = Path(path_text)
+    ca = str(ca_path(controlplane_state_dir))
     file = contexts.load(path).with_context(
-        contexts.Context(f"test-{address}", address, token), make_current=False
+        contexts.Context(f"test-{address}", address, token, ca), make_current=False
     )
     contexts.save(path, file)
 

@@ -21,7 +21,9 @@ import yaml
 
 from controlplane import forwarding
 from controlplane.api.documents import parse_resource_document
+from meshline.join_token import JOIN_TOKEN_ENV
 from meshline.v1 import api_pb2, api_pb2_grpc, resources_pb2
+from meshline.wire import CA_CERT_FILE
 from tests.harness.credentials import management_channel, register_control_plane, wait_serving
 from tests.harness.envoy_admin import read_clusters
 from tests.harness.netns import Netns
@@ -47,6 +49,9 @@ class Mesh:
     channel: grpc.Channel | None = None
     # The control plane's Prometheus page (host:port), chosen free at start.
     metrics_address: str = ""
+    # The control plane's mesh port (mTLS: agents, Envoys), chosen free at the first start and
+    # kept across restarts (agents keep the address Join gave them).
+    mesh_address: str = ""
 
     # -- API ------------------------------------------------------------------------------
 
@@ -94,6 +99,36 @@ class Mesh:
         reply = self.keys.CreateKey(api_pb2.CreateKeyRequest(name=name, spec=spec), timeout=10)
         secret: str = reply.secret
         return secret
+
+    def create_join_token(
+        self,
+        region: str,
+        *,
+        country: str = "",
+        continent: str = "",
+        cpu_flavors: Sequence[str] = (),
+        gpu_flavors: Sequence[str] = (),
+        max_replicas: int = 0,
+        expires_in_s: float = 0,
+    ) -> str:
+        """A join token for `region` with these facts, through RegionService (the secret)."""
+        facts = resources_pb2.RegionSpec(
+            country=country,
+            continent=continent,
+            flavors=resources_pb2.FlavorSet(cpu=list(cpu_flavors), gpu=list(gpu_flavors)),
+            max_replicas=max_replicas,
+        )
+        request = api_pb2.CreateJoinTokenRequest(
+            spec=resources_pb2.JoinTokenSpec(region=region, facts=facts),
+            expires_in_s=expires_in_s,
+        )
+        secret: str = self.regions_api.CreateJoinToken(request, timeout=10).secret
+        return secret
+
+    @property
+    def ca_file(self) -> Path:
+        """The mesh CA (public): what agents and API clients trust."""
+        return self.state_dir / "controlplane" / CA_CERT_FILE
 
     def key(self, name: str) -> resources_pb2.ApiKey:
         return self.keys.GetKey(api_pb2.GetKeyRequest(name=name), timeout=10).key
@@ -248,6 +283,9 @@ class Mesh:
 
     def start_controlplane(self) -> None:
         self.metrics_address = f"127.0.0.1:{free_port()}"
+        if not self.mesh_address:
+            host = self.address.rsplit(":", 1)[0]
+            self.mesh_address = f"{host}:{free_port(host)}"
         self.controlplane = ManagedProcess(
             "controlplane",
             [
@@ -255,6 +293,8 @@ class Mesh:
                 "controlplane",
                 "--listen",
                 self.address,
+                "--mesh-listen",
+                self.mesh_address,
                 "--state-dir",
                 str(self.state_dir / "controlplane"),
                 "--metrics-listen",
@@ -262,7 +302,8 @@ class Mesh:
             ],
             self.state_dir,
         )
-        wait_serving(self.address)  # its admin token is on disk from then on
+        # its admin token and CA are on disk from then on
+        wait_serving(self.address, self.state_dir / "controlplane")
         register_control_plane(self.address, self.state_dir / "controlplane")
         wait_until(
             lambda: (
@@ -287,28 +328,31 @@ class Mesh:
         max_replicas: int = 0,
         standby_workers: int | None = None,
         netns: Netns | None = None,
+        join_token: str | None = None,
+        name: str = "",
     ) -> ManagedProcess:
-        """Start `region`'s agent; the facts are what it registers the region as
-        (`standby_workers`: the agent's own setting, its default when None). With `netns`
-        the agent runs inside that namespace, its gateway on the namespace's address: a
-        region on another host."""
-        facts: list[str] = []
+        """Start `region`'s agent with a join token made for it with these facts (what the
+        region registers as), given in its environment as a user would (`standby_workers`:
+        the agent's own setting, its default when None). `join_token`: this one instead ("":
+        none at all). With `netns` the agent runs inside that namespace, its gateway on the
+        namespace's address: a region on another host. `name`: of its process and log, when
+        not `agent-<region>`."""
+        if join_token is None:
+            join_token = self.create_join_token(
+                region,
+                country=country,
+                continent=continent,
+                cpu_flavors=cpu_flavors,
+                gpu_flavors=gpu_flavors,
+                max_replicas=max_replicas,
+            )
+        flags: list[str] = []
         if netns is not None:
-            facts += ["--host", netns.inner_address]
+            flags += ["--host", netns.inner_address]
         if standby_workers is not None:
-            facts += ["--standby-workers", str(standby_workers)]
-        if country:
-            facts += ["--country", country]
-        if continent:
-            facts += ["--continent", continent]
-        if cpu_flavors:
-            facts += ["--cpu-flavors", ",".join(cpu_flavors)]
-        if gpu_flavors:
-            facts += ["--gpu-flavors", ",".join(gpu_flavors)]
-        if max_replicas:
-            facts += ["--max-replicas", str(max_replicas)]
+            flags += ["--standby-workers", str(standby_workers)]
         agent = ManagedProcess(
-            f"agent-{region}",
+            name or f"agent-{region}",
             [
                 *(netns.command(MESHLINE) if netns else MESHLINE),
                 "agent",
@@ -316,13 +360,16 @@ class Mesh:
                 region,
                 "--controlplane",
                 self.address,
+                "--ca-file",
+                str(self.ca_file),
                 "--state-dir",
                 str(self.state_dir / region),
-                *facts,
+                *flags,
             ],
             self.state_dir,
+            env={JOIN_TOKEN_ENV: join_token},
         )
-        self.agents[region] = agent
+        self.agents[name or region] = agent
         return agent
 
     def logs(self) -> str:

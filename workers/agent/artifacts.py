@@ -2,10 +2,10 @@
 
 A version pushed to the registry lives in the control plane's state directory. On the control
 plane's machine (or a shared filesystem) a worker loads it from there; an agent elsewhere finds
-no such file and fetches the bytes once from the control plane (ModelService.DownloadArtifact)
-into its own content-addressed cache, `<state>/artifacts/sha256/<hex>`, checking size and
-sha256 before anything is visible under that name. Concurrent starts of one artifact share one
-download.
+no such file and fetches the bytes once from the control plane (ModelService.DownloadArtifact on
+the mesh port, over mTLS with the region's certificate) into its own content-addressed cache,
+`<state>/artifacts/sha256/<hex>`, checking size and sha256 before anything is visible under
+that name. Concurrent starts of one artifact share one download.
 """
 
 from __future__ import annotations
@@ -35,6 +35,27 @@ class ArtifactFetchError(Exception):
     """The artifact could not be fetched, or what arrived is not what was asked for."""
 
 
+class MeshDialer(Protocol):
+    """How to reach the control plane's mesh port now (the agent's current certificate)."""
+
+    @property
+    def mesh_address(self) -> str: ...
+
+    def channel(self) -> grpc.aio.Channel: ...
+
+
+class NoMesh:
+    """An agent with no mesh identity (tests of local workers): nothing can be fetched."""
+
+    mesh_address = "(no mesh identity)"
+
+    def channel(self) -> grpc.aio.Channel:
+        raise ArtifactFetchError("this agent has no mesh identity to fetch artifacts with")
+
+
+NO_MESH = NoMesh()
+
+
 class _Hash(Protocol):
     def update(self, data: bytes, /) -> None: ...
     def hexdigest(self) -> str: ...
@@ -45,7 +66,7 @@ class ArtifactCache:
     """This agent's copies of registry artifacts, by digest (`downloads`: how many it made)."""
 
     root: Path
-    controlplane: str  # host:port of the control plane's gRPC server
+    mesh: MeshDialer  # the control plane's mesh port, dialed with the agent's certificate
     downloads: int = 0
     _downloading: dict[str, asyncio.Task[Path]] = field(default_factory=dict)
 
@@ -80,7 +101,7 @@ class ArtifactCache:
         return await asyncio.shield(task)
 
     async def _download(self, sha256: str) -> Path:
-        where = f"artifact sha256:{sha256} from the control plane at {self.controlplane}"
+        where = f"artifact sha256:{sha256} from the control plane at {self.mesh.mesh_address}"
         temp_dir = self.root / "tmp"
         temp_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=temp_dir, prefix=f"{sha256[:12]}-")
@@ -93,7 +114,7 @@ class ArtifactCache:
         self.downloads += 1
         try:
             with os.fdopen(fd, "wb") as out:
-                async with grpc.aio.insecure_channel(self.controlplane) as channel:
+                async with self.mesh.channel() as channel:
                     stream = api_pb2_grpc.ModelServiceStub(channel).DownloadArtifact(
                         api_pb2.DownloadArtifactRequest(sha256=sha256)
                     )

@@ -11,14 +11,14 @@ from meshline.bind import LOOPBACK, reachable_host
 @dataclass(frozen=True)
 class AgentConfig:
     region: str
-    controlplane: str  # host:port of the control plane's gRPC server (API, ADS, agent stream)
+    # host:port of the control plane's API port (TLS), where the agent joins; the mesh port
+    # (agent stream, ADS, renewals) is what Join answers.
+    controlplane: str
     state_dir: Path
-    # What the region registers as when no Region was applied for it.
-    country: str = ""  # ISO 3166-1 alpha-2
-    continent: str = ""  # AF, AN, AS, EU, NA, OC, SA
-    cpu_flavors: tuple[str, ...] = ()
-    gpu_flavors: tuple[str, ...] = ()
-    max_replicas: int = 0  # over all deployments; 0 = unlimited
+    # The mesh CA to trust when joining (the control plane's ca.crt); after the join, the CA
+    # stored in the state dir. The region's facts (country, flavors, ...) come from its join
+    # token or an applied Region, never from the agent.
+    ca_file: Path | None = None
     # Address the gateway's inference listener binds and advertises (other regions' gateways
     # and clients reach it there). One machine: loopback.
     host: str = LOOPBACK
@@ -51,11 +51,3 @@ class AgentConfig:
     def worker_reach_host(self) -> str:
         """Where this host's Envoy and agent reach the workers; what EDS carries."""
         return reachable_host(self.worker_host)
-
-    @property
-    def controlplane_host(self) -> str:
-        return self.controlplane.rsplit(":", 1)[0]
-
-    @property
-    def controlplane_port(self) -> int:
-        return int(self.controlplane.rsplit(":", 1)[1])

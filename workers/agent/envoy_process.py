@@ -18,8 +18,10 @@ import aiohttp
 from meshline.process import children
 from meshline.process.ports import free_port
 from meshline.v1 import agent_pb2
+from meshline.wire import CONTROLPLANE_SPIFFE_ID
 from workers.agent.config import AgentConfig
 from workers.agent.gateway_stats import STATS_QUERY, parse_traffic
+from workers.agent.identity import ENVOY_SECRET_NAME, IdentityPaths
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +42,35 @@ def envoy_binary(configured: str) -> str:
     return found
 
 
-def render_bootstrap(config: AgentConfig, agent_id: str, admin_port: int) -> str:
+def render_bootstrap(config: AgentConfig, agent_id: str, admin_port: int, mesh_address: str) -> str:
     """The admin interface binds `admin_host` (loopback unless the user exposed it), never the
-    gateway's advertised host: it serves config_dump and /quitquitquit to whoever reaches it."""
+    gateway's advertised host: it serves config_dump and /quitquitquit to whoever reaches it.
+    ADS comes from the control plane's mesh port (`mesh_address`) over mTLS, with the region's
+    certificate from the agent's SDS file."""
+    paths = IdentityPaths.of(config.state_dir)
+    host, _, port = mesh_address.rpartition(":")
     template = Template(TEMPLATE_PATH.read_text())
     return template.substitute(
         region=config.region,
         agent_id=agent_id,
         admin_host=config.admin_host,
         admin_port=admin_port,
-        controlplane_host=config.controlplane_host,
-        controlplane_port=config.controlplane_port,
+        mesh_host=host.strip("[]"),
+        mesh_port=int(port),
+        identity_secret=ENVOY_SECRET_NAME,
+        identity_sds_path=paths.envoy_sds.resolve(),
+        mesh_ca_path=paths.ca.resolve(),
+        controlplane_spiffe_id=CONTROLPLANE_SPIFFE_ID,
     )
 
 
 class EnvoyGateway:
     """Owns one Envoy process; its listener port comes later over LDS."""
 
-    def __init__(self, config: AgentConfig, agent_id: str) -> None:
+    def __init__(self, config: AgentConfig, agent_id: str, mesh_address: str) -> None:
         self.config = config
         self.agent_id = agent_id
+        self.mesh_address = mesh_address  # the control plane's mesh port (ADS over mTLS)
         self.gateway_port = config.gateway_port or free_port(config.host)
         self.admin_port = config.admin_port or free_port(config.admin_host)
         self.dir = config.state_dir / "envoy"
@@ -87,7 +98,7 @@ class EnvoyGateway:
     async def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.bootstrap_path.write_text(
-            render_bootstrap(self.config, self.agent_id, self.admin_port)
+            render_bootstrap(self.config, self.agent_id, self.admin_port, self.mesh_address)
         )
         await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise(), name="envoy-supervisor")

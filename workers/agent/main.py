@@ -1,4 +1,5 @@
-"""`meshline agent`: one per region; runs Envoy and workers until told to stop."""
+"""`meshline agent`: one per region; joins the mesh (or starts from its stored certificate),
+then runs Envoy and workers until told to stop, renewing its certificate as it goes."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import logging
 import signal
 import uuid
 
-from meshline.v1 import agent_pb2, resources_pb2
+from meshline.v1 import agent_pb2
 from workers.agent.config import AgentConfig
+from workers.agent.enrollment import EnrollmentRefusedError, start_identity
 from workers.agent.envoy_process import EnvoyGateway
 from workers.agent.session import ControlPlaneSession
 from workers.agent.supervisor import Supervisor
@@ -17,23 +19,33 @@ from workers.agent.supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 
-async def run_agent(config: AgentConfig) -> None:
+async def run_agent(config: AgentConfig, join_token: str = "") -> None:
+    """`join_token`: needed only while the state dir holds no valid certificate of the
+    region. A refusal ends the agent (SystemExit with the control plane's reason): nothing
+    is started before the region has its certificate, so a refused agent's Envoy never asks
+    for configuration."""
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        identity = await start_identity(
+            config.state_dir, config.region, config.controlplane, config.ca_file, join_token
+        )
+    except EnrollmentRefusedError as exc:
+        raise SystemExit(f"agent for region {config.region}: {exc}") from None
     agent_id = uuid.uuid4().hex[:12]
-    gateway = EnvoyGateway(config, agent_id)
+    gateway = EnvoyGateway(config, agent_id, identity.mesh_address)
     session: ControlPlaneSession | None = None
-    supervisor = Supervisor(config, on_change=lambda: session.report_changed() if session else None)
+    supervisor = Supervisor(
+        config,
+        on_change=lambda: session.report_changed() if session else None,
+        mesh=identity,
+    )
     hello = agent_pb2.AgentHello(
         region=config.region,
         gateway_address=gateway.gateway_address,
         admin_address=gateway.admin_address,
         agent_id=agent_id,
-        country=config.country,
-        continent=config.continent,
-        flavors=resources_pb2.FlavorSet(cpu=config.cpu_flavors, gpu=config.gpu_flavors),
-        max_replicas=config.max_replicas,
     )
-    session = ControlPlaneSession(hello, supervisor, config.controlplane, config.report_interval_s)
+    session = ControlPlaneSession(hello, supervisor, identity, config.report_interval_s)
     supervisor.connected = session.connected.is_set
     supervisor.gateway_view = gateway.view
 
@@ -47,6 +59,7 @@ async def run_agent(config: AgentConfig) -> None:
     tasks = [
         asyncio.create_task(supervisor.run(), name="supervisor"),
         asyncio.create_task(session.run(), name="session"),
+        asyncio.create_task(identity.run(), name="certificate-renewal"),
     ]
     print(
         f"agent region={config.region} gateway={gateway.gateway_address} "

@@ -1,4 +1,5 @@
-"""The agent's stream to the control plane, kept open across control-plane restarts."""
+"""The agent's stream to the control plane's mesh port (mTLS with the region's certificate),
+kept open across control-plane restarts; each new connection uses the certificate held then."""
 
 from __future__ import annotations
 
@@ -9,21 +10,25 @@ from collections.abc import AsyncIterator
 import grpc
 
 from meshline.v1 import agent_pb2, agent_pb2_grpc
+from workers.agent.enrollment import IdentityKeeper
 from workers.agent.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
 
 class AgentRejectedError(Exception):
-    """The control plane refused this agent's hello for good (e.g. an invalid region name)."""
+    """The control plane refused this agent's hello for good (e.g. an invalid region name, a
+    certificate of another region, a deleted region)."""
 
 
-# Notice a dead control plane in seconds, not when TCP gives up.
-CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-]
+# Answers to a hello that another try cannot change.
+REJECTIONS = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+    }
+)
 
 
 class ControlPlaneSession:
@@ -33,12 +38,12 @@ class ControlPlaneSession:
         self,
         hello: agent_pb2.AgentHello,
         supervisor: Supervisor,
-        target: str,
+        identity: IdentityKeeper,
         report_interval_s: float,
     ) -> None:
         self.hello = hello
         self.supervisor = supervisor
-        self.target = target
+        self.identity = identity
         self.report_interval_s = report_interval_s
         self.connected = asyncio.Event()
         self._report_due = asyncio.Event()
@@ -64,20 +69,30 @@ class ControlPlaneSession:
     async def run(self) -> None:
         backoff = 0.1
         while True:
-            channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            if self.identity.expired():
+                current = self.identity.current
+                raise AgentRejectedError(
+                    f"the certificate of region {current.region} expired at "
+                    f"{current.expires_at.isoformat()}: restart the agent with a new join token"
+                )
+            target = self.identity.mesh_address
+            channel = self.identity.channel()
             self._accepted.clear()
             try:
                 stub = agent_pb2_grpc.AgentServiceStub(channel)
                 call = stub.Connect(self._outbound())
                 async for message in call:
                     if not self.connected.is_set():
-                        log.info("connected to control plane %s", self.target)
+                        log.info("connected to control plane %s", target)
                         self.connected.set()
                     backoff = 0.1
                     self._handle(message)
             except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                    raise AgentRejectedError(exc.details()) from None
+                if exc.code() in REJECTIONS:
+                    raise AgentRejectedError(
+                        f"the control plane at {target} refused the agent stream: "
+                        f"{exc.code().name}: {exc.details()}"
+                    ) from None
                 log.warning("control plane stream ended: %s %s", exc.code().name, exc.details())
             finally:
                 self.connected.clear()

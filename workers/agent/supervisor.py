@@ -23,7 +23,7 @@ from meshline.keys import TrackKey
 from meshline.process import children
 from meshline.v1 import agent_pb2
 from workers.agent import decide as core
-from workers.agent.artifacts import ArtifactCache
+from workers.agent.artifacts import NO_MESH, ArtifactCache, MeshDialer
 from workers.agent.config import AgentConfig
 from workers.agent.envoy_process import GatewayView
 from workers.agent.exits import note_exit
@@ -53,6 +53,8 @@ class Supervisor:
     # e.g. in tests). A replacement counts as serving only once the gateway itself sees it
     # healthy; the view's in-flight counts are reported as each worker's load.
     gateway_view: Callable[[], Awaitable[GatewayView | None]] | None = None
+    # The control plane's mesh port, for model downloads (none: nothing can be fetched).
+    mesh: MeshDialer = NO_MESH
     workers: dict[str, Worker] = field(default_factory=dict)
     desired: dict[TrackKey, agent_pb2.Workload] = field(default_factory=dict)
     # EDS hostnames of hosts outside the region (DesiredState.remote_hostnames).
@@ -74,7 +76,7 @@ class Supervisor:
     processes: WorkerProcesses = field(init=False)
 
     def __post_init__(self) -> None:
-        self.processes = WorkerProcesses(self.config, self._wake.set, self._still_wanted)
+        self.processes = WorkerProcesses(self.config, self._wake.set, self._still_wanted, self.mesh)
 
     @property
     def standby(self) -> StandbyPool:

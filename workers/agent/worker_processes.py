@@ -19,7 +19,7 @@ import grpc
 from meshline.process import children
 from meshline.process.ports import free_port
 from meshline.v1 import agent_pb2
-from workers.agent.artifacts import ArtifactCache, ArtifactFetchError
+from workers.agent.artifacts import NO_MESH, ArtifactCache, ArtifactFetchError, MeshDialer
 from workers.agent.config import AgentConfig
 from workers.agent.launch import (
     RUNTIME_EXTERNAL,
@@ -43,12 +43,13 @@ class WorkerProcesses:
         config: AgentConfig,
         wake: Callable[[], None],
         still_wanted: Callable[[Worker], bool],
+        mesh: MeshDialer = NO_MESH,
     ) -> None:
         self.config = config
         self._wake = wake  # a process exited, or a model download ended
         self._still_wanted = still_wanted  # checked when a download ends
         self.standby = StandbyPool(config.standby_workers, config.state_dir / "workers" / "standby")
-        self.artifacts = ArtifactCache(config.state_dir / "artifacts", config.controlplane)
+        self.artifacts = ArtifactCache(config.state_dir / "artifacts", mesh)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def new_worker(self, workload: agent_pb2.Workload, taken: Container[str]) -> Worker:

@@ -1,35 +1,65 @@
-"""The agent stream, driven by a raw gRPC client against the real service and a real store."""
+"""The agent stream on an mTLS port, driven by a raw gRPC client holding a region's certificate
+against the real service and a real store.
+
+The hello must name the certificate's region, and the region must be registered (at Join, or
+applied); the hello's own facts are ignored."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 import pytest
 
-from controlplane.agents.registry import AgentRegistry, region_spec
+from controlplane.agents.hello import hello_refusal
+from controlplane.agents.peers import MeshPeers
+from controlplane.agents.registry import AgentRegistry
 from controlplane.agents.service import AgentService
 from controlplane.api.registration import register_region
+from controlplane.pki import MeshCA, issue_server_certificate, open_ca
+from controlplane.ports import mesh_credentials as server_mesh_credentials
 from controlplane.store import Store, wrap
 from meshline.v1 import agent_pb2, agent_pb2_grpc, resources_pb2
+from tests.harness.mesh_identity import RegionIdentity, mesh_credentials, region_identity
+
+EU = resources_pb2.RegionSpec(country="DE", continent="EU", max_replicas=3)
+
+
+@dataclass
+class Service:
+    address: str
+    store: Store
+    registry: AgentRegistry
+    ca: MeshCA
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    def identity(self, region: str) -> RegionIdentity:
+        return region_identity(self.ca, region)
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[tuple[str, Store, AgentRegistry]]:
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
     store = Store.open(tmp_path / "m.db")
+    ca = open_ca(tmp_path, None, datetime.now(UTC))
     registry = AgentRegistry()
     server = grpc.aio.server()
     agent_pb2_grpc.add_AgentServiceServicer_to_server(
-        AgentService(registry, lambda h: register_region(store, h.region, region_spec(h))), server
+        AgentService(registry, lambda h: hello_refusal(store, h), MeshPeers(ca)), server
     )
-    port = server.add_insecure_port("127.0.0.1:0")
+    own = issue_server_certificate(ca, ["127.0.0.1"], datetime.now(UTC))
+    port = server.add_secure_port("127.0.0.1:0", server_mesh_credentials(own, ca))
     await server.start()
+    world = Service(f"127.0.0.1:{port}", store, registry, ca)
     try:
-        yield f"127.0.0.1:{port}", store, registry
+        yield world
     finally:
+        for channel in world.channels:
+            await channel.close()
         await server.stop(None)
         store.close()
 
@@ -44,9 +74,13 @@ class AgentStream:
 
 
 async def _stream(
-    address: str, hello: agent_pb2.AgentHello, queue: asyncio.Queue[object]
+    service: Service,
+    hello: agent_pb2.AgentHello,
+    queue: asyncio.Queue[object],
+    identity: RegionIdentity | None = None,
 ) -> AgentStream:
-    """A raw agent: the hello, then (as the real agent does) a report once it is accepted."""
+    """A raw agent holding `identity` (default: the certificate of the hello's region): the
+    hello, then (as the real agent does) a report once it is accepted."""
     accepted = asyncio.Event()
 
     async def requests() -> AsyncIterator[agent_pb2.ConnectRequest]:
@@ -55,7 +89,10 @@ async def _stream(
         yield agent_pb2.ConnectRequest(report=agent_pb2.AgentReport())
         await queue.get()  # keep the stream open until the test ends
 
-    channel = grpc.aio.insecure_channel(address)
+    shown = identity or service.identity(hello.region or "nameless")
+    credentials = mesh_credentials(service.ca.bundle_pem, shown)
+    channel = grpc.aio.secure_channel(service.address, credentials)
+    service.channels.append(channel)
     call = agent_pb2_grpc.AgentServiceStub(channel).Connect(requests())
     first = asyncio.ensure_future(call.read())
 
@@ -75,65 +112,30 @@ async def _wait(condition: object, what: str) -> None:
     raise TimeoutError(what)
 
 
-async def test_hello_registers_the_region_and_the_session(
-    service: tuple[str, Store, AgentRegistry],
-) -> None:
-    address, store, registry = service
+async def test_a_registered_regions_agent_opens_its_stream(service: Service) -> None:
+    register_region(service.store, "eu", EU)  # what its Join did
     queue: asyncio.Queue[object] = asyncio.Queue()
     call = await _stream(
-        address,
-        agent_pb2.AgentHello(
-            region="eu", country="de", agent_id="a1", gateway_address="127.0.0.1:1"
-        ),
+        service,
+        agent_pb2.AgentHello(region="eu", agent_id="a1", gateway_address="127.0.0.1:1"),
         queue,
     )
     # The hello is answered first: only then does an agent send its reports.
     welcome = await call.first
     assert isinstance(welcome, agent_pb2.ConnectResponse)
     assert welcome.WhichOneof("message") == "accepted"
-    await _wait(lambda: registry.reported_regions() == ["eu"], "the first report")
-    assert store.get_region("eu").spec.country == "DE"
+    await _wait(lambda: service.registry.reported_regions() == ["eu"], "the first report")
     call.cancel()
-    await _wait(lambda: registry.session("eu") is None, "the session to end")
+    await _wait(lambda: service.registry.session("eu") is None, "the session to end")
 
 
-async def test_hello_registers_place_flavors_and_capacity(
-    service: tuple[str, Store, AgentRegistry],
-) -> None:
-    address, store, registry = service
-    queue: asyncio.Queue[object] = asyncio.Queue()
-    call = await _stream(
-        address,
-        agent_pb2.AgentHello(
-            region="eu-west",
-            country="fr",
-            continent="eu",
-            flavors=resources_pb2.FlavorSet(cpu=["c5.large", "c5.large"], gpu=["a100"]),
-            max_replicas=8,
-            agent_id="a1",
-        ),
-        queue,
-    )
-    await _wait(lambda: registry.reported_regions() == ["eu-west"], "the first report")
-    spec = store.get_region("eu-west").spec
-    assert (spec.country, spec.continent, spec.max_replicas) == ("FR", "EU", 8)
-    assert (list(spec.flavors.cpu), list(spec.flavors.gpu)) == (["c5.large"], ["a100"])
-    call.cancel()
-    await _wait(lambda: registry.session("eu-west") is None, "the session to end")
-
-
-async def test_an_applied_region_wins_over_the_hello(
-    service: tuple[str, Store, AgentRegistry],
-) -> None:
-    address, store, registry = service
+async def test_the_hellos_facts_are_ignored(service: Service) -> None:
     applied = resources_pb2.Region()
     applied.metadata.name = "eu"
-    applied.spec.country = "DE"
-    applied.spec.continent = "EU"
-    applied.spec.max_replicas = 4
-    store.apply([wrap(applied)])
+    applied.spec.CopyFrom(EU)
+    service.store.apply([wrap(applied)])
     call = await _stream(
-        address,
+        service,
         agent_pb2.AgentHello(
             region="eu",
             country="US",
@@ -144,63 +146,61 @@ async def test_an_applied_region_wins_over_the_hello(
         ),
         asyncio.Queue(),
     )
-    await _wait(lambda: registry.reported_regions() == ["eu"], "the first report")
-    spec = store.get_region("eu").spec
-    assert (spec.country, spec.continent, spec.max_replicas) == ("DE", "EU", 4)
+    await _wait(lambda: service.registry.reported_regions() == ["eu"], "the first report")
+    spec = service.store.get_region("eu").spec
+    assert (spec.country, spec.continent, spec.max_replicas) == ("DE", "EU", 3)
     assert not spec.flavors.gpu
     call.cancel()
-    await _wait(lambda: registry.session("eu") is None, "the session to end")
 
 
-async def test_invalid_region_facts_are_refused_naming_the_fields(
-    service: tuple[str, Store, AgentRegistry],
+async def test_another_regions_certificate_cannot_open_the_stream(
+    service: Service, caplog: pytest.LogCaptureFixture
 ) -> None:
-    address, store, _ = service
+    caplog.set_level(logging.WARNING)
+    register_region(service.store, "eu", EU)
+    register_region(service.store, "us", resources_pb2.RegionSpec(country="US"))
     call = await _stream(
-        address,
-        agent_pb2.AgentHello(
-            region="eu",
-            continent="Europe",
-            flavors=resources_pb2.FlavorSet(cpu=["bad flavor"]),
-            max_replicas=-1,
-            agent_id="a1",
-        ),
+        service,
+        agent_pb2.AgentHello(region="eu", agent_id="rogue"),
         asyncio.Queue(),
+        identity=service.identity("us"),
     )
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call.first
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    details = info.value.details() or ""
-    for path in ("spec.continent", "spec.flavors.cpu[0]", "spec.max_replicas"):
-        assert path in details, details
-    assert store.list_regions() == []
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "region 'eu'" in (info.value.details() or "")
+    assert "region 'us'" in (info.value.details() or "")
+    assert service.registry.session("eu") is None
+    refusal = next(r for r in caplog.records if "refused" in r.getMessage())
+    assert "ipv4:127.0.0.1" in refusal.getMessage() and "'eu'" in refusal.getMessage()
 
 
-async def test_invalid_hello_is_refused_naming_the_field(
-    service: tuple[str, Store, AgentRegistry],
-) -> None:
-    address, store, _ = service
+async def test_an_unregistered_region_must_join_again(service: Service) -> None:
+    """A valid certificate of a region deleted since: refused, and the store stays empty."""
     call = await _stream(
-        address,
-        agent_pb2.AgentHello(region="EU_1", country="Germany", agent_id="a1"),
-        asyncio.Queue(),
+        service, agent_pb2.AgentHello(region="gone", agent_id="a1"), asyncio.Queue()
     )
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call.first
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "join again" in (info.value.details() or "")
+    assert service.store.list_regions() == []
+
+
+async def test_a_hello_without_a_region_is_refused(service: Service) -> None:
+    call = await _stream(service, agent_pb2.AgentHello(agent_id="a1"), asyncio.Queue())
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call.first
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "metadata.name" in (info.value.details() or "")
-    assert "spec.country" in (info.value.details() or "")
-    assert store.list_regions() == []
 
 
-async def test_second_live_agent_for_a_region_is_refused(
-    service: tuple[str, Store, AgentRegistry],
-) -> None:
-    address, _, registry = service
+async def test_second_live_agent_for_a_region_is_refused(service: Service) -> None:
+    registry = service.registry
+    register_region(service.store, "eu", EU)
     queue: asyncio.Queue[object] = asyncio.Queue()
-    first = await _stream(address, agent_pb2.AgentHello(region="eu", agent_id="a1"), queue)
+    first = await _stream(service, agent_pb2.AgentHello(region="eu", agent_id="a1"), queue)
     await _wait(lambda: registry.reported_regions() == ["eu"], "the first agent")
-    second = await _stream(address, agent_pb2.AgentHello(region="eu", agent_id="a2"), queue)
+    second = await _stream(service, agent_pb2.AgentHello(region="eu", agent_id="a2"), queue)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await second.first
     assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
@@ -208,7 +208,7 @@ async def test_second_live_agent_for_a_region_is_refused(
     session = registry.session("eu")
     assert session is not None and session.hello.agent_id == "a1"
     # The same agent reconnecting (its stream broke) is welcome.
-    again = await _stream(address, agent_pb2.AgentHello(region="eu", agent_id="a1"), queue)
+    again = await _stream(service, agent_pb2.AgentHello(region="eu", agent_id="a1"), queue)
     await _wait(lambda: registry.session("eu") is not session, "the reconnect")
     first.cancel()
     again.cancel()

@@ -1,6 +1,7 @@
 """An agent away from the control plane's disk fetches registry artifacts by sha256.
 
-Real management API (grpc.aio, SQLite, artifact directory), real pushes, real downloads, and a
+Real management API (grpc.aio, SQLite, artifact directory) for the pushes, real downloads from
+the mesh port (mTLS, the agent's region certificate, as the control plane serves them), and a
 real worker started from the fetched file. "Another machine" is a workload whose model_path
 does not exist here, which is what such an agent sees.
 """
@@ -11,17 +12,26 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 import pytest
 
+from controlplane.agents.mesh_services import MeshArtifacts
+from controlplane.agents.peers import MeshPeers
+from controlplane.api.servicers import ModelServicer
+from controlplane.pki import MeshCA, issue_server_certificate, open_ca
+from controlplane.ports import mesh_credentials as mesh_server_credentials
 from meshline.v1 import agent_pb2, api_pb2, api_pb2_grpc
 from tests.controlplane.api.test_registry import Registry, push, serving
+from tests.harness.mesh_identity import region_identity, stranger_ca
 from tests.harness.processes import free_port
 from tests.workers.agent.helpers import agent_config, states, until, workload
 from workers.agent.artifacts import ArtifactCache, ArtifactFetchError
+from workers.agent.enrollment import IdentityKeeper
+from workers.agent.identity import Identity, IdentityPaths
 from workers.agent.supervisor import Supervisor
 from workers.demo import build_mlp
 
@@ -40,11 +50,45 @@ async def _pushed(registry: Registry, model: Path) -> str:
     return reply.version.sha256
 
 
+def _agent_identity(ca: MeshCA, address: str, state: Path) -> IdentityKeeper:
+    """Region r1's agent as after its join: its certificate, and the mesh port's address."""
+    made = region_identity(ca, "r1")
+    identity = Identity("r1", made.chain_pem, made.key_pem, address, datetime.now(UTC))
+    return IdentityKeeper(IdentityPaths.of(state), identity, ca.bundle_pem.decode())
+
+
+@asynccontextmanager
+async def mesh_port(registry: Registry, state: Path) -> AsyncIterator[IdentityKeeper]:
+    """The control plane's mesh port over the registry's store (DownloadArtifact behind the
+    caller's region certificate, as the control plane serves it), and an agent's identity."""
+    ca = open_ca(state / "ca", None, datetime.now(UTC))
+    server = grpc.aio.server()
+    models = MeshArtifacts(ModelServicer(registry.store, registry.artifacts), MeshPeers(ca))
+    api_pb2_grpc.add_ModelServiceServicer_to_server(models, server)
+    own = issue_server_certificate(ca, ["127.0.0.1"], datetime.now(UTC))
+    port = server.add_secure_port("127.0.0.1:0", mesh_server_credentials(own, ca))
+    await server.start()
+    try:
+        yield _agent_identity(ca, f"127.0.0.1:{port}", state / "agent")
+    finally:
+        await server.stop(None)
+
+
+@dataclass(frozen=True)
+class PlainDialer:
+    """Reaches a fake registry in plain text (the cache is under test, not the mesh port)."""
+
+    mesh_address: str
+
+    def channel(self) -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel(self.mesh_address)
+
+
 async def test_a_missing_artifact_is_fetched_once_and_checked(tmp_path: Path) -> None:
     model = build_mlp(tmp_path / "m.pt")
-    async with serving(tmp_path / "cp") as registry:
+    async with serving(tmp_path / "cp") as registry, mesh_port(registry, tmp_path) as mesh:
         sha = await _pushed(registry, model)
-        cache = ArtifactCache(tmp_path / "agent" / "artifacts", registry.address)
+        cache = ArtifactCache(tmp_path / "agent" / "artifacts", mesh)
         w = _elsewhere(sha)
         assert cache.local_path(w) is None  # must be fetched
         first = await cache.fetch(sha)
@@ -61,11 +105,11 @@ async def test_a_missing_artifact_is_fetched_once_and_checked(tmp_path: Path) ->
 async def test_an_unknown_digest_or_an_unreachable_control_plane_names_the_problem(
     tmp_path: Path,
 ) -> None:
-    async with serving(tmp_path / "cp") as registry:
-        cache = ArtifactCache(tmp_path / "artifacts", registry.address)
+    async with serving(tmp_path / "cp") as registry, mesh_port(registry, tmp_path) as mesh:
+        cache = ArtifactCache(tmp_path / "artifacts", mesh)
         with pytest.raises(ArtifactFetchError, match=f"NOT_FOUND: artifact sha256:{'a' * 64}"):
             await cache.fetch("a" * 64)
-    gone = ArtifactCache(tmp_path / "artifacts", f"127.0.0.1:{free_port()}")
+    gone = ArtifactCache(tmp_path / "artifacts", PlainDialer(f"127.0.0.1:{free_port()}"))
     with pytest.raises(ArtifactFetchError, match="UNAVAILABLE"):
         await gone.fetch("b" * 64)
     assert not gone.path_of("b" * 64).exists()
@@ -73,14 +117,14 @@ async def test_an_unknown_digest_or_an_unreachable_control_plane_names_the_probl
 
 async def test_a_corrupted_artifact_on_the_control_plane_is_not_cached(tmp_path: Path) -> None:
     model = build_mlp(tmp_path / "m.pt")
-    async with serving(tmp_path / "cp") as registry:
+    async with serving(tmp_path / "cp") as registry, mesh_port(registry, tmp_path) as mesh:
         sha = await _pushed(registry, model)
         stored = registry.artifacts.path_of(sha)
         data = bytearray(stored.read_bytes())
         data[len(data) // 2] ^= 0xFF  # bit rot on the control plane's disk
         stored.chmod(0o644)
         stored.write_bytes(bytes(data))
-        cache = ArtifactCache(tmp_path / "artifacts", registry.address)
+        cache = ArtifactCache(tmp_path / "artifacts", mesh)
         with pytest.raises(ArtifactFetchError, match="DATA_LOSS"):
             await cache.fetch(sha)
     assert not cache.path_of(sha).exists()
@@ -130,7 +174,7 @@ async def test_bytes_that_do_not_match_the_digest_are_refused_by_the_agent(
     flipped = bytearray(data)
     flipped[len(data) // 2] ^= 0xFF  # same size, other content: only the hash tells
     async with fake_registry(bytes(flipped)) as (_, address):
-        cache = ArtifactCache(tmp_path / "artifacts", address)
+        cache = ArtifactCache(tmp_path / "artifacts", PlainDialer(address))
         with pytest.raises(
             ArtifactFetchError, match=f"expected {len(data)} bytes with sha256:{sha}"
         ):
@@ -146,7 +190,7 @@ async def test_starts_of_one_artifact_share_one_download(tmp_path: Path) -> None
     sha = hashlib.sha256(data).hexdigest()
     async with fake_registry(data) as (fake, address):
         fake.release.clear()
-        cache = ArtifactCache(tmp_path / "artifacts", address)
+        cache = ArtifactCache(tmp_path / "artifacts", PlainDialer(address))
         fetches = [asyncio.create_task(cache.fetch(sha)) for _ in range(3)]
         await until(lambda: fake.downloads == 1, "the download to start")
         await asyncio.sleep(0.1)
@@ -161,8 +205,8 @@ async def test_a_worker_removed_while_its_model_downloads_never_starts(tmp_path:
     sha = hashlib.sha256(data).hexdigest()
     async with fake_registry(data) as (fake, address):
         fake.release.clear()
-        config = replace(agent_config(tmp_path / "agent"), controlplane=address)
-        sup = Supervisor(config, on_change=lambda: None)
+        config = agent_config(tmp_path / "agent")
+        sup = Supervisor(config, on_change=lambda: None, mesh=PlainDialer(address))
         task = asyncio.create_task(sup.run())
         try:
             sup.set_desired([_elsewhere(sha)])
@@ -183,10 +227,10 @@ async def test_a_worker_removed_while_its_model_downloads_never_starts(tmp_path:
 
 async def test_the_supervisor_starts_a_worker_from_a_fetched_artifact(tmp_path: Path) -> None:
     model = build_mlp(tmp_path / "m.pt")
-    async with serving(tmp_path / "cp") as registry:
+    async with serving(tmp_path / "cp") as registry, mesh_port(registry, tmp_path) as mesh:
         sha = await _pushed(registry, model)
-        config = replace(agent_config(tmp_path / "agent"), controlplane=registry.address)
-        sup = Supervisor(config, on_change=lambda: None)
+        config = agent_config(tmp_path / "agent")
+        sup = Supervisor(config, on_change=lambda: None, mesh=mesh)
         task = asyncio.create_task(sup.run())
         try:
             sup.set_desired([_elsewhere(sha)])
@@ -199,9 +243,9 @@ async def test_the_supervisor_starts_a_worker_from_a_fetched_artifact(tmp_path: 
 
 
 async def test_a_fetch_that_fails_is_a_failed_start_with_the_reason(tmp_path: Path) -> None:
-    async with serving(tmp_path / "cp") as registry:
-        config = replace(agent_config(tmp_path / "agent"), controlplane=registry.address)
-        sup = Supervisor(config, on_change=lambda: None)
+    async with serving(tmp_path / "cp") as registry, mesh_port(registry, tmp_path) as mesh:
+        config = agent_config(tmp_path / "agent")
+        sup = Supervisor(config, on_change=lambda: None, mesh=mesh)
         task = asyncio.create_task(sup.run())
         try:
             sup.set_desired([_elsewhere("c" * 64)])  # the registry has no such artifact
@@ -214,3 +258,17 @@ async def test_a_fetch_that_fails_is_a_failed_start_with_the_reason(tmp_path: Pa
         finally:
             await sup.stop()
             task.cancel()
+
+
+async def test_only_a_mesh_certificate_downloads_from_the_mesh_port(tmp_path: Path) -> None:
+    """A certificate of another CA (a stranger posing as a region) gets nothing."""
+    model = build_mlp(tmp_path / "m.pt")
+    async with serving(tmp_path / "cp") as registry, mesh_port(registry, tmp_path) as mesh:
+        sha = await _pushed(registry, model)
+        stranger = _agent_identity(stranger_ca(), mesh.mesh_address, tmp_path / "stranger")
+        stranger.ca_pem = mesh.ca_pem  # it even trusts the mesh's server certificate
+        cache = ArtifactCache(tmp_path / "stranger" / "artifacts", stranger)
+        with pytest.raises(ArtifactFetchError, match="UNAVAILABLE"):
+            await cache.fetch(sha)
+        assert not cache.path_of(sha).exists()
+        assert (await ArtifactCache(tmp_path / "agent" / "artifacts", mesh).fetch(sha)).exists()

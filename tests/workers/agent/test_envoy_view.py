@@ -202,7 +202,7 @@ async def test_a_real_envoy_reports_requests_in_flight(tmp_path: Path, silent_ba
     config = AgentConfig(
         region="t", controlplane="127.0.0.1:1", state_dir=tmp_path, admin_port=admin
     )
-    gateway = EnvoyGateway(config, "test")
+    gateway = EnvoyGateway(config, "test", "127.0.0.1:1")
     envoy = ManagedProcess(
         "envoy",
         [envoy_binary("envoy"), "-c", str(bootstrap), "--disable-hot-restart", "-l", "warn"],

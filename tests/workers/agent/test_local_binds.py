@@ -18,6 +18,8 @@ from workers.agent.worker_processes import WorkerProcesses
 
 # An address of another host's agent: nothing here binds it (ports are given, not picked).
 REMOTE_HOST = "10.77.0.2"
+# The control plane's mesh port, on another host (what Join told the agent).
+MESH_ADDRESS = "10.77.0.1:7071"
 
 
 def _config(
@@ -37,23 +39,23 @@ def _config(
 
 
 def _admin_bind(config: AgentConfig) -> str:
-    bootstrap = yaml.safe_load(render_bootstrap(config, "a1", config.admin_port))
+    bootstrap = yaml.safe_load(render_bootstrap(config, "a1", config.admin_port, MESH_ADDRESS))
     address: str = bootstrap["admin"]["address"]["socket_address"]["address"]
     return address
 
 
 def test_envoy_admin_binds_loopback_while_the_gateway_advertises_its_host(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    gateway = EnvoyGateway(config, "a1")
+    gateway = EnvoyGateway(config, "a1", MESH_ADDRESS)
     assert _admin_bind(config) == "127.0.0.1"
     assert gateway.admin_address == "127.0.0.1:9901"
     assert gateway.gateway_address == f"{REMOTE_HOST}:8080"
-    # The control plane still reaches Envoy at its own address (ADS), not on loopback.
-    bootstrap = yaml.safe_load(render_bootstrap(config, "a1", 9901))
+    # Envoy still reaches the control plane's mesh port at its own address (ADS), not loopback.
+    bootstrap = yaml.safe_load(render_bootstrap(config, "a1", 9901, MESH_ADDRESS))
     xds = bootstrap["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]
     assert xds["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == {
         "address": "10.77.0.1",
-        "port_value": 7070,
+        "port_value": 7071,
     }
 
 
@@ -66,7 +68,7 @@ def test_admin_host_exposes_envoy_admin_when_asked(
 ) -> None:
     config = _config(tmp_path, admin_host=admin_host)
     assert _admin_bind(config) == admin_host
-    assert EnvoyGateway(config, "a1").admin_address == reached
+    assert EnvoyGateway(config, "a1", MESH_ADDRESS).admin_address == reached
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,24 @@
+"""Whether an authenticated agent's hello may open its region's stream."""
+
+from __future__ import annotations
+
+import grpc
+
+from controlplane.agents.peers import PeerRefusal
+from controlplane.store import NotFoundError, Store
+from meshline.v1 import agent_pb2
+
+
+def hello_refusal(store: Store, hello: agent_pb2.AgentHello) -> PeerRefusal | None:
+    """The region must be registered: at Join (from the token's facts) or applied by an
+    admin. A region deleted since its agent joined needs a new join. The hello's own facts
+    (country, flavors, ...) are never read."""
+    try:
+        store.get_region(hello.region)
+    except NotFoundError:
+        return PeerRefusal(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"region '{hello.region}' is not registered (was it deleted?): its agent must join "
+            "again with a join token",
+        )
+    return None

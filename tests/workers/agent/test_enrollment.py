@@ -1,0 +1,172 @@
+"""The agent gets and keeps its region's certificate: Join on a TLS port with the join token,
+Renew on an mTLS port with the current certificate, against the real JoinService (grpc.aio,
+SQLite, the mesh CA). A refusal ends the agent with the control plane's reason and leaves
+nothing behind; a restart with a valid certificate needs no token."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from controlplane.agents.join import JoinServicer, JoinSettings
+from controlplane.pki import MeshCA, issue_server_certificate, open_ca
+from controlplane.ports import api_credentials, mesh_credentials
+from controlplane.store import Store
+from controlplane.store.join_tokens import create_join_token, revoke_join_token
+from meshline import join_token
+from meshline.certs import read_certificate_facts
+from meshline.v1 import agent_pb2_grpc
+from meshline.v1.resources_pb2 import RegionSpec
+from tests.harness.mesh_identity import stranger_ca
+from tests.workers.agent.helpers import until
+from workers.agent.enrollment import EnrollmentRefusedError, IdentityKeeper, start_identity
+from workers.agent.identity import IdentityPaths, load_identity
+
+
+@dataclass
+class ControlPlane:
+    store: Store
+    ca: MeshCA
+    ca_file: Path
+    api_address: str
+    mesh_address: str
+
+    def token(self, region: str = "eu", expires_in_s: float | None = None) -> str:
+        text = join_token.mint()
+        now = datetime.now(UTC).timestamp()
+        expires = None if expires_in_s is None else now + expires_in_s
+        facts = RegionSpec(country="DE")
+        create_join_token(self.store, text.token_id, text.secret, region, facts, expires, now)
+        return str(text)
+
+
+@contextlib.asynccontextmanager
+async def control_plane(state: Path, lifetime: timedelta) -> AsyncIterator[ControlPlane]:
+    """Join on a TLS port, Renew on an mTLS port, as the control plane serves them."""
+    store = Store.open(state / "meshline.db")
+    ca = open_ca(state, None, datetime.now(UTC))
+    own = issue_server_certificate(ca, ["127.0.0.1"], datetime.now(UTC))
+    api, mesh = grpc.aio.server(), grpc.aio.server()
+    mesh_port = mesh.add_secure_port("127.0.0.1:0", mesh_credentials(own, ca))
+    joins = JoinServicer(store, ca, JoinSettings(f"127.0.0.1:{mesh_port}", lifetime))
+    for server in (api, mesh):
+        agent_pb2_grpc.add_JoinServiceServicer_to_server(joins, server)
+    api_port = api.add_secure_port("127.0.0.1:0", api_credentials(own))
+    await api.start()
+    await mesh.start()
+    try:
+        yield ControlPlane(
+            store, ca, state / "ca.crt", f"127.0.0.1:{api_port}", f"127.0.0.1:{mesh_port}"
+        )
+    finally:
+        await api.stop(None)
+        await mesh.stop(None)
+        store.close()
+
+
+@pytest.fixture
+async def cp(tmp_path: Path) -> AsyncIterator[ControlPlane]:
+    async with control_plane(tmp_path / "cp", timedelta(hours=1)) as plane:
+        yield plane
+
+
+async def _start(cp: ControlPlane, state: Path, token: str, region: str = "eu") -> IdentityKeeper:
+    return await start_identity(state, region, cp.api_address, cp.ca_file, token)
+
+
+async def test_the_first_start_joins_and_a_restart_needs_no_token(
+    cp: ControlPlane, tmp_path: Path
+) -> None:
+    state = tmp_path / "agent"
+    keeper = await _start(cp, state, cp.token())
+    facts = keeper.current.facts
+    assert facts.region == "eu" and keeper.mesh_address == cp.mesh_address
+    assert cp.store.get_region("eu").spec.country == "DE"  # registered from the token
+    assert load_identity(IdentityPaths.of(state)) == keeper.current
+    again = await _start(cp, state, "")  # the restart: no token at all
+    assert again.current.facts.serial == facts.serial
+
+
+@pytest.mark.parametrize("case", ["another region's", "expired", "revoked", "none"])
+async def test_a_refused_join_ends_with_the_reason_and_leaves_nothing(
+    cp: ControlPlane, tmp_path: Path, case: str
+) -> None:
+    token = {
+        "another region's": cp.token("us"),
+        "expired": cp.token("eu", expires_in_s=-1),
+        "revoked": cp.token("eu"),
+        "none": "",
+    }[case]
+    if case == "revoked":
+        now = datetime.now(UTC).timestamp()
+        revoke_join_token(cp.store, join_token.parse(token).token_id, now)
+    expected = {
+        "another region's": "is for region 'us', not 'eu'",
+        "expired": "expired at",
+        "revoked": "was revoked",
+        "none": "no join token: create one (`meshline regions token create eu`)",
+    }[case]
+    state = tmp_path / "agent"
+    with pytest.raises(EnrollmentRefusedError, match=re.escape(expected)) as refused:
+        await _start(cp, state, token)
+    assert token.partition(".")[2] not in str(refused.value) or not token
+    assert load_identity(IdentityPaths.of(state)) is None
+    assert cp.store.list_regions() == []
+
+
+async def test_a_control_plane_the_ca_file_does_not_vouch_for_is_refused(
+    cp: ControlPlane, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-ca.crt"
+    other.write_bytes(stranger_ca().bundle_pem)
+    with pytest.raises(EnrollmentRefusedError, match="check --ca-file"):
+        await start_identity(tmp_path / "agent", "eu", cp.api_address, other, cp.token())
+    assert cp.store.list_regions() == []
+
+
+async def test_the_first_join_needs_the_ca(cp: ControlPlane, tmp_path: Path) -> None:
+    with pytest.raises(EnrollmentRefusedError, match="--ca-file: the mesh CA to trust"):
+        await start_identity(tmp_path / "agent", "eu", cp.api_address, None, cp.token())
+
+
+async def test_the_keeper_renews_before_expiry_and_hands_envoy_each_certificate(
+    tmp_path: Path,
+) -> None:
+    async with control_plane(tmp_path / "cp", timedelta(seconds=3)) as plane:
+        keeper = await _start(plane, tmp_path / "agent", plane.token())
+        first = keeper.current
+        task = asyncio.create_task(keeper.run())
+        try:
+            await until(lambda: keeper.renewals >= 2, "two renewals", timeout_s=30)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        current = keeper.current
+        assert current.facts.serial != first.facts.serial and current.key_pem != first.key_pem
+        assert current.expires_at > first.expires_at
+        stored = load_identity(IdentityPaths.of(tmp_path / "agent"))
+        assert stored == current
+        sds = IdentityPaths.of(tmp_path / "agent").envoy_sds.read_text()
+        assert read_certificate_facts(current.certificate_pem).serial == current.facts.serial
+        assert current.key_pem.strip().splitlines()[1] in sds
+        # The renewed certificate opens the mesh port (a new connection uses it).
+        async with keeper.channel() as channel:
+            await asyncio.wait_for(channel.channel_ready(), 10)
+
+
+async def test_a_refused_renewal_ends_the_keeper(tmp_path: Path) -> None:
+    """A region deleted since its agent joined: Renew refuses, the agent must join again."""
+    async with control_plane(tmp_path / "cp", timedelta(seconds=3)) as plane:
+        keeper = await _start(plane, tmp_path / "agent", plane.token())
+        plane.store.delete_region("eu")
+        with pytest.raises(EnrollmentRefusedError, match="join again with a join token"):
+            await asyncio.wait_for(keeper.run(), 30)
