@@ -400,10 +400,10 @@ RULES: dict[str, MethodRule] = {
         _changes,
         _delete_version_events,
     ),
-    # What agents on other machines call today with no credential: it moves to the mesh's mTLS
-    # port (the agents' own channel); a caller that does send a credential needs a role.
+    # Agents download on the mesh port with their region's certificate (controlplane/agents);
+    # here, on the API port, it is a management read like any other.
     _method("ModelService", "DownloadArtifact"): MethodRule(
-        lambda r, f: (Action("download", KIND_ARTIFACT, clip(r.sha256)),), anonymous=True
+        lambda r, f: (Action("download", KIND_ARTIFACT, clip(r.sha256)),)
     ),
     # EnvironmentService
     _method("EnvironmentService", "ListEnvironments"): MethodRule(_list(KIND_ENVIRONMENT)),

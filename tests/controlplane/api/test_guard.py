@@ -468,13 +468,13 @@ async def test_what_stays_open_and_what_needs_only_a_valid_credential(world: Wor
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await plain.models.ListModels(api.ListModelsRequest())
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    # an artifact download (what agents call) works without a credential for now, but a bad one
-    # is refused
+    # an artifact download needs a credential here too (agents download on the mesh port, with
+    # their region's certificate)
     missing = api.DownloadArtifactRequest(sha256="a" * 64)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for _ in anonymous.models.DownloadArtifact(missing):
             pass
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for _ in world.as_("bad").models.DownloadArtifact(missing):
             pass
