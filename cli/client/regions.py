@@ -61,10 +61,12 @@ def _list(value: str) -> list[str]:
 
 def agent_commands(region: str, address: str) -> list[str]:
     """What to run on the region's machine: the token into the environment (typed or pasted,
-    not echoed, never in argv or the shell history), then the agent."""
+    not echoed, never in argv or the shell history), then the agent, trusting the mesh CA (the
+    control plane's <state-dir>/ca.crt, copied to that machine as ca.crt)."""
     return [
         f"read -rs {JOIN_TOKEN_ENV} && export {JOIN_TOKEN_ENV}   # paste the token, then Enter",
-        f"meshline agent --region {shlex.quote(region)} --controlplane {shlex.quote(address)}",
+        f"meshline agent --region {shlex.quote(region)} --controlplane {shlex.quote(address)} "
+        "--ca-file ca.crt",
     ]
 
 

@@ -38,7 +38,7 @@ def test_create_prints_the_token_once_with_the_agent_command(address: str, cp_st
     assert f"jointoken/{text.token_id} created for region eu (expires " in note
     assert "shown this once" in note and secret not in note and text.secret not in note
     assert "read -rs MESHLINE_JOIN_TOKEN && export MESHLINE_JOIN_TOKEN" in note
-    assert f"meshline agent --region eu --controlplane {address}" in note
+    assert f"meshline agent --region eu --controlplane {address} --ca-file ca.crt" in note
 
     table = meshline(address, "regions", "token", "list").stdout
     assert all(h in table for h in ("ID", "REGION", "PHASE", "EXPIRES", "USES", "LAST USED"))

@@ -1,9 +1,17 @@
-"""The agent's flags are checked before anything starts (the command as a process)."""
+"""The server commands' flags are checked before anything starts (the commands as processes)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+from cli.server.commands import join_token_from
+from meshline.join_token import JOIN_TOKEN_ENV
+from tests.harness.processes import free_port
 
 
 def test_agent_arguments_are_checked_before_anything_starts() -> None:
@@ -23,16 +31,79 @@ def test_agent_arguments_are_checked_before_anything_starts() -> None:
         check=False,
     )
     assert bad_address.returncode == 1 and "host:port" in bad_address.stderr
-    bad_facts = subprocess.run(
-        [
-            *(sys.executable, "-m", "cli", "agent", "--region", "eu"),
-            *("--continent", "Europe", "--gpu-flavors", "a100,bad flavor", "--max-replicas", "-1"),
-        ],
+
+
+def _agent(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", "agent", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != JOIN_TOKEN_ENV} | (env or {}),
+    )
+
+
+def test_an_agent_no_longer_says_where_its_region_is(tmp_path: Path) -> None:
+    """Facts that decide placement come from the join token or an applied Region."""
+    result = _agent(
+        *("--region", "eu", "--state-dir", str(tmp_path)),
+        *("--country", "DE", "--gpu-flavors", "a100", "--max-replicas", "3"),
+    )
+    assert result.returncode == 1
+    for flag in ("--country", "--gpu-flavors", "--max-replicas"):
+        assert flag in result.stderr, result.stderr
+    assert "meshline regions token create eu --country" in result.stderr
+    assert not (tmp_path / "identity").exists()
+
+
+def test_an_agent_without_a_join_token_says_where_to_get_one(tmp_path: Path) -> None:
+    """Nothing stored, no token: it ends at once (no control plane is even asked)."""
+    result = _agent(
+        *("--region", "eu", "--state-dir", str(tmp_path)),
+        *("--controlplane", f"127.0.0.1:{free_port()}"),
+    )
+    assert result.returncode == 1
+    assert "no join token" in result.stderr and "meshline regions token create eu" in result.stderr
+    assert JOIN_TOKEN_ENV in result.stderr and "--join-token-file" in result.stderr
+    assert not (tmp_path / "envoy").exists()  # no Envoy was started
+
+
+def test_a_join_token_file_must_be_readable_and_not_empty(tmp_path: Path) -> None:
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    result = _agent("--region", "eu", "--join-token-file", str(empty))
+    assert result.returncode == 1 and f"--join-token-file {empty} is empty" in result.stderr
+    missing = _agent("--region", "eu", "--join-token-file", str(tmp_path / "nope"))
+    assert missing.returncode == 1 and "No such file" in missing.stderr
+
+
+def test_join_token_from_prefers_the_file_and_never_needs_one(tmp_path: Path) -> None:
+    file = tmp_path / "token"
+    file.write_text("mlj_from-file\n")
+    assert join_token_from(file, {JOIN_TOKEN_ENV: "mlj_env"}) == ("mlj_from-file", None)
+    assert join_token_from(None, {JOIN_TOKEN_ENV: " mlj_env "}) == ("mlj_env", None)
+    assert join_token_from(None, {}) == ("", None)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--ca-cert", "/x/ca.crt"), "--ca-cert and --ca-key go together"),
+        (("--agent-cert-ttl", "soon"), "--agent-cert-ttl: invalid duration"),
+        (("--agent-cert-ttl", "0"), "--agent-cert-ttl: must be more than 0"),
+        (("--mesh-listen", "7071"), "--mesh-listen '7071': expected host:port"),
+    ],
+)
+def test_controlplane_mesh_flags_are_checked_before_anything_starts(
+    args: tuple[str, ...], says: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "controlplane", "--state-dir", str(tmp_path), *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert bad_facts.returncode == 1
-    for flag in ("--continent", "--gpu-flavors", "--max-replicas"):
-        assert flag in bad_facts.stderr, bad_facts.stderr
+    assert result.returncode == 1 and says in result.stderr, result.stderr
+    assert not (tmp_path / "ca.key").exists()
