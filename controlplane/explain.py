@@ -20,8 +20,9 @@ from meshline.v1.resources_pb2 import (
     RouteTier,
 )
 
-# Stands in for gateways whose address is not known when planning from policy alone.
-_UNKNOWN_GATEWAY = GatewayAddress("0.0.0.0", 0)
+# Stands in for gateways (and their peer listeners) whose address is not known when planning
+# from policy alone.
+_UNKNOWN_GATEWAY = GatewayAddress("0.0.0.0", 0, GatewayAddress("0.0.0.0", 0))
 
 
 def policy_plan(resolved: ResolvedDeployment) -> DeploymentPlan:

@@ -17,7 +17,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controlplane import confirmed, forwarding
+from controlplane import confirmed
 from controlplane.activator import Activator, ActivatorServer, activator_out_of_reach
 from controlplane.agents.audit import join_record
 from controlplane.agents.hello import hello_refusal
@@ -30,7 +30,6 @@ from controlplane.api import add_api_to_server
 from controlplane.api.auth_setup import AuthConfig, management_auth
 from controlplane.api.key_checks import parse_rfc3339
 from controlplane.api.servicers import ModelServicer
-from controlplane.forwarding import load_or_create_secret
 from controlplane.ir.build import activator_endpoint
 from controlplane.metrics import MetricsServer
 from controlplane.pki import (
@@ -48,6 +47,7 @@ from controlplane.ports import (
     mesh_credentials,
 )
 from controlplane.reconcile import Reconciler
+from controlplane.reconcile.identities import DEFAULT_LIFETIME, GatewayIdentities
 from controlplane.rollout import RolloutController
 from controlplane.status import LiveStatus
 from controlplane.store import Store
@@ -103,6 +103,10 @@ class ControlPlaneConfig:
     metrics_listen: str = ""
     # Management API credentials: an identity provider, resetting the admin token.
     auth: AuthConfig = field(default_factory=AuthConfig)
+    # How long a gateway certificate (the peer path's mTLS) lives; a new one comes at 2/3.
+    gateway_cert_ttl: timedelta = DEFAULT_LIFETIME
+    # Benchmark only: the peer path between gateways in plain text (no certificates at all).
+    peer_plaintext: bool = False
 
     @property
     def mesh_address(self) -> str:
@@ -138,12 +142,15 @@ async def serve(config: ControlPlaneConfig) -> None:
         own = issue_server_certificate(ca, hosts, datetime.now(UTC))
     except (CAError, ValueError) as exc:
         raise SystemExit(f"cannot start the control plane: {exc}") from None
+    if config.peer_plaintext:
+        log.warning("the peer path between gateways runs in plain text (benchmark only)")
     reconciler = Reconciler(
         store,
         registry,
         cache,
         rollouts=rollouts,
-        forward_secret=load_or_create_secret(config.state_dir / forwarding.SECRET_FILE),
+        identities=GatewayIdentities(ca, config.gateway_cert_ttl),
+        peer_plaintext=config.peer_plaintext,
     )
     rollouts.on_change = reconciler.trigger  # a retry or abort reaches the gateways at once
     status = LiveStatus(cache, registry, lambda: reconciler.state, reconciler.autoscaler.ledger)

@@ -8,29 +8,36 @@ deliberately scaled to zero. A NACK shows Envoy's text.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 
 from controlplane import confirmed
 from controlplane.agents.registry import AgentRegistry
 from controlplane.autoscale import ColdStartLedger, RegionScale
 from controlplane.autoscale.failures import FailedWake, crash_looping
 from controlplane.explain import live_plan
+from controlplane.ir import names
 from controlplane.ir.model import DeploymentRoute
 from controlplane.reconcile import NetworkState
-from controlplane.xds import CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE
+from controlplane.xds import CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE, SECRET
 from controlplane.xds.cache import SnapshotCache
+from meshline.certs import CertificateFacts, read_certificate_facts
 from meshline.keys import DeploymentKey, PlacedTrackKey, TrackKey
 from meshline.phases import ENDED_WITHOUT_TARGET, ROLLING, DeploymentPhase, RolloutPhase
 from meshline.v1 import agent_pb2, resources_pb2
 
-CDS, EDS, ECDS, LDS, RDS = CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE
+CDS, EDS, ECDS, LDS, RDS, SDS = CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE, SECRET
 TYPE_NAMES = {
+    SDS: "secrets",
     CDS: "clusters",
     EDS: "endpoints",
     ECDS: "filter configs",
     LDS: "listeners",
     RDS: "routes",
 }
+# In a region's acked_versions: the gateway certificate its Envoy ACKed (serial, expiry).
+GATEWAY_CERTIFICATE = "gateway certificate"
 
 
 # How status words a rollout that ended without the new version.
@@ -355,10 +362,17 @@ class LiveStatus:
         if session is not None:
             out.gateway_address = session.hello.gateway_address
             out.admin_address = session.hello.admin_address
+            out.peer_address = session.hello.peer_address
             out.last_seen = f"{session.last_seen:.0f}"
         for type_url, t in node.types.items():
             if t.acked_version:
                 out.acked_versions[TYPE_NAMES.get(type_url, type_url)] = t.acked_version
+        # The certificate Envoy took, not the one the control plane last sent.
+        certificate = self.acked_gateway_certificate(name)
+        if certificate is not None:
+            out.acked_versions[GATEWAY_CERTIFICATE] = (
+                f"serial {certificate.serial}, expires {rfc3339(certificate.not_after)}"
+            )
         out.nack_error = self._nack(name)
         out.gateway_healthy = bool(
             node.connected
@@ -367,6 +381,27 @@ class LiveStatus:
             and node.types[LDS].acked_version
         )
         return out
+
+    def acked_gateway_certificate(self, region: str) -> CertificateFacts | None:
+        """The peer-path certificate in the secrets `region`'s Envoy ACKed last (None: it
+        ACKed none, e.g. after a restart of this process until it does again)."""
+        secret = self.cache.acked_resources(region, SDS).get(names.CERTIFICATE_SECRET)
+        if secret is None:
+            return None
+        return certificate_of(secret.tls_certificate.certificate_chain.inline_string)
+
+
+@functools.lru_cache(maxsize=64)
+def certificate_of(chain_pem: str) -> CertificateFacts | None:
+    """The facts of a chain's first certificate (None when it holds none)."""
+    try:
+        return read_certificate_facts(chain_pem)
+    except ValueError:
+        return None
+
+
+def rfc3339(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def workers_verdict(

@@ -25,14 +25,10 @@ def authority(deployment: str, environment: str) -> str:
 
 
 # --- set by gateways ---------------------------------------------------------------------
-# Set (to the entry region) on requests a gateway forwards to another region's gateway.
-# A request that carries it is served by local workers only: it is never forwarded again.
+# Set (to the entry region) on requests a gateway forwards to another region's gateway (at its
+# peer listener, mTLS only): served by local workers only, never forwarded again. A client that
+# sends it to a gateway's public listener is refused.
 HOP_HEADER = "x-meshline-hop"
-# The sending gateway's secret token on every request it forwards: only a request with a peer's
-# token is served as forwarded (a client cannot set the hop marker itself). Sent to peer
-# gateways only (never to a worker), and stripped by the serving gateway. mTLS between gateways
-# replaces it.
-FORWARD_TOKEN_HEADER = "x-meshline-forward-token"
 # Who called: the API key's name or the JWT's subject, as the entry gateway verified it. Any
 # value a client sends is replaced (or removed when the caller is anonymous).
 PRINCIPAL_HEADER = "x-meshline-principal"

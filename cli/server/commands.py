@@ -39,6 +39,10 @@ def join_token_from(file: Path | None, environ: Mapping[str, str]) -> tuple[str,
     return token, None
 
 
+# Shorter lifetimes leave Envoy no time to take a certificate before the next one is due.
+MIN_GATEWAY_CERT_TTL_S = 3
+
+
 def controlplane(
     listen: Annotated[
         str,
@@ -90,6 +94,21 @@ def controlplane(
     metrics_listen: Annotated[
         str, typer.Option(help="host:port of a Prometheus /metrics page (cold starts, replicas)")
     ] = "",
+    gateway_cert_ttl: Annotated[
+        str,
+        typer.Option(
+            help="Lifetime of the gateways' mesh certificates (mTLS between gateways), e.g. 24h, "
+            "90m; each gets a new one two thirds into it, with no restart"
+        ),
+    ] = "24h",
+    peer_plaintext: Annotated[
+        bool,
+        typer.Option(
+            "--peer-plaintext",
+            help="BENCHMARK ONLY, never in production: gateways forward to each other in plain "
+            "text, and anyone who reaches a gateway's peer port is served as a gateway",
+        ),
+    ] = False,
     oidc_issuer: Annotated[
         str, typer.Option(help="Identity provider whose JWTs the management API accepts (iss)")
     ] = "",
@@ -122,6 +141,7 @@ def controlplane(
     if problems:
         raise fail("; ".join(problems))
     from controlplane.api.auth_setup import AuthConfig
+    from controlplane.api.key_tokens import DurationError, parse_duration
     from controlplane.main import ControlPlaneConfig, serve
     from controlplane.pki import UserCAFiles
 
@@ -140,6 +160,14 @@ def controlplane(
         raise fail(problem)
     if problem := ip_literal_problem("--activator-host", activator_host, wildcard_ok=False):
         raise fail(problem)
+    try:
+        cert_ttl_s = parse_duration(gateway_cert_ttl)
+    except DurationError as exc:
+        raise fail(f"--gateway-cert-ttl: {exc}") from None
+    if cert_ttl_s < MIN_GATEWAY_CERT_TTL_S:
+        raise fail(
+            f"--gateway-cert-ttl: at least {MIN_GATEWAY_CERT_TTL_S}s, not {gateway_cert_ttl!r}"
+        )
     setup_logging(log_level)
     config = ControlPlaneConfig(
         listen=listen,
@@ -150,6 +178,8 @@ def controlplane(
         agent_cert_ttl=timedelta(seconds=agent_ttl_s),
         activator_host=activator_host,
         metrics_listen=metrics_listen,
+        gateway_cert_ttl=timedelta(seconds=cert_ttl_s),
+        peer_plaintext=peer_plaintext,
         auth=AuthConfig(oidc, reset_admin_token),
     )
     asyncio.run(serve(config))
@@ -190,6 +220,13 @@ def agent(
         ),
     ] = "127.0.0.1",
     gateway_port: Annotated[int, typer.Option(help="Gateway port; 0 picks a free one")] = 0,
+    peer_port: Annotated[
+        int,
+        typer.Option(
+            help="Port on --host where other regions' gateways forward requests (mTLS with "
+            "mesh certificates only); 0 picks a free one"
+        ),
+    ] = 0,
     admin_host: Annotated[
         str,
         typer.Option(
@@ -250,6 +287,7 @@ def agent(
         ca_file=ca_file,
         host=host,
         gateway_port=gateway_port,
+        peer_port=peer_port,
         admin_host=admin_host,
         worker_host=worker_host,
         standby_workers=standby_workers,

@@ -20,10 +20,10 @@ from controlplane.ir.model import (
     Credentials,
     DeploymentRoute,
     Endpoint,
-    Forwarding,
     GatewayIR,
+    GatewayTls,
     NetworkIR,
-    PeerToken,
+    PeerPath,
     PublicKey,
     Tier,
 )
@@ -38,13 +38,18 @@ State = agent_pb2.WorkerState
 
 @dataclass(frozen=True)
 class GatewayAddress:
+    """Where a region's gateway takes clients (`host:port`), and its peer listener, where
+    other regions' gateways forward to (None: it takes no forwarded request)."""
+
     host: str
     port: int
+    peer: GatewayAddress | None = None
 
     @staticmethod
-    def parse(address: str) -> GatewayAddress:
+    def parse(address: str, peer_address: str = "") -> GatewayAddress:
         host, port = address.rsplit(":", 1)
-        return GatewayAddress(host, int(port))
+        peer = GatewayAddress.parse(peer_address) if peer_address else None
+        return GatewayAddress(host, int(port), peer)
 
 
 def _endpoint(report: agent_pb2.WorkerReport) -> Endpoint:
@@ -67,10 +72,10 @@ def gateway_regions(regions: Iterable[str]) -> dict[str, str]:
 
 
 def gateway_endpoint(region: str, address: GatewayAddress, healthy: bool) -> Endpoint:
-    """Another region's Envoy: one listener serves both gRPC and REST."""
-    return Endpoint(
-        names.gateway_hostname(region), address.host, address.port, address.port, healthy
-    )
+    """Another region's Envoy, at its peer listener (one port serves gRPC and REST)."""
+    assert address.peer is not None, f"region {region}'s gateway has no peer listener"
+    peer = address.peer
+    return Endpoint(names.gateway_hostname(region), peer.host, peer.port, peer.port, healthy)
 
 
 def _workers_of(
@@ -113,18 +118,28 @@ def build_network(
     cold: ColdRegions | None = None,
     leaving: Mapping[DeploymentKey, tuple[str, ...]] | None = None,
     keys: Sequence[PublicKey] = (),
-    forward_tokens: Mapping[str, str] | None = None,
+    tls: Mapping[str, GatewayTls] | None = None,
+    known_regions: Iterable[str] = (),
+    peer_plaintext: bool = False,
 ) -> NetworkIR:
     """One GatewayIR per region with a gateway; a route on it for every deployment it can reach.
 
     `keys`: the API key secrets that work now (every gateway verifies them all; scope is checked
-    per route). `forward_tokens`: each known region's token for the requests its gateway
-    forwards; every gateway accepts all its peers' tokens, whether their agent reports or not.
+    per route). `tls`: each region's gateway certificate for the peer path (forwarded requests
+    go by mTLS between peer listeners, at each region's reported peer address); a gateway
+    without one neither listens for nor sends forwarded requests, unless `peer_plaintext`
+    (benchmark only) makes the peer path plain text. `known_regions`: every region a gateway
+    may have to forward to, reporting or not (the gateways' TLS sockets, one per peer, stay the
+    same while agents come and go).
 
     `leaving`: regions a placement change moves a deployment away from that keep serving it
     until the new placement does (controlplane/moves.py): their own gateway still prefers its
     workers, every other gateway has them as its last tiers.
     """
+    certificates = tls or {}
+    # Forwarded to: gateways with a peer listener.
+    reachable = {region: address for region, address in gateways.items() if address.peer}
+    known = sorted({*known_regions, *gateways})
     result = []
     for region in sorted(gateways):
         address = gateways[region]
@@ -134,7 +149,7 @@ def build_network(
                 region,
                 dep,
                 regions,
-                gateways,
+                reachable,
                 workers,
                 offload or {},
                 cold or ColdRegions(),
@@ -142,7 +157,15 @@ def build_network(
             )
             if route is not None:
                 routes.append(route)
-        tokens = forward_tokens or {}
+        own = certificates.get(region)
+        listens = address.peer is not None and (peer_plaintext or own is not None)
+        peer = PeerPath(
+            host=address.peer.host if address.peer is not None and listens else "",
+            port=address.peer.port if address.peer is not None and listens else 0,
+            tls=None if peer_plaintext else own,
+            peers=tuple(p for p in known if p != region) if (peer_plaintext or own) else (),
+            plaintext=peer_plaintext,
+        )
         result.append(
             GatewayIR(
                 region,
@@ -150,12 +173,7 @@ def build_network(
                 address.port,
                 tuple(routes),
                 credentials=Credentials(tuple(keys)),
-                forwarding=Forwarding(
-                    tokens.get(region, ""),
-                    # Every region with a token, reported or not: a peer whose agent is not
-                    # (yet) reporting still forwards and probes with its last config.
-                    tuple(PeerToken(p, tokens[p]) for p in sorted(tokens) if p != region),
-                ),
+                peer=peer,
             )
         )
     return NetworkIR(gateways=tuple(result))

@@ -2,8 +2,8 @@
 
 A gateway serves each deployment through one *backend* per model version it runs (its own
 version, split legs, a mirror). A backend lists *tiers* in Envoy priority order: the region's
-own workers and other regions' gateways, as policy ordered them. Forwarded requests (hop
-marker set) are served only by `local_endpoints`, never forwarded again.
+own workers and other regions' gateways, as policy ordered them. Forwarded requests (those
+that come in on the peer listener) are served only by `local_endpoints`, never forwarded again.
 """
 
 from __future__ import annotations
@@ -200,20 +200,33 @@ class Credentials:
 
 
 @dataclass(frozen=True)
-class PeerToken:
-    """The token a region's gateway sends on the requests it forwards."""
+class GatewayTls:
+    """A gateway's mesh identity for the peer path (forwarded requests, both ways): its
+    certificate chain, the private key (PEM; the control plane holds it in memory only, so it
+    is never shown), and the CA bundle a peer gateway's certificate must chain to."""
 
-    region: str
-    token: str
+    certificate_chain: str
+    private_key: str = field(repr=False)
+    trusted_ca: str = ""
+    serial: str = ""  # hex, for status: which certificate Envoy ACKed
+    expires_at: float = 0.0  # Unix time
 
 
 @dataclass(frozen=True)
-class Forwarding:
-    """How gateways tell a forwarded request from a client pretending to be a gateway: the
-    sender adds its region's token, the receiver accepts only its peers' tokens."""
+class PeerPath:
+    """How a gateway takes requests other regions' gateways forward (its peer listener) and
+    sends them to theirs. mTLS on both sides with `tls`: only a client with a certificate of
+    the mesh CA naming a region is served there, and only there does a request count as
+    forwarded. `plaintext` is a benchmark-only switch (no TLS at all), never a default."""
 
-    token: str = ""  # this gateway's own
-    peers: tuple[PeerToken, ...] = ()
+    host: str = ""
+    port: int = 0  # 0: no peer listener (nothing can be forwarded here)
+    tls: GatewayTls | None = None
+    # Every region whose gateway this one may forward to (each gets a TLS socket that checks
+    # that region's identity), whether its agent reports now or not: the clusters stay the
+    # same while regions come and go.
+    peers: tuple[str, ...] = ()
+    plaintext: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,10 +238,12 @@ class GatewayIR:
     listen_port: int
     routes: tuple[DeploymentRoute, ...] = ()
     credentials: Credentials = field(default_factory=Credentials)
-    forwarding: Forwarding = field(default_factory=Forwarding)
+    peer: PeerPath = field(default_factory=PeerPath)
     listener_name: str = names.LISTENER_NAME
     route_config_name: str = names.ROUTE_CONFIG_NAME
     stat_prefix: str = names.STAT_PREFIX
+    peer_listener_name: str = names.PEER_LISTENER_NAME
+    peer_route_config_name: str = names.PEER_ROUTE_CONFIG_NAME
 
     @property
     def issuers(self) -> tuple[Issuer, ...]:

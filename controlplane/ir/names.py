@@ -14,12 +14,22 @@ from dataclasses import dataclass
 LISTENER_NAME = "gateway"
 ROUTE_CONFIG_NAME = "gateway"
 STAT_PREFIX = "gateway"
+# The peer listener: where other regions' gateways forward requests (mTLS), with its own
+# route table (forwarded requests only).
+PEER_LISTENER_NAME = "peer"
+PEER_ROUTE_CONFIG_NAME = "peer"
+PEER_STAT_PREFIX = "peer"
+# The SDS secrets of a gateway: its mesh certificate with its key, and the CAs it trusts.
+CERTIFICATE_SECRET = "meshline-gateway-certificate"
+TRUSTED_CA_SECRET = "meshline-mesh-ca"
 
 # The listener's own HTTP filters (instances of Envoy filters, named by us): per-route configs
 # are keyed by these names, so a route can switch each one's rules. The listener-level configs
-# of the firewall, jwt_authn and the rate limit change while Envoy runs (peers' tokens, keys,
-# limits): they come by ECDS as resources of these same names, so an update reaches the next
-# request on every open connection too.
+# of jwt_authn and the rate limit change while Envoy runs (keys, limits): they come by ECDS as
+# resources of these same names, so an update reaches the next request on every open
+# connection too. `meshline.forwarded` refuses a request that claims to be forwarded on the
+# public listener (no route ever switches it off).
+FORWARDED_FILTER = "meshline.forwarded"
 FIREWALL_FILTER = "meshline.firewall"
 JWT_AUTHN_FILTER = "meshline.jwt_authn"
 ACCESS_FILTER = "meshline.access"
@@ -80,6 +90,12 @@ def route_name(base: str, kind: str) -> str:
 def gateway_hostname(region: str) -> str:
     """The EDS hostname of `region`'s gateway as a host of other gateways' clusters."""
     return f"gateway.{region}"
+
+
+def peer_transport_socket(region: str) -> str:
+    """The cluster transport socket (mTLS to `region`'s peer listener) that its gateway's
+    hosts select by their metadata."""
+    return f"peer.{region}"
 
 
 def _short_hash(text: str) -> str:

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from controlplane.ir.model import DeploymentRoute, GatewayIR
+from controlplane.ir.model import DeploymentRoute, GatewayIR, PeerPath
 from controlplane.translate import translate_gateway
 from controlplane.translate.static_bootstrap import static_bootstrap
 
@@ -41,7 +41,10 @@ def rejects_alone(gateway: GatewayIR, route: DeploymentRoute | None) -> str:
     """Envoy's complaint about `route`'s resources on `gateway` without any other deployment
     (None: the gateway's own resources, with no deployment); '' when it takes them (or cannot
     say: no binary, a timeout; then nobody is blamed)."""
-    resources = translate_gateway(replace(gateway, routes=(route,) if route else ()))
+    # Without the peer path: it is no deployment's, and its private key stays off the disk.
+    resources = translate_gateway(
+        replace(gateway, routes=(route,) if route else (), peer=PeerPath())
+    )
     data = static_bootstrap(resources).SerializeToString(deterministic=True)
     with tempfile.TemporaryDirectory(prefix="meshline-validate-") as tmp:
         path = Path(tmp) / "bootstrap.pb"

@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
+from datetime import UTC, datetime
 
 from controlplane.activator import Activator, HoldRequest, HoldTarget
 from controlplane.agents.registry import AgentRegistry, AgentSession
 from controlplane.autoscale import Autoscaler, LoadSignal, load_signals
-from controlplane.forwarding import forward_tokens
 from controlplane.ir.build import ColdRegions, GatewayAddress, build_network
 from controlplane.ir.index import ClusterIndex
 from controlplane.ir.model import Endpoint, PublicKey
 from controlplane.moves import MoveTracker
 from controlplane.offload import COOLDOWN_S as OFFLOAD_COOLDOWN_S
 from controlplane.offload import OffloadController
+from controlplane.pki.ca import create_ca
 from controlplane.quarantine import GatewayConfigs
 from controlplane.quarantine.fingerprint import fingerprints
 from controlplane.reconcile.agents import desired_state, releasable
+from controlplane.reconcile.identities import GatewayIdentities
 from controlplane.reconcile.plan import NetworkPlan, plan_network
 from controlplane.reconcile.state import HoldSite, NetworkState
 from controlplane.reconcile.wakes import (
@@ -58,12 +59,15 @@ class Reconciler:
         cache: SnapshotCache,
         autoscaler: Autoscaler | None = None,
         rollouts: RolloutController | None = None,
-        forward_secret: bytes | None = None,
+        identities: GatewayIdentities | None = None,
+        peer_plaintext: bool = False,
     ) -> None:
         self.store = store
-        # Each region's forwarding token derives from it (controlplane/forwarding.py); a
-        # process-local one when none is kept (tests).
-        self.forward_secret = forward_secret or secrets.token_bytes(32)
+        # Each region's gateway certificate for the peer path (mTLS between gateways); signed
+        # by a process-local CA when none is given (tests).
+        self.identities = identities or GatewayIdentities(create_ca(datetime.now(UTC)))
+        # The benchmark-only switch: the peer path in plain text, no certificates.
+        self.peer_plaintext = peer_plaintext
         # The API key secrets that work now; the next time one stops (rotation grace, expiry).
         self._credentials: tuple[KeyCredential, ...] = ()
         self.rollouts = rollouts
@@ -104,6 +108,7 @@ class Reconciler:
                 self.rollouts.next_check_s() if self.rollouts is not None else None,
                 self.moves.next_check_s(),
                 self._next_credential_change_s(),
+                None if self.peer_plaintext else self.identities.next_renewal_s(_now()),
             ):
                 if check is not None:
                     timeouts.append(check)
@@ -176,15 +181,20 @@ class Reconciler:
         network = build_network(
             plan.resolved,
             plan.regions,
-            {r: GatewayAddress.parse(s.hello.gateway_address) for r, s in sessions.items()},
+            {
+                r: GatewayAddress.parse(s.hello.gateway_address, s.hello.peer_address)
+                for r, s in sessions.items()
+            },
             workers,
             offload,
             ColdRegions(cold, self.activator_endpoint),
             {k: move.keep for k, move in plan.state.moves.items()},
             keys=[PublicKey(c.key_id, c.public_key) for c in self._credentials],
+            tls={} if self.peer_plaintext else self.identities.tls(sessions, _now()),
             # Every region known, not only those whose agent reported since this process
-            # started: a peer still running its last config keeps forwarding with its token.
-            forward_tokens=forward_tokens(self.forward_secret, {*plan.regions, *sessions}),
+            # started: the clusters' TLS sockets (one per peer) stay as they are meanwhile.
+            known_regions={*plan.regions, *sessions},
+            peer_plaintext=self.peer_plaintext,
         )
         plan.state.clusters = ClusterIndex.of(network)
         plan.state.holds = hold_targets(network, plan)
@@ -239,6 +249,10 @@ class Reconciler:
             session.send(
                 agent_pb2.ConnectResponse(released=agent_pb2.ReleasedWorkers(worker_ids=released))
             )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _load_signals(

@@ -1,15 +1,16 @@
 """RBAC: the firewall and the access rules of a deployment, per route; forged forwards refused.
 
-Two RBAC filter instances run in the listener. `meshline.firewall` runs first (a blocked
-address is refused before anything else, credential or not); `meshline.access` runs after
-jwt_authn, on the verified token's payload (dynamic metadata). Both are DENY policies with
-names that say why, because Envoy puts the matched policy's name into the answer's details
+Three RBAC filter instances run in the public listener. `meshline.forwarded` runs first and
+refuses a request that carries the hop marker: gateways forward to each other's peer listener
+(mTLS), so on the public listener the marker can only be a client pretending to be a gateway.
+No route switches it off. `meshline.firewall` runs next (a blocked address is refused before
+anything else, credential or not); `meshline.access` runs after jwt_authn, on the verified
+token's payload (dynamic metadata). All are DENY policies with names that say why, because
+Envoy puts the matched policy's name into the answer's details
 (`rbac_access_denied_matched_policy[caller-not-allowed]`), which the local reply shows.
 
-Per-route configs (RDS) hold each deployment's rules: a route config update reaches the next
-request on every open connection. The firewall's listener-level config applies where a route
-has none: the hop routes, where it refuses a request that carries the hop marker without a
-peer gateway's forwarding token (a client pretending to be a gateway).
+Per-route configs (RDS) hold each deployment's firewall and access rules: a route config update
+reaches the next request on every open connection.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from envoy.type.matcher.v3 import metadata_pb2, regex_pb2, string_pb2, value_pb2
 from google.protobuf import any_pb2
 
 from controlplane.ir import names
-from controlplane.ir.model import DeploymentRoute, Forwarding
+from controlplane.ir.model import DeploymentRoute
 from controlplane.policy.access import CallerRule, ClaimRule, FirewallRule, JwtCaller
 from controlplane.translate import wellknown
 from controlplane.translate.pb import packed, uint32
@@ -36,22 +37,17 @@ Principal: TypeAlias = rbac_pb2.Principal
 
 BLOCKED_ADDRESS_POLICY = "client-address-blocked"
 NOT_ALLOWED_POLICY = "caller-not-allowed"
-FORGED_FORWARD_POLICY = "forwarded-without-gateway-token"
+FORGED_FORWARD_POLICY = "forwarded-to-public-listener"
 # Where jwt_authn puts a verified token's payload (every provider: one place to read).
 PAYLOAD_KEY = "jwt_payload"
 
 
-def listener_firewall(forwarding: Forwarding) -> rbac_filter_pb2.RBAC:
-    """The firewall where a route sets none (hop routes): refuse a request with the hop
-    marker unless it carries a peer gateway's token."""
+def forged_forwards() -> rbac_filter_pb2.RBAC:
+    """The public listener's refusal of the hop marker: only the peer listener, where a mesh
+    certificate is required, takes forwarded requests."""
     config = rbac_filter_pb2.RBAC()
-    if not forwarding.peers:
-        # No peer: nobody may forward here.
-        genuine = [_not(Principal(any=True))]
-    else:
-        genuine = [_header_exact(wire.FORWARD_TOKEN_HEADER, p.token) for p in forwarding.peers]
-    forged = _and([_header_present(wire.HOP_HEADER), _not(_or(genuine))])
     config.rules.action = rbac_pb2.RBAC.DENY
+    forged = _header_present(wire.HOP_HEADER)
     config.rules.policies[FORGED_FORWARD_POLICY].CopyFrom(_policy([forged]))
     return config
 
@@ -206,14 +202,6 @@ def _string_or_list(claim: str, value: str) -> Principal:
 
 def _header_present(name: str) -> Principal:
     return Principal(header=route_components_pb2.HeaderMatcher(name=name, present_match=True))
-
-
-def _header_exact(name: str, value: str) -> Principal:
-    return Principal(
-        header=route_components_pb2.HeaderMatcher(
-            name=name, string_match=string_pb2.StringMatcher(exact=value)
-        )
-    )
 
 
 def _not(principal: Principal) -> Principal:

@@ -4,17 +4,17 @@ Workers serve gRPC (HTTP/2 cleartext) and REST (HTTP/1.1) on two ports, so a bac
 `.grpc` and an `.http` cluster; each is actively health checked with its own protocol. They hold
 the backend's tiers (own workers, then other regions' gateways by priority); where the region
 runs the version itself, `~local` twins hold only its own workers, for forwarded requests.
+The clients' clusters reach other regions' gateways by mTLS (`tls.py`: one socket per peer
+region, picked by the host's metadata); their workers and the activator stay plain.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from envoy.config.cluster.v3 import cluster_pb2, outlier_detection_pb2
 from envoy.config.core.v3 import base_pb2, config_source_pb2, health_check_pb2, protocol_pb2
-from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2
-from envoy.extensions.filters.http.upstream_codec.v3 import upstream_codec_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
 
@@ -63,24 +63,32 @@ LB_POLICIES = {
 }
 # Forwarded health checks say they are probes; the value is only for logs.
 PROBE_HOP = "probe"
-# The upstream host's forwarding token (set on peer gateways' hosts only): empty for a worker,
-# and an empty header is not sent.
-FORWARD_TOKEN_OF_HOST = (
-    f"%UPSTREAM_METADATA({wellknown.METADATA_NAMESPACE}:{wellknown.METADATA_FORWARD_TOKEN_KEY})%"
-)
+
+SocketMatches = Sequence[cluster_pb2.Cluster.TransportSocketMatch]
 
 
-def build_clusters(route: DeploymentRoute) -> list[cluster_pb2.Cluster]:
+@dataclass(frozen=True)
+class PeerSockets:
+    """The TLS sockets to other regions' gateways of a gateway's gRPC and REST clusters
+    (empty: the peer path is plain text, benchmark only)."""
+
+    grpc: SocketMatches = ()
+    http: SocketMatches = ()
+
+
+def build_clusters(
+    route: DeploymentRoute, peers: PeerSockets = PeerSockets()
+) -> list[cluster_pb2.Cluster]:
     """Per backend: `.grpc` and `.http` over its tiers, and `~local` twins where it runs here."""
     clusters = []
     for backend in route.backends:
-        pairs = [(backend.clusters, True)]
+        pairs = [(backend.clusters, peers)]
         if backend.local_endpoints is not None:
-            pairs.append((backend.local_clusters, False))
-        for pair, forwards in pairs:
+            pairs.append((backend.local_clusters, PeerSockets()))
+        for pair, sockets in pairs:
             clusters += [
-                _grpc_cluster(pair.grpc, route, backend, forwards),
-                _http_cluster(pair.http, route, backend, forwards),
+                _grpc_cluster(pair.grpc, route, backend, sockets.grpc),
+                _http_cluster(pair.http, route, backend, sockets.http),
             ]
     return clusters
 
@@ -91,26 +99,21 @@ def probe_headers(route: DeploymentRoute, backend: Backend) -> list[tuple[str, s
     A gateway in another region answers the probe from its own workers of that version
     (hop marker set), so the probe passes only while that region can really serve.
     """
-    headers = [
+    return [
         (wire.DEPLOYMENT_HEADER, route.deployment),
         (wire.ENVIRONMENT_HEADER, route.environment),
         (wire.VERSION_HEADER, backend.version),
         (wire.HOP_HEADER, PROBE_HOP),
     ]
-    # Only a peer gateway's host carries the token in its metadata (endpoints.py): a probe of a
-    # worker sends none.
-    headers.append((wire.FORWARD_TOKEN_HEADER, FORWARD_TOKEN_OF_HOST))
-    return headers
 
 
 def _grpc_cluster(
-    name: str, route: DeploymentRoute, backend: Backend, forwards: bool
+    name: str, route: DeploymentRoute, backend: Backend, sockets: SocketMatches
 ) -> cluster_pb2.Cluster:
     cluster = _eds_cluster(name, route)
+    cluster.transport_socket_matches.extend(sockets)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http2_protocol_options.CopyFrom(http2_options())
-    if forwards:
-        options.http_filters.extend(forward_token_filters())
     cluster.typed_extension_protocol_options[wellknown.HTTP_PROTOCOL_OPTIONS].CopyFrom(
         packed(options)
     )
@@ -126,13 +129,12 @@ def _grpc_cluster(
 
 
 def _http_cluster(
-    name: str, route: DeploymentRoute, backend: Backend, forwards: bool
+    name: str, route: DeploymentRoute, backend: Backend, sockets: SocketMatches
 ) -> cluster_pb2.Cluster:
     cluster = _eds_cluster(name, route)
+    cluster.transport_socket_matches.extend(sockets)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http_protocol_options.SetInParent()
-    if forwards:
-        options.http_filters.extend(forward_token_filters())
     cluster.typed_extension_protocol_options[wellknown.HTTP_PROTOCOL_OPTIONS].CopyFrom(
         packed(options)
     )
@@ -144,23 +146,6 @@ def _http_cluster(
         http_check.request_headers_to_add.append(header_value_option(key, value))
     cluster.health_checks.append(check)
     return cluster
-
-
-def forward_token_filters() -> list[hcm_pb2.HttpFilter]:
-    """Upstream filters that add the forwarding token to a request once its host is picked,
-    from that host's metadata: a peer gateway's host has it, a worker's none. (A route's
-    headers are set before the host is known, and one cluster holds both.)"""
-    mutation = header_mutation_pb2.HeaderMutation()
-    mutation.mutations.request_mutations.add().append.CopyFrom(
-        header_value_option(wire.FORWARD_TOKEN_HEADER, FORWARD_TOKEN_OF_HOST)
-    )
-    return [
-        hcm_pb2.HttpFilter(name=wellknown.HEADER_MUTATION_FILTER, typed_config=packed(mutation)),
-        hcm_pb2.HttpFilter(
-            name=wellknown.UPSTREAM_CODEC_FILTER,
-            typed_config=packed(upstream_codec_pb2.UpstreamCodec()),
-        ),
-    ]
 
 
 def header_value_option(key: str, value: str) -> base_pb2.HeaderValueOption:

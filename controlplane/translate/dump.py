@@ -8,7 +8,9 @@ import yaml
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from controlplane.translate import wellknown
 from controlplane.translate.resources import EnvoyResources
+from controlplane.translate.tls import redacted
 
 
 def message_to_dict(message: Message) -> dict[str, Any]:
@@ -33,10 +35,16 @@ def to_yaml(document: object) -> str:
 
 
 def resources_to_yaml(resources: EnvoyResources) -> str:
-    """All resources, grouped by xDS type URL and resource name."""
+    """All resources, grouped by xDS type URL and resource name; a secret's private key shows
+    as `[redacted]` (as in Envoy's own config_dump)."""
+    by_type = resources.by_type_url()
+    if wellknown.SECRET_TYPE_URL in by_type:
+        by_type[wellknown.SECRET_TYPE_URL] = {
+            name: redacted(secret) for name, secret in resources.secrets.items()
+        }
     return to_yaml(
         {
             type_url: {name: message_to_dict(message) for name, message in by_name.items()}
-            for type_url, by_name in resources.by_type_url().items()
+            for type_url, by_name in by_type.items()
         }
     )

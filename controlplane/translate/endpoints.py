@@ -25,21 +25,21 @@ from controlplane.ir.model import (
     Tier,
 )
 from controlplane.ir.names import ClusterNames
-from controlplane.translate import wellknown
+from controlplane.translate import tls, wellknown
 
 # Host weights of a shared priority add up to about this (shares are percent).
 WEIGHT_SCALE = 1000
 
 
 def build_load_assignments(
-    route: DeploymentRoute, region: str, forward_token: str = ""
+    route: DeploymentRoute, region: str
 ) -> list[endpoint_pb2.ClusterLoadAssignment]:
     """Assignments for every cluster of `build_clusters` (grpc_port / http_port per protocol).
-    `forward_token`: this gateway's, carried by its peer gateways' hosts only (the clusters'
-    upstream filter sends it to them, never to a worker)."""
+    Another region's gateway is a host at its peer listener, marked with its region so that
+    the cluster reaches it by mTLS checking that region's identity (`tls.py`)."""
     out = []
     for backend in route.backends:
-        out += _pair(backend.clusters, list(backend.tiers), forward_token)
+        out += _pair(backend.clusters, list(backend.tiers))
         if backend.local_endpoints is not None:
             local = [Tier(region, TIER_LOCAL, 0, backend.local_endpoints)]
             activator = backend.activator
@@ -49,12 +49,10 @@ def build_load_assignments(
     return out
 
 
-def _pair(
-    clusters: ClusterNames, tiers: list[Tier], forward_token: str = ""
-) -> list[endpoint_pb2.ClusterLoadAssignment]:
+def _pair(clusters: ClusterNames, tiers: list[Tier]) -> list[endpoint_pb2.ClusterLoadAssignment]:
     return [
-        _assignment(clusters.grpc, tiers, lambda e: e.grpc_port, forward_token),
-        _assignment(clusters.http, tiers, lambda e: e.http_port, forward_token),
+        _assignment(clusters.grpc, tiers, lambda e: e.grpc_port),
+        _assignment(clusters.http, tiers, lambda e: e.http_port),
     ]
 
 
@@ -78,7 +76,6 @@ def _assignment(
     cluster_name: str,
     tiers: list[Tier],
     port_of: Callable[[Endpoint], int],
-    forward_token: str = "",
 ) -> endpoint_pb2.ClusterLoadAssignment:
     assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster_name)
     shared = {t.priority for t in tiers if t.share < 100}
@@ -93,9 +90,11 @@ def _assignment(
             lb_endpoint = _lb_endpoint(endpoint, port_of(endpoint))
             if weight:
                 lb_endpoint.load_balancing_weight.value = weight
-            if tier.kind == TIER_GATEWAY and forward_token:
-                metadata = lb_endpoint.metadata.filter_metadata[wellknown.METADATA_NAMESPACE]
-                metadata.update({wellknown.METADATA_FORWARD_TOKEN_KEY: forward_token})
+            if tier.kind == TIER_GATEWAY:
+                metadata = lb_endpoint.metadata.filter_metadata
+                metadata[wellknown.TRANSPORT_SOCKET_MATCH_METADATA].CopyFrom(
+                    tls.peer_host_metadata(tier.region)
+                )
             locality.lb_endpoints.append(lb_endpoint)
     return assignment
 

@@ -11,6 +11,7 @@ from envoy.config.core.v3.extension_pb2 import TypedExtensionConfig
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
+from envoy.extensions.transport_sockets.tls.v3.secret_pb2 import Secret
 from google.protobuf.message import Message
 
 from controlplane.translate import wellknown
@@ -29,20 +30,28 @@ class EnvoyResources:
     routes: dict[str, RouteConfiguration]
     # ECDS: filter configs that change while Envoy runs (credentials, rate limits).
     extensions: dict[str, TypedExtensionConfig] = field(default_factory=dict)
+    # SDS: the gateway's certificate and key, and the CAs it trusts (the peer path's mTLS).
+    secrets: dict[str, Secret] = field(default_factory=dict)
     # Resource name -> the deployment route it was generated from (clusters and endpoints; the
     # listener and route table are shared). Set while translating: no name is parsed back.
     owners: Mapping[str, DeploymentKey] = field(default_factory=lambda: MappingProxyType({}))
 
     def by_type_url(self) -> dict[str, dict[str, Message]]:
-        """Resources by xDS type URL, in make-before-break push order (CDS, EDS, ECDS, LDS,
-        RDS)."""
-        return {
-            wellknown.CLUSTER_TYPE_URL: dict(self.clusters),
-            wellknown.ENDPOINT_TYPE_URL: dict(self.endpoints),
-            wellknown.EXTENSION_CONFIG_TYPE_URL: dict(self.extensions),
-            wellknown.LISTENER_TYPE_URL: dict(self.listeners),
-            wellknown.ROUTE_TYPE_URL: dict(self.routes),
-        }
+        """Resources by xDS type URL, in make-before-break push order (SDS, CDS, EDS, ECDS,
+        LDS, RDS); SDS only when there are secrets (without TLS Envoy asks for none)."""
+        out: dict[str, dict[str, Message]] = {}
+        if self.secrets:
+            out[wellknown.SECRET_TYPE_URL] = dict(self.secrets)
+        out.update(
+            {
+                wellknown.CLUSTER_TYPE_URL: dict(self.clusters),
+                wellknown.ENDPOINT_TYPE_URL: dict(self.endpoints),
+                wellknown.EXTENSION_CONFIG_TYPE_URL: dict(self.extensions),
+                wellknown.LISTENER_TYPE_URL: dict(self.listeners),
+                wellknown.ROUTE_TYPE_URL: dict(self.routes),
+            }
+        )
+        return out
 
     def deployment_keys(self) -> frozenset[DeploymentKey]:
         """Every deployment these resources route to (the owners of their clusters)."""

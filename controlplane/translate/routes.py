@@ -6,12 +6,14 @@
 - A missing environment means `production`; an unknown deployment gets a NOT_FOUND that names it.
 - `x-meshline-version` pins a request to one version the deployment runs; otherwise the
   traffic policy's weighted split applies, and a mirror gets its share of copies.
-- A request carrying the hop marker was forwarded by another region's gateway: it goes to this
-  region's own workers (`~local` clusters) or gets UNAVAILABLE, and is never forwarded again.
+- A request another region's gateway forwarded comes to the peer listener, whose own table
+  (`build_peer_route_configuration`) sends it to this region's own workers (`~local` clusters)
+  or answers UNAVAILABLE: it is never forwarded again. The public table has no such route (the
+  public listener refuses the hop marker before routing, `access.forged_forwards`).
 
-Virtual hosts: one per deployment for the `:authority` form (domains `{key}` and `{key}:*`; the
-authority binds the request to that deployment), and `*` for everything else. Inside a virtual
-host the forwarded (hop) routes come first, then per-deployment routes, then the catch-alls.
+Virtual hosts of the public table: one per deployment for the `:authority` form (domains `{key}`
+and `{key}:*`; the authority binds the request to that deployment), and `*` for everything
+else. Inside a virtual host the per-deployment routes come first, then the catch-alls.
 """
 
 from __future__ import annotations
@@ -86,9 +88,6 @@ def build_route_configuration(gateway: GatewayIR) -> route_pb2.RouteConfiguratio
     )
     config.virtual_hosts.extend(_authority_virtual_host(d, gateway) for d in deployments)
     default = config.virtual_hosts.add(name=DEFAULT_VIRTUAL_HOST, domains=["*"])
-    for deployment in deployments:
-        default.routes.extend(_hop_routes(deployment, gateway))
-    default.routes.append(_unknown_probe())
     default.routes.extend(_health_routes())
     for deployment in deployments:
         for form in _header_forms(deployment):
@@ -100,6 +99,22 @@ def build_route_configuration(gateway: GatewayIR) -> route_pb2.RouteConfiguratio
     return config
 
 
+def build_peer_route_configuration(gateway: GatewayIR) -> route_pb2.RouteConfiguration:
+    """The peer listener's table: forwarded requests (and other gateways' probes) for the
+    deployment versions this region runs, served by its own workers only; anything else gets
+    an answer that says so."""
+    config = route_pb2.RouteConfiguration(name=gateway.peer_route_config_name)
+    config.response_headers_to_add.append(
+        responses.response_header(wire.ENTRY_REGION_HEADER, gateway.region)
+    )
+    host = config.virtual_hosts.add(name=DEFAULT_VIRTUAL_HOST, domains=["*"])
+    for deployment in sorted(gateway.routes, key=lambda r: r.name):
+        host.routes.extend(_hop_routes(deployment, gateway))
+    host.routes.append(_unknown_probe())
+    host.routes.extend(_not_forwarded_routes(gateway.region))
+    return config
+
+
 def _authority_virtual_host(
     deployment: DeploymentRoute, gateway: GatewayIR
 ) -> route_components_pb2.VirtualHost:
@@ -108,8 +123,6 @@ def _authority_virtual_host(
         name=names.authority_virtual_host(deployment.name),
         domains=[authority, f"{authority}:*"],
     )
-    host.routes.extend(_hop_routes(deployment, gateway))
-    host.routes.append(_unknown_probe())
     host.routes.extend(_health_routes())
     host.routes.extend(
         _deployment_routes(deployment, _Form("grpc.authority", True, (), True), gateway)
@@ -214,9 +227,8 @@ def _deactivated(deployment: DeploymentRoute, form: _Form) -> Route:
 
 
 def _hop_routes(deployment: DeploymentRoute, gateway: GatewayIR) -> list[Route]:
-    """Requests another gateway forwarded here (and its health probes): own workers only. The
-    listener's firewall refuses them without a peer's forwarding token (they carry no
-    per-route firewall), and the entry gateway already checked the caller."""
+    """Requests another gateway forwarded here (and its health probes): own workers only. Only
+    the peer listener has them, and the entry gateway already checked the caller."""
     region = gateway.region
     hop = _present(wire.HOP_HEADER)
     named = _exact(wire.DEPLOYMENT_HEADER, deployment.deployment)
@@ -292,6 +304,24 @@ def _unknown_probe() -> Route:
         f"version '{_VERSION}'",
     )
     return route
+
+
+def _not_forwarded_routes(region: str) -> list[Route]:
+    """What the peer listener answers a request that names no version this region runs."""
+    message = (
+        f"this is the peer listener of region '{region}': it serves only requests that other "
+        f"gateways forward ('{wire.HOP_HEADER}', '{wire.DEPLOYMENT_HEADER}', "
+        f"'{wire.ENVIRONMENT_HEADER}', '{wire.VERSION_HEADER}') for deployment versions it "
+        "runs; clients call the gateway's public address"
+    )
+    grpc = Route(
+        name="peer.not-forwarded.grpc",
+        match=RouteMatch(prefix="/", grpc=RouteMatch.GrpcRouteMatchOptions()),
+    )
+    responses.grpc_not_found(grpc, message)
+    rest = Route(name="peer.not-forwarded.http", match=RouteMatch(prefix="/"))
+    responses.json_not_found(rest, message)
+    return [grpc, rest]
 
 
 def _health_routes() -> list[Route]:
@@ -405,8 +435,7 @@ def _forward(
     )
     if local:
         # A forwarded request: its caller was checked where it entered, whose gateway set the
-        # principal. The token stays between gateways.
-        route.request_headers_to_remove.append(wire.FORWARD_TOKEN_HEADER)
+        # principal (kept: only a gateway of the mesh reaches the peer listener).
         return route
     route.request_headers_to_add.append(responses.request_header(wire.HOP_HEADER, region))
     _check_caller(route, deployment)
@@ -447,9 +476,8 @@ def _check_caller(route: Route, deployment: DeploymentRoute) -> None:
         route.typed_per_filter_config[key].CopyFrom(value)
     route.route.rate_limits.extend(checks.rate_limits)
     # Removed before the addition below is made (Envoy's order), so only the gateway's own
-    # values travel: the principal it verified (none for an anonymous caller); its token is
-    # added by the cluster's upstream filter to peer gateways only (clusters.py).
-    route.request_headers_to_remove.extend([wire.PRINCIPAL_HEADER, wire.FORWARD_TOKEN_HEADER])
+    # value travels: the principal it verified (none for an anonymous caller).
+    route.request_headers_to_remove.append(wire.PRINCIPAL_HEADER)
     principal = responses.request_header(wire.PRINCIPAL_HEADER, _VERIFIED_SUBJECT)
     route.request_headers_to_add.append(principal)
 

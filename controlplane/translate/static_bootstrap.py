@@ -1,7 +1,8 @@
 """A self-contained Envoy bootstrap from EnvoyResources: no control plane needed.
 
 EDS clusters become STATIC clusters with their load assignment inlined, each listener's RDS
-reference is replaced by the route configuration itself, and each ECDS filter by its config.
+reference is replaced by the route configuration itself, each ECDS filter by its config, and
+the SDS secrets go into static_resources, named by the TLS contexts that used them.
 Used to check every generated snapshot with `envoy --mode validate`, to run Envoy in tests, and
 for `meshline` static dumps.
 """
@@ -24,6 +25,7 @@ from controlplane.translate import wellknown
 from controlplane.translate.dump import message_to_dict, to_yaml
 from controlplane.translate.pb import packed
 from controlplane.translate.resources import EnvoyResources
+from controlplane.translate.tls import static_socket
 
 DEFAULT_NODE_ID = "meshline-static"
 
@@ -46,13 +48,16 @@ def static_bootstrap(
                 socket_address=address_pb2.SocketAddress(address=admin_host, port_value=admin_port)
             )
         )
+    bootstrap.static_resources.secrets.extend(resources.secrets.values())
     for name, cluster in resources.clusters.items():
         assignment = resources.endpoints.get(name)
         bootstrap.static_resources.clusters.append(_static_cluster(cluster, assignment))
     for listener in resources.listeners.values():
-        bootstrap.static_resources.listeners.append(
-            _inline_routes(listener, resources.routes, resources.extensions)
-        )
+        static = _inline_routes(listener, resources.routes, resources.extensions)
+        for chain in static.filter_chains:
+            if chain.HasField("transport_socket"):
+                chain.transport_socket.CopyFrom(static_socket(chain.transport_socket))
+        bootstrap.static_resources.listeners.append(static)
     return bootstrap
 
 
@@ -71,6 +76,8 @@ def _static_cluster(
         return cluster
     static = cluster_pb2.Cluster()
     static.CopyFrom(cluster)
+    for match in static.transport_socket_matches:
+        match.transport_socket.CopyFrom(static_socket(match.transport_socket))
     static.ClearField("eds_cluster_config")
     static.type = cluster_pb2.Cluster.STATIC
     static.load_assignment.CopyFrom(

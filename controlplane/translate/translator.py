@@ -8,15 +8,18 @@ from envoy.config.core.v3.extension_pb2 import TypedExtensionConfig
 
 from controlplane.ir import names
 from controlplane.ir.model import GatewayIR
-from controlplane.translate.access import listener_firewall
-from controlplane.translate.clusters import build_clusters
+from controlplane.translate import tls
+from controlplane.translate.clusters import PeerSockets, build_clusters
 from controlplane.translate.endpoints import build_load_assignments
 from controlplane.translate.jwt import jwks_clusters, jwt_authn_config
-from controlplane.translate.listener import build_listener
+from controlplane.translate.listener import build_listeners
 from controlplane.translate.pb import packed
 from controlplane.translate.ratelimit import rate_limit_config
 from controlplane.translate.resources import EnvoyResources
-from controlplane.translate.routes import build_route_configuration
+from controlplane.translate.routes import (
+    build_peer_route_configuration,
+    build_route_configuration,
+)
 from meshline.keys import DeploymentKey
 
 
@@ -26,12 +29,17 @@ def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
     clusters = []
     assignments = []
     owners: dict[str, DeploymentKey] = {}
+    # Built once: every cluster that may forward holds the same TLS sockets to the peers.
+    peers = PeerSockets(
+        grpc=tls.peer_socket_matches(gateway, grpc=True),
+        http=tls.peer_socket_matches(gateway, grpc=False),
+    )
     for route in gateway.routes:
         owner = DeploymentKey(route.environment, route.deployment)
-        for cluster in build_clusters(route):
+        for cluster in build_clusters(route, peers):
             clusters.append(cluster)
             owners[cluster.name] = owner
-        for assignment in build_load_assignments(route, gateway.region, gateway.forwarding.token):
+        for assignment in build_load_assignments(route, gateway.region):
             assignments.append(assignment)
             owners[assignment.cluster_name] = owner
     clusters += jwks_clusters(gateway)
@@ -42,19 +50,18 @@ def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
         TypedExtensionConfig(
             name=names.RATE_LIMIT_FILTER, typed_config=packed(rate_limit_config(gateway))
         ),
-        TypedExtensionConfig(
-            name=names.FIREWALL_FILTER,
-            typed_config=packed(listener_firewall(gateway.forwarding)),
-        ),
     ]
-    listener = build_listener(gateway)
-    route_config = build_route_configuration(gateway)
+    listeners = build_listeners(gateway)
+    route_configs = [build_route_configuration(gateway)]
+    if gateway.peer.port:
+        route_configs.append(build_peer_route_configuration(gateway))
     return EnvoyResources(
         clusters={c.name: c for c in sorted(clusters, key=lambda c: c.name)},
         endpoints={a.cluster_name: a for a in sorted(assignments, key=lambda a: a.cluster_name)},
-        listeners={listener.name: listener},
-        routes={route_config.name: route_config},
+        listeners={li.name: li for li in sorted(listeners, key=lambda li: li.name)},
+        routes={r.name: r for r in sorted(route_configs, key=lambda r: r.name)},
         extensions={e.name: e for e in sorted(extensions, key=lambda e: e.name)},
+        secrets=tls.secrets(gateway),
         owners=MappingProxyType(owners),
     )
 

@@ -8,6 +8,7 @@ CLUSTER_TYPE_URL = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 ENDPOINT_TYPE_URL = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 LISTENER_TYPE_URL = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE_TYPE_URL = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+SECRET_TYPE_URL = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
 ROUTER_FILTER = "envoy.filters.http.router"
@@ -25,8 +26,6 @@ JWT_AUTHN_METADATA = "envoy.filters.http.jwt_authn"
 # Answers the gateway gives itself (a route's own refusal) mark this key, so that the local
 # reply mapping of 403 leaves them as they are and rewrites only RBAC's.
 METADATA_OWN_ANSWER_KEY = "own_answer"
-# Upstream filters (a cluster's own chain, after the host is picked).
-HEADER_MUTATION_FILTER = "envoy.filters.http.header_mutation"
-UPSTREAM_CODEC_FILTER = "envoy.filters.http.upstream_codec"
-# The host metadata key of a peer gateway's forwarding token (meshline namespace).
-METADATA_FORWARD_TOKEN_KEY = "forward_token"
+# TLS, and the host metadata a cluster's transport_socket_matches are compared with.
+TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
+TRANSPORT_SOCKET_MATCH_METADATA = "envoy.transport_socket_match"

@@ -12,8 +12,10 @@ from controlplane.xds.resource_types import (
     ENDPOINT,
     EXTENSION_CONFIG,
     LISTENER,
+    OPTIONAL_TYPES,
     PUSH_ORDER,
     ROUTE,
+    SECRET,
 )
 from controlplane.xds.server import AdsServer, add_ads_to_server
 from controlplane.xds.status import Nack, NodeStatus, TypeStatus
@@ -23,8 +25,10 @@ __all__ = [
     "ENDPOINT",
     "EXTENSION_CONFIG",
     "LISTENER",
+    "OPTIONAL_TYPES",
     "PUSH_ORDER",
     "ROUTE",
+    "SECRET",
     "AdsServer",
     "Nack",
     "NodeStatus",

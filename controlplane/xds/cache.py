@@ -90,9 +90,10 @@ class SnapshotCache:
     def set_resources(self, node_id: str, resources: Mapping[str, Mapping[str, Message]]) -> None:
         """Replace the node's desired state and wake its streams.
 
-        `resources` maps type URL -> {resource name -> message}; the four core types (CDS, EDS,
-        LDS, RDS) count as empty when absent. Messages are copied; a message whose type does not
-        match its type URL raises ValueError (and leaves the old snapshot in place).
+        `resources` maps type URL -> {resource name -> message}; the core types (CDS, EDS, ECDS,
+        LDS, RDS) count as empty when absent, an optional type (SDS) is served only when given.
+        Messages are copied; a message whose type does not match its type URL raises ValueError
+        (and leaves the old snapshot in place).
         """
         node = self._nodes.setdefault(node_id, _Node())
         old = node.snapshot.types if node.snapshot is not None else {}

@@ -27,11 +27,13 @@ Responses:
   once they appear (the type's version changes then).
 - At most one unanswered response per type (as go-control-plane): a burst of snapshot changes
   collapses into the latest, and every ACK/NACK maps to exactly one known response.
-- Push order CDS -> EDS -> LDS -> RDS. If CDS or EDS has something new to send but still waits
-  for Envoy's answer to the previous one, LDS and RDS wait too (a route must not arrive before
-  its cluster). EDS is never held back by a pending CDS and RDS never by a pending LDS: Envoy
-  holds its CDS ACK until new clusters are warm, which needs their endpoints (and may likewise
-  wait for route tables before a listener is warm); holding the child would stall both.
+- Push order SDS -> CDS -> EDS -> ECDS -> LDS -> RDS. If CDS or EDS has something new to send
+  but still waits for Envoy's answer to the previous one, LDS and RDS wait too (a route must not
+  arrive before its cluster). EDS is never held back by a pending CDS and RDS never by a pending
+  LDS: Envoy holds its CDS ACK until new clusters are warm, which needs their endpoints (and may
+  likewise wait for route tables before a listener is warm); holding the child would stall
+  both. SDS is never held back either: clusters and listeners that name a secret warm only once
+  it arrived, and a rotated secret (same name, new content) goes out ahead of anything else.
 - Make-before-break removal: while Envoy may still hold listeners/routes that use a cluster the
   snapshot dropped, CDS carries the new clusters plus the dropped ones (under its own, new
   version; skipped when Envoy already holds exactly that set). Only when LDS and RDS of the

@@ -342,7 +342,6 @@ def test_a_client_sent_hop_marker_is_never_served_without_a_credential(
         wire.DEPLOYMENT_HEADER: gate,
         wire.ENVIRONMENT_HEADER: KEYED,
         wire.VERSION_HEADER: "v1",
-        wire.FORWARD_TOKEN_HEADER: "guessed",
         wire.PRINCIPAL_HEADER: "admin",
     }
     before = mesh.worker_requests(HOME, gate)

@@ -21,13 +21,13 @@ import grpc
 import numpy as np
 import pytest
 
-from meshline import wire
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import api_pb2
 from tests.e2e.conftest import deployment_yaml
 from tests.harness.envoy_admin import read_clusters
 from tests.harness.load import ClientLoop, infer_request, served_by
 from tests.harness.mesh import MESHLINE, Mesh, running_mesh
+from tests.harness.peer_tls import client_context, issue_identity, mesh_ca, peer_request
 from tests.harness.processes import wait_until
 from workers.demo import build_mlp, build_slow_mlp
 
@@ -90,8 +90,9 @@ def _standby_pids(mesh: Mesh, region: str) -> list[int]:
 
 
 def test_eu_only_deployment_entering_in_the_us_is_served_in_the_eu(
-    world: Mesh, versions: dict[str, Path]
+    world: Mesh, versions: dict[str, Path], tmp_path: Path
 ) -> None:
+    tmp = tmp_path / "client-certs"
     text = deployment_yaml("geo", {"v1": versions["v1"]}, "v1", EU)
     world.apply(_policies_yaml(text, "    - location: {continents: [EU]}\n"))
     try:
@@ -147,26 +148,31 @@ def test_eu_only_deployment_entering_in_the_us_is_served_in_the_eu(
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.headers["x-meshline-entry-region"] == "us-east"
             assert response.headers["x-meshline-region"] in EU
-        # A request that another gateway already forwarded is never forwarded again (the test
-        # plays eu-west's gateway, with its forwarding token) ...
-        token = (wire.FORWARD_TOKEN_HEADER, world.forward_token("eu-west"))
+        # A request that another gateway already forwarded is never forwarded again: the test
+        # plays eu-west's gateway at us-east's peer listener, with a certificate of the mesh CA.
+        ca = mesh_ca(world.state_dir / "controlplane")
+        as_eu_west = client_context(ca.bundle_pem.decode(), issue_identity(ca, "eu-west"), tmp)
+        looped = peer_request(
+            world.region("us-east").status.peer_address,
+            "/v2/models/geo/infer",
+            {"x-meshline-hop": "eu-west", "x-meshline-version": "v1"},
+            body,
+            context=as_eu_west,
+        )
+        assert looped.status == 503, looped
+        assert "never forwarded again" in str(looped.body.get("error"))
+        # ... and a client that sends the hop marker to a public listener is refused, naming
+        # the deployment.
         hop = (("x-meshline-hop", "eu-west"), ("x-meshline-version", "v1"))
-        with pytest.raises(grpc.RpcError) as looped:
-            _infer(us, "geo", (*hop, token))
-        assert looped.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert "never forwarded again" in (looped.value.details() or "")
-        request.add_header("x-meshline-hop", "eu-west")
-        request.add_header("x-meshline-version", "v1")
-        request.add_header(*token)
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=10)
-        assert refused.value.code == 503
-        # ... and a client that claims to be a gateway without the token is refused.
         with pytest.raises(grpc.RpcError) as forged:
             _infer(us, "geo", hop)
         assert forged.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert "forwarded-without-gateway-token" in (forged.value.details() or "")
+        assert "forwarded-to-public-listener" in (forged.value.details() or "")
         assert "deployment 'geo'" in (forged.value.details() or "")
+        request.add_header("x-meshline-hop", "eu-west")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 403
     finally:
         _delete(world, "geo")
 

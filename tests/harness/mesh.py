@@ -19,7 +19,6 @@ from typing import Any
 import grpc
 import yaml
 
-from controlplane import forwarding
 from controlplane.api.documents import parse_resource_document
 from meshline.join_token import JOIN_TOKEN_ENV
 from meshline.v1 import api_pb2, api_pb2_grpc, resources_pb2
@@ -49,6 +48,8 @@ class Mesh:
     channel: grpc.Channel | None = None
     # The control plane's Prometheus page (host:port), chosen free at start.
     metrics_address: str = ""
+    # More `meshline controlplane` flags (e.g. a short --gateway-cert-ttl).
+    controlplane_flags: tuple[str, ...] = ()
     # The control plane's mesh port (mTLS: agents, Envoys), chosen free at the first start and
     # kept across restarts (agents keep the address Join gave them).
     mesh_address: str = ""
@@ -76,13 +77,6 @@ class Mesh:
     @property
     def keys(self) -> api_pb2_grpc.KeyServiceStub:
         return api_pb2_grpc.KeyServiceStub(self._channel())
-
-    def forward_token(self, region: str) -> str:
-        """The token `region`'s gateway sends on what it forwards (derived from the control
-        plane's secret), so a test can play that gateway."""
-        path = self.state_dir / "controlplane" / forwarding.SECRET_FILE
-        secret = bytes.fromhex(path.read_text().strip())
-        return forwarding.forward_tokens(secret, [region])[region]
 
     def create_key(
         self,
@@ -299,6 +293,7 @@ class Mesh:
                 str(self.state_dir / "controlplane"),
                 "--metrics-listen",
                 self.metrics_address,
+                *self.controlplane_flags,
             ],
             self.state_dir,
         )
@@ -393,12 +388,14 @@ def running_mesh(
     regions: tuple[str, ...] = ("eu", "us"),
     region_facts: dict[str, dict[str, Any]] | None = None,
     controlplane_host: str = "127.0.0.1",
+    controlplane_flags: Sequence[str] = (),
 ) -> Iterator[Mesh]:
     """Start the control plane and one agent per region; stop all of it at the end.
 
     `region_facts` gives regions their place and capacity, as keyword arguments of
     `Mesh.start_agent`, e.g. {"eu-west": {"country": "FR", "continent": "EU"}}.
     `controlplane_host`: where its API listens (a namespace's `host_address` for agents inside).
+    `controlplane_flags`: more flags for `meshline controlplane`.
     """
     facts = region_facts or {}
     unknown = set(facts) - set(regions)
@@ -406,7 +403,13 @@ def running_mesh(
         raise ValueError(f"region_facts names regions not started: {sorted(unknown)}")
     address = f"{controlplane_host}:{free_port(controlplane_host)}"
     with ExitStack() as stack:
-        mesh = Mesh(state_dir, address, regions, controlplane=None)  # type: ignore[arg-type]
+        mesh = Mesh(
+            state_dir,
+            address,
+            regions,
+            controlplane=None,  # type: ignore[arg-type]
+            controlplane_flags=tuple(controlplane_flags),
+        )
         stack.callback(lambda: mesh.close() if mesh.controlplane else None)
         mesh.start_controlplane()
         for region in regions:

@@ -23,6 +23,9 @@ class AgentConfig:
     # and clients reach it there). One machine: loopback.
     host: str = LOOPBACK
     gateway_port: int = 0  # 0 = pick a free port
+    # The peer listener, on `host` too: other regions' gateways forward requests there (mTLS
+    # with the mesh certificates the control plane gives Envoy). 0 = pick a free port.
+    peer_port: int = 0
     # Envoy's admin interface (config_dump, /quitquitquit): only the agent reads it.
     admin_host: str = LOOPBACK
     admin_port: int = 0

@@ -72,6 +72,7 @@ class EnvoyGateway:
         self.agent_id = agent_id
         self.mesh_address = mesh_address  # the control plane's mesh port (ADS over mTLS)
         self.gateway_port = config.gateway_port or free_port(config.host)
+        self._peer_port = config.peer_port
         self.admin_port = config.admin_port or free_port(config.admin_host)
         self.dir = config.state_dir / "envoy"
         self.bootstrap_path = self.dir / "bootstrap.yaml"
@@ -89,6 +90,18 @@ class EnvoyGateway:
     @property
     def gateway_address(self) -> str:
         return f"{self.config.host}:{self.gateway_port}"
+
+    @property
+    def peer_port(self) -> int:
+        """The peer listener's port (picked free on first use when not configured)."""
+        if not self._peer_port:
+            self._peer_port = free_port(self.config.host)
+        return self._peer_port
+
+    @property
+    def peer_address(self) -> str:
+        """Where other regions' gateways forward to (the listener comes over LDS too)."""
+        return f"{self.config.host}:{self.peer_port}"
 
     @property
     def admin_address(self) -> str:

@@ -43,6 +43,7 @@ async def run_agent(config: AgentConfig, join_token: str = "") -> None:
         region=config.region,
         gateway_address=gateway.gateway_address,
         admin_address=gateway.admin_address,
+        peer_address=gateway.peer_address,
         agent_id=agent_id,
     )
     session = ControlPlaneSession(hello, supervisor, identity, config.report_interval_s)
@@ -63,7 +64,7 @@ async def run_agent(config: AgentConfig, join_token: str = "") -> None:
     ]
     print(
         f"agent region={config.region} gateway={gateway.gateway_address} "
-        f"admin={gateway.admin_address}",
+        f"peer={gateway.peer_address} admin={gateway.admin_address}",
         flush=True,
     )
     stopper = asyncio.create_task(stop.wait(), name="stop-signal")

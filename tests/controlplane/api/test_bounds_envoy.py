@@ -35,7 +35,10 @@ from tests.controlplane.api.policy_world import world
 from tests.controlplane.translate.test_validate import envoy_validate
 
 Key = tuple[str, str]
-GATEWAYS = {"eu": GatewayAddress("127.0.0.1", 10000), "us": GatewayAddress("127.0.0.1", 10001)}
+GATEWAYS = {
+    "eu": GatewayAddress("127.0.0.1", 10000, GatewayAddress("127.0.0.1", 11000)),
+    "us": GatewayAddress("127.0.0.1", 10001, GatewayAddress("127.0.0.1", 11001)),
+}
 
 
 def _workers(resolved: list[ResolvedDeployment]) -> dict[str, list[agent_pb2.WorkerReport]]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from controlplane.ir import TIER_ACTIVATOR, TIER_GATEWAY, TIER_LOCAL
 from controlplane.ir.build import ColdRegions, GatewayAddress, activator_endpoint, build_network
+from controlplane.ir.model import GatewayTls
 from controlplane.policy import ResolvedDeployment, resolve_deployment
 from meshline.v1 import agent_pb2
 from meshline.v1.resources_pb2 import Deployment, Environment
@@ -23,11 +24,12 @@ REGIONS = {
         region_resource("us-east", "US", "NA"),
     )
 }
+# Public listener 800x, peer listener (forwarded requests, mTLS) 900x.
 GATEWAYS = {
-    "eu-west": GatewayAddress("127.0.0.1", 8001),
-    "eu-central": GatewayAddress("127.0.0.1", 8002),
-    "us-east": GatewayAddress("127.0.0.1", 8003),
+    name: GatewayAddress("127.0.0.1", 8000 + i, GatewayAddress("127.0.0.1", 9000 + i))
+    for i, name in enumerate(("eu-west", "eu-central", "us-east"), start=1)
 }
+TLS = {region: GatewayTls(f"chain of {region}", f"key of {region}", "ca") for region in GATEWAYS}
 
 
 def _worker(
@@ -101,7 +103,8 @@ def test_local_workers_first_then_other_regions_nearest_first() -> None:
     ]
     assert local.endpoints[0].grpc_port == 200 and local.endpoints[0].http_port == 201
     # Another region counts as healthy only while its own gateway routes to a healthy worker.
-    assert central.endpoints[0].healthy and central.endpoints[0].grpc_port == 8002
+    # Another region's gateway is reached at its peer listener.
+    assert central.endpoints[0].healthy and central.endpoints[0].grpc_port == 9002
     assert not us.endpoints[0].healthy
     assert route.main.local_endpoints == local.endpoints
 
@@ -303,14 +306,40 @@ def test_a_region_let_go_lists_its_draining_workers_until_they_stop() -> None:
     assert {t.region for t in routes["eu-central"].main.tiers} == {"eu-west"}
 
 
-def test_every_gateway_accepts_every_known_region_token_reported_or_not() -> None:
-    """After a control-plane restart only some agents have reported: a gateway must still take
-    the forwards (and probes) of a peer that keeps serving its last config."""
-    tokens = {region: f"token-{region}" for region in REGIONS}
+def test_peer_path_of_each_gateway_names_every_known_region() -> None:
+    """After a control-plane restart only some agents have reported: each gateway already has
+    a TLS socket for every known peer, so its clusters stay the same as the others come back."""
     reported = {name: GATEWAYS[name] for name in list(GATEWAYS)[:1]}
-    network = build_network([], REGIONS, reported, {}, forward_tokens=tokens)
+    network = build_network(
+        [], REGIONS, reported, {}, tls=TLS, known_regions=[*REGIONS, "asia-east"]
+    )
     (gateway,) = network.gateways
-    assert gateway.forwarding.token == tokens[gateway.region]
-    assert {p.region: p.token for p in gateway.forwarding.peers} == {
-        r: t for r, t in tokens.items() if r != gateway.region
-    }
+    assert (gateway.peer.host, gateway.peer.port) == ("127.0.0.1", 9001)
+    assert gateway.peer.tls == TLS[gateway.region] and not gateway.peer.plaintext
+    assert gateway.peer.peers == ("asia-east", "eu-central", "us-east")
+
+
+def test_no_certificate_no_peer_listener() -> None:
+    network = build_network(
+        [_resolved("a")], REGIONS, GATEWAYS, {}, tls={"eu-west": TLS["eu-west"]}
+    )
+    peers = {g.region: g.peer for g in network.gateways}
+    assert peers["eu-west"].port == 9001 and peers["eu-west"].peers == ("eu-central", "us-east")
+    assert peers["us-east"].port == 0 and peers["us-east"].tls is None
+    assert peers["us-east"].peers == ()
+
+
+def test_a_gateway_without_a_peer_address_is_no_failover_target() -> None:
+    gateways = {**GATEWAYS, "eu-central": GatewayAddress("127.0.0.1", 8002)}
+    network = build_network([_resolved("a")], REGIONS, gateways, {}, tls=TLS)
+    route = network.gateway("eu-west").routes[0]  # type: ignore[union-attr]
+    assert [t.region for t in route.main.tiers] == ["eu-west", "us-east"]
+    assert network.gateway("eu-central").peer.port == 0  # type: ignore[union-attr]
+
+
+def test_plaintext_peer_path_is_the_explicit_switch_only() -> None:
+    network = build_network([], REGIONS, GATEWAYS, {}, peer_plaintext=True)
+    for gateway in network.gateways:
+        assert gateway.peer.plaintext and gateway.peer.tls is None and gateway.peer.port
+    default = build_network([], REGIONS, GATEWAYS, {}, tls=TLS)
+    assert not any(g.peer.plaintext for g in default.gateways)

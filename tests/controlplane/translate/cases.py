@@ -15,7 +15,7 @@ from controlplane.ir import (
     RetrySettings,
     Tier,
 )
-from controlplane.ir.model import Credentials, Forwarding, PeerToken, PublicKey
+from controlplane.ir.model import Credentials, PeerPath, PublicKey
 from controlplane.policy.access import (
     AccessSettings,
     CallerRule,
@@ -26,6 +26,7 @@ from controlplane.policy.access import (
     RateSettings,
     TokenBucket,
 )
+from tests.controlplane.translate.fixed_tls import gateway_tls
 
 EMPTY = GatewayIR(region="eu", listen_host="0.0.0.0", listen_port=10000)
 
@@ -129,6 +130,7 @@ FAILOVER_THREE_REGIONS = GatewayIR(
             ),
         ),
     ),
+    peer=PeerPath("0.0.0.0", 11000, gateway_tls("eu-west"), peers=("eu-central", "us-east")),
 )
 
 # us-east is outside an EU-only placement: it forwards, and refuses forwarded requests.
@@ -153,6 +155,7 @@ ENTRY_OUTSIDE_PLACEMENT = GatewayIR(
             ),
         ),
     ),
+    peer=PeerPath("0.0.0.0", 11002, gateway_tls("us-east"), peers=("eu-central", "eu-west")),
 )
 
 _MAIN = (Endpoint("rec-v1", "10.0.0.1", 9000, 8000),)
@@ -343,10 +346,6 @@ EDGE_ACCESS = GatewayIR(
                 "a5b4c3d2e1f00f1e2d3c4b5a69788796", "GbKPkL_p6hHkq0sC9DLMY3xb2UTj4xmQmv0h7tNKb0o"
             ),
         )
-    ),
-    forwarding=Forwarding(
-        token="test-token-of-eu-west",
-        peers=(PeerToken("eu-central", "test-token-of-eu-central"),),
     ),
 )
 

@@ -4,7 +4,7 @@ GatewayIRs built here go IR → translate_gateway → static bootstrap → `envo
 module; the key-rotation test runs its own). Upstreams: the real Torch worker serves deployment
 `mnist` in one environment per access setup (its own `meshline_worker_requests` counter tells
 whether a refused request reached it); the translate upstream serves `echo`, answering with the
-headers it received (principal, credential, forwarding token). Every case runs over gRPC
+headers it received (principal, credential, hop marker). Every case runs over gRPC
 (generated stubs) and REST (http.client), with exact codes, and every refusal must name the
 deployment and the reason.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import secrets
 import sys
 import threading
 import time
@@ -32,15 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from controlplane.api.key_tokens import KeyClaims, MintedKey, b64url, mint_key
 from controlplane.ir import DeploymentRoute, Endpoint, GatewayIR, HealthCheckSettings
-from controlplane.ir.model import (
-    TIER_GATEWAY,
-    Backend,
-    Credentials,
-    Forwarding,
-    PeerToken,
-    PublicKey,
-    Tier,
-)
+from controlplane.ir.model import Credentials, PublicKey
 from controlplane.policy.access import (
     AccessSettings,
     CallerRule,
@@ -61,10 +52,8 @@ from tests.harness.worker import WorkerHandle, running_worker
 from workers.demo import DEMO_SIGNATURE, build_mlp
 
 REGION = "edge"
-PEER_REGION = "eu-peer"
 MODEL = "mnist"
 ECHO = "echo"
-PEER_ENVIRONMENT = "remote"
 VERSION = "v1"
 # Few probes: ~60 clusters check the one worker; the first check runs at start anyway.
 CHECKS = HealthCheckSettings(interval_s=5.0, timeout_s=2.0)
@@ -193,7 +182,6 @@ class Setup:
     worker: WorkerHandle
     keys: Keys
     idp: Idp
-    forwarding: Forwarding
     demo_model: Path
     logs: Path
 
@@ -203,7 +191,6 @@ def gateway_ir(
     worker: Endpoint,
     echo: Endpoint,
     credentials: Credentials,
-    forwarding: Forwarding,
     issuers: tuple[JwtIssuer, ...],
 ) -> GatewayIR:
     idp = AccessSettings(callers=(IDP_RULE,), issuers=issuers)
@@ -219,15 +206,7 @@ def gateway_ir(
         DeploymentRoute.local(ECHO, env, (echo,), REGION, VERSION, health_check=CHECKS, access=a)
         for env, a in echo_routes.items()
     ]
-    # The echo upstream plays another region's gateway: the deployment runs only there.
-    peer = Endpoint(f"gateway.{PEER_REGION}", echo.host, echo.grpc_port, echo.http_port)
-    remote = Backend("", VERSION, tiers=(Tier(PEER_REGION, TIER_GATEWAY, 0, (peer,)),))
-    routes.append(
-        DeploymentRoute(
-            ECHO, PEER_ENVIRONMENT, (remote,), health_check=CHECKS, access=ECHO_ROUTES["production"]
-        )
-    )
-    return GatewayIR(REGION, HOST, port, tuple(routes), credentials, forwarding)
+    return GatewayIR(REGION, HOST, port, tuple(routes), credentials)
 
 
 @pytest.fixture(scope="module")
@@ -239,9 +218,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         SigningKey.generate("inline-1"),
         SigningKey.generate("remote-1"),
         SigningKey.generate("stranger-1"),
-    )
-    forwarding = Forwarding(
-        token=secrets.token_urlsafe(24), peers=(PeerToken(PEER_REGION, secrets.token_urlsafe(24)),)
     )
     echo_grpc, echo_http = free_port(), free_port()
     with ExitStack() as stack:
@@ -272,11 +248,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             Endpoint("torch", HOST, worker.grpc_port, worker.http_port),
             Endpoint(ECHO, HOST, echo_grpc, echo_http),
             Credentials(keys.working),
-            forwarding,
             issuers,
         )
         gw = stack.enter_context(running_gateway(ir, logs, wait_healthy=True))
-        setup = Setup(gw, worker, keys, idp, forwarding, demo_model, logs)
+        setup = Setup(gw, worker, keys, idp, demo_model, logs)
         # The remote JWKS is fetched at start (async_fetch): wait until its tokens verify.
         remote = idp.token(idp.remote, REMOTE_ISSUER, sub="svc-batch")
         wait_until(
@@ -494,23 +469,6 @@ def test_anonymous_caller_has_no_principal_whatever_it_sends(setup: Setup, proto
     assert "authorization" not in keyed.echoed
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_worker_never_sees_the_gateway_forwarding_token(setup: Setup, protocol: str) -> None:
-    forged = ((wire.FORWARD_TOKEN_HEADER, "from-the-client"),)
-    outcome = call(setup.gw, protocol, "production", ECHO, setup.keys.token("alice"), forged)
-    assert outcome.code == CODES[protocol][200], outcome
-    assert wire.FORWARD_TOKEN_HEADER not in outcome.echoed
-    assert outcome.echoed[wire.DEPLOYMENT_HEADER] == ECHO  # the echo really reports headers
-
-
-@pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_a_peer_gateway_gets_this_gateway_forwarding_token(setup: Setup, protocol: str) -> None:
-    forged = ((wire.FORWARD_TOKEN_HEADER, "from-the-client"),)
-    outcome = call(setup.gw, protocol, PEER_ENVIRONMENT, ECHO, setup.keys.token("alice"), forged)
-    assert outcome.code == CODES[protocol][200], outcome
-    assert outcome.echoed[wire.FORWARD_TOKEN_HEADER] == setup.forwarding.token
-
-
 # --- 3. access rules -----------------------------------------------------------------------
 
 # (environment, credential, expected HTTP-equivalent status)
@@ -719,39 +677,22 @@ def test_rotated_issuer_keys_need_a_refetch(setup: Setup) -> None:
 # --- 6. forged forwards --------------------------------------------------------------------
 
 
-def hop_headers(token: str | None) -> tuple[tuple[str, str], ...]:
-    headers = [
-        (wire.HOP_HEADER, PEER_REGION),
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_hop_marker_from_a_client_is_refused(setup: Setup, protocol: str) -> None:
+    """Forwarded requests come to the peer listener (mTLS); on the public one the marker is a
+    client pretending to be a gateway, credential or not (test_envoy_peer: the peer path)."""
+    hop = (
+        (wire.HOP_HEADER, "eu-peer"),
         (wire.DEPLOYMENT_HEADER, MODEL),
         (wire.VERSION_HEADER, VERSION),
-    ]
-    if token is not None:
-        headers.append((wire.FORWARD_TOKEN_HEADER, token))
-    return tuple(headers)
-
-
-@pytest.mark.parametrize("protocol", PROTOCOLS)
-@pytest.mark.parametrize("token", ["none", "own", "made-up"])
-def test_forward_without_a_peer_token_is_refused(setup: Setup, protocol: str, token: str) -> None:
-    sent = {"none": None, "own": setup.forwarding.token, "made-up": "x" * 32}[token]
-    outcome = refused_without_reaching_worker(
-        setup, lambda: call(setup.gw, protocol, "production", headers=hop_headers(sent))
     )
-    assert outcome.code == CODES[protocol][403], outcome
-    assert names_deployment(outcome, "production"), outcome.message
-    assert "forwarded-without-gateway-token" in outcome.message
-
-
-@pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_forward_with_a_peer_token_is_served(setup: Setup, protocol: str) -> None:
-    peer = setup.forwarding.peers[0].token
-    outcome = reached_worker_once(
-        setup, lambda: call(setup.gw, protocol, "production", headers=hop_headers(peer))
-    )
-    assert outcome.code == CODES[protocol][200], outcome
-    echoed = call(setup.gw, protocol, "production", ECHO, headers=hop_headers(peer))
-    assert echoed.code == CODES[protocol][200], echoed
-    assert wire.FORWARD_TOKEN_HEADER not in echoed.echoed  # the token stays between gateways
+    for token in (None, setup.keys.token("alice")):
+        outcome = refused_without_reaching_worker(
+            setup, lambda t=token: call(setup.gw, protocol, "production", token=t, headers=hop)
+        )
+        assert outcome.code == CODES[protocol][403], outcome
+        assert names_deployment(outcome, "production"), outcome.message
+        assert "forwarded-to-public-listener" in outcome.message
 
 
 # --- 7. rate limits ------------------------------------------------------------------------

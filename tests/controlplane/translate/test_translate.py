@@ -63,11 +63,8 @@ def test_resource_names_and_type_urls() -> None:
     assert list(resources.endpoints) == list(resources.clusters)
     assert list(resources.listeners) == ["gateway"]
     assert list(resources.routes) == ["gateway"]
-    assert list(resources.extensions) == [
-        "meshline.firewall",
-        "meshline.jwt_authn",
-        "meshline.rate",
-    ]
+    assert list(resources.extensions) == ["meshline.jwt_authn", "meshline.rate"]
+    assert resources.secrets == {}  # no peer path: no TLS, no SDS
     assert list(resources.by_type_url()) == [
         "type.googleapis.com/envoy.config.cluster.v3.Cluster",
         "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",

@@ -3,7 +3,7 @@
 One process serves what Envoy expects of a worker, on two ports:
 - gRPC: `inference.GRPCInferenceService/ModelInfer` echoing model_name and id, and reporting in
   its parameters which instance answered and the headers it received that matter to routing and
-  access (ECHOED: the routing key, the principal, the forwarding token, the credential); plus the
+  access (ECHOED: the routing key, the principal, the credential); plus the
   grpc.health.v1 service, SERVING.
 - REST (aiohttp): `GET /v2/health/ready` and `POST /v2/models/{name}/infer`, answering JSON
   with the same echo.
@@ -29,7 +29,6 @@ ECHOED = (
     "x-meshline-deployment",
     "x-meshline-environment",
     "x-meshline-principal",
-    "x-meshline-forward-token",
     "authorization",
 )
 

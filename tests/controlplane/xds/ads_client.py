@@ -17,7 +17,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
-from controlplane.xds import CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE
+from controlplane.xds import CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE, SECRET
 
 READ_TIMEOUT_S = 10.0
 _TYPE_OF = {
@@ -26,6 +26,7 @@ _TYPE_OF = {
     LISTENER: "envoy.config.listener.v3.Listener",
     ROUTE: "envoy.config.route.v3.RouteConfiguration",
     EXTENSION_CONFIG: "envoy.config.core.v3.TypedExtensionConfig",
+    SECRET: "envoy.extensions.transport_sockets.tls.v3.Secret",
 }
 
 Response = Any  # discovery_pb2.DiscoveryResponse

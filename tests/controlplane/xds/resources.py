@@ -13,10 +13,11 @@ from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 
-from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET
 
 Resources = dict[str, dict[str, Message]]
 
@@ -116,16 +117,49 @@ def route_config(name: str, cluster_name: str) -> route_pb2.RouteConfiguration:
     )
 
 
+def certificate_secret(name: str, chain_pem: str, key_pem: str) -> secret_pb2.Secret:
+    """A certificate with its private key, as SDS carries it."""
+    secret = secret_pb2.Secret(name=name)
+    secret.tls_certificate.certificate_chain.inline_string = chain_pem
+    secret.tls_certificate.private_key.inline_string = key_pem
+    return secret
+
+
+def ca_secret(name: str, ca_pem: str) -> secret_pb2.Secret:
+    """The CAs a TLS peer's certificate must chain to."""
+    secret = secret_pb2.Secret(name=name)
+    secret.validation_context.trusted_ca.inline_string = ca_pem
+    return secret
+
+
+def tls_cluster(name: str, certificate: str, ca: str) -> cluster_pb2.Cluster:
+    """An EDS cluster whose upstream TLS takes its certificate and CA from SDS over ADS."""
+    context = tls_pb2.UpstreamTlsContext()
+    common = context.common_tls_context
+    common.tls_certificate_sds_secret_configs.add(name=certificate, sds_config=_ads_source())
+    common.validation_context_sds_secret_config.CopyFrom(
+        secret_pb2.SdsSecretConfig(name=ca, sds_config=_ads_source())
+    )
+    result = cluster(name)
+    result.transport_socket.name = "envoy.transport_sockets.tls"
+    result.transport_socket.typed_config.CopyFrom(_pack(context))
+    return result
+
+
 def resources(
     clusters: Iterable[Message] = (),
     assignments: Iterable[Message] = (),
     listeners: Iterable[Message] = (),
     routes: Iterable[Message] = (),
+    secrets: Iterable[Message] | None = None,
 ) -> Resources:
-    """A `set_resources` argument keyed by each resource's own name."""
-    return {
+    """A `set_resources` argument keyed by each resource's own name (SDS only when given)."""
+    out: Resources = {
         CLUSTER: {c.name: c for c in clusters},
         ENDPOINT: {a.cluster_name: a for a in assignments},
         LISTENER: {lst.name: lst for lst in listeners},
         ROUTE: {r.name: r for r in routes},
     }
+    if secrets is not None:
+        out[SECRET] = {s.name: s for s in secrets}
+    return out

@@ -13,7 +13,7 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 
-from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE, SnapshotCache
+from controlplane.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, SnapshotCache
 from tests.controlplane.xds import resources as r
 from tests.controlplane.xds.ads_client import AdsClient, eventually, unpack
 
@@ -506,3 +506,123 @@ async def test_other_nodes_are_not_woken(cache: SnapshotCache, connect: Connect)
     cache.set_resources(NODE, _base(clusters=[r.cluster("mine")]))
     response = await client.recv()
     assert set(unpack(response)) == {"mine"}
+
+
+# --- secrets (SDS over the same stream) ----------------------------------------------------
+
+
+def _secrets(serial: str = "1") -> list[Message]:
+    return [
+        r.certificate_secret("identity", f"chain {serial}", f"key {serial}"),
+        r.ca_secret("mesh-ca", "ca"),
+    ]
+
+
+async def test_secrets_requested_before_they_exist_are_sent_when_they_appear(
+    cache: SnapshotCache, connect: Connect
+) -> None:
+    client = await connect(NODE)
+    await client.request(SECRET, ["identity", "mesh-ca"])  # before any snapshot
+    await _connected(cache)
+    cache.set_resources(NODE, _base())  # a config without TLS: no SDS in it
+    await _probe(client)  # the secret request got no answer
+    assert SECRET not in cache.node_status(NODE).types or (
+        cache.node_status(NODE).types[SECRET].sent_version is None
+    )
+
+    cache.set_resources(NODE, _base(secrets=_secrets()[1:]))
+    first = await client.recv()
+    assert first.type_url == SECRET and set(unpack(first)) == {"mesh-ca"}
+    await client.ack(first, ["identity", "mesh-ca"])
+
+    cache.set_resources(NODE, _base(secrets=_secrets()))
+    both = await client.recv()
+    assert set(unpack(both)) == {"identity", "mesh-ca"}
+    assert both.version_info != first.version_info
+
+
+async def test_a_rotated_secret_is_pushed_before_everything_else(
+    cache: SnapshotCache, connect: Connect
+) -> None:
+    cache.set_resources(NODE, _base(secrets=_secrets("1")))
+    client = await connect(NODE)
+    subscriptions = {
+        SECRET: ["identity", "mesh-ca"],
+        CLUSTER: [],
+        ENDPOINT: ["a"],
+        LISTENER: [],
+        ROUTE: ["routes"],
+    }
+    for type_url, names in subscriptions.items():
+        await client.request(type_url, names)
+        await client.ack(await client.recv(), names)
+        await _acked(cache, type_url, _version(cache, type_url))
+
+    # Every type changes at once: the secret goes first, then the usual order.
+    cache.set_resources(
+        NODE,
+        _base(
+            clusters=[r.cluster("a"), r.cluster("c")],
+            assignments=[r.load_assignment("a", [9002]), r.load_assignment("c")],
+            listeners=[r.listener("l", 10000, "routes"), r.listener("l2", 10001, "routes")],
+            routes=[r.route_config("routes", "c")],
+            secrets=_secrets("2"),
+        ),
+    )
+    pushed = [await client.recv() for _ in range(5)]
+    assert [x.type_url for x in pushed] == [SECRET, CLUSTER, ENDPOINT, LISTENER, ROUTE]
+    rotated = unpack(pushed[0])["identity"]
+    assert rotated.tls_certificate.certificate_chain.inline_string == "chain 2"  # type: ignore[attr-defined]
+
+
+async def test_secret_nack_is_recorded_and_not_resent(
+    cache: SnapshotCache, connect: Connect
+) -> None:
+    cache.set_resources(NODE, _base(secrets=_secrets("1")))
+    client = await connect(NODE)
+    await client.request(SECRET, ["identity", "mesh-ca"])
+    good = await client.recv()
+    await client.ack(good, ["identity", "mesh-ca"])
+
+    cache.set_resources(NODE, _base(secrets=_secrets("broken")))
+    bad = await client.recv()
+    await client.nack(bad, "Failed to load certificate chain", ["identity", "mesh-ca"])
+
+    def nacked() -> bool:
+        nack = cache.node_status(NODE).types[SECRET].nack
+        return nack is not None and nack.version == bad.version_info
+
+    await eventually(nacked, "secret NACK recorded")
+    status = cache.node_status(NODE).types[SECRET]
+    assert status.acked_version == good.version_info and not status.in_sync
+    nack = status.nack
+    assert nack is not None and nack.changed == {"identity"}
+    await client.request(SECRET, ["identity", "mesh-ca"])  # Envoy asks again: no resend
+    await _probe(client)
+
+    cache.set_resources(NODE, _base(secrets=_secrets("3")))
+    fixed = await client.recv()
+    assert fixed.type_url == SECRET
+    assert fixed.version_info not in (good.version_info, bad.version_info)
+
+
+async def test_secret_rerequest_after_cds_is_answered(
+    cache: SnapshotCache, connect: Connect
+) -> None:
+    """Re-created clusters may subscribe to their secrets again with the same names: answered,
+    like EDS, so they finish warming."""
+    cache.set_resources(NODE, _base(secrets=_secrets()))
+    client = await connect(NODE)
+    await client.request(CLUSTER)
+    await client.ack(await client.recv())
+    await client.request(SECRET, ["identity", "mesh-ca"])
+    sds = await client.recv()
+    await client.ack(sds, ["identity", "mesh-ca"])
+
+    cache.set_resources(NODE, _base(clusters=[r.cluster("a", 2000)], secrets=_secrets()))
+    cds = await client.recv()
+    assert cds.type_url == CLUSTER
+    await client.ack(cds)
+    await client.request(SECRET, ["identity", "mesh-ca"])
+    again = await client.recv()
+    assert again.type_url == SECRET and again.version_info == sds.version_info
