@@ -1,4 +1,4 @@
-"""Admin surfaces stay local: on a second host only the gateway faces the network.
+"""Admin surfaces stay local: on a second host only the gateway's listeners face the network.
 
 The region's agent runs in a network namespace (its own "host", reached at 10.77.N.2) with
 `--host 10.77.N.2`, the control plane on this host at 10.77.N.1. What listens inside is read
@@ -105,12 +105,16 @@ def test_only_the_gateway_listens_on_the_hosts_address(edge: Edge, models: dict[
     mesh.wait_ready(DEPLOYMENT)
     status = mesh.region(REGION).status
     gateway_port, admin_port = _port(status.gateway_address), _port(status.admin_address)
+    peer_port = _port(status.peer_address)
     assert status.gateway_address == f"{ns.inner_address}:{gateway_port}"
+    assert status.peer_address == f"{ns.inner_address}:{peer_port}"
     assert status.admin_address == f"127.0.0.1:{admin_port}"
 
-    # Inside the region's host: the gateway alone listens on its address, all else on loopback.
+    # Inside the region's host: only the gateway (its inference listener, and its mTLS listener
+    # for other gateways' forwarded requests) listens on its address, all else on loopback.
     sockets = ns.listening()
-    assert _exposed(sockets) == {(ns.inner_address, gateway_port)}, sockets
+    gateway_listeners = {(ns.inner_address, gateway_port), (ns.inner_address, peer_port)}
+    assert _exposed(sockets) == gateway_listeners, sockets
     loopback_ports = {s.port for s in sockets if s.loopback}
     assert admin_port in loopback_ports
     worker_pids = set(mesh.worker_pids(REGION, DEPLOYMENT))
@@ -147,9 +151,13 @@ def test_the_activator_listens_on_loopback_by_default(edge: Edge) -> None:
     own = [s for s in listening_sockets() if mesh.controlplane.pid in s.pids]
     by_port = {s.port: s.host for s in own}
     assert by_port.get(grpc_port) == "127.0.0.1" and by_port.get(http_port) == "127.0.0.1", own
-    # Nothing of the control plane faces the network but its API (metrics: the harness's
-    # explicit 127.0.0.1).
-    assert _exposed(own) == {(edge.ns.host_address, _port(mesh.address))}, own
+    # Nothing of the control plane faces the network but its API port and its mTLS mesh port
+    # (agents, ADS); metrics: the harness's explicit 127.0.0.1.
+    faces = {
+        (edge.ns.host_address, _port(mesh.address)),
+        (edge.ns.host_address, _port(mesh.mesh_address)),
+    }
+    assert _exposed(own) == faces, own
     # It names the gateway it cannot serve and the flag that would.
     assert f"region {REGION}'s gateway listens on {edge.ns.inner_address}" in (
         mesh.controlplane.log()
