@@ -68,7 +68,7 @@ class ConnectRequest(_message.Message):
     def __init__(self, hello: _Optional[_Union[AgentHello, _Mapping]] = ..., report: _Optional[_Union[AgentReport, _Mapping]] = ...) -> None: ...
 
 class AgentHello(_message.Message):
-    __slots__ = ("region", "gateway_address", "admin_address", "agent_id", "country", "continent", "flavors", "max_replicas", "peer_address")
+    __slots__ = ("region", "gateway_address", "admin_address", "agent_id", "country", "continent", "flavors", "max_replicas", "peer_address", "edge_tls")
     REGION_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ADMIN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,7 @@ class AgentHello(_message.Message):
     FLAVORS_FIELD_NUMBER: _ClassVar[int]
     MAX_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    EDGE_TLS_FIELD_NUMBER: _ClassVar[int]
     region: str
     gateway_address: str
     admin_address: str
@@ -87,7 +88,18 @@ class AgentHello(_message.Message):
     flavors: _resources_pb2.FlavorSet
     max_replicas: int
     peer_address: str
-    def __init__(self, region: _Optional[str] = ..., gateway_address: _Optional[str] = ..., admin_address: _Optional[str] = ..., agent_id: _Optional[str] = ..., country: _Optional[str] = ..., continent: _Optional[str] = ..., flavors: _Optional[_Union[_resources_pb2.FlavorSet, _Mapping]] = ..., max_replicas: _Optional[int] = ..., peer_address: _Optional[str] = ...) -> None: ...
+    edge_tls: EdgeTls
+    def __init__(self, region: _Optional[str] = ..., gateway_address: _Optional[str] = ..., admin_address: _Optional[str] = ..., agent_id: _Optional[str] = ..., country: _Optional[str] = ..., continent: _Optional[str] = ..., flavors: _Optional[_Union[_resources_pb2.FlavorSet, _Mapping]] = ..., max_replicas: _Optional[int] = ..., peer_address: _Optional[str] = ..., edge_tls: _Optional[_Union[EdgeTls, _Mapping]] = ...) -> None: ...
+
+class EdgeTls(_message.Message):
+    __slots__ = ("mode", "sds_path", "names")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    SDS_PATH_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    sds_path: str
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, mode: _Optional[str] = ..., sds_path: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WorkerReport(_message.Message):
     __slots__ = ("worker_id", "deployment", "environment", "revision", "grpc_address", "http_address", "state", "restarts", "last_error", "consecutive_failures", "gateway_routable", "version", "inflight", "track", "queued", "requests", "batches", "runtime")

@@ -657,7 +657,7 @@ class RegionSpec(_message.Message):
     def __init__(self, country: _Optional[str] = ..., description: _Optional[str] = ..., continent: _Optional[str] = ..., flavors: _Optional[_Union[FlavorSet, _Mapping]] = ..., max_replicas: _Optional[int] = ...) -> None: ...
 
 class RegionStatus(_message.Message):
-    __slots__ = ("agent_connected", "gateway_address", "admin_address", "gateway_healthy", "acked_versions", "nack_error", "last_seen", "certificate_expires_at", "certificate_serial", "peer_address")
+    __slots__ = ("agent_connected", "gateway_address", "admin_address", "gateway_healthy", "acked_versions", "nack_error", "last_seen", "certificate_expires_at", "certificate_serial", "peer_address", "edge_tls", "edge_certificate_expires_at")
     class AckedVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -675,6 +675,8 @@ class RegionStatus(_message.Message):
     CERTIFICATE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_SERIAL_FIELD_NUMBER: _ClassVar[int]
     PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    EDGE_TLS_FIELD_NUMBER: _ClassVar[int]
+    EDGE_CERTIFICATE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     agent_connected: bool
     gateway_address: str
     admin_address: str
@@ -685,7 +687,9 @@ class RegionStatus(_message.Message):
     certificate_expires_at: str
     certificate_serial: str
     peer_address: str
-    def __init__(self, agent_connected: _Optional[bool] = ..., gateway_address: _Optional[str] = ..., admin_address: _Optional[str] = ..., gateway_healthy: _Optional[bool] = ..., acked_versions: _Optional[_Mapping[str, str]] = ..., nack_error: _Optional[str] = ..., last_seen: _Optional[str] = ..., certificate_expires_at: _Optional[str] = ..., certificate_serial: _Optional[str] = ..., peer_address: _Optional[str] = ...) -> None: ...
+    edge_tls: str
+    edge_certificate_expires_at: str
+    def __init__(self, agent_connected: _Optional[bool] = ..., gateway_address: _Optional[str] = ..., admin_address: _Optional[str] = ..., gateway_healthy: _Optional[bool] = ..., acked_versions: _Optional[_Mapping[str, str]] = ..., nack_error: _Optional[str] = ..., last_seen: _Optional[str] = ..., certificate_expires_at: _Optional[str] = ..., certificate_serial: _Optional[str] = ..., peer_address: _Optional[str] = ..., edge_tls: _Optional[str] = ..., edge_certificate_expires_at: _Optional[str] = ...) -> None: ...
 
 class Region(_message.Message):
     __slots__ = ("metadata", "spec", "status")
