@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from meshline.certs import new_key_and_csr
 from meshline.join_token import JOIN_TOKEN_ENV
@@ -156,6 +158,30 @@ async def join_until_answered(
         backoff = min(backoff * 2, max_backoff_s)
 
 
+@dataclass(frozen=True)
+class ApiAccess:
+    """The control plane's API port and the join token the agent started with ("" when it
+    started from its stored certificate; kept in memory only): what lets it join again when
+    its certificate expired before a renewal worked (the control plane was away for the
+    certificate's last third)."""
+
+    address: str
+    join_token: str = field(default="", repr=False)
+
+
+async def api_serving(address: str, ca_pem: str) -> bool:
+    """Whether the control plane's API port answers (TLS; health needs no credential)."""
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem.encode())
+    async with grpc.aio.secure_channel(address, credentials) as channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+        except grpc.aio.AioRpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
 class IdentityKeeper:
     """The agent's current identity: what each new connection to the mesh port uses, renewed
     in `run()` (the files, Envoy's SDS file among them, are rewritten at each renewal)."""
@@ -165,12 +191,14 @@ class IdentityKeeper:
         paths: IdentityPaths,
         identity: Identity,
         ca_pem: str,
+        api: ApiAccess,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.paths = paths
         self.current = identity
         self.ca_pem = ca_pem
         self.renewals = 0
+        self._api = api
         self._now = now
 
     @property
@@ -190,43 +218,65 @@ class IdentityKeeper:
         return not self.current.valid_at(self._now())
 
     async def run(self) -> None:
-        """Renew at two thirds of each lifetime, for ever. A failed renewal is tried again
-        (every few seconds, sooner near the end); a refusal, or a certificate that expired
-        before a renewal worked, ends the agent."""
+        """Renew at two thirds of each lifetime, for ever. A control plane that cannot be
+        reached is tried again (every few seconds) while the agent keeps serving; a refusal
+        ends the agent. A certificate that expired meanwhile is replaced by joining again with
+        the start's join token, when the agent has one; without, the agent ends once the
+        control plane answers again (it refuses an expired certificate)."""
         while True:
             await asyncio.sleep(renewal_delay_s(self.current, self._now()))
             await self._renew_once()
 
+    async def _exchange(self, old: Identity) -> tuple[Identity, str, str] | None:
+        """A new identity for `old`'s region and how it came; None while the control plane
+        cannot be asked."""
+        api = self._api
+        if not self.expired():
+            identity, ca_pem = await renew(old, self.ca_pem, self._now)
+            return identity, ca_pem, "renewed"
+        if api.join_token:
+            identity, ca_pem = await join(
+                api.address, self.ca_pem, old.region, api.join_token, self._now
+            )
+            return identity, ca_pem, "replaced by joining again (it expired unrenewed)"
+        # The mesh port closes on an expired certificate as on a control plane going away:
+        # the API port tells the two apart.
+        if await api_serving(api.address, self.ca_pem):
+            raise EnrollmentRefusedError(
+                f"the certificate of region {old.region} expired at "
+                f"{old.expires_at.isoformat()} before it could be renewed (the control plane "
+                "was out of reach): restart the agent with a new join token"
+            )
+        return None
+
     async def _renew_once(self) -> None:
+        retry = 0.2
         while True:
             old = self.current
             try:
-                identity, ca_pem = await renew(old, self.ca_pem, self._now)
+                exchanged = await self._exchange(old)
+                why = "the control plane's API does not answer"
             except grpc.aio.AioRpcError as exc:
+                exchanged, why = None, f"{exc.code().name}: {exc.details()}"
+            if exchanged is None:
                 left = (old.expires_at - self._now()).total_seconds()
-                if left <= 0:
-                    raise EnrollmentRefusedError(
-                        f"the certificate of region {old.region} expired at "
-                        f"{old.expires_at.isoformat()} before it could be renewed "
-                        f"({exc.code().name}: {exc.details()}): restart the agent with a new "
-                        "join token"
-                    ) from None
-                retry = min(5.0, max(left / 10, 0.2))
                 log.warning(
-                    "cannot renew the certificate yet (%s: %s); %.0fs left, trying again in %.1fs",
-                    exc.code().name,
-                    exc.details(),
-                    left,
+                    "cannot renew the certificate yet (%s); %s, trying again in %.1fs",
+                    why,
+                    f"{left:.0f}s left" if left > 0 else "it has expired",
                     retry,
                 )
                 await asyncio.sleep(retry)
+                retry = min(retry * 2, 5.0)
                 continue
+            identity, ca_pem, how = exchanged
             save_identity(self.paths, identity, ca_pem)
             self.current, self.ca_pem = identity, ca_pem
             self.renewals += 1
             log.info(
-                "certificate of region %s renewed: %s -> %s, expires %s",
+                "certificate of region %s %s: %s -> %s, expires %s",
                 identity.region,
+                how,
                 old.facts.serial,
                 identity.facts.serial,
                 identity.expires_at.isoformat(),
@@ -252,10 +302,11 @@ async def start_identity(
     stored by an earlier join). EnrollmentRefusedError says why the agent cannot start."""
     paths = IdentityPaths.of(state_dir)
     stored = load_identity(paths)
+    api = ApiAccess(api_address, join_token)
     decision = decide_start(stored, region, utc_now(), bool(join_token))
     if decision.start is Start.USE_STORED and stored is not None:
         log.info("starting with the stored identity: %s", decision.reason)
-        keeper = IdentityKeeper(paths, stored, _read_ca(paths.ca, "the stored CA"))
+        keeper = IdentityKeeper(paths, stored, _read_ca(paths.ca, "the stored CA"), api)
         save_identity(paths, stored, keeper.ca_pem)  # Envoy's SDS file as well
         return keeper
     if decision.start is Start.NO_TOKEN:
@@ -283,4 +334,4 @@ async def start_identity(
         identity.expires_at.isoformat(),
         identity.mesh_address,
     )
-    return IdentityKeeper(paths, identity, ca_pem)
+    return IdentityKeeper(paths, identity, ca_pem, api)

@@ -69,12 +69,6 @@ class ControlPlaneSession:
     async def run(self) -> None:
         backoff = 0.1
         while True:
-            if self.identity.expired():
-                current = self.identity.current
-                raise AgentRejectedError(
-                    f"the certificate of region {current.region} expired at "
-                    f"{current.expires_at.isoformat()}: restart the agent with a new join token"
-                )
             target = self.identity.mesh_address
             channel = self.identity.channel()
             self._accepted.clear()

@@ -30,7 +30,7 @@ from tests.harness.mesh_identity import region_identity, stranger_ca
 from tests.harness.processes import free_port
 from tests.workers.agent.helpers import agent_config, states, until, workload
 from workers.agent.artifacts import ArtifactCache, ArtifactFetchError
-from workers.agent.enrollment import IdentityKeeper
+from workers.agent.enrollment import ApiAccess, IdentityKeeper
 from workers.agent.identity import Identity, IdentityPaths
 from workers.agent.supervisor import Supervisor
 from workers.demo import build_mlp
@@ -54,7 +54,8 @@ def _agent_identity(ca: MeshCA, address: str, state: Path) -> IdentityKeeper:
     """Region r1's agent as after its join: its certificate, and the mesh port's address."""
     made = region_identity(ca, "r1")
     identity = Identity("r1", made.chain_pem, made.key_pem, address, datetime.now(UTC))
-    return IdentityKeeper(IdentityPaths.of(state), identity, ca.bundle_pem.decode())
+    no_api = ApiAccess(f"127.0.0.1:{free_port()}")  # renewals are not under test here
+    return IdentityKeeper(IdentityPaths.of(state), identity, ca.bundle_pem.decode(), no_api)
 
 
 @asynccontextmanager

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2_grpc
 
 from controlplane.agents.join import JoinServicer, JoinSettings
 from controlplane.pki import MeshCA, issue_server_certificate, open_ca
@@ -50,7 +51,8 @@ class ControlPlane:
 
 @contextlib.asynccontextmanager
 async def control_plane(state: Path, lifetime: timedelta) -> AsyncIterator[ControlPlane]:
-    """Join on a TLS port, Renew on an mTLS port, as the control plane serves them."""
+    """Join (and health) on a TLS port, Renew on an mTLS port, as the control plane serves
+    them."""
     store = Store.open(state / "meshline.db")
     ca = open_ca(state, None, datetime.now(UTC))
     own = issue_server_certificate(ca, ["127.0.0.1"], datetime.now(UTC))
@@ -59,6 +61,7 @@ async def control_plane(state: Path, lifetime: timedelta) -> AsyncIterator[Contr
     joins = JoinServicer(store, ca, JoinSettings(f"127.0.0.1:{mesh_port}", lifetime))
     for server in (api, mesh):
         agent_pb2_grpc.add_JoinServiceServicer_to_server(joins, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), api)
     api_port = api.add_secure_port("127.0.0.1:0", api_credentials(own))
     await api.start()
     await mesh.start()
@@ -170,3 +173,27 @@ async def test_a_refused_renewal_ends_the_keeper(tmp_path: Path) -> None:
         plane.store.delete_region("eu")
         with pytest.raises(EnrollmentRefusedError, match="join again with a join token"):
             await asyncio.wait_for(keeper.run(), 30)
+
+
+async def test_a_certificate_that_expired_unrenewed_is_replaced_by_joining_again(
+    tmp_path: Path,
+) -> None:
+    """The control plane was away past the certificate's end: the agent joins again with the
+    token it started with (it may still be valid), and Envoy's file gets the new pair."""
+    async with control_plane(tmp_path / "cp", timedelta(seconds=1)) as plane:
+        keeper = await _start(plane, tmp_path / "agent", plane.token())
+        first = keeper.current
+        await until(keeper.expired, "the certificate to expire")
+        await asyncio.wait_for(keeper._renew_once(), 30)
+        assert keeper.current.facts.serial != first.facts.serial and not keeper.expired()
+        assert load_identity(IdentityPaths.of(tmp_path / "agent")) == keeper.current
+
+
+async def test_without_a_token_an_expired_certificate_ends_the_agent(tmp_path: Path) -> None:
+    async with control_plane(tmp_path / "cp", timedelta(seconds=1)) as plane:
+        await _start(plane, tmp_path / "agent", plane.token())
+        # A restart from the stored certificate: no token in its environment.
+        keeper = await _start(plane, tmp_path / "agent", "")
+        await until(keeper.expired, "the certificate to expire")
+        with pytest.raises(EnrollmentRefusedError, match="restart the agent with a new join"):
+            await asyncio.wait_for(keeper._renew_once(), 30)
