@@ -103,10 +103,8 @@ def build_peer_route_configuration(gateway: GatewayIR) -> route_pb2.RouteConfigu
     """The peer listener's table: forwarded requests (and other gateways' probes) for the
     deployment versions this region runs, served by its own workers only; anything else gets
     an answer that says so."""
+    # No entry-region header here: the entry gateway sets it on the way back.
     config = route_pb2.RouteConfiguration(name=gateway.peer_route_config_name)
-    config.response_headers_to_add.append(
-        responses.response_header(wire.ENTRY_REGION_HEADER, gateway.region)
-    )
     host = config.virtual_hosts.add(name=DEFAULT_VIRTUAL_HOST, domains=["*"])
     for deployment in sorted(gateway.routes, key=lambda r: r.name):
         host.routes.extend(_hop_routes(deployment, gateway))
