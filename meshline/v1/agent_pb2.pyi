@@ -176,14 +176,16 @@ class ClusterTraffic(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., latency: _Optional[_Iterable[_Union[LatencyBucket, _Mapping]]] = ...) -> None: ...
 
 class AgentReport(_message.Message):
-    __slots__ = ("workers", "clusters", "traffic")
+    __slots__ = ("workers", "clusters", "traffic", "edge_certificate_expires_at")
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_FIELD_NUMBER: _ClassVar[int]
+    EDGE_CERTIFICATE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerReport]
     clusters: _containers.RepeatedCompositeFieldContainer[ClusterHealth]
     traffic: _containers.RepeatedCompositeFieldContainer[ClusterTraffic]
-    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerReport, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[ClusterHealth, _Mapping]]] = ..., traffic: _Optional[_Iterable[_Union[ClusterTraffic, _Mapping]]] = ...) -> None: ...
+    edge_certificate_expires_at: str
+    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerReport, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[ClusterHealth, _Mapping]]] = ..., traffic: _Optional[_Iterable[_Union[ClusterTraffic, _Mapping]]] = ..., edge_certificate_expires_at: _Optional[str] = ...) -> None: ...
 
 class Workload(_message.Message):
     __slots__ = ("deployment", "environment", "revision", "runtime", "model_path", "signature", "replicas", "model_version", "flavor", "track", "batching", "instances", "external", "artifact_sha256", "local_clusters")
