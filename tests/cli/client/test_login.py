@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.client.contexts import load
+from cli.client.contexts import Context, CredentialsFile, load, save
 from tests.cli.helpers import control_plane, meshline, run_cli
 from tests.harness.credentials import admin_token
 
@@ -38,13 +38,26 @@ def admin(cp_state: Path, address: str) -> str:
     return admin_token(cp_state)
 
 
+@pytest.fixture(scope="module")
+def ca(cp_state: Path, address: str) -> str:
+    """The control plane's CA, as a user copies it from its host (the API port speaks TLS)."""
+    return str(cp_state / "ca.crt")
+
+
 def test_login_checks_the_token_then_saves_it_as_the_current_context(
-    address: str, admin: str, tmp_path: Path
+    address: str, admin: str, ca: str, tmp_path: Path
 ) -> None:
     config = tmp_path / "config"
     env = user_env(config)
+    untrusted = run_cli("login", "--address", address, "--token", admin, env=env, cwd=tmp_path)
+    assert untrusted.returncode == 1 and not config.exists()
+    assert "its certificate is not signed by a CA this CLI trusts" in untrusted.stderr
+    assert f"meshline login --address {address} --certificate-authority PATH" in untrusted.stderr
     login = run_cli(
-        "login", "--address", address, "--context", "lab", stdin=admin + "\n", env=env, cwd=tmp_path
+        *("login", "--address", address, "--context", "lab", "--certificate-authority", ca),
+        stdin=admin + "\n",
+        env=env,
+        cwd=tmp_path,
     )
     assert login.returncode == 0, login.stderr
     assert f"logged in to {address} as admin (admin in all environments)" in login.stdout
@@ -54,6 +67,7 @@ def test_login_checks_the_token_then_saves_it_as_the_current_context(
     saved = load(config)
     assert saved.current_context == "lab"
     assert saved.get("lab") is not None and saved.get("lab").server == address  # type: ignore[union-attr]
+    assert saved.get("lab").certificate_authority == ca  # type: ignore[union-attr]
     # no --address, no token anywhere else: the context gives both
     regions = run_cli("get", "regions", env=env, cwd=tmp_path)
     assert regions.returncode == 0, regions.stderr
@@ -63,10 +77,16 @@ def test_login_checks_the_token_then_saves_it_as_the_current_context(
     assert f"token:     from context 'lab' of {config}" in who.stdout
 
 
-def test_login_refuses_to_save_a_token_the_server_refuses(address: str, tmp_path: Path) -> None:
+def test_login_refuses_to_save_a_token_the_server_refuses(
+    address: str, ca: str, tmp_path: Path
+) -> None:
     config = tmp_path / "config"
     env = user_env(config)
-    bad = run_cli("login", "--address", address, "--token", "a.b.c", env=env, cwd=tmp_path)
+    bad = run_cli(
+        *("login", "--address", address, "--token", "a.b.c", "--certificate-authority", ca),
+        env=env,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 1
     assert f"{address} refused the token, nothing saved" in bad.stderr
     assert not config.exists()
@@ -74,13 +94,14 @@ def test_login_refuses_to_save_a_token_the_server_refuses(address: str, tmp_path
     assert empty.returncode == 1 and "no token given" in empty.stderr
 
 
-def test_contexts_switch_list_and_delete(address: str, admin: str, tmp_path: Path) -> None:
+def test_contexts_switch_list_and_delete(address: str, admin: str, ca: str, tmp_path: Path) -> None:
     config = tmp_path / "config"
     env = user_env(config)
     viewer = make_key(address, "login-viewer", "--roles", "viewer")
     for name, token in (("as-admin", admin), ("as-viewer", viewer)):
         done = run_cli(
             *("login", "--address", address, "--context", name, "--token", token),
+            *("--certificate-authority", ca),
             env=env,
             cwd=tmp_path,
         )
@@ -88,7 +109,7 @@ def test_contexts_switch_list_and_delete(address: str, admin: str, tmp_path: Pat
     listed = run_cli("config", "get-contexts", env=env, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     rows = [line.split() for line in listed.stdout.splitlines()[1:]]
-    assert rows == [["as-admin", address, "-"], ["*", "as-viewer", address, "-"]]
+    assert rows == [["as-admin", address, ca], ["*", "as-viewer", address, ca]]
     assert admin not in listed.stdout and viewer not in listed.stdout
     current = run_cli("config", "current-context", env=env, cwd=tmp_path)
     assert current.stdout.strip() == "as-viewer"
@@ -114,16 +135,14 @@ def test_contexts_switch_list_and_delete(address: str, admin: str, tmp_path: Pat
 
 
 def test_token_precedence_flag_then_environment_then_context(
-    address: str, admin: str, tmp_path: Path
+    address: str, admin: str, ca: str, tmp_path: Path
 ) -> None:
     config = tmp_path / "config"
     first = make_key(address, "precedence-a", "--roles", "viewer")
     second = make_key(address, "precedence-b", "--roles", "viewer")
     env = user_env(config)
-    assert (
-        run_cli("login", "--address", address, "--token", admin, env=env, cwd=tmp_path).returncode
-        == 0
-    )
+    login = ("login", "--address", address, "--token", admin, "--certificate-authority", ca)
+    assert run_cli(*login, env=env, cwd=tmp_path).returncode == 0
     with_env = user_env(config, MESHLINE_TOKEN=first)
 
     def principal(*args: str, environ: dict[str, str]) -> str:
@@ -137,8 +156,10 @@ def test_token_precedence_flag_then_environment_then_context(
 
 
 def test_an_unauthenticated_answer_says_where_the_token_came_from(
-    address: str, tmp_path: Path
+    address: str, ca: str, tmp_path: Path
 ) -> None:
+    # A context that trusts the control plane's CA and holds no token.
+    save(tmp_path / "config", CredentialsFile("", (Context("lab", address, "", ca),)))
     env = user_env(tmp_path / "config")
     nothing = run_cli("get", "deployments", "--address", address, env=env, cwd=tmp_path)
     assert nothing.returncode == 1
@@ -172,8 +193,9 @@ def test_management_roles_go_through_keys_create_and_show_in_keys_list(address: 
     assert "ci,deployer" in row
 
 
-def test_audit_shows_changes_and_refusals(address: str, tmp_path: Path) -> None:
+def test_audit_shows_changes_and_refusals(address: str, ca: str, tmp_path: Path) -> None:
     made = make_key(address, "audit-viewer", "--roles", "viewer")
+    save(tmp_path / "config", CredentialsFile("", (Context("lab", address, "", ca),)))
     refused = run_cli(
         "keys",
         "revoke",

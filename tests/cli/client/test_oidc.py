@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.client.contexts import Context, CredentialsFile, save
 from tests.cli.client.test_login import user_env
 from tests.cli.helpers import control_plane, run_cli
 from tests.controlplane.translate.identity_provider import JwksServer, SigningKey, serving_jwks
@@ -31,9 +32,14 @@ def provider(key: SigningKey) -> Iterator[JwksServer]:
 
 
 @pytest.fixture(scope="module")
-def oidc_address(tmp_path_factory: pytest.TempPathFactory, provider: JwksServer) -> Iterator[str]:
+def oidc_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cp-oidc")
+
+
+@pytest.fixture(scope="module")
+def oidc_address(oidc_state: Path, provider: JwksServer) -> Iterator[str]:
     flags = ["--oidc-issuer", ISSUER, "--oidc-audience", AUDIENCE, "--oidc-jwks-uri", provider.uri]
-    with control_plane(tmp_path_factory.mktemp("cp-oidc"), flags) as address:
+    with control_plane(oidc_state, flags) as address:
         yield address
 
 
@@ -52,11 +58,16 @@ def token(key: SigningKey, roles: list[str], **claims: object) -> str:
 
 
 def test_a_providers_token_is_its_principal_with_its_roles(
-    oidc_address: str, key: SigningKey, tmp_path: Path
+    oidc_address: str, oidc_state: Path, key: SigningKey, tmp_path: Path
 ) -> None:
     env = user_env(tmp_path / "config")
     jwt = token(key, ["deployer:staging", "viewer"])
-    login = run_cli("login", "--address", oidc_address, "--token", jwt, env=env, cwd=tmp_path)
+    login = run_cli(
+        *("login", "--address", oidc_address, "--token", jwt),
+        *("--certificate-authority", str(oidc_state / "ca.crt")),
+        env=env,
+        cwd=tmp_path,
+    )
     assert login.returncode == 0, login.stderr
     assert f"as jwt:{ISSUER}#alice (deployer in staging, viewer in all environments)" in (
         login.stdout
@@ -83,8 +94,12 @@ def test_a_providers_token_is_its_principal_with_its_roles(
 
 
 def test_tokens_the_provider_did_not_make_for_us_are_refused(
-    oidc_address: str, key: SigningKey, tmp_path: Path
+    oidc_address: str, oidc_state: Path, key: SigningKey, tmp_path: Path
 ) -> None:
+    # A context that trusts the control plane's CA; the token comes from the environment.
+    trusted = Context("sso", oidc_address, "", str(oidc_state / "ca.crt"))
+    save(tmp_path / "config", CredentialsFile("", (trusted,)))
+
     def refused(jwt: str) -> str:
         env = user_env(tmp_path / "config", MESHLINE_TOKEN=jwt)
         result = run_cli("whoami", "--address", oidc_address, env=env)

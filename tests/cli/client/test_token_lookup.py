@@ -109,6 +109,22 @@ def test_the_admin_token_of_up_is_used_for_ups_control_plane_only(tmp_path: Path
     assert found.credential("prod.example:7070").source is TokenSource.NONE
 
 
+def test_the_ca_of_ups_control_plane_is_trusted_for_it_alone(tmp_path: Path) -> None:
+    """The API port speaks TLS: run from the directory of `meshline up`, the CLI trusts the
+    mesh CA it made, for that control plane only; a context's CA wins."""
+    found = lookup(tmp_path, contexts=FILE, up_address="127.0.0.1:7070")
+    assert found.credential("127.0.0.1:7070").certificate_authority is None  # no ca.crt yet
+    ca = tmp_path / ".meshline" / "controlplane" / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert found.credential("127.0.0.1:7070").certificate_authority == ca.resolve()
+    assert found.credential("stranger.example:1").certificate_authority is None
+    prod = found.credential("prod.example:7070").certificate_authority
+    assert prod == tmp_path / "home" / ".meshline" / "ca" / "prod.pem"
+    # with a --token too: the CA comes with the server, whatever gives the token
+    flagged = lookup(tmp_path, token="t", up_address="127.0.0.1:7070").credential("127.0.0.1:7070")
+    assert flagged.certificate_authority == ca.resolve()
+
+
 def test_hints_say_where_the_token_came_from(tmp_path: Path) -> None:
     none = ApiCredential("", TokenSource.NONE)
     assert unauthenticated_hint(none, "a:1") == (
