@@ -28,7 +28,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from meshline import join_token
-from meshline.v1 import agent_pb2, agent_pb2_grpc, api_pb2
+from meshline.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
 from tests.e2e.conftest import deployment_yaml
 from tests.harness.credentials import api_credentials
 from tests.harness.load import ClientLoop
@@ -167,6 +167,17 @@ def test_a_join_without_a_token_is_refused_and_logged(mesh: Mesh) -> None:
         10,
         "the refusal in the control plane's log",
     )
+
+
+def test_the_join_is_in_the_audit_log(mesh: Mesh) -> None:
+    """Who let region eu in: its token (by public id), the certificate, the caller."""
+    stub = api_pb2_grpc.AuditServiceStub(mesh._channel())
+    events = stub.ListAuditEvents(api_pb2.ListAuditEventsRequest(kind="Region"), timeout=10).events
+    joins = [e for e in events if e.verb == "join" and e.name == REGION]
+    assert len(joins) == 1, events
+    assert joins[0].principal.startswith("jointoken:") and joins[0].outcome == "allowed"
+    assert "issued to ipv4:127.0.0.1:" in joins[0].detail
+    assert "registered from the token's facts" in joins[0].detail
 
 
 def _connect(mesh: Mesh, credentials: grpc.ChannelCredentials | None, region: str) -> grpc.RpcError:
