@@ -364,6 +364,9 @@ class LiveStatus:
             out.admin_address = session.hello.admin_address
             out.peer_address = session.hello.peer_address
             out.last_seen = f"{session.last_seen:.0f}"
+            out.edge_tls, out.edge_certificate_expires_at = served_edge_tls(
+                session.hello.edge_tls, session.report
+            )
         for type_url, t in node.types.items():
             if t.acked_version:
                 out.acked_versions[TYPE_NAMES.get(type_url, type_url)] = t.acked_version
@@ -389,6 +392,18 @@ class LiveStatus:
         if secret is None:
             return None
         return certificate_of(secret.tls_certificate.certificate_chain.inline_string)
+
+
+def served_edge_tls(
+    asked: agent_pb2.EdgeTls, report: agent_pb2.AgentReport | None
+) -> tuple[str, str]:
+    """(edge TLS mode, expiry of the certificate) as clients get them: the mode the agent set
+    up, once its own handshake with the public listener got a certificate back (before that,
+    or without edge TLS, clients get plain text or nothing: ("", ""))."""
+    served = report.edge_certificate_expires_at if report is not None else ""
+    if not asked.mode or not served:
+        return "", ""
+    return asked.mode, served
 
 
 @functools.lru_cache(maxsize=64)

@@ -4,16 +4,66 @@ itself is cli.client.infer, imported only when the command runs: numpy)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
 
-from cli.client.api import AddressOption, api_client, call, fail, resolve_address
+from cli.client.api import (
+    AddressOption,
+    api_client,
+    call,
+    fail,
+    resolve_address,
+    resolve_credential,
+)
 from cli.client.credentials import missing_key_hint, resolve_api_key
 from cli.client.render import OutputFormat
 from cli.console import console
+from meshline.edge_tls import EdgeTlsMode
 from meshline.v1 import api_pb2
+
+if TYPE_CHECKING:
+    from cli.client.infer import ClientTls
+
+
+@dataclass(frozen=True)
+class GatewayChoice:
+    """Where to send the request, and the edge TLS its region reports ("" = plain text;
+    unknown, "", when the address was given)."""
+
+    address: str
+    edge_tls: str = ""
+
+
+@dataclass(frozen=True)
+class Trust:
+    """Which CA file to check a gateway's certificate against (None: the system's roots),
+    and how to name it in a message."""
+
+    ca_file: Path | None
+    source: str
+
+
+def edge_trust(edge_tls: str, ca_file: Path | None, api_ca: Path | None) -> Trust:
+    """--ca-file when given; else, for a certificate of the mesh CA, the CA the CLI already
+    trusts for the control plane's API (the context's, or `meshline up`'s ca.crt); else (the
+    user's own certificate, or nothing known) the system's roots."""
+    if ca_file is not None:
+        return Trust(ca_file, f"--ca-file {ca_file}")
+    if edge_tls == EdgeTlsMode.MESH_CA.value and api_ca is not None:
+        return Trust(api_ca, f"the mesh CA ({api_ca})")
+    return Trust(None, "the system's trusted CAs")
+
+
+def wants_tls(tls: bool | None, edge_tls: str, ca_file: Path | None) -> bool:
+    """--tls/--plaintext when given; else TLS when the region reports edge TLS or a CA file
+    was given for it."""
+    if tls is not None:
+        return tls
+    return bool(edge_tls) or ca_file is not None
 
 
 def infer(
@@ -41,17 +91,41 @@ def infer(
         ),
     ] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+    tls: Annotated[
+        bool | None,
+        typer.Option(
+            "--tls/--plaintext",
+            help="TLS to the gateway; default: TLS when its region reports edge TLS (or "
+            "--ca-file is given)",
+        ),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="CA to check the gateway's TLS certificate against; default: the mesh CA the "
+            "CLI trusts for the control plane (edge TLS from the mesh CA), else the system's"
+        ),
+    ] = None,
     address: AddressOption = None,
 ) -> None:
     """Send one inference request through a region's Envoy gateway."""
     from cli.client.infer import InferError, infer_grpc, infer_http, parse_input
 
     key = resolve_api_key(api_key)
-    target = gateway or _gateway_of(region, resolve_address(address), deployment, environment)
+    if gateway:
+        choice = GatewayChoice(gateway)
+    else:
+        choice = _gateway_of(region, resolve_address(address), deployment, environment)
+    target = choice.address
+    client_tls = None
+    if wants_tls(tls, choice.edge_tls, ca_file):
+        client_tls = _client_tls(choice.edge_tls, ca_file, address)
     try:
         inputs = [parse_input(i) for i in input]
         send = infer_http if http else infer_grpc
-        result = send(target, deployment, environment, inputs, credentials=key.headers())
+        result = send(
+            target, deployment, environment, inputs, credentials=key.headers(), tls=client_tls
+        )
     except InferError as exc:
         hint = f" ({missing_key_hint(key)})" if exc.unauthenticated else ""
         raise fail(f"{exc}{hint}") from None
@@ -64,7 +138,8 @@ def infer(
             where = f"served by worker {result.served_by} in region {result.region or '?'}"
         else:  # Triton sends no x-meshline-* metadata
             where = "served (the server named no worker: a Triton)"
-        console.print(f"{where} via gateway {target}", highlight=False)
+        secured = " (TLS)" if client_tls is not None else ""
+        console.print(f"{where} via gateway {target}{secured}", highlight=False)
     else:
         payload = {"outputs": data, "worker": result.served_by, "region": result.region}
         render_text = (
@@ -75,7 +150,23 @@ def infer(
         console.print(render_text, markup=False, highlight=False)
 
 
-def _gateway_of(region: str | None, addr: str, deployment: str, environment: str) -> str:
+def _client_tls(edge_tls: str, ca_file: Path | None, address: str | None) -> ClientTls:
+    """TLS settings for the gateway: the CA to trust read now (a clear error if it cannot)."""
+    from cli.client.infer import ClientTls
+
+    api_ca = None
+    if ca_file is None and edge_tls == EdgeTlsMode.MESH_CA.value:
+        api_ca = resolve_credential(resolve_address(address)).certificate_authority
+    trust = edge_trust(edge_tls, ca_file, api_ca)
+    if trust.ca_file is None:
+        return ClientTls(None, trust.source)
+    try:
+        return ClientTls(trust.ca_file.read_bytes(), trust.source)
+    except OSError as exc:
+        raise fail(f"cannot read the CA {trust.ca_file}: {exc.strerror}") from None
+
+
+def _gateway_of(region: str | None, addr: str, deployment: str, environment: str) -> GatewayChoice:
     """The named region's gateway (any region: its gateway forwards to where the deployment
     runs), else a healthy one of a region the deployment runs in."""
     with api_client(addr) as api:
@@ -100,10 +191,10 @@ def _gateway_of(region: str | None, addr: str, deployment: str, environment: str
             )
         if not chosen.status.gateway_address:
             raise fail(f"region {region!r} has no gateway (is its agent running?)")
-        return str(chosen.status.gateway_address)
+        return GatewayChoice(str(chosen.status.gateway_address), str(chosen.status.edge_tls))
     for r in regions:
         if r.metadata.name in placement and r.status.gateway_healthy:
-            return str(r.status.gateway_address)
+            return GatewayChoice(str(r.status.gateway_address), str(r.status.edge_tls))
     raise fail(
         f"no healthy gateway in the regions {deployment} runs in "
         f"({', '.join(placement) or 'none'}); see `meshline get regions`"

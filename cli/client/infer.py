@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -49,6 +50,37 @@ class InferError(Exception):
     def __init__(self, message: str, unauthenticated: bool = False) -> None:
         super().__init__(message)
         self.unauthenticated = unauthenticated
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """TLS to a gateway that serves it (edge TLS): its certificate checked against `ca_pem`
+    (PEM CA certificates), or against the system's roots when None, and against the address
+    dialled."""
+
+    ca_pem: bytes | None = None
+    # Where the trust came from, for messages ("the mesh CA ...", "--ca-file X").
+    source: str = "the system's trusted CAs"
+
+    def grpc_credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(self.ca_pem)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        cadata = self.ca_pem.decode() if self.ca_pem is not None else None
+        context = ssl.create_default_context(cadata=cadata)
+        context.set_alpn_protocols(["http/1.1"])
+        return context
+
+    def untrusted(self, gateway: str, detail: str) -> InferError:
+        return InferError(
+            f"no TLS connection to gateway {gateway}: its certificate is not one {self.source} "
+            f"vouches for, or does not name {gateway.rpartition(':')[0]}; give the CA that "
+            f"signed it with --ca-file ({detail})"
+        )
+
+
+# What gRPC and Python's ssl say when the server's certificate is not trusted or not named.
+_TLS_FAILURES = ("CERTIFICATE_VERIFY_FAILED", "handshake", "Handshake", "hostname")
 
 
 @dataclass(frozen=True)
@@ -117,9 +149,16 @@ def infer_grpc(
     inputs: list[tuple[str, list[float]]],
     timeout_s: float = 30.0,
     credentials: Sequence[tuple[str, str]] = (),
+    tls: ClientTls | None = None,
 ) -> InferResult:
-    """`credentials`: headers that carry the caller's key (cli.client.credentials.ApiKey)."""
-    with grpc.insecure_channel(gateway) as channel:
+    """`credentials`: headers that carry the caller's key (cli.client.credentials.ApiKey);
+    `tls`: speak TLS to the gateway (its region serves edge TLS)."""
+    channel = (
+        grpc.secure_channel(gateway, tls.grpc_credentials())
+        if tls is not None
+        else grpc.insecure_channel(gateway)
+    )
+    with channel:
         stub = oip_grpc.GRPCInferenceServiceStub(channel)
         md = _metadata(deployment, environment, credentials)
         try:
@@ -141,6 +180,13 @@ def infer_grpc(
             response, call = stub.ModelInfer.with_call(request, metadata=md, timeout=timeout_s)
         except grpc.RpcError as exc:
             code = exc.code()
+            details = exc.details() or ""
+            if (
+                tls is not None
+                and code is grpc.StatusCode.UNAVAILABLE
+                and any(t in details for t in _TLS_FAILURES)
+            ):
+                raise tls.untrusted(gateway, details) from None
             raise InferError(
                 f"{exc.details()} [{code.name}]",
                 unauthenticated=code is grpc.StatusCode.UNAUTHENTICATED,
@@ -166,17 +212,20 @@ def infer_http(
     inputs: list[tuple[str, list[float]]],
     timeout_s: float = 30.0,
     credentials: Sequence[tuple[str, str]] = (),
+    tls: ClientTls | None = None,
 ) -> InferResult:
-    """`credentials`: headers that carry the caller's key (cli.client.credentials.ApiKey)."""
+    """`credentials`: headers that carry the caller's key (cli.client.credentials.ApiKey);
+    `tls`: https to the gateway (its region serves edge TLS)."""
+    context = tls.ssl_context() if tls is not None else None
     headers = {
         wire.ENVIRONMENT_HEADER: environment,
         "content-type": "application/json",
         **dict(credentials),
     }
-    base = f"http://{gateway}/v2/models/{deployment}"
+    base = f"{'https' if tls is not None else 'http'}://{gateway}/v2/models/{deployment}"
     try:
         with urllib.request.urlopen(
-            urllib.request.Request(base, headers=headers), timeout=timeout_s
+            urllib.request.Request(base, headers=headers), timeout=timeout_s, context=context
         ) as reply:
             meta = json.load(reply)
         declared = {t["name"]: t for t in meta.get("inputs", [])}
@@ -202,7 +251,7 @@ def infer_http(
             headers=headers,
             data=json.dumps({"inputs": body_inputs}).encode(),
         )
-        with urllib.request.urlopen(request, timeout=timeout_s) as reply:
+        with urllib.request.urlopen(request, timeout=timeout_s, context=context) as reply:
             body = json.load(reply)
             worker = reply.headers.get(wire.WORKER_HEADER, "")
             region = reply.headers.get(wire.REGION_HEADER, "")
@@ -216,6 +265,8 @@ def infer_http(
     except TimeoutError:
         raise InferError(f"no answer from gateway {gateway} within {timeout_s:.0f}s") from None
     except urllib.error.URLError as exc:
+        if tls is not None and isinstance(exc.reason, ssl.SSLError):
+            raise tls.untrusted(gateway, str(exc.reason)) from None
         raise InferError(f"cannot reach gateway {gateway}: {exc.reason}") from None
     outputs = {
         o["name"]: np.asarray(o["data"], dtype=numpy_dtype(o["datatype"])).reshape(o["shape"])

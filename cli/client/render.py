@@ -168,6 +168,7 @@ def regions_table(items: Sequence[resources_pb2.Region]) -> Table:
         "AGENT",
         "GATEWAY HEALTH",
         "CERT EXPIRES",
+        "EDGE TLS",
         "ERROR",
         box=None,
         header_style="bold",
@@ -184,9 +185,18 @@ def regions_table(items: Sequence[resources_pb2.Region]) -> Table:
             agent,
             health,
             s.certificate_expires_at or "-",  # the region's mesh certificate (none: not joined)
+            edge_tls_cell(s),
             s.nack_error,
         )
     return table
+
+
+def edge_tls_cell(status: resources_pb2.RegionStatus) -> str:
+    """What clients of the region's gateway get: `-` (plain text), or the edge TLS mode and
+    when the certificate it serves expires."""
+    if not status.edge_tls:
+        return "-"
+    return f"{status.edge_tls} until {status.edge_certificate_expires_at or '?'}"
 
 
 def _callers(access: resources_pb2.AccessPolicy) -> str:

@@ -250,6 +250,30 @@ def agent(
             "only loads its model; each costs memory, not CPU, while it waits. 0 = none",
         ),
     ] = 1,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="Serve clients TLS with this certificate chain (PEM, on this host; with "
+            "--tls-key). Envoy watches it: replace it by renaming a new file over it"
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The private key of --tls-cert (PEM, unencrypted)")
+    ] = None,
+    tls_from_mesh_ca: Annotated[
+        bool,
+        typer.Option(
+            help="Serve clients TLS with a certificate from the mesh CA, for --host and each "
+            "--tls-name (clients trust the control plane's ca.crt); renewed with no restart"
+        ),
+    ] = False,
+    tls_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A DNS name or IP clients dial the gateway at (repeatable; with "
+            "--tls-from-mesh-ca)"
+        ),
+    ] = None,
     log_level: str = "info",
 ) -> None:
     """Run a region: its Envoy gateway and its workers, as the control plane asks.
@@ -259,6 +283,7 @@ def agent(
     with the token's facts unless a Region of its name was applied.
     """
     from workers.agent.config import AgentConfig
+    from workers.agent.edge_tls import EdgeTlsError, edge_tls_settings
     from workers.agent.main import run_agent
 
     removed = {
@@ -280,6 +305,16 @@ def agent(
     token, problem = join_token_from(join_token_file, os.environ)
     if problem:
         raise fail(problem)
+    try:
+        edge_tls = edge_tls_settings(
+            cert_file=tls_cert,
+            key_file=tls_key,
+            from_mesh_ca=tls_from_mesh_ca,
+            tls_names=tuple(tls_name or ()),
+            host=host,
+        )
+    except EdgeTlsError as exc:
+        raise fail(str(exc)) from None
     setup_logging(log_level)
     config = AgentConfig(
         region=region,
@@ -288,6 +323,7 @@ def agent(
         host=host,
         gateway_port=gateway_port,
         peer_port=peer_port,
+        edge_tls=edge_tls,
         admin_host=admin_host,
         worker_host=worker_host,
         standby_workers=standby_workers,
@@ -300,6 +336,13 @@ def up(
     regions: Annotated[str, typer.Option(help="Comma-separated region names")] = "eu,us",
     state_dir: Annotated[Path, typer.Option(help="State, logs and models")] = DEFAULT_STATE_DIR,
     api_port: Annotated[int | None, typer.Option(help="API port (default 7070, else free)")] = None,
+    edge_tls: Annotated[
+        bool,
+        typer.Option(
+            help="Gateways serve clients TLS with certificates of the mesh CA (clients trust "
+            "<state-dir>/controlplane/ca.crt); default: plain text"
+        ),
+    ] = False,
 ) -> None:
     """Start the control plane, one agent per region and the demo deployment; Ctrl-C stops all."""
     from cli.server.up import run_up
@@ -311,6 +354,6 @@ def up(
         if problem := region_problem(name):
             raise fail(problem)
     try:
-        run_up(names, state_dir, api_port, console)
+        run_up(names, state_dir, api_port, console, edge_tls=edge_tls)
     except RuntimeError as exc:
         raise fail(str(exc)) from None

@@ -193,7 +193,15 @@ spec:
 """
 
 
-def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: Console) -> None:
+def run_up(
+    regions: list[str],
+    state_dir: Path,
+    api_port: int | None,
+    console: Console,
+    *,
+    edge_tls: bool = False,
+) -> None:
+    """`edge_tls`: every gateway serves clients TLS with a certificate of the mesh CA."""
     import yaml
 
     from workers.demo import build_mlp
@@ -260,6 +268,7 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
                     str(_stable_port(FIRST_GATEWAY_PORT + index)),
                     "--ca-file",
                     str(ca),
+                    *(["--tls-from-mesh-ca"] if edge_tls else []),
                 ],
                 env={JOIN_TOKEN_ENV: join_tokens[region]},
             )
@@ -319,7 +328,9 @@ def run_up(regions: list[str], state_dir: Path, api_port: int | None, console: C
                     60,
                 )
             regions_now = api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=2).regions
-        _print_endpoints(console, address, regions_now, demo_file, secret, key_file)
+        _print_endpoints(
+            console, address, regions_now, demo_file, secret, key_file, ca if edge_tls else None
+        )
         while not (dead := stack.dead()):
             time.sleep(0.5)
         console.print(f"[red]{dead.name} exited unexpectedly:[/]\n{_tail(dead.log_path)}")
@@ -364,13 +375,27 @@ def _print_endpoints(
     demo_file: Path,
     secret: str,
     key_file: Path,
+    edge_ca: Path | None = None,
 ) -> None:
+    """`edge_ca`: the gateways serve TLS with certificates of this CA (None: plain text)."""
     table = Table("REGION", "GATEWAY (gRPC + HTTP)", "ENVOY ADMIN", box=None, header_style="bold")
     first_gateway = ""
     for r in regions:  # type: ignore[attr-defined]
         table.add_row(r.metadata.name, r.status.gateway_address, r.status.admin_address)
         first_gateway = first_gateway or r.status.gateway_address
     bearer = f'-H "authorization: Bearer ${API_KEY_ENV}"'
+    curl = f"curl -s http://{first_gateway}/v2/models/{DEMO_DEPLOYMENT} {bearer}"
+    client = 'client.infer(..., headers={"authorization": f"Bearer {key}"})'
+    triton = f"tritonclient: {client}"
+    if edge_ca is not None:
+        curl = (
+            f"curl -s --cacert {edge_ca} https://{first_gateway}/v2/models/{DEMO_DEPLOYMENT} "
+            f"{bearer}"
+        )
+        triton = (
+            f'tritonclient: grpcclient.InferenceServerClient("{first_gateway}", ssl=True, '
+            f'root_certificates="{edge_ca}"); {client}'
+        )
     console.print(f"\n[bold green]meshline is up[/]  control plane API: [bold]{address}[/]\n")
     console.print(table)
     console.print(
@@ -383,8 +408,8 @@ Try:
   meshline get deployments
   meshline infer {DEMO_DEPLOYMENT} --input input=0.5
   export {API_KEY_ENV}=$(cat {key_file})
-  curl -s http://{first_gateway}/v2/models/{DEMO_DEPLOYMENT} {bearer}
-  tritonclient: client.infer(..., headers={{"authorization": f"Bearer {{key}}"}})
+  {curl}
+  {triton}
 Logs: {demo_file.parent / "logs"}   Press Ctrl-C to stop everything.
 """,
         highlight=False,

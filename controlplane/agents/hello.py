@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from controlplane.agents.edge_hello import edge_tls_problem
 from controlplane.agents.peers import PeerRefusal
 from controlplane.store import NotFoundError, Store
 from meshline.v1 import agent_pb2
@@ -12,7 +13,10 @@ from meshline.v1 import agent_pb2
 def hello_refusal(store: Store, hello: agent_pb2.AgentHello) -> PeerRefusal | None:
     """The region must be registered: at Join (from the token's facts) or applied by an
     admin. A region deleted since its agent joined needs a new join. The hello's own facts
-    (country, flavors, ...) are never read."""
+    (country, flavors, ...) are never read. The edge TLS it asks for must be one that can be
+    configured."""
+    if problem := edge_tls_problem(hello.edge_tls):
+        return PeerRefusal(grpc.StatusCode.INVALID_ARGUMENT, problem)
     try:
         store.get_region(hello.region)
     except NotFoundError:

@@ -19,6 +19,7 @@ from controlplane.ir.model import (
     Backend,
     Credentials,
     DeploymentRoute,
+    EdgeTls,
     Endpoint,
     GatewayIR,
     GatewayTls,
@@ -121,6 +122,7 @@ def build_network(
     tls: Mapping[str, GatewayTls] | None = None,
     known_regions: Iterable[str] = (),
     peer_plaintext: bool = False,
+    edge: Mapping[str, EdgeTls] | None = None,
 ) -> NetworkIR:
     """One GatewayIR per region with a gateway; a route on it for every deployment it can reach.
 
@@ -130,7 +132,8 @@ def build_network(
     without one neither listens for nor sends forwarded requests, unless `peer_plaintext`
     (benchmark only) makes the peer path plain text. `known_regions`: every region a gateway
     may have to forward to, reporting or not (the gateways' TLS sockets, one per peer, stay the
-    same while agents come and go).
+    same while agents come and go). `edge`: the TLS each region's public listener serves
+    clients (a region without: plain text).
 
     `leaving`: regions a placement change moves a deployment away from that keep serving it
     until the new placement does (controlplane/moves.py): their own gateway still prefers its
@@ -174,6 +177,7 @@ def build_network(
                 tuple(routes),
                 credentials=Credentials(tuple(keys)),
                 peer=peer,
+                edge=(edge or {}).get(region),
             )
         )
     return NetworkIR(gateways=tuple(result))

@@ -21,6 +21,7 @@ from controlplane.policy.settings import (
     RetrySettings,
 )
 from meshline import wire
+from meshline.edge_tls import EdgeTlsMode
 from meshline.keys import DeploymentKey
 
 TIER_LOCAL = "local"
@@ -230,6 +231,36 @@ class PeerPath:
 
 
 @dataclass(frozen=True)
+class EdgeTls:
+    """TLS on a gateway's public listener, for clients (API keys and JWTs stay their
+    credential: no client certificate is asked). mesh-ca: `certificate` (from the mesh CA, for
+    the names clients dial) goes to Envoy over SDS; files: Envoy reads the SDS file the agent
+    wrote at `sds_path` on its host, which names the user's certificate and key. `secret_name`:
+    the SDS secret the listener asks for, assigned here from `controlplane.ir.names`."""
+
+    mode: EdgeTlsMode
+    certificate: GatewayTls | None = None
+    sds_path: str = ""
+    secret_name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.mode is EdgeTlsMode.MESH_CA and self.certificate is None:
+            raise ValueError("edge TLS from the mesh CA needs the gateway's certificate")
+        if self.mode is EdgeTlsMode.FILES and not self.sds_path.startswith("/"):
+            raise ValueError(
+                f"edge TLS from files needs the absolute path of the agent's SDS file, not "
+                f"{self.sds_path!r}"
+            )
+        if not self.secret_name:
+            name = (
+                names.EDGE_CERTIFICATE_SECRET
+                if self.mode is EdgeTlsMode.MESH_CA
+                else names.EDGE_FILES_SECRET
+            )
+            object.__setattr__(self, "secret_name", name)
+
+
+@dataclass(frozen=True)
 class GatewayIR:
     """Everything one region's Envoy serves."""
 
@@ -239,6 +270,8 @@ class GatewayIR:
     routes: tuple[DeploymentRoute, ...] = ()
     credentials: Credentials = field(default_factory=Credentials)
     peer: PeerPath = field(default_factory=PeerPath)
+    # TLS for clients on the public listener (None: plain text).
+    edge: EdgeTls | None = None
     listener_name: str = names.LISTENER_NAME
     route_config_name: str = names.ROUTE_CONFIG_NAME
     stat_prefix: str = names.STAT_PREFIX

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from meshline.edge_tls import FILES_SECRET
+
 LISTENER_NAME = "gateway"
 ROUTE_CONFIG_NAME = "gateway"
 STAT_PREFIX = "gateway"
@@ -22,6 +24,10 @@ PEER_STAT_PREFIX = "peer"
 # The SDS secrets of a gateway: its mesh certificate with its key, and the CAs it trusts.
 CERTIFICATE_SECRET = "meshline-gateway-certificate"
 TRUSTED_CA_SECRET = "meshline-mesh-ca"
+# Edge TLS: the certificate the public listener serves clients, from the mesh CA over SDS on the
+# ADS stream, or from the SDS file an agent writes naming the user's files (fixed by the agent).
+EDGE_CERTIFICATE_SECRET = "meshline-edge-certificate"
+EDGE_FILES_SECRET = FILES_SECRET
 
 # The listener's own HTTP filters (instances of Envoy filters, named by us): per-route configs
 # are keyed by these names, so a route can switch each one's rules. The listener-level configs

@@ -108,7 +108,8 @@ class Reconciler:
                 self.rollouts.next_check_s() if self.rollouts is not None else None,
                 self.moves.next_check_s(),
                 self._next_credential_change_s(),
-                None if self.peer_plaintext else self.identities.next_renewal_s(_now()),
+                # Peer certificates (none held with --peer-plaintext) and edge certificates.
+                self.identities.next_renewal_s(_now()),
             ):
                 if check is not None:
                     timeouts.append(check)
@@ -195,6 +196,9 @@ class Reconciler:
             # started: the clusters' TLS sockets (one per peer) stay as they are meanwhile.
             known_regions={*plan.regions, *sessions},
             peer_plaintext=self.peer_plaintext,
+            edge=self.identities.edge_tls(
+                {r: s.hello.edge_tls for r, s in sessions.items()}, _now()
+            ),
         )
         plan.state.clusters = ClusterIndex.of(network)
         plan.state.holds = hold_targets(network, plan)

@@ -2,7 +2,8 @@
 other regions' gateways forward requests; on each, gRPC and REST share a port.
 
 codec_type AUTO tells HTTP/2 prior knowledge (gRPC over cleartext) from HTTP/1.1 by the
-connection preface, or by ALPN under TLS, so one port serves both. Routes come by RDS over ADS,
+connection preface, or by ALPN under TLS (the public listener's edge TLS, when the region has
+it, or the peer listener's mTLS), so one port serves both. Routes come by RDS over ADS,
 a table of its own per listener: the public one checks every caller and never serves a
 forwarded request; the peer one serves only forwarded requests, from the region's own workers,
 to clients that showed a mesh certificate naming a region (`tls.py`), whose entry gateway
@@ -24,7 +25,7 @@ from google.protobuf.message import Message
 
 from controlplane.ir import names
 from controlplane.ir.model import GatewayIR
-from controlplane.translate import access, denials, path_metadata, tls, wellknown
+from controlplane.translate import access, denials, edge_tls, path_metadata, tls, wellknown
 from controlplane.translate.clusters import ads_config_source, http2_options
 from controlplane.translate.pb import boolean, duration, packed
 
@@ -48,8 +49,11 @@ def build_listeners(gateway: GatewayIR) -> list[listener_pb2.Listener]:
 
 
 def build_listener(gateway: GatewayIR) -> listener_pb2.Listener:
+    """Clients' listener: plain text, or TLS with the edge certificate (`edge_tls.py`)."""
     listener = _listener(gateway.listener_name, gateway.listen_host, gateway.listen_port)
     chain = listener.filter_chains.add()
+    if gateway.edge is not None:
+        chain.transport_socket.CopyFrom(edge_tls.listener_socket(gateway.edge))
     chain.filters.add(
         name=wellknown.HCM_FILTER, typed_config=packed(http_connection_manager(gateway))
     )

@@ -102,15 +102,17 @@ def redacted(secret: secret_pb2.Secret) -> secret_pb2.Secret:
 
 
 def static_socket(socket: base_pb2.TransportSocket) -> base_pb2.TransportSocket:
-    """`socket` naming static secrets instead of SDS ones (for a bootstrap that holds the
-    secrets in static_resources)."""
+    """`socket` naming static secrets instead of SDS ones over ADS (for a bootstrap that holds
+    the secrets in static_resources); a secret from a file (edge TLS from the user's files)
+    stays where it is."""
     upstream = tls_pb2.UpstreamTlsContext()
     downstream = tls_pb2.DownstreamTlsContext()
     context = upstream if socket.typed_config.Is(upstream.DESCRIPTOR) else downstream
     socket.typed_config.Unpack(context)
     common = context.common_tls_context
     for config in common.tls_certificate_sds_secret_configs:
-        config.ClearField("sds_config")
+        if not config.sds_config.HasField("path_config_source"):
+            config.ClearField("sds_config")
     if common.HasField("combined_validation_context"):
         combined = common.combined_validation_context
         combined.validation_context_sds_secret_config.ClearField("sds_config")

@@ -8,7 +8,7 @@ from envoy.config.core.v3.extension_pb2 import TypedExtensionConfig
 
 from controlplane.ir import names
 from controlplane.ir.model import GatewayIR
-from controlplane.translate import tls
+from controlplane.translate import edge_tls, tls
 from controlplane.translate.clusters import PeerSockets, build_clusters
 from controlplane.translate.endpoints import build_load_assignments
 from controlplane.translate.jwt import jwks_clusters, jwt_authn_config
@@ -61,7 +61,7 @@ def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
         listeners={li.name: li for li in sorted(listeners, key=lambda li: li.name)},
         routes={r.name: r for r in sorted(route_configs, key=lambda r: r.name)},
         extensions={e.name: e for e in sorted(extensions, key=lambda e: e.name)},
-        secrets=tls.secrets(gateway),
+        secrets=dict(sorted({**tls.secrets(gateway), **edge_tls.secrets(gateway)}.items())),
         owners=MappingProxyType(owners),
     )
 

@@ -122,6 +122,8 @@ class ClientLoop:
     # Extra metadata on every request (e.g. a pinned version or a sticky-session header).
     extra_metadata: tuple[tuple[str, str], ...] = ()
     rest: bool = False
+    # gRPC over TLS to a gateway with edge TLS, trusting these CA certificates (PEM).
+    root_certificates: bytes | None = None
     ok: int = 0
     failures: list[str] = field(default_factory=list)
     last_output: np.ndarray | None = None
@@ -178,7 +180,12 @@ class ClientLoop:
             *self.extra_metadata,
         )
         request = infer_request(self.deployment, self.batch)
-        with grpc.insecure_channel(self.gateway) as channel:
+        channel = (
+            grpc.secure_channel(self.gateway, grpc.ssl_channel_credentials(self.root_certificates))
+            if self.root_certificates is not None
+            else grpc.insecure_channel(self.gateway)
+        )
+        with channel:
             stub = oip_grpc.GRPCInferenceServiceStub(channel)
             while not self._stop.is_set():
                 sent = time.monotonic()

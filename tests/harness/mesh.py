@@ -325,13 +325,14 @@ class Mesh:
         netns: Netns | None = None,
         join_token: str | None = None,
         name: str = "",
+        flags: Sequence[str] = (),
     ) -> ManagedProcess:
         """Start `region`'s agent with a join token made for it with these facts (what the
         region registers as), given in its environment as a user would (`standby_workers`:
         the agent's own setting, its default when None). `join_token`: this one instead ("":
         none at all). With `netns` the agent runs inside that namespace, its gateway on the
         namespace's address: a region on another host. `name`: of its process and log, when
-        not `agent-<region>`."""
+        not `agent-<region>`. `flags`: more `meshline agent` flags (e.g. edge TLS)."""
         if join_token is None:
             join_token = self.create_join_token(
                 region,
@@ -341,11 +342,11 @@ class Mesh:
                 gpu_flavors=gpu_flavors,
                 max_replicas=max_replicas,
             )
-        flags: list[str] = []
+        more: list[str] = list(flags)
         if netns is not None:
-            flags += ["--host", netns.inner_address]
+            more += ["--host", netns.inner_address]
         if standby_workers is not None:
-            flags += ["--standby-workers", str(standby_workers)]
+            more += ["--standby-workers", str(standby_workers)]
         agent = ManagedProcess(
             name or f"agent-{region}",
             [
@@ -359,7 +360,7 @@ class Mesh:
                 str(self.ca_file),
                 "--state-dir",
                 str(self.state_dir / region),
-                *flags,
+                *more,
             ],
             self.state_dir,
             env={JOIN_TOKEN_ENV: join_token},

@@ -27,9 +27,11 @@ def triton_infer(
     cases: tuple[str, ...] = ("grpc", "http-binary", "http-json"),
     headers: dict[str, str] | None = None,
     http_endpoint: str | None = None,
+    ca_file: Path | None = None,
 ) -> dict[str, np.ndarray | str]:
     """Each case's `output` tensor, or its error text. gRPC and HTTP share `endpoint` (a
-    gateway) unless `http_endpoint` names another (a Triton worker's own HTTP port)."""
+    gateway) unless `http_endpoint` names another (a Triton worker's own HTTP port).
+    `ca_file`: speak TLS (tritonclient's `ssl=True`), trusting that CA."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "input.npy"
         np.save(path, data)
@@ -49,6 +51,8 @@ def triton_infer(
         ]
         for key, value in (headers or {}).items():
             args += ["--header", f"{key}={value}"]
+        if ca_file is not None:
+            args += ["--ca-file", str(ca_file)]
         result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"tritonclient script failed: {result.stderr[-2000:]}")

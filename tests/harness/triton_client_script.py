@@ -42,7 +42,12 @@ def _outputs(result: Any, names: list[str]) -> dict[str, Any]:
 def run_grpc(args: argparse.Namespace, data: np.ndarray, meta_only: bool) -> dict[str, Any]:
     import tritonclient.grpc as grpcclient
 
-    client = grpcclient.InferenceServerClient(args.grpc)
+    if args.ca_file:  # the gateway serves TLS (edge TLS): tritonclient takes the CA's path
+        client = grpcclient.InferenceServerClient(
+            args.grpc, ssl=True, root_certificates=args.ca_file
+        )
+    else:
+        client = grpcclient.InferenceServerClient(args.grpc)
     headers = dict(args.header)
     if meta_only:
         return {
@@ -69,7 +74,12 @@ def run_grpc(args: argparse.Namespace, data: np.ndarray, meta_only: bool) -> dic
 def run_http(args: argparse.Namespace, data: np.ndarray, mode: str) -> dict[str, Any]:
     import tritonclient.http as httpclient
 
-    client = httpclient.InferenceServerClient(args.http)
+    if args.ca_file:  # https, trusting the CA file
+        client = httpclient.InferenceServerClient(
+            args.http, ssl=True, ssl_options={"ca_certs": args.ca_file}
+        )
+    else:
+        client = httpclient.InferenceServerClient(args.http)
     headers = dict(args.header)
     if mode == "meta":
         return {
@@ -210,6 +220,9 @@ def main() -> int:
     )
     parser.add_argument("--cases", default="grpc,http-binary,http-json")
     parser.add_argument("--bad-input", default="", help="burst cases: a .npy sent among the rows")
+    parser.add_argument(
+        "--ca-file", default="", help="TLS to the endpoints (grpc, http cases), trusting this CA"
+    )
     args = parser.parse_args()
     args.output_name = args.output_name or ["output"]
     data = np.load(args.input)

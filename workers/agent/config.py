@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshline.bind import LOOPBACK, reachable_host
+from workers.agent.edge_tls import EdgeTlsSettings
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class AgentConfig:
     # The peer listener, on `host` too: other regions' gateways forward requests there (mTLS
     # with the mesh certificates the control plane gives Envoy). 0 = pick a free port.
     peer_port: int = 0
+    # TLS on the inference listener, for clients (None: plain text): a certificate from the
+    # mesh CA, or the user's own files.
+    edge_tls: EdgeTlsSettings | None = None
     # Envoy's admin interface (config_dump, /quitquitquit): only the agent reads it.
     admin_host: str = LOOPBACK
     admin_port: int = 0
@@ -49,6 +53,11 @@ class AgentConfig:
     def admin_reach_host(self) -> str:
         """Where the agent (and `meshline get regions`) reaches Envoy's admin on this host."""
         return reachable_host(self.admin_host)
+
+    @property
+    def gateway_reach_host(self) -> str:
+        """Where the agent reaches its gateway's inference listener on this host."""
+        return reachable_host(self.host)
 
     @property
     def worker_reach_host(self) -> str:

@@ -8,9 +8,14 @@ import contextlib
 import logging
 import signal
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 
+from meshline.edge_tls import EdgeTlsMode
 from meshline.v1 import agent_pb2
 from workers.agent.config import AgentConfig
+from workers.agent.edge_probe import EdgeCertificateWatch, expires_text
+from workers.agent.edge_tls import EdgeTlsError, check_user_files, hello_edge_tls, write_sds_file
 from workers.agent.enrollment import EnrollmentRefusedError, start_identity
 from workers.agent.envoy_process import EnvoyGateway
 from workers.agent.session import ControlPlaneSession
@@ -25,6 +30,7 @@ async def run_agent(config: AgentConfig, join_token: str = "") -> None:
     is started before the region has its certificate, so a refused agent's Envoy never asks
     for configuration."""
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    edge_sds_file = prepare_edge_tls(config)
     try:
         identity = await start_identity(
             config.state_dir, config.region, config.controlplane, config.ca_file, join_token
@@ -45,6 +51,7 @@ async def run_agent(config: AgentConfig, join_token: str = "") -> None:
         admin_address=gateway.admin_address,
         peer_address=gateway.peer_address,
         agent_id=agent_id,
+        edge_tls=hello_edge_tls(config.edge_tls, edge_sds_file),
     )
     session = ControlPlaneSession(hello, supervisor, identity, config.report_interval_s)
     supervisor.connected = session.connected.is_set
@@ -62,9 +69,17 @@ async def run_agent(config: AgentConfig, join_token: str = "") -> None:
         asyncio.create_task(session.run(), name="session"),
         asyncio.create_task(identity.run(), name="certificate-renewal"),
     ]
+    if config.edge_tls is not None:
+        watch = EdgeCertificateWatch(
+            config.gateway_reach_host,
+            gateway.gateway_port,
+            lambda facts: supervisor.edge_certificate_served(expires_text(facts)),
+        )
+        tasks.append(asyncio.create_task(watch.run(), name="edge-certificate"))
+    edge = config.edge_tls.mode.value if config.edge_tls is not None else "off"
     print(
         f"agent region={config.region} gateway={gateway.gateway_address} "
-        f"peer={gateway.peer_address} admin={gateway.admin_address}",
+        f"peer={gateway.peer_address} admin={gateway.admin_address} edge-tls={edge}",
         flush=True,
     )
     stopper = asyncio.create_task(stop.wait(), name="stop-signal")
@@ -87,3 +102,26 @@ async def run_agent(config: AgentConfig, join_token: str = "") -> None:
         await gateway.stop()
     if failure is not None:
         raise SystemExit(f"agent for region {config.region}: {failure}")
+
+
+def prepare_edge_tls(config: AgentConfig) -> Path | None:
+    """Before anything starts: the user's certificate files must be servable now (else the
+    agent ends with what is wrong with which file), and Envoy gets the SDS file naming them.
+    Its path (None unless the mode is "files")."""
+    settings = config.edge_tls
+    if settings is None or settings.mode is not EdgeTlsMode.FILES:
+        return None
+    assert settings.cert_file is not None and settings.key_file is not None
+    try:
+        facts = check_user_files(settings.cert_file, settings.key_file, datetime.now(UTC))
+    except EdgeTlsError as exc:
+        raise SystemExit(f"agent for region {config.region}: {exc}") from None
+    path = write_sds_file(config.state_dir, settings)
+    log.info(
+        "edge TLS from %s (certificate %s, expires %s) through %s",
+        settings.cert_file,
+        facts.serial,
+        facts.not_after.isoformat(),
+        path,
+    )
+    return path

@@ -63,6 +63,8 @@ class Supervisor:
     holding_hostnames: frozenset[str] = frozenset()
     # The control plane has said which clusters and hosts are which (a DesiredState arrived).
     told: bool = False
+    # Edge TLS: when the certificate the client listener serves expires (RFC 3339; "" none).
+    edge_certificate_expires_at: str = ""
     # Envoy's view of each cluster leading to other regions (see AgentReport.clusters).
     _forwarding: dict[str, agent_pb2.ClusterHealth] = field(default_factory=dict)
     # Envoy's per-cluster traffic (see AgentReport.traffic).
@@ -123,7 +125,13 @@ class Supervisor:
             ],
             clusters=[self._forwarding[name] for name in sorted(self._forwarding)],
             traffic=[self._traffic[name] for name in sorted(self._traffic)],
+            edge_certificate_expires_at=self.edge_certificate_expires_at,
         )
+
+    def edge_certificate_served(self, expires_at: str) -> None:
+        """The client listener serves another certificate (or none): report it."""
+        self.edge_certificate_expires_at = expires_at
+        self.on_change()
 
     # -- the loop -----------------------------------------------------------------------
 

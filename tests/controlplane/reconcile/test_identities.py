@@ -1,4 +1,5 @@
-"""Gateway certificates: when each region gets a new one, and what the reconciler is given."""
+"""Gateway certificates (the peer path's, and the edge certificates of regions that ask for TLS
+from the mesh CA): when each region gets a new one, and what the reconciler is given."""
 
 from __future__ import annotations
 
@@ -9,11 +10,24 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from controlplane.ir import names
+from controlplane.ir.model import EdgeTls
 from controlplane.pki.ca import create_ca
+from controlplane.pki.edge import EdgeCertificate, issue_edge_certificate
 from controlplane.pki.gateway import GatewayCertificate, issue_gateway_certificate
-from controlplane.reconcile.identities import GatewayIdentities, due, next_renewal_s
+from controlplane.reconcile.identities import (
+    GatewayIdentities,
+    due,
+    edge_certificate_tls,
+    edge_due,
+    edge_tls_of,
+    edge_wanted,
+    next_renewal_s,
+)
 from meshline import wire
 from meshline.certs import read_certificate_facts
+from meshline.edge_tls import EdgeTlsMode
+from meshline.v1 import agent_pb2
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 CA = create_ca(T0 - timedelta(days=1))
@@ -90,3 +104,86 @@ def test_identities_issue_what_is_due_keep_the_rest_and_forget_regions_gone() ->
 def test_identities_refuse_a_lifetime_that_is_no_lifetime() -> None:
     with pytest.raises(ValueError, match="positive"):
         GatewayIdentities(CA, timedelta(0))
+
+
+# -- edge certificates ------------------------------------------------------------------------
+
+EdgeHello = agent_pb2.EdgeTls
+MESH_CA_HELLO = EdgeHello(mode="mesh-ca", names=["10.0.0.2", "gw.example.com"])
+FILES_HELLO = EdgeHello(mode="files", sds_path="/var/lib/meshline/us/edge/edge-sds.yaml")
+
+
+def _edge_held(names: tuple[str, ...], renew_in_s: float) -> EdgeCertificate:
+    issued = issue_edge_certificate(CA, "eu", names, T0, timedelta(hours=1))
+    return replace(issued, renew_at=T0 + timedelta(seconds=renew_in_s))
+
+
+def test_edge_wanted_only_from_the_mesh_ca() -> None:
+    hellos = {"eu": MESH_CA_HELLO, "us": FILES_HELLO, "ap": EdgeHello()}
+    assert edge_wanted(hellos) == {"eu": ("10.0.0.2", "gw.example.com")}
+
+
+@pytest.mark.parametrize(
+    ("held", "wanted", "expected"),
+    [
+        (None, ("10.0.0.2",), ["eu"]),  # none yet
+        ((("10.0.0.2",), 60.0), ("10.0.0.2",), []),  # not due
+        ((("10.0.0.2",), 60.0), ("10.0.0.2", "0.0.0.0"), []),  # the same names certified
+        ((("10.0.0.2",), 60.0), ("10.0.0.3",), ["eu"]),  # other names asked for
+        ((("10.0.0.2",), 0.0), ("10.0.0.2",), ["eu"]),  # due
+        ((("10.0.0.2",), 60.0), ("bad name",), ["eu"]),  # never equal (issuing will refuse)
+    ],
+)
+def test_edge_due(
+    held: tuple[tuple[str, ...], float] | None, wanted: tuple[str, ...], expected: list[str]
+) -> None:
+    current = {"eu": _edge_held(*held)} if held else {}
+    assert edge_due(current, {"eu": wanted}, T0) == expected
+
+
+def test_edge_tls_of_what_the_agents_asked() -> None:
+    tls = edge_certificate_tls(_edge_held(("10.0.0.2",), 60.0))
+    hellos = {
+        "eu": MESH_CA_HELLO,
+        "us": FILES_HELLO,
+        "ap": EdgeHello(),  # plain text
+        "sa": EdgeHello(mode="mesh-ca", names=["10.0.0.9"]),  # no certificate (issuing failed)
+        "af": EdgeHello(mode="acme"),  # refused by the hello check: never configured
+    }
+    edge = edge_tls_of(hellos, {"eu": tls})
+    assert edge == {
+        "eu": EdgeTls(EdgeTlsMode.MESH_CA, certificate=tls),
+        "us": EdgeTls(EdgeTlsMode.FILES, sds_path=FILES_HELLO.sds_path),
+    }
+    assert edge["eu"].secret_name == names.EDGE_CERTIFICATE_SECRET
+    assert edge["us"].secret_name == names.EDGE_FILES_SECRET
+
+
+def test_identities_issue_edge_certificates_renew_them_and_follow_the_names() -> None:
+    identities = GatewayIdentities(CA, timedelta(seconds=30))
+    hellos = {"eu": MESH_CA_HELLO, "us": FILES_HELLO}
+    first = identities.edge_tls(hellos, T0)
+    assert set(first) == {"eu", "us"} and first["us"].certificate is None
+    cert = first["eu"].certificate
+    assert cert is not None and cert.trusted_ca == ""
+    leaf = x509.load_pem_x509_certificate(cert.certificate_chain.encode())
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["gw.example.com"]
+    # Peer and edge renewals both wake the reconciler.
+    assert identities.next_renewal_s(T0) == pytest.approx(20.0)
+    assert identities.edge_tls(hellos, T0 + timedelta(seconds=19)) == first
+    renewed = identities.edge_tls(hellos, T0 + timedelta(seconds=20))["eu"].certificate
+    assert renewed is not None and renewed.serial != cert.serial
+    assert renewed.private_key != cert.private_key
+    # An agent restarted with other names gets a certificate for them at once.
+    other = {"eu": EdgeHello(mode="mesh-ca", names=["10.0.0.3"])}
+    moved = identities.edge_tls(other, T0 + timedelta(seconds=21))["eu"].certificate
+    assert moved is not None and moved.serial != renewed.serial
+    # An agent that no longer asks is forgotten (and nothing is due any more).
+    assert identities.edge_tls({"eu": EdgeHello()}, T0 + timedelta(seconds=22)) == {}
+    assert identities.next_renewal_s(T0 + timedelta(seconds=22)) is None
+
+
+def test_an_edge_certificate_that_cannot_be_issued_leaves_the_region_plain() -> None:
+    identities = GatewayIdentities(CA, timedelta(seconds=30))
+    assert identities.edge_tls({"eu": EdgeHello(mode="mesh-ca", names=["::"])}, T0) == {}

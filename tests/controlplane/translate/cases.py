@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from controlplane.ir import (
     TIER_ACTIVATOR,
     TIER_GATEWAY,
@@ -15,7 +17,7 @@ from controlplane.ir import (
     RetrySettings,
     Tier,
 )
-from controlplane.ir.model import Credentials, PeerPath, PublicKey
+from controlplane.ir.model import Credentials, EdgeTls, PeerPath, PublicKey
 from controlplane.policy.access import (
     AccessSettings,
     CallerRule,
@@ -26,7 +28,8 @@ from controlplane.policy.access import (
     RateSettings,
     TokenBucket,
 )
-from tests.controlplane.translate.fixed_tls import gateway_tls
+from meshline.edge_tls import EdgeTlsMode
+from tests.controlplane.translate.fixed_tls import edge_tls_certificate, gateway_tls
 
 EMPTY = GatewayIR(region="eu", listen_host="0.0.0.0", listen_port=10000)
 
@@ -349,7 +352,34 @@ EDGE_ACCESS = GatewayIR(
     ),
 )
 
+# Edge TLS on the public listener, with the peer path's mTLS beside it: a certificate of the mesh
+# CA over SDS (ADS), or the user's files through the agent's SDS file.
+EDGE_TLS_MESH_CA = GatewayIR(
+    region="eu",
+    listen_host="10.0.0.10",
+    listen_port=10443,
+    routes=(
+        DeploymentRoute.local(
+            deployment="fraud",
+            environment="production",
+            endpoints=(Endpoint("fraud-w1", "10.0.0.1", 9000, 8000),),
+            region="eu",
+        ),
+    ),
+    peer=PeerPath("10.0.0.10", 10444, gateway_tls("eu"), ("us",)),
+    edge=EdgeTls(
+        EdgeTlsMode.MESH_CA, certificate=edge_tls_certificate("10.0.0.10", "gw.eu.example.com")
+    ),
+)
+
+EDGE_TLS_FILES = replace(
+    EDGE_TLS_MESH_CA,
+    edge=EdgeTls(EdgeTlsMode.FILES, sds_path="/var/lib/meshline/regions/eu/edge/edge-sds.yaml"),
+)
+
 CASES: dict[str, GatewayIR] = {
+    "edge_tls_mesh_ca": EDGE_TLS_MESH_CA,
+    "edge_tls_files": EDGE_TLS_FILES,
     "edge_access": EDGE_ACCESS,
     "cold_and_deactivated": COLD_AND_DEACTIVATED,
     "failover_three_regions": FAILOVER_THREE_REGIONS,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -82,5 +83,42 @@ def gateway_tls(region: str) -> GatewayTls:
         private_key=private,
         trusted_ca=_pem(ca),
         serial="2",
+        expires_at=NOT_AFTER.timestamp(),
+    )
+
+
+@functools.cache
+def edge_tls_certificate(*names: str) -> GatewayTls:
+    """A server certificate of the golden CA for `names` (DNS names and IPs), as the control
+    plane makes for edge TLS from the mesh CA, with its key."""
+    ca, ca_key = _ca()
+    key = _key(f"golden edge {','.join(names)}")
+    sans: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            sans.append(x509.DNSName(name))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edge")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(3)
+        .not_valid_before(NOT_BEFORE)
+        .not_valid_after(NOT_AFTER)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(ca_key, hashes.SHA256(), ecdsa_deterministic=True)
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return GatewayTls(
+        certificate_chain=_pem(certificate) + _pem(ca),
+        private_key=private,
+        serial="3",
         expires_at=NOT_AFTER.timestamp(),
     )

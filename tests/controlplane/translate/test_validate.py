@@ -13,6 +13,8 @@ import pytest
 from controlplane.translate import translate_gateway
 from controlplane.translate.static_bootstrap import static_bootstrap_yaml
 from tests.controlplane.translate.cases import CASES
+from tests.controlplane.translate.edge_files import with_edge_files
+from tests.controlplane.translate.fixed_tls import edge_tls_certificate
 from tests.harness.processes import VENV_BIN
 
 ENVOY = VENV_BIN / "envoy"
@@ -38,7 +40,9 @@ def envoy_validate(config: str | bytes, tmp_path: Path) -> subprocess.CompletedP
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_envoy_accepts_resources(case: str, tmp_path: Path) -> None:
-    config = static_bootstrap_yaml(translate_gateway(CASES[case]), admin_port=0)
+    # Edge TLS from files: Envoy reads the SDS file and the files it names, so they must exist.
+    ir = with_edge_files(CASES[case], tmp_path / "edge", edge_tls_certificate("127.0.0.1"))
+    config = static_bootstrap_yaml(translate_gateway(ir), admin_port=0)
     result = envoy_validate(config, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 

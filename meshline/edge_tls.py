@@ -1,0 +1,69 @@
+"""Edge TLS: how a region's gateway serves TLS to clients, in the words the agent (which asks
+for it in its hello), the control plane (which configures Envoy's client listener) and the CLI
+(which dials it) share.
+
+Bottom layer, so no side retypes a mode or the name of the secret in the agent's SDS file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from enum import StrEnum
+
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+class EdgeTlsMode(StrEnum):
+    """`AgentHello.edge_tls.mode` and `RegionStatus.edge_tls` ("" = plain text)."""
+
+    # A server certificate from the control plane's mesh CA, over SDS on the ADS stream, for the
+    # names clients dial (the gateway's --host and each --tls-name); renewed like the peer ones.
+    MESH_CA = "mesh-ca"
+    # The user's certificate chain and key on the agent's host (--tls-cert/--tls-key), which
+    # Envoy reads and watches through the SDS file the agent writes.
+    FILES = "files"
+
+
+def edge_tls_mode(text: str) -> EdgeTlsMode | None:
+    """The mode `text` names; None for "" (plain text). ValueError naming the modes otherwise."""
+    if not text:
+        return None
+    try:
+        return EdgeTlsMode(text)
+    except ValueError:
+        modes = ", ".join(repr(m.value) for m in EdgeTlsMode)
+        raise ValueError(f"edge TLS mode {text!r} is not one of {modes}") from None
+
+
+# The one Secret in the SDS file an agent writes for mode "files": the client listener's TLS
+# context asks for it by this name (its `sds_config` is that file's path).
+FILES_SECRET = "meshline-edge-files"
+
+
+def edge_names(names: Iterable[str]) -> tuple[str, ...]:
+    """The names a gateway's mesh-CA certificate is for: IP addresses and DNS names, in the
+    order given, without repeats (DNS names lowercased, IPv6 without brackets). An unspecified
+    address (0.0.0.0, ::) is no name a client dials: left out. ValueError naming the first
+    name that is neither an IP address nor a DNS name."""
+    found: dict[str, None] = {}
+    for given in names:
+        name = given.strip()
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        try:
+            ip = ipaddress.ip_address(name)
+        except ValueError:
+            if not _is_dns_name(name):
+                raise ValueError(f"{given!r} is neither an IP address nor a DNS name") from None
+            found[name.lower().rstrip(".")] = None
+            continue
+        if not ip.is_unspecified:
+            found[str(ip)] = None
+    return tuple(found)
+
+
+def _is_dns_name(name: str) -> bool:
+    bare = name.rstrip(".")
+    return 0 < len(bare) <= 253 and all(_DNS_LABEL.match(label) for label in bare.split("."))
