@@ -41,9 +41,10 @@ def rejects_alone(gateway: GatewayIR, route: DeploymentRoute | None) -> str:
     """Envoy's complaint about `route`'s resources on `gateway` without any other deployment
     (None: the gateway's own resources, with no deployment); '' when it takes them (or cannot
     say: no binary, a timeout; then nobody is blamed)."""
-    # Without the peer path: it is no deployment's, and its private key stays off the disk.
+    # Without the peer path and edge TLS: they are no deployment's, their private keys stay off
+    # the disk, and the user's certificate files (edge TLS from files) are on the gateway's host.
     resources = translate_gateway(
-        replace(gateway, routes=(route,) if route else (), peer=PeerPath())
+        replace(gateway, routes=(route,) if route else (), peer=PeerPath(), edge=None)
     )
     data = static_bootstrap(resources).SerializeToString(deterministic=True)
     with tempfile.TemporaryDirectory(prefix="meshline-validate-") as tmp:
