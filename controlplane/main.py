@@ -18,7 +18,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from controlplane import confirmed
-from controlplane.activator import Activator, ActivatorServer, activator_out_of_reach
+from controlplane.activator import (
+    Activator,
+    ActivatorServer,
+    ActivatorTls,
+    activator_out_of_reach,
+)
 from controlplane.agents.audit import join_record
 from controlplane.agents.hello import hello_refusal
 from controlplane.agents.join import JoinEvent, JoinServicer, JoinSettings
@@ -96,8 +101,8 @@ class ControlPlaneConfig:
     # How long an agent's certificate lives; it renews at 2/3.
     agent_cert_ttl: timedelta = REGION_CERT_LIFETIME
     # IP literal the activator binds and the gateways reach it at (Envoy takes only IP literals
-    # in EDS). Loopback by default: it takes requests from anyone who reaches it, so only a
-    # mesh with gateways on other hosts exposes it (--activator-host).
+    # in EDS). Loopback by default, so a mesh with gateways on other hosts exposes it
+    # (--activator-host); it takes only gateways with their mesh certificate (mTLS).
     activator_host: str = LOOPBACK
     # host:port of the Prometheus /metrics page (cold starts, replicas, held requests); "" = off.
     metrics_listen: str = ""
@@ -143,7 +148,11 @@ async def serve(config: ControlPlaneConfig) -> None:
     except (CAError, ValueError) as exc:
         raise SystemExit(f"cannot start the control plane: {exc}") from None
     if config.peer_plaintext:
-        log.warning("the peer path between gateways runs in plain text (benchmark only)")
+        log.warning(
+            "the peer path between gateways runs in plain text (benchmark only); gateways get "
+            "no mesh certificate, which the activator asks for: deployments scaled to zero do "
+            "not wake"
+        )
     reconciler = Reconciler(
         store,
         registry,
@@ -155,7 +164,7 @@ async def serve(config: ControlPlaneConfig) -> None:
     rollouts.on_change = reconciler.trigger  # a retry or abort reaches the gateways at once
     status = LiveStatus(cache, registry, lambda: reconciler.state, reconciler.autoscaler.ledger)
     activator = Activator(reconciler.hold_target, reconciler.trigger)
-    activator_server = ActivatorServer(activator, config.activator_host)
+    activator_server = ActivatorServer(activator, config.activator_host, ActivatorTls(own, ca))
     await activator_server.start()
     reconciler.activator = activator
     reconciler.activator_endpoint = activator_endpoint(

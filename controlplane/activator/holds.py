@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from controlplane.activator.limits import HeldNow, HoldLimits, over_limit
 from meshline.keys import PlacedTrackKey
 
 # Answer a little before Envoy's own timeout, so the client reads our reason, not Envoy's.
@@ -16,9 +17,9 @@ TIMEOUT_MARGIN_S = 0.25
 
 @dataclass(frozen=True)
 class HoldRequest:
-    """What the activator knows of a request: the headers the gateway's route set."""
+    """What the activator knows of a request: who sent it and the headers its route set."""
 
-    gateway: str  # region of the gateway that sent it
+    gateway: str  # region of the gateway that sent it (its verified certificate names it)
     deployment: str
     environment: str
     version: str
@@ -53,17 +54,20 @@ HoldKey = tuple[str, PlacedTrackKey]  # (gateway, what wakes)
 class Activator:
     """`resolve` maps a request to what must wake (None: nothing, replay it; a string: why it
     cannot be served); `on_change` asks
-    the reconciler for a rebuild, which calls `update` with what the data plane confirmed."""
+    the reconciler for a rebuild, which calls `update` with what the data plane confirmed.
+    `limits` caps the requests held at once (per gateway region and in all)."""
 
     def __init__(
         self,
         resolve: Callable[[HoldRequest], HoldTarget | str | None],
         on_change: Callable[[], None],
         clock: Callable[[], float] = time.monotonic,
+        limits: HoldLimits | None = None,
     ) -> None:
         self._resolve = resolve
         self._on_change = on_change
         self._clock = clock
+        self.limits = limits or HoldLimits()
         self._waiting: dict[HoldKey, int] = {}
         self._ready: dict[HoldKey, asyncio.Event] = {}
         self._problems: dict[PlacedTrackKey, WakeProblem] = {}
@@ -78,6 +82,15 @@ class Activator:
 
     def waiting(self) -> list[HoldKey]:
         return [k for k, n in self._waiting.items() if n > 0]
+
+    def held_now(self, gateway: str) -> HeldNow:
+        """Requests held now from `gateway`'s region, and in all."""
+        total = from_gateway = 0
+        for (sender, _), count in self._waiting.items():
+            total += count
+            if sender == gateway:
+                from_gateway += count
+        return HeldNow(from_gateway, total)
 
     def update(
         self,
@@ -98,6 +111,12 @@ class Activator:
             return HoldResult(True, "a worker is ready")
         if isinstance(target, str):
             return HoldResult(False, target)
+        held = self.held_now(request.gateway)
+        refusal = over_limit(
+            self.limits, held, request.gateway, request.deployment, request.environment
+        )
+        if refusal is not None:
+            return HoldResult(False, refusal)
         timeout = target.cold_start_timeout_s
         if request.envoy_timeout_s > 0:
             timeout = min(timeout, max(0.0, request.envoy_timeout_s - TIMEOUT_MARGIN_S))

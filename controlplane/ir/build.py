@@ -30,6 +30,7 @@ from controlplane.ir.model import (
 )
 from controlplane.policy import ResolvedDeployment, offload_targets, tier_order
 from controlplane.policy.settings import Track
+from meshline.bind import is_loopback
 from meshline.keys import DeploymentKey, PlacedDeploymentKey, PlacedTrackKey
 from meshline.v1 import agent_pb2
 from meshline.v1.resources_pb2 import Region
@@ -110,6 +111,27 @@ def activator_endpoint(host: str, grpc_port: int, http_port: int) -> Endpoint:
     return Endpoint(names.ACTIVATOR_HOSTNAME, host, grpc_port, http_port)
 
 
+def activator_reachable(activator_host: str, gateway_host: str) -> bool:
+    """Does a gateway listening on `gateway_host` reach the activator at `activator_host`?
+    Not when the activator is on loopback and the gateway is not: that gateway may run on
+    another host, whose loopback is its own (a wildcard gateway address says nothing of its
+    host, so it counts as elsewhere too)."""
+    return not is_loopback(activator_host) or is_loopback(gateway_host)
+
+
+def _gateway_activator(
+    cold: ColdRegions, address: GatewayAddress, tls: GatewayTls | None
+) -> ColdRegions:
+    """`cold` as one gateway sees it: without the activator when that gateway cannot call it,
+    i.e. it has no mesh certificate (the activator asks for one) or may be on another host
+    while the activator listens on loopback. Its cold deployments then get no activator tier
+    (the control plane warns, naming the region: controlplane.activator)."""
+    activator = cold.activator
+    if activator is None or (tls is not None and activator_reachable(activator.host, address.host)):
+        return cold
+    return ColdRegions(cold.cold, None)
+
+
 def build_network(
     deployments: Sequence[ResolvedDeployment],
     regions: Mapping[str, Region],
@@ -146,6 +168,9 @@ def build_network(
     result = []
     for region in sorted(gateways):
         address = gateways[region]
+        own = certificates.get(region)
+        identity = None if peer_plaintext else own
+        waking = _gateway_activator(cold or ColdRegions(), address, identity)
         routes = []
         for dep in sorted(deployments, key=lambda d: (d.environment, d.name)):
             route = _route(
@@ -155,17 +180,16 @@ def build_network(
                 reachable,
                 workers,
                 offload or {},
-                cold or ColdRegions(),
+                waking,
                 (leaving or {}).get(dep.key, ()),
             )
             if route is not None:
                 routes.append(route)
-        own = certificates.get(region)
         listens = address.peer is not None and (peer_plaintext or own is not None)
         peer = PeerPath(
             host=address.peer.host if address.peer is not None and listens else "",
             port=address.peer.port if address.peer is not None and listens else 0,
-            tls=None if peer_plaintext else own,
+            tls=identity,
             peers=tuple(p for p in known if p != region) if (peer_plaintext or own) else (),
             plaintext=peer_plaintext,
         )

@@ -50,6 +50,8 @@ _LOCAL_MARK = "~local"
 
 # The EDS hostname of the control plane's activator in the clusters of cold backends.
 ACTIVATOR_HOSTNAME = "activator"
+# The cluster transport socket (mTLS to the activator) that its host selects by its metadata.
+ACTIVATOR_TRANSPORT_SOCKET = "activator"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ Workers serve gRPC (HTTP/2 cleartext) and REST (HTTP/1.1) on two ports, so a bac
 the backend's tiers (own workers, then other regions' gateways by priority); where the region
 runs the version itself, `~local` twins hold only its own workers, for forwarded requests.
 The clients' clusters reach other regions' gateways by mTLS (`tls.py`: one socket per peer
-region, picked by the host's metadata); their workers and the activator stay plain.
+region, picked by the host's metadata), and every cluster reaches the activator by mTLS (one
+more socket); workers stay plain.
 """
 
 from __future__ import annotations
@@ -69,11 +70,19 @@ SocketMatches = Sequence[cluster_pb2.Cluster.TransportSocketMatch]
 
 @dataclass(frozen=True)
 class PeerSockets:
-    """The TLS sockets to other regions' gateways of a gateway's gRPC and REST clusters
-    (empty: the peer path is plain text, benchmark only)."""
+    """The TLS sockets of a gateway's gRPC and REST clusters: to other regions' gateways
+    (empty: the peer path is plain text, benchmark only), and to the activator (empty without
+    the gateway's certificate)."""
 
     grpc: SocketMatches = ()
     http: SocketMatches = ()
+    activator_grpc: SocketMatches = ()
+    activator_http: SocketMatches = ()
+
+    @property
+    def activator_only(self) -> PeerSockets:
+        """The sockets of the `~local` twins: they never reach another gateway."""
+        return PeerSockets(activator_grpc=self.activator_grpc, activator_http=self.activator_http)
 
 
 def build_clusters(
@@ -84,11 +93,11 @@ def build_clusters(
     for backend in route.backends:
         pairs = [(backend.clusters, peers)]
         if backend.local_endpoints is not None:
-            pairs.append((backend.local_clusters, PeerSockets()))
+            pairs.append((backend.local_clusters, peers.activator_only))
         for pair, sockets in pairs:
             clusters += [
-                _grpc_cluster(pair.grpc, route, backend, sockets.grpc),
-                _http_cluster(pair.http, route, backend, sockets.http),
+                _grpc_cluster(pair.grpc, route, backend, (*sockets.grpc, *sockets.activator_grpc)),
+                _http_cluster(pair.http, route, backend, (*sockets.http, *sockets.activator_http)),
             ]
     return clusters
 

@@ -36,7 +36,8 @@ def build_load_assignments(
 ) -> list[endpoint_pb2.ClusterLoadAssignment]:
     """Assignments for every cluster of `build_clusters` (grpc_port / http_port per protocol).
     Another region's gateway is a host at its peer listener, marked with its region so that
-    the cluster reaches it by mTLS checking that region's identity (`tls.py`)."""
+    the cluster reaches it by mTLS checking that region's identity (`tls.py`); the activator
+    is marked so that it is reached by mTLS checking the control plane's."""
     out = []
     for backend in route.backends:
         out += _pair(backend.clusters, list(backend.tiers))
@@ -90,10 +91,14 @@ def _assignment(
             lb_endpoint = _lb_endpoint(endpoint, port_of(endpoint))
             if weight:
                 lb_endpoint.load_balancing_weight.value = weight
+            metadata = lb_endpoint.metadata.filter_metadata
             if tier.kind == TIER_GATEWAY:
-                metadata = lb_endpoint.metadata.filter_metadata
                 metadata[wellknown.TRANSPORT_SOCKET_MATCH_METADATA].CopyFrom(
                     tls.peer_host_metadata(tier.region)
+                )
+            elif tier.kind == TIER_ACTIVATOR:
+                metadata[wellknown.TRANSPORT_SOCKET_MATCH_METADATA].CopyFrom(
+                    tls.activator_host_metadata()
                 )
             locality.lb_endpoints.append(lb_endpoint)
     return assignment

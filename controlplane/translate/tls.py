@@ -1,5 +1,5 @@
 """mTLS of the peer path: a gateway's SDS secrets, the TLS its peer listener requires, and the
-TLS its clusters use to reach other regions' gateways.
+TLS its clusters use to reach other regions' gateways and the control plane's activator.
 
 Envoy gets two secrets over SDS (the same ADS stream): the gateway's certificate with its key,
 and the mesh CA bundle. Both names are fixed, so a rotated certificate is the same resource with
@@ -10,8 +10,12 @@ or a cluster, and connections already open keep going.
   region (URI SAN `spiffe://meshline/region/<name>`).
 - A cluster that may forward to other regions has one TLS socket per peer region, each checking
   that the server's certificate names exactly that region; a host selects its socket by its
-  metadata (only other regions' gateways carry it), so workers and the activator stay plain
+  metadata (only other regions' gateways and the activator carry it), so workers stay plain
   on loopback. Active health checks use the socket of the host they probe.
+- Every cluster (the `~local` twins too) has a TLS socket to the activator, checking that the
+  server names the control plane (`spiffe://meshline/controlplane`); the activator requires
+  the gateway's certificate. Always there, so that a deployment going cold or warm changes
+  EDS only, never a cluster.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from meshline import wire
 
 # The key, in a host's `envoy.transport_socket_match` metadata, that names its gateway's region.
 PEER_MATCH_KEY = "meshline-peer"
+# The key (and its one value) that the activator's host carries there.
+ACTIVATOR_MATCH_KEY = "meshline-activator"
+ACTIVATOR_MATCH_VALUE = "controlplane"
 # What the mesh certificate of any region names (the peer listener takes every region).
 REGION_ID_PATTERN = "^" + re.escape(wire.region_spiffe_id("")) + "[^/]+$"
 # Both ends are Envoy: no reason to speak anything older.
@@ -83,6 +90,30 @@ def peer_socket_matches(
         match.match.update({PEER_MATCH_KEY: region})
         out.append(match)
     return out
+
+
+def activator_socket_matches(
+    gateway: GatewayIR, *, grpc: bool
+) -> list[cluster_pb2.Cluster.TransportSocketMatch]:
+    """A cluster's TLS socket to the activator (none without the gateway's certificate: the
+    activator would refuse it, and build_network then gives it no activator tier)."""
+    if gateway.peer.tls is None:
+        return []
+    context = tls_pb2.UpstreamTlsContext()
+    _common(context.common_tls_context, _san_matcher(exact=wire.CONTROLPLANE_SPIFFE_ID))
+    context.common_tls_context.alpn_protocols.extend(ALPN_GRPC if grpc else ALPN_HTTP)
+    match = cluster_pb2.Cluster.TransportSocketMatch(
+        name=names.ACTIVATOR_TRANSPORT_SOCKET, transport_socket=_socket(context)
+    )
+    match.match.update({ACTIVATOR_MATCH_KEY: ACTIVATOR_MATCH_VALUE})
+    return [match]
+
+
+def activator_host_metadata() -> struct_pb2.Struct:
+    """What the activator's host carries, so its cluster picks the activator's socket."""
+    metadata = struct_pb2.Struct()
+    metadata.update({ACTIVATOR_MATCH_KEY: ACTIVATOR_MATCH_VALUE})
+    return metadata
 
 
 def peer_host_metadata(region: str) -> struct_pb2.Struct:

@@ -29,10 +29,13 @@ def translate_gateway(gateway: GatewayIR) -> EnvoyResources:
     clusters = []
     assignments = []
     owners: dict[str, DeploymentKey] = {}
-    # Built once: every cluster that may forward holds the same TLS sockets to the peers.
+    # Built once: every cluster that may forward holds the same TLS sockets to the peers, and
+    # every cluster the same one to the activator.
     peers = PeerSockets(
         grpc=tls.peer_socket_matches(gateway, grpc=True),
         http=tls.peer_socket_matches(gateway, grpc=False),
+        activator_grpc=tls.activator_socket_matches(gateway, grpc=True),
+        activator_http=tls.activator_socket_matches(gateway, grpc=False),
     )
     for route in gateway.routes:
         owner = DeploymentKey(route.environment, route.deployment)

@@ -6,9 +6,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from controlplane.ir import TIER_ACTIVATOR, TIER_GATEWAY, TIER_LOCAL
-from controlplane.ir.build import ColdRegions, GatewayAddress, activator_endpoint, build_network
-from controlplane.ir.model import GatewayTls
+from controlplane.ir.build import (
+    ColdRegions,
+    GatewayAddress,
+    activator_endpoint,
+    activator_reachable,
+    build_network,
+)
+from controlplane.ir.model import GatewayTls, NetworkIR
 from controlplane.policy import ResolvedDeployment, resolve_deployment
 from meshline.v1 import agent_pb2
 from meshline.v1.resources_pb2 import Deployment, Environment
@@ -204,7 +212,7 @@ def test_a_cold_region_gets_the_activator_last_after_warm_regions() -> None:
     dep = _resolved("a")
     cold = ColdRegions(frozenset({("production", "a", "", "eu-west")}), ACTIVATOR)
     workers = {"eu-central": [_worker("c-1", "a", S.WORKER_STATE_HEALTHY, 300)]}
-    network = build_network([dep], REGIONS, GATEWAYS, workers, cold=cold)
+    network = build_network([dep], REGIONS, GATEWAYS, workers, cold=cold, tls=TLS)
     west = network.gateway("eu-west")
     assert west is not None
     (route,) = west.routes
@@ -229,7 +237,7 @@ def test_a_forwarding_gateway_wakes_the_nearest_allowed_region() -> None:
         frozenset({("production", "eu-only", "", r) for r in ("eu-west", "eu-central")}),
         ACTIVATOR,
     )
-    network = build_network([dep], REGIONS, GATEWAYS, {}, cold=cold)
+    network = build_network([dep], REGIONS, GATEWAYS, {}, cold=cold, tls=TLS)
     us = network.gateway("us-east")
     assert us is not None
     (route,) = us.routes
@@ -241,13 +249,67 @@ def test_a_forwarding_gateway_wakes_the_nearest_allowed_region() -> None:
 def test_without_failover_the_activator_comes_right_after_the_cold_region() -> None:
     dep = _resolved("solo", [{"failover": {"disabled": True}}])
     cold = ColdRegions(frozenset({("production", "solo", "", "eu-west")}), ACTIVATOR)
-    network = build_network([dep], REGIONS, GATEWAYS, {}, cold=cold)
+    network = build_network([dep], REGIONS, GATEWAYS, {}, cold=cold, tls=TLS)
     west = network.gateway("eu-west")
     assert west is not None
     assert _tiers(west.routes[0]) == [
         (0, "eu-west", TIER_LOCAL, 100),
         (1, "eu-west", TIER_ACTIVATOR, 100),
     ]
+
+
+def _activator_tiers(network: NetworkIR) -> dict[str, bool]:
+    """Per gateway: does its route of the one deployment end in the activator?"""
+    return {
+        g.region: any(t.kind == TIER_ACTIVATOR for t in g.routes[0].main.tiers)
+        for g in network.gateways
+    }
+
+
+@pytest.mark.parametrize(
+    ("activator_host", "gateway_host", "reachable"),
+    [
+        ("127.0.0.1", "127.0.0.1", True),  # one machine: the default
+        ("127.0.0.1", "::1", True),
+        ("127.0.0.1", "10.77.0.2", False),  # a gateway elsewhere would dial its own loopback
+        ("127.0.0.1", "0.0.0.0", False),  # every address of some host: which one is unknown
+        ("10.77.0.1", "10.77.0.2", True),  # exposed with --activator-host
+        ("10.77.0.1", "127.0.0.1", True),
+    ],
+)
+def test_a_gateway_reaches_a_loopback_activator_only_on_loopback(
+    activator_host: str, gateway_host: str, reachable: bool
+) -> None:
+    assert activator_reachable(activator_host, gateway_host) is reachable
+
+
+def test_a_gateway_on_another_host_gets_no_loopback_activator() -> None:
+    dep = _resolved("a", [{"failover": {"disabled": True}}])
+    everywhere = frozenset(("production", "a", "", r) for r in REGIONS)
+    remote = {
+        **GATEWAYS,
+        "us-east": GatewayAddress("10.77.0.2", 8003, GatewayAddress("10.77.0.2", 9003)),
+    }
+    on_loopback = ColdRegions(everywhere, activator_endpoint("127.0.0.1", 7001, 7002))
+    network = build_network([dep], REGIONS, remote, {}, cold=on_loopback, tls=TLS)
+    assert _activator_tiers(network) == {"eu-central": True, "eu-west": True, "us-east": False}
+    us = network.gateway("us-east")
+    assert us is not None and us.routes[0].main.wakes == ""  # no request waits there
+    exposed = ColdRegions(everywhere, activator_endpoint("10.77.0.1", 7001, 7002))
+    network = build_network([dep], REGIONS, remote, {}, cold=exposed, tls=TLS)
+    assert all(_activator_tiers(network).values())
+
+
+def test_a_gateway_without_its_certificate_gets_no_activator() -> None:
+    """The activator asks for the gateway's mesh certificate: without one (not issued yet, or
+    the benchmark-only plain-text peer path) the gateway could not call it."""
+    dep = _resolved("a", [{"failover": {"disabled": True}}])
+    cold = ColdRegions(frozenset(("production", "a", "", r) for r in REGIONS), ACTIVATOR)
+    partly = {r: t for r, t in TLS.items() if r != "eu-west"}
+    network = build_network([dep], REGIONS, GATEWAYS, {}, cold=cold, tls=partly)
+    assert _activator_tiers(network) == {"eu-central": True, "eu-west": False, "us-east": True}
+    plain = build_network([dep], REGIONS, GATEWAYS, {}, cold=cold, tls=TLS, peer_plaintext=True)
+    assert not any(_activator_tiers(plain).values())
 
 
 def test_a_deactivated_deployment_is_routed_to_nothing() -> None:

@@ -265,6 +265,8 @@ COLD_AND_DEACTIVATED = GatewayIR(
         ),
         DeploymentRoute("paused", "production", deactivated=True),
     ),
+    # The gateway's certificate: it calls the activator with it (mTLS).
+    peer=PeerPath("0.0.0.0", 11000, gateway_tls("eu-west"), peers=("eu-central",)),
 )
 
 _IDP_JWKS = (

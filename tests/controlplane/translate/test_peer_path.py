@@ -93,7 +93,7 @@ def test_clusters_reach_each_peer_by_its_own_identity() -> None:
     resources = translate_gateway(FAILOVER_THREE_REGIONS)
     cluster = resources.clusters["fraud.production.grpc"]
     matches = {m.name: m for m in cluster.transport_socket_matches}
-    assert set(matches) == {"peer.eu-central", "peer.us-east"}
+    assert set(matches) == {"peer.eu-central", "peer.us-east", "activator"}  # test_activator_path
     for region in ("eu-central", "us-east"):
         match = matches[f"peer.{region}"]
         assert dict(match.match) == {PEER_MATCH_KEY: region}
@@ -110,7 +110,8 @@ def test_clusters_reach_each_peer_by_its_own_identity() -> None:
     http.transport_socket.typed_config.Unpack(context)
     assert list(context.common_tls_context.alpn_protocols) == ["http/1.1"]
     # Forwarded requests go to the region's own workers only: plain, no peer socket.
-    assert not resources.clusters["fraud.production~local.grpc"].transport_socket_matches
+    local = resources.clusters["fraud.production~local.grpc"]
+    assert [m.name for m in local.transport_socket_matches] == ["activator"]
     # Health checks pick the socket of the host they probe (no criteria of their own).
     assert not cluster.health_checks[0].HasField("transport_socket_match_criteria")
 
