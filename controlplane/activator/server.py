@@ -157,7 +157,7 @@ class ActivatorServer:
         await site.start()
         self.http_port = _bound_port(site)
         log.info(
-            "activator on %s (mTLS): gRPC %d, REST %d", self.host, self.grpc_port, self.http_port
+            "activator on %s: gRPC %d, REST %d (mTLS)", self.host, self.grpc_port, self.http_port
         )
 
     async def _http(self, request: web.Request) -> web.StreamResponse:
