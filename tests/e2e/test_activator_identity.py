@@ -11,15 +11,20 @@ mesh naming eu is held and wakes it, so the same observations would have seen a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
+import torch
 
+from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from meshline.v1 import api_pb2, resources_pb2
-from tests.e2e.conftest import deployment_yaml
+from tests.e2e.conftest import deployment_yaml, local_torch
 from tests.harness.envoy_admin import read_clusters
+from tests.harness.load import infer_request, output_array, rest_infer
 from tests.harness.mesh import Mesh, running_mesh
 from tests.harness.peer_tls import (
     Identity,
@@ -49,13 +54,13 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         yield m
 
 
-def _eu(mesh: Mesh) -> resources_pb2.RegionDeploymentStatus:
-    dep = mesh.deployment(NAME)
+def _eu(mesh: Mesh, name: str = NAME) -> resources_pb2.RegionDeploymentStatus:
+    dep = mesh.deployment(name)
     return next(r for r in dep.status.regions if r.region == "eu")
 
 
-def _at_zero(mesh: Mesh) -> bool:
-    eu = _eu(mesh)
+def _at_zero(mesh: Mesh, name: str = NAME) -> bool:
+    eu = _eu(mesh, name)
     return eu.scaled_to_zero and eu.current_replicas == 0 and eu.desired_replicas == 0
 
 
@@ -153,3 +158,59 @@ def test_only_a_mesh_certificate_wakes_a_deployment_through_the_activator(
         assert mesh.worker_pids("eu", NAME)
     finally:
         mesh.deployments.DeleteDeployment(api_pb2.DeleteDeploymentRequest(name=NAME), timeout=10)
+
+
+def _grpc_infer(gateway: str, name: str, batch: np.ndarray) -> np.ndarray:
+    with grpc.insecure_channel(gateway) as channel:
+        response = oip_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
+            infer_request(name, batch), metadata=(("x-meshline-deployment", name),), timeout=60
+        )
+    return output_array(response)
+
+
+def test_large_first_requests_are_replayed_whole_after_the_cold_start(
+    mesh: Mesh, tmp_path: Path
+) -> None:
+    """The activator reads no body: a request of nearly 1 MiB (Envoy's buffer for a replay)
+    is held, answered "retry" with most of its body unread, and Envoy replays its own copy to
+    the worker, over REST and gRPC at once."""
+    name = "sleepy-large"
+    model = build_mlp(tmp_path / "mlp.pt", seed=1)
+    mesh.apply(deployment_yaml(name, {"v1": model}, "v1", ["eu"], scaling=SCALE_TO_ZERO))
+    try:
+        mesh.wait_ready(name)
+        wait_until(lambda: _at_zero(mesh, name), 90, f"{name} to scale to zero in eu")
+        wait_until(lambda: not mesh.worker_pids("eu", name), 30, "its worker to exit")
+        starts = _eu(mesh, name).cold_starts
+        rng = np.random.default_rng(5)
+        # About 0.9 MB each: JSON text for REST (~21 bytes a number), raw FP32 for gRPC.
+        batches = {
+            "rest": rng.standard_normal((54, 784)).astype(np.float32),
+            "grpc": rng.standard_normal((280, 784)).astype(np.float32),
+        }
+        gateway = mesh.gateway("eu")
+        calls: dict[str, Callable[[], np.ndarray]] = {
+            "rest": lambda: rest_infer(gateway, name, batches["rest"], timeout_s=60),
+            "grpc": lambda: _grpc_infer(gateway, name, batches["grpc"]),
+        }
+        answers: dict[str, np.ndarray | Exception] = {}
+
+        def call(protocol: str) -> None:
+            try:
+                answers[protocol] = calls[protocol]()
+            except Exception as exc:  # the test's failure, with its text
+                answers[protocol] = exc
+
+        threads = [threading.Thread(target=call, args=(p,)) for p in calls]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=90)
+        for protocol, batch in batches.items():
+            answer = answers.get(protocol)
+            assert isinstance(answer, np.ndarray), (protocol, answer, mesh.logs())
+            expected = local_torch(model, torch.from_numpy(batch)).numpy()
+            np.testing.assert_allclose(answer, expected, rtol=1e-5, atol=1e-5)
+        assert _eu(mesh, name).cold_starts == starts + 1  # one wake served both
+    finally:
+        mesh.deployments.DeleteDeployment(api_pb2.DeleteDeploymentRequest(name=name), timeout=10)
