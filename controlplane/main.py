@@ -147,6 +147,22 @@ async def serve(config: ControlPlaneConfig) -> None:
         own = issue_server_certificate(ca, hosts, datetime.now(UTC))
     except (CAError, ValueError) as exc:
         raise SystemExit(f"cannot start the control plane: {exc}") from None
+    auth = management_auth(store, config.state_dir, config.auth)
+    # every management call authenticated, authorized, audited
+    server = grpc.aio.server(interceptors=[auth.guard], options=SERVER_OPTIONS)
+    mesh_server = grpc.aio.server(options=SERVER_OPTIONS)
+    # Both ports are bound first, before the activator and the metrics page take free ports.
+    for where, port_server, credentials in (
+        (config.listen, server, api_credentials(own)),
+        (config.mesh_address, mesh_server, mesh_credentials(own, ca)),
+    ):
+        try:
+            port_server.add_secure_port(where, credentials)
+        except RuntimeError:
+            raise SystemExit(
+                f"cannot listen on {where}: the address is in use or invalid "
+                "(is another control plane running?)"
+            ) from None
     if config.peer_plaintext:
         log.warning(
             "the peer path between gateways runs in plain text (benchmark only); gateways get "
@@ -188,10 +204,6 @@ async def serve(config: ControlPlaneConfig) -> None:
         except Exception:  # the join is done; say so loudly, do not fail it
             log.exception("cannot write the audit event of region %s's join", event.region)
 
-    auth = management_auth(store, config.state_dir, config.auth)
-    # every management call authenticated, authorized, audited
-    server = grpc.aio.server(interceptors=[auth.guard], options=SERVER_OPTIONS)
-    mesh_server = grpc.aio.server(options=SERVER_OPTIONS)
     peers = MeshPeers(ca)
     mesh_address = advertised_mesh_address(config.mesh_address, config.advertise_hosts)
     joins = JoinServicer(
@@ -230,17 +242,6 @@ async def serve(config: ControlPlaneConfig) -> None:
     reflection.enable_server_reflection(
         [*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME], server
     )
-    for where, port_server, credentials in (
-        (config.listen, server, api_credentials(own)),
-        (config.mesh_address, mesh_server, mesh_credentials(own, ca)),
-    ):
-        try:
-            port_server.add_secure_port(where, credentials)
-        except RuntimeError:
-            raise SystemExit(
-                f"cannot listen on {where}: the address is in use or invalid "
-                "(is another control plane running?)"
-            ) from None
     await mesh_server.start()
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
