@@ -2,8 +2,11 @@
 
 Kept in the store's database (table `audit_events`, migration 6), so it survives restarts and
 moves with the state dir. Appending is no configuration change: no revision bump, nothing on
-the change feed. The log is bounded: past `MAX_EVENTS` rows the oldest go first (docs/security.md
-says so), so a caller hammering refused calls cannot fill the disk.
+the change feed. The log is bounded twice (docs/security.md says so): refusals of callers
+without a valid credential (outcome refused, code UNAUTHENTICATED) are kept under a bound of
+their own, `MAX_UNAUTHENTICATED`, and every other event under `MAX_EVENTS`; past either, the
+oldest of that class go first. So nobody can fill the disk, and a caller with no credential at
+all, however many calls it makes, never pushes a real change out of the log.
 
 Times are epoch seconds chosen by the caller; nothing here reads a clock.
 """
@@ -16,8 +19,10 @@ from dataclasses import dataclass, field
 
 from controlplane.store.store import Store
 
-# The most events kept; appending past it deletes the oldest.
+# The most events kept besides unauthenticated refusals; appending past it deletes the oldest.
 MAX_EVENTS = 100_000
+# The most unauthenticated refusals kept (their own bound: they never evict other events).
+MAX_UNAUTHENTICATED = 10_000
 # The most events one query returns when it asks for none in particular, and at most.
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
@@ -26,6 +31,11 @@ MAX_LIMIT = 10_000
 ALLOWED = "allowed"
 REFUSED = "refused"
 FAILED = "failed"
+# The code of a refusal for want of a valid credential (gRPC's name for it).
+UNAUTHENTICATED = "UNAUTHENTICATED"
+# Which rows are unauthenticated refusals: the very terms of the partial index of migration 8.
+_UNAUTHENTICATED_ROWS = f"outcome = '{REFUSED}' AND code = '{UNAUTHENTICATED}'"
+_OTHER_ROWS = f"NOT ({_UNAUTHENTICATED_ROWS})"
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,19 @@ class AuditRecord:
     code: str  # the gRPC status code's name when not OK, else ""
     detail: str
     method: str
+
+
+def unauthenticated(record: AuditRecord) -> bool:
+    """Whether `record` is a refusal of a caller with no valid credential (bound apart)."""
+    return record.outcome == REFUSED and record.code == UNAUTHENTICATED
+
+
+@dataclass(frozen=True)
+class AuditBounds:
+    """How many events the log keeps: `unauthenticated` refusals, and `events` of the rest."""
+
+    events: int = MAX_EVENTS
+    unauthenticated: int = MAX_UNAUTHENTICATED
 
 
 @dataclass(frozen=True)
@@ -89,10 +112,10 @@ _COLUMNS = (
 
 
 def append_events(
-    store: Store, records: Sequence[AuditRecord], max_events: int = MAX_EVENTS
+    store: Store, records: Sequence[AuditRecord], bounds: AuditBounds = AuditBounds()
 ) -> list[int]:
-    """Append `records` in order (one transaction); the oldest events past `max_events` go.
-    Returns the new events' sequence numbers."""
+    """Append `records` in order (one transaction); past a bound, the oldest events of that
+    class go. Returns the new events' sequence numbers."""
     if not records:
         return []
     placeholders = ", ".join("?" for _ in _COLUMNS)
@@ -102,12 +125,31 @@ def append_events(
         for record in records:
             cursor = conn.execute(sql, tuple(getattr(record, c) for c in _COLUMNS))
             sequences.append(int(cursor.lastrowid or 0))
-        conn.execute(
-            "DELETE FROM audit_events WHERE sequence <= "
-            "(SELECT MAX(sequence) FROM audit_events) - ?",
-            (max_events,),
-        )
+        _trim(conn, bounds)
     return sequences
+
+
+def _trim(conn: sqlite3.Connection, bounds: AuditBounds) -> None:
+    """Delete the oldest events of each class past its bound. Both counts are cheap (SQLite
+    counts a table without reading it; the unauthenticated rows have their partial index), and
+    the deletes walk from the oldest end, where the rows to go are."""
+    total = _count(conn, "")
+    refused = _count(conn, _UNAUTHENTICATED_ROWS)
+    for excess, rows in (
+        (refused - bounds.unauthenticated, _UNAUTHENTICATED_ROWS),
+        (total - refused - bounds.events, _OTHER_ROWS),
+    ):
+        if excess > 0:
+            conn.execute(
+                "DELETE FROM audit_events WHERE sequence IN (SELECT sequence FROM audit_events "
+                f"WHERE {rows} ORDER BY sequence LIMIT ?)",
+                (excess,),
+            )
+
+
+def _count(conn: sqlite3.Connection, rows: str) -> int:
+    where = f" WHERE {rows}" if rows else ""
+    return int(conn.execute(f"SELECT COUNT(*) FROM audit_events{where}").fetchone()[0])
 
 
 def list_events(store: Store, query: AuditQuery) -> list[AuditEvent]:
@@ -137,9 +179,13 @@ def list_events(store: Store, query: AuditQuery) -> list[AuditEvent]:
     return [_event(row) for row in rows]
 
 
-def count_events(store: Store) -> int:
+def count_events(store: Store, *, unauthenticated: bool | None = None) -> int:
+    """How many events the log holds (only the unauthenticated refusals, or only the rest)."""
+    rows = (
+        "" if unauthenticated is None else _UNAUTHENTICATED_ROWS if unauthenticated else _OTHER_ROWS
+    )
     with store.companion() as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM audit_events").fetchone()[0])
+        return _count(conn, rows)
 
 
 def _scope_clause(scope: AuditScope, args: list[object]) -> str:

@@ -165,6 +165,14 @@ MIGRATIONS: tuple[Migration, ...] = (
                 issued_at REAL NOT NULL)""",
         ),
     ),
+    Migration(
+        8,
+        "the audit log's unauthenticated refusals, counted and trimmed under their own bound",
+        (
+            "CREATE INDEX audit_events_unauthenticated ON audit_events (sequence) "
+            "WHERE outcome = 'refused' AND code = 'UNAUTHENTICATED'",
+        ),
+    ),
 )
 
 

@@ -1,4 +1,5 @@
-"""The audit log in the store: appended in order, filtered, bounded, and kept across reopening."""
+"""The audit log in the store: appended in order, filtered, bounded (unauthenticated refusals
+apart from the rest), and kept across reopening."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 from controlplane.store import Store
 from controlplane.store.audit import (
     ALLOWED,
+    FAILED,
     REFUSED,
+    UNAUTHENTICATED,
+    AuditBounds,
     AuditQuery,
     AuditRecord,
     AuditScope,
@@ -74,7 +78,7 @@ def test_filters(tmp_path: Path) -> None:
 def test_the_log_is_bounded_the_oldest_go(tmp_path: Path) -> None:
     with Store.open(tmp_path / "s.db") as store:
         for t in range(10):
-            append_events(store, [record(float(t), name=f"n{t}")], max_events=4)
+            append_events(store, [record(float(t), name=f"n{t}")], AuditBounds(events=4))
         assert count_events(store) == 4
         assert [e.record.name for e in list_events(store, AuditQuery())] == [
             "n6",
@@ -82,6 +86,57 @@ def test_the_log_is_bounded_the_oldest_go(tmp_path: Path) -> None:
             "n8",
             "n9",
         ]
+
+
+def test_unauthenticated_refusals_never_evict_other_events(tmp_path: Path) -> None:
+    """A flood of refusals of callers with no valid credential is bounded on its own: the
+    changes, failures and authenticated refusals before it all stay."""
+    bounds = AuditBounds(events=5, unauthenticated=3)
+    anonymous = {"principal": "anonymous", "outcome": REFUSED, "code": UNAUTHENTICATED}
+    with Store.open(tmp_path / "s.db") as store:
+        real = [
+            record(1.0, name="applied"),
+            record(2.0, name="failed", outcome=FAILED, code="INVALID_ARGUMENT"),
+            record(3.0, name="denied", outcome=REFUSED, code="PERMISSION_DENIED"),
+        ]
+        append_events(store, real, bounds)
+        for t in range(200):
+            append_events(store, [record(10.0 + t, name=f"anon{t}", **anonymous)], bounds)
+        names = [e.record.name for e in list_events(store, AuditQuery())]
+        assert names == ["applied", "failed", "denied", "anon197", "anon198", "anon199"]
+        assert count_events(store, unauthenticated=True) == 3
+        assert count_events(store, unauthenticated=False) == 3
+        # the rest keeps its own bound, whatever the refusals
+        for t in range(4):
+            append_events(store, [record(500.0 + t, name=f"later{t}")], bounds)
+        names = [e.record.name for e in list_events(store, AuditQuery())]
+        assert names == [
+            "denied",
+            "anon197",
+            "anon198",
+            "anon199",
+            "later0",
+            "later1",
+            "later2",
+            "later3",
+        ]
+        # a key that happens to be called "anonymous", refused for its role, is not in the flood
+        append_events(
+            store,
+            [record(600.0, name="named", principal="anonymous", outcome=REFUSED, code="X")],
+            bounds,
+        )
+        assert count_events(store, unauthenticated=True) == 3
+
+
+def test_unauthenticated_refusals_are_counted_by_their_index(tmp_path: Path) -> None:
+    """The count behind the bound reads the partial index of migration 8, not the table."""
+    with Store.open(tmp_path / "s.db") as store, store.companion() as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM audit_events "
+            "WHERE outcome = 'refused' AND code = 'UNAUTHENTICATED'"
+        ).fetchall()
+    assert any("audit_events_unauthenticated" in str(row[-1]) for row in plan), plan
 
 
 def test_the_log_survives_reopening(tmp_path: Path) -> None:
