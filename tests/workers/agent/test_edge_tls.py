@@ -31,7 +31,6 @@ from workers.agent.edge_tls import (
     write_sds_file,
 )
 
-NOW = datetime.now(UTC)
 CA = UserCA.create()
 NAMES = ["127.0.0.1", "localhost"]
 
@@ -111,7 +110,7 @@ def _pair(tmp_path: Path, **issue: object) -> tuple[Path, Path]:
 def test_a_good_pair_is_accepted(tmp_path: Path) -> None:
     pair = CA.issue(NAMES)
     cert, key = pair.write(tmp_path)
-    facts = check_user_files(cert, key, NOW)
+    facts = check_user_files(cert, key, datetime.now(UTC))
     assert facts.serial == format(pair.serial, "x")
     assert facts.not_after == pair.not_after
 
@@ -123,11 +122,11 @@ def _mismatched(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _expired(tmp_path: Path) -> tuple[Path, Path]:
-    return _pair(tmp_path, starts=NOW - timedelta(days=3), lifetime=timedelta(days=1))
+    return _pair(tmp_path, starts=datetime.now(UTC) - timedelta(days=3), lifetime=timedelta(days=1))
 
 
 def _not_yet(tmp_path: Path) -> tuple[Path, Path]:
-    return _pair(tmp_path, starts=NOW + timedelta(days=1))
+    return _pair(tmp_path, starts=datetime.now(UTC) + timedelta(days=1))
 
 
 def _missing_cert(tmp_path: Path) -> tuple[Path, Path]:
@@ -186,7 +185,7 @@ def test_bad_files_are_named(case: str, tmp_path: Path) -> None:
     make, message = BAD_FILES[case]
     cert, key = make(tmp_path)
     with pytest.raises(EdgeTlsError) as refused:
-        check_user_files(cert, key, NOW)
+        check_user_files(cert, key, datetime.now(UTC))
     assert message.format(cert=cert, key=key) in str(refused.value)
 
 
