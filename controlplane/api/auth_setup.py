@@ -31,11 +31,12 @@ class ManagementAuth:
     oidc: OidcProvider | None
 
     async def run(self) -> None:
-        """Keep the identity provider's keys fresh until cancelled (nothing to do without)."""
-        if self.oidc is None:
-            await asyncio.Event().wait()
-        else:
-            await self.oidc.run()
+        """Until cancelled: keep the identity provider's keys fresh (when there is one), and
+        write the audit log's summaries of unauthenticated refusals (the last ones at the end)."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.guard.run(), name="refusal-summaries")
+            if self.oidc is not None:
+                tasks.create_task(self.oidc.run(), name="oidc-keys")
 
 
 def management_auth(store: Store, state_dir: Path, config: AuthConfig) -> ManagementAuth:

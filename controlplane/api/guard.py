@@ -2,6 +2,10 @@
 the managed services, authorizes it by its method's rule, records changes in the audit log,
 and hands the caller to the servicer.
 
+Authentication comes first: nothing is read from the store for a caller it does not know yet
+(a key's environment, a deployment before an apply), and a refusal for want of a credential is
+recorded one by one only up to a rate per peer host, then summarized (refusal_limiter.py).
+
 Why an interceptor: one place that no servicer can forget, for every RPC there is and every
 RPC added later (a managed method with no rule is refused). It wraps each handler rather than
 answering for it, so the servicer runs in the same task, under the same context: the caller
@@ -24,15 +28,27 @@ import grpc
 from controlplane.api.authn import AuthenticationError, Authenticator
 from controlplane.api.authz import ANONYMOUS, Action, Principal, decide_all
 from controlplane.api.method_rules import (
+    NO_FACTS,
     DeploymentFacts,
     Event,
     KeyFacts,
     MethodRule,
+    concealed_refusal,
     managed,
     rule_for,
 )
+from controlplane.api.refusal_limiter import RefusalSummary, UnauthenticatedRefusals, peer_host
 from controlplane.store import NotFoundError, Store
-from controlplane.store.audit import ALLOWED, FAILED, REFUSED, AuditRecord, append_events
+from controlplane.store.audit import (
+    ALLOWED,
+    DEFAULT_BOUNDS,
+    FAILED,
+    REFUSED,
+    UNAUTHENTICATED,
+    AuditBounds,
+    AuditRecord,
+    append_events,
+)
 from controlplane.store.keys import get_key
 from meshline.wire import AUTHORIZATION_HEADER
 
@@ -45,8 +61,7 @@ _principal: ContextVar[Principal | None] = ContextVar("meshline_principal", defa
 
 
 def current_principal() -> Principal:
-    """The authenticated caller of the management call being served (ANONYMOUS for an
-    anonymous call where its rule allows one)."""
+    """The authenticated caller of the management call being served."""
     principal = _principal.get()
     if principal is None:
         raise RuntimeError("a management call reached its servicer without the guard")
@@ -87,9 +102,18 @@ class StoreFacts:
 class AuditLog:
     """Appends events to the store's audit log (never a token or a secret)."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        bounds: AuditBounds = DEFAULT_BOUNDS,
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._bounds = bounds
+
+    def now(self) -> float:
+        return self._clock()
 
     def record(
         self,
@@ -115,10 +139,32 @@ class AuditLog:
             )
             for action, detail in items
         ]
+        self._append(records, method)
+
+    def summarize(self, summaries: Sequence[RefusalSummary]) -> None:
+        """One event per summary of unauthenticated refusals not recorded one by one."""
+        records = [
+            AuditRecord(
+                time=s.until,
+                principal=ANONYMOUS.name,
+                verb="call",
+                kind="Method",
+                name="",
+                environment="",
+                outcome=REFUSED,
+                code=UNAUTHENTICATED,
+                detail=f"{s.describe()}, from {rfc3339_ms(s.since)} to {rfc3339_ms(s.until)}",
+                method="",
+            )
+            for s in summaries
+        ]
+        self._append(records, "summaries of unauthenticated refusals")
+
+    def _append(self, records: Sequence[AuditRecord], what: str) -> None:
         try:
-            append_events(self._store, records)
+            append_events(self._store, records, self._bounds)
         except Exception:  # the change itself is done; say so loudly, do not fail the call
-            log.exception("cannot write %d audit event(s) of %s", len(records), method)
+            log.exception("cannot write %d audit event(s) of %s", len(records), what)
 
 
 class _Call:
@@ -134,7 +180,7 @@ class _Call:
         self.audited = False
 
     async def admit(self, request: Any, context: Context) -> Any:
-        """Authenticate and authorize; abort the call when refused. Returns the facts read
+        """Authenticate, then authorize; abort the call when refused. Returns the facts read
         before the call (for the audit)."""
         guard = self.guard
         rule = self.rule
@@ -145,33 +191,60 @@ class _Call:
                 f"{self.method} has no authorization rule: refused until it has one",
             )
             raise AssertionError("unreachable")
-        facts = StoreFacts(guard.store)
-        self.actions = rule.actions(request, facts)
         self.audited = request is not None and rule.changes(request)
-        if self.authorization is None and rule.anonymous:
-            _principal.set(ANONYMOUS)
-            return {}
         try:
             self.principal = await guard.authenticator.authenticate(self.authorization)
         except AuthenticationError as exc:
-            await self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            # what the request names, with nothing read from the store for an unknown caller
+            self.actions = rule.actions(request, NO_FACTS)
+            await self._refuse_unauthenticated(context, str(exc))
+        facts = StoreFacts(guard.store)
+        self.actions = rule.actions(request, facts)
+        if concealed := concealed_refusal(rule, request, self.principal, self.actions):
+            code = (
+                grpc.StatusCode.NOT_FOUND
+                if concealed.not_found
+                else grpc.StatusCode.PERMISSION_DENIED
+            )
+            await self._refuse(context, code, concealed.answer, concealed.reason)
         decision = decide_all(self.principal, self.actions)
         if not decision.allowed:
             await self._refuse(context, grpc.StatusCode.PERMISSION_DENIED, decision.reason)
         _principal.set(self.principal)
         return rule.before(request, facts) if self.audited else {}
 
-    async def _refuse(self, context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
+    async def _refuse(
+        self, context: Context, code: grpc.StatusCode, message: str, recorded: str = ""
+    ) -> NoReturn:
+        """Abort with `message`; the audit log says `recorded` (default: the message)."""
         if self.audited:
-            self.guard.audit.record(
-                self.principal.name,
-                self.method,
-                [(a, message) for a in self.actions] or [(Action("call", "Method"), message)],
-                REFUSED,
-                code.name,
-            )
+            self._record_refusal(code, recorded or message)
         await context.abort(code, message)
         raise AssertionError("abort returned")
+
+    async def _refuse_unauthenticated(self, context: Context, message: str) -> NoReturn:
+        """UNAUTHENTICATED; recorded one by one up to the peer's rate, else counted for its
+        summary (refusal_limiter.py)."""
+        code = grpc.StatusCode.UNAUTHENTICATED
+        if self.audited:
+            guard = self.guard
+            peer = peer_host(str(context.peer() or ""))
+            one_by_one, summary = guard.refusals.refused(peer, guard.audit.now())
+            if summary is not None:
+                guard.audit.summarize([summary])
+            if one_by_one:
+                self._record_refusal(code, f"{message} (from {peer})")
+        await context.abort(code, message)
+        raise AssertionError("abort returned")
+
+    def _record_refusal(self, code: grpc.StatusCode, detail: str) -> None:
+        self.guard.audit.record(
+            self.principal.name,
+            self.method,
+            [(a, detail) for a in self.actions] or [(Action("call", "Method"), detail)],
+            REFUSED,
+            code.name,
+        )
 
     def failed(self, context: Context, exc: BaseException) -> None:
         if not self.audited:
@@ -216,10 +289,34 @@ class ManagementGuard(grpc.aio.ServerInterceptor):
     """Authenticates, authorizes and audits the calls of the managed meshline.v1 services;
     every other call (health, reflection, ADS, the agents' services) passes untouched."""
 
-    def __init__(self, store: Store, authenticator: Authenticator, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        store: Store,
+        authenticator: Authenticator,
+        audit: AuditLog,
+        refusals: UnauthenticatedRefusals | None = None,
+    ) -> None:
         self.store = store
         self.authenticator = authenticator
         self.audit = audit
+        self.refusals = refusals or UnauthenticatedRefusals()
+
+    def summarize_refusals(self, *, all_pending: bool = False) -> int:
+        """Write the summaries of unauthenticated refusals that are due (every pending one
+        with `all_pending`, at shutdown); how many were written."""
+        summaries = self.refusals.flush() if all_pending else self.refusals.due(self.audit.now())
+        if summaries:
+            self.audit.summarize(summaries)
+        return len(summaries)
+
+    async def run(self) -> None:
+        """Write due summaries until cancelled, then the ones still pending."""
+        try:
+            while True:
+                await asyncio.sleep(self.refusals.limits.summary_interval_s / 2)
+                self.summarize_refusals()
+        finally:
+            self.summarize_refusals(all_pending=True)
 
     async def intercept_service(
         self,

@@ -6,6 +6,11 @@ Secure by default: a method of a managed service without a rule here is refused 
 and tests/controlplane/api/test_method_rules.py walks the service descriptors so a new RPC
 fails the suite until it gets one. Pure: what a rule needs from the store (a key's
 environment, a deployment's version before an apply) comes through `StoredFacts`.
+
+A refusal never tells a caller what it may not view: for a request naming a stored object
+whose environment the rule reads from the store (`looked_up`: an API key by name), a caller
+who may not view that environment is answered as if the object did not exist
+(`concealed_refusal`), the same for a key of another environment as for no key at all.
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ from controlplane.api.authz import (
     KIND_ROLLOUT,
     Action,
     Principal,
+    decide,
+    plain_verb,
 )
+from controlplane.store import NotFoundError, ResourceKey
 from meshline.v1 import api_pb2 as api
 from meshline.wire import DEFAULT_ENVIRONMENT
 
@@ -72,6 +80,19 @@ class StoredFacts(Protocol):
     def key(self, name: str) -> KeyFacts | None: ...
 
     def deployment(self, environment: str, name: str) -> DeploymentFacts | None: ...
+
+
+class _NoFacts:
+    """Facts of a caller not authenticated (yet): nothing is read from the store for it."""
+
+    def key(self, name: str) -> KeyFacts | None:
+        return None
+
+    def deployment(self, environment: str, name: str) -> DeploymentFacts | None:
+        return None
+
+
+NO_FACTS: StoredFacts = _NoFacts()
 
 
 @dataclass(frozen=True)
@@ -118,16 +139,49 @@ class MethodRule:
     `actions`: what the request does, each checked by authz.decide; `changes`: whether this
     request changes something (recorded in the audit log; reads and plans are not);
     `events`: what an allowed change did; `before`: store facts to read before the call, for
-    `events`; `visible`: removes from an answer what the caller may not see; `anonymous`:
-    callable with no credential at all. A client-streaming call's request is its first
-    message (None when there is none)."""
+    `events`; `visible`: removes from an answer what the caller may not see; `looked_up`: the
+    stored object the request names when the first action's environment is read from it
+    (see concealed_refusal). A client-streaming call's request is its first message (None
+    when there is none). Every call needs a credential: no rule lets an anonymous one in."""
 
     actions: ActionsOf
     changes: Callable[[Request], bool] = _no_change
     events: EventsOf = _done
     before: Callable[[Request, StoredFacts], Before] = _nothing_before
     visible: Callable[[Response, Principal], None] | None = None
-    anonymous: bool = False
+    looked_up: Callable[[Request], ResourceKey] | None = None
+
+
+@dataclass(frozen=True)
+class Concealed:
+    """A refusal that does not say whether the object exists: `answer` to the caller,
+    `reason` (the real one) to the audit log; NOT_FOUND when `not_found`, else
+    PERMISSION_DENIED."""
+
+    answer: str
+    reason: str
+    not_found: bool
+
+
+def concealed_refusal(
+    rule: MethodRule, request: Request, who: Principal, actions: tuple[Action, ...]
+) -> Concealed | None:
+    """The refusal of a caller who may not view the environment of the stored object its
+    request names (a missing object's environment is "", which only a grant of every
+    environment views): a caller with some role is told the object is not found, in the very
+    words the servicer uses for a missing one; a caller with no role at all, that it holds
+    none. None when the caller may view it (authz.decide answers then)."""
+    if rule.looked_up is None or not actions or who.may_view(actions[0].environment):
+        return None
+    action = actions[0]
+    reason = decide(who, action).reason or f"{who.describe()} may not {action.describe()}"
+    if who.grants:
+        return Concealed(str(NotFoundError(rule.looked_up(request))), reason, True)
+    answer = (
+        f"{who.describe()} may not {plain_verb(action.verb)} {action.kind} '{action.name}': "
+        "it holds no management role"
+    )
+    return Concealed(answer, reason, False)
 
 
 def clip(text: str) -> str:
@@ -322,10 +376,16 @@ def _release_events(
 
 
 def _stored_key_action(verb: str, name: str, facts: StoredFacts) -> Action:
+    """The action on key `name`, in the environment it is stored in ("" when there is no
+    such key: only a caller of every environment gets past concealed_refusal to NOT_FOUND)."""
     found = facts.key(name)
-    if found is None:  # NOT_FOUND for whoever may see keys of every environment
+    if found is None:
         return Action(verb, KIND_API_KEY, clip(name))
     return Action(verb, KIND_API_KEY, clip(name), found.environment, found.roles)
+
+
+def _stored_key(request: Request) -> ResourceKey:
+    return ResourceKey(KIND_API_KEY, request.name)
 
 
 def _only_visible_keys(response: api.ListKeysResponse, who: Principal) -> None:
@@ -475,13 +535,18 @@ RULES: dict[str, MethodRule] = {
         _listed_in(KIND_API_KEY), visible=_only_visible_keys
     ),
     _method("KeyService", "GetKey"): MethodRule(
-        lambda r, f: (_stored_key_action("get", r.name, f),)
+        lambda r, f: (_stored_key_action("get", r.name, f),), looked_up=_stored_key
     ),
     _method("KeyService", "RevokeKey"): MethodRule(
-        lambda r, f: (_stored_key_action("key-revoke", r.name, f),), _changes
+        lambda r, f: (_stored_key_action("key-revoke", r.name, f),),
+        _changes,
+        looked_up=_stored_key,
     ),
     _method("KeyService", "RotateKey"): MethodRule(
-        lambda r, f: (_stored_key_action("key-rotate", r.name, f),), _changes, _rotate_events
+        lambda r, f: (_stored_key_action("key-rotate", r.name, f),),
+        _changes,
+        _rotate_events,
+        looked_up=_stored_key,
     ),
     # AuditService: the servicer filters events by what the caller may view
     _method("AuditService", "ListAuditEvents"): MethodRule(_listed_in(KIND_AUDIT_EVENT)),

@@ -67,6 +67,9 @@ class AuditBounds:
     unauthenticated: int = MAX_UNAUTHENTICATED
 
 
+DEFAULT_BOUNDS = AuditBounds()
+
+
 @dataclass(frozen=True)
 class AuditEvent:
     """One stored event: its record and its place in the log."""
@@ -112,7 +115,7 @@ _COLUMNS = (
 
 
 def append_events(
-    store: Store, records: Sequence[AuditRecord], bounds: AuditBounds = AuditBounds()
+    store: Store, records: Sequence[AuditRecord], bounds: AuditBounds = DEFAULT_BOUNDS
 ) -> list[int]:
     """Append `records` in order (one transaction); past a bound, the oldest events of that
     class go. Returns the new events' sequence numbers."""

@@ -257,12 +257,18 @@ MUTATIONS: dict[str, tuple[Call, tuple[str, ...]]] = {
     ),
     "KeyService/RevokeKey": (
         lambda s, w: s.keys.RevokeKey(api.RevokeKeyRequest(name="prod-key")),
-        ("viewer", "staging-deployer", "inference-only"),
+        ("viewer", "inference-only"),
     ),
     "KeyService/RotateKey": (
         lambda s, w: s.keys.RotateKey(api.RotateKeyRequest(name="prod-key")),
-        ("viewer", "staging-deployer"),
+        ("viewer",),
     ),
+}
+# Keys with a role, but not in the environment of the stored object the call names: told it
+# is not found (the audit log keeps the real reason).
+CONCEALED: dict[str, tuple[str, ...]] = {
+    "KeyService/RevokeKey": ("staging-deployer",),
+    "KeyService/RotateKey": ("staging-deployer",),
 }
 
 
@@ -285,13 +291,20 @@ async def test_every_change_is_refused_without_the_role_and_stores_nothing(
     world: World, method: str
 ) -> None:
     call, too_small = MUTATIONS[method]
-    cases: list[tuple[str | None, grpc.StatusCode, str, str]] = [
-        (None, grpc.StatusCode.UNAUTHENTICATED, "anonymous", "no credential"),
-        ("bad", grpc.StatusCode.UNAUTHENTICATED, "anonymous", "unknown API key"),
-        ("garbage", grpc.StatusCode.UNAUTHENTICATED, "anonymous", "malformed token"),
-        *((who, grpc.StatusCode.PERMISSION_DENIED, who, f"key '{who}'") for who in too_small),
+    cases: list[tuple[str | None, grpc.StatusCode, str, str, str]] = [
+        (None, grpc.StatusCode.UNAUTHENTICATED, "anonymous", "no credential", "no credential"),
+        ("bad", grpc.StatusCode.UNAUTHENTICATED, "anonymous", *["unknown API key"] * 2),
+        ("garbage", grpc.StatusCode.UNAUTHENTICATED, "anonymous", *["malformed token"] * 2),
+        *(
+            (who, grpc.StatusCode.PERMISSION_DENIED, who, f"key '{who}'", f"key '{who}'")
+            for who in too_small
+        ),
+        *(
+            (who, grpc.StatusCode.NOT_FOUND, who, "API key 'prod-key' not found", f"key '{who}'")
+            for who in CONCEALED.get(method, ())
+        ),
     ]
-    for who, code, principal, message in cases:
+    for who, code, principal, message, recorded in cases:
         before = dump(world.store)
         last = (await world.events())[-1].sequence
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -307,7 +320,7 @@ async def test_every_change_is_refused_without_the_role_and_stores_nothing(
         for event in events:
             assert (event.principal, event.outcome, event.code) == (principal, "refused", code.name)
             assert event.method == f"/meshline.v1.{method}"
-            assert message in event.detail
+            assert recorded in event.detail
             if who is not None:
                 assert world.tokens[who] not in event.detail
 
@@ -511,3 +524,80 @@ async def test_a_managed_method_without_a_rule_is_refused(tmp_path: Path) -> Non
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "has no authorization rule" in str(caught.value.details())
     assert reached == []
+
+
+async def test_a_key_outside_the_callers_environments_is_not_found_like_a_missing_one(
+    world: World,
+) -> None:
+    """A scoped caller cannot probe key names or their environments: a key of another
+    environment and no key at all get the very same NOT_FOUND, the one an admin gets for a
+    missing key; a caller with no role at all is refused without the key's environment."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await world.admin.keys.GetKey(api.GetKeyRequest(name="nope"))
+    missing = (caught.value.code(), caught.value.details())
+    assert missing == (grpc.StatusCode.NOT_FOUND, "API key 'nope' not found")
+    before = dump(world.store)
+    calls: list[tuple[str, Callable[[Stubs, str], Awaitable[Any]]]] = [
+        ("staging-viewer", lambda s, name: s.keys.GetKey(api.GetKeyRequest(name=name))),
+        ("staging-deployer", lambda s, name: s.keys.GetKey(api.GetKeyRequest(name=name))),
+        ("staging-deployer", lambda s, name: s.keys.RevokeKey(api.RevokeKeyRequest(name=name))),
+        ("staging-deployer", lambda s, name: s.keys.RotateKey(api.RotateKeyRequest(name=name))),
+    ]
+    for who, call in calls:
+        answers = []
+        for name in ("prod-key", "nope"):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call(world.as_(who), name)
+            answers.append((caught.value.code(), caught.value.details()))
+        assert answers == [
+            (grpc.StatusCode.NOT_FOUND, "API key 'prod-key' not found"),
+            missing,
+        ], who
+    # a caller with no management role: refused alike, its environment never named
+    plain = []
+    for name in ("prod-key", "nope"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await world.as_("inference-only").keys.RevokeKey(api.RevokeKeyRequest(name=name))
+        plain.append((caught.value.code(), caught.value.details()))
+    assert plain == [
+        (
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"key 'inference-only' (no management role) may not revoke ApiKey '{name}': it "
+            "holds no management role",
+        )
+        for name in ("prod-key", "nope")
+    ]
+    assert dump(world.store) == before
+    # its own environment's keys it sees as before
+    own = await world.as_("staging-viewer").keys.GetKey(api.GetKeyRequest(name="staging-deployer"))
+    assert own.key.spec.environment == "staging"
+    # the audit log keeps the real reason, for those who may read production's events
+    refused = await world.events(principal="staging-deployer", kind="ApiKey")
+    assert [(e.verb, e.name, e.environment, e.code) for e in refused] == [
+        ("key-revoke", "prod-key", "production", "NOT_FOUND"),
+        ("key-revoke", "nope", "", "NOT_FOUND"),
+        ("key-rotate", "prod-key", "production", "NOT_FOUND"),
+        ("key-rotate", "nope", "", "NOT_FOUND"),
+    ]
+    assert "may not revoke ApiKey 'prod-key' in environment 'production'" in refused[0].detail
+
+
+async def test_nothing_is_read_from_the_store_for_a_caller_not_authenticated(
+    world: World,
+) -> None:
+    """The guard authenticates first: an anonymous refusal records what the request names,
+    not the stored key's environment (which only an authenticated caller's check reads)."""
+    last = (await world.events())[-1].sequence
+    for who in (None, "bad"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await world.as_(who).keys.RevokeKey(api.RevokeKeyRequest(name="prod-key"))
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.aio.AioRpcError):
+        await world.as_("viewer").keys.RevokeKey(api.RevokeKeyRequest(name="prod-key"))
+    events = await world.events(after_sequence=last)
+    assert [(e.principal, e.name, e.environment, e.code) for e in events] == [
+        ("anonymous", "prod-key", "", "UNAUTHENTICATED"),
+        ("anonymous", "prod-key", "", "UNAUTHENTICATED"),
+        ("viewer", "prod-key", "production", "PERMISSION_DENIED"),
+    ]
+    assert events[0].detail.endswith("(from 127.0.0.1)")
