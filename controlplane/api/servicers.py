@@ -1,17 +1,24 @@
-"""grpc.aio servicers of the management API (meshline.v1)."""
+"""grpc.aio servicers of the management API (meshline.v1).
+
+What a servicer says about deployments of other environments follows what the caller may
+view: a version's users and the users that keep a model or version from being deleted are
+listed for the caller's environments only (the others counted, not named)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import grpc
 
 from controlplane.api.apply import apply_request, apply_resources
 from controlplane.api.audit_service import AuditServicer, IdentityServicer
+from controlplane.api.authz import Principal
 from controlplane.api.delete import DeleteRefusedError, delete_resources
 from controlplane.api.dependencies import region_dependents
 from controlplane.api.errors import FIELD_ERRORS_METADATA_KEY, ApplyError, encode_field_errors
+from controlplane.api.guard import current_principal
 from controlplane.api.join_tokens import JoinTokens
 from controlplane.api.keys import Enforcement, KeyServicer
 from controlplane.api.registry import (
@@ -29,6 +36,7 @@ from controlplane.policy import PlacementError
 from controlplane.rollout import RolloutController, RolloutError
 from controlplane.store import (
     DEFAULT_ENVIRONMENT,
+    KIND_DEPLOYMENT,
     KIND_REGION,
     KINDS,
     DependencyError,
@@ -37,6 +45,7 @@ from controlplane.store import (
     ResourceKey,
     Store,
     StoreError,
+    StoreSnapshot,
 )
 from controlplane.store.artifacts import ArtifactError, ArtifactStore, digest_problem
 from controlplane.store.region_certificates import RegionCertificate, region_certificates
@@ -72,6 +81,24 @@ async def _call(context: Context, fn: Callable[[], T]) -> T:
         return fn()
     except (StoreError, ApplyError, PlacementError) as exc:
         await _abort(context, exc)
+
+
+def seen_by(who: Principal, snapshot: StoreSnapshot) -> StoreSnapshot:
+    """`snapshot` with only the deployments of the environments `who` may view."""
+    deployments = tuple(
+        d for d in snapshot.deployments if who.may_view(d.spec.environment or DEFAULT_ENVIRONMENT)
+    )
+    return dataclasses.replace(snapshot, deployments=deployments)
+
+
+def out_of_sight(exc: DependencyError, visible: Sequence[str], what: str = "") -> DependencyError:
+    """`exc` naming only the `visible` dependents, the others counted: the refusal of a
+    caller who may not view every environment does not name their deployments."""
+    hidden = len(exc.dependents) - len(visible)
+    if hidden <= 0:
+        return exc
+    more = f"{hidden} deployment{'s' if hidden > 1 else ''} in environments you may not view"
+    return DependencyError(exc.key, [*visible, more], what)
 
 
 async def _require_name(context: Context, name: str, what: str) -> None:
@@ -150,7 +177,18 @@ class ModelServicer(api_pb2_grpc.ModelServiceServicer):
         self, request: api.DeleteModelRequest, context: Context
     ) -> api.DeleteModelResponse:
         await _require_name(context, request.name, "model")
-        await _call(context, lambda: self._store.delete_model(request.name))
+        try:
+            self._store.delete_model(request.name)
+        except DependencyError as exc:
+            seen = seen_by(current_principal(), self._store.snapshot())
+            visible = [
+                str(ResourceKey(KIND_DEPLOYMENT, d.metadata.name, d.spec.environment))
+                for d in seen.deployments
+                if d.spec.model == request.name
+            ]
+            await _abort(context, out_of_sight(exc, visible))
+        except (StoreError, ApplyError, PlacementError) as exc:
+            await _abort(context, exc)
         remove_unreferenced(self._store, self._artifacts)
         return api.DeleteModelResponse()
 
@@ -187,23 +225,30 @@ class ModelServicer(api_pb2_grpc.ModelServiceServicer):
         version = await _call(
             context, lambda: find_version(self._store, request.model, request.version)
         )
-        users = version_users(
-            self._store.snapshot(), request.model, request.version, latest_rollouts(self._store)
-        )
-        return api.GetModelVersionResponse(version=version, used_by=users)
+        return api.GetModelVersionResponse(version=version, used_by=self._users(request))
 
     async def DeleteModelVersion(
         self, request: api.DeleteModelVersionRequest, context: Context
     ) -> api.DeleteModelVersionResponse:
         await _require_name(context, request.model, "model")
         await _require_name(context, request.version, "version")
-        outcome = await _call(
-            context,
-            lambda: delete_version(self._store, self._artifacts, request.model, request.version),
-        )
+        try:
+            outcome = delete_version(self._store, self._artifacts, request.model, request.version)
+        except DependencyError as exc:
+            what = f"version '{request.version}'"
+            await _abort(context, out_of_sight(exc, self._users(request), what))
+        except (StoreError, ApplyError, PlacementError) as exc:
+            await _abort(context, exc)
         return api.DeleteModelVersionResponse(
             model_deleted=outcome.model_deleted, artifact_removed=outcome.artifact_removed
         )
+
+    def _users(
+        self, request: api.GetModelVersionRequest | api.DeleteModelVersionRequest
+    ) -> list[str]:
+        """The deployments that run the version, of the environments the caller may view."""
+        seen = seen_by(current_principal(), self._store.snapshot())
+        return version_users(seen, request.model, request.version, latest_rollouts(self._store))
 
     async def DownloadArtifact(
         self, request: api.DownloadArtifactRequest, context: Context

@@ -601,3 +601,39 @@ async def test_nothing_is_read_from_the_store_for_a_caller_not_authenticated(
         ("viewer", "prod-key", "production", "PERMISSION_DENIED"),
     ]
     assert events[0].detail.endswith("(from 127.0.0.1)")
+
+
+async def test_model_version_users_of_other_environments_are_not_named(world: World) -> None:
+    """A version's users, and the users that keep a model or version from being deleted, are
+    named for the caller's environments only; the others are counted."""
+    request = api.GetModelVersionRequest(model="m", version="v1")
+    both = await world.admin.models.GetModelVersion(request)
+    assert sorted(both.used_by) == [
+        "deployment 'fraud' in environment 'production'",
+        "deployment 'fraud' in environment 'staging'",
+    ]
+    for who in ("staging-viewer", "staging-deployer"):
+        seen = await world.as_(who).models.GetModelVersion(request)
+        assert list(seen.used_by) == ["deployment 'fraud' in environment 'staging'"], who
+    before = dump(world.store)
+    deployer = world.as_("staging-deployer")
+    refusals = []
+    for call in (
+        deployer.models.DeleteModelVersion(api.DeleteModelVersionRequest(model="m", version="v1")),
+        deployer.models.DeleteModel(api.DeleteModelRequest(name="m")),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        refusals.append(caught.value.details())
+    assert refusals == [
+        "model 'm' version 'v1' is used by deployment 'fraud' in environment 'staging', "
+        "1 deployment in environments you may not view; delete or change those first",
+        "model 'm' is used by deployment 'fraud' in environment 'staging', 1 deployment in "
+        "environments you may not view; delete or change those first",
+    ]
+    assert dump(world.store) == before
+    # a caller of every environment is told every user, as before
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await world.admin.models.DeleteModel(api.DeleteModelRequest(name="m"))
+    assert "deployment 'fraud' in environment 'production'" in str(caught.value.details())
