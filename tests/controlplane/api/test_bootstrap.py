@@ -1,5 +1,5 @@
-"""The first admin credential: made once, written 0600, kept across starts, replaced on
-request (the file was lost) or when no admin key works any more."""
+"""The first admin credential: made once per store, written 0600, kept across starts, never
+made again by itself (a revoked admin stays revoked), replaced on request (--reset-admin-token)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from controlplane.api.authn import AuthenticationError, Authenticator
 from controlplane.api.bootstrap import AdminTokenAction, ensure_admin_token, working_admins
 from controlplane.store import Store
 from controlplane.store.audit import AuditQuery, list_events
-from controlplane.store.keys import get_key, revoke_key
+from controlplane.store.keys import get_key, list_keys, revoke_key
+from controlplane.store.markers import ADMIN_BOOTSTRAPPED, marked_at
 
 T0 = 1_800_000_000.0
 
@@ -72,10 +73,43 @@ async def test_a_lost_file_is_said_at_start_and_reset_replaces_the_secret(
             await Authenticator(store, clock=lambda: T0 + 1).authenticate(f"Bearer {old}")
 
 
-async def test_with_no_working_admin_key_a_new_one_is_made(tmp_path: Path) -> None:
+async def test_a_revoked_admin_stays_revoked_across_restarts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Revoking `admin` (after a leak, or to run with an identity provider's admins only) is
+    not undone by the next start: no new key, the token file left as it is; only
+    --reset-admin-token makes an admin key again."""
     with Store.open(tmp_path / "meshline.db") as store:
         ensure_admin_token(store, tmp_path, T0)
         revoke_key(store, "admin", T0 + 1)
-        made = ensure_admin_token(store, tmp_path, T0 + 2)
+    token_file = tmp_path / "admin-token"
+    written = (token_file.read_text(), token_file.stat().st_mtime_ns)
+    for restart in range(2):
+        with Store.open(tmp_path / "meshline.db") as store, caplog.at_level(logging.WARNING):
+            kept = ensure_admin_token(store, tmp_path, T0 + 10 + restart)
+            assert kept.action is AdminTokenAction.KEPT
+            assert [k.name for k in list_keys(store)] == ["admin"]
+            assert working_admins(store, T0 + 10) == []
+        assert (token_file.read_text(), token_file.stat().st_mtime_ns) == written
+        assert "--reset-admin-token" in caplog.text
+    token_file.unlink()  # even with no file at all: nothing is made, nothing written
+    with Store.open(tmp_path / "meshline.db") as store:
+        assert ensure_admin_token(store, tmp_path, T0 + 20).action is AdminTokenAction.KEPT
+        assert not token_file.exists()
+        made = ensure_admin_token(store, tmp_path, T0 + 30, reset=True)
         assert (made.action, made.key) == (AdminTokenAction.CREATED, "admin-2")
-        assert await works(store, made.path, T0 + 2) == "admin-2"
+        assert await works(store, made.path, T0 + 30) == "admin-2"
+
+
+async def test_a_store_made_before_the_marker_is_not_bootstrapped_again(tmp_path: Path) -> None:
+    """A store whose admin key was made before the store kept a marker of it: its keys say
+    the bootstrap happened."""
+    with Store.open(tmp_path / "meshline.db") as store:
+        ensure_admin_token(store, tmp_path, T0)
+        revoke_key(store, "admin", T0 + 1)
+        with store.companion() as conn:  # as an older meshline left it
+            conn.execute("DELETE FROM meta WHERE key = ?", (ADMIN_BOOTSTRAPPED,))
+        assert marked_at(store, ADMIN_BOOTSTRAPPED) is None
+        assert ensure_admin_token(store, tmp_path, T0 + 2).action is AdminTokenAction.KEPT
+        assert [k.name for k in list_keys(store)] == ["admin"]
+        assert marked_at(store, ADMIN_BOOTSTRAPPED) == int(T0 + 2)
