@@ -204,10 +204,21 @@ async def serve(config: ControlPlaneConfig) -> None:
         except Exception:  # the join is done; say so loudly, do not fail it
             log.exception("cannot write the audit event of region %s's join", event.region)
 
-    peers = MeshPeers(ca)
+    peers = MeshPeers(ca, store)
+    ads_gate = AdsGate(AdsServer(cache), peers)
+
+    def on_replaced(region: str, serial: str) -> None:
+        why = f"region '{region}' joined again: certificate {serial} is its certificate now"
+        ads_gate.end_streams(region, serial, why)
+
     mesh_address = advertised_mesh_address(config.mesh_address, config.advertise_hosts)
     joins = JoinServicer(
-        store, ca, JoinSettings(mesh_address, config.agent_cert_ttl), on_join=on_join
+        store,
+        ca,
+        JoinSettings(mesh_address, config.agent_cert_ttl),
+        registry,
+        on_join=on_join,
+        on_replaced=on_replaced,
     )
 
     def key_enforcement(key: ApiKey) -> tuple[list[str], list[str]]:
@@ -231,9 +242,7 @@ async def serve(config: ControlPlaneConfig) -> None:
     agent_pb2_grpc.add_AgentServiceServicer_to_server(
         AgentService(registry, on_hello, peers), mesh_server
     )
-    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
-        AdsGate(AdsServer(cache), peers), mesh_server
-    )
+    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads_gate, mesh_server)
     api_pb2_grpc.add_ModelServiceServicer_to_server(
         MeshArtifacts(ModelServicer(store, artifacts), peers), mesh_server
     )

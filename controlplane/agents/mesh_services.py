@@ -1,17 +1,23 @@
 """The services of the mesh port besides the agent stream and Renew, each behind the caller's
-region identity: ADS for the regions' Envoys, artifact downloads for agents on other machines.
+region identity (its region's certificate of record): ADS for the regions' Envoys, artifact
+downloads for agents on other machines.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from controlplane.agents.peers import MeshPeers
 from controlplane.api.servicers import ModelServicer
 from meshline.v1 import api_pb2, api_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 Context = Any  # grpc ships no type stubs for the servicer context
 
@@ -27,33 +33,70 @@ async def _chain(
 
 class AdsGate(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     """ADS for an Envoy whose client certificate is its node's region: an Envoy's node id is
-    its region's name, so the first request's node id must name the certificate's region
-    before the stream reaches the ADS server (which then serves that node only)."""
+    its region's name, so the first request's node id must name the certificate's region, and
+    the certificate must be the region's certificate of record, before the stream reaches the
+    ADS server (which then serves that node only). A Join of the region ends the streams
+    opened with any other certificate (`end_streams`): an earlier agent's Envoy stops getting
+    the region's configuration and secrets."""
 
     def __init__(
         self, ads: ads_pb2_grpc.AggregatedDiscoveryServiceServicer, peers: MeshPeers
     ) -> None:
         self._ads = ads
         self._peers = peers
+        # Open streams by region: the task serving each, and the serial it was opened with.
+        self._open: dict[str, dict[asyncio.Future[None], str]] = {}
+        self._ended: dict[asyncio.Future[None], str] = {}
 
     async def StreamAggregatedResources(
         self, request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest], context: Context
     ) -> None:
         what = "fetching Envoy configuration (ADS)"
-        region = await self._peers.region_of(context, what)
+        peer = await self._peers.authenticated(context, what)
         requests = aiter(request_iterator)
         first = await anext(requests, None)
         if first is None:
             return
         node = first.node.id if first.HasField("node") else ""
-        await self._peers.require(context, node, f"{what} of node '{node}' by region {region}")
-        await self._ads.StreamAggregatedResources(_chain(first, requests), context)
+        await self._peers.authorize(
+            context, peer, node, f"{what} of node '{node}' by region {peer.region}"
+        )
+        serving = asyncio.ensure_future(
+            self._ads.StreamAggregatedResources(_chain(first, requests), context)
+        )
+        streams = self._open.setdefault(peer.region, {})
+        streams[serving] = peer.serial
+        try:
+            await serving
+        except asyncio.CancelledError:
+            why = self._ended.pop(serving, "")
+            if not why:
+                raise
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
+        finally:
+            self._ended.pop(serving, None)
+            streams.pop(serving, None)
+            if not streams and self._open.get(peer.region) is streams:
+                del self._open[peer.region]
+
+    def end_streams(self, region: str, keep_serial: str, why: str) -> int:
+        """End `region`'s streams opened with a certificate other than `keep_serial`; how
+        many."""
+        ended = 0
+        for serving, serial in list(self._open.get(region, {}).items()):
+            if serial != keep_serial and not serving.done():
+                self._ended[serving] = why
+                serving.cancel()
+                ended += 1
+        if ended:
+            log.info("ended %d ADS stream(s) of region %s: %s", ended, region, why)
+        return ended
 
 
 class MeshArtifacts(api_pb2_grpc.ModelServiceServicer):
-    """DownloadArtifact for agents: any region's certificate may fetch an artifact by digest
-    (its workers run what the control plane placed there). Every other ModelService method is
-    the management API's, on the API port (UNIMPLEMENTED here)."""
+    """DownloadArtifact for agents: any region's certificate of record may fetch an artifact
+    by digest (its workers run what the control plane placed there). Every other ModelService
+    method is the management API's, on the API port (UNIMPLEMENTED here)."""
 
     def __init__(self, models: ModelServicer, peers: MeshPeers) -> None:
         self._models = models

@@ -12,13 +12,19 @@ from meshline.v1 import agent_pb2
 
 @dataclass
 class AgentSession:
-    """One open agent stream."""
+    """One open agent stream. `serial`: the certificate of its region that the agent holds,
+    as far as the control plane knows (the one that opened the stream, then each one its
+    renewals got)."""
 
     hello: agent_pb2.AgentHello
+    serial: str = ""
     outbox: asyncio.Queue[agent_pb2.ConnectResponse] = field(default_factory=asyncio.Queue)
     report: agent_pb2.AgentReport | None = None  # None until the first report arrives
     last_seen: float = field(default_factory=time.time)
     last_desired: agent_pb2.DesiredState | None = None
+    # Set (with why) when the control plane ends the stream: the region joined again.
+    evicted: asyncio.Event = field(default_factory=asyncio.Event)
+    eviction: str = ""
 
     @property
     def region(self) -> str:
@@ -50,23 +56,46 @@ class AgentRegistry:
         for callback in self._listeners:
             callback(region)
 
-    def connect(self, hello: agent_pb2.AgentHello) -> AgentSession:
-        """Register a new stream; refuse a second live agent for one region."""
-        current = self._sessions.get(hello.region)
-        if (
-            current is not None
-            and current.hello.agent_id != hello.agent_id
-            and time.time() - current.last_seen < LIVE_SESSION_S
-        ):
+    def connect(self, hello: agent_pb2.AgentHello, serial: str = "") -> AgentSession:
+        """Register a new stream opened with certificate `serial`; refuse a second live agent
+        for one region."""
+        current = self.live_session(hello.region)
+        if current is not None and current.hello.agent_id != hello.agent_id:
             raise RegionTakenError(
                 f"region {hello.region!r} already has a connected agent "
                 f"({current.hello.agent_id}, gateway {current.hello.gateway_address}); "
                 "stop it first or use another region name"
             )
-        session = AgentSession(hello=hello)
+        session = AgentSession(hello=hello, serial=serial)
         self._sessions[hello.region] = session
         self._notify(hello.region)
         return session
+
+    def live_session(self, region: str) -> AgentSession | None:
+        """The region's stream while its agent still reports (a dead one is presumed gone
+        after LIVE_SESSION_S, even before its connection is noticed closed)."""
+        current = self._sessions.get(region)
+        if current is None or time.time() - current.last_seen >= LIVE_SESSION_S:
+            return None
+        return current
+
+    def follow_renewal(self, region: str, renewed: tuple[str, ...], serial: str) -> None:
+        """The region's agent renewed one of the certificates `renewed` into `serial`: its
+        stream (opened with an earlier one) now stands for the new one."""
+        current = self._sessions.get(region)
+        if current is not None and current.serial in renewed:
+            current.serial = serial
+
+    def evict(self, region: str, why: str) -> AgentSession | None:
+        """End the region's stream (its service closes it, saying `why`); the evicted
+        session, if there was one."""
+        current = self._sessions.pop(region, None)
+        if current is None:
+            return None
+        current.eviction = why
+        current.evicted.set()
+        self._notify(region)
+        return current
 
     def disconnect(self, session: AgentSession) -> None:
         if self._sessions.get(session.region) is session:

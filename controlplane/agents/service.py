@@ -1,9 +1,11 @@
 """gRPC AgentService: one bidirectional stream per region agent, on the mesh port.
 
 The hello must name the region of the caller's client certificate (a certificate of region A
-never opens region B's stream), and that region must be registered: it was at Join, from the
-join token's facts or an applied Region. The hello's own fact fields (country, flavors, ...)
-are ignored: an agent never decides where deployments may run.
+never opens region B's stream), that certificate must be the region's certificate of record,
+and the region must be registered: it was at Join, from the join token's facts or an applied
+Region. A Join of the region ends the stream (the region's identity changed hands). The
+hello's own fact fields (country, flavors, ...) are ignored: an agent never decides where
+deployments may run.
 """
 
 from __future__ import annotations
@@ -47,11 +49,11 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             )
             return
         what = f"opening the agent stream of region '{first.hello.region}'"
-        await self.peers.require(context, first.hello.region, what)
+        peer = await self.peers.require(context, first.hello.region, what)
         if refusal := self.on_hello(first.hello):
             await refuse(context, refusal, what)
         try:
-            session = self.registry.connect(first.hello)
+            session = self.registry.connect(first.hello, peer.serial)
         except RegionTakenError as exc:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
             return
@@ -63,20 +65,28 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         )
         yield agent_pb2.ConnectResponse(accepted=agent_pb2.HelloAccepted())
         reader = asyncio.create_task(self._read(request_iterator, session))
+        evicted = asyncio.create_task(session.evicted.wait())
         try:
-            while not reader.done():
+            while not reader.done() and not evicted.done():
                 getter = asyncio.ensure_future(session.outbox.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {getter, reader, evicted}, return_when=asyncio.FIRST_COMPLETED
+                )
                 if getter in done:
                     yield getter.result()
                 else:
                     getter.cancel()
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            for task in (reader, evicted):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             self.registry.disconnect(session)
             log.info("agent of region %s disconnected", session.region)
+        if session.eviction:
+            # Not a refusal: the agent that joined reconnects with its new certificate; one
+            # whose certificate was replaced is refused then, for good.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, session.eviction)
 
     async def _read(
         self, request_iterator: AsyncIterator[agent_pb2.ConnectRequest], session: AgentSession

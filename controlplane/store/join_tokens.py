@@ -3,7 +3,8 @@
 Only a SHA-256 of each secret is kept, so nothing in this table lets anyone join. A token's id
 is public (the JoinToken's name). Creating and revoking one is user configuration: the commit
 bumps the store's revision and reaches the change feed (kind `KIND_JOIN_TOKEN`), as an API
-key's does. A join only counts a use (and records the region's certificate): status, no bump.
+key's does. A join counts a use and records the region's certificate (status, no bump), and
+registers the region when it is new (a bump, as an apply), all in one transaction.
 
 Times are epoch seconds passed in by the caller (`now`), so every verdict here is a pure
 function of the stored row and the clock the caller chose.
@@ -23,8 +24,8 @@ from controlplane.store.changes import CONFIGURED, CREATED, Change
 from controlplane.store.errors import NotFoundError, StoreError
 from controlplane.store.keys import rfc3339
 from controlplane.store.region_certificates import RegionCertificate, write_certificate
-from controlplane.store.resources import ResourceKey
-from controlplane.store.store import Store
+from controlplane.store.resources import KIND_REGION, ResourceKey
+from controlplane.store.store import Store, add_region_if_absent
 from meshline.phases import JoinTokenPhase
 from meshline.v1.resources_pb2 import JoinToken, RegionSpec
 
@@ -194,21 +195,43 @@ def verify_join_token(store: Store, token_id: str, secret: str, now: float) -> S
     return token
 
 
+@dataclass(frozen=True)
+class RecordedJoin:
+    """What a join stored: the token with its use counted, and whether the region was
+    registered by it (False: it existed, applied or registered before)."""
+
+    token: StoredJoinToken
+    registered: bool
+
+
 def record_join(
-    store: Store, token_id: str, secret: str, certificate: RegionCertificate, now: float
-) -> StoredJoinToken:
-    """Count one join with the token and record the certificate it got, in one transaction
-    that checks the token again (revoked in between: JoinTokenRefusedError, nothing kept)."""
-    with store.companion() as conn:
+    store: Store,
+    token_id: str,
+    secret: str,
+    certificate: RegionCertificate,
+    now: float,
+    region_spec: RegionSpec | None = None,
+) -> RecordedJoin:
+    """One join, all or nothing in one transaction that checks the token again (revoked in
+    between: JoinTokenRefusedError, nothing kept): the region registered with `region_spec`
+    unless it exists (validated by the caller; None: not registered), one use counted, and
+    the certificate made the region's certificate of record (replacing any earlier agent's).
+    A new region reaches the change feed; the rest is status."""
+    with store.changing() as (conn, changes):
         token, stored_hash = _read_with_hash(conn, token_id)
         if refused := refusal_of(token, stored_hash, secret, token_id, now):
             raise refused
+        registered = region_spec is not None and add_region_if_absent(
+            conn, certificate.region, region_spec
+        )
+        if registered:
+            changes.append(Change(ResourceKey(KIND_REGION, certificate.region), CREATED))
         conn.execute(
             "UPDATE join_tokens SET last_used_at = ?, uses = uses + 1 WHERE token_id = ?",
             (now, token_id),
         )
         write_certificate(conn, certificate)
-        return _read(conn, token_id)
+        return RecordedJoin(_read(conn, token_id), registered)
 
 
 def to_join_token(token: StoredJoinToken, now: float) -> JoinToken:

@@ -173,6 +173,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "WHERE outcome = 'refused' AND code = 'UNAUTHENTICATED'",
         ),
     ),
+    Migration(
+        9,
+        "a region's certificate of record keeps the one it replaced by a renewal and until when "
+        "that one is still accepted; records of regions deleted before are dropped",
+        (
+            "ALTER TABLE region_certificates ADD COLUMN previous_serial TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE region_certificates ADD COLUMN previous_until REAL NOT NULL DEFAULT 0",
+            "DELETE FROM region_certificates WHERE region NOT IN (SELECT name FROM regions)",
+        ),
+    ),
 )
 
 

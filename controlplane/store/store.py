@@ -273,17 +273,9 @@ class Store:
         True if created. An existing region is left exactly as it is: what was applied wins
         over what an agent says about itself. The caller validates `spec`.
         """
-        problem = dns1123_label_problem(name)
-        if problem:
-            raise ValueError(f"region name {problem}")
-        region = Region()
-        region.metadata.name = name
-        region.spec.CopyFrom(spec)
         with self._transaction() as conn:
-            exists = conn.execute("SELECT 1 FROM regions WHERE name = ?", (name,)).fetchone()
-            if exists:
+            if not add_region_if_absent(conn, name, spec):
                 return False
-            _upsert(conn, "regions", {"name": name}, {"country": spec.country}, region)
             revision = _bump_revision(conn)
         self._feed.publish(
             ChangeEvent(revision, (Change(ResourceKey(KIND_REGION, name), CREATED),))
@@ -477,6 +469,24 @@ def _delete_deployment(conn: sqlite3.Connection, key: ResourceKey) -> None:
 def _delete_region(conn: sqlite3.Connection, key: ResourceKey) -> None:
     _require(conn, "regions", key, {"name": key.name})
     conn.execute("DELETE FROM regions WHERE name = ?", (key.name,))
+    # Its certificate of record goes too: a region applied again later needs a new join.
+    conn.execute("DELETE FROM region_certificates WHERE region = ?", (key.name,))
+
+
+def add_region_if_absent(conn: sqlite3.Connection, name: str, spec: RegionSpec) -> bool:
+    """Insert region `name` with `spec` unless it exists, inside the caller's transaction (the
+    caller bumps the revision and tells the change feed); True when inserted. The caller
+    validates `spec`; ValueError for a name that is no DNS label."""
+    problem = dns1123_label_problem(name)
+    if problem:
+        raise ValueError(f"region name {problem}")
+    if conn.execute("SELECT 1 FROM regions WHERE name = ?", (name,)).fetchone():
+        return False
+    region = Region()
+    region.metadata.name = name
+    region.spec.CopyFrom(spec)
+    _upsert(conn, "regions", {"name": name}, {"country": spec.country}, region)
+    return True
 
 
 _DELETERS: dict[str, Callable[[sqlite3.Connection, ResourceKey], None]] = {

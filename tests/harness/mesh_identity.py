@@ -3,6 +3,7 @@ certificate signed by a CA (the mesh's, or a stranger's), and gRPC credentials h
 
     ca = control_plane_ca(cp_state_dir)          # a running control plane's CA
     eu = region_identity(ca, "eu")
+    record_identity(store, eu)                   # in-process: as if eu had joined
     channel = grpc.aio.secure_channel(mesh_address, mesh_credentials(ca.bundle_pem, eu))
 """
 
@@ -16,7 +17,9 @@ import grpc
 
 from controlplane.pki import MeshCA, issue_region_certificate, issue_server_certificate
 from controlplane.pki.ca import CA_KEY_FILE, create_ca, load_ca
-from meshline.certs import new_key_and_csr
+from controlplane.store import Store
+from controlplane.store.region_certificates import RegionCertificate, record_certificate
+from meshline.certs import new_key_and_csr, read_certificate_facts
 from meshline.wire import CA_CERT_FILE
 
 LIFETIME = timedelta(hours=1)
@@ -51,6 +54,14 @@ def region_identity(ca: MeshCA, region: str, lifetime: timedelta = LIFETIME) -> 
     made = new_key_and_csr(f"{region} test")
     issued = issue_region_certificate(ca, made.csr_pem, region, datetime.now(UTC), lifetime)
     return RegionIdentity(region, issued.certificate_pem, made.key_pem.decode())
+
+
+def record_identity(store: Store, identity: RegionIdentity) -> None:
+    """Make `identity` its region's certificate of record in `store`, as its Join would."""
+    facts = read_certificate_facts(identity.chain_pem)
+    now = datetime.now(UTC).timestamp()
+    record = RegionCertificate(identity.region, facts.serial, facts.not_after.timestamp(), now)
+    record_certificate(store, record)
 
 
 def server_identity(ca: MeshCA) -> tuple[bytes, bytes]:

@@ -16,6 +16,7 @@ import pytest
 from cryptography import x509
 
 from controlplane.agents.join import JoinEvent, JoinServicer, JoinSettings
+from controlplane.agents.registry import AgentRegistry
 from controlplane.pki import MeshCA, issue_region_certificate, issue_server_certificate, open_ca
 from controlplane.store import NotFoundError, Store, wrap
 from controlplane.store.join_tokens import create_join_token, get_join_token, revoke_join_token
@@ -80,7 +81,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     now = datetime.fromtimestamp(clock.now, UTC)
     ca = open_ca(tmp_path, None, now)
     joins: list[JoinEvent] = []
-    servicer = JoinServicer(store, ca, JoinSettings(MESH_ADDRESS, LIFETIME), clock, joins.append)
+    settings = JoinSettings(MESH_ADDRESS, LIFETIME)
+    servicer = JoinServicer(store, ca, settings, AgentRegistry(), clock, joins.append)
     server = grpc.aio.server()
     agent_pb2_grpc.add_JoinServiceServicer_to_server(servicer, server)
     own = issue_server_certificate(ca, ["127.0.0.1"], now)
@@ -291,11 +293,13 @@ async def test_renew_refusals(world: World) -> None:
     assert code == grpc.StatusCode.UNAUTHENTICATED and "not now" in details
     # A deleted region's agent must join again.
     world.clock.now -= LIFETIME.total_seconds()
+    assert region_certificates(world.store)["eu"].serial == serial  # no refusal recorded any
     world.store.delete_region("eu")
     code, details = await _renew_refused(stub)
     assert code == grpc.StatusCode.PERMISSION_DENIED
     assert details == "region 'eu' was deleted: its agent must join again with a join token"
-    assert region_certificates(world.store)["eu"].serial == serial  # nothing recorded
+    # Its certificate of record went with it: nothing recorded since.
+    assert "eu" not in region_certificates(world.store)
 
 
 async def test_another_cas_certificate_never_gets_through_the_handshake(

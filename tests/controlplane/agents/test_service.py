@@ -25,7 +25,12 @@ from controlplane.pki import MeshCA, issue_server_certificate, open_ca
 from controlplane.ports import mesh_credentials as server_mesh_credentials
 from controlplane.store import Store, wrap
 from meshline.v1 import agent_pb2, agent_pb2_grpc, resources_pb2
-from tests.harness.mesh_identity import RegionIdentity, mesh_credentials, region_identity
+from tests.harness.mesh_identity import (
+    RegionIdentity,
+    mesh_credentials,
+    record_identity,
+    region_identity,
+)
 
 EU = resources_pb2.RegionSpec(country="DE", continent="EU", max_replicas=3)
 
@@ -39,7 +44,10 @@ class Service:
     channels: list[grpc.aio.Channel] = field(default_factory=list)
 
     def identity(self, region: str) -> RegionIdentity:
-        return region_identity(self.ca, region)
+        """Region `region`'s certificate as its Join left it: its certificate of record."""
+        made = region_identity(self.ca, region)
+        record_identity(self.store, made)
+        return made
 
 
 @pytest.fixture
@@ -49,7 +57,7 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
     registry = AgentRegistry()
     server = grpc.aio.server()
     agent_pb2_grpc.add_AgentServiceServicer_to_server(
-        AgentService(registry, lambda h: hello_refusal(store, h), MeshPeers(ca)), server
+        AgentService(registry, lambda h: hello_refusal(store, h), MeshPeers(ca, store)), server
     )
     own = issue_server_certificate(ca, ["127.0.0.1"], datetime.now(UTC))
     port = server.add_secure_port("127.0.0.1:0", server_mesh_credentials(own, ca))

@@ -4,12 +4,21 @@ what reaches the change feed."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from controlplane.store import CONFIGURED, CREATED, ChangeEvent, NotFoundError, ResourceKey, Store
+from controlplane.store import (
+    CONFIGURED,
+    CREATED,
+    KIND_REGION,
+    ChangeEvent,
+    NotFoundError,
+    ResourceKey,
+    Store,
+)
 from controlplane.store.join_tokens import (
     KIND_JOIN_TOKEN,
     JoinTokenExistsError,
@@ -99,11 +108,67 @@ def test_verdicts(store: Store) -> None:
 def test_a_join_counts_a_use_and_records_the_certificate(store: Store) -> None:
     text = _create(store)
     revision = store.revision
-    token = record_join(store, text.token_id, text.secret, _cert(serial="01"), T0 + 5)
-    token = record_join(store, text.token_id, text.secret, _cert(serial="02"), T0 + 9)
-    assert (token.uses, token.last_used_at) == (2, T0 + 9)
+    record_join(store, text.token_id, text.secret, _cert(serial="01"), T0 + 5)
+    recorded = record_join(store, text.token_id, text.secret, _cert(serial="02"), T0 + 9)
+    token = recorded.token
+    assert (token.uses, token.last_used_at, recorded.registered) == (2, T0 + 9, False)
     assert region_certificates(store) == {"eu": RegionCertificate("eu", "02", T0 + 86400, T0)}
     assert store.revision == revision  # status, not configuration
+
+
+def test_a_join_registers_its_region_in_the_same_transaction(store: Store) -> None:
+    text = _create(store)
+    events: list[ChangeEvent] = []
+    store.add_listener(events.append)
+    revision = store.revision
+    recorded = record_join(store, text.token_id, text.secret, _cert(), T0 + 5, FACTS)
+    assert recorded.registered and recorded.token.uses == 1
+    assert store.get_region("eu").spec == FACTS
+    assert store.revision == revision + 1  # a new region is configuration
+    assert [(c.key, c.action) for e in events for c in e.changes] == [
+        (ResourceKey(KIND_REGION, "eu"), CREATED)
+    ]
+    # The region exists now (or was applied): what is stored wins, nothing is bumped.
+    again = record_join(store, text.token_id, text.secret, _cert(serial="02"), T0 + 9, FACTS)
+    assert not again.registered and store.revision == revision + 1 and len(events) == 1
+
+
+def _nothing_kept(store: Store, text: join_token.JoinTokenText) -> None:
+    with pytest.raises(NotFoundError):
+        store.get_region("eu")
+    assert get_join_token(store, text.token_id).uses == 0
+    assert region_certificates(store) == {}
+
+
+def test_a_token_revoked_between_the_check_and_the_record_registers_nothing(
+    store: Store,
+) -> None:
+    """The Join checked the token, then it was revoked: the transaction checks it again."""
+    text = _create(store)
+    verify_join_token(store, text.token_id, text.secret, T0 + 1)  # the Join's first check
+    revision = store.revision
+    revoke_join_token(store, text.token_id, T0 + 2)
+    with pytest.raises(JoinTokenRefusedError, match="was revoked"):
+        record_join(store, text.token_id, text.secret, _cert(), T0 + 3, FACTS)
+    _nothing_kept(store, text)
+    assert store.revision == revision + 1  # the revocation only
+
+
+def test_a_store_failure_at_the_record_keeps_nothing(store: Store) -> None:
+    """The certificate's row cannot be written (the disk, say): the region registered and
+    the use counted earlier in the transaction are rolled back with it."""
+    text = _create(store)
+    with store.companion() as conn:
+        conn.execute(
+            "CREATE TRIGGER no_room BEFORE INSERT ON region_certificates "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    events: list[ChangeEvent] = []
+    store.add_listener(events.append)
+    with pytest.raises(sqlite3.IntegrityError, match="disk is full"):
+        record_join(store, text.token_id, text.secret, _cert(), T0 + 1, FACTS)
+    _nothing_kept(store, text)
+    assert events == []
 
 
 def test_a_refused_join_records_nothing(store: Store) -> None:

@@ -24,9 +24,10 @@ from controlplane.agents.peers import MeshPeers
 from controlplane.api.servicers import ModelServicer
 from controlplane.pki import MeshCA, issue_server_certificate, open_ca
 from controlplane.ports import mesh_credentials as mesh_server_credentials
+from controlplane.store import Store
 from meshline.v1 import agent_pb2, api_pb2, api_pb2_grpc
 from tests.controlplane.api.test_registry import Registry, push, serving
-from tests.harness.mesh_identity import region_identity, stranger_ca
+from tests.harness.mesh_identity import record_identity, region_identity, stranger_ca
 from tests.harness.processes import free_port
 from tests.workers.agent.helpers import agent_config, states, until, workload
 from workers.agent.artifacts import ArtifactCache, ArtifactFetchError
@@ -50,9 +51,14 @@ async def _pushed(registry: Registry, model: Path) -> str:
     return reply.version.sha256
 
 
-def _agent_identity(ca: MeshCA, address: str, state: Path) -> IdentityKeeper:
-    """Region r1's agent as after its join: its certificate, and the mesh port's address."""
+def _agent_identity(
+    ca: MeshCA, address: str, state: Path, record_in: Store | None = None
+) -> IdentityKeeper:
+    """Region r1's agent as after its join: its certificate (made the region's certificate of
+    record in `record_in`), and the mesh port's address."""
     made = region_identity(ca, "r1")
+    if record_in is not None:
+        record_identity(record_in, made)
     identity = Identity("r1", made.chain_pem, made.key_pem, address, datetime.now(UTC))
     no_api = ApiAccess(f"127.0.0.1:{free_port()}")  # renewals are not under test here
     return IdentityKeeper(IdentityPaths.of(state), identity, ca.bundle_pem.decode(), no_api)
@@ -64,13 +70,15 @@ async def mesh_port(registry: Registry, state: Path) -> AsyncIterator[IdentityKe
     caller's region certificate, as the control plane serves it), and an agent's identity."""
     ca = open_ca(state / "ca", None, datetime.now(UTC))
     server = grpc.aio.server()
-    models = MeshArtifacts(ModelServicer(registry.store, registry.artifacts), MeshPeers(ca))
+    models = MeshArtifacts(
+        ModelServicer(registry.store, registry.artifacts), MeshPeers(ca, registry.store)
+    )
     api_pb2_grpc.add_ModelServiceServicer_to_server(models, server)
     own = issue_server_certificate(ca, ["127.0.0.1"], datetime.now(UTC))
     port = server.add_secure_port("127.0.0.1:0", mesh_server_credentials(own, ca))
     await server.start()
     try:
-        yield _agent_identity(ca, f"127.0.0.1:{port}", state / "agent")
+        yield _agent_identity(ca, f"127.0.0.1:{port}", state / "agent", registry.store)
     finally:
         await server.stop(None)
 

@@ -18,6 +18,7 @@ import pytest
 from grpc_health.v1 import health, health_pb2_grpc
 
 from controlplane.agents.join import JoinServicer, JoinSettings
+from controlplane.agents.registry import AgentRegistry
 from controlplane.pki import MeshCA, issue_server_certificate, open_ca
 from controlplane.ports import api_credentials, mesh_credentials
 from controlplane.store import Store
@@ -58,7 +59,8 @@ async def control_plane(state: Path, lifetime: timedelta) -> AsyncIterator[Contr
     own = issue_server_certificate(ca, ["127.0.0.1"], datetime.now(UTC))
     api, mesh = grpc.aio.server(), grpc.aio.server()
     mesh_port = mesh.add_secure_port("127.0.0.1:0", mesh_credentials(own, ca))
-    joins = JoinServicer(store, ca, JoinSettings(f"127.0.0.1:{mesh_port}", lifetime))
+    registry = AgentRegistry()
+    joins = JoinServicer(store, ca, JoinSettings(f"127.0.0.1:{mesh_port}", lifetime), registry)
     for server in (api, mesh):
         agent_pb2_grpc.add_JoinServiceServicer_to_server(joins, server)
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), api)
