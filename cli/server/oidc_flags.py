@@ -19,7 +19,7 @@ def oidc_settings(
 ) -> tuple[OidcSettings | None, list[str]]:
     """(OidcSettings or None when no issuer is given, problems). Pure but for reading the
     JWKS file."""
-    from controlplane.api.jwks_checks import jwks_problems, jwks_uri_problem
+    from controlplane.api.jwks_checks import jwks_problems, oidc_jwks_uri_problem
     from controlplane.api.oidc import OidcSettings
 
     problems: list[str] = []
@@ -40,7 +40,7 @@ def oidc_settings(
         problems.append("--oidc-audience is required with --oidc-issuer (the tokens' aud)")
     if jwks_file is None and not jwks_uri:
         problems.append("--oidc-issuer needs --oidc-jwks-file or --oidc-jwks-uri (its keys)")
-    if jwks_uri and (problem := jwks_uri_problem(jwks_uri)):
+    if jwks_uri and (problem := oidc_jwks_uri_problem(jwks_uri)):
         problems.append(f"--oidc-jwks-uri {problem}")
     if jwks_file is not None:
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -203,4 +204,42 @@ def jwks_uri_problem(uri: str) -> str | None:
         return f"'{uri}' has a port that is not a number in 1..65535"
     if "#" in uri:
         return f"'{uri}' has a fragment (#...): a JWKS URL names a document, not a part of one"
+    return None
+
+
+def loopback_host(host: str | None) -> bool:
+    """`localhost`, or an address of 127.0.0.0/8 or ::1."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def oidc_jwks_uri_problem(uri: str) -> str | None:
+    """What is wrong with the JWKS URL of the management API's identity provider
+    (`--oidc-jwks-uri`): as jwks_uri_problem, and https unless its host is loopback. Its keys
+    decide who is admin of the whole mesh, so they never travel where a network can swap them."""
+    if problem := jwks_uri_problem(uri):
+        return problem
+    parts = urlsplit(uri)
+    if parts.scheme != "https" and not loopback_host(parts.hostname):
+        return (
+            f"'{uri}' is not https: the identity provider's keys decide who may manage the mesh, "
+            "so the control plane fetches them over https only (http only from a loopback host: "
+            "localhost, 127.0.0.1, ::1)"
+        )
+    return None
+
+
+def redirect_problem(from_uri: str, to_uri: str) -> str | None:
+    """Why the control plane does not follow a redirect of its JWKS URL: from https to
+    anything but https, or to a URL it would not take as `--oidc-jwks-uri`."""
+    if urlsplit(from_uri).scheme == "https" and urlsplit(to_uri).scheme != "https":
+        return f"{from_uri} redirects to {to_uri}: from https to plain http"
+    if problem := oidc_jwks_uri_problem(to_uri):
+        return f"{from_uri} redirects to a URL that {problem}"
     return None

@@ -3,7 +3,9 @@
 Its tokens are verified against its JWKS, read from a file (`--oidc-jwks-file`) and/or fetched
 from a URL (`--oidc-jwks-uri`) and refreshed: every `refresh_s`, and at once (at most every
 `min_refetch_s`) when a token names a key id not seen yet, so a provider's key rotation is
-picked up without a restart. A fetch that fails keeps the last keys.
+picked up without a restart. A fetch that fails keeps the last keys. The URL is https (http
+only from a loopback host: jwks_checks.oidc_jwks_uri_problem), and a redirect is followed only
+to a URL that would pass the same check, never from https to http.
 
 The principal is `jwt:<issuer>#<sub>`; its management roles come from a claim (default
 `meshline_roles`): `admin`, `deployer`, `viewer` (all environments) or `deployer:ENV`,
@@ -15,14 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from http.client import HTTPMessage
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from controlplane.api.authz import MANAGEMENT_ROLES, Grant, Principal, PrincipalKind, Role
+from controlplane.api.jwks_checks import oidc_jwks_uri_problem, redirect_problem
 from controlplane.api.jwt_verify import (
     LEEWAY_S,
     ParsedToken,
@@ -125,8 +131,32 @@ def principal_of(
     )
 
 
-def _fetch(uri: str) -> str:
-    with urllib.request.urlopen(uri, timeout=10) as response:
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only where jwks_checks.redirect_problem finds nothing wrong."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if problem := redirect_problem(req.full_url, newurl):
+            raise urllib.error.HTTPError(newurl, code, f"redirect refused: {problem}", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def fetch_jwks(uri: str, context: ssl.SSLContext | None = None) -> str:
+    """The JWKS document at `uri` (1 MiB at most); OSError when it cannot be had. `context`:
+    the TLS settings (default: the system's trusted roots)."""
+    if problem := oidc_jwks_uri_problem(uri):
+        raise urllib.error.URLError(f"--oidc-jwks-uri {problem}")
+    opener = urllib.request.build_opener(
+        _CheckedRedirects, urllib.request.HTTPSHandler(context=context)
+    )
+    with opener.open(uri, timeout=10) as response:
         body: bytes = response.read(1 << 20)
     return body.decode()
 
@@ -138,7 +168,7 @@ class OidcProvider:
         self,
         settings: OidcSettings,
         clock: Callable[[], float] = time.time,
-        fetch: Callable[[str], str] = _fetch,
+        fetch: Callable[[str], str] = fetch_jwks,
     ) -> None:
         self.settings = settings
         self._clock = clock

@@ -39,6 +39,10 @@ def test_a_complete_provider(jwks: Path) -> None:
         (("https://idp", "", None, "https://idp/jwks"), "--oidc-audience is required"),
         (("https://idp", "api", None, ""), "needs --oidc-jwks-file or --oidc-jwks-uri"),
         (("https://idp", "api", None, "ftp://idp/jwks"), "--oidc-jwks-uri 'ftp://idp/jwks' is not"),
+        (
+            ("https://idp", "api", None, "http://idp.example/jwks"),
+            "--oidc-jwks-uri 'http://idp.example/jwks' is not https",
+        ),
         (("https://idp", "api", Path("/nonexistent/jwks.json"), ""), "--oidc-jwks-file"),
     ],
 )
@@ -61,4 +65,22 @@ def test_the_command_refuses_before_starting(tmp_path: Path) -> None:
     result = run_cli("controlplane", "--state-dir", str(tmp_path), "--oidc-issuer", "https://idp")
     assert result.returncode == 1
     assert "--oidc-audience is required" in result.stderr
+    assert not (tmp_path / "meshline.db").exists()
+
+
+@pytest.mark.parametrize(
+    "uri", ["https://idp.example/jwks", "http://127.0.0.1:8080/jwks", "http://localhost/jwks"]
+)
+def test_a_jwks_uri_is_https_or_on_loopback(uri: str) -> None:
+    settings, problems = oidc_settings("https://idp", "api", None, uri, "meshline_roles")
+    assert problems == [] and settings is not None and settings.jwks_uri == uri
+
+
+def test_the_command_refuses_plain_http_keys_before_starting(tmp_path: Path) -> None:
+    result = run_cli(
+        *("controlplane", "--state-dir", str(tmp_path), "--oidc-issuer", "https://idp"),
+        *("--oidc-audience", "api", "--oidc-jwks-uri", "http://idp.example/jwks"),
+    )
+    assert result.returncode == 1
+    assert "--oidc-jwks-uri 'http://idp.example/jwks' is not https" in result.stderr
     assert not (tmp_path / "meshline.db").exists()
