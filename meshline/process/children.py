@@ -7,8 +7,10 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from meshline.join_token import JOIN_TOKEN_ENV
 
 # Written into a child's log before each start: a reason is read from the last run only.
 RUN_MARKER = "----- meshline: starting "
@@ -43,8 +45,21 @@ async def spawn(
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.PIPE if stdin_pipe else asyncio.subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env=child_environment(os.environ, env),
         )
+
+
+# Secrets of the agent that no child gets: Envoy and the workers (which run user model code)
+# never see the join token, even if something put it back into the agent's environment.
+WITHHELD_FROM_CHILDREN = frozenset({JOIN_TOKEN_ENV})
+
+
+def child_environment(
+    parent: Mapping[str, str], extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """A child's environment: the agent's, with `extra` on top, without its secrets."""
+    merged = {**parent, **(extra or {})}
+    return {name: value for name, value in merged.items() if name not in WITHHELD_FROM_CHILDREN}
 
 
 def guarded(args: Sequence[str]) -> list[str]:

@@ -2,10 +2,13 @@
 the credential), Renew on the mesh port (mTLS, the current certificate is), and the loop that
 renews two thirds into each certificate's lifetime.
 
-A refusal (no such token, another region's, expired, revoked, a deleted region) ends the agent
-with the control plane's own words: trying again cannot help. An unreachable control plane is
-tried again; a control plane whose certificate the given CA does not vouch for is a refusal
-too (the wrong --ca-file, or the wrong address).
+A refusal (no such token, another region's, expired, revoked, a deleted region, a region whose
+agent is connected) ends the agent with the control plane's own words: trying again cannot
+help. An unreachable control plane is tried again; a control plane whose certificate the given
+CA does not vouch for is a refusal too (the wrong --ca-file, or the wrong address). A renewal
+the control plane answers with "this certificate is not accepted" (expired by its clock,
+replaced by a later renewal or join) is followed by joining again with the join token the agent
+started with; without one the agent stops, saying so.
 """
 
 from __future__ import annotations
@@ -57,8 +60,18 @@ REFUSALS = frozenset(
 _TLS_FAILURES = ("CERTIFICATE_VERIFY_FAILED", "handshake", "Handshake")
 
 
+# How a TLS 1.3 server that refuses the client's certificate looks from the client: the
+# handshake seemed done, then the server closed the connection.
+_CLOSED_ON_US = "Socket closed"
+
+
 class EnrollmentRefusedError(Exception):
     """The control plane will not give this agent a certificate (or will not be trusted)."""
+
+
+class CertificateNotAcceptedError(EnrollmentRefusedError):
+    """The control plane no longer takes the agent's certificate (it expired by the control
+    plane's clock, or a later renewal or join replaced it): joining again is the way back."""
 
 
 def utc_now() -> datetime:
@@ -114,10 +127,38 @@ async def join(
     return identity, reply.ca_pem
 
 
+def renewal_refusal(
+    error: grpc.aio.AioRpcError, serial: str, target: str
+) -> EnrollmentRefusedError | None:
+    """What a failed Renew means (None: a failure worth another try). UNAUTHENTICATED, or a
+    TLS handshake that failed, say the certificate is not accepted any more; the other
+    refusals stay refusals."""
+    details = error.details() or ""
+    code = error.code()
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return CertificateNotAcceptedError(
+            f"renewing certificate {serial} refused by {target}: {details}"
+        )
+    if code == grpc.StatusCode.UNAVAILABLE and any(t in details for t in _TLS_FAILURES):
+        return CertificateNotAcceptedError(
+            f"renewing certificate {serial}: the TLS handshake with {target} failed (the "
+            f"control plane no longer accepts the certificate, or no longer has a certificate "
+            f"of the CA the agent holds): {details}"
+        )
+    return refusal(error, "renewing the certificate", target)
+
+
+def closed_on_us(error: grpc.aio.AioRpcError) -> bool:
+    """Whether the server closed the connection right after the handshake: what refusing
+    the client's certificate looks like in TLS 1.3 (or a server going away: ask its API)."""
+    return error.code() == grpc.StatusCode.UNAVAILABLE and _CLOSED_ON_US in (error.details() or "")
+
+
 async def renew(
     identity: Identity, ca_pem: str, now: Callable[[], datetime] = utc_now
 ) -> tuple[Identity, str]:
-    """A new certificate (for a new key) from the mesh port, asked with the current one."""
+    """A new certificate (for a new key) from the mesh port, asked with the current one.
+    CertificateNotAcceptedError when the control plane says it does not take that one."""
     made = new_key_and_csr(f"{identity.region} agent")
     target = identity.mesh_address
     credentials = mesh_credentials(identity, ca_pem)
@@ -127,7 +168,8 @@ async def renew(
                 agent_pb2.RenewRequest(csr_pem=made.csr_pem), timeout=CALL_TIMEOUT_S
             )
         except grpc.aio.AioRpcError as exc:
-            raise refusal(exc, "renewing the certificate", target) or exc from None
+            refused = renewal_refusal(exc, identity.facts.serial, target)
+            raise refused or exc from None
     renewed = Identity(
         region=identity.region,
         certificate_pem=reply.certificate_pem,
@@ -184,7 +226,9 @@ async def api_serving(address: str, ca_pem: str) -> bool:
 
 class IdentityKeeper:
     """The agent's current identity: what each new connection to the mesh port uses, renewed
-    in `run()` (the files, Envoy's SDS file among them, are rewritten at each renewal)."""
+    in `run()` (the files, Envoy's SDS file among them, are rewritten at each renewal).
+    `generation` counts the identities it held; `exchanging` is true while it asks for a new
+    one (a stream refused meanwhile may have shown the certificate being replaced)."""
 
     def __init__(
         self,
@@ -198,6 +242,8 @@ class IdentityKeeper:
         self.current = identity
         self.ca_pem = ca_pem
         self.renewals = 0
+        self.generation = 0
+        self.exchanging = False
         self._api = api
         self._now = now
 
@@ -220,9 +266,10 @@ class IdentityKeeper:
     async def run(self) -> None:
         """Renew at two thirds of each lifetime, for ever. A control plane that cannot be
         reached is tried again (every few seconds) while the agent keeps serving; a refusal
-        ends the agent. A certificate that expired meanwhile is replaced by joining again with
-        the start's join token, when the agent has one; without, the agent ends once the
-        control plane answers again (it refuses an expired certificate)."""
+        ends the agent. A certificate the control plane no longer accepts (expired by its
+        clock, replaced) or that expired meanwhile is replaced by joining again with the
+        start's join token, when the agent has one; without, the agent ends (for an expired
+        one: once the control plane answers again, as it refuses an expired certificate)."""
         while True:
             await asyncio.sleep(renewal_delay_s(self.current, self._now()))
             await self._renew_once()
@@ -232,13 +279,23 @@ class IdentityKeeper:
         cannot be asked."""
         api = self._api
         if not self.expired():
-            identity, ca_pem = await renew(old, self.ca_pem, self._now)
-            return identity, ca_pem, "renewed"
+            try:
+                identity, ca_pem = await renew(old, self.ca_pem, self._now)
+                return identity, ca_pem, "renewed"
+            except CertificateNotAcceptedError as exc:
+                not_accepted = str(exc)
+            except grpc.aio.AioRpcError as exc:
+                # Closed on us: our certificate refused, or the control plane going away.
+                if not closed_on_us(exc) or not await api_serving(api.address, self.ca_pem):
+                    raise
+                not_accepted = (
+                    f"renewing certificate {old.facts.serial}: {old.mesh_address} closes the "
+                    f"connection while the control plane's API answers: it no longer accepts "
+                    f"the certificate ({exc.details()})"
+                )
+            return await self._join_again(old, not_accepted)
         if api.join_token:
-            identity, ca_pem = await join(
-                api.address, self.ca_pem, old.region, api.join_token, self._now
-            )
-            return identity, ca_pem, "replaced by joining again (it expired unrenewed)"
+            return await self._join_again(old, "it expired unrenewed")
         # The mesh port closes on an expired certificate as on a control plane going away:
         # the API port tells the two apart.
         if await api_serving(api.address, self.ca_pem):
@@ -249,15 +306,38 @@ class IdentityKeeper:
             )
         return None
 
+    async def _join_again(self, old: Identity, why: str) -> tuple[Identity, str, str]:
+        """Join with the start's token, as the way back for a certificate that is not
+        accepted (or expired); EnrollmentRefusedError naming `why` when there is none or
+        the join is refused."""
+        api = self._api
+        if not api.join_token:
+            raise EnrollmentRefusedError(
+                f"{why}; the agent has no join token to join again with: restart it with a "
+                f"new one (`meshline regions token create {old.region}`, in ${JOIN_TOKEN_ENV} "
+                "or --join-token-file)"
+            )
+        log.warning("%s: joining again with the join token", why)
+        try:
+            identity, ca_pem = await join(
+                api.address, self.ca_pem, old.region, api.join_token, self._now
+            )
+        except EnrollmentRefusedError as exc:
+            raise EnrollmentRefusedError(f"{why}; joining again: {exc}") from None
+        return identity, ca_pem, f"replaced by joining again ({why})"
+
     async def _renew_once(self) -> None:
         retry = 0.2
         while True:
             old = self.current
+            self.exchanging = True
             try:
                 exchanged = await self._exchange(old)
                 why = "the control plane's API does not answer"
             except grpc.aio.AioRpcError as exc:
                 exchanged, why = None, f"{exc.code().name}: {exc.details()}"
+            finally:
+                self.exchanging = False
             if exchanged is None:
                 left = (old.expires_at - self._now()).total_seconds()
                 log.warning(
@@ -272,6 +352,7 @@ class IdentityKeeper:
             identity, ca_pem, how = exchanged
             save_identity(self.paths, identity, ca_pem)
             self.current, self.ca_pem = identity, ca_pem
+            self.generation += 1
             self.renewals += 1
             log.info(
                 "certificate of region %s %s: %s -> %s, expires %s",

@@ -70,6 +70,7 @@ class ControlPlaneSession:
         backoff = 0.1
         while True:
             target = self.identity.mesh_address
+            generation = self.identity.generation
             channel = self.identity.channel()
             self._accepted.clear()
             try:
@@ -82,17 +83,30 @@ class ControlPlaneSession:
                     backoff = 0.1
                     self._handle(message)
             except grpc.aio.AioRpcError as exc:
-                if exc.code() in REJECTIONS:
+                rejected = exc.code() in REJECTIONS
+                if rejected and not self._certificate_changing(generation):
                     raise AgentRejectedError(
                         f"the control plane at {target} refused the agent stream: "
                         f"{exc.code().name}: {exc.details()}"
                     ) from None
-                log.warning("control plane stream ended: %s %s", exc.code().name, exc.details())
+                # A refusal while the certificate is being replaced (a join again ends this
+                # stream before its answer reaches the keeper) is tried again with the new one.
+                log.warning(
+                    "control plane stream ended: %s %s%s",
+                    exc.code().name,
+                    exc.details(),
+                    " (the certificate is being replaced: trying again)" if rejected else "",
+                )
             finally:
                 self.connected.clear()
                 await channel.close()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
+
+    def _certificate_changing(self, opened_with: int) -> bool:
+        """Whether the identity changed, or is changing, since the stream's channel was made
+        with generation `opened_with`."""
+        return self.identity.exchanging or self.identity.generation != opened_with
 
     def _handle(self, message: agent_pb2.ConnectResponse) -> None:
         which = message.WhichOneof("message")

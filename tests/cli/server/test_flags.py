@@ -86,6 +86,17 @@ def test_join_token_from_prefers_the_file_and_never_needs_one(tmp_path: Path) ->
     assert join_token_from(None, {}) == ("", None)
 
 
+@pytest.mark.parametrize("from_file", [False, True])
+def test_the_join_token_leaves_the_environment_once_read(tmp_path: Path, from_file: bool) -> None:
+    """Read once, it is gone from the agent's environment: nothing it starts inherits it."""
+    file = tmp_path / "token"
+    file.write_text("mlj_from-file\n")
+    environ = {JOIN_TOKEN_ENV: "mlj_env", "PATH": "/bin"}
+    token, problem = join_token_from(file if from_file else None, environ)
+    assert problem is None and token == ("mlj_from-file" if from_file else "mlj_env")
+    assert environ == {"PATH": "/bin"}
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
