@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import MutableMapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -25,11 +25,14 @@ from meshline.bind import ip_literal_problem
 from meshline.join_token import JOIN_TOKEN_ENV
 
 
-def join_token_from(file: Path | None, environ: Mapping[str, str]) -> tuple[str, str | None]:
+def join_token_from(file: Path | None, environ: MutableMapping[str, str]) -> tuple[str, str | None]:
     """The agent's join token: from --join-token-file, else $MESHLINE_JOIN_TOKEN ("" when
-    neither: an agent with a valid certificate in its state dir needs none)."""
+    neither: an agent with a valid certificate in its state dir needs none). The variable is
+    taken out of `environ` either way: nothing the agent starts (Envoy, workers running model
+    code) inherits it."""
+    from_environment = environ.pop(JOIN_TOKEN_ENV, "").strip()
     if file is None:
-        return environ.get(JOIN_TOKEN_ENV, "").strip(), None
+        return from_environment, None
     try:
         token = file.read_text().strip()
     except OSError as exc:
