@@ -7,7 +7,7 @@ it: one reading of a SPIFFE id, one renewal rule.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography import x509
@@ -27,7 +27,7 @@ RENEW_AFTER_FRACTION = 2 / 3
 class KeyAndCsr:
     """A fresh private key (PKCS#8 PEM, for its owner only) and a CSR for it (PEM)."""
 
-    key_pem: bytes
+    key_pem: bytes = field(repr=False)
     csr_pem: str
 
 

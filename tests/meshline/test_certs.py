@@ -90,3 +90,4 @@ def test_new_key_and_csr_is_signed_by_its_key() -> None:
     assert csr.is_signature_valid
     assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
     assert csr.public_key() == key.public_key()
+    assert "PRIVATE KEY" not in repr(made) and "CERTIFICATE REQUEST" in repr(made)  # no key

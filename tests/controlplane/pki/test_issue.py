@@ -181,3 +181,4 @@ def test_the_control_plane_certificate(ca: MeshCA) -> None:
     assert read_certificate_facts(server.certificate_pem).region is None
     # A new key each time: it lives in memory only and is made again at every start.
     assert issue_server_certificate(ca, [], T0).key_pem != server.key_pem
+    assert "PRIVATE KEY" not in repr(server) and "serial=" in repr(server)  # no key in logs
