@@ -41,19 +41,17 @@ from controlplane.pki import (
     REGION_CERT_LIFETIME,
     CAError,
     UserCAFiles,
-    issue_server_certificate,
     open_ca,
 )
 from controlplane.ports import (
     advertised_mesh_address,
-    api_credentials,
     certificate_hosts,
     default_mesh_listen,
-    mesh_credentials,
 )
 from controlplane.reconcile import Reconciler
 from controlplane.reconcile.identities import DEFAULT_LIFETIME, GatewayIdentities
 from controlplane.rollout import RolloutController
+from controlplane.server_identity import ServerIdentity, expiry_warning
 from controlplane.status import LiveStatus
 from controlplane.store import Store
 from controlplane.store.artifacts import ArtifactStore
@@ -144,17 +142,20 @@ async def serve(config: ControlPlaneConfig) -> None:
     try:
         ca = open_ca(config.state_dir, config.user_ca, datetime.now(UTC))
         hosts = certificate_hosts(config.listen, config.mesh_address, config.advertise_hosts)
-        own = issue_server_certificate(ca, hosts, datetime.now(UTC))
+        identity = ServerIdentity(ca, hosts)  # the API and mesh ports renew it at 2/3
+        own = identity.current
     except (CAError, ValueError) as exc:
         raise SystemExit(f"cannot start the control plane: {exc}") from None
+    if warning := expiry_warning(own, datetime.now(UTC)):
+        log.warning("%s", warning)
     auth = management_auth(store, config.state_dir, config.auth)
     # every management call authenticated, authorized, audited
     server = grpc.aio.server(interceptors=[auth.guard], options=SERVER_OPTIONS)
     mesh_server = grpc.aio.server(options=SERVER_OPTIONS)
     # Both ports are bound first, before the activator and the metrics page take free ports.
     for where, port_server, credentials in (
-        (config.listen, server, api_credentials(own)),
-        (config.mesh_address, mesh_server, mesh_credentials(own, ca)),
+        (config.listen, server, identity.credentials()),
+        (config.mesh_address, mesh_server, identity.credentials(ca.bundle_pem)),
     ):
         try:
             port_server.add_secure_port(where, credentials)
