@@ -25,6 +25,7 @@ from controlplane.activator import (
     activator_out_of_reach,
 )
 from controlplane.agents.audit import join_record
+from controlplane.agents.edge_hello import controlplane_names
 from controlplane.agents.hello import hello_refusal
 from controlplane.agents.join import JoinEvent, JoinServicer, JoinSettings
 from controlplane.agents.mesh_services import AdsGate, MeshArtifacts
@@ -42,6 +43,7 @@ from controlplane.pki import (
     CAError,
     UserCAFiles,
     open_ca,
+    open_edge_ca,
 )
 from controlplane.ports import (
     advertised_mesh_address,
@@ -59,6 +61,7 @@ from controlplane.store.audit import append_events
 from controlplane.xds.cache import SnapshotCache
 from controlplane.xds.server import AdsServer
 from meshline.bind import LOOPBACK
+from meshline.edge_tls import EDGE_CA_CERT_FILE
 from meshline.phases import ApiKeyPhase
 from meshline.process.lock import AlreadyRunningError, hold_lock
 from meshline.v1 import agent_pb2, agent_pb2_grpc, api_pb2_grpc
@@ -96,6 +99,9 @@ class ControlPlaneConfig:
     advertise_hosts: tuple[str, ...] = ()
     # A CA the user brings (else the control plane's own, made in the state dir).
     user_ca: UserCAFiles | None = None
+    # The edge CA the user brings to sign the certificates gateways serve clients (else one
+    # made in the state dir); never the mesh CA, nor one the mesh trusts.
+    user_edge_ca: UserCAFiles | None = None
     # How long an agent's certificate lives; it renews at 2/3.
     agent_cert_ttl: timedelta = REGION_CERT_LIFETIME
     # IP literal the activator binds and the gateways reach it at (Envoy takes only IP literals
@@ -141,9 +147,11 @@ async def serve(config: ControlPlaneConfig) -> None:
     rollouts = RolloutController(store)
     try:
         ca = open_ca(config.state_dir, config.user_ca, datetime.now(UTC))
+        edge_ca = open_edge_ca(config.state_dir, config.user_edge_ca, ca, datetime.now(UTC))
         hosts = certificate_hosts(config.listen, config.mesh_address, config.advertise_hosts)
         identity = ServerIdentity(ca, hosts)  # the API and mesh ports renew it at 2/3
         own = identity.current
+        own_names = controlplane_names(hosts)  # no gateway's edge certificate may carry them
     except (CAError, ValueError) as exc:
         raise SystemExit(f"cannot start the control plane: {exc}") from None
     if warning := expiry_warning(own, datetime.now(UTC)):
@@ -175,7 +183,7 @@ async def serve(config: ControlPlaneConfig) -> None:
         registry,
         cache,
         rollouts=rollouts,
-        identities=GatewayIdentities(ca, config.gateway_cert_ttl),
+        identities=GatewayIdentities(ca, config.gateway_cert_ttl, edge_ca),
         peer_plaintext=config.peer_plaintext,
     )
     rollouts.on_change = reconciler.trigger  # a retry or abort reaches the gateways at once
@@ -193,7 +201,7 @@ async def serve(config: ControlPlaneConfig) -> None:
 
     def on_hello(hello: agent_pb2.AgentHello) -> PeerRefusal | None:
         """The region was registered at Join (or applied); the hello's facts are ignored."""
-        if refusal := hello_refusal(store, hello):
+        if refusal := hello_refusal(store, hello, own_names):
             return refusal
         if warning := activator_out_of_reach(activator_server.host, hello):
             log.warning("%s", warning)
@@ -271,7 +279,7 @@ async def serve(config: ControlPlaneConfig) -> None:
     )
     print(
         f"controlplane listening on {config.listen} (mesh port {config.mesh_address}; "
-        f"CA {config.state_dir / CA_CERT_FILE})",
+        f"CA {config.state_dir / CA_CERT_FILE}; edge CA {config.state_dir / EDGE_CA_CERT_FILE})",
         flush=True,
     )
     if config.metrics_listen:

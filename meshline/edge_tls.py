@@ -15,11 +15,19 @@ from enum import StrEnum
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
+# In the control plane's state dir, beside the mesh CA's `ca.crt`: the certificate of the edge
+# CA, which signs the certificates gateways serve clients (mode "mesh-ca"). Public: what clients
+# of those gateways trust. Nothing that talks to the control plane or to the mesh trusts it.
+EDGE_CA_CERT_FILE = "edge-ca.crt"
+
+
 class EdgeTlsMode(StrEnum):
     """`AgentHello.edge_tls.mode` and `RegionStatus.edge_tls` ("" = plain text)."""
 
-    # A server certificate from the control plane's mesh CA, over SDS on the ADS stream, for the
-    # names clients dial (the gateway's --host and each --tls-name); renewed like the peer ones.
+    # A server certificate made by the control plane and signed by its edge CA (never the mesh
+    # CA: the name says where it comes from, the control plane of the mesh), over SDS on the ADS
+    # stream, for the names clients dial (the gateway's --host and each --tls-name); renewed
+    # like the peer ones.
     MESH_CA = "mesh-ca"
     # The user's certificate chain and key on the agent's host (--tls-cert/--tls-key), which
     # Envoy reads and watches through the SDS file the agent writes.

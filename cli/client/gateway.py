@@ -22,7 +22,7 @@ from cli.client.api import (
 from cli.client.credentials import missing_key_hint, resolve_api_key
 from cli.client.render import OutputFormat
 from cli.console import console
-from meshline.edge_tls import EdgeTlsMode
+from meshline.edge_tls import EDGE_CA_CERT_FILE, EdgeTlsMode
 from meshline.v1 import api_pb2
 
 if TYPE_CHECKING:
@@ -47,15 +47,30 @@ class Trust:
     source: str
 
 
-def edge_trust(edge_tls: str, ca_file: Path | None, api_ca: Path | None) -> Trust:
-    """--ca-file when given; else, for a certificate of the mesh CA, the CA the CLI already
-    trusts for the control plane's API (the context's, or `meshline up`'s ca.crt); else (the
-    user's own certificate, or nothing known) the system's roots."""
+def edge_trust(edge_tls: str, ca_file: Path | None, edge_ca: Path | None) -> Trust:
+    """--ca-file when given; else, for a certificate the control plane made (mode mesh-ca),
+    its edge CA (`edge_ca`: found beside the CA the CLI trusts for its API); else (the user's
+    own certificate, or nothing known) the system's roots. Never the mesh CA itself: it signs
+    no gateway's certificate for clients."""
     if ca_file is not None:
         return Trust(ca_file, f"--ca-file {ca_file}")
-    if edge_tls == EdgeTlsMode.MESH_CA.value and api_ca is not None:
-        return Trust(api_ca, f"the mesh CA ({api_ca})")
-    return Trust(None, "the system's trusted CAs")
+    if edge_tls != EdgeTlsMode.MESH_CA.value:
+        return Trust(None, "the system's trusted CAs")
+    if edge_ca is not None:
+        return Trust(edge_ca, f"the control plane's edge CA ({edge_ca})")
+    return Trust(
+        None, f"the system's trusted CAs (no {EDGE_CA_CERT_FILE} beside the control plane's CA)"
+    )
+
+
+def edge_ca_beside(api_ca: Path | None) -> Path | None:
+    """The control plane's edge CA beside its mesh CA (`edge-ca.crt` in the folder of the
+    `ca.crt` the CLI trusts for the API: the control plane's state dir for `meshline up`, and
+    wherever the user copied both), when it is there."""
+    if api_ca is None:
+        return None
+    edge_ca = api_ca.parent / EDGE_CA_CERT_FILE
+    return edge_ca if edge_ca.is_file() else None
 
 
 def wants_tls(tls: bool | None, edge_tls: str, ca_file: Path | None) -> bool:
@@ -102,8 +117,9 @@ def infer(
     ca_file: Annotated[
         Path | None,
         typer.Option(
-            help="CA to check the gateway's TLS certificate against; default: the mesh CA the "
-            "CLI trusts for the control plane (edge TLS from the mesh CA), else the system's"
+            help="CA to check the gateway's TLS certificate against; default: the control "
+            f"plane's {EDGE_CA_CERT_FILE} beside the CA the CLI trusts for it (a certificate the "
+            "control plane made), else the system's"
         ),
     ] = None,
     address: AddressOption = None,
@@ -154,10 +170,11 @@ def _client_tls(edge_tls: str, ca_file: Path | None, address: str | None) -> Cli
     """TLS settings for the gateway: the CA to trust read now (a clear error if it cannot)."""
     from cli.client.infer import ClientTls
 
-    api_ca = None
+    edge_ca = None
     if ca_file is None and edge_tls == EdgeTlsMode.MESH_CA.value:
         api_ca = resolve_credential(resolve_address(address)).certificate_authority
-    trust = edge_trust(edge_tls, ca_file, api_ca)
+        edge_ca = edge_ca_beside(api_ca)
+    trust = edge_trust(edge_tls, ca_file, edge_ca)
     if trust.ca_file is None:
         return ClientTls(None, trust.source)
     try:

@@ -78,6 +78,17 @@ def controlplane(
     ca_key: Annotated[
         Path | None, typer.Option(help="The unencrypted private key of --ca-cert (PEM)")
     ] = None,
+    edge_ca_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own CA certificate (PEM) to sign the certificates gateways serve clients "
+            "with (agents' --tls-from-mesh-ca), instead of the edge CA made in --state-dir; "
+            "never the mesh CA, nor one the mesh trusts"
+        ),
+    ] = None,
+    edge_ca_key: Annotated[
+        Path | None, typer.Option(help="The unencrypted private key of --edge-ca-cert (PEM)")
+    ] = None,
     agent_cert_ttl: Annotated[
         str,
         typer.Option(help="How long an agent's certificate lives (renewed at 2/3), e.g. 24h"),
@@ -158,6 +169,8 @@ def controlplane(
             raise fail(problem)
     if (ca_cert is None) != (ca_key is None):
         raise fail("--ca-cert and --ca-key go together: give both, or neither")
+    if (edge_ca_cert is None) != (edge_ca_key is None):
+        raise fail("--edge-ca-cert and --edge-ca-key go together: give both, or neither")
     agent_ttl_s, problem = duration_problem("--agent-cert-ttl", agent_cert_ttl)
     if problem:
         raise fail(problem)
@@ -178,6 +191,9 @@ def controlplane(
         mesh_listen=mesh_listen,
         advertise_hosts=tuple(advertise_host or ()),
         user_ca=UserCAFiles(ca_cert, ca_key) if ca_cert and ca_key else None,
+        user_edge_ca=(
+            UserCAFiles(edge_ca_cert, edge_ca_key) if edge_ca_cert and edge_ca_key else None
+        ),
         agent_cert_ttl=timedelta(seconds=agent_ttl_s),
         activator_host=activator_host,
         metrics_listen=metrics_listen,
@@ -266,8 +282,9 @@ def agent(
     tls_from_mesh_ca: Annotated[
         bool,
         typer.Option(
-            help="Serve clients TLS with a certificate from the mesh CA, for --host and each "
-            "--tls-name (clients trust the control plane's ca.crt); renewed with no restart"
+            help="Serve clients TLS with a certificate the control plane makes, signed by its "
+            "edge CA, for --host and each --tls-name (clients trust the control plane's "
+            "edge-ca.crt); renewed with no restart"
         ),
     ] = False,
     tls_name: Annotated[
@@ -342,8 +359,8 @@ def up(
     edge_tls: Annotated[
         bool,
         typer.Option(
-            help="Gateways serve clients TLS with certificates of the mesh CA (clients trust "
-            "<state-dir>/controlplane/ca.crt); default: plain text"
+            help="Gateways serve clients TLS with certificates of the control plane's edge CA "
+            "(clients trust <state-dir>/controlplane/edge-ca.crt); default: plain text"
         ),
     ] = False,
 ) -> None:

@@ -35,6 +35,7 @@ from cli.server.local_admin import (
     serving,
 )
 from controlplane.api.documents import parse_resource_document
+from meshline.edge_tls import EDGE_CA_CERT_FILE
 from meshline.join_token import JOIN_TOKEN_ENV
 from meshline.phases import DeploymentPhase
 from meshline.process.children import guarded
@@ -201,7 +202,8 @@ def run_up(
     *,
     edge_tls: bool = False,
 ) -> None:
-    """`edge_tls`: every gateway serves clients TLS with a certificate of the mesh CA."""
+    """`edge_tls`: every gateway serves clients TLS with a certificate of the control plane's
+    edge CA."""
     import yaml
 
     from workers.demo import build_mlp
@@ -328,9 +330,8 @@ def run_up(
                     60,
                 )
             regions_now = api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=2).regions
-        _print_endpoints(
-            console, address, regions_now, demo_file, secret, key_file, ca if edge_tls else None
-        )
+        edge_ca = (controlplane_dir / EDGE_CA_CERT_FILE).resolve() if edge_tls else None
+        _print_endpoints(console, address, regions_now, demo_file, secret, key_file, edge_ca)
         while not (dead := stack.dead()):
             time.sleep(0.5)
         console.print(f"[red]{dead.name} exited unexpectedly:[/]\n{_tail(dead.log_path)}")
@@ -377,7 +378,8 @@ def _print_endpoints(
     key_file: Path,
     edge_ca: Path | None = None,
 ) -> None:
-    """`edge_ca`: the gateways serve TLS with certificates of this CA (None: plain text)."""
+    """`edge_ca`: the gateways serve TLS with certificates of this CA, the control plane's edge
+    CA (None: plain text)."""
     table = Table("REGION", "GATEWAY (gRPC + HTTP)", "ENVOY ADMIN", box=None, header_style="bold")
     first_gateway = ""
     for r in regions:  # type: ignore[attr-defined]
@@ -398,6 +400,10 @@ def _print_endpoints(
         )
     console.print(f"\n[bold green]meshline is up[/]  control plane API: [bold]{address}[/]\n")
     console.print(table)
+    if edge_ca is not None:
+        console.print(
+            f"\nThe gateways serve TLS; clients trust the edge CA {edge_ca}", highlight=False
+        )
     console.print(
         f"""
 demo deployment [bold]{DEMO_DEPLOYMENT}[/] (from {demo_file}) is Ready.

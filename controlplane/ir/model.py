@@ -233,7 +233,7 @@ class PeerPath:
 @dataclass(frozen=True)
 class EdgeTls:
     """TLS on a gateway's public listener, for clients (API keys and JWTs stay their
-    credential: no client certificate is asked). mesh-ca: `certificate` (from the mesh CA, for
+    credential: no client certificate is asked). mesh-ca: `certificate` (from the edge CA, for
     the names clients dial) goes to Envoy over SDS; files: Envoy reads the SDS file the agent
     wrote at `sds_path` on its host, which names the user's certificate and key. `secret_name`:
     the SDS secret the listener asks for, assigned here from `controlplane.ir.names`."""
@@ -245,7 +245,7 @@ class EdgeTls:
 
     def __post_init__(self) -> None:
         if self.mode is EdgeTlsMode.MESH_CA and self.certificate is None:
-            raise ValueError("edge TLS from the mesh CA needs the gateway's certificate")
+            raise ValueError("edge TLS mode mesh-ca needs the gateway's certificate")
         if self.mode is EdgeTlsMode.FILES and not self.sds_path.startswith("/"):
             raise ValueError(
                 f"edge TLS from files needs the absolute path of the agent's SDS file, not "

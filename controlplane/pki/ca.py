@@ -1,4 +1,8 @@
-"""The mesh CA: its own (made once in the control plane's state dir) or one the user gives.
+"""The control plane's CAs: its own (made once in its state dir) or one the user gives.
+
+Two CAs have this shape: the mesh CA (here), which signs the mesh's identities, and the edge CA
+(`edge_ca.py`), which signs the certificates gateways serve clients; no part of the mesh trusts
+the second.
 
 On disk in the state dir: `ca.key` (the CA's private key, the owner's only, from the first
 byte) and `ca.crt` (its certificate: the mesh's trust bundle, public). With a user-supplied CA
@@ -44,8 +48,23 @@ class CAError(Exception):
 
 
 @dataclass(frozen=True)
-class MeshCA:
-    """What signs the mesh's certificates, and what the mesh trusts."""
+class CAFiles:
+    """Where a CA of the control plane's own lives in its state dir, and how to name it in
+    messages (`what`; `remade`: what making a new one costs)."""
+
+    key: str
+    certificate: str
+    what: str
+    remade: str
+
+
+MESH_CA_FILES = CAFiles(CA_KEY_FILE, CA_CERT_FILE, "mesh CA", "every agent must then join again")
+
+
+@dataclass(frozen=True)
+class SigningCA:
+    """A CA the control plane signs with (the mesh CA, or the edge CA), and what its clients
+    trust."""
 
     certificate: x509.Certificate  # the CA that signs
     key: SigningKey
@@ -71,6 +90,11 @@ class MeshCA:
         return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
 
 
+# The mesh CA: what signs the mesh's identities (regions, the control plane), and what every
+# process of the mesh trusts.
+MeshCA = SigningCA
+
+
 @dataclass(frozen=True)
 class UserCAFiles:
     """A CA the user brings: its certificate (optionally followed by the chain up to a root)
@@ -80,13 +104,13 @@ class UserCAFiles:
     key: Path
 
 
-def create_ca(now: datetime) -> MeshCA:
+def create_ca(now: datetime, common_name: str = f"{TRUST_DOMAIN} mesh CA") -> SigningCA:
     """A new self-signed EC P-256 CA valid for CA_LIFETIME."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, TRUST_DOMAIN),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{TRUST_DOMAIN} mesh CA"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
     public = key.public_key()
@@ -117,39 +141,42 @@ def create_ca(now: datetime) -> MeshCA:
         .sign(key, hashes.SHA256())
     )
     pem = certificate.public_bytes(serialization.Encoding.PEM)
-    return MeshCA(certificate, key, pem, (), user_supplied=False)
+    return SigningCA(certificate, key, pem, (), user_supplied=False)
 
 
 def open_ca(state_dir: Path, user: UserCAFiles | None, now: datetime) -> MeshCA:
-    """The CA the control plane signs with: the user's (checked; its trust bundle copied to
-    `ca.crt`), else the one in `state_dir`, made there on the first start."""
+    """The mesh CA: the user's (checked; its trust bundle copied to `ca.crt`), else the one in
+    `state_dir`, made there on the first start."""
     if user is not None:
         ca = load_ca(user.certificate, user.key, now, user_supplied=True)
-        _write_public(state_dir / CA_CERT_FILE, ca.bundle_pem)
+        write_public(state_dir / CA_CERT_FILE, ca.bundle_pem)
         log.info("mesh CA: user-supplied %s, expires %s", user.certificate, ca.expires_at)
         return ca
     return load_or_create_ca(state_dir, now)
 
 
-def load_or_create_ca(state_dir: Path, now: datetime) -> MeshCA:
-    """The CA in `state_dir` (`ca.key`, `ca.crt`), made there when neither file exists."""
-    key_path, cert_path = state_dir / CA_KEY_FILE, state_dir / CA_CERT_FILE
+def load_or_create_ca(
+    state_dir: Path, now: datetime, files: CAFiles = MESH_CA_FILES, common_name: str = ""
+) -> SigningCA:
+    """The CA in `state_dir` (`files`: `ca.key`, `ca.crt` for the mesh CA), made there (named
+    `common_name`, else the mesh CA's name) when neither file exists."""
+    key_path, cert_path = state_dir / files.key, state_dir / files.certificate
     has_key, has_cert = key_path.exists(), cert_path.exists()
     if has_key and has_cert:
         return load_ca(cert_path, key_path, now, user_supplied=False)
     if has_cert:
         raise CAError(
             f"{cert_path} exists but {key_path} does not: the control plane was started with a "
-            "user-supplied CA (pass its certificate and key again), or the key was lost (remove "
-            f"{cert_path} to make a new CA; every agent must then join again)"
+            f"user-supplied {files.what} (pass its certificate and key again), or the key was "
+            f"lost (remove {cert_path} to make a new {files.what}; {files.remade})"
         )
     if has_key:
         raise CAError(
             f"{key_path} exists but {cert_path} does not: restore {cert_path}, or remove "
-            f"{key_path} to make a new CA (every agent must then join again)"
+            f"{key_path} to make a new {files.what} ({files.remade})"
         )
     state_dir.mkdir(parents=True, exist_ok=True)
-    ca = create_ca(now)
+    ca = create_ca(now, common_name) if common_name else create_ca(now)
     key_pem = ca.key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -157,12 +184,12 @@ def load_or_create_ca(state_dir: Path, now: datetime) -> MeshCA:
     )
     # The key first: a certificate without its key is refused above.
     write_secret_file(key_path, key_pem.decode())
-    _write_public(cert_path, ca.bundle_pem)
-    log.info("mesh CA created in %s, expires %s", state_dir, ca.expires_at)
+    write_public(cert_path, ca.bundle_pem)
+    log.info("%s created in %s, expires %s", files.what, state_dir, ca.expires_at)
     return ca
 
 
-def load_ca(cert_path: Path, key_path: Path, now: datetime, user_supplied: bool) -> MeshCA:
+def load_ca(cert_path: Path, key_path: Path, now: datetime, user_supplied: bool) -> SigningCA:
     """A CA from its PEM files, checked: a CA certificate that may sign certificates, valid at
     `now`, with a supported key that matches it. CAError naming the problem otherwise."""
     certificates = _read_certificates(cert_path)
@@ -176,7 +203,7 @@ def load_ca(cert_path: Path, key_path: Path, now: datetime, user_supplied: bool)
     chain = tuple(c for c in certificates if not _self_signed(c))
     bundle = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates)
     assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
-    return MeshCA(signing, key, bundle, chain, user_supplied)
+    return SigningCA(signing, key, bundle, chain, user_supplied)
 
 
 def ca_problems(certificate: x509.Certificate, key: object, now: datetime) -> list[str]:
@@ -266,7 +293,7 @@ def _read_key(path: Path) -> object:
         raise CAError(f"{path}: not a PEM private key (-----BEGIN PRIVATE KEY-----)") from None
 
 
-def _write_public(path: Path, data: bytes) -> None:
+def write_public(path: Path, data: bytes) -> None:
     """Write a public file (the trust bundle) whole: under a temporary name, then renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.read_bytes() == data:

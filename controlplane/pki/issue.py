@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from controlplane.pki.ca import CLOCK_SKEW, MeshCA, key_problem
+from controlplane.pki.ca import CLOCK_SKEW, MeshCA, SigningCA, key_problem
 from meshline.certs import CertificateFacts, certificate_facts
 from meshline.wire import CONTROLPLANE_SPIFFE_ID, TRUST_DOMAIN, region_spiffe_id
 
@@ -29,6 +29,8 @@ MAX_CSR_BYTES = 16 * 1024
 LOCAL_NAMES = ("127.0.0.1", "::1", "localhost")
 
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+# A mesh identity is both: the agent and Envoy call the control plane and each other with it.
+MESH_USAGES = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
 
 
 class CSRError(ValueError):
@@ -163,12 +165,13 @@ def _is_dns_name(host: str) -> bool:
 
 
 def _sign(
-    ca: MeshCA,
+    ca: SigningCA,
     public_key: object,
     subject: x509.Name,
     names: Sequence[x509.GeneralName],
     now: datetime,
     lifetime: timedelta,
+    usages: Sequence[x509.ObjectIdentifier] = MESH_USAGES,
 ) -> x509.Certificate:
     if lifetime <= timedelta(0):
         raise ValueError(f"a certificate's lifetime must be positive, not {lifetime}")
@@ -196,12 +199,7 @@ def _sign(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(usage, critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
+        .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(_authority_key_id(ca), critical=False)
@@ -209,7 +207,7 @@ def _sign(
     )
 
 
-def _authority_key_id(ca: MeshCA) -> x509.AuthorityKeyIdentifier:
+def _authority_key_id(ca: SigningCA) -> x509.AuthorityKeyIdentifier:
     try:
         ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound:
@@ -217,5 +215,5 @@ def _authority_key_id(ca: MeshCA) -> x509.AuthorityKeyIdentifier:
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
-def _chain_pem(ca: MeshCA, leaf: x509.Certificate) -> bytes:
+def _chain_pem(ca: SigningCA, leaf: x509.Certificate) -> bytes:
     return leaf.public_bytes(serialization.Encoding.PEM) + ca.chain_pem

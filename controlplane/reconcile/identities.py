@@ -1,6 +1,7 @@
-"""Each region's gateway certificate for the peer path, and the edge certificate of those whose
-agent asked for TLS from the mesh CA: made by the control plane, kept in memory only, made
-again two thirds into their lifetime (an edge certificate also when its names change).
+"""Each region's gateway certificate for the peer path (from the mesh CA), and the edge
+certificate of those whose agent asked for TLS from the control plane (from the edge CA, never
+the mesh CA): made by the control plane, kept in memory only, made again two thirds into their
+lifetime (an edge certificate also when its names change).
 
 `due` and `next_renewal_s` are the pure decisions (table-tested); `GatewayIdentities` is the
 shell that holds the CA and the current certificates and issues what is due. The reconciler
@@ -21,6 +22,7 @@ from typing import Protocol
 from controlplane.ir.model import EdgeTls, GatewayTls
 from controlplane.pki.ca import MeshCA
 from controlplane.pki.edge import EdgeCertificate, issue_edge_certificate
+from controlplane.pki.edge_ca import EdgeCA, create_edge_ca, shared_trust_problem
 from controlplane.pki.gateway import GatewayCertificate, issue_gateway_certificate
 from meshline.edge_tls import EdgeTlsMode, edge_names, edge_tls_mode
 from meshline.v1 import agent_pb2
@@ -64,7 +66,7 @@ def gateway_tls(certificate: GatewayCertificate, trusted_ca: str) -> GatewayTls:
 
 def edge_wanted(hellos: Mapping[str, agent_pb2.EdgeTls]) -> dict[str, tuple[str, ...]]:
     """Region -> the names its edge certificate is for, of the regions whose agent asked for
-    TLS from the mesh CA."""
+    TLS from the control plane (mode mesh-ca)."""
     return {
         region: tuple(hello.names)
         for region, hello in hellos.items()
@@ -98,7 +100,7 @@ def edge_tls_of(
     hellos: Mapping[str, agent_pb2.EdgeTls], certificates: Mapping[str, GatewayTls]
 ) -> dict[str, EdgeTls]:
     """Each region's edge TLS as its agent asked (regions that did not: none). A region that
-    asked for a certificate of the mesh CA but has none (its issuing failed) is left plain
+    asked for a certificate of the edge CA but has none (its issuing failed) is left plain
     until it has one; an unknown mode is left out (the hello check refuses it)."""
     out: dict[str, EdgeTls] = {}
     for region, hello in sorted(hellos.items()):
@@ -124,13 +126,23 @@ def edge_certificate_tls(certificate: EdgeCertificate) -> GatewayTls:
 
 
 class GatewayIdentities:
-    """The current gateway certificate of every region that has needed one, and the edge
-    certificate of every region whose agent asks for one."""
+    """The current gateway certificate (mesh CA) of every region that has needed one, and the
+    edge certificate (edge CA) of every region whose agent asks for one."""
 
-    def __init__(self, ca: MeshCA, lifetime: timedelta = DEFAULT_LIFETIME) -> None:
+    def __init__(
+        self,
+        ca: MeshCA,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+        edge_ca: EdgeCA | None = None,
+    ) -> None:
+        """`edge_ca`: None makes one in memory (a reconciler built without one, in tests)."""
         if lifetime <= timedelta(0):
             raise ValueError(f"a gateway certificate's lifetime must be positive, not {lifetime}")
+        edge_ca = edge_ca or create_edge_ca(ca.certificate.not_valid_before_utc)
+        if problem := shared_trust_problem(ca, edge_ca.signing):
+            raise ValueError(problem)
         self._ca = ca
+        self._edge_ca = edge_ca
         self._lifetime = lifetime
         self._current: dict[str, GatewayCertificate] = {}
         self._edge: dict[str, EdgeCertificate] = {}
@@ -165,7 +177,7 @@ class GatewayIdentities:
         self, hellos: Mapping[str, agent_pb2.EdgeTls], now: datetime
     ) -> dict[str, EdgeTls]:
         """Each region's edge TLS as its agent's hello asks, issuing the edge certificates that
-        are due (from the mesh CA, for the names in the hello). A failed issuing keeps the
+        are due (from the edge CA, for the names in the hello). A failed issuing keeps the
         certificate the region had (logged; the next rebuild tries again). Regions that no
         longer ask are forgotten."""
         wanted = edge_wanted(hellos)
@@ -173,7 +185,7 @@ class GatewayIdentities:
         for region in edge_due(self._edge, wanted, now):
             try:
                 issued = issue_edge_certificate(
-                    self._ca, region, wanted[region], now, self._lifetime
+                    self._edge_ca, region, wanted[region], now, self._lifetime
                 )
             except Exception:
                 log.exception("cannot issue region %s's edge certificate", region)

@@ -1,8 +1,9 @@
 """Edge TLS: the TLS the public listener serves clients, and its SDS secret.
 
 The listener asks for one certificate by name: from the control plane over ADS (mode mesh-ca: a
-server certificate of the mesh CA, rotated as the same secret with new content, so Envoy swaps
-it in with no listener change and connections already open keep going), or from the SDS file
+server certificate of the control plane's edge CA, never the mesh CA, rotated as the same
+secret with new content, so Envoy swaps it in with no listener change and connections already
+open keep going), or from the SDS file
 the agent wrote on the gateway's host (mode files: it names the user's certificate and key;
 Envoy watches them and loads a replaced pair). ALPN offers h2 and http/1.1, so gRPC and REST
 keep sharing the port; no client certificate is asked (clients show API keys or JWTs).
@@ -25,7 +26,8 @@ MIN_TLS_VERSION = common_pb2.TlsParameters.TLSv1_2
 
 
 def secrets(gateway: GatewayIR) -> dict[str, secret_pb2.Secret]:
-    """The edge certificate with its key, when the control plane makes it (mode mesh-ca)."""
+    """The edge certificate with its key, when the control plane makes it (mode mesh-ca: its
+    edge CA signs it)."""
     edge = gateway.edge
     if edge is None or edge.certificate is None or edge.mode is not EdgeTlsMode.MESH_CA:
         return {}

@@ -1,10 +1,12 @@
 """Edge TLS for clients, end to end: a real control plane, real Envoys and a Torch worker.
 
-Region `eu` (serves the deployment) asks for a certificate of the mesh CA
-(`--tls-from-mesh-ca`), renewed every few seconds (`--gateway-cert-ttl`); region `us` (only
-forwards) serves the user's own certificate from files (`--tls-cert/--tls-key`) signed by a CA
-of the user's, no part of the mesh. What a client gets is read from the gateway itself: the
-certificate a TLS handshake returns.
+Region `eu` (serves the deployment) asks the control plane for a certificate
+(`--tls-from-mesh-ca`: signed by its edge CA, `edge-ca.crt`, never the mesh CA), renewed every
+few seconds (`--gateway-cert-ttl`); region `us` (only forwards) serves the user's own
+certificate from files (`--tls-cert/--tls-key`) signed by a CA of the user's, no part of the
+mesh. What a client gets is read from the gateway itself: the certificate a TLS handshake
+returns. The control plane is also known by a DNS name (`--advertise-host`), which no region's
+agent may have certified.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ import grpc
 import numpy as np
 import pytest
 import torch
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from meshline.edge_tls import EDGE_CA_CERT_FILE
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from tests.e2e.conftest import deployment_yaml, local_torch
 from tests.harness.load import ClientLoop, infer_request, output_array
@@ -40,6 +46,8 @@ DEPLOYMENT = "edge"
 # A new edge (and peer) certificate every ~6 s: the rotation test sees several in seconds.
 CERT_TTL = "9s"
 NAMES = ("127.0.0.1", "localhost")
+# A name of the control plane only (in its certificate; agents are told the first one).
+CONTROLPLANE_NAME = "controlplane.meshline.test"
 BATCH = np.random.default_rng(7).standard_normal((1, 784)).astype(np.float32)
 REST_BODY = json.dumps(
     {
@@ -64,6 +72,11 @@ class EdgeMesh:
         return self.mesh.gateway(region)
 
     @property
+    def edge_ca_file(self) -> Path:
+        """The control plane's edge CA: what clients of mesh-ca gateways trust."""
+        return self.mesh.state_dir / "controlplane" / EDGE_CA_CERT_FILE
+
+    @property
     def expected(self) -> np.ndarray:
         return local_torch(self.model, torch.from_numpy(BATCH)).numpy()
 
@@ -83,7 +96,14 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeMesh]:
         root,
         regions=(MESH_CA, FILES),
         region_facts=flags,
-        controlplane_flags=("--gateway-cert-ttl", CERT_TTL),
+        controlplane_flags=(
+            "--gateway-cert-ttl",
+            CERT_TTL,
+            "--advertise-host",
+            "127.0.0.1",
+            "--advertise-host",
+            CONTROLPLANE_NAME,
+        ),
     ) as mesh:
         mesh.apply(deployment_yaml(DEPLOYMENT, {"v1": model}, "v1", [MESH_CA]))
         mesh.wait_ready(DEPLOYMENT)
@@ -144,9 +164,9 @@ def test_tritonclient_with_ssl_true_infers_through_the_gateway(
     edge: EdgeMesh, gateway_region: str
 ) -> None:
     """tritonclient as the README shows it: gRPC `ssl=True, root_certificates=...` and HTTP
-    `ssl=True` with the CA, at the mesh-CA gateway (the mesh's ca.crt) and at the files one
-    (the user's CA; forwarded to eu)."""
-    ca = edge.mesh.ca_file if gateway_region == MESH_CA else edge.user_ca_file
+    `ssl=True` with the CA, at the mesh-ca gateway (the control plane's edge-ca.crt) and at the
+    files one (the user's CA; forwarded to eu)."""
+    ca = edge.edge_ca_file if gateway_region == MESH_CA else edge.user_ca_file
     answers = triton_infer(
         edge.gateway(gateway_region),
         DEPLOYMENT,
@@ -160,15 +180,15 @@ def test_tritonclient_with_ssl_true_infers_through_the_gateway(
         np.testing.assert_allclose(answer, edge.expected, rtol=1e-5, atol=1e-6)
 
 
-def test_https_and_curl_with_the_mesh_ca(edge: EdgeMesh) -> None:
+def test_https_and_curl_with_the_edge_ca(edge: EdgeMesh) -> None:
     address = edge.gateway(MESH_CA)
-    status, body = _https(address, ssl.create_default_context(cafile=str(edge.mesh.ca_file)))
+    status, body = _https(address, ssl.create_default_context(cafile=str(edge.edge_ca_file)))
     assert status == 200 and body["outputs"]
     # The certificate names what the gateway is dialled at: localhost too, on loopback.
     port = address.rpartition(":")[2]
     curl = subprocess.run(
         [
-            "curl", "-sS", "--fail", "--cacert", str(edge.mesh.ca_file),
+            "curl", "-sS", "--fail", "--cacert", str(edge.edge_ca_file),
             "-H", "content-type: application/json", "--data-binary", "@-",
             f"https://localhost:{port}/v2/models/{DEPLOYMENT}/infer",
         ],
@@ -182,8 +202,9 @@ def test_https_and_curl_with_the_mesh_ca(edge: EdgeMesh) -> None:
 def test_meshline_infer_speaks_tls_to_a_region_that_reports_it(
     edge: EdgeMesh, protocol: tuple[str, ...]
 ) -> None:
-    """The CLI reads the region's edge TLS from its status and trusts the mesh CA it already
-    trusts for the control plane (the test session's context for this address)."""
+    """The CLI reads the region's edge TLS from its status and trusts the control plane's edge
+    CA, found beside the CA it trusts for the control plane (the test session's context for
+    this address names `<state>/controlplane/ca.crt`)."""
     result = subprocess.run(
         [
             *MESHLINE, "infer", DEPLOYMENT, "--input", "input=0.5", "--region", MESH_CA,
@@ -214,25 +235,65 @@ def test_plain_text_to_the_tls_port_fails(edge: EdgeMesh) -> None:
     assert mesh.worker_requests(MESH_CA, DEPLOYMENT) == before
 
 
-def test_a_client_that_does_not_trust_the_mesh_ca_fails_the_handshake(edge: EdgeMesh) -> None:
+def test_a_client_that_does_not_trust_the_edge_ca_fails_the_handshake(edge: EdgeMesh) -> None:
     mesh = edge.mesh
     address = edge.gateway(MESH_CA)
     before = mesh.worker_requests(MESH_CA, DEPLOYMENT)
-    # The system's roots (curl and browsers by default), and another CA.
+    # The system's roots (curl and browsers by default), another CA, and the mesh CA: what
+    # the CLI and agents trust for the control plane vouches for no gateway.
     with pytest.raises(urllib.error.URLError) as untrusted:
         _https(address, ssl.create_default_context())
     assert isinstance(untrusted.value.reason, ssl.SSLCertVerificationError)
-    with pytest.raises(grpc.RpcError) as refused:
-        _grpc_infer(address, grpc.ssl_channel_credentials(edge.user_ca.pem.encode()))
-    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    with pytest.raises(urllib.error.URLError) as untrusted:
+        _https(address, ssl.create_default_context(cafile=str(mesh.ca_file)))
+    assert isinstance(untrusted.value.reason, ssl.SSLCertVerificationError)
+    for ca in (edge.user_ca.pem.encode(), mesh.ca_file.read_bytes()):
+        with pytest.raises(grpc.RpcError) as refused:
+            _grpc_infer(address, grpc.ssl_channel_credentials(ca))
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     assert mesh.worker_requests(MESH_CA, DEPLOYMENT) == before
-    # A certificate of the mesh CA, as the mesh CA's own clients check it.
+    # A certificate of the edge CA, as its clients check it.
     np.testing.assert_allclose(
-        _grpc_infer(address, grpc.ssl_channel_credentials(mesh.ca_file.read_bytes())),
+        _grpc_infer(address, grpc.ssl_channel_credentials(edge.edge_ca_file.read_bytes())),
         edge.expected,
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+def test_the_edge_ca_is_no_ca_the_control_planes_clients_trust(edge: EdgeMesh) -> None:
+    """The certificate the gateway serves chains to the edge CA, and the edge CA is not the
+    mesh CA: served by anyone, it passes no check of the CLI or an agent."""
+    served = served_certificate(edge.gateway(MESH_CA))
+    edge_ca = x509.load_pem_x509_certificate(edge.edge_ca_file.read_bytes())
+    mesh_ca = x509.load_pem_x509_certificate(edge.mesh.ca_file.read_bytes())
+    served.verify_directly_issued_by(edge_ca)
+    assert served.issuer != mesh_ca.subject
+    assert _spki(edge_ca) != _spki(mesh_ca)
+    usage = served.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    sans = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.UniformResourceIdentifier) == []
+
+
+def _spki(certificate: x509.Certificate) -> bytes:
+    return certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def test_an_agent_asking_for_a_name_of_the_control_plane_is_refused(edge: EdgeMesh) -> None:
+    """A region holding a valid join token asks for an edge certificate naming the control
+    plane: its agent stream is refused (PERMISSION_DENIED, naming the name), the agent exits,
+    and the control plane logs the refusal."""
+    mesh = edge.mesh
+    agent = mesh.start_agent("rogue", flags=["--tls-from-mesh-ca", "--tls-name", CONTROLPLANE_NAME])
+    wait_until(lambda: not agent.alive(), 60, "the rogue region's agent to be refused")
+    assert agent.proc.returncode == 1
+    said = f"{CONTROLPLANE_NAME} is a name of the control plane"
+    assert said in agent.log()
+    assert said in mesh.controlplane.log()
+    assert mesh.region("rogue").status.edge_tls == ""
 
 
 def test_edge_certificate_rotation_under_a_client_loop_fails_no_request(edge: EdgeMesh) -> None:
@@ -247,8 +308,10 @@ def test_edge_certificate_rotation_under_a_client_loop_fails_no_request(edge: Ed
 
     # gRPC keeps its connections; https makes a new one per request, so each handshake meets
     # the certificate served at that moment.
-    grpc_loop = ClientLoop(address, DEPLOYMENT, BATCH, root_certificates=mesh.ca_file.read_bytes())
-    rest_context = ssl.create_default_context(cafile=str(mesh.ca_file))
+    grpc_loop = ClientLoop(
+        address, DEPLOYMENT, BATCH, root_certificates=edge.edge_ca_file.read_bytes()
+    )
+    rest_context = ssl.create_default_context(cafile=str(edge.edge_ca_file))
     with grpc_loop, _HttpsLoop(address, rest_context) as https_loop:
         wait_until(lambda: grpc_loop.count() > 20 and https_loop.ok > 10, 30, "steady traffic")
         wait_until(lambda: rotated(2), 60, "two rotations of eu's edge certificate")

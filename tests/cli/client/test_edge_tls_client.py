@@ -9,30 +9,49 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from cli.client.gateway import Trust, edge_trust, wants_tls
+from cli.client.gateway import Trust, edge_ca_beside, edge_trust, wants_tls
 from cli.client.infer import ClientTls
 from cli.client.render import edge_tls_cell, regions_table
 from cli.server.up import _print_endpoints
 from meshline.v1 import resources_pb2
 
-MESH = Path("/state/controlplane/ca.crt")
+EDGE = Path("/state/controlplane/edge-ca.crt")
 MINE = Path("/etc/ssl/my-ca.pem")
+SYSTEM = Trust(None, "the system's trusted CAs")
 
 
 @pytest.mark.parametrize(
-    ("edge_tls", "ca_file", "api_ca", "trust"),
+    ("edge_tls", "ca_file", "edge_ca", "trust"),
     [
-        ("mesh-ca", None, MESH, Trust(MESH, f"the mesh CA ({MESH})")),
-        ("mesh-ca", MINE, MESH, Trust(MINE, f"--ca-file {MINE}")),
-        ("mesh-ca", None, None, Trust(None, "the system's trusted CAs")),
-        # The user's own certificate: not the mesh CA's, whatever the CLI trusts for the API.
-        ("files", None, MESH, Trust(None, "the system's trusted CAs")),
-        ("files", MINE, MESH, Trust(MINE, f"--ca-file {MINE}")),
-        ("", None, MESH, Trust(None, "the system's trusted CAs")),
+        ("mesh-ca", None, EDGE, Trust(EDGE, f"the control plane's edge CA ({EDGE})")),
+        ("mesh-ca", MINE, EDGE, Trust(MINE, f"--ca-file {MINE}")),
+        (
+            "mesh-ca",
+            None,
+            None,
+            Trust(None, "the system's trusted CAs (no edge-ca.crt beside the control plane's CA)"),
+        ),
+        # The user's own certificate: not the edge CA's, whatever is beside the API's CA.
+        ("files", None, EDGE, SYSTEM),
+        ("files", MINE, EDGE, Trust(MINE, f"--ca-file {MINE}")),
+        ("", None, EDGE, SYSTEM),
     ],
 )
-def test_edge_trust(edge_tls: str, ca_file: Path | None, api_ca: Path | None, trust: Trust) -> None:
-    assert edge_trust(edge_tls, ca_file, api_ca) == trust
+def test_edge_trust(
+    edge_tls: str, ca_file: Path | None, edge_ca: Path | None, trust: Trust
+) -> None:
+    assert edge_trust(edge_tls, ca_file, edge_ca) == trust
+
+
+def test_the_edge_ca_is_found_beside_the_control_planes_ca_never_in_its_place(
+    tmp_path: Path,
+) -> None:
+    api_ca = tmp_path / "ca.crt"
+    api_ca.write_text("mesh CA")
+    assert edge_ca_beside(None) is None
+    assert edge_ca_beside(api_ca) is None  # the mesh CA vouches for no gateway
+    (tmp_path / "edge-ca.crt").write_text("edge CA")
+    assert edge_ca_beside(api_ca) == tmp_path / "edge-ca.crt"
 
 
 @pytest.mark.parametrize(
@@ -82,7 +101,7 @@ def test_get_regions_shows_what_clients_of_each_gateway_get() -> None:
 @pytest.mark.parametrize("edge", [False, True])
 def test_up_prints_the_examples_clients_need(edge: bool) -> None:
     out = io.StringIO()
-    ca = Path("/work/.meshline/controlplane/ca.crt")
+    ca = Path("/work/.meshline/controlplane/edge-ca.crt")
     _print_endpoints(
         Console(file=out, width=300),
         "127.0.0.1:7070",
@@ -94,10 +113,11 @@ def test_up_prints_the_examples_clients_need(edge: bool) -> None:
     )
     text = out.getvalue()
     if edge:
+        assert f"clients trust the edge CA {ca}" in text
         assert f"curl -s --cacert {ca} https://127.0.0.1:8081/v2/models/demo" in text
         assert f'ssl=True, root_certificates="{ca}"' in text
         assert "http://" not in text
     else:
         assert "curl -s http://127.0.0.1:8081/v2/models/demo" in text
-        assert "ssl=True" not in text
+        assert "ssl=True" not in text and "edge CA" not in text
     assert 'headers={"authorization": f"Bearer {key}"}' in text

@@ -44,7 +44,7 @@ def test_half_a_ca_in_the_state_dir_is_refused(tmp_path: Path) -> None:
     open_ca(tmp_path, None, T0)
     key = (tmp_path / CA_KEY_FILE).read_bytes()
     (tmp_path / CA_KEY_FILE).unlink()
-    with pytest.raises(CAError, match=r"ca.key does not: .* user-supplied CA"):
+    with pytest.raises(CAError, match=r"ca.key does not: .* user-supplied mesh CA"):
         open_ca(tmp_path, None, T0)
     (tmp_path / CA_KEY_FILE).write_bytes(key)
     (tmp_path / CA_CERT_FILE).unlink()
@@ -62,7 +62,7 @@ def test_a_user_ca_signs_and_its_bundle_is_published(tmp_path: Path) -> None:
     assert (state / CA_CERT_FILE).read_bytes() == cert_path.read_bytes() == ca.bundle_pem
     assert not (state / CA_KEY_FILE).exists()  # the user's key stays where the user keeps it
     # Started once with the user's CA, the state dir alone is not enough to start again.
-    with pytest.raises(CAError, match="user-supplied CA"):
+    with pytest.raises(CAError, match="user-supplied mesh CA"):
         open_ca(state, None, T0)
 
 

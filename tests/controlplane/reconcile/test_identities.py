@@ -1,5 +1,6 @@
-"""Gateway certificates (the peer path's, and the edge certificates of regions that ask for TLS
-from the mesh CA): when each region gets a new one, and what the reconciler is given."""
+"""Gateway certificates (the peer path's, from the mesh CA, and the edge certificates of regions
+that ask the control plane for TLS, from the edge CA): when each region gets a new one, and what
+the reconciler is given."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from controlplane.ir import names
 from controlplane.ir.model import EdgeTls
 from controlplane.pki.ca import create_ca
 from controlplane.pki.edge import EdgeCertificate, issue_edge_certificate
+from controlplane.pki.edge_ca import EdgeCA, create_edge_ca
 from controlplane.pki.gateway import GatewayCertificate, issue_gateway_certificate
 from controlplane.reconcile.identities import (
     GatewayIdentities,
@@ -31,6 +33,7 @@ from meshline.v1 import agent_pb2
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 CA = create_ca(T0 - timedelta(days=1))
+EDGE_CA = create_edge_ca(T0 - timedelta(days=1))
 
 
 def _held(region: str, renew_in_s: float) -> GatewayCertificate:
@@ -114,7 +117,7 @@ FILES_HELLO = EdgeHello(mode="files", sds_path="/var/lib/meshline/us/edge/edge-s
 
 
 def _edge_held(names: tuple[str, ...], renew_in_s: float) -> EdgeCertificate:
-    issued = issue_edge_certificate(CA, "eu", names, T0, timedelta(hours=1))
+    issued = issue_edge_certificate(EDGE_CA, "eu", names, T0, timedelta(hours=1))
     return replace(issued, renew_at=T0 + timedelta(seconds=renew_in_s))
 
 
@@ -160,7 +163,7 @@ def test_edge_tls_of_what_the_agents_asked() -> None:
 
 
 def test_identities_issue_edge_certificates_renew_them_and_follow_the_names() -> None:
-    identities = GatewayIdentities(CA, timedelta(seconds=30))
+    identities = GatewayIdentities(CA, timedelta(seconds=30), EDGE_CA)
     hellos = {"eu": MESH_CA_HELLO, "us": FILES_HELLO}
     first = identities.edge_tls(hellos, T0)
     assert set(first) == {"eu", "us"} and first["us"].certificate is None
@@ -169,6 +172,9 @@ def test_identities_issue_edge_certificates_renew_them_and_follow_the_names() ->
     leaf = x509.load_pem_x509_certificate(cert.certificate_chain.encode())
     sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.DNSName) == ["gw.example.com"]
+    # From the edge CA: the mesh CA signs the mesh's identities only.
+    leaf.verify_directly_issued_by(EDGE_CA.signing.certificate)
+    assert leaf.issuer != CA.certificate.subject
     # Peer and edge renewals both wake the reconciler.
     assert identities.next_renewal_s(T0) == pytest.approx(20.0)
     assert identities.edge_tls(hellos, T0 + timedelta(seconds=19)) == first
@@ -185,5 +191,18 @@ def test_identities_issue_edge_certificates_renew_them_and_follow_the_names() ->
 
 
 def test_an_edge_certificate_that_cannot_be_issued_leaves_the_region_plain() -> None:
-    identities = GatewayIdentities(CA, timedelta(seconds=30))
+    identities = GatewayIdentities(CA, timedelta(seconds=30), EDGE_CA)
     assert identities.edge_tls({"eu": EdgeHello(mode="mesh-ca", names=["::"])}, T0) == {}
+
+
+def test_identities_refuse_the_mesh_ca_as_the_edge_ca() -> None:
+    with pytest.raises(ValueError, match="the mesh trusts"):
+        GatewayIdentities(CA, timedelta(seconds=30), EdgeCA(CA))
+
+
+def test_identities_made_without_an_edge_ca_make_one_of_their_own() -> None:
+    identities = GatewayIdentities(CA, timedelta(seconds=30))
+    cert = identities.edge_tls({"eu": MESH_CA_HELLO}, T0)["eu"].certificate
+    assert cert is not None
+    leaf = x509.load_pem_x509_certificate(cert.certificate_chain.encode())
+    assert leaf.issuer.rfc4514_string() == "CN=meshline edge CA,O=meshline"
