@@ -5,11 +5,15 @@ everyone else trying their luck.
 - Agents without a usable join token are refused (the control plane logs who tried, never the
   secret), end with a clear error, never start an Envoy, and their region is never routed to:
   a deployment placed by country stays on `eu` although every rogue token claims that country.
+- A second agent for region `eu`, with a token of its own, is refused while `eu`'s agent is
+  connected; a certificate of a region's earlier join renews nothing and opens nothing.
 - The mesh port answers only certificates of the mesh CA, each only as its own region (the
   agent stream, and Envoy's ADS: an Envoy holding another region's certificate gets nothing).
-- Agent certificates live seconds here (`--agent-cert-ttl`): they renew under a client loop with
-  no failed request and no Envoy restart, and after a control-plane restart, long after the
-  first certificate expired, Envoy and the agent come back with the renewed ones.
+- The join token the agent was started with is in no child's environment (Envoy, workers).
+- Agent certificates live half a minute here (`--agent-cert-ttl`): they renew (the region's
+  certificate serial changes) under a client loop with no failed request and no Envoy restart,
+  and after a control-plane restart, after the first certificate expired, Envoy and the agent
+  come back with the renewed ones.
 """
 
 from __future__ import annotations
@@ -25,9 +29,13 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from meshline import join_token
+from meshline.certs import new_key_and_csr, read_certificate_facts
+from meshline.join_token import JOIN_TOKEN_ENV
 from meshline.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
 from tests.e2e.conftest import deployment_yaml
 from tests.harness.credentials import api_credentials
@@ -50,10 +58,13 @@ REGION = "eu"
 COUNTRY, CONTINENT = "DE", "EU"
 FACTS: dict[str, object] = {"country": COUNTRY, "continent": CONTINENT}
 DEPLOYMENT = "ident"
-# A new agent certificate about every 4 s.
-AGENT_CERT_TTL = "6s"
+# A new agent certificate about every 20 s: long enough that a renewal late by seconds on a
+# loaded machine still comes well before the certificate ends.
+AGENT_CERT_TTL = "30s"
+CERT_TTL_S = 30
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 BATCH = np.random.default_rng(3).standard_normal((1, 784)).astype(np.float32)
+CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +191,135 @@ def test_the_join_is_in_the_audit_log(mesh: Mesh) -> None:
     assert "registered from the token's facts" in joins[0].detail
 
 
+def test_a_second_agent_for_the_connected_region_is_refused(mesh: Mesh, tmp_path: Path) -> None:
+    """Another agent with a valid token of its own for eu, while eu's agent is connected: it
+    gets no certificate, starts no Envoy, and eu keeps its certificate and its agent."""
+    token = mesh.create_join_token(REGION, country=COUNTRY, continent=CONTINENT)
+    second = mesh.start_agent(
+        REGION, join_token=token, name="second-eu", flags=("--state-dir", str(tmp_path))
+    )
+    wait_until(lambda: not second.alive(), 60, "the second agent to give up")
+    assert second.proc.returncode == 1
+    log = second.log()
+    assert f"agent for region {REGION}: joining as region {REGION} refused" in log
+    assert "region 'eu' already has a connected agent (" in log
+    assert not (tmp_path / "envoy").exists() and "envoy for region" not in log
+    refusal = next(
+        line
+        for line in mesh.controlplane.log().splitlines()
+        if "join refused (region 'eu', from ipv4:" in line
+    )
+    assert "already has a connected agent" in refusal
+    assert join_token.parse(token).secret not in mesh.controlplane.log() + log
+    # Nothing changed hands: eu joined once (its agent), the token was never used.
+    assert mesh.controlplane.log().count(f"region {REGION} joined with join token") == 1
+    tokens = mesh.regions_api.ListJoinTokens(
+        api_pb2.ListJoinTokensRequest(region=REGION), timeout=10
+    ).tokens
+    used = {t.metadata.name: t.status.uses for t in tokens}
+    assert used[join_token.parse(token).token_id] == 0
+    assert mesh.region(REGION).status.agent_connected
+
+
+def _raw_join(mesh: Mesh, region: str, token: str) -> RegionIdentity:
+    """What an agent's join does, by hand: a fresh key, the token, the certificate back."""
+    made = new_key_and_csr()
+    request = agent_pb2.JoinRequest(region=region, join_token=token, csr_pem=made.csr_pem)
+    credentials = api_credentials(mesh.state_dir / "controlplane")
+    with grpc.secure_channel(mesh.address, credentials) as channel:
+        reply = agent_pb2_grpc.JoinServiceStub(channel).Join(request, timeout=10)
+    return RegionIdentity(region, reply.certificate_pem, made.key_pem.decode())
+
+
+def _renew(mesh: Mesh, held: RegionIdentity) -> str:
+    ca = control_plane_ca(mesh.state_dir / "controlplane")
+    with grpc.secure_channel(mesh.mesh_address, mesh_credentials(ca.bundle_pem, held)) as channel:
+        reply = agent_pb2_grpc.JoinServiceStub(channel).Renew(
+            agent_pb2.RenewRequest(csr_pem=new_key_and_csr().csr_pem), timeout=10
+        )
+    return read_certificate_facts(reply.certificate_pem).serial
+
+
+def _fetch_configuration(mesh: Mesh, held: RegionIdentity) -> grpc.RpcError:
+    """An Envoy's first ADS request as node `held.region`, holding `held`: its refusal."""
+    ca = control_plane_ca(mesh.state_dir / "controlplane")
+    request = discovery_pb2.DiscoveryRequest(
+        node=base_pb2.Node(id=held.region), type_url=CLUSTER_TYPE
+    )
+    with grpc.secure_channel(mesh.mesh_address, mesh_credentials(ca.bundle_pem, held)) as channel:
+        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            next(stub.StreamAggregatedResources(iter([request]), timeout=10))
+    return refused.value
+
+
+def _download(mesh: Mesh, held: RegionIdentity) -> grpc.RpcError:
+    ca = control_plane_ca(mesh.state_dir / "controlplane")
+    request = api_pb2.DownloadArtifactRequest(sha256="0" * 64)
+    credentials = mesh_credentials(ca.bundle_pem, held)
+    with (
+        grpc.secure_channel(mesh.mesh_address, credentials) as channel,
+        pytest.raises(grpc.RpcError) as refused,
+    ):
+        next(api_pb2_grpc.ModelServiceStub(channel).DownloadArtifact(request, timeout=10))
+    return refused.value
+
+
+def test_a_certificate_of_an_earlier_join_opens_nothing(mesh: Mesh) -> None:
+    """Region ap joined twice (no agent connected in between, as after a machine was
+    replaced): the first join's certificate, still valid, is no longer ap's."""
+    region = "ap"  # placed nowhere: the deployment wants DE
+    earlier = _raw_join(mesh, region, mesh.create_join_token(region, country="JP"))
+    current = _raw_join(mesh, region, mesh.create_join_token(region, country="JP"))
+    not_after = read_certificate_facts(earlier.chain_pem).not_after
+    why = "is no longer region 'ap''s"
+    with pytest.raises(grpc.RpcError) as renewal:
+        _renew(mesh, earlier)
+    ca = control_plane_ca(mesh.state_dir / "controlplane")
+    refusals = [
+        renewal.value,
+        _connect(mesh, mesh_credentials(ca.bundle_pem, earlier), region),
+        _fetch_configuration(mesh, earlier),
+        _download(mesh, earlier),
+    ]
+    assert datetime.now(UTC) < not_after  # refused as replaced, not as expired
+    for refused in refusals:
+        assert refused.code() == grpc.StatusCode.UNAUTHENTICATED, refused.details()
+        assert why in (refused.details() or ""), refused.details()
+    # The current one renews (and would open all of it).
+    assert _renew(mesh, current) == mesh.region(region).status.certificate_serial
+    assert _placed(mesh) == [REGION]
+
+
+def test_the_join_token_is_in_no_childs_environment(mesh: Mesh) -> None:
+    """The agent got its token in its environment; Envoy and the workers (which run model
+    code) never see it."""
+    agent = mesh.agents[REGION]
+    assert JOIN_TOKEN_ENV in _environ(agent.pid)  # as started: the test gave it there
+    children = [pid for pid in _group(mesh) if pid != agent.pid]
+    commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children]
+    assert any(b"envoy" in c for c in commands) and any(b"workers" in c for c in commands)
+    for pid in children:
+        assert JOIN_TOKEN_ENV not in _environ(pid), Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def _group(mesh: Mesh) -> list[int]:
+    """The processes of the agent's process group: the agent, its Envoy and workers."""
+    out = subprocess.run(
+        ["pgrep", "-g", str(mesh.agents[REGION].pid)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = (entry.decode(errors="replace").partition("=") for entry in raw.split(b"\0"))
+    return {name: value for name, _, value in pairs if name}
+
+
 def _connect(mesh: Mesh, credentials: grpc.ChannelCredentials | None, region: str) -> grpc.RpcError:
     """An agent stream opened as `region` on the mesh port (None: plain text); its error."""
     hello = agent_pb2.ConnectRequest(hello=agent_pb2.AgentHello(region=region, agent_id="rogue"))
@@ -294,8 +434,15 @@ def _envoy_pids(mesh: Mesh) -> list[int]:
     return [int(pid) for pid in out.stdout.split()]
 
 
-def _renewals(mesh: Mesh) -> int:
-    return mesh.agents[REGION].log().count("certificate of region eu renewed")
+def _serial(mesh: Mesh) -> str:
+    """The region's certificate of record, as `meshline get regions` reads it."""
+    return mesh.region(REGION).status.certificate_serial
+
+
+def _renewed(mesh: Mesh, seen: list[str]) -> None:
+    """Until the region holds a certificate other than those `seen` (appended)."""
+    wait_until(lambda: _serial(mesh) not in seen, CERT_TTL_S * 2, f"a renewal after {seen[-1]}")
+    seen.append(_serial(mesh))
 
 
 def test_certificates_renew_under_load_and_survive_a_control_plane_restart(mesh: Mesh) -> None:
@@ -303,21 +450,26 @@ def test_certificates_renew_under_load_and_survive_a_control_plane_restart(mesh:
     pids = _envoy_pids(mesh)
     assert len(pids) == 1
     first_expiry = mesh.region(REGION).status.certificate_expires_at
-    renewed_before = _renewals(mesh)
+    seen = [_serial(mesh)]
     with ClientLoop(gateway, DEPLOYMENT, BATCH) as loop:
-        wait_until(lambda: _renewals(mesh) >= renewed_before + 2, 60, "two renewals")
+        _renewed(mesh, seen)
+        _renewed(mesh, seen)  # the first certificate has expired by now
         wait_until(lambda: loop.count() > 20, 30, "requests through the gateway")
-        # A new control plane: Envoy's ADS and the agent's stream reconnect, with certificates
-        # issued after the one they started with expired (an expired one would be refused).
+        # A new control plane: Envoy's ADS and the agent's stream reconnect, with the
+        # certificate of record it keeps in its store (an earlier one would be refused).
         mesh.restart_controlplane()
         mesh.wait_agents()
-        wait_until(lambda: _renewals(mesh) >= renewed_before + 3, 60, "a renewal after it")
+        _renewed(mesh, seen)
         done = loop.count()
         wait_until(lambda: loop.count() > done + 20, 30, "requests after the restart")
     assert loop.failures == [], loop.failures[:5]
     assert _envoy_pids(mesh) == pids  # never restarted: the SDS file was reloaded in place
+    assert mesh.region(REGION).status.agent_connected
     expiry = mesh.region(REGION).status.certificate_expires_at
     assert expiry > first_expiry
+    # The agent holds what the control plane recorded (renewed by the agent, not replaced).
+    renewals = mesh.agents[REGION].log().count("certificate of region eu renewed")
+    assert renewals >= 3 and "joining again" not in mesh.agents[REGION].log()
     # Envoy took configuration from the new control plane, over its renewed certificate.
     wait_until(
         lambda: mesh.deployment(DEPLOYMENT).status.phase == "Ready", 60, "Ready after restart"
