@@ -21,6 +21,7 @@ from cli.client.token_lookup import (
     FALLBACK_ADDRESS,
     ApiCredential,
     CredentialFlags,
+    CredentialLookupError,
     Lookup,
     unauthenticated_hint,
 )
@@ -64,15 +65,22 @@ def lookup(state_dir: Path = DEFAULT_STATE_DIR) -> Lookup:
 
 def resolve_address(explicit: str | None, state_dir: Path = DEFAULT_STATE_DIR) -> str:
     """--address, else $MESHLINE_ADDRESS, else the context's server, else what `meshline up`
-    recorded, else the default."""
+    recorded (with its own admin token only), else the default."""
     if explicit:
         return explicit
-    return lookup(state_dir).server(None)
+    try:
+        return lookup(state_dir).server(None)
+    except CredentialLookupError as exc:
+        raise fail(str(exc)) from None
 
 
 def resolve_credential(address: str, state_dir: Path = DEFAULT_STATE_DIR) -> ApiCredential:
-    """The token (and CA) the CLI uses for `address`."""
-    return lookup(state_dir).credential(address)
+    """The token (and CA) the CLI uses for `address`; a CLI error when the lookup refuses
+    (a context's token for another server)."""
+    try:
+        return lookup(state_dir).credential(address)
+    except CredentialLookupError as exc:
+        raise fail(str(exc)) from None
 
 
 def connect(address: str, credential: ApiCredential) -> grpc.Channel:

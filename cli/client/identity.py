@@ -15,7 +15,15 @@ import grpc
 import typer
 
 from cli.client import contexts
-from cli.client.api import AddressOption, api_client, fail, lookup, resolve_address, rpc_failure
+from cli.client.api import (
+    AddressOption,
+    api_client,
+    fail,
+    lookup,
+    resolve_address,
+    resolve_credential,
+    rpc_failure,
+)
 from cli.client.token_lookup import ApiCredential, TokenSource
 from meshline.v1 import api_pb2
 
@@ -58,7 +66,7 @@ def login(
     if certificate_authority is not None:
         ca: Path | None = certificate_authority.expanduser().resolve()
     else:  # a context's for that server, or the CA of `meshline up` run from here
-        ca = lookup().credential(address).certificate_authority
+        ca = resolve_credential(address).certificate_authority
     credential = ApiCredential(secret, TokenSource.OPTION, certificate_authority=ca)
     try:
         with api_client(address, credential) as api:
@@ -83,7 +91,7 @@ def login(
 def whoami(address: AddressOption = None) -> None:
     """Show who the control plane takes this CLI for, and where its token came from."""
     addr = resolve_address(address)
-    credential = lookup().credential(addr)
+    credential = resolve_credential(addr)
     try:
         with api_client(addr, credential) as api:
             who = api.identity.WhoAmI(api_pb2.WhoAmIRequest(), timeout=10)

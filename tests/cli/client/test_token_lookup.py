@@ -1,5 +1,7 @@
 """Which server and token the CLI uses: the order of --address/--token/--context, the
-environment, the credentials file and the admin token `meshline up` leaves; and the file."""
+environment, the credentials file and the admin token `meshline up` leaves; a context's token
+never goes to another server, and a directory's address and CA serve its own admin token only;
+and the file."""
 
 from __future__ import annotations
 
@@ -18,12 +20,15 @@ from cli.client.contexts import (
     save,
 )
 from cli.client.token_lookup import (
+    FALLBACK_ADDRESS,
     ApiCredential,
     CredentialFlags,
+    CredentialLookupError,
     Lookup,
     TokenSource,
     unauthenticated_hint,
 )
+from meshline.secret_file import write_secret_file
 
 PROD = Context("prod", "prod.example:7070", "prod-token", "ca/prod.pem")
 LOCAL = Context("local", "127.0.0.1:7070", "local-token")
@@ -44,9 +49,8 @@ def lookup(
     if up_address is not None:
         (state / "controlplane").mkdir(parents=True, exist_ok=True)
         (state / "controlplane.addr").write_text(up_address)
-    if up_token is not None:
-        (state / "controlplane").mkdir(parents=True, exist_ok=True)
-        (state / "controlplane" / "admin-token").write_text(up_token + "\n")
+    if up_token is not None:  # as the control plane writes it: 0600, this user's
+        write_secret_file(state / "controlplane" / "admin-token", up_token + "\n")
     return Lookup(
         CredentialFlags(token, context),
         environ or {},
@@ -72,9 +76,11 @@ def test_precedence_of_the_token(tmp_path: Path) -> None:
     )
     from_env = lookup(tmp_path, environ=env).credential("127.0.0.1:7070")
     assert (from_env.token, from_env.source) == ("env-token", TokenSource.ENVIRONMENT)
-    # --context beats the context of the server
-    named = lookup(tmp_path, context="prod").credential("127.0.0.1:7070")
-    assert (named.token, named.source) == ("prod-token", TokenSource.CONTEXT)
+    # --context beats the current context of the same server
+    viewer = Context("local-viewer", "127.0.0.1:7070", "viewer-token")
+    two = FILE.with_context(viewer, make_current=False)
+    named = lookup(tmp_path, context="local-viewer", contexts=two).credential("127.0.0.1:7070")
+    assert (named.token, named.source) == ("viewer-token", TokenSource.CONTEXT)
 
 
 def test_precedence_of_the_address(tmp_path: Path) -> None:
@@ -83,9 +89,8 @@ def test_precedence_of_the_address(tmp_path: Path) -> None:
     assert lookup(tmp_path, environ=env).server(None) == "env.example:1"
     assert lookup(tmp_path, context="prod").server(None) == "prod.example:7070"
     empty = CredentialsFile()
-    assert lookup(tmp_path, contexts=empty, up_address="127.0.0.1:9999").server(None) == (
-        "127.0.0.1:9999"
-    )
+    up = lookup(tmp_path, contexts=empty, up_address="127.0.0.1:9999", up_token="admin-secret")
+    assert up.server(None) == "127.0.0.1:9999"
     assert lookup(tmp_path / "nowhere", contexts=empty).server(None) == "127.0.0.1:7070"
 
 
@@ -111,18 +116,76 @@ def test_the_admin_token_of_up_is_used_for_ups_control_plane_only(tmp_path: Path
 
 def test_the_ca_of_ups_control_plane_is_trusted_for_it_alone(tmp_path: Path) -> None:
     """The API port speaks TLS: run from the directory of `meshline up`, the CLI trusts the
-    mesh CA it made, for that control plane only; a context's CA wins."""
-    found = lookup(tmp_path, contexts=FILE, up_address="127.0.0.1:7070")
+    mesh CA it made, for that control plane and its admin token only; a context's CA wins."""
+    found = lookup(tmp_path, contexts=FILE, up_address="127.0.0.1:7070", up_token="admin")
     assert found.credential("127.0.0.1:7070").certificate_authority is None  # no ca.crt yet
     ca = tmp_path / ".meshline" / "controlplane" / "ca.crt"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    assert found.credential("127.0.0.1:7070").certificate_authority == ca.resolve()
-    assert found.credential("stranger.example:1").certificate_authority is None
+    empty = lookup(tmp_path, contexts=CredentialsFile())
+    admin = empty.credential("127.0.0.1:7070")
+    assert (admin.source, admin.certificate_authority) == (TokenSource.ADMIN_FILE, ca.resolve())
+    assert empty.credential("stranger.example:1").certificate_authority is None
     prod = found.credential("prod.example:7070").certificate_authority
     assert prod == tmp_path / "home" / ".meshline" / "ca" / "prod.pem"
-    # with a --token too: the CA comes with the server, whatever gives the token
-    flagged = lookup(tmp_path, token="t", up_address="127.0.0.1:7070").credential("127.0.0.1:7070")
-    assert flagged.certificate_authority == ca.resolve()
+    # a token from elsewhere never gets the directory's CA, nor its address
+    for flagged in (
+        lookup(tmp_path, token="t", contexts=CredentialsFile()),
+        lookup(tmp_path, environ={"MESHLINE_TOKEN": "t"}, contexts=CredentialsFile()),
+    ):
+        assert flagged.server(None) == FALLBACK_ADDRESS
+        assert flagged.credential("127.0.0.1:7070").certificate_authority is None
+
+
+def test_a_cloned_directory_cannot_redirect_a_token(tmp_path: Path) -> None:
+    """A repository may carry `.meshline/controlplane.addr`, a `ca.crt`, even an
+    `admin-token`: without this user's own 0600 admin token beside them, the CLI takes
+    neither the address nor the CA, whatever token it sends."""
+    state = tmp_path / ".meshline"
+    (state / "controlplane").mkdir(parents=True)
+    (state / "controlplane.addr").write_text("evil.example:443\n")
+    (state / "controlplane" / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    planted = state / "controlplane" / "admin-token"
+    planted.write_text("attackers-own-token\n")
+    planted.chmod(0o644)  # as git checks files out
+    empty = CredentialsFile()
+    for found in (
+        lookup(tmp_path, contexts=empty),
+        lookup(tmp_path, token="ci-token", contexts=empty),
+        lookup(tmp_path, environ={"MESHLINE_TOKEN": "ci-token"}, contexts=empty),
+    ):
+        assert found.server(None) == FALLBACK_ADDRESS
+        for address in (FALLBACK_ADDRESS, "evil.example:443"):
+            assert found.credential(address).certificate_authority is None
+    assert lookup(tmp_path, contexts=empty).credential("evil.example:443").token == ""
+    # the same files, written as the control plane writes them, are `meshline up`'s
+    write_secret_file(planted, "admin-secret\n")
+    up = lookup(tmp_path, contexts=empty)
+    assert up.server(None) == "evil.example:443"
+    assert up.credential("evil.example:443").source is TokenSource.ADMIN_FILE
+
+
+def test_a_contexts_token_is_never_sent_to_another_address(tmp_path: Path) -> None:
+    """`--context prod --address evil` is refused, not answered with prod's token; so is a
+    context that is not in the file."""
+    named = lookup(tmp_path, context="prod")
+    assert named.credential("prod.example:7070").token == "prod-token"
+    for address in ("evil.example:1", "127.0.0.1:7070"):
+        with pytest.raises(CredentialLookupError) as caught:
+            named.credential(address)
+        message = str(caught.value)
+        assert f"context 'prod' is for server prod.example:7070, not {address}" in message
+        assert "prod-token" not in message
+    # $MESHLINE_ADDRESS is as explicit as --address
+    env = lookup(tmp_path, context="prod", environ={"MESHLINE_ADDRESS": "evil.example:1"})
+    with pytest.raises(CredentialLookupError):
+        env.credential(env.server(None))
+    # even with --token: the context and the address disagree, the user meant one of them
+    with pytest.raises(CredentialLookupError):
+        lookup(tmp_path, context="prod", token="t").credential("evil.example:1")
+    missing = lookup(tmp_path, context="staging")
+    for ask in (lambda: missing.server(None), lambda: missing.credential("a:1")):
+        with pytest.raises(CredentialLookupError, match=r"no context 'staging' in .*local, prod"):
+            ask()
 
 
 def test_hints_say_where_the_token_came_from(tmp_path: Path) -> None:
