@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,7 @@ def test_the_join_token_leaves_the_environment_once_read(tmp_path: Path, from_fi
     ("args", "says"),
     [
         (("--ca-cert", "/x/ca.crt"), "--ca-cert and --ca-key go together"),
+        (("--edge-ca-key", "/x/e.key"), "--edge-ca-cert and --edge-ca-key go together"),
         (("--agent-cert-ttl", "soon"), "--agent-cert-ttl: invalid duration"),
         (("--agent-cert-ttl", "0"), "--agent-cert-ttl: must be more than 0"),
         (("--mesh-listen", "7071"), "--mesh-listen '7071': expected host:port"),
@@ -118,3 +120,35 @@ def test_controlplane_mesh_flags_are_checked_before_anything_starts(
     )
     assert result.returncode == 1 and says in result.stderr, result.stderr
     assert not (tmp_path / "ca.key").exists()
+
+
+def test_the_control_plane_does_not_start_with_the_mesh_ca_as_its_edge_ca(tmp_path: Path) -> None:
+    """Edge certificates name what a region asks for: signed by a CA the mesh trusts, they would
+    pass for the control plane. The same CA for both is refused before any port listens."""
+    from tests.controlplane.pki.builders import ca_certificate, ec_key, write_pem
+
+    key, now = ec_key(), datetime.now(UTC)
+    one_ca = ca_certificate(
+        key,
+        name="one CA for all",
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=30),
+    )
+    cert, key_file = write_pem(tmp_path, [one_ca], key)
+    state = tmp_path / "state"
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "cli", "controlplane", "--state-dir", str(state)),
+            *("--listen", f"127.0.0.1:{free_port()}"),
+            *("--ca-cert", str(cert), "--ca-key", str(key_file)),
+            *("--edge-ca-cert", str(cert), "--edge-ca-key", str(key_file)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "cannot start the control plane" in result.stderr
+    assert "has the key of a CA the mesh trusts" in result.stderr
+    assert not (state / "edge-ca.crt").exists()
