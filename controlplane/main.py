@@ -189,7 +189,7 @@ async def serve(config: ControlPlaneConfig) -> None:
     rollouts.on_change = reconciler.trigger  # a retry or abort reaches the gateways at once
     status = LiveStatus(cache, registry, lambda: reconciler.state, reconciler.autoscaler.ledger)
     activator = Activator(reconciler.hold_target, reconciler.trigger)
-    activator_server = ActivatorServer(activator, config.activator_host, ActivatorTls(own, ca))
+    activator_server = ActivatorServer(activator, config.activator_host, ActivatorTls(identity, ca))
     await activator_server.start()
     reconciler.activator = activator
     reconciler.activator_endpoint = activator_endpoint(

@@ -27,7 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from controlplane.activator.callers import CallerRefusal, caller_gateway
 from controlplane.activator.holds import Activator, HoldRequest, HoldResult
-from controlplane.activator.tls import ActivatorTls, auth_context_of, verified_caller
+from controlplane.activator.tls import ActivatorTls, HttpTls, auth_context_of, verified_caller
 from controlplane.ir.build import activator_reachable
 from controlplane.pki.peer import AuthContext, PeerUnauthenticatedError
 from meshline.v1 import agent_pb2
@@ -132,6 +132,7 @@ class ActivatorServer:
         self.http_port = 0
         self._grpc: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
+        self._http_tls: HttpTls | None = None
 
     async def start(self, grpc_port: int = 0, http_port: int = 0) -> None:
         server = grpc.aio.server()
@@ -153,7 +154,8 @@ class ActivatorServer:
             app, access_log=None, lingering_time=0, read_bufsize=HTTP_READ_BUFFER
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, http_port, ssl_context=self.tls.http_context())
+        self._http_tls = self.tls.http_tls()
+        site = web.TCPSite(self._runner, self.host, http_port, ssl_context=self._http_tls.context)
         await site.start()
         self.http_port = _bound_port(site)
         log.info(
@@ -161,6 +163,8 @@ class ActivatorServer:
         )
 
     async def _http(self, request: web.Request) -> web.StreamResponse:
+        if self._http_tls is not None:
+            self._http_tls.refresh()  # a renewed certificate, for the handshakes to come
         if request.path in HEALTH_PATHS:
             return web.json_response({"ready": True})
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None

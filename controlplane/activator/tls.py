@@ -2,9 +2,12 @@
 every client (mutual TLS on both listeners, or no connection).
 
 Gateways call with the certificate the control plane gives their Envoy over SDS and check that
-the activator's names `spiffe://meshline/controlplane` (controlplane/translate/tls.py). The
-certificate's key stays in memory: grpc takes PEM bytes, and Python's ssl module, which loads
-a key from a path only, reads it from an anonymous in-memory file.
+the activator's names `spiffe://meshline/controlplane` (controlplane/translate/tls.py). It is
+the certificate the API and mesh ports serve, renewed as the control plane runs
+(`ServerIdentity`): grpc asks for it before each handshake; the REST listener's context takes
+the new one when a request (a health check, every few seconds) finds it renewed, for the
+handshakes after. The key stays in memory: grpc takes PEM bytes, and Python's ssl module, which
+loads a key from a path only, reads it from an anonymous in-memory file.
 """
 
 from __future__ import annotations
@@ -24,33 +27,52 @@ from cryptography.hazmat.primitives import serialization
 
 from controlplane.pki import MeshCA, ServerCertificate
 from controlplane.pki.peer import PEER_CERT_KEY, AuthContext, verified_peer
-from controlplane.ports import mesh_credentials
+from controlplane.server_identity import ServerIdentity
 from meshline.certs import CertificateFacts
 
 
 @dataclass(frozen=True)
 class ActivatorTls:
-    """What the listeners serve (`certificate`, whose URI SAN is the control plane's SPIFFE id)
-    and the CA every client's certificate must chain to."""
+    """What the listeners serve (`identity`: the control plane's certificate, URI SAN its
+    SPIFFE id, renewed as it runs) and the CA every client's certificate must chain to."""
 
-    certificate: ServerCertificate
+    identity: ServerIdentity
     ca: MeshCA
 
     def grpc_credentials(self) -> grpc.ServerCredentials:
         """mTLS: a client without a certificate of the mesh CA gets no connection."""
-        return mesh_credentials(self.certificate, self.ca)
+        return self.identity.credentials(self.ca.bundle_pem)
 
-    def http_context(self) -> ssl.SSLContext:
-        """The REST listener's mTLS: TLS 1.3 (Envoy on the other end), a client certificate of
-        the mesh CA required, HTTP/1.1."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
-        context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(cadata=self.ca.bundle_pem.decode())
-        context.set_alpn_protocols(["http/1.1"])
-        with in_memory_file(self.certificate.certificate_pem + self.certificate.key_pem) as path:
-            context.load_cert_chain(path)
-        return context
+    def http_tls(self) -> HttpTls:
+        """The REST listener's mTLS, serving the current certificate."""
+        return HttpTls(self)
+
+
+class HttpTls:
+    """The REST listener's context: TLS 1.3 (Envoy on the other end), a client certificate of
+    the mesh CA required, HTTP/1.1; `refresh` loads a renewed certificate into it."""
+
+    def __init__(self, tls: ActivatorTls) -> None:
+        self._identity = tls.identity
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.context.verify_mode = ssl.CERT_REQUIRED
+        self.context.load_verify_locations(cadata=tls.ca.bundle_pem.decode())
+        self.context.set_alpn_protocols(["http/1.1"])
+        self.serial = ""
+        self._load(tls.identity.current)
+
+    def refresh(self) -> None:
+        """Serve the certificate the control plane serves now (renewed when due) from the next
+        handshake on; connections already open keep theirs."""
+        certificate = self._identity.refreshed()
+        if certificate.facts.serial != self.serial:
+            self._load(certificate)
+
+    def _load(self, certificate: ServerCertificate) -> None:
+        with in_memory_file(certificate.certificate_pem + certificate.key_pem) as path:
+            self.context.load_cert_chain(path)
+        self.serial = certificate.facts.serial
 
 
 def verified_caller(auth_context: AuthContext, ca: MeshCA) -> CertificateFacts:

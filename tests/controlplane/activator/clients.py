@@ -4,17 +4,20 @@ the world the activator resolves requests against."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ssl
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
 
 from controlplane.activator import Activator, ActivatorServer, HoldRequest, HoldTarget
-from controlplane.pki import MeshCA, ServerCertificate, issue_server_certificate
+from controlplane.pki import MeshCA
+from controlplane.server_identity import ServerIdentity
+from meshline.certs import serial_hex
 from meshline.keys import PlacedTrackKey
 from tests.harness.peer_tls import (
     Identity,
@@ -57,10 +60,11 @@ class Served:
 
 @dataclass(frozen=True)
 class TestMesh:
-    """The mesh CA with the activator's server certificate, and a stranger's CA."""
+    """The mesh CA with the control plane's certificate (what the activator serves), and a
+    stranger's CA."""
 
     ca: MeshCA
-    server: ServerCertificate
+    server: ServerIdentity
     stranger: MeshCA
 
     def identity(self, region: str, signer: MeshCA | None = None) -> Identity:
@@ -85,7 +89,7 @@ class TestMesh:
 @functools.cache
 def mesh() -> TestMesh:
     ca = new_ca()
-    return TestMesh(ca, issue_server_certificate(ca, ["127.0.0.1"], datetime.now(UTC)), new_ca())
+    return TestMesh(ca, ServerIdentity(ca, ["127.0.0.1"]), new_ca())
 
 
 async def grpc_call(
@@ -116,3 +120,18 @@ def http_context(
 
 def https_url(server: ActivatorServer, path: str) -> str:
     return f"https://127.0.0.1:{server.http_port}{path}"
+
+
+async def served_serial(port: int, files: Path) -> str:
+    """The serial of the certificate a new TLS connection to `port` is served (eu's client
+    certificate shown; the server's not checked, only read)."""
+    context = http_context(files)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+    return serial_hex(x509.load_der_x509_certificate(der).serial_number)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -21,6 +23,7 @@ from controlplane.activator import (
     HoldLimits,
     WakeProblem,
 )
+from controlplane.server_identity import ServerIdentity
 from tests.controlplane.activator.clients import (
     Served,
     World,
@@ -28,6 +31,7 @@ from tests.controlplane.activator.clients import (
     http_context,
     https_url,
     mesh,
+    served_serial,
 )
 
 KEY = ("production", "fraud", "", "eu")
@@ -315,5 +319,46 @@ async def test_over_the_hold_limits_requests_are_answered_at_once(tmp_path: Path
         activator.update(lambda gateway, key: True, {})
         for answer in await asyncio.gather(*held):
             assert ("x-meshline-activator", "retry") in tuple(answer.trailing_metadata())
+    finally:
+        await server.stop()
+
+
+# -- the certificate it serves ---------------------------------------------------------------
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_both_listeners_serve_the_control_planes_renewed_certificate(
+    tmp_path: Path,
+) -> None:
+    """The certificate the control plane renews while it runs (ServerIdentity, two thirds into
+    its life): gRPC is served it at the next handshake, REST once a request (here a health
+    check) finds it renewed. The renewal clock starts two hours back, so that the renewed
+    certificate is valid at the real time TLS checks."""
+    clock = Clock(datetime.now(UTC) - timedelta(hours=2, minutes=10))
+    identity = ServerIdentity(mesh().ca, ["127.0.0.1"], clock=clock, lifetime=timedelta(hours=3))
+    world = World(KEY)
+    server = ActivatorServer(
+        Activator(world.resolve, world.changed), "127.0.0.1", ActivatorTls(identity, mesh().ca)
+    )
+    await server.start()
+    try:
+        first = identity.current.facts.serial
+        assert await served_serial(server.grpc_port, tmp_path) == first
+        assert await served_serial(server.http_port, tmp_path) == first
+        clock.now = datetime.now(UTC)  # past two thirds of its life
+        renewed = await served_serial(server.grpc_port, tmp_path)
+        assert renewed != first and renewed == identity.current.facts.serial
+        async with aiohttp.ClientSession() as http:
+            url = https_url(server, "/v2/health/ready")
+            async with http.get(url, ssl=http_context(tmp_path)) as reply:
+                assert reply.status == 200
+        assert await served_serial(server.http_port, tmp_path) == renewed
     finally:
         await server.stop()
