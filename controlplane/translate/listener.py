@@ -80,6 +80,10 @@ def build_peer_listener(gateway: GatewayIR) -> listener_pb2.Listener:
 
 
 def _listener(name: str, host: str, port: int) -> listener_pb2.Listener:
+    """One socket per listener, not SO_REUSEPORT (Envoy's default on Linux): with reuse_port, a
+    second Envoy (another meshline on the same machine) binds the same port without an error
+    and the kernel splits clients between the two gateways, each missing the other's keys and
+    routes. Without it, the second bind fails and the control plane sees the NACK."""
     return listener_pb2.Listener(
         name=name,
         address=address_pb2.Address(
@@ -87,6 +91,7 @@ def _listener(name: str, host: str, port: int) -> listener_pb2.Listener:
                 protocol=address_pb2.SocketAddress.TCP, address=host, port_value=port
             )
         ),
+        enable_reuse_port=boolean(False),
     )
 
 
