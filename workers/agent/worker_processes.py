@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 
 from meshline.process import children
-from meshline.process.ports import free_port
+from meshline.process.ports import free_ports
 from meshline.v1 import agent_pb2
 from workers.agent.artifacts import NO_MESH, ArtifactCache, ArtifactFetchError, MeshDialer
 from workers.agent.config import AgentConfig
@@ -62,13 +62,16 @@ class WorkerProcesses:
         triton = runtime_of(workload) == RUNTIME_TRITON
         # Workers listen where only this host's Envoy reaches them (loopback by default), never
         # on the gateway's advertised host: other regions come in through the gateway.
+        grpc_port, http_port, metrics_port = (
+            (0, 0, 0) if external else (*free_ports(config.worker_host, 3),)
+        )
         return Worker(
             worker_id=worker_id,
             workload=workload,
             host=config.worker_reach_host,
-            grpc_port=0 if external else free_port(config.worker_host),
-            http_port=0 if external else free_port(config.worker_host),
-            metrics_port=free_port(config.worker_host) if triton else 0,
+            grpc_port=grpc_port,
+            http_port=http_port,
+            metrics_port=metrics_port if triton else 0,
             log_path=config.state_dir / "workers" / f"{worker_id}.log",
         )
 
