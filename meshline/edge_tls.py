@@ -7,13 +7,10 @@ Bottom layer, so no side retypes a mode or the name of the secret in the agent's
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Iterable
 from enum import StrEnum
 
-_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-
+from meshline.host_names import dialled_name
 
 # In the control plane's state dir, beside the mesh CA's `ca.crt`: the certificate of the edge
 # CA, which signs the certificates gateways serve clients (mode "mesh-ca"). Public: what clients
@@ -57,21 +54,7 @@ def edge_names(names: Iterable[str]) -> tuple[str, ...]:
     name that is neither an IP address nor a DNS name."""
     found: dict[str, None] = {}
     for given in names:
-        name = given.strip()
-        if name.startswith("[") and name.endswith("]"):
-            name = name[1:-1]
-        try:
-            ip = ipaddress.ip_address(name)
-        except ValueError:
-            if not _is_dns_name(name):
-                raise ValueError(f"{given!r} is neither an IP address nor a DNS name") from None
-            found[name.lower().rstrip(".")] = None
-            continue
-        if not ip.is_unspecified:
-            found[str(ip)] = None
+        name = dialled_name(given)
+        if name is not None:
+            found[str(name)] = None
     return tuple(found)
-
-
-def _is_dns_name(name: str) -> bool:
-    bare = name.rstrip(".")
-    return 0 < len(bare) <= 253 and all(_DNS_LABEL.match(label) for label in bare.split("."))

@@ -6,8 +6,6 @@ its subject and SANs are ignored.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from controlplane.pki.ca import CLOCK_SKEW, MeshCA, SigningCA, key_problem
 from meshline.certs import CertificateFacts, certificate_facts
+from meshline.host_names import IPAddress, dialled_name
 from meshline.wire import CONTROLPLANE_SPIFFE_ID, TRUST_DOMAIN, region_spiffe_id
 
 REGION_CERT_LIFETIME = timedelta(hours=24)
@@ -28,7 +27,6 @@ MAX_CSR_BYTES = 16 * 1024
 # Names every server certificate carries, so local clients can dial it however they like.
 LOCAL_NAMES = ("127.0.0.1", "::1", "localhost")
 
-_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 # A mesh identity is both: the agent and Envoy call the control plane and each other with it.
 MESH_USAGES = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
 
@@ -59,7 +57,7 @@ class ServerCertificate:
 class ServerNames:
     """The SANs of a server certificate, without repeats, in the order given."""
 
-    ips: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]
+    ips: tuple[IPAddress, ...]
     dns: tuple[str, ...]
 
 
@@ -141,27 +139,15 @@ def server_names(hosts: Iterable[str]) -> ServerNames:
     around IPv6 allowed), plus the local names. An unspecified address (0.0.0.0, ::) names no
     host a client dials, so it is left out. ValueError naming a host that is neither an IP
     address nor a DNS name."""
-    ips: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, None] = {}
+    ips: dict[IPAddress, None] = {}
     dns: dict[str, None] = {}
     for given in (*hosts, *LOCAL_NAMES):
-        host = given.strip()
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            if not _is_dns_name(host):
-                raise ValueError(f"{given!r} is neither an IP address nor a DNS name") from None
-            dns[host.lower().rstrip(".")] = None
-            continue
-        if not ip.is_unspecified:
-            ips[ip] = None
+        name = dialled_name(given)
+        if isinstance(name, str):
+            dns[name] = None
+        elif name is not None:
+            ips[name] = None
     return ServerNames(tuple(ips), tuple(dns))
-
-
-def _is_dns_name(host: str) -> bool:
-    name = host.rstrip(".")
-    return 0 < len(name) <= 253 and all(_DNS_LABEL.match(label) for label in name.split("."))
 
 
 def _sign(
