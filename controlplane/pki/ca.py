@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from meshline.secret_file import write_secret_file
+from meshline.secret_file import write_public_file, write_secret_file
 from meshline.wire import CA_CERT_FILE, TRUST_DOMAIN
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def open_ca(state_dir: Path, user: UserCAFiles | None, now: datetime) -> MeshCA:
     `state_dir`, made there on the first start."""
     if user is not None:
         ca = load_ca(user.certificate, user.key, now, user_supplied=True)
-        write_public(state_dir / CA_CERT_FILE, ca.bundle_pem)
+        write_public_file(state_dir / CA_CERT_FILE, ca.bundle_pem)
         log.info("mesh CA: user-supplied %s, expires %s", user.certificate, ca.expires_at)
         return ca
     return load_or_create_ca(state_dir, now)
@@ -184,7 +184,7 @@ def load_or_create_ca(
     )
     # The key first: a certificate without its key is refused above.
     write_secret_file(key_path, key_pem.decode())
-    write_public(cert_path, ca.bundle_pem)
+    write_public_file(cert_path, ca.bundle_pem)
     log.info("%s created in %s, expires %s", files.what, state_dir, ca.expires_at)
     return ca
 
@@ -291,14 +291,3 @@ def _read_key(path: Path) -> object:
         ) from None
     except (ValueError, UnsupportedAlgorithm):
         raise CAError(f"{path}: not a PEM private key (-----BEGIN PRIVATE KEY-----)") from None
-
-
-def write_public(path: Path, data: bytes) -> None:
-    """Write a public file (the trust bundle) whole: under a temporary name, then renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.read_bytes() == data:
-        return
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_bytes(data)
-    partial.chmod(0o644)
-    partial.replace(path)

@@ -32,9 +32,9 @@ from controlplane.pki.ca import (
     create_ca,
     load_ca,
     load_or_create_ca,
-    write_public,
 )
 from meshline.edge_tls import EDGE_CA_CERT_FILE
+from meshline.secret_file import write_public_file
 from meshline.wire import TRUST_DOMAIN
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def open_edge_ca(state_dir: Path, user: UserCAFiles | None, mesh: MeshCA, now: d
     if user is not None:
         ca = load_ca(user.certificate, user.key, now, user_supplied=True)
         _refuse_shared_trust(mesh, ca, user.certificate)
-        write_public(state_dir / EDGE_CA_CERT_FILE, ca.bundle_pem)
+        write_public_file(state_dir / EDGE_CA_CERT_FILE, ca.bundle_pem)
         log.info("edge CA: user-supplied %s, expires %s", user.certificate, ca.expires_at)
         return EdgeCA(ca)
     ca = load_or_create_ca(state_dir, now, EDGE_CA_FILES, EDGE_CA_NAME)

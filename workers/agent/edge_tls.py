@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives import serialization
 from meshline.bind import is_loopback
 from meshline.certs import CertificateFacts, certificate_facts
 from meshline.edge_tls import FILES_SECRET, EdgeTlsMode, edge_names
+from meshline.secret_file import write_public_file
 from meshline.v1 import agent_pb2
-from workers.agent.identity import SECRET_TYPE, key_matches, write_public_file
+from workers.agent.identity import SECRET_TYPE, key_matches
 
 EDGE_DIR = "edge"
 SDS_FILE = "edge-sds.yaml"

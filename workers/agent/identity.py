@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from meshline.certs import CertificateFacts, read_certificate_facts, renew_at
-from meshline.secret_file import write_secret_file
+from meshline.secret_file import write_public_file, write_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -216,14 +216,3 @@ def envoy_sds_yaml(identity: Identity) -> str:
         },
     }
     return yaml.safe_dump({"resources": [secret]}, sort_keys=False)
-
-
-def write_public_file(path: Path, text: str) -> None:
-    """Write a public file whole: under a temporary name, then renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.exists() and path.read_text() == text:
-        return
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    partial.chmod(0o644)
-    partial.replace(path)
