@@ -15,20 +15,12 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from controlplane.agents.peers import MeshPeers
 from controlplane.api.servicers import ModelServicer
+from controlplane.request_stream import peek_first
 from meshline.v1 import api_pb2, api_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 Context = Any  # grpc ships no type stubs for the servicer context
-
-
-async def _chain(
-    first: discovery_pb2.DiscoveryRequest,
-    rest: AsyncIterator[discovery_pb2.DiscoveryRequest],
-) -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
-    yield first
-    async for request in rest:
-        yield request
 
 
 class AdsGate(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
@@ -53,17 +45,14 @@ class AdsGate(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     ) -> None:
         what = "fetching Envoy configuration (ADS)"
         peer = await self._peers.authenticated(context, what)
-        requests = aiter(request_iterator)
-        first = await anext(requests, None)
+        first, requests = await peek_first(request_iterator)
         if first is None:
             return
         node = first.node.id if first.HasField("node") else ""
         await self._peers.authorize(
             context, peer, node, f"{what} of node '{node}' by region {peer.region}"
         )
-        serving = asyncio.ensure_future(
-            self._ads.StreamAggregatedResources(_chain(first, requests), context)
-        )
+        serving = asyncio.ensure_future(self._ads.StreamAggregatedResources(requests, context))
         streams = self._open.setdefault(peer.region, {})
         streams[serving] = peer.serial
         try:

@@ -38,6 +38,7 @@ from controlplane.api.method_rules import (
     rule_for,
 )
 from controlplane.api.refusal_limiter import RefusalSummary, UnauthenticatedRefusals, peer_host
+from controlplane.request_stream import peek_first
 from controlplane.store import NotFoundError, Store
 from controlplane.store.audit import (
     ALLOWED,
@@ -384,27 +385,13 @@ def _unary_stream(inner: Any, new_call: Callable[[], _Call]) -> Any:
     return behavior
 
 
-async def _peeked(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    if first is not None:
-        yield first
-    async for message in rest:
-        yield message
-
-
-async def _first(requests: AsyncIterator[Any]) -> Any:
-    try:
-        return await requests.__anext__()
-    except StopAsyncIteration:
-        return None
-
-
 def _stream_unary(inner: Any, new_call: Callable[[], _Call]) -> Any:
     async def behavior(requests: AsyncIterator[Any], context: Context) -> Any:
         call = new_call()
-        first = await _first(requests)
+        first, requests = await peek_first(requests)
         before = await call.admit(first, context)
         try:
-            response = await inner(_peeked(first, requests), context)
+            response = await inner(requests, context)
         except BaseException as exc:
             call.failed(context, exc)
             raise
@@ -417,10 +404,10 @@ def _stream_unary(inner: Any, new_call: Callable[[], _Call]) -> Any:
 def _stream_stream(inner: Any, new_call: Callable[[], _Call]) -> Any:
     async def behavior(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
         call = new_call()
-        first = await _first(requests)
+        first, requests = await peek_first(requests)
         before = await call.admit(first, context)
         try:
-            async for response in inner(_peeked(first, requests), context):
+            async for response in inner(requests, context):
                 yield response
         except BaseException as exc:
             call.failed(context, exc)
