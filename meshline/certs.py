@@ -13,6 +13,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from meshline.wire import region_spiffe_id
@@ -58,6 +59,19 @@ def new_key_and_csr(common_name: str = "meshline") -> KeyAndCsr:
         serialization.NoEncryption(),
     )
     return KeyAndCsr(key_pem, csr.public_bytes(serialization.Encoding.PEM).decode())
+
+
+def public_key_der(key: PublicKeyTypes) -> bytes:
+    """A public key as SubjectPublicKeyInfo DER: two keys are the same key when these are
+    equal."""
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def key_matches_certificate(certificate: x509.Certificate, key: PrivateKeyTypes) -> bool:
+    """Whether `key` is the private key of the public key `certificate` was issued for."""
+    return public_key_der(key.public_key()) == public_key_der(certificate.public_key())
 
 
 def serial_hex(serial: int) -> str:

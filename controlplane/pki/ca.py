@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from meshline.certs import key_matches_certificate
 from meshline.secret_file import write_public_file, write_secret_file
 from meshline.wire import CA_CERT_FILE, TRUST_DOMAIN
 
@@ -229,7 +230,7 @@ def ca_problems(certificate: x509.Certificate, key: object, now: datetime) -> li
         problems.append(f"it expired at {certificate.not_valid_after_utc.isoformat()}")
     if problem := key_problem(key):
         problems.append(f"its key: {problem}")
-    elif not _same_public_key(certificate, key):
+    elif not (isinstance(key, SigningKey) and key_matches_certificate(certificate, key)):
         problems.append("the private key does not match the certificate's public key")
     return problems
 
@@ -245,15 +246,6 @@ def key_problem(key: object) -> str | None:
             return f"RSA {key.key_size} bits is too short (at least {MIN_RSA_BITS})"
         return None
     return f"{type(key).__name__.lstrip('_')} keys are not supported (use EC P-256 or RSA)"
-
-
-def _same_public_key(certificate: x509.Certificate, key: object) -> bool:
-    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-        return False
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    ours = key.public_key().public_bytes(serialization.Encoding.DER, spki)
-    theirs = certificate.public_key().public_bytes(serialization.Encoding.DER, spki)
-    return ours == theirs
 
 
 def _self_signed(certificate: x509.Certificate) -> bool:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 
 from controlplane.pki.ca import (
     CAError,
@@ -33,6 +32,7 @@ from controlplane.pki.ca import (
     load_ca,
     load_or_create_ca,
 )
+from meshline.certs import public_key_der
 from meshline.edge_tls import EDGE_CA_CERT_FILE
 from meshline.secret_file import write_public_file
 from meshline.wire import TRUST_DOMAIN
@@ -89,7 +89,7 @@ def shared_trust_problem(mesh: MeshCA, edge: SigningCA) -> str | None:
     trusted = x509.load_pem_x509_certificates(mesh.bundle_pem)
     for ours in x509.load_pem_x509_certificates(edge.bundle_pem):
         for theirs in trusted:
-            if _public_key(ours) == _public_key(theirs):
+            if public_key_der(ours.public_key()) == public_key_der(theirs.public_key()):
                 return (
                     f"the edge CA's certificate '{ours.subject.rfc4514_string()}' has the key "
                     "of a CA the mesh trusts: give an edge CA of its own, or none (one is made "
@@ -102,12 +102,6 @@ def shared_trust_problem(mesh: MeshCA, edge: SigningCA) -> str | None:
                     "would trust every edge certificate; give an edge CA that chains elsewhere"
                 )
     return None
-
-
-def _public_key(certificate: x509.Certificate) -> bytes:
-    return certificate.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -3,15 +3,17 @@ and a fresh key and CSR."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from meshline.certs import (
+    key_matches_certificate,
     new_key_and_csr,
     region_of_spiffe_id,
     renew_at,
@@ -55,8 +57,10 @@ def test_region_of_spiffe_id(spiffe_id: str, region: str | None) -> None:
     assert region_of_spiffe_id(spiffe_id) == region
 
 
-def _certificate(uris: list[str]) -> x509.Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
+def _certificate(
+    uris: list[str], key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None = None
+) -> x509.Certificate:
+    key = key or ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "t")])
     builder = (
         x509.CertificateBuilder()
@@ -91,3 +95,21 @@ def test_new_key_and_csr_is_signed_by_its_key() -> None:
     assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
     assert csr.public_key() == key.public_key()
     assert "PRIVATE KEY" not in repr(made) and "CERTIFICATE REQUEST" in repr(made)  # no key
+
+
+@pytest.mark.parametrize(
+    "new_key",
+    [
+        lambda: ec.generate_private_key(ec.SECP256R1()),
+        lambda: ec.generate_private_key(ec.SECP384R1()),
+        lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    ],
+)
+def test_a_key_matches_only_the_certificate_issued_for_it(
+    new_key: Callable[[], ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey],
+) -> None:
+    key = new_key()
+    certificate = _certificate([], key)
+    assert key_matches_certificate(certificate, key)
+    assert not key_matches_certificate(certificate, new_key())
+    assert not key_matches_certificate(_certificate([]), key)

@@ -25,7 +25,12 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from meshline.certs import CertificateFacts, read_certificate_facts, renew_at
+from meshline.certs import (
+    CertificateFacts,
+    key_matches_certificate,
+    read_certificate_facts,
+    renew_at,
+)
 from meshline.secret_file import write_public_file, write_secret_file
 
 log = logging.getLogger(__name__)
@@ -158,10 +163,7 @@ def key_matches(certificate_pem: str, key_pem: str) -> bool:
         key = serialization.load_pem_private_key(key_pem.encode(), password=None)
     except (ValueError, TypeError):
         return False
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    ours = key.public_key().public_bytes(serialization.Encoding.DER, spki)
-    theirs = certificate.public_key().public_bytes(serialization.Encoding.DER, spki)
-    return ours == theirs
+    return key_matches_certificate(certificate, key)
 
 
 # -- files ----------------------------------------------------------------------------------
