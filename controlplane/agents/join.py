@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from controlplane.agents.peers import record_problem
+from controlplane.agents.peers import PeerRefusal, identify_peer, record_problem
 from controlplane.agents.registry import AgentRegistry, AgentSession
 from controlplane.api.errors import ApplyError
 from controlplane.api.registration import normalized_region_spec, region_problems
@@ -34,10 +34,7 @@ from controlplane.pki import (
     CSRError,
     IssuedCertificate,
     MeshCA,
-    PeerNotARegionError,
-    PeerUnauthenticatedError,
     issue_region_certificate,
-    peer_region,
 )
 from controlplane.store import NotFoundError, Store
 from controlplane.store.join_tokens import JoinTokenRefusedError, record_join, verify_join_token
@@ -251,12 +248,10 @@ class JoinServicer(agent_pb2_grpc.JoinServiceServicer):
     def _renew(
         self, request: agent_pb2.RenewRequest, auth_context: Any, now: float
     ) -> tuple[str, str, IssuedCertificate]:
-        try:
-            region, facts = peer_region(auth_context, self._ca, _utc(now))
-        except PeerUnauthenticatedError as exc:
-            raise _Refused(grpc.StatusCode.UNAUTHENTICATED, str(exc)) from None
-        except PeerNotARegionError as exc:
-            raise _Refused(grpc.StatusCode.PERMISSION_DENIED, str(exc)) from None
+        found = identify_peer(auth_context, self._ca, _utc(now))
+        if isinstance(found, PeerRefusal):
+            raise _Refused(found.code, found.message)
+        region, facts = found.region, found.facts
         try:
             self._store.get_region(region)
         except NotFoundError:

@@ -27,6 +27,7 @@ from controlplane.pki import (
     PeerUnauthenticatedError,
     peer_region,
 )
+from controlplane.pki.peer import AuthContext
 from controlplane.store import Store
 from controlplane.store.region_certificates import (
     RegionCertificate,
@@ -55,6 +56,19 @@ class MeshPeer:
     @property
     def serial(self) -> str:
         return self.facts.serial
+
+
+def identify_peer(auth_context: AuthContext, ca: MeshCA, now: datetime) -> MeshPeer | PeerRefusal:
+    """The region and certificate of a mesh-port caller, or why it has none: no certificate of
+    the mesh CA valid at `now` is UNAUTHENTICATED; the mesh's certificate of something other
+    than a region (the control plane's own) is PERMISSION_DENIED."""
+    try:
+        region, facts = peer_region(auth_context, ca, now)
+    except PeerUnauthenticatedError as exc:
+        return PeerRefusal(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+    except PeerNotARegionError as exc:
+        return PeerRefusal(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+    return MeshPeer(region, facts)
 
 
 def claim_problem(peer: str, claimed: str, what: str) -> PeerRefusal | None:
@@ -96,13 +110,7 @@ class MeshPeers:
 
     def identify(self, context: Context) -> MeshPeer | PeerRefusal:
         """The caller's region and certificate, or why it has none (the record unread)."""
-        try:
-            region, facts = peer_region(context.auth_context(), self._ca, self._clock())
-        except PeerUnauthenticatedError as exc:
-            return PeerRefusal(grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        except PeerNotARegionError as exc:
-            return PeerRefusal(grpc.StatusCode.PERMISSION_DENIED, str(exc))
-        return MeshPeer(region, facts)
+        return identify_peer(context.auth_context(), self._ca, self._clock())
 
     def of_record(self, peer: MeshPeer) -> PeerRefusal | None:
         """Why the caller's certificate is not its region's certificate of record (None: it
