@@ -25,6 +25,7 @@ from cli.client.token_lookup import (
     Lookup,
     unauthenticated_hint,
 )
+from meshline.tls_failure import tls_handshake_failed
 from meshline.v1 import api_pb2_grpc
 
 DEFAULT_STATE_DIR = Path(".meshline")
@@ -99,10 +100,6 @@ def connect(address: str, credential: ApiCredential) -> grpc.Channel:
     return bearer_channel(channel, credential.token)
 
 
-# What grpc says when the server's certificate is not one the channel trusts.
-_TLS_FAILURES = ("CERTIFICATE_VERIFY_FAILED", "handshake", "Handshake")
-
-
 @dataclass
 class ApiClient:
     channel: grpc.Channel
@@ -163,7 +160,7 @@ def rpc_failure(exc: grpc.RpcError, address: str) -> typer.Exit:
     """A gRPC error as a one-line CLI error, not a traceback."""
     code = exc.code()
     details = exc.details()
-    if code == grpc.StatusCode.UNAVAILABLE and any(t in (details or "") for t in _TLS_FAILURES):
+    if tls_handshake_failed(code, details):
         return fail(
             f"no TLS connection to the control plane at {address}: its certificate is not "
             "signed by a CA this CLI trusts. Give its CA (the control plane's "

@@ -16,6 +16,7 @@ import numpy as np
 from meshline import wire
 from meshline.inference import grpc_service_pb2 as oip
 from meshline.inference import grpc_service_pb2_grpc as oip_grpc
+from meshline.tls_failure import tls_handshake_failed
 
 NUMPY_TO_OIP = {
     "bool": "BOOL",
@@ -77,10 +78,6 @@ class ClientTls:
             f"vouches for, or does not name {gateway.rpartition(':')[0]}; give the CA that "
             f"signed it with --ca-file ({detail})"
         )
-
-
-# What gRPC and Python's ssl say when the server's certificate is not trusted or not named.
-_TLS_FAILURES = ("CERTIFICATE_VERIFY_FAILED", "handshake", "Handshake", "hostname")
 
 
 @dataclass(frozen=True)
@@ -181,11 +178,7 @@ def infer_grpc(
         except grpc.RpcError as exc:
             code = exc.code()
             details = exc.details() or ""
-            if (
-                tls is not None
-                and code is grpc.StatusCode.UNAVAILABLE
-                and any(t in details for t in _TLS_FAILURES)
-            ):
+            if tls is not None and tls_handshake_failed(code, details, name_mismatch_too=True):
                 raise tls.untrusted(gateway, details) from None
             raise InferError(
                 f"{exc.details()} [{code.name}]",

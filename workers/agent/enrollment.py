@@ -25,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from meshline.certs import new_key_and_csr
 from meshline.join_token import JOIN_TOKEN_ENV
+from meshline.tls_failure import tls_handshake_failed
 from meshline.v1 import agent_pb2, agent_pb2_grpc
 from workers.agent.identity import (
     Identity,
@@ -57,7 +58,6 @@ REFUSALS = frozenset(
         grpc.StatusCode.UNIMPLEMENTED,
     }
 )
-_TLS_FAILURES = ("CERTIFICATE_VERIFY_FAILED", "handshake", "Handshake")
 
 
 # How a TLS 1.3 server that refuses the client's certificate looks from the client: the
@@ -83,7 +83,7 @@ def refusal(error: grpc.aio.AioRpcError, what: str, target: str) -> EnrollmentRe
     details = error.details() or ""
     if error.code() in REFUSALS:
         return EnrollmentRefusedError(f"{what} refused by {target}: {details}")
-    if error.code() == grpc.StatusCode.UNAVAILABLE and any(t in details for t in _TLS_FAILURES):
+    if tls_handshake_failed(error.code(), details):
         return EnrollmentRefusedError(
             f"{what}: no TLS connection to {target}: the control plane's certificate is not "
             "signed by the CA the agent trusts (check --ca-file: the control plane's ca.crt), "
@@ -139,7 +139,7 @@ def renewal_refusal(
         return CertificateNotAcceptedError(
             f"renewing certificate {serial} refused by {target}: {details}"
         )
-    if code == grpc.StatusCode.UNAVAILABLE and any(t in details for t in _TLS_FAILURES):
+    if tls_handshake_failed(code, details):
         return CertificateNotAcceptedError(
             f"renewing certificate {serial}: the TLS handshake with {target} failed (the "
             f"control plane no longer accepts the certificate, or no longer has a certificate "
