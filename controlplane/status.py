@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 
 from controlplane import confirmed
 from controlplane.agents.registry import AgentRegistry
@@ -25,6 +24,7 @@ from controlplane.xds.cache import SnapshotCache
 from meshline.certs import CertificateFacts, read_certificate_facts
 from meshline.keys import DeploymentKey, PlacedTrackKey, TrackKey
 from meshline.phases import ENDED_WITHOUT_TARGET, ROLLING, DeploymentPhase, RolloutPhase
+from meshline.times import rfc3339
 from meshline.v1 import agent_pb2, resources_pb2
 
 CDS, EDS, ECDS, LDS, RDS, SDS = CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE, SECRET
@@ -413,10 +413,6 @@ def certificate_of(chain_pem: str) -> CertificateFacts | None:
         return read_certificate_facts(chain_pem)
     except ValueError:
         return None
-
-
-def rfc3339(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def workers_verdict(

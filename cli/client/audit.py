@@ -7,7 +7,6 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated
 
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from cli.client.api import AddressOption, api_client, call, fail, resolve_address
 from cli.console import console
+from meshline.times import rfc3339_of_epoch
 from meshline.v1 import api_pb2, resources_pb2
 
 
@@ -45,8 +45,7 @@ def since_time(text: str, now: float) -> str:
                 "(2030-01-31T12:00:00Z)"
             ) from None
         return text
-    moment = datetime.fromtimestamp(now - seconds, UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return rfc3339_of_epoch(now - seconds)
 
 
 def audit_table(events: Sequence[resources_pb2.AuditEvent]) -> Table:

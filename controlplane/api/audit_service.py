@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 
 from controlplane.api.authz import ALL_ENVIRONMENTS, CATALOG_KINDS, KIND_REGION, Principal
-from controlplane.api.guard import current_principal, rfc3339_ms
+from controlplane.api.guard import current_principal
 from controlplane.api.key_checks import parse_rfc3339
 from controlplane.store import Store
 from controlplane.store.audit import (
@@ -22,6 +22,7 @@ from controlplane.store.audit import (
     list_events,
 )
 from controlplane.store.keys import rfc3339
+from meshline.times import rfc3339_of_epoch
 from meshline.v1 import api_pb2 as api
 from meshline.v1 import api_pb2_grpc, resources_pb2
 
@@ -43,7 +44,7 @@ def to_message(event: AuditEvent) -> resources_pb2.AuditEvent:
     r = event.record
     return resources_pb2.AuditEvent(
         sequence=event.sequence,
-        time=rfc3339_ms(r.time),
+        time=rfc3339_of_epoch(r.time, "milliseconds"),
         principal=r.principal,
         verb=r.verb,
         kind=r.kind,

@@ -25,13 +25,13 @@ from controlplane.api.jwt_verify import (
     b64url_decode,
     check_times,
     parse_token,
-    rfc3339,
     verify_signature,
 )
 from controlplane.api.oidc import OidcProvider
 from controlplane.store import Store
 from controlplane.store.keys import KeyCredential, StoredKey, active_credentials, list_keys
 from meshline.jwk import JWT_ALGORITHM
+from meshline.times import rfc3339_of_epoch
 from meshline.wire import AUTHORIZATION_HEADER, MESHLINE_ISSUER
 
 BEARER = "bearer"
@@ -131,18 +131,18 @@ def _gone(key: StoredKey | None, kid: str, now: float) -> str:
             "twice, or minted by another control plane)"
         )
     if key.revoked_at is not None:
-        return f"API key '{key.name}' was revoked at {rfc3339(key.revoked_at)}"
+        return f"API key '{key.name}' was revoked at {rfc3339_of_epoch(key.revoked_at)}"
     if key.expires_at is not None and now >= key.expires_at:
-        return f"API key '{key.name}' expired at {rfc3339(key.expires_at)}"
+        return f"API key '{key.name}' expired at {rfc3339_of_epoch(key.expires_at)}"
     return f"this secret of API key '{key.name}' was rotated and no longer works"
 
 
 def _ended(key: StoredKey | None, credential: KeyCredential, until: float) -> str:
     if key is not None and key.expires_at is not None and until >= key.expires_at:
-        return f"API key '{credential.name}' expired at {rfc3339(until)}"
+        return f"API key '{credential.name}' expired at {rfc3339_of_epoch(until)}"
     return (
         f"this secret of API key '{credential.name}' was rotated; it stopped working at "
-        f"{rfc3339(until)}"
+        f"{rfc3339_of_epoch(until)}"
     )
 
 

@@ -19,8 +19,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
@@ -51,6 +52,7 @@ from controlplane.store.audit import (
     append_events,
 )
 from controlplane.store.keys import get_key
+from meshline.times import rfc3339_of_epoch
 from meshline.wire import AUTHORIZATION_HEADER
 
 log = logging.getLogger(__name__)
@@ -67,14 +69,6 @@ def current_principal() -> Principal:
     if principal is None:
         raise RuntimeError("a management call reached its servicer without the guard")
     return principal
-
-
-def rfc3339_ms(epoch_s: float) -> str:
-    return (
-        datetime.fromtimestamp(epoch_s, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
 
 
 class StoreFacts:
@@ -154,7 +148,8 @@ class AuditLog:
                 environment="",
                 outcome=REFUSED,
                 code=UNAUTHENTICATED,
-                detail=f"{s.describe()}, from {rfc3339_ms(s.since)} to {rfc3339_ms(s.until)}",
+                detail=f"{s.describe()}, from {rfc3339_of_epoch(s.since, 'milliseconds')} "
+                f"to {rfc3339_of_epoch(s.until, 'milliseconds')}",
                 method="",
             )
             for s in summaries
@@ -168,6 +163,13 @@ class AuditLog:
             log.exception("cannot write %d audit event(s) of %s", len(records), what)
 
 
+@dataclass
+class _Answer:
+    """What the servicer answered: the response of a unary answer (None: a stream)."""
+
+    response: Any = None
+
+
 class _Call:
     """One guarded call: its method, rule, and what it found out so far."""
 
@@ -179,6 +181,20 @@ class _Call:
         self.principal: Principal = ANONYMOUS
         self.actions: tuple[Action, ...] = ()
         self.audited = False
+
+    @asynccontextmanager
+    async def serving(self, request: Any, context: Context) -> AsyncIterator[_Answer]:
+        """The servicer's turn, once the call is admitted: what it raises is audited as
+        failed (and raised on), what it answers is trimmed to what the caller may see and
+        audited as done. A client stream's request is its first message (None: none)."""
+        before = await self.admit(request, context)
+        answer = _Answer()
+        try:
+            yield answer
+        except BaseException as exc:
+            self.failed(context, exc)
+            raise
+        self.done(request, answer.response, before)
 
     async def admit(self, request: Any, context: Context) -> Any:
         """Authenticate, then authorize; abort the call when refused. Returns the facts read
@@ -357,30 +373,18 @@ class ManagementGuard(grpc.aio.ServerInterceptor):
 
 def _unary_unary(inner: Any, new_call: Callable[[], _Call]) -> Any:
     async def behavior(request: Any, context: Context) -> Any:
-        call = new_call()
-        before = await call.admit(request, context)
-        try:
-            response = await inner(request, context)
-        except BaseException as exc:
-            call.failed(context, exc)
-            raise
-        call.done(request, response, before)
-        return response
+        async with new_call().serving(request, context) as answer:
+            answer.response = await inner(request, context)
+        return answer.response
 
     return behavior
 
 
 def _unary_stream(inner: Any, new_call: Callable[[], _Call]) -> Any:
     async def behavior(request: Any, context: Context) -> AsyncIterator[Any]:
-        call = new_call()
-        before = await call.admit(request, context)
-        try:
+        async with new_call().serving(request, context):
             async for response in inner(request, context):
                 yield response
-        except BaseException as exc:
-            call.failed(context, exc)
-            raise
-        call.done(request, None, before)
 
     return behavior
 
@@ -389,14 +393,9 @@ def _stream_unary(inner: Any, new_call: Callable[[], _Call]) -> Any:
     async def behavior(requests: AsyncIterator[Any], context: Context) -> Any:
         call = new_call()
         first, requests = await peek_first(requests)
-        before = await call.admit(first, context)
-        try:
-            response = await inner(requests, context)
-        except BaseException as exc:
-            call.failed(context, exc)
-            raise
-        call.done(first, response, before)
-        return response
+        async with call.serving(first, context) as answer:
+            answer.response = await inner(requests, context)
+        return answer.response
 
     return behavior
 
@@ -405,14 +404,9 @@ def _stream_stream(inner: Any, new_call: Callable[[], _Call]) -> Any:
     async def behavior(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
         call = new_call()
         first, requests = await peek_first(requests)
-        before = await call.admit(first, context)
-        try:
+        async with call.serving(first, context):
             async for response in inner(requests, context):
                 yield response
-        except BaseException as exc:
-            call.failed(context, exc)
-            raise
-        call.done(first, None, before)
 
     return behavior
 
@@ -423,5 +417,4 @@ __all__ = [
     "MethodRule",
     "StoreFacts",
     "current_principal",
-    "rfc3339_ms",
 ]

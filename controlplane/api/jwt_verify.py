@@ -13,7 +13,6 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from controlplane.api.jwks_checks import EC_ALGS, EC_CURVES, OKP_ALGS, RSA_ALGS
+from meshline.times import rfc3339_of_epoch
 
 # How far a clock may be off when checking `exp` and `nbf` of an identity provider's token.
 LEEWAY_S = 60.0
@@ -188,10 +188,6 @@ def _time(claims: Mapping[str, Any], name: str) -> float | None:
     return float(value)
 
 
-def rfc3339(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def check_times(
     claims: Mapping[str, Any], now: float, leeway_s: float = 0.0, require_exp: bool = False
 ) -> float | None:
@@ -200,8 +196,8 @@ def check_times(
     if exp is None and require_exp:
         raise TokenError("the token has no exp claim: tokens of an identity provider must expire")
     if exp is not None and now >= exp + leeway_s:
-        raise TokenError(f"the token expired at {rfc3339(exp)}")
+        raise TokenError(f"the token expired at {rfc3339_of_epoch(exp)}")
     nbf = _time(claims, "nbf")
     if nbf is not None and now + leeway_s < nbf:
-        raise TokenError(f"the token is not valid before {rfc3339(nbf)}")
+        raise TokenError(f"the token is not valid before {rfc3339_of_epoch(nbf)}")
     return exp

@@ -14,11 +14,11 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from cryptography import x509
 
 from meshline.certs import CertificateFacts, certificate_facts
+from meshline.times import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,6 @@ async def served_certificate(
         writer.close()
         with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
             await asyncio.wait_for(writer.wait_closed(), timeout_s)
-
-
-def rfc3339(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def expires_text(facts: CertificateFacts | None) -> str:
