@@ -118,6 +118,7 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     # Autoscaler and activator (not Envoy). A tiny target would ask for infinitely many workers.
     ("ScalingSpec", "min_replicas"): _REPLICAS,
     ("ScalingSpec", "max_replicas"): Bound(1, 64),
+    ("ScalingSpec", "initial_replicas"): Bound(0, 64, "", ((0, "min_replicas"),)),
     ("ScalingSpec", "target_concurrency"): Bound(
         0.01, 10_000, "requests in flight per worker", _default("4")
     ),

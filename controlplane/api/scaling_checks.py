@@ -27,6 +27,19 @@ def check_scaling(out: DocumentErrors, spec: DeploymentSpec, version: ModelVersi
             f"{here}.max_replicas",
             f"must be at least min_replicas ({s.min_replicas}), got {s.max_replicas}",
         )
+    if within(s, "initial_replicas") and replicas_in_range and s.initial_replicas:
+        if s.initial_replicas > max(s.max_replicas, s.min_replicas, 1):
+            out.add(
+                f"{here}.initial_replicas",
+                f"must be at most max_replicas ({max(s.max_replicas, s.min_replicas, 1)}), "
+                f"got {s.initial_replicas}",
+            )
+        elif s.initial_replicas < s.min_replicas:
+            out.add(
+                f"{here}.initial_replicas",
+                f"must be at least min_replicas ({s.min_replicas}) or 0 (= min_replicas), "
+                f"got {s.initial_replicas}",
+            )
     if within(s, "scale_to_zero_after") and s.scale_to_zero_after > 0 and s.min_replicas > 0:
         out.add(
             f"{here}.scale_to_zero_after",

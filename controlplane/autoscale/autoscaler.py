@@ -11,6 +11,7 @@ zero, so status stays Failed without the worker's report.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -135,17 +136,7 @@ class Autoscaler:
             track = self._tracks.get(key)
             waiting = held.get(key, 0)
             if track is None:
-                track = self._tracks[key] = _Track(
-                    LoadWindow(max(settings.stable_window_s, settings.panic_window_s)),
-                    desired=max(settings.min_replicas, 1 if settings.max_replicas else 0),
-                    last_active=now,
-                    counters=dict(signal.counters),
-                    started=now,
-                )
-                if settings.scales_to_zero and not signal.serving:
-                    # New, or found after a control-plane restart with nothing serving: a
-                    # worker is on its way, and requests wait in the activator meanwhile.
-                    track.waking_since = now
+                track = self._tracks[key] = _new_track(settings, signal, now)
             track.failed = (
                 remembered_failure(
                     track.failed,
@@ -233,10 +224,35 @@ class Autoscaler:
             elif settings.scales_to_zero and track.desired > 0:
                 idle = track.idle_s(now, settings)
                 wait = max(0.05, settings.scale_to_zero_after_s - idle)
+                if math.isinf(wait):  # never goes back to zero
+                    continue
             else:
                 continue
             soonest = wait if soonest is None else min(soonest, wait)
         return soonest
+
+
+def _new_track(settings: ScalingSettings, signal: LoadSignal, now: float) -> _Track:
+    """A track first seen: a new (or re-activated) deployment, or one found after a
+    control-plane restart. One that may scale to zero starts with `initial_replicas` (none by
+    default: nothing runs until invoked), or keeps a worker found running (after a restart);
+    the others start at their floor."""
+    window = LoadWindow(max(settings.stable_window_s, settings.panic_window_s))
+    if not settings.scales_to_zero:
+        floor = max(settings.min_replicas, 1 if settings.max_replicas else 0)
+        desired = max(settings.initial_replicas, floor)
+    else:
+        desired = max(settings.initial_replicas, 1 if signal.workers else 0)
+    if desired == 0:
+        # Never active: it stays at zero until traffic or a held request wakes it.
+        return _Track(window, 0, -math.inf, dict(signal.counters), started=now)
+    track = _Track(window, desired, now, dict(signal.counters), started=now)
+    # The initial count stands for a stable window, like any want (then load decides).
+    track.wants.append((now, desired))
+    if settings.scales_to_zero and not signal.serving:
+        # Warm at creation: workers are on their way; requests wait in the activator.
+        track.waking_since = now
+    return track
 
 
 def _rose(before: Mapping[str, int], after: Mapping[str, int]) -> bool:

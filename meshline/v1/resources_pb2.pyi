@@ -365,7 +365,7 @@ class BatchingSpec(_message.Message):
     def __init__(self, max_batch_size: _Optional[int] = ..., max_delay_ms: _Optional[float] = ..., preferred_batch_sizes: _Optional[_Iterable[int]] = ..., priority_levels: _Optional[int] = ..., default_priority_level: _Optional[int] = ...) -> None: ...
 
 class ScalingSpec(_message.Message):
-    __slots__ = ("min_replicas", "max_replicas", "target_concurrency", "scale_to_zero_after", "cold_start_timeout", "stable_window", "panic_window")
+    __slots__ = ("min_replicas", "max_replicas", "target_concurrency", "scale_to_zero_after", "cold_start_timeout", "stable_window", "panic_window", "initial_replicas")
     MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     MAX_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     TARGET_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
@@ -373,6 +373,7 @@ class ScalingSpec(_message.Message):
     COLD_START_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     STABLE_WINDOW_FIELD_NUMBER: _ClassVar[int]
     PANIC_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     min_replicas: int
     max_replicas: int
     target_concurrency: float
@@ -380,7 +381,8 @@ class ScalingSpec(_message.Message):
     cold_start_timeout: float
     stable_window: float
     panic_window: float
-    def __init__(self, min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., target_concurrency: _Optional[float] = ..., scale_to_zero_after: _Optional[float] = ..., cold_start_timeout: _Optional[float] = ..., stable_window: _Optional[float] = ..., panic_window: _Optional[float] = ...) -> None: ...
+    initial_replicas: int
+    def __init__(self, min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., target_concurrency: _Optional[float] = ..., scale_to_zero_after: _Optional[float] = ..., cold_start_timeout: _Optional[float] = ..., stable_window: _Optional[float] = ..., panic_window: _Optional[float] = ..., initial_replicas: _Optional[int] = ...) -> None: ...
 
 class CanaryStep(_message.Message):
     __slots__ = ("weight", "duration")

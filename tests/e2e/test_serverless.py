@@ -70,16 +70,17 @@ def _delete(mesh: Mesh, name: str) -> None:
     mesh.deployments.DeleteDeployment(api_pb2.DeleteDeploymentRequest(name=name), timeout=10)
 
 
-def test_idle_region_scales_to_zero_and_a_burst_of_first_requests_all_succeed(
+def test_a_new_deployment_runs_nothing_until_a_burst_of_first_requests_which_all_succeed(
     mesh: Mesh, models: dict[str, Path]
 ) -> None:
     name = "cold"
     mesh.apply(deployment_yaml(name, models, "v1", ["eu"], scaling=SCALE_TO_ZERO))
     try:
-        mesh.wait_ready(name, replicas=1)
+        # Ready at zero: the gateway lists only the activator, and no worker ever started.
         _wait_scaled_to_zero(mesh, name, "eu")
-        # The worker process is gone, and the gateway soon lists only the activator.
         wait_until(lambda: _hosts(mesh, name) == {"activator"}, 10, "only the activator listed")
+        assert mesh.worker_pids("eu", name) == []
+        assert _region(mesh.deployment(name), "eu").desired_replicas == 0
 
         batch = _batch()
         expected = local_torch(models["v1"], torch.from_numpy(batch)).numpy()
@@ -150,7 +151,6 @@ def test_cold_start_beyond_its_timeout_is_a_clear_unavailable_then_the_next_succ
     scaling = "{min_replicas: 0, max_replicas: 1, scale_to_zero_after: 1, cold_start_timeout: 0.2}"
     mesh.apply(deployment_yaml(name, models, "v1", ["eu"], scaling=scaling))
     try:
-        mesh.wait_ready(name, replicas=1)
         _wait_scaled_to_zero(mesh, name, "eu")
         gateway = mesh.gateway("eu")
         batch = _batch()
@@ -183,12 +183,16 @@ def test_a_broken_scale_to_zero_deployment_stays_failed_back_at_zero_until_it_ch
     """A wake whose worker crash-loops: the region goes back to zero, the worker is gone, and
     the deployment stays Failed with the worker's error (it showed Ready, scaled to zero); a
     request still wakes it (a new worker, which crash-loops too) and is told a user must act,
-    and a fixed version makes it Ready."""
+    and a fixed version makes it Ready. (initial_replicas 1: a worker starts at creation, so
+    the crash loop shows before anyone calls.)"""
     name = "coldcrash"
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a TorchScript archive")
     versions = {"broken": broken, "v1": models["v1"]}
-    scaling = "{min_replicas: 0, max_replicas: 1, scale_to_zero_after: 1, cold_start_timeout: 3}"
+    scaling = (
+        "{min_replicas: 0, max_replicas: 1, initial_replicas: 1, scale_to_zero_after: 1, "
+        "cold_start_timeout: 3}"
+    )
     mesh.apply(deployment_yaml(name, versions, "broken", ["eu"], scaling=scaling))
     try:
         wait_until(
@@ -287,7 +291,7 @@ def test_a_cold_region_sends_traffic_to_a_warm_one_while_it_wakes(
     name = "nearby"
     mesh.apply(deployment_yaml(name, models, "v1", ["eu", "us"], scaling=SCALE_TO_ZERO))
     try:
-        # Each region starts a worker, idles 2 s, and goes to zero.
+        # Nothing runs in either region before the first request.
         _wait_scaled_to_zero(mesh, name, "eu", timeout_s=90)
         _wait_scaled_to_zero(mesh, name, "us")
         batch = _batch()

@@ -120,6 +120,7 @@ def probes(artifact: Path) -> dict[tuple[str, str], Probe]:
         ("ScalingSpec", "max_replicas"): _spec(
             "scaling.max_replicas", lambda v: {"replicas": 0, "scaling": {"max_replicas": v}}
         ),
+        ("ScalingSpec", "initial_replicas"): _scaling("initial_replicas", max_replicas=64),
         ("ScalingSpec", "target_concurrency"): _scaling("target_concurrency"),
         ("ScalingSpec", "scale_to_zero_after"): _scaling("scale_to_zero_after"),
         ("ScalingSpec", "cold_start_timeout"): _scaling("cold_start_timeout"),

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from controlplane.autoscale import Autoscaler, CrashLoop, LoadSignal
 from controlplane.autoscale.autoscaler import NEVER_SERVED_GRACE_S, ScaleInput
-from controlplane.policy.scaling import ScalingSettings
+from controlplane.policy.scaling import NEVER, ScalingSettings
 from meshline.keys import PlacedTrackKey
 
 KEY = PlacedTrackKey("production", "fraud", "", "eu")
@@ -141,28 +141,69 @@ def test_deactivated_runs_nothing_and_is_not_cold() -> None:
     assert out[KEY].desired == 0 and not out[KEY].cold
 
 
-def test_a_new_region_with_nothing_serving_is_cold_so_requests_are_held() -> None:
-    """Also what a restarted control plane finds where a region was scaled to zero."""
+def test_a_new_deployment_starts_at_zero_and_stays_there_until_invoked() -> None:
+    """Nothing runs until invoked; also what a restarted control plane finds where a region
+    was scaled to zero. The region is cold (its requests are held by the activator)."""
     clock = Clock()
     scaler = Autoscaler(clock)
     nothing = LoadSignal(0, {}, False, 0)
-    assert _step(scaler, clock, 0, nothing) == 1
+    assert _step(scaler, clock, 0, nothing) == 0
     assert scaler.decisions[KEY].cold
-    assert _step(scaler, clock, 1, serving()) == 1
+    for _ in range(10):
+        assert _step(scaler, clock, 30, nothing) == 0
+    assert scaler.next_check_s() is None  # nothing to re-decide without input
+    assert _step(scaler, clock, 1, nothing, held=1) == 1  # the first request wakes it
+    assert scaler.decisions[KEY].cold
+
+
+def test_initial_replicas_start_warm_and_that_start_is_no_cold_start() -> None:
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    settings = replace(SETTINGS, initial_replicas=2)
+    nothing = LoadSignal(0, {}, False, 0)
+    assert _step(scaler, clock, 0, nothing, settings=settings) == 2
+    assert scaler.decisions[KEY].cold  # waking: requests wait in the activator
+    assert _step(scaler, clock, 1, serving(), settings=settings) == 2
     assert not scaler.decisions[KEY].cold
-    # Nobody waited for that first start (e.g. a deployment just applied): no cold start.
+    # Nobody waited for that first start (a deployment just applied): no cold start.
     assert scaler.ledger.of("production", "fraud", "eu").count == 0
+    # Idle: down to zero after scale_to_zero_after, like any other wake.
+    for _ in range(12):
+        _step(scaler, clock, 0.5, serving(), settings=settings)
+    assert scaler.decisions[KEY].desired == 0
+
+
+def test_a_worker_found_after_a_restart_is_kept() -> None:
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    assert _step(scaler, clock, 0, serving()) == 1
+    assert not scaler.decisions[KEY].cold
 
 
 def test_a_request_held_during_a_first_start_makes_it_a_cold_start() -> None:
     clock = Clock()
     scaler = Autoscaler(clock)
+    settings = replace(SETTINGS, initial_replicas=1)
     nothing = LoadSignal(0, {}, False, 0)
-    _step(scaler, clock, 0, nothing)
-    _step(scaler, clock, 0.5, LoadSignal(0, {}, False, 1), held=1)
-    _step(scaler, clock, 0.5, serving())
+    _step(scaler, clock, 0, nothing, settings=settings)
+    _step(scaler, clock, 0.5, LoadSignal(0, {}, False, 1), held=1, settings=settings)
+    _step(scaler, clock, 0.5, serving(), settings=settings)
     totals = scaler.ledger.of("production", "fraud", "eu")
     assert totals.count == 1 and abs(totals.last_s - 1.0) < 1e-9
+
+
+def test_never_going_back_to_zero_still_starts_at_zero() -> None:
+    """min_replicas 0 with scale_to_zero_after 0 (never): nothing runs until the first
+    request; from then on the region keeps a worker however idle."""
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    settings = replace(SETTINGS, scale_to_zero_after_s=NEVER)
+    nothing = LoadSignal(0, {}, False, 0)
+    assert _step(scaler, clock, 0, nothing, settings=settings) == 0
+    assert _step(scaler, clock, 1, nothing, held=1, settings=settings) == 1
+    for _ in range(20):
+        assert _step(scaler, clock, 3600, serving(), settings=settings) == 1
+    assert scaler.next_check_s() is None
 
 
 def test_a_worker_that_never_comes_up_lets_the_region_go_back_to_zero() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from controlplane.autoscale import desired_replicas
-from controlplane.policy.scaling import ScalingSettings
+from controlplane.policy.scaling import NEVER, ScalingSettings
 
 AUTO = ScalingSettings(
     min_replicas=0,
@@ -39,7 +39,7 @@ def test_desired_replicas(
 
 
 def test_scale_to_zero_off_keeps_one_worker_even_when_idle() -> None:
-    settings = ScalingSettings(0, 3, autoscaled=True, scale_to_zero_after_s=0)
+    settings = ScalingSettings(0, 3, autoscaled=True, scale_to_zero_after_s=NEVER)
     assert desired_replicas(settings, panic_concurrency=0, stable_concurrency=0, idle_s=10_000) == 1
 
 
