@@ -637,3 +637,22 @@ async def test_model_version_users_of_other_environments_are_not_named(world: Wo
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await world.admin.models.DeleteModel(api.DeleteModelRequest(name="m"))
     assert "deployment 'fraud' in environment 'production'" in str(caught.value.details())
+
+
+async def test_a_failed_push_is_audited_by_its_first_message(world: World) -> None:
+    """A client stream: the guard authorizes and audits it by the header it read first, and
+    the servicer still receives that header (it answers about the digest, not a missing
+    header)."""
+    last = (await world.events())[-1].sequence
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _push(world.as_("deployer"), world)
+    (event,) = await world.events(after_sequence=last)
+    assert (event.outcome, event.code, event.principal, event.kind, event.name) == (
+        "failed",
+        caught.value.code().name,
+        "deployer",
+        "ModelVersion",
+        "m:v9",
+    )
+    assert event.detail == caught.value.details()
+    assert "than the header announced" in event.detail
