@@ -102,7 +102,7 @@ class EdgeTls(_message.Message):
     def __init__(self, mode: _Optional[str] = ..., sds_path: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WorkerReport(_message.Message):
-    __slots__ = ("worker_id", "deployment", "environment", "revision", "grpc_address", "http_address", "state", "restarts", "last_error", "consecutive_failures", "gateway_routable", "version", "inflight", "track", "queued", "requests", "batches", "runtime")
+    __slots__ = ("worker_id", "deployment", "environment", "revision", "grpc_address", "http_address", "state", "restarts", "last_error", "consecutive_failures", "gateway_routable", "version", "inflight", "track", "queued", "requests", "batches", "runtime", "memory_bytes")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +121,7 @@ class WorkerReport(_message.Message):
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     deployment: str
     environment: str
@@ -139,7 +140,30 @@ class WorkerReport(_message.Message):
     requests: int
     batches: int
     runtime: str
-    def __init__(self, worker_id: _Optional[str] = ..., deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., grpc_address: _Optional[str] = ..., http_address: _Optional[str] = ..., state: _Optional[_Union[WorkerState, str]] = ..., restarts: _Optional[int] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., gateway_routable: _Optional[bool] = ..., version: _Optional[str] = ..., inflight: _Optional[int] = ..., track: _Optional[str] = ..., queued: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ..., runtime: _Optional[str] = ...) -> None: ...
+    memory_bytes: int
+    def __init__(self, worker_id: _Optional[str] = ..., deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., grpc_address: _Optional[str] = ..., http_address: _Optional[str] = ..., state: _Optional[_Union[WorkerState, str]] = ..., restarts: _Optional[int] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., gateway_routable: _Optional[bool] = ..., version: _Optional[str] = ..., inflight: _Optional[int] = ..., track: _Optional[str] = ..., queued: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ..., runtime: _Optional[str] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+
+class MachineResources(_message.Message):
+    __slots__ = ("memory_total_bytes", "memory_available_bytes", "cpus", "gpus")
+    MEMORY_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_AVAILABLE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    memory_total_bytes: int
+    memory_available_bytes: int
+    cpus: int
+    gpus: _containers.RepeatedCompositeFieldContainer[GpuMemory]
+    def __init__(self, memory_total_bytes: _Optional[int] = ..., memory_available_bytes: _Optional[int] = ..., cpus: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[GpuMemory, _Mapping]]] = ...) -> None: ...
+
+class GpuMemory(_message.Message):
+    __slots__ = ("name", "total_bytes", "used_bytes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    total_bytes: int
+    used_bytes: int
+    def __init__(self, name: _Optional[str] = ..., total_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ...) -> None: ...
 
 class ClusterHealth(_message.Message):
     __slots__ = ("cluster", "routable_hosts", "inflight", "requests", "routable_hostnames")
@@ -176,16 +200,18 @@ class ClusterTraffic(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., latency: _Optional[_Iterable[_Union[LatencyBucket, _Mapping]]] = ...) -> None: ...
 
 class AgentReport(_message.Message):
-    __slots__ = ("workers", "clusters", "traffic", "edge_certificate_expires_at")
+    __slots__ = ("workers", "clusters", "traffic", "edge_certificate_expires_at", "machine")
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_FIELD_NUMBER: _ClassVar[int]
     EDGE_CERTIFICATE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_FIELD_NUMBER: _ClassVar[int]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerReport]
     clusters: _containers.RepeatedCompositeFieldContainer[ClusterHealth]
     traffic: _containers.RepeatedCompositeFieldContainer[ClusterTraffic]
     edge_certificate_expires_at: str
-    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerReport, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[ClusterHealth, _Mapping]]] = ..., traffic: _Optional[_Iterable[_Union[ClusterTraffic, _Mapping]]] = ..., edge_certificate_expires_at: _Optional[str] = ...) -> None: ...
+    machine: MachineResources
+    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerReport, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[ClusterHealth, _Mapping]]] = ..., traffic: _Optional[_Iterable[_Union[ClusterTraffic, _Mapping]]] = ..., edge_certificate_expires_at: _Optional[str] = ..., machine: _Optional[_Union[MachineResources, _Mapping]] = ...) -> None: ...
 
 class Workload(_message.Message):
     __slots__ = ("deployment", "environment", "revision", "runtime", "model_path", "signature", "replicas", "model_version", "flavor", "track", "batching", "instances", "external", "artifact_sha256", "local_clusters")

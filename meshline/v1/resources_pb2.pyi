@@ -56,7 +56,7 @@ class ExternalEndpoint(_message.Message):
     def __init__(self, grpc_address: _Optional[str] = ..., http_address: _Optional[str] = ..., metrics_address: _Optional[str] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("name", "runtime", "path", "signature", "metadata", "external", "sha256", "size_bytes", "created_at", "framework", "huggingface", "artifact_path")
+    __slots__ = ("name", "runtime", "path", "signature", "metadata", "external", "sha256", "size_bytes", "created_at", "framework", "huggingface", "artifact_path", "footprint")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class ModelVersion(_message.Message):
     FRAMEWORK_FIELD_NUMBER: _ClassVar[int]
     HUGGINGFACE_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_PATH_FIELD_NUMBER: _ClassVar[int]
+    FOOTPRINT_FIELD_NUMBER: _ClassVar[int]
     name: str
     runtime: str
     path: str
@@ -88,7 +89,18 @@ class ModelVersion(_message.Message):
     framework: str
     huggingface: HuggingFaceSource
     artifact_path: str
-    def __init__(self, name: _Optional[str] = ..., runtime: _Optional[str] = ..., path: _Optional[str] = ..., signature: _Optional[_Union[ModelSignature, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., external: _Optional[_Union[ExternalEndpoint, _Mapping]] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., created_at: _Optional[str] = ..., framework: _Optional[str] = ..., huggingface: _Optional[_Union[HuggingFaceSource, _Mapping]] = ..., artifact_path: _Optional[str] = ...) -> None: ...
+    footprint: VersionFootprint
+    def __init__(self, name: _Optional[str] = ..., runtime: _Optional[str] = ..., path: _Optional[str] = ..., signature: _Optional[_Union[ModelSignature, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., external: _Optional[_Union[ExternalEndpoint, _Mapping]] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., created_at: _Optional[str] = ..., framework: _Optional[str] = ..., huggingface: _Optional[_Union[HuggingFaceSource, _Mapping]] = ..., artifact_path: _Optional[str] = ..., footprint: _Optional[_Union[VersionFootprint, _Mapping]] = ...) -> None: ...
+
+class VersionFootprint(_message.Message):
+    __slots__ = ("memory_bytes", "region", "measured_at")
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_AT_FIELD_NUMBER: _ClassVar[int]
+    memory_bytes: int
+    region: str
+    measured_at: str
+    def __init__(self, memory_bytes: _Optional[int] = ..., region: _Optional[str] = ..., measured_at: _Optional[str] = ...) -> None: ...
 
 class HuggingFaceSource(_message.Message):
     __slots__ = ("repo_id", "filename", "revision")
@@ -437,7 +449,7 @@ class DeploymentSpec(_message.Message):
     def __init__(self, environment: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., replicas: _Optional[int] = ..., policies: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., batching: _Optional[_Union[BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., scaling: _Optional[_Union[ScalingSpec, _Mapping]] = ..., deactivated: _Optional[bool] = ..., rollout: _Optional[_Union[RolloutSpec, _Mapping]] = ...) -> None: ...
 
 class RegionDeploymentStatus(_message.Message):
-    __slots__ = ("region", "config_acked", "acked_version", "desired_replicas", "healthy_endpoints", "nack_error", "forwarding", "queued_requests", "requests", "batches", "scaled_to_zero", "cold_starts", "last_cold_start_s", "cold_start_seconds_total", "held_requests", "current_replicas", "leaving")
+    __slots__ = ("region", "config_acked", "acked_version", "desired_replicas", "healthy_endpoints", "nack_error", "forwarding", "queued_requests", "requests", "batches", "scaled_to_zero", "cold_starts", "last_cold_start_s", "cold_start_seconds_total", "held_requests", "current_replicas", "leaving", "pending_reason")
     REGION_FIELD_NUMBER: _ClassVar[int]
     CONFIG_ACKED_FIELD_NUMBER: _ClassVar[int]
     ACKED_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -455,6 +467,7 @@ class RegionDeploymentStatus(_message.Message):
     HELD_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     CURRENT_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     LEAVING_FIELD_NUMBER: _ClassVar[int]
+    PENDING_REASON_FIELD_NUMBER: _ClassVar[int]
     region: str
     config_acked: bool
     acked_version: str
@@ -472,7 +485,8 @@ class RegionDeploymentStatus(_message.Message):
     held_requests: int
     current_replicas: int
     leaving: bool
-    def __init__(self, region: _Optional[str] = ..., config_acked: _Optional[bool] = ..., acked_version: _Optional[str] = ..., desired_replicas: _Optional[int] = ..., healthy_endpoints: _Optional[int] = ..., nack_error: _Optional[str] = ..., forwarding: _Optional[bool] = ..., queued_requests: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ..., scaled_to_zero: _Optional[bool] = ..., cold_starts: _Optional[int] = ..., last_cold_start_s: _Optional[float] = ..., cold_start_seconds_total: _Optional[float] = ..., held_requests: _Optional[int] = ..., current_replicas: _Optional[int] = ..., leaving: _Optional[bool] = ...) -> None: ...
+    pending_reason: str
+    def __init__(self, region: _Optional[str] = ..., config_acked: _Optional[bool] = ..., acked_version: _Optional[str] = ..., desired_replicas: _Optional[int] = ..., healthy_endpoints: _Optional[int] = ..., nack_error: _Optional[str] = ..., forwarding: _Optional[bool] = ..., queued_requests: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ..., scaled_to_zero: _Optional[bool] = ..., cold_starts: _Optional[int] = ..., last_cold_start_s: _Optional[float] = ..., cold_start_seconds_total: _Optional[float] = ..., held_requests: _Optional[int] = ..., current_replicas: _Optional[int] = ..., leaving: _Optional[bool] = ..., pending_reason: _Optional[str] = ...) -> None: ...
 
 class StepAnalysis(_message.Message):
     __slots__ = ("step", "weight", "canary_requests", "canary_errors", "canary_p99_ms", "stable_requests", "stable_errors", "stable_p99_ms", "verdict")
@@ -645,21 +659,53 @@ class Deployment(_message.Message):
     def __init__(self, metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., spec: _Optional[_Union[DeploymentSpec, _Mapping]] = ..., status: _Optional[_Union[DeploymentStatus, _Mapping]] = ...) -> None: ...
 
 class RegionSpec(_message.Message):
-    __slots__ = ("country", "description", "continent", "flavors", "max_replicas")
+    __slots__ = ("country", "description", "continent", "flavors", "max_replicas", "memory_budget")
     COUNTRY_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CONTINENT_FIELD_NUMBER: _ClassVar[int]
     FLAVORS_FIELD_NUMBER: _ClassVar[int]
     MAX_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BUDGET_FIELD_NUMBER: _ClassVar[int]
     country: str
     description: str
     continent: str
     flavors: FlavorSet
     max_replicas: int
-    def __init__(self, country: _Optional[str] = ..., description: _Optional[str] = ..., continent: _Optional[str] = ..., flavors: _Optional[_Union[FlavorSet, _Mapping]] = ..., max_replicas: _Optional[int] = ...) -> None: ...
+    memory_budget: str
+    def __init__(self, country: _Optional[str] = ..., description: _Optional[str] = ..., continent: _Optional[str] = ..., flavors: _Optional[_Union[FlavorSet, _Mapping]] = ..., max_replicas: _Optional[int] = ..., memory_budget: _Optional[str] = ...) -> None: ...
+
+class RegionCapacity(_message.Message):
+    __slots__ = ("memory_total_bytes", "memory_available_bytes", "memory_budget_bytes", "memory_used_bytes", "memory_free_bytes", "cpus", "workers", "gpus")
+    MEMORY_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_AVAILABLE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    memory_total_bytes: int
+    memory_available_bytes: int
+    memory_budget_bytes: int
+    memory_used_bytes: int
+    memory_free_bytes: int
+    cpus: int
+    workers: int
+    gpus: _containers.RepeatedCompositeFieldContainer[GpuCapacity]
+    def __init__(self, memory_total_bytes: _Optional[int] = ..., memory_available_bytes: _Optional[int] = ..., memory_budget_bytes: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., memory_free_bytes: _Optional[int] = ..., cpus: _Optional[int] = ..., workers: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[GpuCapacity, _Mapping]]] = ...) -> None: ...
+
+class GpuCapacity(_message.Message):
+    __slots__ = ("name", "total_bytes", "used_bytes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    total_bytes: int
+    used_bytes: int
+    def __init__(self, name: _Optional[str] = ..., total_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ...) -> None: ...
 
 class RegionStatus(_message.Message):
-    __slots__ = ("agent_connected", "gateway_address", "admin_address", "gateway_healthy", "acked_versions", "nack_error", "last_seen", "certificate_expires_at", "certificate_serial", "peer_address", "edge_tls", "edge_certificate_expires_at")
+    __slots__ = ("agent_connected", "gateway_address", "admin_address", "gateway_healthy", "acked_versions", "nack_error", "last_seen", "certificate_expires_at", "certificate_serial", "peer_address", "edge_tls", "edge_certificate_expires_at", "capacity")
     class AckedVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -679,6 +725,7 @@ class RegionStatus(_message.Message):
     PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     EDGE_TLS_FIELD_NUMBER: _ClassVar[int]
     EDGE_CERTIFICATE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
     agent_connected: bool
     gateway_address: str
     admin_address: str
@@ -691,7 +738,8 @@ class RegionStatus(_message.Message):
     peer_address: str
     edge_tls: str
     edge_certificate_expires_at: str
-    def __init__(self, agent_connected: _Optional[bool] = ..., gateway_address: _Optional[str] = ..., admin_address: _Optional[str] = ..., gateway_healthy: _Optional[bool] = ..., acked_versions: _Optional[_Mapping[str, str]] = ..., nack_error: _Optional[str] = ..., last_seen: _Optional[str] = ..., certificate_expires_at: _Optional[str] = ..., certificate_serial: _Optional[str] = ..., peer_address: _Optional[str] = ..., edge_tls: _Optional[str] = ..., edge_certificate_expires_at: _Optional[str] = ...) -> None: ...
+    capacity: RegionCapacity
+    def __init__(self, agent_connected: _Optional[bool] = ..., gateway_address: _Optional[str] = ..., admin_address: _Optional[str] = ..., gateway_healthy: _Optional[bool] = ..., acked_versions: _Optional[_Mapping[str, str]] = ..., nack_error: _Optional[str] = ..., last_seen: _Optional[str] = ..., certificate_expires_at: _Optional[str] = ..., certificate_serial: _Optional[str] = ..., peer_address: _Optional[str] = ..., edge_tls: _Optional[str] = ..., edge_certificate_expires_at: _Optional[str] = ..., capacity: _Optional[_Union[RegionCapacity, _Mapping]] = ...) -> None: ...
 
 class Region(_message.Message):
     __slots__ = ("metadata", "spec", "status")
