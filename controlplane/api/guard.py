@@ -28,17 +28,16 @@ import grpc
 
 from controlplane.api.authn import AuthenticationError, Authenticator
 from controlplane.api.authz import ANONYMOUS, Action, Principal, decide_all
-from controlplane.api.method_rules import (
+from controlplane.api.concealment import concealed_refusal
+from controlplane.api.method_rules import managed, rule_for
+from controlplane.api.refusal_limiter import RefusalSummary, UnauthenticatedRefusals, peer_host
+from controlplane.api.rule_types import (
     NO_FACTS,
     DeploymentFacts,
     Event,
     KeyFacts,
     MethodRule,
-    concealed_refusal,
-    managed,
-    rule_for,
 )
-from controlplane.api.refusal_limiter import RefusalSummary, UnauthenticatedRefusals, peer_host
 from controlplane.request_stream import peek_first
 from controlplane.store import NotFoundError, Store
 from controlplane.store.audit import (
@@ -72,7 +71,7 @@ def current_principal() -> Principal:
 
 
 class StoreFacts:
-    """StoredFacts (method_rules) read from the store."""
+    """StoredFacts (rule_types) read from the store."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

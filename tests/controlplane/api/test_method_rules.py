@@ -7,15 +7,8 @@ from __future__ import annotations
 import pytest
 
 from controlplane.api.authz import ANY_ENVIRONMENT, Action
-from controlplane.api.method_rules import (
-    MANAGED_SERVICES,
-    RULES,
-    DeploymentFacts,
-    KeyFacts,
-    deployment_change,
-    managed,
-    rule_for,
-)
+from controlplane.api.method_rules import MANAGED_SERVICES, RULES, managed, rule_for
+from controlplane.api.rule_types import DeploymentFacts, KeyFacts
 from meshline.v1 import agent_pb2, api_pb2
 from meshline.v1.resources_pb2 import ApiKeySpec, JoinTokenSpec
 from tests.controlplane.store.builders import deployment, environment, model, region
@@ -165,19 +158,3 @@ def test_user_text_in_an_action_is_clipped() -> None:
         "DeploymentService/GetDeployment", api_pb2.GetDeploymentRequest(name="x" * 5000)
     )
     assert len(action.name) == 200
-
-
-@pytest.mark.parametrize(
-    ("before", "version", "replicas", "text"),
-    [
-        (None, "v1", 2, "version v1, replicas 2"),
-        (DeploymentFacts("v1", 2), "v2", 2, "version v1 -> v2"),
-        (DeploymentFacts("v1", 2), "v1", 4, "replicas 2 -> 4"),
-        (DeploymentFacts("v1", 2), "v2", 1, "version v1 -> v2, replicas 2 -> 1"),
-        (DeploymentFacts("v1", 2), "v1", 2, ""),
-    ],
-)
-def test_deployment_change(
-    before: DeploymentFacts | None, version: str, replicas: int, text: str
-) -> None:
-    assert deployment_change(before, version, replicas) == text
