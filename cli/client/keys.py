@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from enum import Enum
 from typing import Annotated
 
 import typer
@@ -17,9 +16,9 @@ from rich.table import Table
 
 from cli.client import render
 from cli.client.api import AddressOption, api_client, call, fail, resolve_address
+from cli.client.issued_secrets import SecretOutput, comma_list, duration_seconds, phase_cell
 from cli.client.render import OutputFormat
 from cli.console import console
-from meshline.phases import ApiKeyPhase
 from meshline.v1 import api_pb2, resources_pb2
 
 app = typer.Typer(
@@ -28,44 +27,18 @@ app = typer.Typer(
 
 NameArgument = Annotated[str, typer.Argument(help="Key name (a DNS-1123 label)")]
 
-_PHASE_COLORS: dict[str, str] = {
-    ApiKeyPhase.ACTIVE: "green",
-    ApiKeyPhase.REVOKED: "red",
-    ApiKeyPhase.EXPIRED: "yellow",
-}
-
-
-class SecretOutput(str, Enum):
-    text = "text"
-    json = "json"
-
-
-def _seconds(text: str, option: str) -> int:
-    from controlplane.api.key_tokens import DurationError, parse_duration
-
-    try:
-        return parse_duration(text)
-    except DurationError as exc:
-        raise fail(f"{option}: {exc}") from None
-
-
-def _list(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
-
 
 def keys_table(items: Sequence[resources_pb2.ApiKey]) -> Table:
     table = Table(
         "NAME", "ENVIRONMENT", "DEPLOYMENTS", "ROLES", "PHASE", "EXPIRES", "KEY ID", box=None
     )
     for key in items:
-        phase = key.status.phase
-        color = _PHASE_COLORS.get(phase)
         table.add_row(
             key.metadata.name,
             key.spec.environment or "(all)",
             ",".join(key.spec.deployments) or "(all)",
             ",".join(key.spec.roles) or "-",
-            f"[{color}]{phase}[/{color}]" if color else phase,
+            phase_cell(key.status.phase),
             key.spec.expires_at or "never",
             key.status.key_id,
         )
@@ -123,13 +96,13 @@ def create(
     """Create a key and print its secret (once)."""
     expires_in_s = 0
     if expires is not None:
-        expires_in_s = _seconds(expires, "--expires")
+        expires_in_s = duration_seconds(expires, "--expires")
         if expires_in_s == 0:
             raise fail(
                 "--expires: must be longer than 0 (leave it out for a key that never expires)"
             )
     spec = resources_pb2.ApiKeySpec(
-        environment=environment, deployments=_list(deployments), roles=_list(roles)
+        environment=environment, deployments=comma_list(deployments), roles=comma_list(roles)
     )
     request = api_pb2.CreateKeyRequest(name=name, spec=spec, expires_in_s=expires_in_s)
     addr = resolve_address(address)
@@ -198,7 +171,7 @@ def rotate(
     address: AddressOption = None,
 ) -> None:
     """Issue a new secret for a key (same scope) and print it (once)."""
-    grace_s = _seconds(grace, "--grace")
+    grace_s = duration_seconds(grace, "--grace")
     request = api_pb2.RotateKeyRequest(name=name, grace_s=grace_s)
     addr = resolve_address(address)
     with api_client(addr) as api:

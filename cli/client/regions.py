@@ -11,18 +11,17 @@ import json
 import shlex
 import sys
 from collections.abc import Sequence
-from enum import Enum
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from cli.client import render
-from cli.client.api import AddressOption, api_client, call, fail, resolve_address
+from cli.client.api import AddressOption, api_client, call, resolve_address
+from cli.client.issued_secrets import SecretOutput, comma_list, duration_seconds, phase_cell
 from cli.client.render import OutputFormat
 from cli.console import console
 from meshline.join_token import JOIN_TOKEN_ENV
-from meshline.phases import JoinTokenPhase
 from meshline.v1 import api_pb2, resources_pb2
 
 app = typer.Typer(help="Regions and the agents that join them.", no_args_is_help=True)
@@ -33,30 +32,6 @@ token_app = typer.Typer(
 app.add_typer(token_app, name="token")
 
 DEFAULT_EXPIRY = "24h"
-
-_PHASE_COLORS: dict[str, str] = {
-    JoinTokenPhase.ACTIVE: "green",
-    JoinTokenPhase.REVOKED: "red",
-    JoinTokenPhase.EXPIRED: "yellow",
-}
-
-
-class SecretOutput(str, Enum):
-    text = "text"
-    json = "json"
-
-
-def _seconds(text: str, option: str) -> int:
-    from controlplane.api.key_tokens import DurationError, parse_duration
-
-    try:
-        return parse_duration(text)
-    except DurationError as exc:
-        raise fail(f"{option}: {exc}") from None
-
-
-def _list(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def agent_commands(region: str, address: str) -> list[str]:
@@ -84,12 +59,10 @@ def _facts_cell(facts: resources_pb2.RegionSpec) -> str:
 def tokens_table(items: Sequence[resources_pb2.JoinToken]) -> Table:
     table = Table("ID", "REGION", "PHASE", "EXPIRES", "USES", "LAST USED", "FACTS", box=None)
     for token in items:
-        phase = token.status.phase
-        color = _PHASE_COLORS.get(phase)
         table.add_row(
             token.metadata.name,
             token.spec.region,
-            f"[{color}]{phase}[/{color}]" if color else phase,
+            phase_cell(token.status.phase),
             token.spec.expires_at or "never",
             str(token.status.uses),
             token.status.last_used_at or "-",
@@ -121,12 +94,12 @@ def create(
     facts = resources_pb2.RegionSpec(
         country=country,
         continent=continent,
-        flavors=resources_pb2.FlavorSet(cpu=_list(cpu_flavors), gpu=_list(gpu_flavors)),
+        flavors=resources_pb2.FlavorSet(cpu=comma_list(cpu_flavors), gpu=comma_list(gpu_flavors)),
         max_replicas=max_replicas,
     )
     request = api_pb2.CreateJoinTokenRequest(
         spec=resources_pb2.JoinTokenSpec(region=region, facts=facts),
-        expires_in_s=_seconds(expires, "--expires"),
+        expires_in_s=duration_seconds(expires, "--expires"),
     )
     addr = resolve_address(address)
     with api_client(addr) as api:
