@@ -3,11 +3,9 @@ minted or stored. Pure (the clock is an argument)."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from controlplane.api.key_checks import parse_rfc3339
+from controlplane.api.credential_checks import RequestProblemsError, expiry
 from controlplane.api.registration import normalized_region_spec, region_problems
 from controlplane.store.names import dns1123_label_problem
 from meshline.join_token import id_problem
@@ -18,12 +16,8 @@ from meshline.v1.resources_pb2 import RegionSpec
 MAX_LIFETIME_S = 365 * 86400
 
 
-class JoinTokenRequestError(ValueError):
-    """Every problem of one request, one line each as `field: message`."""
-
-    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("\n".join(f"{path}: {message}" for path, message in self.problems))
+class JoinTokenRequestError(RequestProblemsError):
+    """Every problem of one join-token request."""
 
 
 @dataclass(frozen=True)
@@ -47,43 +41,12 @@ def check_create(request: api.CreateJoinTokenRequest, now: float) -> NewJoinToke
         for error in region_problems(region, request.spec.facts):
             path = error.field_path.removeprefix("spec.")
             problems.append((f"spec.facts.{path}", error.message))
-    expires_at = _expiry(request, now, problems)
+    expires_at = expiry(
+        request.expires_in_s, request.spec.expires_at, now, problems, MAX_LIFETIME_S
+    )
     if problems:
         raise JoinTokenRequestError(problems)
     return NewJoinToken(region, normalized_region_spec(request.spec.facts), expires_at)
-
-
-def _expiry(
-    request: api.CreateJoinTokenRequest, now: float, problems: list[tuple[str, str]]
-) -> int | None:
-    seconds = request.expires_in_s
-    text = request.spec.expires_at
-    limit = f"at most {MAX_LIFETIME_S // 86400} days; 0 = never"
-    if seconds and text:
-        problems.append(("expires_in_s", "give expires_in_s or spec.expires_at, not both"))
-        return None
-    if seconds:
-        if not math.isfinite(seconds) or seconds < 0:
-            problems.append(("expires_in_s", f"must be 0 or more seconds, not {seconds}"))
-            return None
-        if seconds > MAX_LIFETIME_S:
-            problems.append(("expires_in_s", f"{seconds:g} seconds is too long ({limit})"))
-            return None
-        return math.floor(now) + math.ceil(seconds)
-    if not text:
-        return None
-    try:
-        at = parse_rfc3339(text)
-    except ValueError as exc:
-        problems.append(("spec.expires_at", str(exc)))
-        return None
-    if at <= now:
-        problems.append(("spec.expires_at", f"{text} is in the past"))
-        return None
-    if at - now > MAX_LIFETIME_S:
-        problems.append(("spec.expires_at", f"{text} is too far ahead ({limit})"))
-        return None
-    return math.ceil(at)
 
 
 def check_region_filter(region: str) -> None:

@@ -6,19 +6,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
+from controlplane.api.credential_checks import RequestProblemsError, expiry
+from controlplane.api.credential_checks import (
+    parse_rfc3339 as parse_rfc3339,  # re-exported: the control plane's main and audit read it here
+)
 from controlplane.store.keys import KeyScope
 from controlplane.store.names import dns1123_label_problem
 from meshline.v1 import api_pb2 as api
 
 
-class KeyRequestError(ValueError):
-    """Every problem of one request, one line each as `field: message`."""
-
-    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("\n".join(f"{path}: {message}" for path, message in self.problems))
+class KeyRequestError(RequestProblemsError):
+    """Every problem of one KeyService request."""
 
 
 @dataclass(frozen=True)
@@ -29,17 +28,6 @@ class NewKey:
     name: str
     scope: KeyScope
     expires_at: int | None
-
-
-def parse_rfc3339(text: str) -> float:
-    """Epoch seconds of an RFC 3339 time that names its offset ("2030-01-01T00:00:00Z")."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an RFC 3339 time (e.g. 2030-01-31T12:00:00Z)") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"{text!r} names no time zone (end it with Z or an offset like +02:00)")
-    return moment.timestamp()
 
 
 def _names(values: Sequence[str], path: str, problems: list[tuple[str, str]]) -> tuple[str, ...]:
@@ -58,35 +46,6 @@ def _roles(values: Sequence[str], problems: list[tuple[str, str]]) -> tuple[str,
     return tuple(sorted(set(values)))
 
 
-def _expiry(
-    request: api.CreateKeyRequest, now: float, problems: list[tuple[str, str]]
-) -> int | None:
-    seconds = request.expires_in_s
-    text = request.spec.expires_at
-    if seconds and text:
-        problems.append(("expires_in_s", "give expires_in_s or spec.expires_at, not both"))
-        return None
-    if seconds:
-        if not math.isfinite(seconds) or seconds < 0:
-            problems.append(
-                ("expires_in_s", f"must be a positive number of seconds, not {seconds}")
-            )
-            return None
-        # From the token's `iat` (whole seconds), so `exp - iat` is the duration asked for.
-        return math.floor(now) + math.ceil(seconds)
-    if not text:
-        return None
-    try:
-        at = parse_rfc3339(text)
-    except ValueError as exc:
-        problems.append(("spec.expires_at", str(exc)))
-        return None
-    if at <= now:
-        problems.append(("spec.expires_at", f"{text} is in the past"))
-        return None
-    return math.ceil(at)
-
-
 def check_create(request: api.CreateKeyRequest, now: float) -> NewKey:
     """The key to create, or KeyRequestError with every problem."""
     problems: list[tuple[str, str]] = []
@@ -97,7 +56,7 @@ def check_create(request: api.CreateKeyRequest, now: float) -> NewKey:
         problems.append(("spec.environment", problem))
     deployments = _names(spec.deployments, "spec.deployments", problems)
     roles = _roles(spec.roles, problems)
-    expires_at = _expiry(request, now, problems)
+    expires_at = expiry(request.expires_in_s, spec.expires_at, now, problems)
     if problems:
         raise KeyRequestError(problems)
     return NewKey(request.name, KeyScope(spec.environment, deployments, roles), expires_at)
