@@ -21,6 +21,7 @@ from enum import StrEnum
 from google.protobuf import json_format
 
 from controlplane.store.changes import CONFIGURED, CREATED, Change
+from controlplane.store.credential_lifecycle import credential_phase
 from controlplane.store.errors import NotFoundError, StoreError
 from controlplane.store.keys import rfc3339
 from controlplane.store.region_certificates import RegionCertificate, write_certificate
@@ -47,11 +48,7 @@ class StoredJoinToken:
 
     def phase(self, now: float) -> JoinTokenPhase:
         """Revoked wins over Expired: a revoked token never works again."""
-        if self.revoked_at is not None:
-            return JoinTokenPhase.REVOKED
-        if self.expires_at is not None and now >= self.expires_at:
-            return JoinTokenPhase.EXPIRED
-        return JoinTokenPhase.ACTIVE
+        return credential_phase(JoinTokenPhase, self.revoked_at, self.expires_at, now)
 
 
 class Refusal(StrEnum):

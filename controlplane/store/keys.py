@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from controlplane.store.changes import CONFIGURED, CREATED, Change
+from controlplane.store.credential_lifecycle import credential_phase
 from controlplane.store.errors import NotFoundError, StoreError
 from controlplane.store.resources import KIND_API_KEY, ResourceKey
 from controlplane.store.store import Store
@@ -62,11 +63,7 @@ class StoredKey:
 
     def phase(self, now: float) -> ApiKeyPhase:
         """Revoked wins over Expired: a revoked key never works again."""
-        if self.revoked_at is not None:
-            return ApiKeyPhase.REVOKED
-        if self.expires_at is not None and now >= self.expires_at:
-            return ApiKeyPhase.EXPIRED
-        return ApiKeyPhase.ACTIVE
+        return credential_phase(ApiKeyPhase, self.revoked_at, self.expires_at, now)
 
 
 class KeyExistsError(StoreError):
