@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from controlplane.autoscale.admission import Demand, RegionBudget, admit
 from controlplane.autoscale.cold_starts import ColdStart, ColdStartLedger
 from controlplane.autoscale.decide import desired_replicas
 from controlplane.autoscale.failures import FailedWake, remembered_failure
@@ -53,6 +54,9 @@ class ScaleInput:
     # failed wake is remembered while both stay the same.
     revision: str = ""
     spec: str = ""
+    # What one more worker of the track will use (its version's footprint), and the version.
+    footprint_bytes: int = 0
+    version: str = ""
 
 
 @dataclass
@@ -116,12 +120,11 @@ class Autoscaler:
         inputs: Iterable[ScaleInput],
         signals: Mapping[PlacedTrackKey, LoadSignal],
         held: Mapping[PlacedTrackKey, int],
-        capacity: Mapping[str, int],
+        capacity: Mapping[str, RegionBudget],
     ) -> dict[PlacedTrackKey, RegionScale]:
-        """Desired workers for every key; `capacity` is each region's max_replicas (0 = none)."""
+        """Desired workers for every key, within what each region has room for."""
         now = self._clock()
-        wanted: dict[PlacedTrackKey, int] = {}
-        floors: dict[PlacedTrackKey, int] = {}
+        demands: list[Demand] = []
         active: dict[PlacedTrackKey, bool] = {}
         seen = set()
         for item in inputs:
@@ -129,8 +132,9 @@ class Autoscaler:
             seen.add(key)
             self._settings[key] = settings
             signal = signals.get(key, LoadSignal())
+            memory = signal.memory_bytes + signal.unmeasured * item.footprint_bytes
             if item.deactivated:
-                wanted[key] = floors[key] = 0
+                demands.append(Demand(key, 0, 0, signal.workers, item.footprint_bytes, memory))
                 self._tracks.pop(key, None)
                 continue
             track = self._tracks.get(key)
@@ -170,11 +174,35 @@ class Autoscaler:
                 else now - track.last_active,
                 held=waiting,
             )
-            wanted[key] = track.held_want(now, want, settings.stable_window_s)
-            floors[key] = settings.min_replicas
-        capped, problems = _within_capacity(wanted, floors, capacity)
+            idle = (
+                settings.scales_to_zero
+                and track.desired > 0
+                and track.waking_since is None
+                and not active[key]
+                and track.window.peak(now, settings.stable_window_s) == 0
+            )
+            demands.append(
+                Demand(
+                    key,
+                    track.held_want(now, want, settings.stable_window_s),
+                    settings.min_replicas,
+                    signal.workers,
+                    item.footprint_bytes,
+                    memory,
+                    evictable=idle,
+                    last_active=track.last_active,
+                    version=item.version,
+                )
+            )
+        admission = admit(demands, capacity)
+        problems = admission.problems
+        for key in admission.evicted:
+            # Stopped to make room: at zero as if idle long enough; traffic wakes it again.
+            evicted = self._tracks[key]
+            evicted.last_active = -math.inf
+            evicted.wants.clear()
         out: dict[PlacedTrackKey, RegionScale] = {}
-        for key, desired in capped.items():
+        for key, desired in admission.granted.items():
             track = self._tracks.get(key)
             settings = self._settings[key]
             if track is None:  # deactivated
@@ -258,33 +286,3 @@ def _new_track(settings: ScalingSettings, signal: LoadSignal, now: float) -> _Tr
 def _rose(before: Mapping[str, int], after: Mapping[str, int]) -> bool:
     """Any counter went up (a new worker's or cluster's counter counts from zero)."""
     return any(value > before.get(name, 0) for name, value in after.items())
-
-
-def _within_capacity(
-    wanted: Mapping[PlacedTrackKey, int],
-    floors: Mapping[PlacedTrackKey, int],
-    capacity: Mapping[str, int],
-) -> tuple[dict[PlacedTrackKey, int], dict[PlacedTrackKey, str]]:
-    """Each region's workers stay within its max_replicas: every track keeps its floor (what
-    placement reserved), and what is above the floors is handed out in key order."""
-    out = dict(wanted)
-    problems: dict[PlacedTrackKey, str] = {}
-    by_region: dict[str, list[PlacedTrackKey]] = {}
-    for key in sorted(wanted):
-        by_region.setdefault(key[3], []).append(key)
-    for region, keys in by_region.items():
-        limit = capacity.get(region, 0)
-        if limit <= 0:
-            continue
-        spare = limit - sum(floors[k] for k in keys)
-        for key in keys:
-            extra = max(0, wanted[key] - floors[key])
-            granted = max(0, min(extra, spare))
-            spare -= granted
-            out[key] = floors[key] + granted
-            if granted < extra:
-                problems[key] = (
-                    f"region '{region}' is at capacity (max_replicas {limit}): "
-                    f"{out[key]} of {wanted[key]} wanted workers run"
-                )
-    return out, problems

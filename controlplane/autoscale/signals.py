@@ -31,6 +31,9 @@ class LoadSignal:
     # Revisions with a serving worker, and workers that are crash-looping (not serving).
     serving_revisions: frozenset[str] = frozenset()
     crash_loops: tuple[CrashLoop, ...] = ()
+    # Memory its workers use as measured, and how many are not measured yet.
+    memory_bytes: int = 0
+    unmeasured: int = 0
 
 
 def load_signals(
@@ -64,5 +67,7 @@ def load_signals(
             crash_loops=tuple(
                 CrashLoop(w.revision, w.worker_id, w.last_error) for w in mine if crash_looping(w)
             ),
+            memory_bytes=sum(w.memory_bytes for w in mine),
+            unmeasured=sum(1 for w in mine if not w.memory_bytes),
         )
     return out

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from controlplane.activator import Activator, HoldRequest, HoldTarget
 from controlplane.agents.registry import AgentRegistry, AgentSession
 from controlplane.autoscale import Autoscaler, LoadSignal, load_signals
+from controlplane.autoscale.admission import RegionBudget
 from controlplane.ir.build import ColdRegions, GatewayAddress, build_network
 from controlplane.ir.index import ClusterIndex
 from controlplane.ir.model import Endpoint, PublicKey
@@ -28,6 +29,12 @@ from controlplane.pki.ca import create_ca
 from controlplane.quarantine import GatewayConfigs
 from controlplane.quarantine.fingerprint import fingerprints
 from controlplane.reconcile.agents import desired_state, releasable
+from controlplane.reconcile.capacity import (
+    first_measurements,
+    region_memory,
+    track_versions,
+    version_footprint,
+)
 from controlplane.reconcile.identities import GatewayIdentities
 from controlplane.reconcile.plan import NetworkPlan, plan_network
 from controlplane.reconcile.state import HoldSite, NetworkState
@@ -40,10 +47,12 @@ from controlplane.reconcile.wakes import (
 )
 from controlplane.rollout import RolloutController, RolloutView
 from controlplane.store import Store
+from controlplane.store.footprints import load_footprints, record_footprints
 from controlplane.store.keys import KeyCredential, active_credentials
 from controlplane.store.quarantines import load_regions
 from controlplane.xds.cache import SnapshotCache
 from meshline.keys import DeploymentKey, PlacedTrackKey, TrackKey
+from meshline.times import rfc3339
 from meshline.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
@@ -171,11 +180,23 @@ class Reconciler:
         signals = _load_signals(plan, reports, known)
         plan.state.held = self.activator.held() if self.activator is not None else {}
         configured = fingerprints(snapshot.deployments, snapshot.environments)
+        versions = track_versions(plan.resolved, snapshot.models)
+        measured = load_footprints(self.store)
+        record_footprints(self.store, first_measurements(reports, versions, measured, _rfc3339()))
+        footprints = {k: version_footprint(v, measured) for k, v in versions.items()}
+        plan.state.memory = {
+            name: memory
+            for name, region in plan.regions.items()
+            if (memory := region_memory(region.spec, reports.get(name), footprints)) is not None
+        }
+        budgets = {
+            name: plan.state.memory[name].budget(r.spec.max_replicas)
+            if name in plan.state.memory
+            else RegionBudget(r.spec.max_replicas)
+            for name, r in plan.regions.items()
+        }
         plan.state.scales = self.autoscaler.update(
-            scale_inputs(plan, configured),
-            signals,
-            plan.state.held,
-            {name: r.spec.max_replicas for name, r in plan.regions.items()},
+            scale_inputs(plan, configured, footprints), signals, plan.state.held, budgets
         )
         cold = frozenset(k for k, scale in plan.state.scales.items() if scale.cold)
         self._credentials = active_credentials(self.store, time.time())
@@ -257,6 +278,10 @@ class Reconciler:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _rfc3339() -> str:
+    return rfc3339(_now(), "seconds")
 
 
 def _load_signals(

@@ -14,6 +14,7 @@ from controlplane.ir.model import DeploymentRoute
 from controlplane.moves import Move
 from controlplane.policy import ResolvedDeployment
 from controlplane.quarantine import Quarantine
+from controlplane.reconcile.capacity import RegionMemory
 from controlplane.rollout import RolloutView
 from meshline.keys import DeploymentKey, PlacedTrackKey
 
@@ -58,3 +59,6 @@ class NetworkState:
     nack_blame: dict[str, frozenset[DeploymentKey]] = field(default_factory=dict)
     # Placement changes in progress: the old regions that keep serving, and what they wait for.
     moves: dict[DeploymentKey, Move] = field(default_factory=dict)
+    # Each region's memory (budget, used, free) as admission saw it; absent before its agent
+    # reported its machine.
+    memory: dict[str, RegionMemory] = field(default_factory=dict)

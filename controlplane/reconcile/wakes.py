@@ -13,13 +13,18 @@ from controlplane.ir.model import NetworkIR
 from controlplane.policy.scaling import DEFAULT_COLD_START_TIMEOUT_S
 from controlplane.reconcile.plan import NetworkPlan
 from controlplane.reconcile.state import HoldSite
-from meshline.keys import DeploymentKey, PlacedTrackKey
+from meshline.keys import DeploymentKey, PlacedTrackKey, TrackKey
 from meshline.v1 import agent_pb2
 
 
-def scale_inputs(plan: NetworkPlan, configured: Mapping[DeploymentKey, str]) -> list[ScaleInput]:
+def scale_inputs(
+    plan: NetworkPlan,
+    configured: Mapping[DeploymentKey, str],
+    footprints: Mapping[TrackKey, int],
+) -> list[ScaleInput]:
     """Every placed track; a failed wake is remembered for its revision and `configured`
-    fingerprint (the deployment's and its environment's spec)."""
+    fingerprint (the deployment's and its environment's spec). `footprints`: what one worker
+    of each track is planned to use."""
     return [
         ScaleInput(
             PlacedTrackKey(resolved.environment, resolved.name, track.name, region),
@@ -27,6 +32,8 @@ def scale_inputs(plan: NetworkPlan, configured: Mapping[DeploymentKey, str]) -> 
             resolved.deactivated,
             plan.state.revisions[resolved.key][track.name],
             configured.get(resolved.key, ""),
+            footprints.get(TrackKey(resolved.environment, resolved.name, track.name), 0),
+            track.version,
         )
         for resolved in plan.resolved
         for track in resolved.tracks

@@ -183,6 +183,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DELETE FROM region_certificates WHERE region NOT IN (SELECT name FROM regions)",
         ),
     ),
+    Migration(
+        10,
+        "the memory one worker of an artifact used once it first served, per runtime",
+        (
+            """CREATE TABLE footprints (
+                sha256 TEXT NOT NULL,
+                runtime TEXT NOT NULL,
+                memory_bytes INTEGER NOT NULL,
+                region TEXT NOT NULL,
+                measured_at TEXT NOT NULL,
+                PRIMARY KEY (sha256, runtime))""",
+        ),
+    ),
 )
 
 

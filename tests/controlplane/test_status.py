@@ -20,6 +20,7 @@ from controlplane.autoscale import (
     RegionScale,
     load_signals,
 )
+from controlplane.autoscale.admission import RegionBudget
 from controlplane.autoscale.autoscaler import ScaleInput
 from controlplane.ir.index import ClusterIndex
 from controlplane.ir.model import (
@@ -472,7 +473,7 @@ async def test_a_broken_scale_to_zero_deployment_stays_failed_back_at_zero(
             [ScaleInput(key, settings, revision="r1", spec="f1")],
             {key: signals[key[:3]]},
             {},
-            {"eu": 0},
+            {"eu": RegionBudget()},
         )
         return status.deployment_status(_deployment())
 

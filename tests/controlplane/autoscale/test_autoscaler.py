@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from controlplane.autoscale import Autoscaler, CrashLoop, LoadSignal
+from controlplane.autoscale.admission import RegionBudget
 from controlplane.autoscale.autoscaler import NEVER_SERVED_GRACE_S, ScaleInput
 from controlplane.policy.scaling import NEVER, ScalingSettings
 from meshline.keys import PlacedTrackKey
@@ -47,7 +48,7 @@ def _step(
         [ScaleInput(KEY, settings, revision=revision, spec=spec)],
         {KEY: signal},
         {KEY: held} if held else {},
-        {"eu": capacity},
+        {"eu": RegionBudget(max_replicas=capacity)},
     )
     return out[KEY].desired
 
@@ -272,3 +273,45 @@ def test_only_regions_that_scale_to_zero_remember_a_failed_wake() -> None:
     fixed = replace(SETTINGS, min_replicas=1)
     assert _step(scaler, clock, 0, crash_loop(), settings=fixed) == 1
     assert scaler.decisions[KEY].failed is None
+
+
+def test_a_wake_that_needs_room_stops_the_least_recently_used_idle_track_first() -> None:
+    """Memory admission through the autoscaler: the stopped track goes to zero (cold: its
+    next request is held and wakes it again) and stays there without traffic; the woken one
+    starts once the stopped worker's memory is free."""
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    gib = 2**30
+    idle_key, woken_key = KEY, KEY._replace(name="other")
+    settings = replace(SETTINGS, scale_to_zero_after_s=600)
+
+    def update(held: int, free: int, idle_running: bool) -> dict[str, int]:
+        idle_signal = (
+            LoadSignal(0, {"worker:w1": 1}, True, 1, memory_bytes=gib)
+            if idle_running
+            else LoadSignal()
+        )
+        out = scaler.update(
+            [
+                ScaleInput(idle_key, settings, footprint_bytes=gib),
+                ScaleInput(woken_key, settings, footprint_bytes=gib),
+            ],
+            {idle_key: idle_signal},
+            {woken_key: held} if held else {},
+            {"eu": RegionBudget(memory_free_bytes=free, memory_budget_bytes=gib)},
+        )
+        return {k.name: v.desired for k, v in out.items()}
+
+    update(held=0, free=0, idle_running=True)  # fraud serving, found running
+    for _ in range(10):  # idle for a stable window (4 s), far from scale_to_zero_after
+        clock.now += 0.5
+        assert update(held=0, free=0, idle_running=True) == {"fraud": 1, "other": 0}
+    clock.now += 0.5
+    assert update(held=1, free=0, idle_running=True) == {"fraud": 0, "other": 0}
+    assert scaler.decisions[idle_key].cold
+    assert "stopping idle workers of 'fraud'" in scaler.decisions[woken_key].problem
+    clock.now += 0.5  # fraud's worker is gone: its memory is free
+    assert update(held=1, free=gib, idle_running=False) == {"fraud": 0, "other": 1}
+    for _ in range(10):
+        clock.now += 0.5
+        assert update(held=0, free=0, idle_running=False)["fraud"] == 0

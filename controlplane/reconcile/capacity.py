@@ -1,0 +1,159 @@
+"""Each region's memory as capacity admission and status see it, from its agent's report. Pure.
+
+- budget: the region's `memory_budget` (a share of its machine's memory, 60% by default, or
+  an amount);
+- used: what its workers use, as measured (a worker not measured yet counts its version's
+  footprint, so a worker that is starting already holds its room);
+- free: the budget left, never more than the machine has available beyond a reserve for
+  Envoy, the agent and the system (two regions on one machine see each other's workers there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from controlplane.autoscale.admission import RegionBudget
+from controlplane.ir.build import is_serving
+from controlplane.policy import ResolvedDeployment
+from controlplane.store.footprints import Footprint
+from meshline.keys import TrackKey
+from meshline.quantity import MemoryBudget, QuantityError, parse_memory_budget
+from meshline.v1 import agent_pb2, resources_pb2
+
+DEFAULT_MEMORY_BUDGET = MemoryBudget(share=0.6)
+MIB = 2**20
+# A worker of a version never measured: the runtime's own cost plus twice the artifact
+# (the file read, then the model built from it). Measured PSS of an idle worker on this
+# project's machines: Torch ~150 MiB (sharing the standby interpreter's imports), Triton more.
+BASE_FOOTPRINT_BYTES = {"torch": 256 * MIB, "triton": 768 * MIB}
+DRAINING = agent_pb2.WorkerState.WORKER_STATE_DRAINING
+
+
+@dataclass(frozen=True)
+class RegionMemory:
+    total_bytes: int
+    available_bytes: int
+    budget_bytes: int
+    used_bytes: int
+    draining_bytes: int
+    free_bytes: int
+    cpus: int
+    workers: int
+    gpus: tuple[agent_pb2.GpuMemory, ...] = ()
+
+    def budget(self, max_replicas: int) -> RegionBudget:
+        return RegionBudget(max_replicas, self.free_bytes, self.draining_bytes, self.budget_bytes)
+
+    def to_proto(self) -> resources_pb2.RegionCapacity:
+        return resources_pb2.RegionCapacity(
+            memory_total_bytes=self.total_bytes,
+            memory_available_bytes=self.available_bytes,
+            memory_budget_bytes=self.budget_bytes,
+            memory_used_bytes=self.used_bytes,
+            memory_free_bytes=self.free_bytes,
+            cpus=self.cpus,
+            workers=self.workers,
+            gpus=[
+                resources_pb2.GpuCapacity(
+                    name=g.name, total_bytes=g.total_bytes, used_bytes=g.used_bytes
+                )
+                for g in self.gpus
+            ],
+        )
+
+
+def memory_reserve(total_bytes: int) -> int:
+    """Kept free on the machine for Envoy, the agent, the control plane and the system."""
+    return max(512 * MIB, total_bytes // 20)
+
+
+def estimated_footprint(version: resources_pb2.ModelVersion) -> int:
+    """What a worker of a version never measured is planned to use."""
+    if version.HasField("external"):
+        return 0
+    base = BASE_FOOTPRINT_BYTES.get(version.runtime, BASE_FOOTPRINT_BYTES["torch"])
+    return base + 2 * version.size_bytes
+
+
+def version_footprint(
+    version: resources_pb2.ModelVersion, measured: Mapping[tuple[str, str], Footprint]
+) -> int:
+    found = measured.get((version.sha256, version.runtime))
+    return found.memory_bytes if found is not None else estimated_footprint(version)
+
+
+def track_versions(
+    resolved: Iterable[ResolvedDeployment], models: Iterable[resources_pb2.Model]
+) -> dict[TrackKey, resources_pb2.ModelVersion]:
+    """The model version every placed track runs."""
+    versions = {(m.metadata.name, v.name): v for m in models for v in m.spec.versions}
+    out = {}
+    for r in resolved:
+        for track in r.tracks:
+            version = versions.get((r.model, track.version))
+            if version is not None:
+                out[TrackKey(r.environment, r.name, track.name)] = version
+    return out
+
+
+def region_memory(
+    spec: resources_pb2.RegionSpec,
+    report: agent_pb2.AgentReport | None,
+    footprints: Mapping[TrackKey, int],
+) -> RegionMemory | None:
+    """None until the region's agent reported its machine."""
+    if report is None or not report.HasField("machine"):
+        return None
+    machine = report.machine
+    total = machine.memory_total_bytes
+    try:
+        budget = parse_memory_budget(spec.memory_budget, DEFAULT_MEMORY_BUDGET).bytes_of(total)
+    except QuantityError:  # checked at apply; a region stored before that check counts as default
+        budget = DEFAULT_MEMORY_BUDGET.bytes_of(total)
+    used = draining = workers = 0
+    for w in report.workers:
+        if w.runtime == "external":
+            continue
+        planned = footprints.get(TrackKey(w.environment, w.deployment, w.track), 0)
+        uses = max(w.memory_bytes, planned)
+        if not uses:
+            uses = BASE_FOOTPRINT_BYTES["torch"]  # a worker no placed track runs any more
+        used += uses
+        if w.state == DRAINING:
+            draining += uses
+        else:
+            workers += 1
+    room = machine.memory_available_bytes - memory_reserve(total)
+    free = max(0, min(budget - used, room))
+    return RegionMemory(
+        total,
+        machine.memory_available_bytes,
+        budget,
+        used,
+        draining,
+        free,
+        machine.cpus,
+        workers,
+        tuple(machine.gpus),
+    )
+
+
+def first_measurements(
+    reports: Mapping[str, agent_pb2.AgentReport],
+    versions: Mapping[TrackKey, resources_pb2.ModelVersion],
+    known: Mapping[tuple[str, str], Footprint],
+    now: str,
+) -> list[Footprint]:
+    """Footprints to record: a serving worker's memory, for artifacts never measured."""
+    out: dict[tuple[str, str], Footprint] = {}
+    for region, report in sorted(reports.items()):
+        for w in report.workers:
+            version = versions.get(TrackKey(w.environment, w.deployment, w.track))
+            if version is None or not w.memory_bytes or not is_serving(w):
+                continue
+            key = (version.sha256, version.runtime)
+            if not version.sha256 or key in known or key in out:
+                continue
+            out[key] = Footprint(version.sha256, version.runtime, w.memory_bytes, region, now)
+    return list(out.values())

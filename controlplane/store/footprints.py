@@ -1,0 +1,53 @@
+"""What one worker of a model version was measured to use, beside the resources.
+
+Keyed by the artifact's content (sha256) and runtime, not by the version's name: the same
+file registered again under another name loads the same way, and a version re-applied with
+new content is measured afresh. Written by the control plane when a worker of an artifact
+first serves (its agent measured it); read by capacity admission and shown on the version.
+Status, not configuration: writing it bumps no revision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from controlplane.store.store import Store
+
+
+@dataclass(frozen=True)
+class Footprint:
+    sha256: str
+    runtime: str
+    memory_bytes: int
+    region: str  # where it was measured
+    measured_at: str  # RFC 3339
+
+
+def record_footprints(store: Store, footprints: Iterable[Footprint]) -> None:
+    """Keep the first measurement of each (artifact, runtime); later ones change nothing."""
+    rows = [
+        (f.sha256, f.runtime, f.memory_bytes, f.region, f.measured_at)
+        for f in footprints
+        if f.sha256 and f.memory_bytes > 0
+    ]
+    if not rows:
+        return
+    with store.companion() as conn:
+        conn.executemany(
+            "INSERT OR IGNORE INTO footprints (sha256, runtime, memory_bytes, region, "
+            "measured_at) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+def load_footprints(store: Store) -> dict[tuple[str, str], Footprint]:
+    """Every footprint, by (sha256, runtime)."""
+    with store.companion() as conn:
+        rows = conn.execute("SELECT * FROM footprints").fetchall()
+    return {
+        (row["sha256"], row["runtime"]): Footprint(
+            row["sha256"], row["runtime"], row["memory_bytes"], row["region"], row["measured_at"]
+        )
+        for row in rows
+    }
