@@ -1,0 +1,111 @@
+"""A region's memory from its agent's report: budget, used (unmeasured workers count their
+version's footprint), free (never beyond what the machine has available less a reserve); and
+which first measurements become a version's footprint."""
+
+from __future__ import annotations
+
+from controlplane.reconcile.capacity import (
+    BASE_FOOTPRINT_BYTES,
+    estimated_footprint,
+    first_measurements,
+    memory_reserve,
+    region_memory,
+    version_footprint,
+)
+from controlplane.store.footprints import Footprint
+from meshline.keys import TrackKey
+from meshline.v1 import agent_pb2, resources_pb2
+
+GIB = 2**30
+MIB = 2**20
+State = agent_pb2.WorkerState
+TRACK = TrackKey("production", "fraud", "")
+
+
+def worker(
+    memory: int, state: int = State.WORKER_STATE_HEALTHY, name: str = "fraud", routable: bool = True
+) -> agent_pb2.WorkerReport:
+    return agent_pb2.WorkerReport(
+        worker_id=f"{name}-{memory}",
+        deployment=name,
+        environment="production",
+        memory_bytes=memory,
+        state=state,
+        runtime="torch",
+        gateway_routable=routable,
+    )
+
+
+def report(
+    *workers: agent_pb2.WorkerReport, total: int = 16 * GIB, available: int = 12 * GIB
+) -> agent_pb2.AgentReport:
+    return agent_pb2.AgentReport(
+        workers=workers,
+        machine=agent_pb2.MachineResources(
+            memory_total_bytes=total, memory_available_bytes=available, cpus=2
+        ),
+    )
+
+
+def test_no_machine_reported_yet_is_unknown() -> None:
+    assert region_memory(resources_pb2.RegionSpec(), None, {}) is None
+    assert region_memory(resources_pb2.RegionSpec(), agent_pb2.AgentReport(), {}) is None
+
+
+def test_budget_used_and_free() -> None:
+    got = region_memory(
+        resources_pb2.RegionSpec(memory_budget="4Gi"),
+        report(
+            worker(GIB),
+            worker(0),  # starting, not measured yet: its footprint holds its room
+            worker(GIB // 2, state=State.WORKER_STATE_DRAINING),
+        ),
+        {TRACK: 300 * MIB},
+    )
+    assert got is not None
+    assert got.budget_bytes == 4 * GIB
+    assert got.used_bytes == GIB + 300 * MIB + GIB // 2
+    assert got.draining_bytes == GIB // 2
+    assert got.free_bytes == 4 * GIB - got.used_bytes
+    assert got.workers == 2
+    assert got.cpus == 2
+
+
+def test_default_budget_is_a_share_of_the_machine() -> None:
+    got = region_memory(resources_pb2.RegionSpec(), report(total=10 * GIB, available=10 * GIB), {})
+    assert got is not None and got.budget_bytes == 6 * GIB and got.free_bytes == 6 * GIB
+
+
+def test_free_never_exceeds_what_the_machine_has_available() -> None:
+    got = region_memory(
+        resources_pb2.RegionSpec(memory_budget="100%"),
+        report(total=16 * GIB, available=2 * GIB),
+        {},
+    )
+    assert got is not None
+    assert got.free_bytes == 2 * GIB - memory_reserve(16 * GIB)
+    squeezed = region_memory(resources_pb2.RegionSpec(), report(available=100 * MIB), {})
+    assert squeezed is not None and squeezed.free_bytes == 0
+
+
+def test_a_version_is_planned_by_its_measurement_else_an_estimate() -> None:
+    version = resources_pb2.ModelVersion(name="v1", runtime="torch", sha256="ab", size_bytes=MIB)
+    assert estimated_footprint(version) == BASE_FOOTPRINT_BYTES["torch"] + 2 * MIB
+    measured = {("ab", "torch"): Footprint("ab", "torch", 123 * MIB, "eu", "t")}
+    assert version_footprint(version, measured) == 123 * MIB
+    assert version_footprint(version, {}) == estimated_footprint(version)
+    triton = resources_pb2.ModelVersion(runtime="triton", sha256="ab")
+    assert version_footprint(triton, measured) == BASE_FOOTPRINT_BYTES["triton"]
+
+
+def test_first_measurements_are_of_serving_workers_of_artifacts_never_measured() -> None:
+    version = resources_pb2.ModelVersion(name="v1", runtime="torch", sha256="ab")
+    other = resources_pb2.ModelVersion(name="v2", runtime="torch", sha256="cd")
+    versions = {TRACK: version, TrackKey("production", "known", ""): other}
+    reports = {
+        "eu": report(worker(200 * MIB), worker(0), worker(50 * MIB, routable=False)),
+        "us": report(worker(210 * MIB), worker(90 * MIB, name="known")),
+    }
+    known = {("cd", "torch"): Footprint("cd", "torch", 80 * MIB, "us", "t")}
+    got = first_measurements(reports, versions, known, "now")
+    assert got == [Footprint("ab", "torch", 200 * MIB, "eu", "now")]
