@@ -35,6 +35,7 @@ from workers.agent.gateway_facts import (
 from workers.agent.gateway_watch import FAST_PROBE_S, GatewayWatch
 from workers.agent.load_scrape import LoadScraper
 from workers.agent.probes import probe
+from workers.agent.resources import ResourceWatch
 from workers.agent.standby_pool import StandbyPool
 from workers.agent.worker import State, Worker, wanted_workers, workload_key
 from workers.agent.worker_processes import WorkerProcesses
@@ -76,9 +77,11 @@ class Supervisor:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _load: LoadScraper = field(default_factory=LoadScraper)
     processes: WorkerProcesses = field(init=False)
+    resources: ResourceWatch = field(init=False)
 
     def __post_init__(self) -> None:
         self.processes = WorkerProcesses(self.config, self._wake.set, self._still_wanted, self.mesh)
+        self.resources = ResourceWatch(self._worker_pids)
 
     @property
     def standby(self) -> StandbyPool:
@@ -120,13 +123,20 @@ class Supervisor:
     def report(self) -> agent_pb2.AgentReport:
         return agent_pb2.AgentReport(
             workers=[
-                w.report(routable=self._serving(w) and not w.draining)
+                w.report(
+                    routable=self._serving(w) and not w.draining,
+                    memory_bytes=self.resources.memory_of(w.worker_id, w.pid),
+                )
                 for w in sorted(self.workers.values(), key=lambda w: w.worker_id)
             ],
             clusters=[self._forwarding[name] for name in sorted(self._forwarding)],
             traffic=[self._traffic[name] for name in sorted(self._traffic)],
             edge_certificate_expires_at=self.edge_certificate_expires_at,
+            machine=self.resources.machine(),
         )
+
+    def _worker_pids(self) -> dict[str, int]:
+        return {w.worker_id: w.pid for w in self.workers.values() if w.pid is not None}
 
     def edge_certificate_served(self, expires_at: str) -> None:
         """The client listener serves another certificate (or none): report it."""
@@ -136,6 +146,8 @@ class Supervisor:
     # -- the loop -----------------------------------------------------------------------
 
     async def run(self) -> None:
+        # Memory is measured on its own cadence (and in a thread): never in the way of a pass.
+        measuring = asyncio.create_task(self.resources.run(), name="resources")
         watcher = None
         if self.gateway_view is not None:
             watch = GatewayWatch(
@@ -170,10 +182,11 @@ class Supervisor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), interval)
         finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+            for task in (watcher, measuring):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     async def _prepare_standby(self) -> None:
         if not self._starting():  # never compete with a real start for CPU

@@ -85,8 +85,9 @@ class Worker:
     def revision(self) -> str:
         return self.workload.revision
 
-    def report(self, routable: bool) -> agent_pb2.WorkerReport:
-        """The worker as the control plane hears of it; `routable`: it serves clients now."""
+    def report(self, routable: bool, memory_bytes: int = 0) -> agent_pb2.WorkerReport:
+        """The worker as the control plane hears of it; `routable`: it serves clients now;
+        `memory_bytes`: its processes' last measured PSS."""
         return agent_pb2.WorkerReport(
             worker_id=self.worker_id,
             deployment=self.workload.deployment,
@@ -106,7 +107,16 @@ class Worker:
             requests=self.load.requests,
             batches=self.load.batches,
             runtime=self.runtime,
+            memory_bytes=memory_bytes,
         )
+
+    @property
+    def pid(self) -> int | None:
+        """Its own process while that runs (a standby it became keeps the standby's pid);
+        None for an external server, during its model's download, or after an exit."""
+        if self.external or self.process is None or self.process.returncode is not None:
+            return None
+        return self.process.pid
 
     @property
     def running(self) -> bool:

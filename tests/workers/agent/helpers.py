@@ -9,6 +9,7 @@ from pathlib import Path
 
 from meshline.v1 import agent_pb2, resources_pb2
 from workers.agent.config import AgentConfig
+from workers.agent.gpu_memory import NVIDIA_SMI_ARGS
 from workers.agent.supervisor import Supervisor
 
 # The EDS hostnames outside the region, as the control plane would send them.
@@ -63,3 +64,16 @@ def agent_config(tmp_path: Path, standby_workers: int = 0) -> AgentConfig:
         max_drain_s=0.5,
         standby_workers=standby_workers,
     )
+
+
+def nvidia_smi_stand_in(tmp_path: Path, body: str) -> str:
+    """An executable `nvidia-smi` (the test machines have none) that runs `body` (sh) when
+    asked the query the agent makes, and fails naming the arguments otherwise."""
+    path = tmp_path / "nvidia-smi"
+    path.write_text(
+        "#!/bin/sh\n"
+        f'[ "$*" = "{" ".join(NVIDIA_SMI_ARGS)}" ] || {{ echo "asked: $*" >&2; exit 64; }}\n'
+        f"{body}\n"
+    )
+    path.chmod(0o755)
+    return str(path)

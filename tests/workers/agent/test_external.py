@@ -45,6 +45,7 @@ async def test_an_external_server_is_watched_and_reported_not_started(
         (report,) = supervisor.report().workers
         assert (report.grpc_address, report.http_address) == (server.grpc_target, http)
         assert report.runtime == "external" and report.last_error == ""
+        assert worker.pid is None and report.memory_bytes == 0  # not a process of ours
     # The server stops: reported unhealthy with the reason, and not restarted by the agent.
     await until(
         lambda: supervisor.report().workers[0].state == State.WORKER_STATE_UNHEALTHY,

@@ -179,6 +179,8 @@ async def test_the_supervisor_starts_a_worker_from_its_standby(tmp_path: Path) -
         await until(lambda: states(sup) == [("r1", State.WORKER_STATE_HEALTHY)], "r1 healthy")
         worker = next(iter(sup.workers.values()))
         assert worker.process is not None and worker.process.pid == standby_pid
+        # Its memory is the standby's process's, measured like any worker's.
+        await until(lambda: sup.report().workers[0].memory_bytes > 0, "its memory")
         # Once nothing is starting, the next standby is prepared.
         await until(lambda: sup.standby.ready == 1, "the pool to refill")
         assert sup.standby._standbys[0].process.pid != standby_pid

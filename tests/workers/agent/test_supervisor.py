@@ -300,3 +300,19 @@ async def test_a_workload_that_cannot_start_says_why_and_spares_the_others(
     (bad,) = [w for w in supervisor.report().workers if w.track == "odd"]
     assert bad.state == State.WORKER_STATE_UNHEALTHY
     assert "cannot start the worker: runtime 'onnx' has no worker process" in bad.last_error
+
+
+async def test_the_report_has_the_machine_and_what_each_worker_uses(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    machine = supervisor.report().machine
+    assert 0 < machine.memory_available_bytes <= machine.memory_total_bytes
+    assert machine.cpus >= 1
+    supervisor.set_desired([workload(build_mlp(tmp_path / "m.pt"), "r1")])
+    await until(lambda: states(supervisor) == [("r1", State.WORKER_STATE_HEALTHY)], "r1 healthy")
+    # Measured on its own cadence: soon after the worker runs.
+    await until(lambda: supervisor.report().workers[0].memory_bytes > 0, "its memory")
+    (worker,) = supervisor.workers.values()
+    assert worker.pid is not None
+    # An interpreter with torch and a model loaded: tens of MiB at the very least.
+    assert supervisor.report().workers[0].memory_bytes > 20 << 20
