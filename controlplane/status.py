@@ -260,6 +260,7 @@ class LiveStatus:
                 for w in current_workers
                 if w.track == "" and w.state != agent_pb2.WORKER_STATE_DRAINING
             ),
+            pending_reason=scale.problem if scale is not None else "",
         )
         if r.nack_error:
             return f"{region}: {r.nack_error}", True
@@ -280,6 +281,7 @@ class LiveStatus:
             current_workers,
             self._worker_error(region, dep),
             scale.failed if scale is not None else None,
+            r.pending_reason,
         )
 
     def _forwarding_region(
@@ -367,6 +369,9 @@ class LiveStatus:
             out.edge_tls, out.edge_certificate_expires_at = served_edge_tls(
                 session.hello.edge_tls, session.report
             )
+        memory = self._state().memory.get(name)
+        if memory is not None:
+            out.capacity.CopyFrom(memory.to_proto())
         for type_url, t in node.types.items():
             if t.acked_version:
                 out.acked_versions[TYPE_NAMES.get(type_url, type_url)] = t.acked_version
@@ -423,13 +428,17 @@ def workers_verdict(
     workers: Sequence[agent_pb2.WorkerReport],
     worker_error: str,
     failed: FailedWake | None,
+    pending: str = "",
 ) -> tuple[str, bool]:
     """What a placed region's workers say once its gateway ACKed the config: what keeps it
     from Ready, and whether that is fatal. A healthy worker of the current version is Ready;
     a region at zero on purpose too, unless its last wake crash-looped (`failed`, remembered
-    by the autoscaler after the worker is gone): a user must act, so it stays Failed."""
+    by the autoscaler after the worker is gone): a user must act, so it stays Failed. A
+    region that has no room for the workers it wants (`pending`: why) waits, Pending."""
     if healthy > 0:
         return "", False
+    if pending:
+        return f"{region}: {pending}", False
     if desired > 0:
         return no_healthy_worker(region, cold, workers, worker_error, failed)
     if failed is not None:

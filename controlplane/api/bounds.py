@@ -178,7 +178,9 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("RegionSpec", "max_replicas"): Bound(0, 100_000, "", ((0, "unlimited"),)),
 }
 # Numeric fields the server sets; whatever a document says is replaced.
-SERVER_SET: frozenset[tuple[str, str]] = frozenset({("ModelVersion", "size_bytes")})
+SERVER_SET: frozenset[tuple[str, str]] = frozenset(
+    {("ModelVersion", "size_bytes"), ("VersionFootprint", "memory_bytes")}
+)
 
 INTEGER_TYPES = frozenset(
     {

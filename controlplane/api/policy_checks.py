@@ -24,6 +24,7 @@ from controlplane.policy.settings import (
     RoutingSettings,
 )
 from controlplane.store import KIND_DEPLOYMENT, KIND_ENVIRONMENT, ResourceKey
+from meshline.quantity import MemoryBudget, QuantityError, parse_memory_budget
 from meshline.v1.resources_pb2 import (
     Deployment,
     FailoverPolicy,
@@ -273,3 +274,7 @@ def check_region(out: DocumentErrors, region: Region) -> None:
             f"'{spec.continent}' is not a continent code ({', '.join(sorted(CONTINENTS))})",
         )
     _check_flavor_set(out, "spec.flavors", spec.flavors, require=False)
+    try:
+        parse_memory_budget(spec.memory_budget, MemoryBudget(share=1.0))
+    except QuantityError as exc:
+        out.add("spec.memory_budget", str(exc))

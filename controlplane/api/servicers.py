@@ -48,6 +48,7 @@ from controlplane.store import (
     StoreSnapshot,
 )
 from controlplane.store.artifacts import ArtifactError, ArtifactStore, digest_problem
+from controlplane.store.footprints import load_footprints, version_with_footprint, with_footprints
 from controlplane.store.region_certificates import RegionCertificate, region_certificates
 from controlplane.store.rollouts import latest_rollouts
 from meshline.v1 import api_pb2 as api
@@ -164,14 +165,17 @@ class ModelServicer(api_pb2_grpc.ModelServiceServicer):
     async def ListModels(
         self, request: api.ListModelsRequest, context: Context
     ) -> api.ListModelsResponse:
-        return api.ListModelsResponse(models=self._store.list_models())
+        measured = load_footprints(self._store)
+        return api.ListModelsResponse(
+            models=[with_footprints(m, measured) for m in self._store.list_models()]
+        )
 
     async def GetModel(
         self, request: api.GetModelRequest, context: Context
     ) -> api.GetModelResponse:
         await _require_name(context, request.name, "model")
         model = await _call(context, lambda: self._store.get_model(request.name))
-        return api.GetModelResponse(model=model)
+        return api.GetModelResponse(model=with_footprints(model, load_footprints(self._store)))
 
     async def DeleteModel(
         self, request: api.DeleteModelRequest, context: Context
@@ -225,6 +229,7 @@ class ModelServicer(api_pb2_grpc.ModelServiceServicer):
         version = await _call(
             context, lambda: find_version(self._store, request.model, request.version)
         )
+        version = version_with_footprint(version, load_footprints(self._store))
         return api.GetModelVersionResponse(version=version, used_by=self._users(request))
 
     async def DeleteModelVersion(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from meshline.v1.resources_pb2 import ModelVersion
 
 # Fields the server fills in; what a user sends in them is replaced (sha256 excepted: a pin).
-SERVER_FIELDS = ("size_bytes", "created_at", "framework", "artifact_path")
+SERVER_FIELDS = ("size_bytes", "created_at", "framework", "artifact_path", "footprint")
 # Registry metadata: what a worker runs does not depend on them (see serving_identity).
 REGISTRY_FIELDS = ("sha256", *SERVER_FIELDS, "huggingface")
 

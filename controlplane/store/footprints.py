@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from controlplane.store.store import Store
+from meshline.v1.resources_pb2 import Model, ModelVersion
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,27 @@ def load_footprints(store: Store) -> dict[tuple[str, str], Footprint]:
         )
         for row in rows
     }
+
+
+def version_with_footprint(
+    version: ModelVersion, measured: dict[tuple[str, str], Footprint]
+) -> ModelVersion:
+    """`version` as the API shows it: with its footprint when one was measured."""
+    found = measured.get((version.sha256, version.runtime))
+    if found is None:
+        return version
+    out = ModelVersion()
+    out.CopyFrom(version)
+    out.footprint.memory_bytes = found.memory_bytes
+    out.footprint.region = found.region
+    out.footprint.measured_at = found.measured_at
+    return out
+
+
+def with_footprints(model: Model, measured: dict[tuple[str, str], Footprint]) -> Model:
+    """`model` with every measured version's footprint."""
+    out = Model()
+    out.CopyFrom(model)
+    for i, version in enumerate(out.spec.versions):
+        out.spec.versions[i].CopyFrom(version_with_footprint(version, measured))
+    return out

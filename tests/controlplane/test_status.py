@@ -576,3 +576,23 @@ def test_status_says_which_generation_it_reflects(cache: SnapshotCache) -> None:
     assert status.deployment_status(_deployment()).observed_generation == 3
     never = LiveStatus(cache, AgentRegistry(), lambda: NetworkState())
     assert never.deployment_status(_deployment()).observed_generation == 0
+
+
+@pytest.mark.parametrize(
+    ("desired", "healthy", "cold", "message"),
+    [
+        # No room for the wanted worker (granted 0): Pending with the reason, never Ready.
+        (0, 0, False, "eu: region 'eu' has 100 MiB free"),
+        (0, 0, True, "eu: region 'eu' has 100 MiB free"),
+        # Some serve: Ready (the reason stays on the region's pending_reason).
+        (1, 1, False, ""),
+    ],
+)
+def test_a_region_without_room_for_its_workers_is_pending_with_the_reason(
+    desired: int, healthy: int, cold: bool, message: str
+) -> None:
+    pending = (
+        "region 'eu' has 100 MiB free of its 1.0 GiB memory budget, version 'v1' needs 1.1 GiB"
+    )
+    problem, fatal = workers_verdict("eu", desired, healthy, cold, [], "", None, pending)
+    assert (message in problem if message else problem == "") and not fatal, problem

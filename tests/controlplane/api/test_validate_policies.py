@@ -308,6 +308,19 @@ BAD_POLICIES = [
         "'.', '_', '-')",
         id="region-bad-flavor-name",
     ),
+    pytest.param(
+        region("apac2", "SG", "AS", memory_budget="12GB"),
+        "region 'apac2': spec.memory_budget: '12GB' is not an amount of memory: write a number "
+        "with an optional unit (Ki, Mi, Gi, Ti, or k, M, G, T), e.g. 12Gi or 800Mi, or a share "
+        "of the machine's memory such as 60%",
+        id="region-bad-memory-budget",
+    ),
+    pytest.param(
+        region("apac2", "SG", "AS", memory_budget="120%"),
+        "region 'apac2': spec.memory_budget: a share of the machine's memory is above 0% and at "
+        "most 100%, got 120%",
+        id="region-memory-budget-over-the-machine",
+    ),
 ]
 
 

@@ -82,6 +82,7 @@ def region(
     cpu: Sequence[str] = (),
     gpu: Sequence[str] = (),
     max_replicas: int = 0,
+    memory_budget: str = "",
 ) -> Resource:
     obj = Region()
     obj.metadata.name = name
@@ -90,6 +91,7 @@ def region(
     obj.spec.flavors.cpu.extend(cpu)
     obj.spec.flavors.gpu.extend(gpu)
     obj.spec.max_replicas = max_replicas
+    obj.spec.memory_budget = memory_budget
     return Resource(region=obj)
 
 
