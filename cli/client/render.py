@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from rich.table import Table
 
 from meshline.phases import DeploymentPhase
+from meshline.quantity import gib
 from meshline.v1 import api_pb2, resources_pb2
 
 
@@ -91,6 +92,8 @@ def _regions_cell(dep: resources_pb2.Deployment) -> str:
                 cell += f", {r.held_requests} held (cold start)"
             if r.leaving:  # a placement change: it serves until the new regions do
                 cell += ", moving away"
+            if r.pending_reason:  # wanted workers that have no room (memory, max_replicas)
+                cell += f", pending: {r.pending_reason}"
         if r.cold_starts:
             starts = _plural(r.cold_starts, "cold start")
             cell += f", {r.cold_starts} {starts} (last {r.last_cold_start_s:.1f}s)"
@@ -167,6 +170,9 @@ def regions_table(items: Sequence[resources_pb2.Region]) -> Table:
         "ADMIN",
         "AGENT",
         "GATEWAY HEALTH",
+        "MEMORY (USED/BUDGET, FREE)",
+        "CPUS",
+        "WORKERS",
         "CERT EXPIRES",
         "EDGE TLS",
         "ERROR",
@@ -184,11 +190,25 @@ def regions_table(items: Sequence[resources_pb2.Region]) -> Table:
             s.admin_address or "-",
             agent,
             health,
+            memory_cell(s),
+            str(s.capacity.cpus) if s.HasField("capacity") else "-",
+            str(s.capacity.workers) if s.HasField("capacity") else "-",
             s.certificate_expires_at or "-",  # the region's mesh certificate (none: not joined)
             edge_tls_cell(s),
             s.nack_error,
         )
     return table
+
+
+def memory_cell(status: resources_pb2.RegionStatus) -> str:
+    """What the region's workers use of their budget, and what a new worker may still take
+    (`-` before its agent reported its machine)."""
+    if not status.HasField("capacity"):
+        return "-"
+    c = status.capacity
+    return (
+        f"{gib(c.memory_used_bytes)}/{gib(c.memory_budget_bytes)}, {gib(c.memory_free_bytes)} free"
+    )
 
 
 def edge_tls_cell(status: resources_pb2.RegionStatus) -> str:

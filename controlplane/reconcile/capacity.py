@@ -139,21 +139,28 @@ def region_memory(
     )
 
 
-def first_measurements(
+# A footprint is raised when a serving worker of its artifact is seen this much larger (the
+# agent's figure may predate the model's load, or the first requests grow it).
+FOOTPRINT_GROWTH = 1.1
+
+
+def new_measurements(
     reports: Mapping[str, agent_pb2.AgentReport],
     versions: Mapping[TrackKey, resources_pb2.ModelVersion],
     known: Mapping[tuple[str, str], Footprint],
     now: str,
 ) -> list[Footprint]:
-    """Footprints to record: a serving worker's memory, for artifacts never measured."""
+    """Footprints to record: the largest serving worker of each artifact, where none was
+    recorded yet or the one recorded is clearly smaller."""
     out: dict[tuple[str, str], Footprint] = {}
     for region, report in sorted(reports.items()):
         for w in report.workers:
             version = versions.get(TrackKey(w.environment, w.deployment, w.track))
-            if version is None or not w.memory_bytes or not is_serving(w):
+            if version is None or not version.sha256 or not w.memory_bytes or not is_serving(w):
                 continue
             key = (version.sha256, version.runtime)
-            if not version.sha256 or key in known or key in out:
+            before = out.get(key) or known.get(key)
+            if before is not None and w.memory_bytes <= before.memory_bytes * FOOTPRINT_GROWTH:
                 continue
             out[key] = Footprint(version.sha256, version.runtime, w.memory_bytes, region, now)
     return list(out.values())

@@ -30,7 +30,7 @@ from controlplane.quarantine import GatewayConfigs
 from controlplane.quarantine.fingerprint import fingerprints
 from controlplane.reconcile.agents import desired_state, releasable
 from controlplane.reconcile.capacity import (
-    first_measurements,
+    new_measurements,
     region_memory,
     track_versions,
     version_footprint,
@@ -182,7 +182,7 @@ class Reconciler:
         configured = fingerprints(snapshot.deployments, snapshot.environments)
         versions = track_versions(plan.resolved, snapshot.models)
         measured = load_footprints(self.store)
-        record_footprints(self.store, first_measurements(reports, versions, measured, _rfc3339()))
+        record_footprints(self.store, new_measurements(reports, versions, measured, _rfc3339()))
         footprints = {k: version_footprint(v, measured) for k, v in versions.items()}
         plan.state.memory = {
             name: memory

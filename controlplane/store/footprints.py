@@ -2,8 +2,9 @@
 
 Keyed by the artifact's content (sha256) and runtime, not by the version's name: the same
 file registered again under another name loads the same way, and a version re-applied with
-new content is measured afresh. Written by the control plane when a worker of an artifact
-first serves (its agent measured it); read by capacity admission and shown on the version.
+new content is measured afresh. Written by the control plane when a serving worker of an
+artifact is measured larger than recorded (its agent measured it); read by capacity admission
+and shown on the version.
 Status, not configuration: writing it bumps no revision.
 """
 
@@ -26,7 +27,7 @@ class Footprint:
 
 
 def record_footprints(store: Store, footprints: Iterable[Footprint]) -> None:
-    """Keep the first measurement of each (artifact, runtime); later ones change nothing."""
+    """Keep the largest measurement of each (artifact, runtime)."""
     rows = [
         (f.sha256, f.runtime, f.memory_bytes, f.region, f.measured_at)
         for f in footprints
@@ -36,8 +37,10 @@ def record_footprints(store: Store, footprints: Iterable[Footprint]) -> None:
         return
     with store.companion() as conn:
         conn.executemany(
-            "INSERT OR IGNORE INTO footprints (sha256, runtime, memory_bytes, region, "
-            "measured_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO footprints (sha256, runtime, memory_bytes, region, measured_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sha256, runtime) DO UPDATE SET "
+            "memory_bytes = excluded.memory_bytes, region = excluded.region, "
+            "measured_at = excluded.measured_at WHERE excluded.memory_bytes > memory_bytes",
             rows,
         )
 

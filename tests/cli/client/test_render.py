@@ -9,6 +9,7 @@ from cli.client.render import (
     _regions_cell,
     _replicas_cell,
     effect_line,
+    memory_cell,
     print_structured,
 )
 from meshline.v1 import api_pb2, resources_pb2
@@ -85,6 +86,29 @@ def test_a_region_a_move_leaves_shows_it_still_serves() -> None:
         ),
     )
     assert _regions_cell(dep) == "eu: 0/1 healthy, us: 1/1 healthy, moving away"
+
+
+def test_a_region_without_room_says_why_it_is_pending() -> None:
+    reason = "region 'eu' has 400 MiB free of its 8.0 GiB memory budget, version 'v1' needs 1.1 GiB"
+    dep = _deployment(
+        resources_pb2.RegionDeploymentStatus(
+            region="eu", config_acked=True, desired_replicas=0, pending_reason=reason
+        )
+    )
+    assert _regions_cell(dep) == f"eu: 0/0 healthy, pending: {reason}"
+
+
+def test_region_memory_reads_used_of_budget_and_free() -> None:
+    gib = 2**30
+    status = resources_pb2.RegionStatus(
+        capacity=resources_pb2.RegionCapacity(
+            memory_used_bytes=int(1.5 * gib),
+            memory_budget_bytes=8 * gib,
+            memory_free_bytes=400 * 2**20,
+        )
+    )
+    assert memory_cell(status) == "1.5 GiB/8.0 GiB, 400 MiB free"
+    assert memory_cell(resources_pb2.RegionStatus()) == "-"  # its agent has not reported yet
 
 
 def test_yaml_output_keeps_unicode_readable(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,14 +1,14 @@
 """A region's memory from its agent's report: budget, used (unmeasured workers count their
 version's footprint), free (never beyond what the machine has available less a reserve); and
-which first measurements become a version's footprint."""
+which measurements become a version's footprint."""
 
 from __future__ import annotations
 
 from controlplane.reconcile.capacity import (
     BASE_FOOTPRINT_BYTES,
     estimated_footprint,
-    first_measurements,
     memory_reserve,
+    new_measurements,
     region_memory,
     version_footprint,
 )
@@ -98,14 +98,28 @@ def test_a_version_is_planned_by_its_measurement_else_an_estimate() -> None:
     assert version_footprint(triton, measured) == BASE_FOOTPRINT_BYTES["triton"]
 
 
-def test_first_measurements_are_of_serving_workers_of_artifacts_never_measured() -> None:
+def test_footprints_are_the_largest_serving_worker_of_each_artifact() -> None:
     version = resources_pb2.ModelVersion(name="v1", runtime="torch", sha256="ab")
     other = resources_pb2.ModelVersion(name="v2", runtime="torch", sha256="cd")
-    versions = {TRACK: version, TrackKey("production", "known", ""): other}
-    reports = {
-        "eu": report(worker(200 * MIB), worker(0), worker(50 * MIB, routable=False)),
-        "us": report(worker(210 * MIB), worker(90 * MIB, name="known")),
+    grown = resources_pb2.ModelVersion(name="v3", runtime="torch", sha256="ef")
+    versions = {
+        TRACK: version,
+        TrackKey("production", "known", ""): other,
+        TrackKey("production", "grown", ""): grown,
     }
-    known = {("cd", "torch"): Footprint("cd", "torch", 80 * MIB, "us", "t")}
-    got = first_measurements(reports, versions, known, "now")
-    assert got == [Footprint("ab", "torch", 200 * MIB, "eu", "now")]
+    reports = {
+        # A starting worker (not routable) and an unmeasured one do not count.
+        "eu": report(worker(200 * MIB), worker(0), worker(500 * MIB, routable=False)),
+        "us": report(
+            worker(210 * MIB), worker(85 * MIB, name="known"), worker(200 * MIB, name="grown")
+        ),
+    }
+    known = {
+        ("cd", "torch"): Footprint("cd", "torch", 80 * MIB, "us", "t"),  # within 10%: kept
+        ("ef", "torch"): Footprint("ef", "torch", 100 * MIB, "us", "t"),  # clearly larger now
+    }
+    got = new_measurements(reports, versions, known, "now")
+    assert sorted(got, key=lambda f: f.sha256) == [
+        Footprint("ab", "torch", 200 * MIB, "eu", "now"),  # 210 in us: within 10%
+        Footprint("ef", "torch", 200 * MIB, "us", "now"),
+    ]

@@ -1,5 +1,5 @@
-"""A version's footprint: the first measurement of its artifact is kept (beside the resources,
-no revision bump) and shown on the version."""
+"""A version's footprint: the largest measurement of its artifact is kept (beside the
+resources, no revision bump) and shown on the version."""
 
 from __future__ import annotations
 
@@ -18,22 +18,26 @@ from meshline.v1.api_pb2 import Resource
 from meshline.v1.resources_pb2 import Model
 
 
-def test_the_first_measurement_is_kept_and_shown_on_the_version(tmp_path: Path) -> None:
+def test_the_largest_measurement_is_kept_and_shown_on_the_version(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "meshline.db")
     try:
         revision = store.revision
         first = Footprint("ab", "torch", 200 * 2**20, "eu", "2026-12-06T00:00:00Z")
         record_footprints(store, [first, Footprint("cd", "torch", 0, "eu", "t")])
-        record_footprints(store, [Footprint("ab", "torch", 999, "us", "later")])
+        record_footprints(store, [Footprint("ab", "torch", 999, "us", "later")])  # smaller
+        assert load_footprints(store) == {("ab", "torch"): first}  # unmeasured (0) not kept
+        larger = Footprint("ab", "torch", 300 * 2**20, "us", "2026-12-06T00:01:00Z")
+        record_footprints(store, [larger])
+        assert load_footprints(store) == {("ab", "torch"): larger}
+        first = larger
         measured = load_footprints(store)
-        assert measured == {("ab", "torch"): first}  # unmeasured (0) ones are not kept
         assert store.revision == revision  # status, not configuration
         model = Model()
         model.spec.versions.add(name="v1", runtime="torch", sha256="ab")
         model.spec.versions.add(name="v2", runtime="triton", sha256="ab")  # another runtime
         shown = with_footprints(model, measured)
-        assert shown.spec.versions[0].footprint.memory_bytes == 200 * 2**20
-        assert shown.spec.versions[0].footprint.region == "eu"
+        assert shown.spec.versions[0].footprint.memory_bytes == 300 * 2**20
+        assert shown.spec.versions[0].footprint.region == "us"
         assert not shown.spec.versions[1].HasField("footprint")
         assert not model.spec.versions[0].HasField("footprint")  # the stored one is untouched
     finally:
