@@ -34,7 +34,6 @@ from controlplane.agents.registry import AgentRegistry
 from controlplane.agents.service import AgentService
 from controlplane.api import add_api_to_server
 from controlplane.api.auth_setup import AuthConfig, management_auth
-from controlplane.api.key_checks import parse_rfc3339
 from controlplane.api.servicers import ModelServicer
 from controlplane.ir.build import activator_endpoint
 from controlplane.metrics import MetricsServer
@@ -64,6 +63,7 @@ from meshline.bind import LOOPBACK
 from meshline.edge_tls import EDGE_CA_CERT_FILE
 from meshline.phases import ApiKeyPhase
 from meshline.process.lock import AlreadyRunningError, hold_lock
+from meshline.times import parse_rfc3339
 from meshline.v1 import agent_pb2, agent_pb2_grpc, api_pb2_grpc
 from meshline.v1.resources_pb2 import ApiKey
 from meshline.wire import CA_CERT_FILE

@@ -1,7 +1,8 @@
-"""Times as the API and the logs show them: RFC 3339 in UTC with a `Z` ("2030-01-31T12:00:00Z").
+"""Times as the API and the logs show them: RFC 3339 in UTC with a `Z` ("2030-01-31T12:00:00Z"),
+and RFC 3339 as users give it (any offset, but one must be named).
 
 In the bottom layer because the control plane (token and certificate times, the audit log), the
-agent (the certificate its gateway serves) and the CLI (`audit --since`) write them alike.
+agent (the certificate its gateway serves) and the CLI (`audit --since`) write and read them alike.
 """
 
 from __future__ import annotations
@@ -22,3 +23,14 @@ def rfc3339(when: datetime, precision: Precision = "auto") -> str:
 def rfc3339_of_epoch(epoch_s: float, precision: Precision = "seconds") -> str:
     """Epoch seconds `epoch_s` in UTC with a `Z`, to the second unless told otherwise."""
     return rfc3339(datetime.fromtimestamp(epoch_s, UTC), precision)
+
+
+def parse_rfc3339(text: str) -> float:
+    """Epoch seconds of an RFC 3339 time that names its offset ("2030-01-01T00:00:00Z")."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an RFC 3339 time (e.g. 2030-01-31T12:00:00Z)") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} names no time zone (end it with Z or an offset like +02:00)")
+    return moment.timestamp()

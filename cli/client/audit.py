@@ -16,7 +16,8 @@ from rich.table import Table
 
 from cli.client.api import AddressOption, api_client, call, fail, resolve_address
 from cli.console import console
-from meshline.times import rfc3339_of_epoch
+from meshline.durations import DurationError, parse_duration
+from meshline.times import parse_rfc3339, rfc3339_of_epoch
 from meshline.v1 import api_pb2, resources_pb2
 
 
@@ -31,9 +32,6 @@ _OUTCOME_COLORS = {"allowed": "green", "refused": "red", "failed": "yellow"}
 def since_time(text: str, now: float) -> str:
     """RFC 3339 of `--since`: a duration back from `now` ("1h", "30m", "2d") or an RFC 3339
     time as it is; ValueError naming the text otherwise."""
-    from controlplane.api.key_checks import parse_rfc3339
-    from controlplane.api.key_tokens import DurationError, parse_duration
-
     try:
         seconds = parse_duration(text)
     except DurationError:

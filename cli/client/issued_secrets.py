@@ -7,6 +7,7 @@ from __future__ import annotations
 from enum import Enum
 
 from cli.client.api import fail
+from meshline.durations import DurationError, parse_duration
 from meshline.phases import ApiKeyPhase, JoinTokenPhase
 
 # API keys and join tokens live one lifecycle, in the same words (meshline.phases).
@@ -36,8 +37,6 @@ def phase_cell(phase: str) -> str:
 
 def duration_seconds(text: str, option: str) -> int:
     """Seconds of a duration option ("1h30m", "7d", "0"); a CLI error naming `option` otherwise."""
-    from controlplane.api.key_tokens import DurationError, parse_duration
-
     try:
         return parse_duration(text)
     except DurationError as exc:

@@ -22,6 +22,7 @@ from cli.server.flags import (
 )
 from cli.server.oidc_flags import oidc_settings
 from meshline.bind import ip_literal_problem
+from meshline.durations import DurationError, parse_duration
 from meshline.join_token import JOIN_TOKEN_ENV
 
 
@@ -155,7 +156,6 @@ def controlplane(
     if problems:
         raise fail("; ".join(problems))
     from controlplane.api.auth_setup import AuthConfig
-    from controlplane.api.key_tokens import DurationError, parse_duration
     from controlplane.main import ControlPlaneConfig, serve
     from controlplane.pki import UserCAFiles
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from meshline.durations import DurationError, parse_duration
+
 
 def setup_logging(level: str) -> None:
     logging.basicConfig(
@@ -54,8 +56,6 @@ def removed_fact_flags_problem(region: str, given: dict[str, bool]) -> str | Non
 
 def duration_problem(flag: str, text: str) -> tuple[int, str | None]:
     """Seconds of a duration flag (e.g. 24h, 90s), or a problem naming the flag."""
-    from controlplane.api.key_tokens import DurationError, parse_duration
-
     try:
         seconds = parse_duration(text)
     except DurationError as exc:

@@ -12,7 +12,6 @@ import grpc
 
 from controlplane.api.authz import ALL_ENVIRONMENTS, CATALOG_KINDS, KIND_REGION, Principal
 from controlplane.api.guard import current_principal
-from controlplane.api.key_checks import parse_rfc3339
 from controlplane.store import Store
 from controlplane.store.audit import (
     MAX_LIMIT,
@@ -22,7 +21,7 @@ from controlplane.store.audit import (
     list_events,
 )
 from controlplane.store.keys import rfc3339
-from meshline.times import rfc3339_of_epoch
+from meshline.times import parse_rfc3339, rfc3339_of_epoch
 from meshline.v1 import api_pb2 as api
 from meshline.v1 import api_pb2_grpc, resources_pb2
 

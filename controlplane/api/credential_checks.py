@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
+
+from meshline.times import parse_rfc3339
 
 
 class RequestProblemsError(ValueError):
@@ -15,17 +16,6 @@ class RequestProblemsError(ValueError):
     def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
         self.problems = tuple(problems)
         super().__init__("\n".join(f"{path}: {message}" for path, message in self.problems))
-
-
-def parse_rfc3339(text: str) -> float:
-    """Epoch seconds of an RFC 3339 time that names its offset ("2030-01-01T00:00:00Z")."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an RFC 3339 time (e.g. 2030-01-31T12:00:00Z)") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"{text!r} names no time zone (end it with Z or an offset like +02:00)")
-    return moment.timestamp()
 
 
 def expiry(

@@ -8,9 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from controlplane.api.credential_checks import RequestProblemsError, expiry
-from controlplane.api.credential_checks import (
-    parse_rfc3339 as parse_rfc3339,  # re-exported: the control plane's main and audit read it here
-)
 from controlplane.store.keys import KeyScope
 from controlplane.store.names import dns1123_label_problem
 from meshline.v1 import api_pb2 as api

@@ -3,14 +3,13 @@
 The private key signs once and is dropped with the function's frame; what leaves here is the
 secret (for the user, once) and the public key (for the store and the gateways' JWKS). The
 secret is a plain compact JWS, so `authorization: Bearer <secret>` works with Envoy's
-jwt_authn as it is. Also: the duration text the CLI accepts ("30d", "1h30m").
+jwt_authn as it is.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,14 +22,12 @@ from meshline.jwk import JWT_ALGORITHM, public_jwk
 from meshline.wire import MESHLINE_ISSUER
 
 __all__ = [
-    "DurationError",
     "KeyClaims",
     "MintedKey",
     "b64url",
     "claims_payload",
     "mint_key",
     "new_key_id",
-    "parse_duration",
     "public_jwk",
 ]
 
@@ -104,40 +101,3 @@ def mint_key(
     signature = private.sign(signing_input.encode("ascii"))
     public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     return MintedKey(kid, b64url(public), f"{signing_input}.{b64url(signature)}")
-
-
-# --- durations -----------------------------------------------------------------------------
-
-_UNITS: dict[str, int] = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_PART = re.compile(r"(\d+)([dhms])")
-
-
-class DurationError(ValueError):
-    """Text that is not a duration; the message names it."""
-
-
-def parse_duration(text: str) -> int:
-    """Seconds in "30d", "12h", "90m", "45s", "1h30m" (units d, h, m, s, largest first, each
-    once); "0" is zero. DurationError naming the text otherwise."""
-    value = text.strip()
-    if value == "0":
-        return 0
-    hint = "use whole numbers with units d, h, m, s, largest first: e.g. 30d, 12h, 1h30m, 45s"
-    if not value:
-        raise DurationError(f"empty duration: {hint}")
-    total = 0
-    position = 0
-    last_rank = -1
-    ranks = list(_UNITS)
-    for match in _PART.finditer(value):
-        if match.start() != position:
-            break
-        rank = ranks.index(match.group(2))
-        if rank <= last_rank:
-            raise DurationError(f"invalid duration {text!r}: {hint}")
-        last_rank = rank
-        total += int(match.group(1)) * _UNITS[match.group(2)]
-        position = match.end()
-    if position != len(value):
-        raise DurationError(f"invalid duration {text!r}: {hint}")
-    return total

@@ -1,5 +1,4 @@
-"""Minted API-key secrets verify with the public key alone and say exactly what they should;
-the duration parser of the CLI."""
+"""Minted API-key secrets verify with the public key alone and say exactly what they should."""
 
 from __future__ import annotations
 
@@ -10,13 +9,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from controlplane.api.key_tokens import (
-    DurationError,
-    KeyClaims,
-    mint_key,
-    parse_duration,
-    public_jwk,
-)
+from controlplane.api.key_tokens import KeyClaims, mint_key, public_jwk
 
 
 def _unb64(text: str) -> bytes:
@@ -84,33 +77,3 @@ def test_public_jwk() -> None:
         "alg": "EdDSA",
         "use": "sig",
     }
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("30d", 30 * 86400),
-        ("12h", 12 * 3600),
-        ("90m", 5400),
-        ("45s", 45),
-        ("1h30m", 5400),
-        ("1d2h3m4s", 93784),
-        (" 10m ", 600),
-        ("0", 0),
-        ("0s", 0),
-    ],
-)
-def test_durations(text: str, seconds: int) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize(
-    "text", ["", "30", "1.5h", "30x", "h", "-1h", "30m1h", "1h1h", "1H", "1h 30m", "30d!"]
-)
-def test_bad_durations_name_the_text(text: str) -> None:
-    with pytest.raises(DurationError) as caught:
-        parse_duration(text)
-    message = str(caught.value)
-    assert "e.g. 30d, 12h, 1h30m" in message
-    if text:
-        assert repr(text) in message
