@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from controlplane.api.bounds import within
 from controlplane.api.errors import DocumentErrors
+from meshline.quantity import QuantityError, parse_bytes
 from meshline.v1.resources_pb2 import DeploymentSpec, ModelVersion
 
 
@@ -59,3 +60,17 @@ def check_scaling(out: DocumentErrors, spec: DeploymentSpec, version: ModelVersi
             f"model '{spec.model}' version '{spec.version}' is an external Triton, one endpoint "
             "that meshline does not start: it cannot be autoscaled",
         )
+
+
+def check_resources(out: DocumentErrors, spec: DeploymentSpec) -> None:
+    """`resources.memory`: an amount of memory above zero."""
+    memory = spec.resources.memory
+    if not memory:
+        return
+    try:
+        amount = parse_bytes(memory)
+    except QuantityError as exc:
+        out.add("spec.resources.memory", str(exc))
+        return
+    if amount <= 0:
+        out.add("spec.resources.memory", f"a worker needs more than 0 bytes, got {memory}")

@@ -12,7 +12,7 @@ from controlplane.api.errors import DocumentErrors, FieldError
 from controlplane.api.index import ResourceIndex
 from controlplane.api.policy_checks import check_policies, check_region
 from controlplane.api.rollout_checks import check_rollout
-from controlplane.api.scaling_checks import check_scaling
+from controlplane.api.scaling_checks import check_resources, check_scaling
 from controlplane.registry.huggingface import source_problems
 from controlplane.store import (
     KIND_DEPLOYMENT,
@@ -283,6 +283,7 @@ def _check_deployment(out: DocumentErrors, dep: Deployment, index: ResourceIndex
     if version is not None:
         _check_serving_fits(out, spec, version)
     check_scaling(out, spec, version)
+    check_resources(out, spec)
     check_rollout(out, spec)
     check_policies(out, spec.policies, index, on_environment=False, deployment=dep)
 

@@ -132,7 +132,7 @@ class Autoscaler:
             seen.add(key)
             self._settings[key] = settings
             signal = signals.get(key, LoadSignal())
-            memory = signal.memory_bytes + signal.unmeasured * item.footprint_bytes
+            memory = signal.planned_memory(item.footprint_bytes)
             if item.deactivated:
                 demands.append(Demand(key, 0, 0, signal.workers, item.footprint_bytes, memory))
                 self._tracks.pop(key, None)

@@ -31,9 +31,13 @@ class LoadSignal:
     # Revisions with a serving worker, and workers that are crash-looping (not serving).
     serving_revisions: frozenset[str] = frozenset()
     crash_loops: tuple[CrashLoop, ...] = ()
-    # Memory its workers use as measured, and how many are not measured yet.
-    memory_bytes: int = 0
-    unmeasured: int = 0
+    # Memory each of its workers uses as measured (0: not measured yet).
+    worker_memory: tuple[int, ...] = ()
+
+    def planned_memory(self, footprint_bytes: int) -> int:
+        """What its workers hold as capacity admission counts it: each at least its
+        footprint (what stopping them frees in the plan, as in the region's use)."""
+        return sum(max(m, footprint_bytes) for m in self.worker_memory)
 
 
 def load_signals(
@@ -67,7 +71,6 @@ def load_signals(
             crash_loops=tuple(
                 CrashLoop(w.revision, w.worker_id, w.last_error) for w in mine if crash_looping(w)
             ),
-            memory_bytes=sum(w.memory_bytes for w in mine),
-            unmeasured=sum(1 for w in mine if not w.memory_bytes),
+            worker_memory=tuple(w.memory_bytes for w in mine),
         )
     return out

@@ -17,8 +17,8 @@ from controlplane.autoscale.admission import RegionBudget
 from controlplane.ir.build import is_serving
 from controlplane.policy import ResolvedDeployment
 from controlplane.store.footprints import Footprint
-from meshline.keys import TrackKey
-from meshline.quantity import MemoryBudget, QuantityError, parse_memory_budget
+from meshline.keys import DeploymentKey, TrackKey
+from meshline.quantity import MemoryBudget, QuantityError, parse_bytes, parse_memory_budget
 from meshline.v1 import agent_pb2, resources_pb2
 
 DEFAULT_MEMORY_BUDGET = MemoryBudget(share=0.6)
@@ -81,6 +81,36 @@ def version_footprint(
 ) -> int:
     found = measured.get((version.sha256, version.runtime))
     return found.memory_bytes if found is not None else estimated_footprint(version)
+
+
+def declared_memory(deployments: Iterable[resources_pb2.Deployment]) -> dict[DeploymentKey, int]:
+    """Each deployment's `resources.memory`, in bytes, where it sets one."""
+    out = {}
+    for d in deployments:
+        if d.spec.resources.memory:
+            try:
+                out[DeploymentKey(d.spec.environment, d.metadata.name)] = parse_bytes(
+                    d.spec.resources.memory
+                )
+            except QuantityError:  # checked at apply
+                continue
+    return out
+
+
+def track_footprints(
+    versions: Mapping[TrackKey, resources_pb2.ModelVersion],
+    measured: Mapping[tuple[str, str], Footprint],
+    declared: Mapping[DeploymentKey, int],
+) -> dict[TrackKey, int]:
+    """What one more worker of each track is planned to use: the larger of what its
+    deployment declares and its version's footprint (measured, else estimated)."""
+    return {
+        key: max(
+            version_footprint(version, measured),
+            declared.get(DeploymentKey(key.environment, key.name), 0),
+        )
+        for key, version in versions.items()
+    }
 
 
 def track_versions(

@@ -30,10 +30,11 @@ from controlplane.quarantine import GatewayConfigs
 from controlplane.quarantine.fingerprint import fingerprints
 from controlplane.reconcile.agents import desired_state, releasable
 from controlplane.reconcile.capacity import (
+    declared_memory,
     new_measurements,
     region_memory,
+    track_footprints,
     track_versions,
-    version_footprint,
 )
 from controlplane.reconcile.identities import GatewayIdentities
 from controlplane.reconcile.plan import NetworkPlan, plan_network
@@ -183,7 +184,7 @@ class Reconciler:
         versions = track_versions(plan.resolved, snapshot.models)
         measured = load_footprints(self.store)
         record_footprints(self.store, new_measurements(reports, versions, measured, _rfc3339()))
-        footprints = {k: version_footprint(v, measured) for k, v in versions.items()}
+        footprints = track_footprints(versions, measured, declared_memory(snapshot.deployments))
         plan.state.memory = {
             name: memory
             for name, region in plan.regions.items()

@@ -100,6 +100,11 @@ def _assignment(
                 metadata[wellknown.TRANSPORT_SOCKET_MATCH_METADATA].CopyFrom(
                     tls.activator_host_metadata()
                 )
+                # Not probed: every cold cluster of every gateway would check the one activator
+                # (thousands of idle deployments: thousands of probes a second, and a slow answer
+                # would mark it unhealthy and fail held requests with "no healthy upstream"). It
+                # holds what it cannot answer; unreachable, it fails as a connect failure.
+                lb_endpoint.endpoint.health_check_config.disable_active_health_check = True
             locality.lb_endpoints.append(lb_endpoint)
     return assignment
 

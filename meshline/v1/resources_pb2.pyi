@@ -425,7 +425,7 @@ class RolloutSpec(_message.Message):
     def __init__(self, strategy: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[CanaryStep, _Mapping]]] = ..., analysis: _Optional[_Union[RolloutAnalysis, _Mapping]] = ...) -> None: ...
 
 class DeploymentSpec(_message.Message):
-    __slots__ = ("environment", "model", "version", "replicas", "policies", "batching", "instances", "scaling", "deactivated", "rollout")
+    __slots__ = ("environment", "model", "version", "replicas", "policies", "batching", "instances", "scaling", "deactivated", "rollout", "resources")
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -436,6 +436,7 @@ class DeploymentSpec(_message.Message):
     SCALING_FIELD_NUMBER: _ClassVar[int]
     DEACTIVATED_FIELD_NUMBER: _ClassVar[int]
     ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
     environment: str
     model: str
     version: str
@@ -446,7 +447,14 @@ class DeploymentSpec(_message.Message):
     scaling: ScalingSpec
     deactivated: bool
     rollout: RolloutSpec
-    def __init__(self, environment: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., replicas: _Optional[int] = ..., policies: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., batching: _Optional[_Union[BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., scaling: _Optional[_Union[ScalingSpec, _Mapping]] = ..., deactivated: _Optional[bool] = ..., rollout: _Optional[_Union[RolloutSpec, _Mapping]] = ...) -> None: ...
+    resources: WorkerResources
+    def __init__(self, environment: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., replicas: _Optional[int] = ..., policies: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., batching: _Optional[_Union[BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., scaling: _Optional[_Union[ScalingSpec, _Mapping]] = ..., deactivated: _Optional[bool] = ..., rollout: _Optional[_Union[RolloutSpec, _Mapping]] = ..., resources: _Optional[_Union[WorkerResources, _Mapping]] = ...) -> None: ...
+
+class WorkerResources(_message.Message):
+    __slots__ = ("memory",)
+    MEMORY_FIELD_NUMBER: _ClassVar[int]
+    memory: str
+    def __init__(self, memory: _Optional[str] = ...) -> None: ...
 
 class RegionDeploymentStatus(_message.Message):
     __slots__ = ("region", "config_acked", "acked_version", "desired_replicas", "healthy_endpoints", "nack_error", "forwarding", "queued_requests", "requests", "batches", "scaled_to_zero", "cold_starts", "last_cold_start_s", "cold_start_seconds_total", "held_requests", "current_replicas", "leaving", "pending_reason")

@@ -53,9 +53,10 @@ def deployment_yaml(
     replicas: int = 1,
     environment: str = "production",
     scaling: str = "",
+    memory: str = "",
 ) -> str:
     """`scaling` (flow-style YAML, e.g. "{min_replicas: 0, max_replicas: 2}") replaces
-    `replicas` with the autoscaler."""
+    `replicas` with the autoscaler; `memory` is what one worker declares (resources.memory)."""
     versions = "\n".join(
         f"""    - name: {v}
       runtime: torch
@@ -85,6 +86,7 @@ spec:
   model: mlp-{name}
   version: {version}
   {f"scaling: {scaling}" if scaling else f"replicas: {replicas}"}
+  {f"resources: {{memory: {memory}}}" if memory else ""}
   policies:
     - location: {{regions: [{", ".join(regions)}]}}
 """

@@ -67,6 +67,10 @@ class Mesh:
         return api_pb2_grpc.DeploymentServiceStub(self._channel())
 
     @property
+    def models(self) -> api_pb2_grpc.ModelServiceStub:
+        return api_pb2_grpc.ModelServiceStub(self._channel())
+
+    @property
     def rollouts(self) -> api_pb2_grpc.RolloutServiceStub:
         return api_pb2_grpc.RolloutServiceStub(self._channel())
 
@@ -180,19 +184,20 @@ class Mesh:
             if name == cluster
         }
 
-    def worker_pids(self, region: str, deployment: str) -> list[int]:
+    def worker_pids(self, region: str, deployment: str, pattern: bool = False) -> list[int]:
         """Worker processes of `deployment` (any environment) that this mesh's agent of
         `region` runs now, in any state. Only this mesh's: the agent leads its own process group
         (ManagedProcess starts a new session) and its workers stay in it, so another run's mesh
         on the same machine, with the same names, is not seen. Matched on the worker's exact
-        --model-name (a worker id's prefix would also match deployment `{deployment}-b`)."""
+        --model-name (a worker id's prefix would also match deployment `{deployment}-b`);
+        with `pattern`, `deployment` is a regular expression for the names."""
         out = subprocess.run(
             [
                 "pgrep",
                 "-g",
                 str(self.agents[region].pid),
                 "-f",
-                f"model-name {re.escape(deployment)}( |$)",
+                f"model-name {deployment if pattern else re.escape(deployment)}( |$)",
             ],
             capture_output=True,
             text=True,

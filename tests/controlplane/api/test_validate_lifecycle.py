@@ -81,6 +81,17 @@ def _errors(store: Store, docs: list[Resource]) -> list[str]:
             "spec.scaling.panic_window: must not be longer than stable_window (2 s), got 5",
         ),
         (
+            {"max_replicas": 2, "initial_replicas": 3},
+            0,
+            "spec.scaling.initial_replicas: must be at most max_replicas (2), got 3",
+        ),
+        (
+            {"min_replicas": 2, "max_replicas": 4, "initial_replicas": 1},
+            0,
+            "spec.scaling.initial_replicas: must be at least min_replicas (2) or 0 "
+            "(= min_replicas), got 1",
+        ),
+        (
             {"max_replicas": 2, "panic_window": 0.1},
             0,
             "spec.scaling.panic_window: must be 0 (the default, 1 s) or between 0.5 and 3600 "
@@ -92,6 +103,24 @@ def test_impossible_scaling_is_an_error_naming_the_field(
     store: Store, artifact: Path, fields: dict[str, object], replicas: int, expected: str
 ) -> None:
     assert expected in _errors(store, scaled(artifact, replicas, **fields))
+
+
+@pytest.mark.parametrize(
+    ("memory", "expected"),
+    [
+        ("lots", "'lots' is not an amount of memory"),
+        ("0Mi", "a worker needs more than 0 bytes, got 0Mi"),
+        ("512MiB", "'512MiB' is not an amount of memory"),
+    ],
+)
+def test_a_workers_declared_memory_is_an_amount(
+    store: Store, artifact: Path, memory: str, expected: str
+) -> None:
+    docs = scaled(artifact, 1)
+    docs[1].deployment.spec.ClearField("scaling")
+    docs[1].deployment.spec.resources.memory = memory
+    [error] = _errors(store, docs)
+    assert error.startswith("spec.resources.memory: ") and expected in error, error
 
 
 def test_an_external_triton_cannot_be_autoscaled(store: Store) -> None:

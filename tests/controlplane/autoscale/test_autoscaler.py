@@ -287,7 +287,7 @@ def test_a_wake_that_needs_room_stops_the_least_recently_used_idle_track_first()
 
     def update(held: int, free: int, idle_running: bool) -> dict[str, int]:
         idle_signal = (
-            LoadSignal(0, {"worker:w1": 1}, True, 1, memory_bytes=gib)
+            LoadSignal(0, {"worker:w1": 1}, True, 1, worker_memory=(gib // 4,))
             if idle_running
             else LoadSignal()
         )

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from controlplane.reconcile.capacity import (
     BASE_FOOTPRINT_BYTES,
+    declared_memory,
     estimated_footprint,
     memory_reserve,
     new_measurements,
     region_memory,
+    track_footprints,
     version_footprint,
 )
 from controlplane.store.footprints import Footprint
-from meshline.keys import TrackKey
+from meshline.keys import DeploymentKey, TrackKey
 from meshline.v1 import agent_pb2, resources_pb2
 
 GIB = 2**30
@@ -123,3 +125,22 @@ def test_footprints_are_the_largest_serving_worker_of_each_artifact() -> None:
         Footprint("ab", "torch", 200 * MIB, "eu", "now"),  # 210 in us: within 10%
         Footprint("ef", "torch", 200 * MIB, "us", "now"),
     ]
+
+
+def test_a_track_is_planned_at_the_larger_of_its_declared_memory_and_its_footprint() -> None:
+    small = resources_pb2.Deployment(
+        metadata=resources_pb2.ObjectMeta(name="fraud"),
+        spec=resources_pb2.DeploymentSpec(
+            environment="production", resources=resources_pb2.WorkerResources(memory="512Mi")
+        ),
+    )
+    declared = declared_memory([small])
+    assert declared == {DeploymentKey("production", "fraud"): 512 * MIB}
+    version = resources_pb2.ModelVersion(name="v1", runtime="torch", sha256="ab")
+    other = TrackKey("production", "other", "")
+    measured = {("ab", "torch"): Footprint("ab", "torch", 700 * MIB, "eu", "t")}
+    assert track_footprints({TRACK: version, other: version}, {}, declared) == {
+        TRACK: 512 * MIB,  # declared, above the estimate
+        other: estimated_footprint(version),
+    }
+    assert track_footprints({TRACK: version}, measured, declared) == {TRACK: 700 * MIB}
