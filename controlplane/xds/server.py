@@ -1,14 +1,17 @@
-"""The gRPC side of ADS: one task pair per Envoy stream, driving `StreamState`.
+"""The gRPC side of ADS: one task pair per Envoy stream, driving its protocol's stream state.
 
-Each stream has a reader task that queues incoming DiscoveryRequests and a handler loop that
-takes queued requests and snapshot-change wake-ups in arrival order, applies them to the stream's
-`StreamState`, reports ACK/NACK to the cache, and writes whatever `plan()` returns. Requests are
-handled strictly one after another, so ACK/NACK bookkeeping never races with a push.
+Both RPCs are served: StreamAggregatedResources (state of the world, `StreamState`) and
+DeltaAggregatedResources (incremental, `DeltaStreamState`); protocols.py reports either's
+answers to the cache alike. Each stream has a reader task that queues incoming requests and a
+handler loop that takes queued requests and snapshot-change wake-ups in arrival order, applies
+them to the stream's state, reports ACK/NACK to the cache, and writes whatever `plan()` returns.
+Requests are handled strictly one after another, so ACK/NACK bookkeeping never races with a
+push.
 
 The node id comes from the first request (Envoy sets it only there by default); a stream without
 one is rejected with INVALID_ARGUMENT. When the stream ends, by the client, an error or server
 shutdown, the reader task is cancelled and the stream is unregistered (node `connected` goes
-false when it was the node's last stream). Delta xDS is not served (UNIMPLEMENTED).
+false when it was the node's last stream).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
 
 from controlplane.xds.cache import SnapshotCache
-from controlplane.xds.stream import DiscoveryRequest, RequestKind, StreamState
+from controlplane.xds.protocols import DeltaProtocol, Request, SotwProtocol, StreamProtocol
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +37,21 @@ _END = object()  # the client closed its side or the read failed
 class _Session:
     """One ADS stream of one node."""
 
-    def __init__(self, cache: SnapshotCache, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        context: grpc.aio.ServicerContext[Any, Any],
+        protocol: StreamProtocol,
+    ) -> None:
         self._cache = cache
         self._context = context
-        self._state = StreamState(cache.next_version, cache.next_nonce)
+        self._protocol = protocol
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._wake_queued = False
         self._node_id: str | None = None
         self._stream_id: int | None = None
 
-    async def run(self, requests: AsyncIterator[DiscoveryRequest]) -> None:
+    async def run(self, requests: AsyncIterator[Request]) -> None:
         reader = asyncio.create_task(self._read(requests))
         try:
             while True:
@@ -66,7 +74,7 @@ class _Session:
                 self._cache.disconnect(self._node_id, self._stream_id)
                 log.info("ADS stream of node %s closed", self._node_id)
 
-    async def _read(self, requests: AsyncIterator[DiscoveryRequest]) -> None:
+    async def _read(self, requests: AsyncIterator[Request]) -> None:
         try:
             async for request in requests:
                 self._queue.put_nowait(request)
@@ -81,7 +89,7 @@ class _Session:
             self._wake_queued = True
             self._queue.put_nowait(_WAKE)
 
-    async def _handle(self, request: DiscoveryRequest) -> None:
+    async def _handle(self, request: Request) -> None:
         if self._node_id is None:
             node_id = request.node.id if request.HasField("node") else ""
             if not node_id:
@@ -91,55 +99,37 @@ class _Session:
             self._node_id = node_id
             self._stream_id = self._cache.connect(node_id, self._wake)
             log.info("ADS stream of node %s opened", node_id)
-        node_id = self._node_id
-        verdict = self._state.on_request(request)
-        if verdict.kind is RequestKind.ACK and verdict.version is not None:
-            self._cache.record_ack(
-                node_id,
-                verdict.type_url,
-                verdict.version,
-                verdict.resources,
-                snapshot_version=verdict.snapshot_version,
-            )
-        elif verdict.kind is RequestKind.NACK and verdict.version is not None:
-            log.warning(
-                "node %s rejected %s version %s: %s",
-                node_id,
-                verdict.type_url,
-                verdict.version,
-                verdict.error,
-            )
-            self._cache.record_nack(
-                node_id,
-                verdict.type_url,
-                verdict.version,
-                verdict.error,
-                snapshot_version=verdict.snapshot_version,
-                changed=verdict.changed,
-            )
-        elif verdict.kind is RequestKind.STALE:
-            log.debug("node %s: stale nonce for %s ignored", node_id, verdict.type_url)
+        self._protocol.on_request(self._node_id, request)
 
     async def _push(self) -> None:
         if self._node_id is None:
             return
-        for response in self._state.plan(self._cache.snapshot(self._node_id)):
-            self._cache.record_sent(self._node_id, response.type_url, response.version_info)
+        snapshot = self._cache.snapshot(self._node_id)
+        for response in self._protocol.plan(self._node_id, snapshot):
             await self._context.write(response)
 
 
 class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
-    """State-of-the-world Aggregated Discovery Service over a `SnapshotCache`."""
+    """Aggregated Discovery Service over a `SnapshotCache`: state of the world and delta."""
 
     def __init__(self, cache: SnapshotCache) -> None:
         self._cache = cache
 
     async def StreamAggregatedResources(
         self,
-        request_iterator: AsyncIterator[DiscoveryRequest],
+        request_iterator: AsyncIterator[Request],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> None:
-        await _Session(self._cache, context).run(request_iterator)
+        protocol = SotwProtocol(self._cache)
+        await _Session(self._cache, context, protocol).run(request_iterator)
+
+    async def DeltaAggregatedResources(
+        self,
+        request_iterator: AsyncIterator[Request],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> None:
+        protocol = DeltaProtocol(self._cache)
+        await _Session(self._cache, context, protocol).run(request_iterator)
 
 
 def add_ads_to_server(server: grpc.aio.Server, cache: SnapshotCache) -> AdsServer:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 
 from google.protobuf import any_pb2
@@ -24,6 +25,14 @@ class Resource:
 
     message: Message
     packed: any_pb2.Any
+
+    @cached_property
+    def version(self) -> str:
+        """Delta xDS's per-resource version: a digest of the content, so the same content has
+        the same version across control-plane restarts (a reconnecting Envoy's
+        initial_resource_versions then match) and any change gives a new one. Computed on
+        first use: state-of-the-world streams never pay for it."""
+        return hashlib.sha256(self.packed.value).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
