@@ -64,4 +64,4 @@ def test_oip_messages_and_service_match_tritonclient() -> None:
         assert fields == triton[name], f"{name} differs from tritonclient's"
     for rpc, types in ours["__service__"].items():
         assert triton["__service__"][rpc] == types, rpc
-    assert len(ours["__service__"]) == 6
+    assert len(ours["__service__"]) == 9  # the six core RPCs and the repository extension
