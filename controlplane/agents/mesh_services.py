@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -43,7 +43,26 @@ class AdsGate(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     async def StreamAggregatedResources(
         self, request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest], context: Context
     ) -> None:
-        what = "fetching Envoy configuration (ADS)"
+        await self._gated(request_iterator, context, self._ads.StreamAggregatedResources, "(ADS)")
+
+    async def DeltaAggregatedResources(
+        self,
+        request_iterator: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
+        context: Context,
+    ) -> None:
+        await self._gated(
+            request_iterator, context, self._ads.DeltaAggregatedResources, "(delta ADS)"
+        )
+
+    async def _gated(
+        self,
+        request_iterator: AsyncIterator[Any],
+        context: Context,
+        serve: Callable[[AsyncIterator[Any], Context], Awaitable[None]],
+        protocol: str,
+    ) -> None:
+        """Both protocols' streams: the same checks, the same bookkeeping of open streams."""
+        what = f"fetching Envoy configuration {protocol}"
         peer = await self._peers.authenticated(context, what)
         first, requests = await peek_first(request_iterator)
         if first is None:
@@ -52,7 +71,7 @@ class AdsGate(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         await self._peers.authorize(
             context, peer, node, f"{what} of node '{node}' by region {peer.region}"
         )
-        serving = asyncio.ensure_future(self._ads.StreamAggregatedResources(requests, context))
+        serving = asyncio.ensure_future(serve(requests, context))
         streams = self._open.setdefault(peer.region, {})
         streams[serving] = peer.serial
         try:
