@@ -12,6 +12,8 @@ class ErrorKind(enum.Enum):
     NOT_FOUND = "not_found"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+    RESOURCE_EXHAUSTED = "resource_exhausted"
+    FAILED_PRECONDITION = "failed_precondition"
 
 
 class InferenceError(Exception):
@@ -60,6 +62,20 @@ class ModelExecutionError(InferenceError):
     """The model raised, or returned something that does not match its declared outputs."""
 
     kind = ErrorKind.INTERNAL
+
+
+class OutOfMemoryBudgetError(InferenceError):
+    """A model cannot be loaded without going over the worker's memory budget; the message
+    names the numbers (what it needs, the budget, what holds the rest)."""
+
+    kind = ErrorKind.RESOURCE_EXHAUSTED
+
+
+class LoadFailedError(InferenceError):
+    """A repository load request named a model file that does not load (or does not fit its
+    signature); other models keep serving."""
+
+    kind = ErrorKind.FAILED_PRECONDITION
 
 
 class ModelLoadError(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from workers.flags import (
     Scheduling,
     add_scheduling_flags,
     non_negative_float,
+    non_negative_int,
     port,
     positive_int,
     scheduling_from_args,
@@ -59,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     sig = p.add_mutually_exclusive_group(required=True)
     sig.add_argument("--signature", help="inputs/outputs as JSON")
     sig.add_argument("--signature-file", type=Path, help="file holding the signature JSON")
+    add_server_flags(p)
+    add_scheduling_flags(p)
+    return p
+
+
+def add_server_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of the process itself (addresses, threads, limits), the same in both modes."""
     p.add_argument("--host", default="127.0.0.1", help="address both servers listen on")
     p.add_argument("--grpc-port", required=True, type=port)
     p.add_argument("--http-port", required=True, type=port)
@@ -92,8 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
         "and warm it up (TorchScript's profiling runs, each batch size) before it serves",
     )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    add_scheduling_flags(p)
-    return p
 
 
 def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
@@ -131,3 +138,104 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         log_level=ns.log_level,
         scheduling=scheduling,
     )
+
+
+# ---- shared mode: one process, many models ------------------------------------------------
+
+SHARED_FLAG = "--shared"
+
+
+@dataclass(frozen=True)
+class SharedWorkerConfig:
+    """A shared worker: no model at start; its agent loads and unloads them over the model
+    repository extension. Batching is off (each model runs one request per forward pass)."""
+
+    host: str
+    grpc_port: int
+    http_port: int
+    worker_id: str
+    region: str
+    torch_threads: int = 1
+    instances: int = 1
+    inline_max_ms: float = 0.5
+    shutdown_grace_s: float = 5.0
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    warmup: bool = True
+    log_level: str = "INFO"
+    memory_budget_bytes: int = 0  # 0: no budget
+    activity_file: Path | None = None
+
+
+def build_shared_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m workers.torch_worker --shared",
+        description="Serve many TorchScript models in one process over the Open Inference "
+        "Protocol v2 (gRPC and REST); models are loaded and unloaded through the model "
+        "repository extension (POST /v2/repository/models/NAME/load, RepositoryModelLoad).",
+    )
+    p.add_argument(
+        SHARED_FLAG,
+        action="store_true",
+        required=True,
+        help="serve the models the repository API loads (no --model-* flags); batching and "
+        "priority levels are off: each model runs one request per forward pass",
+    )
+    add_server_flags(p)
+    p.add_argument(
+        "--memory-budget-bytes",
+        type=non_negative_int,
+        default=0,
+        help="most memory the loaded models may hold together (each model's declared "
+        "memory_bytes, else what the process grew by when it loaded); a load past it unloads "
+        "the least recently used idle models first, or fails. 0 = no budget",
+    )
+    p.add_argument(
+        "--activity-file",
+        type=Path,
+        default=None,
+        help="file naming the model(s) being loaded or running their first forward pass, so "
+        "that the agent can tell which model took the process down if it crashes",
+    )
+    add_scheduling_flags(p)
+    return p
+
+
+def parse_shared_args(argv: Sequence[str]) -> SharedWorkerConfig:
+    """Parse a shared worker's flags; exits with status 2 naming the flag on bad input."""
+    parser = build_shared_parser()
+    ns = parser.parse_args(argv)
+    if ns.grpc_port == ns.http_port:
+        parser.error(f"--grpc-port and --http-port must differ (both {ns.grpc_port})")
+    scheduling = scheduling_from_args(parser, ns)
+    if scheduling.max_batch_size > 1 or scheduling.priority_levels > 0:
+        parser.error(
+            "--max-batch-size and --priority-levels: batching and priority levels are off in "
+            "shared mode (each model runs one request per forward pass)"
+        )
+    if ns.activity_file is not None and not ns.activity_file.parent.is_dir():
+        parser.error(f"--activity-file: no directory {ns.activity_file.parent}")
+    worker_id = ns.worker_id or f"shared-{socket.gethostname()}-{os.getpid()}"
+    return SharedWorkerConfig(
+        host=ns.host,
+        grpc_port=ns.grpc_port,
+        http_port=ns.http_port,
+        worker_id=worker_id,
+        region=ns.region,
+        torch_threads=ns.torch_threads,
+        instances=scheduling.instances,
+        inline_max_ms=ns.inline_max_ms,
+        shutdown_grace_s=ns.shutdown_grace_s,
+        max_message_bytes=ns.max_message_bytes,
+        warmup=ns.warmup,
+        log_level=ns.log_level,
+        memory_budget_bytes=ns.memory_budget_bytes,
+        activity_file=ns.activity_file,
+    )
+
+
+def parse_command_line(argv: Sequence[str] | None = None) -> WorkerConfig | SharedWorkerConfig:
+    """`--shared` (exactly) selects the shared worker's flags; else one model's (parse_args)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if SHARED_FLAG in args:
+        return parse_shared_args(args)
+    return parse_args(args)

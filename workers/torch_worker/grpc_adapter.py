@@ -1,4 +1,5 @@
-"""gRPC adapter: `inference.GRPCInferenceService` on grpc.aio, a thin layer over DataPlane.
+"""gRPC adapter: `inference.GRPCInferenceService` on grpc.aio, a thin layer over one model's
+DataPlane or a shared worker's ModelRepository (workers/torch_worker/backend.py).
 
 Replies use `raw_output_contents` when the request used `raw_input_contents` (what tritonclient
 sends and expects) and typed `contents` otherwise. Every reply, error or not, carries the worker's
@@ -19,15 +20,14 @@ from meshline.inference import grpc_service_pb2_grpc as pb_grpc
 from meshline.wire import PRINCIPAL_HEADER, PRIORITY_HEADER
 from workers.oip import codec, datatypes
 from workers.oip.errors import ErrorKind, InferenceError, InvalidInputError
+from workers.torch_worker.backend import InferenceBackend, RequestMetrics
 from workers.torch_worker.dataplane import (
-    DataPlane,
     InferenceRequest,
     InferenceResponse,
     InferInput,
 )
 from workers.torch_worker.health import HealthState
 from workers.torch_worker.identity import WorkerIdentity
-from workers.torch_worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ STATUS_CODES: dict[ErrorKind, grpc.StatusCode] = {
     ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
+    ErrorKind.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorKind.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 # The typed `InferTensorContents` field for each datatype (FP16 has none: raw only).
@@ -157,7 +159,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """The six OIP RPCs; errors become INVALID_ARGUMENT / NOT_FOUND / UNAVAILABLE / INTERNAL."""
 
     def __init__(
-        self, dataplane: DataPlane, metrics: WorkerMetrics, identity: WorkerIdentity
+        self, dataplane: InferenceBackend, metrics: RequestMetrics, identity: WorkerIdentity
     ) -> None:
         self._dp = dataplane
         self._metrics = metrics
@@ -216,7 +218,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.ModelInferResponse:
         principal = _metadata(context, PRINCIPAL_HEADER)
         try:
-            with self._metrics.track("grpc", principal):
+            with self._metrics.track("grpc", principal, request.model_name):
                 self._dp.resolve(request.model_name, request.model_version)
                 decoded, raw = decode_request(request)
                 if self._dp.priority_levels:

@@ -1,14 +1,18 @@
 """Prometheus metrics of inference requests (count, errors, latency, in flight) and of batching.
 
-A registry per worker (not the global one), so tests can build several in one process.
+A registry per worker (not the global one), so tests can build several in one process. Every
+series is labelled with its model and version: a worker serving one model (WorkerMetrics) and a
+shared worker serving many (SharedMetrics) write the same families, so readers (the agent's
+load figures) tell models apart by label either way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,36 +42,33 @@ class _ProtocolMetrics:
     latency: Any
 
 
-class WorkerMetrics:
-    """Request metrics, labelled by protocol (grpc/http) and the served model, and requests per
-    principal (the caller the entry gateway verified; bounded, see workers.oip.principals)."""
+class MetricFamilies:
+    """Every metric family of one worker, in its own registry (not the global one, so tests
+    can build several in one process); children are bound per model by ModelMetrics."""
 
-    content_type = CONTENT_TYPE_LATEST
-
-    def __init__(self, model: str, version: str) -> None:
+    def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._labels = {"model": model, "version": version}
         names = ["protocol", "model", "version"]
-        self._requests = Counter(
+        self.requests = Counter(
             "meshline_worker_requests",
             "Inference requests received.",
             names,
             registry=self.registry,
         )
-        self._errors = Counter(
+        self.errors = Counter(
             "meshline_worker_request_errors",
             "Inference requests that failed, by error kind.",
             [*names, "kind"],
             registry=self.registry,
         )
-        self._latency = Histogram(
+        self.latency = Histogram(
             "meshline_worker_request_duration_seconds",
             "Time from request decoded to response ready.",
             names,
             buckets=_BUCKETS,
             registry=self.registry,
         )
-        self._principal_requests = Counter(
+        self.principal_requests = Counter(
             "meshline_worker_principal_requests",
             "Inference requests received, by the caller the entry gateway verified "
             "(x-meshline-principal; 'anonymous' without one, 'other' past the first "
@@ -75,49 +76,62 @@ class WorkerMetrics:
             ["model", "version", "principal"],
             registry=self.registry,
         )
-        self._principal_labels = PrincipalLabels()
-        # Header value -> bound child: a dict lookup per request. Only admitted principals are
-        # kept, so it stays as small as the label set.
-        self._per_principal: dict[str | None, Any] = {}
-        self._in_flight_gauge = Gauge(
+        self.in_flight = Gauge(
             "meshline_worker_inflight_requests",
             "Inference requests being handled now.",
             ["model", "version"],
             registry=self.registry,
         )
-        self._in_flight = 0
-        batch_requests = Histogram(
+        self.batch_requests = Histogram(
             "meshline_worker_batch_requests",
             "Requests merged into one forward pass.",
             ["model", "version"],
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
-        batch_rows = Histogram(
+        self.batch_rows = Histogram(
             "meshline_worker_batch_rows",
             "Rows (first-dimension entries) in one forward pass.",
             ["model", "version"],
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
-        queued = Gauge(
+        self.queued = Gauge(
             "meshline_worker_queued_requests",
             "Requests waiting for a forward pass now.",
             ["model", "version"],
             registry=self.registry,
         )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class ModelMetrics:
+    """Request metrics of one model, labelled by protocol (grpc/http) and the model, and
+    requests per principal (the caller the entry gateway verified; bounded, see
+    workers.oip.principals)."""
+
+    def __init__(self, families: MetricFamilies, model: str, version: str) -> None:
+        self._families = families
+        self._labels = {"model": model, "version": version}
+        self._principal_labels = PrincipalLabels()
+        # Header value -> bound child: a dict lookup per request. Only admitted principals are
+        # kept, so it stays as small as the label set.
+        self._per_principal: dict[str | None, Any] = {}
+        self._in_flight = 0
         # Bound once: looking a labelled child up costs more than updating it, on every request.
         self._per_protocol = {
             protocol: _ProtocolMetrics(
-                requests=self._requests.labels(protocol=protocol, **self._labels),
-                latency=self._latency.labels(protocol=protocol, **self._labels),
+                requests=families.requests.labels(protocol=protocol, **self._labels),
+                latency=families.latency.labels(protocol=protocol, **self._labels),
             )
             for protocol in PROTOCOLS
         }
-        self._in_flight_child = self._in_flight_gauge.labels(**self._labels)
-        self._batch_requests = batch_requests.labels(**self._labels)
-        self._batch_rows = batch_rows.labels(**self._labels)
-        self._queued = queued.labels(**self._labels)
+        self._in_flight_child = families.in_flight.labels(**self._labels)
+        self._batch_requests = families.batch_requests.labels(**self._labels)
+        self._batch_rows = families.batch_rows.labels(**self._labels)
+        self._queued = families.queued.labels(**self._labels)
 
     @property
     def in_flight(self) -> int:
@@ -127,16 +141,17 @@ class WorkerMetrics:
         child = self._per_principal.get(principal)
         if child is None:
             label = self._principal_labels.label(principal)
-            child = self._principal_requests.labels(**self._labels, principal=label)
+            child = self._families.principal_requests.labels(**self._labels, principal=label)
             if label != OTHER:  # past the bound: looked up each time, never remembered
                 self._per_principal[principal] = child
         return child
 
     @contextmanager
-    def track(self, protocol: str, principal: str | None = None) -> Iterator[None]:
+    def track(self, protocol: str, principal: str | None = None, model: str = "") -> Iterator[None]:
         """Count one request around its handling; errors are counted by kind and re-raised.
 
-        `principal` is the x-meshline-principal header as received (None when absent).
+        `principal` is the x-meshline-principal header as received (None when absent); `model`
+        (the name the request gives) is not looked at: these metrics are bound to one model.
         """
         labels = {"protocol": protocol, **self._labels}
         bound = self._per_protocol[protocol]
@@ -148,13 +163,13 @@ class WorkerMetrics:
         try:
             yield
         except InferenceError as exc:
-            self._errors.labels(**labels, kind=exc.kind.value).inc()
+            self._families.errors.labels(**labels, kind=exc.kind.value).inc()
             raise
         except asyncio.CancelledError:
-            self._errors.labels(**labels, kind="cancelled").inc()
+            self._families.errors.labels(**labels, kind="cancelled").inc()
             raise
         except Exception:
-            self._errors.labels(**labels, kind="internal").inc()
+            self._families.errors.labels(**labels, kind="internal").inc()
             raise
         finally:
             bound.latency.observe(time.perf_counter() - start)
@@ -169,5 +184,74 @@ class WorkerMetrics:
     def set_queued(self, count: int) -> None:
         self._queued.set(count)
 
+
+class WorkerMetrics(ModelMetrics):
+    """The metrics of a worker serving one model: its families, bound to that model."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, model: str, version: str) -> None:
+        self.families = MetricFamilies()
+        self.registry = self.families.registry
+        super().__init__(self.families, model, version)
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return self.families.render()
+
+
+# The label of requests a shared worker counts for a model it has never been told about (the
+# name is the caller's text: it must not make a label of its own).
+UNKNOWN_MODEL = "(unknown)"
+
+
+class SharedMetrics:
+    """The metrics of a shared worker: the same families, bound per model it was told about
+    (children stay after an unload: counters never go back), plus each loaded model's memory."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.families = MetricFamilies()
+        self.registry = self.families.registry
+        self._models: dict[str, ModelMetrics] = {}
+        self._versions: dict[str, str] = {}
+        self._unknown = ModelMetrics(self.families, UNKNOWN_MODEL, "")
+        self._memory = Gauge(
+            "meshline_worker_model_memory_bytes",
+            "Memory a loaded model holds: its declared memory_bytes, else what the process "
+            "grew by when it loaded (at least its file's size).",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self._budget = Gauge(
+            "meshline_worker_memory_budget_bytes",
+            "The models' memory budget of this worker (0: none).",
+            registry=self.registry,
+        )
+
+    def bind(self, model: str, version: str) -> ModelMetrics:
+        """The metrics of `model` at `version` (the same object while the version stays)."""
+        if self._versions.get(model) != version:
+            self._models[model] = ModelMetrics(self.families, model, version)
+            self._versions[model] = version
+        return self._models[model]
+
+    def track(
+        self, protocol: str, principal: str | None = None, model: str = ""
+    ) -> AbstractContextManager[None]:
+        """Count one request under the model it names (see ModelMetrics.track)."""
+        return self._models.get(model, self._unknown).track(protocol, principal)
+
+    def set_memory(self, model: str, version: str, amount_bytes: int) -> None:
+        self._memory.labels(model=model, version=version).set(amount_bytes)
+
+    def forget_memory(self, model: str, version: str) -> None:
+        """The model no longer holds memory: its gauge goes (not to 0: it is not loaded)."""
+        with contextlib.suppress(KeyError):
+            self._memory.remove(model, version)
+
+    def set_budget(self, amount_bytes: int) -> None:
+        self._budget.set(amount_bytes)
+
+    def render(self) -> bytes:
+        return self.families.render()

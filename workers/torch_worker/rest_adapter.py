@@ -1,4 +1,5 @@
-"""REST adapter: the OIP `/v2` HTTP/JSON API on aiohttp, a thin layer over DataPlane.
+"""REST adapter: the OIP `/v2` HTTP/JSON API on aiohttp, a thin layer over one model's DataPlane
+or a shared worker's ModelRepository (workers/torch_worker/backend.py).
 
 Speaks the binary tensor extension exactly as tritonclient.http does: the body is a JSON header of
 `Inference-Header-Content-Length` bytes followed by raw tensors (`parameters.binary_data_size` per
@@ -19,15 +20,14 @@ from aiohttp import web
 from meshline.wire import PRINCIPAL_HEADER, PRIORITY_HEADER
 from workers.oip import codec
 from workers.oip.errors import ErrorKind, InferenceError, InvalidInputError
+from workers.torch_worker.backend import InferenceBackend, RequestMetrics
 from workers.torch_worker.dataplane import (
-    DataPlane,
     InferenceRequest,
     InferenceResponse,
     InferInput,
     ModelMetadata,
 )
 from workers.torch_worker.identity import WorkerIdentity
-from workers.torch_worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,9 @@ HTTP_STATUS: dict[ErrorKind, int] = {
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.UNAVAILABLE: 503,
     ErrorKind.INTERNAL: 500,
+    # google.rpc's mapping of the gRPC codes to HTTP
+    ErrorKind.RESOURCE_EXHAUSTED: 429,
+    ErrorKind.FAILED_PRECONDITION: 400,
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -240,7 +243,7 @@ def model_metadata_json(meta: ModelMetadata) -> dict[str, Any]:
 class RestHandlers:
     """aiohttp handlers; errors are raised as InferenceError and turned into JSON by middleware."""
 
-    def __init__(self, dataplane: DataPlane, metrics: WorkerMetrics) -> None:
+    def __init__(self, dataplane: InferenceBackend, metrics: RequestMetrics) -> None:
         self._dp = dataplane
         self._metrics = metrics
 
@@ -269,7 +272,7 @@ class RestHandlers:
 
     async def infer(self, request: web.Request) -> web.Response:
         name, version = _model_of(request)
-        with self._metrics.track("http", request.headers.get(PRINCIPAL_HEADER)):
+        with self._metrics.track("http", request.headers.get(PRINCIPAL_HEADER), name):
             self._dp.resolve(name, version)
             body = await request.read()
             decoded, encoding = decode_infer_request(
@@ -327,8 +330,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def build_rest_app(
-    dataplane: DataPlane,
-    metrics: WorkerMetrics,
+    dataplane: InferenceBackend,
+    metrics: RequestMetrics,
     identity: WorkerIdentity,
     max_message_bytes: int,
 ) -> web.Application:

@@ -70,7 +70,7 @@ async def serve(config: WorkerConfig, runtime: TorchRuntime) -> int:
         config.model_name,
         config.model_version,
         runtime,
-        _server_version(),
+        server_version(),
         policy=batch_policy(config),
         observer=metrics,
     )
@@ -171,7 +171,7 @@ def _describe(policy: BatchPolicy) -> str:
     return ", ".join(parts)
 
 
-def _server_version() -> str:
+def server_version() -> str:
     try:
         return importlib.metadata.version("meshline")
     except importlib.metadata.PackageNotFoundError:

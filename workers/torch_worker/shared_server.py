@@ -1,0 +1,121 @@
+"""Assemble and run a shared worker: no model at start, gRPC and REST on one asyncio loop, and
+the model repository extension through which its agent loads and unloads models.
+
+Listening means ready to be told what to load. On SIGTERM/SIGINT: health goes NOT_SERVING, no
+new request or load is admitted, requests in flight get `--shutdown-grace-s` to finish, and
+run() returns 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+
+from aiohttp import web
+
+from workers.torch_worker.activity import ActivityLog
+from workers.torch_worker.config import SharedWorkerConfig
+from workers.torch_worker.grpc_adapter import build_grpc_server
+from workers.torch_worker.grpc_repository import SharedInferenceServicer
+from workers.torch_worker.health import HealthState
+from workers.torch_worker.identity import WorkerIdentity
+from workers.torch_worker.main import STOP_SIGNALS
+from workers.torch_worker.metrics import SharedMetrics
+from workers.torch_worker.repository import ModelRepository, RepositorySettings
+from workers.torch_worker.rest_adapter import build_rest_app
+from workers.torch_worker.rest_repository import add_repository_routes
+from workers.torch_worker.server import server_version
+
+log = logging.getLogger("workers.torch_worker")
+
+
+def run(config: SharedWorkerConfig, stop_requested: Callable[[], bool] = lambda: False) -> int:
+    """Serve until a stop signal, drain; the exit status. Raises OSError (a port is taken)."""
+    if stop_requested():
+        log.info("stopped by a signal while starting")
+        return 0
+    busy: list[int] = []
+    status = asyncio.run(serve(config, busy))
+    if busy and busy[0]:
+        # A forward pass outlived the grace period; its thread cannot be interrupted and would
+        # block interpreter exit, so leave now.
+        log.warning("exiting with %d forward pass(es) still running", busy[0])
+        logging.shutdown()
+        os._exit(status)
+    return status
+
+
+def settings(config: SharedWorkerConfig) -> RepositorySettings:
+    return RepositorySettings(
+        server_version=server_version(),
+        torch_threads=config.torch_threads,
+        instances=config.instances,
+        inline_budget_s=config.inline_max_ms / 1000.0,
+        warmup=config.warmup,
+        memory_budget_bytes=config.memory_budget_bytes,
+    )
+
+
+async def serve(config: SharedWorkerConfig, busy: list[int]) -> int:
+    """Serve until a stop signal, then drain; `busy` gets the forward passes still running."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+
+    identity = WorkerIdentity(config.worker_id, config.region)
+    metrics = SharedMetrics()
+    health = HealthState()
+    repository = ModelRepository(
+        settings(config), metrics, health, ActivityLog(config.activity_file)
+    )
+    await health.set_serving()
+
+    grpc_server = build_grpc_server(
+        config.host,
+        config.grpc_port,
+        SharedInferenceServicer(repository, metrics, identity),
+        health,
+        config.max_message_bytes,
+    )
+    app = build_rest_app(repository, metrics, identity, config.max_message_bytes)
+    add_repository_routes(app, repository)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=config.shutdown_grace_s
+    )
+    await runner.setup()
+    try:
+        await grpc_server.start()
+        site = web.TCPSite(runner, config.host, config.http_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise OSError(
+                f"cannot listen for HTTP on {config.host}:{config.http_port}: {exc}"
+            ) from exc
+    except BaseException:
+        await grpc_server.stop(None)
+        await runner.cleanup()
+        raise
+    log.info(
+        "shared worker serving: grpc %s:%d, http %s:%d, region %s, memory budget %s; "
+        "batching is off (each model runs one request per forward pass)",
+        config.host,
+        config.grpc_port,
+        config.host,
+        config.http_port,
+        config.region,
+        config.memory_budget_bytes or "none",
+    )
+
+    await stop.wait()
+    log.info("stop signal: draining, grace %.1fs", config.shutdown_grace_s)
+    repository.start_draining()
+    await health.shutdown()
+    await asyncio.gather(grpc_server.stop(config.shutdown_grace_s), runner.cleanup())
+    repository.close()
+    busy.append(repository.busy)
+    log.info("stopped")
+    return 0
