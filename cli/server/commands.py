@@ -19,6 +19,7 @@ from cli.server.flags import (
     region_problem,
     removed_fact_flags_problem,
     setup_logging,
+    xds_protocol_problem,
 )
 from cli.server.oidc_flags import oidc_settings
 from meshline.bind import ip_literal_problem
@@ -294,6 +295,13 @@ def agent(
             "--tls-from-mesh-ca)"
         ),
     ] = None,
+    xds_protocol: Annotated[
+        str,
+        typer.Option(
+            help="How the gateway's Envoy fetches its configuration: sotw (state of the world, "
+            "the default) or delta (incremental: only what changed; see docs/architecture.md)"
+        ),
+    ] = "sotw",
     log_level: str = "info",
 ) -> None:
     """Run a region: its Envoy gateway and its workers, as the control plane asks.
@@ -302,7 +310,7 @@ def agent(
     $MESHLINE_JOIN_TOKEN or --join-token-file, never from its arguments. The region registers
     with the token's facts unless a Region of its name was applied.
     """
-    from workers.agent.config import AgentConfig
+    from workers.agent.config import AgentConfig, XdsProtocol
     from workers.agent.edge_tls import EdgeTlsError, edge_tls_settings
     from workers.agent.main import run_agent
 
@@ -319,6 +327,7 @@ def agent(
         or address_problem("--controlplane", controlplane)
         or ip_literal_problem("--admin-host", admin_host, wildcard_ok=True)
         or ip_literal_problem("--worker-host", worker_host, wildcard_ok=True)
+        or xds_protocol_problem(xds_protocol)
     )
     if problem:
         raise fail(problem)
@@ -347,6 +356,7 @@ def agent(
         admin_host=admin_host,
         worker_host=worker_host,
         standby_workers=standby_workers,
+        xds_protocol=XdsProtocol(xds_protocol),
         state_dir=state_dir or DEFAULT_STATE_DIR / "regions" / region,
     )
     asyncio.run(run_agent(config, token))
@@ -363,6 +373,13 @@ def up(
             "(clients trust <state-dir>/controlplane/edge-ca.crt); default: plain text"
         ),
     ] = False,
+    xds_protocol: Annotated[
+        str,
+        typer.Option(
+            help="How the gateways' Envoys fetch their configuration: sotw (state of the "
+            "world, the default) or delta (incremental)"
+        ),
+    ] = "sotw",
 ) -> None:
     """Start the control plane, one agent per region and the demo deployment; Ctrl-C stops all."""
     from cli.server.up import run_up
@@ -373,7 +390,9 @@ def up(
     for name in names:
         if problem := region_problem(name):
             raise fail(problem)
+    if problem := xds_protocol_problem(xds_protocol):
+        raise fail(problem)
     try:
-        run_up(names, state_dir, api_port, console, edge_tls=edge_tls)
+        run_up(names, state_dir, api_port, console, edge_tls=edge_tls, xds_protocol=xds_protocol)
     except RuntimeError as exc:
         raise fail(str(exc)) from None

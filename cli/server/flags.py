@@ -63,3 +63,16 @@ def duration_problem(flag: str, text: str) -> tuple[int, str | None]:
     if seconds <= 0:
         return 0, f"{flag}: must be more than 0 (e.g. 24h)"
     return seconds, None
+
+
+XDS_PROTOCOLS = ("sotw", "delta")
+
+
+def xds_protocol_problem(value: str) -> str | None:
+    """--xds-protocol names one of the ADS protocols Envoy is bootstrapped with."""
+    if value in XDS_PROTOCOLS:
+        return None
+    return (
+        f"--xds-protocol {value!r}: expected sotw (state of the world, the default) or delta "
+        "(incremental xDS)"
+    )

@@ -201,9 +201,10 @@ def run_up(
     console: Console,
     *,
     edge_tls: bool = False,
+    xds_protocol: str = "sotw",
 ) -> None:
     """`edge_tls`: every gateway serves clients TLS with a certificate of the control plane's
-    edge CA."""
+    edge CA. `xds_protocol`: each agent's --xds-protocol (sotw or delta)."""
     import yaml
 
     from workers.demo import build_mlp
@@ -271,6 +272,8 @@ def run_up(
                     "--ca-file",
                     str(ca),
                     *(["--tls-from-mesh-ca"] if edge_tls else []),
+                    "--xds-protocol",
+                    xds_protocol,
                 ],
                 env={JOIN_TOKEN_ENV: join_tokens[region]},
             )

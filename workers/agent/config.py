@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from pathlib import Path
 
 from meshline.bind import LOOPBACK, reachable_host
 from workers.agent.edge_tls import EdgeTlsSettings
+
+
+class XdsProtocol(enum.Enum):
+    """How the region's Envoy fetches its configuration over ADS (docs/architecture.md, xDS:
+    which to pick)."""
+
+    SOTW = "sotw"  # state of the world: every CDS/LDS update carries the whole set
+    DELTA = "delta"  # incremental: only what changed, resource by resource
+
+    @property
+    def api_type(self) -> str:
+        """The bootstrap's ads_config api_type."""
+        return "DELTA_GRPC" if self is XdsProtocol.DELTA else "GRPC"
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,7 @@ class AgentConfig:
     # Workers' gRPC, HTTP and metrics ports: only this region's Envoy, on this host, reaches them.
     worker_host: str = LOOPBACK
     envoy_binary: str = "envoy"
+    xds_protocol: XdsProtocol = XdsProtocol.SOTW
     envoy_log_level: str = "warn"
     # Envoy worker threads. The gateway needs a small fraction of the CPU the Python workers
     # need; on small machines extra Envoy threads only steal cores from the models.

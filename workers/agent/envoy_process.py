@@ -46,7 +46,8 @@ def render_bootstrap(config: AgentConfig, agent_id: str, admin_port: int, mesh_a
     """The admin interface binds `admin_host` (loopback unless the user exposed it), never the
     gateway's advertised host: it serves config_dump and /quitquitquit to whoever reaches it.
     ADS comes from the control plane's mesh port (`mesh_address`) over mTLS, with the region's
-    certificate from the agent's SDS file."""
+    certificate from the agent's SDS file, in the protocol the agent was told
+    (`xds_protocol`: state of the world or incremental)."""
     paths = IdentityPaths.of(config.state_dir)
     host, _, port = mesh_address.rpartition(":")
     template = Template(TEMPLATE_PATH.read_text())
@@ -61,6 +62,7 @@ def render_bootstrap(config: AgentConfig, agent_id: str, admin_port: int, mesh_a
         identity_sds_path=paths.envoy_sds.resolve(),
         mesh_ca_path=paths.ca.resolve(),
         controlplane_spiffe_id=CONTROLPLANE_SPIFFE_ID,
+        ads_api_type=config.xds_protocol.api_type,
     )
 
 
