@@ -135,7 +135,7 @@ async def test_a_change_sends_only_what_changed_and_removals_by_name(
     await client.ack(change)
     await _acked(cache, CLUSTER, change.system_version_info)
     assert set(cache.acked_resources(NODE, CLUSTER)) == {"a", "b"}
-    assert cache.acked_resources(NODE, CLUSTER)["b"].connect_timeout.seconds == 2  # type: ignore[attr-defined]
+    assert cache.acked_resources(NODE, CLUSTER)["b"].connect_timeout.seconds == 2
 
     # A burst that ends where Envoy is (b changed and changed back before the stream woke):
     # nothing to send, and the final version is answered at once.
@@ -171,7 +171,7 @@ async def test_a_rejected_resource_is_not_resent_until_it_changes(
     assert status.nack.version == bad.system_version_info == status.nack.snapshot_version
     assert status.nack.changed == {"a"}
     assert status.acked_version == good.system_version_info and not status.in_sync
-    assert cache.acked_resources(NODE, CLUSTER)["a"].connect_timeout.seconds == 1  # type: ignore[attr-defined]
+    assert cache.acked_resources(NODE, CLUSTER)["a"].connect_timeout.seconds == 1
 
     # Another cluster changes: only it is sent; a (rejected, unchanged) is not. That version
     # still holds the rejected a, so Envoy does not run it: answered as rejected, with the text.

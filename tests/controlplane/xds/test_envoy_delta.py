@@ -138,6 +138,7 @@ async def test_envoy_over_delta_adds_updates_removes_rejects_and_reconnects(
             broken[CLUSTER]["other"] = r.cluster("other", 3000)
             cache.set_resources(NODE, broken)
             other_version = cache.node_status(NODE).types[CLUSTER].snapshot_version
+            assert other_version is not None
             await eventually(
                 lambda: (
                     _counter(admin_port, "cluster_manager.cds.update_success") > accepted_before
