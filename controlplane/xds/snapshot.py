@@ -4,7 +4,7 @@ A snapshot holds, per type URL, the resources by name and a version. The version
 changes when its content changes (compared by a digest of the deterministic serialization), so an
 unchanged type never looks new to Envoy. Resources are copied and pre-packed into `Any` once when
 they enter the cache, so later mutation of the caller's messages cannot change what was sent and
-responses cost no serialization.
+responses cost no serialization; a resource whose bytes did not change keeps its earlier copy.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ class Resource:
     def version(self) -> str:
         """Delta xDS's per-resource version: a digest of the content, so the same content has
         the same version across control-plane restarts (a reconnecting Envoy's
-        initial_resource_versions then match) and any change gives a new one. Computed on
-        first use: state-of-the-world streams never pay for it."""
-        return hashlib.sha256(self.packed.value).hexdigest()[:32]
+        initial_resource_versions then match) and any change gives a new one (64 bits tell
+        one name's successive contents apart). Computed on first use: state-of-the-world
+        streams never pay for it."""
+        return hashlib.sha256(self.packed.value).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,13 @@ def build_type_snapshot(
     digest = digest_serialized(serialized.items())
     if previous is not None and previous.digest == digest:
         return previous
+    kept = previous.resources if previous is not None else {}
     resources: dict[str, Resource] = {}
     for name, data in sorted(serialized.items()):
+        same = kept.get(name)
+        if same is not None and same.packed.value == data:
+            resources[name] = same  # unchanged: no new copy (and delta's version is known)
+            continue
         copy = type(messages[name]).FromString(data)
         packed = any_pb2.Any(type_url=type_url, value=data)
         resources[name] = Resource(message=copy, packed=packed)
