@@ -9,15 +9,19 @@ Resources and versions:
 - Each resource's version is a digest of its content (`Resource.version`), the same across
   control-plane restarts. The stream keeps, per name, the version Envoy has or was sent
   (`offered`, in flight and rejected included) and the resources Envoy ACKed (`acked`). A
-  response carries the subscribed resources whose version differs from `offered` and, as
-  `removed_resources`, the offered names the snapshot no longer has. Nothing else is resent.
+  response carries the subscribed resources whose version differs from `offered` and, for a
+  wildcard subscription (CDS, LDS), the offered names the snapshot no longer has as
+  `removed_resources`. Nothing else is resent. For named subscriptions (EDS, RDS, SDS, ECDS)
+  absence means nothing, as in state of the world: Envoy keeps what a cluster or listener it
+  still has names, until it unsubscribes.
 - Subscriptions: the first request of a type with no names is a (legacy) wildcard
   subscription, as is `*`; otherwise the named resources. Unsubscribed names are forgotten;
   a name subscribed again is sent again (Envoy may have dropped its copy). Subscribed names
   that do not exist yet are remembered and sent once they appear.
 - The first request of a type on a stream lists what Envoy already has
-  (`initial_resource_versions`, after a reconnect): only what differs is sent, removed ones
-  as `removed_resources`. That first request is always answered, even with nothing in it,
+  (`initial_resource_versions`, after a reconnect): only what differs is sent (and, for a
+  wildcard subscription, what is gone as `removed_resources`); what it has at the version we
+  would send counts as ACKed. That first request is always answered, even with nothing in it,
   so an Envoy that waits for its first CDS or LDS finishes initialising.
 
 Requests:
@@ -270,13 +274,14 @@ class DeltaStreamState:
             diff = self._diff(type_url, ts, snap, snapshot)
             if not diff.sendable and not ts.force:
                 if diff.empty and ts.answered != snap.version:
-                    if ts.awaiting:
-                        if snap.version not in (ts.last.snapshot_version if ts.last else "",
-                                                *ts.covered):  # fmt: skip
-                            ts.covered.append(snap.version)
-                    else:
+                    if not ts.awaiting:
                         ts.answered = snap.version
                         answers.append(self._answer(ts, type_url, snap.version, snap.version))
+                    elif ts.last is not None and snap.version not in (
+                        ts.last.snapshot_version,
+                        *ts.covered,
+                    ):
+                        ts.covered.append(snap.version)  # answered with the response in flight
                 continue
             if ts.awaiting:
                 # Clusters/endpoints Envoy has not got yet: listeners and routes must not
