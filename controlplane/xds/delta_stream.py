@@ -272,6 +272,10 @@ class DeltaStreamState:
             if not ts.interested and not ts.force:
                 continue  # subscribed to nothing
             diff = self._diff(type_url, ts, snap, snapshot)
+            if diff.dissolved and not diff.sendable:
+                # The rejected resources went away with nothing of them to offer again (a
+                # named one the snapshot dropped): the rejection no longer stands.
+                _forget(ts, diff.dissolved, diff.updates)
             if not diff.sendable and not ts.force:
                 if diff.empty and ts.answered != snap.version:
                     if not ts.awaiting:
@@ -354,7 +358,7 @@ class DeltaStreamState:
         for name in diff.removals:
             del ts.offered[name]
         if diff.dissolved:
-            ts.rejections = [r for r in ts.rejections if r not in diff.dissolved]
+            _forget(ts, diff.dissolved, diff.updates)
         ts.last = _Sent(
             nonce=nonce,
             version=version,
@@ -446,6 +450,19 @@ def _subscribe(ts: _TypeState, request: DeltaRequest, *, first: bool) -> bool:
                 ts.offered.pop(name, None)
         ts.rejections = kept
     return bool(dropped)
+
+
+def _forget(
+    ts: _TypeState, dissolved: tuple[_Rejection, ...], updates: Mapping[str, Resource]
+) -> None:
+    """Drop rejections that no longer stand. Envoy never took their resources: one not sent
+    again now is no longer offered either, so it is sent if it comes back as it was."""
+    for rejection in dissolved:
+        for name, version in rejection.versions.items():
+            if name not in updates and ts.offered.get(name) == version:
+                del ts.offered[name]
+    ts.rejections = [r for r in ts.rejections if r not in dissolved]
+    ts.clean_for = None
 
 
 def _adopt(ts: _TypeState, snap: TypeSnapshot) -> None:

@@ -110,6 +110,34 @@ def test_a_version_without_a_response_still_carries_a_standing_rejection() -> No
     assert answer.snapshot_version == unrelated.types[ENDPOINT].version
 
 
+def test_a_rejection_no_longer_stands_once_the_snapshot_drops_the_resource() -> None:
+    """A named resource the snapshot drops is not removed from Envoy (it unsubscribes when its
+    cluster goes), but a rejection of it no longer concerns the new version."""
+    h = Harness()
+    h.state.on_request(h.request(ENDPOINT, ["a", "b"]))
+    snap = h.snapshot(assignments=[r.load_assignment("a")])
+    (good,) = h.state.plan(snap).responses
+    h.state.on_request(h.request(ENDPOINT, nonce=good.nonce))
+    with_b = h.snapshot(assignments=[r.load_assignment("a"), r.load_assignment("b")])
+    (bad,) = h.state.plan(with_b).responses
+    assert _names(bad) == {"b"}
+    h.state.on_request(h.request(ENDPOINT, nonce=bad.nonce, error="bad b"))
+
+    without_b = h.snapshot(assignments=[r.load_assignment("a", [9001])])
+    (only_a,) = h.state.plan(without_b).responses
+    assert _names(only_a) == {"a"} and not only_a.removed_resources
+    ack = h.state.on_request(h.request(ENDPOINT, nonce=only_a.nonce))
+    assert ack.answers[0].accepted
+    # And with nothing to send at all: answered as accepted at once.
+    h.state.on_request(h.request(ENDPOINT, nonce=only_a.nonce))
+    h.snapshot(assignments=[r.load_assignment("a", [9001]), r.load_assignment("b")])
+    (bad_again,) = h.state.plan(h.cache.snapshot(NODE)).responses
+    h.state.on_request(h.request(ENDPOINT, nonce=bad_again.nonce, error="bad b"))
+    dropped = h.snapshot(assignments=[r.load_assignment("a", [9001])])
+    plan = h.state.plan(dropped)
+    assert plan.responses == () and plan.answers[0].accepted
+
+
 def test_unsubscribing_one_of_a_rejected_pair_offers_the_other_again() -> None:
     h = Harness()
     snap = h.snapshot(assignments=[r.load_assignment("a"), r.load_assignment("b")])
