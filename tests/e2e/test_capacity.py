@@ -46,8 +46,7 @@ def _region(dep: resources_pb2.Deployment, name: str) -> resources_pb2.RegionDep
 
 
 def _delete(mesh: Mesh, *names: str) -> None:
-    for name in names:
-        mesh.deployments.DeleteDeployment(api_pb2.DeleteDeploymentRequest(name=name), timeout=30)
+    mesh.delete_deployments(names)
 
 
 def _set_budget(mesh: Mesh, region: str, budget: str) -> None:
@@ -209,7 +208,7 @@ def test_many_serverless_deployments_start_nothing_and_each_answers_its_first_ca
     mesh: Mesh, models: dict[str, Path]
 ) -> None:
     names = [f"many-{i:03d}" for i in range(MANY)]
-    mesh.apply(_many_yaml(models["v1"], names))
+    mesh.apply(_many_yaml(models["v1"], names), timeout_s=120)
     try:
 
         def all_at_zero() -> bool:

@@ -131,20 +131,32 @@ class Mesh:
     def key(self, name: str) -> resources_pb2.ApiKey:
         return self.keys.GetKey(api_pb2.GetKeyRequest(name=name), timeout=10).key
 
-    def apply(self, text: str, dry_run: bool = False) -> api_pb2.ApplyResponse:
+    def apply(
+        self, text: str, dry_run: bool = False, timeout_s: float = 30
+    ) -> api_pb2.ApplyResponse:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
         resources = [parse_resource_document(d, "<test>", i) for i, d in enumerate(docs)]
-        return self.apply_resources(resources, dry_run)
+        return self.apply_resources(resources, dry_run, timeout_s)
 
     def apply_resources(
-        self, resources: Sequence[api_pb2.Resource], dry_run: bool = False
+        self, resources: Sequence[api_pb2.Resource], dry_run: bool = False, timeout_s: float = 30
     ) -> api_pb2.ApplyResponse:
         """Apply resources as they are (e.g. a spec read back with `region`, to restore it)."""
         stub = api_pb2_grpc.ApplyServiceStub(self._channel())
         reply: api_pb2.ApplyResponse = stub.Apply(
-            api_pb2.ApplyRequest(resources=resources, dry_run=dry_run), timeout=30
+            api_pb2.ApplyRequest(resources=resources, dry_run=dry_run), timeout=timeout_s
         )
         return reply
+
+    def delete_deployments(self, names: Sequence[str], environment: str = "production") -> None:
+        """All at once, in one change (as `meshline delete -f` does): one rebuild, not one per
+        deployment; those already gone are fine."""
+        targets = [
+            api_pb2.ResourceRef(kind="Deployment", name=name, environment=environment)
+            for name in names
+        ]
+        stub = api_pb2_grpc.ApplyServiceStub(self._channel())
+        stub.Delete(api_pb2.DeleteRequest(targets=targets, ignore_not_found=True), timeout=60)
 
     def deployment(self, name: str, environment: str = "production") -> resources_pb2.Deployment:
         reply = self.deployments.GetDeployment(
