@@ -170,6 +170,26 @@ def test_an_idle_worker_is_stopped_least_recently_used_first_to_make_room_cuttin
         _delete(mesh, "steady", "early", "late")
 
 
+def test_a_request_for_a_deployment_without_room_is_told_why_at_its_cold_start_timeout(
+    mesh: Mesh, models: dict[str, Path], budget_restored: None
+) -> None:
+    _set_budget(mesh, "eu", "1Mi")
+    scaling = "{min_replicas: 0, max_replicas: 1, cold_start_timeout: 2}"
+    mesh.apply(deployment_yaml("roomless", {"v1": models["v1"]}, "v1", ["eu"], scaling=scaling))
+    try:
+        mesh.wait_ready("roomless")  # at zero: Ready, nothing runs
+        with pytest.raises(grpc.RpcError) as caught:
+            _infer(mesh, "eu", "roomless")
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        details = caught.value.details() or ""
+        assert "deployment 'roomless'" in details and "cold_start_timeout 2 s" in details
+        assert "region 'eu' has 1 MiB free of its 1 MiB memory budget" in details, details
+        assert not mesh.worker_pids("eu", "roomless")
+        assert "memory budget" in mesh.deployment("roomless").status.message
+    finally:
+        _delete(mesh, "roomless")
+
+
 def _many_yaml(path: Path, names: list[str]) -> str:
     head = f"""\
 kind: Environment
