@@ -40,6 +40,9 @@ class WakeProblem:
 
     reason: str
     user_must_act: bool = False
+    # The region has no room for the worker (memory budget, max_replicas): it starts once
+    # there is, not by itself.
+    waits_for_room: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,11 +148,12 @@ class Activator:
         environment, deployment, _, region = target.key
         problem = self._problems.get(target.key, WakeProblem(""))
         why = f": {problem.reason}" if problem.reason else ": its worker is still starting"
-        then = (
-            f"; a user must act (meshline get deployment {deployment} -e {environment})"
-            if problem.user_must_act
-            else "; it keeps starting, retry shortly"
-        )
+        if problem.user_must_act:
+            then = f"; a user must act (meshline get deployment {deployment} -e {environment})"
+        elif problem.waits_for_room:
+            then = "; it starts once the region has room, retry later"
+        else:
+            then = "; it keeps starting, retry shortly"
         return (
             f"deployment '{deployment}' (environment '{environment}') had no ready worker in "
             f"region '{region}' after a {waited:.1f} s cold start (cold_start_timeout "

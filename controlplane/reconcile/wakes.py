@@ -45,7 +45,9 @@ def wake_problem(scale: RegionScale, signal: LoadSignal) -> WakeProblem:
     """What the activator tells a held request about the wake it waits for."""
     if scale.failed is not None:
         return WakeProblem(scale.failed.describe(), user_must_act=True)
-    return WakeProblem(scale.problem or signal.problem)
+    if scale.problem:
+        return WakeProblem(scale.problem, waits_for_room=True)
+    return WakeProblem(signal.problem)
 
 
 def hold_targets(network: NetworkIR, plan: NetworkPlan) -> dict[HoldSite, HoldTarget]:

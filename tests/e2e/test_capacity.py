@@ -184,6 +184,7 @@ def test_a_request_for_a_deployment_without_room_is_told_why_at_its_cold_start_t
         details = caught.value.details() or ""
         assert "deployment 'roomless'" in details and "cold_start_timeout 2 s" in details
         assert "region 'eu' has 1 MiB free of its 1 MiB memory budget" in details, details
+        assert details.endswith("it starts once the region has room, retry later"), details
         assert not mesh.worker_pids("eu", "roomless")
         assert "memory budget" in mesh.deployment("roomless").status.message
     finally:

@@ -362,3 +362,17 @@ async def test_both_listeners_serve_the_control_planes_renewed_certificate(
         assert await served_serial(server.http_port, tmp_path) == renewed
     finally:
         await server.stop()
+
+
+async def test_a_wake_waiting_for_room_says_it_starts_once_there_is_room(served: Served) -> None:
+    served.world.timeout_s = 0.2
+    full = WakeProblem(
+        "region 'eu' has 0 MiB free of its 1.0 GiB memory budget", waits_for_room=True
+    )
+    served.activator.update(lambda gateway, key: False, {KEY: full})
+    error = await grpc_call(served.server, HEADERS)
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert error.details().endswith(
+        "region 'eu' has 0 MiB free of its 1.0 GiB memory budget; it starts once the region "
+        "has room, retry later"
+    ), error.details()

@@ -110,9 +110,9 @@ def test_wake_problem_says_when_a_user_must_act() -> None:
     failed = wake_problem(RegionScale(0, cold=True, failed=crashed), LoadSignal(problem="x"))
     assert failed.user_must_act and "exited with code 1" in failed.reason
     full = wake_problem(RegionScale(0, cold=True, problem="no capacity"), LoadSignal())
-    assert not full.user_must_act and full.reason == "no capacity"
+    assert not full.user_must_act and full.reason == "no capacity" and full.waits_for_room
     starting = wake_problem(RegionScale(1, cold=True), LoadSignal(problem="loading"))
-    assert starting.reason == "loading"
+    assert starting.reason == "loading" and not starting.waits_for_room
 
 
 EU_WAKE = HoldTarget(PlacedTrackKey("production", "d", "", "eu"), 30.0)
