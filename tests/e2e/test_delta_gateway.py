@@ -70,13 +70,13 @@ def _not_found(mesh: Mesh, region: str, name: str, batch: np.ndarray) -> bool:
 def test_a_deployment_is_added_updated_and_removed_through_a_delta_gateway(
     mesh: Mesh, models: dict[str, Path]
 ) -> None:
-    assert _ads_api_type(mesh, DELTA) == "DELTA_GRPC"
-    assert _ads_api_type(mesh, SOTW) == "GRPC"
     batch = np.random.default_rng(5).standard_normal((2, 784)).astype(np.float32)
     name = "d-serve"
     try:
         mesh.apply(deployment_yaml(name, models, "v1", [DELTA, SOTW]))
-        mesh.wait_ready(name)
+        mesh.wait_ready(name)  # each region's Envoy ACKed it: both are up
+        assert _ads_api_type(mesh, DELTA) == "DELTA_GRPC"
+        assert _ads_api_type(mesh, SOTW) == "GRPC"
         v1 = local_torch(models["v1"], torch.from_numpy(batch)).numpy()
         for region in (DELTA, SOTW):
             got = rest_infer(mesh.gateway(region), name, batch)
