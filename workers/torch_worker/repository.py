@@ -425,6 +425,8 @@ class ModelRepository:
         finally:
             entry.replacing = False
         old = entry.loaded
+        self._tick += 1  # a load counts as a use: a model just loaded is not the first to go
+        loaded.last_used = self._tick
         entry.config, entry.loaded = config, loaded
         entry.phase, entry.reason = ModelPhase.READY, ""
         self._metrics.set_memory(name, config.version, loaded.footprint_bytes)
