@@ -26,7 +26,7 @@ from tests.controlplane.conftest import EPOCH
 from tests.controlplane.xds import resources as r
 from tests.controlplane.xds.ads_client import eventually
 from tests.controlplane.xds.test_envoy_ads import BOOTSTRAP, ENVOY, NODE, SERVED, _broken_cluster
-from tests.harness.processes import free_port, managed, port_open
+from tests.harness.processes import ManagedProcess, free_port, managed, port_open
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,6 +46,20 @@ def _envoy_args(config: Path) -> list[str]:
 def _cds_updates(log: str) -> list[tuple[int, int]]:
     """(added, removed) of each CDS update Envoy accepted, oldest first."""
     return [(int(added), int(removed)) for added, removed in ACCEPTED.findall(log)]
+
+
+async def _logged(envoy: ManagedProcess, updates: list[tuple[int, int]], last: int = 0) -> None:
+    """Envoy's log shows exactly these CDS updates (the last `last` of them, if given); the
+    line may reach the file a moment after the ACK."""
+
+    def shown() -> bool:
+        found = _cds_updates(envoy.log())
+        return (found[-last:] if last else found) == updates
+
+    try:
+        await eventually(shown, f"CDS updates {updates} in Envoy's log")
+    except TimeoutError:
+        raise AssertionError(f"Envoy logged CDS updates {_cds_updates(envoy.log())}") from None
 
 
 @asynccontextmanager
@@ -110,7 +124,7 @@ async def test_envoy_over_delta_adds_updates_removes_rejects_and_reconnects(
             await eventually(lambda: port_open(host, listen_port), "the listener serves")
             first = _cluster_versions(admin_port)
             assert set(first) == {"svc", "other"}
-            assert _cds_updates(envoy.log()) == [(2, 0)]
+            await _logged(envoy, [(2, 0)])
 
             # An update: only the changed cluster is sent, and the re-created cluster warms at
             # once (its endpoints follow it; Envoy's own fetch would wait 15 s).
@@ -118,7 +132,7 @@ async def test_envoy_over_delta_adds_updates_removes_rejects_and_reconnects(
             await eventually(lambda: _in_sync(cache), "the update is ACKed", timeout_s=10)
             updated = _cluster_versions(admin_port)
             assert updated["svc"] == first["svc"] and updated["other"] != first["other"]
-            assert _cds_updates(envoy.log()) == [(2, 0), (1, 0)]
+            await _logged(envoy, [(2, 0), (1, 0)])
 
             # A cluster Envoy rejects: NACKed with Envoy's text; not sent again when another
             # cluster changes (Envoy counts one rejection only); the NACK stands meanwhile.
@@ -170,7 +184,7 @@ async def test_envoy_over_delta_adds_updates_removes_rejects_and_reconnects(
                 lambda: set(cache.acked_resources(NODE, ENDPOINT)) == {"svc2", "other"},
                 "Envoy drops the removed cluster's endpoints",
             )
-            assert _cds_updates(envoy.log())[-2:] == [(1, 0), (0, 1)]
+            await _logged(envoy, [(1, 0), (0, 1)], last=2)
 
 
 async def test_envoy_reconnecting_to_a_restarted_control_plane_gets_only_what_differs(
@@ -189,7 +203,7 @@ async def test_envoy_reconnecting_to_a_restarted_control_plane_gets_only_what_di
             await eventually(lambda: _in_sync(cache), "Envoy ACKs every type", timeout_s=30)
             before = _cluster_versions(admin_port)
             assert set(before) == {"a", "b", "c"}
-            assert _cds_updates(envoy.log()) == [(3, 0)]
+            await _logged(envoy, [(3, 0)])
 
         # The control plane restarts (a new epoch) while b changed and c went away. Envoy
         # keeps serving meanwhile, reconnects, and lists what it has.
@@ -202,7 +216,7 @@ async def test_envoy_reconnecting_to_a_restarted_control_plane_gets_only_what_di
             assert set(after) == {"a", "b"}
             assert after["a"] == before["a"] and after["b"] != before["b"]
             # b came again, c went, a (unchanged) was not sent.
-            assert _cds_updates(envoy.log()) == [(3, 0), (1, 1)]
+            await _logged(envoy, [(3, 0), (1, 1)])
             assert set(restarted.acked_resources(NODE, CLUSTER)) == {"a", "b"}
             for type_url in (LISTENER, ROUTE):
                 assert restarted.node_status(NODE).types[type_url].in_sync
