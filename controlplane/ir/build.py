@@ -8,7 +8,8 @@ failover target only while its agent is connected.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controlplane.ir import names
@@ -145,6 +146,7 @@ def build_network(
     known_regions: Iterable[str] = (),
     peer_plaintext: bool = False,
     edge: Mapping[str, EdgeTls] | None = None,
+    memo: RouteMemo | None = None,
 ) -> NetworkIR:
     """One GatewayIR per region with a gateway; a route on it for every deployment it can reach.
 
@@ -160,28 +162,43 @@ def build_network(
     `leaving`: regions a placement change moves a deployment away from that keep serving it
     until the new placement does (controlplane/moves.py): their own gateway still prefers its
     workers, every other gateway has them as its last tiers.
+
+    `memo`: the routes of an earlier call (`RouteMemo`): a deployment whose inputs did not
+    change keeps its route object, so a large network is rebuilt at the cost of what changed
+    (and the translate stage sees the same objects).
     """
     certificates = tls or {}
     # Forwarded to: gateways with a peer listener.
     reachable = {region: address for region, address in gateways.items() if address.peer}
     known = sorted({*known_regions, *gateways})
+    cold = cold or ColdRegions()
+    memo = memo if memo is not None else RouteMemo()
+    memo.begin(regions, reachable, cold.activator)
+    facts = _DeploymentFacts.index(workers, offload or {}, cold, leaving or {})
+    ordered = sorted(deployments, key=lambda d: (d.environment, d.name))
     result = []
     for region in sorted(gateways):
         address = gateways[region]
         own = certificates.get(region)
         identity = None if peer_plaintext else own
-        waking = _gateway_activator(cold or ColdRegions(), address, identity)
+        waking = _gateway_activator(cold, address, identity)
         routes = []
-        for dep in sorted(deployments, key=lambda d: (d.environment, d.name)):
-            route = _route(
+        for dep in ordered:
+            route = memo.route(
                 region,
                 dep,
-                regions,
-                reachable,
-                workers,
-                offload or {},
-                waking,
-                (leaving or {}).get(dep.key, ()),
+                facts.of(dep, region, waking.activator),
+                functools.partial(
+                    _route,
+                    region,
+                    dep,
+                    regions,
+                    reachable,
+                    workers,
+                    offload or {},
+                    waking,
+                    (leaving or {}).get(dep.key, ()),
+                ),
             )
             if route is not None:
                 routes.append(route)
@@ -204,7 +221,162 @@ def build_network(
                 edge=(edge or {}).get(region),
             )
         )
+    memo.end()
     return NetworkIR(gateways=tuple(result))
+
+
+# What `_route` reads of one worker report (a report's counters and memory change all the
+# time and route nothing).
+_WorkerFacts = tuple[str, str, str, str, int, bool]
+
+
+@dataclass(frozen=True)
+class _RouteInputs:
+    """What `_route` reads for one deployment on one gateway besides the deployment itself
+    and the network-wide inputs (regions, reachable gateways, the activator)."""
+
+    workers: tuple[tuple[str, tuple[_WorkerFacts, ...]], ...]  # by region
+    offload: int
+    cold: frozenset[PlacedTrackKey]
+    leaving: tuple[str, ...]
+    activator: Endpoint | None
+
+
+@dataclass(frozen=True)
+class _DeploymentFacts:
+    """The per-deployment inputs of one `build_network` call, indexed once by deployment."""
+
+    workers: Mapping[DeploymentKey, tuple[tuple[str, tuple[_WorkerFacts, ...]], ...]]
+    offload: Mapping[PlacedDeploymentKey, int]
+    cold: Mapping[DeploymentKey, frozenset[PlacedTrackKey]]
+    leaving: Mapping[DeploymentKey, tuple[str, ...]]
+
+    @staticmethod
+    def index(
+        workers: Mapping[str, Sequence[agent_pb2.WorkerReport]],
+        offload: Mapping[PlacedDeploymentKey, int],
+        cold: ColdRegions,
+        leaving: Mapping[DeploymentKey, tuple[str, ...]],
+    ) -> _DeploymentFacts:
+        by_deployment: dict[DeploymentKey, dict[str, list[_WorkerFacts]]] = {}
+        for region in sorted(workers):
+            for r in workers[region]:
+                facts = (r.track, r.worker_id, r.grpc_address, r.http_address, r.state)
+                by_deployment.setdefault(DeploymentKey(r.environment, r.deployment), {}).setdefault(
+                    region, []
+                ).append((*facts, r.gateway_routable))
+        colds: dict[DeploymentKey, set[PlacedTrackKey]] = {}
+        for key in cold.cold:
+            colds.setdefault(DeploymentKey(key[0], key[1]), set()).add(key)
+        return _DeploymentFacts(
+            {
+                key: tuple((region, tuple(found)) for region, found in regions.items())
+                for key, regions in by_deployment.items()
+            },
+            offload,
+            {key: frozenset(keys) for key, keys in colds.items()},
+            leaving,
+        )
+
+    def of(self, dep: ResolvedDeployment, region: str, activator: Endpoint | None) -> _RouteInputs:
+        key = dep.key
+        return _RouteInputs(
+            self.workers.get(key, ()),
+            self.offload.get(PlacedDeploymentKey(dep.environment, dep.name, region), 0),
+            self.cold.get(key, frozenset()),
+            self.leaving.get(key, ()),
+            activator,
+        )
+
+
+@dataclass
+class _Remembered:
+    deployment: ResolvedDeployment
+    routes: dict[str, tuple[_RouteInputs, DeploymentRoute | None]]
+
+
+# What `_route` reads of a resolved deployment besides its placement's regions.
+_ROUTED_FIELDS = (
+    "name",
+    "environment",
+    "tracks",
+    "routing",
+    "failover",
+    "offload",
+    "deactivated",
+    "access",
+    "rate",
+)
+
+
+def _routed_alike(a: ResolvedDeployment, b: ResolvedDeployment) -> bool:
+    """Equal in everything `_route` reads (not in how the placement came about: its sourced
+    policies compare by identity, and a new plan makes new ones)."""
+    return a is b or (
+        a.placement.regions == b.placement.regions
+        and all(getattr(a, name) == getattr(b, name) for name in _ROUTED_FIELDS)
+    )
+
+
+class RouteMemo:
+    """Each deployment's route on each gateway from the last `build_network` call, with what
+    it was made from. Forgotten whole when a network-wide input changes (a region's facts,
+    where a gateway listens, the activator); a deployment gone from the network is forgotten
+    at the end of the call."""
+
+    def __init__(self) -> None:
+        self._network: object = None
+        self._remembered: dict[DeploymentKey, _Remembered] = {}
+        self._seen: set[DeploymentKey] = set()
+        # Routes made by the last call (the rest were kept): for tests and the benchmark.
+        self.made = 0
+
+    def begin(
+        self,
+        regions: Mapping[str, Region],
+        reachable: Mapping[str, GatewayAddress],
+        activator: Endpoint | None,
+    ) -> None:
+        network = (
+            tuple(
+                (name, regions[name].SerializeToString(deterministic=True))
+                for name in sorted(regions)
+            ),
+            tuple(sorted(reachable.items())),
+            activator,
+        )
+        if network != self._network:
+            self._network = network
+            self._remembered = {}
+        self._seen = set()
+        self.made = 0
+
+    def route(
+        self,
+        region: str,
+        dep: ResolvedDeployment,
+        inputs: _RouteInputs,
+        make: Callable[[], DeploymentRoute | None],
+    ) -> DeploymentRoute | None:
+        key = dep.key
+        remembered = self._remembered.get(key)
+        if remembered is None or (
+            key not in self._seen and not _routed_alike(remembered.deployment, dep)
+        ):
+            remembered = self._remembered[key] = _Remembered(dep, {})
+        remembered.deployment = dep
+        self._seen.add(key)
+        known = remembered.routes.get(region)
+        if known is not None and known[0] == inputs:
+            return known[1]
+        route = make()
+        self.made += 1
+        remembered.routes[region] = (inputs, route)
+        return route
+
+    def end(self) -> None:
+        for key in set(self._remembered) - self._seen:
+            del self._remembered[key]
 
 
 def _route(

@@ -19,7 +19,7 @@ from controlplane.activator import Activator, HoldRequest, HoldTarget
 from controlplane.agents.registry import AgentRegistry, AgentSession
 from controlplane.autoscale import Autoscaler, LoadSignal, load_signals
 from controlplane.autoscale.admission import RegionBudget
-from controlplane.ir.build import ColdRegions, GatewayAddress, build_network
+from controlplane.ir.build import ColdRegions, GatewayAddress, RouteMemo, build_network
 from controlplane.ir.index import ClusterIndex
 from controlplane.ir.model import Endpoint, PublicKey
 from controlplane.moves import MoveTracker
@@ -88,6 +88,8 @@ class Reconciler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.configs = GatewayConfigs(cache, store, wake=self._trigger_threadsafe)
         self.state = NetworkState()
+        # Every deployment's route per gateway from the last rebuild: unchanged ones are kept.
+        self._routes = RouteMemo()
         self.offload = OffloadController()
         self.moves = MoveTracker()
         self.autoscaler = autoscaler or Autoscaler()
@@ -221,6 +223,7 @@ class Reconciler:
             edge=self.identities.edge_tls(
                 {r: s.hello.edge_tls for r, s in sessions.items()}, _now()
             ),
+            memo=self._routes,
         )
         plan.state.clusters = ClusterIndex.of(network)
         plan.state.holds = hold_targets(network, plan)

@@ -19,8 +19,10 @@ else. Inside a virtual host the per-deployment routes come first, then the catch
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypeAlias
 
 from envoy.config.route.v3 import route_components_pb2, route_pb2
@@ -43,6 +45,7 @@ from controlplane.translate import (
 from controlplane.translate.clusters import READY_PATH
 from controlplane.translate.pb import duration, uint32
 from controlplane.translate.retries import retry_policy
+from controlplane.translate.wire_format import length_delimited
 from meshline import jwk, wire
 
 Route: TypeAlias = route_components_pb2.Route
@@ -79,42 +82,173 @@ class _Form:
         return match
 
 
-def build_route_configuration(gateway: GatewayIR) -> route_pb2.RouteConfiguration:
-    deployments = sorted(gateway.routes, key=lambda r: r.name)
+@dataclass(frozen=True)
+class RouteParts:
+    """One deployment's share of its gateway's route tables, made once per deployment IR: its
+    `:authority` virtual host, its routes in the public table's default virtual host (the
+    header forms, then the path forms: each group goes in deployment order), and its routes in
+    the peer table. Read-only: tables copy them."""
+
+    authority_host: route_components_pb2.VirtualHost
+    header_routes: tuple[Route, ...]
+    path_routes: tuple[Route, ...]
+    hop_routes: tuple[Route, ...] = ()
+
+    @cached_property
+    def wire(self) -> PartsWire:
+        """The parts serialized once, as the repeated fields they become in the tables."""
+        return PartsWire(
+            authority_host=length_delimited(
+                VIRTUAL_HOSTS_FIELD, self.authority_host.SerializeToString(deterministic=True)
+            ),
+            header_routes=routes_wire(self.header_routes),
+            path_routes=routes_wire(self.path_routes),
+            hop_routes=routes_wire(self.hop_routes),
+        )
+
+
+VIRTUAL_HOSTS_FIELD = route_pb2.RouteConfiguration.DESCRIPTOR.fields_by_name["virtual_hosts"].number
+ROUTES_FIELD = route_components_pb2.VirtualHost.DESCRIPTOR.fields_by_name["routes"].number
+
+
+def routes_wire(routes: Iterable[Route]) -> bytes:
+    """`routes` as the `routes` entries of a virtual host, in wire form."""
+    return b"".join(
+        length_delimited(ROUTES_FIELD, r.SerializeToString(deterministic=True)) for r in routes
+    )
+
+
+@dataclass(frozen=True)
+class PartsWire:
+    """A deployment's `RouteParts` in wire form: its `:authority` virtual host as an entry of
+    the public table's `virtual_hosts`, its routes as entries of a virtual host's `routes`."""
+
+    authority_host: bytes
+    header_routes: bytes
+    path_routes: bytes
+    hop_routes: bytes
+
+    @cached_property
+    def digest(self) -> bytes:
+        h = hashlib.sha256()
+        for chunk in (self.authority_host, self.header_routes, self.path_routes, self.hop_routes):
+            h.update(len(chunk).to_bytes(8, "big"))
+            h.update(chunk)
+        return h.digest()
+
+
+def deployment_route_parts(
+    deployment: DeploymentRoute, region: str, *, peer: bool = True
+) -> RouteParts:
+    """Everything `deployment` adds to the route tables of `region`'s gateway (`peer`: that
+    gateway has a peer listener, so its routes for forwarded requests too)."""
+    header_routes = [
+        route
+        for form in _header_forms(deployment)
+        for route in _deployment_routes(deployment, form, region)
+    ]
+    path_routes = [
+        route
+        for form in _path_forms(deployment)
+        for route in _deployment_routes(deployment, form, region)
+    ]
+    return RouteParts(
+        authority_host=_authority_virtual_host(deployment, region),
+        header_routes=tuple(header_routes),
+        path_routes=tuple(path_routes),
+        hop_routes=tuple(_hop_routes(deployment, region)) if peer else (),
+    )
+
+
+def gateway_route_parts(gateway: GatewayIR) -> list[RouteParts]:
+    """The parts of every route of `gateway`, in the tables' order (by route name)."""
+    peer = bool(gateway.peer.port)
+    return [
+        deployment_route_parts(d, gateway.region, peer=peer)
+        for d in sorted(gateway.routes, key=lambda r: r.name)
+    ]
+
+
+@dataclass(frozen=True)
+class TableFrame:
+    """A route table without its deployments: the table's own fields (no virtual host), and
+    its default virtual host (no route) with the routes that come before and after the
+    deployments' routes there. The public table also holds each deployment's `:authority`
+    virtual host, ahead of the default one."""
+
+    config: route_pb2.RouteConfiguration
+    default_host: route_components_pb2.VirtualHost
+    first: tuple[Route, ...]
+    last: tuple[Route, ...]
+
+
+def public_frame(gateway: GatewayIR) -> TableFrame:
     config = route_pb2.RouteConfiguration(name=gateway.route_config_name)
     # Every answer says where the request entered; workers add where it was served.
     config.response_headers_to_add.append(
         responses.response_header(wire.ENTRY_REGION_HEADER, gateway.region)
     )
-    config.virtual_hosts.extend(_authority_virtual_host(d, gateway) for d in deployments)
-    default = config.virtual_hosts.add(name=DEFAULT_VIRTUAL_HOST, domains=["*"])
-    default.routes.extend(_health_routes())
-    for deployment in deployments:
-        for form in _header_forms(deployment):
-            default.routes.extend(_deployment_routes(deployment, form, gateway))
-    for deployment in deployments:
-        for form in _path_forms(deployment):
-            default.routes.extend(_deployment_routes(deployment, form, gateway))
-    default.routes.extend(_catch_all_routes())
+    return TableFrame(
+        config,
+        route_components_pb2.VirtualHost(name=DEFAULT_VIRTUAL_HOST, domains=["*"]),
+        tuple(_health_routes()),
+        tuple(_catch_all_routes()),
+    )
+
+
+def peer_frame(gateway: GatewayIR) -> TableFrame:
+    # No entry-region header here: the entry gateway sets it on the way back.
+    return TableFrame(
+        route_pb2.RouteConfiguration(name=gateway.peer_route_config_name),
+        route_components_pb2.VirtualHost(name=DEFAULT_VIRTUAL_HOST, domains=["*"]),
+        (),
+        (_unknown_probe(), *_not_forwarded_routes(gateway.region)),
+    )
+
+
+def build_route_configuration(
+    gateway: GatewayIR, parts: Sequence[RouteParts] | None = None
+) -> route_pb2.RouteConfiguration:
+    """The public table; `parts`: those of the gateway's routes in name order, when already
+    made (`gateway_route_parts`). (The translator assembles the same bytes from the parts'
+    wire form: `route_tables.py`.)"""
+    parts = gateway_route_parts(gateway) if parts is None else parts
+    frame = public_frame(gateway)
+    config = route_pb2.RouteConfiguration()
+    config.CopyFrom(frame.config)
+    config.virtual_hosts.extend(p.authority_host for p in parts)
+    default = config.virtual_hosts.add()
+    default.CopyFrom(frame.default_host)
+    default.routes.extend(frame.first)
+    for part in parts:
+        default.routes.extend(part.header_routes)
+    for part in parts:
+        default.routes.extend(part.path_routes)
+    default.routes.extend(frame.last)
     return config
 
 
-def build_peer_route_configuration(gateway: GatewayIR) -> route_pb2.RouteConfiguration:
+def build_peer_route_configuration(
+    gateway: GatewayIR, parts: Sequence[RouteParts] | None = None
+) -> route_pb2.RouteConfiguration:
     """The peer listener's table: forwarded requests (and other gateways' probes) for the
     deployment versions this region runs, served by its own workers only; anything else gets
-    an answer that says so."""
-    # No entry-region header here: the entry gateway sets it on the way back.
-    config = route_pb2.RouteConfiguration(name=gateway.peer_route_config_name)
-    host = config.virtual_hosts.add(name=DEFAULT_VIRTUAL_HOST, domains=["*"])
-    for deployment in sorted(gateway.routes, key=lambda r: r.name):
-        host.routes.extend(_hop_routes(deployment, gateway))
-    host.routes.append(_unknown_probe())
-    host.routes.extend(_not_forwarded_routes(gateway.region))
+    an answer that says so. `parts` as for `build_route_configuration`."""
+    parts = gateway_route_parts(gateway) if parts is None else parts
+    frame = peer_frame(gateway)
+    config = route_pb2.RouteConfiguration()
+    config.CopyFrom(frame.config)
+    host = config.virtual_hosts.add()
+    host.CopyFrom(frame.default_host)
+    host.routes.extend(frame.first)
+    for part in parts:
+        host.routes.extend(part.hop_routes)
+    host.routes.extend(frame.last)
     return config
 
 
 def _authority_virtual_host(
-    deployment: DeploymentRoute, gateway: GatewayIR
+    deployment: DeploymentRoute, region: str
 ) -> route_components_pb2.VirtualHost:
     authority = deployment.authority
     host = route_components_pb2.VirtualHost(
@@ -123,10 +257,10 @@ def _authority_virtual_host(
     )
     host.routes.extend(_health_routes())
     host.routes.extend(
-        _deployment_routes(deployment, _Form("grpc.authority", True, (), True), gateway)
+        _deployment_routes(deployment, _Form("grpc.authority", True, (), True), region)
     )
     host.routes.extend(
-        _deployment_routes(deployment, _Form("http.authority", False, (), True), gateway)
+        _deployment_routes(deployment, _Form("http.authority", False, (), True), region)
     )
     rest = Route(
         name=names.route_name(deployment.name, "not-found.authority"), match=RouteMatch(prefix="/")
@@ -157,7 +291,7 @@ def _path_forms(deployment: DeploymentRoute) -> list[_Form]:
     ]
 
 
-def _deployment_routes(deployment: DeploymentRoute, form: _Form, gateway: GatewayIR) -> list[Route]:
+def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) -> list[Route]:
     """Pinned versions, an unknown pinned version, then the split (the unpinned default)."""
     if deployment.deactivated:
         return [_deactivated(deployment, form)]
@@ -169,7 +303,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, gateway: Gatewa
                 names.route_name(deployment.name, f"{form.name}.version.{backend.version}"),
                 pinned,
                 deployment,
-                gateway,
+                region,
                 grpc=form.grpc,
                 backends=[backend],
             )
@@ -193,7 +327,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, gateway: Gatewa
         names.route_name(deployment.name, form.name),
         form.match(deployment),
         deployment,
-        gateway,
+        region,
         grpc=form.grpc,
         backends=legs,
     )
@@ -224,10 +358,9 @@ def _deactivated(deployment: DeploymentRoute, form: _Form) -> Route:
     return route
 
 
-def _hop_routes(deployment: DeploymentRoute, gateway: GatewayIR) -> list[Route]:
+def _hop_routes(deployment: DeploymentRoute, region: str) -> list[Route]:
     """Requests another gateway forwarded here (and its health probes): own workers only. Only
     the peer listener has them, and the entry gateway already checked the caller."""
-    region = gateway.region
     hop = _present(wire.HOP_HEADER)
     named = _exact(wire.DEPLOYMENT_HEADER, deployment.deployment)
     result = []
@@ -258,7 +391,7 @@ def _hop_routes(deployment: DeploymentRoute, gateway: GatewayIR) -> list[Route]:
                             name,
                             match,
                             deployment,
-                            gateway,
+                            region,
                             grpc=is_grpc,
                             backends=[backend],
                             local=True,
@@ -385,13 +518,12 @@ def _forward(
     name: str,
     match: RouteMatch,
     deployment: DeploymentRoute,
-    gateway: GatewayIR,
+    region: str,
     *,
     grpc: bool,
     backends: list[Backend],
     local: bool = False,
 ) -> Route:
-    region = gateway.region
     route = Route(name=name, match=match)
     denials.route_metadata(route, deployment.deployment, deployment.environment)
     action = route.route

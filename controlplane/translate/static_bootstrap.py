@@ -89,7 +89,7 @@ def _static_cluster(
 
 def _inline_routes(
     listener: listener_pb2.Listener,
-    routes: dict[str, route_pb2.RouteConfiguration],
+    routes: Mapping[str, route_pb2.RouteConfiguration],
     extensions: Mapping[str, extension_pb2.TypedExtensionConfig],
 ) -> listener_pb2.Listener:
     result = listener_pb2.Listener()

@@ -29,7 +29,7 @@ from types import MappingProxyType
 from google.protobuf.message import Message
 
 from controlplane.xds.resource_types import PUSH_ORDER
-from controlplane.xds.snapshot import Snapshot, TypeSnapshot, build_type_snapshot
+from controlplane.xds.snapshot import Snapshot, TypeSnapshot, WireForm, build_type_snapshot
 from controlplane.xds.status import Nack, NodeStatus, TypeStatus
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ Listener = Callable[[str], None]
 Waker = Callable[[], None]
 
 _EMPTY: Mapping[str, Message] = MappingProxyType({})
+_NOTHING: Mapping[str, Message | WireForm] = MappingProxyType({})
 # Answers kept per type: enough for the snapshots built while one answer is on its way.
 ANSWERS_KEPT = 64
 
@@ -87,13 +88,17 @@ class SnapshotCache:
 
     # ----- control-plane side -------------------------------------------------------------
 
-    def set_resources(self, node_id: str, resources: Mapping[str, Mapping[str, Message]]) -> None:
+    def set_resources(
+        self, node_id: str, resources: Mapping[str, Mapping[str, Message | WireForm]]
+    ) -> None:
         """Replace the node's desired state and wake its streams.
 
         `resources` maps type URL -> {resource name -> message}; the core types (CDS, EDS, ECDS,
         LDS, RDS) count as empty when absent, an optional type (SDS) is served only when given.
-        Messages are copied; a message whose type does not match its type URL raises ValueError
-        (and leaves the old snapshot in place).
+        Messages are serialized on the way in, and a message object handed in again under the
+        same name is taken as unchanged (see snapshot.py): never mutate one after handing it
+        in. A message whose type does not match its type URL raises ValueError (and leaves the
+        old snapshot in place).
         """
         node = self._nodes.setdefault(node_id, _Node())
         old = node.snapshot.types if node.snapshot is not None else {}
@@ -101,9 +106,11 @@ class SnapshotCache:
         types: dict[str, TypeSnapshot] = {}
         for type_url in type_urls:
             types[type_url] = build_type_snapshot(
-                type_url, resources.get(type_url, _EMPTY), old.get(type_url), self.next_version
+                type_url, resources.get(type_url, _NOTHING), old.get(type_url), self.next_version
             )
-        changed = node.snapshot is None or any(old.get(t) is not s for t, s in types.items())
+        changed = node.snapshot is None or any(
+            t not in old or old[t].version != s.version for t, s in types.items()
+        )
         changed = changed or any(t not in types for t in old)
         node.snapshot = Snapshot(types=MappingProxyType(types))
         if changed:

@@ -63,7 +63,7 @@ from controlplane.xds.resource_types import (
     is_wildcard,
     push_rank,
 )
-from controlplane.xds.snapshot import Resource, Snapshot, digest_resources
+from controlplane.xds.snapshot import Messages, Resource, Snapshot, digest_resources
 
 DiscoveryRequest = Any  # discovery_pb2.DiscoveryRequest (generated code has no type stubs)
 DiscoveryResponse = Any
@@ -159,7 +159,7 @@ class StreamState:
             ts.rewarm = False
             return RequestVerdict(RequestKind.RESUBSCRIBE, type_url)
         ts.awaiting = False
-        content = MappingProxyType({n: r.message for n, r in ts.last.resources.items()})
+        content = Messages(ts.last.resources)
         if request.HasField("error_detail"):
             ts.nacked = True
             changed = frozenset(

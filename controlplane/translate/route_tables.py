@@ -1,0 +1,80 @@
+"""A gateway's route tables in wire form, assembled from its deployments' serialized parts.
+
+One table routes every deployment (RDS has one resource per listener), so at 10,000
+deployments it is tens of MB. Building it as one message (copying every route into it) and
+serializing it again at each change took seconds. Here each deployment's parts are serialized
+once (`RouteParts.wire`, already encoded as the repeated fields they become); a table is the
+table's own fields with its deployments' bytes between them, byte for byte what serializing
+the message `build_route_configuration` makes would give (deterministic serialization writes
+fields in field-number order), and its digest is taken over the parts' digests, not its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+
+from envoy.config.route.v3.route_pb2 import RouteConfiguration
+
+from controlplane.ir.model import GatewayIR
+from controlplane.translate.resources import Serialized
+from controlplane.translate.routes import (
+    VIRTUAL_HOSTS_FIELD,
+    RouteParts,
+    TableFrame,
+    peer_frame,
+    public_frame,
+    routes_wire,
+)
+from controlplane.translate.wire_format import length_delimited
+
+
+def public_table(gateway: GatewayIR, parts: Sequence[RouteParts]) -> Serialized:
+    """The public listener's table: each deployment's `:authority` virtual host, then the
+    default one with every deployment's header-form routes, then their path-form routes."""
+    wires = [p.wire for p in parts]
+    return _table(
+        public_frame(gateway),
+        [w.authority_host for w in wires],
+        [*(w.header_routes for w in wires), *(w.path_routes for w in wires)],
+        [w.digest for w in wires],
+    )
+
+
+def peer_table(gateway: GatewayIR, parts: Sequence[RouteParts]) -> Serialized:
+    """The peer listener's table: every deployment's routes for forwarded requests."""
+    wires = [p.wire for p in parts]
+    return _table(peer_frame(gateway), [], [w.hop_routes for w in wires], [w.digest for w in wires])
+
+
+def _table(
+    frame: TableFrame,
+    hosts: Sequence[bytes],
+    routes: Sequence[bytes],
+    digests: Iterable[bytes],
+) -> Serialized:
+    # The table's fields numbered below `virtual_hosts` (its name), then the virtual hosts,
+    # then the fields above (response headers): serialized apart and put around them.
+    before = RouteConfiguration(name=frame.config.name).SerializeToString(deterministic=True)
+    rest = RouteConfiguration()
+    rest.CopyFrom(frame.config)
+    rest.ClearField("name")
+    after = rest.SerializeToString(deterministic=True)
+    default = b"".join(
+        [
+            frame.default_host.SerializeToString(deterministic=True),
+            routes_wire(frame.first),
+            *routes,
+            routes_wire(frame.last),
+        ]
+    )
+    data = b"".join([before, *hosts, length_delimited(VIRTUAL_HOSTS_FIELD, default), after])
+    digest = hashlib.sha256()
+    for fixed in (before, after, frame.default_host.SerializeToString(deterministic=True)):
+        digest.update(len(fixed).to_bytes(8, "big"))
+        digest.update(fixed)
+    digest.update(routes_wire(frame.first))
+    digest.update(routes_wire(frame.last))
+    for part in digests:
+        digest.update(part)
+    return Serialized(RouteConfiguration, data, digest.digest())
