@@ -167,10 +167,6 @@ def grpc_load(stub: pb_grpc.GRPCInferenceServiceStub, name: str, config: str | N
     stub.RepositoryModelLoad(load_request(name, config), timeout=GUARD_S)
 
 
-def grpc_unload(stub: pb_grpc.GRPCInferenceServiceStub, name: str) -> None:
-    stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name=name), timeout=GUARD_S)
-
-
 def index(stub: pb_grpc.GRPCInferenceServiceStub) -> dict[str, tuple[str, str, str]]:
     """name -> (version, state, reason)."""
     reply = stub.RepositoryIndex(pb.RepositoryIndexRequest(), timeout=GUARD_S)
