@@ -29,6 +29,7 @@ import enum
 import logging
 import os
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -228,6 +229,8 @@ class ModelRepository:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tick = 0
         self._draining = False
+        self._load_thread = ThreadPoolExecutor(1, thread_name_prefix="model-load")
+        self._loads_running = 0
         metrics.set_budget(settings.memory_budget_bytes)
 
     # ---- health and metadata (InferenceBackend) -----------------------------------------
@@ -464,7 +467,7 @@ class ModelRepository:
             before = self._rss()
             with self._activity.risky(name, config.version, LOAD):
                 try:
-                    runtime = await asyncio.to_thread(build_runtime, config, self.settings)
+                    runtime = await self._in_load_thread(config)
                 except ModelLoadError as exc:
                     raise LoadFailedError(f"model '{name}' failed to load: {exc}") from exc
                 except Exception as exc:  # whatever torch raises: this model's failure alone
@@ -490,6 +493,21 @@ class ModelRepository:
                 gib(max(grown, 0)),
             )
             return LoadedModel(config, dataplane, footprint)
+
+    async def _in_load_thread(self, config: ModelConfig) -> TorchRuntime:
+        """build_runtime on the repository's own thread (not the loop's default executor, which
+        asyncio.run waits for at exit: a load still running must not hold a shutdown)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._load_thread, self._build_counted, config)
+
+    def _build_counted(self, config: ModelConfig) -> TorchRuntime:
+        # Counted on the load thread itself (its only writer): a caller that stops waiting
+        # does not stop the load.
+        self._loads_running += 1
+        try:
+            return build_runtime(config, self.settings)
+        finally:
+            self._loads_running -= 1
 
     @staticmethod
     def _retiring_resident(old: LoadedModel) -> Resident:
@@ -547,11 +565,12 @@ class ModelRepository:
 
     @property
     def busy(self) -> int:
-        """Forward passes running right now, over every model."""
+        """Forward passes and loads running right now, over every model."""
         copies = [e.loaded for e in self._catalog.values() if e.loaded is not None]
-        return sum(c.busy for c in [*copies, *self._retiring])
+        return sum(c.busy for c in [*copies, *self._retiring]) + self._loads_running
 
     def close(self) -> None:
+        self._load_thread.shutdown(wait=False, cancel_futures=True)
         for entry in self._catalog.values():
             if entry.loaded is not None:
                 entry.loaded.close()

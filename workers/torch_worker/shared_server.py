@@ -39,9 +39,9 @@ def run(config: SharedWorkerConfig, stop_requested: Callable[[], bool] = lambda:
     busy: list[int] = []
     status = asyncio.run(serve(config, busy))
     if busy and busy[0]:
-        # A forward pass outlived the grace period; its thread cannot be interrupted and would
-        # block interpreter exit, so leave now.
-        log.warning("exiting with %d forward pass(es) still running", busy[0])
+        # A forward pass or a load outlived the grace period; its thread cannot be interrupted and
+        # would block interpreter exit, so leave now.
+        log.warning("exiting with %d forward pass(es) or load(s) still running", busy[0])
         logging.shutdown()
         os._exit(status)
     return status

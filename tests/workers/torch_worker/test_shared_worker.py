@@ -412,3 +412,20 @@ def test_a_load_in_progress_is_listed_and_a_crash_during_it_names_the_model(
             worker.process.proc.wait(timeout=GUARD_S)
             assert isinstance(loading.exception(timeout=GUARD_S), grpc.RpcError)
         assert read_activity(activity) == [Activity("risky", "1", LOAD)]
+
+
+def test_a_stop_signal_during_a_load_stops_the_worker(
+    tmp_path_factory: pytest.TempPathFactory, gate: Gate
+) -> None:
+    tmp = tmp_path_factory.mktemp("stop")
+    stuck = build_gated(tmp / "stuck.pt", gate, gate_zeros=True)  # its warm-up waits
+    with running_shared_worker(tmp / "logs", NO_INLINE) as worker, stub_of(worker) as stub:
+        with gate.closed(), ThreadPoolExecutor(1) as pool:
+            loading = pool.submit(
+                lambda: grpc_load(stub, "stuck", config_of(stuck, GATED_SIGNATURE))
+            )
+            wait_until(lambda: index(stub).get("stuck", ("", ""))[1] == "LOADING", GUARD_S)
+            worker.process.proc.send_signal(signal.SIGTERM)
+            assert worker.process.proc.wait(timeout=GUARD_S) == 0  # the load never finishes
+            assert isinstance(loading.exception(timeout=GUARD_S), grpc.RpcError)
+        assert "exiting with 1 forward pass(es) or load(s) still running" in worker.process.log()
