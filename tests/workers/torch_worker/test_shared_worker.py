@@ -44,6 +44,8 @@ from tests.workers.torch_worker.shared_helpers import (
     running_shared_worker,
     stub_of,
 )
+from workers.agent.launch import RUNTIME_TORCH
+from workers.agent.worker_load import WorkerLoad, parse_worker_load
 from workers.demo import build_mlp
 from workers.demo.model import build_faulty_mlp
 from workers.torch_worker.activity import LOAD, Activity, read_activity
@@ -142,6 +144,9 @@ def test_fifty_models_in_one_worker_answer_as_fifty_separate_ones(
         count = metric(shared, "meshline_worker_requests_total", model=name, protocol=protocol)
         assert count == 1.0, protocol
     assert metric(shared, "meshline_worker_model_memory_bytes", model=name) > 0
+    # The agent's reading of a worker's metrics tells the models apart.
+    scraped = http(f"{shared.http_url}/metrics").body.decode()
+    assert parse_worker_load(scraped, RUNTIME_TORCH, name) == WorkerLoad(0, 2, 2)
     server = http(f"{shared.http_url}/v2").json()
     assert "model_repository" in server["extensions"]
 
