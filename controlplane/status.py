@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from controlplane import confirmed
-from controlplane.agents.registry import AgentRegistry
+from controlplane.agents.registry import AgentRegistry, AgentSession
 from controlplane.autoscale import ColdStartLedger, RegionScale
 from controlplane.autoscale.failures import FailedWake, crash_looping
 from controlplane.explain import live_plan
@@ -21,6 +22,7 @@ from controlplane.ir.model import DeploymentRoute
 from controlplane.reconcile import NetworkState
 from controlplane.xds import CLUSTER, ENDPOINT, EXTENSION_CONFIG, LISTENER, ROUTE, SECRET
 from controlplane.xds.cache import SnapshotCache
+from controlplane.xds.status import NodeStatus
 from meshline.certs import CertificateFacts, read_certificate_facts
 from meshline.keys import DeploymentKey, PlacedTrackKey, TrackKey
 from meshline.phases import ENDED_WITHOUT_TARGET, ROLLING, DeploymentPhase, RolloutPhase
@@ -44,8 +46,41 @@ GATEWAY_CERTIFICATE = "gateway certificate"
 _ENDED = {RolloutPhase.ROLLED_BACK: "rolled back", RolloutPhase.ABORTED: "aborted"}
 
 
+@dataclass
+class _Look:
+    """What one answer reads, gathered once: a listing of 10,000 deployments asks the cache,
+    the registry and the network state once per region, not once per deployment and region,
+    and finds a deployment's scales, held requests and workers by its key."""
+
+    state: NetworkState
+    sessions: list[AgentSession]  # by region
+    scales: dict[DeploymentKey, list[RegionScale]]
+    held: dict[tuple[DeploymentKey, str], int]
+    # (region, deployment) -> its workers that region's agent reports, any track or state
+    workers: dict[tuple[str, DeploymentKey], list[agent_pb2.WorkerReport]]
+    nodes: dict[str, NodeStatus] = field(default_factory=dict)
+    nacks: dict[str, str] = field(default_factory=dict)
+    routable: dict[str, Mapping[str, int]] = field(default_factory=dict)
+
+    def session(self, region: str) -> AgentSession | None:
+        return next((s for s in self.sessions if s.region == region), None)
+
+    def routable_hosts(self, region: str) -> Mapping[str, int]:
+        """Cluster -> hosts `region`'s Envoy routes to, from its agent's last report."""
+        if region not in self.routable:
+            session = self.session(region)
+            report = session.report if session is not None else None
+            self.routable[region] = (
+                {c.cluster: c.routable_hosts for c in report.clusters} if report else {}
+            )
+        return self.routable[region]
+
+    def workers_of(self, region: str, key: DeploymentKey) -> list[agent_pb2.WorkerReport]:
+        return self.workers.get((region, key), [])
+
+
 class LiveStatus:
-    """Implements controlplane.api.status.StatusProvider."""
+    """Implements controlplane.api.status.StatusProvider (and its batch form, ManyStatuses)."""
 
     def __init__(
         self,
@@ -59,8 +94,37 @@ class LiveStatus:
         self._state = state
         self._cold_starts = cold_starts or ColdStartLedger()
 
-    def _nack(self, region: str) -> str:
-        status = self.cache.node_status(region)
+    def _look(self) -> _Look:
+        state = self._state()
+        sessions = sorted(self.registry.sessions(), key=lambda s: s.region)
+        scales: dict[DeploymentKey, list[RegionScale]] = {}
+        for placed, scale in state.scales.items():
+            scales.setdefault(placed.deployment_key, []).append(scale)
+        held: dict[tuple[DeploymentKey, str], int] = {}
+        for site, n in state.held.items():
+            where = (site.deployment_key, site.region)
+            held[where] = held.get(where, 0) + n
+        workers: dict[tuple[str, DeploymentKey], list[agent_pb2.WorkerReport]] = {}
+        for session in sessions:
+            for w in session.report.workers if session.report is not None else ():
+                key = DeploymentKey(w.environment, w.deployment)
+                workers.setdefault((session.region, key), []).append(w)
+        return _Look(state, sessions, scales, held, workers)
+
+    def _node(self, look: _Look, region: str) -> NodeStatus:
+        node = look.nodes.get(region)
+        if node is None:
+            node = look.nodes[region] = self.cache.node_status(region)
+        return node
+
+    def _nack(self, region: str, look: _Look | None = None) -> str:
+        look = look or self._look()
+        if region not in look.nacks:
+            look.nacks[region] = self._nack_text(self._node(look, region))
+        return look.nacks[region]
+
+    @staticmethod
+    def _nack_text(status: NodeStatus) -> str:
         for type_url, t in sorted(status.types.items()):
             if t.nack is not None:
                 return (
@@ -69,10 +133,10 @@ class LiveStatus:
                 )
         return ""
 
-    def _nack_of(self, region: str, key: DeploymentKey) -> str:
+    def _nack_of(self, region: str, key: DeploymentKey, look: _Look) -> str:
         """The rejection by `region`'s Envoy that concerns this deployment: its quarantine
         there, or a NACK standing there that was not attributed to other deployments."""
-        state = self._state()
+        state = look.state
         quarantine = state.quarantined.get(key, {}).get(region)
         if quarantine is not None:
             kind = TYPE_NAMES.get(quarantine.type_url, quarantine.type_url)
@@ -91,16 +155,28 @@ class LiveStatus:
         blame = state.nack_blame.get(region)
         if blame is not None and key not in blame:
             return ""
-        return self._nack(region)
+        return self._nack(region, look)
 
     def deployment_status(self, dep: resources_pb2.Deployment) -> resources_pb2.DeploymentStatus:
-        status = self._deployment_status(dep)
-        key = DeploymentKey(dep.spec.environment, dep.metadata.name)
-        status.observed_generation = self._state().generations.get(key, 0)
-        return status
+        return self.deployment_statuses([dep])[0]
 
-    def _deployment_status(self, dep: resources_pb2.Deployment) -> resources_pb2.DeploymentStatus:
-        state = self._state()
+    def deployment_statuses(
+        self, deps: Sequence[resources_pb2.Deployment]
+    ) -> list[resources_pb2.DeploymentStatus]:
+        """Each deployment's status, read from one look at the live state."""
+        look = self._look()
+        out = []
+        for dep in deps:
+            status = self._deployment_status(dep, look)
+            key = DeploymentKey(dep.spec.environment, dep.metadata.name)
+            status.observed_generation = look.state.generations.get(key, 0)
+            out.append(status)
+        return out
+
+    def _deployment_status(
+        self, dep: resources_pb2.Deployment, look: _Look
+    ) -> resources_pb2.DeploymentStatus:
+        state = look.state
         key = DeploymentKey(dep.spec.environment, dep.metadata.name)
         if key in state.placement_errors:
             return resources_pb2.DeploymentStatus(
@@ -113,25 +189,25 @@ class LiveStatus:
             )
         out = resources_pb2.DeploymentStatus(placement=list(regions))
         if dep.spec.deactivated:
-            return self._deactivated(dep, regions, out)
+            return self._deactivated(dep, regions, out, look)
         verdicts = [
-            self._region_of_deployment(dep, region, state.revisions.get(key, {}), out)
+            self._region_of_deployment(dep, region, state.revisions.get(key, {}), out, look)
             for region in regions
         ]
         # A placement change in progress: the regions it leaves serve until the new ones do.
         move = state.moves.get(key)
         leaving = move.keep if move is not None else ()
         for region in leaving:
-            self._region_of_deployment(dep, region, state.revisions.get(key, {}), out)
+            self._region_of_deployment(dep, region, state.revisions.get(key, {}), out, look)
             row = out.regions[-1]
             row.leaving, row.desired_replicas = True, row.current_replicas
         resolved = state.resolved.get(key)
         if resolved is not None:
             out.plan.CopyFrom(live_plan(resolved, state.routes.get(key, {})))
         # Every other connected region forwards it: ready once its Envoy reaches a serving region.
-        for session in sorted(self.registry.sessions(), key=lambda s: s.region):
+        for session in look.sessions:
             if session.region not in (*regions, *leaving) and session.report is not None:
-                verdicts.append(self._forwarding_region(dep, session.region, out))
+                verdicts.append(self._forwarding_region(dep, session.region, out, look))
         problems = [problem for problem, _ in verdicts if problem]
         if move is not None:
             problems.insert(0, move.describe())
@@ -169,13 +245,15 @@ class LiveStatus:
         dep: resources_pb2.Deployment,
         regions: tuple[str, ...],
         out: resources_pb2.DeploymentStatus,
+        look: _Look,
     ) -> resources_pb2.DeploymentStatus:
         """Deactivated once every gateway ACKed the routes that refuse it and no worker runs."""
         name, environment = dep.metadata.name, dep.spec.environment
+        key = DeploymentKey(environment, name)
         waiting = []
-        for session in sorted(self.registry.sessions(), key=lambda s: s.region):
-            refused = confirmed.refuses(self._confirmed_route(session.region, dep))
-            workers = _workers_of(dep, session.report.workers if session.report else ())
+        for session in look.sessions:
+            refused = confirmed.refuses(self._confirmed_route(session.region, dep, look))
+            workers = look.workers_of(session.region, key)
             if session.region in regions:
                 out.regions.add(
                     region=session.region,
@@ -200,6 +278,7 @@ class LiveStatus:
         region: str,
         revisions: Mapping[str, str],
         out: resources_pb2.DeploymentStatus,
+        look: _Look,
     ) -> tuple[str, bool]:
         """Fill the region's status; return what keeps it from Ready and whether that is fatal.
 
@@ -208,9 +287,9 @@ class LiveStatus:
         (its own, split legs, a mirror) needs a healthy worker.
         """
         key = DeploymentKey(dep.spec.environment, dep.metadata.name)
-        route = self._confirmed_route(region, dep)
-        session = self.registry.session(region)
-        reports = session.report.workers if session and session.report else ()
+        route = self._confirmed_route(region, dep, look)
+        session = look.session(region)
+        reports = look.workers_of(region, key)
         acked = bool(revisions) and confirmed.serves(route, revisions)
         healthy_per_track = []
         current_workers = []
@@ -228,9 +307,9 @@ class LiveStatus:
             healthy_per_track.append(
                 sum(1 for w in workers if w.gateway_routable and w.worker_id in routable)
             )
-        node = self.cache.node_status(region)
+        node = self._node(look, region)
         rds = node.types.get(RDS)
-        state = self._state()
+        state = look.state
         scale = state.scales.get(
             PlacedTrackKey(dep.spec.environment, dep.metadata.name, "", region)
         )
@@ -241,20 +320,16 @@ class LiveStatus:
             config_acked=acked,
             desired_replicas=desired,
             healthy_endpoints=min(healthy_per_track, default=0),
-            nack_error=self._nack_of(region, key),
+            nack_error=self._nack_of(region, key, look),
             acked_version=(rds.acked_version or "") if rds else "",
             queued_requests=sum(w.queued for w in current_workers),
             requests=sum(w.requests for w in current_workers),
             batches=sum(w.batches for w in current_workers),
-            scaled_to_zero=_scaled_to_zero(scale, _workers_of(dep, reports)),
+            scaled_to_zero=_scaled_to_zero(scale, reports),
             cold_starts=cold_starts.count,
             last_cold_start_s=cold_starts.last_s,
             cold_start_seconds_total=cold_starts.seconds_total,
-            held_requests=sum(
-                n
-                for held, n in state.held.items()
-                if (held.deployment_key, held.region) == (key, region)
-            ),
+            held_requests=look.held.get((key, region), 0),
             current_replicas=sum(
                 1
                 for w in current_workers
@@ -271,7 +346,7 @@ class LiveStatus:
             return f"{region}: the gateway is not connected to the control plane", False
         if not acked:
             return f"{region}: waiting for the gateway to ACK the config", False
-        if not confirmed.enforces(route, self._desired_route(region, dep)):
+        if not confirmed.enforces(route, self._desired_route(region, dep, look)):
             return f"{region}: waiting for the gateway to ACK the access and rate rules", False
         return workers_verdict(
             region,
@@ -279,82 +354,59 @@ class LiveStatus:
             r.healthy_endpoints,
             scale is not None and scale.cold,
             current_workers,
-            self._worker_error(region, dep),
+            _worker_error(reports),
             scale.failed if scale is not None else None,
             r.pending_reason,
         )
 
     def _forwarding_region(
-        self, dep: resources_pb2.Deployment, region: str, out: resources_pb2.DeploymentStatus
+        self,
+        dep: resources_pb2.Deployment,
+        region: str,
+        out: resources_pb2.DeploymentStatus,
+        look: _Look,
     ) -> tuple[str, bool]:
         """A region outside the placement: it must have ACKed the routes and see a healthy
         gateway of an allowed region in its own Envoy (from its admin API, via the agent)."""
-        state = self._state()
+        state = look.state
         key = DeploymentKey(dep.spec.environment, dep.metadata.name)
         tracks = state.revisions.get(key) or {"": ""}
         tier_clusters = [c for t in tracks for c in state.clusters.clients(TrackKey(*key, t))]
-        acked = confirmed.forwards(self._confirmed_route(region, dep), tracks)
-        session = self.registry.session(region)
-        report = session.report if session is not None else None
-        reachable = {c.cluster: c.routable_hosts for c in report.clusters} if report else {}
-        rds = self.cache.node_status(region).types.get(RDS)
+        acked = confirmed.forwards(self._confirmed_route(region, dep, look), tracks)
+        reachable = look.routable_hosts(region)
+        rds = self._node(look, region).types.get(RDS)
         r = out.regions.add(
             region=region,
             config_acked=acked,
             forwarding=True,
             healthy_endpoints=min((reachable.get(c, 0) for c in tier_clusters), default=0),
-            nack_error=self._nack_of(
-                region, DeploymentKey(dep.spec.environment, dep.metadata.name)
-            ),
+            nack_error=self._nack_of(region, key, look),
             acked_version=(rds.acked_version or "") if rds else "",
         )
         if r.nack_error:
             return f"{region}: {r.nack_error}", True
         if not acked:
             return f"{region}: waiting for the gateway to ACK the config", False
-        route = self._confirmed_route(region, dep)
-        if not confirmed.enforces(route, self._desired_route(region, dep)):
+        route = self._confirmed_route(region, dep, look)
+        if not confirmed.enforces(route, self._desired_route(region, dep, look)):
             return f"{region}: waiting for the gateway to ACK the access and rate rules", False
-        if r.healthy_endpoints == 0 and self._any_desired(dep):
+        if r.healthy_endpoints == 0 and _any_desired(dep, look):
             return f"{region}: its gateway does not reach a serving region yet", False
         return "", False
 
     def _confirmed_route(
-        self, region: str, dep: resources_pb2.Deployment
+        self, region: str, dep: resources_pb2.Deployment, look: _Look
     ) -> DeploymentRoute | None:
         """The deployment's route in the config `region`'s Envoy last ACKed whole."""
         key = DeploymentKey(dep.spec.environment, dep.metadata.name)
-        return self._state().confirmed.get(region, {}).get(key)
+        return look.state.confirmed.get(region, {}).get(key)
 
-    def _desired_route(self, region: str, dep: resources_pb2.Deployment) -> DeploymentRoute | None:
+    def _desired_route(
+        self, region: str, dep: resources_pb2.Deployment, look: _Look
+    ) -> DeploymentRoute | None:
         """The route the last rebuild meant `region`'s Envoy to have for the deployment."""
         key = DeploymentKey(dep.spec.environment, dep.metadata.name)
-        return self._state().routes.get(key, {}).get(region)
-
-    def _any_desired(self, dep: resources_pb2.Deployment) -> bool:
-        """Some placed region should run workers (all scaled to zero: nothing to reach)."""
-        scales = [
-            scale
-            for placed, scale in self._state().scales.items()
-            if placed.deployment_key == DeploymentKey(dep.spec.environment, dep.metadata.name)
-        ]
-        if not scales:
-            return dep.spec.replicas > 0
-        return any(scale.desired > 0 for scale in scales)
-
-    def _worker_error(self, region: str, dep: resources_pb2.Deployment) -> str:
-        session = self.registry.session(region)
-        if session is None or session.report is None:
-            return ""
-        for w in session.report.workers:
-            if (
-                DeploymentKey(w.environment, w.deployment)
-                == DeploymentKey(dep.spec.environment, dep.metadata.name)
-                and w.last_error
-                and w.state != agent_pb2.WORKER_STATE_HEALTHY
-            ):
-                return f" (worker {w.worker_id}: {w.last_error})"
-        return ""
+        return look.state.routes.get(key, {}).get(region)
 
     def region_status(self, region: resources_pb2.Region) -> resources_pb2.RegionStatus:
         name = region.metadata.name
@@ -381,7 +433,7 @@ class LiveStatus:
             out.acked_versions[GATEWAY_CERTIFICATE] = (
                 f"serial {certificate.serial}, expires {rfc3339(certificate.not_after)}"
             )
-        out.nack_error = self._nack(name)
+        out.nack_error = self._nack_text(node)
         out.gateway_healthy = bool(
             node.connected
             and not out.nack_error
@@ -474,12 +526,20 @@ def no_healthy_worker(
     return f"{region}: no healthy worker of the current version yet{worker_error}", False
 
 
-def _workers_of(
-    dep: resources_pb2.Deployment, reports: Iterable[agent_pb2.WorkerReport]
-) -> list[agent_pb2.WorkerReport]:
-    """The reported workers of this deployment, any track, revision or state."""
-    key = DeploymentKey(dep.spec.environment, dep.metadata.name)
-    return [w for w in reports if DeploymentKey(w.environment, w.deployment) == key]
+def _any_desired(dep: resources_pb2.Deployment, look: _Look) -> bool:
+    """Some placed region should run workers (all scaled to zero: nothing to reach)."""
+    scales = look.scales.get(DeploymentKey(dep.spec.environment, dep.metadata.name))
+    if not scales:
+        return dep.spec.replicas > 0
+    return any(scale.desired > 0 for scale in scales)
+
+
+def _worker_error(workers: Iterable[agent_pb2.WorkerReport]) -> str:
+    """The last error of one of a deployment's workers that is not healthy ('' if none)."""
+    for w in workers:
+        if w.last_error and w.state != agent_pb2.WORKER_STATE_HEALTHY:
+            return f" (worker {w.worker_id}: {w.last_error})"
+    return ""
 
 
 def _scaled_to_zero(scale: RegionScale | None, workers: list[agent_pb2.WorkerReport]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -10,10 +11,18 @@ import grpc
 import typer
 
 from cli.client import render
-from cli.client.api import AddressOption, api_client, call, fail, resolve_address, rpc_failure
+from cli.client.api import (
+    AddressOption,
+    ApiClient,
+    api_client,
+    call,
+    fail,
+    resolve_address,
+    rpc_failure,
+)
 from cli.client.render import OutputFormat
 from cli.console import console
-from meshline.v1 import api_pb2
+from meshline.v1 import api_pb2, resources_pb2
 
 
 def _apply(
@@ -155,14 +164,7 @@ def get(
             )
             table = render.environments_table
         elif which is Kind.deployments:
-            items = list(
-                call(
-                    addr,
-                    lambda: api.deployments.ListDeployments(
-                        api_pb2.ListDeploymentsRequest(environment=environment or ""), timeout=10
-                    ),
-                ).deployments
-            )
+            items = list_deployments(api, addr, environment or "")
             table = render.deployments_table
         else:
             items = list(
@@ -179,6 +181,33 @@ def get(
         console.print(table(items))
     else:
         render.print_structured(items, output, single=name is not None)
+
+
+# Deployments per ListDeployments answer: 10,000 with status in one answer would pass gRPC's
+# default 4 MiB limit on the way in, and the first rows would wait for the last.
+DEPLOYMENTS_PAGE = 500
+
+
+def list_deployments(api: ApiClient, addr: str, environment: str) -> list[resources_pb2.Deployment]:
+    """Every deployment (of `environment` when set), page after page."""
+
+    def page(token: str) -> api_pb2.ListDeploymentsResponse:
+        request = api_pb2.ListDeploymentsRequest(
+            environment=environment, page_size=DEPLOYMENTS_PAGE, page_token=token
+        )
+        reply: api_pb2.ListDeploymentsResponse = api.deployments.ListDeployments(
+            request, timeout=30
+        )
+        return reply
+
+    out: list[resources_pb2.Deployment] = []
+    token = ""
+    while True:
+        reply = call(addr, functools.partial(page, token))
+        out += reply.deployments
+        token = reply.next_page_token
+        if not token:
+            return out
 
 
 _KIND_OF = {

@@ -21,6 +21,7 @@ from controlplane.api.errors import FIELD_ERRORS_METADATA_KEY, ApplyError, encod
 from controlplane.api.guard import current_principal
 from controlplane.api.join_tokens import JoinTokens
 from controlplane.api.keys import Enforcement, KeyServicer
+from controlplane.api.paging import PageTokenError, page_of
 from controlplane.api.registry import (
     VersionExistsError,
     delete_version,
@@ -30,7 +31,7 @@ from controlplane.api.registry import (
     version_users,
 )
 from controlplane.api.release import release_deployment
-from controlplane.api.status import StatusProvider, add_certificate
+from controlplane.api.status import StatusProvider, add_certificate, statuses_of
 from controlplane.api.upload import UploadError, receive_upload
 from controlplane.policy import PlacementError
 from controlplane.rollout import RolloutController, RolloutError
@@ -315,7 +316,19 @@ class DeploymentServicer(api_pb2_grpc.DeploymentServiceServicer):
         self, request: api.ListDeploymentsRequest, context: Context
     ) -> api.ListDeploymentsResponse:
         deps = self._store.list_deployments(request.environment or None)
-        return api.ListDeploymentsResponse(deployments=[self._with_status(d) for d in deps])
+        try:
+            page = page_of(
+                deps,
+                lambda d: (d.spec.environment, d.metadata.name),
+                request.page_size,
+                request.page_token,
+                request.environment,
+            )
+        except PageTokenError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        for dep, status in zip(page.items, statuses_of(self._status, page.items), strict=True):
+            dep.status.CopyFrom(status)
+        return api.ListDeploymentsResponse(deployments=page.items, next_page_token=page.next_token)
 
     async def GetDeployment(
         self, request: api.GetDeploymentRequest, context: Context

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from controlplane.store.keys import rfc3339
 from controlplane.store.region_certificates import RegionCertificate
@@ -15,6 +16,21 @@ class StatusProvider(Protocol):
     def deployment_status(self, dep: Deployment) -> DeploymentStatus: ...
 
     def region_status(self, region: Region) -> RegionStatus: ...
+
+
+@runtime_checkable
+class ManyStatuses(Protocol):
+    """A StatusProvider that answers for many deployments from one look at the live state
+    (a listing of 10,000 deployments)."""
+
+    def deployment_statuses(self, deps: Sequence[Deployment]) -> list[DeploymentStatus]: ...
+
+
+def statuses_of(provider: StatusProvider, deps: Sequence[Deployment]) -> list[DeploymentStatus]:
+    """The status of each of `deps`: at once where the provider can, else one by one."""
+    if isinstance(provider, ManyStatuses):
+        return provider.deployment_statuses(deps)
+    return [provider.deployment_status(d) for d in deps]
 
 
 def add_certificate(status: RegionStatus, certificate: RegionCertificate | None) -> None:
