@@ -489,12 +489,15 @@ def workers_verdict(
     region that has no room for the workers it wants (`pending`: why) waits, Pending."""
     if healthy > 0:
         return "", False
-    if pending:
-        return f"{region}: {pending}", False
-    if desired > 0:
-        return no_healthy_worker(region, cold, workers, worker_error, failed)
+    if desired > 0 or (pending and any(crash_looping(w) for w in workers)):
+        # A crash loop or a failed wake is fatal (a user must act) even when room is short too.
+        problem, fatal = no_healthy_worker(region, cold, workers, worker_error, failed)
+        if fatal or not pending:
+            return problem, fatal
     if failed is not None:
         return f"{region}: {failed.describe()}", True
+    if pending:
+        return f"{region}: {pending}", False
     return "", False
 
 

@@ -11,13 +11,15 @@ A region runs only what fits. Two limits, both per region:
   (a deployment that may scale to zero, nothing in flight for a whole stable window, no
   request held): those are stopped least recently used first (drained: Envoy stops sending
   them requests, the agent stops them once the gateway confirmed), and the worker that
-  needed the room starts once their memory is free. What does not fit waits, with the reason,
+  needed the room starts once their memory is free (room goes to the longest waiting first).
+  What does not fit waits, with the reason,
   and its requests go to the deployment's other allowed regions meanwhile (cold-start-aware
   routing).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -48,6 +50,9 @@ class Demand:
     evictable: bool = False
     last_active: float = 0.0
     version: str = ""  # for the reason: "version 'v1' needs 1.1 GiB"
+    # Since when it has wanted more workers than it runs (inf: it does not): room goes to the
+    # longest waiting first, so the room an eviction frees goes to the wake that asked for it.
+    waiting_since: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -108,8 +113,9 @@ def _within_memory(
     free = budget.memory_free_bytes or 0
     coming = budget.memory_draining_bytes  # being freed already
     admitted = {d.key: d.running for d in demands}
+    by_wait = sorted(demands, key=lambda d: (d.waiting_since, d.key))
     for up_to_floor in (True, False):
-        for d in demands:
+        for d in by_wait:
             if d.key in evicted:
                 continue
             target = min(granted[d.key], d.floor) if up_to_floor else granted[d.key]

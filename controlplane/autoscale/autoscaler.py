@@ -15,7 +15,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from controlplane.autoscale.admission import Demand, RegionBudget, admit
 from controlplane.autoscale.cold_starts import ColdStart, ColdStartLedger
@@ -28,6 +28,9 @@ from meshline.keys import PlacedTrackKey
 
 # Re-decide this often while a window still holds load (means decay with no new reports).
 REEVALUATE_S = 0.5
+# How long a track stopped to make room counts as being freed before its agent reports it
+# draining (a lost report must not hold the room forever).
+EVICTION_REPORT_S = 30.0
 # How long a woken region may take to first serve before idleness counts (the cold-start
 # timeout when that is longer): a worker that never comes up does not pin a region forever.
 # A worker in a crash loop ends that wait at once: that wake has failed, it is not slow.
@@ -78,6 +81,8 @@ class _Track:
     wants: deque[tuple[float, int]] = field(default_factory=deque)
     # The last wake that crash-looped, while nothing has changed since (scale-to-zero only).
     failed: FailedWake | None = None
+    # Since when it has wanted more workers than it runs (admission serves the longest first).
+    wanting_since: float | None = None
 
     def held_want(self, now: float, want: int, window_s: float) -> int:
         """`want`, or more while the last stable window wanted more (scale-down delay).
@@ -114,6 +119,9 @@ class Autoscaler:
         self._tracks: dict[PlacedTrackKey, _Track] = {}
         self._settings: dict[PlacedTrackKey, ScalingSettings] = {}
         self.decisions: dict[PlacedTrackKey, RegionScale] = {}
+        # Tracks stopped to make room whose agent has not reported them draining yet: what
+        # they hold is on its way out, so nothing more is stopped for it (bytes, since).
+        self._evicting: dict[PlacedTrackKey, tuple[int, float]] = {}
 
     def update(
         self,
@@ -174,17 +182,26 @@ class Autoscaler:
                 else now - track.last_active,
                 held=waiting,
             )
+            # Idle: may be stopped to make room. Nothing in flight for a whole stable window,
+            # and no request answered for as long (a request counts only in the pass its
+            # counter rose: a steady trickle between passes is not idle).
             idle = (
                 settings.scales_to_zero
                 and track.desired > 0
                 and track.waking_since is None
                 and not active[key]
+                and now - track.last_active >= settings.stable_window_s
                 and track.window.peak(now, settings.stable_window_s) == 0
             )
+            wanted = track.held_want(now, want, settings.stable_window_s)
+            if wanted <= signal.workers:
+                track.wanting_since = None
+            elif track.wanting_since is None:
+                track.wanting_since = now
             demands.append(
                 Demand(
                     key,
-                    track.held_want(now, want, settings.stable_window_s),
+                    wanted,
                     settings.min_replicas,
                     signal.workers,
                     item.footprint_bytes,
@@ -192,15 +209,20 @@ class Autoscaler:
                     evictable=idle,
                     last_active=track.last_active,
                     version=item.version,
+                    waiting_since=track.wanting_since
+                    if track.wanting_since is not None
+                    else math.inf,
                 )
             )
-        admission = admit(demands, capacity)
+        admission = admit(demands, self._with_pending_evictions(capacity, signals, now))
         problems = admission.problems
+        memory_of = {d.key: d.memory_bytes for d in demands}
         for key in admission.evicted:
             # Stopped to make room: at zero as if idle long enough; traffic wakes it again.
             evicted = self._tracks[key]
             evicted.last_active = -math.inf
             evicted.wants.clear()
+            self._evicting[key] = (memory_of[key], now)
         out: dict[PlacedTrackKey, RegionScale] = {}
         for key, desired in admission.granted.items():
             track = self._tracks.get(key)
@@ -236,6 +258,27 @@ class Autoscaler:
             self._settings.pop(key, None)
         self.decisions = out
         return out
+
+    def _with_pending_evictions(
+        self,
+        capacity: Mapping[str, RegionBudget],
+        signals: Mapping[PlacedTrackKey, LoadSignal],
+        now: float,
+    ) -> dict[str, RegionBudget]:
+        """`capacity`, with the memory of tracks stopped to make room counted as being freed
+        until their agent reports their workers draining (or gone), at most EVICTION_REPORT_S."""
+        for key, (_, since) in list(self._evicting.items()):
+            if not signals.get(key, LoadSignal()).workers or now - since > EVICTION_REPORT_S:
+                del self._evicting[key]
+        coming: dict[str, int] = {}
+        for key, (memory, _) in self._evicting.items():
+            coming[key.region] = coming.get(key.region, 0) + memory
+        return {
+            region: replace(b, memory_draining_bytes=b.memory_draining_bytes + coming[region])
+            if region in coming
+            else b
+            for region, b in capacity.items()
+        }
 
     def next_check_s(self) -> float | None:
         """Seconds until a decision may change with no new input; None when none can."""

@@ -132,8 +132,9 @@ def region_memory(
     report: agent_pb2.AgentReport | None,
     footprints: Mapping[TrackKey, int],
 ) -> RegionMemory | None:
-    """None until the region's agent reported its machine."""
-    if report is None or not report.HasField("machine"):
+    """None until the region's agent reported its machine's memory (an agent that cannot
+    read it reports 0: unknown, so memory holds nothing back there, as before any report)."""
+    if report is None or not report.machine.memory_total_bytes:
         return None
     machine = report.machine
     total = machine.memory_total_bytes

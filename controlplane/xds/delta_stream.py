@@ -73,7 +73,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
 from controlplane.xds.resource_types import CLUSTER, ENDPOINT, push_rank
-from controlplane.xds.snapshot import Resource, Snapshot, TypeSnapshot
+from controlplane.xds.snapshot import Messages, Resource, Snapshot, TypeSnapshot
 from controlplane.xds.stream import CLUSTER_TYPES, ROUTING_TYPES
 
 DeltaRequest = Any  # discovery_pb2.DeltaDiscoveryRequest (generated code has no type stubs)
@@ -247,6 +247,10 @@ class DeltaStreamState:
         ts.acked.update(sent.resources)
         for name in sent.removed:
             ts.acked.pop(name, None)
+        if not ts.wildcard:
+            # Unsubscribed in this same request: Envoy dropped what it just acknowledged.
+            for name in [n for n in sent.resources if n not in ts.names]:
+                ts.acked.pop(name, None)
         first = self._answer(ts, type_url, sent.version, sent.snapshot_version)
         rest = [self._answer(ts, type_url, v, v) for v in covered]
         return DeltaVerdict(DeltaKind.ACK, type_url, (first, *rest))
@@ -409,7 +413,8 @@ class DeltaStreamState:
             return Answer(
                 type_url, version, snapshot_version, error=standing[-1].message, changed=names
             )
-        content = MappingProxyType({n: r.message for n, r in ts.acked.items()})
+        # Parsed only when read: an ACK of the route table must not parse all of it.
+        content = Messages(MappingProxyType(dict(ts.acked)))
         return Answer(type_url, version, snapshot_version, resources=content)
 
 

@@ -586,6 +586,8 @@ def test_status_says_which_generation_it_reflects(cache: SnapshotCache) -> None:
         (0, 0, True, "eu: region 'eu' has 100 MiB free"),
         # Some serve: Ready (the reason stays on the region's pending_reason).
         (1, 1, False, ""),
+        # A worker starting while a second one has no room: Pending with the room's reason.
+        (1, 0, False, "eu: region 'eu' has 100 MiB free"),
     ],
 )
 def test_a_region_without_room_for_its_workers_is_pending_with_the_reason(
@@ -596,3 +598,12 @@ def test_a_region_without_room_for_its_workers_is_pending_with_the_reason(
     )
     problem, fatal = workers_verdict("eu", desired, healthy, cold, [], "", None, pending)
     assert (message in problem if message else problem == "") and not fatal, problem
+
+
+def test_a_crash_loop_is_failed_even_when_room_is_short_too() -> None:
+    pending = "region 'eu' has 100 MiB free of its 1.0 GiB memory budget"
+    problem, fatal = workers_verdict("eu", 2, 0, False, [_crashing()], ERROR, None, pending)
+    assert fatal and "keeps crashing" in problem, problem
+    failed = FailedWake(CrashLoop("r1", "w1", "exited with code 1"), "spec", 0.0)
+    problem, fatal = workers_verdict("eu", 0, 0, True, [], "", failed, pending)
+    assert fatal and "the last cold start failed" in problem, problem

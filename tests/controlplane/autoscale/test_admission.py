@@ -158,3 +158,12 @@ def test_regions_are_admitted_on_their_own() -> None:
         {"eu": RegionBudget(memory_free_bytes=0), "us": RegionBudget(memory_free_bytes=GIB)},
     )
     assert got.granted == {key("a", "eu"): 0, key("a", "us"): 1}
+
+
+def test_room_goes_to_the_longest_waiting_first_not_by_key() -> None:
+    """The room an eviction freed goes to the wake that asked for it, even when the stopped
+    track (key 'a') wants it back meanwhile."""
+    a = Demand(key("a"), 1, 0, 0, GIB, waiting_since=20.0)
+    b = Demand(key("b"), 1, 0, 0, GIB, waiting_since=10.0)
+    got = admit([a, b], {"eu": RegionBudget(memory_free_bytes=GIB)})
+    assert got.granted == {key("a"): 0, key("b"): 1}

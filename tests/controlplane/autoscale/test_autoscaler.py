@@ -315,3 +315,58 @@ def test_a_wake_that_needs_room_stops_the_least_recently_used_idle_track_first()
     for _ in range(10):
         clock.now += 0.5
         assert update(held=0, free=0, idle_running=False)["fraud"] == 0
+
+
+def test_one_eviction_at_a_time_while_the_stopped_worker_is_not_reported_draining_yet() -> None:
+    """Until the agent reports the stopped track's worker draining, its memory counts as being
+    freed: later passes on the same report stop no other idle track."""
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    gib = 2**30
+    settings = replace(SETTINGS, scale_to_zero_after_s=600)
+    idle = [KEY._replace(name=n) for n in ("a", "c", "d")]
+    woken = KEY._replace(name="b")
+    running = LoadSignal(0, {"worker:w": 1}, True, 1, worker_memory=(gib,))
+
+    def update(held: int) -> dict[str, int]:
+        out = scaler.update(
+            [ScaleInput(k, settings, footprint_bytes=gib) for k in (*idle, woken)],
+            {k: running for k in idle},  # the same report: every idle worker still serving
+            {woken: held} if held else {},
+            {"eu": RegionBudget(memory_free_bytes=0, memory_budget_bytes=4 * gib)},
+        )
+        return {k.name: v.desired for k, v in out.items()}
+
+    update(held=0)
+    clock.now += 5  # idle for longer than the stable window
+    update(held=0)
+    clock.now += 0.5
+    first = update(held=1)
+    assert sorted(n for n in "acd" if first[n] == 0) == ["a"]  # one stopped (key order: LRU tie)
+    for _ in range(5):  # rebuilds before the agent's next report
+        clock.now += 0.02
+        again = update(held=1)
+        assert (again["c"], again["d"], again["b"]) == (1, 1, 0)
+
+
+def test_a_track_answering_a_steady_trickle_is_not_idle() -> None:
+    """A request counts in the pass its counter rose; between two requests the track is not
+    idle (nothing in flight at report time is not enough)."""
+    clock = Clock()
+    scaler = Autoscaler(clock)
+    gib = 2**30
+    settings = replace(SETTINGS, scale_to_zero_after_s=600)
+    busy, woken = KEY, KEY._replace(name="other")
+    for i in range(30):  # one request a second, reports every 0.5 s
+        clock.now += 0.5
+        signal = LoadSignal(0, {"worker:w1": i // 2}, True, 1, worker_memory=(gib,))
+        out = scaler.update(
+            [
+                ScaleInput(busy, settings, footprint_bytes=gib),
+                ScaleInput(woken, settings, footprint_bytes=gib),
+            ],
+            {busy: signal},
+            {woken: 1} if i > 10 else {},
+            {"eu": RegionBudget(memory_free_bytes=0, memory_budget_bytes=gib)},
+        )
+        assert out[busy].desired == 1, i

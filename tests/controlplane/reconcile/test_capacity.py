@@ -52,6 +52,8 @@ def report(
 def test_no_machine_reported_yet_is_unknown() -> None:
     assert region_memory(resources_pb2.RegionSpec(), None, {}) is None
     assert region_memory(resources_pb2.RegionSpec(), agent_pb2.AgentReport(), {}) is None
+    unreadable = report(total=0, available=0)  # an agent that could not read /proc/meminfo
+    assert region_memory(resources_pb2.RegionSpec(), unreadable, {}) is None
 
 
 def test_budget_used_and_free() -> None:

@@ -184,3 +184,22 @@ def test_a_stale_rejection_records_nothing() -> None:
     assert verdict.kind is DeltaKind.STALE and verdict.answers == ()
     ack = h.state.on_request(h.request(CLUSTER, nonce=first.nonce))
     assert ack.kind is DeltaKind.ACK and ack.answers[0].accepted
+
+
+def test_an_ack_that_also_unsubscribes_leaves_the_dropped_resource_out_of_what_envoy_holds() -> (
+    None
+):
+    h = Harness()
+    snap = h.snapshot(
+        clusters=[r.cluster("a"), r.cluster("b")],
+        assignments=[r.load_assignment("a"), r.load_assignment("b")],
+    )
+    h.state.on_request(h.request(ENDPOINT, ["a", "b"]))
+    (eds,) = h.state.plan(snap).responses
+    assert _names(eds) == {"a", "b"}
+    # Envoy's ACK of that response also drops b (CDS removed its cluster meanwhile).
+    ack = h.state.on_request(h.request(ENDPOINT, unsubscribe=["b"], nonce=eds.nonce))
+    assert ack.kind is DeltaKind.ACK
+    assert set(ack.answers[0].resources) == {"a"}
+    # The recorded content is parsed on demand, and it is the endpoints Envoy holds.
+    assert ack.answers[0].resources["a"].cluster_name == "a"  # type: ignore[attr-defined]
