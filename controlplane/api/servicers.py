@@ -31,6 +31,7 @@ from controlplane.api.registry import (
     version_users,
 )
 from controlplane.api.release import release_deployment
+from controlplane.api.request_actions import env_or_default
 from controlplane.api.status import StatusProvider, add_certificate, statuses_of
 from controlplane.api.upload import UploadError, receive_upload
 from controlplane.policy import PlacementError
@@ -315,7 +316,14 @@ class DeploymentServicer(api_pb2_grpc.DeploymentServiceServicer):
     async def ListDeployments(
         self, request: api.ListDeploymentsRequest, context: Context
     ) -> api.ListDeploymentsResponse:
-        deps = self._store.list_deployments(request.environment or None)
+        # Only what the caller may view is paged: a page token names the last item listed,
+        # and must never name (or skip over) a deployment the caller may not see.
+        who = current_principal()
+        deps = [
+            d
+            for d in self._store.list_deployments(request.environment or None)
+            if who.may_view(env_or_default(d.spec.environment))
+        ]
         try:
             page = page_of(
                 deps,

@@ -4,15 +4,21 @@ are not this listing's."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import grpc
 import pytest
 
+from controlplane.api import add_api_to_server
 from controlplane.api.paging import MAX_PAGE_SIZE, PageTokenError, encode_token, page_of
+from controlplane.store import Store
 from meshline.v1 import api_pb2 as api
-from tests.controlplane.api.test_servicers import Api, _apply, client
+from meshline.v1 import api_pb2_grpc
+from tests.controlplane.api.test_authn import make_key
+from tests.controlplane.api.test_servicers import Api, StaticStatusProvider, _apply, client
 from tests.controlplane.store.builders import deployment, environment, model, model_file, region
+from tests.harness.credentials import admin_aio_channel, guarded_server
 
 __all__ = ["client"]  # the fixture, used by name
 
@@ -124,3 +130,43 @@ async def test_list_deployments_pages_through_the_real_server(client: Api, tmp_p
         )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "ask with the same environment" in str(refused.value.details())
+
+
+async def test_a_scoped_caller_pages_only_through_what_it_may_view(tmp_path: Path) -> None:
+    """A viewer of staging, one deployment a page: every page holds one of its deployments,
+    and no token names (or skips over) a production one."""
+    store = Store.open(tmp_path / "store.db")
+    server, admin = guarded_server(store, tmp_path)
+    add_api_to_server(server, store, StaticStatusProvider())
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    artifact = model_file(tmp_path)
+    docs = [
+        region("eu", "DE"),
+        environment("production"),
+        environment("staging"),
+        model("m", [("v1", artifact)]),
+        *(deployment(f"p{i}", "m", "v1") for i in range(3)),
+        deployment("s0", "m", "v1", environment_name="staging"),
+        deployment("s1", "m", "v1", environment_name="staging"),
+    ]
+    viewer = make_key(store, "staging-viewer", environment="staging", roles=("viewer",))
+    async with admin_aio_channel(f"127.0.0.1:{port}", admin) as channel:
+        await api_pb2_grpc.ApplyServiceStub(channel).Apply(api.ApplyRequest(resources=docs))
+    try:
+        async with admin_aio_channel(f"127.0.0.1:{port}", viewer) as channel:
+            stub = api_pb2_grpc.DeploymentServiceStub(channel)
+            token, pages = "", []
+            while True:
+                reply = await stub.ListDeployments(
+                    api.ListDeploymentsRequest(page_size=1, page_token=token)
+                )
+                pages.append([(d.spec.environment, d.metadata.name) for d in reply.deployments])
+                token = reply.next_page_token
+                assert "production" not in base64.urlsafe_b64decode(token + "==").decode()
+                if not token:
+                    break
+        assert pages == [[("staging", "s0")], [("staging", "s1")]]
+    finally:
+        await server.stop(None)
+        store.close()
