@@ -241,8 +241,11 @@ def test_a_broken_scale_to_zero_deployment_stays_failed_back_at_zero_until_it_ch
         )
         assert phases == {"Failed"}, phases
 
-        # A changed spec (a version that loads) is tried afresh: no longer Failed.
-        mesh.apply(deployment_yaml(name, versions, "v1", ["eu"], scaling=scaling))
+        # A changed spec (a version that loads) is tried afresh: no longer Failed. It is at zero
+        # (Ready): the call below is its cold start, given time for a worker's start on a busy
+        # machine (3 s was for the broken wakes above to answer soon).
+        fixed = scaling.replace("cold_start_timeout: 3", "cold_start_timeout: 60")
+        mesh.apply(deployment_yaml(name, versions, "v1", ["eu"], scaling=fixed))
         mesh.wait_ready(name)
         out, _ = _grpc_call(mesh.gateway("eu"), name, _batch())
         expected = local_torch(models["v1"], torch.from_numpy(_batch())).numpy()
