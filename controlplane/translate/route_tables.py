@@ -3,7 +3,8 @@
 One table routes every deployment (RDS has one resource per listener), so at 10,000
 deployments it is tens of MB. Building it as one message (copying every route into it) and
 serializing it again at each change took seconds. Here each deployment's parts are serialized
-once (`RouteParts.wire`, already encoded as the repeated fields they become); a table is the
+once (`RouteParts.wire`, already encoded as the repeated fields they become; the translator
+keeps only that form, not the messages); a table is the
 table's own fields with its deployments' bytes between them, byte for byte what serializing
 the message `build_route_configuration` makes would give (deterministic serialization writes
 fields in field-number order), and its digest is taken over the parts' digests, not its bytes.
@@ -20,7 +21,7 @@ from controlplane.ir.model import GatewayIR
 from controlplane.translate.resources import Serialized
 from controlplane.translate.routes import (
     VIRTUAL_HOSTS_FIELD,
-    RouteParts,
+    PartsWire,
     TableFrame,
     peer_frame,
     public_frame,
@@ -29,10 +30,10 @@ from controlplane.translate.routes import (
 from controlplane.translate.wire_format import length_delimited
 
 
-def public_table(gateway: GatewayIR, parts: Sequence[RouteParts]) -> Serialized:
+def public_table(gateway: GatewayIR, wires: Sequence[PartsWire]) -> Serialized:
     """The public listener's table: each deployment's `:authority` virtual host, then the
-    default one with every deployment's header-form routes, then their path-form routes."""
-    wires = [p.wire for p in parts]
+    default one with every deployment's header-form routes, then their path-form routes
+    (`wires`: the deployments' parts in wire form, `RouteParts.wire`, in name order)."""
     return _table(
         public_frame(gateway),
         [w.authority_host for w in wires],
@@ -41,9 +42,8 @@ def public_table(gateway: GatewayIR, parts: Sequence[RouteParts]) -> Serialized:
     )
 
 
-def peer_table(gateway: GatewayIR, parts: Sequence[RouteParts]) -> Serialized:
+def peer_table(gateway: GatewayIR, wires: Sequence[PartsWire]) -> Serialized:
     """The peer listener's table: every deployment's routes for forwarded requests."""
-    wires = [p.wire for p in parts]
     return _table(peer_frame(gateway), [], [w.hop_routes for w in wires], [w.digest for w in wires])
 
 

@@ -31,7 +31,7 @@ from controlplane.translate.pb import packed
 from controlplane.translate.ratelimit import rate_limit_config
 from controlplane.translate.resources import EnvoyResources, ParsedOnRead, Serialized
 from controlplane.translate.route_tables import peer_table, public_table
-from controlplane.translate.routes import RouteParts, deployment_route_parts
+from controlplane.translate.routes import PartsWire, deployment_route_parts
 from meshline.keys import DeploymentKey
 
 
@@ -67,7 +67,8 @@ class DeploymentResources:
     routing: DeploymentRoute
     clusters: tuple[Cluster, ...]
     assignments: tuple[ClusterLoadAssignment, ...]
-    route_parts: RouteParts
+    # Its share of the route tables, serialized once (the messages are not kept).
+    route_parts: PartsWire
 
 
 def routing_view(route: DeploymentRoute) -> DeploymentRoute:
@@ -91,7 +92,7 @@ class _Tables:
     """The route tables last assembled, and the parts they were assembled from."""
 
     key: tuple[str, str, str, bool]
-    parts: tuple[RouteParts, ...]
+    parts: tuple[PartsWire, ...]
     tables: ParsedOnRead
 
 
@@ -182,10 +183,12 @@ class GatewayTranslator:
             routing=routing,
             clusters=tuple(build_clusters(route, self._peers)),
             assignments=assignments,
-            route_parts=deployment_route_parts(route, context.region, peer=context.peer_listener),
+            route_parts=deployment_route_parts(
+                route, context.region, peer=context.peer_listener
+            ).wire,
         )
 
-    def _route_tables(self, gateway: GatewayIR, parts: tuple[RouteParts, ...]) -> ParsedOnRead:
+    def _route_tables(self, gateway: GatewayIR, parts: tuple[PartsWire, ...]) -> ParsedOnRead:
         """The public table and the peer one (when the gateway has a peer listener), in wire
         form (`route_tables.py`), reassembled only when a deployment's parts or the tables'
         own inputs changed."""

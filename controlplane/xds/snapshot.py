@@ -46,7 +46,7 @@ class Resource:
     packed: any_pb2.Any
     message_type: type[Message] = field(repr=False)
     digest: bytes = field(repr=False)
-    source: Message | WireForm | None = field(default=None, repr=False)
+    source: Message | None = field(default=None, repr=False)
 
     @cached_property
     def message(self) -> Message:
@@ -163,13 +163,16 @@ def build_type_snapshot(
             raise ValueError(f"resource {name!r} is a {got}, not a {type_url}")
         if old is not None and same:
             # Unchanged: no new copy (a parsed message and delta's version are kept).
-            resources[name] = _with_source(old, item)
+            resources[name] = _with_source(old, item) if isinstance(item, Message) else old
             continue
         changed = True
+        source: Message | None = None
         if isinstance(item, Message):
             digest = item_digest(name, data)
+            source = item
+        # (A resource in wire form is told by its digest: keeping it would keep its bytes twice.)
         packed = any_pb2.Any(type_url=type_url, value=data)
-        resources[name] = Resource(packed, message_type, digest, item)
+        resources[name] = Resource(packed, message_type, digest, source)
     if not changed and previous is not None and resources.keys() == kept.keys():
         # Same names, each the same bytes: the earlier snapshot, with the new sources noted.
         if any(resources[n] is not kept[n] for n in kept):
@@ -179,7 +182,7 @@ def build_type_snapshot(
     return TypeSnapshot(version=new_version(), digest=digest_resources(ordered), resources=ordered)
 
 
-def _with_source(resource: Resource, source: Message | WireForm) -> Resource:
+def _with_source(resource: Resource, source: Message) -> Resource:
     """`resource` made from `source` now (same bytes, same digest, its parsed copies kept)."""
     out = Resource(resource.packed, resource.message_type, resource.digest, source)
     for cached in ("message", "version"):

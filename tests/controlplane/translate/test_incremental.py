@@ -66,10 +66,11 @@ def test_route_tables_in_wire_form_are_the_messages_bytes(case: str) -> None:
     gateway = CASES[case]
     parts = gateway_route_parts(gateway)
     public = build_route_configuration(gateway, parts)
-    assert public_table(gateway, parts).data == public.SerializeToString(deterministic=True)
+    wires = [p.wire for p in parts]
+    assert public_table(gateway, wires).data == public.SerializeToString(deterministic=True)
     if gateway.peer.port:
         peer = build_peer_route_configuration(gateway, parts)
-        assert peer_table(gateway, parts).data == peer.SerializeToString(deterministic=True)
+        assert peer_table(gateway, wires).data == peer.SerializeToString(deterministic=True)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
