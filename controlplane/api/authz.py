@@ -107,6 +107,13 @@ class Principal:
     def may_view(self, environment: str) -> bool:
         return self.role_in(environment) is not None
 
+    def viewable_environments(self) -> frozenset[str] | None:
+        """The environments `may_view` answers yes for, as a filter a query can apply:
+        None when a grant reaches every environment."""
+        if any(g.environment == ALL_ENVIRONMENTS for g in self.grants):
+            return None
+        return frozenset(g.environment for g in self.grants)
+
     def describe(self) -> str:
         """`key 'ci' (deployer in staging)`: who, and what it holds, for a refusal."""
         who = f"key '{self.name}'" if self.kind is PrincipalKind.KEY else f"'{self.name}'"

@@ -21,7 +21,7 @@ from controlplane.api.errors import FIELD_ERRORS_METADATA_KEY, ApplyError, encod
 from controlplane.api.guard import current_principal
 from controlplane.api.join_tokens import JoinTokens
 from controlplane.api.keys import Enforcement, KeyServicer
-from controlplane.api.paging import PageTokenError, page_of
+from controlplane.api.paging import PageTokenError, keyset_page
 from controlplane.api.registry import (
     VersionExistsError,
     delete_version,
@@ -31,7 +31,6 @@ from controlplane.api.registry import (
     version_users,
 )
 from controlplane.api.release import release_deployment
-from controlplane.api.request_actions import env_or_default
 from controlplane.api.status import StatusProvider, add_certificate, statuses_of
 from controlplane.api.upload import UploadError, receive_upload
 from controlplane.policy import PlacementError
@@ -317,20 +316,24 @@ class DeploymentServicer(api_pb2_grpc.DeploymentServiceServicer):
         self, request: api.ListDeploymentsRequest, context: Context
     ) -> api.ListDeploymentsResponse:
         # Only what the caller may view is paged: a page token names the last item listed,
-        # and must never name (or skip over) a deployment the caller may not see.
+        # and must never name (or skip over) a deployment the caller may not see. The store
+        # reads one page by key, filtered to the caller's environments in the query.
         who = current_principal()
-        deps = [
-            d
-            for d in self._store.list_deployments(request.environment or None)
-            if who.may_view(env_or_default(d.spec.environment))
-        ]
+        environment = request.environment or None
+        among = who.viewable_environments()
+
+        def fetch(after: tuple[str, ...] | None, limit: int | None) -> list[Deployment]:
+            key = (after[0], after[1]) if after is not None else None
+            return self._store.deployments_page(environment, among, key, limit)
+
         try:
-            page = page_of(
-                deps,
+            page = keyset_page(
+                fetch,
                 lambda d: (d.spec.environment, d.metadata.name),
                 request.page_size,
                 request.page_token,
                 request.environment,
+                key_length=2,
             )
         except PageTokenError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

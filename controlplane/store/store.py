@@ -11,7 +11,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -307,6 +307,35 @@ class Store:
         where, args = ("environment = ?", (environment,)) if environment else ("", ())
         return self._list(Deployment, "deployments", where, args, "environment, name")
 
+    def deployments_page(
+        self,
+        environment: str | None = None,
+        among: Collection[str] | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[Deployment]:
+        """Deployments ordered by environment and name: those of `environment` (None: every
+        one) and of the environments `among` (None: no such filter), after the key `after`
+        (environment, name), at most `limit`. Read by key, one environment of `among` after
+        the other: a page costs what it holds (and a look per environment), not the size of
+        the table."""
+        if among is None:
+            scans: Sequence[str | None] = [environment or None]
+        else:
+            scans = sorted(e for e in among if not environment or e == environment)
+        out: list[Deployment] = []
+        with self._lock:
+            for scan in scans:
+                left = None if limit is None else limit - len(out)
+                if left is not None and left <= 0:
+                    break
+                query = deployments_page_query(scan, after, left)
+                if query is None:
+                    continue
+                rows = self._conn.execute(*query).fetchall()
+                out.extend(_from_row(Deployment, row) for row in rows)
+        return out
+
     def get_region(self, name: str) -> Region:
         return self._get(Region, "regions", ResourceKey(KIND_REGION, name), {"name": name})
 
@@ -587,6 +616,37 @@ def _check_deployment_refs(conn: sqlite3.Connection, deployment: Deployment) -> 
         raise InvalidApplyError(
             f"{subject}: model '{spec.model}' version '{spec.version}' does not exist"
         )
+
+
+def deployments_page_query(
+    environment: str | None, after: tuple[str, str] | None, limit: int | None
+) -> tuple[str, list[str | int]] | None:
+    """The query of the deployments of `environment` (None: every one) after the key `after`
+    (environment, name), at most `limit`, in key order; None when every one of them comes
+    before `after`. Each form seeks the primary key's index to `after` and stops after
+    `limit` rows: no scan of what comes before, no sort."""
+    where: list[str] = []
+    args: list[str | int] = []
+    if environment is None:
+        if after is not None:
+            where.append("(environment, name) > (?, ?)")
+            args.extend(after)
+    else:
+        where.append("environment = ?")
+        args.append(environment)
+        if after is not None and after[0] > environment:
+            return None
+        if after is not None and after[0] == environment:
+            where.append("name > ?")
+            args.append(after[1])
+    sql = "SELECT * FROM deployments"
+    if where:
+        sql += f" WHERE {' AND '.join(where)}"
+    sql += " ORDER BY environment, name"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return sql, args
 
 
 def _from_row(cls: type[M], row: sqlite3.Row) -> M:

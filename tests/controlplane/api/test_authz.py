@@ -210,3 +210,25 @@ def test_decide_all_refuses_at_the_first_refused_action() -> None:
 )
 def test_key_grants(environment: str, roles: list[str], grants: tuple[Grant, ...]) -> None:
     assert key_grants(environment, roles) == grants
+
+
+@pytest.mark.parametrize(
+    ("who", "environments"),
+    [
+        (ADMIN, None),
+        (VIEWER, None),
+        (STAGING_VIEWER, frozenset({"staging"})),
+        (MIXED, frozenset({"staging", "production"})),
+        (key("both", ("viewer", "staging"), ("admin", "")), None),
+        (NO_ROLE, frozenset()),
+        (ANONYMOUS, frozenset()),
+    ],
+)
+def test_viewable_environments_say_what_may_view_says(
+    who: Principal, environments: frozenset[str] | None
+) -> None:
+    """The filter a listing's query applies: None (every environment) or exactly the
+    environments `may_view` answers yes for."""
+    assert who.viewable_environments() == environments
+    for env in ("staging", "production", "dev"):
+        assert who.may_view(env) == (environments is None or env in environments)
