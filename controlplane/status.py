@@ -336,6 +336,8 @@ class LiveStatus:
                 if w.track == "" and w.state != agent_pb2.WORKER_STATE_DRAINING
             ),
             pending_reason=scale.problem if scale is not None else "",
+            shared_workers=sorted({w.shared_worker for w in current_workers if w.shared_worker}),
+            last_restart_reason=_last_restart(current_workers),
         )
         if r.nack_error:
             return f"{region}: {r.nack_error}", True
@@ -535,6 +537,15 @@ def _any_desired(dep: resources_pb2.Deployment, look: _Look) -> bool:
     if not scales:
         return dep.spec.replicas > 0
     return any(scale.desired > 0 for scale in scales)
+
+
+def _last_restart(workers: Iterable[agent_pb2.WorkerReport]) -> str:
+    """Why the worker restarted most often here restarted last ('' if none did)."""
+    restarted = [w for w in workers if w.restarts and w.last_error]
+    if not restarted:
+        return ""
+    w = max(restarted, key=lambda w: (w.restarts, w.worker_id))
+    return f"worker {w.worker_id} (restart {w.restarts}): {w.last_error}"
 
 
 def _worker_error(workers: Iterable[agent_pb2.WorkerReport]) -> str:

@@ -270,6 +270,15 @@ def agent(
             "only loads its model; each costs memory, not CPU, while it waits. 0 = none",
         ),
     ] = 1,
+    models_per_shared_worker: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Models of `resources.packing: shared` deployments one shared worker process "
+            "holds at most (more processes cost memory; fewer put more models in reach of one "
+            "crash)",
+        ),
+    ] = 50,
     tls_cert: Annotated[
         Path | None,
         typer.Option(
@@ -364,6 +373,7 @@ def agent(
         admin_host=admin_host,
         worker_host=worker_host,
         standby_workers=standby_workers,
+        models_per_shared_worker=models_per_shared_worker,
         xds_protocol=XdsProtocol(xds_protocol),
         state_dir=state_dir or DEFAULT_STATE_DIR / "regions" / region,
         envoy_binary=envoy_binary,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from controlplane.api.bounds import within
 from controlplane.api.errors import DocumentErrors
+from meshline.packing import PACKING_DEDICATED, PACKINGS
 from meshline.quantity import QuantityError, parse_bytes
 from meshline.v1.resources_pb2 import DeploymentSpec, ModelVersion
 
@@ -62,8 +63,12 @@ def check_scaling(out: DocumentErrors, spec: DeploymentSpec, version: ModelVersi
         )
 
 
-def check_resources(out: DocumentErrors, spec: DeploymentSpec) -> None:
-    """`resources.memory`: an amount of memory above zero."""
+def check_resources(
+    out: DocumentErrors, spec: DeploymentSpec, version: ModelVersion | None
+) -> None:
+    """`resources.memory`: an amount of memory above zero; `resources.packing`: one of
+    PACKINGS, and `shared` only where one process can serve the model next to others."""
+    _check_packing(out, spec, version)
     memory = spec.resources.memory
     if not memory:
         return
@@ -74,3 +79,42 @@ def check_resources(out: DocumentErrors, spec: DeploymentSpec) -> None:
         return
     if amount <= 0:
         out.add("spec.resources.memory", f"a worker needs more than 0 bytes, got {memory}")
+
+
+def _check_packing(out: DocumentErrors, spec: DeploymentSpec, version: ModelVersion | None) -> None:
+    here = "spec.resources.packing"
+    packing = spec.resources.packing
+    if not packing or packing == PACKING_DEDICATED:
+        return
+    if packing not in PACKINGS:
+        out.add(here, f"unknown packing '{packing}' (expected one of {', '.join(PACKINGS)})")
+        return
+    # A shared worker runs one request per forward pass of each model, one copy of it.
+    if spec.batching.max_batch_size > 1 or spec.batching.priority_levels > 0:
+        out.add(
+            here,
+            "packing: shared runs each model without batching or priority queues (a shared "
+            "worker runs one request per forward pass); remove spec.batching or use packing: "
+            "dedicated",
+        )
+    if spec.instances > 1:
+        out.add(
+            here,
+            f"packing: shared loads one copy of the model per shared worker, got instances "
+            f"{spec.instances} (use packing: dedicated for parallel copies)",
+        )
+    if version is None:
+        return
+    if version.HasField("external"):
+        out.add(
+            here,
+            f"model '{spec.model}' version '{spec.version}' is an external server, which "
+            "meshline does not run: it cannot be packed",
+        )
+    elif (version.runtime or "torch") != "torch":
+        out.add(
+            here,
+            f"packing: shared needs runtime torch; model '{spec.model}' version "
+            f"'{spec.version}' is runtime '{version.runtime}' (Triton serves its own models: "
+            "use packing: dedicated)",
+        )

@@ -283,7 +283,7 @@ def _check_deployment(out: DocumentErrors, dep: Deployment, index: ResourceIndex
     if version is not None:
         _check_serving_fits(out, spec, version)
     check_scaling(out, spec, version)
-    check_resources(out, spec)
+    check_resources(out, spec, version)
     check_rollout(out, spec)
     check_policies(out, spec.policies, index, on_environment=False, deployment=dep)
 

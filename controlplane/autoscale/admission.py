@@ -5,6 +5,7 @@ A region runs only what fits. Two limits, both per region:
 
 - `max_replicas` (the region's spec): worker processes over all deployments. Every track keeps
   its floor (what placement reserved); what is above the floors is handed out in key order.
+  A packed track's workers are models in shared processes: memory alone holds them back.
 - memory: a new worker needs its version's footprint (measured when a worker of it first
   served; estimated before that), and may start only where the region's free memory holds it
   now. Workers already running are never stopped for another's sake unless they are *idle*
@@ -53,6 +54,8 @@ class Demand:
     # Since when it has wanted more workers than it runs (inf: it does not): room goes to the
     # longest waiting first, so the room an eviction frees goes to the wake that asked for it.
     waiting_since: float = math.inf
+    # Models loaded into shared worker processes: held to memory, not to the process cap.
+    packed: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,9 @@ def _within_replicas(
     out = {d.key: d.wanted for d in demands}
     if limit <= 0:
         return out
-    spare = limit - sum(d.floor for d in demands)
-    for d in demands:
+    processes = [d for d in demands if not d.packed]
+    spare = limit - sum(d.floor for d in processes)
+    for d in processes:
         extra = max(0, d.wanted - d.floor)
         given = max(0, min(extra, spare))
         spare -= given

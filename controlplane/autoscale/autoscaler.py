@@ -60,6 +60,8 @@ class ScaleInput:
     # What one more worker of the track will use (its version's footprint), and the version.
     footprint_bytes: int = 0
     version: str = ""
+    # Its workers are models in shared worker processes: they do not count as processes.
+    packed: bool = False
 
 
 @dataclass
@@ -212,6 +214,7 @@ class Autoscaler:
                     waiting_since=track.wanting_since
                     if track.wanting_since is not None
                     else math.inf,
+                    packed=item.packed,
                 )
             )
         admission = admit(demands, self._with_pending_evictions(capacity, signals, now))

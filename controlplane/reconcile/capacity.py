@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
 from controlplane.autoscale.admission import RegionBudget
@@ -18,6 +18,7 @@ from controlplane.ir.build import is_serving
 from controlplane.policy import ResolvedDeployment
 from controlplane.store.footprints import Footprint
 from meshline.keys import DeploymentKey, TrackKey
+from meshline.packing import SHARED_FOOTPRINT_RUNTIME
 from meshline.quantity import MemoryBudget, QuantityError, parse_bytes, parse_memory_budget
 from meshline.v1 import agent_pb2, resources_pb2
 
@@ -27,6 +28,9 @@ MIB = 2**20
 # (the file read, then the model built from it). Measured PSS of an idle worker on this
 # project's machines: Torch ~150 MiB (sharing the standby interpreter's imports), Triton more.
 BASE_FOOTPRINT_BYTES = {"torch": 256 * MIB, "triton": 768 * MIB}
+# A model loaded into a shared worker: its own tensors and TorchScript graph; the process's cost
+# is counted once per shared worker (AgentReport.shared_workers), not per model.
+SHARED_BASE_FOOTPRINT_BYTES = 16 * MIB
 DRAINING = agent_pb2.WorkerState.WORKER_STATE_DRAINING
 
 
@@ -68,19 +72,30 @@ def memory_reserve(total_bytes: int) -> int:
     return max(512 * MIB, total_bytes // 20)
 
 
-def estimated_footprint(version: resources_pb2.ModelVersion) -> int:
-    """What a worker of a version never measured is planned to use."""
+def estimated_footprint(version: resources_pb2.ModelVersion, packed: bool = False) -> int:
+    """What a worker of a version never measured is planned to use (`packed`: what its model
+    adds to a shared worker)."""
     if version.HasField("external"):
         return 0
-    base = BASE_FOOTPRINT_BYTES.get(version.runtime, BASE_FOOTPRINT_BYTES["torch"])
+    if packed:
+        base = SHARED_BASE_FOOTPRINT_BYTES
+    else:
+        base = BASE_FOOTPRINT_BYTES.get(version.runtime, BASE_FOOTPRINT_BYTES["torch"])
     return base + 2 * version.size_bytes
 
 
+def footprint_key(version: resources_pb2.ModelVersion, packed: bool = False) -> tuple[str, str]:
+    """Footprints are recorded per artifact and way of running it."""
+    return (version.sha256, SHARED_FOOTPRINT_RUNTIME if packed else version.runtime)
+
+
 def version_footprint(
-    version: resources_pb2.ModelVersion, measured: Mapping[tuple[str, str], Footprint]
+    version: resources_pb2.ModelVersion,
+    measured: Mapping[tuple[str, str], Footprint],
+    packed: bool = False,
 ) -> int:
-    found = measured.get((version.sha256, version.runtime))
-    return found.memory_bytes if found is not None else estimated_footprint(version)
+    found = measured.get(footprint_key(version, packed))
+    return found.memory_bytes if found is not None else estimated_footprint(version, packed)
 
 
 def declared_memory(deployments: Iterable[resources_pb2.Deployment]) -> dict[DeploymentKey, int]:
@@ -101,12 +116,14 @@ def track_footprints(
     versions: Mapping[TrackKey, resources_pb2.ModelVersion],
     measured: Mapping[tuple[str, str], Footprint],
     declared: Mapping[DeploymentKey, int],
+    packed: Container[TrackKey] = frozenset(),
 ) -> dict[TrackKey, int]:
     """What one more worker of each track is planned to use: the larger of what its
-    deployment declares and its version's footprint (measured, else estimated)."""
+    deployment declares and its version's footprint (measured, else estimated); for a
+    `packed` track, what its model adds to a shared worker."""
     return {
         key: max(
-            version_footprint(version, measured),
+            version_footprint(version, measured, key in packed),
             declared.get(DeploymentKey(key.environment, key.name), 0),
         )
         for key, version in versions.items()
@@ -153,8 +170,12 @@ def region_memory(
         used += uses
         if w.state == DRAINING:
             draining += uses
-        else:
+        elif not w.shared_worker:
             workers += 1
+    for shared in report.shared_workers:
+        # The process's own cost (interpreter, torch), beyond the models counted above.
+        used += max(0, shared.memory_bytes - shared.model_memory_bytes)
+        workers += 1
     room = machine.memory_available_bytes - memory_reserve(total)
     free = max(0, min(budget - used, room))
     return RegionMemory(
@@ -189,9 +210,9 @@ def new_measurements(
             version = versions.get(TrackKey(w.environment, w.deployment, w.track))
             if version is None or not version.sha256 or not w.memory_bytes or not is_serving(w):
                 continue
-            key = (version.sha256, version.runtime)
+            key = footprint_key(version, packed=bool(w.shared_worker))
             before = out.get(key) or known.get(key)
             if before is not None and w.memory_bytes <= before.memory_bytes * FOOTPRINT_GROWTH:
                 continue
-            out[key] = Footprint(version.sha256, version.runtime, w.memory_bytes, region, now)
+            out[key] = Footprint(*key, w.memory_bytes, region, now)
     return list(out.values())

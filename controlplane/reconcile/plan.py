@@ -15,6 +15,7 @@ from controlplane.reconcile.state import NetworkState
 from controlplane.registry.identity import serving_identity
 from controlplane.store import StoreSnapshot
 from meshline.keys import DeploymentKey, TrackKey
+from meshline.packing import PACKING_SHARED
 from meshline.v1 import agent_pb2, resources_pb2
 
 
@@ -26,6 +27,16 @@ class NetworkPlan:
     workloads: dict[TrackKey, agent_pb2.Workload]
     regions: dict[str, resources_pb2.Region]
     state: NetworkState
+
+
+def is_packed(version: resources_pb2.ModelVersion, spec: resources_pb2.DeploymentSpec) -> bool:
+    """Loaded into a shared worker: the deployment asks for it and the version is a Torch model
+    meshline runs (a split or mirror leg of another runtime runs in its own process)."""
+    return (
+        spec.resources.packing == PACKING_SHARED
+        and not version.HasField("external")
+        and (version.runtime or "torch") == "torch"
+    )
 
 
 def workload_revision(
@@ -50,6 +61,8 @@ def workload_revision(
             )
         if spec.instances > 1:
             parts["instances"] = spec.instances
+        if is_packed(version, spec):
+            parts["packing"] = PACKING_SHARED
     # Without serving settings: the hash of the version alone, as before they existed.
     payload = json.dumps(parts if len(parts) > 1 else parts["version"], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -108,6 +121,7 @@ def plan_network(
                 batching=spec.batching,
                 instances=max(1, spec.instances),
                 external=version.external if version.HasField("external") else None,
+                packed=is_packed(version, spec),
             )
     return NetworkPlan(
         tuple(state.resolved[k] for k in sorted(state.resolved)),

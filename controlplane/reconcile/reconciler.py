@@ -186,7 +186,12 @@ class Reconciler:
         versions = track_versions(plan.resolved, snapshot.models)
         measured = load_footprints(self.store)
         record_footprints(self.store, new_measurements(reports, versions, measured, _rfc3339()))
-        footprints = track_footprints(versions, measured, declared_memory(snapshot.deployments))
+        footprints = track_footprints(
+            versions,
+            measured,
+            declared_memory(snapshot.deployments),
+            packed={key for key, workload in plan.workloads.items() if workload.packed},
+        )
         plan.state.memory = {
             name: memory
             for name, region in plan.regions.items()

@@ -34,11 +34,17 @@ def scale_inputs(
             configured.get(resolved.key, ""),
             footprints.get(TrackKey(resolved.environment, resolved.name, track.name), 0),
             track.version,
+            packed=_packed(plan, TrackKey(resolved.environment, resolved.name, track.name)),
         )
         for resolved in plan.resolved
         for track in resolved.tracks
         for region in resolved.placement.regions
     ]
+
+
+def _packed(plan: NetworkPlan, key: TrackKey) -> bool:
+    workload = plan.workloads.get(key)
+    return workload is not None and workload.packed
 
 
 def wake_problem(scale: RegionScale, signal: LoadSignal) -> WakeProblem:

@@ -102,7 +102,7 @@ class EdgeTls(_message.Message):
     def __init__(self, mode: _Optional[str] = ..., sds_path: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WorkerReport(_message.Message):
-    __slots__ = ("worker_id", "deployment", "environment", "revision", "grpc_address", "http_address", "state", "restarts", "last_error", "consecutive_failures", "gateway_routable", "version", "inflight", "track", "queued", "requests", "batches", "runtime", "memory_bytes")
+    __slots__ = ("worker_id", "deployment", "environment", "revision", "grpc_address", "http_address", "state", "restarts", "last_error", "consecutive_failures", "gateway_routable", "version", "inflight", "track", "queued", "requests", "batches", "runtime", "memory_bytes", "shared_worker")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +122,7 @@ class WorkerReport(_message.Message):
     BATCHES_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHARED_WORKER_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     deployment: str
     environment: str
@@ -141,7 +142,22 @@ class WorkerReport(_message.Message):
     batches: int
     runtime: str
     memory_bytes: int
-    def __init__(self, worker_id: _Optional[str] = ..., deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., grpc_address: _Optional[str] = ..., http_address: _Optional[str] = ..., state: _Optional[_Union[WorkerState, str]] = ..., restarts: _Optional[int] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., gateway_routable: _Optional[bool] = ..., version: _Optional[str] = ..., inflight: _Optional[int] = ..., track: _Optional[str] = ..., queued: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ..., runtime: _Optional[str] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+    shared_worker: str
+    def __init__(self, worker_id: _Optional[str] = ..., deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., grpc_address: _Optional[str] = ..., http_address: _Optional[str] = ..., state: _Optional[_Union[WorkerState, str]] = ..., restarts: _Optional[int] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., gateway_routable: _Optional[bool] = ..., version: _Optional[str] = ..., inflight: _Optional[int] = ..., track: _Optional[str] = ..., queued: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ..., runtime: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., shared_worker: _Optional[str] = ...) -> None: ...
+
+class SharedWorkerReport(_message.Message):
+    __slots__ = ("shared_worker", "memory_bytes", "model_memory_bytes", "models", "isolated")
+    SHARED_WORKER_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    ISOLATED_FIELD_NUMBER: _ClassVar[int]
+    shared_worker: str
+    memory_bytes: int
+    model_memory_bytes: int
+    models: int
+    isolated: bool
+    def __init__(self, shared_worker: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., model_memory_bytes: _Optional[int] = ..., models: _Optional[int] = ..., isolated: _Optional[bool] = ...) -> None: ...
 
 class MachineResources(_message.Message):
     __slots__ = ("memory_total_bytes", "memory_available_bytes", "cpus", "gpus")
@@ -200,21 +216,23 @@ class ClusterTraffic(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., latency: _Optional[_Iterable[_Union[LatencyBucket, _Mapping]]] = ...) -> None: ...
 
 class AgentReport(_message.Message):
-    __slots__ = ("workers", "clusters", "traffic", "edge_certificate_expires_at", "machine")
+    __slots__ = ("workers", "clusters", "traffic", "edge_certificate_expires_at", "machine", "shared_workers")
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_FIELD_NUMBER: _ClassVar[int]
     EDGE_CERTIFICATE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     MACHINE_FIELD_NUMBER: _ClassVar[int]
+    SHARED_WORKERS_FIELD_NUMBER: _ClassVar[int]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerReport]
     clusters: _containers.RepeatedCompositeFieldContainer[ClusterHealth]
     traffic: _containers.RepeatedCompositeFieldContainer[ClusterTraffic]
     edge_certificate_expires_at: str
     machine: MachineResources
-    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerReport, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[ClusterHealth, _Mapping]]] = ..., traffic: _Optional[_Iterable[_Union[ClusterTraffic, _Mapping]]] = ..., edge_certificate_expires_at: _Optional[str] = ..., machine: _Optional[_Union[MachineResources, _Mapping]] = ...) -> None: ...
+    shared_workers: _containers.RepeatedCompositeFieldContainer[SharedWorkerReport]
+    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerReport, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[ClusterHealth, _Mapping]]] = ..., traffic: _Optional[_Iterable[_Union[ClusterTraffic, _Mapping]]] = ..., edge_certificate_expires_at: _Optional[str] = ..., machine: _Optional[_Union[MachineResources, _Mapping]] = ..., shared_workers: _Optional[_Iterable[_Union[SharedWorkerReport, _Mapping]]] = ...) -> None: ...
 
 class Workload(_message.Message):
-    __slots__ = ("deployment", "environment", "revision", "runtime", "model_path", "signature", "replicas", "model_version", "flavor", "track", "batching", "instances", "external", "artifact_sha256", "local_clusters")
+    __slots__ = ("deployment", "environment", "revision", "runtime", "model_path", "signature", "replicas", "model_version", "flavor", "track", "batching", "instances", "external", "artifact_sha256", "local_clusters", "packed")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +248,7 @@ class Workload(_message.Message):
     EXTERNAL_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_SHA256_FIELD_NUMBER: _ClassVar[int]
     LOCAL_CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    PACKED_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     environment: str
     revision: str
@@ -245,7 +264,8 @@ class Workload(_message.Message):
     external: _resources_pb2.ExternalEndpoint
     artifact_sha256: str
     local_clusters: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., runtime: _Optional[str] = ..., model_path: _Optional[str] = ..., signature: _Optional[_Union[_resources_pb2.ModelSignature, _Mapping]] = ..., replicas: _Optional[int] = ..., model_version: _Optional[str] = ..., flavor: _Optional[str] = ..., track: _Optional[str] = ..., batching: _Optional[_Union[_resources_pb2.BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., external: _Optional[_Union[_resources_pb2.ExternalEndpoint, _Mapping]] = ..., artifact_sha256: _Optional[str] = ..., local_clusters: _Optional[_Iterable[str]] = ...) -> None: ...
+    packed: bool
+    def __init__(self, deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., runtime: _Optional[str] = ..., model_path: _Optional[str] = ..., signature: _Optional[_Union[_resources_pb2.ModelSignature, _Mapping]] = ..., replicas: _Optional[int] = ..., model_version: _Optional[str] = ..., flavor: _Optional[str] = ..., track: _Optional[str] = ..., batching: _Optional[_Union[_resources_pb2.BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., external: _Optional[_Union[_resources_pb2.ExternalEndpoint, _Mapping]] = ..., artifact_sha256: _Optional[str] = ..., local_clusters: _Optional[_Iterable[str]] = ..., packed: _Optional[bool] = ...) -> None: ...
 
 class DesiredState(_message.Message):
     __slots__ = ("workloads", "remote_hostnames", "holding_hostnames")

@@ -451,13 +451,15 @@ class DeploymentSpec(_message.Message):
     def __init__(self, environment: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., replicas: _Optional[int] = ..., policies: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., batching: _Optional[_Union[BatchingSpec, _Mapping]] = ..., instances: _Optional[int] = ..., scaling: _Optional[_Union[ScalingSpec, _Mapping]] = ..., deactivated: _Optional[bool] = ..., rollout: _Optional[_Union[RolloutSpec, _Mapping]] = ..., resources: _Optional[_Union[WorkerResources, _Mapping]] = ...) -> None: ...
 
 class WorkerResources(_message.Message):
-    __slots__ = ("memory",)
+    __slots__ = ("memory", "packing")
     MEMORY_FIELD_NUMBER: _ClassVar[int]
+    PACKING_FIELD_NUMBER: _ClassVar[int]
     memory: str
-    def __init__(self, memory: _Optional[str] = ...) -> None: ...
+    packing: str
+    def __init__(self, memory: _Optional[str] = ..., packing: _Optional[str] = ...) -> None: ...
 
 class RegionDeploymentStatus(_message.Message):
-    __slots__ = ("region", "config_acked", "acked_version", "desired_replicas", "healthy_endpoints", "nack_error", "forwarding", "queued_requests", "requests", "batches", "scaled_to_zero", "cold_starts", "last_cold_start_s", "cold_start_seconds_total", "held_requests", "current_replicas", "leaving", "pending_reason")
+    __slots__ = ("region", "config_acked", "acked_version", "desired_replicas", "healthy_endpoints", "nack_error", "forwarding", "queued_requests", "requests", "batches", "scaled_to_zero", "cold_starts", "last_cold_start_s", "cold_start_seconds_total", "held_requests", "current_replicas", "leaving", "pending_reason", "shared_workers", "last_restart_reason")
     REGION_FIELD_NUMBER: _ClassVar[int]
     CONFIG_ACKED_FIELD_NUMBER: _ClassVar[int]
     ACKED_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -476,6 +478,8 @@ class RegionDeploymentStatus(_message.Message):
     CURRENT_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     LEAVING_FIELD_NUMBER: _ClassVar[int]
     PENDING_REASON_FIELD_NUMBER: _ClassVar[int]
+    SHARED_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    LAST_RESTART_REASON_FIELD_NUMBER: _ClassVar[int]
     region: str
     config_acked: bool
     acked_version: str
@@ -494,7 +498,9 @@ class RegionDeploymentStatus(_message.Message):
     current_replicas: int
     leaving: bool
     pending_reason: str
-    def __init__(self, region: _Optional[str] = ..., config_acked: _Optional[bool] = ..., acked_version: _Optional[str] = ..., desired_replicas: _Optional[int] = ..., healthy_endpoints: _Optional[int] = ..., nack_error: _Optional[str] = ..., forwarding: _Optional[bool] = ..., queued_requests: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ..., scaled_to_zero: _Optional[bool] = ..., cold_starts: _Optional[int] = ..., last_cold_start_s: _Optional[float] = ..., cold_start_seconds_total: _Optional[float] = ..., held_requests: _Optional[int] = ..., current_replicas: _Optional[int] = ..., leaving: _Optional[bool] = ..., pending_reason: _Optional[str] = ...) -> None: ...
+    shared_workers: _containers.RepeatedScalarFieldContainer[str]
+    last_restart_reason: str
+    def __init__(self, region: _Optional[str] = ..., config_acked: _Optional[bool] = ..., acked_version: _Optional[str] = ..., desired_replicas: _Optional[int] = ..., healthy_endpoints: _Optional[int] = ..., nack_error: _Optional[str] = ..., forwarding: _Optional[bool] = ..., queued_requests: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ..., scaled_to_zero: _Optional[bool] = ..., cold_starts: _Optional[int] = ..., last_cold_start_s: _Optional[float] = ..., cold_start_seconds_total: _Optional[float] = ..., held_requests: _Optional[int] = ..., current_replicas: _Optional[int] = ..., leaving: _Optional[bool] = ..., pending_reason: _Optional[str] = ..., shared_workers: _Optional[_Iterable[str]] = ..., last_restart_reason: _Optional[str] = ...) -> None: ...
 
 class StepAnalysis(_message.Message):
     __slots__ = ("step", "weight", "canary_requests", "canary_errors", "canary_p99_ms", "stable_requests", "stable_errors", "stable_p99_ms", "verdict")

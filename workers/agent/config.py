@@ -63,6 +63,10 @@ class AgentConfig:
     # Torch interpreters kept with their imports done, so a worker start (a cold start above
     # all) only loads the model; each costs memory, no CPU, while it waits. 0 = none.
     standby_workers: int = 1
+    # Models (of `resources.packing: shared` deployments) one shared worker process holds at
+    # most: more processes cost their interpreters' memory; fewer put more models in reach of
+    # one crash and one GIL.
+    models_per_shared_worker: int = 50
 
     @property
     def admin_reach_host(self) -> str:

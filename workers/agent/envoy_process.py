@@ -8,10 +8,11 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import aiohttp
 
@@ -238,6 +239,12 @@ class GatewayView:
     hostnames: dict[str, str] = field(default_factory=dict)
     # The clusters the control plane added (CDS), not the bootstrap's own.
     dynamic_clusters: frozenset[str] = frozenset()
+    # The same by EDS hostname (a worker id), for hosts that share an address: the models of
+    # a shared worker are one address in many clusters, each cluster naming its own worker.
+    routable_names: frozenset[str] = frozenset()
+    inflight_by_name: dict[str, int] = field(default_factory=dict)
+    # cluster name → address → the hostname EDS gave it in that cluster
+    cluster_hostnames: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def inflight_of(self, *addresses: str) -> int:
         return sum(self.inflight.get(address, 0) for address in addresses)
@@ -249,10 +256,16 @@ class GatewayView:
         name = self.hostnames.get(address)
         return name is not None and name in remote_hostnames
 
-    def hostnames_of(self, addresses: Iterable[str]) -> list[str]:
-        """The EDS hostnames of `addresses` as Envoy shows them, sorted (hosts without one are
-        left out). Opaque here: the control plane named them and reads them."""
-        return sorted({self.hostnames[a] for a in addresses if self.hostnames.get(a)})
+    def hostname_in(self, cluster: str, address: str) -> str | None:
+        """The hostname EDS gave `address` in `cluster` (one address may hold several workers:
+        a shared worker's models)."""
+        return self.cluster_hostnames.get(cluster, {}).get(address) or self.hostnames.get(address)
+
+    def hostnames_of(self, addresses: Iterable[str], cluster: str = "") -> list[str]:
+        """The EDS hostnames of `addresses` (in `cluster`) as Envoy shows them, sorted (hosts
+        without one are left out). Opaque here: the control plane named them and reads them."""
+        names = {self.hostname_in(cluster, a) for a in addresses}
+        return sorted(n for n in names if n)
 
 
 def parse_clusters(text: str) -> GatewayView:
@@ -270,6 +283,7 @@ def parse_clusters(text: str) -> GatewayView:
     counters: dict[str, dict[str, list[int]]] = {}  # cluster → host → [active, total]
     hostnames: dict[str, str] = {}
     dynamic: set[str] = set()
+    entries: dict[tuple[str, str], _HostEntry] = {}
     for line in text.splitlines():
         cluster, sep, rest = line.partition("::")
         if not sep:
@@ -288,16 +302,21 @@ def parse_clusters(text: str) -> GatewayView:
                 continue
             pair = counters.setdefault(cluster, {}).setdefault(host, [0, 0])
             pair[0 if stat == "rq_active" else 1] = count
+            if stat == "rq_active":
+                entries.setdefault((cluster, host), _HostEntry()).active = count
         elif stat == "hostname":
             hostnames[host] = value
+            entries.setdefault((cluster, host), _HostEntry()).name = value
         elif stat == "health_flags" and value == "healthy":
             # Any flag (/failed_active_hc, /pending_active_hc, /failed_eds_health,
             # /failed_outlier_check, ...) means Envoy would not pick the host now.
             routable.add(host)
             by_cluster.setdefault(cluster, set()).add(host)
+            entries.setdefault((cluster, host), _HostEntry()).healthy = True
         elif stat == "health_flags":
             unroutable.add(host)
             by_cluster.setdefault(cluster, set())
+            entries.setdefault((cluster, host), _HostEntry()).healthy = False
     inflight: dict[str, int] = {}
     traffic: dict[str, dict[str, HostTraffic]] = {}
     for cluster, hosts in counters.items():
@@ -311,4 +330,37 @@ def parse_clusters(text: str) -> GatewayView:
         traffic=traffic,
         hostnames=hostnames,
         dynamic_clusters=frozenset(dynamic),
+        **_by_name(entries),
     )
+
+
+@dataclass
+class _HostEntry:
+    """One host of one cluster in Envoy's `/clusters`."""
+
+    name: str = ""
+    healthy: bool | None = None
+    active: int = 0
+
+
+def _by_name(entries: Mapping[tuple[str, str], _HostEntry]) -> dict[str, Any]:
+    """Routable hostnames (healthy in every cluster that lists them), in-flight requests per
+    hostname, and each cluster's hostnames by address."""
+    good: set[str] = set()
+    bad: set[str] = set()
+    inflight: dict[str, int] = {}
+    cluster_hostnames: dict[str, dict[str, str]] = {}
+    for (cluster, host), entry in entries.items():
+        if not entry.name:
+            continue
+        cluster_hostnames.setdefault(cluster, {})[host] = entry.name
+        inflight[entry.name] = inflight.get(entry.name, 0) + entry.active
+        if entry.healthy is True:
+            good.add(entry.name)
+        elif entry.healthy is False:
+            bad.add(entry.name)
+    return {
+        "routable_names": frozenset(good - bad),
+        "inflight_by_name": inflight,
+        "cluster_hostnames": cluster_hostnames,
+    }

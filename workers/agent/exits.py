@@ -35,3 +35,48 @@ def note_exit(failures: int, ran_s: float, returncode: int | None, reason: str) 
         failures = 1 if ran_s > STABLE_AFTER_S else failures + 1
         last_error = f"exited with code {returncode} after {ran_s:.1f}s: {reason}"
     return ExitNote(failures, last_error, backoff_s(failures))
+
+
+@dataclass(frozen=True)
+class SharedExitNote:
+    note: ExitNote
+    isolate: bool  # this model took its shared worker down: it runs alone from now on
+
+
+def note_shared_exit(
+    failures: int,
+    ran_s: float,
+    deployment: str,
+    shared_id: str,
+    returncode: int | None,
+    reason: str,
+    culprits: frozenset[str],
+) -> SharedExitNote:
+    """A model's shared worker process died. The models its activity file names (loading, or
+    in their first forward pass) took it down: each is charged like a crash of its own and is
+    isolated from then on. Its neighbours are restarted at once, told which model it was, and
+    not charged. A crash nobody is named for charges every model, as if each crashed."""
+    died = f"shared worker {shared_id} exited with code {returncode}: {reason}"
+    if deployment in culprits:
+        note = note_exit(failures, ran_s, returncode, reason)
+        return SharedExitNote(
+            ExitNote(
+                note.failures,
+                f"crashed its shared worker {shared_id} (exit code {returncode}) while loading "
+                f"or running it: {reason}; it runs in a shared worker of its own from now on",
+                note.backoff_s,
+            ),
+            isolate=True,
+        )
+    if culprits:
+        named = ", ".join(f"'{c}'" for c in sorted(culprits))
+        return SharedExitNote(
+            ExitNote(
+                failures,
+                f"restarted: its {died}, taken down by model {named} (which now runs apart)",
+                0.0,
+            ),
+            isolate=False,
+        )
+    note = note_exit(failures, ran_s, returncode, reason)
+    return SharedExitNote(ExitNote(note.failures, f"its {died}", note.backoff_s), isolate=False)

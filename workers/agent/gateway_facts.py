@@ -21,6 +21,9 @@ class WorkerAddresses:
     worker_id: str
     grpc_address: str
     http_address: str
+    # Its address is a shared worker's, which other workers (models) have too: the gateway's
+    # view of it is read by its EDS hostname (its worker id), not by address.
+    shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,19 @@ def gateway_facts(
         if told
         else {},
         traffic={c: t for c, t in view.cluster_stats.items() if c not in local} if told else {},
-        workers={
-            w.worker_id: WorkerRoute(
-                {w.grpc_address, w.http_address} <= view.routable,
-                view.inflight_of(w.grpc_address, w.http_address),
-            )
-            for w in workers
-        },
+        workers={w.worker_id: _route(view, w) for w in workers},
+    )
+
+
+def _route(view: GatewayView, worker: WorkerAddresses) -> WorkerRoute:
+    if worker.shared:
+        return WorkerRoute(
+            worker.worker_id in view.routable_names,
+            view.inflight_by_name.get(worker.worker_id, 0),
+        )
+    return WorkerRoute(
+        {worker.grpc_address, worker.http_address} <= view.routable,
+        view.inflight_of(worker.grpc_address, worker.http_address),
     )
 
 
@@ -97,13 +106,13 @@ def forwarding_view(
         routable = frozenset(
             a
             for a in view.routable_by_cluster.get(cluster, frozenset())
-            if view.hostnames.get(a) not in holding_hostnames
+            if view.hostname_in(cluster, a) not in holding_hostnames
         )
         out[cluster] = agent_pb2.ClusterHealth(
             cluster=cluster,
             routable_hosts=len(routable),
             inflight=sum(t.active for t in away),
             requests=sum(t.total for t in away),
-            routable_hostnames=view.hostnames_of(routable),
+            routable_hostnames=view.hostnames_of(routable, cluster),
         )
     return out

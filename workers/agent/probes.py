@@ -30,11 +30,15 @@ async def health_problem(worker: Worker) -> str:
     """What keeps the worker from serving, or the empty string. An external server must also
     have the deployment's model loaded (a Triton can be up and serve other models)."""
     assert worker.channel is not None
+    # A model in a shared worker: that model's own health (the service is its name).
+    service = worker.workload.deployment if worker.packed else ""
     try:
         stub = health_pb2_grpc.HealthStub(worker.channel)
-        reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2.0)
         if reply.status != health_pb2.HealthCheckResponse.SERVING:
             status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            if service:
+                return f"model '{service}' in shared worker {worker.grpc_address} is {status}"
             return f"{worker.grpc_address} reports {status}"
     except grpc.aio.AioRpcError as exc:
         what = "external Triton" if worker.external else "worker"
@@ -67,6 +71,8 @@ async def probe(worker: Worker, load: LoadScraper, read_load: bool = True) -> Pr
     before = worker.state
     if not worker.running or worker.channel is None:
         return ProbeResult(False, False)  # an exit is the Supervisor's to record
+    if worker.packed and not worker.loaded:
+        return ProbeResult(False, False)  # its model is still loading into a shared worker
     outcome = after_probe(
         worker.state,
         worker.failed_probes,

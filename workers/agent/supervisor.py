@@ -26,7 +26,7 @@ from workers.agent import decide as core
 from workers.agent.artifacts import NO_MESH, ArtifactCache, MeshDialer
 from workers.agent.config import AgentConfig
 from workers.agent.envoy_process import GatewayView
-from workers.agent.exits import note_exit
+from workers.agent.exits import note_exit, note_shared_exit
 from workers.agent.gateway_facts import (
     WorkerAddresses,
     gateway_facts,
@@ -125,7 +125,9 @@ class Supervisor:
             workers=[
                 w.report(
                     routable=self._serving(w) and not w.draining,
-                    memory_bytes=self.resources.memory_of(w.worker_id, w.pid),
+                    memory_bytes=w.load.memory_bytes
+                    if w.packed
+                    else self.resources.memory_of(w.worker_id, w.pid),
                 )
                 for w in sorted(self.workers.values(), key=lambda w: w.worker_id)
             ],
@@ -133,10 +135,27 @@ class Supervisor:
             traffic=[self._traffic[name] for name in sorted(self._traffic)],
             edge_certificate_expires_at=self.edge_certificate_expires_at,
             machine=self.resources.machine(),
+            shared_workers=self._shared_reports(),
         )
 
+    def _shared_reports(self) -> list[agent_pb2.SharedWorkerReport]:
+        out = []
+        for shared in sorted(self.processes.shared.running.values(), key=lambda s: s.shared_id):
+            models = [w for w in self.workers.values() if w.packed and w.shared is shared]
+            out.append(
+                agent_pb2.SharedWorkerReport(
+                    shared_worker=shared.shared_id,
+                    memory_bytes=self.resources.memory_of(shared.shared_id, shared.pid),
+                    model_memory_bytes=sum(w.load.memory_bytes for w in models),
+                    models=len(shared.models),
+                    isolated=shared.isolated,
+                )
+            )
+        return out
+
     def _worker_pids(self) -> dict[str, int]:
-        return {w.worker_id: w.pid for w in self.workers.values() if w.pid is not None}
+        pids = {w.worker_id: w.pid for w in self.workers.values() if w.pid is not None}
+        return {**pids, **self.processes.shared.pids()}
 
     def edge_certificate_served(self, expires_at: str) -> None:
         """The client listener serves another certificate (or none): report it."""
@@ -270,12 +289,27 @@ class Supervisor:
 
     def _note_exit(self, worker: Worker) -> None:
         """Record why a worker stopped and when it may start again (once per exit)."""
-        note = note_exit(
-            worker.failures,
-            ran_s=time.monotonic() - worker.started_at,
-            returncode=None if worker.process is None else worker.process.returncode,
-            reason=children.exit_reason(worker.log_path),
-        )
+        shared = worker.shared if worker.packed else None
+        if shared is not None and not worker.load_error and not shared.alive:
+            # Its shared worker died: the model(s) it was loading or running first are named.
+            shared_note = note_shared_exit(
+                worker.failures,
+                ran_s=time.monotonic() - worker.started_at,
+                deployment=worker.workload.deployment,
+                shared_id=shared.shared_id,
+                returncode=shared.returncode,
+                reason=shared.exit_reason(),
+                culprits=shared.culprits(),
+            )
+            note = shared_note.note
+            worker.isolate |= shared_note.isolate
+        else:
+            note = note_exit(
+                worker.failures,
+                ran_s=time.monotonic() - worker.started_at,
+                returncode=None if worker.process is None else worker.process.returncode,
+                reason=children.exit_reason(worker.log_path),
+            )
         worker.failures, worker.last_error = note.failures, note.last_error
         worker.restart_at = time.monotonic() + note.backoff_s
         worker.state = State.WORKER_STATE_UNHEALTHY
@@ -363,7 +397,7 @@ class Supervisor:
         facts = gateway_facts(
             view,
             [
-                WorkerAddresses(w.worker_id, w.grpc_address, w.http_address)
+                WorkerAddresses(w.worker_id, w.grpc_address, w.http_address, shared=w.packed)
                 for w in self.workers.values()
             ],
             self._local_clusters(),
@@ -406,4 +440,5 @@ class Supervisor:
         await asyncio.gather(
             self.standby.stop(), *(self._retire(w) for w in list(self.workers.values()))
         )
+        await self.processes.shared.stop()
         await self._load.close()

@@ -8,6 +8,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -15,6 +16,9 @@ from meshline.keys import TrackKey
 from meshline.v1 import agent_pb2
 from workers.agent.launch import RUNTIME_EXTERNAL, WorkerPorts, runtime_of
 from workers.agent.worker_load import WorkerLoad
+
+if TYPE_CHECKING:
+    from workers.agent.shared_workers import SharedWorker
 
 State = agent_pb2.WorkerState
 
@@ -47,6 +51,27 @@ class Worker:
     load: WorkerLoad = field(default_factory=lambda: WorkerLoad(0, 0, 0))
     # Downloading the model from the control plane before the process starts.
     fetch: asyncio.Task[None] | None = None
+    # A packed workload (resources.packing: shared): its model in a shared worker process,
+    # the load under way (download included), why the last load failed ("" it did not).
+    shared: SharedWorker | None = None
+    loading: asyncio.Task[None] | None = None
+    load_error: str = ""
+    # Its model once took a shared worker down: it goes into one of its own from then on.
+    isolate: bool = False
+
+    @property
+    def packed(self) -> bool:
+        return self.workload.packed
+
+    @property
+    def loaded(self) -> bool:
+        """A packed model whose load returned without an error."""
+        return (
+            self.shared is not None
+            and self.loading is not None
+            and self.loading.done()
+            and not self.load_error
+        )
 
     @property
     def key(self) -> TrackKey:
@@ -108,6 +133,7 @@ class Worker:
             batches=self.load.batches,
             runtime=self.runtime,
             memory_bytes=memory_bytes,
+            shared_worker=self.shared.shared_id if self.packed and self.shared else "",
         )
 
     @property
@@ -122,6 +148,10 @@ class Worker:
     def running(self) -> bool:
         if self.external:
             return True  # not ours to run: its health alone says whether it serves
+        if self.packed:
+            if self.loading is not None and not self.loading.done():
+                return True  # its model is on the way into a shared worker
+            return self.shared is not None and self.shared.alive and not self.load_error
         if self.fetch is not None and not self.fetch.done():
             return True  # starting: its model is on the way
         return self.process is not None and self.process.returncode is None

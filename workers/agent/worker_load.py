@@ -19,6 +19,8 @@ class WorkerLoad:
     queued: int  # requests waiting for a forward pass now
     requests: int  # requests answered since start
     batches: int  # forward passes since start
+    # A model in a shared worker: the memory it holds there (its process is measured apart).
+    memory_bytes: int = 0
 
 
 def parse_worker_load(text: str, runtime: str, model: str) -> WorkerLoad:
@@ -32,7 +34,7 @@ def parse_worker_load(text: str, runtime: str, model: str) -> WorkerLoad:
 
 
 def _torch_load(text: str, model: str) -> WorkerLoad:
-    queued = requests = batches = 0.0
+    queued = requests = batches = memory = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.labels.get("model", model) != model:
@@ -43,4 +45,8 @@ def _torch_load(text: str, model: str) -> WorkerLoad:
                 requests += sample.value
             elif sample.name == "meshline_worker_batch_requests_count":
                 batches += sample.value
-    return WorkerLoad(queued=int(queued), requests=int(requests), batches=int(batches))
+            elif sample.name == "meshline_worker_model_memory_bytes":
+                memory += sample.value
+    return WorkerLoad(
+        queued=int(queued), requests=int(requests), batches=int(batches), memory_bytes=int(memory)
+    )

@@ -8,6 +8,7 @@ raised into the loop that serves the other workers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import time
@@ -26,9 +27,11 @@ from workers.agent.launch import (
     RUNTIME_TRITON,
     WorkerPorts,
     runtime_of,
+    signature_json,
     worker_command,
 )
 from workers.agent.probes import PROBE_CHANNEL_OPTIONS
+from workers.agent.shared_workers import SharedWorkerError, SharedWorkers, model_config_json
 from workers.agent.standby_pool import StandbyPool
 from workers.agent.worker import State, Worker, new_worker_id
 
@@ -50,6 +53,7 @@ class WorkerProcesses:
         self._still_wanted = still_wanted  # checked when a download ends
         self.standby = StandbyPool(config.standby_workers, config.state_dir / "workers" / "standby")
         self.artifacts = ArtifactCache(config.state_dir / "artifacts", mesh)
+        self.shared = SharedWorkers(config, self.standby, wake)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def new_worker(self, workload: agent_pb2.Workload, taken: Container[str]) -> Worker:
@@ -61,9 +65,10 @@ class WorkerProcesses:
         external = runtime_of(workload) == RUNTIME_EXTERNAL
         triton = runtime_of(workload) == RUNTIME_TRITON
         # Workers listen where only this host's Envoy reaches them (loopback by default), never
-        # on the gateway's advertised host: other regions come in through the gateway.
+        # on the gateway's advertised host: other regions come in through the gateway. A
+        # packed model takes its shared worker's ports once placed.
         grpc_port, http_port, metrics_port = (
-            (0, 0, 0) if external else (*free_ports(config.worker_host, 3),)
+            (0, 0, 0) if external or workload.packed else (*free_ports(config.worker_host, 3),)
         )
         return Worker(
             worker_id=worker_id,
@@ -89,6 +94,9 @@ class WorkerProcesses:
         worker.exit_noted = False
         worker.started_at = time.monotonic()
         worker.process = None
+        if worker.packed:
+            await self._place_packed(worker)
+            return
         model_path = self.artifacts.local_path(worker.workload)
         if model_path is None:  # a registry artifact this machine does not have yet
             worker.fetch = asyncio.create_task(
@@ -146,6 +154,55 @@ class WorkerProcesses:
                 worker.grpc_address, options=PROBE_CHANNEL_OPTIONS
             )
 
+    async def _place_packed(self, worker: Worker) -> None:
+        """(Re)load the model into a shared worker: the one it was in died or refused it, so
+        it is placed anew (a model that crashed one goes alone)."""
+        if worker.shared is not None:
+            old, worker.shared = worker.shared, None
+            await self.shared.leave(old, worker.worker_id)
+        worker.load_error = ""
+        worker.loading = asyncio.create_task(
+            self._load_packed(worker), name=f"load-{worker.worker_id}"
+        )
+
+    async def _load_packed(self, worker: Worker) -> None:
+        """A failed load is recorded like a start that failed (reason, backoff, retry)."""
+        children.write_marker(worker.log_path, ["load", worker.workload.deployment])
+        try:
+            path = self.artifacts.local_path(worker.workload)
+            if path is None:
+                path = await self.artifacts.fetch(worker.workload.artifact_sha256)
+            if not self._still_wanted(worker):
+                return
+            shared = self.shared.place(
+                worker.worker_id, worker.workload.deployment, isolate=worker.isolate
+            )
+            worker.shared = shared
+            worker.grpc_port, worker.http_port = shared.grpc_port, shared.http_port
+            worker.channel = shared.channel
+            log.info(
+                "worker %s: loading %s into shared worker %s",
+                worker.worker_id,
+                worker.workload.deployment,
+                shared.shared_id,
+            )
+            config = model_config_json(
+                worker.workload.model_version, path, signature_json(worker.workload.signature)
+            )
+            await self.shared.load(shared, config, worker.workload.deployment)
+        except asyncio.CancelledError:
+            raise
+        except (SharedWorkerError, ArtifactFetchError) as exc:
+            worker.load_error = str(exc)
+        except Exception as exc:  # anything else is this model's failure too, not the agent's
+            log.exception("worker %s: loading its model failed", worker.worker_id)
+            worker.load_error = f"cannot load the model: {exc}"
+        finally:
+            self._wake()
+        if worker.load_error:
+            children.mark_failure(worker.log_path, worker.load_error)
+            log.error("worker %s: %s", worker.worker_id, worker.load_error)
+
     async def _wake_on_exit(self, process: asyncio.subprocess.Process) -> None:
         """React to a crash at once instead of at the next health probe."""
         await process.wait()
@@ -158,6 +215,15 @@ class WorkerProcesses:
     async def stop(self, worker: Worker) -> None:
         """Stop the worker's process (or download) and remove its scratch folder."""
         log.info("stopping worker %s", worker.worker_id)
+        if worker.packed:
+            if worker.loading is not None and not worker.loading.done():
+                worker.loading.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await worker.loading
+            if worker.shared is not None:
+                shared, worker.shared = worker.shared, None
+                await self.shared.leave(shared, worker.worker_id)
+            return
         if worker.fetch is not None:
             worker.fetch.cancel()  # the download itself goes on for other workers that wait
         if worker.process is not None:

@@ -225,3 +225,56 @@ def test_a_canary_without_steps_gets_the_default_ones(store: Store, artifact: Pa
     plan_apply(docs, store.snapshot())
     settings = rollout_settings(docs[1].deployment.spec)
     assert settings.steps == ((10, 60.0), (50, 60.0))
+
+
+@pytest.mark.parametrize(
+    ("runtime", "change", "expected"),
+    [
+        (
+            "torch",
+            {"packing": "sharde"},
+            "unknown packing 'sharde' (expected one of dedicated, shared)",
+        ),
+        (
+            "triton",
+            {},
+            "packing: shared needs runtime torch; model 'm' version 'v1' is runtime 'triton'",
+        ),
+        (
+            "torch",
+            {"instances": 2},
+            "packing: shared loads one copy of the model per shared worker, got instances 2",
+        ),
+        ("torch", {"max_batch_size": 8}, "packing: shared runs each model without batching"),
+    ],
+)
+def test_packing_is_shared_only_where_one_process_can_serve_the_model(
+    store: Store, artifact: Path, runtime: str, change: dict[str, object], expected: str
+) -> None:
+    doc = model("m", [("v1", artifact)], runtime=runtime)
+    dep = deployment("d", "m", "v1", replicas=1)
+    spec = dep.deployment.spec
+    spec.resources.packing = str(change.get("packing", "shared"))
+    spec.instances = int(str(change.get("instances", 0)))
+    if "max_batch_size" in change:
+        spec.batching.max_batch_size = int(str(change["max_batch_size"]))
+        spec.batching.max_delay_ms = 5
+    errors = _errors(store, [doc, dep])
+    assert any(e.startswith("spec.resources.packing: ") and expected in e for e in errors), errors
+
+
+def test_a_packed_deployment_runs_in_a_shared_worker_and_a_change_of_packing_replaces_it(
+    store: Store, artifact: Path
+) -> None:
+    from controlplane.reconcile.plan import plan_network
+
+    dep = deployment("d", "m", "v1", replicas=1)
+    apply_resources(store, [model("m", [("v1", artifact)]), dep])
+    dedicated = plan_network(store.snapshot()).workloads
+    dep.deployment.spec.resources.packing = "shared"
+    apply_resources(store, [dep])
+    shared = plan_network(store.snapshot()).workloads
+    [(key, before)] = dedicated.items()
+    after = shared[key]
+    assert not before.packed and after.packed
+    assert before.revision != after.revision  # make-before-break into the shared worker

@@ -167,3 +167,23 @@ def test_room_goes_to_the_longest_waiting_first_not_by_key() -> None:
     b = Demand(key("b"), 1, 0, 0, GIB, waiting_since=10.0)
     got = admit([a, b], {"eu": RegionBudget(memory_free_bytes=GIB)})
     assert got.granted == {key("a"): 0, key("b"): 1}
+
+
+def test_packed_models_are_not_processes_the_replica_cap_counts() -> None:
+    """A region capped at 2 worker processes runs 2 dedicated workers and any number of models
+    packed into shared workers, as memory allows."""
+    packed = [Demand(key(f"p{i}"), 1, 0, 0, 4 * MIB, packed=True) for i in range(5)]
+    got = admit(
+        [demand("a", 1), demand("b", 1), demand("c", 1), *packed],
+        {"eu": RegionBudget(max_replicas=2, memory_free_bytes=3 * GIB)},
+    )
+    assert got.granted == {
+        key("a"): 1,
+        key("b"): 1,
+        key("c"): 0,
+        **{key(f"p{i}"): 1 for i in range(5)},
+    }
+    assert "max_replicas 2" in got.problems[key("c")]
+    # Memory still holds them back.
+    tight = admit(packed, {"eu": RegionBudget(memory_free_bytes=9 * MIB)})
+    assert sum(tight.granted.values()) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from controlplane.reconcile.capacity import (
     BASE_FOOTPRINT_BYTES,
+    SHARED_BASE_FOOTPRINT_BYTES,
     declared_memory,
     estimated_footprint,
     memory_reserve,
@@ -146,3 +147,54 @@ def test_a_track_is_planned_at_the_larger_of_its_declared_memory_and_its_footpri
         other: estimated_footprint(version),
     }
     assert track_footprints({TRACK: version}, measured, declared) == {TRACK: 700 * MIB}
+
+
+def test_a_packed_model_is_planned_by_what_it_adds_to_a_shared_worker() -> None:
+    version = resources_pb2.ModelVersion(name="v1", runtime="torch", sha256="ab", size_bytes=MIB)
+    assert estimated_footprint(version, packed=True) == SHARED_BASE_FOOTPRINT_BYTES + 2 * MIB
+    # The same artifact measured as a process of its own says nothing about it packed.
+    measured = {("ab", "torch"): Footprint("ab", "torch", 150 * MIB, "eu", "t")}
+    assert version_footprint(version, measured, packed=True) == estimated_footprint(version, True)
+    measured[("ab", "torch-shared")] = Footprint("ab", "torch-shared", 3 * MIB, "eu", "t")
+    assert version_footprint(version, measured, packed=True) == 3 * MIB
+    assert version_footprint(version, measured) == 150 * MIB
+    packed = TrackKey("production", "packed", "")
+    got = track_footprints({TRACK: version, packed: version}, measured, {}, packed={packed})
+    assert got == {TRACK: 150 * MIB, packed: 3 * MIB}
+
+
+def _packed(name: str, memory: int, shared: str) -> agent_pb2.WorkerReport:
+    w = worker(memory, name=name)
+    w.shared_worker = shared
+    return w
+
+
+def test_a_shared_workers_own_cost_is_counted_once_and_its_models_each() -> None:
+    got = region_memory(
+        resources_pb2.RegionSpec(memory_budget="4Gi"),
+        agent_pb2.AgentReport(
+            workers=[_packed("a", 2 * MIB, "s1"), _packed("b", 3 * MIB, "s1"), worker(GIB)],
+            shared_workers=[
+                agent_pb2.SharedWorkerReport(
+                    shared_worker="s1",
+                    memory_bytes=150 * MIB,
+                    model_memory_bytes=5 * MIB,
+                    models=2,
+                )
+            ],
+            machine=agent_pb2.MachineResources(
+                memory_total_bytes=16 * GIB, memory_available_bytes=12 * GIB, cpus=2
+            ),
+        ),
+        {},
+    )
+    assert got is not None
+    assert got.used_bytes == 150 * MIB + GIB  # the process (models included) and the dedicated
+    assert got.workers == 2  # processes: the shared one and the dedicated one
+
+
+def test_a_packed_models_footprint_is_recorded_apart() -> None:
+    version = resources_pb2.ModelVersion(name="v1", runtime="torch", sha256="ab")
+    reports = {"eu": report(_packed("fraud", 4 * MIB, "s1"))}
+    got = new_measurements(reports, {TRACK: version}, {}, "now")
+    assert got == [Footprint("ab", "torch-shared", 4 * MIB, "eu", "now")]

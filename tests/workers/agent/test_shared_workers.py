@@ -1,0 +1,108 @@
+"""Packing on the agent's side, its pure parts: where a model goes, what a shared worker's crash
+means for each of its models, and how the gateway's view of one shared address is read per
+model (each cluster names its own worker)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.workers.agent.test_envoy_view import _cluster_lines, _host_lines
+from workers.agent.envoy_process import parse_clusters
+from workers.agent.exits import FIRST_BACKOFF_S, note_shared_exit
+from workers.agent.gateway_facts import WorkerAddresses, gateway_facts
+from workers.agent.shared_workers import SharedFacts, choose_shared_worker
+
+
+def _facts(shared_id: str, *deployments: str, isolated: bool = False, accepting: bool = True):
+    return SharedFacts(shared_id, frozenset(deployments), isolated, accepting)
+
+
+@pytest.mark.parametrize(
+    ("shared", "deployment", "isolate", "cap", "chosen"),
+    [
+        ([], "a", False, 50, None),  # none runs: start one
+        ([_facts("s1", "x")], "a", False, 50, "s1"),
+        # the fullest with room, so that an emptied one can stop
+        ([_facts("s1", "x"), _facts("s2", "y", "z")], "a", False, 50, "s2"),
+        ([_facts("s2", "x"), _facts("s1", "y")], "a", False, 50, "s1"),  # ties: first id
+        ([_facts("s1", "x", "y")], "a", False, 2, None),  # full
+        ([_facts("s1", "a")], "a", False, 50, None),  # the name is taken there (other env/track)
+        ([_facts("s1", "a"), _facts("s2", "b")], "a", False, 50, "s2"),
+        ([_facts("s1", "x", isolated=True)], "a", False, 50, None),  # an isolated one is alone
+        ([_facts("s1", "x", accepting=False)], "a", False, 50, None),  # dead or stopping
+        ([_facts("s1", "x")], "a", True, 50, None),  # a model that crashed one goes alone
+    ],
+)
+def test_choose_shared_worker(
+    shared: list[SharedFacts], deployment: str, isolate: bool, cap: int, chosen: str | None
+) -> None:
+    assert choose_shared_worker(shared, deployment, isolate, cap) == chosen
+
+
+def test_the_model_named_in_the_activity_file_is_charged_and_isolated() -> None:
+    out = note_shared_exit(
+        0, 3.0, "bad", "eu-shared-1", -11, "Segmentation fault", frozenset({"bad"})
+    )
+    assert out.isolate
+    assert out.note.failures == 1 and out.note.backoff_s == FIRST_BACKOFF_S
+    assert "crashed its shared worker eu-shared-1 (exit code -11)" in out.note.last_error
+    assert "Segmentation fault" in out.note.last_error
+
+
+def test_a_neighbour_restarts_at_once_uncharged_and_is_told_which_model() -> None:
+    out = note_shared_exit(2, 3.0, "good", "eu-shared-1", -11, "killed", frozenset({"bad"}))
+    assert not out.isolate
+    assert out.note.failures == 2 and out.note.backoff_s == 0.0
+    assert "taken down by model 'bad'" in out.note.last_error
+    assert "eu-shared-1 exited with code -11" in out.note.last_error
+
+
+def test_a_crash_no_model_is_named_for_charges_every_model() -> None:
+    out = note_shared_exit(0, 3.0, "good", "eu-shared-1", 1, "oops", frozenset())
+    assert not out.isolate
+    assert out.note.failures == 1 and out.note.backoff_s == FIRST_BACKOFF_S
+    assert out.note.last_error.startswith("its shared worker eu-shared-1 exited with code 1")
+
+
+SHARED_GRPC, SHARED_HTTP = "127.0.0.1:7000", "127.0.0.1:7001"
+
+
+def _shared_view_text(b_flags: str) -> str:
+    """Two models of one shared worker, a and b: one address each port, one cluster per model
+    and port, each naming its own worker id."""
+    return "".join(
+        [
+            _cluster_lines("a.prod.grpc"),
+            _host_lines("a.prod.grpc", SHARED_GRPC, 2, hostname="w-a"),
+            _cluster_lines("a.prod.http"),
+            _host_lines("a.prod.http", SHARED_HTTP, 1, hostname="w-a"),
+            _cluster_lines("b.prod.grpc"),
+            _host_lines("b.prod.grpc", SHARED_GRPC, 5, flags=b_flags, hostname="w-b"),
+            _cluster_lines("b.prod.http"),
+            _host_lines("b.prod.http", SHARED_HTTP, 0, hostname="w-b"),
+        ]
+    )
+
+
+def test_a_shared_address_is_read_per_model_by_its_hostname() -> None:
+    # b was just added: Envoy has not health-checked it in its gRPC cluster yet.
+    view = parse_clusters(_shared_view_text("/pending_active_hc"))
+    workers = [
+        WorkerAddresses("w-a", SHARED_GRPC, SHARED_HTTP, shared=True),
+        WorkerAddresses("w-b", SHARED_GRPC, SHARED_HTTP, shared=True),
+    ]
+    facts = gateway_facts(view, workers, frozenset(), frozenset())
+    # a keeps serving while its neighbour is being added; b does not serve yet.
+    assert facts.workers["w-a"].routable and facts.workers["w-a"].inflight == 3
+    assert not facts.workers["w-b"].routable and facts.workers["w-b"].inflight == 5
+    # By address alone, a's address would count b's requests and b's pending check.
+    assert view.inflight_of(SHARED_GRPC, SHARED_HTTP) == 8
+    assert SHARED_GRPC not in view.routable
+    # Each cluster names its own worker at the shared address.
+    assert view.hostnames_of([SHARED_GRPC], "a.prod.grpc") == ["w-a"]
+    assert view.hostnames_of([SHARED_GRPC], "b.prod.grpc") == ["w-b"]
+    forwarding = gateway_facts(view, workers, frozenset(), frozenset()).forwarding
+    assert list(forwarding["a.prod.grpc"].routable_hostnames) == ["w-a"]
+
+    healthy = parse_clusters(_shared_view_text("healthy"))
+    assert gateway_facts(healthy, workers, frozenset(), frozenset()).workers["w-b"].routable
