@@ -163,6 +163,7 @@ class SharedWorkerConfig:
     warmup: bool = True
     log_level: str = "INFO"
     memory_budget_bytes: int = 0  # 0: no budget
+    room_wait_s: float = 30.0
     activity_file: Path | None = None
 
 
@@ -188,6 +189,14 @@ def build_shared_parser() -> argparse.ArgumentParser:
         help="most memory the loaded models may hold together (each model's declared "
         "memory_bytes, else what the process grew by when it loaded); a load past it unloads "
         "the least recently used idle models first, or fails. 0 = no budget",
+    )
+    p.add_argument(
+        "--room-wait-s",
+        type=non_negative_float,
+        default=30.0,
+        help="how long a load that needs room waits for busy models to finish their requests "
+        "(they admit no new ones meanwhile: those wait for their next load) before it fails "
+        "with RESOURCE_EXHAUSTED",
     )
     p.add_argument(
         "--activity-file",
@@ -229,6 +238,7 @@ def parse_shared_args(argv: Sequence[str]) -> SharedWorkerConfig:
         warmup=ns.warmup,
         log_level=ns.log_level,
         memory_budget_bytes=ns.memory_budget_bytes,
+        room_wait_s=ns.room_wait_s,
         activity_file=ns.activity_file,
     )
 

@@ -242,6 +242,12 @@ class SharedMetrics:
         """Count one request under the model it names (see ModelMetrics.track)."""
         return self._models.get(model, self._unknown).track(protocol, principal)
 
+    def set_queued(self, model: str, count: int) -> None:
+        """Requests waiting for `model` (its load) now, under its current version."""
+        bound = self._models.get(model)
+        if bound is not None:
+            bound.set_queued(count)
+
     def set_memory(self, model: str, version: str, amount_bytes: int) -> None:
         self._memory.labels(model=model, version=version).set(amount_bytes)
 

@@ -14,7 +14,11 @@ adapters call this class as they call one model's DataPlane (workers/torch_worke
 - An unload never fails a request in flight: the model stops admitting (UNAVAILABLE), its
   requests finish, then it is dropped and its memory handed back.
 - Under `memory_budget_bytes`, a load first unloads least recently used idle models
-  (workers/torch_worker/eviction.py decides which), or fails with RESOURCE_EXHAUSTED.
+  (workers/torch_worker/eviction.py decides which). When every model it could take is busy,
+  it waits (up to `room_wait_s`): the models it needs stop admitting requests (new ones wait
+  for their next load), finish those in flight, and go; past the wait it fails with
+  RESOURCE_EXHAUSTED and the numbers. A model with requests in flight, or with requests
+  waiting to run on it (its load just finished), is never unloaded for room.
 - Isolation: one model's failure (a raising forward, a file that does not load) is answered to
   its own requests only. A crash of the process cannot be contained here: the activity file
   names the model(s) in a risky call (workers/torch_worker/activity.py).
@@ -30,7 +34,7 @@ import logging
 import os
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from meshline.quantity import gib
@@ -104,6 +108,8 @@ class RepositorySettings:
     inline_budget_s: float = INLINE_BUDGET_S
     warmup: bool = True
     memory_budget_bytes: int = 0  # 0: no budget
+    # How long a load that needs room waits for busy models to finish their requests.
+    room_wait_s: float = 30.0
 
 
 class ReadinessSink(Protocol):
@@ -155,6 +161,15 @@ class CatalogEntry:
     reason: str = ""
     loaded: LoadedModel | None = None
     replacing: bool = False  # a changed config loads while `loaded` serves
+    # Requests waiting for this model's load (and, once it is loaded, to start on it).
+    waiting: int = 0
+    # Chosen to make room by a load that waits: `loaded` admits no new request and goes once
+    # idle; `yield_over` is set when that ends (unloaded, or the load no longer needs it).
+    yielding: bool = False
+    yield_over: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.yield_over.set()
 
     def resident(self) -> Resident | None:
         loaded = self.loaded
@@ -165,8 +180,19 @@ class CatalogEntry:
             footprint_bytes=loaded.footprint_bytes,
             in_flight=loaded.in_flight,
             last_used=loaded.last_used,
-            pinned=self.replacing or self.phase is ModelPhase.UNLOADING,
+            pinned=self.replacing,
+            waiting=self.waiting,
+            releasing=self.phase is ModelPhase.UNLOADING,
+            yielding=self.yielding,
         )
+
+    def start_yielding(self) -> None:
+        self.yielding = True
+        self.yield_over.clear()
+
+    def stop_yielding(self) -> None:
+        self.yielding = False
+        self.yield_over.set()
 
 
 def build_runtime(config: ModelConfig, settings: RepositorySettings) -> TorchRuntime:
@@ -228,6 +254,9 @@ class ModelRepository:
         self._retiring: list[LoadedModel] = []  # replaced copies finishing their requests
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tick = 0
+        # Set whenever memory may have become free to take (a model went idle, a request
+        # waiting for a load started, a copy was dropped): a load waiting for room looks again.
+        self._room_changed = asyncio.Event()
         self._draining = False
         self._load_thread = ThreadPoolExecutor(1, thread_name_prefix="model-load")
         self._loads_running = 0
@@ -293,13 +322,7 @@ class ModelRepository:
         name = request.model_name
         loaded = self._admit(name, request.model_version)
         if loaded is None:
-            await self._run_shielded(self._load(name, None, on_demand=True))
-            loaded = self._admit(name, request.model_version)
-            if loaded is None:
-                raise NotReadyError(
-                    f"model '{name}' was unloaded again before this request could run "
-                    "(the worker's memory budget is too small for the models in use)"
-                )
+            loaded = await self._admit_after_load(name, request.model_version)
         try:
             if loaded.forwarded:
                 return await loaded.dataplane.infer(request)
@@ -309,10 +332,37 @@ class ModelRepository:
             return response
         finally:
             loaded.leave()
+            if loaded.in_flight == 0:
+                self._room_changed.set()
+
+    async def _admit_after_load(self, name: str, version: str) -> LoadedModel:
+        """Wait for the model's (re)load, then admit the request.
+
+        Counted as waiting on the model from now until admitted, so that the copy its load
+        makes is not unloaded for room before the request starts on it.
+        """
+        entry = self._entry(name, version)
+        entry.waiting += 1
+        self._report_waiting(entry)
+        try:
+            await self._run_shielded(self._load(name, None, on_demand=True))
+            loaded = self._admit(name, version)
+        finally:
+            entry.waiting -= 1
+            self._report_waiting(entry)
+            self._room_changed.set()
+        if loaded is None:  # the waiting count holds the copy: not reached, kept as a guard
+            raise NotReadyError(f"model '{name}' was unloaded before this request could run")
+        return loaded
+
+    def _report_waiting(self, entry: CatalogEntry) -> None:
+        """Requests waiting for a model's load are its queued requests (the agent reads them)."""
+        self._metrics.set_queued(entry.config.name, entry.waiting)
 
     def _admit(self, name: str, version: str) -> LoadedModel | None:
         """Count the request on the model's loaded copy (synchronously: an eviction or an
-        unload decided afterwards sees it); None when the model must load first."""
+        unload decided afterwards sees it); None when the model must load first (it is not
+        loaded, or it is yielding its memory to another model's load)."""
         if self._draining:
             raise NotReadyError("the worker is shutting down")
         entry = self._entry(name, version)
@@ -321,7 +371,7 @@ class ModelRepository:
         if entry.phase is ModelPhase.FAILED:
             raise NotReadyError(f"model '{name}' is not available: {entry.reason}")
         loaded = entry.loaded
-        if loaded is None:
+        if loaded is None or entry.yielding:
             return None
         self._tick += 1
         loaded.enter(self._tick)
@@ -382,8 +432,10 @@ class ModelRepository:
                     raise ModelNotFoundError(f"model '{name}' was unloaded from this worker")
                 if entry.phase is ModelPhase.FAILED:
                     raise NotReadyError(f"model '{name}' is not available: {entry.reason}")
+                while entry.loaded is not None and entry.yielding:
+                    await entry.yield_over.wait()  # unloaded for room, or kept after all
                 if entry.loaded is not None:
-                    return  # another request loaded it meanwhile
+                    return  # another request loaded it meanwhile, or it was kept
                 config = entry.config
             elif config is None:
                 if entry is None:
@@ -455,14 +507,8 @@ class ModelRepository:
             # Before it loads, a model is taken at its declared size, else at its file's: the
             # weights are most of a TorchScript file and all of it ends up in memory.
             needed = config.memory_bytes or file_bytes
-            residents = [r for e in self._catalog.values() if (r := e.resident()) is not None]
-            residents += [self._retiring_resident(old) for old in self._retiring]
-            plan = plan_room(name, needed, residents, self.settings.memory_budget_bytes)
-            if not plan.fits:
-                raise OutOfMemoryBudgetError(plan.refusal)
-            for victim in plan.evict:  # no await since the plan: all still idle
-                self._evict(victim, name)
-            for victim in plan.evict:
+            victims = await self._make_room(name, needed)
+            for victim in victims:
                 await self._readiness.set_model_ready(victim, False)
             before = self._rss()
             with self._activity.risky(name, config.version, LOAD):
@@ -509,9 +555,65 @@ class ModelRepository:
         finally:
             self._loads_running -= 1
 
+    async def _make_room(self, name: str, needed: int) -> tuple[str, ...]:
+        """Unload what the plan says, waiting for busy models first if it must; the models
+        unloaded. OutOfMemoryBudgetError when it cannot fit, or the wait runs out."""
+        loop = asyncio.get_running_loop()
+        wait_s = self.settings.room_wait_s
+        deadline = loop.time() + wait_s
+        entry = self._catalog[name]  # the load made it
+        try:
+            while True:
+                self._room_changed.clear()
+                plan = plan_room(name, needed, self._residents(), self.settings.memory_budget_bytes)
+                if plan.fits:
+                    for victim in plan.evict:  # no await since the plan: all still idle
+                        self._evict(victim, name)
+                    return plan.evict
+                if plan.refused:
+                    raise OutOfMemoryBudgetError(plan.refusal)
+                self._yield_for(name, plan.drain)
+                if not entry.replacing:  # listed as LOADING, and why it takes long
+                    entry.reason = f"waiting for room: {plan.refusal}"
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise OutOfMemoryBudgetError(
+                        f"{plan.refusal}; waited {wait_s:g} s for their requests to finish"
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room_changed.wait(), remaining)
+        finally:
+            self._stop_yielding()  # whatever the plan no longer needs admits again
+            if not entry.replacing:
+                entry.reason = ""
+
+    def _residents(self) -> list[Resident]:
+        residents = [r for e in self._catalog.values() if (r := e.resident()) is not None]
+        return residents + [self._retiring_resident(old) for old in self._retiring]
+
+    def _yield_for(self, name: str, drain: tuple[str, ...]) -> None:
+        """The models in `drain`, and only those, stop admitting: `name`'s load waits for them."""
+        for model, entry in self._catalog.items():
+            if model in drain and not entry.yielding:
+                entry.start_yielding()
+                log.info(
+                    "model %s: admits no new request until '%s' has loaded (its %d request(s) "
+                    "in flight finish, then it is unloaded for room)",
+                    model,
+                    name,
+                    entry.loaded.in_flight if entry.loaded is not None else 0,
+                )
+            elif model not in drain and entry.yielding:
+                entry.stop_yielding()
+
+    def _stop_yielding(self) -> None:
+        for entry in self._catalog.values():
+            if entry.yielding:
+                entry.stop_yielding()
+
     @staticmethod
     def _retiring_resident(old: LoadedModel) -> Resident:
-        return Resident(old.config.name, old.footprint_bytes, old.in_flight, pinned=True)
+        return Resident(old.config.name, old.footprint_bytes, old.in_flight, releasing=True)
 
     def _evict(self, name: str, for_model: str) -> None:
         entry = self._catalog[name]
@@ -519,6 +621,7 @@ class ModelRepository:
         if loaded is None or loaded.in_flight:  # plan_room picks idle models only
             raise AssertionError(f"model '{name}' is not idle and cannot be evicted")
         entry.loaded = None
+        entry.stop_yielding()  # its waiting requests go on to load it again
         entry.phase = ModelPhase.EVICTED
         entry.reason = (
             f"unloaded to make room for '{for_model}' (the least recently used idle model); "
@@ -556,6 +659,7 @@ class ModelRepository:
         if current is None or current.config.version != version:
             self._metrics.forget_memory(name, version)
         release_memory()
+        self._room_changed.set()
 
     # ---- shutdown ------------------------------------------------------------------------
 

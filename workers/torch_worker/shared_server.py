@@ -55,6 +55,7 @@ def settings(config: SharedWorkerConfig) -> RepositorySettings:
         inline_budget_s=config.inline_max_ms / 1000.0,
         warmup=config.warmup,
         memory_budget_bytes=config.memory_budget_bytes,
+        room_wait_s=config.room_wait_s,
     )
 
 

@@ -90,7 +90,8 @@ PORTS = ["--grpc-port", "9001", "--http-port", "9002"]
 def test_shared_command_line(tmp_path: Path) -> None:
     config = parse_command_line(
         ["--shared", *PORTS, "--memory-budget-bytes", "1000", "--activity-file",
-         str(tmp_path / "activity.json"), "--worker-id", "w", "--instances", "2", "--no-warmup"]
+         str(tmp_path / "activity.json"), "--worker-id", "w", "--instances", "2", "--no-warmup",
+         "--room-wait-s", "2.5"]
     )  # fmt: skip
     assert config == SharedWorkerConfig(
         host="127.0.0.1",
@@ -101,6 +102,7 @@ def test_shared_command_line(tmp_path: Path) -> None:
         instances=2,
         warmup=False,
         memory_budget_bytes=1000,
+        room_wait_s=2.5,
         activity_file=tmp_path / "activity.json",
     )
 

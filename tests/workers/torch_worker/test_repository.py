@@ -50,23 +50,41 @@ GATED = Signature.from_dict(GATED_SIGNATURE)
 
 
 class Readiness:
-    """Records what the repository reports per model (the gRPC health servicer in a worker)."""
+    """Records what the repository reports per model (the gRPC health servicer in a worker).
+
+    A model named in `held` is held at the end of its load (loaded, not yet reported ready)
+    until the test sets its event: what the test does meanwhile happens in that window.
+    """
 
     def __init__(self) -> None:
         self.ready: dict[str, bool] = {}
+        self.held: dict[str, asyncio.Event] = {}
+        self.holding: set[str] = set()
 
     async def set_model_ready(self, model_name: str, ready: bool) -> None:
+        release = self.held.get(model_name)
+        if ready and release is not None:
+            self.holding.add(model_name)
+            await release.wait()
+            self.holding.discard(model_name)
         self.ready[model_name] = ready
 
 
 def repository(
-    budget_bytes: int = 0, warmup: bool = True, activity: Path | None = None
+    budget_bytes: int = 0,
+    warmup: bool = True,
+    activity: Path | None = None,
+    room_wait_s: float = GUARD_S,
 ) -> tuple[ModelRepository, Readiness, SharedMetrics]:
     readiness, metrics = Readiness(), SharedMetrics()
     # No forward pass inline on the event loop: a gated request spins until the test opens its
     # gate, and the test runs on that loop.
     settings = RepositorySettings(
-        "test", warmup=warmup, memory_budget_bytes=budget_bytes, inline_budget_s=0.0
+        "test",
+        warmup=warmup,
+        memory_budget_bytes=budget_bytes,
+        inline_budget_s=0.0,
+        room_wait_s=room_wait_s,
     )
     return ModelRepository(settings, metrics, readiness, ActivityLog(activity)), readiness, metrics
 
@@ -193,13 +211,35 @@ async def test_memory_is_measured_at_load_or_taken_as_declared(
 
 
 def memory_gauge(metrics: SharedMetrics, model: str) -> float:
-    for family in text_string_to_metric_families(metrics.render().decode()):
-        for sample in family.samples:
-            if sample.name == "meshline_worker_model_memory_bytes" and (
-                sample.labels["model"] == model
-            ):
-                return float(sample.value)
-    raise AssertionError(f"no memory gauge for model {model}")
+    versions = memory_by_version(metrics, model)
+    assert len(versions) == 1, f"memory gauges of model {model}: {versions}"
+    return next(iter(versions.values()))
+
+
+def memory_by_version(metrics: SharedMetrics, model: str) -> dict[str, float]:
+    """The model's memory gauges, by version (none while it is not loaded)."""
+    return {
+        labels["version"]: value
+        for labels, value in samples(metrics, "meshline_worker_model_memory_bytes")
+        if labels["model"] == model
+    }
+
+
+def queued(metrics: SharedMetrics, model: str) -> float:
+    return sum(
+        value
+        for labels, value in samples(metrics, "meshline_worker_queued_requests")
+        if labels["model"] == model
+    )
+
+
+def samples(metrics: SharedMetrics, name: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (sample.labels, float(sample.value))
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for sample in family.samples
+        if sample.name == name
+    ]
 
 
 # ---- isolation -------------------------------------------------------------------------------
@@ -341,7 +381,8 @@ async def test_a_failed_reload_leaves_the_serving_copy(
 async def test_lru_makes_room_with_idle_models_only_and_evicted_ones_load_on_request(
     tmp_path: Path, gate: Gate, closing: list[ModelRepository]
 ) -> None:
-    repo, readiness, _ = repository(budget_bytes=3 * MIB)
+    # No wait for room: the load that does not fit beside the busy model is refused at once.
+    repo, readiness, _ = repository(budget_bytes=3 * MIB, room_wait_s=0.0)
     closing.append(repo)
     busy = gated(tmp_path, gate, "busy")
     busy = ModelConfig("busy", "1", busy.path, GATED, memory_bytes=MIB)
@@ -373,11 +414,112 @@ async def test_lru_makes_room_with_idle_models_only_and_evicted_ones_load_on_req
         assert info.value.message.startswith(
             "model 'big' needs 3 MiB but the worker's memory budget is 3 MiB with 3 MiB in use: "
             "1 MiB by 1 model(s) that cannot be unloaded now (busy (1 MiB, 1 request(s) in "
-            "flight))"
+            "flight)), 2 MiB by idle ones that would not make enough room; waited 0 s for "
+            "their requests to finish"
         )
         assert [e for e in repo.index() if e.name != "big"] == before  # nothing was unloaded
         assert not held.done()
+        # 'busy' stopped admitting while the load waited; refused, the load gives it back.
+        after = asyncio.ensure_future(repo.infer(gated_request("busy", free_row(4.0))))
+        await eventually(lambda: repo.in_flight("busy") == 2, "admitted behind the held one")
     assert output(await asyncio.wait_for(held, GUARD_S))[0, 0] == 2.0
+    assert output(await asyncio.wait_for(after, GUARD_S))[0, 0] == 8.0
+
+
+async def test_a_request_waiting_for_its_models_load_is_not_evicted_before_it_runs(
+    tmp_path: Path, closing: list[ModelRepository]
+) -> None:
+    """The race: a request's model loads for it and, before the request starts on it, another
+    load needs the room. The model is held for the request; the other load waits, then takes
+    the room once the request is done."""
+    repo, readiness, metrics = repository(budget_bytes=MIB)
+    closing.append(repo)
+    a, b = (mlp(tmp_path, n, s, memory_bytes=MIB) for n, s in (("a", 1), ("b", 2)))
+    await repo.load("a", a)
+    await repo.load("b", b)  # room for one model: 'a' goes
+    assert state(repo, "a")[0] == "UNAVAILABLE"
+    readiness.held["a"] = asyncio.Event()
+    x = images(2, seed=6)
+    waiting = asyncio.ensure_future(repo.infer(request("a", x)))  # 'a' loads again, 'b' goes
+    await eventually(lambda: "a" in readiness.holding, "'a' loaded, its request not started")
+    assert state(repo, "a") == ("READY", "") and state(repo, "b")[0] == "UNAVAILABLE"
+    assert repo.in_flight("a") == 0 and queued(metrics, "a") == 1
+
+    reload_b = asyncio.ensure_future(repo.load("b", None))
+    await eventually(lambda: state(repo, "b")[1].startswith("waiting for room"), "'b' waits")
+    assert state(repo, "b") == (
+        "LOADING",
+        "waiting for room: model 'b' needs 1 MiB but the worker's memory budget is 1 MiB with "
+        "1 MiB in use: 1 MiB by 1 model(s) that cannot be unloaded now (a (1 MiB, 1 request(s) "
+        "waiting to run on it)), 0 MiB by idle ones that would not make enough room",
+    )
+    assert state(repo, "a") == ("READY", "")
+
+    readiness.held["a"].set()
+    got = output(await asyncio.wait_for(waiting, GUARD_S))
+    assert_matches_torch(got, local_torch(a.path)(x))
+    await asyncio.wait_for(reload_b, GUARD_S)  # once the request was done, 'a' made room
+    assert state(repo, "b") == ("READY", "") and state(repo, "a")[0] == "UNAVAILABLE"
+    assert queued(metrics, "a") == 0
+
+
+async def test_a_load_with_every_resident_busy_waits_and_succeeds_once_one_is_idle(
+    tmp_path: Path, gate: Gate, closing: list[ModelRepository]
+) -> None:
+    repo, _, metrics = repository(budget_bytes=2 * MIB)
+    closing.append(repo)
+    p, q = (
+        ModelConfig(n, "1", gated(tmp_path, gate, n).path, GATED, memory_bytes=MIB)
+        for n in ("p", "q")
+    )
+    r = mlp(tmp_path, "r", 3, memory_bytes=MIB)
+    await repo.load("p", p)
+    await repo.load("q", q)
+    with gate.closed():
+        held = [
+            asyncio.ensure_future(repo.infer(gated_request(n, flagged_row(v))))
+            for n, v in (("p", 1.0), ("q", 2.0))
+        ]
+        await eventually(lambda: repo.in_flight("p") == repo.in_flight("q") == 1, "both busy")
+        load_r = asyncio.ensure_future(repo.load("r", r))
+        await eventually(lambda: state(repo, "r")[1].startswith("waiting for room"), "'r' waits")
+        assert state(repo, "r")[0] == "LOADING"
+        # 'p', the least recently used, admits no new request: one sent now waits for its
+        # next load; 'q', not needed, still admits.
+        later_p = asyncio.ensure_future(repo.infer(gated_request("p", free_row(5.0))))
+        later_q = asyncio.ensure_future(repo.infer(gated_request("q", free_row(6.0))))
+        await eventually(lambda: queued(metrics, "p") == 1, "the request for 'p' waits")
+        await eventually(lambda: repo.in_flight("q") == 2, "the request for 'q' is admitted")
+        assert repo.in_flight("p") == 1 and not load_r.done()
+        assert [state(repo, n) for n in ("p", "q")] == [("READY", "")] * 2
+    results = await asyncio.wait_for(asyncio.gather(*held, later_q), GUARD_S)
+    assert [output(result)[0, 0] for result in results] == [2.0, 4.0, 12.0]
+    await asyncio.wait_for(load_r, GUARD_S)  # 'p' went idle: it made the room
+    assert output(await asyncio.wait_for(later_p, GUARD_S))[0, 0] == 10.0  # 'p' loaded again
+    assert state(repo, "p") == ("READY", "")
+
+
+async def test_the_memory_gauge_follows_each_copy_from_load_to_eviction_or_unload(
+    tmp_path: Path, closing: list[ModelRepository]
+) -> None:
+    repo, _, metrics = repository(budget_bytes=MIB)
+    closing.append(repo)
+    a, b = (mlp(tmp_path, n, s, memory_bytes=MIB) for n, s in (("a", 1), ("b", 2)))
+    await repo.load("a", a)
+    assert memory_by_version(metrics, "a") == {"1": MIB}
+    await repo.load("b", b)  # 'a' is evicted
+    assert memory_by_version(metrics, "a") == {} and memory_by_version(metrics, "b") == {"1": MIB}
+    await repo.infer(request("a", images(1)))  # 'a' loads again, 'b' is evicted
+    assert memory_by_version(metrics, "a") == {"1": MIB} and memory_by_version(metrics, "b") == {}
+    await repo.unload("a")
+    assert memory_by_version(metrics, "a") == {}
+
+    unbounded, _, metrics = repository()
+    closing.append(unbounded)
+    await unbounded.load("m", mlp(tmp_path, "m", 4, memory_bytes=MIB))
+    v2 = ModelConfig("m", "2", mlp(tmp_path, "m", 5).path, DEMO, memory_bytes=2 * MIB)
+    await unbounded.load("m", v2)  # the replaced copy's gauge goes with it
+    assert memory_by_version(metrics, "m") == {"2": 2 * MIB}
 
 
 # ---- the activity file -----------------------------------------------------------------------

@@ -45,7 +45,7 @@ from tests.workers.torch_worker.shared_helpers import (
     stub_of,
 )
 from workers.agent.launch import RUNTIME_TORCH
-from workers.agent.worker_load import WorkerLoad, parse_worker_load
+from workers.agent.worker_load import parse_worker_load
 from workers.demo import build_mlp
 from workers.demo.model import build_faulty_mlp
 from workers.torch_worker.activity import LOAD, Activity, read_activity
@@ -146,7 +146,8 @@ def test_fifty_models_in_one_worker_answer_as_fifty_separate_ones(
     assert metric(shared, "meshline_worker_model_memory_bytes", model=name) > 0
     # The agent's reading of a worker's metrics tells the models apart.
     scraped = http(f"{shared.http_url}/metrics").body.decode()
-    assert parse_worker_load(scraped, RUNTIME_TORCH, name) == WorkerLoad(0, 2, 2)
+    load = parse_worker_load(scraped, RUNTIME_TORCH, name)
+    assert (load.queued, load.requests, load.batches) == (0, 2, 2)
     server = http(f"{shared.http_url}/v2").json()
     assert "model_repository" in server["extensions"]
 
@@ -338,7 +339,8 @@ def test_lru_under_a_small_budget_evicts_an_idle_model_never_a_busy_one(
     tmp_path_factory: pytest.TempPathFactory, gate: Gate
 ) -> None:
     tmp = tmp_path_factory.mktemp("lru")
-    budget = ["--memory-budget-bytes", str(3 * MIB), *NO_INLINE]
+    # No wait for room: the load that does not fit beside the busy model is refused at once.
+    budget = ["--memory-budget-bytes", str(3 * MIB), "--room-wait-s", "0", *NO_INLINE]
     with running_shared_worker(tmp / "logs", budget) as worker, stub_of(worker) as stub:
         gated = build_gated(tmp / "busy.pt", gate)
         grpc_load(stub, "busy", config_of(gated, GATED_SIGNATURE, memory_bytes=MIB))
