@@ -4,8 +4,11 @@ MB each). NOT an Envoy: it routes nothing and listens on no gateway port. It rea
 bootstrap like Envoy would, connects to the control plane's mesh port with the region's
 certificate, subscribes like Envoy (CDS and LDS wildcard, then the EDS, RDS and ECDS names they
 name, and the gateway's two SDS secrets) and ACKs every response as soon as it has parsed what
-it needs from it. Its admin interface answers what the agent reads: ready, no clusters, no
-stats. Figures taken with it are the control plane's side only, and say so.
+it needs from it. It speaks the protocol the bootstrap's `ads_config.api_type` names: state of
+the world (`GRPC`) or incremental (`DELTA_GRPC`: it keeps the clusters and listeners it was
+sent, subscribes to and unsubscribes from the names they add and drop). Its admin interface
+answers what the agent reads: ready, no clusters, no stats. Figures taken with it are the
+control plane's side only, and say so.
 
 Run as: python -m bench.fake_envoy -c BOOTSTRAP [Envoy's other flags, ignored]
 """
@@ -49,6 +52,7 @@ class Bootstrap:
     ca_pem: bytes
     certificate_pem: bytes
     key_pem: bytes
+    delta: bool = False
 
     @staticmethod
     def read(path: Path) -> Bootstrap:
@@ -70,6 +74,7 @@ class Bootstrap:
             ca_pem=Path(ca_file).read_bytes(),
             certificate_pem=tls["certificate_chain"]["inline_string"].encode(),
             key_pem=tls["private_key"]["inline_string"].encode(),
+            delta=doc["dynamic_resources"]["ads_config"].get("api_type") == "DELTA_GRPC",
         )
 
 
@@ -116,6 +121,70 @@ class Subscriptions:
         return changed
 
 
+class DeltaSubscriptions:
+    """The same, over incremental xDS: the clusters and listeners held (a response adds,
+    replaces or removes some), the names they need, and requests that subscribe to what is
+    new and unsubscribe from what is no longer named; an ACK is the response's nonce alone."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.names: dict[str, set[str]] = {}
+        # CDS / LDS: resource name -> the child names it needs, per child type.
+        self.held: dict[str, dict[str, dict[str, set[str]]]] = {CLUSTER: {}, LISTENER: {}}
+        self._node_sent = False
+
+    def _request(self, type_url: str, **fields: Any) -> discovery_pb2.DeltaDiscoveryRequest:
+        request = discovery_pb2.DeltaDiscoveryRequest(type_url=type_url, **fields)
+        if not self._node_sent:
+            request.node.CopyFrom(base_pb2.Node(id=self.node, cluster=self.node))
+            self._node_sent = True
+        return request
+
+    def wildcard(self, type_url: str) -> discovery_pb2.DeltaDiscoveryRequest:
+        return self._request(type_url)
+
+    def accept(
+        self, response: discovery_pb2.DeltaDiscoveryResponse
+    ) -> list[discovery_pb2.DeltaDiscoveryRequest]:
+        """The ACK of `response`, then the subscription changes it causes."""
+        type_url = response.type_url
+        out = [self._request(type_url, response_nonce=response.nonce)]
+        held = self.held.get(type_url)
+        if held is None:
+            return out
+        for name in response.removed_resources:
+            held.pop(name, None)
+        for resource in response.resources:
+            held[resource.name] = _children(type_url, resource.resource)
+        for child in _CHILD_TYPES[type_url]:
+            wanted = set().union(*(needs.get(child, set()) for needs in held.values()))
+            had = self.names.get(child, set())
+            if wanted == had:
+                continue
+            self.names[child] = wanted
+            out.append(
+                self._request(
+                    child,
+                    resource_names_subscribe=sorted(wanted - had),
+                    resource_names_unsubscribe=sorted(had - wanted),
+                )
+            )
+        return out
+
+
+_CHILD_TYPES = {CLUSTER: (ENDPOINT, SECRET), LISTENER: (ROUTE, EXTENSION_CONFIG)}
+
+
+def _children(type_url: str, packed: Any) -> dict[str, set[str]]:
+    if type_url == CLUSTER:
+        return {
+            ENDPOINT: _eds_names([packed]),
+            SECRET: {names.CERTIFICATE_SECRET, names.TRUSTED_CA_SECRET},
+        }
+    routes, filters = _listener_names([packed])
+    return {ROUTE: routes, EXTENSION_CONFIG: filters}
+
+
 def _eds_names(resources: Sequence[Any]) -> set[str]:
     out = set()
     for packed in resources:
@@ -150,6 +219,11 @@ async def run_ads(boot: Bootstrap, stop: asyncio.Event) -> None:
     )
     options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
     while not stop.is_set():
+        if boot.delta:
+            await run_delta_once(boot, credentials, options)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RECONNECT_S)
+            continue
         subscriptions = Subscriptions(boot.node)
         outbox: asyncio.Queue[discovery_pb2.DiscoveryRequest] = asyncio.Queue()
         for type_url in (CLUSTER, LISTENER):
@@ -174,6 +248,29 @@ async def run_ads(boot: Bootstrap, stop: asyncio.Event) -> None:
             print(f"ADS stream ended: {exc.code()}; reconnecting", file=sys.stderr, flush=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), RECONNECT_S)
+
+
+async def run_delta_once(
+    boot: Bootstrap, credentials: grpc.ChannelCredentials, options: list[tuple[str, int]]
+) -> None:
+    """One incremental ADS stream, until it ends (from scratch: nothing held)."""
+    subscriptions = DeltaSubscriptions(boot.node)
+    outbox: asyncio.Queue[discovery_pb2.DeltaDiscoveryRequest] = asyncio.Queue()
+    for type_url in (CLUSTER, LISTENER):
+        outbox.put_nowait(subscriptions.wildcard(type_url))
+
+    async def requests() -> AsyncIterator[discovery_pb2.DeltaDiscoveryRequest]:
+        while True:
+            yield await outbox.get()
+
+    try:
+        async with grpc.aio.secure_channel(boot.xds_target, credentials, options) as channel:
+            stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+            async for response in stub.DeltaAggregatedResources(requests()):
+                for request in subscriptions.accept(response):
+                    outbox.put_nowait(request)
+    except grpc.RpcError as exc:
+        print(f"delta ADS stream ended: {exc.code()}; reconnecting", file=sys.stderr, flush=True)
 
 
 async def run_admin(boot: Bootstrap, stop: asyncio.Event) -> web.AppRunner:
