@@ -17,9 +17,9 @@ from pathlib import Path
 from tests.harness.worker import running_worker
 from tests.workers.torch_worker.shared_helpers import (
     config_of,
+    control_stub_of,
     grpc_load,
     running_shared_worker,
-    stub_of,
 )
 from workers.agent.proc_memory import children_by_parent, tree_memory_bytes
 from workers.demo import DEMO_SIGNATURE, build_mlp
@@ -29,10 +29,10 @@ MIB = 2**20
 
 def shared_worker_pss(models: list[Path], log_dir: Path) -> tuple[int, int]:
     """PSS of a shared worker with no model, then with every model loaded."""
-    with running_shared_worker(log_dir) as worker, stub_of(worker) as stub:
+    with running_shared_worker(log_dir) as worker, control_stub_of(worker) as control:
         empty = tree_memory_bytes(worker.process.pid)
         for i, path in enumerate(models):
-            grpc_load(stub, f"m{i}", config_of(path))
+            grpc_load(control, f"m{i}", config_of(path))
         return empty, tree_memory_bytes(worker.process.pid)
 
 

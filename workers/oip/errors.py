@@ -14,6 +14,7 @@ class ErrorKind(enum.Enum):
     INTERNAL = "internal"
     RESOURCE_EXHAUSTED = "resource_exhausted"
     FAILED_PRECONDITION = "failed_precondition"
+    PERMISSION_DENIED = "permission_denied"
 
 
 class InferenceError(Exception):
@@ -76,6 +77,13 @@ class LoadFailedError(InferenceError):
     signature); other models keep serving."""
 
     kind = ErrorKind.FAILED_PRECONDITION
+
+
+class PermissionDeniedError(InferenceError):
+    """The caller may not do this here: a request the gateway authorized for another
+    deployment, or a repository call on a port that does not serve the repository."""
+
+    kind = ErrorKind.PERMISSION_DENIED
 
 
 class ModelLoadError(Exception):

@@ -7,6 +7,7 @@ sharing workers.oip's codec and datatypes); health (grpc.health.v1), metrics (Pr
 
 `--shared` serves many models in one process (shared_server): repository (catalog, loaded
 DataPlanes, LRU; behind the same adapters, see backend) with model_config (a load's config),
-eviction (which idle models make room: pure), activity (the crash-blame file), and the model
-repository extension's adapters (grpc_repository, rest_repository).
+eviction (which idle models make room, or which busy ones to wait for: pure), activity (the
+crash-blame file), deployment_scope (a caller of one deployment reaches its model only), and the
+model repository extension's adapters (grpc_repository, rest_repository: the control port only).
 """

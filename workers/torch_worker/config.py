@@ -148,11 +148,14 @@ SHARED_FLAG = "--shared"
 @dataclass(frozen=True)
 class SharedWorkerConfig:
     """A shared worker: no model at start; its agent loads and unloads them over the model
-    repository extension. Batching is off (each model runs one request per forward pass)."""
+    repository extension, on the control port(s) only (the inference ports are the ones the
+    gateway routes clients to). Batching is off (each model runs one request per forward
+    pass)."""
 
     host: str
     grpc_port: int
     http_port: int
+    control_port: int
     worker_id: str
     region: str
     torch_threads: int = 1
@@ -165,6 +168,7 @@ class SharedWorkerConfig:
     memory_budget_bytes: int = 0  # 0: no budget
     room_wait_s: float = 30.0
     activity_file: Path | None = None
+    control_http_port: int | None = None
 
 
 def build_shared_parser() -> argparse.ArgumentParser:
@@ -172,7 +176,7 @@ def build_shared_parser() -> argparse.ArgumentParser:
         prog="python -m workers.torch_worker --shared",
         description="Serve many TorchScript models in one process over the Open Inference "
         "Protocol v2 (gRPC and REST); models are loaded and unloaded through the model "
-        "repository extension (POST /v2/repository/models/NAME/load, RepositoryModelLoad).",
+        "repository extension (RepositoryModelLoad, ...) on the control port only.",
     )
     p.add_argument(
         SHARED_FLAG,
@@ -182,6 +186,21 @@ def build_shared_parser() -> argparse.ArgumentParser:
         "priority levels are off: each model runs one request per forward pass",
     )
     add_server_flags(p)
+    p.add_argument(
+        "--control-port",
+        required=True,
+        type=port,
+        help="gRPC port (on --host) serving the model repository extension (load, unload, "
+        "index) beside the inference RPCs and gRPC health: for the agent alone; the "
+        "inference ports refuse repository calls",
+    )
+    p.add_argument(
+        "--control-http-port",
+        type=port,
+        default=None,
+        help="optional HTTP port (on --host) serving POST /v2/repository/... beside the /v2 "
+        "API; without it the repository is served over gRPC only",
+    )
     p.add_argument(
         "--memory-budget-bytes",
         type=non_negative_int,
@@ -213,8 +232,19 @@ def parse_shared_args(argv: Sequence[str]) -> SharedWorkerConfig:
     """Parse a shared worker's flags; exits with status 2 naming the flag on bad input."""
     parser = build_shared_parser()
     ns = parser.parse_args(argv)
-    if ns.grpc_port == ns.http_port:
-        parser.error(f"--grpc-port and --http-port must differ (both {ns.grpc_port})")
+    ports = {
+        "--grpc-port": ns.grpc_port,
+        "--http-port": ns.http_port,
+        "--control-port": ns.control_port,
+        "--control-http-port": ns.control_http_port,
+    }
+    seen: dict[int, str] = {}
+    for flag, number in ports.items():
+        if number is None:
+            continue
+        if number in seen:
+            parser.error(f"{seen[number]} and {flag} must differ (both {number})")
+        seen[number] = flag
     scheduling = scheduling_from_args(parser, ns)
     if scheduling.max_batch_size > 1 or scheduling.priority_levels > 0:
         parser.error(
@@ -228,6 +258,7 @@ def parse_shared_args(argv: Sequence[str]) -> SharedWorkerConfig:
         host=ns.host,
         grpc_port=ns.grpc_port,
         http_port=ns.http_port,
+        control_port=ns.control_port,
         worker_id=worker_id,
         region=ns.region,
         torch_threads=ns.torch_threads,
@@ -240,6 +271,7 @@ def parse_shared_args(argv: Sequence[str]) -> SharedWorkerConfig:
         memory_budget_bytes=ns.memory_budget_bytes,
         room_wait_s=ns.room_wait_s,
         activity_file=ns.activity_file,
+        control_http_port=ns.control_http_port,
     )
 
 

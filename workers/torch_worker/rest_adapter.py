@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from meshline.wire import PRINCIPAL_HEADER, PRIORITY_HEADER
 from workers.oip import codec
@@ -41,6 +42,7 @@ HTTP_STATUS: dict[ErrorKind, int] = {
     # google.rpc's mapping of the gRPC codes to HTTP
     ErrorKind.RESOURCE_EXHAUSTED: 429,
     ErrorKind.FAILED_PRECONDITION: 400,
+    ErrorKind.PERMISSION_DENIED: 403,
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -334,9 +336,13 @@ def build_rest_app(
     metrics: RequestMetrics,
     identity: WorkerIdentity,
     max_message_bytes: int,
+    middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
-    """The aiohttp application: OIP routes, /metrics, JSON errors, identity headers."""
-    app = web.Application(client_max_size=max_message_bytes, middlewares=[error_middleware])
+    """The aiohttp application: OIP routes, /metrics, JSON errors, identity headers;
+    `middlewares` run inside the error middleware (their InferenceErrors become JSON)."""
+    app = web.Application(
+        client_max_size=max_message_bytes, middlewares=[error_middleware, *middlewares]
+    )
     h = RestHandlers(dataplane, metrics)
     model = "/v2/models/{model}"
     versioned = "/v2/models/{model}/versions/{version}"

@@ -1,6 +1,12 @@
 """Assemble and run a shared worker: no model at start, gRPC and REST on one asyncio loop, and
 the model repository extension through which its agent loads and unloads models.
 
+The inference ports (--grpc-port, --http-port) are where the region's gateway routes clients:
+they serve the OIP API and /metrics, and refuse repository calls. The control port
+(--control-port, gRPC; --control-http-port, REST, optional) serves the same API plus the
+repository extension, for the agent alone. On every port a request the gateway authorized for
+one deployment reaches that deployment's model only.
+
 Listening means ready to be told what to load. On SIGTERM/SIGINT: health goes NOT_SERVING, no
 new request or load is admitted, requests in flight get `--shutdown-grace-s` to finish, and
 run() returns 0.
@@ -13,10 +19,12 @@ import logging
 import os
 from collections.abc import Callable
 
+import grpc
 from aiohttp import web
 
 from workers.torch_worker.activity import ActivityLog
 from workers.torch_worker.config import SharedWorkerConfig
+from workers.torch_worker.deployment_scope import deployment_scope_middleware
 from workers.torch_worker.grpc_adapter import build_grpc_server
 from workers.torch_worker.grpc_repository import SharedInferenceServicer
 from workers.torch_worker.health import HealthState
@@ -74,39 +82,56 @@ async def serve(config: SharedWorkerConfig, busy: list[int]) -> int:
     )
     await health.set_serving()
 
-    grpc_server = build_grpc_server(
-        config.host,
-        config.grpc_port,
-        SharedInferenceServicer(repository, metrics, identity),
-        health,
-        config.max_message_bytes,
-    )
-    app = build_rest_app(repository, metrics, identity, config.max_message_bytes)
-    add_repository_routes(app, repository)
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=config.shutdown_grace_s
-    )
-    await runner.setup()
+    def grpc_server(port: int, control: bool) -> grpc.aio.Server:
+        servicer = SharedInferenceServicer(repository, metrics, identity, control=control)
+        return build_grpc_server(config.host, port, servicer, health, config.max_message_bytes)
+
+    def rest_runner(control: bool) -> web.AppRunner:
+        app = build_rest_app(
+            repository,
+            metrics,
+            identity,
+            config.max_message_bytes,
+            middlewares=[deployment_scope_middleware],
+        )
+        if control:
+            add_repository_routes(app, repository)
+        return web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=config.shutdown_grace_s
+        )
+
+    grpc_servers = [grpc_server(config.grpc_port, False), grpc_server(config.control_port, True)]
+    sites = [(rest_runner(False), config.http_port)]
+    if config.control_http_port is not None:
+        sites.append((rest_runner(True), config.control_http_port))
+    for runner, _ in sites:
+        await runner.setup()
     try:
-        await grpc_server.start()
-        site = web.TCPSite(runner, config.host, config.http_port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise OSError(
-                f"cannot listen for HTTP on {config.host}:{config.http_port}: {exc}"
-            ) from exc
+        for server in grpc_servers:
+            await server.start()
+        for runner, port in sites:
+            try:
+                await web.TCPSite(runner, config.host, port).start()
+            except OSError as exc:
+                raise OSError(f"cannot listen for HTTP on {config.host}:{port}: {exc}") from exc
     except BaseException:
-        await grpc_server.stop(None)
-        await runner.cleanup()
+        await asyncio.gather(*(server.stop(None) for server in grpc_servers))
+        await asyncio.gather(*(runner.cleanup() for runner, _ in sites))
         raise
+    control_http = (
+        f", http {config.host}:{config.control_http_port}" if config.control_http_port else ""
+    )
     log.info(
-        "shared worker serving: grpc %s:%d, http %s:%d, region %s, memory budget %s; "
-        "batching is off (each model runs one request per forward pass)",
+        "shared worker serving: grpc %s:%d, http %s:%d, control (model repository) grpc %s:%d%s, "
+        "region %s, memory budget %s; batching is off (each model runs one request per forward "
+        "pass)",
         config.host,
         config.grpc_port,
         config.host,
         config.http_port,
+        config.host,
+        config.control_port,
+        control_http,
         config.region,
         config.memory_budget_bytes or "none",
     )
@@ -115,7 +140,10 @@ async def serve(config: SharedWorkerConfig, busy: list[int]) -> int:
     log.info("stop signal: draining, grace %.1fs", config.shutdown_grace_s)
     repository.start_draining()
     await health.shutdown()
-    await asyncio.gather(grpc_server.stop(config.shutdown_grace_s), runner.cleanup())
+    await asyncio.gather(
+        *(server.stop(config.shutdown_grace_s) for server in grpc_servers),
+        *(runner.cleanup() for runner, _ in sites),
+    )
     repository.close()
     busy.append(repository.busy)
     log.info("stopped")

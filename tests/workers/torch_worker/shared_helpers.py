@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -107,23 +107,54 @@ def free_row(value: float = 1.0) -> np.ndarray:
 # ---- a shared worker process -----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SharedWorkerHandle(WorkerHandle):
+    """A running shared worker: its inference ports (where a gateway routes clients) and its
+    control ports (the model repository, for the agent alone)."""
+
+    control_port: int = 0
+    control_http_port: int | None = None
+
+    @property
+    def control_target(self) -> str:
+        return f"{self.host}:{self.control_port}"
+
+    @property
+    def control_http_url(self) -> str:
+        assert self.control_http_port is not None, "started without a control HTTP port"
+        return f"http://{self.host}:{self.control_http_port}"
+
+
+def distinct_free_ports(host: str, count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        candidate = free_port(host)
+        if candidate not in ports:
+            ports.append(candidate)
+    return ports
+
+
 @contextmanager
 def running_shared_worker(
-    log_dir: Path, extra_args: list[str] | None = None, worker_id: str = ""
-) -> Iterator[WorkerHandle]:
-    """`python -m workers.torch_worker --shared` on free ports; stopped on exit."""
+    log_dir: Path,
+    extra_args: list[str] | None = None,
+    worker_id: str = "",
+    control_http: bool = True,
+) -> Iterator[SharedWorkerHandle]:
+    """`python -m workers.torch_worker --shared` on free ports, with a control gRPC port (and a
+    control HTTP port, unless `control_http` is False); stopped on exit."""
     host = "127.0.0.1"
-    grpc_port, http_port = free_port(host), free_port(host)
-    while http_port == grpc_port:
-        http_port = free_port(host)
+    grpc_port, http_port, control_port, control_http_port = distinct_free_ports(host, 4)
     worker_id = worker_id or f"shared-{grpc_port}"
     args = [
         sys.executable, "-m", "workers.torch_worker", "--shared",
         "--host", host,
         "--grpc-port", str(grpc_port),
         "--http-port", str(http_port),
+        "--control-port", str(control_port),
         "--worker-id", worker_id,
         "--region", "test",
+        *(["--control-http-port", str(control_http_port)] if control_http else []),
         *(extra_args or []),
     ]  # fmt: skip
     with started_worker(
@@ -140,7 +171,11 @@ def running_shared_worker(
         region="test",
         ready_timeout_s=60.0,
     ) as handle:
-        yield handle
+        yield SharedWorkerHandle(
+            **{f.name: getattr(handle, f.name) for f in fields(WorkerHandle)},
+            control_port=control_port,
+            control_http_port=control_http_port if control_http else None,
+        )
 
 
 def config_of(
@@ -163,13 +198,14 @@ def load_request(name: str, config: str | None = None) -> pb.RepositoryModelLoad
     return request
 
 
-def grpc_load(stub: pb_grpc.GRPCInferenceServiceStub, name: str, config: str | None) -> None:
-    stub.RepositoryModelLoad(load_request(name, config), timeout=GUARD_S)
+def grpc_load(control: pb_grpc.GRPCInferenceServiceStub, name: str, config: str | None) -> None:
+    """Load over a control-port stub (control_stub_of)."""
+    control.RepositoryModelLoad(load_request(name, config), timeout=GUARD_S)
 
 
-def index(stub: pb_grpc.GRPCInferenceServiceStub) -> dict[str, tuple[str, str, str]]:
-    """name -> (version, state, reason)."""
-    reply = stub.RepositoryIndex(pb.RepositoryIndexRequest(), timeout=GUARD_S)
+def index(control: pb_grpc.GRPCInferenceServiceStub) -> dict[str, tuple[str, str, str]]:
+    """name -> (version, state, reason), over a control-port stub."""
+    reply = control.RepositoryIndex(pb.RepositoryIndexRequest(), timeout=GUARD_S)
     return {m.name: (m.version, m.state, m.reason) for m in reply.models}
 
 
@@ -187,17 +223,30 @@ def output_of(response: pb.ModelInferResponse) -> np.ndarray:
 
 def metric(worker: WorkerHandle, name: str, **labels: str) -> float:
     """The sum of `name`'s samples with these labels in the worker's /metrics."""
+    return sum(metric_samples(worker, name, **labels))
+
+
+def metric_samples(worker: WorkerHandle, name: str, **labels: str) -> list[float]:
+    """`name`'s samples with these labels in the worker's /metrics (none: not exported)."""
     reply = http(f"{worker.http_url}/metrics")
     assert reply.status == 200
-    total = 0.0
-    for family in text_string_to_metric_families(reply.body.decode()):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
+    return [
+        sample.value
+        for family in text_string_to_metric_families(reply.body.decode())
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    ]
 
 
 @contextmanager
 def stub_of(worker: WorkerHandle) -> Iterator[pb_grpc.GRPCInferenceServiceStub]:
+    """A stub on the worker's inference port (where a gateway routes clients)."""
     with grpc.insecure_channel(worker.grpc_target) as channel:
+        yield pb_grpc.GRPCInferenceServiceStub(channel)
+
+
+@contextmanager
+def control_stub_of(worker: SharedWorkerHandle) -> Iterator[pb_grpc.GRPCInferenceServiceStub]:
+    """A stub on the shared worker's control port (the model repository: the agent's)."""
+    with grpc.insecure_channel(worker.control_target) as channel:
         yield pb_grpc.GRPCInferenceServiceStub(channel)

@@ -85,11 +85,12 @@ def test_load_request_parameters() -> None:
 # ---- the command line ------------------------------------------------------------------------
 
 PORTS = ["--grpc-port", "9001", "--http-port", "9002"]
+SHARED_PORTS = [*PORTS, "--control-port", "9003"]
 
 
 def test_shared_command_line(tmp_path: Path) -> None:
     config = parse_command_line(
-        ["--shared", *PORTS, "--memory-budget-bytes", "1000", "--activity-file",
+        ["--shared", *SHARED_PORTS, "--memory-budget-bytes", "1000", "--activity-file",
          str(tmp_path / "activity.json"), "--worker-id", "w", "--instances", "2", "--no-warmup",
          "--room-wait-s", "2.5"]
     )  # fmt: skip
@@ -97,6 +98,7 @@ def test_shared_command_line(tmp_path: Path) -> None:
         host="127.0.0.1",
         grpc_port=9001,
         http_port=9002,
+        control_port=9003,
         worker_id="w",
         region="local",
         instances=2,
@@ -123,12 +125,38 @@ def test_without_shared_the_command_line_is_one_models() -> None:
         (["--model-name", "m"], "unrecognized arguments: --model-name m"),
         (["--memory-budget-bytes", "-1"], "must be >= 0"),
         (["--activity-file", "/nowhere/at/all/a.json"], "--activity-file: no directory"),
+        (["--control-http-port", "9003"], "--control-port and --control-http-port must differ"),
+        (["--control-http-port", "9001"], "--grpc-port and --control-http-port must differ"),
     ],
 )
 def test_bad_shared_flags_exit_2_naming_the_flag(
     extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as info:
-        parse_command_line(["--shared", *PORTS, *extra])
+        parse_command_line(["--shared", *SHARED_PORTS, *extra])
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("ports", "message"),
+    [
+        (PORTS, "the following arguments are required: --control-port"),
+        ([*PORTS, "--control-port", "9002"], "--http-port and --control-port must differ"),
+    ],
+)
+def test_a_shared_worker_needs_its_own_control_port(
+    ports: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_command_line(["--shared", *ports])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_control_http_port_is_optional() -> None:
+    config = parse_command_line(["--shared", *SHARED_PORTS, "--control-http-port", "9004"])
+    assert isinstance(config, SharedWorkerConfig)
+    assert (config.control_port, config.control_http_port) == (9003, 9004)
+    bare = parse_command_line(["--shared", *SHARED_PORTS])
+    assert isinstance(bare, SharedWorkerConfig) and bare.control_http_port is None

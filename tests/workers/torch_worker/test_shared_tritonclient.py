@@ -1,5 +1,6 @@
 """tritonclient's model repository API (load_model, unload_model, get_model_repository_index)
-against a shared worker, over gRPC and HTTP, from a subprocess (see the script's docstring)."""
+against a shared worker's control ports, and refused on its inference ports, over gRPC and HTTP,
+from a subprocess (see the script's docstring)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def test_tritonclient_loads_lists_and_unloads_models(tmp_path: Path) -> None:
             [
                 sys.executable, str(SCRIPT),
                 "--grpc", worker.grpc_target,
+                "--grpc-control", worker.control_target,
                 "--http", f"{worker.host}:{worker.http_port}",
+                "--http-control", f"{worker.host}:{worker.control_http_port}",
                 "--config", config_of(path, version="3"),
                 "--bad-config", config_of(missing),
                 "--input", str(tmp_path / "x.npy"),
@@ -47,11 +50,18 @@ def test_tritonclient_loads_lists_and_unloads_models(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     results = json.loads(completed.stdout)
     bad_reason = f"model 'tc-bad' failed to load: model file not found: {missing}"
+    control_only = "the model repository is served on the worker's control port only"
 
     grpc_result = results["grpc"]
     assert grpc_result["index"] == [{"name": "tc-grpc", "version": "3", "state": "READY"}]
     assert grpc_result["ready"] and not grpc_result["ready_after_unload"]
     assert_matches_torch(np.array(grpc_result["output"], np.float32), want)
+    for call in ("load", "unload", "index"):
+        assert grpc_result["refused"][call] == {
+            "status": "StatusCode.PERMISSION_DENIED",
+            "message": control_only,
+        }, call
+    assert grpc_result["ready_after_refused"]  # the refused unload left it loaded
     assert grpc_result["index_after_unload"] == [
         {"name": "tc-grpc", "version": "3", "state": "UNAVAILABLE", "reason": "unloaded on request"}
     ]
@@ -63,6 +73,9 @@ def test_tritonclient_loads_lists_and_unloads_models(tmp_path: Path) -> None:
     assert by_name["tc-http"] == {"name": "tc-http", "version": "3", "state": "READY", "reason": ""}
     assert http_result["ready"] and not http_result["ready_after_unload"]
     assert_matches_torch(np.array(http_result["output"], np.float32), want)
+    for call in ("load", "unload", "index"):  # no such routes on the inference HTTP port
+        assert http_result["refused"][call]["status"] == "404", call
+    assert http_result["ready_after_refused"]
     after = {m["name"]: m for m in http_result["index_after_unload"]}
     assert after["tc-http"]["state"] == "UNAVAILABLE"
     assert after["tc-bad"]["reason"].startswith(bad_reason)  # from the gRPC try
