@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 
 from controlplane import confirmed
 from controlplane.agents.registry import AgentRegistry, AgentSession
-from controlplane.autoscale import ColdStartLedger, RegionScale
+from controlplane.autoscale import ColdStartLedger, RegionScale, load_signals
+from controlplane.autoscale.admission import Demand
 from controlplane.autoscale.failures import FailedWake, crash_looping
 from controlplane.explain import live_plan
+from controlplane.explain_capacity import RegionRoom
 from controlplane.ir import names
 from controlplane.ir.model import DeploymentRoute
 from controlplane.reconcile import NetworkState
@@ -444,6 +446,11 @@ class LiveStatus:
         )
         return out
 
+    def region_rooms(self) -> dict[str, RegionRoom]:
+        """What each region has room for now (controlplane.api.status.RegionRooms)."""
+        reports = {s.region: s.report for s in self.registry.sessions() if s.report is not None}
+        return region_rooms(self._state(), reports)
+
     def acked_gateway_certificate(self, region: str) -> CertificateFacts | None:
         """The peer-path certificate in the secrets `region`'s Envoy ACKed last (None: it
         ACKed none, e.g. after a restart of this process until it does again)."""
@@ -451,6 +458,48 @@ class LiveStatus:
         if secret is None:
             return None
         return certificate_of(secret.tls_certificate.certificate_chain.inline_string)
+
+
+def region_rooms(
+    state: NetworkState, reports: Mapping[str, agent_pb2.AgentReport]
+) -> dict[str, RegionRoom]:
+    """Each region's memory as the last rebuild saw it, and the tracks its agent reports
+    running (not draining) with what their workers use; a track of a deployment that may
+    scale to zero with nothing in flight now and no request held counts as idle (it may be
+    stopped to make room). Pure."""
+    placed: dict[str, list[TrackKey]] = {}
+    for key in state.scales:
+        placed.setdefault(key.region, []).append(TrackKey(key.environment, key.name, key.track))
+    out = {}
+    for region in sorted({*state.memory, *reports}):
+        signals = load_signals(reports.get(region), placed.get(region, []), state.clusters)
+        running = []
+        for track, signal in sorted(signals.items()):
+            if not signal.workers:
+                continue
+            key = PlacedTrackKey(*track, region)
+            resolved = state.resolved.get(track.deployment_key)
+            settings = resolved.scaling if resolved is not None else None
+            idle = (
+                settings is not None
+                and settings.scales_to_zero
+                and signal.concurrency == 0
+                and not state.held.get(key, 0)
+            )
+            floor = settings.min_replicas if settings is not None else signal.workers
+            running.append(
+                Demand(
+                    key,
+                    wanted=signal.workers,
+                    floor=min(floor, signal.workers),
+                    running=signal.workers,
+                    footprint_bytes=0,
+                    memory_bytes=sum(signal.worker_memory),
+                    evictable=idle,
+                )
+            )
+        out[region] = RegionRoom(state.memory.get(region), running=tuple(running))
+    return out
 
 
 def served_edge_tls(

@@ -276,7 +276,33 @@ def plan_lines(name: str, environment: str, plan: resources_pb2.DeploymentPlan) 
                 for t in v.tiers
             )
             lines.append(f"    version {v.version} [{share}] {v.cluster}: {tiers or 'no route'}")
+    lines.extend(capacity_line(c) for c in plan.capacity)
     return lines
+
+
+def capacity_line(plan: resources_pb2.RegionCapacityPlan) -> str:
+    """`capacity eu: waits (Pending: region 'eu' has 0.4 GiB free ...)`: whether the
+    deployment's workers fit in one region now, and what happens when they do not."""
+    need = f"needs {gib(plan.footprint_bytes)}, {plan.footprint_source or 'estimated'}"
+    if plan.memory_known:
+        room = f"{gib(plan.memory_free_bytes)} free of {gib(plan.memory_budget_bytes)}"
+    else:
+        room = "memory not known yet: its agent has not reported"
+    numbers = f"{need}; {room}"
+    if plan.outcome == "until-invoked":
+        what = f"starts nothing until invoked; {plan.reason or 'its first request starts it'}"
+        return f"  capacity {plan.region}: {what} ({numbers})"
+    workers = f"{plan.workers} {_plural(plan.workers, 'worker')}"
+    if plan.outcome == "waits":
+        return f"  capacity {plan.region}: waits (Pending: {plan.reason})"
+    if plan.outcome == "makes-room":
+        stopped = ", ".join(plan.stops)
+        return (
+            f"  capacity {plan.region}: stops idle {_plural(len(plan.stops), 'deployment')} "
+            f"{stopped} to make room (drained, least recently used first), then starts "
+            f"{workers} ({numbers})"
+        )
+    return f"  capacity {plan.region}: starts {workers} per version ({numbers})"
 
 
 def _plural(count: int, noun: str) -> str:

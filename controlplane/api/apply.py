@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controlplane.api.effects import deployment_effects
 from controlplane.api.errors import ApplyError, FieldError
 from controlplane.api.index import ResourceIndex
+from controlplane.api.plan_capacity import request_capacity
 from controlplane.api.validate import validate_resources
 from controlplane.api.versions import register_versions
 from controlplane.explain import planned
+from controlplane.explain_capacity import RegionRoom
 from controlplane.policy import (
     PlacementError,
     ResolvedDeployment,
@@ -26,11 +29,13 @@ from controlplane.store import (
     StoreSnapshot,
     normalized,
 )
+from controlplane.store import ApplyResult as StoredResult
 from controlplane.store.artifacts import ArtifactStore
+from controlplane.store.footprints import load_footprints
 from meshline.keys import DeploymentKey
 from meshline.v1.api_pb2 import ApplyResponse, ApplyResult, Resource
 from meshline.v1.api_pb2 import DeploymentEffect as ApiDeploymentEffect
-from meshline.v1.resources_pb2 import Deployment, Region
+from meshline.v1.resources_pb2 import Deployment, Region, RegionCapacityPlan
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,7 @@ def apply_request(
     resources: Sequence[Resource],
     dry_run: bool = False,
     artifacts: ArtifactStore | None = None,
+    rooms: Callable[[], Mapping[str, RegionRoom]] | None = None,
 ) -> ApplyResponse:
     """Validate, resolve, register model versions and store (or, with `dry_run`, only tell
     what would happen).
@@ -172,7 +178,8 @@ def apply_request(
     Synchronous from the snapshot to the commit, so nothing else changes the store between
     the checks and the write in a single-threaded asyncio server. Artifacts no version
     references afterwards (dropped versions, copies of a rejected apply) are removed.
-    `artifacts` defaults to the store of the database's state directory.
+    `artifacts` defaults to the store of the database's state directory. `rooms`: each
+    region's capacity now; a dry run's plans then say whether each deployment fits.
     """
     artifacts = artifacts or ArtifactStore.beside(store.path)
     snapshot = store.snapshot()
@@ -184,16 +191,52 @@ def apply_request(
     finally:
         if not dry_run:
             artifacts.remove_unreferenced(store.artifact_references())
+    capacity = (
+        _capacity(store, plan, documents, stored, rooms()) if dry_run and rooms is not None else {}
+    )
     results = []
     for result in stored:
         out = ApplyResult(kind=result.kind, name=result.name, action=result.action)
-        resolved = plan.resolved.get(DeploymentKey(result.environment, result.name))
+        key = DeploymentKey(result.environment, result.name)
+        resolved = plan.resolved.get(key)
         if result.kind == KIND_DEPLOYMENT and resolved is not None:
             out.placement.extend(resolved.placement.regions)
             # What the gateways will be told, explained from policy (no live endpoints).
             out.plan.CopyFrom(planned(resolved, plan.regions))
+            out.plan.capacity.extend(capacity.get(key, []))
         results.append(out)
     return ApplyResponse(results=results, effects=effects)
+
+
+def _capacity(
+    store: Store,
+    plan: ApplyPlan,
+    documents: Sequence[Resource],
+    stored: Sequence[StoredResult],
+    rooms: Mapping[str, RegionRoom],
+) -> dict[DeploymentKey, list[RegionCapacityPlan]]:
+    """Whether each requested deployment's workers fit where it is placed, now: its
+    versions as registered by this request (their sizes), footprints as measured so far."""
+    models = dict(plan.index.models)
+    for doc in documents:
+        if doc.WhichOneof("kind") == "model":
+            models[doc.model.metadata.name] = doc.model
+    requested = [DeploymentKey(r.environment, r.name) for r in stored if r.kind == KIND_DEPLOYMENT]
+    # Each region's cap as it will be after this request (it may change a region).
+    capped = {
+        r.metadata.name: dataclasses.replace(
+            rooms.get(r.metadata.name, RegionRoom()), max_replicas=r.spec.max_replicas
+        )
+        for r in plan.regions
+    }
+    return request_capacity(
+        requested,
+        plan.resolved,
+        plan.index.deployments,
+        list(models.values()),
+        load_footprints(store),
+        capped,
+    )
 
 
 def _effects(stored: StoreSnapshot, plan: ApplyPlan) -> list[ApiDeploymentEffect]:

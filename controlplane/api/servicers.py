@@ -7,7 +7,7 @@ listed for the caller's environments only (the others counted, not named)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -31,8 +31,9 @@ from controlplane.api.registry import (
     version_users,
 )
 from controlplane.api.release import release_deployment
-from controlplane.api.status import StatusProvider, add_certificate, statuses_of
+from controlplane.api.status import RegionRooms, StatusProvider, add_certificate, statuses_of
 from controlplane.api.upload import UploadError, receive_upload
+from controlplane.explain_capacity import RegionRoom
 from controlplane.policy import PlacementError
 from controlplane.rollout import RolloutController, RolloutError
 from controlplane.store import (
@@ -111,14 +112,22 @@ async def _require_name(context: Context, name: str, what: str) -> None:
 class ApplyServicer(api_pb2_grpc.ApplyServiceServicer):
     """Declarative apply: every document valid and placed, stored in one transaction."""
 
-    def __init__(self, store: Store, artifacts: ArtifactStore) -> None:
+    def __init__(
+        self,
+        store: Store,
+        artifacts: ArtifactStore,
+        rooms: Callable[[], Mapping[str, RegionRoom]] | None = None,
+    ) -> None:
         self._store = store
         self._artifacts = artifacts
+        self._rooms = rooms
 
     async def Apply(self, request: api.ApplyRequest, context: Context) -> api.ApplyResponse:
         return await _call(
             context,
-            lambda: apply_request(self._store, request.resources, request.dry_run, self._artifacts),
+            lambda: apply_request(
+                self._store, request.resources, request.dry_run, self._artifacts, self._rooms
+            ),
         )
 
     async def Delete(self, request: api.DeleteRequest, context: Context) -> api.DeleteResponse:
@@ -532,7 +541,8 @@ def add_api_to_server(
     `artifacts` defaults to the artifact store of the database's state directory;
     `key_enforcement` fills the regions that enforce each API key (KeyServicer)."""
     artifacts = artifacts or ArtifactStore.beside(store.path)
-    api_pb2_grpc.add_ApplyServiceServicer_to_server(ApplyServicer(store, artifacts), server)
+    rooms = status.region_rooms if isinstance(status, RegionRooms) else None
+    api_pb2_grpc.add_ApplyServiceServicer_to_server(ApplyServicer(store, artifacts, rooms), server)
     api_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(store, artifacts), server)
     api_pb2_grpc.add_EnvironmentServiceServicer_to_server(EnvironmentServicer(store), server)
     api_pb2_grpc.add_DeploymentServiceServicer_to_server(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from controlplane.explain_capacity import RegionRoom
 from controlplane.store.keys import rfc3339
 from controlplane.store.region_certificates import RegionCertificate
 from meshline.v1.resources_pb2 import Deployment, DeploymentStatus, Region, RegionStatus
@@ -24,6 +25,14 @@ class ManyStatuses(Protocol):
     (a listing of 10,000 deployments)."""
 
     def deployment_statuses(self, deps: Sequence[Deployment]) -> list[DeploymentStatus]: ...
+
+
+@runtime_checkable
+class RegionRooms(Protocol):
+    """A StatusProvider that says what each region has room for now, as capacity admission
+    sees it (for the capacity part of a plan)."""
+
+    def region_rooms(self) -> Mapping[str, RegionRoom]: ...
 
 
 def statuses_of(provider: StatusProvider, deps: Sequence[Deployment]) -> list[DeploymentStatus]:

@@ -648,19 +648,45 @@ class GatewayPlan(_message.Message):
     offload_percent: int
     def __init__(self, region: _Optional[str] = ..., strategy: _Optional[str] = ..., hash_header: _Optional[str] = ..., timeout_s: _Optional[float] = ..., retries: _Optional[int] = ..., per_try_timeout_s: _Optional[float] = ..., retry_on: _Optional[_Iterable[str]] = ..., retry_budget_percent: _Optional[float] = ..., versions: _Optional[_Iterable[_Union[VersionRoute, _Mapping]]] = ..., offload_percent: _Optional[int] = ...) -> None: ...
 
+class RegionCapacityPlan(_message.Message):
+    __slots__ = ("region", "outcome", "workers", "footprint_bytes", "footprint_source", "memory_known", "memory_free_bytes", "memory_budget_bytes", "stops", "reason")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    FOOTPRINT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FOOTPRINT_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_KNOWN_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STOPS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    outcome: str
+    workers: int
+    footprint_bytes: int
+    footprint_source: str
+    memory_known: bool
+    memory_free_bytes: int
+    memory_budget_bytes: int
+    stops: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    def __init__(self, region: _Optional[str] = ..., outcome: _Optional[str] = ..., workers: _Optional[int] = ..., footprint_bytes: _Optional[int] = ..., footprint_source: _Optional[str] = ..., memory_known: _Optional[bool] = ..., memory_free_bytes: _Optional[int] = ..., memory_budget_bytes: _Optional[int] = ..., stops: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class DeploymentPlan(_message.Message):
-    __slots__ = ("policies", "regions", "excluded", "gateways", "flavor")
+    __slots__ = ("policies", "regions", "excluded", "gateways", "flavor", "capacity")
     POLICIES_FIELD_NUMBER: _ClassVar[int]
     REGIONS_FIELD_NUMBER: _ClassVar[int]
     EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     GATEWAYS_FIELD_NUMBER: _ClassVar[int]
     FLAVOR_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
     policies: _containers.RepeatedCompositeFieldContainer[EffectivePolicy]
     regions: _containers.RepeatedScalarFieldContainer[str]
     excluded: _containers.RepeatedCompositeFieldContainer[RegionExclusion]
     gateways: _containers.RepeatedCompositeFieldContainer[GatewayPlan]
     flavor: str
-    def __init__(self, policies: _Optional[_Iterable[_Union[EffectivePolicy, _Mapping]]] = ..., regions: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[_Union[RegionExclusion, _Mapping]]] = ..., gateways: _Optional[_Iterable[_Union[GatewayPlan, _Mapping]]] = ..., flavor: _Optional[str] = ...) -> None: ...
+    capacity: _containers.RepeatedCompositeFieldContainer[RegionCapacityPlan]
+    def __init__(self, policies: _Optional[_Iterable[_Union[EffectivePolicy, _Mapping]]] = ..., regions: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[_Union[RegionExclusion, _Mapping]]] = ..., gateways: _Optional[_Iterable[_Union[GatewayPlan, _Mapping]]] = ..., flavor: _Optional[str] = ..., capacity: _Optional[_Iterable[_Union[RegionCapacityPlan, _Mapping]]] = ...) -> None: ...
 
 class Deployment(_message.Message):
     __slots__ = ("metadata", "spec", "status")

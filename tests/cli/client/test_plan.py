@@ -121,6 +121,13 @@ EXPECTED_PLAN = [
     *_tiers("P0 eu-west local → P1 eu-central gateway"),
     f"  gateway us-east (forwards only): {GATEWAY}",
     *_tiers("P0 eu-central gateway"),
+    # No agent reported its machine: memory holds nothing back (yet). A worker of each
+    # version, never measured: the Torch runtime's estimate (the artifact is a few bytes).
+    *(
+        f"  capacity {region}: starts 1 worker per version (needs 256 MiB, estimated; "
+        "memory not known yet: its agent has not reported)"
+        for region in ("eu-central", "eu-west")
+    ),
 ]
 
 

@@ -8,8 +8,10 @@ from cli.client.render import (
     OutputFormat,
     _regions_cell,
     _replicas_cell,
+    capacity_line,
     effect_line,
     memory_cell,
+    plan_lines,
     print_structured,
 )
 from meshline.v1 import api_pb2, resources_pb2
@@ -141,3 +143,72 @@ def test_a_side_effect_shows_the_move_and_each_changed_value() -> None:
         "  deployment/fraud in production moves eu, us → nowhere; "
         "changes failover.enabled: true → false"
     )
+
+
+GIB = 2**30
+MIB = 2**20
+
+
+@pytest.mark.parametrize(
+    ("plan", "line"),
+    [
+        (
+            resources_pb2.RegionCapacityPlan(
+                region="eu",
+                outcome="starts",
+                workers=1,
+                footprint_bytes=300 * MIB,
+                footprint_source="measured",
+                memory_known=True,
+                memory_free_bytes=5 * GIB,
+                memory_budget_bytes=12 * GIB,
+            ),
+            "  capacity eu: starts 1 worker per version (needs 300 MiB, measured; "
+            "5.0 GiB free of 12.0 GiB)",
+        ),
+        (
+            resources_pb2.RegionCapacityPlan(
+                region="eu",
+                outcome="waits",
+                workers=1,
+                reason="region 'eu' has 400 MiB free of its 12.0 GiB memory budget, version "
+                "'v1' needs 1.1 GiB: 0 of 1 wanted workers run",
+            ),
+            "  capacity eu: waits (Pending: region 'eu' has 400 MiB free of its 12.0 GiB memory "
+            "budget, version 'v1' needs 1.1 GiB: 0 of 1 wanted workers run)",
+        ),
+        (
+            resources_pb2.RegionCapacityPlan(
+                region="us",
+                outcome="makes-room",
+                workers=2,
+                footprint_bytes=GIB,
+                footprint_source="estimated",
+                memory_known=True,
+                memory_budget_bytes=4 * GIB,
+                stops=["production/old"],
+            ),
+            "  capacity us: stops idle deployment production/old to make room (drained, least "
+            "recently used first), then starts 2 workers (needs 1.0 GiB, estimated; "
+            "0 MiB free of 4.0 GiB)",
+        ),
+        (
+            resources_pb2.RegionCapacityPlan(
+                region="eu",
+                outcome="until-invoked",
+                footprint_bytes=256 * MIB,
+                footprint_source="estimated",
+                reason="its first request starts a worker, which fits now",
+            ),
+            "  capacity eu: starts nothing until invoked; its first request starts a worker, "
+            "which fits now (needs 256 MiB, estimated; memory not known yet: its agent has not "
+            "reported)",
+        ),
+    ],
+)
+def test_a_plan_says_per_region_whether_the_workers_fit(
+    plan: resources_pb2.RegionCapacityPlan, line: str
+) -> None:
+    assert capacity_line(plan) == line
+    lines = plan_lines("d", "production", resources_pb2.DeploymentPlan(capacity=[plan]))
+    assert lines[-1] == line
