@@ -293,7 +293,7 @@ def change_loop(mesh: Mesh, n: int, changes: int, offset: int) -> list[float]:
         # Never the default (30 s) nor an earlier value: each change must change the route.
         change = deployment((c * step) % n, timeout_s=40.0 + offset + c)
         started = time.perf_counter()
-        mesh.apply_resources([change])
+        mesh.apply_resources([change], timeout_s=CHANGE_TIMEOUT_S)
         while True:
             now = acked_routes(mesh)
             if all(now[r] and now[r] != before[r] for r in REGIONS):
@@ -320,11 +320,11 @@ def run_size(
     load_before = os.getloadavg()[0]
     facts = {r: {"standby_workers": 0, "flags": agent_flags("sotw", fake)} for r in REGIONS}
     with running_mesh(state, REGIONS, facts) as mesh:
-        mesh.apply_resources(base_resources(model))
+        mesh.apply_resources(base_resources(model), timeout_s=CHANGE_TIMEOUT_S)
         docs = [deployment(i) for i in range(n)]
         started = time.perf_counter()
         for chunk in batches(docs, batch):
-            mesh.apply_resources(chunk)
+            mesh.apply_resources(chunk, timeout_s=CHANGE_TIMEOUT_S)
         result.apply_calls_s = time.perf_counter() - started
         wait_ready(mesh, n, page_size)
         result.apply_ready_s = time.perf_counter() - started
