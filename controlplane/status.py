@@ -52,11 +52,13 @@ _ENDED = {RolloutPhase.ROLLED_BACK: "rolled back", RolloutPhase.ABORTED: "aborte
 class _Look:
     """What one answer reads, gathered once: a listing of 10,000 deployments asks the cache,
     the registry and the network state once per region, not once per deployment and region,
-    and finds a deployment's scales, held requests and workers by its key."""
+    and finds a deployment's scales, held requests and workers by its key. A look costs what
+    its answer holds: held requests and reported workers are few (indexed whole), a
+    deployment's scales are looked up by its placed tracks (a page of a listing never walks
+    every track of the network)."""
 
     state: NetworkState
     sessions: list[AgentSession]  # by region
-    scales: dict[DeploymentKey, list[RegionScale]]
     held: dict[tuple[DeploymentKey, str], int]
     # (region, deployment) -> its workers that region's agent reports, any track or state
     workers: dict[tuple[str, DeploymentKey], list[agent_pb2.WorkerReport]]
@@ -80,6 +82,21 @@ class _Look:
     def workers_of(self, region: str, key: DeploymentKey) -> list[agent_pb2.WorkerReport]:
         return self.workers.get((region, key), [])
 
+    def scales_of(self, key: DeploymentKey) -> list[RegionScale]:
+        """The autoscaler's decision for each of the deployment's tracks in each region it is
+        placed in (what it was asked about: `reconcile.wakes.scale_inputs`)."""
+        resolved = self.state.resolved.get(key)
+        if resolved is None:
+            return []
+        scales = self.state.scales
+        out = []
+        for region in self.state.placements.get(key, ()):
+            for track in resolved.tracks:
+                scale = scales.get(PlacedTrackKey(key.environment, key.name, track.name, region))
+                if scale is not None:
+                    out.append(scale)
+        return out
+
 
 class LiveStatus:
     """Implements controlplane.api.status.StatusProvider (and its batch form, ManyStatuses)."""
@@ -99,9 +116,6 @@ class LiveStatus:
     def _look(self) -> _Look:
         state = self._state()
         sessions = sorted(self.registry.sessions(), key=lambda s: s.region)
-        scales: dict[DeploymentKey, list[RegionScale]] = {}
-        for placed, scale in state.scales.items():
-            scales.setdefault(placed.deployment_key, []).append(scale)
         held: dict[tuple[DeploymentKey, str], int] = {}
         for site, n in state.held.items():
             where = (site.deployment_key, site.region)
@@ -111,7 +125,7 @@ class LiveStatus:
             for w in session.report.workers if session.report is not None else ():
                 key = DeploymentKey(w.environment, w.deployment)
                 workers.setdefault((session.region, key), []).append(w)
-        return _Look(state, sessions, scales, held, workers)
+        return _Look(state, sessions, held, workers)
 
     def _node(self, look: _Look, region: str) -> NodeStatus:
         node = look.nodes.get(region)
@@ -582,7 +596,7 @@ def no_healthy_worker(
 
 def _any_desired(dep: resources_pb2.Deployment, look: _Look) -> bool:
     """Some placed region should run workers (all scaled to zero: nothing to reach)."""
-    scales = look.scales.get(DeploymentKey(dep.spec.environment, dep.metadata.name))
+    scales = look.scales_of(DeploymentKey(dep.spec.environment, dep.metadata.name))
     if not scales:
         return dep.spec.replicas > 0
     return any(scale.desired > 0 for scale in scales)
