@@ -17,6 +17,7 @@ from controlplane.explain_capacity import RegionRoom
 from controlplane.policy import (
     PlacementError,
     ResolvedDeployment,
+    ResolveMemo,
     resolve_network,
     resolve_placement,
 )
@@ -48,12 +49,15 @@ class ApplyPlan:
     regions: tuple[Region, ...]
 
 
-def plan_apply(resources: Sequence[Resource], stored: StoreSnapshot) -> ApplyPlan:
+def plan_apply(
+    resources: Sequence[Resource], stored: StoreSnapshot, memo: ResolveMemo | None = None
+) -> ApplyPlan:
     """Check `resources` against `stored`; raises ApplyError listing every problem.
 
     Policies are resolved for every deployment that exists afterwards, not only those in the
     request: changing an environment or a region must not leave a stored deployment nowhere,
-    and region capacity is shared out over all of them.
+    and region capacity is shared out over all of them (`memo`: the resolutions of earlier
+    passes, so only what the request changes is resolved again).
     """
     docs = tuple(normalized(r) if r.WhichOneof("kind") else r for r in resources)
     index = ResourceIndex.build(stored, docs)
@@ -76,7 +80,7 @@ def plan_apply(resources: Sequence[Resource], stored: StoreSnapshot) -> ApplyPla
             # An update keeps its place in line for region capacity.
             dep = _with_created_at(dep, created[DeploymentKey(env_name, name)])
         candidates.append(dep)
-    network = resolve_network(candidates, index.environments, regions)
+    network = resolve_network(candidates, index.environments, regions, memo)
     for (env_name, name), message in sorted(network.errors.items()):
         position = index.document_of(ResourceKey(KIND_DEPLOYMENT, name, env_name))
         if position is None:
@@ -171,6 +175,7 @@ def apply_request(
     dry_run: bool = False,
     artifacts: ArtifactStore | None = None,
     rooms: Callable[[], Mapping[str, RegionRoom]] | None = None,
+    memo: ResolveMemo | None = None,
 ) -> ApplyResponse:
     """Validate, resolve, register model versions and store (or, with `dry_run`, only tell
     what would happen).
@@ -179,12 +184,14 @@ def apply_request(
     the checks and the write in a single-threaded asyncio server. Artifacts no version
     references afterwards (dropped versions, copies of a rejected apply) are removed.
     `artifacts` defaults to the store of the database's state directory. `rooms`: each
-    region's capacity now; a dry run's plans then say whether each deployment fits.
+    region's capacity now; a dry run's plans then say whether each deployment fits. `memo`:
+    resolutions of earlier calls (the network is resolved before and after the change, and
+    a change touches few deployments).
     """
     artifacts = artifacts or ArtifactStore.beside(store.path)
     snapshot = store.snapshot()
-    plan = plan_apply(resources, snapshot)
-    effects = _effects(snapshot, plan)
+    plan = plan_apply(resources, snapshot, memo)
+    effects = _effects(snapshot, plan, memo)
     try:
         documents = register_versions(plan.documents, snapshot, artifacts, dry_run)
         stored = store.apply(documents, dry_run=dry_run)
@@ -239,9 +246,11 @@ def _capacity(
     )
 
 
-def _effects(stored: StoreSnapshot, plan: ApplyPlan) -> list[ApiDeploymentEffect]:
+def _effects(
+    stored: StoreSnapshot, plan: ApplyPlan, memo: ResolveMemo | None = None
+) -> list[ApiDeploymentEffect]:
     environments = {e.metadata.name: e for e in stored.environments}
-    before = resolve_network(stored.deployments, environments, stored.regions).deployments
+    before = resolve_network(stored.deployments, environments, stored.regions, memo).deployments
     requested = {
         DeploymentKey(d.deployment.spec.environment, d.deployment.metadata.name)
         for d in plan.documents

@@ -34,7 +34,7 @@ from controlplane.api.release import release_deployment
 from controlplane.api.status import RegionRooms, StatusProvider, add_certificate, statuses_of
 from controlplane.api.upload import UploadError, receive_upload
 from controlplane.explain_capacity import RegionRoom
-from controlplane.policy import PlacementError
+from controlplane.policy import PlacementError, ResolveMemo
 from controlplane.rollout import RolloutController, RolloutError
 from controlplane.store import (
     DEFAULT_ENVIRONMENT,
@@ -121,12 +121,20 @@ class ApplyServicer(api_pb2_grpc.ApplyServiceServicer):
         self._store = store
         self._artifacts = artifacts
         self._rooms = rooms
+        # Every Apply resolves the whole network twice (before and after): resolutions of
+        # unchanged deployments are remembered between calls.
+        self._resolutions = ResolveMemo()
 
     async def Apply(self, request: api.ApplyRequest, context: Context) -> api.ApplyResponse:
         return await _call(
             context,
             lambda: apply_request(
-                self._store, request.resources, request.dry_run, self._artifacts, self._rooms
+                self._store,
+                request.resources,
+                request.dry_run,
+                self._artifacts,
+                self._rooms,
+                self._resolutions,
             ),
         )
 

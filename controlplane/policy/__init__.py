@@ -1,5 +1,6 @@
 """Policy resolution: pure functions from resources to where and how deployments run."""
 
+from controlplane.policy.memo import ResolveMemo
 from controlplane.policy.network import ResolvedNetwork, resolve_network
 from controlplane.policy.placement import (
     Exclusion,
@@ -36,6 +37,7 @@ __all__ = [
     "Overridden",
     "Placement",
     "PlacementError",
+    "ResolveMemo",
     "ResolvedDeployment",
     "ResolvedNetwork",
     "SourcedPolicy",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from controlplane.policy.memo import ResolveMemo
 from controlplane.policy.resolve import ResolvedDeployment, resolve_deployment
 from controlplane.policy.rules import PlacementError
 from meshline.keys import DeploymentKey
@@ -31,7 +32,10 @@ def resolve_network(
     deployments: Sequence[Deployment],
     environments: Mapping[str, Environment],
     regions: Sequence[Region],
+    memo: ResolveMemo | None = None,
 ) -> ResolvedNetwork:
+    """`memo`: resolutions remembered from earlier passes (the same result, faster)."""
+    resolve = memo.resolver(environments, regions) if memo is not None else resolve_deployment
     result = ResolvedNetwork()
     free = {r.metadata.name: r.spec.max_replicas for r in regions if r.spec.max_replicas > 0}
     for dep in sorted(deployments, key=_creation_order):
@@ -41,7 +45,7 @@ def resolve_network(
             result.errors[key] = f"environment '{dep.spec.environment}' does not exist"
             continue
         try:
-            resolved = resolve_deployment(dep, environment, regions, free)
+            resolved = resolve(dep, environment, regions, free)
         except PlacementError as exc:
             result.errors[key] = str(exc)
             continue
