@@ -53,7 +53,7 @@ from controlplane.translate import translate_gateway
 from controlplane.translate.translator import GatewayTranslator
 from meshline.keys import PlacedTrackKey
 from meshline.phases import DeploymentPhase
-from meshline.v1 import api_pb2
+from meshline.v1 import api_pb2, resources_pb2
 from tests.harness.mesh import Mesh, running_mesh
 from tests.harness.processes import wait_until
 from workers.demo import build_mlp
@@ -176,10 +176,21 @@ def envoy_pids(mesh: Mesh, region: str, fake: bool = False) -> list[int]:
     return [int(pid) for pid in out.stdout.split()]
 
 
+def region_status(mesh: Mesh, name: str) -> resources_pb2.RegionStatus:
+    """`mesh.region(name).status`, waiting as long as a change may take: at 10,000
+    deployments one rebuild holds the control plane's event loop for seconds."""
+    request = api_pb2.GetRegionRequest(name=name)
+    status: resources_pb2.RegionStatus = mesh.regions_api.GetRegion(
+        request, timeout=CHANGE_TIMEOUT_S
+    ).region.status
+    return status
+
+
 def acked_routes(mesh: Mesh) -> dict[str, str]:
     """Region → the route table version its Envoy ACKed last, as the control plane recorded
     the ACK; raises on a rejection (a NACK is never a result)."""
-    listed = mesh.regions_api.ListRegions(api_pb2.ListRegionsRequest(), timeout=60).regions
+    request = api_pb2.ListRegionsRequest()
+    listed = mesh.regions_api.ListRegions(request, timeout=CHANGE_TIMEOUT_S).regions
     out = {}
     for region in listed:
         if region.status.nack_error:
@@ -241,7 +252,7 @@ def wait_envoys_configured(mesh: Mesh, n: int) -> None:
     def configured() -> bool:
         time.sleep(1.0)
         for region in REGIONS:
-            admin = mesh.region(region).status.admin_address
+            admin = region_status(mesh, region).admin_address
             stats = envoy_stats(admin, "^(cluster_manager|http.gateway.rds.gateway)")
             if stats.get("cluster_manager.warming_clusters", 1) != 0:
                 return False
@@ -260,7 +271,8 @@ def wait_gateways_acked(mesh: Mesh) -> None:
 
     def acked() -> bool:
         time.sleep(1.0)
-        listed = mesh.regions_api.ListRegions(api_pb2.ListRegionsRequest(), timeout=60).regions
+        request = api_pb2.ListRegionsRequest()
+        listed = mesh.regions_api.ListRegions(request, timeout=CHANGE_TIMEOUT_S).regions
         healthy = {
             r.metadata.name
             for r in listed
@@ -329,7 +341,7 @@ def run_size(
         wait_ready(mesh, n, page_size)
         result.apply_ready_s = time.perf_counter() - started
         for region in REGIONS:
-            status = mesh.region(region).status
+            status = region_status(mesh, region)
             result.gateways[region] = GatewayAddress.parse(
                 status.gateway_address, status.peer_address
             )
@@ -348,7 +360,11 @@ def run_size(
         for region in REGIONS:
             mesh.agents[region].stop(timeout_s=60)
             mesh.start_agent(region, standby_workers=0, flags=agent_flags("delta", fake))
-        mesh.wait_agents(120)
+        wait_until(
+            lambda: all(region_status(mesh, r).agent_connected for r in REGIONS),
+            3600,
+            "every agent to connect again",
+        )
         if fake is None:
             wait_envoys_configured(mesh, n)
         else:
