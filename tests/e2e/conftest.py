@@ -54,9 +54,14 @@ def deployment_yaml(
     environment: str = "production",
     scaling: str = "",
     memory: str = "",
+    packing: str = "",
 ) -> str:
     """`scaling` (flow-style YAML, e.g. "{min_replicas: 0, max_replicas: 2}") replaces
-    `replicas` with the autoscaler; `memory` is what one worker declares (resources.memory)."""
+    `replicas` with the autoscaler; `memory` is what one worker declares (resources.memory);
+    `packing` is resources.packing ("shared": the model goes into a shared worker)."""
+    resources = ", ".join(
+        f"{field}: {value}" for field, value in (("memory", memory), ("packing", packing)) if value
+    )
     versions = "\n".join(
         f"""    - name: {v}
       runtime: torch
@@ -86,7 +91,7 @@ spec:
   model: mlp-{name}
   version: {version}
   {f"scaling: {scaling}" if scaling else f"replicas: {replicas}"}
-  {f"resources: {{memory: {memory}}}" if memory else ""}
+  {f"resources: {{{resources}}}" if resources else ""}
   policies:
     - location: {{regions: [{", ".join(regions)}]}}
 """

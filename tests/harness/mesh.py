@@ -217,6 +217,17 @@ class Mesh:
         )
         return [int(pid) for pid in out.stdout.split()]
 
+    def shared_worker_pids(self, region: str) -> list[int]:
+        """The shared worker processes (resources.packing: shared) this mesh's agent of
+        `region` runs now."""
+        out = subprocess.run(
+            ["pgrep", "-g", str(self.agents[region].pid), "-f", "[-]-shared .*--control-port"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return [int(pid) for pid in out.stdout.split()]
+
     def worker_metrics(self, region: str, deployment: str) -> list[str]:
         """The Prometheus page of each worker of `deployment` in `region`, read from the
         worker itself (its --http-port), not through the agent's periodic scrape. Raises

@@ -291,6 +291,11 @@ class SharedWorkers:
         try:
             await stub.RepositoryModelLoad(request, timeout=LOAD_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED and shared.process is not None:
+                # A connection lost mid-load: did the process die? (It is reaped a moment
+                # after its sockets close; a crash must be told from a refusal.)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(shared.process.wait()), 5.0)
             if shared.returncode is not None:
                 raise SharedWorkerError(
                     f"shared worker {shared.shared_id} exited with code {shared.returncode} "

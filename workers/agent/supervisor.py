@@ -290,7 +290,7 @@ class Supervisor:
     def _note_exit(self, worker: Worker) -> None:
         """Record why a worker stopped and when it may start again (once per exit)."""
         shared = worker.shared if worker.packed else None
-        if shared is not None and not worker.load_error and not shared.alive:
+        if shared is not None and shared.returncode is not None and not shared.stopping:
             # Its shared worker died: the model(s) it was loading or running first are named.
             shared_note = note_shared_exit(
                 worker.failures,

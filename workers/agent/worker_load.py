@@ -33,6 +33,28 @@ def parse_worker_load(text: str, runtime: str, model: str) -> WorkerLoad:
     return WorkerLoad(queued=load.queued, requests=load.requests, batches=load.executions)
 
 
+def parse_shared_loads(text: str) -> dict[str, WorkerLoad]:
+    """One scrape of a shared worker: each model's figures, by the model's label."""
+    figures: dict[str, list[float]] = {}  # model → [queued, requests, batches, memory]
+    fields = {
+        "meshline_worker_queued_requests": 0,
+        "meshline_worker_batch_requests_sum": 1,
+        "meshline_worker_batch_requests_count": 2,
+        "meshline_worker_model_memory_bytes": 3,
+    }
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            index = fields.get(sample.name)
+            model = sample.labels.get("model")
+            if index is None or model is None:
+                continue
+            figures.setdefault(model, [0.0, 0.0, 0.0, 0.0])[index] += sample.value
+    return {
+        model: WorkerLoad(int(q), int(r), int(b), memory_bytes=int(m))
+        for model, (q, r, b, m) in figures.items()
+    }
+
+
 def _torch_load(text: str, model: str) -> WorkerLoad:
     queued = requests = batches = memory = 0.0
     for family in text_string_to_metric_families(text):
