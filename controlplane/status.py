@@ -604,11 +604,11 @@ def _any_desired(dep: resources_pb2.Deployment, look: _Look) -> bool:
 
 def _last_restart(workers: Iterable[agent_pb2.WorkerReport]) -> str:
     """Why the worker restarted most often here restarted last ('' if none did)."""
-    restarted = [w for w in workers if w.restarts and w.last_error]
+    restarted = [w for w in workers if w.restarts and w.last_restart_reason]
     if not restarted:
         return ""
     w = max(restarted, key=lambda w: (w.restarts, w.worker_id))
-    return f"worker {w.worker_id} (restart {w.restarts}): {w.last_error}"
+    return f"worker {w.worker_id} (restart {w.restarts}): {w.last_restart_reason}"
 
 
 def _worker_error(workers: Iterable[agent_pb2.WorkerReport]) -> str:

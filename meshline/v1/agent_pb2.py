@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from meshline.v1 import resources_pb2 as meshline_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17meshline/v1/agent.proto\x12\x0bmeshline.v1\x1a\x1bmeshline/v1/resources.proto\"B\n\x0bJoinRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x12\n\njoin_token\x18\x02 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x03 \x01(\t\"a\n\x0cJoinResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61_pem\x18\x02 \x01(\t\x12\x14\n\x0cmesh_address\x18\x03 \x01(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\"\x1f\n\x0cRenewRequest\x12\x0f\n\x07\x63sr_pem\x18\x01 \x01(\t\"L\n\rRenewResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61_pem\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\t\"q\n\x0e\x43onnectRequest\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.meshline.v1.AgentHelloH\x00\x12*\n\x06report\x18\x02 \x01(\x0b\x32\x18.meshline.v1.AgentReportH\x00\x42\t\n\x07message\"\xff\x01\n\nAgentHello\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x17\n\x0fgateway_address\x18\x02 \x01(\t\x12\x15\n\radmin_address\x18\x03 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x05 \x01(\t\x12\x11\n\tcontinent\x18\x06 \x01(\t\x12\'\n\x07\x66lavors\x18\x07 \x01(\x0b\x32\x16.meshline.v1.FlavorSet\x12\x14\n\x0cmax_replicas\x18\x08 \x01(\x05\x12\x14\n\x0cpeer_address\x18\t \x01(\t\x12&\n\x08\x65\x64ge_tls\x18\n \x01(\x0b\x32\x14.meshline.v1.EdgeTls\"8\n\x07\x45\x64geTls\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x10\n\x08sds_path\x18\x02 \x01(\t\x12\r\n\x05names\x18\x03 \x03(\t\"\xb2\x03\n\x0cWorkerReport\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x12\n\ndeployment\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\t\x12\x14\n\x0cgrpc_address\x18\x05 \x01(\t\x12\x14\n\x0chttp_address\x18\x06 \x01(\t\x12\'\n\x05state\x18\x07 \x01(\x0e\x32\x18.meshline.v1.WorkerState\x12\x10\n\x08restarts\x18\x08 \x01(\x05\x12\x12\n\nlast_error\x18\t \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\n \x01(\x05\x12\x18\n\x10gateway_routable\x18\x0b \x01(\x08\x12\x0f\n\x07version\x18\x0c \x01(\t\x12\x10\n\x08inflight\x18\r \x01(\x05\x12\r\n\x05track\x18\x0e \x01(\t\x12\x0e\n\x06queued\x18\x0f \x01(\x05\x12\x10\n\x08requests\x18\x10 \x01(\x03\x12\x0f\n\x07\x62\x61tches\x18\x11 \x01(\x03\x12\x0f\n\x07runtime\x18\x12 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x13 \x01(\x03\x12\x15\n\rshared_worker\x18\x14 \x01(\t\"\x7f\n\x12SharedWorkerReport\x12\x15\n\rshared_worker\x18\x01 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\x12\x1a\n\x12model_memory_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06models\x18\x04 \x01(\x05\x12\x10\n\x08isolated\x18\x05 \x01(\x08\"\x82\x01\n\x10MachineResources\x12\x1a\n\x12memory_total_bytes\x18\x01 \x01(\x03\x12\x1e\n\x16memory_available_bytes\x18\x02 \x01(\x03\x12\x0c\n\x04\x63pus\x18\x03 \x01(\x05\x12$\n\x04gpus\x18\x04 \x03(\x0b\x32\x16.meshline.v1.GpuMemory\"B\n\tGpuMemory\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x03\x12\x12\n\nused_bytes\x18\x03 \x01(\x03\"x\n\rClusterHealth\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x16\n\x0eroutable_hosts\x18\x02 \x01(\x05\x12\x10\n\x08inflight\x18\x03 \x01(\x05\x12\x10\n\x08requests\x18\x04 \x01(\x03\x12\x1a\n\x12routable_hostnames\x18\x05 \x03(\t\"0\n\rLatencyBucket\x12\x10\n\x08upper_ms\x18\x01 \x01(\x01\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"p\n\x0e\x43lusterTraffic\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x10\n\x08requests\x18\x02 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x03 \x01(\x03\x12+\n\x07latency\x18\x04 \x03(\x0b\x32\x1a.meshline.v1.LatencyBucket\"\xa3\x02\n\x0b\x41gentReport\x12*\n\x07workers\x18\x01 \x03(\x0b\x32\x19.meshline.v1.WorkerReport\x12,\n\x08\x63lusters\x18\x02 \x03(\x0b\x32\x1a.meshline.v1.ClusterHealth\x12,\n\x07traffic\x18\x03 \x03(\x0b\x32\x1b.meshline.v1.ClusterTraffic\x12#\n\x1b\x65\x64ge_certificate_expires_at\x18\x04 \x01(\t\x12.\n\x07machine\x18\x05 \x01(\x0b\x32\x1d.meshline.v1.MachineResources\x12\x37\n\x0eshared_workers\x18\x06 \x03(\x0b\x32\x1f.meshline.v1.SharedWorkerReport\"\x94\x03\n\x08Workload\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\t\x12\x0f\n\x07runtime\x18\x04 \x01(\t\x12\x12\n\nmodel_path\x18\x05 \x01(\t\x12.\n\tsignature\x18\x06 \x01(\x0b\x32\x1b.meshline.v1.ModelSignature\x12\x10\n\x08replicas\x18\x07 \x01(\x05\x12\x15\n\rmodel_version\x18\x08 \x01(\t\x12\x0e\n\x06\x66lavor\x18\t \x01(\t\x12\r\n\x05track\x18\n \x01(\t\x12+\n\x08\x62\x61tching\x18\x0b \x01(\x0b\x32\x19.meshline.v1.BatchingSpec\x12\x11\n\tinstances\x18\x0c \x01(\x05\x12/\n\x08\x65xternal\x18\r \x01(\x0b\x32\x1d.meshline.v1.ExternalEndpoint\x12\x17\n\x0f\x61rtifact_sha256\x18\x0e \x01(\t\x12\x16\n\x0elocal_clusters\x18\x0f \x03(\t\x12\x0e\n\x06packed\x18\x10 \x01(\x08\"m\n\x0c\x44\x65siredState\x12(\n\tworkloads\x18\x01 \x03(\x0b\x32\x15.meshline.v1.Workload\x12\x18\n\x10remote_hostnames\x18\x02 \x03(\t\x12\x19\n\x11holding_hostnames\x18\x03 \x03(\t\"%\n\x0fReleasedWorkers\x12\x12\n\nworker_ids\x18\x01 \x03(\t\"\x0f\n\rHelloAccepted\"\xac\x01\n\x0f\x43onnectResponse\x12,\n\x07\x64\x65sired\x18\x01 \x01(\x0b\x32\x19.meshline.v1.DesiredStateH\x00\x12\x30\n\x08released\x18\x02 \x01(\x0b\x32\x1c.meshline.v1.ReleasedWorkersH\x00\x12.\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\x0b\x32\x1a.meshline.v1.HelloAcceptedH\x00\x42\t\n\x07message*\x97\x01\n\x0bWorkerState\x12\x1c\n\x18WORKER_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15WORKER_STATE_STARTING\x10\x01\x12\x18\n\x14WORKER_STATE_HEALTHY\x10\x02\x12\x1a\n\x16WORKER_STATE_UNHEALTHY\x10\x03\x12\x19\n\x15WORKER_STATE_DRAINING\x10\x04\x32Z\n\x0c\x41gentService\x12J\n\x07\x43onnect\x12\x1b.meshline.v1.ConnectRequest\x1a\x1c.meshline.v1.ConnectResponse\"\x00(\x01\x30\x01\x32\x8e\x01\n\x0bJoinService\x12=\n\x04Join\x12\x18.meshline.v1.JoinRequest\x1a\x19.meshline.v1.JoinResponse\"\x00\x12@\n\x05Renew\x12\x19.meshline.v1.RenewRequest\x1a\x1a.meshline.v1.RenewResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17meshline/v1/agent.proto\x12\x0bmeshline.v1\x1a\x1bmeshline/v1/resources.proto\"B\n\x0bJoinRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x12\n\njoin_token\x18\x02 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x03 \x01(\t\"a\n\x0cJoinResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61_pem\x18\x02 \x01(\t\x12\x14\n\x0cmesh_address\x18\x03 \x01(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\"\x1f\n\x0cRenewRequest\x12\x0f\n\x07\x63sr_pem\x18\x01 \x01(\t\"L\n\rRenewResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61_pem\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\t\"q\n\x0e\x43onnectRequest\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.meshline.v1.AgentHelloH\x00\x12*\n\x06report\x18\x02 \x01(\x0b\x32\x18.meshline.v1.AgentReportH\x00\x42\t\n\x07message\"\xff\x01\n\nAgentHello\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x17\n\x0fgateway_address\x18\x02 \x01(\t\x12\x15\n\radmin_address\x18\x03 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x05 \x01(\t\x12\x11\n\tcontinent\x18\x06 \x01(\t\x12\'\n\x07\x66lavors\x18\x07 \x01(\x0b\x32\x16.meshline.v1.FlavorSet\x12\x14\n\x0cmax_replicas\x18\x08 \x01(\x05\x12\x14\n\x0cpeer_address\x18\t \x01(\t\x12&\n\x08\x65\x64ge_tls\x18\n \x01(\x0b\x32\x14.meshline.v1.EdgeTls\"8\n\x07\x45\x64geTls\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x10\n\x08sds_path\x18\x02 \x01(\t\x12\r\n\x05names\x18\x03 \x03(\t\"\xcf\x03\n\x0cWorkerReport\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x12\n\ndeployment\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\t\x12\x14\n\x0cgrpc_address\x18\x05 \x01(\t\x12\x14\n\x0chttp_address\x18\x06 \x01(\t\x12\'\n\x05state\x18\x07 \x01(\x0e\x32\x18.meshline.v1.WorkerState\x12\x10\n\x08restarts\x18\x08 \x01(\x05\x12\x12\n\nlast_error\x18\t \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\n \x01(\x05\x12\x18\n\x10gateway_routable\x18\x0b \x01(\x08\x12\x0f\n\x07version\x18\x0c \x01(\t\x12\x10\n\x08inflight\x18\r \x01(\x05\x12\r\n\x05track\x18\x0e \x01(\t\x12\x0e\n\x06queued\x18\x0f \x01(\x05\x12\x10\n\x08requests\x18\x10 \x01(\x03\x12\x0f\n\x07\x62\x61tches\x18\x11 \x01(\x03\x12\x0f\n\x07runtime\x18\x12 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x13 \x01(\x03\x12\x15\n\rshared_worker\x18\x14 \x01(\t\x12\x1b\n\x13last_restart_reason\x18\x15 \x01(\t\"\x7f\n\x12SharedWorkerReport\x12\x15\n\rshared_worker\x18\x01 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\x12\x1a\n\x12model_memory_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06models\x18\x04 \x01(\x05\x12\x10\n\x08isolated\x18\x05 \x01(\x08\"\x82\x01\n\x10MachineResources\x12\x1a\n\x12memory_total_bytes\x18\x01 \x01(\x03\x12\x1e\n\x16memory_available_bytes\x18\x02 \x01(\x03\x12\x0c\n\x04\x63pus\x18\x03 \x01(\x05\x12$\n\x04gpus\x18\x04 \x03(\x0b\x32\x16.meshline.v1.GpuMemory\"B\n\tGpuMemory\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x03\x12\x12\n\nused_bytes\x18\x03 \x01(\x03\"x\n\rClusterHealth\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x16\n\x0eroutable_hosts\x18\x02 \x01(\x05\x12\x10\n\x08inflight\x18\x03 \x01(\x05\x12\x10\n\x08requests\x18\x04 \x01(\x03\x12\x1a\n\x12routable_hostnames\x18\x05 \x03(\t\"0\n\rLatencyBucket\x12\x10\n\x08upper_ms\x18\x01 \x01(\x01\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"p\n\x0e\x43lusterTraffic\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x10\n\x08requests\x18\x02 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x03 \x01(\x03\x12+\n\x07latency\x18\x04 \x03(\x0b\x32\x1a.meshline.v1.LatencyBucket\"\xa3\x02\n\x0b\x41gentReport\x12*\n\x07workers\x18\x01 \x03(\x0b\x32\x19.meshline.v1.WorkerReport\x12,\n\x08\x63lusters\x18\x02 \x03(\x0b\x32\x1a.meshline.v1.ClusterHealth\x12,\n\x07traffic\x18\x03 \x03(\x0b\x32\x1b.meshline.v1.ClusterTraffic\x12#\n\x1b\x65\x64ge_certificate_expires_at\x18\x04 \x01(\t\x12.\n\x07machine\x18\x05 \x01(\x0b\x32\x1d.meshline.v1.MachineResources\x12\x37\n\x0eshared_workers\x18\x06 \x03(\x0b\x32\x1f.meshline.v1.SharedWorkerReport\"\x94\x03\n\x08Workload\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\t\x12\x0f\n\x07runtime\x18\x04 \x01(\t\x12\x12\n\nmodel_path\x18\x05 \x01(\t\x12.\n\tsignature\x18\x06 \x01(\x0b\x32\x1b.meshline.v1.ModelSignature\x12\x10\n\x08replicas\x18\x07 \x01(\x05\x12\x15\n\rmodel_version\x18\x08 \x01(\t\x12\x0e\n\x06\x66lavor\x18\t \x01(\t\x12\r\n\x05track\x18\n \x01(\t\x12+\n\x08\x62\x61tching\x18\x0b \x01(\x0b\x32\x19.meshline.v1.BatchingSpec\x12\x11\n\tinstances\x18\x0c \x01(\x05\x12/\n\x08\x65xternal\x18\r \x01(\x0b\x32\x1d.meshline.v1.ExternalEndpoint\x12\x17\n\x0f\x61rtifact_sha256\x18\x0e \x01(\t\x12\x16\n\x0elocal_clusters\x18\x0f \x03(\t\x12\x0e\n\x06packed\x18\x10 \x01(\x08\"m\n\x0c\x44\x65siredState\x12(\n\tworkloads\x18\x01 \x03(\x0b\x32\x15.meshline.v1.Workload\x12\x18\n\x10remote_hostnames\x18\x02 \x03(\t\x12\x19\n\x11holding_hostnames\x18\x03 \x03(\t\"%\n\x0fReleasedWorkers\x12\x12\n\nworker_ids\x18\x01 \x03(\t\"\x0f\n\rHelloAccepted\"\xac\x01\n\x0f\x43onnectResponse\x12,\n\x07\x64\x65sired\x18\x01 \x01(\x0b\x32\x19.meshline.v1.DesiredStateH\x00\x12\x30\n\x08released\x18\x02 \x01(\x0b\x32\x1c.meshline.v1.ReleasedWorkersH\x00\x12.\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\x0b\x32\x1a.meshline.v1.HelloAcceptedH\x00\x42\t\n\x07message*\x97\x01\n\x0bWorkerState\x12\x1c\n\x18WORKER_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15WORKER_STATE_STARTING\x10\x01\x12\x18\n\x14WORKER_STATE_HEALTHY\x10\x02\x12\x1a\n\x16WORKER_STATE_UNHEALTHY\x10\x03\x12\x19\n\x15WORKER_STATE_DRAINING\x10\x04\x32Z\n\x0c\x41gentService\x12J\n\x07\x43onnect\x12\x1b.meshline.v1.ConnectRequest\x1a\x1c.meshline.v1.ConnectResponse\"\x00(\x01\x30\x01\x32\x8e\x01\n\x0bJoinService\x12=\n\x04Join\x12\x18.meshline.v1.JoinRequest\x1a\x19.meshline.v1.JoinResponse\"\x00\x12@\n\x05Renew\x12\x19.meshline.v1.RenewRequest\x1a\x1a.meshline.v1.RenewResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshline.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WORKERSTATE']._serialized_start=2875
-  _globals['_WORKERSTATE']._serialized_end=3026
+  _globals['_WORKERSTATE']._serialized_start=2904
+  _globals['_WORKERSTATE']._serialized_end=3055
   _globals['_JOINREQUEST']._serialized_start=69
   _globals['_JOINREQUEST']._serialized_end=135
   _globals['_JOINRESPONSE']._serialized_start=137
@@ -49,33 +49,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EDGETLS']._serialized_start=720
   _globals['_EDGETLS']._serialized_end=776
   _globals['_WORKERREPORT']._serialized_start=779
-  _globals['_WORKERREPORT']._serialized_end=1213
-  _globals['_SHAREDWORKERREPORT']._serialized_start=1215
-  _globals['_SHAREDWORKERREPORT']._serialized_end=1342
-  _globals['_MACHINERESOURCES']._serialized_start=1345
-  _globals['_MACHINERESOURCES']._serialized_end=1475
-  _globals['_GPUMEMORY']._serialized_start=1477
-  _globals['_GPUMEMORY']._serialized_end=1543
-  _globals['_CLUSTERHEALTH']._serialized_start=1545
-  _globals['_CLUSTERHEALTH']._serialized_end=1665
-  _globals['_LATENCYBUCKET']._serialized_start=1667
-  _globals['_LATENCYBUCKET']._serialized_end=1715
-  _globals['_CLUSTERTRAFFIC']._serialized_start=1717
-  _globals['_CLUSTERTRAFFIC']._serialized_end=1829
-  _globals['_AGENTREPORT']._serialized_start=1832
-  _globals['_AGENTREPORT']._serialized_end=2123
-  _globals['_WORKLOAD']._serialized_start=2126
-  _globals['_WORKLOAD']._serialized_end=2530
-  _globals['_DESIREDSTATE']._serialized_start=2532
-  _globals['_DESIREDSTATE']._serialized_end=2641
-  _globals['_RELEASEDWORKERS']._serialized_start=2643
-  _globals['_RELEASEDWORKERS']._serialized_end=2680
-  _globals['_HELLOACCEPTED']._serialized_start=2682
-  _globals['_HELLOACCEPTED']._serialized_end=2697
-  _globals['_CONNECTRESPONSE']._serialized_start=2700
-  _globals['_CONNECTRESPONSE']._serialized_end=2872
-  _globals['_AGENTSERVICE']._serialized_start=3028
-  _globals['_AGENTSERVICE']._serialized_end=3118
-  _globals['_JOINSERVICE']._serialized_start=3121
-  _globals['_JOINSERVICE']._serialized_end=3263
+  _globals['_WORKERREPORT']._serialized_end=1242
+  _globals['_SHAREDWORKERREPORT']._serialized_start=1244
+  _globals['_SHAREDWORKERREPORT']._serialized_end=1371
+  _globals['_MACHINERESOURCES']._serialized_start=1374
+  _globals['_MACHINERESOURCES']._serialized_end=1504
+  _globals['_GPUMEMORY']._serialized_start=1506
+  _globals['_GPUMEMORY']._serialized_end=1572
+  _globals['_CLUSTERHEALTH']._serialized_start=1574
+  _globals['_CLUSTERHEALTH']._serialized_end=1694
+  _globals['_LATENCYBUCKET']._serialized_start=1696
+  _globals['_LATENCYBUCKET']._serialized_end=1744
+  _globals['_CLUSTERTRAFFIC']._serialized_start=1746
+  _globals['_CLUSTERTRAFFIC']._serialized_end=1858
+  _globals['_AGENTREPORT']._serialized_start=1861
+  _globals['_AGENTREPORT']._serialized_end=2152
+  _globals['_WORKLOAD']._serialized_start=2155
+  _globals['_WORKLOAD']._serialized_end=2559
+  _globals['_DESIREDSTATE']._serialized_start=2561
+  _globals['_DESIREDSTATE']._serialized_end=2670
+  _globals['_RELEASEDWORKERS']._serialized_start=2672
+  _globals['_RELEASEDWORKERS']._serialized_end=2709
+  _globals['_HELLOACCEPTED']._serialized_start=2711
+  _globals['_HELLOACCEPTED']._serialized_end=2726
+  _globals['_CONNECTRESPONSE']._serialized_start=2729
+  _globals['_CONNECTRESPONSE']._serialized_end=2901
+  _globals['_AGENTSERVICE']._serialized_start=3057
+  _globals['_AGENTSERVICE']._serialized_end=3147
+  _globals['_JOINSERVICE']._serialized_start=3150
+  _globals['_JOINSERVICE']._serialized_end=3292
 # @@protoc_insertion_point(module_scope)

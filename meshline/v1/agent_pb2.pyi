@@ -102,7 +102,7 @@ class EdgeTls(_message.Message):
     def __init__(self, mode: _Optional[str] = ..., sds_path: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WorkerReport(_message.Message):
-    __slots__ = ("worker_id", "deployment", "environment", "revision", "grpc_address", "http_address", "state", "restarts", "last_error", "consecutive_failures", "gateway_routable", "version", "inflight", "track", "queued", "requests", "batches", "runtime", "memory_bytes", "shared_worker")
+    __slots__ = ("worker_id", "deployment", "environment", "revision", "grpc_address", "http_address", "state", "restarts", "last_error", "consecutive_failures", "gateway_routable", "version", "inflight", "track", "queued", "requests", "batches", "runtime", "memory_bytes", "shared_worker", "last_restart_reason")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +123,7 @@ class WorkerReport(_message.Message):
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHARED_WORKER_FIELD_NUMBER: _ClassVar[int]
+    LAST_RESTART_REASON_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     deployment: str
     environment: str
@@ -143,7 +144,8 @@ class WorkerReport(_message.Message):
     runtime: str
     memory_bytes: int
     shared_worker: str
-    def __init__(self, worker_id: _Optional[str] = ..., deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., grpc_address: _Optional[str] = ..., http_address: _Optional[str] = ..., state: _Optional[_Union[WorkerState, str]] = ..., restarts: _Optional[int] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., gateway_routable: _Optional[bool] = ..., version: _Optional[str] = ..., inflight: _Optional[int] = ..., track: _Optional[str] = ..., queued: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ..., runtime: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., shared_worker: _Optional[str] = ...) -> None: ...
+    last_restart_reason: str
+    def __init__(self, worker_id: _Optional[str] = ..., deployment: _Optional[str] = ..., environment: _Optional[str] = ..., revision: _Optional[str] = ..., grpc_address: _Optional[str] = ..., http_address: _Optional[str] = ..., state: _Optional[_Union[WorkerState, str]] = ..., restarts: _Optional[int] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., gateway_routable: _Optional[bool] = ..., version: _Optional[str] = ..., inflight: _Optional[int] = ..., track: _Optional[str] = ..., queued: _Optional[int] = ..., requests: _Optional[int] = ..., batches: _Optional[int] = ..., runtime: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., shared_worker: _Optional[str] = ..., last_restart_reason: _Optional[str] = ...) -> None: ...
 
 class SharedWorkerReport(_message.Message):
     __slots__ = ("shared_worker", "memory_bytes", "model_memory_bytes", "models", "isolated")

@@ -6,6 +6,7 @@ each short run doubles the wait before the next start (0.5 s, 1 s, 2 s, ... capp
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 
 MAX_RESTART_BACKOFF_S = 10.0
@@ -37,6 +38,13 @@ def note_exit(failures: int, ran_s: float, returncode: int | None, reason: str) 
     return ExitNote(failures, last_error, backoff_s(failures))
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 @dataclass(frozen=True)
 class SharedExitNote:
     note: ExitNote
@@ -55,7 +63,10 @@ def note_shared_exit(
     """A model's shared worker process died. The models its activity file names (loading, or
     in their first forward pass) took it down: each is charged like a crash of its own and is
     isolated from then on. Its neighbours are restarted at once, told which model it was, and
-    not charged. A crash nobody is named for charges every model, as if each crashed."""
+    not charged. A crash nobody is named for charges every model, as if each crashed. A
+    process killed by a signal says so (its last log line says nothing about why)."""
+    if returncode is not None and returncode < 0:
+        reason = f"killed by {_signal_name(-returncode)}"
     died = f"shared worker {shared_id} exited with code {returncode}: {reason}"
     if deployment in culprits:
         note = note_exit(failures, ran_s, returncode, reason)

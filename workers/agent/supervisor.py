@@ -337,6 +337,7 @@ class Supervisor:
 
     async def _restart(self, worker: Worker) -> None:
         worker.restarts += 1
+        worker.restart_reason = worker.last_error
         log.warning(
             "restarting worker %s (restart %d): %s",
             worker.worker_id,

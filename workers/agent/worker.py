@@ -39,6 +39,7 @@ class Worker:
     drain_started: float = 0.0
     restarts: int = 0
     last_error: str = ""
+    restart_reason: str = ""  # the error its last restart followed (kept once it serves)
     failed_probes: int = 0
     started_at: float = 0.0
     restart_at: float = 0.0  # when a crashed worker may be started again
@@ -134,6 +135,7 @@ class Worker:
             runtime=self.runtime,
             memory_bytes=memory_bytes,
             shared_worker=self.shared.shared_id if self.packed and self.shared else "",
+            last_restart_reason=self.restart_reason,
         )
 
     @property
