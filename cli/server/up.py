@@ -1,15 +1,12 @@
-"""`meshline up`: the whole network on one machine, stopped cleanly by Ctrl-C."""
+"""`meshline up`: the whole network on one machine, kept running (a process that dies is started
+again), stopped cleanly by Ctrl-C."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -34,11 +31,11 @@ from cli.server.local_admin import (
     save_local_context,
     serving,
 )
+from cli.server.stack import Stack
 from controlplane.api.documents import parse_resource_document
 from meshline.edge_tls import EDGE_CA_CERT_FILE
 from meshline.join_token import JOIN_TOKEN_ENV
 from meshline.phases import DeploymentPhase
-from meshline.process.children import guarded
 from meshline.process.lock import hold_lock
 from meshline.process.ports import free_port
 from meshline.v1 import api_pb2, resources_pb2
@@ -49,53 +46,6 @@ DEFAULT_API_PORT = 7070
 FIRST_GATEWAY_PORT = 8081
 # The agents' join tokens: used at once, so they need not outlive the start.
 JOIN_TOKEN_LIFETIME_S = 600
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-
-@dataclass
-class Stack:
-    """The processes `up` started, stopped in reverse order."""
-
-    state_dir: Path
-    console: Console
-    children: list[Child] = field(default_factory=list)
-
-    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
-        """`env`: added to this process's environment (a secret goes there, never in argv)."""
-        log_path = self.state_dir / "logs" / f"{name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                guarded([sys.executable, "-m", "cli", *args]),  # dies with `up`
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})},
-                start_new_session=True,  # Ctrl-C reaches only `up`, which stops children in order
-            )
-        child = Child(name, process, log_path)
-        self.children.append(child)
-        return child
-
-    def dead(self) -> Child | None:
-        return next((c for c in self.children if c.process.poll() is not None), None)
-
-    def stop(self) -> None:
-        for child in reversed(self.children):
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-                try:
-                    child.process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-                    child.process.wait()
-            self.console.print(f"stopped {child.name}")
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -223,10 +173,11 @@ def run_up(
     controlplane_dir = state_dir / "controlplane"
     try:
         with console.status("starting the control plane"):
-            reset = ["--reset-admin-token"] if needs_reset(controlplane_dir) else []
-            stack.start(
-                "controlplane",
-                [
+
+            def controlplane_args() -> list[str]:
+                # Worked out at each start: a restart finds the admin token the first wrote.
+                reset = ["--reset-admin-token"] if needs_reset(controlplane_dir) else []
+                return [
                     "controlplane",
                     "--listen",
                     address,
@@ -235,8 +186,11 @@ def run_up(
                     "--state-dir",
                     str(controlplane_dir),
                     *reset,
-                ],
-            )
+                ]
+
+            # Restarted on the same addresses, state dir, CA and admin token: agents and
+            # Envoys reconnect to it by themselves.
+            stack.start("controlplane", controlplane_args)
             # Health answers without a credential; the admin token is on disk once it does.
             ca = ca_path(controlplane_dir)
             wait_for(stack, "the control plane API", lambda: serving(address, ca), 60)
@@ -335,9 +289,11 @@ def run_up(
             regions_now = api.regions.ListRegions(api_pb2.ListRegionsRequest(), timeout=2).regions
         edge_ca = (controlplane_dir / EDGE_CA_CERT_FILE).resolve() if edge_tls else None
         _print_endpoints(console, address, regions_now, demo_file, secret, key_file, edge_ca)
-        while not (dead := stack.dead()):
-            time.sleep(0.5)
-        console.print(f"[red]{dead.name} exited unexpectedly:[/]\n{_tail(dead.log_path)}")
+        # From here on a process that dies is started again (with backoff, saying so): the
+        # data plane is never stopped for it. Only Ctrl-C (or `kill`) stops `up`.
+        while True:
+            stack.tend()
+            time.sleep(0.2)
     except KeyboardInterrupt:
         console.print("\nstopping")
     finally:
