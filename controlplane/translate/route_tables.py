@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
+from envoy.config.route.v3.route_components_pb2 import VirtualHost
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
 from controlplane.ir.model import GatewayIR
@@ -60,12 +61,24 @@ def _table(
     rest.CopyFrom(frame.config)
     rest.ClearField("name")
     after = rest.SerializeToString(deterministic=True)
+    # The same around the default virtual host's routes: its name and domains (numbered
+    # below `routes`), then the routes, then its other fields (headers, retry policy).
+    host = frame.default_host
+    host_before = VirtualHost(name=host.name, domains=host.domains).SerializeToString(
+        deterministic=True
+    )
+    host_rest = VirtualHost()
+    host_rest.CopyFrom(host)
+    host_rest.ClearField("name")
+    host_rest.ClearField("domains")
+    host_after = host_rest.SerializeToString(deterministic=True)
     default = b"".join(
         [
-            frame.default_host.SerializeToString(deterministic=True),
+            host_before,
             routes_wire(frame.first),
             *routes,
             routes_wire(frame.last),
+            host_after,
         ]
     )
     data = b"".join([before, *hosts, length_delimited(VIRTUAL_HOSTS_FIELD, default), after])

@@ -14,6 +14,16 @@
 Virtual hosts of the public table: one per deployment for the `:authority` form (domains `{key}`
 and `{key}:*`; the authority binds the request to that deployment), and `*` for everything
 else. Inside a virtual host the per-deployment routes come first, then the catch-alls.
+
+What every forwarding route of a table would repeat is said once, on its virtual hosts
+(`gateway_mutations`): the headers that name the gateway (and, on the public table, the hop
+marker and the verified principal, replacing any the client sent), and a retry policy: on the
+tables' default virtual hosts that of a deployment with default retries in several regions
+(`default_retry`), on a deployment's `:authority` virtual host that of its own unpinned route.
+A route whose own policy differs carries it, and Envoy then applies that one alone. The
+headers matter only to requests sent upstream, so the virtual hosts' direct answers are
+unchanged. At 1,000 deployments this took a gateway's route table from 21 to 12 KB per
+deployment (the retry policy alone had been a third of it).
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from google.protobuf import any_pb2
 from controlplane.ir import names
 from controlplane.ir.model import Backend, DeploymentRoute, GatewayIR
 from controlplane.policy.access import AccessSettings, RateSettings
+from controlplane.policy.settings import RetrySettings
 from controlplane.translate import (
     access,
     denials,
@@ -188,9 +199,11 @@ def public_frame(gateway: GatewayIR) -> TableFrame:
     config.response_headers_to_add.append(
         responses.response_header(wire.ENTRY_REGION_HEADER, gateway.region)
     )
+    default = route_components_pb2.VirtualHost(name=DEFAULT_VIRTUAL_HOST, domains=["*"])
+    gateway_mutations(default, gateway.region, public=True)
     return TableFrame(
         config,
-        route_components_pb2.VirtualHost(name=DEFAULT_VIRTUAL_HOST, domains=["*"]),
+        default,
         tuple(_health_routes()),
         tuple(_catch_all_routes()),
     )
@@ -198,12 +211,45 @@ def public_frame(gateway: GatewayIR) -> TableFrame:
 
 def peer_frame(gateway: GatewayIR) -> TableFrame:
     # No entry-region header here: the entry gateway sets it on the way back.
+    default = route_components_pb2.VirtualHost(name=DEFAULT_VIRTUAL_HOST, domains=["*"])
+    gateway_mutations(default, gateway.region, public=False)
     return TableFrame(
         route_pb2.RouteConfiguration(name=gateway.peer_route_config_name),
-        route_components_pb2.VirtualHost(name=DEFAULT_VIRTUAL_HOST, domains=["*"]),
+        default,
         (),
         (_unknown_probe(), *_not_forwarded_routes(gateway.region)),
     )
+
+
+@functools.lru_cache(maxsize=2)
+def default_retry(local: bool) -> route_components_pb2.RetryPolicy:
+    """The retry policy of a deployment with default retries: what a table's virtual hosts
+    say for every route that has no policy of its own. `local`: the peer table's (its routes
+    reach this region's own workers only, one priority). Read-only."""
+    return retry_policy(RetrySettings(), across_priorities=not local)
+
+
+def gateway_mutations(
+    host: route_components_pb2.VirtualHost,
+    region: str,
+    *,
+    public: bool,
+    retry: route_components_pb2.RetryPolicy | None = None,
+) -> None:
+    """What every forwarding route of a table sends upstream, set once on its virtual host:
+    the gateway the request is at (the activator needs it, while a region is cold); on the
+    public table also the hop marker (another region's gateway serves a forwarded request
+    locally) and the principal the gateway verified (none for an anonymous caller), replacing
+    whatever the client sent in its name (removed before the addition: Envoy's order); and the
+    retry policy of its routes that have none of their own (`retry`, default `default_retry`)."""
+    host.request_headers_to_add.append(responses.request_header(wire.GATEWAY_REGION_HEADER, region))
+    if public:
+        host.request_headers_to_add.append(responses.request_header(wire.HOP_HEADER, region))
+        host.request_headers_to_remove.append(wire.PRINCIPAL_HEADER)
+        host.request_headers_to_add.append(
+            responses.request_header(wire.PRINCIPAL_HEADER, _VERIFIED_SUBJECT)
+        )
+    host.retry_policy.CopyFrom(retry if retry is not None else default_retry(local=not public))
 
 
 def build_route_configuration(
@@ -255,13 +301,17 @@ def _authority_virtual_host(
         name=names.authority_virtual_host(deployment.name),
         domains=[authority, f"{authority}:*"],
     )
+    # Its own routes only: the retry policy of its unpinned route (the others' mostly alike;
+    # a deactivated deployment forwards nothing).
+    retry = (
+        None
+        if deployment.deactivated
+        else _retry_of(deployment, _split_legs(deployment), local=False)
+    )
+    gateway_mutations(host, region, public=True, retry=retry)
     host.routes.extend(_health_routes())
-    host.routes.extend(
-        _deployment_routes(deployment, _Form("grpc.authority", True, (), True), region)
-    )
-    host.routes.extend(
-        _deployment_routes(deployment, _Form("http.authority", False, (), True), region)
-    )
+    for form in (_Form("grpc.authority", True, (), True), _Form("http.authority", False, (), True)):
+        host.routes.extend(_deployment_routes(deployment, form, region, retry))
     rest = Route(
         name=names.route_name(deployment.name, "not-found.authority"), match=RouteMatch(prefix="/")
     )
@@ -291,8 +341,14 @@ def _path_forms(deployment: DeploymentRoute) -> list[_Form]:
     ]
 
 
-def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) -> list[Route]:
-    """Pinned versions, an unknown pinned version, then the split (the unpinned default)."""
+def _deployment_routes(
+    deployment: DeploymentRoute,
+    form: _Form,
+    region: str,
+    host_retry: route_components_pb2.RetryPolicy | None = None,
+) -> list[Route]:
+    """Pinned versions, an unknown pinned version, then the split (the unpinned default).
+    `host_retry`: the retry policy of their virtual host (default: `default_retry`)."""
     if deployment.deactivated:
         return [_deactivated(deployment, form)]
     result = []
@@ -306,6 +362,7 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
                 region,
                 grpc=form.grpc,
                 backends=[backend],
+                host_retry=host_retry,
             )
         )
     unknown = Route(
@@ -322,14 +379,14 @@ def _deployment_routes(deployment: DeploymentRoute, form: _Form, region: str) ->
     else:
         responses.json_not_found(unknown, message)
     result.append(unknown)
-    legs = [b for b in deployment.backends if b.weight > 0] or [deployment.main]
     split = _forward(
         names.route_name(deployment.name, form.name),
         form.match(deployment),
         deployment,
         region,
         grpc=form.grpc,
-        backends=legs,
+        backends=_split_legs(deployment),
+        host_retry=host_retry,
     )
     _add_mirrors(split.route, deployment, grpc=form.grpc)
     result.append(split)
@@ -514,6 +571,20 @@ def _cluster(deployment: DeploymentRoute, backend: Backend, *, grpc: bool, local
     return clusters.grpc if grpc else clusters.http
 
 
+def _split_legs(deployment: DeploymentRoute) -> list[Backend]:
+    """What the unpinned route splits over: the weighted versions, else the main one."""
+    return [b for b in deployment.backends if b.weight > 0] or [deployment.main]
+
+
+def _retry_of(
+    deployment: DeploymentRoute, backends: Sequence[Backend], *, local: bool
+) -> route_components_pb2.RetryPolicy:
+    """A route's retry policy: the deployment's settings; retries leave a region that failed
+    when its backends span several priorities (regions), never on the peer table."""
+    several_regions = not local and any(len({t.priority for t in b.tiers}) > 1 for b in backends)
+    return retry_policy(deployment.retry, several_regions)
+
+
 def _forward(
     name: str,
     match: RouteMatch,
@@ -523,6 +594,7 @@ def _forward(
     grpc: bool,
     backends: list[Backend],
     local: bool = False,
+    host_retry: route_components_pb2.RetryPolicy | None = None,
 ) -> Route:
     route = Route(name=name, match=match)
     denials.route_metadata(route, deployment.deployment, deployment.environment)
@@ -547,16 +619,16 @@ def _forward(
         action.max_stream_duration.grpc_timeout_header_max.CopyFrom(
             duration(deployment.request_timeout_s)
         )
-    several_regions = not local and any(len({t.priority for t in b.tiers}) > 1 for b in backends)
-    action.retry_policy.CopyFrom(retry_policy(deployment.retry, several_regions))
-    # The activator (while a region is cold) needs to know which gateway a request came from.
-    route.request_headers_to_add.append(
-        responses.request_header(wire.GATEWAY_REGION_HEADER, region)
-    )
+    retry = _retry_of(deployment, backends, local=local)
+    # The same as its virtual host's: said there once (`gateway_mutations`); Envoy applies a
+    # route's own policy alone, never merged with the virtual host's.
+    if retry != (host_retry if host_retry is not None else default_retry(local)):
+        action.retry_policy.CopyFrom(retry)
     if deployment.hash_header:
         action.hash_policy.add().header.header_name = deployment.hash_header
     # Workers log which deployment a request was for, whichever form named it; another
-    # region's gateway routes a forwarded request by these and serves it locally (hop marker).
+    # region's gateway routes a forwarded request by these and serves it locally (with the
+    # hop marker its virtual host adds).
     route.request_headers_to_add.extend(
         [
             responses.request_header(wire.DEPLOYMENT_HEADER, deployment.deployment),
@@ -567,7 +639,6 @@ def _forward(
         # A forwarded request: its caller was checked where it entered, whose gateway set the
         # principal (kept: only a gateway of the mesh reaches the peer listener).
         return route
-    route.request_headers_to_add.append(responses.request_header(wire.HOP_HEADER, region))
     _check_caller(route, deployment)
     return route
 
@@ -593,8 +664,8 @@ def _caller_checks(
 
 
 def _check_caller(route: Route, deployment: DeploymentRoute) -> None:
-    """A route clients call: the deployment's firewall, credential, access rules and rate,
-    and the verified principal for the worker (whatever the client sent in its name)."""
+    """A route clients call: the deployment's firewall, credential, access rules and rate
+    (the verified principal for the worker is its virtual host's: `gateway_mutations`)."""
     checks = _caller_checks(
         deployment.access,
         deployment.rate,
@@ -605,11 +676,6 @@ def _check_caller(route: Route, deployment: DeploymentRoute) -> None:
     for key, value in checks.filter_configs:
         route.typed_per_filter_config[key].CopyFrom(value)
     route.route.rate_limits.extend(checks.rate_limits)
-    # Removed before the addition below is made (Envoy's order), so only the gateway's own
-    # value travels: the principal it verified (none for an anonymous caller).
-    route.request_headers_to_remove.append(wire.PRINCIPAL_HEADER)
-    principal = responses.request_header(wire.PRINCIPAL_HEADER, _VERIFIED_SUBJECT)
-    route.request_headers_to_add.append(principal)
 
 
 def _add_mirrors(

@@ -6,7 +6,7 @@ One process serves what Envoy expects of a worker, on two ports:
   access (ECHOED: the routing key, the principal, the credential); plus the
   grpc.health.v1 service, SERVING.
 - REST (aiohttp): `GET /v2/health/ready` and `POST /v2/models/{name}/infer`, answering JSON
-  with the same echo.
+  with the same echo (with `--fail-every-second`, every other inference answers 503).
 
 Run: python -m tests.controlplane.translate.translate_upstream --name N --grpc-port P --http-port Q
 """
@@ -50,12 +50,18 @@ class EchoInference(pb_grpc.GRPCInferenceServiceServicer):
         return response
 
 
-def rest_app(name: str) -> web.Application:
+def rest_app(name: str, fail_every_second: bool = False) -> web.Application:
+    answered = [0]
+
     async def ready(_: web.Request) -> web.Response:
         return web.json_response({"ready": True})
 
     async def infer(request: web.Request) -> web.Response:
         await request.read()
+        answered[0] += 1
+        if fail_every_second and answered[0] % 2:
+            # What a worker that is going away answers: retried by the gateway's policy.
+            return web.json_response({"error": "unavailable"}, status=503)
         answer = {"model_name": request.match_info["name"], "upstream": name}
         answer.update({h: request.headers[h] for h in ECHOED if h in request.headers})
         return web.json_response(answer)
@@ -66,7 +72,9 @@ def rest_app(name: str) -> web.Application:
     return app
 
 
-async def serve(name: str, host: str, grpc_port: int, http_port: int) -> None:
+async def serve(
+    name: str, host: str, grpc_port: int, http_port: int, fail_every_second: bool = False
+) -> None:
     server = grpc.aio.server()
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(EchoInference(name), server)
     health_servicer = health.aio.HealthServicer()
@@ -75,7 +83,7 @@ async def serve(name: str, host: str, grpc_port: int, http_port: int) -> None:
     server.add_insecure_port(f"{host}:{grpc_port}")
     await server.start()
 
-    runner = web.AppRunner(rest_app(name))
+    runner = web.AppRunner(rest_app(name, fail_every_second))
     await runner.setup()
     await web.TCPSite(runner, host, http_port).start()
 
@@ -94,8 +102,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--grpc-port", type=int, required=True)
     parser.add_argument("--http-port", type=int, required=True)
+    parser.add_argument(
+        "--fail-every-second",
+        action="store_true",
+        help="REST inference answers 503 to every other request (the first, third, ...)",
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.name, args.host, args.grpc_port, args.http_port))
+    asyncio.run(serve(args.name, args.host, args.grpc_port, args.http_port, args.fail_every_second))
 
 
 if __name__ == "__main__":
