@@ -419,7 +419,11 @@ def _route(
     for track in dep.tracks:
         local = tuple(
             sorted(
-                (_endpoint(r) for r in _workers_of(workers.get(entry, ()), dep, track)),
+                (
+                    _endpoint(r)
+                    for r in _workers_of(workers.get(entry, ()), dep, track)
+                    if r.grpc_address  # a packed model not placed in a shared worker yet
+                ),
                 key=lambda e: e.worker_id,
             )
         )

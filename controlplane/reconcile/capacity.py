@@ -165,8 +165,8 @@ def region_memory(
             continue
         planned = footprints.get(TrackKey(w.environment, w.deployment, w.track), 0)
         uses = max(w.memory_bytes, planned)
-        if not uses:
-            uses = BASE_FOOTPRINT_BYTES["torch"]  # a worker no placed track runs any more
+        if not uses:  # a worker no placed track runs any more
+            uses = SHARED_BASE_FOOTPRINT_BYTES if w.shared_worker else BASE_FOOTPRINT_BYTES["torch"]
         used += uses
         if w.state == DRAINING:
             draining += uses

@@ -256,6 +256,13 @@ class GatewayView:
         name = self.hostnames.get(address)
         return name is not None and name in remote_hostnames
 
+    def name_routable_in(self, cluster: str, name: str) -> bool:
+        """Envoy would route to the host named `name` in `cluster` now."""
+        healthy = self.routable_by_cluster.get(cluster, frozenset())
+        return any(
+            n == name and a in healthy for a, n in self.cluster_hostnames.get(cluster, {}).items()
+        )
+
     def hostname_in(self, cluster: str, address: str) -> str | None:
         """The hostname EDS gave `address` in `cluster` (one address may hold several workers:
         a shared worker's models)."""

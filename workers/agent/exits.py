@@ -67,6 +67,11 @@ def note_shared_exit(
     process killed by a signal says so (its last log line says nothing about why)."""
     if returncode is not None and returncode < 0:
         reason = f"killed by {_signal_name(-returncode)}"
+    if returncode == -signal.SIGKILL:
+        # The kernel's out-of-memory killer (or an operator): the model that happened to be
+        # loading is no more to blame than its neighbours.
+        culprits = frozenset()
+        reason += " (the out-of-memory killer, or an operator)"
     died = f"shared worker {shared_id} exited with code {returncode}: {reason}"
     if deployment in culprits:
         note = note_exit(failures, ran_s, returncode, reason)

@@ -24,6 +24,9 @@ class WorkerAddresses:
     # Its address is a shared worker's, which other workers (models) have too: the gateway's
     # view of it is read by its EDS hostname (its worker id), not by address.
     shared: bool = False
+    # Its workload's own clusters (Workload.local_clusters): a shared address serves this
+    # worker only once the name is routable there too (after a move, the new track's).
+    clusters: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,11 @@ def gateway_facts(
 
 def _route(view: GatewayView, worker: WorkerAddresses) -> WorkerRoute:
     if worker.shared:
+        name = worker.worker_id
         return WorkerRoute(
-            worker.worker_id in view.routable_names,
-            view.inflight_by_name.get(worker.worker_id, 0),
+            name in view.routable_names
+            and all(view.name_routable_in(c, name) for c in worker.clusters),
+            view.inflight_by_name.get(name, 0),
         )
     return WorkerRoute(
         {worker.grpc_address, worker.http_address} <= view.routable,

@@ -13,6 +13,7 @@ from meshline.inference import grpc_service_pb2_grpc as oip_grpc
 from workers.agent.health import after_probe
 from workers.agent.load_scrape import LoadScraper
 from workers.agent.worker import State, Worker
+from workers.agent.worker_load import WorkerLoad
 
 # gRPC waits 1 s, then 1.6x longer, before reconnecting a channel whose connect failed: a worker
 # that starts listening would be seen seconds late. Probe channels retry every 50 ms, never
@@ -60,6 +61,20 @@ async def health_problem(worker: Worker) -> str:
     return ""
 
 
+def since_load(worker: Worker, figures: WorkerLoad) -> WorkerLoad:
+    """A packed model's counters since its load (its shared worker's started earlier, maybe
+    for another owner of the same name); its first reading is the baseline."""
+    if worker.load_baseline is None:
+        worker.load_baseline = figures
+    base = worker.load_baseline
+    return WorkerLoad(
+        queued=figures.queued,
+        requests=max(0, figures.requests - base.requests),
+        batches=max(0, figures.batches - base.batches),
+        memory_bytes=figures.memory_bytes,
+    )
+
+
 @dataclass(frozen=True)
 class ProbeResult:
     report: bool  # something the control plane should hear about now changed
@@ -92,6 +107,8 @@ async def probe(worker: Worker, load: LoadScraper, read_load: bool = True) -> Pr
         # the next one. Newly answered requests are: they are the autoscaler's sign of
         # life (idle time before scale-to-zero), at most one report per probe interval.
         figures = await load.read(worker)
+        if figures is not None and worker.packed:
+            figures = since_load(worker, figures)
         if figures is not None:
             worker.load = figures
     if before != worker.state:

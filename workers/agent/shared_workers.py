@@ -83,7 +83,19 @@ def choose_shared_worker(
 
 
 class SharedWorkerError(Exception):
-    """A model could not be placed or loaded: the message says why (recorded as its failure)."""
+    """A model could not be placed or loaded: the message says why (recorded as its failure).
+    `crashed`: its shared worker died meanwhile (the crash, not the model, is what to note)."""
+
+    def __init__(self, message: str, crashed: bool = False) -> None:
+        super().__init__(message)
+        self.crashed = crashed
+
+
+# What a model is, for remembering that it crashed a shared worker: every replica of it, and
+# every later wake of it, goes alone until its revision changes.
+ModelKey = tuple[str, str, str]  # environment, deployment, revision
+# Loopback: the control port loads any file of this host as a model; only the agent reaches it.
+CONTROL_HOST = "127.0.0.1"
 
 
 @dataclass
@@ -162,6 +174,8 @@ def shared_worker_command(config: AgentConfig, shared: SharedWorker) -> list[str
         str(shared.grpc_port),
         "--http-port",
         str(shared.http_port),
+        "--control-host",
+        CONTROL_HOST,
         "--control-port",
         str(shared.control_port),
         "--worker-id",
@@ -182,11 +196,17 @@ class SharedWorkers:
         self._wake = wake  # a shared worker exited: its models must be noted and restarted
         self.running: dict[str, SharedWorker] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Models that crashed a shared worker, and how: they go alone from now on.
+        self.isolated: dict[ModelKey, str] = {}
 
-    def place(self, worker_id: str, deployment: str, isolate: bool) -> SharedWorker:
+    def isolate(self, model: ModelKey, why: str) -> None:
+        self.isolated[model] = why
+
+    def place(self, worker_id: str, deployment: str, model: ModelKey) -> SharedWorker:
         """Put a model into a shared worker (starting one if none fits); synchronous, so two
         placements never both take the last room."""
         self._forget_dead()
+        isolate = model in self.isolated
         choice = choose_shared_worker(
             [s.facts() for s in self.running.values()],
             deployment,
@@ -200,7 +220,8 @@ class SharedWorkers:
     def _new(self, isolated: bool) -> SharedWorker:
         config = self.config
         shared_id = f"{config.region}-shared-{uuid.uuid4().hex[:6]}"
-        grpc_port, http_port, control_port = free_ports(config.worker_host, 3)
+        grpc_port, http_port = free_ports(config.worker_host, 2)
+        [control_port] = free_ports(CONTROL_HOST, 1)
         folder = config.state_dir / "workers"
         folder.mkdir(parents=True, exist_ok=True)
         shared = SharedWorker(
@@ -218,7 +239,7 @@ class SharedWorkers:
             f"{shared.host}:{grpc_port}", options=PROBE_CHANNEL_OPTIONS
         )
         shared.control = grpc.aio.insecure_channel(
-            f"{shared.host}:{control_port}", options=PROBE_CHANNEL_OPTIONS
+            f"{CONTROL_HOST}:{control_port}", options=PROBE_CHANNEL_OPTIONS
         )
         shared.starting = asyncio.create_task(self._spawn(shared), name=f"start-{shared_id}")
         self.running[shared_id] = shared
@@ -253,7 +274,16 @@ class SharedWorkers:
         """Wait until its control port answers; SharedWorkerError if it died or took too long."""
         if shared.starting is not None:
             try:
-                await shared.starting
+                # Shielded: a load given up (its worker retired) must not cancel the start
+                # that its neighbours wait for too.
+                await asyncio.shield(shared.starting)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                raise SharedWorkerError(
+                    f"shared worker {shared.shared_id} was stopped while starting"
+                ) from None
             except (OSError, ValueError) as exc:
                 raise SharedWorkerError(
                     f"cannot start shared worker {shared.shared_id}: {exc}"
@@ -275,7 +305,8 @@ class SharedWorkers:
             if process.returncode is not None:
                 raise SharedWorkerError(
                     f"shared worker {shared.shared_id} exited with code {process.returncode}: "
-                    f"{shared.exit_reason()}"
+                    f"{shared.exit_reason()}",
+                    crashed=True,
                 )
             raise SharedWorkerError(
                 f"shared worker {shared.shared_id} did not listen within {START_TIMEOUT_S:.0f}s"
@@ -291,7 +322,8 @@ class SharedWorkers:
         try:
             await stub.RepositoryModelLoad(request, timeout=LOAD_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED and shared.process is not None:
+            lost = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN)
+            if exc.code() in lost and shared.process is not None:
                 # A connection lost mid-load: did the process die? (It is reaped a moment
                 # after its sockets close; a crash must be told from a refusal.)
                 with contextlib.suppress(TimeoutError):
@@ -299,7 +331,8 @@ class SharedWorkers:
             if shared.returncode is not None:
                 raise SharedWorkerError(
                     f"shared worker {shared.shared_id} exited with code {shared.returncode} "
-                    f"while loading the model: {shared.exit_reason()}"
+                    f"while loading the model: {shared.exit_reason()}",
+                    crashed=True,
                 ) from exc
             raise SharedWorkerError(
                 f"cannot load the model into shared worker {shared.shared_id}: "
@@ -307,17 +340,22 @@ class SharedWorkers:
             ) from exc
 
     async def leave(self, shared: SharedWorker, worker_id: str) -> None:
-        """The model leaves (unloaded if the process runs); the process stops once empty."""
-        deployment = shared.models.pop(worker_id, None)
-        if (
-            deployment is not None
-            and shared.alive
-            and shared.process is not None
-            and deployment not in shared.models.values()
-        ):
+        """The model leaves (unloaded if the process runs); the process stops once empty. Its
+        name stays taken there until the unload returned: a model of the same name (another
+        environment's) must not load beside it meanwhile."""
+        deployment = shared.models.get(worker_id)
+        if deployment is not None and shared.alive and shared.process is not None:
             await self._unload(shared, deployment)
+        shared.models.pop(worker_id, None)
         if not shared.models:
             await self._stop(shared)
+
+    def leave_soon(self, shared: SharedWorker, worker_id: str) -> None:
+        """`leave` in the background: an unload waits for the model's requests in flight, and
+        the agent's loop must not wait with it."""
+        task = asyncio.create_task(self.leave(shared, worker_id), name=f"leave-{worker_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _unload(self, shared: SharedWorker, deployment: str) -> None:
         assert shared.control is not None
@@ -343,7 +381,7 @@ class SharedWorkers:
             del self.running[shared.shared_id]
         log.info("stopping shared worker %s", shared.shared_id)
         if shared.starting is not None and not shared.starting.done():
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await shared.starting
         if shared.process is not None:
             await children.stop(shared.process, grace_s=10.0)
@@ -360,7 +398,16 @@ class SharedWorkers:
     def pids(self) -> dict[str, int]:
         return {s.shared_id: s.pid for s in self.running.values() if s.pid is not None}
 
+    def live(self) -> list[SharedWorker]:
+        """The shared workers running or starting now, by id."""
+        self._forget_dead()
+        return sorted(self.running.values(), key=lambda s: s.shared_id)
+
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            if task.get_name().startswith("leave-"):
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await task
         await asyncio.gather(*(self._stop(s) for s in list(self.running.values())))
 
 

@@ -37,7 +37,7 @@ from workers.agent.load_scrape import LoadScraper
 from workers.agent.probes import probe
 from workers.agent.resources import ResourceWatch
 from workers.agent.standby_pool import StandbyPool
-from workers.agent.worker import State, Worker, wanted_workers, workload_key
+from workers.agent.worker import State, Worker, model_key, wanted_workers, workload_key
 from workers.agent.worker_processes import WorkerProcesses
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class Supervisor:
 
     def _shared_reports(self) -> list[agent_pb2.SharedWorkerReport]:
         out = []
-        for shared in sorted(self.processes.shared.running.values(), key=lambda s: s.shared_id):
+        for shared in self.processes.shared.live():
             models = [w for w in self.workers.values() if w.packed and w.shared is shared]
             out.append(
                 agent_pb2.SharedWorkerReport(
@@ -290,7 +290,8 @@ class Supervisor:
     def _note_exit(self, worker: Worker) -> None:
         """Record why a worker stopped and when it may start again (once per exit)."""
         shared = worker.shared if worker.packed else None
-        if shared is not None and shared.returncode is not None and not shared.stopping:
+        died = shared is not None and shared.returncode is not None and not shared.stopping
+        if shared is not None and died and (not worker.load_error or worker.load_crashed):
             # Its shared worker died: the model(s) it was loading or running first are named.
             shared_note = note_shared_exit(
                 worker.failures,
@@ -302,7 +303,9 @@ class Supervisor:
                 culprits=shared.culprits(),
             )
             note = shared_note.note
-            worker.isolate |= shared_note.isolate
+            if shared_note.isolate:
+                # Every replica and every later wake of this model goes alone.
+                self.processes.shared.isolate(model_key(worker), note.last_error)
         else:
             note = note_exit(
                 worker.failures,
@@ -398,7 +401,13 @@ class Supervisor:
         facts = gateway_facts(
             view,
             [
-                WorkerAddresses(w.worker_id, w.grpc_address, w.http_address, shared=w.packed)
+                WorkerAddresses(
+                    w.worker_id,
+                    w.grpc_address,
+                    w.http_address,
+                    shared=w.packed,
+                    clusters=frozenset(w.workload.local_clusters),
+                )
                 for w in self.workers.values()
             ],
             self._local_clusters(),

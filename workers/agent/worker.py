@@ -57,8 +57,10 @@ class Worker:
     shared: SharedWorker | None = None
     loading: asyncio.Task[None] | None = None
     load_error: str = ""
-    # Its model once took a shared worker down: it goes into one of its own from then on.
-    isolate: bool = False
+    load_crashed: bool = False  # the load failed because its shared worker died
+    # A packed model's counters where its load left them: a shared worker keeps a model's
+    # counters after an unload, and a later load of the same name must start from zero.
+    load_baseline: WorkerLoad | None = None
 
     @property
     def packed(self) -> bool:
@@ -92,12 +94,16 @@ class Worker:
     def grpc_address(self) -> str:
         if self.external:
             return self.workload.external.grpc_address
+        if self.packed and self.shared is None:
+            return ""  # not placed in a shared worker yet: no address to route to
         return f"{self.host}:{self.grpc_port}"
 
     @property
     def http_address(self) -> str:
         if self.external:
             return self.workload.external.http_address
+        if self.packed and self.shared is None:
+            return ""
         return f"{self.host}:{self.http_port}"
 
     @property
@@ -157,6 +163,11 @@ class Worker:
         if self.fetch is not None and not self.fetch.done():
             return True  # starting: its model is on the way
         return self.process is not None and self.process.returncode is None
+
+
+def model_key(worker: Worker) -> tuple[str, str, str]:
+    """A packed worker's model, as a shared worker crash is remembered for."""
+    return (worker.workload.environment, worker.workload.deployment, worker.revision)
 
 
 def workload_key(workload: agent_pb2.Workload) -> TrackKey:

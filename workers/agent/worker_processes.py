@@ -33,7 +33,7 @@ from workers.agent.launch import (
 from workers.agent.probes import PROBE_CHANNEL_OPTIONS
 from workers.agent.shared_workers import SharedWorkerError, SharedWorkers, model_config_json
 from workers.agent.standby_pool import StandbyPool
-from workers.agent.worker import State, Worker, new_worker_id
+from workers.agent.worker import State, Worker, model_key, new_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +161,8 @@ class WorkerProcesses:
             old, worker.shared = worker.shared, None
             await self.shared.leave(old, worker.worker_id)
         worker.load_error = ""
+        worker.load_crashed = False
+        worker.load_baseline = None
         worker.loading = asyncio.create_task(
             self._load_packed(worker), name=f"load-{worker.worker_id}"
         )
@@ -175,7 +177,7 @@ class WorkerProcesses:
             if not self._still_wanted(worker):
                 return
             shared = self.shared.place(
-                worker.worker_id, worker.workload.deployment, isolate=worker.isolate
+                worker.worker_id, worker.workload.deployment, model_key(worker)
             )
             worker.shared = shared
             worker.grpc_port, worker.http_port = shared.grpc_port, shared.http_port
@@ -192,7 +194,10 @@ class WorkerProcesses:
             await self.shared.load(shared, config, worker.workload.deployment)
         except asyncio.CancelledError:
             raise
-        except (SharedWorkerError, ArtifactFetchError) as exc:
+        except SharedWorkerError as exc:
+            worker.load_error = str(exc)
+            worker.load_crashed = exc.crashed
+        except ArtifactFetchError as exc:
             worker.load_error = str(exc)
         except Exception as exc:  # anything else is this model's failure too, not the agent's
             log.exception("worker %s: loading its model failed", worker.worker_id)
@@ -222,7 +227,7 @@ class WorkerProcesses:
                     await worker.loading
             if worker.shared is not None:
                 shared, worker.shared = worker.shared, None
-                await self.shared.leave(shared, worker.worker_id)
+                self.shared.leave_soon(shared, worker.worker_id)
             return
         if worker.fetch is not None:
             worker.fetch.cancel()  # the download itself goes on for other workers that wait

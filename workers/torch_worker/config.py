@@ -169,6 +169,7 @@ class SharedWorkerConfig:
     room_wait_s: float = 30.0
     activity_file: Path | None = None
     control_http_port: int | None = None
+    control_host: str = "127.0.0.1"
 
 
 def build_shared_parser() -> argparse.ArgumentParser:
@@ -187,10 +188,16 @@ def build_shared_parser() -> argparse.ArgumentParser:
     )
     add_server_flags(p)
     p.add_argument(
+        "--control-host",
+        default="127.0.0.1",
+        help="address the control port(s) listen on: loopback by default, whatever --host is "
+        "(the repository loads any file of this host as a model: only the agent may reach it)",
+    )
+    p.add_argument(
         "--control-port",
         required=True,
         type=port,
-        help="gRPC port (on --host) serving the model repository extension (load, unload, "
+        help="gRPC port (on --control-host) serving the model repository extension (load, unload, "
         "index) beside the inference RPCs and gRPC health: for the agent alone; the "
         "inference ports refuse repository calls",
     )
@@ -198,8 +205,8 @@ def build_shared_parser() -> argparse.ArgumentParser:
         "--control-http-port",
         type=port,
         default=None,
-        help="optional HTTP port (on --host) serving POST /v2/repository/... beside the /v2 "
-        "API; without it the repository is served over gRPC only",
+        help="optional HTTP port (on --control-host) serving POST /v2/repository/... beside "
+        "the /v2 API; without it the repository is served over gRPC only",
     )
     p.add_argument(
         "--memory-budget-bytes",
@@ -272,6 +279,7 @@ def parse_shared_args(argv: Sequence[str]) -> SharedWorkerConfig:
         room_wait_s=ns.room_wait_s,
         activity_file=ns.activity_file,
         control_http_port=ns.control_http_port,
+        control_host=ns.control_host,
     )
 
 

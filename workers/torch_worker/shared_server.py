@@ -84,7 +84,8 @@ async def serve(config: SharedWorkerConfig, busy: list[int]) -> int:
 
     def grpc_server(port: int, control: bool) -> grpc.aio.Server:
         servicer = SharedInferenceServicer(repository, metrics, identity, control=control)
-        return build_grpc_server(config.host, port, servicer, health, config.max_message_bytes)
+        host = config.control_host if control else config.host
+        return build_grpc_server(host, port, servicer, health, config.max_message_bytes)
 
     def rest_runner(control: bool) -> web.AppRunner:
         app = build_rest_app(
@@ -101,25 +102,27 @@ async def serve(config: SharedWorkerConfig, busy: list[int]) -> int:
         )
 
     grpc_servers = [grpc_server(config.grpc_port, False), grpc_server(config.control_port, True)]
-    sites = [(rest_runner(False), config.http_port)]
+    sites = [(rest_runner(False), config.host, config.http_port)]
     if config.control_http_port is not None:
-        sites.append((rest_runner(True), config.control_http_port))
-    for runner, _ in sites:
+        sites.append((rest_runner(True), config.control_host, config.control_http_port))
+    for runner, _, _ in sites:
         await runner.setup()
     try:
         for server in grpc_servers:
             await server.start()
-        for runner, port in sites:
+        for runner, host, port in sites:
             try:
-                await web.TCPSite(runner, config.host, port).start()
+                await web.TCPSite(runner, host, port).start()
             except OSError as exc:
-                raise OSError(f"cannot listen for HTTP on {config.host}:{port}: {exc}") from exc
+                raise OSError(f"cannot listen for HTTP on {host}:{port}: {exc}") from exc
     except BaseException:
         await asyncio.gather(*(server.stop(None) for server in grpc_servers))
-        await asyncio.gather(*(runner.cleanup() for runner, _ in sites))
+        await asyncio.gather(*(runner.cleanup() for runner, _, _ in sites))
         raise
     control_http = (
-        f", http {config.host}:{config.control_http_port}" if config.control_http_port else ""
+        f", http {config.control_host}:{config.control_http_port}"
+        if config.control_http_port
+        else ""
     )
     log.info(
         "shared worker serving: grpc %s:%d, http %s:%d, control (model repository) grpc %s:%d%s, "
@@ -129,7 +132,7 @@ async def serve(config: SharedWorkerConfig, busy: list[int]) -> int:
         config.grpc_port,
         config.host,
         config.http_port,
-        config.host,
+        config.control_host,
         config.control_port,
         control_http,
         config.region,
@@ -142,7 +145,7 @@ async def serve(config: SharedWorkerConfig, busy: list[int]) -> int:
     await health.shutdown()
     await asyncio.gather(
         *(server.stop(config.shutdown_grace_s) for server in grpc_servers),
-        *(runner.cleanup() for runner, _ in sites),
+        *(runner.cleanup() for runner, _, _ in sites),
     )
     repository.close()
     busy.append(repository.busy)

@@ -4,13 +4,29 @@ model (each cluster names its own worker)."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
 from tests.workers.agent.test_envoy_view import _cluster_lines, _host_lines
+from workers.agent.config import AgentConfig
 from workers.agent.envoy_process import parse_clusters
 from workers.agent.exits import FIRST_BACKOFF_S, note_shared_exit
 from workers.agent.gateway_facts import WorkerAddresses, gateway_facts
-from workers.agent.shared_workers import SharedFacts, choose_shared_worker
+from workers.agent.shared_workers import (
+    SharedFacts,
+    SharedWorkers,
+    choose_shared_worker,
+    model_config_json,
+)
+from workers.agent.standby_pool import StandbyPool
+from workers.demo import build_mlp
+
+SIGNATURE: dict[str, object] = {
+    "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 784]}],
+    "outputs": [{"name": "output", "datatype": "FP32", "shape": [-1, 10]}],
+}
 
 
 def _facts(shared_id: str, *deployments: str, isolated: bool = False, accepting: bool = True):
@@ -106,3 +122,74 @@ def test_a_shared_address_is_read_per_model_by_its_hostname() -> None:
 
     healthy = parse_clusters(_shared_view_text("healthy"))
     assert gateway_facts(healthy, workers, frozenset(), frozenset()).workers["w-b"].routable
+
+
+def test_a_sigkill_names_nobody_it_may_be_the_out_of_memory_killer() -> None:
+    out = note_shared_exit(0, 3.0, "loading", "eu-shared-1", -9, "", frozenset({"loading"}))
+    assert not out.isolate and out.note.failures == 1
+    assert "killed by SIGKILL (the out-of-memory killer, or an operator)" in out.note.last_error
+
+
+def test_a_moved_model_serves_only_once_its_own_clusters_route_to_it() -> None:
+    """A packed worker moved to another track is healthy in its old track's clusters at once;
+    it serves only when the new track's clusters (its workload's own) route to it."""
+    view = parse_clusters(_shared_view_text("healthy"))
+    moved = WorkerAddresses(
+        "w-a", SHARED_GRPC, SHARED_HTTP, shared=True, clusters=frozenset({"a@v2.prod.grpc"})
+    )
+    assert not gateway_facts(view, [moved], frozenset(), frozenset()).workers["w-a"].routable
+    placed = WorkerAddresses(
+        "w-a", SHARED_GRPC, SHARED_HTTP, shared=True, clusters=frozenset({"a.prod.grpc"})
+    )
+    assert gateway_facts(view, [placed], frozenset(), frozenset()).workers["w-a"].routable
+
+
+async def test_a_load_given_up_does_not_cancel_the_start_its_neighbours_wait_for(
+    tmp_path: Path,
+) -> None:
+    """Two models placed in a shared worker that is still starting (a real process); the first
+    one's worker is retired meanwhile (its load cancelled): the second still loads."""
+    config = AgentConfig(
+        region="eu", controlplane="127.0.0.1:1", state_dir=tmp_path, standby_workers=0
+    )
+    shared = SharedWorkers(config, StandbyPool(0, tmp_path / "standby"), wake=lambda: None)
+    model = build_mlp(tmp_path / "m.pt", seed=0)
+    config_json = model_config_json("v1", model, SIGNATURE)
+    try:
+        worker = shared.place("w1", "a", ("production", "a", "r1"))
+        assert shared.place("w2", "b", ("production", "b", "r1")) is worker
+        given_up = asyncio.create_task(shared.load(worker, config_json, "a"))
+        kept = asyncio.create_task(shared.load(worker, config_json, "b"))
+        await asyncio.sleep(0)  # both wait for the process to listen
+        given_up.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await given_up
+        await asyncio.wait_for(kept, 120)
+        assert worker.starting is not None and not worker.starting.cancelled()
+        assert worker.alive
+    finally:
+        await shared.stop()
+    assert not shared.pids()
+
+
+async def test_a_model_that_crashed_one_goes_alone_every_time_until_its_revision_changes(
+    tmp_path: Path,
+) -> None:
+    config = AgentConfig(
+        region="eu", controlplane="127.0.0.1:1", state_dir=tmp_path, standby_workers=0
+    )
+    shared = SharedWorkers(config, StandbyPool(0, tmp_path / "standby"), wake=lambda: None)
+    try:
+        first = shared.place("w1", "steady", ("production", "steady", "r1"))
+        shared.isolate(("production", "crashy", "r1"), "crashed")
+        # Every replica (and every later wake) of the culprit starts a shared worker of its own.
+        alone = shared.place("w2", "crashy", ("production", "crashy", "r1"))
+        again = shared.place("w3", "crashy", ("production", "crashy", "r1"))
+        assert len({id(first), id(alone), id(again)}) == 3
+        assert alone.isolated and again.isolated
+        # Nobody joins an isolated one; a new revision of the model is packed again.
+        assert shared.place("w4", "other", ("production", "other", "r1")) is first
+        assert shared.place("w5", "crashy", ("production", "crashy", "r2")) is first
+    finally:
+        await shared.stop()
+    assert not shared.pids()
