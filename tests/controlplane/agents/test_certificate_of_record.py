@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
-from envoy.service.discovery.v3 import ads_pb2_grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from controlplane.agents.hello import hello_refusal
 from controlplane.agents.join import JoinEvent, JoinServicer, JoinSettings
@@ -96,13 +97,15 @@ class ControlPlane:
         self.channels.append(channel)
         return channel
 
-    def mesh(self, held: Held) -> grpc.aio.Channel:
-        credentials = grpc.ssl_channel_credentials(
+    def mesh_credentials(self, held: Held) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
             root_certificates=self.ca.bundle_pem,
             private_key=held.key_pem,
             certificate_chain=held.chain_pem.encode(),
         )
-        return self._channel(self.mesh_address, credentials)
+
+    def mesh(self, held: Held) -> grpc.aio.Channel:
+        return self._channel(self.mesh_address, self.mesh_credentials(held))
 
     def token(self) -> str:
         text = join_token.mint()
@@ -204,7 +207,9 @@ class AgentStream:
     first: asyncio.Future[object]
 
     async def end(self) -> grpc.aio.AioRpcError:
-        """How the control plane ended the stream."""
+        """How the control plane ended the stream, once accepted: no write of this client is
+        in flight by then (its report was received), so grpc.aio keeps the server's status
+        (see _stream_refusal for a refused hello)."""
         with pytest.raises(grpc.aio.AioRpcError) as ended:
             while True:
                 await asyncio.wait_for(self.call.read(), 10)
@@ -242,19 +247,74 @@ async def _refused(call: object) -> grpc.aio.AioRpcError:
     return refused.value
 
 
+@dataclass(frozen=True)
+class Refusal:
+    code: grpc.StatusCode
+    details: str
+
+
+async def _stream_refusal(
+    cp: ControlPlane, held: Held, open_stream: Callable[[grpc.Channel], Iterator[object]]
+) -> Refusal:
+    """How the mesh port refuses a stream `open_stream` opens with `held` (one request, then
+    half-closed), as a synchronous gRPC client sees it, in a thread.
+
+    Not the asyncio client: a write of its that Core completes only after the server's refusal
+    closed the stream makes grpc.aio replace the server's status with INTERNAL "Failed
+    execute_batch" (grpc/grpc#36066); the synchronous client reports the server's own status
+    whatever became of its writes. Unary calls (Renew, a download) have no such write."""
+    credentials = cp.mesh_credentials(held)
+
+    def read() -> Refusal:
+        with grpc.secure_channel(cp.mesh_address, credentials) as channel:
+            call = open_stream(channel)
+            try:
+                answer = next(call)
+            except grpc.RpcError as exc:
+                return Refusal(exc.code(), exc.details() or "")
+        # (Closing the channel cancelled the call.)
+        raise AssertionError(f"the stream was not refused: {answer}")
+
+    return await asyncio.to_thread(read)
+
+
+def _agent_stream(agent_id: str) -> Callable[[grpc.Channel], Iterator[object]]:
+    hello = agent_pb2.AgentHello(region="eu", agent_id=agent_id, gateway_address="127.0.0.1:1")
+    request = agent_pb2.ConnectRequest(hello=hello)
+    return lambda channel: agent_pb2_grpc.AgentServiceStub(channel).Connect(
+        iter([request]), timeout=10
+    )
+
+
+def _envoy_stream(channel: grpc.Channel) -> Iterator[object]:
+    """An Envoy of node eu asking for clusters."""
+    request = discovery_pb2.DiscoveryRequest(
+        type_url=CLUSTER, node=base_pb2.Node(id="eu", cluster="test")
+    )
+    return ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources(
+        iter([request]), timeout=10
+    )
+
+
+async def _unary_refusal(call: object) -> Refusal:
+    error = await _refused(call)
+    return Refusal(error.code(), error.details() or "")
+
+
 async def _opens_nothing(cp: ControlPlane, held: Held, why: str) -> None:
     """`held` renews nothing, opens no agent stream, fetches no configuration, downloads
     nothing: each refused as not the region's certificate, and nothing is recorded."""
     record = certificate_of_record(cp.store, "eu")
-    for attempt in (
-        cp.renew(held),
-        (await _agent(cp, held, "intruder")).first,
-        cp.envoy(held),
-        cp.download(held),
+    for refusal in (
+        await _unary_refusal(cp.renew(held)),
+        await _stream_refusal(cp, held, _agent_stream("intruder")),
+        await _stream_refusal(cp, held, _envoy_stream),
+        await _unary_refusal(cp.download(held)),
     ):
-        error = await _refused(attempt)
-        assert error.code() == grpc.StatusCode.UNAUTHENTICATED, error.details()
-        assert why in (error.details() or ""), error.details()
+        assert refusal.code == grpc.StatusCode.UNAUTHENTICATED, refusal.details
+        assert why in refusal.details, refusal.details
+    session = cp.registry.session("eu")
+    assert session is None or session.hello.agent_id != "intruder"
     assert certificate_of_record(cp.store, "eu") == record
 
 
