@@ -4,7 +4,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 
-.PHONY: up test install protos lint typecheck bench bench-failover bench-serving bench-serverless bench-scale clean
+.PHONY: up test install protos lint typecheck bench bench-failover bench-serving bench-serverless bench-scale bench-packing clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -54,6 +54,11 @@ bench-serverless: $(STAMP)
 # and Delta), memory, get deployments (~1 hour; 10,000 with ADS-only stand-ins for Envoy).
 bench-scale: $(STAMP)
 	$(PY) -m bench.scale
+
+# 1,000 packed deployments (shared workers) against 50 dedicated, one region: how many answer
+# their first call, cold-start latency, memory per deployment, warm calls (~15 minutes).
+bench-packing: $(STAMP)
+	$(PY) -m bench.packing
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
