@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -37,7 +38,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -557,7 +558,7 @@ def render(results: list[SizeResult], batch: int, page_size: int) -> str:
     taken = datetime.now(UTC).strftime("%Y-%m-%d")
     return f"""## Scale: 1,000 and 10,000 deployments x 3 regions
 
-`make bench-scale` (bench/scale.py), one run on this VM ({machine()}), taken {taken}
+`make bench-scale` (bench/scale.py) on this VM ({machine()}), taken {taken}
 (control plane, three agents with their Envoys, and the client on the same cores; the
 machine's load average is in the table: other work shared its cores). Every
 deployment is serverless (`min_replicas: 0`) and placed in all three regions, so no worker
@@ -594,6 +595,31 @@ def _kib(n: int) -> str:
     return f"{n / 1024:,.0f} KiB"
 
 
+def _result_file(directory: Path, result: SizeResult) -> Path:
+    kind = "stand-in" if result.fake_envoys else "envoy"
+    return directory / f"n{result.deployments}-{kind}.json"
+
+
+def save_result(directory: Path, result: SizeResult) -> None:
+    """One size's figures as JSON (what the report reads; not the gateways' addresses)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data = asdict(result)
+    data.pop("gateways")
+    _result_file(directory, result).write_text(json.dumps(data, indent=1))
+
+
+def load_results(directory: Path) -> dict[tuple[int, bool], SizeResult]:
+    """Every size saved in `directory`, by (deployments, stand-in Envoys)."""
+    out = {}
+    for path in sorted(directory.glob("n*.json")) if directory.is_dir() else ():
+        data = json.loads(path.read_text())
+        data["xds_bytes"] = {k: tuple(v) for k, v in data["xds_bytes"].items()}
+        data["load"] = tuple(data["load"])
+        result = SizeResult(**data)
+        out[(result.deployments, result.fake_envoys)] = result
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -617,14 +643,24 @@ def main() -> None:
     )
     parser.add_argument("--report", type=Path, default=REPORT)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="a directory that keeps each size's figures once measured: a size found there is "
+        "not run again, and the report holds every size there (a long run that stopped "
+        "resumes where it stopped; sizes can be run by separate commands)",
+    )
     args = parser.parse_args()
     runs = [(n, True) for n in args.stand_in_sizes] + [(n, False) for n in args.real_sizes]
-    results = []
+    kept = load_results(args.results) if args.results is not None else {}
+    results = list(kept.values())
     with tempfile.TemporaryDirectory(prefix="meshline-bench-scale-") as tmp:
         state = Path(tmp)
         model = build_mlp(state / "tiny.pt")
         fake = fake_envoy_binary(state)
         for n, stand_in in runs:
+            if (n, stand_in) in kept:
+                continue
             result = run_size(
                 state / f"n{n}{'-stand-in' if stand_in else ''}",
                 model,
@@ -635,7 +671,10 @@ def main() -> None:
                 fake if stand_in else None,
             )
             results.append(result)
+            if args.results is not None:
+                save_result(args.results, result)
             print(render([result], args.batch, args.page_size), flush=True)
+    results.sort(key=lambda r: (not r.fake_envoys, r.deployments))
     text = render(results, args.batch, args.page_size)
     print(text)
     if not args.no_write:
