@@ -57,6 +57,7 @@ EXPECTED_OUTPUT: dict[str, tuple[str, ...]] = {
     "# 401 now": ("UNAUTHENTICATED", "the API key from --api-key was refused"),
     "meshline infer my-mlp --input input=1 --region eu": ("in region eu",),
     "meshline get regions   # capacity": ("MEMORY", "free"),
+    "meshline plan -f demo-scaled.yaml": ("capacity eu: starts nothing until invoked",),
     "meshline apply -f my-model.yaml --dry-run": ("deployment/my-mlp created (dry run) → eu",),
     "meshline release my-mlp --from development --to production --dry-run": ("(dry run) → eu",),
     "meshline plan -f global.yaml": ("effective policies", "my-mlp (production) → eu, us"),
