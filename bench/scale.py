@@ -187,6 +187,13 @@ def region_status(mesh: Mesh, name: str) -> resources_pb2.RegionStatus:
     return status
 
 
+def join_token(mesh: Mesh, region: str) -> str:
+    """A join token for `region` (no facts), made with the bench's own deadline."""
+    request = api_pb2.CreateJoinTokenRequest(spec=resources_pb2.JoinTokenSpec(region=region))
+    secret: str = mesh.regions_api.CreateJoinToken(request, timeout=CHANGE_TIMEOUT_S).secret
+    return secret
+
+
 def acked_routes(mesh: Mesh) -> dict[str, str]:
     """Region → the route table version its Envoy ACKed last, as the control plane recorded
     the ACK; raises on a rejection (a NACK is never a result)."""
@@ -360,7 +367,12 @@ def run_size(
             ]
         for region in REGIONS:
             mesh.agents[region].stop(timeout_s=60)
-            mesh.start_agent(region, standby_workers=0, flags=agent_flags("delta", fake))
+            mesh.start_agent(
+                region,
+                standby_workers=0,
+                flags=agent_flags("delta", fake),
+                join_token=join_token(mesh, region),
+            )
         wait_until(
             lambda: all(region_status(mesh, r).agent_connected for r in REGIONS),
             3600,
