@@ -3,10 +3,10 @@
 One real mesh (control plane, region eu: Envoy + agent), demo MLPs (784→128→10, a few
 distinct files), side by side in one run:
 
-1. packed, N deployments (`--packed`, default 1,000) with `resources.packing: shared`: each
-   replica a model in one of the agent's shared worker processes;
-2. dedicated baseline, M deployments (`--dedicated`, default 50) with `resources.packing:
-   dedicated`: each replica a worker process of its own.
+- packed, N deployments (`--packed`, default 1,000) with `resources.packing: shared`: each
+  replica a model in one of the agent's shared worker processes;
+- dedicated baseline, M deployments (`--dedicated`, default 50) with `resources.packing:
+  dedicated`: each replica a worker process of its own.
 
 Both with `scaling: {min_replicas: 0, max_replicas: 1, scale_to_zero_after: 0}`: nothing runs
 until invoked, and a deployment that woke keeps its replica (0 = never back to zero), so after
@@ -16,8 +16,8 @@ ModelInfer, `x-meshline-deployment`, `--clients` threads in parallel), each call
 the activator holds while the replica starts, checked against the same model run by local
 torch; then the region's memory as capacity sees it (GetRegion), the machine's MemAvailable,
 the processes that serve and their PSS (workers/agent/proc_memory.py); then a second, warm pass
-over all of them. The phases run one after the other, the first's deployments deleted and their
-processes gone before the second starts.
+over all of them. The phases run one after the other (dedicated first), the first's
+deployments deleted and their processes gone before the second starts.
 
 Writes the "Packing" section of docs/benchmarks.md and prints the same table.
 
@@ -30,6 +30,8 @@ import argparse
 import json
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -289,9 +291,11 @@ def call_all(
     names: Sequence[str],
     expected: Callable[[str], np.ndarray],
     clients: int,
+    record: Callable[[Call], object] = lambda call: None,
 ) -> tuple[list[Call], float]:
     """Each deployment called once, `clients` threads in parallel (one channel each); no
-    retries: a first call must answer. The calls, and the wall time of the pass."""
+    retries: a first call must answer. The calls, and the wall time of the pass; `record`
+    sees each call as it ends (a run cut short keeps what it measured)."""
     calls: list[Call] = []
     lock = threading.Lock()
     began = time.perf_counter()
@@ -317,10 +321,14 @@ def call_all(
                 seconds = time.perf_counter() - started
                 with lock:
                     calls.append(Call(name, seconds, error, started - began))
+                    record(calls[-1])
                     if len(calls) % PROGRESS_EVERY == 0:
+                        recent = _latencies(calls[-PROGRESS_EVERY:])
                         print(
                             f"  {len(calls)}/{len(names)} calls, "
-                            f"{time.perf_counter() - began:.0f} s",
+                            f"{time.perf_counter() - began:.0f} s, "
+                            f"{sum(1 for c in calls if not c.ok)} failed, last "
+                            f"{PROGRESS_EVERY} p50 {_ms(percentile(recent, 50))}",
                             flush=True,
                         )
 
@@ -369,8 +377,21 @@ def run_phase(
     batch: int,
     clients: int,
     cold_start_timeout_s: float,
+    journal: Path | None = None,
 ) -> PhaseResult:
+    """Apply, first pass, memory, warm pass, delete (see the module's docstring);
+    `journal`: where each call is appended as a JSON line as it ends."""
     result = PhaseResult(packing, n)
+
+    def record(pass_name: str) -> Callable[[Call], object]:
+        def write(call: Call) -> None:
+            if journal is not None:
+                with journal.open("a") as out:
+                    out.write(json.dumps({"phase": packing, "pass": pass_name, **asdict(call)}))
+                    out.write("\n")
+
+        return write
+
     result.load = (os.getloadavg()[0], 0.0)
     names = [deployment_name(packing, i) for i in range(n)]
     file_of = {name: i % len(files) for i, name in enumerate(names)}
@@ -392,7 +413,7 @@ def run_phase(
 
     gateway = mesh.gateway(REGION)
     result.first, result.first_pass_s = call_all(
-        gateway, names, lambda name: expected[file_of[name]], clients
+        gateway, names, lambda name: expected[file_of[name]], clients, record("first")
     )
     print(
         f"[{packing}] first pass: {result.answered}/{n} answered in {result.first_pass_s:.1f} s",
@@ -402,7 +423,9 @@ def run_phase(
     pids = serving_pids(mesh, packing)
     result.processes = len(pids)
     result.pss_bytes = pss_of(pids)
-    result.warm, _ = call_all(gateway, names, lambda name: expected[file_of[name]], clients)
+    result.warm, _ = call_all(
+        gateway, names, lambda name: expected[file_of[name]], clients, record("warm")
+    )
     statuses = list_deployments(mesh, prefix)
     eu = [r for d in statuses for r in d.status.regions if r.region == REGION]
     result.recorded_cold_starts_s = [r.last_cold_start_s for r in eu if r.cold_starts]
@@ -533,8 +556,8 @@ scale_to_zero_after: 0` (nothing runs until invoked; once woken it stays), place
 
 {chr(10).join(failures) if failures else "No call failed."}
 
-How it was measured. Both phases in one mesh, the packed one first; the dedicated one after the
-packed deployments were deleted and their processes had stopped. Each deployment's first call is
+How it was measured. Both phases in one mesh, the dedicated one first; the packed one after the
+dedicated deployments were deleted and their processes had stopped. Each deployment's first call is
 a real cold start: the gateway routes it to the activator, which holds it while the control
 plane scales the deployment to one replica and the agent loads it (packed: a model load over a
 shared worker's control port, a new shared worker every {MODELS_PER_SHARED_WORKER} models, the
@@ -560,13 +583,6 @@ forward pass of a small model behind the gateway.
 """
 
 
-def save_calls(path: Path, result: PhaseResult) -> None:
-    """Every call of both passes, for a look afterwards."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    passes = {"first": result.first, "warm": result.warm}
-    path.write_text(json.dumps({k: [asdict(c) for c in v] for k, v in passes.items()}))
-
-
 # -- main ---------------------------------------------------------------------------------
 
 
@@ -589,6 +605,10 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=REPORT)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    # A SIGTERM stops the mesh's processes and keeps the logs like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda _signo, _frame: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="meshline-bench-packing-") as tmp:
         state = Path(tmp)
         files = [build_mlp(state / f"mlp-{i}.pt", seed=i) for i in range(args.files)]
@@ -596,13 +616,18 @@ def main() -> None:
         try:
             with running_mesh(state / "mesh", regions=(REGION,)) as mesh:
                 mesh.apply_resources(base_resources(files), timeout_s=600)
-                common = (files, expected, args.batch, args.clients, args.cold_start_timeout)
-                packed = run_phase(mesh, "shared", args.packed, *common)
-                if args.keep:
-                    save_calls(args.keep / "calls-packed.json", packed)
+                journal = args.keep / "calls.jsonl" if args.keep else None
+                common = (
+                    files,
+                    expected,
+                    args.batch,
+                    args.clients,
+                    args.cold_start_timeout,
+                    journal,
+                )
+                # The short phase first: a run cut short still has its baseline.
                 dedicated = run_phase(mesh, "dedicated", args.dedicated, *common)
-                if args.keep:
-                    save_calls(args.keep / "calls-dedicated.json", dedicated)
+                packed = run_phase(mesh, "shared", args.packed, *common)
         finally:
             if args.keep:
                 shutil.copytree(
