@@ -45,7 +45,7 @@ import grpc
 import numpy as np
 import torch
 
-from bench.report import REPORT, write_section
+from bench.report import REPORT, ROOT, write_section
 from bench.scale import machine
 from controlplane.api.documents import parse_resource_document
 from meshline import wire
@@ -66,6 +66,7 @@ GIB = 2**30
 CALL_TIMEOUT_S = 180.0  # a client's deadline for one call (the cold start's own limit is lower)
 WAIT_S = 1800.0  # Ready after apply, processes gone after delete
 PAGE_SIZE = 500
+RESULTS = ROOT / "bench" / "results" / "packing.json"
 PROGRESS_EVERY = 100  # calls between two progress lines
 MODELS_PER_SHARED_WORKER = 50  # the agent's --models-per-shared-worker default
 BATCH = np.random.default_rng(5).standard_normal((2, 784)).astype(np.float32)
@@ -467,9 +468,9 @@ def per_deployment(r: PhaseResult) -> dict[str, float]:
     }
 
 
-def render(
-    packed: PhaseResult, dedicated: PhaseResult, clients: int, batch: int, files: int
-) -> str:
+def render(run: Run) -> str:
+    packed, dedicated = run.phases["shared"], run.phases["dedicated"]
+    clients, batch, files = run.clients, run.batch, run.files
     p, d = per_deployment(packed), per_deployment(dedicated)
     budget = packed.after.region_budget_bytes
 
@@ -545,7 +546,7 @@ def render(
     header = "| | packed (`packing: shared`) | dedicated (`packing: dedicated`) |\n|---|---:|---:|"
     return f"""## Packing: how many deployments answer their first call on one machine
 
-`make bench-packing` (bench/packing.py), one run on {machine()}, {datetime.now(UTC):%Y-%m-%d}.
+`make bench-packing` (bench/packing.py), one run on {run.machine}, {run.date}.
 One region (control plane, Envoy, agent, workers and the {clients} client threads on the same
 cores; other work on the machine shows in the load average). Demo MLPs (784→128→10, 0.4 MB
 files, {files} distinct files); every deployment `min_replicas: 0, max_replicas: 1,
@@ -575,12 +576,51 @@ answered their first call, all loaded at once in {packed.processes} processes us
 {_gib(packed.pss_bytes)} PSS ({_mib(p["pss"])} each) against {_mib(d["pss"])} each
 dedicated. {packed.deployments:,} dedicated deployments would need about
 {_gib(need)} of PSS (extrapolated from {dedicated.deployments} measured, not run) on a
-{machine().rsplit(", ", 1)[-1]} machine whose region budget is {_gib(budget)}: about
+{run.machine.rsplit(", ", 1)[-1]} machine whose region budget is {_gib(budget)}: about
 {fits_budget:,} dedicated workers fit that budget. A packed cold start is a model load,
 not a process start: {_ms(percentile(_latencies(packed.first), 50))} p50 against
 {_ms(percentile(_latencies(dedicated.first), 50))} dedicated. Warm, both are one
 forward pass of a small model behind the gateway.
 """
+
+
+# -- results on disk ---------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One run: its settings, where and when, and each phase measured so far."""
+
+    clients: int
+    batch: int
+    files: int
+    machine: str
+    date: str
+    phases: dict[str, PhaseResult] = field(default_factory=dict)  # packing → result
+
+
+def save_run(path: Path, run: Run) -> None:
+    """Written after each phase: a run cut short keeps what it measured."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(run), indent=1))
+
+
+def load_run(path: Path) -> Run:
+    data = json.loads(path.read_text())
+    phases = {}
+    for packing, p in data.pop("phases").items():
+        phases[packing] = PhaseResult(
+            **{k: v for k, v in p.items() if k not in _NESTED},
+            first=[Call(**c) for c in p["first"]],
+            warm=[Call(**c) for c in p["warm"]],
+            before=Memory(**p["before"]),
+            after=Memory(**p["after"]),
+            load=(p["load"][0], p["load"][1]),
+        )
+    return Run(**data, phases=phases)
+
+
+_NESTED = frozenset({"first", "warm", "before", "after", "load"})
 
 
 # -- main ---------------------------------------------------------------------------------
@@ -602,11 +642,27 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="copy the mesh's logs here at the end, and every call (JSON)"
     )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="each phase's figures (JSON), as measured"
+    )
+    parser.add_argument(
+        "--render-only", action="store_true", help="no run: the section from --results"
+    )
     parser.add_argument("--report", type=Path, default=REPORT)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    run = load_run(args.results) if args.render_only else measure(args)
+    text = render(run)
+    print(text)
+    if not args.no_write:
+        write_section(text, args.report)
+        print(f"wrote {args.report}")
+
+
+def measure(args: argparse.Namespace) -> Run:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
+    run = Run(args.clients, args.batch, args.files, machine(), f"{datetime.now(UTC):%Y-%m-%d}")
     # A SIGTERM stops the mesh's processes and keeps the logs like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda _signo, _frame: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="meshline-bench-packing-") as tmp:
@@ -626,8 +682,9 @@ def main() -> None:
                     journal,
                 )
                 # The short phase first: a run cut short still has its baseline.
-                dedicated = run_phase(mesh, "dedicated", args.dedicated, *common)
-                packed = run_phase(mesh, "shared", args.packed, *common)
+                for packing, n in (("dedicated", args.dedicated), ("shared", args.packed)):
+                    run.phases[packing] = run_phase(mesh, packing, n, *common)
+                    save_run(args.results, run)
         finally:
             if args.keep:
                 shutil.copytree(
@@ -636,11 +693,7 @@ def main() -> None:
                     dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("*.pt", "*.db*", "artifacts"),
                 )
-    text = render(packed, dedicated, args.clients, args.batch, args.files)
-    print(text)
-    if not args.no_write:
-        write_section(text, args.report)
-        print(f"wrote {args.report}")
+    return run
 
 
 if __name__ == "__main__":
