@@ -19,6 +19,7 @@ from controlplane.reconcile import Reconciler
 
 LABELS = ("deployment", "environment", "region")
 COLD_START_BUCKETS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+REBUILD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class _ScaleCollector(Collector):
@@ -76,6 +77,15 @@ class MetricsServer:
             registry=self.registry,
         )
         reconciler.autoscaler.ledger.listeners.append(self._observe)
+        # How long one pass over the network takes: a cold start waits for several in a row,
+        # so this is the first figure to read when cold starts slow down as deployments grow.
+        rebuilds = Histogram(
+            "meshline_controlplane_rebuild_seconds",
+            "Duration of each reconcile pass (store, policies, IR, translate, push)",
+            buckets=REBUILD_BUCKETS,
+            registry=self.registry,
+        )
+        reconciler.rebuild_listeners.append(rebuilds.observe)
         self._runner: web.AppRunner | None = None
         self.address = ""
 

@@ -16,15 +16,37 @@ class LoadWindow:
     def __init__(self, horizon_s: float) -> None:
         self.horizon_s = horizon_s
         self._samples: deque[tuple[float, float]] = deque()
+        # Where the last sample was before it was last stretched to a report of the same value
+        # (None: it was not).
+        self._merged_from: float | None = None
 
     def add(self, now: float, value: float) -> None:
-        if self._samples and self._samples[-1][0] >= now:
-            self._samples[-1] = (self._samples[-1][0], value)  # same instant: the newest wins
+        samples = self._samples
+        if samples and samples[-1][0] >= now:
+            last_t, last_value = samples[-1]
+            if self._merged_from is not None and value != last_value:
+                # The last sample was stretched over reports of the same value: the stretch up
+                # to the report before this instant keeps it, this instant's gets the new one.
+                samples[-1] = (self._merged_from, last_value)
+                samples.append((last_t, value))
+                self._merged_from = None
+            else:
+                samples[-1] = (last_t, value)  # same instant: the newest wins
+        elif len(samples) > 1 and samples[-1][1] == value:
+            # The same value again: the last sample now stands for the stretch up to `now`
+            # too (the means and peaks are the same), so a window holds one sample per change,
+            # not one per rebuild (thousands of idle tracks are read on every pass).
+            self._merged_from = samples[-1][0]
+            samples[-1] = (now, value)
         else:
-            self._samples.append((now, value))
+            samples.append((now, value))
+            self._merged_from = None
         # Keep one sample from before the horizon: it says what the signal was at its start.
         while len(self._samples) > 1 and self._samples[1][0] <= now - self.horizon_s:
             self._samples.popleft()
+
+    def __len__(self) -> int:
+        return len(self._samples)
 
     def mean(self, now: float, window_s: float) -> float:
         """Mean over [now - window_s, now]; time no sample speaks for does not count."""

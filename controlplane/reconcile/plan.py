@@ -28,6 +28,18 @@ class NetworkPlan:
     regions: dict[str, resources_pb2.Region]
     state: NetworkState
 
+    def fresh(self) -> NetworkPlan:
+        """This plan with a state of its own, for a rebuild to fill in (the plan is shared)."""
+        s = self.state
+        state = NetworkState(
+            placements=dict(s.placements),
+            placement_errors=dict(s.placement_errors),
+            generations=dict(s.generations),
+            revisions={key: dict(tracks) for key, tracks in s.revisions.items()},
+            resolved=dict(s.resolved),
+        )
+        return NetworkPlan(self.resolved, self.workloads, self.regions, state)
+
 
 def is_packed(version: resources_pb2.ModelVersion, spec: resources_pb2.DeploymentSpec) -> bool:
     """Loaded into a shared worker: the deployment asks for it and the version is a Torch model

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from controlplane.activator import Activator, HoldRequest, HoldTarget
@@ -27,17 +28,15 @@ from controlplane.offload import COOLDOWN_S as OFFLOAD_COOLDOWN_S
 from controlplane.offload import OffloadController
 from controlplane.pki.ca import create_ca
 from controlplane.quarantine import GatewayConfigs
-from controlplane.quarantine.fingerprint import fingerprints
 from controlplane.reconcile.agents import desired_state, releasable
 from controlplane.reconcile.capacity import (
-    declared_memory,
     new_measurements,
     region_memory,
     track_footprints,
-    track_versions,
 )
 from controlplane.reconcile.identities import GatewayIdentities
-from controlplane.reconcile.plan import NetworkPlan, plan_network
+from controlplane.reconcile.plan import NetworkPlan
+from controlplane.reconcile.plan_memo import PlanMemo
 from controlplane.reconcile.state import HoldSite, NetworkState
 from controlplane.reconcile.wakes import (
     hold_target,
@@ -90,6 +89,8 @@ class Reconciler:
         self.state = NetworkState()
         # Every deployment's route per gateway from the last rebuild: unchanged ones are kept.
         self._routes = RouteMemo()
+        # The store's snapshot and the plan made of it, reused until the store changes.
+        self._memo = PlanMemo()
         self.offload = OffloadController()
         self.moves = MoveTracker()
         self.autoscaler = autoscaler or Autoscaler()
@@ -97,6 +98,8 @@ class Reconciler:
         self.activator: Activator | None = None
         self.activator_endpoint: Endpoint | None = None
         self._offloading = False
+        # Told each rebuild's duration in seconds (the control plane's metrics page).
+        self.rebuild_listeners: list[Callable[[float], None]] = []
         self._wake = asyncio.Event()
         store.add_listener(lambda _event: self.trigger())
         registry.add_listener(lambda _region: self.trigger())
@@ -132,10 +135,13 @@ class Reconciler:
                 pass
             await asyncio.sleep(DEBOUNCE_S)
             self._wake.clear()
+            started = time.perf_counter()
             try:
                 self.rebuild()
             except Exception:
                 log.exception("rebuild failed; keeping the last good config")
+            for listener in self.rebuild_listeners:
+                listener(time.perf_counter() - started)
 
     def _next_credential_change_s(self) -> float | None:
         """Seconds until a working secret stops (its gateways must stop taking it then)."""
@@ -152,7 +158,7 @@ class Reconciler:
     # -- one pass ------------------------------------------------------------------------
 
     def rebuild(self) -> None:
-        snapshot = self.store.snapshot()
+        snapshot = self._memo.snapshot(self.store)
         # A region is configured only once its agent has reported: a restarted control plane
         # must not push a config without endpoints over the one Envoy is serving.
         sessions = {s.region: s for s in self.registry.sessions() if s.report is not None}
@@ -164,17 +170,14 @@ class Reconciler:
             views = self.rollouts.update(
                 snapshot.deployments, self.state.placements, reports, known
             )
-        plan = plan_network(
+        derived = self._memo.derive(
             snapshot, {k: v.tracks for k, v in views.items() if v.tracks is not None}
         )
+        plan = derived.plan()
         plan.state.rollouts = views
         # After a restart Envoy still runs the previous process's config: name the planned
         # tracks' clusters too, so the first look at a report reads all of it.
-        known = known.merged(
-            ClusterIndex.of_tracks(
-                TrackKey(r.environment, r.name, t.name) for r in plan.resolved for t in r.tracks
-            )
-        )
+        known = known.merged(derived.planned_clusters)
         # The autoscaler's last decisions: a placed region at zero on purpose is not waited for.
         plan.state.moves = self.moves.update(plan.resolved, reports, known, self.state.scales)
         workers = {r: list(report.workers) for r, report in reports.items()}
@@ -182,16 +185,11 @@ class Reconciler:
         self._offloading = bool(offload)
         signals = _load_signals(plan, reports, known)
         plan.state.held = self.activator.held() if self.activator is not None else {}
-        configured = fingerprints(snapshot.deployments, snapshot.environments)
-        versions = track_versions(plan.resolved, snapshot.models)
+        configured = derived.configured
+        versions = derived.versions
         measured = load_footprints(self.store)
         record_footprints(self.store, new_measurements(reports, versions, measured, _rfc3339()))
-        footprints = track_footprints(
-            versions,
-            measured,
-            declared_memory(snapshot.deployments),
-            packed={key for key, workload in plan.workloads.items() if workload.packed},
-        )
+        footprints = track_footprints(versions, measured, derived.declared, packed=derived.packed)
         plan.state.memory = {
             name: memory
             for name, region in plan.regions.items()

@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from string import Template
@@ -289,41 +289,32 @@ def parse_clusters(text: str) -> GatewayView:
     by_cluster: dict[str, set[str]] = {}
     counters: dict[str, dict[str, list[int]]] = {}  # cluster → host → [active, total]
     hostnames: dict[str, str] = {}
-    dynamic: set[str] = set()
     entries: dict[tuple[str, str], _HostEntry] = {}
-    for line in text.splitlines():
-        cluster, sep, rest = line.partition("::")
-        if not sep:
-            continue
-        if rest == "added_via_api::true":
-            dynamic.add(cluster)
-            continue
-        parts = rest.rsplit("::", 2)
-        if len(parts) != 3:
-            continue
-        host, stat, value = parts
-        if stat in ("rq_active", "rq_total"):
+    dynamic = {c for c, host, value in _stat_lines(text, "added_via_api") if value == "true"}
+    for index, stat in enumerate(("rq_active", "rq_total")):
+        for cluster, host, value in _stat_lines(text, stat):
             try:
                 count = int(value)
             except ValueError:
                 continue
-            pair = counters.setdefault(cluster, {}).setdefault(host, [0, 0])
-            pair[0 if stat == "rq_active" else 1] = count
+            counters.setdefault(cluster, {}).setdefault(host, [0, 0])[index] = count
             if stat == "rq_active":
                 entries.setdefault((cluster, host), _HostEntry()).active = count
-        elif stat == "hostname":
-            hostnames[host] = value
-            entries.setdefault((cluster, host), _HostEntry()).name = value
-        elif stat == "health_flags" and value == "healthy":
+    for cluster, host, value in _stat_lines(text, "hostname"):
+        hostnames[host] = value
+        entries.setdefault((cluster, host), _HostEntry()).name = value
+    for cluster, host, value in _stat_lines(text, "health_flags"):
+        entry = entries.setdefault((cluster, host), _HostEntry())
+        if value == "healthy":
             # Any flag (/failed_active_hc, /pending_active_hc, /failed_eds_health,
             # /failed_outlier_check, ...) means Envoy would not pick the host now.
             routable.add(host)
             by_cluster.setdefault(cluster, set()).add(host)
-            entries.setdefault((cluster, host), _HostEntry()).healthy = True
-        elif stat == "health_flags":
+            entry.healthy = True
+        else:
             unroutable.add(host)
             by_cluster.setdefault(cluster, set())
-            entries.setdefault((cluster, host), _HostEntry()).healthy = False
+            entry.healthy = False
     inflight: dict[str, int] = {}
     traffic: dict[str, dict[str, HostTraffic]] = {}
     for cluster, hosts in counters.items():
@@ -339,6 +330,26 @@ def parse_clusters(text: str) -> GatewayView:
         dynamic_clusters=frozenset(dynamic),
         **_by_name(entries),
     )
+
+
+def _stat_lines(text: str, stat: str) -> Iterator[tuple[str, str, str]]:
+    """(cluster, host, value) of every line whose stat is `stat`, in the page's order; host is
+    "" on a cluster-wide line (`{cluster}::added_via_api::true`).
+
+    At 1,000 deployments the page has ~136,000 lines of which a tenth matter; splitting and
+    cutting every line in Python took ~0.12 s a read, finding `::{stat}::` (a plain substring
+    search) and cutting only those lines takes a fraction of it."""
+    marker = f"::{stat}::"
+    at = text.find(marker)
+    while at >= 0:
+        start = text.rfind("\n", 0, at) + 1
+        end = text.find("\n", at)
+        if end < 0:
+            end = len(text)
+        cluster, _, host = text[start:at].partition("::")
+        if cluster and (host or stat == "added_via_api"):
+            yield cluster, host, text[at + len(marker) : end].rstrip("\r")
+        at = text.find(marker, end)
 
 
 @dataclass

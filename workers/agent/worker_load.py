@@ -33,16 +33,29 @@ def parse_worker_load(text: str, runtime: str, model: str) -> WorkerLoad:
     return WorkerLoad(queued=load.queued, requests=load.requests, batches=load.executions)
 
 
+# The samples a load is made of, and where each goes in [queued, requests, batches, memory].
+_LOAD_FIELDS = {
+    "meshline_worker_queued_requests": 0,
+    "meshline_worker_batch_requests_sum": 1,
+    "meshline_worker_batch_requests_count": 2,
+    "meshline_worker_model_memory_bytes": 3,
+}
+
+
+def _load_lines(text: str) -> str:
+    """Only the sample lines of the four load figures. A shared worker's page has ~70 lines per
+    model (latency histograms, counters) and the agent reads it every second: parsing all of it
+    for 1,000 models was most of the agent's time. Lines without a TYPE comment parse as
+    untyped samples under their full name, which is what the readers match."""
+    wanted = tuple(f"{name}{end}" for name in _LOAD_FIELDS for end in ("{", " "))
+    return "\n".join(line for line in text.splitlines() if line.startswith(wanted)) + "\n"
+
+
 def parse_shared_loads(text: str) -> dict[str, WorkerLoad]:
     """One scrape of a shared worker: each model's figures, by the model's label."""
     figures: dict[str, list[float]] = {}  # model → [queued, requests, batches, memory]
-    fields = {
-        "meshline_worker_queued_requests": 0,
-        "meshline_worker_batch_requests_sum": 1,
-        "meshline_worker_batch_requests_count": 2,
-        "meshline_worker_model_memory_bytes": 3,
-    }
-    for family in text_string_to_metric_families(text):
+    fields = _LOAD_FIELDS
+    for family in text_string_to_metric_families(_load_lines(text)):
         for sample in family.samples:
             index = fields.get(sample.name)
             model = sample.labels.get("model")
@@ -57,7 +70,7 @@ def parse_shared_loads(text: str) -> dict[str, WorkerLoad]:
 
 def _torch_load(text: str, model: str) -> WorkerLoad:
     queued = requests = batches = memory = 0.0
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(_load_lines(text)):
         for sample in family.samples:
             if sample.labels.get("model", model) != model:
                 continue

@@ -44,3 +44,26 @@ def test_triton_metrics_give_the_same_figures() -> None:
     load = parse_worker_load(TRITON_TEXT, "triton", "d")
     assert load == WorkerLoad(queued=2, requests=13, batches=4)
     assert parse_worker_load(TRITON_TEXT, "external", "d") == load
+
+
+def test_a_shared_workers_page_gives_each_models_figures() -> None:
+    """The real shared worker's page, with the histograms and counters the agent skips: each
+    model's four figures, nothing of one model counted for another."""
+    from workers.agent.worker_load import parse_shared_loads
+    from workers.torch_worker.metrics import SharedMetrics
+
+    metrics = SharedMetrics()
+    a, b = metrics.bind("a", "v1"), metrics.bind("b", "v1")
+    for model in (a, b):
+        with model.track("grpc"):
+            pass
+    a.observe_batch(requests=3, rows=5)
+    a.observe_batch(requests=1, rows=1)
+    b.observe_batch(requests=2, rows=2)
+    metrics.set_queued("a", 4)
+    metrics.set_memory("b", "v1", 1 << 20)
+    text = metrics.render().decode()
+    assert "_bucket{" in text  # the page carries what the reader must skip
+    loads = parse_shared_loads(text)
+    assert loads["a"] == WorkerLoad(queued=4, requests=4, batches=2)
+    assert loads["b"] == WorkerLoad(queued=0, requests=2, batches=1, memory_bytes=1 << 20)
