@@ -34,7 +34,7 @@ from workers.agent.gateway_facts import (
 )
 from workers.agent.gateway_watch import FAST_PROBE_S, GatewayWatch
 from workers.agent.load_scrape import LoadScraper
-from workers.agent.probes import probe
+from workers.agent.probes import probe, shared_model_problems
 from workers.agent.resources import ResourceWatch
 from workers.agent.standby_pool import StandbyPool
 from workers.agent.worker import State, Worker, model_key, wanted_workers, workload_key
@@ -358,9 +358,27 @@ class Supervisor:
         await self._probe_some([w for w in self.workers.values() if self._is_starting(w)])
 
     async def _probe_some(self, workers: list[Worker]) -> None:
-        results = await asyncio.gather(*(self._probe(w) for w in workers))
+        # Loaded packed models are asked of their shared worker at once, one call each.
+        by_shared: dict[str, list[Worker]] = {}
+        alone: list[Worker] = []
+        for w in workers:
+            if w.packed and w.loaded and w.shared is not None and w.running:
+                by_shared.setdefault(w.shared.shared_id, []).append(w)
+            else:
+                alone.append(w)
+        results = await asyncio.gather(
+            *(self._probe(w) for w in alone),
+            *(self._probe_shared(group) for group in by_shared.values()),
+        )
         if any(results):
             self.on_change()
+
+    async def _probe_shared(self, models: list[Worker]) -> bool:
+        shared = models[0].shared
+        assert shared is not None
+        problems = await shared_model_problems(shared, {w.workload.deployment for w in models})
+        changed = [await self._probe(w, problems[w.workload.deployment]) for w in models]
+        return any(changed)
 
     @staticmethod
     def _is_starting(worker: Worker) -> bool:
@@ -381,9 +399,9 @@ class Supervisor:
             for w in self.workers.values()
         )
 
-    async def _probe(self, worker: Worker) -> bool:
+    async def _probe(self, worker: Worker, problem: str | None = None) -> bool:
         """Update one worker's state; True when it changed."""
-        result = await probe(worker, self._load, read_load=not self._stopping)
+        result = await probe(worker, self._load, read_load=not self._stopping, problem=problem)
         if result.state_changed:
             self._wake.set()  # a healthy new worker may let old ones drain
             if worker.state == State.WORKER_STATE_HEALTHY:

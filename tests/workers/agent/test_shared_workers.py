@@ -193,3 +193,42 @@ async def test_a_model_that_crashed_one_goes_alone_every_time_until_its_revision
     finally:
         await shared.stop()
     assert not shared.pids()
+
+
+async def test_one_index_call_says_which_models_of_a_shared_worker_serve(tmp_path: Path) -> None:
+    """The agent's probe of packed models: one RepositoryIndex call on a real shared worker's
+    control port names each model's state; a model the worker dropped is not serving, and a
+    dead worker makes every model unreachable."""
+    from meshline.inference import grpc_service_pb2 as oip
+    from meshline.inference import grpc_service_pb2_grpc as oip_grpc
+    from workers.agent.probes import shared_model_problems
+
+    config = AgentConfig(
+        region="eu", controlplane="127.0.0.1:1", state_dir=tmp_path, standby_workers=0
+    )
+    shared = SharedWorkers(config, StandbyPool(0, tmp_path / "standby"), wake=lambda: None)
+    model = build_mlp(tmp_path / "m.pt", seed=0)
+    config_json = model_config_json("v1", model, SIGNATURE)
+    try:
+        worker = shared.place("w1", "a", ("production", "a", "r1"))
+        shared.place("w2", "b", ("production", "b", "r1"))
+        await asyncio.wait_for(shared.load(worker, config_json, "a"), 120)
+        await asyncio.wait_for(shared.load(worker, config_json, "b"), 120)
+        assert await shared_model_problems(worker, ["a", "b"]) == {"a": "", "b": ""}
+
+        assert worker.control is not None
+        stub = oip_grpc.GRPCInferenceServiceStub(worker.control)
+        await stub.RepositoryModelUnload(oip.RepositoryModelUnloadRequest(model_name="b"))
+        problems = await shared_model_problems(worker, ["a", "b", "never-loaded"])
+        assert problems["a"] == ""
+        assert "model 'b' in shared worker" in problems["b"] and "UNAVAILABLE" in problems["b"]
+        assert "'never-loaded'" in problems["never-loaded"]
+
+        assert worker.process is not None
+        worker.process.kill()
+        await worker.process.wait()
+        dead = await shared_model_problems(worker, ["a", "b"])
+        assert all("unreachable" in p for p in dead.values()), dead
+    finally:
+        await shared.stop()
+    assert not shared.pids()

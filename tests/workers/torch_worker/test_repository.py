@@ -210,6 +210,25 @@ async def test_memory_is_measured_at_load_or_taken_as_declared(
     assert memory_gauge(metrics, "declared") == 7 * MIB
 
 
+async def test_the_first_load_in_a_process_is_not_charged_the_process_setup(
+    tmp_path: Path, closing: list[ModelRepository]
+) -> None:
+    """The first load also pays torch's one-time setup: that growth is the process's, so the
+    first model is taken at its file's size; later loads at what they grew the process by."""
+    readings = iter([100 * MIB, 112 * MIB, 112 * MIB, 115 * MIB])  # before/after each load
+    readiness, metrics = Readiness(), SharedMetrics()
+    settings = RepositorySettings("test", warmup=False, inline_budget_s=0.0, room_wait_s=GUARD_S)
+    repo = ModelRepository(
+        settings, metrics, readiness, ActivityLog(None), rss=lambda: next(readings)
+    )
+    closing.append(repo)
+    first, second = mlp(tmp_path, "first", 1), mlp(tmp_path, "second", 2)
+    await repo.load("first", first)
+    await repo.load("second", second)
+    assert memory_gauge(metrics, "first") == first.path.stat().st_size
+    assert memory_gauge(metrics, "second") == 3 * MIB
+
+
 def memory_gauge(metrics: SharedMetrics, model: str) -> float:
     versions = memory_by_version(metrics, model)
     assert len(versions) == 1, f"memory gauges of model {model}: {versions}"
