@@ -6,7 +6,9 @@ resolved every deployment's policies, hashed every workload and named every trac
 again: at 1,000 deployments that was a third of a ~0.3 s pass, paid several times per cold
 start. The store's revision changes with every committed change (and its epoch with every
 open), so a snapshot and everything derived from it are reused while both stay the same and the
-rollouts serve the same tracks.
+rollouts serve the same tracks. When the store did change, each deployment's resolution and
+each track's revision come from memory unless their own inputs changed (a change touches one
+deployment; planning 10,000 afresh took ~1 s).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from controlplane.ir.index import ClusterIndex
+from controlplane.policy import ResolveMemo
 from controlplane.policy.settings import Track
 from controlplane.quarantine.fingerprint import fingerprints
 from controlplane.reconcile.capacity import declared_memory, track_versions
-from controlplane.reconcile.plan import NetworkPlan, plan_network
+from controlplane.reconcile.plan import NetworkPlan, RevisionMemo, plan_network
 from controlplane.store import Store, StoreSnapshot
 from meshline.keys import DeploymentKey, TrackKey
 from meshline.v1 import resources_pb2
@@ -46,9 +49,12 @@ class StoreDerived:
 
 
 def derive(
-    snapshot: StoreSnapshot, tracks: Mapping[DeploymentKey, tuple[Track, ...]]
+    snapshot: StoreSnapshot,
+    tracks: Mapping[DeploymentKey, tuple[Track, ...]],
+    resolutions: ResolveMemo | None = None,
+    revisions: RevisionMemo | None = None,
 ) -> StoreDerived:
-    plan = plan_network(snapshot, tracks)
+    plan = plan_network(snapshot, tracks, resolutions, revisions)
     return StoreDerived(
         snapshot=snapshot,
         tracks=dict(tracks),
@@ -69,6 +75,10 @@ class PlanMemo:
     def __init__(self) -> None:
         self._snapshot: StoreSnapshot | None = None
         self._derived: StoreDerived | None = None
+        # A change in the store plans the network again: each deployment's resolution and
+        # each track's revision are taken from memory unless their inputs changed.
+        self.resolutions = ResolveMemo()
+        self.revisions = RevisionMemo()
         # For tests: how many rebuilds derived afresh.
         self.derivations = 0
 
@@ -83,6 +93,6 @@ class PlanMemo:
     ) -> StoreDerived:
         last = self._derived
         if last is None or last.snapshot is not snapshot or last.tracks != tracks:
-            self._derived = last = derive(snapshot, tracks)
+            self._derived = last = derive(snapshot, tracks, self.resolutions, self.revisions)
             self.derivations += 1
         return last

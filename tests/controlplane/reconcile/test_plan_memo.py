@@ -82,3 +82,23 @@ def test_each_rebuild_gets_a_state_of_its_own(store: Store) -> None:
     assert second.state.placements[KEY] == ("eu",)
     assert "extra" not in second.state.revisions[KEY]
     assert second.state.routes == {}
+
+
+def test_after_a_change_only_what_it_touched_is_resolved_again(
+    store: Store, tmp_path: Path
+) -> None:
+    apply_resources(store, [deployment(f"d{i}", "mlp", "v1") for i in range(20)])
+    memo = PlanMemo()
+    memo.derive(memo.snapshot(store), {})
+    apply_resources(store, [deployment("d3", "mlp", "v2")])
+    after = memo.derive(memo.snapshot(store), {})
+    resolutions = memo.resolutions  # what the second pass resolved afresh
+    assert (resolutions.resolved, resolutions.remembered) == (1, 20)
+    # Equal to a plan made from nothing.
+    fresh = plan_network(store.snapshot())
+    assert after.template.workloads == fresh.workloads
+    assert after.template.state.revisions == fresh.state.revisions
+    assert (
+        after.template.state.revisions[DeploymentKey("production", "d3")]
+        != (after.template.state.revisions[DeploymentKey("production", "d4")])
+    )
