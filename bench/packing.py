@@ -128,6 +128,12 @@ class PhaseResult:
     def answered(self) -> int:
         return sum(1 for c in self.first if c.ok)
 
+    @property
+    def started(self) -> int:
+        """Deployments whose replica started (status counts a cold start), whether or not
+        their first call was answered in time."""
+        return len(self.recorded_cold_starts_s)
+
 
 # -- pure helpers -------------------------------------------------------------------------
 
@@ -460,7 +466,7 @@ def _latencies(calls: Sequence[Call]) -> list[float]:
 def per_deployment(r: PhaseResult) -> dict[str, float]:
     """What one deployment costs, three ways: the PSS of the processes that serve them, the
     machine's MemAvailable drop, and the region's used memory as capacity admission sees it."""
-    n = max(1, r.answered)
+    n = max(1, r.started)
     return {
         "pss": r.pss_bytes / n,
         "available": (r.before.available_bytes - r.after.available_bytes) / n,
@@ -496,6 +502,7 @@ def render(run: Run) -> str:
             lambda r: f"**{r.answered:,} / {r.deployments:,}**",
         ),
         row("first calls failed", lambda r: f"{len(r.first) - r.answered}"),
+        row("deployments started (status: a cold start recorded)", lambda r: f"{r.started:,}"),
         row("first call (cold start) p50", lat(first, 50)),
         row("first call p99", lat(first, 99)),
         row("first call max", lat(first, 100)),
@@ -569,18 +576,48 @@ reports stopped changing the region's figure: PSS (proportional set size: pages 
 processes counted once, split among them) of the processes that serve the phase's deployments;
 the machine's MemAvailable (/proc/meminfo; it also moves with Envoy, the control plane and
 anything else on the machine); and the region's used memory as capacity admission counts it
-(GetRegion). Per-deployment figures divide by those that answered.
+(GetRegion). Per-deployment figures divide by the deployments started.
 
-What to take from it. Packed, {packed.answered:,} of {packed.deployments:,} deployments
-answered their first call, all loaded at once in {packed.processes} processes using
-{_gib(packed.pss_bytes)} PSS ({_mib(p["pss"])} each) against {_mib(d["pss"])} each
-dedicated. {packed.deployments:,} dedicated deployments would need about
-{_gib(need)} of PSS (extrapolated from {dedicated.deployments} measured, not run) on a
-{run.machine.rsplit(", ", 1)[-1]} machine whose region budget is {_gib(budget)}: about
-{fits_budget:,} dedicated workers fit that budget. A packed cold start is a model load,
-not a process start: {_ms(percentile(_latencies(packed.first), 50))} p50 against
-{_ms(percentile(_latencies(dedicated.first), 50))} dedicated. Warm, both are one
-forward pass of a small model behind the gateway.
+What to take from it. Memory: {packed.started:,} packed deployments were loaded at once
+in {packed.processes} shared worker processes using {_gib(packed.pss_bytes)} of PSS
+({_mib(p["pss"])} each: one interpreter and torch serve {MODELS_PER_SHARED_WORKER} models),
+against {_mib(d["pss"])} for each dedicated worker. {packed.deployments:,} dedicated
+deployments would need about {_gib(need)} of PSS (extrapolated from the
+{dedicated.deployments} measured, not run): about {fits_budget:,} fit this
+{run.machine.rsplit(", ", 1)[-1]} machine's region budget of {_gib(budget)}. Capacity
+admission counts a packed model at {_mib(p["region"])} (the region's figure per deployment
+above): its artifact's recorded footprint, the largest growth a load of that file caused, where
+a shared worker's first load counts at the file's size, since it also pays torch's one-time
+setup (about 12 MiB, against about 1 MiB for every later load), which is the process's own
+memory. Until 2026-12-07 that first load set the footprint of the artifact, every packed copy
+was planned at 12 MiB, and the region's budget was full at about 940 of 1,000 models.
+
+Latency: a packed cold start is a model load (tens of milliseconds in the worker), yet the
+packed first call took {_ms(percentile(_latencies(packed.first), 50))} p50, growing from
+{_ms(percentile(_latencies(tenths(packed.first)[0]), 50))} in the first tenth of the pass to
+{_ms(percentile(_latencies(tenths(packed.first)[1]), 50))} in the last as more models were
+loaded, and {len(packed.first) - packed.answered} first calls near the end ran out of the route's
+30 s request timeout (their models loaded anyway: {packed.started:,} started, and the warm pass
+answered {len(_latencies(packed.warm)):,}). The time is the control plane's, not the model's: a
+cold start waits for three reconcile passes in a row (the wake that scales the deployment to
+one, the agent's report of the loaded model that adds its endpoint, the Envoy ACK of that
+endpoint after which the activator hands the request back), and every pass recomputes the
+whole network. Read from `meshline_controlplane_rebuild_seconds` during this run (20 s windows):
+a pass took 0.29 s on average with about 550 of the 1,000 models loaded, 0.49 s with about 750
+and 0.56 s with about 950, and the loop was busy 65 to 75 % of the time. The dedicated first
+call, a process start with {dedicated.deployments} deployments in the network, took
+{_ms(percentile(_latencies(dedicated.first), 50))} p50.
+
+What was done for this on 2026-12-07 (commits 0e182d5, 2c9c45b, 2464390): the store snapshot
+and the plan made of it are reused while the store does not change (and a change plans again
+only the deployments it touched); load windows keep one sample per change, not per pass; the
+agent reads only the lines it needs of each shared worker's metrics page and of Envoy's
+`/clusters`, and asks a shared worker for all its models' states in one call instead of a
+health check per model; a shared worker's first load no longer sets its artifact's footprint.
+Before them, a run of this bench (2026-12-06) had first calls of 10 to 22 s p50 and 96 of the
+first 500 failed; the run before the last two fixes answered 970 of 1,000 first calls and
+filled the region's budget. What is left: a pass that touches only what a report, ACK or
+wake changed (docs/architecture.md, Known limits).
 """
 
 

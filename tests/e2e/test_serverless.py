@@ -123,6 +123,9 @@ def test_a_new_deployment_runs_nothing_until_a_burst_of_first_requests_which_all
         )
         assert starts is not None and int(starts.group(1)) >= 1, metrics
         assert f'meshline_cold_start_seconds_count{{deployment="{name}"' in metrics
+        # The passes the cold start waited for are on the page too.
+        rebuilds = re.search(r"^meshline_controlplane_rebuild_seconds_count (\S+)", metrics, re.M)
+        assert rebuilds is not None and float(rebuilds.group(1)) >= 1, metrics
 
         # Idle again: back to zero, and it stays there. The retired worker's counters, still
         # in Envoy for a moment, once read as new traffic and woke the region at once.
