@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -86,6 +86,15 @@ class MetricsServer:
             registry=self.registry,
         )
         reconciler.rebuild_listeners.append(rebuilds.observe)
+        # What woke the passes: under steady traffic agent reports dominate (each one is a
+        # whole pass, see docs/architecture.md, Known limits).
+        triggers = Counter(
+            "meshline_controlplane_rebuild_triggers",
+            "What asked for a reconcile pass (several in one debounce window make one pass)",
+            ["source"],
+            registry=self.registry,
+        )
+        reconciler.trigger_listeners.append(lambda source: triggers.labels(source).inc())
         self._runner: web.AppRunner | None = None
         self.address = ""
 

@@ -101,16 +101,22 @@ class Reconciler:
         # Told each rebuild's duration in seconds (the control plane's metrics page).
         self.rebuild_listeners: list[Callable[[float], None]] = []
         self._wake = asyncio.Event()
-        store.add_listener(lambda _event: self.trigger())
-        registry.add_listener(lambda _region: self.trigger())
-        cache.add_listener(lambda _node: self.trigger())
+        # Told what woke each pass ("store": a committed change, "agent": a report or a
+        # session, "envoy": an ACK, NACK or stream, "check": an offline config check ended,
+        # "timer": an autoscaler, rollout or certificate deadline, "start").
+        self.trigger_listeners: list[Callable[[str], None]] = []
+        store.add_listener(lambda _event: self.trigger("store"))
+        registry.add_listener(lambda _region: self.trigger("agent"))
+        cache.add_listener(lambda _node: self.trigger("envoy"))
 
-    def trigger(self) -> None:
+    def trigger(self, source: str = "start") -> None:
+        for listener in self.trigger_listeners:
+            listener(source)
         self._wake.set()
 
     def _trigger_threadsafe(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.trigger)
+            self._loop.call_soon_threadsafe(self.trigger, "check")
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -132,7 +138,8 @@ class Reconciler:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
-                pass
+                for count in self.trigger_listeners:
+                    count("timer")
             await asyncio.sleep(DEBOUNCE_S)
             self._wake.clear()
             started = time.perf_counter()
@@ -140,8 +147,8 @@ class Reconciler:
                 self.rebuild()
             except Exception:
                 log.exception("rebuild failed; keeping the last good config")
-            for listener in self.rebuild_listeners:
-                listener(time.perf_counter() - started)
+            for observe in self.rebuild_listeners:
+                observe(time.perf_counter() - started)
 
     def _next_credential_change_s(self) -> float | None:
         """Seconds until a working secret stops (its gateways must stop taking it then)."""

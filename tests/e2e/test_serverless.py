@@ -126,6 +126,15 @@ def test_a_new_deployment_runs_nothing_until_a_burst_of_first_requests_which_all
         # The passes the cold start waited for are on the page too.
         rebuilds = re.search(r"^meshline_controlplane_rebuild_seconds_count (\S+)", metrics, re.M)
         assert rebuilds is not None and float(rebuilds.group(1)) >= 1, metrics
+        # The cold start's passes were woken by the store (the apply), the agent's reports
+        # and Envoy's answers, and each is counted under its source.
+        for source in ("store", "agent", "envoy"):
+            woke = re.search(
+                rf'^meshline_controlplane_rebuild_triggers_total{{source="{source}"}} (\S+)',
+                metrics,
+                re.M,
+            )
+            assert woke is not None and float(woke.group(1)) >= 1, (source, metrics)
 
         # Idle again: back to zero, and it stays there. The retired worker's counters, still
         # in Envoy for a moment, once read as new traffic and woke the region at once.
