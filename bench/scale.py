@@ -592,9 +592,9 @@ assembled again) before it pushes: translation itself keeps every unchanged depl
 row "translate after one deployment changed"). Then each gateway gets its whole route table
 again, about 12 MB at 1,000 deployments (one RDS resource per listener, so Delta sends it
 whole too; Delta was no faster here, its per-resource diff of 8,000 clusters and endpoints
-costs more than SotW's version per type). A pass per change (only the deployments a change touched) and route
-tables split below one resource per listener are what the targets need; neither is built yet
-(docs/architecture.md, Known limits).
+costs more than SotW's version per type). A pass per change (only the deployments a change
+touched) and route tables split below one resource per listener are what the targets need;
+neither is built yet (docs/architecture.md, Known limits).
 
 What one gateway gets over xDS at {largest.deployments:,} deployments (region
 {REGIONS[0]}):
