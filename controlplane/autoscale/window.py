@@ -42,8 +42,8 @@ class LoadWindow:
             samples.append((now, value))
             self._merged_from = None
         # Keep one sample from before the horizon: it says what the signal was at its start.
-        while len(self._samples) > 1 and self._samples[1][0] <= now - self.horizon_s:
-            self._samples.popleft()
+        while len(samples) > 1 and samples[1][0] <= now - self.horizon_s:
+            samples.popleft()
 
     def __len__(self) -> int:
         return len(self._samples)

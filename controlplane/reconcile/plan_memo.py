@@ -51,8 +51,8 @@ class StoreDerived:
 def derive(
     snapshot: StoreSnapshot,
     tracks: Mapping[DeploymentKey, tuple[Track, ...]],
-    resolutions: ResolveMemo | None = None,
-    revisions: RevisionMemo | None = None,
+    resolutions: ResolveMemo,
+    revisions: RevisionMemo,
 ) -> StoreDerived:
     plan = plan_network(snapshot, tracks, resolutions, revisions)
     return StoreDerived(

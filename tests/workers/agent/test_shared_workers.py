@@ -144,15 +144,20 @@ def test_a_moved_model_serves_only_once_its_own_clusters_route_to_it() -> None:
     assert gateway_facts(view, [placed], frozenset(), frozenset()).workers["w-a"].routable
 
 
+def _shared_workers(tmp_path: Path) -> SharedWorkers:
+    """The agent's registry of shared workers, starting real processes, no standby pool."""
+    config = AgentConfig(
+        region="eu", controlplane="127.0.0.1:1", state_dir=tmp_path, standby_workers=0
+    )
+    return SharedWorkers(config, StandbyPool(0, tmp_path / "standby"), wake=lambda: None)
+
+
 async def test_a_load_given_up_does_not_cancel_the_start_its_neighbours_wait_for(
     tmp_path: Path,
 ) -> None:
     """Two models placed in a shared worker that is still starting (a real process); the first
     one's worker is retired meanwhile (its load cancelled): the second still loads."""
-    config = AgentConfig(
-        region="eu", controlplane="127.0.0.1:1", state_dir=tmp_path, standby_workers=0
-    )
-    shared = SharedWorkers(config, StandbyPool(0, tmp_path / "standby"), wake=lambda: None)
+    shared = _shared_workers(tmp_path)
     model = build_mlp(tmp_path / "m.pt", seed=0)
     config_json = model_config_json("v1", model, SIGNATURE)
     try:
@@ -175,10 +180,7 @@ async def test_a_load_given_up_does_not_cancel_the_start_its_neighbours_wait_for
 async def test_a_model_that_crashed_one_goes_alone_every_time_until_its_revision_changes(
     tmp_path: Path,
 ) -> None:
-    config = AgentConfig(
-        region="eu", controlplane="127.0.0.1:1", state_dir=tmp_path, standby_workers=0
-    )
-    shared = SharedWorkers(config, StandbyPool(0, tmp_path / "standby"), wake=lambda: None)
+    shared = _shared_workers(tmp_path)
     try:
         first = shared.place("w1", "steady", ("production", "steady", "r1"))
         shared.isolate(("production", "crashy", "r1"), "crashed")
@@ -203,10 +205,7 @@ async def test_one_index_call_says_which_models_of_a_shared_worker_serve(tmp_pat
     from meshline.inference import grpc_service_pb2_grpc as oip_grpc
     from workers.agent.probes import shared_model_problems
 
-    config = AgentConfig(
-        region="eu", controlplane="127.0.0.1:1", state_dir=tmp_path, standby_workers=0
-    )
-    shared = SharedWorkers(config, StandbyPool(0, tmp_path / "standby"), wake=lambda: None)
+    shared = _shared_workers(tmp_path)
     model = build_mlp(tmp_path / "m.pt", seed=0)
     config_json = model_config_json("v1", model, SIGNATURE)
     try:
